@@ -1,0 +1,64 @@
+"""Array backends (SPEC §4): the evaluator reaches arrays only through a
+:class:`Backend`'s namespace ``xp`` (NumPy or CuPy) and its float ``dtype``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+from lamad.errors import LamError
+
+BACKENDS = ("numpy", "cupy")
+DTYPES = ("float64", "float32")
+
+
+class BackendError(LamError):
+    kind = "backend error"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace and the float dtype of every ``Real`` and ``Tensor``."""
+
+    name: str
+    xp: ModuleType
+    dtype: Any
+
+    def asarray(self, value: Any) -> Any:
+        """Move host data (Python numbers, NumPy arrays, nested lists) onto this backend
+        as an array of its dtype: the one place values enter the backend."""
+        return self.xp.asarray(value, dtype=self.dtype)
+
+    def scalar(self, value: float) -> Any:
+        """A ``Real``: a 0-d array of the backend's dtype (NumPy gives its scalar type,
+        which behaves as one and is cheaper to compute with)."""
+        return self.xp.asarray(value, dtype=self.dtype)[()]
+
+    def to_host(self, value: Any) -> Any:
+        """A NumPy copy of a backend array, for user-visible output only."""
+        if self.name == "cupy":
+            return self.xp.asnumpy(value)
+        return value
+
+
+@lru_cache(maxsize=None)
+def get_backend(name: str | None = None, dtype: str | None = None) -> Backend:
+    """The backend ``name`` (default: ``$LAMAD_BACKEND`` or ``numpy``) with float ``dtype``
+    (default: ``$LAMAD_DTYPE`` or ``float64``)."""
+    name = name or os.environ.get("LAMAD_BACKEND") or "numpy"
+    dtype = dtype or os.environ.get("LAMAD_DTYPE") or "float64"
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend '{name}'; choose one of {', '.join(BACKENDS)}")
+    if dtype not in DTYPES:
+        raise BackendError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
+    if name == "numpy":
+        import numpy as xp
+    else:
+        try:
+            import cupy as xp
+        except ImportError:
+            raise BackendError("the cupy backend needs CuPy: pip install 'lamad[cuda]'") from None
+    return Backend(name, xp, xp.dtype(dtype))

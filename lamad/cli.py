@@ -1,0 +1,133 @@
+"""The ``lamad`` command (SPEC §6).
+
+Exit status: 0 on success, 1 on an error in the user's program (syntax, type,
+run time: a located message on stderr, never a traceback), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from lamad import api
+from lamad.backend import BACKENDS, DTYPES
+from lamad.errors import LamError
+from lamad.pretty import format_value, pretty_type
+
+
+class UsageError(Exception):
+    """Bad use of the command line (exit status 2)."""
+
+
+def _load(args: argparse.Namespace) -> api.LoadedProgram:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"cannot read '{args.file}': no such file")
+    return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None))
+
+
+def _entry(prog: api.LoadedProgram, name: str | None) -> str:
+    defined = ", ".join(prog.types) or "nothing"
+    if name is None:
+        if "main" not in prog:
+            raise UsageError(f"{prog.filename} has no 'main'; choose a definition with --entry (defined: {defined})")
+        return "main"
+    if name not in prog:
+        raise UsageError(f"{prog.filename} has no definition '{name}' (defined: {defined})")
+    return name
+
+
+def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
+    """The values of ``--arg NAME=VALUE`` (a lamad expression) or ``NAME=@file.npy``, in
+    parameter order."""
+    params = prog.typed.program[entry].params
+    pairs: dict[str, str] = {}
+    for item in given:
+        name, eq, text = item.partition("=")
+        if not eq:
+            raise UsageError(f"--arg expects NAME=VALUE, got '{item}'")
+        if name not in {p.name for p in params}:
+            expected = ", ".join(p.name for p in params) or "no parameters"
+            raise UsageError(f"'{entry}' has no parameter '{name}' (it takes {expected})")
+        pairs[name] = text
+    missing = [f"{p.name} : {pretty_type(p.annot)}" for p in params if p.name not in pairs]
+    if missing:
+        raise UsageError(f"'{entry}' needs --arg for: {', '.join(missing)}")
+    values = []
+    for p in params:
+        text = pairs[p.name]
+        if text.startswith("@"):
+            import numpy as np
+
+            try:
+                data = np.load(text[1:], allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise UsageError(f"cannot load '{text[1:]}' for {p.name}: {e}") from None
+            values.append(api.from_python(data, p.annot, prog.backend))
+        else:
+            values.append(prog.evaluate(text, p.annot, f"<--arg {p.name}>"))
+    return values
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    values = _arguments(prog, entry, args.arg or [])
+    result, ty = prog.call(entry, values)
+    print(format_value(result, ty, ascii=args.ascii))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    prog = _load(args)
+    for name, ty in prog.types.items():
+        print(f"{name} : {pretty_type(ty, ascii=args.ascii)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lamad", description="A typed lambda calculus with reverse-mode AD.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="evaluate a definition of a program (main by default)")
+    run.add_argument("file")
+    run.add_argument("--entry", metavar="NAME", help="the definition to evaluate (default: main)")
+    run.add_argument("--arg", action="append", metavar="NAME=VALUE",
+                     help="a parameter of the entry: a lamad expression, or @file.npy")
+    run.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
+    run.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
+    run.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    run.set_defaults(handler=cmd_run)
+
+    check = sub.add_parser("check", help="type-check a program and print the type of each definition")
+    check.add_argument("file")
+    check.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("ignore", RuntimeWarning)  # NaN and inf are values, as in NumPy and JAX
+    try:
+        return args.handler(args)
+    except LamError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except UsageError as e:
+        print(f"lamad: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

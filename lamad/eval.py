@@ -1,0 +1,244 @@
+"""Evaluation (SPEC §4): call-by-value, by compilation to Python closures.
+
+``compile_term`` turns an elaborated term into a function of an environment
+*frame* (a Python list) once; running it walks no AST.  Variables are resolved to
+frame slots at compile time; each lambda gets a flat frame holding the values it
+captures, its parameters and its ``let``-bound locals, so a variable access is
+one list index.  Builtins are looked up and specialised to the backend once, and
+``let`` chains run in a loop, not by recursion.
+
+Values: backend arrays for ``Real`` (0-d) and ``Tensor``; Python ``int``,
+``bool``, ``()``, ``str``, tuples and lists; closures are Python callables of one
+argument.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any, Callable, Mapping
+
+from lamad.builtins import BUILTINS, Runtime
+from lamad.errors import LamError, LamRuntimeError
+from lamad.parser import surface_name
+from lamad.syntax import (
+    App, If, Lam, Let, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, Var, pattern_names,
+)
+
+Code = Callable[[list], Any]
+
+_RUNTIME_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError, FloatingPointError,
+                   OSError, MemoryError)
+
+
+class _Scope:
+    """The frame layout of one function body: which slot holds which variable, and
+    which slots are filled from the enclosing frame when the closure is made."""
+
+    def __init__(self, parent: _Scope | None):
+        self.parent = parent
+        self.slots: dict[str, int] = {}
+        self.size = 0
+        self.captures: list[tuple[int, int]] = []  # (slot in parent frame, slot here)
+
+    def new_slot(self) -> int:
+        self.size += 1
+        return self.size - 1
+
+    def lookup(self, name: str) -> int | None:
+        if name in self.slots:
+            return self.slots[name]
+        if self.parent is None:
+            return None
+        outer = self.parent.lookup(name)
+        if outer is None:
+            return None
+        slot = self.slots[name] = self.new_slot()
+        self.captures.append((outer, slot))
+        return slot
+
+
+class Compiler:
+    """Compiles elaborated terms against a runtime and the values of the definitions
+    above them (``globals_(name)`` returns a definition's value)."""
+
+    def __init__(self, runtime: Runtime, globals_: Callable[[str], Any]):
+        self.runtime = runtime
+        self.globals = globals_
+        self.scope = _Scope(None)
+        self.impls: dict[str, Callable] = {}
+
+    def compile_closed(self, term: Term) -> Callable[[], Any]:
+        """A closed term as a thunk that evaluates it in a fresh frame."""
+        scope = self.scope = _Scope(None)
+        code = self.compile(term)
+        return lambda: code([None] * scope.size)
+
+    # ----------------------------------------------------------------- binding
+
+    def bind_names(self, p: Pattern) -> list[tuple[str, int | None]]:
+        """Allocate slots for the variables of ``p``; returns what :meth:`unbind` restores."""
+        saved = []
+        for name in pattern_names(p):
+            saved.append((name, self.scope.slots.get(name)))
+            self.scope.slots[name] = self.scope.new_slot()
+        return saved
+
+    def unbind(self, saved: list[tuple[str, int | None]]) -> None:
+        for name, old in reversed(saved):
+            if old is None:
+                del self.scope.slots[name]
+            else:
+                self.scope.slots[name] = old
+
+    def binder(self, p: Pattern) -> Callable[[list, Any], None]:
+        """Code that stores a value matched against ``p`` into its (already allocated) slots."""
+        if isinstance(p, PVar):
+            slot = self.scope.slots[p.name]
+
+            def bind_var(env, value):
+                env[slot] = value
+            return bind_var
+        if isinstance(p, PWild):
+            return lambda env, value: None
+        assert isinstance(p, PTuple)
+        parts = [self.binder(i) for i in p.items]
+
+        def bind_tuple(env, value):
+            for part, v in zip(parts, value):
+                part(env, v)
+        return bind_tuple
+
+    # ----------------------------------------------------------------- terms
+
+    def compile(self, t: Term) -> Code:
+        if isinstance(t, Var):
+            slot = self.scope.lookup(t.name)
+            if slot is not None:
+                return itemgetter(slot)
+            value = self.globals(t.name)
+            return lambda env: value
+        if isinstance(t, Lit):
+            value = self.runtime.backend.scalar(t.value) if isinstance(t.value, float) else t.value
+            return lambda env: value
+        if isinstance(t, Prim):
+            return self.prim(t)
+        if isinstance(t, App):
+            fn, arg = self.compile(t.fn), self.compile(t.arg)
+            return lambda env: fn(env)(arg(env))
+        if isinstance(t, Let):
+            return self.let_chain(t)
+        if isinstance(t, Lam):
+            return self.lam(t)
+        if isinstance(t, If):
+            cond, then, orelse = self.compile(t.cond), self.compile(t.then), self.compile(t.orelse)
+            return lambda env: then(env) if cond(env) else orelse(env)
+        if isinstance(t, Tuple):
+            items = [self.compile(i) for i in t.items]
+            if len(items) == 2:
+                first, second = items
+                return lambda env: (first(env), second(env))
+            return lambda env: tuple(i(env) for i in items)
+        if isinstance(t, ListLit):
+            items = [self.compile(i) for i in t.items]
+            return lambda env: [i(env) for i in items]
+        raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
+
+    def let_chain(self, t: Let) -> Code:
+        steps = []
+        saved = []
+        node: Term = t
+        while isinstance(node, Let):
+            code = self.compile(node.bound)
+            saved.append(self.bind_names(node.pattern))
+            steps.append((self.binder(node.pattern), code))
+            node = node.body
+        body = self.compile(node)
+        for s in reversed(saved):
+            self.unbind(s)
+        if len(steps) == 1:
+            (bind, code), = steps
+
+            def let1(env):
+                bind(env, code(env))
+                return body(env)
+            return let1
+
+        def let_n(env):
+            for bind, code in steps:
+                bind(env, code(env))
+            return body(env)
+        return let_n
+
+    def lam(self, t: Lam) -> Code:
+        outer = self.scope
+        scope = self.scope = _Scope(outer)
+        try:
+            self.bind_names(t.param)
+            bind = self.binder(t.param)
+            body = self.compile(t.body)
+        finally:
+            self.scope = outer
+        captures, size = scope.captures, scope.size
+
+        def make_closure(env):
+            frame = [None] * size
+            for outer_slot, slot in captures:
+                frame[slot] = env[outer_slot]
+
+            def closure(arg):
+                f = frame.copy()
+                bind(f, arg)
+                return body(f)
+            return closure
+        return make_closure
+
+    def prim(self, t: Prim) -> Code:
+        """A builtin applied to its arguments; failures are located at the application."""
+        if t.op not in self.impls:
+            self.impls[t.op] = BUILTINS[t.op].impl(self.runtime)
+        fn, span, name = self.impls[t.op], t.span, f"'{surface_name(t.op)}'"
+        args = [self.compile(a) for a in t.args]
+
+        def fail(e: Exception):
+            return LamRuntimeError(f"{name}: {e}", span)
+
+        if len(args) == 1:
+            (a,) = args
+
+            def prim1(env):
+                x = a(env)
+                try:
+                    return fn(x)
+                except LamError:
+                    raise
+                except _RUNTIME_ERRORS as e:
+                    raise fail(e) from None
+            return prim1
+        if len(args) == 2:
+            a, b = args
+
+            def prim2(env):
+                x, y = a(env), b(env)
+                try:
+                    return fn(x, y)
+                except LamError:
+                    raise
+                except _RUNTIME_ERRORS as e:
+                    raise fail(e) from None
+            return prim2
+
+        def prim_n(env):
+            xs = [a(env) for a in args]
+            try:
+                return fn(*xs)
+            except LamError:
+                raise
+            except _RUNTIME_ERRORS as e:
+                raise fail(e) from None
+        return prim_n
+
+
+def evaluate(term: Term, runtime: Runtime, globals_: Mapping[str, Any] | None = None) -> Any:
+    """Evaluate a closed elaborated term (its free names looked up in ``globals_``)."""
+    env = dict(globals_ or {})
+    return Compiler(runtime, env.__getitem__).compile_closed(term)()

@@ -1,0 +1,210 @@
+"""Printing terms, types and programs (SPEC §5): Unicode by default, ASCII on request,
+with the fewest parentheses the precedence table of SPEC §2.3 allows, so that
+``parse(pretty(t))`` gives ``t`` back."""
+
+from __future__ import annotations
+
+from lamad.parser import BINARY_OPS
+from lamad.syntax import (
+    GRAD, Ann, App, Base, Def, FunType, If, Lam, Let, LinType, ListLit, ListType, Lit, Pattern, Prim,
+    Program, PTuple, PVar, PWild, Term, Tuple, TupleType, TVar, Type, Var,
+)
+
+_UNICODE = {"lambda": "λ", "->": "→", "-o": "⊸", "tuple*": "×", "*": "·"}
+_ASCII = {"lambda": "\\", "->": "->", "-o": "-o", "tuple*": "*", "*": "*"}
+
+
+def _sym(key: str, ascii: bool) -> str:
+    return (_ASCII if ascii else _UNICODE)[key]
+
+
+# --------------------------------------------------------------------- types
+
+def pretty_type(t: Type, ascii: bool = False) -> str:
+    """Print a type; ``A ⊸ d`` is shown as ``A⊥`` (ASCII ``~A``)."""
+    names: dict[int, str] = {}
+    return _type(t, 0, ascii, names)
+
+
+def _tvar_name(v: TVar, names: dict[int, str]) -> str:
+    if v.id not in names:
+        n = len(names)
+        names[v.id] = "'" + chr(ord("a") + n % 26) + (str(n // 26) if n >= 26 else "")
+    return names[v.id]
+
+
+def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
+    """Levels: 0 arrows, 1 tuples, 2 prefix forms (List, ~), 3 atoms and postfix ⊥."""
+    if isinstance(t, Base):
+        return t.name
+    if isinstance(t, TVar):
+        return _tvar_name(t, names)
+    if isinstance(t, LinType) and t.cod == GRAD:
+        if ascii:
+            text, prec = "~" + _type(t.dom, 2, ascii, names), 2
+        else:
+            text, prec = _type(t.dom, 3, ascii, names) + "⊥", 3
+    elif isinstance(t, (FunType, LinType)):
+        arrow = _sym("->" if isinstance(t, FunType) else "-o", ascii)
+        text, prec = f"{_type(t.dom, 1, ascii, names)} {arrow} {_type(t.cod, 0, ascii, names)}", 0
+    elif isinstance(t, TupleType):
+        sep = f" {_sym('tuple*', ascii)} "
+        text, prec = sep.join(_type(i, 2, ascii, names) for i in t.items), 1
+    elif isinstance(t, ListType):
+        text, prec = "List " + _type(t.elem, 2, ascii, names), 2
+    else:  # pragma: no cover - every Type subclass is handled above
+        raise TypeError(f"not a type: {t!r}")
+    return f"({text})" if prec < level else text
+
+
+# --------------------------------------------------------------------- terms
+
+_BINARY_PREC = {
+    "or": (1, "left"), "and": (2, "left"),
+    "lt": (3, "none"), "le": (3, "none"), "gt": (3, "none"), "ge": (3, "none"), "eq": (3, "none"), "ne": (3, "none"),
+    "add": (4, "left"), "sub": (4, "left"),
+    "mul": (5, "left"), "div": (5, "left"), "matmul": (5, "left"),
+    "pow": (7, "right"),
+}
+_NEG, _APP, _ATOM = 6, 8, 9
+_LONG_LET = 3
+"""A ``let`` with at least this many bindings is printed one binding per line."""
+
+
+def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80) -> str:
+    """Print a term, a definition or a whole program so that it parses back."""
+    if isinstance(term, Program):
+        return "\n\n".join(pretty(d, ascii, width) for d in term.defs) + "\n"
+    if isinstance(term, Def):
+        return _def(term, ascii)
+    return _Printer(ascii).term(term, 0, 0)
+
+
+def _def(d: Def, ascii: bool) -> str:
+    params = "".join(f" ({p.name} : {pretty_type(p.annot, ascii)})" for p in d.params)
+    result = f" : {pretty_type(d.result, ascii)}" if d.result is not None else ""
+    body = _Printer(ascii).term(d.body, 0, 4)
+    sep = "\n    " if "\n" in body else " "
+    return f"def {d.name}{params}{result} ={sep}{body}"
+
+
+class _Printer:
+    def __init__(self, ascii: bool):
+        self.ascii = ascii
+
+    def pattern(self, p: Pattern) -> str:
+        if isinstance(p, PVar):
+            return p.name if p.annot is None else f"({p.name} : {pretty_type(p.annot, self.ascii)})"
+        if isinstance(p, PWild):
+            return "_"
+        assert isinstance(p, PTuple)
+        return "(" + ", ".join(self.pattern(i) for i in p.items) + ")"
+
+    def binder(self, p: Pattern) -> str:
+        """A lambda binder: an annotated variable already carries its parentheses."""
+        return self.pattern(p)
+
+    def term(self, t: Term, level: int, indent: int) -> str:
+        text, prec = self._term(t, indent)
+        return f"({text})" if prec < level else text
+
+    def _term(self, t: Term, indent: int) -> tuple[str, int]:
+        if isinstance(t, Var):
+            return t.name, _ATOM
+        if isinstance(t, Lit):
+            return _literal(t.value), _ATOM if not _is_negative(t.value) else _NEG
+        if isinstance(t, Tuple):
+            return "(" + ", ".join(self.term(i, 0, indent) for i in t.items) + ")", _ATOM
+        if isinstance(t, ListLit):
+            return "[" + ", ".join(self.term(i, 0, indent) for i in t.items) + "]", _ATOM
+        if isinstance(t, App):
+            return f"{self.term(t.fn, _APP, indent)} {self.term(t.arg, _ATOM, indent)}", _APP
+        if isinstance(t, Prim):
+            return self._prim(t, indent)
+        if isinstance(t, Ann):
+            return f"{self.term(t.term, 1, indent)} : {pretty_type(t.annot, self.ascii)}", 0
+        if isinstance(t, Lam):
+            binders, body = [], t
+            while isinstance(body, Lam):
+                binders.append(self.binder(body.param))
+                body = body.body
+            return f"{_sym('lambda', self.ascii)}{' '.join(binders)}. {self.term(body, 0, indent)}", 0
+        if isinstance(t, Let):
+            return self._let(t, indent), 0
+        if isinstance(t, If):
+            return (f"if {self.term(t.cond, 0, indent)} then {self.term(t.then, 0, indent)} "
+                    f"else {self.term(t.orelse, 0, indent)}"), 0
+        raise TypeError(f"cannot print {type(t).__name__}")  # pragma: no cover
+
+    def _prim(self, t: Prim, indent: int) -> tuple[str, int]:
+        if t.op in _BINARY_PREC:
+            prec, assoc = _BINARY_PREC[t.op]
+            left_level = prec + (assoc != "left")
+            right_level = prec + (assoc != "right")
+            sym = _sym("*", self.ascii) if t.op == "mul" else BINARY_OPS[t.op]
+            left, right = t.args
+            return f"{self.term(left, left_level, indent)} {sym} {self.term(right, right_level, indent)}", prec
+        if t.op == "neg":
+            return "-" + self.term(t.args[0], _NEG, indent), _NEG
+        if not t.args:
+            return t.op, _ATOM
+        return t.op + "".join(" " + self.term(a, _ATOM, indent) for a in t.args), _APP
+
+    def _let(self, t: Let, indent: int) -> str:
+        bindings = []
+        body: Term = t
+        while isinstance(body, Let):
+            bindings.append(body)
+            body = body.body
+        if len(bindings) < _LONG_LET:
+            parts = "; ".join(f"{self.pattern(b.pattern)} = {self.term(b.bound, 0, indent + 4)}" for b in bindings)
+            return f"let {parts} in {self.term(body, 0, indent)}"
+        pad = " " * (indent + 4)
+        lines = [f"{self.pattern(b.pattern)} = {self.term(b.bound, 0, indent + 4)}" for b in bindings]
+        return "let " + (";\n" + pad).join(lines) + "\n" + " " * indent + "in " + self.term(body, 0, indent)
+
+
+def _is_negative(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0
+
+
+def _literal(value) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value == ():
+        return "()"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        text = repr(value)
+        return text if ("." in text or "e" in text or "n" in text) else text + ".0"
+    return str(value)
+
+
+# --------------------------------------------------------------------- values
+
+def format_value(value, t: Type, ascii: bool = False) -> str:
+    """Print a value of type ``t``: numbers plainly, tensors as NumPy prints them,
+    functions as ``<fun : A -> B>``."""
+    if t == Base("Real"):
+        return repr(float(value))
+    if t == Base("Tensor"):
+        import numpy as np
+
+        host = value.get() if hasattr(value, "get") else value  # CuPy arrays: for display only
+        return np.array2string(np.asarray(host), separator=", ", threshold=200)
+    if t == Base("Bool"):
+        return "true" if value else "false"
+    if t == Base("Unit"):
+        return "()"
+    if t == Base("String"):
+        return _literal(value)
+    if isinstance(t, TupleType):
+        return "(" + ", ".join(format_value(v, i, ascii) for v, i in zip(value, t.items)) + ")"
+    if isinstance(t, ListType):
+        return "[" + ", ".join(format_value(v, t.elem, ascii) for v in value) + "]"
+    if isinstance(t, (FunType, LinType)):
+        return f"<fun : {pretty_type(t, ascii)}>"
+    return str(value)

@@ -1,0 +1,283 @@
+"""The abstract syntax of lamad: types, patterns, terms and programs (SPEC §2).
+
+One set of immutable node classes serves source terms and the target terms that
+the AD transforms produce.  Every node carries the source ``span`` it came from
+(``None`` for synthesised nodes) and, once elaborated by the type checker, its
+type ``ty``; both are ignored by equality so that structurally equal terms
+compare equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable, Iterator, Union
+
+
+# --------------------------------------------------------------------- spans
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of the source text: 0-based offsets, 1-based lines and columns."""
+
+    start: int
+    end: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def to(self, other: Span | None) -> Span:
+        """The span from the start of ``self`` to the end of ``other``."""
+        if other is None:
+            return self
+        return Span(self.start, other.end, self.line, self.column, other.end_line, other.end_column)
+
+
+# --------------------------------------------------------------------- types
+
+
+class Type:
+    """Base class of types (SPEC §2.2)."""
+
+    def __str__(self) -> str:
+        from lamad.pretty import pretty_type
+
+        return pretty_type(self, ascii=True)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True, eq=True, repr=False)
+class Base(Type):
+    """A base type: ``Real``, ``Tensor``, ``Int``, ``Bool``, ``Unit``, ``String``,
+    and ``d``, the abstract gradient module of target terms (SPEC §3)."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+REAL = Base("Real")
+TENSOR = Base("Tensor")
+INT = Base("Int")
+BOOL = Base("Bool")
+UNIT = Base("Unit")
+STRING = Base("String")
+GRAD = Base("d")
+
+BASE_TYPES = {t.name: t for t in (REAL, TENSOR, INT, BOOL, UNIT, STRING, GRAD)}
+
+
+@dataclass(frozen=True, repr=False)
+class TupleType(Type):
+    items: tuple[Type, ...]
+
+
+@dataclass(frozen=True, repr=False)
+class FunType(Type):
+    dom: Type
+    cod: Type
+
+
+@dataclass(frozen=True, repr=False)
+class LinType(Type):
+    """A linear function ``A ⊸ B``; ``A⊥`` is ``A ⊸ d`` (SPEC §2.2)."""
+
+    dom: Type
+    cod: Type
+
+
+@dataclass(frozen=True, repr=False)
+class ListType(Type):
+    elem: Type
+
+
+@dataclass(frozen=True, repr=False)
+class TVar(Type):
+    """A unification variable.  ``kind`` restricts what it may stand for:
+    ``"any"``, ``"num"`` (Int, Real or Tensor) or ``"float"`` (Real or Tensor)."""
+
+    id: int
+    kind: str = "any"
+
+
+def perp(t: Type) -> LinType:
+    """Linear negation ``A⊥ = A ⊸ d``."""
+    return LinType(t, GRAD)
+
+
+# --------------------------------------------------------------------- patterns
+
+
+@dataclass(frozen=True)
+class Pattern:
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class PVar(Pattern):
+    name: str
+    annot: Type | None = None
+
+
+@dataclass(frozen=True)
+class PWild(Pattern):
+    pass
+
+
+@dataclass(frozen=True)
+class PTuple(Pattern):
+    items: tuple[Pattern, ...]
+
+
+def pattern_names(p: Pattern) -> Iterator[str]:
+    """The variables a pattern binds, left to right."""
+    if isinstance(p, PVar):
+        yield p.name
+    elif isinstance(p, PTuple):
+        for item in p.items:
+            yield from pattern_names(item)
+
+
+# --------------------------------------------------------------------- terms
+
+
+@dataclass(frozen=True)
+class Term:
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+    ty: Type | None = field(default=None, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Var(Term):
+    name: str
+
+
+@dataclass(frozen=True)
+class Lit(Term):
+    """A literal: ``int``, ``float``, ``bool``, ``()`` (unit) or ``str``."""
+
+    value: Union[int, float, bool, tuple, str]
+
+
+@dataclass(frozen=True)
+class Tuple(Term):
+    items: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class ListLit(Term):
+    items: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Lam(Term):
+    param: Pattern
+    body: Term
+
+
+@dataclass(frozen=True)
+class App(Term):
+    fn: Term
+    arg: Term
+
+
+@dataclass(frozen=True)
+class Let(Term):
+    pattern: Pattern
+    bound: Term
+    body: Term
+
+
+@dataclass(frozen=True)
+class If(Term):
+    cond: Term
+    then: Term
+    orelse: Term
+
+
+@dataclass(frozen=True)
+class Prim(Term):
+    """A saturated application of a builtin (operators included), ``op t1 ... tk``.
+
+    The parser produces these for operators; the type checker turns applications of
+    builtin names into them, eta-expanding partial applications."""
+
+    op: str
+    args: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Ann(Term):
+    """A type ascription ``t : A``."""
+
+    term: Term
+    annot: Type
+
+
+# --------------------------------------------------------------------- programs
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    annot: Type
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Def:
+    """``def name (x1 : A1) ... (xn : An) : B = body``."""
+
+    name: str
+    params: tuple[Param, ...]
+    result: Type | None
+    body: Term
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+    name_span: Span | None = field(default=None, compare=False, kw_only=True)
+
+    def as_term(self) -> Term:
+        """The definition as one term: ``\\(x1 : A1). ... \\(xn : An). (body : B)``."""
+        term = self.body if self.result is None else Ann(self.body, self.result, span=self.body.span)
+        for p in reversed(self.params):
+            term = Lam(PVar(p.name, p.annot, span=p.span), term, span=p.span.to(term.span) if p.span else None)
+        return term
+
+
+@dataclass(frozen=True)
+class Program:
+    defs: tuple[Def, ...]
+
+    def __getitem__(self, name: str) -> Def:
+        for d in self.defs:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------- traversal
+
+
+def children(term: Term) -> Iterator[Term]:
+    """The immediate subterms of ``term``, in source order."""
+    for f in fields(term):
+        value = getattr(term, f.name)
+        if isinstance(value, Term):
+            yield value
+        elif isinstance(value, tuple):
+            yield from (v for v in value if isinstance(v, Term))
+
+
+def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
+    """``term`` with ``fn`` applied to each immediate subterm."""
+    changes = {}
+    for f in fields(term):
+        value = getattr(term, f.name)
+        if isinstance(value, Term):
+            changes[f.name] = fn(value)
+        elif isinstance(value, tuple) and value and isinstance(value[0], Term):
+            changes[f.name] = tuple(fn(v) for v in value)
+    return replace(term, **changes) if changes else term

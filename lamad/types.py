@@ -1,0 +1,570 @@
+"""Type checking and elaboration (SPEC §2.2–2.4).
+
+``typecheck(program)`` infers the type of every definition by unification and
+returns a :class:`TypedProgram` whose terms are *elaborated*: every node carries
+its type ``ty``, applications of builtins are saturated :class:`Prim` nodes
+(partial applications are eta-expanded), integer literals used as reals are real
+literals, ``&&``/``||`` are ``if``s and ascriptions are gone.  The evaluator and
+the AD transforms work on elaborated terms only.
+
+Typing is monomorphic for user code; builtins are instantiated afresh at each
+use.  ``Real`` may be used where ``Tensor`` is expected, and arithmetic joins the
+two (SPEC §2.2): the checker implements this as a subsumption ``coerce`` at
+argument positions and a ``join`` at branches and list elements.
+"""
+
+from __future__ import annotations
+
+import difflib
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Iterator, Mapping
+
+from lamad.builtins import BUILTINS, Builtin
+from lamad.errors import LamTypeError
+from lamad.parser import surface_name
+from lamad.syntax import (
+    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, Def, FunType, If, Lam, Let, LinType,
+    ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
+    TVar, Type, Var, children, map_children,
+)
+
+_NUMERIC = {"num": (INT, REAL, TENSOR), "float": (REAL, TENSOR)}
+_KIND_TEXT = {"num": "a number (Int, Real or Tensor)", "float": "Real or Tensor"}
+
+
+class _Mismatch(Exception):
+    """Raised inside unification; turned into a located LamTypeError by the caller."""
+
+
+@dataclass(frozen=True)
+class TypedProgram:
+    """A checked program: each definition's type and elaborated term, in order."""
+
+    program: Program
+    types: dict[str, Type]
+    terms: dict[str, Term]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.types)
+
+
+class Checker:
+    """Inference state: the substitution and the typing environment."""
+
+    def __init__(self, globals_: Mapping[str, Type] | None = None, later: frozenset[str] = frozenset()):
+        self.subst: dict[int, Type] = {}
+        self.counter = 0
+        self.globals = dict(globals_ or {})
+        self.later = later  # names of definitions below the one being checked
+        self.locals: dict[str, Type] = {}
+
+    # ----------------------------------------------------------------- types
+
+    def fresh(self, kind: str = "any") -> TVar:
+        self.counter += 1
+        return TVar(self.counter, kind)
+
+    def resolve(self, t: Type) -> Type:
+        """What ``t`` stands for now, at its outermost constructor (path-compressing)."""
+        path = []
+        while isinstance(t, TVar) and t.id in self.subst:
+            path.append(t.id)
+            t = self.subst[t.id]
+        for var in path[:-1]:
+            self.subst[var] = t
+        return t
+
+    def zonk(self, t: Type) -> Type:
+        """``t`` with every bound variable replaced by what it is bound to."""
+        t = self.resolve(t)
+        if isinstance(t, TupleType):
+            return TupleType(tuple(self.zonk(i) for i in t.items))
+        if isinstance(t, FunType):
+            return FunType(self.zonk(t.dom), self.zonk(t.cod))
+        if isinstance(t, LinType):
+            return LinType(self.zonk(t.dom), self.zonk(t.cod))
+        if isinstance(t, ListType):
+            return ListType(self.zonk(t.elem))
+        return t
+
+    def instantiate(self, t: Type, fresh: dict[int, TVar]) -> Type:
+        """A builtin's scheme type with its (negative-id) variables renamed apart."""
+        if isinstance(t, TVar) and t.id < 0:
+            if t.id not in fresh:
+                fresh[t.id] = self.fresh(t.kind)
+            return fresh[t.id]
+        if isinstance(t, TupleType):
+            return TupleType(tuple(self.instantiate(i, fresh) for i in t.items))
+        if isinstance(t, FunType):
+            return FunType(self.instantiate(t.dom, fresh), self.instantiate(t.cod, fresh))
+        if isinstance(t, ListType):
+            return ListType(self.instantiate(t.elem, fresh))
+        return t
+
+    def describe(self, t: Type) -> str:
+        t = self.zonk(t)
+        if isinstance(t, TVar) and t.kind in _KIND_TEXT:
+            return _KIND_TEXT[t.kind]
+        return str(t)
+
+    def _occurs(self, v: TVar, t: Type) -> bool:
+        t = self.resolve(t)
+        if isinstance(t, TVar):
+            return t.id == v.id
+        if isinstance(t, TupleType):
+            return any(self._occurs(v, i) for i in t.items)
+        if isinstance(t, (FunType, LinType)):
+            return self._occurs(v, t.dom) or self._occurs(v, t.cod)
+        if isinstance(t, ListType):
+            return self._occurs(v, t.elem)
+        return False
+
+    def _bind(self, v: TVar, t: Type) -> None:
+        if isinstance(t, TVar):
+            if t.id == v.id:
+                return
+            kind = _meet(v.kind, t.kind)
+            if kind is None:
+                raise _Mismatch
+            if kind != t.kind:
+                self.subst[t.id] = target = self.fresh(kind)
+                t = target
+            self.subst[v.id] = t
+            return
+        if v.kind != "any" and t not in _NUMERIC[v.kind]:
+            raise _Mismatch
+        if self._occurs(v, t):
+            raise _Mismatch
+        self.subst[v.id] = t
+
+    def _unify(self, a: Type, b: Type) -> None:
+        a, b = self.resolve(a), self.resolve(b)
+        if isinstance(a, TVar):
+            self._bind(a, b)
+        elif isinstance(b, TVar):
+            self._bind(b, a)
+        elif isinstance(a, Base) and isinstance(b, Base):
+            if a != b:
+                raise _Mismatch
+        elif isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
+            for x, y in zip(a.items, b.items):
+                self._unify(x, y)
+        elif isinstance(a, ListType) and isinstance(b, ListType):
+            self._unify(a.elem, b.elem)
+        elif type(a) is type(b) and isinstance(a, (FunType, LinType)):
+            self._unify(a.dom, b.dom)
+            self._unify(a.cod, b.cod)
+        else:
+            raise _Mismatch
+
+    def _coerce(self, actual: Type, expected: Type) -> None:
+        """``actual`` may be used where ``expected`` is wanted: equal up to ``Real ≤ Tensor``."""
+        a, e = self.resolve(actual), self.resolve(expected)
+        if a == REAL and e == TENSOR:
+            return
+        if isinstance(a, TupleType) and isinstance(e, TupleType) and len(a.items) == len(e.items):
+            for x, y in zip(a.items, e.items):
+                self._coerce(x, y)
+        elif isinstance(a, ListType) and isinstance(e, ListType):
+            self._coerce(a.elem, e.elem)
+        elif isinstance(a, FunType) and isinstance(e, FunType):
+            self._coerce(e.dom, a.dom)
+            self._coerce(a.cod, e.cod)
+        else:
+            self._unify(a, e)
+
+    def coerce(self, actual: Type, expected: Type, span: Span | None, context: str = "") -> None:
+        """Check that a term of type ``actual`` fits where ``expected`` is wanted."""
+        try:
+            self._coerce(actual, expected)
+        except _Mismatch:
+            found = self.describe(actual)
+            hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor") else ""
+            raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
+
+    def _join(self, a: Type, b: Type) -> Type:
+        a, b = self.resolve(a), self.resolve(b)
+        if {a, b} == {REAL, TENSOR}:
+            return TENSOR
+        if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
+            return TupleType(tuple(self._join(x, y) for x, y in zip(a.items, b.items)))
+        if isinstance(a, ListType) and isinstance(b, ListType):
+            return ListType(self._join(a.elem, b.elem))
+        self._unify(a, b)
+        return a
+
+    def join(self, a: Type, b: Type, span: Span | None, what: str) -> Type:
+        """The least type of which both ``a`` and ``b`` are instances (SPEC §2.2 promotion)."""
+        try:
+            return self._join(a, b)
+        except _Mismatch:
+            raise LamTypeError(f"{what} have different types: {self.describe(a)} and {self.describe(b)}", span) from None
+
+    # ----------------------------------------------------------------- environment
+
+    def push(self, names: list[tuple[str, Type]]) -> list[tuple[str, Type | None]]:
+        """Bind ``names`` in the local environment; returns what :meth:`pop` restores."""
+        saved = [(name, self.locals.get(name)) for name, _ in names]
+        for name, t in names:
+            self.locals[name] = t
+        return saved
+
+    def pop(self, saved: list[tuple[str, Type | None]]) -> None:
+        for name, old in reversed(saved):
+            if old is None:
+                del self.locals[name]
+            else:
+                self.locals[name] = old
+
+    @contextmanager
+    def bind(self, names: list[tuple[str, Type]]) -> Iterator[None]:
+        saved = self.push(names)
+        try:
+            yield
+        finally:
+            self.pop(saved)
+
+    def pattern(self, p: Pattern, t: Type) -> list[tuple[str, Type]]:
+        """The variables bound by matching ``p`` against a value of type ``t``."""
+        out: list[tuple[str, Type]] = []
+        self._pattern(p, t, out)
+        names = [n for n, _ in out]
+        for n in names:
+            if names.count(n) > 1:
+                raise LamTypeError(f"'{n}' is bound twice in the same pattern", p.span)
+        return out
+
+    def _pattern(self, p: Pattern, t: Type, out: list) -> None:
+        if isinstance(p, PVar):
+            if p.annot is not None:
+                self.coerce(t, p.annot, p.span, f"'{p.name}' is annotated {p.annot}: ")
+                t = p.annot
+            out.append((p.name, t))
+        elif isinstance(p, PTuple):
+            r = self.resolve(t)
+            if isinstance(r, TVar) and r.kind == "any":
+                r = TupleType(tuple(self.fresh() for _ in p.items))
+                self._unify(t, r)
+            if not isinstance(r, TupleType) or len(r.items) != len(p.items):
+                raise LamTypeError(
+                    f"this pattern matches a tuple of {len(p.items)} components, but the value has type {self.describe(t)}",
+                    p.span)
+            for item, it in zip(p.items, r.items):
+                self._pattern(item, it, out)
+
+    def param_type(self, p: Pattern) -> Type:
+        """The type a lambda parameter is given before its body is checked."""
+        if isinstance(p, PVar) and p.annot is not None:
+            return p.annot
+        if isinstance(p, PTuple):
+            return TupleType(tuple(self.param_type(i) for i in p.items))
+        return self.fresh()
+
+    # ----------------------------------------------------------------- terms
+
+    def infer(self, t: Term) -> Term:
+        """Elaborate ``t``; the result's ``ty`` is its type (under the current substitution)."""
+        if isinstance(t, Var):
+            return self.var(t)
+        if isinstance(t, Lit):
+            return replace(t, ty=self.literal_type(t.value))
+        if isinstance(t, App):
+            return self.app(t)
+        if isinstance(t, Prim):
+            return self.prim(t.op, list(t.args), t.span, arg_spans=[a.span for a in t.args])
+        if isinstance(t, Lam):
+            dom = self.param_type(t.param)
+            with self.bind(self.pattern(t.param, dom)):
+                body = self.infer(t.body)
+            return replace(t, body=body, ty=FunType(dom, body.ty))
+        if isinstance(t, Let):
+            return self.let_chain(t)
+        if isinstance(t, If):
+            cond = self.infer(t.cond)
+            self.coerce(cond.ty, BOOL, t.cond.span, "the condition of 'if': ")
+            then, orelse = self.infer(t.then), self.infer(t.orelse)
+            ty = self.join(then.ty, orelse.ty, t.span, "the branches of 'if'")
+            return replace(t, cond=cond, then=then, orelse=orelse, ty=ty)
+        if isinstance(t, Tuple):
+            items = tuple(self.infer(i) for i in t.items)
+            return replace(t, items=items, ty=TupleType(tuple(i.ty for i in items)))
+        if isinstance(t, ListLit):
+            items = tuple(self.infer(i) for i in t.items)
+            elem: Type = self.fresh()
+            for i in items:
+                elem = self.join(elem, i.ty, i.span, "the elements of this list")
+            return replace(t, items=items, ty=ListType(elem))
+        if isinstance(t, Ann):
+            inner = self.infer(t.term)
+            self.coerce(inner.ty, t.annot, t.span, "this term is annotated " + str(t.annot) + " but: ")
+            return replace(inner, ty=t.annot)
+        raise LamTypeError(f"cannot type-check a {type(t).__name__} node", t.span)
+
+    def let_chain(self, t: Let) -> Term:
+        """``let p1 = t1 in let p2 = t2 in ... u``, checked in a loop rather than by recursion
+        so that long chains of bindings stay shallow."""
+        chain: list[tuple[Let, Term, list]] = []
+        node: Term = t
+        try:
+            while isinstance(node, Let):
+                bound = self.infer(node.bound)
+                chain.append((node, bound, self.push(self.pattern(node.pattern, bound.ty))))
+                node = node.body
+            result = self.infer(node)
+        finally:
+            for _, _, saved in reversed(chain):
+                self.pop(saved)
+        for let, bound, _ in reversed(chain):
+            result = replace(let, bound=bound, body=result, ty=result.ty)
+        return result
+
+    def literal_type(self, value) -> Type:
+        if isinstance(value, bool):
+            return BOOL
+        if isinstance(value, int):
+            return self.fresh("num")
+        if isinstance(value, float):
+            return REAL
+        if isinstance(value, str):
+            return STRING
+        return UNIT
+
+    def var(self, t: Var) -> Term:
+        name = t.name
+        if name in self.locals:
+            return replace(t, ty=self.locals[name])
+        if name in self.globals:
+            return replace(t, ty=self.globals[name])
+        if name in BUILTINS:
+            return self.apply_builtin(BUILTINS[name], [], t.span)
+        if name in self.later:
+            raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it", t.span)
+        known = list(self.locals) + list(self.globals) + list(BUILTINS)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise LamTypeError(f"unbound name '{name}'{hint}", t.span)
+
+    def app(self, t: App) -> Term:
+        head, args = t, []
+        while isinstance(head, App):
+            args.append(head.arg)
+            head = head.fn
+        args.reverse()
+        if isinstance(head, Var) and head.name in BUILTINS and head.name not in self.locals \
+                and head.name not in self.globals:
+            return self.apply_builtin(BUILTINS[head.name], args, t.span)
+        return self.apply(self.infer(head), args)
+
+    def apply(self, fn: Term, args: list[Term]) -> Term:
+        """Elaborate the application of an elaborated ``fn`` to source ``args``."""
+        for arg in args:
+            fty = self.resolve(fn.ty)
+            if isinstance(fty, TVar):
+                fty = FunType(self.fresh(), self.fresh())
+                self.coerce(fn.ty, fty, fn.span)
+            if not isinstance(fty, FunType):
+                raise LamTypeError(f"this is applied to an argument, but it has type {self.describe(fn.ty)}, "
+                                   "not a function type", fn.span)
+            a = self.infer(arg)
+            self.coerce(a.ty, fty.dom, a.span)
+            span = fn.span.to(a.span) if fn.span else a.span
+            fn = App(fn, a, span=span, ty=fty.cod)
+        return fn
+
+    def apply_builtin(self, b: Builtin, args: list[Term], span: Span | None) -> Term:
+        """A builtin applied to ``args``: saturated as a Prim, eta-expanded if partial."""
+        given = args[:b.arity]
+        missing = b.arity - len(given)
+        if missing == 0:
+            prim = self.prim(b.name, given, span, arg_spans=[a.span for a in given])
+            return self.apply(prim, args[b.arity:])
+        # eta-expansion: let a1 = t1 ... in \p1 ... pk. b a1 ... p1 ... pk
+        bound = [(f"{b.name}#{self._next()}", self.infer(a)) for a in given]
+        params = [f"{b.name}#{self._next()}" for _ in range(missing)]
+        fresh: dict[int, TVar] = {}
+        param_types = [self.instantiate(p, fresh) for p in b.params[len(given):]]
+        names = [(n, a.ty) for n, a in bound] + list(zip(params, param_types))
+        with self.bind(names):
+            body = self.prim(b.name, [Var(n, span=span, ty=t) for n, t in names],
+                             span, arg_spans=[a.span for a in given] + [span] * missing,
+                             elaborated=True)
+        term: Term = body
+        for p, pt in reversed(list(zip(params, param_types))):
+            term = Lam(PVar(p), term, span=span, ty=FunType(pt, term.ty))
+        for n, a in reversed(bound):
+            term = Let(PVar(n), a, term, span=span, ty=term.ty)
+        return term
+
+    def _next(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def prim(self, op: str, args: list[Term], span: Span | None, arg_spans: list, elaborated: bool = False) -> Term:
+        """Elaborate a saturated builtin application ``op args`` (SPEC §2.4)."""
+        if op in ("and", "or"):
+            left, right = (self.infer(a) for a in args)
+            for a in (left, right):
+                self.coerce(a.ty, BOOL, a.span, f"the operands of '{'&&' if op == 'and' else '||'}': ")
+            true, false = Lit(True, span=span, ty=BOOL), Lit(False, span=span, ty=BOOL)
+            return If(left, right, false, span=span, ty=BOOL) if op == "and" else If(left, true, right, span=span, ty=BOOL)
+        b = BUILTINS[op]
+        elab = [a if elaborated else self.infer(a) for a in args]
+        if b.typing == "arith":
+            ty = self.arith(b, elab, arg_spans)
+        elif b.typing == "compare":
+            ty = self.compare(op, elab, span)
+        else:
+            fresh: dict[int, TVar] = {}
+            for a, p, sp in zip(elab, b.params, arg_spans):
+                self.coerce(a.ty, self.instantiate(p, fresh), sp, f"argument of '{op}': ")
+            ty = self.instantiate(b.result, fresh)
+        return Prim(op, tuple(elab), span=span, ty=ty)
+
+    def arith(self, b: Builtin, args: list[Term], spans: list) -> Type:
+        """Numeric operands joined: Int op Int is Int (if allowed), otherwise Real unless
+        either side is a Tensor (SPEC §2.2)."""
+        kind = "num" if b.ints else "float"
+        types = []
+        for a, sp in zip(args, spans):
+            t = self.resolve(a.ty)
+            try:
+                self._unify(t, self.fresh(kind))
+            except _Mismatch:
+                raise LamTypeError(f"argument of '{surface_name(b.name)}': expected {_KIND_TEXT[kind]}, "
+                                   f"found {self.describe(a.ty)}", sp) from None
+            types.append(self.resolve(t))
+        left, right = types
+        if isinstance(left, TVar) and isinstance(right, TVar):
+            self._unify(left, right)
+            return self.resolve(left)
+        if TENSOR in types:
+            for t in types:
+                if t == INT:
+                    i = types.index(INT)
+                    raise LamTypeError(f"argument of '{surface_name(b.name)}': expected Real or Tensor, found Int "
+                                       "(convert with 'real')", spans[i])
+                if isinstance(t, TVar):
+                    self._unify(t, TENSOR)
+            return TENSOR
+        known = left if not isinstance(left, TVar) else right
+        try:
+            self._unify(left, known)
+            self._unify(right, known)
+        except _Mismatch:
+            i = types.index(INT)
+            hint = " (convert with 'real')"
+            raise LamTypeError(f"argument of '{surface_name(b.name)}': expected Real, found Int{hint}", spans[i]) from None
+        return known
+
+    def compare(self, op: str, args: list[Term], span: Span | None) -> Type:
+        left, right = args
+        allowed = (INT, REAL, BOOL) if op in ("eq", "ne") else (INT, REAL)
+        try:
+            self._unify(left.ty, right.ty)
+        except _Mismatch:
+            raise LamTypeError(f"'{surface_name(op)}' compares values of one type, found {self.describe(left.ty)} "
+                               f"and {self.describe(right.ty)}", span) from None
+        t = self.resolve(left.ty)
+        if isinstance(t, TVar):
+            # a literal, or a value whose type is settled later: a number, Int by default
+            self._unify(t, self.fresh("num") if t.kind != "float" else REAL)
+            return BOOL
+        if t not in allowed:
+            what = " or ".join(a.name for a in allowed)
+            raise LamTypeError(f"'{surface_name(op)}' compares {what} values, found {self.describe(t)}", span)
+        return BOOL
+
+    # ----------------------------------------------------------------- after inference
+
+    def default(self, t: Type) -> None:
+        """Settle the variables left in ``t``: numbers default to Int, floats to Real."""
+        t = self.resolve(t)
+        if isinstance(t, TVar):
+            if t.kind == "num":
+                self.subst[t.id] = INT
+            elif t.kind == "float":
+                self.subst[t.id] = REAL
+        elif isinstance(t, TupleType):
+            for i in t.items:
+                self.default(i)
+        elif isinstance(t, (FunType, LinType)):
+            self.default(t.dom)
+            self.default(t.cod)
+        elif isinstance(t, ListType):
+            self.default(t.elem)
+
+    def finish(self, term: Term) -> Term:
+        """Default and substitute every type in an elaborated term; integer literals typed
+        Real or Tensor become real literals."""
+        self.default(term.ty)
+        stack = [term]
+        while stack:
+            node = stack.pop()
+            self.default(node.ty)
+            stack.extend(children(node))
+        return self._zonk_term(term)
+
+    def _zonk_term(self, t: Term) -> Term:
+        ty = self.zonk(t.ty)
+        if isinstance(ty, TVar):
+            self.subst[ty.id] = UNIT  # nothing observes it: e.g. the element type of an unused []
+            ty = UNIT
+        t = map_children(t, self._zonk_term)
+        if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
+            return Lit(float(t.value), span=t.span, ty=ty)
+        return replace(t, ty=ty)
+
+
+def _meet(k1: str, k2: str) -> str | None:
+    if k1 == "any":
+        return k2
+    if k2 == "any" or k1 == k2:
+        return k1
+    return "float"  # num and float
+
+
+def _free_type_vars(t: Type) -> bool:
+    if isinstance(t, TVar):
+        return True
+    if isinstance(t, TupleType):
+        return any(_free_type_vars(i) for i in t.items)
+    if isinstance(t, (FunType, LinType)):
+        return _free_type_vars(t.dom) or _free_type_vars(t.cod)
+    if isinstance(t, ListType):
+        return _free_type_vars(t.elem)
+    return False
+
+
+def check_def(d: Def, globals_: Mapping[str, Type], later: frozenset[str] = frozenset()) -> tuple[Type, Term]:
+    """Type-check one definition against the types of those above it."""
+    checker = Checker(globals_, later)
+    term = checker.infer(d.as_term())
+    checker.default(term.ty)
+    ty = checker.zonk(term.ty)
+    if _free_type_vars(ty):
+        raise LamTypeError(f"the type of '{d.name}' is not fully determined ({ty}); add a type annotation",
+                           d.name_span or d.span)
+    return ty, checker.finish(term)
+
+
+def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> TypedProgram:
+    """Check every definition in order (SPEC §2.3: each may use only those above it)."""
+    types: dict[str, Type] = dict(globals_ or {})
+    terms: dict[str, Term] = {}
+    names = [d.name for d in program.defs]
+    for i, d in enumerate(program.defs):
+        if d.name in names[:i]:
+            raise LamTypeError(f"'{d.name}' is already defined above", d.name_span or d.span)
+        if d.name in BUILTINS:
+            raise LamTypeError(f"'{d.name}' is a builtin and cannot be redefined", d.name_span or d.span)
+        ty, term = check_def(d, types, frozenset(names[i + 1:]))
+        types[d.name], terms[d.name] = ty, term
+    own = {d.name: types[d.name] for d in program.defs}
+    return TypedProgram(program, own, terms)
+
+
+def infer_term(term: Term, globals_: Mapping[str, Type] | None = None) -> Term:
+    """Elaborate a lone term (the REPL's expressions) against the given definitions."""
+    checker = Checker(globals_)
+    return checker.finish(checker.infer(term))
