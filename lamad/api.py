@@ -150,7 +150,12 @@ def _apply(closure: Callable, values: list) -> Any:
 def from_python(x: Any, t: Type, backend: Backend) -> Any:
     """A Python/array value as the lamad value of type ``t`` on ``backend``."""
     if t == REAL:
-        return backend.scalar(x) if isinstance(x, (int, float)) else backend.asarray(x)
+        if isinstance(x, (int, float)):
+            return backend.scalar(x)
+        value = backend.asarray(x)
+        if value.ndim != 0:
+            raise TypeError(f"expected a Real (a float or a 0-d array), got an array of shape {tuple(value.shape)}")
+        return value
     if t == TENSOR:
         return backend.asarray(x)
     if t == INT:

@@ -8,15 +8,19 @@ function of the builtin's arity.  Operators are builtins too (``add`` is ``+``).
 
 from __future__ import annotations
 
+import itertools
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from lamad.backend import Backend
-from lamad.syntax import BOOL, INT, REAL, STRING, TENSOR, FunType, ListType, TupleType, TVar, Type
+from lamad.gradient import sum_apply
+from lamad.syntax import (
+    BOOL, GRAD, INT, REAL, STRING, TENSOR, FunType, ListType, TupleType, TVar, Type, perp,
+)
 
 # Scheme variables: negative ids, replaced by fresh variables at each use.
 _A, _B = TVar(-1), TVar(-2)
@@ -39,7 +43,10 @@ class Builtin:
 
     ``typing`` selects a rule of the checker: ``"scheme"`` (the signature as written),
     ``"arith"`` (numeric operands joined, SPEC §2.2 promotion; Ints allowed when
-    ``ints``), ``"compare"`` (Int or Real operands, Bool result)."""
+    ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"ad"`` (the AD
+    operators of SPEC §3, implemented by the evaluator).  ``linear`` lists the
+    argument positions in which the builtin is linear (when the others are fixed):
+    the checker's linearity test for backpropagators relies on it."""
 
     name: str
     params: tuple[Type, ...]
@@ -47,6 +54,7 @@ class Builtin:
     impl: Callable[[Runtime], Callable[..., Any]]
     typing: str = "scheme"
     ints: bool = False
+    linear: tuple[int, ...] = ()
 
     @property
     def arity(self) -> int:
@@ -69,7 +77,14 @@ def _define(name: str, params: tuple[Type, ...], result: Type, impl, **kw) -> No
 
 # --------------------------------------------------------------------- arithmetic
 
-for _name, _op in (("add", operator.add), ("sub", operator.sub), ("mul", operator.mul), ("pow", operator.pow)):
+def _pow(x, y):
+    """``**``; an Int to a negative Int power would not be an Int, so it is refused."""
+    if isinstance(x, int) and isinstance(y, int) and y < 0:
+        raise ValueError(f"{x} ** {y}: an Int to a negative power is not an Int; convert with 'real'")
+    return x ** y
+
+
+for _name, _op in (("add", operator.add), ("sub", operator.sub), ("mul", operator.mul), ("pow", _pow)):
     _define(_name, (_F, _F), _F, lambda rt, op=_op: op, typing="arith", ints=True)
 _define("div", (_F, _F), _F, lambda rt: operator.truediv, typing="arith")
 _define("neg", (TVar(-4, "num"),), TVar(-4, "num"), lambda rt: operator.neg)
@@ -305,3 +320,113 @@ _define("scalar", (TENSOR,), REAL, _scalar)
 _define("fst", (TupleType((_A, _B)),), _A, lambda rt: operator.itemgetter(0))
 _define("snd", (TupleType((_A, _B)),), _B, lambda rt: operator.itemgetter(1))
 _define("load", (STRING,), TENSOR, _load)
+
+
+# --------------------------------------------------------------------- derivative helpers
+# Builtins that the transposed derivatives of ←D (lamad/reverse.py) are written with.
+# They are ordinary builtins: users may call them too.
+
+
+def unbroadcast(xp, g, shape: tuple[int, ...]):
+    """Sum ``g`` down to ``shape``: the transpose of broadcasting a value of that shape."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = xp.sum(g, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = xp.sum(g, axis=axes, keepdims=True)
+    return xp.reshape(g, shape)
+
+
+def _matrix_operands(x, y):
+    """``x`` and ``y`` as NumPy's ``matmul`` sees them: a 1-D ``x`` is a row, a 1-D ``y``
+    a column."""
+    return (x[None, :] if x.ndim == 1 else x), (y[:, None] if y.ndim == 1 else y)
+
+
+def matmul_vjp(xp, x, y, a, wrt: int):
+    """The transposed derivative of ``x @ y`` in ``x`` (``wrt=0``) or ``y`` (``wrt=1``),
+    applied to the cotangent ``a``: ``a @ yᵀ`` and ``xᵀ @ a`` for matrices, with NumPy's
+    treatment of 1-D operands and batch broadcasting."""
+    if x.ndim == 2 and y.ndim == 2:
+        return a @ y.T if wrt == 0 else x.T @ a
+    x2, y2 = _matrix_operands(x, y)
+    batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
+    a2 = xp.reshape(a, batch + (x2.shape[-2], y2.shape[-1]))
+    if wrt == 0:
+        return xp.reshape(unbroadcast(xp, a2 @ xp.swapaxes(y2, -1, -2), x2.shape), x.shape)
+    return xp.reshape(unbroadcast(xp, xp.swapaxes(x2, -1, -2) @ a2, y2.shape), y.shape)
+
+
+def _argmax_mask(rt: Runtime):
+    xp, dtype = rt.backend.xp, rt.backend.dtype
+
+    def argmax_mask(axis, x):
+        index = xp.expand_dims(xp.argmax(x, axis=axis), axis)
+        positions = xp.reshape(xp.arange(x.shape[axis]), [-1 if i == axis % x.ndim else 1 for i in range(x.ndim)])
+        return (positions == index).astype(dtype)
+    return argmax_mask
+
+
+def _embed(rt: Runtime):
+    xp = rt.backend.xp
+
+    def embed(i, x, a):
+        out = xp.zeros_like(x)
+        out[i] = a
+        return out
+    return embed
+
+
+def _split_like(rt: Runtime):
+    xp = rt.backend.xp
+
+    def split_like(axis, xs, a):
+        sizes = list(itertools.accumulate(x.shape[axis] for x in xs))
+        return xp.split(a, sizes[:-1], axis=axis)
+    return split_like
+
+
+def _mask(op):
+    return lambda rt: (lambda x, y: op(x, y).astype(rt.backend.dtype))
+
+
+_define("unbroadcast", (_F, TENSOR), _F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)))
+_define("ones_like", (_F,), _F, lambda rt: rt.backend.xp.ones_like)
+_define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.backend.xp.expand_dims(x, axis)))
+_define("dim", (INT, TENSOR), INT, lambda rt: (lambda axis, x: int(x.shape[axis])))
+_define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)))
+_define("shape", (TENSOR,), _LIST_INT, lambda rt: (lambda x: [int(n) for n in x.shape]))
+_define("step", (_F,), _F, lambda rt: (lambda x: (x > 0).astype(rt.backend.dtype)))
+_define("sign", (_F,), _F, lambda rt: rt.backend.xp.sign)
+_define("mask_ge", (_F, _F), _F, _mask(operator.ge), typing="arith")
+_define("mask_le", (_F, _F), _F, _mask(operator.le), typing="arith")
+_define("argmax_mask", (INT, TENSOR), TENSOR, _argmax_mask)
+_define("matmul_dx", (TENSOR, TENSOR, TENSOR), TENSOR, lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 0)))
+_define("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR, lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 1)))
+_define("embed", (INT, TENSOR, TENSOR), TENSOR, _embed)
+_define("split_like", (INT, ListType(TENSOR), TENSOR), ListType(TENSOR), _split_like)
+_define("sum_apply", (ListType(perp(_A)), ListType(_A)), GRAD, lambda rt: sum_apply)
+
+
+# --------------------------------------------------------------------- AD operators (SPEC §3)
+
+_define("grad", (_A,), _B, None, typing="ad")
+_define("value_and_grad", (_A,), _B, None, typing="ad")
+_define("vjp", (_A, _B), _B, None, typing="ad")
+
+AD_OPERATORS = frozenset({"grad", "value_and_grad", "vjp"})
+
+
+# --------------------------------------------------------------------- linearity
+
+for _name, _positions in {
+    "neg": (0,), "mul": (0, 1), "div": (0,), "matmul": (0, 1), "matmul_dx": (2,), "matmul_dy": (2,),
+    "unbroadcast": (1,), "sum": (0,), "mean": (0,), "sum_axis": (1,), "mean_axis": (1,), "transpose": (0,),
+    "reshape": (0,), "expand_dims": (1,), "dot": (0, 1), "outer": (0, 1), "stack": (0,), "unstack": (0,),
+    "concat": (1,), "split_like": (2,), "embed": (2,), "scalar": (0,), "fill": (0,), "sum_apply": (1,),
+    "fst": (0,), "snd": (0,),
+}.items():
+    BUILTINS[_name] = replace(BUILTINS[_name], linear=_positions)

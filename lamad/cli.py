@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lamad import api
-from lamad.backend import BACKENDS, DTYPES
+from lamad.backend import BACKENDS, DTYPES, BackendError
 from lamad.errors import LamError
 from lamad.pretty import format_value, pretty_type
 
@@ -27,7 +27,10 @@ def _load(args: argparse.Namespace) -> api.LoadedProgram:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"cannot read '{args.file}': no such file")
-    return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None))
+    try:
+        return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None))
+    except BackendError as e:  # a bad $LAMAD_BACKEND / $LAMAD_DTYPE is bad usage, not an error in the program
+        raise UsageError(f"{e.message} (set by --backend/--dtype or $LAMAD_BACKEND/$LAMAD_DTYPE)") from None
 
 
 def _entry(prog: api.LoadedProgram, name: str | None) -> str:
@@ -67,7 +70,10 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
                 data = np.load(text[1:], allow_pickle=False)
             except (OSError, ValueError) as e:
                 raise UsageError(f"cannot load '{text[1:]}' for {p.name}: {e}") from None
-            values.append(api.from_python(data, p.annot, prog.backend))
+            try:
+                values.append(api.from_python(data, p.annot, prog.backend))
+            except (TypeError, ValueError) as e:
+                raise UsageError(f"'{text[1:]}' is not a value of type {pretty_type(p.annot)} for {p.name}: {e}") from None
         else:
             values.append(prog.evaluate(text, p.annot, f"<--arg {p.name}>"))
     return values

@@ -53,8 +53,8 @@ def format_error(err: LamError) -> str:
         where = f"{err.filename}: " if source is not None else ""
         return f"{where}{err.kind}: {err.message}"
     head = f"{err.filename}:{span.line}:{span.column}: {err.kind}: {err.message}"
-    lines = source.splitlines() or [""]
-    text = lines[span.line - 1] if span.line - 1 < len(lines) else ""
+    lines = source.split("\n")  # as the lexer counts lines: only "\n" ends one (not \r, \f, \u2028...)
+    text = lines[span.line - 1].rstrip("\r") if span.line - 1 < len(lines) else ""
     width = (span.end_column if span.end_line == span.line else len(text) + 1) - span.column
     caret = " " * (span.column - 1) + "^" * max(1, width)
     return f"{head}\n    {text}\n    {caret}"

@@ -17,11 +17,14 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any, Callable, Mapping
 
-from lamad.builtins import BUILTINS, Runtime
+from lamad import gradient
+from lamad.builtins import AD_OPERATORS, BUILTINS, Runtime
 from lamad.errors import LamError, LamRuntimeError
+from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, force
 from lamad.parser import surface_name
 from lamad.syntax import (
-    App, If, Lam, Let, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, Var, pattern_names,
+    GRAD, REAL, TENSOR, App, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar,
+    PWild, Span, Term, Tuple, TupleType, Type, Var, children, pattern_names,
 )
 
 Code = Callable[[list], Any]
@@ -118,7 +121,12 @@ class Compiler:
             value = self.globals(t.name)
             return lambda env: value
         if isinstance(t, Lit):
-            value = self.runtime.backend.scalar(t.value) if isinstance(t.value, float) else t.value
+            if t.ty == GRAD:
+                value = ZERO
+            elif isinstance(t.value, float):
+                value = self.runtime.backend.scalar(t.value)
+            else:
+                value = t.value
             return lambda env: value
         if isinstance(t, Prim):
             return self.prim(t)
@@ -127,7 +135,7 @@ class Compiler:
             return lambda env: fn(env)(arg(env))
         if isinstance(t, Let):
             return self.let_chain(t)
-        if isinstance(t, Lam):
+        if isinstance(t, (Lam, LinLam)):
             return self.lam(t)
         if isinstance(t, If):
             cond, then, orelse = self.compile(t.cond), self.compile(t.then), self.compile(t.orelse)
@@ -169,7 +177,10 @@ class Compiler:
             return body(env)
         return let_n
 
-    def lam(self, t: Lam) -> Code:
+    def lam(self, t: Lam | LinLam) -> Code:
+        """A closure over a flat frame.  A linear function into ``d`` is a
+        :class:`Backpropagator`; other closures remember their term and frame, so that
+        :func:`lift` can make their ←D version when they are differentiated."""
         outer = self.scope
         scope = self.scope = _Scope(outer)
         try:
@@ -179,6 +190,8 @@ class Compiler:
         finally:
             self.scope = outer
         captures, size = scope.captures, scope.size
+        backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
+        source = None if backprop else _LamSource(t, scope, self)
 
         def make_closure(env):
             frame = [None] * size
@@ -189,14 +202,23 @@ class Compiler:
                 f = frame.copy()
                 bind(f, arg)
                 return body(f)
+            if backprop:
+                return Backpropagator(closure)
+            closure.lamad = (source, frame)
             return closure
         return make_closure
 
     def prim(self, t: Prim) -> Code:
         """A builtin applied to its arguments; failures are located at the application."""
-        if t.op not in self.impls:
-            self.impls[t.op] = BUILTINS[t.op].impl(self.runtime)
-        fn, span, name = self.impls[t.op], t.span, f"'{surface_name(t.op)}'"
+        if t.op in AD_OPERATORS:
+            return self.ad(t)
+        if t.op == "add" and t.ty == GRAD:
+            fn = gradient.add
+        else:
+            if t.op not in self.impls:
+                self.impls[t.op] = BUILTINS[t.op].impl(self.runtime)
+            fn = self.impls[t.op]
+        span, name = t.span, f"'{surface_name(t.op)}'"
         args = [self.compile(a) for a in t.args]
 
         def fail(e: Exception):
@@ -238,7 +260,167 @@ class Compiler:
         return prim_n
 
 
+    def ad(self, t: Prim) -> Code:
+        """``grad f``, ``value_and_grad f``, ``vjp f x`` (SPEC §3): ←D of the function value."""
+        f, fty, runtime, span = self.compile(t.args[0]), t.args[0].ty, self.runtime, t.span
+        if t.op == "vjp":
+            x = self.compile(t.args[1])
+            return lambda env: vjp(f(env), x(env), fty, runtime, span)
+        with_value = t.op == "value_and_grad"
+        return lambda env: grad(f(env), fty, runtime, span, with_value)
+
+
 def evaluate(term: Term, runtime: Runtime, globals_: Mapping[str, Any] | None = None) -> Any:
     """Evaluate a closed elaborated term (its free names looked up in ``globals_``)."""
     env = dict(globals_ or {})
     return Compiler(runtime, env.__getitem__).compile_closed(term)()
+
+
+# --------------------------------------------------------------------- differentiation
+
+
+class _LamSource:
+    """What a closure needs to be differentiated: its elaborated term, where its
+    captured variables sit in its frame, and how to find the definitions it uses."""
+
+    def __init__(self, term: Lam | LinLam, scope: _Scope, compiler: Compiler):
+        self.term = term
+        captured = {slot for _, slot in scope.captures}
+        self.captured = {name: slot for name, slot in scope.slots.items() if slot in captured}
+        self.runtime = compiler.runtime
+        self.globals = compiler.globals
+        self._dual: tuple[list[tuple[str, Type]], Code, int] | None = None
+
+    def dual(self) -> tuple[list[tuple[str, Type]], Code, int]:
+        """←D of the term, checked and compiled once, open in the term's free variables."""
+        if self._dual is None:
+            from lamad.reverse import backprop, backprop_type
+            from lamad.types import infer_term
+
+            free = list(free_variables(self.term).items())
+            target = infer_term(backprop(self.term), {n: backprop_type(t) for n, t in free})
+            compiler = Compiler(self.runtime, self.globals)
+            for name, _ in free:
+                compiler.scope.slots[name] = compiler.scope.new_slot()
+            code = compiler.compile(target)
+            self._dual = free, code, compiler.scope.size
+        return self._dual
+
+    def lift(self, frame: list) -> Callable:
+        free, code, size = self.dual()
+        env = [lift(frame[self.captured[n]] if n in self.captured else self.globals(n), t) for n, t in free]
+        return code(env + [None] * (size - len(env)))
+
+
+def free_variables(term: Term) -> dict[str, Type]:
+    """The free variables of an elaborated term, with their types."""
+    free: dict[str, Type] = {}
+    stack: list[tuple[Term, frozenset[str]]] = [(term, frozenset())]
+    while stack:
+        t, bound = stack.pop()
+        if isinstance(t, Var):
+            if t.name not in bound:
+                free.setdefault(t.name, t.ty)
+        elif isinstance(t, (Lam, LinLam)):
+            stack.append((t.body, bound | set(pattern_names(t.param))))
+        elif isinstance(t, Let):
+            stack.append((t.bound, bound))
+            stack.append((t.body, bound | set(pattern_names(t.pattern))))
+        else:
+            stack.extend((c, bound) for c in children(t))
+    return free
+
+
+def lift(value: Any, t: Type) -> Any:
+    """A value of type ``A`` as a value of type ←D(A) that is constant: reals get the
+    backpropagator ``λa ⊸ 0``, functions their ←D version (SPEC §3: the free variables
+    of a differentiated function are constants)."""
+    if t in (REAL, TENSOR):
+        return value, ZERO_BACKPROP
+    if isinstance(t, TupleType):
+        return tuple(lift(v, i) for v, i in zip(value, t.items))
+    if isinstance(t, ListType):
+        return [lift(v, t.elem) for v in value]
+    if isinstance(t, FunType):
+        source = getattr(value, "lamad", None)
+        if source is None:
+            raise LamRuntimeError("cannot differentiate through a function that was not written in lamad")
+        return source[0].lift(source[1])
+    return value
+
+
+def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
+    """``wrap_A``: pair each real leaf of the input with a backpropagator of its own."""
+    if t in (REAL, TENSOR):
+        bp = Backpropagator(None)
+        inputs.append(bp)
+        return x, bp
+    if isinstance(t, TupleType):
+        return tuple(_wrap(v, i, inputs) for v, i in zip(x, t.items))
+    if isinstance(t, ListType):
+        return [_wrap(v, t.elem, inputs) for v in x]
+    return x
+
+
+def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
+    """``collect_A``: the cotangent of each leaf, zeros where nothing arrived."""
+    if t in (REAL, TENSOR):
+        ct = cotangents.get(next(inputs))
+        return xp.zeros_like(x) if ct is None else ct
+    if isinstance(t, TupleType):
+        return tuple(_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items))
+    if isinstance(t, ListType):
+        return [_collect(v, t.elem, cotangents, inputs, xp) for v in x]
+    return ()
+
+
+def _split(y: Any, t: Type, backprops: list) -> Any:
+    """The primal part of a ←D value, gathering the backpropagators of its leaves."""
+    if t in (REAL, TENSOR):
+        backprops.append(y[1])
+        return y[0]
+    if isinstance(t, TupleType):
+        return tuple(_split(v, i, backprops) for v, i in zip(y, t.items))
+    if isinstance(t, ListType):
+        return [_split(v, t.elem, backprops) for v in y]
+    return y
+
+
+def _leaves(ct: Any, t: Type, out: list) -> list:
+    if t in (REAL, TENSOR):
+        out.append(ct)
+    elif isinstance(t, TupleType):
+        for v, i in zip(ct, t.items):
+            _leaves(v, i, out)
+    elif isinstance(t, ListType):
+        for v in ct:
+            _leaves(v, t.elem, out)
+    return out
+
+
+def grad(f: Callable, fty: FunType, runtime: Runtime, span: Span | None, with_value: bool = False) -> Callable:
+    """``grad f = λx. let (y, y') = ←D(f) (wrap x) in collect (y' 1.0)`` (SPEC §3)."""
+    dual, one, xp = lift(f, fty), runtime.backend.scalar(1.0), runtime.backend.xp
+
+    def gradient_of_f(x):
+        inputs: list[Backpropagator] = []
+        y, y_backprop = dual(_wrap(x, fty.dom, inputs))
+        if getattr(y, "ndim", 0) != 0:
+            raise LamRuntimeError(f"grad needs a scalar result, but the function returned shape {tuple(y.shape)}",
+                                  span)
+        ct = _collect(x, fty.dom, force(y_backprop(one)), iter(inputs), xp)
+        return (y, ct) if with_value else ct
+    return gradient_of_f
+
+
+def vjp(f: Callable, x: Any, fty: FunType, runtime: Runtime, span: Span | None) -> tuple[Any, Callable]:
+    """``vjp f x = (f x, pullback)`` with ``pullback : ct(B) ⊸ ct(A)`` (SPEC §3)."""
+    inputs: list[Backpropagator] = []
+    backprops: list = []
+    y = _split(lift(f, fty)(_wrap(x, fty.dom, inputs)), fty.cod, backprops)
+
+    def pullback(ct):
+        cts = _leaves(ct, fty.cod, [])
+        sent = gradient.sum_apply(backprops, cts)
+        return _collect(x, fty.dom, force(sent), iter(inputs), runtime.backend.xp)
+    return y, pullback

@@ -7,6 +7,7 @@ what was expected and where.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -16,7 +17,7 @@ from lark import Lark, Token, Transformer_NonRecursive, v_args
 
 from lamad.errors import LamSyntaxError
 from lamad.syntax import (
-    Ann, App, BASE_TYPES, Def, FunType, If, Lam, Let, LinType, ListLit, ListType, Lit, Param,
+    Ann, App, BASE_TYPES, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
     Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, Type, Var, perp,
 )
 
@@ -125,6 +126,10 @@ class _ToAst(Transformer_NonRecursive):
             body = Lam(p, body, span=span)
         return body
 
+    def linlam(self, meta, ch):
+        _, param, _, body = ch
+        return LinLam(param, body, span=_span(meta))
+
     def let(self, meta, ch):
         *bindings, body = ch
         span = _span(meta)
@@ -157,14 +162,26 @@ class _ToAst(Transformer_NonRecursive):
         return Var(_name(ch[0]), span=_span(meta))
 
     def int_lit(self, meta, ch):
-        return Lit(int(ch[0]), span=_span(meta))
+        try:
+            value = int(ch[0])
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise LamSyntaxError(f"integer literal too long ({len(ch[0])} digits)", _span(meta)) from None
+        return Lit(value, span=_span(meta))
 
     def real_lit(self, meta, ch):
         return Lit(float(ch[0]), span=_span(meta))
 
     def string_lit(self, meta, ch):
         text = str(ch[0])[1:-1]
-        return Lit(text.encode("utf-8").decode("unicode_escape") if "\\" in text else text, span=_span(meta))
+        if "\\" in text:
+            # Python escapes; non-ASCII text goes through as \uXXXX so that it is not mangled
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # unknown escapes (\d) stay as written
+                    text = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+            except UnicodeDecodeError as e:
+                raise LamSyntaxError(f"bad escape sequence in string literal: {e.reason}", _span(meta)) from None
+        return Lit(text, span=_span(meta))
 
     def true_lit(self, meta, ch):
         return Lit(True, span=_span(meta))

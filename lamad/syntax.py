@@ -10,6 +10,7 @@ compare equal.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from typing import Callable, Iterator, Union
 
 
@@ -180,6 +181,15 @@ class Lam(Term):
 
 
 @dataclass(frozen=True)
+class LinLam(Term):
+    """A linear function ``λa ⊸ t`` (ASCII ``\\a -o t``): a backpropagator when its
+    body has the gradient type ``d`` (SPEC §3)."""
+
+    param: Pattern
+    body: Term
+
+
+@dataclass(frozen=True)
 class App(Term):
     fn: Term
     arg: Term
@@ -261,23 +271,37 @@ class Program:
 # --------------------------------------------------------------------- traversal
 
 
+def let_chain(term: Term) -> tuple[list[Let], Term]:
+    """``let p1 = t1 in … let pn = tn in u`` as ``([let1, …, letn], u)``.  Passes walk
+    chains of bindings with this, in a loop, so that long chains stay shallow."""
+    chain = []
+    while isinstance(term, Let):
+        chain.append(term)
+        term = term.body
+    return chain, term
+
+
+@lru_cache(maxsize=None)
+def _subterm_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a node class that may hold subterms (all but span, type, patterns)."""
+    return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
+                                                               "name", "value"))
+
+
 def children(term: Term) -> Iterator[Term]:
     """The immediate subterms of ``term``, in source order."""
-    for f in fields(term):
-        value = getattr(term, f.name)
+    for name in _subterm_fields(type(term)):
+        value = getattr(term, name)
         if isinstance(value, Term):
             yield value
-        elif isinstance(value, tuple):
-            yield from (v for v in value if isinstance(v, Term))
+        else:
+            yield from value
 
 
 def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
     """``term`` with ``fn`` applied to each immediate subterm."""
     changes = {}
-    for f in fields(term):
-        value = getattr(term, f.name)
-        if isinstance(value, Term):
-            changes[f.name] = fn(value)
-        elif isinstance(value, tuple) and value and isinstance(value[0], Term):
-            changes[f.name] = tuple(fn(v) for v in value)
+    for name in _subterm_fields(type(term)):
+        value = getattr(term, name)
+        changes[name] = fn(value) if isinstance(value, Term) else tuple(fn(v) for v in value)
     return replace(term, **changes) if changes else term

@@ -22,15 +22,19 @@ from typing import Iterator, Mapping
 
 from lamad.builtins import BUILTINS, Builtin
 from lamad.errors import LamTypeError
+from lamad.reverse import cotangent_type, is_zero, linear_in
 from lamad.parser import surface_name
 from lamad.syntax import (
-    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, Def, FunType, If, Lam, Let, LinType,
+    BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
-    TVar, Type, Var, children, map_children,
+    TVar, Type, Var, children, let_chain, map_children,
 )
 
-_NUMERIC = {"num": (INT, REAL, TENSOR), "float": (REAL, TENSOR)}
-_KIND_TEXT = {"num": "a number (Int, Real or Tensor)", "float": "Real or Tensor"}
+_NUMERIC = {"zero": (INT, REAL, TENSOR, GRAD), "num": (INT, REAL, TENSOR), "float": (REAL, TENSOR)}
+"""What a kinded variable may stand for: ``zero`` is the kind of the literal ``0``,
+which is also the zero of the gradient module ``d``; the kinds are nested."""
+_KIND_RANK = {"any": 0, "zero": 1, "num": 2, "float": 3}
+_KIND_TEXT = {"zero": "a number", "num": "a number (Int, Real or Tensor)", "float": "Real or Tensor"}
 
 
 class _Mismatch(Exception):
@@ -58,6 +62,7 @@ class Checker:
         self.globals = dict(globals_ or {})
         self.later = later  # names of definitions below the one being checked
         self.locals: dict[str, Type] = {}
+        self.deferred: list[tuple[Type, TVar, Span | None, str]] = []  # pending ct(A) = v
 
     # ----------------------------------------------------------------- types
 
@@ -96,8 +101,8 @@ class Checker:
             return fresh[t.id]
         if isinstance(t, TupleType):
             return TupleType(tuple(self.instantiate(i, fresh) for i in t.items))
-        if isinstance(t, FunType):
-            return FunType(self.instantiate(t.dom, fresh), self.instantiate(t.cod, fresh))
+        if isinstance(t, (FunType, LinType)):
+            return type(t)(self.instantiate(t.dom, fresh), self.instantiate(t.cod, fresh))
         if isinstance(t, ListType):
             return ListType(self.instantiate(t.elem, fresh))
         return t
@@ -125,8 +130,6 @@ class Checker:
             if t.id == v.id:
                 return
             kind = _meet(v.kind, t.kind)
-            if kind is None:
-                raise _Mismatch
             if kind != t.kind:
                 self.subst[t.id] = target = self.fresh(kind)
                 t = target
@@ -171,6 +174,11 @@ class Checker:
         elif isinstance(a, FunType) and isinstance(e, FunType):
             self._coerce(e.dom, a.dom)
             self._coerce(a.cod, e.cod)
+        elif isinstance(a, LinType) and isinstance(e, LinType):
+            # Cotangents of a promoted Real are 0-d Tensors: Real⊥ and Tensor⊥ interconvert.
+            if {self.resolve(a.dom), self.resolve(e.dom)} != {REAL, TENSOR}:
+                self._coerce(e.dom, a.dom)
+            self._coerce(a.cod, e.cod)
         else:
             self._unify(a, e)
 
@@ -180,7 +188,7 @@ class Checker:
             self._coerce(actual, expected)
         except _Mismatch:
             found = self.describe(actual)
-            hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor") else ""
+            hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
 
     def _join(self, a: Type, b: Type) -> Type:
@@ -278,6 +286,8 @@ class Checker:
             with self.bind(self.pattern(t.param, dom)):
                 body = self.infer(t.body)
             return replace(t, body=body, ty=FunType(dom, body.ty))
+        if isinstance(t, LinLam):
+            return self.linear_lambda(t)
         if isinstance(t, Let):
             return self.let_chain(t)
         if isinstance(t, If):
@@ -301,6 +311,18 @@ class Checker:
             return replace(inner, ty=t.annot)
         raise LamTypeError(f"cannot type-check a {type(t).__name__} node", t.span)
 
+    def linear_lambda(self, t: LinLam) -> Term:
+        """``λa ⊸ u : A ⊸ B``, where ``u`` must be linear in ``a`` (SPEC §3)."""
+        if not isinstance(t.param, PVar):
+            raise LamTypeError("a linear function takes one variable, the cotangent", t.param.span)
+        dom = self.param_type(t.param)
+        with self.bind(self.pattern(t.param, dom)):
+            body = self.infer(t.body)
+        if not (is_zero(body) or linear_in(body, t.param.name)):
+            raise LamTypeError(f"the body of this linear function is not linear in '{t.param.name}': each summand "
+                               f"must use '{t.param.name}' exactly once, through linear operations", t.span)
+        return replace(t, body=body, ty=LinType(dom, body.ty))
+
     def let_chain(self, t: Let) -> Term:
         """``let p1 = t1 in let p2 = t2 in ... u``, checked in a loop rather than by recursion
         so that long chains of bindings stay shallow."""
@@ -323,7 +345,7 @@ class Checker:
         if isinstance(value, bool):
             return BOOL
         if isinstance(value, int):
-            return self.fresh("num")
+            return self.fresh("zero" if value == 0 else "num")
         if isinstance(value, float):
             return REAL
         if isinstance(value, str):
@@ -340,7 +362,7 @@ class Checker:
             return self.apply_builtin(BUILTINS[name], [], t.span)
         if name in self.later:
             raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it", t.span)
-        known = list(self.locals) + list(self.globals) + list(BUILTINS)
+        known = list(self.locals) + list(self.globals) + [n for n in BUILTINS if surface_name(n) == n]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LamTypeError(f"unbound name '{name}'{hint}", t.span)
@@ -360,10 +382,10 @@ class Checker:
         """Elaborate the application of an elaborated ``fn`` to source ``args``."""
         for arg in args:
             fty = self.resolve(fn.ty)
-            if isinstance(fty, TVar):
+            if isinstance(fty, TVar) and fty.kind == "any":
                 fty = FunType(self.fresh(), self.fresh())
                 self.coerce(fn.ty, fty, fn.span)
-            if not isinstance(fty, FunType):
+            if not isinstance(fty, (FunType, LinType)):
                 raise LamTypeError(f"this is applied to an argument, but it has type {self.describe(fn.ty)}, "
                                    "not a function type", fn.span)
             a = self.infer(arg)
@@ -410,20 +432,26 @@ class Checker:
             return If(left, right, false, span=span, ty=BOOL) if op == "and" else If(left, true, right, span=span, ty=BOOL)
         b = BUILTINS[op]
         elab = [a if elaborated else self.infer(a) for a in args]
-        if b.typing == "arith":
+        if b.typing == "ad":
+            ty = self.ad(op, elab, arg_spans)
+        elif b.typing == "arith":
             ty = self.arith(b, elab, arg_spans)
         elif b.typing == "compare":
             ty = self.compare(op, elab, span)
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
-                self.coerce(a.ty, self.instantiate(p, fresh), sp, f"argument of '{op}': ")
+                self.coerce(a.ty, self.instantiate(p, fresh), sp, f"argument of '{surface_name(op)}': ")
             ty = self.instantiate(b.result, fresh)
         return Prim(op, tuple(elab), span=span, ty=ty)
 
     def arith(self, b: Builtin, args: list[Term], spans: list) -> Type:
         """Numeric operands joined: Int op Int is Int (if allowed), otherwise Real unless
         either side is a Tensor (SPEC §2.2)."""
+        if b.name == "add" and any(self.resolve(a.ty) == GRAD for a in args):
+            for a, sp in zip(args, spans):
+                self.coerce(a.ty, GRAD, sp, "argument of '+' on gradients: ")
+            return GRAD
         kind = "num" if b.ints else "float"
         types = []
         for a, sp in zip(args, spans):
@@ -431,8 +459,10 @@ class Checker:
             try:
                 self._unify(t, self.fresh(kind))
             except _Mismatch:
+                found = self.describe(a.ty)
+                hint = " (convert with 'real')" if found == "Int" else ""
                 raise LamTypeError(f"argument of '{surface_name(b.name)}': expected {_KIND_TEXT[kind]}, "
-                                   f"found {self.describe(a.ty)}", sp) from None
+                                   f"found {found}{hint}", sp) from None
             types.append(self.resolve(t))
         left, right = types
         if isinstance(left, TVar) and isinstance(right, TVar):
@@ -448,6 +478,12 @@ class Checker:
                     self._unify(t, TENSOR)
             return TENSOR
         known = left if not isinstance(left, TVar) else right
+        other = right if known is left else left
+        if known == REAL and isinstance(other, TVar):
+            # Real op 'a is 'a for 'a in {Real, Tensor}: leave 'a open, it may still be a Tensor
+            # (\x. x + 1.0 applied to a Tensor); it defaults to Real if nothing settles it.
+            self._unify(other, self.fresh("float"))
+            return self.resolve(other)
         try:
             self._unify(left, known)
             self._unify(right, known)
@@ -456,6 +492,45 @@ class Checker:
             hint = " (convert with 'real')"
             raise LamTypeError(f"argument of '{surface_name(b.name)}': expected Real, found Int{hint}", spans[i]) from None
         return known
+
+    def ad(self, op: str, args: list[Term], spans: list) -> Type:
+        """``grad f : A -> ct(A)``, ``value_and_grad f : A -> Real * ct(A)`` for
+        ``f : A -> Real``; ``vjp f x : B * (ct(B) ⊸ ct(A))`` for ``f : A -> B`` (SPEC §3)."""
+        f = args[0]
+        fty = self.resolve(f.ty)
+        if not isinstance(fty, FunType):
+            raise LamTypeError(f"'{op}' differentiates a function, found {self.describe(f.ty)}", spans[0])
+        dom, cod = fty.dom, self.resolve(fty.cod)
+        ct_dom = self.cotangent(dom, spans[0], "argument")
+        if op == "vjp":
+            self.coerce(args[1].ty, fty.dom, spans[1], "the point of 'vjp': ")
+            return TupleType((cod, LinType(self.cotangent(cod, spans[0], "result"), ct_dom)))
+        if isinstance(cod, FunType):
+            raise LamTypeError(f"'{op}' needs a function of one argument returning Real, found "
+                               f"{self.describe(fty)}; for several arguments take a tuple: "
+                               f"{op} (\\(x, y). f x y)", spans[0])
+        try:
+            self._unify(cod, REAL)
+        except _Mismatch:
+            raise LamTypeError(f"'{op}' needs a function returning Real, found {self.describe(fty)} "
+                               "(use vjp for other results)", spans[0]) from None
+        result = ct_dom if op == "grad" else TupleType((REAL, ct_dom))
+        return FunType(dom, result)
+
+    def cotangent(self, t: Type, span: Span | None, what: str) -> Type:
+        """``ct(t)`` (SPEC §3), or a variable standing for it until ``t`` is known, which
+        :meth:`settle` then solves."""
+        if _free_type_vars(self.zonk(t)):
+            v = self.fresh()
+            self.deferred.append((t, v, span, what))
+            return v
+        return self._cotangent(t, span, what)
+
+    def _cotangent(self, t: Type, span: Span | None, what: str) -> Type:
+        try:
+            return cotangent_type(self.zonk(t))
+        except ValueError as e:
+            raise LamTypeError(f"cannot differentiate with respect to this function's {what}: {e}", span) from None
 
     def compare(self, op: str, args: list[Term], span: Span | None) -> Type:
         left, right = args
@@ -481,7 +556,7 @@ class Checker:
         """Settle the variables left in ``t``: numbers default to Int, floats to Real."""
         t = self.resolve(t)
         if isinstance(t, TVar):
-            if t.kind == "num":
+            if t.kind in ("num", "zero"):
                 self.subst[t.id] = INT
             elif t.kind == "float":
                 self.subst[t.id] = REAL
@@ -494,34 +569,47 @@ class Checker:
         elif isinstance(t, ListType):
             self.default(t.elem)
 
-    def finish(self, term: Term) -> Term:
-        """Default and substitute every type in an elaborated term; integer literals typed
-        Real or Tensor become real literals."""
-        self.default(term.ty)
+    def settle(self, term: Term) -> None:
+        """Default the number variables left in an elaborated term, then solve the
+        cotangent types that waited for them."""
         stack = [term]
         while stack:
             node = stack.pop()
             self.default(node.ty)
             stack.extend(children(node))
+        for t, v, span, what in self.deferred:
+            self.default(t)
+            ct = self._cotangent(t, span, what)
+            try:
+                self._unify(v, ct)
+            except _Mismatch:
+                raise LamTypeError(f"the gradient has type {ct} but is used as {self.describe(v)}", span) from None
+
+    def finish(self, term: Term) -> Term:
+        """Substitute every type in a settled term; integer literals typed Real or Tensor
+        become real literals."""
         return self._zonk_term(term)
 
     def _zonk_term(self, t: Term) -> Term:
+        chain, body = let_chain(t)
+        result = self._zonk_node(map_children(body, self._zonk_term))
+        for let in reversed(chain):
+            result = self._zonk_node(replace(let, bound=self._zonk_term(let.bound), body=result))
+        return result
+
+    def _zonk_node(self, t: Term) -> Term:
         ty = self.zonk(t.ty)
         if isinstance(ty, TVar):
             self.subst[ty.id] = UNIT  # nothing observes it: e.g. the element type of an unused []
             ty = UNIT
-        t = map_children(t, self._zonk_term)
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
             return Lit(float(t.value), span=t.span, ty=ty)
         return replace(t, ty=ty)
 
 
-def _meet(k1: str, k2: str) -> str | None:
-    if k1 == "any":
-        return k2
-    if k2 == "any" or k1 == k2:
-        return k1
-    return "float"  # num and float
+def _meet(k1: str, k2: str) -> str:
+    """The kind of a variable that must be of both kinds (they are nested)."""
+    return k1 if _KIND_RANK[k1] >= _KIND_RANK[k2] else k2
 
 
 def _free_type_vars(t: Type) -> bool:
@@ -540,7 +628,7 @@ def check_def(d: Def, globals_: Mapping[str, Type], later: frozenset[str] = froz
     """Type-check one definition against the types of those above it."""
     checker = Checker(globals_, later)
     term = checker.infer(d.as_term())
-    checker.default(term.ty)
+    checker.settle(term)
     ty = checker.zonk(term.ty)
     if _free_type_vars(ty):
         raise LamTypeError(f"the type of '{d.name}' is not fully determined ({ty}); add a type annotation",
@@ -567,4 +655,6 @@ def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> T
 def infer_term(term: Term, globals_: Mapping[str, Type] | None = None) -> Term:
     """Elaborate a lone term (the REPL's expressions) against the given definitions."""
     checker = Checker(globals_)
-    return checker.finish(checker.infer(term))
+    term = checker.infer(term)
+    checker.settle(term)
+    return checker.finish(term)
