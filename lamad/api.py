@@ -19,8 +19,9 @@ from lamad.deep import deep
 from lamad.errors import LamError
 from lamad.eval import Compiler
 from lamad.parser import parse_program, parse_term
+from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
-    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, ListType, TupleType, Type,
+    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Term, TupleType, Type,
 )
 from lamad.types import TypedProgram, infer_term, typecheck
 
@@ -99,6 +100,16 @@ class LoadedProgram:
             t = t.cod
         return result, t
 
+    def backprop(self, name: str) -> tuple[str, Type, Term]:
+        """←D of definition ``name``: its transformed term, checked at type ←D(A)."""
+        term = self._located(deep(backprop), self.typed.terms[name])
+        types = {n: backprop_type(t) for n, t in self.typed.types.items()}
+        try:
+            checked = deep(infer_term)(term, types)
+        except LamError as e:
+            raise e.locate(self.source, self.filename) from None
+        return name, checked.ty, term
+
     def _located(self, fn: Callable, *args) -> Any:
         try:
             return fn(*args)
@@ -119,7 +130,7 @@ class Function:
         self.name = name
         self.param_types: list[Type] = []
         t: Type = type_
-        while isinstance(t, FunType):
+        while isinstance(t, (FunType, LinType)):
             self.param_types.append(t.dom)
             t = t.cod
         self.result_type = t
@@ -131,7 +142,7 @@ class Function:
         result = self.program._located(_apply, self.closure, values)
         t: Type = self.type
         for _ in args:
-            assert isinstance(t, FunType)
+            assert isinstance(t, (FunType, LinType))
             t = t.cod
         return to_python(result, t, self.program)
 
@@ -185,7 +196,7 @@ def to_python(v: Any, t: Type, program: LoadedProgram) -> Any:
         return tuple(to_python(x, i, program) for x, i in zip(v, t.items))
     if isinstance(t, ListType):
         return [to_python(x, t.elem, program) for x in v]
-    if isinstance(t, FunType):
+    if isinstance(t, (FunType, LinType)):
         return Function(v, t, program)
     return v
 
@@ -212,3 +223,69 @@ def load(path: str | Path, backend: str | None = None, dtype: str | None = None)
     path = Path(path)
     source = path.read_text(encoding="utf-8")
     return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent)
+
+
+# --------------------------------------------------------------------- AD on Python callables
+
+
+def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Callable:
+    """``op`` (grad or value_and_grad) of the lamad function ``f`` in the arguments
+    ``argnums``, the others held constant: the lamad term ``op (\\xi. f x0 … xn)``,
+    checked and compiled once, applied to the arguments of each call."""
+    program, arity = f.program, len(f.param_types)
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not nums or any(not 0 <= n < arity for n in nums):
+        raise ValueError(f"argnums {argnums} out of range for {f.name}, which takes {arity} argument(s)")
+    names = [f"x{i}" for i in range(arity)]
+    chosen = [names[n] for n in nums]
+    param = chosen[0] if len(chosen) == 1 else "(" + ", ".join(chosen) + ")"
+    term = parse_term(f"{op} (\\{param}. f {' '.join(names)})")
+    env = {"f": f.type, **dict(zip(names, f.param_types))}
+    try:
+        term = deep(infer_term)(term, env)
+    except LamError as e:
+        raise e.locate(f"{op} {f.name}", "<python>") from None
+    compiler = Compiler(program.runtime, program.value)
+    for name in ["f", *names]:
+        compiler.scope.slots[name] = compiler.scope.new_slot()
+    code, size = compiler.compile(term), compiler.scope.size
+
+    def differentiated(*args: Any) -> Any:
+        if len(args) != arity:
+            raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
+        values = [from_python(a, t, program.backend) for a, t in zip(args, f.param_types)]
+        point = values[nums[0]] if len(nums) == 1 else tuple(values[n] for n in nums)
+        gradient = code([f.closure, *values] + [None] * (size - arity - 1))
+        return to_python(program._located(_apply, gradient, [point]), term.ty.cod, program)
+    return differentiated
+
+
+def grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
+    """The gradient of a lamad function returning Real, in argument ``argnums`` (an int,
+    or a tuple of ints for a tuple of gradients), as JAX's ``jax.grad``."""
+    return _differentiate("grad", f, argnums)
+
+
+def value_and_grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
+    """Like :func:`grad`, returning ``(value, gradient)``."""
+    return _differentiate("value_and_grad", f, argnums)
+
+
+def vjp(f: Function, *args: Any) -> tuple[Any, Callable]:
+    """``(f(*args), pullback)``: ``pullback(ct)`` is the tuple of the cotangents of the
+    arguments (one cotangent when ``f`` takes one argument), as JAX's ``jax.vjp``."""
+    names = [f"x{i}" for i in range(len(args))]
+    point = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+    program = f.program
+    term = parse_term(f"vjp (\\{point}. f {' '.join(names)}) {point}")
+    try:
+        term = deep(infer_term)(term, {"f": f.type, **dict(zip(names, f.param_types))})
+    except LamError as e:
+        raise e.locate(f"vjp {f.name}", "<python>") from None
+    values = [from_python(a, t, program.backend) for a, t in zip(args, f.param_types)]
+    compiler = Compiler(program.runtime, program.value)
+    for name in ["f", *names]:
+        compiler.scope.slots[name] = compiler.scope.new_slot()
+    code = compiler.compile(term)
+    result = program._located(code, [f.closure, *values] + [None] * (compiler.scope.size - len(values) - 1))
+    return to_python(result, term.ty, program)

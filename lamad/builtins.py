@@ -419,6 +419,10 @@ _define("vjp", (_A, _B), _B, None, typing="ad")
 
 AD_OPERATORS = frozenset({"grad", "value_and_grad", "vjp"})
 
+OPERATORS = frozenset({"add", "sub", "mul", "div", "pow", "neg", "matmul", "lt", "le", "gt", "ge", "eq", "ne"})
+"""Builtins written as operators (``+`` is ``add``): users cannot name them."""
+NAMED_BUILTINS = frozenset(BUILTINS) - OPERATORS
+
 
 # --------------------------------------------------------------------- linearity
 

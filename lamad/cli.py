@@ -16,7 +16,8 @@ from typing import Sequence
 from lamad import api
 from lamad.backend import BACKENDS, DTYPES, BackendError
 from lamad.errors import LamError
-from lamad.pretty import format_value, pretty_type
+from lamad.pretty import format_value, pretty, pretty_type
+from lamad.syntax import Def, Lam, Param, PVar, Term
 
 
 class UsageError(Exception):
@@ -95,6 +96,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grad(args: argparse.Namespace) -> int:
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    name, ty, term = prog.backprop(entry)
+    print(f"-- ←D({name}) : {pretty_type(ty, ascii=args.ascii)}" if not args.ascii else f"-- D({name}) : {pretty_type(ty, ascii=True)}")
+    print(pretty(_as_def(name, term), ascii=args.ascii))
+    return 0
+
+
+def _as_def(name: str, term: Term) -> Def:
+    """A transformed definition printed as one: its leading annotated lambdas as parameters."""
+    params = []
+    while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
+        params.append(Param(term.param.name, term.param.annot))
+        term = term.body
+    return Def(name, tuple(params), None, term)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamad", description="A typed lambda calculus with reverse-mode AD.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -113,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     check.set_defaults(handler=cmd_check)
+
+    grad = sub.add_parser("grad", help="print the reverse-mode transform ←D of a definition, with its type")
+    grad.add_argument("file")
+    grad.add_argument("--entry", metavar="NAME", help="the definition to transform (default: main)")
+    grad.add_argument("--raw", action="store_true", help="print the transform as it is, not simplified")
+    grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    grad.set_defaults(handler=cmd_grad)
     return parser
 
 

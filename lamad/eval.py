@@ -15,9 +15,11 @@ argument.
 from __future__ import annotations
 
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lamad import gradient
+from lamad.backend import get_backend
 from lamad.builtins import AD_OPERATORS, BUILTINS, Runtime
 from lamad.errors import LamError, LamRuntimeError
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, force
@@ -270,8 +272,11 @@ class Compiler:
         return lambda env: grad(f(env), fty, runtime, span, with_value)
 
 
-def evaluate(term: Term, runtime: Runtime, globals_: Mapping[str, Any] | None = None) -> Any:
-    """Evaluate a closed elaborated term (its free names looked up in ``globals_``)."""
+def evaluate(term: Term, runtime: Runtime | None = None, globals_: Mapping[str, Any] | None = None) -> Any:
+    """Evaluate an elaborated term (its free names looked up in ``globals_``) on
+    ``runtime`` (default: the default backend, paths relative to the working directory)."""
+    if runtime is None:
+        runtime = Runtime(get_backend(), Path.cwd())
     env = dict(globals_ or {})
     return Compiler(runtime, env.__getitem__).compile_closed(term)()
 

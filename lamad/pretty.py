@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from lamad.parser import BINARY_OPS
 from lamad.syntax import (
-    GRAD, Ann, App, Base, Def, FunType, If, Lam, Let, LinType, ListLit, ListType, Lit, Pattern, Prim,
+    GRAD, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Pattern, Prim,
     Program, PTuple, PVar, PWild, Term, Tuple, TupleType, TVar, Type, Var,
 )
 
@@ -129,6 +129,8 @@ class _Printer:
                 binders.append(self.binder(body.param))
                 body = body.body
             return f"{_sym('lambda', self.ascii)}{' '.join(binders)}. {self.term(body, 0, indent)}", 0
+        if isinstance(t, LinLam):
+            return f"{_sym('lambda', self.ascii)}{self.binder(t.param)} {_sym('-o', self.ascii)} {self.term(t.body, 0, indent)}", 0
         if isinstance(t, Let):
             return self._let(t, indent), 0
         if isinstance(t, If):
@@ -156,11 +158,10 @@ class _Printer:
         while isinstance(body, Let):
             bindings.append(body)
             body = body.body
-        if len(bindings) < _LONG_LET:
-            parts = "; ".join(f"{self.pattern(b.pattern)} = {self.term(b.bound, 0, indent + 4)}" for b in bindings)
-            return f"let {parts} in {self.term(body, 0, indent)}"
-        pad = " " * (indent + 4)
         lines = [f"{self.pattern(b.pattern)} = {self.term(b.bound, 0, indent + 4)}" for b in bindings]
+        if len(bindings) < _LONG_LET and not any("\n" in line for line in lines):
+            return f"let {'; '.join(lines)} in {self.term(body, 0, indent)}"
+        pad = " " * (indent + 4)
         return "let " + (";\n" + pad).join(lines) + "\n" + " " * indent + "in " + self.term(body, 0, indent)
 
 

@@ -25,7 +25,7 @@ from lamad.parser import parse_term
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, If, Lam, Let, LinLam, LinType, ListLit,
     ListType, Lit, Pattern, Prim, PTuple, PVar, Span, Term, Tuple, TupleType, TVar, Type, Var, children,
-    let_chain, map_children, perp,
+    let_chain, map_children, perp, term_names,
 )
 
 # --------------------------------------------------------------------- types
@@ -183,27 +183,6 @@ def linear_in(t: Term, a: str) -> bool:
 # --------------------------------------------------------------------- the transform
 
 
-def _names(t: Term, out: set[str]) -> set[str]:
-    stack = [t]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Var):
-            out.add(node.name)
-        for p in (getattr(node, "param", None), getattr(node, "pattern", None)):
-            if isinstance(p, Pattern):
-                out.update(_pattern_names(p))
-        stack.extend(children(node))
-    return out
-
-
-def _pattern_names(p: Pattern):
-    if isinstance(p, PVar):
-        yield p.name
-    elif isinstance(p, PTuple):
-        for i in p.items:
-            yield from _pattern_names(i)
-
-
 def _rename(t: Term, mapping: dict[str, str]) -> Term:
     """A template with its variables renamed (templates bind only names in ``mapping``)."""
     if isinstance(t, Var):
@@ -228,7 +207,7 @@ class _Backprop:
     """One run of ←D: a supply of fresh names that avoids every name of the source."""
 
     def __init__(self, term: Term):
-        self.used = _names(term, set())
+        self.used = term_names(term)
         self.counter = 0
 
     def fresh(self, base: str) -> str:
@@ -314,8 +293,8 @@ class _Backprop:
             if rule is None or bp is None:
                 continue
             ct = _respan(_substitute(_template(rule), names), span)
-            if isinstance(ct, Prim) and ct.op == "unbroadcast" and not _broadcasts(t.args, i):
-                ct = ct.args[1]
+            if _is_unbroadcast(ct) and not _broadcasts(t.args, i):
+                ct = ct.arg  # the summand's shape is already the argument's
             summands.append(App(Var(bp), ct))
         body: Term = Lit(0)
         for s in summands:
@@ -338,7 +317,7 @@ class _Backprop:
             meta = "k" if arg.ty == INT else "p"
             mapping[meta] = self.fresh(meta)
             bindings.append((PVar(mapping[meta]), self.term(arg)))
-        for name in sorted(_names(template, set()) - set(BUILTINS) - set(mapping)):
+        for name in sorted(term_names(template) - set(BUILTINS) - set(mapping)):
             mapping[name] = self.fresh(name.rstrip("'")) + ("'" if name.endswith("'") else "")
         return _lets(bindings, _respan(_rename(template, mapping), t.span))
 
@@ -353,6 +332,11 @@ def _substitute(t: Term, names: dict[str, Term]) -> Term:
 def _respan(t: Term, span: Span | None) -> Term:
     """A term made from a template, located at the primitive it differentiates."""
     return replace(map_children(t, lambda c: _respan(c, span)), span=span)
+
+
+def _is_unbroadcast(t: Term) -> bool:
+    """Whether a (parsed) template instance is ``unbroadcast x g``."""
+    return isinstance(t, App) and isinstance(t.fn, App) and t.fn.fn == Var("unbroadcast")
 
 
 def _broadcasts(args: tuple[Term, ...], i: int) -> bool:

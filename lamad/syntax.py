@@ -271,6 +271,21 @@ class Program:
 # --------------------------------------------------------------------- traversal
 
 
+def term_names(term: Term) -> set[str]:
+    """Every name a term mentions or binds: fresh names are chosen outside this set."""
+    names: set[str] = set()
+    stack = [term]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Var):
+            names.add(node.name)
+        for p in (getattr(node, "param", None), getattr(node, "pattern", None)):
+            if isinstance(p, Pattern):
+                names.update(pattern_names(p))
+        stack.extend(children(node))
+    return names
+
+
 def let_chain(term: Term) -> tuple[list[Let], Term]:
     """``let p1 = t1 in … let pn = tn in u`` as ``([let1, …, letn], u)``.  Passes walk
     chains of bindings with this, in a loop, so that long chains stay shallow."""
@@ -304,4 +319,13 @@ def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
     for name in _subterm_fields(type(term)):
         value = getattr(term, name)
         changes[name] = fn(value) if isinstance(value, Term) else tuple(fn(v) for v in value)
-    return replace(term, **changes) if changes else term
+    return update(term, **changes) if changes else term
+
+
+def update(node: Term, **changes) -> Term:
+    """``dataclasses.replace`` for term nodes, without re-running ``__init__``: the passes
+    rebuild every node of large target terms, and this is their hottest operation."""
+    new = object.__new__(type(node))
+    new.__dict__.update(node.__dict__)
+    new.__dict__.update(changes)
+    return new

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import difflib
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from lamad.builtins import BUILTINS, Builtin
+from lamad.builtins import BUILTINS, NAMED_BUILTINS, Builtin
 from lamad.errors import LamTypeError
 from lamad.reverse import cotangent_type, is_zero, linear_in
 from lamad.parser import surface_name
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
-    TVar, Type, Var, children, let_chain, map_children,
+    TVar, Type, Var, children, let_chain, map_children, term_names, update,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, GRAD), "num": (INT, REAL, TENSOR), "float": (REAL, TENSOR)}
@@ -63,6 +63,7 @@ class Checker:
         self.later = later  # names of definitions below the one being checked
         self.locals: dict[str, Type] = {}
         self.deferred: list[tuple[Type, TVar, Span | None, str]] = []  # pending ct(A) = v
+        self.used: set[str] = set()  # the names of the term being checked: see fresh_name
 
     # ----------------------------------------------------------------- types
 
@@ -276,7 +277,7 @@ class Checker:
         if isinstance(t, Var):
             return self.var(t)
         if isinstance(t, Lit):
-            return replace(t, ty=self.literal_type(t.value))
+            return update(t, ty=self.literal_type(t.value))
         if isinstance(t, App):
             return self.app(t)
         if isinstance(t, Prim):
@@ -285,7 +286,7 @@ class Checker:
             dom = self.param_type(t.param)
             with self.bind(self.pattern(t.param, dom)):
                 body = self.infer(t.body)
-            return replace(t, body=body, ty=FunType(dom, body.ty))
+            return update(t, body=body, ty=FunType(dom, body.ty))
         if isinstance(t, LinLam):
             return self.linear_lambda(t)
         if isinstance(t, Let):
@@ -295,20 +296,20 @@ class Checker:
             self.coerce(cond.ty, BOOL, t.cond.span, "the condition of 'if': ")
             then, orelse = self.infer(t.then), self.infer(t.orelse)
             ty = self.join(then.ty, orelse.ty, t.span, "the branches of 'if'")
-            return replace(t, cond=cond, then=then, orelse=orelse, ty=ty)
+            return update(t, cond=cond, then=then, orelse=orelse, ty=ty)
         if isinstance(t, Tuple):
             items = tuple(self.infer(i) for i in t.items)
-            return replace(t, items=items, ty=TupleType(tuple(i.ty for i in items)))
+            return update(t, items=items, ty=TupleType(tuple(i.ty for i in items)))
         if isinstance(t, ListLit):
             items = tuple(self.infer(i) for i in t.items)
             elem: Type = self.fresh()
             for i in items:
                 elem = self.join(elem, i.ty, i.span, "the elements of this list")
-            return replace(t, items=items, ty=ListType(elem))
+            return update(t, items=items, ty=ListType(elem))
         if isinstance(t, Ann):
             inner = self.infer(t.term)
-            self.coerce(inner.ty, t.annot, t.span, "this term is annotated " + str(t.annot) + " but: ")
-            return replace(inner, ty=t.annot)
+            self.coerce(inner.ty, t.annot, t.span, f"this term is annotated {t.annot}: ")
+            return update(inner, ty=t.annot)
         raise LamTypeError(f"cannot type-check a {type(t).__name__} node", t.span)
 
     def linear_lambda(self, t: LinLam) -> Term:
@@ -321,7 +322,7 @@ class Checker:
         if not (is_zero(body) or linear_in(body, t.param.name)):
             raise LamTypeError(f"the body of this linear function is not linear in '{t.param.name}': each summand "
                                f"must use '{t.param.name}' exactly once, through linear operations", t.span)
-        return replace(t, body=body, ty=LinType(dom, body.ty))
+        return update(t, body=body, ty=LinType(dom, body.ty))
 
     def let_chain(self, t: Let) -> Term:
         """``let p1 = t1 in let p2 = t2 in ... u``, checked in a loop rather than by recursion
@@ -338,7 +339,7 @@ class Checker:
             for _, _, saved in reversed(chain):
                 self.pop(saved)
         for let, bound, _ in reversed(chain):
-            result = replace(let, bound=bound, body=result, ty=result.ty)
+            result = update(let, bound=bound, body=result, ty=result.ty)
         return result
 
     def literal_type(self, value) -> Type:
@@ -355,14 +356,14 @@ class Checker:
     def var(self, t: Var) -> Term:
         name = t.name
         if name in self.locals:
-            return replace(t, ty=self.locals[name])
+            return update(t, ty=self.locals[name])
         if name in self.globals:
-            return replace(t, ty=self.globals[name])
-        if name in BUILTINS:
+            return update(t, ty=self.globals[name])
+        if name in NAMED_BUILTINS:
             return self.apply_builtin(BUILTINS[name], [], t.span)
         if name in self.later:
             raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it", t.span)
-        known = list(self.locals) + list(self.globals) + [n for n in BUILTINS if surface_name(n) == n]
+        known = list(self.locals) + list(self.globals) + list(NAMED_BUILTINS)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LamTypeError(f"unbound name '{name}'{hint}", t.span)
@@ -373,7 +374,7 @@ class Checker:
             args.append(head.arg)
             head = head.fn
         args.reverse()
-        if isinstance(head, Var) and head.name in BUILTINS and head.name not in self.locals \
+        if isinstance(head, Var) and head.name in NAMED_BUILTINS and head.name not in self.locals \
                 and head.name not in self.globals:
             return self.apply_builtin(BUILTINS[head.name], args, t.span)
         return self.apply(self.infer(head), args)
@@ -402,8 +403,8 @@ class Checker:
             prim = self.prim(b.name, given, span, arg_spans=[a.span for a in given])
             return self.apply(prim, args[b.arity:])
         # eta-expansion: let a1 = t1 ... in \p1 ... pk. b a1 ... p1 ... pk
-        bound = [(f"{b.name}#{self._next()}", self.infer(a)) for a in given]
-        params = [f"{b.name}#{self._next()}" for _ in range(missing)]
+        bound = [(self.fresh_name("u"), self.infer(a)) for a in given]
+        params = [self.fresh_name("x") for _ in range(missing)]
         fresh: dict[int, TVar] = {}
         param_types = [self.instantiate(p, fresh) for p in b.params[len(given):]]
         names = [(n, a.ty) for n, a in bound] + list(zip(params, param_types))
@@ -418,9 +419,14 @@ class Checker:
             term = Let(PVar(n), a, term, span=span, ty=term.ty)
         return term
 
-    def _next(self) -> int:
-        self.counter += 1
-        return self.counter
+    def fresh_name(self, base: str) -> str:
+        """A variable name used nowhere in the term being checked."""
+        while True:
+            self.counter += 1
+            name = f"{base}{self.counter}"
+            if name not in self.used:
+                self.used.add(name)
+                return name
 
     def prim(self, op: str, args: list[Term], span: Span | None, arg_spans: list, elaborated: bool = False) -> Term:
         """Elaborate a saturated builtin application ``op args`` (SPEC §2.4)."""
@@ -594,7 +600,7 @@ class Checker:
         chain, body = let_chain(t)
         result = self._zonk_node(map_children(body, self._zonk_term))
         for let in reversed(chain):
-            result = self._zonk_node(replace(let, bound=self._zonk_term(let.bound), body=result))
+            result = self._zonk_node(update(let, bound=self._zonk_term(let.bound), body=result))
         return result
 
     def _zonk_node(self, t: Term) -> Term:
@@ -604,7 +610,7 @@ class Checker:
             ty = UNIT
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
             return Lit(float(t.value), span=t.span, ty=ty)
-        return replace(t, ty=ty)
+        return update(t, ty=ty)
 
 
 def _meet(k1: str, k2: str) -> str:
@@ -626,8 +632,15 @@ def _free_type_vars(t: Type) -> bool:
 
 def check_def(d: Def, globals_: Mapping[str, Type], later: frozenset[str] = frozenset()) -> tuple[Type, Term]:
     """Type-check one definition against the types of those above it."""
+    seen: set[str] = set()
+    for p in d.params:
+        if p.name in seen:
+            raise LamTypeError(f"'{d.name}' has two parameters named '{p.name}'", p.span)
+        seen.add(p.name)
     checker = Checker(globals_, later)
-    term = checker.infer(d.as_term())
+    term = d.as_term()
+    checker.used = term_names(term)
+    term = checker.infer(term)
     checker.settle(term)
     ty = checker.zonk(term.ty)
     if _free_type_vars(ty):
@@ -644,7 +657,7 @@ def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> T
     for i, d in enumerate(program.defs):
         if d.name in names[:i]:
             raise LamTypeError(f"'{d.name}' is already defined above", d.name_span or d.span)
-        if d.name in BUILTINS:
+        if d.name in NAMED_BUILTINS:
             raise LamTypeError(f"'{d.name}' is a builtin and cannot be redefined", d.name_span or d.span)
         ty, term = check_def(d, types, frozenset(names[i + 1:]))
         types[d.name], terms[d.name] = ty, term
@@ -655,6 +668,7 @@ def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> T
 def infer_term(term: Term, globals_: Mapping[str, Type] | None = None) -> Term:
     """Elaborate a lone term (the REPL's expressions) against the given definitions."""
     checker = Checker(globals_)
+    checker.used = term_names(term)
     term = checker.infer(term)
     checker.settle(term)
     return checker.finish(term)

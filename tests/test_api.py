@@ -1,0 +1,276 @@
+"""The Python API of SPEC §6: ``lamad.load`` / ``lamad.loads``, definitions as attributes
+and items, values crossing between Python and lamad, errors, and the pass functions."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lamad
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SOURCE = textwrap.dedent("""\
+    def affine (w : Tensor) (b : Tensor) (x : Tensor) : Tensor = x @ w + b
+    def halve (x : Real) : Real = x / 2
+    def succ (n : Int) : Int = n + 1
+    def negate (b : Bool) : Bool = not b
+    def swap (p : Int * Real) : Real * Int = (snd p, fst p)
+    def total (xs : List Real) : Real = fold (\\acc x. acc + x) 0.0 xs
+    def scale_all (k : Real) (ts : List Tensor) : List Tensor = map (\\t. k * t) ts
+    def adder (x : Real) : Real -> Real = \\y. x + y
+    def apply_twice (f : Real -> Real) (x : Real) : Real = f (f x)
+    def dims (t : Tensor) : Int * Int = (length (unstack t), length (unstack (transpose t)))
+    def weights = randn 0 [3, 2]
+    def answer = 6 * 7
+    def main = halve 5.0
+""")
+
+
+@pytest.fixture(scope="module")
+def prog():
+    return lamad.loads(SOURCE)
+
+
+# ------------------------------------------------------------------ loading and access
+
+def test_loads_returns_a_program_with_every_definition(prog):
+    assert isinstance(prog, lamad.LoadedProgram)
+    assert list(prog) == ["affine", "halve", "succ", "negate", "swap", "total", "scale_all", "adder",
+                          "apply_twice", "dims", "weights", "answer", "main"]
+    assert "halve" in prog and "nope" not in prog
+
+
+def test_definitions_by_attribute_and_by_item(prog):
+    assert prog.answer == prog["answer"] == 42
+    assert float(prog.halve(3.0)) == float(prog["halve"](3.0)) == 1.5
+    np.testing.assert_array_equal(prog.weights, prog["weights"])
+
+
+def test_unknown_definition(prog):
+    with pytest.raises(AttributeError):
+        prog.nope
+    with pytest.raises(KeyError):
+        prog["nope"]
+
+
+def test_load_a_file_resolves_load_paths_against_it(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "v.npy", np.array([1.0, 2.0, 4.0]))
+    (tmp_path / "p.lam").write_text('def v = load "data/v.npy"\ndef main = sum v\n', encoding="utf-8")
+    monkeypatch.chdir(ROOT)  # not the program's directory
+    for path in (tmp_path / "p.lam", str(tmp_path / "p.lam")):
+        p = lamad.load(path)
+        assert float(p.main) == 7.0
+        np.testing.assert_array_equal(p.v, [1.0, 2.0, 4.0])
+
+
+def test_load_the_examples():
+    hello = lamad.load(ROOT / "examples" / "hello.lam")
+    assert float(hello.main) == -12.0
+    assert float(hello.f(1.0, 2.0, 3.0)) == 9.0
+    data = lamad.load(ROOT / "examples" / "data.lam")
+    table = np.loadtxt(ROOT / "examples" / "data" / "measurements.csv", delimiter=",")
+    np.testing.assert_allclose(data.column_means(table), table.mean(axis=0))
+
+
+# ------------------------------------------------------------------ values crossing over
+
+def test_tensor_crosses_as_numpy_array(prog):
+    w = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    b = np.array([0.5, -0.5])
+    x = np.array([[1.0, 0.0, -1.0]])
+    y = prog.affine(w, b, x)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float64
+    np.testing.assert_array_equal(y, x @ w + b)
+    # nested lists and integer arrays are accepted as Tensors too
+    np.testing.assert_array_equal(prog.affine(w.tolist(), [0, 0], np.array([[1, 1, 1]])), [[9.0, 12.0]])
+
+
+def test_real_crosses_as_0d_array_and_accepts_python_float(prog):
+    for x in (3.0, 3, np.float64(3.0), np.array(3.0), np.float32(3.0)):
+        y = prog.halve(x)
+        assert isinstance(y, np.ndarray) and y.shape == () and y.dtype == np.float64, (x, y)
+        assert float(y) == 1.5
+    assert isinstance(prog.main, np.ndarray) and prog.main.shape == () and float(prog.main) == 2.5
+
+
+def test_real_rejects_a_non_scalar_array(prog):
+    with pytest.raises(TypeError):
+        prog.halve(np.ones(3))
+
+
+def test_int_and_bool_cross_as_python_int_and_bool(prog):
+    n = prog.succ(41)
+    assert n == 42 and type(n) is int
+    assert prog.negate(True) is False and prog.negate(False) is True
+    assert type(prog.answer) is int
+    with pytest.raises(TypeError):
+        prog.succ(1.5)
+
+
+def test_tuples_cross_as_tuples(prog):
+    r, n = prog.swap((7, 0.25))
+    assert float(r) == 0.25 and r.shape == ()
+    assert n == 7 and type(n) is int
+    assert prog.dims(np.zeros((4, 5))) == (4, 5)
+    with pytest.raises(TypeError):
+        prog.swap((1, 2.0, 3))
+
+
+def test_lists_cross_as_lists(prog):
+    assert float(prog.total([1.0, 2.5, 3])) == 6.5
+    assert float(prog.total([])) == 0.0
+    ts = [np.ones(2), np.arange(3.0)]
+    out = prog.scale_all(2.0, ts)
+    assert isinstance(out, list) and len(out) == 2
+    np.testing.assert_array_equal(out[0], [2.0, 2.0])
+    np.testing.assert_array_equal(out[1], [0.0, 2.0, 4.0])
+
+
+def test_functions_cross_as_callables(prog):
+    add3 = prog.adder(3.0)
+    assert callable(add3) and isinstance(add3, lamad.Function)
+    assert float(add3(4.0)) == 7.0
+    # partial application of a definition with several parameters
+    aff = prog.affine(np.eye(2), np.ones(2))
+    np.testing.assert_array_equal(aff(np.array([[1.0, 2.0]])), [[2.0, 3.0]])
+    # a lamad function passed back into lamad
+    assert float(prog.apply_twice(add3, 1.0)) == 7.0
+    assert float(prog.apply_twice(prog.halve, 8.0)) == 2.0
+
+
+def test_wrong_number_of_arguments(prog):
+    with pytest.raises(TypeError):
+        prog.halve(1.0, 2.0)
+    with pytest.raises(TypeError):
+        prog.halve()
+
+
+def test_float32_program():
+    p = lamad.loads("def third = 1.0 / 3.0\ndef double (t : Tensor) : Tensor = 2 * t\n", dtype="float32")
+    assert p.third.dtype == np.float32 and float(p.third) == float(np.float32(1) / np.float32(3))
+    assert p.double(np.ones(3)).dtype == np.float32
+
+
+# ------------------------------------------------------------------ definitions without parameters: computed once
+
+def test_definition_without_parameters_is_computed_once(tmp_path):
+    """``v`` reads a file; after it has been used once the file changes, and every later use
+    (direct, or through another definition) still sees the first value: it was not computed
+    again."""
+    np.save(tmp_path / "v.npy", np.array([1.0, 2.0]))
+    src = 'def v = load "v.npy"\ndef total = sum v\ndef plus (x : Real) : Real = x + sum v\n'
+    p = lamad.loads(src, base_dir=tmp_path)
+    first = p.v
+    np.testing.assert_array_equal(first, [1.0, 2.0])
+    np.save(tmp_path / "v.npy", np.array([100.0, 200.0, 300.0]))
+    assert p.v is first and p["v"] is first
+    assert float(p.total) == 3.0
+    assert float(p.plus(1.0)) == 4.0
+    (tmp_path / "v.npy").unlink()
+    assert p.v is first
+    # a fresh program reads the file again (and finds it gone: a located run-time error)
+    with pytest.raises(lamad.LamRuntimeError):
+        lamad.loads(src, base_dir=tmp_path).v
+
+
+def test_random_definition_is_the_same_value_each_time(prog):
+    assert prog.weights is prog.weights
+    np.testing.assert_array_equal(prog.weights, np.random.default_rng(0).standard_normal((3, 2)))
+
+
+# ------------------------------------------------------------------ errors
+
+def error_lines(err: lamad.LamError) -> list[str]:
+    return str(err).split("\n")
+
+
+def test_syntax_error_is_a_lamerror_with_location():
+    src = "def f (x : Real) : Real = x\ndef main = f (1.0 +)\n"
+    with pytest.raises(lamad.LamSyntaxError) as info:
+        lamad.loads(src, filename="bad.lam")
+    assert isinstance(info.value, lamad.LamError)
+    head, line, caret = error_lines(info.value)
+    assert head.startswith("bad.lam:2:20: syntax error:")
+    assert line == "    def main = f (1.0 +)"
+    assert caret == "    " + " " * 19 + "^"
+
+
+def test_type_error_is_a_lamerror_with_location(tmp_path):
+    path = tmp_path / "bad.lam"
+    path.write_text("def f (x : Real) : Real = x\ndef main = f true\n", encoding="utf-8")
+    with pytest.raises(lamad.LamTypeError) as info:
+        lamad.load(path)
+    head, line, caret = error_lines(info.value)
+    assert head.startswith(f"{path}:2:14: type error:") and "Bool" in head
+    assert line == "    def main = f true"
+    assert caret == "    " + " " * 13 + "^^^^"
+
+
+def test_runtime_error_in_a_call_points_at_the_primitive(prog):
+    with pytest.raises(lamad.LamRuntimeError) as info:
+        prog.affine(np.ones((3, 2)), np.zeros(2), np.ones((1, 4)))
+    head, line, caret = error_lines(info.value)
+    assert head.startswith("<string>:1:")
+    assert "runtime error" in head and "(1, 4)" in head and "(3, 2)" in head
+    assert line == "    " + SOURCE.splitlines()[0]
+    column = int(head.split(":")[2])
+    assert caret.index("^") == 4 + column - 1
+    assert line[caret.index("^"):caret.index("^") + caret.count("^")] == "x @ w"
+
+
+def test_runtime_error_in_a_definition_without_parameters():
+    p = lamad.loads("def ok = 1\ndef bad = scalar (ones [2, 2])\n", filename="s.lam")
+    assert p.ok == 1
+    with pytest.raises(lamad.LamRuntimeError) as info:
+        p.bad
+    head, line, caret = error_lines(info.value)
+    assert head.startswith("s.lam:2:11: runtime error:") and "(2, 2)" in head
+    assert line == "    def bad = scalar (ones [2, 2])" and caret.strip() == "^" * len("scalar (ones [2, 2])")
+
+
+# ------------------------------------------------------------------ the passes: parse, typecheck, pretty, evaluate
+
+def test_parse_and_pretty_round_trip():
+    term = lamad.parse("\\(x, y). let z = x * y in if z > 0.0 then z else -z")
+    unicode = lamad.pretty(term)
+    ascii_ = lamad.pretty(term, ascii=True)
+    assert unicode.startswith("λ") and "·" in unicode
+    assert ascii_.startswith("\\") and all(ord(c) < 128 for c in ascii_)
+    for text in (unicode, ascii_):
+        assert lamad.pretty(lamad.parse(text)) == unicode
+
+
+def test_typecheck_a_parsed_program():
+    program = lamad.parse_program("def f (x : Real) (t : Tensor) = x * t\ndef main = sum (f 2.0 (ones [3]))\n")
+    typed = lamad.typecheck(program)
+    assert {name: lamad.pretty_type(t) for name, t in typed.types.items()} == {
+        "f": "Real → Tensor → Tensor", "main": "Real"}
+    assert lamad.pretty_type(typed.types["f"], ascii=True) == "Real -> Tensor -> Tensor"
+    with pytest.raises(lamad.LamTypeError):
+        lamad.typecheck(lamad.parse_program("def main = 1.0 && true\n"))
+
+
+def test_evaluate_a_typechecked_term():
+    from lamad.backend import get_backend
+    from lamad.builtins import Runtime
+
+    typed = lamad.typecheck(lamad.parse_program(
+        "def f (x : Real) : Real = 3 * x\ndef main = f 2.0 + sum (ones [2, 2])\n"))
+    runtime = Runtime(get_backend("numpy"), Path.cwd())
+    f = lamad.evaluate(typed.terms["f"], runtime)
+    assert float(f(np.float64(5.0))) == 15.0
+    assert float(lamad.evaluate(typed.terms["main"], runtime, {"f": f})) == 10.0
+
+
+def test_pretty_a_program_parses_back_to_the_same_types():
+    program = lamad.parse_program(SOURCE)
+    printed = lamad.pretty(program)
+    again = lamad.typecheck(lamad.parse_program(printed))
+    assert again.types == lamad.typecheck(program).types
+    assert lamad.pretty(lamad.parse_program(printed)) == printed
