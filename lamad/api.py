@@ -20,8 +20,9 @@ from lamad.errors import LamError
 from lamad.eval import Compiler
 from lamad.parser import parse_program, parse_term
 from lamad.reverse import backprop, backprop_type
+from lamad.simplify import simplify
 from lamad.syntax import (
-    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Term, TupleType, Type,
+    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Term, TupleType, Type, term_names,
 )
 from lamad.types import TypedProgram, infer_term, typecheck
 
@@ -100,9 +101,13 @@ class LoadedProgram:
             t = t.cod
         return result, t
 
-    def backprop(self, name: str) -> tuple[str, Type, Term]:
-        """←D of definition ``name``: its transformed term, checked at type ←D(A)."""
-        term = self._located(deep(backprop), self.typed.terms[name])
+    def backprop(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
+        """←D of definition ``name``, simplified unless ``simplified=False``: the
+        transformed term, checked at type ←D(A)."""
+        source = self.typed.terms[name]
+        term = self._located(deep(backprop), source)
+        if simplified:
+            term = deep(simplify)(term, keep=term_names(source))
         types = {n: backprop_type(t) for n, t in self.typed.types.items()}
         try:
             checked = deep(infer_term)(term, types)

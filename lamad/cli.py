@@ -16,6 +16,7 @@ from typing import Sequence
 from lamad import api
 from lamad.backend import BACKENDS, DTYPES, BackendError
 from lamad.errors import LamError
+from lamad.parser import parse_program
 from lamad.pretty import format_value, pretty, pretty_type
 from lamad.syntax import Def, Lam, Param, PVar, Term
 
@@ -99,9 +100,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_grad(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
-    name, ty, term = prog.backprop(entry)
+    name, ty, term = prog.backprop(entry, simplified=not args.raw)
     print(f"-- ←D({name}) : {pretty_type(ty, ascii=args.ascii)}" if not args.ascii else f"-- D({name}) : {pretty_type(ty, ascii=True)}")
     print(pretty(_as_def(name, term), ascii=args.ascii))
+    return 0
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"cannot read '{args.file}': no such file")
+    source = path.read_text(encoding="utf-8")
+    try:
+        program = parse_program(source)
+    except LamError as e:
+        raise e.locate(source, str(path)) from None
+    print(pretty(program, ascii=args.ascii), end="")
     return 0
 
 
@@ -139,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--raw", action="store_true", help="print the transform as it is, not simplified")
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
+
+    fmt = sub.add_parser("fmt", help="print a program in lamad's layout (comments are not kept)")
+    fmt.add_argument("file")
+    fmt.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    fmt.set_defaults(handler=cmd_fmt)
     return parser
 
 

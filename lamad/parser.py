@@ -77,6 +77,17 @@ def _name(tok: Token) -> str:
     return str(tok)
 
 
+def _annotate(p: Pattern, t: Type, span: Span | None) -> Pattern:
+    """``(p : A)``: an annotated tuple pattern annotates its components."""
+    if isinstance(p, PVar) and p.annot is None:
+        return PVar(p.name, t, span=span)
+    if isinstance(p, PTuple) and isinstance(t, TupleType) and len(t.items) == len(p.items):
+        return PTuple(tuple(_annotate(i, it, i.span) for i, it in zip(p.items, t.items)), span=span)
+    if isinstance(p, PWild):
+        return p
+    raise LamSyntaxError(f"this pattern cannot have type {t}", span)
+
+
 def _binary(op: str):
     """The transformer method for a binary operator: a two-argument :class:`Prim`."""
 
@@ -110,7 +121,7 @@ class _ToAst(Transformer_NonRecursive):
         return PWild(span=_span(meta))
 
     def pann(self, meta, ch):
-        return PVar(_name(ch[0]), ch[1], span=_span(meta))
+        return _annotate(ch[0], ch[1], _span(meta))
 
     def ptuple(self, meta, ch):
         return PTuple(tuple(ch), span=_span(meta))

@@ -69,6 +69,8 @@ _BINARY_PREC = {
 _NEG, _APP, _ATOM = 6, 8, 9
 _LONG_LET = 3
 """A ``let`` with at least this many bindings is printed one binding per line."""
+_WIDTH = 80
+"""Lines longer than this are broken at ``let`` bindings and lambda bodies."""
 
 
 def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80) -> str:
@@ -98,6 +100,9 @@ class _Printer:
         if isinstance(p, PWild):
             return "_"
         assert isinstance(p, PTuple)
+        annot = _pattern_type(p)
+        if annot is not None:
+            return f"({_bare(p)} : {pretty_type(annot, self.ascii)})"
         return "(" + ", ".join(self.pattern(i) for i in p.items) + ")"
 
     def binder(self, p: Pattern) -> str:
@@ -128,9 +133,10 @@ class _Printer:
             while isinstance(body, Lam):
                 binders.append(self.binder(body.param))
                 body = body.body
-            return f"{_sym('lambda', self.ascii)}{' '.join(binders)}. {self.term(body, 0, indent)}", 0
+            return self._binder_body(f"{_sym('lambda', self.ascii)}{' '.join(binders)}.", body, indent), 0
         if isinstance(t, LinLam):
-            return f"{_sym('lambda', self.ascii)}{self.binder(t.param)} {_sym('-o', self.ascii)} {self.term(t.body, 0, indent)}", 0
+            head = f"{_sym('lambda', self.ascii)}{self.binder(t.param)} {_sym('-o', self.ascii)}"
+            return self._binder_body(head, t.body, indent), 0
         if isinstance(t, Let):
             return self._let(t, indent), 0
         if isinstance(t, If):
@@ -152,17 +158,51 @@ class _Printer:
             return t.op, _ATOM
         return t.op + "".join(" " + self.term(a, _ATOM, indent) for a in t.args), _APP
 
+    def _binder_body(self, head: str, body: Term, indent: int) -> str:
+        """``λx. body``, the body on the next line, indented, when it spans several."""
+        text = self.term(body, 0, indent)
+        if "\n" not in text and indent + len(head) + len(text) < _WIDTH:
+            return f"{head} {text}"
+        return f"{head}\n{' ' * (indent + 4)}{self.term(body, 0, indent + 4)}"
+
+    def _binding(self, b: Let, indent: int) -> str:
+        """``p = t``; a bound term spanning several lines starts on a line of its own."""
+        bound = self.term(b.bound, 0, indent)
+        if "\n" in bound:
+            return f"{self.pattern(b.pattern)} =\n{' ' * (indent + 4)}{self.term(b.bound, 0, indent + 4)}"
+        return f"{self.pattern(b.pattern)} = {bound}"
+
     def _let(self, t: Let, indent: int) -> str:
         bindings = []
         body: Term = t
         while isinstance(body, Let):
             bindings.append(body)
             body = body.body
-        lines = [f"{self.pattern(b.pattern)} = {self.term(b.bound, 0, indent + 4)}" for b in bindings]
-        if len(bindings) < _LONG_LET and not any("\n" in line for line in lines):
-            return f"let {'; '.join(lines)} in {self.term(body, 0, indent)}"
+        lines = [self._binding(b, indent + 4) for b in bindings]
+        rest = self.term(body, 0, indent)
+        one_line = f"let {'; '.join(lines)} in {rest}"
+        if len(bindings) < _LONG_LET and "\n" not in one_line and indent + len(one_line) <= _WIDTH:
+            return one_line
         pad = " " * (indent + 4)
-        return "let " + (";\n" + pad).join(lines) + "\n" + " " * indent + "in " + self.term(body, 0, indent)
+        return "let " + (";\n" + pad).join(lines) + "\n" + " " * indent + "in " + rest
+
+
+def _pattern_type(p: Pattern) -> Type | None:
+    """The type of a pattern all of whose variables are annotated, else ``None``."""
+    if isinstance(p, PVar):
+        return p.annot
+    if isinstance(p, PTuple):
+        items = [_pattern_type(i) for i in p.items]
+        return None if any(i is None for i in items) else TupleType(tuple(items))
+    return None
+
+
+def _bare(p: Pattern) -> str:
+    if isinstance(p, PVar):
+        return p.name
+    if isinstance(p, PWild):
+        return "_"
+    return "(" + ", ".join(_bare(i) for i in p.items) + ")"
 
 
 def _is_negative(value) -> bool:

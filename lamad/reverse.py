@@ -25,7 +25,7 @@ from lamad.parser import parse_term
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, If, Lam, Let, LinLam, LinType, ListLit,
     ListType, Lit, Pattern, Prim, PTuple, PVar, Span, Term, Tuple, TupleType, TVar, Type, Var, children,
-    let_chain, map_children, perp, term_names,
+    let_chain, map_children, pattern_names, perp, term_names,
 )
 
 # --------------------------------------------------------------------- types
@@ -143,40 +143,42 @@ def is_zero(t: Term) -> bool:
     return isinstance(t, Lit) and not isinstance(t.value, bool) and t.value == 0
 
 
-def _binds(p: Pattern, name: str) -> bool:
-    if isinstance(p, PVar):
-        return p.name == name
-    return isinstance(p, PTuple) and any(_binds(i, name) for i in p.items)
-
-
-def mentions(t: Term, name: str) -> bool:
-    """Whether ``name`` occurs free in ``t``."""
+def mentions(t: Term, names: str | frozenset[str]) -> bool:
+    """Whether any of ``names`` occurs free in ``t``."""
+    names = frozenset([names]) if isinstance(names, str) else names
     if isinstance(t, Var):
-        return t.name == name
-    if isinstance(t, (Lam, LinLam)) and _binds(t.param, name):
-        return False
+        return t.name in names
+    if isinstance(t, (Lam, LinLam)):
+        names = names - set(pattern_names(t.param))
     if isinstance(t, Let):
-        return mentions(t.bound, name) or (not _binds(t.pattern, name) and mentions(t.body, name))
-    return any(mentions(c, name) for c in children(t))
+        return mentions(t.bound, names) or mentions(t.body, names - set(pattern_names(t.pattern)))
+    return bool(names) and any(mentions(c, names) for c in children(t))
 
 
-def linear_in(t: Term, a: str) -> bool:
-    """Whether ``t`` is linear in ``a``: built from ``a`` by sums whose every summand is
-    linear, applications of linear functions, and builtins in their linear arguments
-    (:attr:`Builtin.linear`) with the other arguments free of ``a`` (SPEC §3)."""
+def linear_in(t: Term, a: str | frozenset[str]) -> bool:
+    """Whether ``t`` is linear in ``a`` (or jointly in a set of variables): built from them
+    by sums whose every summand is linear, applications of linear functions, builtins in
+    their linear arguments (:attr:`Builtin.linear`) with the other arguments free of
+    them, and ``let``s whose bound term is linear (its variable is then linear too)
+    (SPEC §3)."""
+    linear = frozenset([a]) if isinstance(a, str) else a
     if isinstance(t, Var):
-        return t.name == a
+        return t.name in linear
     if isinstance(t, Prim):
         if t.op in ("add", "sub"):
-            return any(linear_in(x, a) for x in t.args) and all(linear_in(x, a) or is_zero(x) for x in t.args)
-        hits = [i for i, x in enumerate(t.args) if mentions(x, a)]
-        return len(hits) == 1 and hits[0] in BUILTINS[t.op].linear and linear_in(t.args[hits[0]], a)
+            return any(linear_in(x, linear) for x in t.args) and \
+                all(linear_in(x, linear) or is_zero(x) for x in t.args)
+        hits = [i for i, x in enumerate(t.args) if mentions(x, linear)]
+        return len(hits) == 1 and hits[0] in BUILTINS[t.op].linear and linear_in(t.args[hits[0]], linear)
     if isinstance(t, App):
-        return isinstance(t.fn.ty, LinType) and not mentions(t.fn, a) and linear_in(t.arg, a)
+        return isinstance(t.fn.ty, LinType) and not mentions(t.fn, linear) and linear_in(t.arg, linear)
     if isinstance(t, Let):
-        return not mentions(t.bound, a) and not _binds(t.pattern, a) and linear_in(t.body, a)
+        inner = linear - set(pattern_names(t.pattern))
+        if not mentions(t.bound, linear):
+            return linear_in(t.body, inner)
+        return isinstance(t.pattern, PVar) and linear_in(t.bound, linear) and linear_in(t.body, inner | {t.pattern.name})
     if isinstance(t, If):
-        return not mentions(t.cond, a) and linear_in(t.then, a) and linear_in(t.orelse, a)
+        return not mentions(t.cond, linear) and linear_in(t.then, linear) and linear_in(t.orelse, linear)
     return False
 
 

@@ -286,6 +286,41 @@ def term_names(term: Term) -> set[str]:
     return names
 
 
+def alpha_key(term: Term) -> tuple:
+    """A hashable summary of ``term`` that two terms share exactly when they are equal up
+    to the names of bound variables (alpha-equivalence)."""
+    counter = iter(range(1 << 62))
+
+    def pattern(p: Pattern, env: dict[str, int]) -> tuple:
+        if isinstance(p, PVar):
+            env[p.name] = next(counter)
+            return ("var", env[p.name], str(p.annot) if p.annot is not None else None)
+        if isinstance(p, PTuple):
+            return ("tuple",) + tuple(pattern(i, env) for i in p.items)
+        return ("_",)
+
+    def key(t: Term, env: dict[str, int]) -> tuple:
+        if isinstance(t, Var):
+            return ("bound", env[t.name]) if t.name in env else ("free", t.name)
+        if isinstance(t, Lit):
+            return ("lit", type(t.value).__name__, t.value)
+        if isinstance(t, (Lam, LinLam)):
+            inner = dict(env)
+            return (type(t).__name__, pattern(t.param, inner), key(t.body, inner))
+        if isinstance(t, Let):
+            chain, body = let_chain(t)
+            inner = dict(env)
+            parts = []
+            for let in chain:
+                bound = key(let.bound, inner)
+                parts.append((pattern(let.pattern, inner), bound))
+            return ("let", tuple(parts), key(body, inner))
+        extra = t.op if isinstance(t, Prim) else (str(t.annot) if isinstance(t, Ann) else None)
+        return (type(t).__name__, extra) + tuple(key(c, env) for c in children(t))
+
+    return key(term, {})
+
+
 def let_chain(term: Term) -> tuple[list[Let], Term]:
     """``let p1 = t1 in … let pn = tn in u`` as ``([let1, …, letn], u)``.  Passes walk
     chains of bindings with this, in a loop, so that long chains stay shallow."""

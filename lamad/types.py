@@ -319,6 +319,9 @@ class Checker:
         dom = self.param_type(t.param)
         with self.bind(self.pattern(t.param, dom)):
             body = self.infer(t.body)
+        cod = self.resolve(body.ty)
+        if isinstance(cod, TVar) and cod.kind == "zero":
+            self._unify(cod, GRAD)  # λa ⊸ 0 is the zero backpropagator, not a function into Int
         if not (is_zero(body) or linear_in(body, t.param.name)):
             raise LamTypeError(f"the body of this linear function is not linear in '{t.param.name}': each summand "
                                f"must use '{t.param.name}' exactly once, through linear operations", t.span)

@@ -1,0 +1,649 @@
+"""Simplification of terms, above all of the derivative programs ←D produces (SPEC §5).
+
+``simplify(term)`` returns an equivalent term, rewriting until nothing changes:
+
+* administrative redexes: ``(λp. t) u`` and ``let (x, y) = (u, v)`` become plain ``let``s,
+  ``fst (u, v)`` becomes ``u``, variables bound to variables are substituted;
+* let-flattening and let-floating: ``let x = (let y = u in v) in t`` becomes
+  ``let y = u; x = v in t``, and ``let``s float out of tuples and arguments (never out of a
+  lambda, which would change how often they run);
+* *backward passes*: the backpropagators bound in a chain of ``let``s are run symbolically,
+  latest first, each on the sum of all the cotangents sent to it — the paper's linear
+  factoring ``x' u + x' v → x' (u + v)`` — so that the backward pass of a straight-line
+  program becomes straight-line code with one step per backpropagator and nothing
+  computed twice;
+* algebra: ``0 + t``, ``1.0 * t``, ``--t`` and constant folding;
+* common-subexpression elimination (up to renaming of bound variables) and dead-code
+  elimination.
+
+Terms are pure, so all of this preserves values (a dead binding that would have failed is
+dropped, as in any optimiser).  Finally, the names ←D invented are replaced by short ones:
+``z1, z2, …`` for intermediate values, ``b, c, …`` for the backward pass, ``a`` for the
+cotangent; a pair bound to a user's name ``x`` becomes ``(x, x')``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from typing import Callable, Iterator
+
+from lamad.syntax import (
+    App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
+    Var, alpha_key, children, let_chain, map_children, pattern_names, term_names,
+)
+
+_MAX_ROUNDS = 20
+
+
+def simplify(term: Term, keep: set[str] | None = None) -> Term:
+    """An equivalent, smaller term (SPEC §5).  Variables named in ``keep`` (default: the
+    names in ``term`` that ←D did not invent) keep their names."""
+    names = term_names(term)
+    keep = {n for n in names if not _invented(n)} if keep is None else keep
+    s = _Simplifier(names, keep)
+    term = s.fixpoint(term, backward=False)  # first share what can be shared,
+    term = s.fixpoint(term, backward=True)   # then run the backward passes
+    return _Renamer(keep).term(term)
+
+
+def _invented(name: str) -> bool:
+    """Names ←D and the checker make up: a letter or two and a number, maybe primed."""
+    stem = name.rstrip("'")
+    letters = stem.rstrip("0123456789")
+    return letters != stem and letters in ("x", "y", "a", "b", "t", "n", "p", "k", "u", "xs", "xi", "i")
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _free(t: Term) -> set[str]:
+    """The free variables of ``t``."""
+    out: set[str] = set()
+    stack: list[tuple[Term, frozenset[str]]] = [(t, frozenset())]
+    while stack:
+        node, bound = stack.pop()
+        if isinstance(node, Var):
+            if node.name not in bound:
+                out.add(node.name)
+        elif isinstance(node, (Lam, LinLam)):
+            stack.append((node.body, bound | set(pattern_names(node.param))))
+        elif isinstance(node, Let):
+            stack.append((node.bound, bound))
+            stack.append((node.body, bound | set(pattern_names(node.pattern))))
+        else:
+            stack.extend((c, bound) for c in children(node))
+    return out
+
+
+def _occurrences(t: Term, name: str) -> tuple[int, bool]:
+    """How often ``name`` occurs free in ``t``, and whether any occurrence is under a lambda."""
+    count, under = 0, False
+    stack: list[tuple[Term, bool]] = [(t, False)]
+    while stack:
+        node, in_lambda = stack.pop()
+        if isinstance(node, Var):
+            if node.name == name:
+                count += 1
+                under = under or in_lambda
+        elif isinstance(node, (Lam, LinLam)):
+            if name not in pattern_names(node.param):
+                stack.append((node.body, True))
+        elif isinstance(node, Let):
+            stack.append((node.bound, in_lambda))
+            if name not in pattern_names(node.pattern):
+                stack.append((node.body, in_lambda))
+        else:
+            stack.extend((c, in_lambda) for c in children(node))
+    return count, under
+
+
+def _binders(t: Term) -> set[str]:
+    out: set[str] = set()
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        for p in (getattr(node, "param", None), getattr(node, "pattern", None)):
+            if isinstance(p, Pattern):
+                out.update(pattern_names(p))
+        stack.extend(children(node))
+    return out
+
+
+def substitute(t: Term, name: str, value: Term) -> Term:
+    """``t[value/name]``; the caller makes sure no binder of ``t`` captures ``value``."""
+    if isinstance(t, Var):
+        return value if t.name == name else t
+    if isinstance(t, (Lam, LinLam)) and name in pattern_names(t.param):
+        return t
+    if isinstance(t, Let):
+        chain, body = let_chain(t)
+        out = []
+        shadowed = False
+        for let in chain:
+            bound = let.bound if shadowed else substitute(let.bound, name, value)
+            out.append(replace(let, bound=bound))
+            shadowed = shadowed or name in pattern_names(let.pattern)
+        result = body if shadowed else substitute(body, name, value)
+        for let in reversed(out):
+            result = replace(let, body=result)
+        return result
+    return map_children(t, lambda c: substitute(c, name, value))
+
+
+def _can_substitute(t: Term, value: Term) -> bool:
+    return not (_free(value) & _binders(t))
+
+
+def _lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
+    for p, b in reversed(bindings):
+        body = Let(p, b, body)
+    return body
+
+
+def _summands(t: Term) -> Iterator[Term]:
+    """The summands of a sum at type ``d`` (zeros dropped)."""
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Prim) and node.op == "add":
+            stack.extend(reversed(node.args))
+        elif not _is_zero(node):
+            yield node
+
+
+def _sum(terms: list[Term]) -> Term:
+    if not terms:
+        return Lit(0)
+    total = terms[0]
+    for t in terms[1:]:
+        total = Prim("add", (total, t))
+    return total
+
+
+def _is_zero(t: Term) -> bool:
+    return isinstance(t, Lit) and not isinstance(t.value, bool) and t.value == 0
+
+
+def _is_one(t: Term) -> bool:
+    return isinstance(t, Lit) and isinstance(t.value, float) and t.value == 1.0
+
+
+def _atomic(t: Term) -> bool:
+    """Terms small enough to substitute wherever their variable occurs: variables,
+    literals and the zero backpropagator ``λa ⊸ 0``."""
+    return isinstance(t, (Var, Lit)) or (isinstance(t, LinLam) and _is_zero(t.body))
+
+
+# --------------------------------------------------------------------- the rewrites
+
+
+class _Simplifier:
+    def __init__(self, names: set[str], keep: set[str]):
+        self.used = set(names)
+        self.keep = keep
+        self.counter = itertools.count(1)
+
+    def fresh(self, base: str = "t") -> str:
+        while True:
+            name = f"{base}{next(self.counter)}"
+            if name not in self.used:
+                self.used.add(name)
+                return name
+
+    def fixpoint(self, t: Term, backward: bool) -> Term:
+        self.run_backward = backward
+        for _ in range(_MAX_ROUNDS):
+            new = self.chains(self.local(t))
+            if alpha_key(new) == alpha_key(t):
+                return new
+            t = new
+        return t
+
+    # -- bottom-up local rewrites ------------------------------------------------
+
+    def local(self, t: Term) -> Term:
+        """One bottom-up pass of the local rules."""
+        if isinstance(t, Let):
+            chain, body = let_chain(t)
+            result = self.local(body)
+            for let in reversed(chain):
+                result = self.rewrite(replace(let, bound=self.local(let.bound), body=result))
+            return result
+        return self.rewrite(map_children(t, self.local))
+
+    def rewrite(self, t: Term) -> Term:
+        if isinstance(t, App) and isinstance(t.fn, Lam):  # beta: (λp. u) v → let p = v in u
+            return Let(t.fn.param, t.arg, t.fn.body, span=t.span)
+        if isinstance(t, App) and isinstance(t.fn, LinLam) and _is_zero(t.fn.body):
+            return t.fn.body  # (λa ⊸ 0) u → 0
+        if isinstance(t, Prim):
+            return self.algebra(t)
+        if isinstance(t, Let):
+            return self.let(t)
+        return t
+
+    def algebra(self, t: Prim) -> Term:
+        args = t.args
+        if t.op in ("fst", "snd") and isinstance(args[0], Tuple):
+            return args[0].items[0 if t.op == "fst" else 1]
+        if t.op == "add":
+            left, right = args
+            if _is_zero(left):
+                return right
+            if _is_zero(right):
+                return left
+        if t.op == "sub":
+            left, right = args
+            if _is_zero(right):
+                return left
+            if _is_zero(left):
+                return Prim("neg", (right,), span=t.span)
+        if t.op == "mul":
+            left, right = args
+            if _is_one(left):
+                return right
+            if _is_one(right):
+                return left
+        if t.op == "div" and _is_one(args[1]):
+            return args[0]
+        if t.op == "neg":
+            (x,) = args
+            if isinstance(x, Prim) and x.op == "neg":
+                return x.args[0]
+        return _fold_constants(t)
+
+    def let(self, t: Let) -> Term:
+        p, bound, body = t.pattern, t.bound, t.body
+        # let-flattening: let p = (let q = u in v) in w  →  let q = u in let p = v in w
+        if isinstance(bound, Let):
+            inner = bound
+            if set(pattern_names(inner.pattern)) & _free(body):
+                return t  # renaming is left to a later round; rare in practice
+            return Let(inner.pattern, inner.bound, Let(p, inner.body, body, span=t.span), span=inner.span)
+        # let (p1, ..., pn) = (u1, ..., un)  →  let p1 = u1; ...; pn = un
+        if isinstance(p, PTuple) and isinstance(bound, Tuple) and len(p.items) == len(bound.items):
+            names = set(pattern_names(p))
+            if not any(_free(u) & names for u in bound.items):
+                return _lets(list(zip(p.items, bound.items)), body)
+        if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
+            return body
+        if isinstance(p, PVar):
+            count, under_lambda = _occurrences(body, p.name)
+            if count == 0:
+                return body  # dead code
+            if (_atomic(bound) or (count == 1 and not under_lambda and not isinstance(bound, (Lam, LinLam)))) \
+                    and _can_substitute(body, bound):
+                return substitute(body, p.name, bound)
+        return t
+
+    # -- whole let chains ---------------------------------------------------------
+
+    def chains(self, t: Term) -> Term:
+        """Rewrites that need a whole chain of bindings: floating, CSE, backward passes,
+        pattern refinement."""
+        if isinstance(t, Let):
+            chain, body = let_chain(t)
+            bindings = [(let.pattern, self.chains(let.bound)) for let in chain]
+            body = self.chains(body)
+            bindings, body = self.float_out(bindings, body)
+            bindings, body = self.cse(bindings, body)
+            if self.run_backward:
+                body = self.backward(bindings, body)
+            bindings, body = self.refine(bindings, body)
+            return _lets(bindings, body)
+        if isinstance(t, (Lam, LinLam)):
+            body = self.chains(t.body)
+            param, body = self.refine_param(t.param, body)
+            return replace(t, param=param, body=body)
+        if isinstance(t, (Tuple, Prim, App)):
+            t = map_children(t, self.chains)
+            floated, t = self.float_args(t)
+            return _lets(floated, t)
+        return map_children(t, self.chains)
+
+    def float_args(self, t: Term) -> tuple[list[tuple[Pattern, Term]], Term]:
+        """``(let x = u in v, w)`` → ``let x = u in (v, w)``: every component is evaluated
+        anyway (call by value)."""
+        floated: list[tuple[Pattern, Term]] = []
+
+        def lift(c: Term) -> Term:
+            if isinstance(c, Let):
+                chain, body = let_chain(c)
+                floated.extend((let.pattern, let.bound) for let in chain)
+                return body
+            return c
+
+        if isinstance(t, Tuple):
+            items = [lift(i) for i in t.items]
+            new: Term = replace(t, items=tuple(items))
+        elif isinstance(t, Prim) and t.op not in ("if",):
+            new = replace(t, args=tuple(lift(a) for a in t.args))
+        elif isinstance(t, App):
+            new = replace(t, fn=lift(t.fn), arg=lift(t.arg))
+        else:
+            return [], t
+        bound_names = set(itertools.chain.from_iterable(pattern_names(p) for p, _ in floated))
+        if not floated or _names_clash(bound_names, t, floated):
+            return [], t
+        return floated, new
+
+    def float_out(self, bindings, body):
+        """Flatten the chain: bindings whose bound term is itself a chain are spliced in."""
+        out: list[tuple[Pattern, Term]] = []
+        for p, b in bindings:
+            if isinstance(b, Let):
+                chain, inner = let_chain(b)
+                names = set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
+                if not names & (_free(body) | set(itertools.chain.from_iterable(_free(x) for _, x in bindings))):
+                    out.extend((let.pattern, let.bound) for let in chain)
+                    out.append((p, inner))
+                    continue
+            out.append((p, b))
+        return out, body
+
+    def cse(self, bindings, body):
+        """A binding whose term was bound before (up to renaming) reuses the earlier name."""
+        seen: dict = {}
+        out: list[tuple[Pattern, Term]] = []
+        renames: dict[str, Term] = {}
+        for p, b in bindings:
+            for old, new in renames.items():
+                b = substitute(b, old, new)
+            if isinstance(p, PVar) and not _atomic(b):
+                key = alpha_key(b)
+                if key in seen:
+                    renames[p.name] = Var(seen[key])
+                    continue
+                seen[key] = p.name
+            out.append((p, b))
+        for old, new in renames.items():
+            body = substitute(body, old, new)
+        return out, body
+
+    def backward(self, bindings, body):
+        """Run the backpropagators bound in this chain symbolically inside each linear
+        function of ``body`` that sends cotangents to them (see the module docstring)."""
+        backprops = {p.name: (i, b) for i, (p, b) in enumerate(bindings)
+                     if isinstance(p, PVar) and isinstance(b, LinLam) and isinstance(b.param, PVar)}
+        if not backprops:
+            return body
+
+        def run(lin: LinLam) -> Term:
+            pending: dict[str, list[Term]] = {}
+            rest: list[Term] = []
+            steps: list[tuple[Pattern, Term]] = []
+
+            def send(d: Term) -> None:
+                for s in _summands(d):
+                    if isinstance(s, App) and isinstance(s.fn, Var) and s.fn.name in backprops:
+                        pending.setdefault(s.fn.name, []).append(s.arg)
+                    else:
+                        rest.append(s)
+
+            send(lin.body)
+            if not pending:
+                return lin
+            while pending:
+                target = max(pending, key=lambda n: backprops[n][0])
+                total = _sum(pending.pop(target))
+                fn = backprops[target][1]
+                uses, _ = _occurrences(fn.body, fn.param.name)
+                if not _atomic(total) and uses > 1:
+                    name = self.fresh("b")
+                    steps.append((PVar(name), total))
+                    total = Var(name)
+                if not _can_substitute(fn.body, total):
+                    return lin
+                inner_chain, inner = let_chain(fn.body)
+                steps.extend((let.pattern, let.bound) for let in inner_chain)
+                send(substitute(inner, fn.param.name, total) if not inner_chain else
+                     substitute(_lets([], inner), fn.param.name, total))
+            return replace(lin, body=_lets(steps, _factor(rest)))
+
+        def visit(t: Term) -> Term:
+            if isinstance(t, LinLam):
+                return run(t)
+            if isinstance(t, (Lam, Let)):
+                return t
+            return map_children(t, visit)
+
+        return visit(body)
+
+    def refine(self, bindings, body):
+        """A variable bound to a pair that is only ever taken apart is bound by a tuple
+        pattern instead: ``let x = u; (y, y') = x`` → ``let (x, x') = u`` (see
+        :meth:`refine_param`)."""
+        out = []
+        for i, (p, b) in enumerate(bindings):
+            if isinstance(p, PVar):
+                rest = _lets(bindings[i + 1:], body)
+                arity = _destructured_only(rest, p.name)
+                if arity:
+                    new_p, rest = self.split(p, arity, rest)
+                    later, body = _unlets(rest, len(bindings) - i - 1)
+                    return self.refine(out + [(new_p, b)] + later, body)
+            out.append((p, b))
+        return out, body
+
+    def refine_param(self, p: Pattern, body: Term) -> tuple[Pattern, Term]:
+        """A parameter that is only ever taken apart gets a tuple pattern, recursively."""
+        if isinstance(p, PVar):
+            arity = _destructured_only(body, p.name)
+            if arity and (p.annot is None or (isinstance(p.annot, TupleType) and len(p.annot.items) == arity)):
+                return self.split(p, arity, body)
+            return p, body
+        if isinstance(p, PTuple):
+            items = []
+            for item in p.items:
+                item, body = self.refine_param(item, body)
+                items.append(item)
+            return replace(p, items=tuple(items)), body
+        return p, body
+
+    def split(self, p: PVar, arity: int, body: Term) -> tuple[PTuple, Term]:
+        """Bind ``p``'s components by name: the names a destructuring gave them if any, else
+        ``(x, x')`` for a pair (a value and its backpropagator), else ``x_1, …``."""
+        given = _component_names(body, p.name, arity)
+        if p.name in self.keep and not any(g in self.keep for g in given if g is not None):
+            given = [None] * arity  # a user's variable: its parts are x and x'
+        names = []
+        for i in range(arity):
+            if given[i] is not None:
+                names.append(given[i])
+                continue
+            name = p.name + "'" * i if arity == 2 else f"{p.name}_{i + 1}"
+            names.append(name if name not in self.used or name == p.name else self.fresh(p.name))
+        self.used.update(names)
+        annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * arity
+        pattern = PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
+        return pattern, _destructure(body, p.name, names)
+
+
+def _unlets(t: Term, n: int) -> tuple[list[tuple[Pattern, Term]], Term]:
+    out = []
+    for _ in range(n):
+        assert isinstance(t, Let)
+        out.append((t.pattern, t.bound))
+        t = t.body
+    return out, t
+
+
+def _destructured_only(t: Term, name: str) -> int:
+    """The arity of the tuple patterns ``name`` is always taken apart with, if every one of
+    its occurrences is ``let (p1, ..., pn) = name``; else 0."""
+    arities: set[int] = set()
+    ok = True
+
+    def walk(node: Term, shadowed: bool) -> None:
+        nonlocal ok
+        if not ok or shadowed:
+            return
+        if isinstance(node, Var):
+            if node.name == name:
+                ok = False
+            return
+        if isinstance(node, Let):
+            for let in let_chain(node)[0]:
+                if isinstance(let.bound, Var) and let.bound.name == name and isinstance(let.pattern, PTuple):
+                    arities.add(len(let.pattern.items))
+                else:
+                    walk(let.bound, False)
+                if name in pattern_names(let.pattern):
+                    return
+            walk(let_chain(node)[1], False)
+            return
+        if isinstance(node, (Lam, LinLam)) and name in pattern_names(node.param):
+            return
+        for c in children(node):
+            walk(c, False)
+
+    walk(t, False)
+    return arities.pop() if ok and len(arities) == 1 else 0
+
+
+def _component_names(t: Term, name: str, arity: int) -> list[str | None]:
+    """For each component of ``name``, the variable the first ``let (…) = name`` binds it to."""
+    found: list[str | None] = [None] * arity
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Let) and isinstance(node.bound, Var) and node.bound.name == name \
+                and isinstance(node.pattern, PTuple):
+            for i, item in enumerate(node.pattern.items):
+                if found[i] is None and isinstance(item, PVar):
+                    found[i] = item.name
+        stack.extend(reversed(list(children(node))))
+    return found
+
+
+def _destructure(t: Term, name: str, parts: list[str]) -> Term:
+    """Replace each ``let (p1, ..., pn) = name`` by ``let p1 = part1; ...`` (then copy-propagated)."""
+    if isinstance(t, Let):
+        chain, body = let_chain(t)
+        out: list[tuple[Pattern, Term]] = []
+        for let in chain:
+            if isinstance(let.bound, Var) and let.bound.name == name and isinstance(let.pattern, PTuple):
+                out.extend((item, Var(part)) for item, part in zip(let.pattern.items, parts))
+            else:
+                out.append((let.pattern, _destructure(let.bound, name, parts)))
+            if name in pattern_names(let.pattern):
+                return _lets(out, _lets([(l.pattern, l.bound) for l in chain[len(out):]], body))
+        return _lets(out, _destructure(body, name, parts))
+    if isinstance(t, (Lam, LinLam)) and name in pattern_names(t.param):
+        return t
+    return map_children(t, lambda c: _destructure(c, name, parts))
+
+
+def _names_clash(names: set[str], t: Term, floated) -> bool:
+    return bool(names & set().union(*(_free(b) for _, b in floated[1:]))) if len(floated) > 1 else False
+
+
+def _factor(summands: list[Term]) -> Term:
+    """Linear factoring: ``x' u + x' v → x' (u + v)``."""
+    groups: dict[str, list[Term]] = {}
+    others: list[Term] = []
+    order: list[str] = []
+    for s in summands:
+        if isinstance(s, App) and isinstance(s.fn, Var):
+            if s.fn.name not in groups:
+                order.append(s.fn.name)
+            groups.setdefault(s.fn.name, []).append(s.arg)
+        else:
+            others.append(s)
+    return _sum([App(Var(n), _sum(groups[n])) for n in order] + others)
+
+
+_FOLD: dict[str, Callable] = {
+    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+    "neg": lambda x: -x,
+}
+
+
+def _fold_constants(t: Prim) -> Term:
+    """Arithmetic on literals of one kind (both Int or both real) is done now."""
+    if t.op not in _FOLD or not all(isinstance(a, Lit) for a in t.args):
+        return t
+    values = [a.value for a in t.args]
+    kinds = {type(v) for v in values}
+    if len(kinds) != 1 or kinds.pop() not in (int, float):
+        return t
+    result = _FOLD[t.op](*values)
+    if isinstance(result, (int, float)) and result >= 0:
+        return Lit(result, span=t.span)
+    return t
+
+
+# --------------------------------------------------------------------- readable names
+
+
+class _Renamer:
+    """Gives invented names short readable ones: ``z1, z2, …`` for values, ``b, c, …`` for
+    the backward pass, ``a`` for cotangents, ``f1, …`` for functions."""
+
+    def __init__(self, keep: set[str]):
+        self.keep = keep
+        self.taken = set(keep)
+        self.values = (f"z{i}" for i in itertools.count(1))
+        self.back_iter = itertools.chain(iter("bcdeghkmnoqrsuvw"), (f"c{i}" for i in itertools.count(1)))
+
+    def next_name(self, source: Iterator[str]) -> str:
+        for name in source:
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def term(self, t: Term, env: dict[str, str] | None = None, cotangent: bool = False) -> Term:
+        env = env or {}
+        if isinstance(t, Var):
+            return replace(t, name=env.get(t.name, t.name))
+        if isinstance(t, LinLam):
+            param, inner = self.pattern(t.param, env, "a")
+            return replace(t, param=param, body=self.term(t.body, inner, cotangent=True))
+        if isinstance(t, Lam):
+            param, inner = self.pattern(t.param, env, "x")
+            return replace(t, param=param, body=self.term(t.body, inner, cotangent))
+        if isinstance(t, Let):
+            chain, body = let_chain(t)
+            out = []
+            inner = dict(env)
+            for let in chain:
+                bound = self.term(let.bound, inner, cotangent)
+                pattern, inner = self.pattern(let.pattern, inner, "b" if cotangent else "z")
+                out.append((pattern, bound))
+            return _lets(out, self.term(body, inner, cotangent))
+        return map_children(t, lambda c: self.term(c, env, cotangent))
+
+    def pattern(self, p: Pattern, env: dict[str, str], role: str) -> tuple[Pattern, dict[str, str]]:
+        env = dict(env)
+        if isinstance(p, PVar):
+            base = p.name.rstrip("'")
+            if p.name in self.keep or base in self.keep or not _invented(p.name):
+                self.taken.add(p.name)
+                env.pop(p.name, None)
+                return p, env
+            primes = p.name[len(base):]
+            if base in env:  # x3' after x3: keep the pair's names together
+                new = env[base] + primes
+            elif role == "a":
+                new = "a" if "a" not in self.taken else self.next_name(f"a{i}" for i in itertools.count(1))
+            elif role == "b":
+                new = self.next_name(self.back_iter)
+            else:
+                new = self.next_name(self.values)
+            if primes and base not in env:
+                env[base] = new
+                new = new + primes
+            env[p.name] = new
+            if not primes:
+                env[base] = new
+            self.taken.add(new)
+            return replace(p, name=new), env
+        if isinstance(p, PTuple):
+            items = []
+            for item in p.items:
+                item, env = self.pattern(item, env, role)
+                items.append(item)
+            return replace(p, items=tuple(items)), env
+        return p, env
