@@ -38,10 +38,10 @@ class Backend:
         return self.xp.asarray(value, dtype=self.dtype)[()]
 
     def to_host(self, value: Any) -> Any:
-        """A NumPy copy of a backend array, for user-visible output only."""
-        if self.name == "cupy":
-            return self.xp.asnumpy(value)
-        return value
+        """A NumPy copy of a backend array, for user-visible output only (the one place
+        values leave the backend)."""
+        asnumpy = getattr(self.xp, "asnumpy", None)
+        return asnumpy(value) if asnumpy is not None else value
 
 
 @lru_cache(maxsize=None)
