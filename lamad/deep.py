@@ -47,7 +47,8 @@ def _on_big_stack(fn, args, kwargs):
             outcome["value"] = fn(*args, **kwargs)
         except RecursionError:
             outcome["error"] = TooDeepError(
-                f"the program is nested too deeply for lamad (more than about 20,000 levels)")
+                "the program is nested too deeply for lamad (more than about 30,000 levels); "
+                "name inner parts with let, whose chains may be of any length")
         except BaseException as e:  # handed to the calling thread as is
             outcome["error"] = e
 

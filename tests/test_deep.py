@@ -1,0 +1,49 @@
+"""Deep programs (issue: robustness): a chain of 10,000 nested ``let``s and 10,000 nested
+applications parse, type-check and evaluate without a ``RecursionError``; deeper nesting
+is a clear error from the CLI, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lamad
+from lamad.syntax import REAL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def let_chain(n: int) -> str:
+    """``let x1 = 1.0 in let x2 = x1 * 1.0 + 1.0 in … xn``, whose value is ``n``."""
+    bindings = ["let x1 = 1.0 in "] + [f"let x{i + 1} = x{i} * 1.0 + 1.0 in " for i in range(1, n)]
+    return "def main = " + "".join(bindings) + f"x{n}\n"
+
+
+def nested_negations(n: int) -> str:
+    """``-(-(…-(2.0)…))``: ``n`` applications, each inside the argument of the next."""
+    return "def main = " + "-(" * n + "2.0" + ")" * n + "\n"
+
+
+def test_ten_thousand_nested_lets_parse_check_and_evaluate():
+    prog = lamad.loads(let_chain(10_000))
+    assert prog.types["main"] == REAL
+    assert float(prog.main) == 10_000.0
+
+
+def test_ten_thousand_nested_applications_evaluate():
+    prog = lamad.loads(nested_negations(10_001))
+    assert float(prog.main) == -2.0
+
+
+def test_nesting_too_deep_for_the_stack_is_a_clear_error(tmp_path):
+    path = tmp_path / "deep.lam"
+    path.write_text(nested_negations(40_000))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "lamad.cli", "run", str(path)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr
+    assert proc.stderr.startswith(f"{path}: error: the program is nested too deeply"), proc.stderr[:300]
