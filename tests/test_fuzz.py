@@ -100,45 +100,132 @@ def test_spaced_token_soup_only_raises_syntax_errors(text):
 
 GRAMMAR = _parser()
 
+# Sentences come from the grammar's own rules in two ways.  ``from_lark`` expands every
+# nonterminal by a uniformly chosen production; on the type grammar that terminates quickly,
+# but on terms and programs most expansions outgrow hypothesis's buffer before they finish
+# (about 12 s of drawing per valid example here), so terms and programs are drawn by
+# ``grammar_sentences``: the same rules, walked with a depth budget past which only the
+# productions that close off soonest may be chosen.
 
-@pytest.mark.parametrize("start", ["start", "expr", "type"])
+
+def _compiled(start: str):
+    terminals, rules, _ = GRAMMAR.grammar.compile([start], ())
+    return terminals, rules
+
+
+def _heights(rules) -> dict[str, int]:
+    """For each nonterminal, the least depth of a derivation tree that completes it."""
+    height: dict[str, int] = {}
+    changed = True
+    while changed:
+        changed = False
+        for rule in rules:
+            children = [0 if sym.is_term else height.get(sym.name) for sym in rule.expansion]
+            if None in children:
+                continue
+            h = 1 + max(children, default=0)
+            if h < height.get(rule.origin.name, 1 << 30):
+                height[rule.origin.name] = h
+                changed = True
+    return height
+
+
+def grammar_sentences(start: str, terminals: dict[str, st.SearchStrategy[str]], slack: int) -> st.SearchStrategy[str]:
+    """Sentences derived from ``start`` by the grammar's rules, with terminals drawn from
+    ``terminals``: at depth budget ``b`` a nonterminal may use only productions whose
+    subtrees can complete within ``b - 1`` levels, so every draw finishes.  The root's budget
+    is ``slack`` levels past its tallest production's least height."""
+    _, rules = _compiled(start)
+    height = _heights(rules)
+    productions: dict[str, list[tuple[int, tuple]]] = {}
+    for rule in rules:
+        h = 1 + max((0 if sym.is_term else height[sym.name] for sym in rule.expansion), default=0)
+        productions.setdefault(rule.origin.name, []).append((h, tuple(rule.expansion)))
+    for options in productions.values():
+        options.sort(key=lambda option: option[0])  # shrinks towards the shortest derivations
+
+    @st.composite
+    def sentence(draw):
+        out: list[str] = []
+        root = next(rule.origin for rule in rules if rule.origin.name == start)
+        stack = [(root, productions[start][-1][0] + slack)]  # every production of the root is open
+        while stack:
+            symbol, budget = stack.pop()
+            if symbol.is_term:
+                out.append(draw(terminals[symbol.name]))
+                continue
+            allowed = [exp for h, exp in productions[symbol.name] if h <= max(budget, height[symbol.name])]
+            expansion = draw(st.sampled_from(allowed))
+            stack.extend((sym, budget - 1) for sym in reversed(expansion))
+        return "".join(out)
+
+    return sentence()
+
+
+def _raw_terminals(start: str) -> dict[str, st.SearchStrategy[str]]:
+    """Each terminal as the grammar states it (names may be keywords, strings may hold bad
+    escapes), as ``from_lark`` draws them."""
+    terminals, _ = _compiled(start)
+    explicit = {}
+    for term in terminals:
+        pattern = re.compile(term.pattern.to_regexp())
+        explicit[term.name] = st.from_regex(pattern, fullmatch=True).filter(
+            lambda s, p=pattern: p.match(s).end() == len(s))
+    return explicit
+
+
+PARSERS = {"start": parse_program, "expr": parse_term, "type": parse_type}
+SLACK = {"start": 1, "expr": 3, "type": 3}  # programs nest terms and types: a little less room
+GRAMMAR_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+TYPE_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.mark.parametrize("start", ["start", "expr"])
 def test_grammar_sentences_parse_or_raise_syntax_errors(start):
-    """Strings generated from the grammar as it is (names may be keywords, strings may hold
-    bad escapes, adjacent tokens may run together): only LamSyntaxError may come out."""
-    parse = {"start": parse_program, "expr": parse_term, "type": parse_type}[start]
+    """Sentences of the grammar with adjacent tokens run together: only LamSyntaxError may
+    come out."""
 
-    @SETTINGS
-    @given(from_lark(GRAMMAR, start=start))
+    @GRAMMAR_SETTINGS
+    @given(grammar_sentences(start, _raw_terminals(start), SLACK[start]))
     def check(text):
-        parses_or_syntax_error(parse, text)
+        parses_or_syntax_error(PARSERS[start], text)
 
     check()
+
+
+@TYPE_SETTINGS
+@given(from_lark(GRAMMAR, start="type"))
+def test_from_lark_type_sentences_parse_or_raise_syntax_errors(text):
+    parses_or_syntax_error(parse_type, text)
 
 
 # With every token followed by a space (comments by a newline), keywords kept out of NAME
 # and only well-formed escapes in strings, a sentence of the grammar must parse; the only
 # errors left are the ones the tree transformer adds on purpose (type names that are not
-# types).  This catches lexer conflicts (`*` as TIMES or MUL, `-o`, `**`, `.5`) and
-# grammar/transformer mismatches.
+# types, a tuple pattern ascribed a type that is not a tuple of its size, huge integers).
+# This catches lexer conflicts (`*` as TIMES or MUL, `-o`, `**`, `.5`) and grammar/transformer
+# mismatches.
 
 NAMES = st.one_of(
     st.sampled_from(["x", "y'", "f", "_x", "in_", "letter", "Real", "Tensor", "Int", "Bool", "Unit", "d",
                      "List", "String", "o", "e"]),
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_']{0,6}", fullmatch=True).filter(lambda s: s not in KEYWORDS),
 )
+# In types, names stand for base types: mostly real ones, so that whole types come out valid.
+TYPE_NAMES = st.sampled_from(["Real", "Tensor", "Int", "Bool", "Unit", "d", "String", "List", "Matrix"])
 STRINGS = st.from_regex(r'"([^"\\\n]|\\[nt"\\])*"', fullmatch=True)
 
 
 def _spaced_terminals(start):
     explicit = {}
-    terminals, _, _ = GRAMMAR.grammar.compile([start], ())
+    terminals, _ = _compiled(start)
     for term in terminals:
-        if term.name in ("WS",):
-            continue
-        if term.name == "COMMENT":
+        if term.name == "WS":
+            strategy = st.just(" ")
+        elif term.name == "COMMENT":
             strategy = st.from_regex(r"--[^\n]*", fullmatch=True).map(lambda s: s + "\n")
         elif term.name == "NAME":
-            strategy = NAMES.map(lambda s: s + " ")
+            strategy = (TYPE_NAMES if start == "type" else NAMES).map(lambda s: s + " ")
         elif term.name == "STRING":
             strategy = STRINGS.map(lambda s: s + " ")
         elif term.pattern.type == "str":
@@ -151,20 +238,18 @@ def _spaced_terminals(start):
     return explicit
 
 
-_TRANSFORMER_ERRORS = re.compile(r"unknown type '.*'|type '.*' takes no argument.*")
+_TRANSFORMER_ERRORS = re.compile(r"unknown type '.*'|type '.*' takes no argument.*|this pattern cannot have type .*"
+                                  r"|integer literal too long .*")
 
 
-@pytest.mark.parametrize("start", ["start", "expr", "type"])
-def test_well_spaced_grammar_sentences_parse(start):
-    parse = {"start": parse_program, "expr": parse_term, "type": parse_type}[start]
-    strategy = from_lark(GRAMMAR, start=start, explicit=_spaced_terminals(start))
+def well_spaced_sentences_parse(start: str, strategy: st.SearchStrategy[str], settings_=None) -> None:
     outcomes = {"parsed": 0, "type names": 0}
 
-    @SETTINGS
+    @(settings_ or GRAMMAR_SETTINGS)
     @given(strategy)
     def check(text):
         try:
-            parse(text)
+            PARSERS[start](text)
         except LamSyntaxError as err:
             check_error(err, text)
             assert _TRANSFORMER_ERRORS.match(err.message), f"{text!r} does not parse: {err.message}"
@@ -173,4 +258,14 @@ def test_well_spaced_grammar_sentences_parse(start):
             outcomes["parsed"] += 1
 
     check()
-    assert outcomes["parsed"] > 0
+    assert outcomes["parsed"] > 0, outcomes
+
+
+@pytest.mark.parametrize("start", ["start", "expr", "type"])
+def test_well_spaced_grammar_sentences_parse(start):
+    well_spaced_sentences_parse(start, grammar_sentences(start, _spaced_terminals(start), SLACK[start]))
+
+
+def test_well_spaced_from_lark_type_sentences_parse():
+    well_spaced_sentences_parse("type", from_lark(GRAMMAR, start="type", explicit=_spaced_terminals("type")),
+                                TYPE_SETTINGS)
