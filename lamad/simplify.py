@@ -76,11 +76,13 @@ def _free(t: Term) -> set[str]:
     return out
 
 
-def _occurrences(t: Term, name: str) -> tuple[int, bool]:
-    """How often ``name`` occurs free in ``t``, and whether any occurrence is under a lambda."""
+def _occurrences(t: Term, name: str, enough: int = 2) -> tuple[int, bool]:
+    """How often ``name`` occurs free in ``t`` (counting stops at ``enough``: the rewrites
+    only ask for 0, 1 or more), and whether an occurrence seen is under a lambda.  The
+    term is searched in source order, where a variable's next use usually is."""
     count, under = 0, False
     stack: list[tuple[Term, bool]] = [(t, False)]
-    while stack:
+    while stack and count < enough:
         node, in_lambda = stack.pop()
         if isinstance(node, Var):
             if node.name == name:
@@ -90,11 +92,11 @@ def _occurrences(t: Term, name: str) -> tuple[int, bool]:
             if name not in pattern_names(node.param):
                 stack.append((node.body, True))
         elif isinstance(node, Let):
-            stack.append((node.bound, in_lambda))
             if name not in pattern_names(node.pattern):
                 stack.append((node.body, in_lambda))
+            stack.append((node.bound, in_lambda))
         else:
-            stack.extend((c, in_lambda) for c in children(node))
+            stack.extend((c, in_lambda) for c in reversed(list(children(node))))
     return count, under
 
 
@@ -414,17 +416,16 @@ class _Simplifier:
         """A variable bound to a pair that is only ever taken apart is bound by a tuple
         pattern instead: ``let x = u; (y, y') = x`` → ``let (x, x') = u`` (see
         :meth:`refine_param`)."""
-        out = []
-        for i, (p, b) in enumerate(bindings):
+        bindings = list(bindings)
+        for i, (p, b) in enumerate(bindings):  # a split rewrites only what follows binding i
             if isinstance(p, PVar):
                 rest = _lets(bindings[i + 1:], body)
                 arity = _destructured_only(rest, p.name)
                 if arity:
                     new_p, rest = self.split(p, arity, rest)
                     later, body = _unlets(rest, len(bindings) - i - 1)
-                    return self.refine(out + [(new_p, b)] + later, body)
-            out.append((p, b))
-        return out, body
+                    bindings[i:] = [(new_p, b)] + later
+        return bindings, body
 
     def refine_param(self, p: Pattern, body: Term) -> tuple[Pattern, Term]:
         """A parameter that is only ever taken apart gets a tuple pattern, recursively."""
