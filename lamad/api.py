@@ -16,8 +16,8 @@ from typing import Any, Callable
 from lamad.backend import Backend, get_backend
 from lamad.builtins import Runtime
 from lamad.deep import deep
-from lamad.errors import LamError
-from lamad.eval import Compiler
+from lamad.errors import LamError, LamTypeError
+from lamad.eval import Compiler, free_variables
 from lamad.parser import parse_program, parse_term
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
@@ -108,9 +108,8 @@ class LoadedProgram:
         term = self._located(deep(backprop), source)
         if simplified:
             term = deep(simplify)(term, keep=term_names(source))
-        types = {n: backprop_type(t) for n, t in self.typed.types.items()}
         try:
-            checked = deep(infer_term)(term, types)
+            checked = deep(infer_term)(term, _backprop_types(source))
         except LamError as e:
             raise e.locate(self.source, self.filename) from None
         return name, checked.ty, term
@@ -123,6 +122,19 @@ class LoadedProgram:
 
     def __repr__(self) -> str:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
+
+
+def _backprop_types(term: Term) -> dict[str, Type]:
+    """←D(Γ) for the free variables of ``term`` (SPEC §3: if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) :
+    ←D(A)), the definitions it uses: only those, so that an unrelated definition of a type
+    ←D does not take (a pullback's A ⊸ B) does not stop ←D of this one."""
+    types = {}
+    for name, t in free_variables(term).items():
+        try:
+            types[name] = backprop_type(t)
+        except ValueError as e:
+            raise LamTypeError(f"this term uses '{name}' : {t}, and {e}", term.span) from None
+    return types
 
 
 class Function:

@@ -274,3 +274,19 @@ def test_pretty_a_program_parses_back_to_the_same_types():
     again = lamad.typecheck(lamad.parse_program(printed))
     assert again.types == lamad.typecheck(program).types
     assert lamad.pretty(lamad.parse_program(printed)) == printed
+
+
+def test_backprop_needs_the_types_of_the_definitions_it_uses_only():
+    """←D(f) is checked in ←D(Γ) for the definitions f uses; a definition elsewhere in the
+    program whose type ←D does not take (a pullback, Real ⊸ Real) does not stop it, and
+    using one is a located type error, not a crash."""
+    prog = lamad.loads(textwrap.dedent("""\
+        def f (x : Real) : Real = x * x
+        def pullback = snd (vjp f 1.0)
+        def g (x : Real) : Real = pullback x
+    """), "lin.lam")
+    name, ty, term = prog.backprop("f")
+    assert lamad.pretty_type(ty) == "Real × Real⊥ → Real × Real⊥"
+    with pytest.raises(lamad.LamTypeError) as e:
+        prog.backprop("g")
+    assert str(e.value).startswith("lin.lam:3:7: type error: this term uses 'pullback'")
