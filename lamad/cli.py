@@ -17,8 +17,7 @@ from lamad import api
 from lamad.backend import BACKENDS, DTYPES, BackendError
 from lamad.errors import LamError
 from lamad.parser import parse_program
-from lamad.pretty import format_value, pretty, pretty_type
-from lamad.syntax import Def, Lam, Param, PVar, Term
+from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
 
 
 class UsageError(Exception):
@@ -101,8 +100,7 @@ def cmd_grad(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
     name, ty, term = prog.backprop(entry, simplified=not args.raw)
-    print(f"-- ←D({name}) : {pretty_type(ty, ascii=args.ascii)}" if not args.ascii else f"-- D({name}) : {pretty_type(ty, ascii=True)}")
-    print(pretty(_as_def(name, term), ascii=args.ascii))
+    print(pretty_derivative(name, ty, term, args.ascii, definition=True))
     return 0
 
 
@@ -117,15 +115,6 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         raise e.locate(source, str(path)) from None
     print(pretty(program, ascii=args.ascii), end="")
     return 0
-
-
-def _as_def(name: str, term: Term) -> Def:
-    """A transformed definition printed as one: its leading annotated lambdas as parameters."""
-    params = []
-    while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
-        params.append(Param(term.param.name, term.param.annot))
-        term = term.body
-    return Def(name, tuple(params), None, term)
 
 
 def build_parser() -> argparse.ArgumentParser:
