@@ -132,9 +132,9 @@ class LoadedProgram:
                 terms.update(checked.terms)
                 defs.append(new)
             replaced |= stale
-        self.typed = TypedProgram(Program(tuple(defs)), types, terms)
-        for name in replaced:
+        for name in replaced:  # first: were this interrupted, no stale value would remain
             self._values.pop(name, None)
+        self.typed = TypedProgram(Program(tuple(defs)), types, terms)
 
     def call(self, name: str, args: list[Any]) -> tuple[Any, Type]:
         """Apply definition ``name`` to lamad values ``args``; returns the value and its type."""

@@ -319,6 +319,21 @@ def test_unsupported_derivatives_are_errors_too():
     assert "grad (\\(x, y). f x y)" in lines[3] and lines[3].startswith("<repl>:2:7: type error:")
 
 
+def test_a_bug_in_lamad_is_reported_as_one_and_the_session_goes_on(monkeypatch):
+    def broken(self, term):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(lamad.api.LoadedProgram, "run", broken)
+    out = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text("1 + 1\r:type 1 + 1\r")
+        pipe.close()
+        repl.main(input=pipe, output=DummyOutput(), out=out)
+    text = out.getvalue()
+    assert "ZeroDivisionError: a bug\ninternal error: this is a bug in lamad, please report it\n" in text
+    assert text.endswith("1 + 1 : Int\n")
+
+
 # --------------------------------------------------------------------- multi-line input
 
 
