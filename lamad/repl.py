@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import completion_is_selected
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings
@@ -441,11 +442,12 @@ def _history() -> History:
 
 def _keys(repl: Repl) -> KeyBindings:
     """Enter runs the input, or starts a new line while it is unfinished (an empty last
-    line runs it anyway, to show what is wrong)."""
+    line runs it anyway, to show what is wrong); in the completion menu, it takes the
+    completion chosen."""
     keys = KeyBindings()
 
-    @keys.add("enter")
-    @keys.add("c-j")
+    @keys.add("enter", filter=~completion_is_selected)
+    @keys.add("c-j", filter=~completion_is_selected)
     def _(event) -> None:
         buffer = event.current_buffer
         last_line = buffer.document.lines[-1]
@@ -453,6 +455,10 @@ def _keys(repl: Repl) -> KeyBindings:
             buffer.insert_text("\n")
         else:
             buffer.validate_and_handle()
+
+    @keys.add("enter", filter=completion_is_selected)
+    def _(event) -> None:
+        event.current_buffer.complete_state = None
     return keys
 
 

@@ -437,7 +437,7 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 def test_in_a_terminal_ctrl_c_interrupts_and_ctrl_d_quits(program, data_home):
-    """`lamad repl FILE` in a pseudo-terminal, as a user runs it."""
+    """`lamad repl FILE` in a pseudo-terminal, as a user runs it: Ctrl-C, Tab, Ctrl-D."""
     pexpect = pytest.importorskip("pexpect")
     log = io.StringIO()
     child = pexpect.spawn(sys.executable, ["-m", "lamad.cli", "repl", str(program)], encoding="utf-8",
@@ -450,6 +450,13 @@ def test_in_a_terminal_ctrl_c_interrupts_and_ctrl_d_quits(program, data_home):
     time.sleep(0.3)
     child.sendintr()
     child.expect("interrupted")
+    child.expect("lamad>")
+    child.send("m\t")  # a menu of the names starting with m, the definitions first, with their types
+    child.expect_exact("Tensor → Tensor → Tensor")
+    child.send("\t")  # choose the first, mm
+    time.sleep(0.3)
+    child.send("\r (eye 2) (eye 2)\r")  # Enter takes the completion; the input goes on
+    child.expect_exact("f64[2,2]")
     child.expect("lamad>")
     child.send("f 1.0 0.0\r")
     child.expect("2.0")
