@@ -16,13 +16,14 @@ from typing import Any, Callable
 from lamad.backend import Backend, get_backend
 from lamad.builtins import Runtime
 from lamad.deep import deep
-from lamad.errors import LamError
-from lamad.eval import Compiler
+from lamad.errors import LamError, LamTypeError
+from lamad.eval import Compiler, free_variables
 from lamad.parser import parse_program, parse_term
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
 from lamad.syntax import (
-    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Term, TupleType, Type, term_names,
+    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type,
+    term_names,
 )
 from lamad.types import TypedProgram, infer_term, typecheck
 
@@ -78,6 +79,16 @@ class LoadedProgram:
         thunk = Compiler(self.runtime, self.value).compile_closed(self.typed.terms[name])
         return thunk()
 
+    def check(self, term: Term) -> Term:
+        """Type-check and elaborate a parsed term in the scope of this program's
+        definitions.  Errors are left unlocated: the caller knows the text."""
+        return deep(infer_term)(term, self.typed.types)
+
+    @deep
+    def run(self, term: Term) -> Any:
+        """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
+        return Compiler(self.runtime, self.value).compile_closed(term)()
+
     def evaluate(self, text: str, expected: Type | None = None, filename: str = "<input>") -> Any:
         """Evaluate the expression ``text`` in the scope of this program's definitions,
         checked against ``expected`` when it is given; returns the lamad value."""
@@ -85,10 +96,45 @@ class LoadedProgram:
             term = parse_term(text)
             if expected is not None:
                 term = Ann(term, expected, span=term.span)
-            elaborated = deep(infer_term)(term, self.typed.types)
-            return deep(Compiler(self.runtime, self.value).compile_closed(elaborated))()
+            return self.run(self.check(term))
         except LamError as e:
             raise e.locate(text, filename) from None
+
+    def define(self, program: Program) -> None:
+        """Add the definitions of ``program`` below this program's, one after the other, as
+        a REPL does: each is checked against those above it (SPEC §2.3).  One that has the
+        name of an existing definition replaces it, and the definitions that depend on that
+        name are checked again right after it (their values are computed again when next
+        used), so that the whole is always a program a file could hold.  All or nothing: on
+        an error nothing changes.  Errors are left unlocated."""
+        defs = list(self.typed.program.defs)
+        types, terms = dict(self.typed.types), dict(self.typed.terms)
+        replaced: set[str] = set()
+        for d in program.defs:
+            stale = {d.name} & types.keys()
+            users = []
+            for old in defs:  # in order: a definition uses only those above it
+                if old.name not in stale and stale & free_variables(terms[old.name]).keys():
+                    stale.add(old.name)
+                    users.append(old)
+            defs = [old for old in defs if old.name not in stale]
+            for name in stale:
+                del types[name], terms[name]
+            for new in [d, *users]:
+                try:
+                    checked = deep(typecheck)(Program((new,)), types)
+                except LamError as e:
+                    if new is d:
+                        raise
+                    raise type(e)(f"'{new.name}' depends on '{d.name}', redefined here, and no longer "
+                                  f"type-checks: {e.message}", e.span) from None
+                types.update(checked.types)
+                terms.update(checked.terms)
+                defs.append(new)
+            replaced |= stale
+        for name in replaced:  # first: were this interrupted, no stale value would remain
+            self._values.pop(name, None)
+        self.typed = TypedProgram(Program(tuple(defs)), types, terms)
 
     def call(self, name: str, args: list[Any]) -> tuple[Any, Type]:
         """Apply definition ``name`` to lamad values ``args``; returns the value and its type."""
@@ -104,16 +150,17 @@ class LoadedProgram:
     def backprop(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
         """←D of definition ``name``, simplified unless ``simplified=False``: the
         transformed term, checked at type ←D(A)."""
-        source = self.typed.terms[name]
-        term = self._located(deep(backprop), source)
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified)
+        return name, ty, term
+
+    def derivative(self, term: Term, simplified: bool = True) -> tuple[Type, Term]:
+        """←D of an elaborated term (SPEC §3), simplified unless ``simplified=False``,
+        and its type ←D(A), checked in ←D(Γ) of the definitions it uses.  Errors are
+        left unlocated."""
+        target = deep(backprop)(term)
         if simplified:
-            term = deep(simplify)(term, keep=term_names(source))
-        types = {n: backprop_type(t) for n, t in self.typed.types.items()}
-        try:
-            checked = deep(infer_term)(term, types)
-        except LamError as e:
-            raise e.locate(self.source, self.filename) from None
-        return name, checked.ty, term
+            target = deep(simplify)(target, keep=term_names(term))
+        return deep(infer_term)(target, _backprop_types(term)).ty, target
 
     def _located(self, fn: Callable, *args) -> Any:
         try:
@@ -123,6 +170,19 @@ class LoadedProgram:
 
     def __repr__(self) -> str:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
+
+
+def _backprop_types(term: Term) -> dict[str, Type]:
+    """←D(Γ) for the free variables of ``term`` (SPEC §3: if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) :
+    ←D(A)), the definitions it uses: only those, so that an unrelated definition of a type
+    ←D does not take (a pullback's A ⊸ B) does not stop ←D of this one."""
+    types = {}
+    for name, t in free_variables(term).items():
+        try:
+            types[name] = backprop_type(t)
+        except ValueError as e:
+            raise LamTypeError(f"this term uses '{name}' : {t}, and {e}", term.span) from None
+    return types
 
 
 class Function:

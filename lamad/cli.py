@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Sequence
 
 from lamad import api
-from lamad.backend import BACKENDS, DTYPES, BackendError
+from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError
 from lamad.parser import parse_program
-from lamad.pretty import format_value, pretty, pretty_type
-from lamad.syntax import Def, Lam, Param, PVar, Term
+from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
 
 
 class UsageError(Exception):
@@ -29,9 +28,15 @@ def _load(args: argparse.Namespace) -> api.LoadedProgram:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"cannot read '{args.file}': no such file")
+    _backend(args)
+    return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None))
+
+
+def _backend(args: argparse.Namespace) -> None:
+    """A bad $LAMAD_BACKEND / $LAMAD_DTYPE is bad usage, not an error in the program."""
     try:
-        return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None))
-    except BackendError as e:  # a bad $LAMAD_BACKEND / $LAMAD_DTYPE is bad usage, not an error in the program
+        get_backend(getattr(args, "backend", None), getattr(args, "dtype", None))
+    except BackendError as e:
         raise UsageError(f"{e.message} (set by --backend/--dtype or $LAMAD_BACKEND/$LAMAD_DTYPE)") from None
 
 
@@ -101,9 +106,17 @@ def cmd_grad(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
     name, ty, term = prog.backprop(entry, simplified=not args.raw)
-    print(f"-- ←D({name}) : {pretty_type(ty, ascii=args.ascii)}" if not args.ascii else f"-- D({name}) : {pretty_type(ty, ascii=True)}")
-    print(pretty(_as_def(name, term), ascii=args.ascii))
+    print(pretty_derivative(name, ty, term, args.ascii, definition=True))
     return 0
+
+
+def cmd_repl(args: argparse.Namespace) -> int:
+    if args.file is not None and not Path(args.file).is_file():
+        raise UsageError(f"cannot read '{args.file}': no such file")
+    _backend(args)
+    from lamad import repl  # prompt_toolkit is imported by the REPL only
+
+    return repl.main(args.file and Path(args.file), args.backend, args.dtype)
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -117,15 +130,6 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         raise e.locate(source, str(path)) from None
     print(pretty(program, ascii=args.ascii), end="")
     return 0
-
-
-def _as_def(name: str, term: Term) -> Def:
-    """A transformed definition printed as one: its leading annotated lambdas as parameters."""
-    params = []
-    while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
-        params.append(Param(term.param.name, term.param.annot))
-        term = term.body
-    return Def(name, tuple(params), None, term)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--raw", action="store_true", help="print the transform as it is, not simplified")
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
+
+    repl = sub.add_parser("repl", help="an interactive session: evaluate, type, differentiate (:help)")
+    repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
+    repl.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
+    repl.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
+    repl.set_defaults(handler=cmd_repl)
 
     fmt = sub.add_parser("fmt", help="print a program in lamad's layout (comments are not kept)")
     fmt.add_argument("file")

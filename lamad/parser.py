@@ -11,6 +11,7 @@ import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 import lark
 from lark import Lark, Token, Transformer_NonRecursive, v_args
@@ -262,8 +263,7 @@ def _parse(text: str, start: str):
             raise e.orig_exc from None
         raise
     except lark.exceptions.UnexpectedCharacters as e:
-        span = Span(e.pos_in_stream, e.pos_in_stream + 1, e.line, e.column, e.line, e.column + 1)
-        raise LamSyntaxError(f"unexpected character {text[e.pos_in_stream]!r}", span) from None
+        raise _unexpected_character(e, text) from None
     except lark.exceptions.UnexpectedToken as e:
         tok = e.token
         if tok.type == "$END":
@@ -277,6 +277,11 @@ def _parse(text: str, start: str):
         raise LamSyntaxError(f"unexpected {found}; expected {_describe(e.expected)}", span) from None
     except lark.exceptions.UnexpectedEOF as e:  # pragma: no cover - LALR reports UnexpectedToken
         raise LamSyntaxError(f"unexpected end of input; expected {_describe(e.expected)}") from None
+
+
+def _unexpected_character(e: lark.exceptions.UnexpectedCharacters, text: str) -> LamSyntaxError:
+    span = Span(e.pos_in_stream, e.pos_in_stream + 1, e.line, e.column, e.line, e.column + 1)
+    return LamSyntaxError(f"unexpected character {text[e.pos_in_stream]!r}", span)
 
 
 def parse_program(text: str) -> Program:
@@ -294,4 +299,14 @@ def parse_type(text: str) -> Type:
     return _parse(text, "type")
 
 
-__all__ = ["parse_program", "parse_term", "parse_type", "KEYWORDS", "BINARY_OPS", "Pattern"]
+def tokens(text: str) -> Iterator[Token]:
+    """The tokens of ``text``, spaces and comments skipped, lazily: for tools that look at
+    input before parsing it (the REPL splits ``:grad e at v`` at a token); a character
+    that starts no token is a :class:`LamSyntaxError` when the tokens reach it."""
+    try:
+        yield from _parser().lex(text)
+    except lark.exceptions.UnexpectedCharacters as e:
+        raise _unexpected_character(e, text) from None
+
+
+__all__ = ["parse_program", "parse_term", "parse_type", "tokens", "KEYWORDS", "BINARY_OPS", "Pattern"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from lamad.parser import BINARY_OPS
 from lamad.syntax import (
-    GRAD, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Pattern, Prim,
-    Program, PTuple, PVar, PWild, Term, Tuple, TupleType, TVar, Type, Var,
+    GRAD, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param, Pattern,
+    Prim, Program, PTuple, PVar, PWild, Term, Tuple, TupleType, TVar, Type, Var,
 )
 
 _UNICODE = {"lambda": "λ", "->": "→", "-o": "⊸", "tuple*": "×", "*": "·"}
@@ -226,16 +226,18 @@ def _literal(value) -> str:
 
 # --------------------------------------------------------------------- values
 
-def format_value(value, t: Type, ascii: bool = False) -> str:
-    """Print a value of type ``t``: numbers plainly, tensors as NumPy prints them,
-    functions as ``<fun : A -> B>``."""
+def format_value(value, t: Type, ascii: bool = False, shapes: bool = False) -> str:
+    """Print a value of type ``t``: numbers plainly, tensors as NumPy prints them (after
+    their dtype and shape, JAX-style ``f64[2,3]``, with ``shapes``), functions as
+    ``<fun : A -> B>``; a tuple or list with an item on several lines has one item a line."""
     if t == Base("Real"):
         return repr(float(value))
     if t == Base("Tensor"):
         import numpy as np
 
-        host = value.get() if hasattr(value, "get") else value  # CuPy arrays: for display only
-        return np.array2string(np.asarray(host), separator=", ", threshold=200)
+        host = np.asarray(value.get() if hasattr(value, "get") else value)  # CuPy arrays: for display only
+        head = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}] " if shapes else ""
+        return head + np.array2string(host, separator=", ", threshold=200, prefix=head)
     if t == Base("Bool"):
         return "true" if value else "false"
     if t == Base("Unit"):
@@ -243,9 +245,32 @@ def format_value(value, t: Type, ascii: bool = False) -> str:
     if t == Base("String"):
         return _literal(value)
     if isinstance(t, TupleType):
-        return "(" + ", ".join(format_value(v, i, ascii) for v, i in zip(value, t.items)) + ")"
+        return _items("(", [format_value(v, i, ascii, shapes) for v, i in zip(value, t.items)], ")")
     if isinstance(t, ListType):
-        return "[" + ", ".join(format_value(v, t.elem, ascii) for v in value) + "]"
+        return _items("[", [format_value(v, t.elem, ascii, shapes) for v in value], "]")
     if isinstance(t, (FunType, LinType)):
         return f"<fun : {pretty_type(t, ascii)}>"
     return str(value)
+
+
+def _items(open_: str, items: list[str], close: str) -> str:
+    text = ", ".join(items)
+    if "\n" in text:
+        text = ",\n ".join(item.replace("\n", "\n ") for item in items)
+    return open_ + text + close
+
+
+# --------------------------------------------------------------------- derivatives
+
+def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, definition: bool = False) -> str:
+    """``-- ←D(label) : ←D(A)`` and the transformed term below it, as ``lamad grad`` and
+    the REPL print it; a ``definition`` is printed as ``def label``, its leading
+    annotated lambdas as parameters."""
+    head = f"-- {'D' if ascii else '←D'}({label}) : {pretty_type(ty, ascii)}"
+    if not definition:
+        return f"{head}\n{pretty(term, ascii)}"
+    params = []
+    while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
+        params.append(Param(term.param.name, term.param.annot))
+        term = term.body
+    return f"{head}\n{pretty(Def(label, tuple(params), None, term), ascii)}"

@@ -670,8 +670,21 @@ def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> T
 
 def infer_term(term: Term, globals_: Mapping[str, Type] | None = None) -> Term:
     """Elaborate a lone term (the REPL's expressions) against the given definitions."""
+    checker, term = _infer(term, globals_)
+    return checker.finish(term)
+
+
+def infer_type(term: Term, globals_: Mapping[str, Type] | None = None) -> Type:
+    """The type of a lone term (the REPL's ``:type``): its number types defaulted as for
+    evaluation, but the type variables nothing determines left as variables (``λx. x :
+    'a → 'a``), where :func:`infer_term` makes them ``Unit`` to run the term."""
+    checker, term = _infer(term, globals_)
+    return checker.zonk(term.ty)
+
+
+def _infer(term: Term, globals_: Mapping[str, Type] | None) -> tuple[Checker, Term]:
     checker = Checker(globals_)
     checker.used = term_names(term)
     term = checker.infer(term)
     checker.settle(term)
-    return checker.finish(term)
+    return checker, term

@@ -274,3 +274,34 @@ def test_pretty_a_program_parses_back_to_the_same_types():
     again = lamad.typecheck(lamad.parse_program(printed))
     assert again.types == lamad.typecheck(program).types
     assert lamad.pretty(lamad.parse_program(printed)) == printed
+
+
+def test_backprop_needs_the_types_of_the_definitions_it_uses_only():
+    """←D(f) is checked in ←D(Γ) for the definitions f uses; a definition elsewhere in the
+    program whose type ←D does not take (a pullback, Real ⊸ Real) does not stop it, and
+    using one is a located type error, not a crash."""
+    prog = lamad.loads(textwrap.dedent("""\
+        def f (x : Real) : Real = x * x
+        def pullback = snd (vjp f 1.0)
+        def g (x : Real) : Real = pullback x
+    """), "lin.lam")
+    name, ty, term = prog.backprop("f")
+    assert lamad.pretty_type(ty) == "Real × Real⊥ → Real × Real⊥"
+    with pytest.raises(lamad.LamTypeError) as e:
+        prog.backprop("g")
+    assert str(e.value).startswith("lin.lam:3:7: type error: this term uses 'pullback'")
+
+
+def test_define_adds_replaces_and_checks_again_what_uses_a_replaced_definition():
+    """LoadedProgram.define, the REPL's ``def``: the program stays one a file could hold."""
+    prog = lamad.loads("def k = 2.0\ndef g (x : Real) : Real = k * x\ndef h = 1.0\n")
+    assert prog.g(1.0) == 2.0 and prog.h == 1.0
+    prog.define(lamad.parse_program("def k = 3.0\ndef m = g 2.0"))
+    assert list(prog.types) == ["h", "k", "g", "m"]  # g, which uses k, is checked again after the new k
+    assert [d.name for d in prog.typed.program.defs] == list(prog.types)
+    assert prog.g(1.0) == 3.0  # its value was computed again
+    with pytest.raises(lamad.LamTypeError, match="'g' depends on 'k', redefined here, and no longer type-checks"):
+        prog.define(lamad.parse_program("def k = true"))
+    assert prog.types["k"] == lamad.parse_type("Real") and prog.g(1.0) == 3.0  # unchanged
+    with pytest.raises(lamad.LamTypeError, match="builtin"):
+        prog.define(lamad.parse_program("def sin = 1.0"))

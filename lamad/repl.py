@@ -1,0 +1,516 @@
+"""The REPL (SPEC §6): ``lamad repl [FILE]``, on prompt_toolkit.
+
+Each input is an expression (evaluated and printed), ``def``s (added to the session's
+program, each checked against the definitions above it) or a command ``:name``
+(:data:`COMMANDS`).  The session's program is a :class:`lamad.api.LoadedProgram`, the
+file's definitions followed by those typed here; the REPL parses, checks, differentiates
+and runs through it, and prints with :mod:`lamad.pretty`.
+
+Errors are printed as the CLI prints them.  To locate them, every input is parsed at its
+place in the session's text: the file's lines, then every line typed so far (the n-th
+line typed is ``<repl>:n``), so that a span says where its text came from, even when the
+error surfaces later (a run-time error inside a definition typed ten lines ago).
+
+Entry point: :func:`main`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+import traceback
+from dataclasses import dataclass, replace
+from functools import partial
+from itertools import chain
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TextIO
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
+from prompt_toolkit.document import Document
+from prompt_toolkit.filters import completion_is_selected
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.output import Output
+
+from lamad import __version__, api
+from lamad.backend import BackendError, get_backend
+from lamad.builtins import NAMED_BUILTINS, Runtime
+from lamad.deep import deep
+from lamad.errors import LamError, LamSyntaxError, format_error
+from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
+from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
+from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
+from lamad.types import infer_type
+
+PROMPT = "lamad> "
+CONTINUATION = "   ... "
+
+SYMBOLS = {"lambda": "λ", "to": "→", "times": "×", "multimap": "⊸", "perp": "⊥", "cdot": "·"}
+"""``\\name`` completions to the Unicode symbols of SPEC §2.1 (the ASCII spellings work too)."""
+
+
+# --------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of input text and where it starts in the session's text (1-based line
+    and column): parsed at that place, its spans locate it."""
+
+    text: str
+    line: int
+    column: int
+
+    def parse(self, parser: Callable[[str], Any]) -> Any:
+        """``parser`` (``parse_term``, ``parse_program``) run on the text at its place."""
+        return parser("\n" * (self.line - 1) + " " * (self.column - 1) + self.text)
+
+    def at(self, start: int, end: int | None = None) -> Piece:
+        """The piece ``text[start:end]``, where it stands."""
+        before = self.text[:start]
+        newlines = before.count("\n")
+        column = start - before.rfind("\n") if newlines else self.column + start
+        return Piece(self.text[start:end], self.line + newlines, column)
+
+    def split(self, word: str) -> tuple[Piece, Piece | None]:
+        """The pieces before and after the first token ``word`` outside brackets (``at``
+        in ``:grad e at v``), or this piece and ``None``."""
+        depth = 0
+        try:
+            for tok in tokens(self.text):
+                depth += (tok in ("(", "[")) - (tok in (")", "]"))
+                if depth == 0 and tok.type == "NAME" and tok == word:
+                    return self.at(0, tok.start_pos), self.at(tok.end_pos)
+        except LamSyntaxError:
+            pass  # the parser will say so, located
+        return self, None
+
+    def strip(self) -> Piece:
+        """The piece without the spaces around it."""
+        start = len(self.text) - len(self.text.lstrip())
+        return self.at(start, start + len(self.text.strip()))
+
+    def span(self) -> Span:
+        """The span of the piece's first line, for an error about the piece as a whole."""
+        width = max(1, len(self.text.split("\n")[0].rstrip()))
+        return Span(0, width, self.line, self.column, self.line, self.column + width)
+
+
+def _nothing(arg: Piece) -> tuple:
+    if arg.text.strip():
+        raise LamError("this command takes no argument", arg.strip().span())
+    return ()
+
+
+def _word(arg: Piece) -> tuple[str | None, Piece]:
+    arg = arg.strip()
+    return arg.text or None, arg
+
+
+def _term(arg: Piece) -> tuple[Term]:
+    return (arg.parse(parse_term),)
+
+
+def _term_at(arg: Piece) -> tuple[Term, Term | None]:
+    """``e`` or ``e at v``."""
+    term, point = arg.split("at")
+    return term.parse(parse_term), point.parse(parse_term) if point is not None else None
+
+
+def _term_at_with(arg: Piece) -> tuple[Term, Term, Term | None]:
+    """``e at v`` or ``e at v with ct``."""
+    term, rest = arg.split("at")
+    if rest is None:
+        raise LamError("expected 'e at v' (or 'e at v with ct'): a function and a point", arg.strip().span())
+    point, extra = rest.split("with")
+    return term.parse(parse_term), point.parse(parse_term), extra.parse(parse_term) if extra is not None else None
+
+
+# --------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Command:
+    """``:name ARGUMENT``: ``parse`` reads the argument (a :class:`Piece`) into the
+    arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses."""
+
+    name: str
+    usage: str
+    summary: str
+    parse: Callable[[Piece], tuple]
+    run: Callable[..., None]
+
+
+COMMANDS: dict[str, Command] = {}
+"""The REPL's commands, in ``:help`` order.  A new one is a :class:`Repl` method
+decorated with :func:`command`."""
+
+
+def command(name: str, usage: str, summary: str, parse: Callable[[Piece], tuple] = _nothing):
+    def register(method: Callable[..., None]) -> Callable[..., None]:
+        COMMANDS[name] = Command(name, usage, summary, parse, method)
+        return method
+    return register
+
+
+# --------------------------------------------------------------------- the REPL
+
+
+class Repl:
+    """A session: its program, its text (for locating errors) and its settings."""
+
+    def __init__(self, backend: str | None = None, dtype: str | None = None, out: TextIO | None = None):
+        self.out = out or sys.stdout
+        self.program = api.loads("", "<repl>", backend, dtype)  # :load replaces it by a file's
+        self.file: Path | None = None  # what :reload loads
+        self.lines: list[str] = []  # every line typed, in order
+        self.ascii = False
+        self.done = False
+
+    # ----------------------------------------------------------------- one input
+
+    def execute(self, text: str) -> bool:
+        """Run one input; print its result or its error.  False if it failed."""
+        text = text.rstrip()
+        if not text:
+            return True
+        start = self.file_lines + len(self.lines) + 1
+        self.lines.extend(text.split("\n"))
+        try:
+            run, args = self.parse(Piece(text, start, 1))
+            run(*args)
+        except LamError as e:
+            self.print(self.locate(e))
+        except KeyboardInterrupt:
+            self.print("interrupted")
+        except Exception:  # a bug in lamad: say so, and keep the session
+            self.print(f"{traceback.format_exc()}internal error: this is a bug in lamad, please report it")
+        else:
+            return True
+        return False
+
+    def parse(self, piece: Piece) -> tuple[Callable[..., None], tuple]:
+        """What an input asks for, and its arguments, parsed; nothing runs."""
+        if m := re.match(r"\s*:(\S*)", piece.text):
+            cmd = self.find_command(m[1], piece.at(m.start(1) - 1, m.end(1)))
+            return partial(cmd.run, self), cmd.parse(piece.at(m.end()))
+        first = next(tokens(piece.text), None)
+        if first is None:  # only comments
+            return (lambda: None), ()
+        if first.type == "DEF":
+            return self.define, (piece.parse(parse_program),)
+        return self.show, (piece.parse(parse_term),)
+
+    def unfinished(self, text: str) -> bool:
+        """Whether ``text`` is the start of an input: the parser ran out of input (an open
+        bracket, a ``let`` without ``in``, a trailing operator, a missing ``at v``)."""
+        end = Piece(text, 1, 1).at(len(text))
+        try:
+            self.parse(Piece(text, 1, 1))
+        except LamSyntaxError as e:
+            return e.span is not None and (e.span.line, e.span.column) == (end.line, end.column)
+        except LamError:
+            return False
+        return False
+
+    def find_command(self, name: str, where: Piece) -> Command:
+        """The command ``:name``, or the one command whose name starts with ``name``."""
+        if name in COMMANDS:
+            return COMMANDS[name]
+        matches = [c for c in COMMANDS.values() if c.name.startswith(name)] if name else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise LamError(f"':{name}' is ambiguous: {' '.join(':' + c.name for c in matches)}", where.span())
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f"did you mean :{close[0]}?" if close else "the commands are " + " ".join(f":{c}" for c in COMMANDS)
+        raise LamError(f"unknown command ':{name}'; {hint}", where.span())
+
+    @property
+    def file_lines(self) -> int:
+        """How many lines of the session's text the loaded file takes (those typed follow)."""
+        return self.program.source.count("\n") + 1 if self.program.source else 0
+
+    def locate(self, err: LamError) -> str:
+        """The error as the CLI prints it: in the file, or in ``<repl>`` at the line typed."""
+        span, offset = err.span, self.file_lines
+        if span is not None and span.line <= offset:
+            err.source, err.filename = self.program.source, self.program.filename
+        else:
+            err.source, err.filename = "\n".join(self.lines), "<repl>"
+            if span is not None:
+                err.span = replace(span, line=span.line - offset, end_line=span.end_line - offset)
+        return format_error(err)
+
+    def print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # ----------------------------------------------------------------- inputs
+
+    def define(self, program: Program) -> None:
+        self.program.define(program)
+        for d in program.defs:
+            self.print(f"{d.name} : {pretty_type(self.program.types[d.name], self.ascii)}")
+
+    def show(self, term: Term) -> None:
+        """Evaluate an expression and print its value."""
+        checked = self.program.check(term)
+        self.print(self.value(self.program.run(checked), checked.ty))
+
+    def value(self, value: Any, ty: Any) -> str:
+        return format_value(value, ty, self.ascii, shapes=True)
+
+    def derivative(self, term: Term, simplified: bool) -> None:
+        """←D of a term, or of a definition named alone, as ``lamad grad`` prints it."""
+        if isinstance(term, Var) and term.name in self.program:
+            name, ty, target = self.program.backprop(term.name, simplified)
+            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True))
+            return
+        ty, target = self.program.derivative(self.program.check(term), simplified)
+        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii))
+
+    # ----------------------------------------------------------------- commands
+
+    @command("type", "e", "the type of e", _term)
+    def type_of(self, term: Term) -> None:
+        ty = deep(infer_type)(term, self.program.types)
+        self.print(f"{pretty(term, self.ascii)} : {pretty_type(ty, self.ascii)}")
+
+    @command("d", "e", "←D e and its type: the reverse-mode transform as it comes", _term)
+    def backprop(self, term: Term) -> None:
+        self.derivative(term, simplified=False)
+
+    @command("grad", "e [at v]", "←D e simplified, as `lamad grad` prints it; at v: the gradient there",
+             _term_at)
+    def grad(self, term: Term, point: Term | None) -> None:
+        if point is None:
+            self.derivative(term, simplified=True)
+        else:
+            self.show(_apply("grad", term, point))
+
+    @command("vjp", "e at v [with ct]", "e v and the type of its pullback; with ct: the pullback of ct",
+             _term_at_with)
+    def vjp(self, term: Term, point: Term, cotangent: Term | None) -> None:
+        checked = self.program.check(_apply("vjp", term, point))
+        assert isinstance(checked.ty, TupleType)
+        value_ty, pullback_ty = checked.ty.items
+        assert isinstance(pullback_ty, LinType)
+        value, pullback = self.program.run(checked)
+        self.print(_labelled("value = ", self.value(value, value_ty)))
+        self.print(f"pullback : {pretty_type(pullback_ty, self.ascii)}")
+        if cotangent is not None:
+            ct = self.program.run(self.program.check(Ann(cotangent, pullback_ty.dom, span=cotangent.span)))
+            label = f"pullback {pretty(cotangent, self.ascii)} = "
+            self.print(_labelled(label, self.value(pullback(ct), pullback_ty.cod)))
+
+    @command("load", "FILE", "start again from the definitions of FILE", _word)
+    def load(self, path: str | None, where: Piece | None) -> None:
+        if path is None:
+            raise LamError("which file? :load FILE", where.span() if where else None)
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise LamError(f"cannot read '{path}': no such file", where.span() if where else None)
+        backend = self.program.backend
+        try:
+            program = api.load(file, backend.name, backend.dtype.name)
+        except LamError as e:  # located in the file already
+            self.file = file  # :reload tries again
+            self.print(str(e))
+            return
+        self.program, self.file = program, file
+        self.print(f"loaded {path}: {', '.join(program.types) or 'no definitions'}")
+
+    @command("reload", "", "load the file again (after editing it)")
+    def reload(self) -> None:
+        if self.file is None:
+            raise LamError("no file to reload: :load FILE first")
+        self.load(str(self.file), None)
+
+    @command("backend", "[NAME]", "evaluate on NAME (numpy or cupy); alone: show the backend", _word)
+    def backend(self, name: str | None, where: Piece) -> None:
+        current = self.program.runtime
+        if name is not None:
+            try:
+                backend = get_backend(name, current.backend.dtype.name)
+            except BackendError as e:
+                raise BackendError(e.message, where.span()) from None
+            self.program = api.LoadedProgram(self.program.typed, Runtime(backend, current.base_dir),
+                                             self.program.source, self.program.filename)
+        backend = self.program.backend
+        self.print(f"backend: {backend.name} ({backend.dtype.name})")
+
+    @command("ascii", "", "print terms and types in ASCII: \\ -> * -o ~A")
+    def ascii_mode(self) -> None:
+        self.ascii = True
+
+    @command("unicode", "", "print terms and types in Unicode: λ → × ⊸ A⊥ (the default)")
+    def unicode_mode(self) -> None:
+        self.ascii = False
+
+    @command("help", "", "this list")
+    def help(self) -> None:
+        rows = [("e", "evaluate the expression e"),
+                ("def f (x : A) ... = e", "define f; a new f replaces the old (what uses f is checked again)")]
+        rows += [(f":{c.name} {c.usage}".rstrip(), c.summary) for c in COMMANDS.values()]
+        width = max(len(usage) for usage, _ in rows)
+        for usage, summary in rows:
+            self.print(f"  {usage.ljust(width)}  {summary}")
+        self.print("Commands may be shortened (:t, :g, :q). Enter continues an unfinished input on a new line.\n"
+                   "Tab completes names, commands and \\lambda-style symbols. Ctrl-C interrupts; Ctrl-D quits.")
+
+    @command("quit", "", "leave (Ctrl-D too)")
+    def quit(self) -> None:
+        self.done = True
+
+
+def _apply(op: str, fn: Term, point: Term) -> Term:
+    """``op fn point``: an AD operator applied, spanning its arguments."""
+    return App(App(Var(op, span=fn.span), fn, span=fn.span), point, span=fn.span.to(point.span) if fn.span else None)
+
+
+def _labelled(label: str, text: str) -> str:
+    """``label`` before ``text``, whose further lines are indented under its first."""
+    return label + text.replace("\n", "\n" + " " * len(label))
+
+
+# --------------------------------------------------------------------- completion
+
+
+class LamCompleter(Completer):
+    """Tab completion: ``:commands``, file names after ``:load``, ``\\lambda``-style
+    symbols, and names: the session's definitions (with their types), builtins,
+    keywords and types."""
+
+    def __init__(self, repl: Repl):
+        self.repl = repl
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
+        text = document.text_before_cursor
+        if m := re.fullmatch(r"\s*:(\w*)", text):
+            for c in COMMANDS.values():
+                if c.name.startswith(m[1]):
+                    yield Completion(f":{c.name}", -len(m[1]) - 1, display_meta=c.summary)
+            return
+        if m := re.match(r"\s*:load\s+", text):
+            yield from PathCompleter(expanduser=True).get_completions(Document(text[m.end():]), complete_event)
+            return
+        if m := re.search(r"\\([a-z]*)$", text):
+            for name, symbol in SYMBOLS.items():
+                if name.startswith(m[1]):
+                    yield Completion(symbol, -len(m[0]), display=f"\\{name} {symbol}")
+            return
+        m = re.search(r"[A-Za-z_][A-Za-z0-9_']*$", text)
+        if m is None or "--" in document.current_line_before_cursor:
+            return
+        word = m[0]
+        for name, meta in self.names():
+            if name.startswith(word):
+                yield Completion(name, -len(word), display_meta=meta)
+
+    def names(self) -> Iterator[tuple[str, str]]:
+        ascii = self.repl.ascii
+        for name, ty in self.repl.program.types.items():
+            yield name, pretty_type(ty, ascii)
+        yield from ((name, "builtin") for name in sorted(NAMED_BUILTINS))
+        yield from ((name, "keyword") for name in sorted(KEYWORDS))
+        yield from ((name, "type") for name in [*sorted(BASE_TYPES), "List"])
+
+
+# --------------------------------------------------------------------- the loop
+
+
+def history_file() -> Path:
+    """``$XDG_DATA_HOME/lamad/history`` (by default ``~/.local/share/lamad/history``)."""
+    data = os.environ.get("XDG_DATA_HOME", "")
+    root = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
+    return root / "lamad" / "history"
+
+
+def _history() -> History:
+    path = history_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError:
+        return InMemoryHistory()  # a read-only home: this session's history only
+    return FileHistory(str(path))
+
+
+def _keys(repl: Repl) -> KeyBindings:
+    """Enter runs the input, or starts a new line while it is unfinished (an empty last
+    line runs it anyway, to show what is wrong); in the completion menu, it takes the
+    completion chosen."""
+    keys = KeyBindings()
+
+    @keys.add("enter", filter=~completion_is_selected)
+    @keys.add("c-j", filter=~completion_is_selected)
+    def _(event) -> None:
+        buffer = event.current_buffer
+        last_line = buffer.document.lines[-1]
+        if last_line.strip() and repl.unfinished(buffer.text):
+            buffer.insert_text("\n")
+        else:
+            buffer.validate_and_handle()
+
+    @keys.add("enter", filter=completion_is_selected)
+    def _(event) -> None:
+        event.current_buffer.complete_state = None
+    return keys
+
+
+def _continuation(width: int, line_number: int, is_soft_wrap: bool) -> str:
+    return CONTINUATION.rjust(width)
+
+
+def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
+    """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
+    session: PromptSession[str] = PromptSession(
+        PROMPT, multiline=True, key_bindings=_keys(repl), prompt_continuation=_continuation,
+        history=_history(), completer=LamCompleter(repl), complete_while_typing=False,
+        input=input, output=output)
+    while True:
+        try:
+            yield session.prompt()
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            return
+
+
+def _lines(repl: Repl, stream: TextIO) -> Iterator[str]:
+    """The inputs read from a file or pipe, each echoed after the prompt, as a transcript."""
+    buffer: list[str] = []
+    for line in chain(stream, [""]):  # the end of the stream ends an unfinished input
+        buffer.append(line.rstrip("\n"))
+        if line.strip() and repl.unfinished("\n".join(buffer)):
+            continue
+        text, buffer = "\n".join(buffer).rstrip("\n"), []
+        if text.strip():
+            repl.print(PROMPT + text.replace("\n", "\n" + CONTINUATION))
+            yield text
+
+
+def main(file: Path | None = None, backend: str | None = None, dtype: str | None = None, *,
+         input: Input | None = None, output: Output | None = None, out: TextIO | None = None) -> int:
+    """Run the REPL until ``:quit`` or Ctrl-D (SPEC §6); ``input``/``output`` are
+    prompt_toolkit's (a terminal by default).  Reading from a pipe instead, each input is
+    echoed, and the exit status is 1 if one failed."""
+    repl = Repl(backend, dtype, out)
+    interactive = input is not None or sys.stdin.isatty()
+    if interactive:
+        repl.print(f"lamad {__version__}: :help lists the commands, Ctrl-D quits")
+    if file is not None:
+        repl.load(str(file), None)
+    failed = False
+    for text in _prompts(repl, input, output) if interactive else _lines(repl, sys.stdin):
+        try:
+            failed |= not repl.execute(text)
+        except KeyboardInterrupt:  # between two inputs
+            repl.print("interrupted")
+        if repl.done:
+            break
+    return 1 if failed and not interactive else 0
