@@ -273,6 +273,18 @@ def _iterate(rt: Runtime):
     return iterate
 
 
+def _scan(rt: Runtime):
+    """``scan f z [x1, …, xn] = [z, f z x1, f (f z x1) x2, …]``: the accumulators of a left
+    fold, first to last (Haskell's ``scanl``), so a loop can report its history."""
+    def scan(f, acc, xs):
+        out = [acc]
+        for x in xs:
+            acc = f(acc)(x)
+            out.append(acc)
+        return out
+    return scan
+
+
 def _zip(rt: Runtime):
     def zip_(xs, ys):
         if len(xs) != len(ys):
@@ -283,6 +295,7 @@ def _zip(rt: Runtime):
 
 _define("map", (FunType(_A, _B), ListType(_A)), ListType(_B), lambda rt: (lambda f, xs: [f(x) for x in xs]))
 _define("fold", (FunType(_B, FunType(_A, _B)), _B, ListType(_A)), _B, _fold)
+_define("scan", (FunType(_B, FunType(_A, _B)), _B, ListType(_A)), ListType(_B), _scan)
 _define("zip", (ListType(_A), ListType(_B)), ListType(TupleType((_A, _B))), _zip)
 _define("length", (ListType(_A),), INT, lambda rt: len)
 _define("range", (INT,), _LIST_INT, lambda rt: (lambda n: list(range(n))))

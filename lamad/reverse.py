@@ -122,7 +122,7 @@ SPECIAL: dict[str, str] = {
 """Builtins whose arguments or results are lists of tensors: their ←D in full, in terms
 of ``p`` (←D of the list or tensor argument) and ``k`` (the axis)."""
 
-STRUCTURAL = frozenset({"map", "fold", "zip", "iterate", "fst", "snd", "length", "range"})
+STRUCTURAL = frozenset({"map", "fold", "scan", "zip", "iterate", "fst", "snd", "length", "range"})
 """Builtins that commute with ←D: ``←D(map) = map`` and so on (SPEC §3)."""
 
 CONSTANT = frozenset({"zeros", "ones", "eye", "randn", "uniform", "load", "real", "onehot", "step", "sign",
