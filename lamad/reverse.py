@@ -312,13 +312,15 @@ class _Backprop:
         return Var(x)
 
     def special(self, t: Prim) -> Term:
+        """``p`` is bound at ←D of the builtin's parameter type, so that a promoted
+        argument (a list of Reals given to ``stack``) is promoted in the target too."""
         template = _template(SPECIAL[t.op])
         bindings: list[tuple[Pattern, Term]] = []
         mapping: dict[str, str] = {}
-        for arg in t.args:
+        for arg, param in zip(t.args, BUILTINS[t.op].params):
             meta = "k" if arg.ty == INT else "p"
             mapping[meta] = self.fresh(meta)
-            bindings.append((PVar(mapping[meta]), self.term(arg)))
+            bindings.append((PVar(mapping[meta], backprop_type(param)), self.term(arg)))
         for name in sorted(term_names(template) - set(BUILTINS) - set(mapping)):
             mapping[name] = self.fresh(name.rstrip("'")) + ("'" if name.endswith("'") else "")
         return _lets(bindings, _respan(_rename(template, mapping), t.span))

@@ -372,6 +372,18 @@ def test_concat_of_different_lengths():
     close(SHAPE.cc(0, [np.array([1.0]), np.array([2.0, 3.0])]), [1.0, 2.0, 3.0])
 
 
+def test_gradient_through_stack_and_concat_of_promoted_reals():
+    """A list of Reals given to ``stack`` (Real ≤ Tensor) is differentiable: ←D promotes the
+    list of (Real × Real⊥) pairs as the checker promoted the list of Reals."""
+    p = lamad.loads("""
+def f (a : Real) : Real = sum (stack [a, 2.0 * a, sin a])
+def g (a : Real) : Real = sum (square (concat 0 [stack [a], stack [3.0 * a, 1.0]]))
+""")
+    for a in (-0.7, 1.5):
+        close(lamad.grad(p.f)(a), 3.0 + np.cos(a))
+        close(lamad.grad(p.g)(a), 2 * a + 18 * a)
+
+
 @SETTINGS
 @given(data=st.data())
 def test_dot_and_outer(data):
