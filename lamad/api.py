@@ -10,6 +10,7 @@ float is accepted), Int ↔ int, Bool ↔ bool, tuples ↔ tuples, lists ↔ lis
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from lamad.deep import deep
 from lamad.errors import LamError, LamTypeError
 from lamad.eval import Compiler, free_variables
 from lamad.parser import parse_program, parse_term
+from lamad.progress import Progress
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
 from lamad.syntax import (
@@ -272,10 +274,11 @@ def _check(source: str) -> TypedProgram:
 
 
 def loads(source: str, filename: str = "<string>", backend: str | None = None, dtype: str | None = None,
-          base_dir: str | Path | None = None) -> LoadedProgram:
+          base_dir: str | Path | None = None, progress: bool = False) -> LoadedProgram:
     """Parse and type-check a program; ``load`` paths are relative to ``base_dir``
-    (default: the current directory)."""
-    runtime = Runtime(get_backend(backend, dtype), Path(base_dir) if base_dir is not None else Path.cwd())
+    (default: the current directory); with ``progress``, long loops show a bar on stderr."""
+    runtime = Runtime(get_backend(backend, dtype), Path(base_dir) if base_dir is not None else Path.cwd(),
+                      Progress(sys.stderr) if progress else None)
     try:
         typed = _check(source)
     except LamError as e:
@@ -283,11 +286,12 @@ def loads(source: str, filename: str = "<string>", backend: str | None = None, d
     return LoadedProgram(typed, runtime, source, filename)
 
 
-def load(path: str | Path, backend: str | None = None, dtype: str | None = None) -> LoadedProgram:
+def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
+         progress: bool = False) -> LoadedProgram:
     """Load a ``.lam`` file; its ``load`` paths are relative to the file."""
     path = Path(path)
     source = path.read_text(encoding="utf-8")
-    return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent)
+    return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent, progress=progress)
 
 
 # --------------------------------------------------------------------- AD on Python callables

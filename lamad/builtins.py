@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import itertools
 import operator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager, Iterable
 
 import numpy as np
 
 from lamad.backend import Backend
 from lamad.gradient import sum_apply
+from lamad.progress import Progress
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, FunType, ListType, TupleType, TVar, Type, perp,
 )
@@ -30,11 +32,19 @@ _LIST_INT = ListType(INT)
 
 @dataclass(frozen=True)
 class Runtime:
-    """What builtins may depend on: the array backend and the directory that relative
-    ``load`` paths are resolved against (the program file's)."""
+    """What builtins may depend on: the array backend, the directory that relative
+    ``load`` paths are resolved against (the program file's), and where loops report
+    their progress (nowhere by default)."""
 
     backend: Backend
     base_dir: Path
+    progress: Progress | None = None
+
+    def steps(self, items: Iterable, total: int, label: str) -> ContextManager[Iterable]:
+        """The steps of a loop builtin, shown by :attr:`progress` when there is one."""
+        if self.progress is None:
+            return nullcontext(items)
+        return self.progress.steps(items, total, label)
 
 
 @dataclass(frozen=True)
@@ -259,18 +269,33 @@ _define("onehot", (INT, TENSOR), TENSOR, _onehot)
 
 def _fold(rt: Runtime):
     def fold(f, acc, xs):
-        for x in xs:
-            acc = f(acc)(x)
+        with rt.steps(xs, len(xs), "fold") as steps:
+            for x in steps:
+                acc = f(acc)(x)
         return acc
     return fold
 
 
 def _iterate(rt: Runtime):
     def iterate(n, f, x):
-        for _ in range(n):
-            x = f(x)
+        with rt.steps(range(n), n, "iterate") as steps:
+            for _ in steps:
+                x = f(x)
         return x
     return iterate
+
+
+def _scan(rt: Runtime):
+    """``scan f z [x1, …, xn] = [z, f z x1, f (f z x1) x2, …]``: the accumulators of a left
+    fold, first to last (Haskell's ``scanl``), so a loop can report its history."""
+    def scan(f, acc, xs):
+        out = [acc]
+        with rt.steps(xs, len(xs), "scan") as steps:
+            for x in steps:
+                acc = f(acc)(x)
+                out.append(acc)
+        return out
+    return scan
 
 
 def _zip(rt: Runtime):
@@ -283,6 +308,7 @@ def _zip(rt: Runtime):
 
 _define("map", (FunType(_A, _B), ListType(_A)), ListType(_B), lambda rt: (lambda f, xs: [f(x) for x in xs]))
 _define("fold", (FunType(_B, FunType(_A, _B)), _B, ListType(_A)), _B, _fold)
+_define("scan", (FunType(_B, FunType(_A, _B)), _B, ListType(_A)), ListType(_B), _scan)
 _define("zip", (ListType(_A), ListType(_B)), ListType(TupleType((_A, _B))), _zip)
 _define("length", (ListType(_A),), INT, lambda rt: len)
 _define("range", (INT,), _LIST_INT, lambda rt: (lambda n: list(range(n))))

@@ -29,7 +29,8 @@ def _load(args: argparse.Namespace) -> api.LoadedProgram:
     if not path.is_file():
         raise UsageError(f"cannot read '{args.file}': no such file")
     _backend(args)
-    return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None))
+    return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None),
+                    progress=getattr(args, "progress", False))
 
 
 def _backend(args: argparse.Namespace) -> None:
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
     run.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
     run.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    run.add_argument("--quiet", action="store_true", help="no progress bar for long loops (shown on a terminal)")
     run.set_defaults(handler=cmd_run)
 
     check = sub.add_parser("check", help="type-check a program and print the type of each definition")
@@ -173,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.progress = args.command == "run" and not args.quiet and sys.stderr.isatty()
     warnings.simplefilter("ignore", RuntimeWarning)  # NaN and inf are values, as in NumPy and JAX
     try:
         return args.handler(args)

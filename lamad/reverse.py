@@ -122,7 +122,7 @@ SPECIAL: dict[str, str] = {
 """Builtins whose arguments or results are lists of tensors: their ←D in full, in terms
 of ``p`` (←D of the list or tensor argument) and ``k`` (the axis)."""
 
-STRUCTURAL = frozenset({"map", "fold", "zip", "iterate", "fst", "snd", "length", "range"})
+STRUCTURAL = frozenset({"map", "fold", "scan", "zip", "iterate", "fst", "snd", "length", "range"})
 """Builtins that commute with ←D: ``←D(map) = map`` and so on (SPEC §3)."""
 
 CONSTANT = frozenset({"zeros", "ones", "eye", "randn", "uniform", "load", "real", "onehot", "step", "sign",
@@ -312,13 +312,15 @@ class _Backprop:
         return Var(x)
 
     def special(self, t: Prim) -> Term:
+        """``p`` is bound at ←D of the builtin's parameter type, so that a promoted
+        argument (a list of Reals given to ``stack``) is promoted in the target too."""
         template = _template(SPECIAL[t.op])
         bindings: list[tuple[Pattern, Term]] = []
         mapping: dict[str, str] = {}
-        for arg in t.args:
+        for arg, param in zip(t.args, BUILTINS[t.op].params):
             meta = "k" if arg.ty == INT else "p"
             mapping[meta] = self.fresh(meta)
-            bindings.append((PVar(mapping[meta]), self.term(arg)))
+            bindings.append((PVar(mapping[meta], backprop_type(param)), self.term(arg)))
         for name in sorted(term_names(template) - set(BUILTINS) - set(mapping)):
             mapping[name] = self.fresh(name.rstrip("'")) + ("'" if name.endswith("'") else "")
         return _lets(bindings, _respan(_rename(template, mapping), t.span))

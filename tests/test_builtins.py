@@ -372,6 +372,18 @@ def test_concat_of_different_lengths():
     close(SHAPE.cc(0, [np.array([1.0]), np.array([2.0, 3.0])]), [1.0, 2.0, 3.0])
 
 
+def test_gradient_through_stack_and_concat_of_promoted_reals():
+    """A list of Reals given to ``stack`` (Real ≤ Tensor) is differentiable: ←D promotes the
+    list of (Real × Real⊥) pairs as the checker promoted the list of Reals."""
+    p = lamad.loads("""
+def f (a : Real) : Real = sum (stack [a, 2.0 * a, sin a])
+def g (a : Real) : Real = sum (square (concat 0 [stack [a], stack [3.0 * a, 1.0]]))
+""")
+    for a in (-0.7, 1.5):
+        close(lamad.grad(p.f)(a), 3.0 + np.cos(a))
+        close(lamad.grad(p.g)(a), 2 * a + 18 * a)
+
+
 @SETTINGS
 @given(data=st.data())
 def test_dot_and_outer(data):
@@ -473,6 +485,37 @@ def pairs (n : Int) = map (\\(i, b). if b then i else 0 - i) (zip (range n) (map
     assert float(p.it(5, 0.5)) == x
     assert float(p.it(0, 0.5)) == 0.5
     assert p.pairs(4) == [0, -1, 2, 3]
+
+
+def test_scan_returns_every_accumulator_of_the_left_fold():
+    p = lamad.loads("""
+def s (xs : List Real) = scan (\\acc x. acc - x) 100.0 xs
+def digits (xs : List Int) = scan (\\acc x. acc * 10 + x) 0 xs
+def last (xs : List Real) = fold (\\acc x. acc - x) 100.0 xs
+""")
+    assert p.types["s"] == lamad.parse_type("List Real -> List Real")
+    assert [float(v) for v in p.s([1.0, 2.0, 3.0])] == [100.0, 99.0, 97.0, 94.0]
+    assert [float(v) for v in p.s([])] == [100.0]
+    assert p.digits([1, 2, 3]) == [0, 1, 12, 123]
+    assert float(p.s([4.0, -1.5])[-1]) == float(p.last([4.0, -1.5]))
+
+
+def test_gradient_through_scan_matches_finite_differences():
+    """←D(scan) = scan: differentiating an unrolled recurrence through its history."""
+    p = lamad.loads("""
+def total (w : Real) : Real = fold (\\acc h. acc + h) 0.0 (scan (\\h x. tanh (w * h + x)) 0.5 [1.0, -2.0, 0.3])
+""")
+
+    def total(w):
+        h = t = 0.5
+        for x in (1.0, -2.0, 0.3):
+            h = np.tanh(w * h + x)
+            t += h
+        return t
+    eps = 1e-6
+    for w in (-1.3, 0.0, 0.7):
+        want = (total(w + eps) - total(w - eps)) / (2 * eps)
+        np.testing.assert_allclose(float(lamad.grad(p.total)(w)), want, rtol=1e-7)
 
 
 def test_zip_of_unequal_lengths_is_a_runtime_error():

@@ -1,0 +1,40 @@
+"""Progress bars for long loops (``lamad run`` on a terminal, SPEC §6).
+
+The loop builtins (``iterate``, ``fold``, ``scan``) walk their steps through
+:meth:`Progress.steps`.  The outermost loop that runs for longer than ``delay``
+seconds shows a tqdm bar on the terminal; loops nested inside it run plain, so
+a training loop of 300 steps shows one bar of 300 steps whatever its steps do.
+Without a :class:`Progress` (the default, and ``--quiet`` or a redirected
+stderr) the builtins are the plain loops: no cost per step.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import IO, Iterable, Iterator
+
+
+class Progress:
+    """One bar at a time on ``stream``, for the outermost running loop; it appears after
+    ``delay`` seconds (short loops never show one) and is erased when the loop ends."""
+
+    def __init__(self, stream: IO[str], delay: float = 0.5):
+        self.stream = stream
+        self.delay = delay
+        self.busy = False
+
+    @contextmanager
+    def steps(self, items: Iterable, total: int, label: str) -> Iterator[Iterable]:
+        if self.busy:
+            yield items
+            return
+        from tqdm import tqdm
+
+        self.busy = True
+        bar = tqdm(items, total=total, desc=label, unit="step", file=self.stream, delay=self.delay, leave=False,
+                   dynamic_ncols=True)
+        try:
+            yield bar
+        finally:
+            bar.close()
+            self.busy = False
