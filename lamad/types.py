@@ -176,8 +176,7 @@ class Checker:
             self._coerce(e.dom, a.dom)
             self._coerce(a.cod, e.cod)
         elif isinstance(a, LinType) and isinstance(e, LinType):
-            # Cotangents of a promoted Real are 0-d Tensors: Real⊥ and Tensor⊥ interconvert.
-            if {self.resolve(a.dom), self.resolve(e.dom)} != {REAL, TENSOR}:
+            if not self.real_and_tensor(a.dom, e.dom):
                 self._coerce(e.dom, a.dom)
             self._coerce(a.cod, e.cod)
         else:
@@ -192,10 +191,19 @@ class Checker:
             hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
 
+    def real_and_tensor(self, a: Type, b: Type) -> bool:
+        """Whether ``a`` and ``b`` are ``Real`` and ``Tensor``, in either order.  As the
+        domains of linear functions they make ``Real⊥`` and ``Tensor⊥`` interconvertible:
+        ←D keeps a promoted Real a Real, and the cotangents sent back to it are 0-d
+        Tensors (every transposed derivative un-broadcasts to its argument's shape)."""
+        return {self.resolve(a), self.resolve(b)} == {REAL, TENSOR}
+
     def _join(self, a: Type, b: Type) -> Type:
         a, b = self.resolve(a), self.resolve(b)
         if {a, b} == {REAL, TENSOR}:
             return TENSOR
+        if isinstance(a, LinType) and isinstance(b, LinType) and self.real_and_tensor(a.dom, b.dom):
+            return LinType(TENSOR, self._join(a.cod, b.cod))
         if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
             return TupleType(tuple(self._join(x, y) for x, y in zip(a.items, b.items)))
         if isinstance(a, ListType) and isinstance(b, ListType):
@@ -393,7 +401,8 @@ class Checker:
                 raise LamTypeError(f"this is applied to an argument, but it has type {self.describe(fn.ty)}, "
                                    "not a function type", fn.span)
             a = self.infer(arg)
-            self.coerce(a.ty, fty.dom, a.span)
+            if not (isinstance(fty, LinType) and self.real_and_tensor(a.ty, fty.dom)):
+                self.coerce(a.ty, fty.dom, a.span)
             span = fn.span.to(a.span) if fn.span else a.span
             fn = App(fn, a, span=span, ty=fty.cod)
         return fn
