@@ -213,11 +213,13 @@ class _Backprop:
         self.counter = 0
 
     def fresh(self, base: str) -> str:
+        """A new name ``x`` such that neither ``x`` nor its backpropagator's name ``x'`` is
+        used: the source may itself have a variable called ``x1'``."""
         while True:
             self.counter += 1
             name = f"{base}{self.counter}"
-            if name not in self.used:
-                self.used.add(name)
+            if name not in self.used and name + "'" not in self.used:
+                self.used.update((name, name + "'"))
                 return name
 
     def pattern(self, p: Pattern) -> Pattern:

@@ -105,3 +105,10 @@ def elements (x : Real) (c : Tensor) : Real = sum (stack [x * x, sum_axis 0 c] *
         got = lamad.grad(f)(x, c)
         assert np.shape(got) == ()
         assert_same_gradient(got, numeric_gradient(lambda x: f(x, c), x), where=name)
+
+
+def test_backpropagator_names_do_not_capture_primed_user_names():
+    """←D names the backpropagator of ``x1`` ``x1'``: a source variable called ``x1'``
+    is not captured."""
+    prog = lamad.loads("def f (x : Real) : Real = let x1' = x * 3.0; x2' = x1' * x in x2' + x1'")
+    assert float(lamad.grad(prog.f)(2.0)) == pytest.approx(6 * 2.0 + 3.0)
