@@ -112,3 +112,12 @@ def test_backpropagator_names_do_not_capture_primed_user_names():
     is not captured."""
     prog = lamad.loads("def f (x : Real) : Real = let x1' = x * 3.0; x2' = x1' * x in x2' + x1'")
     assert float(lamad.grad(prog.f)(2.0)) == pytest.approx(6 * 2.0 + 3.0)
+
+
+def test_tuple_argnums_give_a_tuple_of_gradients_as_in_jax():
+    prog = lamad.loads("def f (x : Real) (y : Real) : Real = x * y * y")
+    (gx,) = lamad.grad(prog.f, argnums=(0,))(2.0, 3.0)
+    assert float(gx) == 9.0
+    value, (gy,) = lamad.value_and_grad(prog.f, argnums=(1,))(2.0, 3.0)
+    assert (float(value), float(gy)) == (18.0, 12.0)
+    assert float(lamad.grad(prog.f, argnums=1)(2.0, 3.0)) == 12.0
