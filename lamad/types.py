@@ -204,6 +204,9 @@ class Checker:
             return TENSOR
         if isinstance(a, LinType) and isinstance(b, LinType) and self.real_and_tensor(a.dom, b.dom):
             return LinType(TENSOR, self._join(a.cod, b.cod))
+        if isinstance(a, FunType) and isinstance(b, FunType):
+            self._unify(a.dom, b.dom)
+            return FunType(a.dom, self._join(a.cod, b.cod))
         if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
             return TupleType(tuple(self._join(x, y) for x, y in zip(a.items, b.items)))
         if isinstance(a, ListType) and isinstance(b, ListType):

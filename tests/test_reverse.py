@@ -99,9 +99,11 @@ def result (x : Real) (c : Tensor) : Real = sum (as_tensor x * c)
 def branches (x : Real) (c : Tensor) : Real = sum ((if sum c > 0.0 then x * x else c) * c)
 def elements (x : Real) (c : Tensor) : Real = sum (stack [x * x, sum_axis 0 c] * c)
 def stacked (x : Real) (c : Tensor) : Real = sum (stack [x * x, 2.0 * x] * c)
+def functions (x : Real) (c : Tensor) : Real =
+    sum ((if sum c > 0.0 then (\\(y : Real). y * x) else (\\(y : Real). c * y)) x * c)
 """)
     x, c = 0.7, np.array([1.0, 2.0])
-    for name in ("ascribed", "result", "branches", "elements", "stacked"):
+    for name in ("ascribed", "result", "branches", "elements", "stacked", "functions"):
         f = prog[name]
         got = lamad.grad(f)(x, c)
         assert np.shape(got) == ()
