@@ -101,7 +101,7 @@ VJP: dict[str, tuple[str | None, ...]] = {
     "transpose": ("transpose a",),
     "reshape": ("reshape a (shape x1)", None),
     "dot": ("a * x2", "x1 * a"),
-    "outer": ("a @ x2", "transpose a @ x1"),
+    "outer": ("reshape (a @ reshape x2 [-1]) (shape x1)", "reshape (transpose a @ reshape x1 [-1]) (shape x2)"),
     "scalar": ("reshape a (shape x1)",),
     "fill": ("sum a", None),
     "expand_dims": (None, "sum_axis x1 a"),

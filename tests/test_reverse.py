@@ -124,3 +124,14 @@ def test_tuple_argnums_give_a_tuple_of_gradients_as_in_jax():
     value, (gy,) = lamad.value_and_grad(prog.f, argnums=(1,))(2.0, 3.0)
     assert (float(value), float(gy)) == (18.0, 12.0)
     assert float(lamad.grad(prog.f, argnums=1)(2.0, 3.0)) == 12.0
+
+
+def test_outer_of_matrices_flattens_as_numpy_does():
+    """``outer`` flattens its operands (NumPy, JAX); its transposed derivatives reshape
+    the cotangents back to the operands' shapes."""
+    prog = lamad.loads("def f (x : Tensor) (y : Tensor) (c : Tensor) : Real = sum (outer x y * c)")
+    rng = np.random.default_rng(1)
+    x, y, c = rng.standard_normal((2, 2)), rng.standard_normal((1, 3)), rng.standard_normal((4, 3))
+    gx, gy = lamad.grad(prog.f, argnums=(0, 1))(x, y, c)
+    assert_same_gradient(gx, (c @ y.ravel()).reshape(2, 2))
+    assert_same_gradient(gy, (c.T @ x.ravel()).reshape(1, 3))
