@@ -270,8 +270,8 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
 
 
 def grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
-    """The gradient of a lamad function returning Real, in argument ``argnums`` (an int,
-    or a tuple of ints for a tuple of gradients), as JAX's ``jax.grad``."""
+    """The gradient of a lamad function returning Real (or a 0-d Tensor), in argument
+    ``argnums`` (an int, or a tuple of ints for a tuple of gradients), as JAX's ``jax.grad``."""
     return _differentiate("grad", f, argnums)
 
 

@@ -516,7 +516,9 @@ class Checker:
 
     def ad(self, op: str, args: list[Term], spans: list) -> Type:
         """``grad f : A -> ct(A)``, ``value_and_grad f : A -> Real * ct(A)`` for
-        ``f : A -> Real``; ``vjp f x : B * (ct(B) ⊸ ct(A))`` for ``f : A -> B`` (SPEC §3)."""
+        ``f : A -> Real`` — or ``f : A -> Tensor``, whose result must then be 0-d at run
+        time, as in JAX (SPEC §3: a non-scalar loss is a checked run-time error);
+        ``vjp f x : B * (ct(B) ⊸ ct(A))`` for ``f : A -> B``."""
         f = args[0]
         fty = self.resolve(f.ty)
         if not isinstance(fty, FunType):
@@ -531,7 +533,7 @@ class Checker:
                                f"{self.describe(fty)}; for several arguments take a tuple: "
                                f"{op} (\\(x, y). f x y)", spans[0])
         try:
-            self._unify(cod, REAL)
+            self._unify(cod, self.fresh("float"))
         except _Mismatch:
             raise LamTypeError(f"'{op}' needs a function returning Real, found {self.describe(fty)} "
                                "(use vjp for other results)", spans[0]) from None

@@ -135,3 +135,60 @@ def test_outer_of_matrices_flattens_as_numpy_does():
     gx, gy = lamad.grad(prog.f, argnums=(0, 1))(x, y, c)
     assert_same_gradient(gx, (c @ y.ravel()).reshape(2, 2))
     assert_same_gradient(gy, (c.T @ x.ravel()).reshape(1, 3))
+
+
+# ------------------------------------------------------------------ errors of grad
+
+
+def type_error(source: str) -> lamad.LamTypeError:
+    with pytest.raises(lamad.LamTypeError) as info:
+        lamad.loads(source)
+    return info.value
+
+
+def spanned(source: str, error: lamad.LamError) -> str:
+    return source[error.span.start:error.span.end]
+
+
+def test_grad_with_respect_to_a_function_is_a_type_error():
+    source = "def apply (g : Real -> Real) : Real = g 1.0\ndef h = grad apply"
+    error = type_error(source)
+    assert "function type" in error.message and "no gradient" in error.message
+    assert spanned(source, error) == "apply" and error.span.line == 2
+    # a function inside the argument too
+    error = type_error("def h = grad (\\((x, g) : Real * (Real -> Real)). g x)")
+    assert "function type" in error.message
+
+
+def test_grad_of_a_curried_function_suggests_a_tuple():
+    source = "def f (x : Real) (y : Real) : Real = x * y\ndef h = grad f"
+    error = type_error(source)
+    assert "for several arguments take a tuple: grad (\\(x, y). f x y)" in error.message
+    assert spanned(source, error) == "f"
+    fixed = lamad.loads("def f (x : Real) (y : Real) : Real = x * y\ndef h = grad (\\(x, y). f x y) (2.0, 5.0)")
+    assert tuple(map(float, fixed.h)) == (5.0, 2.0)
+
+
+def test_grad_of_a_function_with_a_non_numeric_result_is_a_type_error():
+    error = type_error("def h = grad (\\(x : Real). (x, x))")
+    assert "needs a function returning Real" in error.message and "use vjp" in error.message
+
+
+def test_a_non_scalar_loss_is_a_located_run_time_error():
+    """``grad`` also takes a function returning a Tensor, as JAX does, if the tensor is
+    0-d when it runs; otherwise a run-time error points at the ``grad``."""
+    source = ("def loss (x : Tensor) : Tensor = sum_axis 0 (x * x)\n"
+              "def vector (x : Tensor) : Tensor = x * x\n"
+              "def ok = grad loss (fill 3.0 [1])\n"
+              "def bad = value_and_grad vector (fill 1.0 [2])\n")
+    prog = lamad.loads(source)
+    assert_same_gradient(prog.ok, np.array([6.0]))
+    with pytest.raises(lamad.LamRuntimeError) as info:
+        prog.bad
+    error = info.value
+    assert "needs a scalar result" in error.message and "shape (2,)" in error.message
+    assert error.span.line == 4 and spanned(source, error).startswith("value_and_grad vector")
+    assert str(error).splitlines()[0].startswith("<string>:4:11: runtime error:")
+    # and through the Python API
+    with pytest.raises(lamad.LamRuntimeError, match="needs a scalar result"):
+        lamad.grad(prog.vector)(np.ones(3))
