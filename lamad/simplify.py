@@ -522,13 +522,13 @@ def _destructure(t: Term, name: str, parts: list[str]) -> Term:
     if isinstance(t, Let):
         chain, body = let_chain(t)
         out: list[tuple[Pattern, Term]] = []
-        for let in chain:
+        for i, let in enumerate(chain):
             if isinstance(let.bound, Var) and let.bound.name == name and isinstance(let.pattern, PTuple):
                 out.extend((item, Var(part)) for item, part in zip(let.pattern.items, parts))
             else:
                 out.append((let.pattern, _destructure(let.bound, name, parts)))
-            if name in pattern_names(let.pattern):
-                return _lets(out, _lets([(l.pattern, l.bound) for l in chain[len(out):]], body))
+            if name in pattern_names(let.pattern):  # shadowed: the rest of the chain is left as is
+                return _lets(out, _lets([(l.pattern, l.bound) for l in chain[i + 1:]], body))
         return _lets(out, _destructure(body, name, parts))
     if isinstance(t, (Lam, LinLam)) and name in pattern_names(t.param):
         return t

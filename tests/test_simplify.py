@@ -234,3 +234,14 @@ def test_lamad_grad_prints_simplified_unless_raw():
         assert [d.name for d in program.defs] == ["f"]
     ascii = grad("--ascii")
     assert ascii.returncode == 0 and "-o" in ascii.stdout and "⊸" not in ascii.stdout
+
+
+def test_splitting_a_pair_keeps_the_rest_of_a_chain_that_shadows_it():
+    """Refining ``v`` into ``(v, v')`` when a later binding of the chain shadows ``v``
+    kept the wrong number of bindings after it (found by the generated programs)."""
+    prog = lamad.loads("def f (p : Real * Int) : Real =\n"
+                       "    let (v, _) = p in sum (iterate 0 (\\(v : Tensor). fill 0.5 [1]) (fill v [1]))")
+    fty = prog.types["f"]
+    _, simple = dual(prog, "f", simplified=True)
+    y, (gv, gn) = run_dual(prog, simple, fty, (np.float64(2.0), 1))
+    assert (float(y), float(gv), gn) == (2.0, 1.0, ())
