@@ -447,13 +447,14 @@ class _Simplifier:
         given = _component_names(body, p.name, arity)
         if p.name in self.keep and not any(g in self.keep for g in given if g is not None):
             given = [None] * arity  # a user's variable: its parts are x and x'
-        names = []
+        names: list[str] = []
         for i in range(arity):
-            if given[i] is not None:
+            if given[i] is not None and given[i] not in names:
                 names.append(given[i])
                 continue
             name = p.name + "'" * i if arity == 2 else f"{p.name}_{i + 1}"
-            names.append(name if name not in self.used or name == p.name else self.fresh(p.name))
+            clash = name in names or name in given[i + 1:] or (name in self.used and name != p.name)
+            names.append(self.fresh(p.name) if clash else name)
         self.used.update(names)
         annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * arity
         pattern = PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)

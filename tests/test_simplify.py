@@ -245,3 +245,14 @@ def test_splitting_a_pair_keeps_the_rest_of_a_chain_that_shadows_it():
     _, simple = dual(prog, "f", simplified=True)
     y, (gv, gn) = run_dual(prog, simple, fty, (np.float64(2.0), 1))
     assert (float(y), float(gv), gn) == (2.0, 1.0, ())
+
+
+def test_splitting_a_pair_into_its_own_name_gives_distinct_names():
+    """``let (_, x) = x`` makes ``x`` the name of the second component: the first one
+    needs another (it was ``x`` too, a pattern binding ``x`` twice)."""
+    prog = lamad.loads("def f (p : Real * (Real * Int)) : Real =\n"
+                       "    let x = p in let (_, x) = x in let (_, x) = x in real x")
+    fty = prog.types["f"]
+    _, simple = dual(prog, "f", simplified=True)  # type-checks
+    y, (g0, (g1, g2)) = run_dual(prog, simple, fty, (np.float64(2.0), (np.float64(3.0), 4)))
+    assert (float(y), float(g0), float(g1), g2) == (4.0, 0.0, 0.0, ())
