@@ -256,3 +256,14 @@ def test_splitting_a_pair_into_its_own_name_gives_distinct_names():
     _, simple = dual(prog, "f", simplified=True)  # type-checks
     y, (g0, (g1, g2)) = run_dual(prog, simple, fty, (np.float64(2.0), (np.float64(3.0), 4)))
     assert (float(y), float(g0), float(g1), g2) == (4.0, 0.0, 0.0, ())
+
+
+def test_splitting_parameters_keeps_the_names_of_one_pattern_distinct():
+    """``\\(acc, _, x). let (x, _) = acc in x``: ``acc`` split by the inner pattern must not
+    name its first component ``x``, which the parameter's pattern already binds."""
+    prog = lamad.loads("def f (p : (Real * Int) * Real * Tensor) : Real =\n"
+                       "    let (acc, _, x) = p in let (x, _) = acc in x")
+    fty = prog.types["f"]
+    _, simple = dual(prog, "f", simplified=True)  # type-checks
+    y, ((g0, g1), g2, g3) = run_dual(prog, simple, fty, ((np.float64(2.0), 1), np.float64(3.0), np.ones(2)))
+    assert (float(y), float(g0), g1, float(g2), g3.tolist()) == (2.0, 1.0, (), 0.0, [0.0, 0.0])
