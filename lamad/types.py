@@ -575,22 +575,25 @@ class Checker:
 
     # ----------------------------------------------------------------- after inference
 
-    def default(self, t: Type) -> None:
-        """Settle the variables left in ``t``: numbers default to Int, floats to Real."""
+    def default(self, t: Type, unknown: Type | None = None) -> None:
+        """Settle the variables left in ``t``: numbers default to Int, floats to Real, and
+        the others to ``unknown`` when it is given."""
         t = self.resolve(t)
         if isinstance(t, TVar):
             if t.kind in ("num", "zero"):
                 self.subst[t.id] = INT
             elif t.kind == "float":
                 self.subst[t.id] = REAL
+            elif unknown is not None:
+                self.subst[t.id] = unknown
         elif isinstance(t, TupleType):
             for i in t.items:
-                self.default(i)
+                self.default(i, unknown)
         elif isinstance(t, (FunType, LinType)):
-            self.default(t.dom)
-            self.default(t.cod)
+            self.default(t.dom, unknown)
+            self.default(t.cod, unknown)
         elif isinstance(t, ListType):
-            self.default(t.elem)
+            self.default(t.elem, unknown)
 
     def settle(self, term: Term) -> None:
         """Default the number variables left in an elaborated term, then solve the
@@ -621,10 +624,11 @@ class Checker:
         return result
 
     def _zonk_node(self, t: Term) -> Term:
+        # What is still unknown is observed by nothing: e.g. the element type of an unused [],
+        # or of the pairs of '\acc (a, b). acc' folded over one.  The passes after the
+        # checker (←D above all) need every type known, at every depth.
+        self.default(t.ty, unknown=UNIT)
         ty = self.zonk(t.ty)
-        if isinstance(ty, TVar):
-            self.subst[ty.id] = UNIT  # nothing observes it: e.g. the element type of an unused []
-            ty = UNIT
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
             return Lit(float(t.value), span=t.span, ty=ty)
         return update(t, ty=ty)

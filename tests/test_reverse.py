@@ -747,3 +747,12 @@ def loss (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) : Real =
     assert float(value) == pytest.approx(np.sum((w2 @ y1 - y) ** 2) / 178, rel=1e-12)
     assert_same_gradient(g1, dw1, rtol=1e-10, atol=1e-13)
     assert_same_gradient(g2, dw2, rtol=1e-10, atol=1e-13)
+
+
+def test_types_nothing_determines_are_unit_at_every_depth():
+    """``fold (\\x (a, b). x) p []``: the pairs' components are never determined; the
+    elaborated term calls them Unit (nothing observes them) and ←D accepts it (it used to
+    fail with a Python ValueError)."""
+    prog = lamad.loads("def f (p : Real) : Real = fold (\\x (a, b). x * x) p [] * p")
+    assert float(lamad.grad(prog.f)(3.0)) == 6.0  # p * p
+    assert str(infer_term(backprop(prog.typed.terms["f"])).ty) == "Real * ~Real -> Real * ~Real"
