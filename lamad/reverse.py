@@ -24,7 +24,7 @@ from lamad.errors import LamTypeError
 from lamad.parser import parse_term
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, If, Lam, Let, LinLam, LinType, ListLit,
-    ListType, Lit, Pattern, Prim, PTuple, PVar, Span, Term, Tuple, TupleType, TVar, Type, Var, children,
+    ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, children,
     let_chain, map_children, pattern_names, perp, term_names,
 )
 
@@ -223,7 +223,7 @@ class _Backprop:
                 return name
 
     def pattern(self, p: Pattern) -> Pattern:
-        if isinstance(p, PVar) and p.annot is not None:
+        if isinstance(p, (PVar, PWild)) and p.annot is not None:
             return replace(p, annot=backprop_type(p.annot))
         if isinstance(p, PTuple):
             return replace(p, items=tuple(self.pattern(i) for i in p.items))
@@ -351,7 +351,7 @@ def _broadcasts(args: tuple[Term, ...], i: int) -> bool:
 
 def _annotate(p: Pattern, t: Type) -> Pattern:
     """Give the variables of a parameter pattern their (transformed) types."""
-    if isinstance(p, PVar):
+    if isinstance(p, (PVar, PWild)):
         return replace(p, annot=t)
     if isinstance(p, PTuple) and isinstance(t, TupleType):
         return replace(p, items=tuple(_annotate(i, it) for i, it in zip(p.items, t.items)))

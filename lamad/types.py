@@ -261,6 +261,8 @@ class Checker:
                 self.coerce(t, p.annot, p.span, f"'{p.name}' is annotated {p.annot}: ")
                 t = p.annot
             out.append((p.name, t))
+        elif isinstance(p, PWild) and p.annot is not None:
+            self.coerce(t, p.annot, p.span, f"'_' is annotated {p.annot}: ")
         elif isinstance(p, PTuple):
             r = self.resolve(t)
             if isinstance(r, TVar) and r.kind == "any":
@@ -275,7 +277,7 @@ class Checker:
 
     def param_type(self, p: Pattern) -> Type:
         """The type a lambda parameter is given before its body is checked."""
-        if isinstance(p, PVar) and p.annot is not None:
+        if isinstance(p, (PVar, PWild)) and p.annot is not None:
             return p.annot
         if isinstance(p, PTuple):
             return TupleType(tuple(self.param_type(i) for i in p.items))

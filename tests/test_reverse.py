@@ -756,3 +756,11 @@ def test_types_nothing_determines_are_unit_at_every_depth():
     prog = lamad.loads("def f (p : Real) : Real = fold (\\x (a, b). x * x) p [] * p")
     assert float(lamad.grad(prog.f)(3.0)) == 6.0  # p * p
     assert str(infer_term(backprop(prog.typed.terms["f"])).ty) == "Real * ~Real -> Real * ~Real"
+
+
+def test_annotated_wildcards_under_backprop():
+    """An annotated wildcard parameter gets the ←D of its type, as a variable does."""
+    prog = lamad.loads("def h (p : Real * Real) : Real = (\\((_, y) : Real * Real). y * y) p")
+    assert floats(lamad.grad(prog.h)((1.0, 3.0))) == (0.0, 6.0)
+    dual = infer_term(backprop(prog.typed.terms["h"]))
+    assert str(dual.ty) == "(Real * ~Real) * (Real * ~Real) -> Real * ~Real"

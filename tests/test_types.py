@@ -193,6 +193,17 @@ def fs (t : Tensor) = [\\(y : Real). y, \\(y : Real). t * y]
         np.testing.assert_allclose(prog.k(-1.0, t)(3.0), t)
         type_error("def f (t : Tensor) = if true then (\\(y : Real). y) else (\\(y : Tensor). y)")
 
+    def test_annotated_wildcards_keep_their_types(self):
+        src = """
+def g = \\((_, y) : Real * Tensor). y
+def k = \\(_ : Tensor). 1.0
+def n (p : Real) : Real = fold (\\(x : Real) ((_, _) : Real * Int). x) p []
+"""
+        assert types_of(src) == {"g": "Real * Tensor -> Tensor", "k": "Tensor -> Real", "n": "Real -> Real"}
+        printed = lamad.pretty(lamad.parse_program(src), ascii=True)
+        assert "\\((_, y) : Real * Tensor). y" in printed and "\\(_ : Tensor). 1.0" in printed
+        check_error("def k = (\\(_ : Tensor). 1.0) true", 1, 30, "true", "expected Tensor, found Bool")
+
     def test_real_op_tensor_gives_tensor(self):
         src = """
 def a (x : Real) (t : Tensor) = (x + t, t - x, x * t, t / x, x ** t, max x t, min t x)
