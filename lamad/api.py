@@ -325,13 +325,17 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         values = [from_python(a, t, program.backend) for a, t in zip(args, f.param_types)]
         point = values[nums[0]] if len(nums) == 1 else tuple(values[n] for n in nums)
         gradient = code([f.closure, *values] + [None] * (size - arity - 1))
-        return to_python(program._located(_apply, gradient, [point]), term.ty.cod, program)
+        result = to_python(program._located(_apply, gradient, [point]), term.ty.cod, program)
+        if isinstance(argnums, int) or len(nums) > 1:
+            return result
+        # as in JAX, argnums=(i,) gives a tuple of one gradient (lamad has no 1-tuples)
+        return (result,) if op == "grad" else (result[0], (result[1],))
     return differentiated
 
 
 def grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
-    """The gradient of a lamad function returning Real, in argument ``argnums`` (an int,
-    or a tuple of ints for a tuple of gradients), as JAX's ``jax.grad``."""
+    """The gradient of a lamad function returning Real (or a 0-d Tensor), in argument
+    ``argnums`` (an int, or a tuple of ints for a tuple of gradients), as JAX's ``jax.grad``."""
     return _differentiate("grad", f, argnums)
 
 

@@ -434,7 +434,10 @@ _define("matmul_dx", (TENSOR, TENSOR, TENSOR), TENSOR, lambda rt: (lambda x, y, 
 _define("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR, lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 1)))
 _define("embed", (INT, TENSOR, TENSOR), TENSOR, _embed)
 _define("split_like", (INT, ListType(TENSOR), TENSOR), ListType(TENSOR), _split_like)
-_define("sum_apply", (ListType(perp(_A)), ListType(_A)), GRAD, lambda rt: sum_apply)
+# The backpropagators of the tensors of a list applied to the pieces of a cotangent: the
+# transpose of stack and concat.  Tensor⊥ rather than A⊥, because a Real promoted into a
+# list of tensors keeps its Real⊥ (lamad/types.py, Checker.real_and_tensor).
+_define("sum_apply", (ListType(perp(TENSOR)), ListType(TENSOR)), GRAD, lambda rt: sum_apply)
 
 
 # --------------------------------------------------------------------- AD operators (SPEC §3)

@@ -411,7 +411,8 @@ def grad(f: Callable, fty: FunType, runtime: Runtime, span: Span | None, with_va
         inputs: list[Backpropagator] = []
         y, y_backprop = dual(_wrap(x, fty.dom, inputs))
         if getattr(y, "ndim", 0) != 0:
-            raise LamRuntimeError(f"grad needs a scalar result, but the function returned shape {tuple(y.shape)}",
+            raise LamRuntimeError(f"'{'value_and_grad' if with_value else 'grad'}' needs a scalar result, but the "
+                                  f"function returned a tensor of shape {tuple(y.shape)}; reduce it with sum or mean",
                                   span)
         ct = _collect(x, fty.dom, force(y_backprop(one)), iter(inputs), xp)
         return (y, ct) if with_value else ct

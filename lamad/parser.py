@@ -84,8 +84,8 @@ def _annotate(p: Pattern, t: Type, span: Span | None) -> Pattern:
         return PVar(p.name, t, span=span)
     if isinstance(p, PTuple) and isinstance(t, TupleType) and len(t.items) == len(p.items):
         return PTuple(tuple(_annotate(i, it, i.span) for i, it in zip(p.items, t.items)), span=span)
-    if isinstance(p, PWild):
-        return p
+    if isinstance(p, PWild) and p.annot is None:
+        return PWild(t, span=span)
     raise LamSyntaxError(f"this pattern cannot have type {t}", span)
 
 

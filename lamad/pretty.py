@@ -98,7 +98,7 @@ class _Printer:
         if isinstance(p, PVar):
             return p.name if p.annot is None else f"({p.name} : {pretty_type(p.annot, self.ascii)})"
         if isinstance(p, PWild):
-            return "_"
+            return "_" if p.annot is None else f"(_ : {pretty_type(p.annot, self.ascii)})"
         assert isinstance(p, PTuple)
         annot = _pattern_type(p)
         if annot is not None:
@@ -189,7 +189,7 @@ class _Printer:
 
 def _pattern_type(p: Pattern) -> Type | None:
     """The type of a pattern all of whose variables are annotated, else ``None``."""
-    if isinstance(p, PVar):
+    if isinstance(p, (PVar, PWild)):
         return p.annot
     if isinstance(p, PTuple):
         items = [_pattern_type(i) for i in p.items]

@@ -24,7 +24,7 @@ from lamad.errors import LamTypeError
 from lamad.parser import parse_term
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, If, Lam, Let, LinLam, LinType, ListLit,
-    ListType, Lit, Pattern, Prim, PTuple, PVar, Span, Term, Tuple, TupleType, TVar, Type, Var, children,
+    ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, children,
     let_chain, map_children, pattern_names, perp, term_names,
 )
 
@@ -101,7 +101,7 @@ VJP: dict[str, tuple[str | None, ...]] = {
     "transpose": ("transpose a",),
     "reshape": ("reshape a (shape x1)", None),
     "dot": ("a * x2", "x1 * a"),
-    "outer": ("a @ x2", "transpose a @ x1"),
+    "outer": ("reshape (a @ reshape x2 [-1]) (shape x1)", "reshape (transpose a @ reshape x1 [-1]) (shape x2)"),
     "scalar": ("reshape a (shape x1)",),
     "fill": ("sum a", None),
     "expand_dims": (None, "sum_axis x1 a"),
@@ -213,15 +213,17 @@ class _Backprop:
         self.counter = 0
 
     def fresh(self, base: str) -> str:
+        """A new name ``x`` such that neither ``x`` nor its backpropagator's name ``x'`` is
+        used: the source may itself have a variable called ``x1'``."""
         while True:
             self.counter += 1
             name = f"{base}{self.counter}"
-            if name not in self.used:
-                self.used.add(name)
+            if name not in self.used and name + "'" not in self.used:
+                self.used.update((name, name + "'"))
                 return name
 
     def pattern(self, p: Pattern) -> Pattern:
-        if isinstance(p, PVar) and p.annot is not None:
+        if isinstance(p, (PVar, PWild)) and p.annot is not None:
             return replace(p, annot=backprop_type(p.annot))
         if isinstance(p, PTuple):
             return replace(p, items=tuple(self.pattern(i) for i in p.items))
@@ -351,7 +353,7 @@ def _broadcasts(args: tuple[Term, ...], i: int) -> bool:
 
 def _annotate(p: Pattern, t: Type) -> Pattern:
     """Give the variables of a parameter pattern their (transformed) types."""
-    if isinstance(p, PVar):
+    if isinstance(p, (PVar, PWild)):
         return replace(p, annot=t)
     if isinstance(p, PTuple) and isinstance(t, TupleType):
         return replace(p, items=tuple(_annotate(i, it) for i, it in zip(p.items, t.items)))

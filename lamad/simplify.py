@@ -427,34 +427,37 @@ class _Simplifier:
                     bindings[i:] = [(new_p, b)] + later
         return bindings, body
 
-    def refine_param(self, p: Pattern, body: Term) -> tuple[Pattern, Term]:
-        """A parameter that is only ever taken apart gets a tuple pattern, recursively."""
+    def refine_param(self, p: Pattern, body: Term, taken: frozenset[str] = frozenset()) -> tuple[Pattern, Term]:
+        """A parameter that is only ever taken apart gets a tuple pattern, recursively;
+        ``taken`` are the names the rest of the parameter's pattern binds."""
         if isinstance(p, PVar):
             arity = _destructured_only(body, p.name)
             if arity and (p.annot is None or (isinstance(p.annot, TupleType) and len(p.annot.items) == arity)):
-                return self.split(p, arity, body)
+                return self.split(p, arity, body, taken)
             return p, body
         if isinstance(p, PTuple):
-            items = []
-            for item in p.items:
-                item, body = self.refine_param(item, body)
-                items.append(item)
+            items = list(p.items)
+            for i, item in enumerate(items):
+                others = {n for j, other in enumerate(items) if j != i for n in pattern_names(other)}
+                items[i], body = self.refine_param(item, body, taken | others)
             return replace(p, items=tuple(items)), body
         return p, body
 
-    def split(self, p: PVar, arity: int, body: Term) -> tuple[PTuple, Term]:
+    def split(self, p: PVar, arity: int, body: Term, taken: frozenset[str] = frozenset()) -> tuple[PTuple, Term]:
         """Bind ``p``'s components by name: the names a destructuring gave them if any, else
-        ``(x, x')`` for a pair (a value and its backpropagator), else ``x_1, …``."""
+        ``(x, x')`` for a pair (a value and its backpropagator), else ``x_1, …`` — all
+        distinct, and distinct from the ``taken`` names of the pattern ``p`` is part of."""
         given = _component_names(body, p.name, arity)
         if p.name in self.keep and not any(g in self.keep for g in given if g is not None):
             given = [None] * arity  # a user's variable: its parts are x and x'
-        names = []
+        names: list[str] = []
         for i in range(arity):
-            if given[i] is not None:
+            if given[i] is not None and given[i] not in names and given[i] not in taken:
                 names.append(given[i])
                 continue
             name = p.name + "'" * i if arity == 2 else f"{p.name}_{i + 1}"
-            names.append(name if name not in self.used or name == p.name else self.fresh(p.name))
+            clash = name in names or name in given[i + 1:] or name in taken or (name in self.used and name != p.name)
+            names.append(self.fresh(p.name) if clash else name)
         self.used.update(names)
         annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * arity
         pattern = PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
@@ -523,13 +526,13 @@ def _destructure(t: Term, name: str, parts: list[str]) -> Term:
     if isinstance(t, Let):
         chain, body = let_chain(t)
         out: list[tuple[Pattern, Term]] = []
-        for let in chain:
+        for i, let in enumerate(chain):
             if isinstance(let.bound, Var) and let.bound.name == name and isinstance(let.pattern, PTuple):
                 out.extend((item, Var(part)) for item, part in zip(let.pattern.items, parts))
             else:
                 out.append((let.pattern, _destructure(let.bound, name, parts)))
-            if name in pattern_names(let.pattern):
-                return _lets(out, _lets([(l.pattern, l.bound) for l in chain[len(out):]], body))
+            if name in pattern_names(let.pattern):  # shadowed: the rest of the chain is left as is
+                return _lets(out, _lets([(l.pattern, l.bound) for l in chain[i + 1:]], body))
         return _lets(out, _destructure(body, name, parts))
     if isinstance(t, (Lam, LinLam)) and name in pattern_names(t.param):
         return t

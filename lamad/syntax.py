@@ -126,7 +126,7 @@ class PVar(Pattern):
 
 @dataclass(frozen=True)
 class PWild(Pattern):
-    pass
+    annot: Type | None = None
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def alpha_key(term: Term) -> tuple:
             return ("var", env[p.name], str(p.annot) if p.annot is not None else None)
         if isinstance(p, PTuple):
             return ("tuple",) + tuple(pattern(i, env) for i in p.items)
-        return ("_",)
+        return ("_", str(p.annot) if p.annot is not None else None)
 
     def key(t: Term, env: dict[str, int]) -> tuple:
         if isinstance(t, Var):

@@ -176,8 +176,7 @@ class Checker:
             self._coerce(e.dom, a.dom)
             self._coerce(a.cod, e.cod)
         elif isinstance(a, LinType) and isinstance(e, LinType):
-            # Cotangents of a promoted Real are 0-d Tensors: Real⊥ and Tensor⊥ interconvert.
-            if {self.resolve(a.dom), self.resolve(e.dom)} != {REAL, TENSOR}:
+            if not self.real_and_tensor(a.dom, e.dom):
                 self._coerce(e.dom, a.dom)
             self._coerce(a.cod, e.cod)
         else:
@@ -192,10 +191,22 @@ class Checker:
             hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
 
+    def real_and_tensor(self, a: Type, b: Type) -> bool:
+        """Whether ``a`` and ``b`` are ``Real`` and ``Tensor``, in either order.  As the
+        domains of linear functions they make ``Real⊥`` and ``Tensor⊥`` interconvertible:
+        ←D keeps a promoted Real a Real, and the cotangents sent back to it are 0-d
+        Tensors (every transposed derivative un-broadcasts to its argument's shape)."""
+        return {self.resolve(a), self.resolve(b)} == {REAL, TENSOR}
+
     def _join(self, a: Type, b: Type) -> Type:
         a, b = self.resolve(a), self.resolve(b)
         if {a, b} == {REAL, TENSOR}:
             return TENSOR
+        if isinstance(a, LinType) and isinstance(b, LinType) and self.real_and_tensor(a.dom, b.dom):
+            return LinType(TENSOR, self._join(a.cod, b.cod))
+        if isinstance(a, FunType) and isinstance(b, FunType):
+            self._unify(a.dom, b.dom)
+            return FunType(a.dom, self._join(a.cod, b.cod))
         if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
             return TupleType(tuple(self._join(x, y) for x, y in zip(a.items, b.items)))
         if isinstance(a, ListType) and isinstance(b, ListType):
@@ -250,6 +261,8 @@ class Checker:
                 self.coerce(t, p.annot, p.span, f"'{p.name}' is annotated {p.annot}: ")
                 t = p.annot
             out.append((p.name, t))
+        elif isinstance(p, PWild) and p.annot is not None:
+            self.coerce(t, p.annot, p.span, f"'_' is annotated {p.annot}: ")
         elif isinstance(p, PTuple):
             r = self.resolve(t)
             if isinstance(r, TVar) and r.kind == "any":
@@ -264,7 +277,7 @@ class Checker:
 
     def param_type(self, p: Pattern) -> Type:
         """The type a lambda parameter is given before its body is checked."""
-        if isinstance(p, PVar) and p.annot is not None:
+        if isinstance(p, (PVar, PWild)) and p.annot is not None:
             return p.annot
         if isinstance(p, PTuple):
             return TupleType(tuple(self.param_type(i) for i in p.items))
@@ -393,7 +406,8 @@ class Checker:
                 raise LamTypeError(f"this is applied to an argument, but it has type {self.describe(fn.ty)}, "
                                    "not a function type", fn.span)
             a = self.infer(arg)
-            self.coerce(a.ty, fty.dom, a.span)
+            if not (isinstance(fty, LinType) and self.real_and_tensor(a.ty, fty.dom)):
+                self.coerce(a.ty, fty.dom, a.span)
             span = fn.span.to(a.span) if fn.span else a.span
             fn = App(fn, a, span=span, ty=fty.cod)
         return fn
@@ -504,7 +518,9 @@ class Checker:
 
     def ad(self, op: str, args: list[Term], spans: list) -> Type:
         """``grad f : A -> ct(A)``, ``value_and_grad f : A -> Real * ct(A)`` for
-        ``f : A -> Real``; ``vjp f x : B * (ct(B) ⊸ ct(A))`` for ``f : A -> B`` (SPEC §3)."""
+        ``f : A -> Real`` — or ``f : A -> Tensor``, whose result must then be 0-d at run
+        time, as in JAX (SPEC §3: a non-scalar loss is a checked run-time error);
+        ``vjp f x : B * (ct(B) ⊸ ct(A))`` for ``f : A -> B``."""
         f = args[0]
         fty = self.resolve(f.ty)
         if not isinstance(fty, FunType):
@@ -519,7 +535,7 @@ class Checker:
                                f"{self.describe(fty)}; for several arguments take a tuple: "
                                f"{op} (\\(x, y). f x y)", spans[0])
         try:
-            self._unify(cod, REAL)
+            self._unify(cod, self.fresh("float"))
         except _Mismatch:
             raise LamTypeError(f"'{op}' needs a function returning Real, found {self.describe(fty)} "
                                "(use vjp for other results)", spans[0]) from None
@@ -561,22 +577,25 @@ class Checker:
 
     # ----------------------------------------------------------------- after inference
 
-    def default(self, t: Type) -> None:
-        """Settle the variables left in ``t``: numbers default to Int, floats to Real."""
+    def default(self, t: Type, unknown: Type | None = None) -> None:
+        """Settle the variables left in ``t``: numbers default to Int, floats to Real, and
+        the others to ``unknown`` when it is given."""
         t = self.resolve(t)
         if isinstance(t, TVar):
             if t.kind in ("num", "zero"):
                 self.subst[t.id] = INT
             elif t.kind == "float":
                 self.subst[t.id] = REAL
+            elif unknown is not None:
+                self.subst[t.id] = unknown
         elif isinstance(t, TupleType):
             for i in t.items:
-                self.default(i)
+                self.default(i, unknown)
         elif isinstance(t, (FunType, LinType)):
-            self.default(t.dom)
-            self.default(t.cod)
+            self.default(t.dom, unknown)
+            self.default(t.cod, unknown)
         elif isinstance(t, ListType):
-            self.default(t.elem)
+            self.default(t.elem, unknown)
 
     def settle(self, term: Term) -> None:
         """Default the number variables left in an elaborated term, then solve the
@@ -607,10 +626,11 @@ class Checker:
         return result
 
     def _zonk_node(self, t: Term) -> Term:
+        # What is still unknown is observed by nothing: e.g. the element type of an unused [],
+        # or of the pairs of '\acc (a, b). acc' folded over one.  The passes after the
+        # checker (←D above all) need every type known, at every depth.
+        self.default(t.ty, unknown=UNIT)
         ty = self.zonk(t.ty)
-        if isinstance(ty, TVar):
-            self.subst[ty.id] = UNIT  # nothing observes it: e.g. the element type of an unused []
-            ty = UNIT
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
             return Lit(float(t.value), span=t.span, ty=ty)
         return update(t, ty=ty)

@@ -234,3 +234,36 @@ def test_lamad_grad_prints_simplified_unless_raw():
         assert [d.name for d in program.defs] == ["f"]
     ascii = grad("--ascii")
     assert ascii.returncode == 0 and "-o" in ascii.stdout and "⊸" not in ascii.stdout
+
+
+def test_splitting_a_pair_keeps_the_rest_of_a_chain_that_shadows_it():
+    """Refining ``v`` into ``(v, v')`` when a later binding of the chain shadows ``v``
+    kept the wrong number of bindings after it (found by the generated programs)."""
+    prog = lamad.loads("def f (p : Real * Int) : Real =\n"
+                       "    let (v, _) = p in sum (iterate 0 (\\(v : Tensor). fill 0.5 [1]) (fill v [1]))")
+    fty = prog.types["f"]
+    _, simple = dual(prog, "f", simplified=True)
+    y, (gv, gn) = run_dual(prog, simple, fty, (np.float64(2.0), 1))
+    assert (float(y), float(gv), gn) == (2.0, 1.0, ())
+
+
+def test_splitting_a_pair_into_its_own_name_gives_distinct_names():
+    """``let (_, x) = x`` makes ``x`` the name of the second component: the first one
+    needs another (it was ``x`` too, a pattern binding ``x`` twice)."""
+    prog = lamad.loads("def f (p : Real * (Real * Int)) : Real =\n"
+                       "    let x = p in let (_, x) = x in let (_, x) = x in real x")
+    fty = prog.types["f"]
+    _, simple = dual(prog, "f", simplified=True)  # type-checks
+    y, (g0, (g1, g2)) = run_dual(prog, simple, fty, (np.float64(2.0), (np.float64(3.0), 4)))
+    assert (float(y), float(g0), float(g1), g2) == (4.0, 0.0, 0.0, ())
+
+
+def test_splitting_parameters_keeps_the_names_of_one_pattern_distinct():
+    """``\\(acc, _, x). let (x, _) = acc in x``: ``acc`` split by the inner pattern must not
+    name its first component ``x``, which the parameter's pattern already binds."""
+    prog = lamad.loads("def f (p : (Real * Int) * Real * Tensor) : Real =\n"
+                       "    let (acc, _, x) = p in let (x, _) = acc in x")
+    fty = prog.types["f"]
+    _, simple = dual(prog, "f", simplified=True)  # type-checks
+    y, ((g0, g1), g2, g3) = run_dual(prog, simple, fty, ((np.float64(2.0), 1), np.float64(3.0), np.ones(2)))
+    assert (float(y), float(g0), g1, float(g2), g3.tolist()) == (2.0, 1.0, (), 0.0, [0.0, 0.0])

@@ -181,6 +181,29 @@ def h = app (\\(t : Tensor). t * 3.0)
         assert float(prog.c(2.0, t)) == 2.0
         assert float(prog.h) == 3.0
 
+    def test_functions_joined_by_their_results(self):
+        src = """
+def k (x : Real) (t : Tensor) = if x > 0.0 then (\\(y : Real). y * x) else (\\(y : Real). t)
+def fs (t : Tensor) = [\\(y : Real). y, \\(y : Real). t * y]
+"""
+        assert types_of(src) == {"k": "Real -> Tensor -> Real -> Tensor", "fs": "Tensor -> List (Real -> Tensor)"}
+        prog = lamad.loads(src)
+        t = np.array([5.0, 6.0])
+        assert float(prog.k(2.0, t)(3.0)) == 6.0
+        np.testing.assert_allclose(prog.k(-1.0, t)(3.0), t)
+        type_error("def f (t : Tensor) = if true then (\\(y : Real). y) else (\\(y : Tensor). y)")
+
+    def test_annotated_wildcards_keep_their_types(self):
+        src = """
+def g = \\((_, y) : Real * Tensor). y
+def k = \\(_ : Tensor). 1.0
+def n (p : Real) : Real = fold (\\(x : Real) ((_, _) : Real * Int). x) p []
+"""
+        assert types_of(src) == {"g": "Real * Tensor -> Tensor", "k": "Tensor -> Real", "n": "Real -> Real"}
+        printed = lamad.pretty(lamad.parse_program(src), ascii=True)
+        assert "\\((_, y) : Real * Tensor). y" in printed and "\\(_ : Tensor). 1.0" in printed
+        check_error("def k = (\\(_ : Tensor). 1.0) true", 1, 30, "true", "expected Tensor, found Bool")
+
     def test_real_op_tensor_gives_tensor(self):
         src = """
 def a (x : Real) (t : Tensor) = (x + t, t - x, x * t, t / x, x ** t, max x t, min t x)
