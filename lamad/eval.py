@@ -134,6 +134,8 @@ class Compiler:
             return self.prim(t)
         if isinstance(t, App):
             fn, arg = self.compile(t.fn), self.compile(t.arg)
+            if t.ty == GRAD:
+                return _send(fn, arg)
             return lambda env: fn(env)(arg(env))
         if isinstance(t, Let):
             return self.let_chain(t)
@@ -183,6 +185,8 @@ class Compiler:
         """A closure over a flat frame.  A linear function into ``d`` is a
         :class:`Backpropagator`; other closures remember their term and frame, so that
         :func:`lift` can make their ←D version when they are differentiated."""
+        if isinstance(t, LinLam) and t.ty.cod == GRAD and isinstance(t.body, Lit):
+            return lambda env: ZERO_BACKPROP  # λa ⊸ 0, the backpropagator of constants
         outer = self.scope
         scope = self.scope = _Scope(outer)
         try:
@@ -270,6 +274,19 @@ class Compiler:
             return lambda env: vjp(f(env), x(env), fty, runtime, span)
         with_value = t.op == "value_and_grad"
         return lambda env: grad(f(env), fty, runtime, span, with_value)
+
+
+def _send(backprop: Code, cotangent: Code) -> Code:
+    """``x' t`` at type ``d``: the cotangent ``t`` sent to the backpropagator ``x'``.
+    When ``x'`` is the constant ``λa ⊸ 0`` the result is ``0`` whatever ``t`` is, so ``t``
+    is not evaluated: the cotangents of constants (the data ``X`` of ``W @ X``, say) are
+    never computed."""
+    def send(env):
+        target = backprop(env)
+        if target is ZERO_BACKPROP:
+            return ZERO
+        return target(cotangent(env))
+    return send
 
 
 def evaluate(term: Term, runtime: Runtime | None = None, globals_: Mapping[str, Any] | None = None) -> Any:
