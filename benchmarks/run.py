@@ -61,7 +61,7 @@ def measure(w: Workload, systems: list[str], repeats: int, min_time: float) -> d
     loss, value_and_grad = lamad_functions(w)
     reference = w.value_and_grad(*w.args)
     check(f"{w.name}: NumPy forward", (w.loss(np, *w.args), reference[1]), reference)
-    others = peers(w, systems)
+    others = peers(w, systems) if w.peers else {}
     contenders = {"NumPy forward": lambda: w.loss(np, *w.args), "NumPy": lambda: w.value_and_grad(*w.args),
                   "lamad forward": lambda: loss(*w.args), "lamad": lambda: value_and_grad(*w.args), **others}
     check(f"{w.name}: lamad forward", (loss(*w.args), reference[1]), reference)
