@@ -106,6 +106,12 @@ class Compiler:
         if isinstance(p, PWild):
             return lambda env, value: None
         assert isinstance(p, PTuple)
+        if len(p.items) == 2 and all(isinstance(i, PVar) for i in p.items):
+            first, second = (self.scope.slots[i.name] for i in p.items)
+
+            def bind_pair(env, value):  # (x, x'), the pattern of every ←D binding: one unpacking
+                env[first], env[second] = value
+            return bind_pair
         parts = [self.binder(i) for i in p.items]
 
         def bind_tuple(env, value):
@@ -156,19 +162,29 @@ class Compiler:
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
 
     def let_chain(self, t: Let) -> Code:
+        """A chain of ``let``s as one loop over its bindings; a binding to a variable is
+        a plain store into its slot."""
         steps = []
         saved = []
         node: Term = t
         while isinstance(node, Let):
             code = self.compile(node.bound)
             saved.append(self.bind_names(node.pattern))
-            steps.append((self.binder(node.pattern), code))
+            if isinstance(node.pattern, PVar):
+                steps.append((self.scope.slots[node.pattern.name], None, code))
+            else:
+                steps.append((None, self.binder(node.pattern), code))
             node = node.body
         body = self.compile(node)
         for s in reversed(saved):
             self.unbind(s)
         if len(steps) == 1:
-            (bind, code), = steps
+            (slot, bind, code), = steps
+            if bind is None:
+                def let_var(env):
+                    env[slot] = code(env)
+                    return body(env)
+                return let_var
 
             def let1(env):
                 bind(env, code(env))
@@ -176,8 +192,11 @@ class Compiler:
             return let1
 
         def let_n(env):
-            for bind, code in steps:
-                bind(env, code(env))
+            for slot, bind, code in steps:
+                if bind is None:
+                    env[slot] = code(env)
+                else:
+                    bind(env, code(env))
             return body(env)
         return let_n
 
@@ -192,6 +211,7 @@ class Compiler:
         try:
             self.bind_names(t.param)
             bind = self.binder(t.param)
+            param = scope.slots[t.param.name] if isinstance(t.param, PVar) else None
             body = self.compile(t.body)
         finally:
             self.scope = outer
@@ -204,10 +224,16 @@ class Compiler:
             for outer_slot, slot in captures:
                 frame[slot] = env[outer_slot]
 
-            def closure(arg):
-                f = frame.copy()
-                bind(f, arg)
-                return body(f)
+            if param is not None:
+                def closure(arg):
+                    f = frame.copy()
+                    f[param] = arg
+                    return body(f)
+            else:
+                def closure(arg):
+                    f = frame.copy()
+                    bind(f, arg)
+                    return body(f)
             if backprop:
                 return Backpropagator(closure)
             closure.lamad = (source, frame)
