@@ -1,7 +1,8 @@
-"""Shared timing helpers: medians of interleaved repetitions, and a results table."""
+"""Shared timing helpers: medians of interleaved repetitions, the machine, Markdown tables."""
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -11,6 +12,8 @@ from typing import Callable
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                    "NUMEXPR_NUM_THREADS")
 
 
 def median_times(fns: dict[str, Callable[[], object]], repeats: int = 7, min_time: float = 0.05) -> dict[str, float]:
@@ -19,7 +22,7 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int = 7, min_tim
     loops = {}
     for name, fn in fns.items():
         fn()  # warm up: compile, caches
-        n, start = 1, time.perf_counter()
+        start = time.perf_counter()
         fn()
         elapsed = time.perf_counter() - start
         loops[name] = max(1, int(min_time / max(elapsed, 1e-9)))
@@ -33,18 +36,34 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int = 7, min_tim
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
-    import os
+    """The machine and the software the figures were taken with."""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    return (f"{_cpu_model()} ({platform.machine()}), {os.cpu_count()} cores (nproc), load average "
+            f"{os.getloadavg()[0]:.1f} at the start; Python {platform.python_version()}, NumPy {np.__version__} "
+            f"with {blas.get('name', '?')} {blas.get('version', '')}, BLAS threads {threads}")
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
 
-
-def write_table(name: str, header: list[str], rows: list[list[str]], note: str = "") -> str:
-    """A Markdown table, printed and written to ``benchmarks/results/NAME.md``."""
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    text = f"{note}\n\n" + "\n".join(lines) + f"\n\nMachine: {machine()}\n" if note else "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.md").write_text(text)
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_results(name: str, text: str, directory: Path = RESULTS) -> Path:
+    """Print ``text`` and write it to ``DIRECTORY/NAME.md``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.md"
+    path.write_text(text)
     print(text)
-    return text
+    return path

@@ -378,6 +378,12 @@ def matmul_vjp(xp, x, y, a, wrt: int):
     treatment of 1-D operands and batch broadcasting."""
     if x.ndim == 2 and y.ndim == 2:
         return a @ y.T if wrt == 0 else x.T @ a
+    if x.ndim == 2 and y.ndim == 1:  # matrix @ vector, as in an RNN cell
+        return xp.outer(a, y) if wrt == 0 else x.T @ a
+    if x.ndim == 1 and y.ndim == 2:
+        return y @ a if wrt == 0 else xp.outer(x, a)
+    if x.ndim == 1 and y.ndim == 1:  # a dot product: a is 0-d
+        return a * y if wrt == 0 else x * a
     x2, y2 = _matrix_operands(x, y)
     batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
     a2 = xp.reshape(a, batch + (x2.shape[-2], y2.shape[-1]))

@@ -106,6 +106,12 @@ class Compiler:
         if isinstance(p, PWild):
             return lambda env, value: None
         assert isinstance(p, PTuple)
+        if len(p.items) == 2 and all(isinstance(i, PVar) for i in p.items):
+            first, second = (self.scope.slots[i.name] for i in p.items)
+
+            def bind_pair(env, value):  # (x, x'), the pattern of every ←D binding: one unpacking
+                env[first], env[second] = value
+            return bind_pair
         parts = [self.binder(i) for i in p.items]
 
         def bind_tuple(env, value):
@@ -134,6 +140,8 @@ class Compiler:
             return self.prim(t)
         if isinstance(t, App):
             fn, arg = self.compile(t.fn), self.compile(t.arg)
+            if t.ty == GRAD:
+                return _send(fn, arg)
             return lambda env: fn(env)(arg(env))
         if isinstance(t, Let):
             return self.let_chain(t)
@@ -154,19 +162,29 @@ class Compiler:
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
 
     def let_chain(self, t: Let) -> Code:
+        """A chain of ``let``s as one loop over its bindings; a binding to a variable is
+        a plain store into its slot."""
         steps = []
         saved = []
         node: Term = t
         while isinstance(node, Let):
             code = self.compile(node.bound)
             saved.append(self.bind_names(node.pattern))
-            steps.append((self.binder(node.pattern), code))
+            if isinstance(node.pattern, PVar):
+                steps.append((self.scope.slots[node.pattern.name], None, code))
+            else:
+                steps.append((None, self.binder(node.pattern), code))
             node = node.body
         body = self.compile(node)
         for s in reversed(saved):
             self.unbind(s)
         if len(steps) == 1:
-            (bind, code), = steps
+            (slot, bind, code), = steps
+            if bind is None:
+                def let_var(env):
+                    env[slot] = code(env)
+                    return body(env)
+                return let_var
 
             def let1(env):
                 bind(env, code(env))
@@ -174,8 +192,11 @@ class Compiler:
             return let1
 
         def let_n(env):
-            for bind, code in steps:
-                bind(env, code(env))
+            for slot, bind, code in steps:
+                if bind is None:
+                    env[slot] = code(env)
+                else:
+                    bind(env, code(env))
             return body(env)
         return let_n
 
@@ -183,11 +204,14 @@ class Compiler:
         """A closure over a flat frame.  A linear function into ``d`` is a
         :class:`Backpropagator`; other closures remember their term and frame, so that
         :func:`lift` can make their ←D version when they are differentiated."""
+        if isinstance(t, LinLam) and t.ty.cod == GRAD and isinstance(t.body, Lit):
+            return lambda env: ZERO_BACKPROP  # λa ⊸ 0, the backpropagator of constants
         outer = self.scope
         scope = self.scope = _Scope(outer)
         try:
             self.bind_names(t.param)
             bind = self.binder(t.param)
+            param = scope.slots[t.param.name] if isinstance(t.param, PVar) else None
             body = self.compile(t.body)
         finally:
             self.scope = outer
@@ -200,10 +224,16 @@ class Compiler:
             for outer_slot, slot in captures:
                 frame[slot] = env[outer_slot]
 
-            def closure(arg):
-                f = frame.copy()
-                bind(f, arg)
-                return body(f)
+            if param is not None:
+                def closure(arg):
+                    f = frame.copy()
+                    f[param] = arg
+                    return body(f)
+            else:
+                def closure(arg):
+                    f = frame.copy()
+                    bind(f, arg)
+                    return body(f)
             if backprop:
                 return Backpropagator(closure)
             closure.lamad = (source, frame)
@@ -272,6 +302,19 @@ class Compiler:
         return lambda env: grad(f(env), fty, runtime, span, with_value)
 
 
+def _send(backprop: Code, cotangent: Code) -> Code:
+    """``x' t`` at type ``d``: the cotangent ``t`` sent to the backpropagator ``x'``.
+    When ``x'`` is the constant ``λa ⊸ 0`` the result is ``0`` whatever ``t`` is, so ``t``
+    is not evaluated: the cotangents of constants (the data ``X`` of ``W @ X``, say) are
+    never computed."""
+    def send(env):
+        target = backprop(env)
+        if target is ZERO_BACKPROP:
+            return ZERO
+        return target(cotangent(env))
+    return send
+
+
 def evaluate(term: Term, runtime: Runtime | None = None, globals_: Mapping[str, Any] | None = None) -> Any:
     """Evaluate an elaborated term (its free names looked up in ``globals_``) on
     ``runtime`` (default: the default backend, paths relative to the working directory)."""
@@ -318,21 +361,28 @@ class _LamSource:
 
 
 def free_variables(term: Term) -> dict[str, Type]:
-    """The free variables of an elaborated term, with their types."""
+    """The free variables of an elaborated term, with their types.  One walk with an
+    explicit stack; binders push and pop their names, so that a chain of ``n`` ``let``s
+    costs O(n), not a set of the bound names per binding (O(n²))."""
     free: dict[str, Type] = {}
-    stack: list[tuple[Term, frozenset[str]]] = [(term, frozenset())]
+    bound: dict[str, int] = {}  # name -> how many enclosing binders bind it
+    stack: list = [term]
     while stack:
-        t, bound = stack.pop()
-        if isinstance(t, Var):
-            if t.name not in bound:
+        t = stack.pop()
+        if isinstance(t, tuple):  # a scope's (+1 or -1, names): entered or left
+            step, names = t
+            for name in names:
+                bound[name] = bound.get(name, 0) + step
+        elif isinstance(t, Var):
+            if not bound.get(t.name):
                 free.setdefault(t.name, t.ty)
-        elif isinstance(t, (Lam, LinLam)):
-            stack.append((t.body, bound | set(pattern_names(t.param))))
-        elif isinstance(t, Let):
-            stack.append((t.bound, bound))
-            stack.append((t.body, bound | set(pattern_names(t.pattern))))
+        elif isinstance(t, (Lam, LinLam, Let)):
+            names = tuple(pattern_names(t.param if isinstance(t, (Lam, LinLam)) else t.pattern))
+            stack += [(-1, names), t.body, (1, names)]
+            if isinstance(t, Let):
+                stack.append(t.bound)  # outside the scope of its own pattern
         else:
-            stack.extend((c, bound) for c in children(t))
+            stack.extend(reversed(list(children(t))))
     return free
 
 

@@ -119,29 +119,36 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
     accumulated: dict[Backpropagator, Any] = {}
     pending: list[tuple[int, Backpropagator]] = []
     _scatter(gradient, accumulated, pending)
+    runs = 0
     while pending:
-        _, bp = heapq.heappop(pending)
-        cotangent = accumulated.pop(bp)
-        Stats.backprop_runs += 1
-        _scatter(bp.body(cotangent), accumulated, pending)
+        bp = heapq.heappop(pending)[1]
+        runs += 1
+        _scatter(bp.body(accumulated.pop(bp)), accumulated, pending)
+    Stats.backprop_runs += runs
     return accumulated
 
 
 def _scatter(gradient: Any, accumulated: dict, pending: list) -> None:
-    """Add the records of a gradient value into ``accumulated``, queueing new targets."""
-    stack = [gradient]
-    while stack:
-        node = stack.pop()
-        if node is ZERO:
-            continue
-        if isinstance(node, Sum):
+    """Add the records of a gradient value into ``accumulated``, queueing new targets.
+    A body's result is most often one record, which takes no work list."""
+    stack: list = []
+    node = gradient
+    while True:
+        kind = type(node)
+        if kind is Sent:
+            target = node.target
+            if target in accumulated:
+                accumulated[target] = accumulated[target] + node.cotangent
+            else:
+                accumulated[target] = node.cotangent
+                if target.body is not None:
+                    heapq.heappush(pending, (-target.id, target))
+        elif kind is Sum:
             stack.append(node.right)
-            stack.append(node.left)
+            node = node.left
             continue
-        target, cotangent = node.target, node.cotangent
-        if target in accumulated:
-            accumulated[target] = accumulated[target] + cotangent
-        else:
-            accumulated[target] = cotangent
-            if target.body is not None:
-                heapq.heappush(pending, (-target.id, target))
+        elif node is not ZERO:
+            raise TypeError(f"not a gradient value: {node!r}")
+        if not stack:
+            return
+        node = stack.pop()

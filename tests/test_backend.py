@@ -221,3 +221,16 @@ def test_cupy_backend_matches_numpy():
     assert isinstance(result[0][0], cupy.ndarray)
     host = [prog.backend.to_host(g) for g in result[0]]
     assert_tree_close(host, lamad.loads(PROGRAM).value("grads")[0], rtol=1e-10)
+
+
+def test_the_cotangents_of_constants_are_never_computed(monkeypatch):
+    """``x' t`` with ``x' = λa ⊸ 0`` is 0 without evaluating ``t``: in ``grad (λw. sum (w @ x))``
+    the backward pass computes ``a @ xᵀ`` for ``w`` and not ``wᵀ @ a`` for the constant ``x``."""
+    products = []
+    matmul = DeviceArray.__matmul__
+    monkeypatch.setattr(DeviceArray, "__matmul__", lambda self, other: products.append(1) or matmul(self, other))
+    prog = guarded("def x = randn 1 [3, 4]\n"
+                   "def main = grad (\\w. sum (w @ x) + real 2 * sum w) (randn 0 [2, 3])")
+    gradient = to_numpy(prog.value("main"))
+    np.testing.assert_allclose(gradient, np.ones((2, 4)) @ np.random.default_rng(1).standard_normal((3, 4)).T + 2)
+    assert len(products) == 1

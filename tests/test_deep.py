@@ -47,3 +47,23 @@ def test_nesting_too_deep_for_the_stack_is_a_clear_error(tmp_path):
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr
     assert proc.stderr.startswith(f"{path}: error: the program is nested too deeply"), proc.stderr[:300]
+
+
+def test_free_variables_of_a_long_chain_take_linear_memory():
+    """``grad`` finds the free variables of the function it differentiates; on a chain of
+    ``let``s that must not build a set of bound names per binding (quadratic memory)."""
+    import tracemalloc
+
+    from lamad.eval import free_variables
+
+    def peak(n: int) -> int:
+        term = lamad.loads(let_chain(n).replace("1.0 in", "y in", 1).replace("def main =", "def f (y : Real) : Real =")
+                           ).typed.terms["f"].body
+        tracemalloc.start()
+        free = free_variables(term)
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert free == {"y": REAL}
+        return size
+
+    assert peak(4_000) < 3 * peak(2_000)

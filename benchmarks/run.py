@@ -1,0 +1,161 @@
+"""The benchmark of issue 5 in one command:
+
+    python benchmarks/run.py            # the five reference workloads, a few minutes
+    python benchmarks/run.py --quick    # tiny sizes: a smoke run of the harness
+
+For each workload (benchmarks/workloads.py) it checks the gradients of lamad and of every
+installed peer (benchmarks/peers.py) against the hand-written NumPy baseline, then times
+loss + gradient — medians of interleaved repetitions, single-threaded BLAS — and prints
+the ratios to hand NumPy and lamad's own gradient / forward ratio.  The shared chain of
+SPEC §4 also gets a table of its growth in n.  Tables go to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from common import THREAD_VARIABLES  # no NumPy import before the thread count is set: see below
+
+for _variable in THREAD_VARIABLES:  # single-threaded BLAS, read when NumPy loads it
+    os.environ[_variable] = "1"
+os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import lamad  # noqa: E402
+from common import RESULTS, machine, markdown_table, median_times, write_results  # noqa: E402
+from lamad.gradient import Stats  # noqa: E402
+from peers import installed, peers  # noqa: E402
+from workloads import Workload, chain, workloads  # noqa: E402
+
+GRAD_OVER_FORWARD = 3.0
+"""Issue 5's bound on lamad's loss + gradient time over its forward time, everywhere."""
+
+
+def lamad_functions(w: Workload) -> tuple:
+    """The workload's loss and its value and gradient, from lamad's Python API."""
+    loss = lamad.loads(w.program).loss
+    argnums = w.argnums[0] if len(w.argnums) == 1 else w.argnums
+    value_and_grad = lamad.value_and_grad(loss, argnums=argnums)
+    return loss, value_and_grad
+
+
+def check(name: str, result: tuple, reference: tuple, rtol: float = 1e-9) -> None:
+    """``result`` = (loss, gradients) against the hand-written NumPy ``reference``."""
+    value, grads = result
+    grads = grads if isinstance(grads, (tuple, list)) else (grads,)
+    assert len(grads) == len(reference[1]), f"{name}: {len(grads)} gradients, expected {len(reference[1])}"
+    np.testing.assert_allclose(np.asarray(value), reference[0], rtol=rtol, err_msg=f"{name}: loss")
+    for i, (g, ref) in enumerate(zip(grads, reference[1])):
+        np.testing.assert_allclose(np.asarray(g), ref, rtol=rtol, atol=1e-12 * max(1.0, float(np.max(np.abs(ref)))),
+                                   err_msg=f"{name}: gradient {i}")
+
+
+def measure(w: Workload, systems: list[str], repeats: int, min_time: float) -> dict[str, float]:
+    """Seconds per call of every contender on ``w``, after checking their gradients."""
+    loss, value_and_grad = lamad_functions(w)
+    reference = w.value_and_grad(*w.args)
+    check(f"{w.name}: NumPy forward", (w.loss(np, *w.args), reference[1]), reference)
+    others = peers(w, systems) if w.peers else {}
+    contenders = {"NumPy forward": lambda: w.loss(np, *w.args), "NumPy": lambda: w.value_and_grad(*w.args),
+                  "lamad forward": lambda: loss(*w.args), "lamad": lambda: value_and_grad(*w.args), **others}
+    check(f"{w.name}: lamad forward", (loss(*w.args), reference[1]), reference)
+    for name in ["lamad", *others]:
+        check(f"{w.name}: {name}", contenders[name](), reference, rtol=1e-9 if name == "lamad" else 1e-7)
+    return median_times(contenders, repeats=repeats, min_time=min_time)
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.0f}"
+
+
+def workload_row(w: Workload, t: dict[str, float], systems: list[str]) -> tuple[list[str], list[str]]:
+    """A table row, and the targets it misses."""
+    ratio, own = t["lamad"] / t["NumPy"], t["lamad"] / t["lamad forward"]
+    missed = []
+    if w.target is not None and ratio > w.target:
+        missed.append(f"{w.name}: lamad / NumPy {ratio:.2f} > {w.target}")
+    if own > GRAD_OVER_FORWARD:
+        missed.append(f"{w.name}: lamad grad / forward {own:.2f} > {GRAD_OVER_FORWARD}")
+    row = [w.name, f"{t['NumPy'] * 1e6:,.0f}", f"{t['lamad'] * 1e6:,.0f}", f"**{_ratio(ratio)}**",
+           f"≤ {w.target:g}" if w.target is not None else "", f"{own:.2f}", f"{t['NumPy'] / t['NumPy forward']:.2f}"]
+    row += [_ratio(t[s] / t["NumPy"]) if s in t else "–" for s in systems]
+    return row, missed
+
+
+def chain_growth(sizes: list[int], repeats: int, min_time: float) -> list[list[str]]:
+    """The shared chain of SPEC §4 at growing n: time per link and backpropagator runs."""
+    np.seterr(over="ignore")  # the gradient 2^n overflows from n = 1024: the time is what counts
+    rows = []
+    for n in sizes:
+        w = chain(n)
+        start = time.perf_counter()
+        loss, value_and_grad = lamad_functions(w)
+        value_and_grad(*w.args)
+        setup = time.perf_counter() - start
+        reference = w.value_and_grad(*w.args)
+        check(w.name, value_and_grad(*w.args), reference)
+        Stats.reset()
+        value_and_grad(*w.args)
+        runs = Stats.backprop_runs
+        assert runs == n, f"{w.name}: {runs} backpropagator runs, expected {n}"
+        t = median_times({"forward": lambda: loss(*w.args), "grad": lambda: value_and_grad(*w.args),
+                          "NumPy": lambda: w.value_and_grad(*w.args)}, repeats=repeats, min_time=min_time)
+        rows.append([f"{n:,}", f"{t['forward'] * 1e3:.2f}", f"{t['grad'] * 1e3:.2f}", f"{t['grad'] / t['forward']:.2f}",
+                     f"{t['grad'] / n * 1e6:.2f}", f"{t['grad'] / t['NumPy']:.1f}", f"{runs:,}", f"{setup:.1f}"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few repetitions: a smoke run")
+    parser.add_argument("--no-peers", action="store_true", help="lamad and hand NumPy only")
+    parser.add_argument("--only", metavar="TEXT", help="only the workloads whose name contains TEXT")
+    parser.add_argument("--repeats", type=int, help="interleaved repetitions per median (default 7; 3 with --quick)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the tables")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    min_time = 0.002 if args.quick else 0.05
+    systems = [] if args.no_peers else installed()
+    header = machine()
+
+    rows, missed, sources = [], [], set()
+    for w in workloads(args.quick):
+        if args.only and args.only not in w.name:
+            continue
+        print(f"{w.name} ...", file=sys.stderr, flush=True)
+        row, misses = workload_row(w, measure(w, systems, repeats, min_time), systems)
+        rows.append(row)
+        missed += misses
+        if w.data:
+            sources.add(w.data)
+    chain_rows = [] if args.only and args.only not in "chain" else \
+        chain_growth([10, 100] if args.quick else [100, 1_000, 10_000, 100_000], repeats, min_time)
+
+    text = ["# lamad benchmark" + (" (quick: tiny sizes)" if args.quick else ""), "",
+            "Loss + gradient per call, median of interleaved repetitions; every gradient checked against the "
+            "hand-written NumPy one first. Ratios are times relative to hand NumPy's loss + gradient, except "
+            "*grad / fwd*: loss + gradient over the forward pass of the same system.", ""]
+    if rows:
+        text += [markdown_table(["workload", "NumPy (µs)", "lamad (µs)", "lamad / NumPy", "target",
+                                 "lamad grad / fwd", "NumPy grad / fwd", *systems], rows), ""]
+        text += [f"Data: {', '.join(sorted(sources))}.", ""] if sources else []
+        text += ["Targets missed: " + "; ".join(missed) + "." if missed else "All targets met.", ""]
+    if chain_rows:
+        text += ["The shared chain of SPEC §4, x_i = x_(i-1) · x_(i-1): the gradient's time grows linearly in n "
+                 "and runs each of the n backpropagators once.", "",
+                 markdown_table(["n", "lamad forward (ms)", "lamad loss + grad (ms)", "grad / fwd",
+                                 "µs per link", "lamad / NumPy", "backpropagator runs",
+                                 "parse + check + ←D + compile (s)"], chain_rows), ""]
+    text += [f"Machine: {header}.", ""]
+    write_results("benchmarks-quick" if args.quick else "benchmarks", "\n".join(text), args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

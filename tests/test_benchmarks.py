@@ -1,0 +1,81 @@
+"""The benchmark harness (benchmarks/run.py) cannot rot: its quick mode runs end to end on
+tiny sizes, its hand-written NumPy baselines agree with central finite differences, and
+its gradient check rejects a wrong gradient."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import peers  # noqa: E402
+import workloads  # noqa: E402
+from workloads import Workload  # noqa: E402
+
+QUICK = workloads.workloads(quick=True)
+
+
+def test_quick_run_reports_every_workload(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--no-peers", "--repeats", "1",
+                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "benchmarks-quick.md").read_text()
+    for w in QUICK:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {w.name} |"))
+        cells = [c.strip(" *") for c in row.split("|")[1:-1]]
+        assert float(cells[3]) > 0  # lamad / NumPy
+    chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 10 |", "| 100 |"))]
+    assert [int(r[6].replace(",", "")) for r in chain_rows] == [10, 100]  # one backpropagator run per link
+    assert "Machine:" in table and "BLAS threads 1" in table
+
+
+def _central_differences(w: Workload, eps: float = 1e-6) -> list[np.ndarray]:
+    grads = []
+    for i in w.argnums:
+        x = np.array(w.args[i], dtype=float)
+        g = np.zeros_like(x)
+        for j in np.ndindex(x.shape):
+            up, down = x.copy(), x.copy()
+            up[j] += eps
+            down[j] -= eps
+            at = lambda v: w.loss(np, *w.args[:i], v if v.ndim else np.float64(v), *w.args[i + 1:])  # noqa: E731
+            g[j] = (at(up) - at(down)) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("w", [w for w in QUICK if not w.name.startswith("chain")] + [workloads.chain(6, x0=1.01)],
+                         ids=lambda w: w.name)
+def test_hand_written_baselines_match_finite_differences(w):
+    value, grads = w.value_and_grad(*w.args)
+    np.testing.assert_allclose(value, w.loss(np, *w.args), rtol=1e-12)
+    for g, fd in zip(grads, _central_differences(w)):
+        np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_the_gradient_check_rejects_a_wrong_gradient():
+    from run import check, lamad_functions
+
+    w = QUICK[0]
+    reference = w.value_and_grad(*w.args)
+    _, value_and_grad = lamad_functions(w)
+    check("lamad", value_and_grad(*w.args), reference)
+    wrong = (reference[1][0] * (1 + 1e-6), reference[1][1])
+    with pytest.raises(AssertionError, match="gradient 0"):
+        check("wrong", (reference[0], wrong), reference)
+
+
+@pytest.mark.parametrize("system", peers.SYSTEMS)
+def test_installed_peers_agree_with_the_baseline(system):
+    if system not in peers.installed():
+        pytest.skip(f"{system} is not installed (pip install -e '.[bench]')")
+    from run import check
+
+    w = QUICK[0]
+    check(system, peers.peers(w, [system])[system](), w.value_and_grad(*w.args), rtol=1e-7)
