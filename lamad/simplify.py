@@ -447,13 +447,15 @@ class _Simplifier:
     def split(self, p: PVar, arity: int, body: Term, taken: frozenset[str] = frozenset()) -> tuple[PTuple, Term]:
         """Bind ``p``'s components by name: the names a destructuring gave them if any, else
         ``(x, x')`` for a pair (a value and its backpropagator), else ``x_1, …`` — all
-        distinct, and distinct from the ``taken`` names of the pattern ``p`` is part of."""
+        distinct, distinct from the ``taken`` names of the pattern ``p`` is part of, and
+        capturing nothing in ``body``, the scope of the new pattern."""
         given = _component_names(body, p.name, arity)
         if p.name in self.keep and not any(g in self.keep for g in given if g is not None):
             given = [None] * arity  # a user's variable: its parts are x and x'
+        free = _free(body)
         names: list[str] = []
         for i in range(arity):
-            if given[i] is not None and given[i] not in names and given[i] not in taken:
+            if given[i] is not None and given[i] not in names and given[i] not in taken and given[i] not in free:
                 names.append(given[i])
                 continue
             name = p.name + "'" * i if arity == 2 else f"{p.name}_{i + 1}"

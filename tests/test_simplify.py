@@ -284,3 +284,11 @@ def test_floating_a_let_out_of_an_argument_captures_nothing():
     _simplified_agrees("def f (p : Real * Real) : Real =\n"
                        "    let (x, y) = p in iterate 1 (\\(z : Real). x * z) (let x = y * y in x * x)",
                        (np.float64(2.0), np.float64(3.0)))
+
+
+def test_naming_the_parts_of_a_pair_captures_nothing():
+    """``let (x, _) = y`` names ``y``'s first part ``x``; binding it so where ``y`` is
+    bound would capture the outer ``x`` used in between."""
+    _simplified_agrees("def f (p : Real * (Real * Real)) : Real =\n"
+                       "    let (x, y) = p in x + iterate 1 (\\(y : Real). x) (let (x, _) = y in x)",
+                       (np.float64(2.0), (np.float64(3.0), np.float64(5.0))))
