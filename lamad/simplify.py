@@ -306,29 +306,31 @@ class _Simplifier:
 
     def float_args(self, t: Term) -> tuple[list[tuple[Pattern, Term]], Term]:
         """``(let x = u in v, w)`` → ``let x = u in (v, w)``: every component is evaluated
-        anyway (call by value)."""
-        floated: list[tuple[Pattern, Term]] = []
-
-        def lift(c: Term) -> Term:
-            if isinstance(c, Let):
-                chain, body = let_chain(c)
-                floated.extend((let.pattern, let.bound) for let in chain)
-                return body
-            return c
-
+        anyway (call by value).  Only when no name a component binds is bound by another
+        or occurs free in it: floated bindings scope over every component."""
         if isinstance(t, Tuple):
-            items = [lift(i) for i in t.items]
-            new: Term = replace(t, items=tuple(items))
-        elif isinstance(t, Prim) and t.op not in ("if",):
-            new = replace(t, args=tuple(lift(a) for a in t.args))
+            parts = list(t.items)
+        elif isinstance(t, Prim):
+            parts = list(t.args)
         elif isinstance(t, App):
-            new = replace(t, fn=lift(t.fn), arg=lift(t.arg))
+            parts = [t.fn, t.arg]
         else:
             return [], t
-        bound_names = set(itertools.chain.from_iterable(pattern_names(p) for p, _ in floated))
-        if not floated or _names_clash(bound_names, t, floated):
+        chains = [let_chain(part) for part in parts]
+        if not any(chain for chain, _ in chains):
             return [], t
-        return floated, new
+        binders = [set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
+                   for chain, _ in chains]
+        for i, names in enumerate(binders):
+            if names and any(names & (binders[j] | _free(parts[j])) for j in range(len(parts)) if j != i):
+                return [], t
+        floated = [(let.pattern, let.bound) for chain, _ in chains for let in chain]
+        bodies = [body for _, body in chains]
+        if isinstance(t, Tuple):
+            return floated, replace(t, items=tuple(bodies))
+        if isinstance(t, Prim):
+            return floated, replace(t, args=tuple(bodies))
+        return floated, replace(t, fn=bodies[0], arg=bodies[1])
 
     def float_out(self, bindings, body):
         """Flatten the chain: bindings whose bound term is itself a chain are spliced in."""
@@ -446,13 +448,15 @@ class _Simplifier:
     def split(self, p: PVar, arity: int, body: Term, taken: frozenset[str] = frozenset()) -> tuple[PTuple, Term]:
         """Bind ``p``'s components by name: the names a destructuring gave them if any, else
         ``(x, x')`` for a pair (a value and its backpropagator), else ``x_1, …`` — all
-        distinct, and distinct from the ``taken`` names of the pattern ``p`` is part of."""
+        distinct, distinct from the ``taken`` names of the pattern ``p`` is part of, and
+        capturing nothing in ``body``, the scope of the new pattern."""
         given = _component_names(body, p.name, arity)
         if p.name in self.keep and not any(g in self.keep for g in given if g is not None):
             given = [None] * arity  # a user's variable: its parts are x and x'
+        free = _free(body)
         names: list[str] = []
         for i in range(arity):
-            if given[i] is not None and given[i] not in names and given[i] not in taken:
+            if given[i] is not None and given[i] not in names and given[i] not in taken and given[i] not in free:
                 names.append(given[i])
                 continue
             name = p.name + "'" * i if arity == 2 else f"{p.name}_{i + 1}"
@@ -537,10 +541,6 @@ def _destructure(t: Term, name: str, parts: list[str]) -> Term:
     if isinstance(t, (Lam, LinLam)) and name in pattern_names(t.param):
         return t
     return map_children(t, lambda c: _destructure(c, name, parts))
-
-
-def _names_clash(names: set[str], t: Term, floated) -> bool:
-    return bool(names & set().union(*(_free(b) for _, b in floated[1:]))) if len(floated) > 1 else False
 
 
 def _factor(summands: list[Term]) -> Term:

@@ -267,3 +267,28 @@ def test_splitting_parameters_keeps_the_names_of_one_pattern_distinct():
     _, simple = dual(prog, "f", simplified=True)  # type-checks
     y, ((g0, g1), g2, g3) = run_dual(prog, simple, fty, ((np.float64(2.0), 1), np.float64(3.0), np.ones(2)))
     assert (float(y), float(g0), g1, float(g2), g3.tolist()) == (2.0, 1.0, (), 0.0, [0.0, 0.0])
+
+
+def _simplified_agrees(source: str, x) -> None:
+    """The simplified ←D of ``f`` computes the raw one's value and gradient at ``x``."""
+    prog = lamad.loads(source)
+    fty = prog.types["f"]
+    raw = run_dual(prog, dual(prog, "f", simplified=False)[1], fty, x)
+    simple = run_dual(prog, dual(prog, "f", simplified=True)[1], fty, x)
+    assert repr(simple) == repr(raw)
+
+
+def test_floating_a_let_out_of_an_argument_captures_nothing():
+    """``iterate 1 (\\z. x * z) (let x = y * y in x * x)``: floating the inner ``let x``
+    over the whole application would capture the lambda's ``x``."""
+    _simplified_agrees("def f (p : Real * Real) : Real =\n"
+                       "    let (x, y) = p in iterate 1 (\\(z : Real). x * z) (let x = y * y in x * x)",
+                       (np.float64(2.0), np.float64(3.0)))
+
+
+def test_naming_the_parts_of_a_pair_captures_nothing():
+    """``let (x, _) = y`` names ``y``'s first part ``x``; binding it so where ``y`` is
+    bound would capture the outer ``x`` used in between."""
+    _simplified_agrees("def f (p : Real * (Real * Real)) : Real =\n"
+                       "    let (x, y) = p in x + iterate 1 (\\(y : Real). x) (let (x, _) = y in x)",
+                       (np.float64(2.0), (np.float64(3.0), np.float64(5.0))))
