@@ -16,9 +16,11 @@ import numpy as np
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 WINE_FILE = DATA / "wine.csv"
-"""178 rows of 13 features followed by the class (1, 2, 3), comma-separated, no header."""
-DIGITS_FILE = DATA / "digits.npz"
-"""``images`` (1797 × 64 pixel values 0..16) and ``labels`` (0..9)."""
+"""178 rows of 13 features, comma-separated, no header (see examples/data/README.md)."""
+WINE_CLASSES_FILE = DATA / "wine_classes.csv"
+"""The class (1, 2, 3) of each row of ``WINE_FILE``."""
+DIGITS_FILES = [(DATA / f"digits_{part}_images.npy", DATA / f"digits_{part}_labels.npy") for part in ("train", "test")]
+"""The 1,797 digits, split 1,437 + 360 for digits.lam: 64 pixel values 0..16, labels 0..9."""
 
 WINE_CLASS_SIZES = (59, 71, 48)
 
@@ -32,9 +34,9 @@ class Dataset(NamedTuple):
 def wine() -> Dataset:
     """X : 13×178, every feature normalised to mean 0 and variance 1 over the samples;
     labels = class − 1 (seeds/003)."""
-    if WINE_FILE.is_file():
-        table = np.loadtxt(WINE_FILE, delimiter=",", ndmin=2)
-        features, labels, source = table[:, :13], table[:, 13] - 1, WINE_FILE.name
+    if WINE_FILE.is_file() and WINE_CLASSES_FILE.is_file():
+        features = np.loadtxt(WINE_FILE, delimiter=",", ndmin=2)
+        labels, source = np.loadtxt(WINE_CLASSES_FILE, delimiter=",") - 1, WINE_FILE.name
     else:
         # Three classes of the real sizes, each a Gaussian cloud around its own centre.
         rng = np.random.default_rng(178)
@@ -47,9 +49,10 @@ def wine() -> Dataset:
 
 def digits() -> Dataset:
     """X : 1797×64, pixel values 0..16 divided by 16; labels 0..9."""
-    if DIGITS_FILE.is_file():
-        with np.load(DIGITS_FILE, allow_pickle=False) as f:
-            images, labels, source = f["images"].reshape(-1, 64), f["labels"], DIGITS_FILE.name
+    if all(path.is_file() for pair in DIGITS_FILES for path in pair):
+        images = np.concatenate([np.load(i, allow_pickle=False) for i, _ in DIGITS_FILES]).reshape(-1, 64)
+        labels = np.concatenate([np.load(t, allow_pickle=False) for _, t in DIGITS_FILES])
+        source = "digits_*.npy"
     else:
         # Ten classes of about 180 noisy copies of a random stroke pattern inside the
         # central 6×6 pixels (the real border columns are blank too), integers 0..16 with
