@@ -456,7 +456,9 @@ class _Simplifier:
         free = _free(body)
         names: list[str] = []
         for i in range(arity):
-            if given[i] is not None and given[i] not in names and given[i] not in taken and given[i] not in free:
+            # a given name must capture nothing in the scope, and nothing there may capture it
+            if given[i] is not None and given[i] not in names and given[i] not in taken and given[i] not in free \
+                    and given[i] not in _binders_besides(body, p.name, i):
                 names.append(given[i])
                 continue
             name = p.name + "'" * i if arity == 2 else f"{p.name}_{i + 1}"
@@ -508,6 +510,22 @@ def _destructured_only(t: Term, name: str) -> int:
 
     walk(t, False)
     return arities.pop() if ok and len(arities) == 1 else 0
+
+
+def _binders_besides(t: Term, name: str, component: int) -> set[str]:
+    """The names bound in ``t`` other than by the ``component``-th items of the patterns
+    of ``let (…) = name``."""
+    out: set[str] = set()
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        p = getattr(node, "param", None) or getattr(node, "pattern", None)
+        if isinstance(node, Let) and node.bound == Var(name) and isinstance(p, PTuple):
+            out.update(n for i, item in enumerate(p.items) if i != component for n in pattern_names(item))
+        elif isinstance(p, Pattern):
+            out.update(pattern_names(p))
+        stack.extend(children(node))
+    return out
 
 
 def _component_names(t: Term, name: str, arity: int) -> list[str | None]:

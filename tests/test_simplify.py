@@ -292,3 +292,20 @@ def test_naming_the_parts_of_a_pair_captures_nothing():
     _simplified_agrees("def f (p : Real * (Real * Real)) : Real =\n"
                        "    let (x, y) = p in x + iterate 1 (\\(y : Real). x) (let (x, _) = y in x)",
                        (np.float64(2.0), (np.float64(3.0), np.float64(5.0))))
+
+
+def test_naming_the_parts_of_a_pair_is_not_captured_on_the_way():
+    """``let a1 = … in … let (a1, _) = x in a1``: naming ``x``'s first part ``a1`` where
+    ``x`` is bound would have the inner ``let a1`` capture it on the way."""
+    _simplified_agrees("def f (p : Real * Int) : Real =\n"
+                       "    let x = p in let a1 = (\\(x : Tensor). sum x) in\n"
+                       "    if true then a1 (fill 2.0 [2]) else (let (a1, _) = x in a1)",
+                       (np.float64(2.0), 1))
+
+
+def test_parts_named_alike_by_two_destructurings_stay_apart():
+    """``let (_, _, y) = a`` and later ``let (_, y, _) = a``: ``y`` names two different
+    parts of ``a``, so neither part may be called ``y`` where ``a`` is bound."""
+    _simplified_agrees("def f (p : (Real * Real) * Real * Tensor) : Real =\n"
+                       "    let a = p in (let z = a in let (_, _, y) = a in sum y) + (let (_, y, _) = a in y)",
+                       ((np.float64(2.0), np.float64(3.0)), np.float64(5.0), np.arange(3.0)))
