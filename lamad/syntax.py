@@ -176,17 +176,24 @@ class ListLit(Term):
 
 @dataclass(frozen=True)
 class Lam(Term):
+    """``λp. t``.  A lambda that an AD transform made from a lambda of its input records
+    that one and the transform (``origin = ("←D", λ)`` or ``("→D", λ)``), so that a
+    closure of the transformed program can be traced back to the source it came from
+    when it is differentiated again (SPEC §3, nesting; see :mod:`lamad.nesting`)."""
+
     param: Pattern
     body: Term
+    origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
 @dataclass(frozen=True)
 class LinLam(Term):
     """A linear function ``λa ⊸ t`` (ASCII ``\\a -o t``): a backpropagator when its
-    body has the gradient type ``d`` (SPEC §3)."""
+    body has the gradient type ``d`` (SPEC §3).  ``origin`` as for :class:`Lam`."""
 
     param: Pattern
     body: Term
+    origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
 @dataclass(frozen=True)
@@ -335,7 +342,7 @@ def let_chain(term: Term) -> tuple[list[Let], Term]:
 def _subterm_fields(cls: type) -> tuple[str, ...]:
     """The fields of a node class that may hold subterms (all but span, type, patterns)."""
     return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
-                                                               "name", "value"))
+                                                               "name", "value", "origin"))
 
 
 def children(term: Term) -> Iterator[Term]:
