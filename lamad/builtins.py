@@ -43,8 +43,10 @@ class Builtin:
 
     ``typing`` selects a rule of the checker: ``"scheme"`` (the signature as written),
     ``"arith"`` (numeric operands joined, SPEC §2.2 promotion; Ints allowed when
-    ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"ad"`` (the AD
-    operators of SPEC §3, implemented by the evaluator).  ``linear`` lists the
+    ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"sum_apply"`` (the
+    signature, applying linear functions as an application does), ``"ad"`` (the AD
+    operators of SPEC §3, implemented by the evaluator), ``"derived"`` (AD operators
+    the checker writes with the others).  ``linear`` lists the
     argument positions in which the builtin is linear (when the others are fixed):
     the checker's linearity test for backpropagators relies on it."""
 
@@ -425,7 +427,7 @@ _define("pad_piece", (INT, ListType(TENSOR), INT, TENSOR), TENSOR, _pad_piece)
 _define("size", (TENSOR,), INT, lambda rt: (lambda x: int(x.size)))
 _define("append", (ListType(_A), ListType(_A)), ListType(_A), lambda rt: operator.add)
 _define("split_like", (INT, ListType(TENSOR), TENSOR), ListType(TENSOR), _split_like)
-_define("sum_apply", (ListType(perp(_A)), ListType(_A)), GRAD, lambda rt: sum_apply)
+_define("sum_apply", (ListType(perp(_A)), ListType(_A)), GRAD, lambda rt: sum_apply, typing="sum_apply")
 
 
 # --------------------------------------------------------------------- AD operators (SPEC §3)

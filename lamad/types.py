@@ -473,6 +473,8 @@ class Checker:
             ty = self.arith(b, elab, arg_spans)
         elif b.typing == "compare":
             ty = self.compare(op, elab, span)
+        elif b.typing == "sum_apply":
+            ty = self.sum_apply(elab, arg_spans)
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
@@ -527,6 +529,18 @@ class Checker:
             hint = " (convert with 'real')"
             raise LamTypeError(f"argument of '{surface_name(b.name)}': expected Real, found Int{hint}", spans[i]) from None
         return known
+
+    def sum_apply(self, args: list[Term], spans: list) -> Type:
+        """``sum_apply bps cts : d`` applies each linear function of ``bps : List (A ⊸ d)``
+        to its cotangent in ``cts``.  As at an application of a linear function, the
+        cotangents of a promoted Real may be 0-d Tensors: ``cts : List Tensor`` for
+        ``A = Real`` (the rules for ``stack`` and ``concat`` of Reals send them)."""
+        dom, elem = self.fresh(), self.fresh()
+        self.coerce(args[0].ty, ListType(LinType(dom, GRAD)), spans[0], "argument of 'sum_apply': ")
+        self.coerce(args[1].ty, ListType(elem), spans[1], "argument of 'sum_apply': ")
+        if not self.promoted(elem, dom):
+            self.coerce(args[1].ty, ListType(dom), spans[1], "argument of 'sum_apply': ")
+        return GRAD
 
     def ad(self, name: str, args: list[Term], spans: list) -> Type:
         """``grad f : A -> ct(A)``, ``value_and_grad f : A -> Real * ct(A)`` for
