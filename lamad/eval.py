@@ -29,7 +29,7 @@ from lamad.parser import surface_name
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
     GRAD, App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, Type, Var,
-    children, pattern_names,
+    free_variables, pattern_names,
 )
 from lamad.types import infer_term, unmarked_type
 
@@ -347,22 +347,3 @@ class _LamSource:
 
 _TRANSFORMS = {"r": (backprop, backprop_type), "f": (forward, forward_type)}
 _LETTERS = {symbol: letter for letter, symbol in MARKS.items()}
-
-
-def free_variables(term: Term) -> dict[str, Type]:
-    """The free variables of an elaborated term, with their types."""
-    free: dict[str, Type] = {}
-    stack: list[tuple[Term, frozenset[str]]] = [(term, frozenset())]
-    while stack:
-        t, bound = stack.pop()
-        if isinstance(t, Var):
-            if t.name not in bound:
-                free.setdefault(t.name, t.ty)
-        elif isinstance(t, (Lam, LinLam)):
-            stack.append((t.body, bound | set(pattern_names(t.param))))
-        elif isinstance(t, Let):
-            stack.append((t.bound, bound))
-            stack.append((t.body, bound | set(pattern_names(t.pattern))))
-        else:
-            stack.extend((c, bound) for c in children(t))
-    return free

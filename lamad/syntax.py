@@ -293,6 +293,25 @@ def term_names(term: Term) -> set[str]:
     return names
 
 
+def free_variables(term: Term) -> dict[str, Type]:
+    """The free variables of an elaborated term, with their types."""
+    free: dict[str, Type] = {}
+    stack: list[tuple[Term, frozenset[str]]] = [(term, frozenset())]
+    while stack:
+        t, bound = stack.pop()
+        if isinstance(t, Var):
+            if t.name not in bound:
+                free.setdefault(t.name, t.ty)
+        elif isinstance(t, (Lam, LinLam)):
+            stack.append((t.body, bound | set(pattern_names(t.param))))
+        elif isinstance(t, Let):
+            stack.append((t.bound, bound))
+            stack.append((t.body, bound | set(pattern_names(t.pattern))))
+        else:
+            stack.extend((c, bound) for c in children(t))
+    return free
+
+
 def alpha_key(term: Term) -> tuple:
     """A hashable summary of ``term`` that two terms share exactly when they are equal up
     to the names of bound variables (alpha-equivalence)."""

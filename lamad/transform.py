@@ -26,7 +26,7 @@ from lamad.errors import LamTypeError
 from lamad.parser import parse_term
 from lamad.syntax import (
     GRAD, App, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, Span, Term, Tuple,
-    TupleType, Type, Var, let_chain, map_children, term_names,
+    TupleType, Type, Var, free_variables, let_chain, map_children, term_names,
 )
 
 STRUCTURAL = frozenset({"map", "fold", "zip", "iterate", "fst", "snd", "length", "range", "append", "sum_apply"})
@@ -185,21 +185,23 @@ class Transform:
     def operands(self, t: Prim) -> tuple[list[tuple[Pattern, Term]], list[Term], list[str | None]]:
         """The arguments of a builtin, transformed and let-bound: ``(xi, xi')`` (←D) or
         ``(xi, dxi)`` (→D) for a real or a tensor; a list of tensors, which builtins use
-        only for its shapes, by its values (``map fst``); a literal, a variable or a term
-        without reals as it is.  Returns the bindings, the value of each argument and the
-        name of its second component (``None`` where there is none)."""
+        only for its shapes, by its values (``map fst``); a variable without reals as it
+        is, and a closed term (a literal, ``2.0 - 1.0``) untransformed: it is a constant,
+        whose derivative is zero and is not computed (``0 · log x`` would be NaN for
+        ``x < 0``).  Returns the bindings, the value of each argument and the name of its
+        second component (``None`` where there is none)."""
         bindings: list[tuple[Pattern, Term]] = []
         primals: list[Term] = []
         partners: list[str | None] = []
         for arg in t.args:
             partner = None
-            if isinstance(arg, (Var, Lit)) and self.type_of(arg.ty) == arg.ty:
+            if isinstance(arg, Var) and self.type_of(arg.ty) == arg.ty:
                 primal: Term = replace(arg, ty=None)
+            elif not free_variables(arg):
+                primal = arg
             elif self.type_of(arg.ty) == arg.ty:
                 primal = Var(self.fresh("n"))
                 bindings.append((PVar(primal.name), self.term(arg)))
-            elif isinstance(arg, Lit):
-                primal = Lit(arg.value, span=arg.span)
             elif isinstance(arg.ty, ListType):
                 primal = Var(self.fresh("xs"))
                 bindings.append((PVar(primal.name), self.rule("map fst x1", {"x1": self.term(arg)}, t.span)))

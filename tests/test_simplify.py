@@ -13,11 +13,12 @@ import pytest
 
 import lamad
 from lamad.autodiff import _collect, _wrap, lift
-from lamad.eval import Compiler, free_variables
+from lamad.eval import Compiler
 from lamad.gradient import force
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
 from lamad.syntax import (
+    free_variables,
     App, FunType, Lam, Let, LinLam, Prim, Term, Var, alpha_key, children, let_chain, term_names,
 )
 from lamad.types import infer_term
