@@ -553,13 +553,13 @@ class Checker:
         fty = self.resolve(f.ty)
         if not isinstance(fty, FunType):
             raise LamTypeError(f"'{op}' differentiates a function, found {self.describe(f.ty)}", spans[0])
+        if op in ("vjp", "jvp"):
+            self.coerce(args[1].ty, fty.dom, spans[1], f"the point of '{op}': ")
         dom, cod = fty.dom, self.resolve(fty.cod)
         ct_dom = self.cotangent(dom, spans[0], "argument", marks)
         if op == "vjp":
-            self.coerce(args[1].ty, fty.dom, spans[1], "the point of 'vjp': ")
             return TupleType((cod, LinType(self.cotangent(cod, spans[0], "result", marks), ct_dom)))
         if op == "jvp":
-            self.coerce(args[1].ty, fty.dom, spans[1], "the point of 'jvp': ")
             self.coerce(args[2].ty, ct_dom, spans[2], "the tangent of 'jvp': ")
             return TupleType((cod, self.cotangent(cod, spans[0], "result", marks)))
         if isinstance(cod, FunType):
@@ -582,6 +582,7 @@ class Checker:
         fty = self.resolve(args[0].ty)
         if not isinstance(fty, FunType):
             raise LamTypeError(f"'{op}' differentiates a function, found {self.describe(args[0].ty)}", span)
+        self.coerce(args[1].ty, fty.dom, args[1].span, f"the point of '{op}': ")
         dom, cod = self.resolve(fty.dom), self.resolve(fty.cod)
         kinds = [k for k in (dom, cod) if k in (REAL, TENSOR)]
         rules = DERIVED[op]
