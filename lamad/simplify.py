@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 from lamad.syntax import (
     REAL, TENSOR, App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
-    Var, alpha_key, children, let_chain, map_children, pattern_names, term_names,
+    Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names,
 )
 
 _MAX_ROUNDS = 20
@@ -62,21 +62,7 @@ def _invented(name: str) -> bool:
 
 def _free(t: Term) -> set[str]:
     """The free variables of ``t``."""
-    out: set[str] = set()
-    stack: list[tuple[Term, frozenset[str]]] = [(t, frozenset())]
-    while stack:
-        node, bound = stack.pop()
-        if isinstance(node, Var):
-            if node.name not in bound:
-                out.add(node.name)
-        elif isinstance(node, (Lam, LinLam)):
-            stack.append((node.body, bound | set(pattern_names(node.param))))
-        elif isinstance(node, Let):
-            stack.append((node.bound, bound))
-            stack.append((node.body, bound | set(pattern_names(node.pattern))))
-        else:
-            stack.extend((c, bound) for c in children(node))
-    return out
+    return set(free_variables(t))
 
 
 def _occurrences(t: Term, name: str) -> tuple[int, bool]:

@@ -26,7 +26,7 @@ from lamad.errors import LamTypeError
 from lamad.parser import parse_term
 from lamad.syntax import (
     GRAD, App, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, Span, Term, Tuple,
-    TupleType, Type, Var, free_variables, let_chain, map_children, term_names,
+    TupleType, Type, Var, let_chain, map_children, term_names,
 )
 
 STRUCTURAL = frozenset({"map", "fold", "zip", "iterate", "fst", "snd", "length", "range", "append", "sum_apply"})
@@ -114,6 +114,7 @@ class Transform:
     def __init__(self, term: Term):
         self.used = term_names(term)
         self.counter = 0
+        self.constants: dict[int, bool] = {}
 
     def type_of(self, t: Type) -> Type:
         raise NotImplementedError
@@ -186,10 +187,10 @@ class Transform:
         """The arguments of a builtin, transformed and let-bound: ``(xi, xi')`` (←D) or
         ``(xi, dxi)`` (→D) for a real or a tensor; a list of tensors, which builtins use
         only for its shapes, by its values (``map fst``); a variable without reals as it
-        is, and a closed term (a literal, ``2.0 - 1.0``) untransformed: it is a constant,
-        whose derivative is zero and is not computed (``0 · log x`` would be NaN for
-        ``x < 0``).  Returns the bindings, the value of each argument and the name of its
-        second component (``None`` where there is none)."""
+        is, and a constant (a literal, ``2.0 - 1.0``) untransformed: its derivative is
+        zero and is not computed (``0 · log x`` would be NaN for ``x < 0``).  Returns the
+        bindings, the value of each argument and the name of its second component
+        (``None`` where there is none)."""
         bindings: list[tuple[Pattern, Term]] = []
         primals: list[Term] = []
         partners: list[str | None] = []
@@ -197,7 +198,7 @@ class Transform:
             partner = None
             if isinstance(arg, Var) and self.type_of(arg.ty) == arg.ty:
                 primal: Term = replace(arg, ty=None)
-            elif not free_variables(arg):
+            elif self.constant(arg):
                 primal = arg
             elif self.type_of(arg.ty) == arg.ty:
                 primal = Var(self.fresh("n"))
@@ -212,6 +213,13 @@ class Transform:
             primals.append(primal)
             partners.append(partner)
         return bindings, primals, partners
+
+    def constant(self, t: Term) -> bool:
+        """Whether ``t`` is built from literals by builtins.  Memoised by node, so that the
+        pass stays linear on deeply nested terms."""
+        if id(t) not in self.constants:
+            self.constants[id(t)] = isinstance(t, Lit) or (isinstance(t, Prim) and all(map(self.constant, t.args)))
+        return self.constants[id(t)]
 
     def rule(self, text: str, names: dict[str, Term], span: Span | None) -> Term:
         """A template instantiated with ``names`` and located at ``span``."""
