@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
 from lamad.builtins import Runtime
 from lamad.deep import deep
@@ -341,7 +342,13 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
             raise TypeError(f"{f.name}: cannot take tangents of its arguments: {e}") from None
         text += f" {_tuple_text(tnames)}"
         env.update(zip(tnames, cts))
-        values += [from_python(a, t, program.backend) for a, t in zip(tangents, cts)]
+        tangent_values = [from_python(a, t, program.backend) for a, t in zip(tangents, cts)]
+        for i, (x, dx, t) in enumerate(zip(values, tangent_values, types)):
+            try:
+                pair(x, dx, t)
+            except ValueError as e:
+                raise ValueError(f"{op} {f.name}: argument {i}: {e}") from None
+        values += tangent_values
     try:
         term = deep(infer_term)(parse_term(text), env)
     except LamError as e:

@@ -132,7 +132,7 @@ def _leaves(ct: Any, t: Type, out: list) -> list:
     return out
 
 
-def _pair(x: Any, dx: Any, t: Type) -> Any:
+def pair(x: Any, dx: Any, t: Type) -> Any:
     """The →D value of a point and a tangent: each real leaf paired with its tangent."""
     if t in (REAL, TENSOR):
         shape, tangent_shape = tuple(_primal(x).shape), tuple(_primal(dx).shape)
@@ -140,11 +140,11 @@ def _pair(x: Any, dx: Any, t: Type) -> Any:
             raise ValueError(f"the tangent has shape {tangent_shape} where the point has shape {shape}")
         return x, dx
     if isinstance(t, TupleType):
-        return tuple(_pair(v, dv, i) for v, dv, i in zip(x, dx, t.items))
+        return tuple(pair(v, dv, i) for v, dv, i in zip(x, dx, t.items))
     if isinstance(t, ListType):
         if len(x) != len(dx):
             raise ValueError(f"a list of {len(x)} elements has a tangent of {len(dx)}")
-        return [_pair(v, dv, t.elem) for v, dv in zip(x, dx)]
+        return [pair(v, dv, t.elem) for v, dv in zip(x, dx)]
     return x
 
 
@@ -254,7 +254,7 @@ def jvp(f: Callable, x: Any, dx: Any, fty: FunType, marks: str, runtime: Runtime
     """``jvp f x dx = (f x, J·dx)``: →D(f) run on the pairs of ``x`` and ``dx`` (SPEC §3)."""
     dual = relift(f, fty, "f", len(marks), runtime)
     try:
-        point = _pair(x, dx, fty.dom)
+        point = pair(x, dx, fty.dom)
     except ValueError as e:
         raise LamRuntimeError(f"jvp: {e}", span) from None
     return _unpair(dual(point), fty.cod)

@@ -578,6 +578,15 @@ def test_a_tangent_of_the_wrong_shape_is_a_located_runtime_error():
         prog.main
 
 
+def test_api_tangents_of_the_wrong_shape_are_python_errors():
+    p = lamad.loads("def f (x : Tensor) (y : Real) : Tensor = x * y\n")
+    with pytest.raises(ValueError, match=r"jvp f: argument 0: the tangent has shape \(2,\) where the point has "
+                                         r"shape \(3,\)"):
+        lamad.jvp(p.f, (np.ones(3), 2.0), (np.ones(2), 1.0))
+    with pytest.raises(TypeError, match="1 primals but 2 tangents"):
+        lamad.hvp(p.f, (np.ones(3),), (np.ones(3), 1.0))
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "lamad.cli", *args], capture_output=True, text=True, cwd=ROOT,
