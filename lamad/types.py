@@ -24,8 +24,8 @@ from lamad.builtins import MARKS, NAMED_BUILTINS, Builtin, ad_operator, builtin,
 from lamad.errors import LamTypeError
 from lamad.forward import forward_type
 from lamad.reverse import backprop_type, cotangent_type, is_zero, linear_in
-from lamad.parser import parse_term, surface_name
-from lamad.transform import rename, respan
+from lamad.parser import surface_name
+from lamad.transform import rename, respan, template
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
@@ -590,7 +590,7 @@ class Checker:
             raise LamTypeError(f"'{op}' needs a function from Real or Tensor to "
                                f"{'Real' if op == 'hessian' else 'Real or Tensor'}, found {self.describe(fty)}", span)
         text = rules if op == "hvp" else rules[(dom if op != "jacrev" else cod) == TENSOR]
-        rule = parse_term(text)
+        rule = template(text)
         params = []
         while isinstance(rule, Lam):
             params.append(rule.param.name)
