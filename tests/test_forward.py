@@ -370,6 +370,8 @@ def test_hessian_and_hvp_of_log_exp_tanh_compositions():
     np.testing.assert_allclose(lamad.hessian(p.f, argnums=1)(w, x), expected, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(p.hv(w, x, v), expected @ v, rtol=1e-12, atol=1e-13)
     grad_x = lamad.grad(p.f, argnums=1)
+    np.testing.assert_allclose(p.hv(w, x, v), gradient_difference(lambda x: grad_x(w, x), (x,), (v,)),
+                               rtol=1e-6, atol=1e-8)
     fd = np.stack([gradient_difference(lambda x: grad_x(w, x), (x,), (e,)) for e in np.eye(4)], axis=1)
     np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8)
 
