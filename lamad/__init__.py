@@ -2,14 +2,18 @@
 
 The passes, each a module with one entry point:
 ``parse_program``/``parse_term`` (parser), ``typecheck`` (types), ``backprop``
-(reverse: the transform ←D), ``evaluate`` (eval), ``pretty`` (pretty);
-``load``/``loads`` run them all, and ``grad``/``value_and_grad``/``vjp``
-differentiate the functions of a loaded program (api).
+(reverse: the transform ←D), ``forward`` (forward: the transform →D), ``evaluate``
+(eval), ``pretty`` (pretty); ``load``/``loads`` run them all, and ``grad``,
+``value_and_grad``, ``vjp``, ``jvp``, ``hvp``, ``hessian``, ``jacfwd`` and ``jacrev``
+differentiate the functions of a loaded program (api), nested as deep as wanted.
 """
 
-from lamad.api import Function, LoadedProgram, grad, load, loads, value_and_grad, vjp
+from lamad.api import (
+    Function, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, loads, value_and_grad, vjp,
+)
 from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError
 from lamad.eval import evaluate
+from lamad.forward import forward
 from lamad.parser import parse_program, parse_term, parse_type
 from lamad.pretty import format_value, pretty, pretty_type
 from lamad.reverse import backprop
@@ -20,6 +24,7 @@ parse = parse_term
 __all__ = [
     "Function", "LoadedProgram", "load", "loads", "LamError", "LamRuntimeError", "LamSyntaxError",
     "LamTypeError", "evaluate", "parse", "parse_program", "parse_term", "parse_type", "format_value",
-    "pretty", "pretty_type", "typecheck", "backprop", "grad", "value_and_grad", "vjp",
+    "pretty", "pretty_type", "typecheck", "backprop", "forward", "grad", "value_and_grad", "vjp", "jvp", "hvp",
+    "hessian", "jacfwd", "jacrev",
 ]
 __version__ = "0.1.0"

@@ -14,14 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
 from lamad.builtins import Runtime
 from lamad.deep import deep
 from lamad.errors import LamError, LamTypeError
 from lamad.eval import Compiler, free_variables
+from lamad.forward import forward, forward_type
 from lamad.parser import parse_program, parse_term
 from lamad.progress import Progress
-from lamad.reverse import backprop, backprop_type
+from lamad.reverse import backprop, backprop_type, cotangent_type
 from lamad.simplify import simplify
 from lamad.syntax import (
     BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type,
@@ -155,14 +157,21 @@ class LoadedProgram:
         ty, term = self._located(self.derivative, self.typed.terms[name], simplified)
         return name, ty, term
 
-    def derivative(self, term: Term, simplified: bool = True) -> tuple[Type, Term]:
-        """←D of an elaborated term (SPEC §3), simplified unless ``simplified=False``,
-        and its type ←D(A), checked in ←D(Γ) of the definitions it uses.  Errors are
-        left unlocated."""
-        target = deep(backprop)(term)
+    def forward(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
+        """→D of definition ``name``, simplified unless ``simplified=False``: the
+        transformed term, checked at type →D(A)."""
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, True)
+        return name, ty, term
+
+    def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False) -> tuple[Type, Term]:
+        """←D (or →D, in ``forward_mode``) of an elaborated term (SPEC §3), simplified
+        unless ``simplified=False``, and its type ←D(A), checked in ←D(Γ) of the
+        definitions it uses.  Errors are left unlocated."""
+        transform, type_of = (forward, forward_type) if forward_mode else (backprop, backprop_type)
+        target = deep(transform)(term)
         if simplified:
             target = deep(simplify)(target, keep=term_names(term))
-        return deep(infer_term)(target, _backprop_types(term)).ty, target
+        return deep(infer_term)(target, _transformed_types(term, type_of)).ty, target
 
     def _located(self, fn: Callable, *args) -> Any:
         try:
@@ -174,14 +183,14 @@ class LoadedProgram:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
 
 
-def _backprop_types(term: Term) -> dict[str, Type]:
-    """←D(Γ) for the free variables of ``term`` (SPEC §3: if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) :
-    ←D(A)), the definitions it uses: only those, so that an unrelated definition of a type
-    ←D does not take (a pullback's A ⊸ B) does not stop ←D of this one."""
+def _transformed_types(term: Term, type_of: Callable[[Type], Type]) -> dict[str, Type]:
+    """←D(Γ) (or →D(Γ)) for the free variables of ``term`` (SPEC §3: if Γ ⊢ t : A then
+    ←D(Γ) ⊢ ←D(t) : ←D(A)), the definitions it uses: only those, so that an unrelated
+    definition of a type the transform does not take does not stop this one."""
     types = {}
     for name, t in free_variables(term).items():
         try:
-            types[name] = backprop_type(t)
+            types[name] = type_of(t)
         except ValueError as e:
             raise LamTypeError(f"this term uses '{name}' : {t}, and {e}", term.span) from None
     return types
@@ -298,7 +307,7 @@ def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
 
 
 def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Callable:
-    """``op`` (grad or value_and_grad) of the lamad function ``f`` in the arguments
+    """``op`` (grad, value_and_grad, hessian, jacfwd, jacrev) of the lamad function ``f`` in the arguments
     ``argnums``, the others held constant: the lamad term ``op (\\xi. f x0 … xn)``,
     checked and compiled once, applied to the arguments of each call."""
     program, arity = f.program, len(f.param_types)
@@ -306,8 +315,7 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
     if not nums or any(not 0 <= n < arity for n in nums):
         raise ValueError(f"argnums {argnums} out of range for {f.name}, which takes {arity} argument(s)")
     names = [f"x{i}" for i in range(arity)]
-    chosen = [names[n] for n in nums]
-    param = chosen[0] if len(chosen) == 1 else "(" + ", ".join(chosen) + ")"
+    param = _tuple_text([names[n] for n in nums])
     term = parse_term(f"{op} (\\{param}. f {' '.join(names)})")
     env = {"f": f.type, **dict(zip(names, f.param_types))}
     try:
@@ -344,21 +352,80 @@ def value_and_grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     return _differentiate("value_and_grad", f, argnums)
 
 
+def hessian(f: Function, argnums: int = 0) -> Callable:
+    """The Hessian of a lamad function returning Real in argument ``argnums``, a Real or a
+    Tensor of shape ``s`` (then a Tensor of shape ``s + s``), as JAX's ``jax.hessian``:
+    forward-over-reverse, ``jacfwd (grad f)``."""
+    return _differentiate("hessian", f, argnums)
+
+
+def jacfwd(f: Function, argnums: int = 0) -> Callable:
+    """The Jacobian of a lamad function from Real or Tensor to Real or Tensor, of shape
+    ``out + in``, one ``jvp`` per component of the argument (JAX's ``jax.jacfwd``)."""
+    return _differentiate("jacfwd", f, argnums)
+
+
+def jacrev(f: Function, argnums: int = 0) -> Callable:
+    """The Jacobian as :func:`jacfwd` gives it, one pullback per component of the result
+    (JAX's ``jax.jacrev``)."""
+    return _differentiate("jacrev", f, argnums)
+
+
 def vjp(f: Function, *args: Any) -> tuple[Any, Callable]:
     """``(f(*args), pullback)``: ``pullback(ct)`` is the tuple of the cotangents of the
     arguments (one cotangent when ``f`` takes one argument), as JAX's ``jax.vjp``."""
-    names = [f"x{i}" for i in range(len(args))]
-    point = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+    return _at_point("vjp", f, args)
+
+
+def jvp(f: Function, primals: tuple | list, tangents: tuple | list) -> tuple[Any, Any]:
+    """``(f(*primals), J·tangents)``, as JAX's ``jax.jvp``: ``tangents`` has one tangent
+    per argument, of the argument's cotangent type (forward mode, →D)."""
+    return _at_point("jvp", f, tuple(primals), tuple(tangents))
+
+
+def hvp(f: Function, primals: tuple | list, tangents: tuple | list) -> Any:
+    """The Hessian of a lamad function returning Real at ``primals``, applied to
+    ``tangents`` (forward-over-reverse: the tangent of ``jvp (grad f)``)."""
+    return _at_point("hvp", f, tuple(primals), tuple(tangents))
+
+
+def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = None) -> Any:
+    """``op (\\(x0, …). f x0 …) (x0, …)``, followed by ``(t0, …)`` when tangents are given:
+    the lamad term checked, compiled and run."""
+    names = [f"x{i}" for i in range(len(primals))]
+    tnames = [f"t{i}" for i in range(len(primals))]
+    types = f.param_types[:len(primals)]
     program = f.program
-    term = parse_term(f"vjp (\\{point}. f {' '.join(names)}) {point}")
+    text = f"{op} (\\{_tuple_text(names)}. f {' '.join(names)}) {_tuple_text(names)}"
+    env = {"f": f.type, **dict(zip(names, types))}
+    values = [from_python(a, t, program.backend) for a, t in zip(primals, types)]
+    if tangents is not None:
+        if len(tangents) != len(primals):
+            raise TypeError(f"{len(primals)} primals but {len(tangents)} tangents")
+        try:
+            cts = [cotangent_type(t) for t in types]
+        except ValueError as e:
+            raise TypeError(f"{f.name}: cannot take tangents of its arguments: {e}") from None
+        text += f" {_tuple_text(tnames)}"
+        env.update(zip(tnames, cts))
+        tangent_values = [from_python(a, t, program.backend) for a, t in zip(tangents, cts)]
+        for i, (x, dx, t) in enumerate(zip(values, tangent_values, types)):
+            try:
+                pair(x, dx, t)
+            except ValueError as e:
+                raise ValueError(f"{op} {f.name}: argument {i}: {e}") from None
+        values += tangent_values
     try:
-        term = deep(infer_term)(term, {"f": f.type, **dict(zip(names, f.param_types))})
+        term = deep(infer_term)(parse_term(text), env)
     except LamError as e:
-        raise e.locate(f"vjp {f.name}", "<python>") from None
-    values = [from_python(a, t, program.backend) for a, t in zip(args, f.param_types)]
+        raise e.locate(f"{op} {f.name}", "<python>") from None
     compiler = Compiler(program.runtime, program.value)
-    for name in ["f", *names]:
+    for name in env:
         compiler.scope.slots[name] = compiler.scope.new_slot()
     code = compiler.compile(term)
-    result = program._located(code, [f.closure, *values] + [None] * (compiler.scope.size - len(values) - 1))
-    return to_python(result, term.ty, program)
+    frame = [f.closure, *values] + [None] * (compiler.scope.size - len(values) - 1)
+    return to_python(program._located(code, frame), term.ty, program)
+
+
+def _tuple_text(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"

@@ -53,8 +53,10 @@ class Builtin:
 
     ``typing`` selects a rule of the checker: ``"scheme"`` (the signature as written),
     ``"arith"`` (numeric operands joined, SPEC §2.2 promotion; Ints allowed when
-    ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"ad"`` (the AD
-    operators of SPEC §3, implemented by the evaluator).  ``linear`` lists the
+    ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"sum_apply"`` (the
+    signature, applying linear functions as an application does), ``"ad"`` (the AD
+    operators of SPEC §3, implemented by the evaluator), ``"derived"`` (AD operators
+    the checker writes with the others).  ``linear`` lists the
     argument positions in which the builtin is linear (when the others are fixed):
     the checker's linearity test for backpropagators relies on it."""
 
@@ -427,6 +429,7 @@ def _mask(op):
 
 _define("unbroadcast", (_F, TENSOR), _F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)))
 _define("ones_like", (_F,), _F, lambda rt: rt.backend.xp.ones_like)
+_define("zeros_like", (_F,), _F, lambda rt: rt.backend.xp.zeros_like)
 _define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.backend.xp.expand_dims(x, axis)))
 _define("dim", (INT, TENSOR), INT, lambda rt: (lambda axis, x: int(x.shape[axis])))
 _define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)))
@@ -439,11 +442,24 @@ _define("argmax_mask", (INT, TENSOR), TENSOR, _argmax_mask)
 _define("matmul_dx", (TENSOR, TENSOR, TENSOR), TENSOR, lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 0)))
 _define("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR, lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 1)))
 _define("embed", (INT, TENSOR, TENSOR), TENSOR, _embed)
+_define("take", (INT, TENSOR), TENSOR, lambda rt: (lambda i, x: x[i]))
+
+
+def _pad_piece(rt: Runtime):
+    xp = rt.backend.xp
+
+    def pad_piece(axis, xs, i, a):
+        return xp.concatenate([a if j == i else xp.zeros_like(x) for j, x in enumerate(xs)], axis=axis)
+    return pad_piece
+
+
+_define("piece", (INT, ListType(TENSOR), INT, TENSOR), TENSOR,
+        lambda rt: (lambda axis, xs, i, a: _split_like(rt)(axis, xs, a)[i]))
+_define("pad_piece", (INT, ListType(TENSOR), INT, TENSOR), TENSOR, _pad_piece)
+_define("size", (TENSOR,), INT, lambda rt: (lambda x: int(x.size)))
+_define("append", (ListType(_A), ListType(_A)), ListType(_A), lambda rt: operator.add)
 _define("split_like", (INT, ListType(TENSOR), TENSOR), ListType(TENSOR), _split_like)
-# The backpropagators of the tensors of a list applied to the pieces of a cotangent: the
-# transpose of stack and concat.  Tensor⊥ rather than A⊥, because a Real promoted into a
-# list of tensors keeps its Real⊥ (lamad/types.py, Checker.real_and_tensor).
-_define("sum_apply", (ListType(perp(TENSOR)), ListType(TENSOR)), GRAD, lambda rt: sum_apply)
+_define("sum_apply", (ListType(perp(_A)), ListType(_A)), GRAD, lambda rt: sum_apply, typing="sum_apply")
 
 
 # --------------------------------------------------------------------- AD operators (SPEC §3)
@@ -451,21 +467,67 @@ _define("sum_apply", (ListType(perp(TENSOR)), ListType(TENSOR)), GRAD, lambda rt
 _define("grad", (_A,), _B, None, typing="ad")
 _define("value_and_grad", (_A,), _B, None, typing="ad")
 _define("vjp", (_A, _B), _B, None, typing="ad")
+_define("jvp", (_A, _B, TVar(-5)), _B, None, typing="ad")
+# Derived operators, which the checker writes with the ones above (lamad/types.py, DERIVED).
+_define("hvp", (_A, _B, TVar(-5)), _B, None, typing="derived")
+_define("hessian", (_A, _B), _B, None, typing="derived")
+_define("jacfwd", (_A, _B), _B, None, typing="derived")
+_define("jacrev", (_A, _B), _B, None, typing="derived")
 
-AD_OPERATORS = frozenset({"grad", "value_and_grad", "vjp"})
+AD_OPERATORS = frozenset({"grad", "value_and_grad", "vjp", "jvp"})
+MARKS = {"r": "←D", "f": "→D"}
+"""How an AD operator carried through a transform is marked: ``grad'f`` is ``grad`` inside
+a term that →D transformed, ``grad'rf`` inside →D of ←D of a term (innermost first)."""
+
+
+def ad_operator(name: str) -> tuple[str, str] | None:
+    """``(operator, marks)`` when ``name`` is an AD operator, maybe marked (``grad'rf`` is
+    ``("grad", "rf")``); ``None`` otherwise."""
+    op, prime, marks = name.partition("'")
+    if op in AD_OPERATORS and (not prime or (marks and set(marks) <= set(MARKS))):
+        return op, marks
+    return None
+
+
+def builtin(name: str) -> Builtin | None:
+    """The builtin called ``name`` (operators included), or ``None``.  Marked AD operators
+    are an infinite family: each is made when first asked for, typed like its operator."""
+    if name not in BUILTINS:
+        parsed = ad_operator(name)
+        if parsed is None:
+            return None
+        BUILTINS[name] = replace(BUILTINS[parsed[0]], name=name)
+    return BUILTINS[name]
+
+
+def chained(op: str, letter: str) -> str | None:
+    """The AD operator ``op`` carried through one more transform (``letter`` from
+    :data:`MARKS`), or ``None`` if ``op`` is not an AD operator."""
+    parsed = ad_operator(op)
+    if parsed is None:
+        return None
+    name = f"{parsed[0]}'{parsed[1]}{letter}"
+    builtin(name)
+    return name
+
 
 OPERATORS = frozenset({"add", "sub", "mul", "div", "pow", "neg", "matmul", "lt", "le", "gt", "ge", "eq", "ne"})
 """Builtins written as operators (``+`` is ``add``): users cannot name them."""
 NAMED_BUILTINS = frozenset(BUILTINS) - OPERATORS
 
 
+def named_builtin(name: str) -> Builtin | None:
+    """The builtin a program may call ``name``, or ``None`` (operators have no name)."""
+    return None if name in OPERATORS else builtin(name)
+
+
 # --------------------------------------------------------------------- linearity
 
 for _name, _positions in {
-    "neg": (0,), "mul": (0, 1), "div": (0,), "matmul": (0, 1), "matmul_dx": (2,), "matmul_dy": (2,),
+    "neg": (0,), "mul": (0, 1), "div": (0,), "matmul": (0, 1), "matmul_dx": (1, 2), "matmul_dy": (0, 2),
     "unbroadcast": (1,), "sum": (0,), "mean": (0,), "sum_axis": (1,), "mean_axis": (1,), "transpose": (0,),
     "reshape": (0,), "expand_dims": (1,), "dot": (0, 1), "outer": (0, 1), "stack": (0,), "unstack": (0,),
     "concat": (1,), "split_like": (2,), "embed": (2,), "scalar": (0,), "fill": (0,), "sum_apply": (1,),
-    "fst": (0,), "snd": (0,),
+    "fst": (0,), "snd": (0,), "take": (1,), "piece": (3,), "pad_piece": (3,),
 }.items():
     BUILTINS[_name] = replace(BUILTINS[_name], linear=_positions)

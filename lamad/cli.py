@@ -106,8 +106,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_grad(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
-    name, ty, term = prog.backprop(entry, simplified=not args.raw)
-    print(pretty_derivative(name, ty, term, args.ascii, definition=True))
+    transform = prog.forward if args.forward else prog.backprop
+    name, ty, term = transform(entry, simplified=not args.raw)
+    print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward))
     return 0
 
 
@@ -153,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     check.set_defaults(handler=cmd_check)
 
-    grad = sub.add_parser("grad", help="print the reverse-mode transform ←D of a definition, with its type")
+    grad = sub.add_parser("grad", help="print the reverse-mode transform ←D of a definition (→D with --forward), "
+                                       "with its type")
     grad.add_argument("file")
     grad.add_argument("--entry", metavar="NAME", help="the definition to transform (default: main)")
+    grad.add_argument("--forward", action="store_true", help="print the forward-mode transform →D instead")
     grad.add_argument("--raw", action="store_true", help="print the transform as it is, not simplified")
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)

@@ -19,15 +19,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lamad import gradient
+from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
-from lamad.builtins import AD_OPERATORS, BUILTINS, Runtime
+from lamad.builtins import BUILTINS, MARKS, Runtime, ad_operator
 from lamad.errors import LamError, LamRuntimeError
-from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, force
+from lamad.forward import forward, forward_type
+from lamad.gradient import ZERO, Backpropagator
 from lamad.parser import surface_name
+from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
-    GRAD, REAL, TENSOR, App, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar,
-    PWild, Span, Term, Tuple, TupleType, Type, Var, children, pattern_names,
+    GRAD, App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, Type, Var,
+    free_variables, pattern_names,
 )
+from lamad.types import infer_term, unmarked_type
 
 Code = Callable[[list], Any]
 
@@ -242,7 +246,7 @@ class Compiler:
 
     def prim(self, t: Prim) -> Code:
         """A builtin applied to its arguments; failures are located at the application."""
-        if t.op in AD_OPERATORS:
+        if ad_operator(t.op) is not None:
             return self.ad(t)
         if t.op == "add" and t.ty == GRAD:
             fn = gradient.add
@@ -293,13 +297,20 @@ class Compiler:
 
 
     def ad(self, t: Prim) -> Code:
-        """``grad f``, ``value_and_grad f``, ``vjp f x`` (SPEC §3): ←D of the function value."""
-        f, fty, runtime, span = self.compile(t.args[0]), t.args[0].ty, self.runtime, t.span
-        if t.op == "vjp":
-            x = self.compile(t.args[1])
-            return lambda env: vjp(f(env), x(env), fty, runtime, span)
-        with_value = t.op == "value_and_grad"
-        return lambda env: grad(f(env), fty, runtime, span, with_value)
+        """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx`` (SPEC §3), maybe
+        marked by the transforms the term went through (lamad/autodiff.py)."""
+        op, marks = ad_operator(t.op)
+        fty = unmarked_type(t.args[0].ty, marks)
+        f, rest = self.compile(t.args[0]), [self.compile(a) for a in t.args[1:]]
+        runtime, span = self.runtime, t.span
+        if op == "vjp":
+            (x,) = rest
+            return lambda env: vjp(f(env), x(env), fty, marks, runtime, span)
+        if op == "jvp":
+            x, dx = rest
+            return lambda env: jvp(f(env), x(env), dx(env), fty, marks, runtime, span)
+        with_value = op == "value_and_grad"
+        return lambda env: Gradient(f(env), fty, marks, runtime, span, with_value)
 
 
 def _send(backprop: Code, cotangent: Code) -> Code:
@@ -337,146 +348,45 @@ class _LamSource:
         self.captured = {name: slot for name, slot in scope.slots.items() if slot in captured}
         self.runtime = compiler.runtime
         self.globals = compiler.globals
-        self._dual: tuple[list[tuple[str, Type]], Code, int] | None = None
+        self._lifted: dict[tuple[str, int], tuple[list[tuple[str, Type]], Code, int]] = {}
 
-    def dual(self) -> tuple[list[tuple[str, Type]], Code, int]:
-        """←D of the term, checked and compiled once, open in the term's free variables."""
-        if self._dual is None:
-            from lamad.reverse import backprop, backprop_type
-            from lamad.types import infer_term
+    def relift(self, frame: list, mark: str, depth: int) -> Callable:
+        """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`)."""
+        free, code, size = self.transformed(mark, depth)
+        env = []
+        for name, t in free:
+            if name in self.captured:
+                value = frame[self.captured[name]]
+            elif depth == 0:
+                value = self.globals(name)
+            else:  # pragma: no cover - a transformed closure captures all it uses
+                raise LamRuntimeError(f"'{name}' is not captured by this closure", self.term.span)
+            env.append(relift(value, t, mark, depth, self.runtime))
+        return code(env + [None] * (size - len(env)))
 
-            free = list(free_variables(self.term).items())
-            target = infer_term(backprop(self.term), {n: backprop_type(t) for n, t in free})
+    def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Code, int]:
+        """``M(S(λ))`` checked and compiled once, open in the free variables of ``λ``, the
+        lambda ``M`` made this closure's from (found through ``origin``)."""
+        if (mark, depth) not in self._lifted:
+            term, marks = self.term, []
+            for _ in range(depth):
+                if term.origin is None:
+                    raise LamRuntimeError("cannot differentiate this function again", self.term.span)
+                outer, term = term.origin
+                marks.append(_LETTERS[outer])
+            free = list(free_variables(term).items())
+            types = dict(free)
+            for m in [mark, *reversed(marks)]:
+                transform, type_of = _TRANSFORMS[m]
+                types = {n: type_of(t) for n, t in types.items()}
+                term = infer_term(transform(term), types)
             compiler = Compiler(self.runtime, self.globals)
             for name, _ in free:
                 compiler.scope.slots[name] = compiler.scope.new_slot()
-            code = compiler.compile(target)
-            self._dual = free, code, compiler.scope.size
-        return self._dual
-
-    def lift(self, frame: list) -> Callable:
-        free, code, size = self.dual()
-        env = [lift(frame[self.captured[n]] if n in self.captured else self.globals(n), t) for n, t in free]
-        return code(env + [None] * (size - len(env)))
+            code = compiler.compile(term)
+            self._lifted[mark, depth] = free, code, compiler.scope.size
+        return self._lifted[mark, depth]
 
 
-def free_variables(term: Term) -> dict[str, Type]:
-    """The free variables of an elaborated term, with their types.  One walk with an
-    explicit stack; binders push and pop their names, so that a chain of ``n`` ``let``s
-    costs O(n), not a set of the bound names per binding (O(n²))."""
-    free: dict[str, Type] = {}
-    bound: dict[str, int] = {}  # name -> how many enclosing binders bind it
-    stack: list = [term]
-    while stack:
-        t = stack.pop()
-        if isinstance(t, tuple):  # a scope's (+1 or -1, names): entered or left
-            step, names = t
-            for name in names:
-                bound[name] = bound.get(name, 0) + step
-        elif isinstance(t, Var):
-            if not bound.get(t.name):
-                free.setdefault(t.name, t.ty)
-        elif isinstance(t, (Lam, LinLam, Let)):
-            names = tuple(pattern_names(t.param if isinstance(t, (Lam, LinLam)) else t.pattern))
-            stack += [(-1, names), t.body, (1, names)]
-            if isinstance(t, Let):
-                stack.append(t.bound)  # outside the scope of its own pattern
-        else:
-            stack.extend(reversed(list(children(t))))
-    return free
-
-
-def lift(value: Any, t: Type) -> Any:
-    """A value of type ``A`` as a value of type ←D(A) that is constant: reals get the
-    backpropagator ``λa ⊸ 0``, functions their ←D version (SPEC §3: the free variables
-    of a differentiated function are constants)."""
-    if t in (REAL, TENSOR):
-        return value, ZERO_BACKPROP
-    if isinstance(t, TupleType):
-        return tuple(lift(v, i) for v, i in zip(value, t.items))
-    if isinstance(t, ListType):
-        return [lift(v, t.elem) for v in value]
-    if isinstance(t, FunType):
-        source = getattr(value, "lamad", None)
-        if source is None:
-            raise LamRuntimeError("cannot differentiate through a function that was not written in lamad")
-        return source[0].lift(source[1])
-    return value
-
-
-def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
-    """``wrap_A``: pair each real leaf of the input with a backpropagator of its own."""
-    if t in (REAL, TENSOR):
-        bp = Backpropagator(None)
-        inputs.append(bp)
-        return x, bp
-    if isinstance(t, TupleType):
-        return tuple(_wrap(v, i, inputs) for v, i in zip(x, t.items))
-    if isinstance(t, ListType):
-        return [_wrap(v, t.elem, inputs) for v in x]
-    return x
-
-
-def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
-    """``collect_A``: the cotangent of each leaf, zeros where nothing arrived."""
-    if t in (REAL, TENSOR):
-        ct = cotangents.get(next(inputs))
-        return xp.zeros_like(x) if ct is None else ct
-    if isinstance(t, TupleType):
-        return tuple(_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items))
-    if isinstance(t, ListType):
-        return [_collect(v, t.elem, cotangents, inputs, xp) for v in x]
-    return ()
-
-
-def _split(y: Any, t: Type, backprops: list) -> Any:
-    """The primal part of a ←D value, gathering the backpropagators of its leaves."""
-    if t in (REAL, TENSOR):
-        backprops.append(y[1])
-        return y[0]
-    if isinstance(t, TupleType):
-        return tuple(_split(v, i, backprops) for v, i in zip(y, t.items))
-    if isinstance(t, ListType):
-        return [_split(v, t.elem, backprops) for v in y]
-    return y
-
-
-def _leaves(ct: Any, t: Type, out: list) -> list:
-    if t in (REAL, TENSOR):
-        out.append(ct)
-    elif isinstance(t, TupleType):
-        for v, i in zip(ct, t.items):
-            _leaves(v, i, out)
-    elif isinstance(t, ListType):
-        for v in ct:
-            _leaves(v, t.elem, out)
-    return out
-
-
-def grad(f: Callable, fty: FunType, runtime: Runtime, span: Span | None, with_value: bool = False) -> Callable:
-    """``grad f = λx. let (y, y') = ←D(f) (wrap x) in collect (y' 1.0)`` (SPEC §3)."""
-    dual, one, xp = lift(f, fty), runtime.backend.scalar(1.0), runtime.backend.xp
-
-    def gradient_of_f(x):
-        inputs: list[Backpropagator] = []
-        y, y_backprop = dual(_wrap(x, fty.dom, inputs))
-        if getattr(y, "ndim", 0) != 0:
-            raise LamRuntimeError(f"'{'value_and_grad' if with_value else 'grad'}' needs a scalar result, but the "
-                                  f"function returned a tensor of shape {tuple(y.shape)}; reduce it with sum or mean",
-                                  span)
-        ct = _collect(x, fty.dom, force(y_backprop(one)), iter(inputs), xp)
-        return (y, ct) if with_value else ct
-    return gradient_of_f
-
-
-def vjp(f: Callable, x: Any, fty: FunType, runtime: Runtime, span: Span | None) -> tuple[Any, Callable]:
-    """``vjp f x = (f x, pullback)`` with ``pullback : ct(B) ⊸ ct(A)`` (SPEC §3)."""
-    inputs: list[Backpropagator] = []
-    backprops: list = []
-    y = _split(lift(f, fty)(_wrap(x, fty.dom, inputs)), fty.cod, backprops)
-
-    def pullback(ct):
-        cts = _leaves(ct, fty.cod, [])
-        sent = gradient.sum_apply(backprops, cts)
-        return _collect(x, fty.dom, force(sent), iter(inputs), runtime.backend.xp)
-    return y, pullback
+_TRANSFORMS = {"r": (backprop, backprop_type), "f": (forward, forward_type)}
+_LETTERS = {symbol: letter for letter, symbol in MARKS.items()}

@@ -11,6 +11,10 @@
   the paper's linear factoring ``t u + t v → t (u + v)``.  So a gradient costs
   O(the forward evaluation) (Brunel, Mazza & Pagani 2020, §6) and long chains
   cannot overflow the Python stack.
+* In a derivative that is differentiated again (SPEC §3, nesting) the backpropagators
+  are transformed ones and the cotangents sent to them are transformed values: pairs of
+  a cotangent and its tangent (→D) or its own backpropagator (←D).  They are summed by
+  :func:`add_cotangents`, and forcing stays linear at every level.
 """
 
 from __future__ import annotations
@@ -103,6 +107,21 @@ def add(u: Any, v: Any) -> Any:
     return Sum(u, v)
 
 
+def add_cotangents(u: Any, v: Any) -> Any:
+    """``u + v`` for the cotangents sent to one backpropagator: arrays add; pairs add
+    componentwise (→D: value and tangent); backpropagators add pointwise, ``λc ⊸ u c + v c``
+    — a new one, so ids still order the computation."""
+    if isinstance(u, tuple):
+        return tuple(add_cotangents(a, b) for a, b in zip(u, v))
+    if isinstance(u, Backpropagator):
+        if u is ZERO_BACKPROP:
+            return v
+        if v is ZERO_BACKPROP:
+            return u
+        return Backpropagator(lambda c: add(u(c), v(c)))
+    return u + v
+
+
 def sum_apply(backprops: list, cotangents: list) -> Any:
     """``Σᵢ backprops[i] cotangents[i]``, as one gradient value."""
     if len(backprops) != len(cotangents):
@@ -138,7 +157,7 @@ def _scatter(gradient: Any, accumulated: dict, pending: list) -> None:
         if kind is Sent:
             target = node.target
             if target in accumulated:
-                accumulated[target] = accumulated[target] + node.cotangent
+                accumulated[target] = add_cotangents(accumulated[target], node.cotangent)
             else:
                 accumulated[target] = node.cotangent
                 if target.body is not None:

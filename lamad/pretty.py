@@ -262,11 +262,13 @@ def _items(open_: str, items: list[str], close: str) -> str:
 
 # --------------------------------------------------------------------- derivatives
 
-def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, definition: bool = False) -> str:
-    """``-- ←D(label) : ←D(A)`` and the transformed term below it, as ``lamad grad`` and
-    the REPL print it; a ``definition`` is printed as ``def label``, its leading
-    annotated lambdas as parameters."""
-    head = f"-- {'D' if ascii else '←D'}({label}) : {pretty_type(ty, ascii)}"
+def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, definition: bool = False,
+                      forward: bool = False) -> str:
+    """``-- ←D(label) : ←D(A)`` (``→D`` for the ``forward`` transform) and the transformed
+    term below it, as ``lamad grad`` and the REPL print it; a ``definition`` is printed as
+    ``def label``, its leading annotated lambdas as parameters."""
+    mark = ("JD" if forward else "D") if ascii else ("→D" if forward else "←D")
+    head = f"-- {mark}({label}) : {pretty_type(ty, ascii)}"
     if not definition:
         return f"{head}\n{pretty(term, ascii)}"
     params = []

@@ -16,46 +16,47 @@ evaluated like any other.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from functools import lru_cache
-
-from lamad.builtins import AD_OPERATORS, BUILTINS
+from lamad.builtins import BUILTINS
 from lamad.errors import LamTypeError
-from lamad.parser import parse_term
 from lamad.syntax import (
-    BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, If, Lam, Let, LinLam, LinType, ListLit,
-    ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, children,
-    let_chain, map_children, pattern_names, perp, term_names,
+    BOOL, INT, REAL, STRING, TENSOR, UNIT, App, FunType, If, Lam, Let, LinLam, LinType, ListType, Lit, PVar,
+    Prim, Term, Tuple, TupleType, TVar, Type, Var, children, pattern_names, perp,
 )
+from lamad.transform import CONSTANT, Transform, lets
 
 # --------------------------------------------------------------------- types
 
 
 def backprop_type(t: Type) -> Type:
-    """←D(A): ``Real ↦ Real × Real⊥``, ``Tensor ↦ Tensor × Tensor⊥``, structural elsewhere."""
+    """←D(A): ``Real ↦ Real × Real⊥``, ``Tensor ↦ Tensor × Tensor⊥``, structural elsewhere,
+    ``←D(A ⊸ B) = ←D(A) ⊸ ←D(B)`` and ``←D(d) = d`` (see lamad/transform.py)."""
     if t in (REAL, TENSOR):
         return TupleType((t, perp(t)))
     if isinstance(t, TupleType):
         return TupleType(tuple(backprop_type(i) for i in t.items))
     if isinstance(t, ListType):
         return ListType(backprop_type(t.elem))
-    if isinstance(t, FunType):
-        return FunType(backprop_type(t.dom), backprop_type(t.cod))
-    if isinstance(t, (LinType, TVar)) or t == GRAD:
-        raise ValueError(f"←D is not defined on {t} (nested differentiation is not supported yet)")
+    if isinstance(t, (FunType, LinType)):
+        return type(t)(backprop_type(t.dom), backprop_type(t.cod))
+    if isinstance(t, TVar):
+        raise ValueError("←D is not defined on a type that is not known")
     return t
 
 
-def cotangent_type(t: Type) -> Type:
-    """ct(A): the type of gradients with respect to a value of type ``A`` (SPEC §3)."""
+def cotangent_type(t: Type, marked: bool = False) -> Type:
+    """ct(A): the type of gradients with respect to a value of type ``A`` (SPEC §3).  For
+    the AD operators marked by a transform (``grad'f``), ``A`` is a transformed type
+    whose pairs may hold backpropagators: those are kept, so that ``ct(D(A)) = D(ct(A))``."""
     if t in (REAL, TENSOR):
         return t
     if t in (INT, BOOL, UNIT, STRING):
         return UNIT
     if isinstance(t, TupleType):
-        return TupleType(tuple(cotangent_type(i) for i in t.items))
+        return TupleType(tuple(cotangent_type(i, marked) for i in t.items))
     if isinstance(t, ListType):
-        return ListType(cotangent_type(t.elem))
+        return ListType(cotangent_type(t.elem, marked))
+    if marked and isinstance(t, LinType):
+        return t
     if isinstance(t, FunType):
         raise ValueError(f"it has a function type, {t}, and functions have no gradient")
     if isinstance(t, TVar):
@@ -106,6 +107,12 @@ VJP: dict[str, tuple[str | None, ...]] = {
     "fill": ("sum a", None),
     "expand_dims": (None, "sum_axis x1 a"),
     "unbroadcast": (None, "a * ones_like x2"),
+    "matmul_dx": (None, "matmul_dy a x2 x3", "a @ x2"),
+    "matmul_dy": ("matmul_dx x1 a x3", None, "x1 @ a"),
+    "embed": (None, None, "take x1 a"),
+    "take": (None, "embed x1 x2 a"),
+    "piece": (None, None, None, "pad_piece x1 x2 x3 a"),
+    "pad_piece": (None, None, None, "piece x1 x2 x3 a"),
 }
 """The transposed partial derivatives ``∂if* a`` of each differentiable builtin, one
 per argument (``None`` for a discrete argument), in terms of the arguments ``x1 …
@@ -114,25 +121,16 @@ xk``, the result ``y`` and the cotangent ``a``.  Conventions at kinks (SPEC §2.
 first argument on ties, and ``max_axis`` to the first maximum."""
 
 SPECIAL: dict[str, str] = {
-    "stack": "let xs = map fst p; y = stack xs in (y, \\(a : Tensor) -o sum_apply (map snd p) (unstack a))",
-    "concat": "let xs = map fst p; y = concat k xs in (y, \\(a : Tensor) -o sum_apply (map snd p) (split_like k xs a))",
-    "unstack": "let (x, x') = p; xs = unstack x in "
+    "stack": "let xs = map fst x1; y = stack xs in (y, \\(a : Tensor) -o sum_apply (map snd x1) (unstack a))",
+    "concat": "let xs = map fst x2; y = concat x1 xs in "
+              "(y, \\(a : Tensor) -o sum_apply (map snd x2) (split_like x1 xs a))",
+    "unstack": "let (x, x') = x1; xs = unstack x in "
                "map (\\(i, xi). (xi, \\(a : Tensor) -o x' (embed i x a))) (zip (range (length xs)) xs)",
+    "split_like": "let xs = map fst x2; (x, x') = x3; ys = split_like x1 xs x in "
+                  "map (\\(i, y). (y, \\(a : Tensor) -o x' (pad_piece x1 xs i a))) (zip (range (length ys)) ys)",
 }
-"""Builtins whose arguments or results are lists of tensors: their ←D in full, in terms
-of ``p`` (←D of the list or tensor argument) and ``k`` (the axis)."""
-
-STRUCTURAL = frozenset({"map", "fold", "scan", "zip", "iterate", "fst", "snd", "length", "range"})
-"""Builtins that commute with ←D: ``←D(map) = map`` and so on (SPEC §3)."""
-
-CONSTANT = frozenset({"zeros", "ones", "eye", "randn", "uniform", "load", "real", "onehot", "step", "sign",
-                      "mask_ge", "mask_le", "argmax_mask", "ones_like", "count"})
-"""Builtins whose derivative is zero (where it exists): their backpropagator is ``λa ⊸ 0``."""
-
-
-@lru_cache(maxsize=None)
-def _template(text: str) -> Term:
-    return parse_term(text)
+"""Builtins whose arguments or results are lists of tensors: their ←D in full, in terms of
+``x1 … xk``, ←D of their arguments (see :meth:`Transform.special`)."""
 
 
 # --------------------------------------------------------------------- linearity
@@ -185,109 +183,37 @@ def linear_in(t: Term, a: str | frozenset[str]) -> bool:
 # --------------------------------------------------------------------- the transform
 
 
-def _rename(t: Term, mapping: dict[str, str]) -> Term:
-    """A template with its variables renamed (templates bind only names in ``mapping``)."""
-    if isinstance(t, Var):
-        return replace(t, name=mapping.get(t.name, t.name))
-    if isinstance(t, (Lam, LinLam)):
-        return replace(t, param=_rename_pattern(t.param, mapping), body=_rename(t.body, mapping))
-    if isinstance(t, Let):
-        return replace(t, pattern=_rename_pattern(t.pattern, mapping), bound=_rename(t.bound, mapping),
-                       body=_rename(t.body, mapping))
-    return map_children(t, lambda c: _rename(c, mapping))
+class _Backprop(Transform):
+    """One run of ←D: the clauses for literals and differentiable builtins; the others are
+    shared with →D (:class:`lamad.transform.Transform`)."""
 
+    mark, letter, partner = "←D", "r", "'"
 
-def _rename_pattern(p: Pattern, mapping: dict[str, str]) -> Pattern:
-    if isinstance(p, PVar):
-        return replace(p, name=mapping.get(p.name, p.name))
-    if isinstance(p, PTuple):
-        return replace(p, items=tuple(_rename_pattern(i, mapping) for i in p.items))
-    return p
+    def type_of(self, t: Type) -> Type:
+        return backprop_type(t)
 
-
-class _Backprop:
-    """One run of ←D: a supply of fresh names that avoids every name of the source."""
-
-    def __init__(self, term: Term):
-        self.used = term_names(term)
-        self.counter = 0
-
-    def fresh(self, base: str) -> str:
-        """A new name ``x`` such that neither ``x`` nor its backpropagator's name ``x'`` is
-        used: the source may itself have a variable called ``x1'``."""
-        while True:
-            self.counter += 1
-            name = f"{base}{self.counter}"
-            if name not in self.used and name + "'" not in self.used:
-                self.used.update((name, name + "'"))
-                return name
-
-    def pattern(self, p: Pattern) -> Pattern:
-        if isinstance(p, (PVar, PWild)) and p.annot is not None:
-            return replace(p, annot=backprop_type(p.annot))
-        if isinstance(p, PTuple):
-            return replace(p, items=tuple(self.pattern(i) for i in p.items))
-        return p
-
-    def term(self, t: Term) -> Term:
-        span = t.span
-        if isinstance(t, Var):
-            return Var(t.name, span=span)
-        if isinstance(t, Lit):
-            if t.ty in (REAL, TENSOR):
-                return Tuple((Lit(t.value, span=span), self.zero_backprop(t.ty)), span=span)
-            return Lit(t.value, span=span)
-        if isinstance(t, Lam):
-            return Lam(_annotate(self.pattern(t.param), backprop_type(t.ty.dom)), self.term(t.body), span=span)
-        if isinstance(t, App):
-            return App(self.term(t.fn), self.term(t.arg), span=span)
-        if isinstance(t, Let):
-            chain, body = let_chain(t)
-            result = self.term(body)
-            for let in reversed(chain):
-                result = Let(self.pattern(let.pattern), self.term(let.bound), result, span=let.span)
-            return result
-        if isinstance(t, If):
-            return If(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span)
-        if isinstance(t, Tuple):
-            return Tuple(tuple(self.term(i) for i in t.items), span=span)
-        if isinstance(t, ListLit):
-            return ListLit(tuple(self.term(i) for i in t.items), span=span)
-        if isinstance(t, Prim):
-            return self.prim(t)
-        raise LamTypeError("←D of a linear function: nested differentiation is not supported yet", span)
+    def literal(self, t: Lit) -> Term:
+        """←D(r) = (r, λa ⊸ 0) for a numeric literal; other literals are discrete."""
+        if t.ty in (REAL, TENSOR):
+            return Tuple((Lit(t.value, span=t.span), self.zero_backprop(t.ty)), span=t.span)
+        return Lit(t.value, span=t.span)
 
     def zero_backprop(self, t: Type) -> Term:
         return LinLam(PVar(self.fresh("a"), t), Lit(0))
 
-    def prim(self, t: Prim) -> Term:
+    def builtin(self, t: Prim) -> Term:
+        """``←D(f t1 … tk) = let (xi, xi') = ←D ti; y = f x1 … xk in (y, λa ⊸ Σ xi' (∂if* a))``."""
         op, span = t.op, t.span
-        if op in AD_OPERATORS:
-            raise LamTypeError(f"differentiating a term that uses '{op}' (nested differentiation) is not "
-                               "supported yet", span)
-        if op in STRUCTURAL:
-            return Prim(op, tuple(self.term(a) for a in t.args), span=span)
         if op in SPECIAL:
-            return self.special(t)
-        bindings: list[tuple[Pattern, Term]] = []
-        primals: list[Term] = []
-        backprops: list[str | None] = []
-        for arg in t.args:
-            if isinstance(arg, Lit) or not _has_leaves(arg.ty):
-                primals.append(Lit(arg.value, span=arg.span) if isinstance(arg, Lit) else self.bind(arg, bindings))
-                backprops.append(None)
-            else:
-                x = self.fresh("x")
-                bindings.append((PTuple((PVar(x), PVar(x + "'"))), self.term(arg)))
-                primals.append(Var(x))
-                backprops.append(x + "'")
+            return self.special(SPECIAL[op], t)
+        bindings, primals, backprops = self.operands(t)
         value = Prim(op, tuple(primals), span=span)
         if not _has_leaves(t.ty):
-            return _lets(bindings, value)
+            return lets(bindings, value)
         y = self.fresh("y")
         bindings.append((PVar(y), value))
         if op in CONSTANT:
-            return _lets(bindings, Tuple((Var(y), self.zero_backprop(t.ty))))
+            return lets(bindings, Tuple((Var(y), self.zero_backprop(t.ty))))
         if op not in VJP:
             raise LamTypeError(f"lamad cannot differentiate '{op}'", span)
         a = self.fresh("a")
@@ -296,48 +222,14 @@ class _Backprop:
         for i, (rule, bp) in enumerate(zip(VJP[op], backprops)):
             if rule is None or bp is None:
                 continue
-            ct = _respan(_substitute(_template(rule), names), span)
+            ct = self.rule(rule, names, span)
             if _is_unbroadcast(ct) and not _broadcasts(t.args, i):
                 ct = ct.arg  # the summand's shape is already the argument's
             summands.append(App(Var(bp), ct))
         body: Term = Lit(0)
         for s in summands:
             body = s if is_zero(body) else Prim("add", (body, s))
-        return _lets(bindings, Tuple((Var(y), LinLam(PVar(a, t.ty), body)), span=span))
-
-    def bind(self, arg: Term, bindings: list) -> Term:
-        """←D of a discrete argument: used as is if it is a variable, else let-bound."""
-        if isinstance(arg, Var):
-            return Var(arg.name, span=arg.span)
-        x = self.fresh("n")
-        bindings.append((PVar(x), self.term(arg)))
-        return Var(x)
-
-    def special(self, t: Prim) -> Term:
-        """``p`` is bound at ←D of the builtin's parameter type, so that a promoted
-        argument (a list of Reals given to ``stack``) is promoted in the target too."""
-        template = _template(SPECIAL[t.op])
-        bindings: list[tuple[Pattern, Term]] = []
-        mapping: dict[str, str] = {}
-        for arg, param in zip(t.args, BUILTINS[t.op].params):
-            meta = "k" if arg.ty == INT else "p"
-            mapping[meta] = self.fresh(meta)
-            bindings.append((PVar(mapping[meta], backprop_type(param)), self.term(arg)))
-        for name in sorted(term_names(template) - set(BUILTINS) - set(mapping)):
-            mapping[name] = self.fresh(name.rstrip("'")) + ("'" if name.endswith("'") else "")
-        return _lets(bindings, _respan(_rename(template, mapping), t.span))
-
-
-def _substitute(t: Term, names: dict[str, Term]) -> Term:
-    """A binder-free template with its variables replaced by terms."""
-    if isinstance(t, Var):
-        return names.get(t.name, t)
-    return map_children(t, lambda c: _substitute(c, names))
-
-
-def _respan(t: Term, span: Span | None) -> Term:
-    """A term made from a template, located at the primitive it differentiates."""
-    return replace(map_children(t, lambda c: _respan(c, span)), span=span)
+        return lets(bindings, Tuple((Var(y), LinLam(PVar(a, t.ty), body)), span=span))
 
 
 def _is_unbroadcast(t: Term) -> bool:
@@ -349,21 +241,6 @@ def _broadcasts(args: tuple[Term, ...], i: int) -> bool:
     """Whether argument ``i`` of an elementwise operation may have been broadcast: only
     when another argument is a tensor (a Real is 0-d, so it never widens a shape)."""
     return any(a.ty == TENSOR for j, a in enumerate(args) if j != i)
-
-
-def _annotate(p: Pattern, t: Type) -> Pattern:
-    """Give the variables of a parameter pattern their (transformed) types."""
-    if isinstance(p, (PVar, PWild)):
-        return replace(p, annot=t)
-    if isinstance(p, PTuple) and isinstance(t, TupleType):
-        return replace(p, items=tuple(_annotate(i, it) for i, it in zip(p.items, t.items)))
-    return p
-
-
-def _lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
-    for pattern, bound in reversed(bindings):
-        body = Let(pattern, bound, body)
-    return body
 
 
 def backprop(term: Term) -> Term:

@@ -29,8 +29,8 @@ from dataclasses import replace
 from typing import Callable, Iterator
 
 from lamad.syntax import (
-    App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
-    Var, alpha_key, children, let_chain, map_children, pattern_names, term_names,
+    REAL, TENSOR, App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
+    Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names,
 )
 
 _MAX_ROUNDS = 20
@@ -48,10 +48,13 @@ def simplify(term: Term, keep: set[str] | None = None) -> Term:
 
 
 def _invented(name: str) -> bool:
-    """Names ←D and the checker make up: a letter or two and a number, maybe primed."""
+    """Names ←D, →D and the checker make up: a letter or two and a number, maybe primed,
+    or ``d`` and such a name for a tangent."""
     stem = name.rstrip("'")
     letters = stem.rstrip("0123456789")
-    return letters != stem and letters in ("x", "y", "a", "b", "t", "n", "p", "k", "u", "xs", "xi", "i")
+    if letters != stem and letters in ("x", "y", "a", "b", "t", "n", "p", "k", "u", "xs", "xi", "i"):
+        return True
+    return stem.startswith("d") and stem == name and _invented(stem[1:])
 
 
 # --------------------------------------------------------------------- helpers
@@ -59,21 +62,7 @@ def _invented(name: str) -> bool:
 
 def _free(t: Term) -> set[str]:
     """The free variables of ``t``."""
-    out: set[str] = set()
-    stack: list[tuple[Term, frozenset[str]]] = [(t, frozenset())]
-    while stack:
-        node, bound = stack.pop()
-        if isinstance(node, Var):
-            if node.name not in bound:
-                out.add(node.name)
-        elif isinstance(node, (Lam, LinLam)):
-            stack.append((node.body, bound | set(pattern_names(node.param))))
-        elif isinstance(node, Let):
-            stack.append((node.bound, bound))
-            stack.append((node.body, bound | set(pattern_names(node.pattern))))
-        else:
-            stack.extend((c, bound) for c in children(node))
-    return out
+    return set(free_variables(t))
 
 
 def _occurrences(t: Term, name: str, enough: int = 2) -> tuple[int, bool]:
@@ -267,7 +256,7 @@ class _Simplifier:
         if isinstance(p, PTuple) and isinstance(bound, Tuple) and len(p.items) == len(bound.items):
             names = set(pattern_names(p))
             if not any(_free(u) & names for u in bound.items):
-                return _lets(list(zip(p.items, bound.items)), body)
+                return _lets(*self.tangent_names(list(zip(p.items, bound.items)), body))
         if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
             return body
         if isinstance(p, PVar):
@@ -278,6 +267,21 @@ class _Simplifier:
                     and _can_substitute(body, bound):
                 return substitute(body, p.name, bound)
         return t
+
+    def tangent_names(self, bindings: list[tuple[Pattern, Term]], body: Term) -> tuple[list, Term]:
+        """In ``let x = y; dx = t``, about to become ``let dx = t`` with ``y`` for ``x``, the
+        tangent is renamed ``dy`` so that it stays named after its value."""
+        values = {p.name: b.name for p, b in bindings if isinstance(p, PVar) and isinstance(b, Var)}
+        out = []
+        for p, b in bindings:
+            if isinstance(p, PVar) and p.name[:1] == "d" and p.name[1:] in values and _invented(p.name):
+                new = "d" + values[p.name[1:]]
+                if new not in self.used and _can_substitute(body, Var(new)):
+                    self.used.add(new)
+                    body = substitute(body, p.name, Var(new))
+                    p = replace(p, name=new)
+            out.append((p, b))
+        return out, body
 
     # -- whole let chains ---------------------------------------------------------
 
@@ -461,13 +465,19 @@ class _Simplifier:
                     and given[i] not in _binders_besides(body, p.name, i):
                 names.append(given[i])
                 continue
-            name = p.name + "'" * i if arity == 2 else f"{p.name}_{i + 1}"
+            name = (p.name + "'" * i if not _tangent_pair(p.annot) else "d" * i + p.name) if arity == 2 \
+                else f"{p.name}_{i + 1}"
             clash = name in names or name in given[i + 1:] or name in taken or (name in self.used and name != p.name)
             names.append(self.fresh(p.name) if clash else name)
         self.used.update(names)
         annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * arity
         pattern = PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
         return pattern, _destructure(body, p.name, names)
+
+
+def _tangent_pair(t) -> bool:
+    """Whether ``t`` is →D(Real) or →D(Tensor): a value and its tangent, ``(x, dx)``."""
+    return isinstance(t, TupleType) and len(t.items) == 2 and t.items[0] == t.items[1] and t.items[0] in (REAL, TENSOR)
 
 
 def _unlets(t: Term, n: int) -> tuple[list[tuple[Pattern, Term]], Term]:
@@ -641,13 +651,17 @@ class _Renamer:
         env = dict(env)
         if isinstance(p, PVar):
             base = p.name.rstrip("'")
-            if p.name in self.keep or base in self.keep or not _invented(p.name):
+            tangent_of_kept = p.name[:1] == "d" and p.name[1:] in self.keep
+            if p.name in self.keep or base in self.keep or tangent_of_kept or not _invented(p.name):
                 self.taken.add(p.name)
                 env.pop(p.name, None)
                 return p, env
             primes = p.name[len(base):]
             if base in env:  # x3' after x3: keep the pair's names together
                 new = env[base] + primes
+            elif p.name[:1] == "d" and p.name[1:] in env:  # and dx3 after x3
+                new = "d" + env[p.name[1:]]
+                new = new if new not in self.taken else self.next_name(f"{new}_{i}" for i in itertools.count(1))
             elif role == "a":
                 new = "a" if "a" not in self.taken else self.next_name(f"a{i}" for i in itertools.count(1))
             elif role == "b":

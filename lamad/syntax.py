@@ -176,17 +176,24 @@ class ListLit(Term):
 
 @dataclass(frozen=True)
 class Lam(Term):
+    """``λp. t``.  A lambda that an AD transform made from a lambda of its input records
+    that one and the transform (``origin = ("←D", λ)`` or ``("→D", λ)``), so that a
+    closure of the transformed program can be traced back to the source it came from
+    when it is differentiated again (SPEC §3, nesting; see :mod:`lamad.nesting`)."""
+
     param: Pattern
     body: Term
+    origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
 @dataclass(frozen=True)
 class LinLam(Term):
     """A linear function ``λa ⊸ t`` (ASCII ``\\a -o t``): a backpropagator when its
-    body has the gradient type ``d`` (SPEC §3)."""
+    body has the gradient type ``d`` (SPEC §3).  ``origin`` as for :class:`Lam`."""
 
     param: Pattern
     body: Term
+    origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
 @dataclass(frozen=True)
@@ -286,6 +293,32 @@ def term_names(term: Term) -> set[str]:
     return names
 
 
+def free_variables(term: Term) -> dict[str, Type]:
+    """The free variables of an elaborated term, with their types.  One walk with an
+    explicit stack; binders push and pop their names, so that a chain of ``n`` ``let``s
+    costs O(n), not a set of the bound names per binding (O(n²))."""
+    free: dict[str, Type] = {}
+    bound: dict[str, int] = {}  # name -> how many enclosing binders bind it
+    stack: list = [term]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, tuple):  # a scope's (+1 or -1, names): entered or left
+            step, names = t
+            for name in names:
+                bound[name] = bound.get(name, 0) + step
+        elif isinstance(t, Var):
+            if not bound.get(t.name):
+                free.setdefault(t.name, t.ty)
+        elif isinstance(t, (Lam, LinLam, Let)):
+            names = tuple(pattern_names(t.param if isinstance(t, (Lam, LinLam)) else t.pattern))
+            stack += [(-1, names), t.body, (1, names)]
+            if isinstance(t, Let):
+                stack.append(t.bound)  # outside the scope of its own pattern
+        else:
+            stack.extend(reversed(list(children(t))))
+    return free
+
+
 def alpha_key(term: Term) -> tuple:
     """A hashable summary of ``term`` that two terms share exactly when they are equal up
     to the names of bound variables (alpha-equivalence)."""
@@ -335,7 +368,7 @@ def let_chain(term: Term) -> tuple[list[Let], Term]:
 def _subterm_fields(cls: type) -> tuple[str, ...]:
     """The fields of a node class that may hold subterms (all but span, type, patterns)."""
     return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
-                                                               "name", "value"))
+                                                               "name", "value", "origin"))
 
 
 def children(term: Term) -> Iterator[Term]:

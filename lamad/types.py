@@ -20,10 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from lamad.builtins import BUILTINS, NAMED_BUILTINS, Builtin
+from lamad.builtins import MARKS, NAMED_BUILTINS, Builtin, ad_operator, builtin, named_builtin
 from lamad.errors import LamTypeError
-from lamad.reverse import cotangent_type, is_zero, linear_in
+from lamad.forward import forward_type
+from lamad.reverse import backprop_type, cotangent_type, is_zero, linear_in
 from lamad.parser import surface_name
+from lamad.transform import rename, respan, template
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
@@ -62,7 +64,7 @@ class Checker:
         self.globals = dict(globals_ or {})
         self.later = later  # names of definitions below the one being checked
         self.locals: dict[str, Type] = {}
-        self.deferred: list[tuple[Type, TVar, Span | None, str]] = []  # pending ct(A) = v
+        self.deferred: list[tuple[Type, TVar, Span | None, str, str]] = []  # pending ct(A) = v
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
 
     # ----------------------------------------------------------------- types
@@ -176,11 +178,31 @@ class Checker:
             self._coerce(e.dom, a.dom)
             self._coerce(a.cod, e.cod)
         elif isinstance(a, LinType) and isinstance(e, LinType):
-            if not self.real_and_tensor(a.dom, e.dom):
+            if not self.promoted(a.dom, e.dom):
                 self._coerce(e.dom, a.dom)
             self._coerce(a.cod, e.cod)
         else:
             self._unify(a, e)
+
+    def promoted(self, a: Type, b: Type) -> bool:
+        """Whether ``a`` and ``b`` differ, and only where one has ``Real`` and the other
+        ``Tensor``.  As the domains of linear functions they make ``Real⊥`` and ``Tensor⊥``
+        interconvertible, and likewise for their transforms (``(Real × Real)⊥`` and
+        ``(Tensor × Tensor)⊥``): ←D and →D keep a promoted Real a Real, and the
+        cotangents sent back to it are 0-d Tensors."""
+        a, b = self.resolve(a), self.resolve(b)
+        if {a, b} == {REAL, TENSOR}:
+            return True
+        if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
+            pairs = list(zip(a.items, b.items))
+        elif isinstance(a, ListType) and isinstance(b, ListType):
+            pairs = [(a.elem, b.elem)]
+        elif type(a) is type(b) and isinstance(a, (FunType, LinType)):
+            pairs = [(a.dom, b.dom), (a.cod, b.cod)]
+        else:
+            return False
+        same = [self.resolve(x) == self.resolve(y) for x, y in pairs]
+        return not all(same) and all(s or self.promoted(x, y) for s, (x, y) in zip(same, pairs))
 
     def coerce(self, actual: Type, expected: Type, span: Span | None, context: str = "") -> None:
         """Check that a term of type ``actual`` fits where ``expected`` is wanted."""
@@ -326,7 +348,10 @@ class Checker:
         raise LamTypeError(f"cannot type-check a {type(t).__name__} node", t.span)
 
     def linear_lambda(self, t: LinLam) -> Term:
-        """``λa ⊸ u : A ⊸ B``, where ``u`` must be linear in ``a`` (SPEC §3)."""
+        """``λa ⊸ u : A ⊸ B``, where ``u`` must be linear in ``a`` (SPEC §3).  A linear
+        function that a transform made from one (``origin`` set) is linear by construction
+        — the derivative of a linear map is linear — and is not checked again: its body
+        is linear in the pair ``a`` stands for, which the syntactic test does not follow."""
         if not isinstance(t.param, PVar):
             raise LamTypeError("a linear function takes one variable, the cotangent", t.param.span)
         dom = self.param_type(t.param)
@@ -335,7 +360,7 @@ class Checker:
         cod = self.resolve(body.ty)
         if isinstance(cod, TVar) and cod.kind == "zero":
             self._unify(cod, GRAD)  # λa ⊸ 0 is the zero backpropagator, not a function into Int
-        if not (is_zero(body) or linear_in(body, t.param.name)):
+        if not (is_zero(body) or t.origin is not None or linear_in(body, t.param.name)):
             raise LamTypeError(f"the body of this linear function is not linear in '{t.param.name}': each summand "
                                f"must use '{t.param.name}' exactly once, through linear operations", t.span)
         return update(t, body=body, ty=LinType(dom, body.ty))
@@ -375,8 +400,8 @@ class Checker:
             return update(t, ty=self.locals[name])
         if name in self.globals:
             return update(t, ty=self.globals[name])
-        if name in NAMED_BUILTINS:
-            return self.apply_builtin(BUILTINS[name], [], t.span)
+        if named_builtin(name) is not None:
+            return self.apply_builtin(named_builtin(name), [], t.span)
         if name in self.later:
             raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it", t.span)
         known = list(self.locals) + list(self.globals) + list(NAMED_BUILTINS)
@@ -390,9 +415,9 @@ class Checker:
             args.append(head.arg)
             head = head.fn
         args.reverse()
-        if isinstance(head, Var) and head.name in NAMED_BUILTINS and head.name not in self.locals \
+        if isinstance(head, Var) and named_builtin(head.name) is not None and head.name not in self.locals \
                 and head.name not in self.globals:
-            return self.apply_builtin(BUILTINS[head.name], args, t.span)
+            return self.apply_builtin(named_builtin(head.name), args, t.span)
         return self.apply(self.infer(head), args)
 
     def apply(self, fn: Term, args: list[Term]) -> Term:
@@ -453,14 +478,18 @@ class Checker:
                 self.coerce(a.ty, BOOL, a.span, f"the operands of '{'&&' if op == 'and' else '||'}': ")
             true, false = Lit(True, span=span, ty=BOOL), Lit(False, span=span, ty=BOOL)
             return If(left, right, false, span=span, ty=BOOL) if op == "and" else If(left, true, right, span=span, ty=BOOL)
-        b = BUILTINS[op]
+        b = builtin(op)
         elab = [a if elaborated else self.infer(a) for a in args]
+        if b.typing == "derived":
+            return self.derived(op, elab, span)
         if b.typing == "ad":
             ty = self.ad(op, elab, arg_spans)
         elif b.typing == "arith":
             ty = self.arith(b, elab, arg_spans)
         elif b.typing == "compare":
             ty = self.compare(op, elab, span)
+        elif b.typing == "sum_apply":
+            ty = self.sum_apply(elab, arg_spans)
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
@@ -516,44 +545,97 @@ class Checker:
             raise LamTypeError(f"argument of '{surface_name(b.name)}': expected Real, found Int{hint}", spans[i]) from None
         return known
 
-    def ad(self, op: str, args: list[Term], spans: list) -> Type:
+    def sum_apply(self, args: list[Term], spans: list) -> Type:
+        """``sum_apply bps cts : d`` applies each linear function of ``bps : List (A ⊸ d)``
+        to its cotangent in ``cts``.  As at an application of a linear function, the
+        cotangents of a promoted Real may be 0-d Tensors: ``cts : List Tensor`` for
+        ``A = Real`` (the rules for ``stack`` and ``concat`` of Reals send them)."""
+        dom, elem = self.fresh(), self.fresh()
+        self.coerce(args[0].ty, ListType(LinType(dom, GRAD)), spans[0], "argument of 'sum_apply': ")
+        self.coerce(args[1].ty, ListType(elem), spans[1], "argument of 'sum_apply': ")
+        if not self.promoted(elem, dom):
+            self.coerce(args[1].ty, ListType(dom), spans[1], "argument of 'sum_apply': ")
+        return GRAD
+
+    def ad(self, name: str, args: list[Term], spans: list) -> Type:
         """``grad f : A -> ct(A)``, ``value_and_grad f : A -> Real * ct(A)`` for
         ``f : A -> Real`` — or ``f : A -> Tensor``, whose result must then be 0-d at run
         time, as in JAX (SPEC §3: a non-scalar loss is a checked run-time error);
-        ``vjp f x : B * (ct(B) ⊸ ct(A))`` for ``f : A -> B``."""
+        ``vjp f x : B * (ct(B) ⊸ ct(A))`` and ``jvp f x dx : B * ct(B)`` with ``dx : ct(A)``
+        for ``f : A -> B``.  An operator marked by transforms (``grad'f``, see
+        :func:`lamad.builtins.chained`) has the transformed type: its function returns
+        →D(Real) where ``grad``'s returns Real."""
+        op, marks = ad_operator(name)
         f = args[0]
         fty = self.resolve(f.ty)
         if not isinstance(fty, FunType):
             raise LamTypeError(f"'{op}' differentiates a function, found {self.describe(f.ty)}", spans[0])
+        if op in ("vjp", "jvp"):
+            self.coerce(args[1].ty, fty.dom, spans[1], f"the point of '{op}': ")
         dom, cod = fty.dom, self.resolve(fty.cod)
-        ct_dom = self.cotangent(dom, spans[0], "argument")
+        ct_dom = self.cotangent(dom, spans[0], "argument", marks)
         if op == "vjp":
-            self.coerce(args[1].ty, fty.dom, spans[1], "the point of 'vjp': ")
-            return TupleType((cod, LinType(self.cotangent(cod, spans[0], "result"), ct_dom)))
+            return TupleType((cod, LinType(self.cotangent(cod, spans[0], "result", marks), ct_dom)))
+        if op == "jvp":
+            self.coerce(args[2].ty, ct_dom, spans[2], "the tangent of 'jvp': ")
+            return TupleType((cod, self.cotangent(cod, spans[0], "result", marks)))
         if isinstance(cod, FunType):
             raise LamTypeError(f"'{op}' needs a function of one argument returning Real, found "
                                f"{self.describe(fty)}; for several arguments take a tuple: "
                                f"{op} (\\(x, y). f x y)", spans[0])
+        real = marked_type(REAL, marks)
         try:
-            self._unify(cod, self.fresh("float"))
+            self._unify(cod, real if marks else self.fresh("float"))
         except _Mismatch:
-            raise LamTypeError(f"'{op}' needs a function returning Real, found {self.describe(fty)} "
+            raise LamTypeError(f"'{op}' needs a function returning {real}, found {self.describe(fty)} "
                                "(use vjp for other results)", spans[0]) from None
-        result = ct_dom if op == "grad" else TupleType((REAL, ct_dom))
+        result = ct_dom if op == "grad" else TupleType((real, ct_dom))
         return FunType(dom, result)
 
-    def cotangent(self, t: Type, span: Span | None, what: str) -> Type:
+    def derived(self, op: str, args: list[Term], span: Span | None) -> Term:
+        """``hvp``, ``hessian``, ``jacfwd`` and ``jacrev``, written with ``grad``, ``jvp`` and
+        ``vjp`` (:data:`DERIVED`): the rule for the function's argument and result types is
+        checked in a scope holding only its parameters, bound to the arguments by ``let``."""
+        fty = self.resolve(args[0].ty)
+        if not isinstance(fty, FunType):
+            raise LamTypeError(f"'{op}' differentiates a function, found {self.describe(args[0].ty)}", span)
+        self.coerce(args[1].ty, fty.dom, args[1].span, f"the point of '{op}': ")
+        dom, cod = self.resolve(fty.dom), self.resolve(fty.cod)
+        kinds = [k for k in (dom, cod) if k in (REAL, TENSOR)]
+        rules = DERIVED[op]
+        if op != "hvp" and (len(kinds) < 2 or (op == "hessian" and cod != REAL)):
+            raise LamTypeError(f"'{op}' needs a function from Real or Tensor to "
+                               f"{'Real' if op == 'hessian' else 'Real or Tensor'}, found {self.describe(fty)}", span)
+        text = rules if op == "hvp" else rules[(dom if op != "jacrev" else cod) == TENSOR]
+        rule = template(text)
+        params = []
+        while isinstance(rule, Lam):
+            params.append(rule.param.name)
+            rule = rule.body
+        fresh = {p: self.fresh_name(p) for p in params}
+        body = respan(rename(rule, fresh), span)
+        saved, self.locals = self.locals, {}
+        try:
+            with self.bind([(fresh[p], a.ty) for p, a in zip(params, args)]):
+                body = self.infer(body)
+        finally:
+            self.locals = saved
+        for p, a in reversed(list(zip(params, args))):
+            body = Let(PVar(fresh[p]), a, body, span=span, ty=body.ty)
+        return body
+
+    def cotangent(self, t: Type, span: Span | None, what: str, marks: str = "") -> Type:
         """``ct(t)`` (SPEC §3), or a variable standing for it until ``t`` is known, which
         :meth:`settle` then solves."""
         if _free_type_vars(self.zonk(t)):
             v = self.fresh()
-            self.deferred.append((t, v, span, what))
+            self.deferred.append((t, v, span, what, marks))
             return v
-        return self._cotangent(t, span, what)
+        return self._cotangent(t, span, what, marks)
 
-    def _cotangent(self, t: Type, span: Span | None, what: str) -> Type:
+    def _cotangent(self, t: Type, span: Span | None, what: str, marks: str = "") -> Type:
         try:
-            return cotangent_type(self.zonk(t))
+            return cotangent_type(self.zonk(t), marked=bool(marks))
         except ValueError as e:
             raise LamTypeError(f"cannot differentiate with respect to this function's {what}: {e}", span) from None
 
@@ -605,9 +687,9 @@ class Checker:
             node = stack.pop()
             self.default(node.ty)
             stack.extend(children(node))
-        for t, v, span, what in self.deferred:
+        for t, v, span, what, marks in self.deferred:
             self.default(t)
-            ct = self._cotangent(t, span, what)
+            ct = self._cotangent(t, span, what, marks)
             try:
                 self._unify(v, ct)
             except _Mismatch:
@@ -634,6 +716,56 @@ class Checker:
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
             return Lit(float(t.value), span=t.span, ty=ty)
         return update(t, ty=ty)
+
+
+DERIVED: dict[str, str | tuple[str, str]] = {
+    "hvp": "\\f x v. snd (jvp (grad f) x v)",
+    "hessian": ("\\f x. snd (jvp (grad f) x 1.0)", "\\f x. jacfwd (grad f) x"),
+    "jacfwd": ("\\f x. snd (jvp f x 1.0)",
+               "\\f x. let y = f x; cols = map (\\e. snd (jvp f x (reshape e (shape x)))) (unstack (eye (size x)))"
+               " in reshape (transpose (reshape (stack cols) [size x, -1])) (append (shape y) (shape x))"),
+    "jacrev": ("\\f x. let (y, pullback) = vjp f x in pullback 1.0",
+               "\\f x. let (y, pullback) = vjp f x;"
+               " rows = map (\\e. pullback (reshape e (shape y))) (unstack (eye (size y)))"
+               " in reshape (stack rows) (append (shape y) (shape x))"),
+}
+"""The derived AD operators (SPEC §3, issue 8), for a function whose argument (``jacrev``:
+result) is a Real, then a Tensor.  ``hvp f x v`` is forward-over-reverse, ``jvp (grad f)``;
+``hessian`` is ``jacfwd`` of ``grad``; ``jacfwd`` takes one ``jvp`` per component of the
+argument (the columns of the Jacobian), ``jacrev`` one pullback per component of the result
+(its rows); both give a Tensor of shape ``out + in``."""
+
+
+def _type_map(mark: str):
+    return backprop_type if MARKS[mark] == "←D" else forward_type
+
+
+def marked_type(t: Type, marks: str) -> Type:
+    """``t`` through the transforms ``marks`` names, innermost first (``"rf"`` is →D(←D(t)))."""
+    for mark in marks:
+        t = _type_map(mark)(t)
+    return t
+
+
+def unmarked_type(t: Type, marks: str) -> Type:
+    """The type that :func:`marked_type` takes to ``t``: the transforms are injective, and
+    undone by finding the images of ``Real`` and ``Tensor``."""
+    for mark in reversed(marks):
+        t = _unmark(t, _type_map(mark))
+    return t
+
+
+def _unmark(t: Type, type_of) -> Type:
+    for base in (REAL, TENSOR):
+        if t == type_of(base):
+            return base
+    if isinstance(t, TupleType):
+        return TupleType(tuple(_unmark(i, type_of) for i in t.items))
+    if isinstance(t, ListType):
+        return ListType(_unmark(t.elem, type_of))
+    if isinstance(t, (FunType, LinType)):
+        return type(t)(_unmark(t.dom, type_of), _unmark(t.cod, type_of))
+    return t
 
 
 def _meet(k1: str, k2: str) -> str:

@@ -157,6 +157,17 @@ def grads =
 """
 
 
+SECOND_ORDER = """
+def f (x : Tensor) : Real = sum (tanh (x * x)) * mean (exp x) + scalar (logsumexp_axis 0 x)
+def g (x : Tensor) : Tensor = softmax_axis 0 (x * x) @ outer x x
+def second =
+    let x = randn 4 [3] in
+    (jvp f x (ones [3]), hvp f x (ones [3]), hessian f x, jacfwd g x, jacrev g x,
+     grad (grad (\\t. sin t * t)) 0.3, jvp (\\x. concat 0 [stack (unstack x), x * x]) x x)
+"""
+"""Forward mode, second derivatives and Jacobians (issue 8) through the same guards."""
+
+
 def to_numpy(v):
     if isinstance(v, DeviceArray):
         return v.get()
@@ -181,6 +192,17 @@ def test_evaluation_and_gradients_make_no_hidden_host_copies():
     result = prog.value("grads")  # raises HostTransfer on any implicit conversion
     expected = lamad.loads(PROGRAM).value("grads")
     assert_tree_close(to_numpy(result), expected, rtol=1e-12)
+
+
+def test_forward_mode_and_second_derivatives_make_no_hidden_host_copies():
+    result = guarded(SECOND_ORDER).value("second")
+    assert_tree_close(to_numpy(result), lamad.loads(SECOND_ORDER).value("second"), rtol=1e-12)
+
+
+def test_forward_mode_and_second_derivatives_in_float32():
+    single = lamad.loads(SECOND_ORDER, dtype="float32").value("second")
+    assert_tree_close(single[:5], lamad.loads(SECOND_ORDER).value("second")[:5], rtol=2e-4, dtype=np.float32)
+    assert_tree_close(to_numpy(guarded(SECOND_ORDER, "float32").value("second")), single, rtol=1e-6)
 
 
 def test_the_guard_catches_a_numpy_call_on_a_device_array():

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 
 import lamad
-from lamad.eval import Compiler, _collect, _wrap, force, free_variables, lift
+from lamad.autodiff import _collect, _wrap, lift
+from lamad.eval import Compiler
+from lamad.gradient import force
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
 from lamad.syntax import (
+    free_variables,
     App, FunType, Lam, Let, LinLam, Prim, Term, Var, alpha_key, children, let_chain, term_names,
 )
 from lamad.types import infer_term
@@ -41,7 +44,7 @@ def run_dual(prog: lamad.LoadedProgram, checked: Term, fty: FunType, x):
     for n, _ in free:
         compiler.scope.slots[n] = compiler.scope.new_slot()
     code = compiler.compile(checked)
-    env = [lift(prog.value(n), prog.types[n]) for n, _ in free]
+    env = [lift(prog.value(n), prog.types[n], prog.runtime) for n, _ in free]
     f = code(env + [None] * (compiler.scope.size - len(env)))
     inputs: list = []
     y, y_bp = f(_wrap(x, fty.dom, inputs))

@@ -14,6 +14,8 @@ import pytest
 
 import lamad
 from lamad import LamSyntaxError, LamTypeError
+from lamad.reverse import backprop
+from lamad.types import infer_term
 
 
 def types_of(src: str) -> dict[str, str]:
@@ -418,3 +420,15 @@ class TestTypeErrors:
     def test_multiline_span(self):
         src = "def a = 1.0\n\ndef f (x : Real) =\n  let y = x * 2.0\n  in y + true\n"
         check_error(src, 5, 10, "true", "argument of '+'", "found Bool")
+
+
+def test_reverse_mode_of_stack_and_concat_of_reals_type_checks():
+    """←D of ``stack``/``concat`` sends each Real element a 0-d Tensor slice of the
+    cotangent through ``sum_apply``, which accepts it as an application of a linear
+    function does (Real⊥ takes the cotangents of a promoted Real)."""
+    p = lamad.loads("def s (x : Real) : Real = sum (stack [x, x * x]) + sum (concat 0 [stack [x], stack [x]])\n"
+                    "def g = grad s 3.0\n")
+    assert float(p.g) == 1.0 + 6.0 + 2.0
+    with pytest.raises(LamTypeError, match="argument of 'sum_apply'"):
+        infer_term(lamad.parse("\\(b : ~Real) (c : Bool). sum_apply [b] [c]"), {})
+    assert infer_term(backprop(p.typed.terms["s"]), {}).ty is not None

@@ -1,0 +1,260 @@
+"""The AD operators at run time (SPEC §3): ``grad``, ``value_and_grad``, ``vjp`` and ``jvp``
+applied to function values, nested to any depth.
+
+``grad f`` differentiates the *value* it is given: a closure keeps its lambda and its
+frame, and :func:`relift` makes its ←D version — ←D of the lambda, checked and compiled
+once (:meth:`lamad.eval._LamSource.relift`), applied to the values it captured, lifted in
+turn.  Then ``grad f = λx. let (y, y') = ←D(f) (wrap x) in collect (y' 1.0)``, forced in
+linear time (lamad/gradient.py).  ``jvp f x dx`` runs →D(f) on the pairs of ``x`` and
+``dx``.
+
+**Nesting.**  An AD operator that occurs inside a term which a transform M (a sequence of
+←D and →D) has transformed is marked with it (``grad'f``, lamad/transform.py).  Its
+function is then M's version of a source function ``f``, and what it must compute is
+M's version of ``grad f``: ``M(grad f) = λx. let (y, y') = M(←D(f)) (wrap x) in
+collect (y' (M 1.0))``.  :func:`relift` makes ``M(←D(f))`` from ``M(f)``: a closure
+made by M remembers the lambda it was made from (``Lam.origin``), so ←D can be applied
+under M, and the values it captured are lifted the same way.  ``wrap``, ``force`` and
+``collect`` do not look inside the leaves they pair, sum and read, so the same code
+serves every level; forcing stays linear at every level.  The values of AD operators are
+themselves differentiable (:class:`Gradient`, :class:`Pullback`): they know how to be
+lifted through one more transform.  This is how ``hvp f x v = snd (jvp (grad f) x v)``
+runs forward-over-reverse.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from lamad.builtins import Runtime
+from lamad.errors import LamRuntimeError
+from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, sum_apply
+from lamad.syntax import REAL, TENSOR, FunType, LinType, ListType, Span, TupleType, Type
+from lamad.types import marked_type
+
+# --------------------------------------------------------------------- lifting values
+
+
+def zeros(value: Any, xp) -> Any:
+    """A zero shaped like ``value``, a leaf of a transformed value: zero arrays, and the
+    zero backpropagator in place of backpropagators."""
+    if isinstance(value, tuple):
+        return tuple(zeros(v, xp) for v in value)
+    if isinstance(value, Backpropagator):
+        return ZERO_BACKPROP
+    return xp.zeros_like(value)
+
+
+def constant(value: Any, marks: str, runtime: Runtime) -> Any:
+    """A real that does not depend on anything, through the transforms ``marks``
+    (innermost first): ←D pairs it with ``λa ⊸ 0``, →D with a zero tangent, and each
+    transform is applied inside the ones after it (``"rf"``: ``((r, 0.0), λa ⊸ 0)``)."""
+    for depth, mark in enumerate(reversed(marks)):
+        value = relift(value, REAL, mark, depth, runtime)
+    return value
+
+
+def relift(value: Any, t: Type, mark: str, depth: int, runtime: Runtime) -> Any:
+    """``M(S(v))`` from ``M(v)``, for a value ``v`` of type ``t``, ``S`` the transform
+    ``mark`` (``"r"`` for ←D, ``"f"`` for →D) and ``M`` the ``depth`` transforms the
+    value has been through.  At depth 0 this lifts a value into ``S``'s world as a
+    constant (SPEC §3: the free variables of a differentiated function are constants)."""
+    if t in (REAL, TENSOR):
+        return value, (ZERO_BACKPROP if mark == "r" else zeros(value, runtime.backend.xp))
+    if isinstance(t, TupleType):
+        return tuple(relift(v, i, mark, depth, runtime) for v, i in zip(value, t.items))
+    if isinstance(t, ListType):
+        return [relift(v, t.elem, mark, depth, runtime) for v in value]
+    if isinstance(t, (FunType, LinType)):
+        if isinstance(value, Differentiated):
+            return value.relift(mark, depth)
+        source = getattr(value, "lamad", None)
+        if source is None:
+            raise LamRuntimeError("cannot differentiate through a function that was not written in lamad")
+        return source[0].relift(source[1], mark, depth)
+    return value
+
+
+def lift(value: Any, t: Type, runtime: Runtime) -> Any:
+    """A value of type ``A`` as a constant of type ←D(A)."""
+    return relift(value, t, "r", 0, runtime)
+
+
+# --------------------------------------------------------------------- walking a point
+
+
+def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
+    """``wrap_A``: pair each real leaf of the input with a backpropagator of its own."""
+    if t in (REAL, TENSOR):
+        bp = Backpropagator(None)
+        inputs.append(bp)
+        return x, bp
+    if isinstance(t, TupleType):
+        return tuple(_wrap(v, i, inputs) for v, i in zip(x, t.items))
+    if isinstance(t, ListType):
+        return [_wrap(v, t.elem, inputs) for v in x]
+    return x
+
+
+def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
+    """``collect_A``: the cotangent of each leaf, zeros where nothing arrived."""
+    if t in (REAL, TENSOR):
+        ct = cotangents.get(next(inputs))
+        return zeros(x, xp) if ct is None else ct
+    if isinstance(t, TupleType):
+        return tuple(_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items))
+    if isinstance(t, ListType):
+        return [_collect(v, t.elem, cotangents, inputs, xp) for v in x]
+    return ()
+
+
+def _split(y: Any, t: Type, backprops: list) -> Any:
+    """The primal part of a ←D value, gathering the backpropagators of its leaves."""
+    if t in (REAL, TENSOR):
+        backprops.append(y[1])
+        return y[0]
+    if isinstance(t, TupleType):
+        return tuple(_split(v, i, backprops) for v, i in zip(y, t.items))
+    if isinstance(t, ListType):
+        return [_split(v, t.elem, backprops) for v in y]
+    return y
+
+
+def _leaves(ct: Any, t: Type, out: list) -> list:
+    if t in (REAL, TENSOR):
+        out.append(ct)
+    elif isinstance(t, TupleType):
+        for v, i in zip(ct, t.items):
+            _leaves(v, i, out)
+    elif isinstance(t, ListType):
+        for v in ct:
+            _leaves(v, t.elem, out)
+    return out
+
+
+def pair(x: Any, dx: Any, t: Type) -> Any:
+    """The →D value of a point and a tangent: each real leaf paired with its tangent."""
+    if t in (REAL, TENSOR):
+        shape, tangent_shape = tuple(_primal(x).shape), tuple(_primal(dx).shape)
+        if shape != tangent_shape:
+            raise ValueError(f"the tangent has shape {tangent_shape} where the point has shape {shape}")
+        return x, dx
+    if isinstance(t, TupleType):
+        return tuple(pair(v, dv, i) for v, dv, i in zip(x, dx, t.items))
+    if isinstance(t, ListType):
+        if len(x) != len(dx):
+            raise ValueError(f"a list of {len(x)} elements has a tangent of {len(dx)}")
+        return [pair(v, dv, t.elem) for v, dv in zip(x, dx)]
+    return x
+
+
+def _unpair(y: Any, t: Type) -> tuple[Any, Any]:
+    """A →D value split into its value and its tangent (``()`` for discrete parts)."""
+    if t in (REAL, TENSOR):
+        return y
+    if isinstance(t, TupleType):
+        parts = [_unpair(v, i) for v, i in zip(y, t.items)]
+        return tuple(p for p, _ in parts), tuple(d for _, d in parts)
+    if isinstance(t, ListType):
+        parts = [_unpair(v, t.elem) for v in y]
+        return [p for p, _ in parts], [d for _, d in parts]
+    return y, ()
+
+
+def _primal(y: Any) -> Any:
+    """The value inside a transformed real (the first component, all the way down)."""
+    while isinstance(y, tuple):
+        y = y[0]
+    return y
+
+
+# --------------------------------------------------------------------- the operators
+
+
+class Differentiated:
+    """The value of an AD operator that is a function: it runs the transformed function
+    it was given, and can be lifted through one more transform by :meth:`relift`.
+
+    ``f`` is the function it differentiates, as a value of the world it lives in, ``fty``
+    the type that function had where the operator was written, and ``marks`` the
+    transforms between there and here, innermost first."""
+
+    def __init__(self, f: Callable, fty: FunType, marks: str, runtime: Runtime, span: Span | None):
+        self.f, self.fty, self.marks, self.runtime, self.span = f, fty, marks, runtime, span
+
+    def inserted(self, mark: str, depth: int) -> str:
+        """The marks of this value lifted through ``mark`` under its last ``depth`` ones."""
+        cut = len(self.marks) - depth
+        return self.marks[:cut] + mark + self.marks[cut:]
+
+    def relift(self, mark: str, depth: int) -> Differentiated:
+        raise NotImplementedError
+
+
+class Gradient(Differentiated):
+    """``grad f`` and ``value_and_grad f``: ``λx. collect (y' 1.0)`` with ``(y, y') =
+    ←D(f) (wrap x)`` (SPEC §3), under the transforms ``marks``."""
+
+    def __init__(self, f, fty, marks, runtime, span, with_value: bool):
+        super().__init__(f, fty, marks, runtime, span)
+        self.with_value = with_value
+        self._dual: Callable | None = None
+
+    def __call__(self, x: Any) -> Any:
+        if self._dual is None:
+            self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
+        xp = self.runtime.backend.xp
+        inputs: list[Backpropagator] = []
+        y, y_backprop = self._dual(_wrap(x, self.fty.dom, inputs))
+        value = _primal(y)
+        if getattr(value, "ndim", 0) != 0:
+            raise LamRuntimeError(f"grad needs a scalar result, but the function returned shape "
+                                  f"{tuple(value.shape)}", self.span)
+        seed = constant(self.runtime.backend.scalar(1.0), self.marks, self.runtime)
+        ct = _collect(x, self.fty.dom, force(y_backprop(seed)), iter(inputs), xp)
+        return (y, ct) if self.with_value else ct
+
+    def relift(self, mark: str, depth: int) -> Gradient:
+        f = relift(self.f, self.fty, mark, depth, self.runtime)
+        return Gradient(f, self.fty, self.inserted(mark, depth), self.runtime, self.span, self.with_value)
+
+
+class Pullback(Differentiated):
+    """The pullback of ``vjp f x``: ``ct(B) ⊸ ct(A)``, forcing the backpropagators of the
+    result on the cotangent it is given (SPEC §3)."""
+
+    def __init__(self, f, fty, marks, runtime, span, x: Any):
+        super().__init__(f, fty, marks, runtime, span)
+        self.x = x
+        self.inputs: list[Backpropagator] = []
+        self.backprops: list = []
+        dual = relift(f, fty, "r", len(marks), runtime)
+        self.y = _split(dual(_wrap(x, fty.dom, self.inputs)), fty.cod, self.backprops)
+
+    def __call__(self, ct: Any) -> Any:
+        sent = sum_apply(self.backprops, _leaves(ct, self.fty.cod, []))
+        return _collect(self.x, self.fty.dom, force(sent), iter(self.inputs), self.runtime.backend.xp)
+
+    def relift(self, mark: str, depth: int) -> Pullback:
+        marks = self.inserted(mark, depth)
+        here = marked_type(self.fty.dom, self.marks[:len(self.marks) - depth])
+        x = relift(self.x, here, mark, depth, self.runtime)
+        f = relift(self.f, self.fty, mark, depth, self.runtime)
+        return Pullback(f, self.fty, marks, self.runtime, self.span, x)
+
+
+def vjp(f: Callable, x: Any, fty: FunType, marks: str, runtime: Runtime, span: Span | None) -> tuple[Any, Pullback]:
+    """``vjp f x = (f x, pullback)`` with ``pullback : ct(B) ⊸ ct(A)`` (SPEC §3)."""
+    pullback = Pullback(f, fty, marks, runtime, span, x)
+    return pullback.y, pullback
+
+
+def jvp(f: Callable, x: Any, dx: Any, fty: FunType, marks: str, runtime: Runtime,
+        span: Span | None) -> tuple[Any, Any]:
+    """``jvp f x dx = (f x, J·dx)``: →D(f) run on the pairs of ``x`` and ``dx`` (SPEC §3)."""
+    dual = relift(f, fty, "f", len(marks), runtime)
+    try:
+        point = pair(x, dx, fty.dom)
+    except ValueError as e:
+        raise LamRuntimeError(f"jvp: {e}", span) from None
+    return _unpair(dual(point), fty.cod)

@@ -1,0 +1,245 @@
+"""What the AD transforms ←D (lamad/reverse.py) and →D (lamad/forward.py) share.
+
+Both are compositional (SPEC §3): one clause per term former, by structural recursion,
+with no global analysis.  On every former but literals and builtins they are the same —
+``D(x) = x``, ``D(λx. t) = λx. D t``, ``D(t u) = D t D u``, ``let``, tuples, lists, ``if``
+— so :class:`Transform` implements those clauses once and a transform supplies its type
+map (:meth:`Transform.type_of`), its literal clause and its builtin clause.  The chain
+rule of each differentiable builtin is a small lamad *template* (``a * y`` for ``exp``'s
+transposed derivative, ``dx1 * y`` for its tangent), parsed once and instantiated here.
+
+Terms of the target calculus are transformed too, which is what makes nesting work
+(SPEC §3, Nesting): a linear function ``λa ⊸ t`` is transformed like a lambda, ``D(A ⊸ B)
+= D(A) ⊸ D(B)``; the gradient module ``d`` is left as it is, ``D(d) = d``, its ``0`` and
+``+`` commute with the transform, and the cotangents sent through it are the transformed
+ones.  An AD operator met inside a term is kept, marked with the transform
+(:func:`lamad.builtins.chained`), for the evaluator to apply to transformed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+
+from lamad.builtins import BUILTINS, chained
+from lamad.errors import LamTypeError
+from lamad.parser import parse_term
+from lamad.syntax import (
+    GRAD, App, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple,
+    TupleType, Type, Var, let_chain, map_children, term_names,
+)
+
+STRUCTURAL = frozenset({"map", "fold", "scan", "zip", "iterate", "fst", "snd", "length", "range", "append", "sum_apply"})
+"""Builtins that commute with both transforms: ``D(map) = map`` and so on (SPEC §3).
+``sum_apply`` sums backpropagator applications in ``d``, which the transforms leave alone."""
+
+CONSTANT = frozenset({"zeros", "ones", "eye", "randn", "uniform", "load", "real", "onehot", "step", "sign",
+                      "mask_ge", "mask_le", "argmax_mask", "ones_like", "zeros_like", "count"})
+"""Builtins whose derivative is zero (where it exists): a constant backpropagator ``λa ⊸ 0``
+for ←D, a zero tangent for →D."""
+
+
+# --------------------------------------------------------------------- templates
+
+
+@lru_cache(maxsize=None)
+def template(text: str) -> Term:
+    """A rule written in lamad, parsed once."""
+    return parse_term(text)
+
+
+def substitute(t: Term, names: dict[str, Term]) -> Term:
+    """A binder-free template with its variables replaced by terms."""
+    if isinstance(t, Var):
+        return names.get(t.name, t)
+    return map_children(t, lambda c: substitute(c, names))
+
+
+def rename(t: Term, mapping: dict[str, str]) -> Term:
+    """A template with its variables renamed (templates bind only names in ``mapping``)."""
+    if isinstance(t, Var):
+        return replace(t, name=mapping.get(t.name, t.name))
+    if isinstance(t, (Lam, LinLam)):
+        return replace(t, param=_rename_pattern(t.param, mapping), body=rename(t.body, mapping))
+    if isinstance(t, Let):
+        return replace(t, pattern=_rename_pattern(t.pattern, mapping), bound=rename(t.bound, mapping),
+                       body=rename(t.body, mapping))
+    return map_children(t, lambda c: rename(c, mapping))
+
+
+def _rename_pattern(p: Pattern, mapping: dict[str, str]) -> Pattern:
+    if isinstance(p, PVar):
+        return replace(p, name=mapping.get(p.name, p.name))
+    if isinstance(p, PTuple):
+        return replace(p, items=tuple(_rename_pattern(i, mapping) for i in p.items))
+    return p
+
+
+def respan(t: Term, span: Span | None) -> Term:
+    """A term made from a template, located at the primitive it differentiates."""
+    return replace(map_children(t, lambda c: respan(c, span)), span=span)
+
+
+def lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
+    """``let p1 = t1; …; pn = tn in body``."""
+    for pattern, bound in reversed(bindings):
+        body = Let(pattern, bound, body)
+    return body
+
+
+def annotate(p: Pattern, t: Type) -> Pattern:
+    """Give the variables of a parameter pattern their (transformed) types."""
+    if isinstance(p, (PVar, PWild)):
+        return replace(p, annot=t)
+    if isinstance(p, PTuple) and isinstance(t, TupleType):
+        return replace(p, items=tuple(annotate(i, it) for i, it in zip(p.items, t.items)))
+    return p
+
+
+# --------------------------------------------------------------------- the shared clauses
+
+
+class Transform:
+    """One run of a transform over an elaborated term: the clauses common to ←D and →D,
+    and a supply of fresh names that avoids every name of the source.
+
+    A subclass sets :attr:`mark` (``"←D"`` or ``"→D"``), :attr:`letter` (how its AD
+    operators are marked, see :func:`lamad.builtins.chained`) and :attr:`partner` (the
+    suffix that names the second component of a pair: ``x'`` for a backpropagator, ``dx``
+    for a tangent), and implements :meth:`type_of`, :meth:`literal` and :meth:`builtin`."""
+
+    mark = letter = ""
+    partner = "'"
+
+    def __init__(self, term: Term):
+        self.used = term_names(term)
+        self.counter = 0
+        self.constants: dict[int, bool] = {}
+
+    def type_of(self, t: Type) -> Type:
+        raise NotImplementedError
+
+    def literal(self, t: Lit) -> Term:
+        raise NotImplementedError
+
+    def builtin(self, t: Prim) -> Term:
+        raise NotImplementedError
+
+    def pair_name(self, x: str) -> str:
+        """The name of the second component of the pair that ``x`` is the first of."""
+        return x + "'" if self.partner == "'" else self.partner + x
+
+    def fresh(self, base: str) -> str:
+        """A new name ``x`` such that neither ``x`` nor its partner's name is used: the
+        source may itself have a variable called ``x1'`` or ``dx1``."""
+        while True:
+            self.counter += 1
+            name = f"{base}{self.counter}"
+            if name not in self.used and self.pair_name(name) not in self.used:
+                self.used.update((name, self.pair_name(name)))
+                return name
+
+    def pattern(self, p: Pattern) -> Pattern:
+        if isinstance(p, (PVar, PWild)) and p.annot is not None:
+            return replace(p, annot=self.type_of(p.annot))
+        if isinstance(p, PTuple):
+            return replace(p, items=tuple(self.pattern(i) for i in p.items))
+        return p
+
+    def term(self, t: Term) -> Term:
+        span = t.span
+        if isinstance(t, Var):
+            return Var(t.name, span=span)
+        if isinstance(t, Lit):
+            return self.literal(t)
+        if isinstance(t, (Lam, LinLam)):
+            param = annotate(self.pattern(t.param), self.type_of(t.ty.dom))
+            return type(t)(param, self.term(t.body), span=span, origin=(self.mark, t))
+        if isinstance(t, App):
+            return App(self.term(t.fn), self.term(t.arg), span=span)
+        if isinstance(t, Let):
+            chain, body = let_chain(t)
+            result = self.term(body)
+            for let in reversed(chain):
+                result = Let(self.pattern(let.pattern), self.term(let.bound), result, span=let.span)
+            return result
+        if isinstance(t, If):
+            return If(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span)
+        if isinstance(t, Tuple):
+            return Tuple(tuple(self.term(i) for i in t.items), span=span)
+        if isinstance(t, ListLit):
+            return ListLit(tuple(self.term(i) for i in t.items), span=span)
+        if isinstance(t, Prim):
+            return self.prim(t)
+        raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
+
+    def prim(self, t: Prim) -> Term:
+        """AD operators are marked with this transform; structural builtins and the
+        operations of ``d`` commute with it; the rest is the transform's chain rule."""
+        marked = chained(t.op, self.letter)
+        if marked is not None:
+            return Prim(marked, tuple(self.term(a) for a in t.args), span=t.span)
+        if t.op in STRUCTURAL or t.ty == GRAD:
+            return Prim(t.op, tuple(self.term(a) for a in t.args), span=t.span)
+        return self.builtin(t)
+
+    def operands(self, t: Prim) -> tuple[list[tuple[Pattern, Term]], list[Term], list[str | None]]:
+        """The arguments of a builtin, transformed and let-bound: ``(xi, xi')`` (←D) or
+        ``(xi, dxi)`` (→D) for a real or a tensor; a list of tensors, which builtins use
+        only for its shapes, by its values (``map fst``); a variable without reals as it
+        is, and a constant (a literal, ``2.0 - 1.0``) untransformed: its derivative is
+        zero and is not computed (``0 · log x`` would be NaN for ``x < 0``).  Returns the
+        bindings, the value of each argument and the name of its second component
+        (``None`` where there is none)."""
+        bindings: list[tuple[Pattern, Term]] = []
+        primals: list[Term] = []
+        partners: list[str | None] = []
+        for arg in t.args:
+            partner = None
+            if isinstance(arg, Var) and self.type_of(arg.ty) == arg.ty:
+                primal: Term = replace(arg, ty=None)
+            elif self.constant(arg):
+                primal = arg
+            elif self.type_of(arg.ty) == arg.ty:
+                primal = Var(self.fresh("n"))
+                bindings.append((PVar(primal.name), self.term(arg)))
+            elif isinstance(arg.ty, ListType):
+                primal = Var(self.fresh("xs"))
+                bindings.append((PVar(primal.name), self.rule("map fst x1", {"x1": self.term(arg)}, t.span)))
+            else:
+                primal = Var(self.fresh("x"))
+                partner = self.pair_name(primal.name)
+                bindings.append((PTuple((PVar(primal.name), PVar(partner))), self.term(arg)))
+            primals.append(primal)
+            partners.append(partner)
+        return bindings, primals, partners
+
+    def constant(self, t: Term) -> bool:
+        """Whether ``t`` is built from literals by builtins.  Memoised by node, so that the
+        pass stays linear on deeply nested terms."""
+        if id(t) not in self.constants:
+            self.constants[id(t)] = isinstance(t, Lit) or (isinstance(t, Prim) and all(map(self.constant, t.args)))
+        return self.constants[id(t)]
+
+    def rule(self, text: str, names: dict[str, Term], span: Span | None) -> Term:
+        """A template instantiated with ``names`` and located at ``span``."""
+        return respan(substitute(template(text), names), span)
+
+    def special(self, text: str, t: Prim) -> Term:
+        """A rule written as a whole term (for builtins over lists of tensors), in terms of
+        ``x1 … xk``, the transforms of the arguments, let-bound; its other bound names
+        are made fresh."""
+        rule = template(text)
+        bindings: list[tuple[Pattern, Term]] = []
+        mapping: dict[str, str] = {}
+        for i, arg in enumerate(t.args):
+            mapping[f"x{i + 1}"] = name = self.fresh("p")
+            bindings.append((PVar(name), self.term(arg)))
+        bound = term_names(rule) - set(BUILTINS) - set(mapping)
+        partners = {n: n.rstrip("'") if n.endswith("'") else n[1:] for n in bound
+                    if n.rstrip("'") in bound - {n} or (n.startswith("d") and n[1:] in bound)}
+        for name in sorted(bound - set(partners)):
+            mapping[name] = self.fresh(name)
+        for name, base in partners.items():  # x' and dx are named after x
+            mapping[name] = mapping[base] + "'" if name.endswith("'") else "d" + mapping[base]
+        return lets(bindings, respan(rename(rule, mapping), t.span))

@@ -1,0 +1,611 @@
+"""Forward mode →D, ``jvp``, and nested derivatives (SPEC §3 "Forward mode" and "Nesting";
+issue 8).  Tangent rules are checked one builtin at a time against central finite
+differences (float64) and against the transposed rules of ←D; random programs check that
+``jvp`` is the transpose of ``vjp``, that →D type-checks, and that ``jacfwd`` and
+``jacrev`` agree; Hessians are checked exactly on quadratic forms, against analytic
+formulas and against finite differences of the gradient, the wine MLP loss included;
+nesting is checked on every pair of modes, at third order, on closures and loops, and
+by counting backpropagator runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lamad
+from lamad.builtins import BUILTINS, ad_operator, builtin
+from lamad.forward import JVP, SPECIAL, forward, forward_type
+from lamad.gradient import Stats
+from lamad.reverse import backprop
+from lamad.syntax import REAL, TENSOR, FunType, ListType, TVar, Type, alpha_key
+from lamad.transform import CONSTANT, STRUCTURAL
+from lamad.types import infer_term
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP = 1e-6
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# ------------------------------------------------------------------ helpers
+
+
+def flat(value) -> np.ndarray:
+    """The real leaves of a lamad value (arrays, tuples, lists) as one float64 vector."""
+    if isinstance(value, (tuple, list)):
+        parts = [flat(v) for v in value]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    return np.asarray(value, dtype=np.float64).ravel()
+
+
+def moved(point: tuple, direction: tuple, h: float) -> tuple:
+    return tuple(np.asarray(x) + h * np.asarray(d) for x, d in zip(point, direction))
+
+
+def directional_difference(f, point: tuple, direction: tuple) -> np.ndarray:
+    """Central finite difference of ``f`` at ``point`` along ``direction``."""
+    return (flat(f(*moved(point, direction, STEP))) - flat(f(*moved(point, direction, -STEP)))) / (2 * STEP)
+
+
+def gradient_difference(grad, point, direction, step: float = 1e-5) -> np.ndarray:
+    """Central finite difference of a gradient along ``direction``: the Hessian applied to it."""
+    return (flat(grad(*moved(point, direction, step))) - flat(grad(*moved(point, direction, -step)))) / (2 * step)
+
+
+def like(value, rng):
+    """A random value with the structure and shapes of ``value``."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(like(v, rng) for v in value)
+    return rng.standard_normal(np.shape(value))
+
+
+# ------------------------------------------------------------------ every builtin's tangent rule
+
+# A use of each builtin with real arguments, as a function of x1 … xk, and the shapes of
+# the arguments ("+" before a shape: positive entries; () is a Real).
+USES: dict[str, tuple[str, list]] = {
+    "add": ("x1 + x2", [(2, 3), (3,)]),
+    "sub": ("x1 - x2", [(2, 3), ()]),
+    "mul": ("x1 * x2", [(2, 3), (2, 1)]),
+    "div": ("x1 / x2", [(3,), "+3"]),
+    "pow": ("x1 ** x2", ["+3", (3,)]),
+    "neg": ("-x1", [(3,)]),
+    "max": ("max x1 x2", [(3,), (3,)]),
+    "min": ("min x1 x2", [(3,), ()]),
+    "matmul": ("x1 @ x2", [(2, 3), (3, 4)]),
+    "exp": ("exp x1", [(3,)]),
+    "log": ("log x1", ["+3"]),
+    "sin": ("sin x1", [(3,)]),
+    "cos": ("cos x1", [(3,)]),
+    "tanh": ("tanh x1", [(3,)]),
+    "sigmoid": ("sigmoid x1", [(3,)]),
+    "relu": ("relu x1", [(4,)]),
+    "sqrt": ("sqrt x1", ["+3"]),
+    "abs": ("abs x1", [(4,)]),
+    "square": ("square x1", [(3,)]),
+    "log1p": ("log1p x1", ["+3"]),
+    "sum": ("sum x1", [(2, 3)]),
+    "mean": ("mean x1", [(2, 3)]),
+    "sum_axis": ("sum_axis 1 x1", [(2, 3)]),
+    "mean_axis": ("mean_axis 0 x1", [(2, 3)]),
+    "max_axis": ("max_axis 1 x1", [(2, 3)]),
+    "logsumexp_axis": ("logsumexp_axis 1 x1", [(2, 3)]),
+    "softmax_axis": ("softmax_axis 0 x1", [(2, 3)]),
+    "transpose": ("transpose x1", [(2, 3)]),
+    "reshape": ("reshape x1 [3, 2]", [(2, 3)]),
+    "dot": ("dot x1 x2", [(3,), (3,)]),
+    "outer": ("outer x1 x2", [(2,), (3,)]),
+    "scalar": ("scalar x1", [(1, 1)]),
+    "fill": ("fill x1 [2, 2]", [()]),
+    "expand_dims": ("expand_dims 1 x1", [(2, 3)]),
+    "unbroadcast": ("unbroadcast x1 x2", [(3,), (2, 3)]),
+    "matmul_dx": ("matmul_dx x1 x2 x3", [(2, 3), (3, 4), (2, 4)]),
+    "matmul_dy": ("matmul_dy x1 x2 x3", [(2, 3), (3, 4), (2, 4)]),
+    "embed": ("embed 1 x1 x2", [(3, 2), (2,)]),
+    "take": ("take 2 x1", [(3, 2)]),
+    "stack": ("stack [x1, x2, x1 * x2]", [(2,), (2,)]),
+    "concat": ("concat 1 [x1, x2]", [(2, 1), (2, 3)]),
+    "unstack": ("unstack (x1 * x1)", [(3, 2)]),
+    "split_like": ("split_like 0 [x2, x2, x1] (x3 * x3)", [(4,), (1,), (6,)]),
+    "piece": ("piece 0 [x2, x1] 1 (x1 * x1)", [(3,), (2,)]),
+    "pad_piece": ("pad_piece 1 [x2, x1] 1 (x1 * x1)", [(2, 3), (2, 1)]),
+    # constants: the tangent is zero, and so is the finite difference
+    "step": ("step x1", [(3,)]),
+    "sign": ("sign x1", [(3,)]),
+    "mask_ge": ("mask_ge x1 x2", [(3,), (3,)]),
+    "mask_le": ("mask_le x1 x2", [(3,), (3,)]),
+    "argmax_mask": ("argmax_mask 0 x1", [(3, 2)]),
+    "ones_like": ("ones_like x1", [(3,)]),
+    "zeros_like": ("zeros_like x1", [(3,)]),
+    "count": ("count x1", [(2, 3)]),
+    "onehot": ("onehot 3 x1", [(2,)]),
+}
+NO_REAL_ARGUMENT = {"zeros", "ones", "eye", "randn", "uniform", "load", "real"}
+"""Constants that take no real argument: nothing to perturb."""
+
+
+def _discrete(t: Type) -> bool:
+    """Whether a builtin's result type holds no reals (nor a variable that could be one)."""
+    if isinstance(t, ListType):
+        return _discrete(t.elem)
+    return t not in (REAL, TENSOR) and not isinstance(t, TVar)
+
+
+def test_every_builtin_has_a_tangent_rule():
+    """Each builtin is an AD operator, structural, constant, has a tangent rule (JVP or a
+    rule of its own) or returns no reals; and every rule is checked against finite
+    differences below.  A builtin added without a rule fails here."""
+    missing = []
+    for name, b in BUILTINS.items():
+        if ad_operator(name) or b.typing == "derived" or name in STRUCTURAL or name in CONSTANT:
+            continue
+        if name in JVP or name in SPECIAL:
+            assert len(JVP.get(name, b.params)) == b.arity, name
+            continue
+        if not _discrete(b.result):
+            missing.append(name)
+    assert not missing, f"no tangent rule for {missing}"
+    checked = set(USES) | NO_REAL_ARGUMENT
+    assert set(JVP) | set(SPECIAL) | CONSTANT <= checked, sorted((set(JVP) | set(SPECIAL) | CONSTANT) - checked)
+    assert all(builtin(name) is not None for name in USES)
+
+
+def _use(name: str):
+    body, shapes = USES[name]
+    params = " ".join(f"(x{i + 1} : {'Real' if s == () else 'Tensor'})" for i, s in enumerate(shapes))
+    prog = lamad.loads(f"def f {params} = {body}\n")
+    rng = np.random.default_rng(sorted(USES).index(name))
+    point = []
+    for s in shapes:
+        if isinstance(s, str):
+            point.append(rng.uniform(0.5, 2.0, size=(int(s[1:]),)))
+        else:
+            point.append(rng.standard_normal(s))
+    if name == "onehot":
+        point[0] = point[0] + 0.5  # labels away from integers: onehot is locally constant
+    return prog.f, tuple(point), rng
+
+
+@pytest.mark.parametrize("name", sorted(USES))
+def test_tangent_rule_against_finite_differences_and_vjp(name):
+    """``jvp`` of each builtin equals the central finite difference along a random
+    direction, and is the transpose of ``vjp``: <J·dx, ct> = <dx, Jᵀ·ct>."""
+    f, point, rng = _use(name)
+    direction = tuple(rng.standard_normal(np.shape(x)) for x in point)
+    y, tangent = lamad.jvp(f, point, direction)
+    np.testing.assert_allclose(flat(y), flat(f(*point)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(flat(tangent), directional_difference(f, point, direction), rtol=1e-6, atol=1e-8)
+    if name in CONSTANT:
+        assert not flat(tangent).any()
+        return
+    ct = like(y, rng)
+    _, pullback = lamad.vjp(f, *point)
+    back = pullback(ct)
+    back = back if len(point) > 1 else (back,)
+    assert np.isclose(flat(tangent) @ flat(ct), flat(direction) @ flat(back), rtol=1e-10, atol=1e-12)
+    assert infer_term(forward(f.closure.lamad[0].term), {}).ty == forward_type(f.type)
+
+
+def test_conventions_at_kinks_match_reverse_mode():
+    """relu'(0) = abs'(0) = 0, max follows its first argument on ties, max_axis the first
+    maximum (SPEC §2.4), in forward mode as in reverse mode."""
+    p = lamad.loads(textwrap.dedent("""\
+        def k (x : Tensor) : Tensor = relu x + abs x
+        def m (x : Tensor) (y : Tensor) : Tensor = max x y
+        def ma (x : Tensor) : Tensor = max_axis 0 x
+    """))
+    _, t = lamad.jvp(p.k, (np.zeros(2),), (np.ones(2),))
+    np.testing.assert_array_equal(t, [0.0, 0.0])
+    _, t = lamad.jvp(p.m, (np.ones(2), np.ones(2)), (np.array([1.0, 2.0]), np.array([5.0, 7.0])))
+    np.testing.assert_array_equal(t, [1.0, 2.0])
+    _, t = lamad.jvp(p.ma, (np.array([3.0, 3.0, 1.0]),), (np.array([1.0, 2.0, 4.0]),))
+    assert float(t) == 1.0
+
+
+# ------------------------------------------------------------------ random programs
+
+UNARY = ["tanh {}", "sin {}", "cos {}", "sigmoid {}", "exp (-(square {}))", "log1p (square {})",
+         "sqrt (1.0 + square {})", "(-{})", "relu {}"]
+BINARY = ["{} + {}", "{} - {}", "{} * {}", "max {} {}", "{} / (1.0 + square {})"]
+
+
+def _combine(template: str, *parts):
+    kind = "T" if any(k == "T" for _, k in parts) else "R"
+    return template.format(*(f"({text})" for text, _ in parts)), kind
+
+
+def expressions():
+    """Random compositions of differentiable builtins of ``x : Tensor`` (shape (3,)),
+    ``r : Real`` and ``w : Tensor`` (3 × 3), as (lamad text, "T" or "R")."""
+    leaves = st.sampled_from([("x", "T"), ("r", "R"), ("w @ x", "T"), ("2.0 * r", "R")])
+
+    def extend(children):
+        tensors = children.filter(lambda c: c[1] == "T")
+        return st.one_of(
+            st.tuples(st.sampled_from(UNARY), children).map(lambda p: _combine(p[0], p[1])),
+            st.tuples(st.sampled_from(BINARY), children, children).map(lambda p: _combine(p[0], p[1], p[2])),
+            st.tuples(st.sampled_from(["sum {}", "mean {}"]), tensors).map(lambda p: (p[0].format(f"({p[1][0]})"), "R")),
+            tensors.map(lambda c: (f"w @ ({c[0]})", "T")),
+            tensors.map(lambda c: (f"softmax_axis 0 ({c[0]})", "T")),
+            st.tuples(tensors, tensors).map(lambda p: (f"dot ({p[0][0]}) ({p[1][0]})", "R")),
+        )
+    return st.recursive(leaves, extend, max_leaves=7)
+
+
+POINT = (np.array([0.31, -0.73, 1.13]), 0.47, np.array([[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [-0.4, 0.2, 0.7]]))
+"""A point away from the kinks of relu and max (no component of w @ x is r or 0)."""
+
+
+def _program(body: str) -> lamad.LoadedProgram:
+    return lamad.loads(f"def f (x : Tensor) (r : Real) (w : Tensor) = {body}\n")
+
+
+@PROPERTY
+@given(expressions(), expressions(), st.integers(0, 2**32 - 1))
+def test_jvp_is_the_transpose_of_vjp_on_random_programs(e1, e2, seed):
+    """<jvp(dx), ct> = <dx, vjp(ct)> for random programs of two results; →D of the
+    program type-checks at →D(A) and prints and parses back; jvp agrees with finite
+    differences."""
+    prog = _program(f"({e1[0]}, {e2[0]})")
+    term, ty = prog.typed.terms["f"], prog.types["f"]
+    transformed = forward(term)
+    assert infer_term(transformed, {}).ty == forward_type(ty)
+    again = infer_term(lamad.parse(lamad.pretty(transformed)), {})
+    assert again.ty == forward_type(ty) and alpha_key(again) == alpha_key(infer_term(transformed, {}))
+    rng = np.random.default_rng(seed)
+    direction = (rng.standard_normal(3), rng.standard_normal(()), rng.standard_normal((3, 3)))
+    y, tangent = lamad.jvp(prog.f, POINT, direction)
+    ct = like(y, rng)
+    _, pullback = lamad.vjp(prog.f, *POINT)
+    back = pullback(ct)
+    lhs, rhs = flat(tangent) @ flat(ct), flat(direction) @ flat(back)
+    assert np.isclose(lhs, rhs, rtol=1e-9, atol=1e-12), (lhs, rhs)
+    np.testing.assert_allclose(flat(tangent), directional_difference(prog.f, POINT, direction),
+                               rtol=1e-5, atol=1e-6)
+
+
+@PROPERTY
+@given(expressions(), expressions())
+def test_jacfwd_and_jacrev_agree_on_random_programs(e1, e2):
+    """Random programs ``Tensor -> Tensor`` with several results (shape (2, 3), or (2,)):
+    the Jacobians by columns (jvp) and by rows (pullbacks) agree, have shape out + in,
+    and match finite differences."""
+    def tensor(e):
+        return e[0] if e[1] == "T" else f"({e[0]}) * x"
+    prog = lamad.loads(textwrap.dedent(f"""\
+        def w : Tensor = reshape (stack [0.5, -0.2, 0.1, 0.3, 0.8, -0.6, -0.4, 0.2, 0.7]) [3, 3]
+        def f (x : Tensor) : Tensor = let r = 0.47 in stack [{tensor(e1)}, {tensor(e2)}]
+    """))
+    x = POINT[0]
+    forward_jacobian, reverse_jacobian = lamad.jacfwd(prog.f)(x), lamad.jacrev(prog.f)(x)
+    assert forward_jacobian.shape == reverse_jacobian.shape == (2, 3, 3)
+    np.testing.assert_allclose(forward_jacobian, reverse_jacobian, rtol=1e-10, atol=1e-12)
+    for i in range(3):
+        e = np.eye(3)[i]
+        np.testing.assert_allclose(forward_jacobian[..., i].ravel(), directional_difference(prog.f, (x,), (e,)),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_jacobians_of_many_shapes():
+    """out + in for matrix arguments and results, Real arguments and Real results."""
+    p = lamad.loads(textwrap.dedent("""\
+        def m (x : Tensor) : Tensor = transpose (x * x)          -- (2, 3) -> (3, 2)
+        def s (x : Real) : Tensor = stack [x, x * x, sin x]      -- Real -> (3,)
+        def v (x : Tensor) : Real = sum (exp x)                  -- (2,) -> Real
+        def d (x : Tensor) : Tensor = jacfwd m x
+        def e (x : Tensor) : Tensor = jacrev m x
+    """))
+    x = np.arange(6.0).reshape(2, 3) / 4
+    jf, jr = lamad.jacfwd(p.m)(x), lamad.jacrev(p.m)(x)
+    expected = np.zeros((3, 2, 2, 3))
+    for i in range(2):
+        for j in range(3):
+            expected[j, i, i, j] = 2 * x[i, j]
+    np.testing.assert_allclose(jf, expected, atol=1e-15)
+    np.testing.assert_allclose(jr, expected, atol=1e-15)
+    np.testing.assert_allclose(p.d(x), expected, atol=1e-15)
+    np.testing.assert_allclose(p.e(x), expected, atol=1e-15)
+    np.testing.assert_allclose(lamad.jacfwd(p.s)(0.5), [1.0, 1.0, np.cos(0.5)])
+    np.testing.assert_allclose(lamad.jacrev(p.s)(0.5), [1.0, 1.0, np.cos(0.5)])
+    np.testing.assert_allclose(lamad.jacfwd(p.v)(np.array([0.0, 1.0])), np.exp([0.0, 1.0]))
+    np.testing.assert_allclose(lamad.jacrev(p.v)(np.array([0.0, 1.0])), np.exp([0.0, 1.0]))
+
+
+# ------------------------------------------------------------------ Hessians
+
+def test_hessian_of_a_quadratic_form_is_exact():
+    """x ↦ xᵀAx/2 has Hessian (A + Aᵀ)/2: with integer A and x every operation is exact, so
+    the Hessian (forward-over-reverse) is equal to it, not just close; so is every hvp."""
+    p = lamad.loads(textwrap.dedent("""\
+        def q (a : Tensor) (x : Tensor) : Real = dot x (a @ x) / 2.0
+        def h (a : Tensor) (x : Tensor) : Tensor = hessian (\\x. q a x) x
+        def hv (a : Tensor) (x : Tensor) (v : Tensor) : Tensor = hvp (\\x. q a x) x v
+        def r = hessian (\\x. 3.0 * x * x - x) 7.0
+    """))
+    rng = np.random.default_rng(8)
+    a = rng.integers(-5, 6, size=(4, 4)).astype(float)
+    x = rng.integers(-3, 4, size=4).astype(float)
+    v = rng.integers(-3, 4, size=4).astype(float)
+    expected = (a + a.T) / 2
+    np.testing.assert_array_equal(p.h(a, x), expected)
+    np.testing.assert_array_equal(lamad.hessian(p.q, argnums=1)(a, x), expected)
+    np.testing.assert_array_equal(p.hv(a, x, v), expected @ v)
+    np.testing.assert_array_equal(lamad.hvp(p.q, (a, x), (np.zeros((4, 4)), v))[1], expected @ v)
+    assert float(p.r) == 6.0
+
+
+LOG_EXP_TANH = textwrap.dedent("""\
+    def f (w : Tensor) (x : Tensor) : Real =
+        sum (tanh (w @ x)) + log (sum (exp x)) + sum (log1p (exp (-x)))
+""")
+
+
+def _log_exp_tanh_hessian(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The Hessian in x of f above, by hand: Wᵀ diag(-2 t (1 - t²)) W for the tanh term,
+    diag(p) - p pᵀ for log-sum-exp, diag(σ(x)(1 - σ(x))) for Σ log(1 + e^-x)."""
+    t = np.tanh(w @ x)
+    p = np.exp(x) / np.exp(x).sum()
+    s = 1 / (1 + np.exp(-x))
+    return w.T @ np.diag(-2 * t * (1 - t * t)) @ w + np.diag(p) - np.outer(p, p) + np.diag(s * (1 - s))
+
+
+def test_hessian_and_hvp_of_log_exp_tanh_compositions():
+    """Against the analytic Hessian, against finite differences of the gradient, and hvp
+    against the Hessian times the vector; in the language and in the API."""
+    p = lamad.loads(LOG_EXP_TANH + textwrap.dedent("""\
+        def h (w : Tensor) (x : Tensor) : Tensor = hessian (\\x. f w x) x
+        def hv (w : Tensor) (x : Tensor) (v : Tensor) : Tensor = hvp (\\x. f w x) x v
+    """))
+    rng = np.random.default_rng(3)
+    w, x, v = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    expected = _log_exp_tanh_hessian(w, x)
+    hessian = p.h(w, x)
+    np.testing.assert_allclose(hessian, expected, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(lamad.hessian(p.f, argnums=1)(w, x), expected, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(p.hv(w, x, v), expected @ v, rtol=1e-12, atol=1e-13)
+    grad_x = lamad.grad(p.f, argnums=1)
+    np.testing.assert_allclose(p.hv(w, x, v), gradient_difference(lambda x: grad_x(w, x), (x,), (v,)),
+                               rtol=1e-6, atol=1e-8)
+    fd = np.stack([gradient_difference(lambda x: grad_x(w, x), (x,), (e,)) for e in np.eye(4)], axis=1)
+    np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8)
+
+
+WINE = textwrap.dedent("""\
+    -- the wine MLP of seeds/003: a hidden layer of tanh units, squared error over n samples
+    def loss (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) : Real =
+        let n = real (length (unstack (transpose x))) in sum ((w2 @ tanh (w1 @ x) - y) ** 2) / n
+    def hvp_w (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) (v1 : Tensor) (v2 : Tensor) : Tensor * Tensor =
+        hvp (\\(a, b). loss a b x y) (w1, w2) (v1, v2)
+    def hessian_w1 (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) : Tensor =
+        hessian (\\a. loss a w2 x y) w1
+""")
+
+
+@pytest.fixture(scope="module")
+def wine():
+    """The MLP of seeds/003 on data shaped like the wine set (13 normalised features, labels
+    ±1), smaller: 24 samples and 3 hidden units."""
+    rng = np.random.default_rng(2024)
+    x = rng.standard_normal((13, 24))
+    x = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+    y = np.sign(rng.standard_normal((1, 24)))
+    w1, w2 = rng.uniform(size=(3, 13)) / 2, rng.uniform(size=(1, 3))
+    return lamad.loads(WINE), w1, w2, x, y
+
+
+def test_hvp_of_the_wine_mlp_loss_matches_finite_differences_of_the_gradient(wine):
+    p, w1, w2, x, y = wine
+    rng = np.random.default_rng(5)
+    v1, v2 = rng.standard_normal(w1.shape), rng.standard_normal(w2.shape)
+    h1, h2 = p.hvp_w(w1, w2, x, y, v1, v2)
+    grad = lamad.grad(p.loss, argnums=(0, 1))
+    fd = gradient_difference(lambda a, b: grad(a, b, x, y), (w1, w2), (v1, v2))
+    np.testing.assert_allclose(np.concatenate([h1.ravel(), h2.ravel()]), fd, rtol=1e-6, atol=1e-8)
+    api_h1, api_h2, _, _ = lamad.hvp(p.loss, (w1, w2, x, y), (v1, v2, np.zeros_like(x), np.zeros_like(y)))
+    np.testing.assert_allclose(api_h1, h1, rtol=1e-13)
+    np.testing.assert_allclose(api_h2, h2, rtol=1e-13)
+
+
+def test_hessian_of_the_wine_mlp_loss_matches_finite_differences_of_the_gradient(wine):
+    p, w1, w2, x, y = wine
+    hessian = p.hessian_w1(w1, w2, x, y)
+    assert hessian.shape == w1.shape + w1.shape
+    np.testing.assert_allclose(hessian, hessian.transpose(2, 3, 0, 1), rtol=1e-10, atol=1e-13)
+    grad_w1 = lamad.grad(p.loss)
+    rows = [gradient_difference(lambda a: grad_w1(a, w2, x, y), (w1,), (e.reshape(w1.shape),)) for e in np.eye(w1.size)]
+    fd = np.stack(rows, axis=1).reshape(hessian.shape)
+    np.testing.assert_allclose(hessian, fd, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------ nesting
+
+NESTED = textwrap.dedent("""\
+    def s (x : Real) : Real = sin x
+    def cube (x : Real) : Real = x * x * x
+    def rrr = grad (grad (grad s)) 0.5                                -- reverse over reverse over reverse
+    def frr = snd (jvp (grad (grad s)) 0.5 1.0)                       -- forward over reverse over reverse
+    def fff = snd (jvp (\\x. snd (jvp (\\y. snd (jvp s y 1.0)) x 1.0)) 0.5 1.0)
+    def rfr = grad (\\x. snd (jvp (grad s) x 1.0)) 0.5                -- reverse over forward over reverse
+    def confusion = grad (\\x. x * grad (\\y. x + y) 2.0) 3.0         -- d/dx (x · 1) = 1, not 2
+    def confusion_f = snd (jvp (\\x. x * snd (jvp (\\y. x * y) 5.0 1.0)) 3.0 1.0)  -- d/dx x² = 6
+    def inner = grad (\\x. let g = \\y. x * y * y in grad g x) 3.0    -- a closure made inside: d/dx 2x² = 12
+    def through_vjp = grad (\\x. let (y, pullback) = vjp (\\z. z * z * x) x in pullback 1.0) 2.0  -- d/dx 2x² = 8
+    def through_fold = grad (\\x. fold (\\acc y. acc + grad (\\z. z * z * y) x) 0.0 [1.0, 2.0, x]) 3.0
+    def through_map (x : Tensor) : Tensor = grad (\\v. fold (\\acc t. acc + grad cube (scalar t)) 0.0 (unstack v)) x
+""")
+
+
+def test_nested_derivatives_of_every_kind():
+    p = lamad.loads(NESTED)
+    for name in ("rrr", "frr", "fff", "rfr"):
+        np.testing.assert_allclose(float(p[name]), -np.cos(0.5), rtol=1e-14, err_msg=name)
+    assert float(p.confusion) == 1.0
+    assert float(p.confusion_f) == 6.0
+    assert float(p.inner) == 12.0
+    assert float(p.through_vjp) == 8.0
+    assert float(p.through_fold) == 18.0  # Σ 2xy over y = 1, 2, x: 2x(3 + x), derivative 6 + 4x
+    np.testing.assert_allclose(p.through_map(np.array([1.0, -2.0])), [6.0, -12.0])
+
+
+def test_nested_derivatives_of_tensor_programs():
+    """grad of a function that takes a gradient, and the Hessian of a function of a matrix
+    that uses a gradient inside, against finite differences."""
+    p = lamad.loads(textwrap.dedent("""\
+        def e (x : Tensor) : Real = sum (exp (x * x)) + sum (tanh x) * sum x
+        def g (x : Tensor) : Tensor = grad (\\v. sum (grad e v * grad e v)) x
+        def descent (x : Tensor) : Real = e (x - 0.1 * grad e x)       -- one gradient step, then the loss
+        def meta (x : Tensor) : Tensor = grad descent x
+    """))
+    x = np.array([0.2, -0.4, 0.3])
+    for name, inner in (("g", lambda v: float(np.sum(lamad.grad(p.e)(v) ** 2))), ("meta", lambda v: float(p.descent(v)))):
+        fd = np.array([(inner(x + STEP * d) - inner(x - STEP * d)) / (2 * STEP) for d in np.eye(3)])
+        np.testing.assert_allclose(p[name](x), fd, rtol=1e-6, atol=1e-8, err_msg=name)
+    hessian = lamad.hessian(p.descent)(x)
+    fd = np.stack([gradient_difference(p.meta, (x,), (d,)) for d in np.eye(3)], axis=1)
+    np.testing.assert_allclose(hessian, fd, rtol=1e-5, atol=1e-7)
+
+
+def test_api_functions_nest():
+    """The Python API differentiates lamad functions that use the AD operators."""
+    p = lamad.loads(textwrap.dedent("""\
+        def f (x : Tensor) : Real = sum (sin x) * sum (x * x)
+        def df (x : Tensor) : Tensor = grad f x
+        def hf (x : Tensor) : Tensor = hessian f x
+    """))
+    x = np.array([0.5, -1.0])
+    np.testing.assert_allclose(lamad.jacfwd(p.df)(x), p.hf(x), rtol=1e-13)
+    np.testing.assert_allclose(lamad.jacrev(p.df)(x), p.hf(x), rtol=1e-13)
+    third = lamad.jacfwd(p.hf)(x)
+    fd = np.stack([gradient_difference(p.hf, (x,), (d,)) for d in np.eye(2)], axis=-1).reshape(third.shape)
+    np.testing.assert_allclose(third, fd, rtol=1e-6, atol=1e-8)
+
+
+def _chain(n: int) -> lamad.LoadedProgram:
+    """SPEC §4's shared chain x_i = x_(i-1) · x_(i-1), whose naive backward pass is 2^n calls."""
+    links = "; ".join(f"x{i} = x{i - 1} * x{i - 1}" for i in range(1, n + 1))
+    return lamad.loads(f"def f (x0 : Real) : Real = let {links} in x{n}\n")
+
+
+SECOND = lamad.loads(textwrap.dedent("""\
+    def hvp_at (f : Real -> Real) (x : Real) : Real = hvp f x 1.0
+    def grad_grad_at (f : Real -> Real) (x : Real) : Real = grad (grad f) x
+"""))
+
+
+@pytest.mark.parametrize("second", ["hvp_at", "grad_grad_at"])
+def test_nested_derivatives_keep_forcing_linear(second):
+    """On the shared chain, a second derivative (forward-over-reverse, reverse-over-reverse)
+    runs a number of backpropagators proportional to n, where calling them eagerly would
+    make 2^n calls: forcing stays linear at every level.  f = x^(2^n), f''(1) = k(k - 1)."""
+    runs = {}
+    for n in (8, 16):
+        f = _chain(n).f
+        Stats.reset()
+        value = SECOND[second](f, 1.0)
+        runs[n] = Stats.backprop_runs
+        k = 2 ** n
+        assert float(value) == k * (k - 1)
+    assert runs[16] <= 2 * runs[8] + 8, runs
+    assert runs[16] <= 8 * 16, runs
+
+
+# ------------------------------------------------------------------ the transform itself
+
+def test_forward_of_the_examples_type_checks_and_prints_back():
+    """→D of every definition of every example has type →D(A), and its printed form (raw
+    and simplified, Unicode and ASCII) parses back to a term of that type."""
+    for path in sorted((ROOT / "examples").glob("*.lam")):
+        prog = lamad.load(path)
+        for name in prog.types:
+            for simplified in (False, True):
+                _, ty, term = prog.forward(name, simplified=simplified)
+                assert ty == forward_type(prog.types[name]), (path.name, name)
+                types = {n: forward_type(t) for n, t in prog.types.items()}
+                for ascii in (False, True):
+                    assert infer_term(lamad.parse(lamad.pretty(term, ascii=ascii)), types).ty == ty
+
+
+def test_forward_is_compositional_and_printable():
+    """→D of a small term, as SPEC §3 writes it: a pair per real, the primal computed as
+    before, the tangent by the rules."""
+    prog = lamad.loads("def f (x : Real) (y : Real) : Real = exp (x * y)\n")
+    _, ty, term = prog.forward("f")
+    assert lamad.pretty_type(ty) == "Real × Real → Real × Real → Real × Real"
+    assert lamad.pretty(term) == ("λ((x, dx) : Real × Real) ((y, dy) : Real × Real).\n"
+                                  "    let z1 = exp (x · y) in (z1, (dx · y + x · dy) · z1)")
+
+
+def test_nested_operators_are_marked_and_type_check():
+    """An AD operator inside a transformed term is marked with the transform (grad'f is
+    grad under →D), prints, parses and type-checks at the transformed type."""
+    prog = lamad.loads("def g (x : Real) : Real = grad (\\y. x * y * y) x\n")
+    term = prog.typed.terms["g"]
+    for transform, type_of, mark in ((forward, forward_type, "grad'f"), (backprop, None, "grad'r")):
+        target = transform(term)
+        text = lamad.pretty(target)
+        assert mark in text
+        checked = infer_term(lamad.parse(text), {})
+        if type_of is not None:
+            assert checked.ty == type_of(prog.types["g"])
+    marked = infer_term(lamad.parse("grad'f (\\(x : Real * Real). (sin (fst x), snd x * cos (fst x)))"), {})
+    assert marked.ty == forward_type(FunType(REAL, REAL))
+
+
+# ------------------------------------------------------------------ errors and the command line
+
+@pytest.mark.parametrize("source, message", [
+    ("def f = jvp (\\x. x * x) 1.0 (1.0, 2.0)", "the tangent of 'jvp'"),
+    ("def f = jvp 1.0 1.0 1.0", "'jvp' differentiates a function"),
+    ("def f = hessian (\\(x : Tensor). x) (ones [2])", "'hessian' needs a function from Real or Tensor to Real"),
+    ("def f = jacfwd (\\(x : Real * Real). fst x) (1.0, 2.0)", "'jacfwd' needs a function from Real or Tensor"),
+    ("def f = hvp (\\(x : Real). x) 1.0 (ones [2])", "the tangent of 'jvp'"),
+])
+def test_type_errors(source, message):
+    with pytest.raises(lamad.LamTypeError, match=message) as info:
+        lamad.loads(source + "\n", filename="e.lam")
+    assert str(info.value).startswith("e.lam:1:")
+
+
+def test_a_tangent_of_the_wrong_shape_is_a_located_runtime_error():
+    prog = lamad.loads("def f (x : Tensor) : Tensor = x * x\ndef main = jvp f (ones [3]) (ones [2])\n",
+                       filename="t.lam")
+    with pytest.raises(lamad.LamRuntimeError, match=r"t\.lam:2:12: .*tangent has shape \(2,\) where the point "
+                                                    r"has shape \(3,\)"):
+        prog.main
+
+
+def test_api_tangents_of_the_wrong_shape_are_python_errors():
+    p = lamad.loads("def f (x : Tensor) (y : Real) : Tensor = x * y\n")
+    with pytest.raises(ValueError, match=r"jvp f: argument 0: the tangent has shape \(2,\) where the point has "
+                                         r"shape \(3,\)"):
+        lamad.jvp(p.f, (np.ones(3), 2.0), (np.ones(2), 1.0))
+    with pytest.raises(TypeError, match="1 primals but 2 tangents"):
+        lamad.hvp(p.f, (np.ones(3),), (np.ones(3), 1.0))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "lamad.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=60)
+
+
+def test_lamad_grad_forward_prints_the_forward_transform(tmp_path):
+    out = _cli("grad", "examples/symbolic.lam", "--entry", "f", "--forward")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "-- →D(f) : Real × Real → Real × Real → Real × Real"
+    assert [d.name for d in lamad.parse_program(out.stdout).defs] == ["f"]
+    assert "dz1 = dx1 - dx2" in out.stdout
+    ascii = _cli("grad", "examples/symbolic.lam", "--entry", "f", "--forward", "--ascii", "--raw")
+    assert ascii.returncode == 0 and ascii.stdout.startswith("-- JD(f) : Real * Real -> ")
+    bad = tmp_path / "bad.lam"
+    bad.write_text("def f (x : Real) : Real = x\ndef main = jvp f 1.0 (2.0, 3.0)\n", encoding="utf-8")
+    err = _cli("run", str(bad))
+    assert err.returncode == 1 and "Traceback" not in err.stderr
+    assert err.stderr.startswith(f"{bad}:2:") and "^" in err.stderr
