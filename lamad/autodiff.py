@@ -208,8 +208,9 @@ class Gradient(Differentiated):
         y, y_backprop = self._dual(_wrap(x, self.fty.dom, inputs))
         value = _primal(y)
         if getattr(value, "ndim", 0) != 0:
-            raise LamRuntimeError(f"grad needs a scalar result, but the function returned shape "
-                                  f"{tuple(value.shape)}", self.span)
+            op = "value_and_grad" if self.with_value else "grad"
+            raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of shape "
+                                  f"{tuple(value.shape)}; reduce it with sum or mean", self.span)
         seed = constant(self.runtime.backend.scalar(1.0), self.marks, self.runtime)
         ct = _collect(x, self.fty.dom, force(y_backprop(seed)), iter(inputs), xp)
         return (y, ct) if self.with_value else ct

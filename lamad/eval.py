@@ -24,7 +24,7 @@ from lamad.backend import get_backend
 from lamad.builtins import BUILTINS, MARKS, Runtime, ad_operator
 from lamad.errors import LamError, LamRuntimeError
 from lamad.forward import forward, forward_type
-from lamad.gradient import ZERO, Backpropagator
+from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.parser import surface_name
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
