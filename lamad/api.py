@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from lamad.backend import Backend, get_backend
 from lamad.builtins import Runtime
-from lamad.deep import deep
+from lamad.deep import collector_paused, deep
 from lamad.errors import LamError
 from lamad.eval import Compiler
 from lamad.parser import parse_program, parse_term
@@ -75,7 +75,7 @@ class LoadedProgram:
 
     @deep
     def _evaluate(self, name: str) -> Any:
-        thunk = Compiler(self.runtime, self.value).compile_closed(self.typed.terms[name])
+        thunk = collector_paused(Compiler(self.runtime, self.value).compile_closed)(self.typed.terms[name])
         return thunk()
 
     def evaluate(self, text: str, expected: Type | None = None, filename: str = "<input>") -> Any:
@@ -207,6 +207,7 @@ def to_python(v: Any, t: Type, program: LoadedProgram) -> Any:
 
 
 @deep
+@collector_paused
 def _check(source: str) -> TypedProgram:
     return typecheck(parse_program(source))
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from lamad import gradient
 from lamad.backend import get_backend
 from lamad.builtins import AD_OPERATORS, BUILTINS, Runtime
+from lamad.deep import collector_paused
 from lamad.errors import LamError, LamRuntimeError
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, force
 from lamad.parser import surface_name
@@ -339,6 +340,7 @@ class _LamSource:
         self.globals = compiler.globals
         self._dual: tuple[list[tuple[str, Type]], Code, int] | None = None
 
+    @collector_paused
     def dual(self) -> tuple[list[tuple[str, Type]], Code, int]:
         """←D of the term, checked and compiled once, open in the term's free variables."""
         if self._dual is None:
