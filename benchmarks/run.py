@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="lamad and hand NumPy only")
     parser.add_argument("--only", metavar="TEXT", help="only the workloads whose name contains TEXT")
     parser.add_argument("--repeats", type=int, help="interleaved repetitions per median (default 7; 3 with --quick)")
-    parser.add_argument("--clock", choices=CLOCKS, default="cpu",
-                        help="cpu: this process's CPU time (default; robust to other jobs on the machine), or wall")
+    parser.add_argument("--clock", choices=CLOCKS, default="wall",
+                        help="wall (default), or cpu: this process's CPU time, steadier on a machine shared with "
+                             "other jobs but only fair with --no-peers (JAX and PyTorch keep threads of their own)")
     parser.add_argument("--sizes", type=int, nargs="+", metavar="N",
                         help="chain lengths for the growth table (default 100 1000 10000 100000)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the tables")
