@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import lamad  # noqa: E402
-from common import RESULTS, machine, markdown_table, median_times, write_results  # noqa: E402
+from common import CLOCKS, RESULTS, machine, markdown_table, median_times, write_results  # noqa: E402
 from lamad.gradient import Stats  # noqa: E402
 from peers import installed, peers  # noqa: E402
 from workloads import Workload, chain, workloads  # noqa: E402
@@ -56,7 +56,7 @@ def check(name: str, result: tuple, reference: tuple, rtol: float = 1e-9) -> Non
                                    err_msg=f"{name}: gradient {i}")
 
 
-def measure(w: Workload, systems: list[str], repeats: int, min_time: float) -> dict[str, float]:
+def measure(w: Workload, systems: list[str], repeats: int, min_time: float, clock: str) -> dict[str, float]:
     """Seconds per call of every contender on ``w``, after checking their gradients."""
     loss, value_and_grad = lamad_functions(w)
     reference = w.value_and_grad(*w.args)
@@ -67,7 +67,7 @@ def measure(w: Workload, systems: list[str], repeats: int, min_time: float) -> d
     check(f"{w.name}: lamad forward", (loss(*w.args), reference[1]), reference)
     for name in ["lamad", *others]:
         check(f"{w.name}: {name}", contenders[name](), reference, rtol=1e-9 if name == "lamad" else 1e-7)
-    return median_times(contenders, repeats=repeats, min_time=min_time)
+    return median_times(contenders, repeats=repeats, min_time=min_time, clock=clock)
 
 
 def _ratio(x: float) -> str:
@@ -88,9 +88,8 @@ def workload_row(w: Workload, t: dict[str, float], systems: list[str]) -> tuple[
     return row, missed
 
 
-def chain_growth(sizes: list[int], repeats: int, min_time: float) -> list[list[str]]:
+def chain_growth(sizes: list[int], repeats: int, min_time: float, clock: str) -> list[list[str]]:
     """The shared chain of SPEC §4 at growing n: time per link and backpropagator runs."""
-    np.seterr(over="ignore")  # the gradient 2^n overflows from n = 1024: the time is what counts
     rows = []
     for n in sizes:
         w = chain(n)
@@ -105,7 +104,8 @@ def chain_growth(sizes: list[int], repeats: int, min_time: float) -> list[list[s
         runs = Stats.backprop_runs
         assert runs == n, f"{w.name}: {runs} backpropagator runs, expected {n}"
         t = median_times({"forward": lambda: loss(*w.args), "grad": lambda: value_and_grad(*w.args),
-                          "NumPy": lambda: w.value_and_grad(*w.args)}, repeats=repeats, min_time=min_time)
+                          "NumPy": lambda: w.value_and_grad(*w.args)}, repeats=repeats, min_time=min_time,
+                         clock=clock)
         rows.append([f"{n:,}", f"{t['forward'] * 1e3:.2f}", f"{t['grad'] * 1e3:.2f}", f"{t['grad'] / t['forward']:.2f}",
                      f"{t['grad'] / n * 1e6:.2f}", f"{t['grad'] / t['NumPy']:.1f}", f"{runs:,}", f"{setup:.1f}"])
     return rows
@@ -117,8 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="lamad and hand NumPy only")
     parser.add_argument("--only", metavar="TEXT", help="only the workloads whose name contains TEXT")
     parser.add_argument("--repeats", type=int, help="interleaved repetitions per median (default 7; 3 with --quick)")
+    parser.add_argument("--clock", choices=CLOCKS, default="wall",
+                        help="wall (default), or cpu: this process's CPU time, steadier on a machine shared with "
+                             "other jobs but only fair with --no-peers (JAX and PyTorch keep threads of their own)")
+    parser.add_argument("--sizes", type=int, nargs="+", metavar="N",
+                        help="chain lengths for the growth table (default 100 1000 10000 100000)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the tables")
     args = parser.parse_args(argv)
+    np.seterr(over="ignore")  # the chain's gradient 2^n overflows from n = 1024: the time is what counts
     repeats = args.repeats or (3 if args.quick else 7)
     min_time = 0.002 if args.quick else 0.05
     systems = [] if args.no_peers else installed()
@@ -129,17 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and args.only not in w.name:
             continue
         print(f"{w.name} ...", file=sys.stderr, flush=True)
-        row, misses = workload_row(w, measure(w, systems, repeats, min_time), systems)
+        row, misses = workload_row(w, measure(w, systems, repeats, min_time, args.clock), systems)
         rows.append(row)
         missed += misses
         if w.data:
             sources.add(w.data)
     chain_rows = [] if args.only and args.only not in "chain" else \
-        chain_growth([10, 100] if args.quick else [100, 1_000, 10_000, 100_000], repeats, min_time)
+        chain_growth(args.sizes or ([10, 100] if args.quick else [100, 1_000, 10_000, 100_000]), repeats, min_time,
+                     args.clock)
 
     text = ["# lamad benchmark" + (" (quick: tiny sizes)" if args.quick else ""), "",
-            "Loss + gradient per call, median of interleaved repetitions; every gradient checked against the "
-            "hand-written NumPy one first. Ratios are times relative to hand NumPy's loss + gradient, except "
+            f"Loss + gradient per call ({args.clock} time), median of interleaved repetitions; every gradient "
+            "checked against the hand-written NumPy one first. Ratios are times relative to hand NumPy's loss + gradient, except "
             "*grad / fwd*: loss + gradient over the forward pass of the same system.", ""]
     if rows:
         text += [markdown_table(["workload", "NumPy (µs)", "lamad (µs)", "lamad / NumPy", "target",

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
 from lamad.builtins import Runtime
-from lamad.deep import deep
+from lamad.deep import collector_paused, deep
 from lamad.errors import LamError, LamTypeError
 from lamad.eval import Compiler, free_variables
 from lamad.forward import forward, forward_type
@@ -80,7 +80,7 @@ class LoadedProgram:
 
     @deep
     def _evaluate(self, name: str) -> Any:
-        thunk = Compiler(self.runtime, self.value).compile_closed(self.typed.terms[name])
+        thunk = collector_paused(Compiler(self.runtime, self.value).compile_closed)(self.typed.terms[name])
         return thunk()
 
     def check(self, term: Term) -> Term:
@@ -278,6 +278,7 @@ def to_python(v: Any, t: Type, program: LoadedProgram) -> Any:
 
 
 @deep
+@collector_paused
 def _check(source: str) -> TypedProgram:
     return typecheck(parse_program(source))
 

@@ -6,6 +6,7 @@ and a high recursion limit; past that, the program is reported as too deep."""
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 import threading
 from typing import Callable, TypeVar
@@ -34,6 +35,26 @@ def deep(fn: F) -> F:
             return fn(*args, **kwargs)
         except RecursionError:
             return _on_big_stack(fn, args, kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def collector_paused(fn: F) -> F:
+    """Run a pass over a program with Python's cyclic garbage collector paused.  A pass
+    over a big program allocates millions of small acyclic nodes, and the collector
+    would scan them all again and again as they survive (three quarters of the time
+    of ←D and its compilation on a 10,000-link chain).  Reference counting still
+    frees everything; the collector resumes when the pass returns."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
 
     return run  # type: ignore[return-value]
 

@@ -22,6 +22,7 @@ from lamad import gradient
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.builtins import BUILTINS, MARKS, Runtime, ad_operator
+from lamad.deep import collector_paused
 from lamad.errors import LamError, LamRuntimeError
 from lamad.forward import forward, forward_type
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
@@ -364,6 +365,7 @@ class _LamSource:
             env.append(relift(value, t, mark, depth, self.runtime))
         return code(env + [None] * (size - len(env)))
 
+    @collector_paused
     def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Code, int]:
         """``M(S(λ))`` checked and compiled once, open in the free variables of ``λ``, the
         lambda ``M`` made this closure's from (found through ``origin``)."""
