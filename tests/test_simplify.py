@@ -309,3 +309,11 @@ def test_parts_named_alike_by_two_destructurings_stay_apart():
     _simplified_agrees("def f (p : (Real * Real) * Real * Tensor) : Real =\n"
                        "    let a = p in (let z = a in let (_, _, y) = a in sum y) + (let (_, y, _) = a in y)",
                        ((np.float64(2.0), np.float64(3.0)), np.float64(5.0), np.arange(3.0)))
+
+
+def test_alike_tensor_backpropagators_are_not_shared():
+    """``fill x [2, 1]`` and ``fill x [1]`` have alike backpropagators ``λa ⊸ x' (sum a)``:
+    shared, their cotangents of shapes (2, 1) and (1,) were added (broadcasting) before
+    the sum, and the gradient of ``dot (… @ fill x [2, 1]) (fill x [1])`` came out 3."""
+    _simplified_agrees("def f (p : Real) : Real =\n"
+                       "    let x = p in dot (fill 0.5 [2] @ fill x [2, 1]) (fill x [1])", np.float64(1.0))
