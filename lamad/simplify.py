@@ -351,14 +351,17 @@ class _Simplifier:
         return out, body
 
     def cse(self, bindings, body):
-        """A binding whose term was bound before (up to renaming) reuses the earlier name."""
+        """A binding whose term was bound before (up to renaming) reuses the earlier name.
+        Backpropagators only if their cotangents are reals: two alike tensor ones
+        (``λa ⊸ x' (sum a)``) may receive cotangents of different shapes, which linear
+        factoring must then never add together."""
         seen: dict = {}
         out: list[tuple[Pattern, Term]] = []
         renames: dict[str, Term] = {}
         for p, b in bindings:
             for old, new in renames.items():
                 b = substitute(b, old, new)
-            if isinstance(p, PVar) and not _atomic(b):
+            if isinstance(p, PVar) and not _atomic(b) and not (isinstance(b, LinLam) and b.param.annot != REAL):
                 key = alpha_key(b)
                 if key in seen:
                     renames[p.name] = Var(seen[key])

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import lamad
+from lamad.api import from_python
 from lamad.autodiff import _collect, _wrap, lift
 from lamad.eval import Compiler
 from lamad.gradient import force
@@ -22,6 +24,8 @@ from lamad.syntax import (
     App, FunType, Lam, Let, LinLam, Prim, Term, Var, alpha_key, children, let_chain, term_names,
 )
 from lamad.types import infer_term
+
+from programs import differentiable_programs, programs
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -312,3 +316,63 @@ def test_parts_named_alike_by_two_destructurings_stay_apart():
     _simplified_agrees("def f (p : (Real * Real) * Real * Tensor) : Real =\n"
                        "    let a = p in (let z = a in let (_, _, y) = a in sum y) + (let (_, y, _) = a in y)",
                        ((np.float64(2.0), np.float64(3.0)), np.float64(5.0), np.arange(3.0)))
+
+
+def test_alike_tensor_backpropagators_are_not_shared():
+    """``fill x [2, 1]`` and ``fill x [1]`` have alike backpropagators ``λa ⊸ x' (sum a)``:
+    shared, their cotangents of shapes (2, 1) and (1,) were added (broadcasting) before
+    the sum, and the gradient of ``dot (… @ fill x [2, 1]) (fill x [1])`` came out 3."""
+    _simplified_agrees("def f (p : Real) : Real =\n"
+                       "    let x = p in dot (fill 0.5 [2] @ fill x [2, 1]) (fill x [1])", np.float64(1.0))
+
+
+# ------------------------------------------------------------------ properties over generated programs
+
+GENERATED = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@GENERATED
+@given(programs())
+def test_printed_terms_parse_back_to_alpha_equivalent_terms(sample):
+    """``parse(pretty(t))`` is ``t`` up to the names of bound variables, in both spellings:
+    for the source program, its elaborated definitions, and their raw and simplified ←D."""
+    program = lamad.parse_program(sample.source)
+    typed = lamad.typecheck(program)
+    duals = {n: backprop_type(t) for n, t in typed.types.items()}
+    for ascii in (False, True):
+        again = lamad.parse_program(lamad.pretty(program, ascii=ascii))
+        assert [(d.name, d.params, d.result) for d in again.defs] == [(d.name, d.params, d.result) for d in program.defs]
+        assert [alpha_key(d.body) for d in again.defs] == [alpha_key(d.body) for d in program.defs]
+    for name, term in typed.terms.items():
+        raw = backprop(term)
+        for t, types in ((term, typed.types), (raw, duals), (simplify(raw, keep=term_names(term)), duals)):
+            checked = infer_term(t, types)
+            for ascii in (False, True):
+                again = infer_term(lamad.parse_term(lamad.pretty(t, ascii=ascii)), types)
+                assert alpha_key(again) == alpha_key(checked)
+                assert again.ty == checked.ty
+
+
+def _leaves(value) -> list:
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [np.asarray(value)]
+
+
+@GENERATED
+@given(differentiable_programs(smooth=False))
+def test_simplified_derivatives_type_check_and_compute_what_the_raw_ones_do(sample):
+    """Simplification preserves the type of ←D(f) and, at a random point, the value and
+    the gradient it computes (up to the rounding of reassociated sums)."""
+    prog = lamad.loads(sample.source)
+    fty = prog.types["f"]
+    _, raw = dual(prog, "f", simplified=False)
+    _, simple = dual(prog, "f", simplified=True)
+    assert simple.ty == raw.ty
+    (x,) = sample.point
+    point = from_python(x, fty.dom, prog.backend)
+    expected, got = _leaves(run_dual(prog, raw, fty, point)), _leaves(run_dual(prog, simple, fty, point))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
