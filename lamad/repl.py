@@ -130,6 +130,17 @@ def _term_at_with(arg: Piece) -> tuple[Term, Term, Term | None]:
     return term.parse(parse_term), point.parse(parse_term), extra.parse(parse_term) if extra is not None else None
 
 
+def _term_at_with_tangent(arg: Piece) -> tuple[Term, Term | None, Term | None]:
+    """``e`` or ``e at v with dx``."""
+    term, rest = arg.split("at")
+    if rest is None:
+        return term.parse(parse_term), None, None
+    point, tangent = rest.split("with")
+    if tangent is None:
+        raise LamError("expected 'e at v with dx': a function, a point and a tangent", arg.strip().span())
+    return term.parse(parse_term), point.parse(parse_term), tangent.parse(parse_term)
+
+
 # --------------------------------------------------------------------- commands
 
 
@@ -264,14 +275,15 @@ class Repl:
     def value(self, value: Any, ty: Any) -> str:
         return format_value(value, ty, self.ascii, shapes=True)
 
-    def derivative(self, term: Term, simplified: bool) -> None:
-        """←D of a term, or of a definition named alone, as ``lamad grad`` prints it."""
+    def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
+        """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
         if isinstance(term, Var) and term.name in self.program:
-            name, ty, target = self.program.backprop(term.name, simplified)
-            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True))
+            transform = self.program.forward if forward else self.program.backprop
+            name, ty, target = transform(term.name, simplified)
+            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward))
             return
-        ty, target = self.program.derivative(self.program.check(term), simplified)
-        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii))
+        ty, target = self.program.derivative(self.program.check(term), simplified, forward)
+        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward))
 
     # ----------------------------------------------------------------- commands
 
@@ -306,6 +318,14 @@ class Repl:
             ct = self.program.run(self.program.check(Ann(cotangent, pullback_ty.dom, span=cotangent.span)))
             label = f"pullback {pretty(cotangent, self.ascii)} = "
             self.print(_labelled(label, self.value(pullback(ct), pullback_ty.cod)))
+
+    @command("jvp", "e [at v with dx]", "→D e simplified, as `lamad grad --forward` prints it; "
+             "at v with dx: e v and its derivative along dx", _term_at_with_tangent)
+    def jvp(self, term: Term, point: Term | None, tangent: Term | None) -> None:
+        if point is None:
+            self.derivative(term, simplified=True, forward=True)
+        else:
+            self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None))
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> None:

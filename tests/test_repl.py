@@ -26,7 +26,7 @@ from prompt_toolkit.output import DummyOutput
 import lamad
 from lamad import builtins, cli, repl
 from lamad.parser import parse_term
-from lamad.pretty import pretty_type
+from lamad.pretty import pretty_derivative, pretty_type
 from lamad.types import infer_term
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -496,3 +496,21 @@ def test_the_transcript_in_the_readme_is_what_the_repl_prints(monkeypatch):
 def test_a_missing_file_is_bad_usage(tmp_path, capsys):
     assert cli.main(["repl", str(tmp_path / "missing.lam")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_jvp_shows_forward_mode_and_evaluates_a_tangent():
+    """``:jvp f`` prints →D as ``lamad grad --forward`` does; ``:jvp f at v with dx`` is
+    ``jvp f v dx``: the value and the derivative along ``dx`` (SPEC §3, forward mode)."""
+    out = session("def f (x : Real) : Real = x * sin x", ":jvp f", ":jvp f at 2.0 with 0.5", ":jvp f at 2.0")
+    lines = out.rstrip("\n").split("\n")
+    assert lines[1] == "-- →D(f) : Real × Real → Real × Real"
+    printed = "\n".join(lines[1:lines.index(next(l for l in lines if l.startswith("(")))])
+    name, ty, term = lamad.loads("def f (x : Real) : Real = x * sin x").forward("f")
+    assert printed == pretty_derivative(name, ty, term, definition=True, forward=True)
+    value, tangent = ast.literal_eval(next(l for l in lines if l.startswith("(")))
+    assert value == pytest.approx(2.0 * np.sin(2.0), rel=1e-12)
+    assert tangent == pytest.approx(0.5 * (np.sin(2.0) + 2.0 * np.cos(2.0)), rel=1e-12)
+    assert tangent == pytest.approx(0.5 * central_differences(lambda p: p[0] * np.sin(p[0]), np.array([2.0]))[0],
+                                    rel=1e-7)
+    error = "\n".join(lines[-3:])
+    assert "expected 'e at v with dx'" in located(error, "<repl>:4", "error", ":jvp f at 2.0", 6, 8)
