@@ -500,8 +500,8 @@ class _Generator:
 
         def matmul() -> str:
             k = self.choose([1, 2, 3])
-            if rank == 2:
-                left, right = (shape[0], k), (k, shape[1])
+            if rank >= 2:  # batched over the leading axes, as NumPy's matmul
+                left, right = shape[:-1] + (k,), shape[:-2] + (k, shape[-1])
             elif rank == 1:
                 left, right = self.choose([((k,), (k, shape[0])), ((shape[0], k), (k,))])
             else:
