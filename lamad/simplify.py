@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Callable, Iterator
 
 from lamad.syntax import (
-    REAL, TENSOR, App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
+    REAL, TENSOR, App, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
     Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names,
 )
 

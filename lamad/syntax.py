@@ -9,7 +9,7 @@ compare equal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Callable, Iterator, Union
 

@@ -20,8 +20,7 @@ from lamad.gradient import force
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
 from lamad.syntax import (
-    free_variables,
-    App, FunType, Lam, Let, LinLam, Prim, Term, Var, alpha_key, children, let_chain, term_names,
+    App, FunType, Lam, LinLam, Prim, Term, alpha_key, children, free_variables, let_chain, term_names,
 )
 from lamad.types import infer_term
 
