@@ -12,8 +12,6 @@ from typing import Callable
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                    "NUMEXPR_NUM_THREADS")
 
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
