@@ -10,17 +10,19 @@ stderr) the builtins are the plain loops: no cost per step.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import IO, Iterable, Iterator
 
 
 class Progress:
     """One bar at a time on ``stream``, for the outermost running loop; it appears after
-    ``delay`` seconds (short loops never show one) and is erased when the loop ends."""
+    ``delay`` seconds (short loops never show one; default ``$LAMAD_PROGRESS_DELAY`` or
+    half a second) and is erased when the loop ends."""
 
-    def __init__(self, stream: IO[str], delay: float = 0.5):
+    def __init__(self, stream: IO[str], delay: float | None = None):
         self.stream = stream
-        self.delay = delay
+        self.delay = float(os.environ.get("LAMAD_PROGRESS_DELAY", 0.5)) if delay is None else delay
         self.busy = False
 
     @contextmanager

@@ -19,7 +19,8 @@ import lamad
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Each loop runs for most of a second, longer than the half second a bar waits for.
+# Each loop runs for a good part of a second, far longer than the bar is told to wait for
+# (LAMAD_PROGRESS_DELAY below): how long a loop runs depends on the machine.
 LONG_LOOP = "def main = iterate 1000000 (\\x. x * 0.5 + 1.0) 0.0\n"
 NESTED = "def main = iterate 30 (\\x. fold (\\a i. a * 0.5 + 1.0) x (range 30000)) 0.0\n"
 FAILS_LATE = ("def main =\n"
@@ -33,7 +34,8 @@ def run_on_terminal(tmp_path: Path, source: str, *flags: str) -> tuple[int, str,
     program.write_text(source)
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "LAMAD_PROGRESS_DELAY": "0.05"}
     proc = subprocess.Popen([sys.executable, "-m", "lamad.cli", "run", str(program), *flags],
                             stdout=subprocess.PIPE, stderr=secondary, env=env)
     os.close(secondary)
