@@ -19,7 +19,7 @@ from lamad.backend import Backend, get_backend
 from lamad.builtins import Runtime
 from lamad.deep import collector_paused, deep
 from lamad.errors import LamError, LamTypeError
-from lamad.eval import Compiler, free_variables
+from lamad.eval import compile_term, free_variables
 from lamad.forward import forward, forward_type
 from lamad.parser import parse_program, parse_term
 from lamad.progress import Progress
@@ -80,8 +80,7 @@ class LoadedProgram:
 
     @deep
     def _evaluate(self, name: str) -> Any:
-        thunk = collector_paused(Compiler(self.runtime, self.value).compile_closed)(self.typed.terms[name])
-        return thunk()
+        return collector_paused(compile_term)(self.typed.terms[name], self.runtime, self.value)()
 
     def check(self, term: Term) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
@@ -91,7 +90,7 @@ class LoadedProgram:
     @deep
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
-        return Compiler(self.runtime, self.value).compile_closed(term)()
+        return compile_term(term, self.runtime, self.value)()
 
     def evaluate(self, text: str, expected: Type | None = None, filename: str = "<input>") -> Any:
         """Evaluate the expression ``text`` in the scope of this program's definitions,
@@ -323,17 +322,14 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         term = deep(infer_term)(term, env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
-    compiler = Compiler(program.runtime, program.value)
-    for name in ["f", *names]:
-        compiler.scope.slots[name] = compiler.scope.new_slot()
-    code, size = compiler.compile(term), compiler.scope.size
+    code = compile_term(term, program.runtime, program.value, ["f", *names])
 
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
         values = [from_python(a, t, program.backend) for a, t in zip(args, f.param_types)]
         point = values[nums[0]] if len(nums) == 1 else tuple(values[n] for n in nums)
-        gradient = code([f.closure, *values] + [None] * (size - arity - 1))
+        gradient = code(f.closure, *values)
         result = to_python(program._located(_apply, gradient, [point]), term.ty.cod, program)
         if isinstance(argnums, int) or len(nums) > 1:
             return result
@@ -420,12 +416,8 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
         term = deep(infer_term)(parse_term(text), env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
-    compiler = Compiler(program.runtime, program.value)
-    for name in env:
-        compiler.scope.slots[name] = compiler.scope.new_slot()
-    code = compiler.compile(term)
-    frame = [f.closure, *values] + [None] * (compiler.scope.size - len(values) - 1)
-    return to_python(program._located(code, frame), term.ty, program)
+    code = compile_term(term, program.runtime, program.value, list(env))
+    return to_python(program._located(code, f.closure, *values), term.ty, program)
 
 
 def _tuple_text(names: list[str]) -> str:

@@ -24,6 +24,7 @@ runs forward-over-reverse.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from lamad.builtins import Runtime
@@ -68,10 +69,11 @@ def relift(value: Any, t: Type, mark: str, depth: int, runtime: Runtime) -> Any:
     if isinstance(t, (FunType, LinType)):
         if isinstance(value, Differentiated):
             return value.relift(mark, depth)
-        source = getattr(value, "lamad", None)
+        lifted, captured = (value.func, value.args) if isinstance(value, partial) else (value, ())
+        source = getattr(lifted, "lamad", None)
         if source is None:
             raise LamRuntimeError("cannot differentiate through a function that was not written in lamad")
-        return source[0].relift(source[1], mark, depth)
+        return source.relift(captured, mark, depth)
     return value
 
 

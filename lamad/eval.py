@@ -1,330 +1,68 @@
-"""Evaluation (SPEC §4): call-by-value, by compilation to Python closures.
+"""Evaluation (SPEC §4): call-by-value, by compilation to Python functions.
 
-``compile_term`` turns an elaborated term into a function of an environment
-*frame* (a Python list) once; running it walks no AST.  Variables are resolved to
-frame slots at compile time; each lambda gets a flat frame holding the values it
-captures, its parameters and its ``let``-bound locals, so a variable access is
-one list index.  Builtins are looked up and specialised to the backend once, and
-``let`` chains run in a loop, not by recursion.
+:func:`compile_term` turns an elaborated term into Python source once, and
+running it walks no AST and makes no call per node.  Each lambda becomes one
+Python function, *lambda-lifted*: the variables it captures are its leading
+parameters, bound by :func:`functools.partial` when the closure is made, so
+closures are first-class Python callables of one argument.  A body is written in
+A-normal form — one statement per builtin application or call, each bound to a
+Python local — so lamad variables are Python locals, ``let`` chains are straight
+runs of statements, and arithmetic on values is Python's own operators.
+
+A run-time error is located by the line it happened on: every builtin application
+has a line of its own, and one handler per function maps the line back to the
+span of the application (SPEC §6).  With Python 3.11's zero-cost ``try`` the hot
+path pays nothing for it.
 
 Values: backend arrays for ``Real`` (0-d) and ``Tensor``; Python ``int``,
-``bool``, ``()``, ``str``, tuples and lists; closures are Python callables of one
-argument.
+``bool``, ``()``, ``str``, tuples and lists; closures; :class:`Backpropagator`
+and gradient values (lamad/gradient.py) for the target calculus.
 """
 
 from __future__ import annotations
 
-from operator import itemgetter
+from functools import partial
+from itertools import count
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from lamad import gradient
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.builtins import BUILTINS, MARKS, Runtime, ad_operator
 from lamad.deep import collector_paused
-from lamad.errors import LamError, LamRuntimeError
+from lamad.errors import LamRuntimeError
 from lamad.forward import forward, forward_type
-from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
+from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, Sum
 from lamad.parser import surface_name
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
-    GRAD, App, If, Lam, Let, LinLam, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, Type, Var,
-    free_variables, pattern_names,
+    GRAD, App, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, Type,
+    Var, free_variables, let_chain,
 )
 from lamad.types import infer_term, unmarked_type
-
-Code = Callable[[list], Any]
 
 _RUNTIME_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError, FloatingPointError,
                    OSError, MemoryError)
 
+INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+"""Builtins that are Python's operators on every value they take (numbers and arrays)."""
 
-class _Scope:
-    """The frame layout of one function body: which slot holds which variable, and
-    which slots are filled from the enclosing frame when the closure is made."""
+MAX_INDENT = 40
+"""Branches of ``if`` nested deeper than this are compiled as functions of their own:
+Python's tokenizer allows 100 levels of indentation."""
 
-    def __init__(self, parent: _Scope | None):
-        self.parent = parent
-        self.slots: dict[str, int] = {}
-        self.size = 0
-        self.captures: list[tuple[int, int]] = []  # (slot in parent frame, slot here)
-
-    def new_slot(self) -> int:
-        self.size += 1
-        return self.size - 1
-
-    def lookup(self, name: str) -> int | None:
-        if name in self.slots:
-            return self.slots[name]
-        if self.parent is None:
-            return None
-        outer = self.parent.lookup(name)
-        if outer is None:
-            return None
-        slot = self.slots[name] = self.new_slot()
-        self.captures.append((outer, slot))
-        return slot
+_PRELUDE = {
+    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO, "_Sum": Sum,
+    "_ERRORS": _RUNTIME_ERRORS,
+}
+"""What every compiled unit may refer to, besides its own constants."""
 
 
-class Compiler:
-    """Compiles elaborated terms against a runtime and the values of the definitions
-    above them (``globals_(name)`` returns a definition's value)."""
-
-    def __init__(self, runtime: Runtime, globals_: Callable[[str], Any]):
-        self.runtime = runtime
-        self.globals = globals_
-        self.scope = _Scope(None)
-        self.impls: dict[str, Callable] = {}
-
-    def compile_closed(self, term: Term) -> Callable[[], Any]:
-        """A closed term as a thunk that evaluates it in a fresh frame."""
-        scope = self.scope = _Scope(None)
-        code = self.compile(term)
-        return lambda: code([None] * scope.size)
-
-    # ----------------------------------------------------------------- binding
-
-    def bind_names(self, p: Pattern) -> list[tuple[str, int | None]]:
-        """Allocate slots for the variables of ``p``; returns what :meth:`unbind` restores."""
-        saved = []
-        for name in pattern_names(p):
-            saved.append((name, self.scope.slots.get(name)))
-            self.scope.slots[name] = self.scope.new_slot()
-        return saved
-
-    def unbind(self, saved: list[tuple[str, int | None]]) -> None:
-        for name, old in reversed(saved):
-            if old is None:
-                del self.scope.slots[name]
-            else:
-                self.scope.slots[name] = old
-
-    def binder(self, p: Pattern) -> Callable[[list, Any], None]:
-        """Code that stores a value matched against ``p`` into its (already allocated) slots."""
-        if isinstance(p, PVar):
-            slot = self.scope.slots[p.name]
-
-            def bind_var(env, value):
-                env[slot] = value
-            return bind_var
-        if isinstance(p, PWild):
-            return lambda env, value: None
-        assert isinstance(p, PTuple)
-        if len(p.items) == 2 and all(isinstance(i, PVar) for i in p.items):
-            first, second = (self.scope.slots[i.name] for i in p.items)
-
-            def bind_pair(env, value):  # (x, x'), the pattern of every ←D binding: one unpacking
-                env[first], env[second] = value
-            return bind_pair
-        parts = [self.binder(i) for i in p.items]
-
-        def bind_tuple(env, value):
-            for part, v in zip(parts, value):
-                part(env, v)
-        return bind_tuple
-
-    # ----------------------------------------------------------------- terms
-
-    def compile(self, t: Term) -> Code:
-        if isinstance(t, Var):
-            slot = self.scope.lookup(t.name)
-            if slot is not None:
-                return itemgetter(slot)
-            value = self.globals(t.name)
-            return lambda env: value
-        if isinstance(t, Lit):
-            if t.ty == GRAD:
-                value = ZERO
-            elif isinstance(t.value, float):
-                value = self.runtime.backend.scalar(t.value)
-            else:
-                value = t.value
-            return lambda env: value
-        if isinstance(t, Prim):
-            return self.prim(t)
-        if isinstance(t, App):
-            fn, arg = self.compile(t.fn), self.compile(t.arg)
-            if t.ty == GRAD:
-                return _send(fn, arg)
-            return lambda env: fn(env)(arg(env))
-        if isinstance(t, Let):
-            return self.let_chain(t)
-        if isinstance(t, (Lam, LinLam)):
-            return self.lam(t)
-        if isinstance(t, If):
-            cond, then, orelse = self.compile(t.cond), self.compile(t.then), self.compile(t.orelse)
-            return lambda env: then(env) if cond(env) else orelse(env)
-        if isinstance(t, Tuple):
-            items = [self.compile(i) for i in t.items]
-            if len(items) == 2:
-                first, second = items
-                return lambda env: (first(env), second(env))
-            return lambda env: tuple(i(env) for i in items)
-        if isinstance(t, ListLit):
-            items = [self.compile(i) for i in t.items]
-            return lambda env: [i(env) for i in items]
-        raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
-
-    def let_chain(self, t: Let) -> Code:
-        """A chain of ``let``s as one loop over its bindings; a binding to a variable is
-        a plain store into its slot."""
-        steps = []
-        saved = []
-        node: Term = t
-        while isinstance(node, Let):
-            code = self.compile(node.bound)
-            saved.append(self.bind_names(node.pattern))
-            if isinstance(node.pattern, PVar):
-                steps.append((self.scope.slots[node.pattern.name], None, code))
-            else:
-                steps.append((None, self.binder(node.pattern), code))
-            node = node.body
-        body = self.compile(node)
-        for s in reversed(saved):
-            self.unbind(s)
-        if len(steps) == 1:
-            (slot, bind, code), = steps
-            if bind is None:
-                def let_var(env):
-                    env[slot] = code(env)
-                    return body(env)
-                return let_var
-
-            def let1(env):
-                bind(env, code(env))
-                return body(env)
-            return let1
-
-        def let_n(env):
-            for slot, bind, code in steps:
-                if bind is None:
-                    env[slot] = code(env)
-                else:
-                    bind(env, code(env))
-            return body(env)
-        return let_n
-
-    def lam(self, t: Lam | LinLam) -> Code:
-        """A closure over a flat frame.  A linear function into ``d`` is a
-        :class:`Backpropagator`; other closures remember their term and frame, so that
-        :func:`lift` can make their ←D version when they are differentiated."""
-        if isinstance(t, LinLam) and t.ty.cod == GRAD and isinstance(t.body, Lit):
-            return lambda env: ZERO_BACKPROP  # λa ⊸ 0, the backpropagator of constants
-        outer = self.scope
-        scope = self.scope = _Scope(outer)
-        try:
-            self.bind_names(t.param)
-            bind = self.binder(t.param)
-            param = scope.slots[t.param.name] if isinstance(t.param, PVar) else None
-            body = self.compile(t.body)
-        finally:
-            self.scope = outer
-        captures, size = scope.captures, scope.size
-        backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
-        source = None if backprop else _LamSource(t, scope, self)
-
-        def make_closure(env):
-            frame = [None] * size
-            for outer_slot, slot in captures:
-                frame[slot] = env[outer_slot]
-
-            if param is not None:
-                def closure(arg):
-                    f = frame.copy()
-                    f[param] = arg
-                    return body(f)
-            else:
-                def closure(arg):
-                    f = frame.copy()
-                    bind(f, arg)
-                    return body(f)
-            if backprop:
-                return Backpropagator(closure)
-            closure.lamad = (source, frame)
-            return closure
-        return make_closure
-
-    def prim(self, t: Prim) -> Code:
-        """A builtin applied to its arguments; failures are located at the application."""
-        if ad_operator(t.op) is not None:
-            return self.ad(t)
-        if t.op == "add" and t.ty == GRAD:
-            fn = gradient.add
-        else:
-            if t.op not in self.impls:
-                self.impls[t.op] = BUILTINS[t.op].impl(self.runtime)
-            fn = self.impls[t.op]
-        span, name = t.span, f"'{surface_name(t.op)}'"
-        args = [self.compile(a) for a in t.args]
-
-        def fail(e: Exception):
-            return LamRuntimeError(f"{name}: {e}", span)
-
-        if len(args) == 1:
-            (a,) = args
-
-            def prim1(env):
-                x = a(env)
-                try:
-                    return fn(x)
-                except LamError:
-                    raise
-                except _RUNTIME_ERRORS as e:
-                    raise fail(e) from None
-            return prim1
-        if len(args) == 2:
-            a, b = args
-
-            def prim2(env):
-                x, y = a(env), b(env)
-                try:
-                    return fn(x, y)
-                except LamError:
-                    raise
-                except _RUNTIME_ERRORS as e:
-                    raise fail(e) from None
-            return prim2
-
-        def prim_n(env):
-            xs = [a(env) for a in args]
-            try:
-                return fn(*xs)
-            except LamError:
-                raise
-            except _RUNTIME_ERRORS as e:
-                raise fail(e) from None
-        return prim_n
-
-
-    def ad(self, t: Prim) -> Code:
-        """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx`` (SPEC §3), maybe
-        marked by the transforms the term went through (lamad/autodiff.py)."""
-        op, marks = ad_operator(t.op)
-        fty = unmarked_type(t.args[0].ty, marks)
-        f, rest = self.compile(t.args[0]), [self.compile(a) for a in t.args[1:]]
-        runtime, span = self.runtime, t.span
-        if op == "vjp":
-            (x,) = rest
-            return lambda env: vjp(f(env), x(env), fty, marks, runtime, span)
-        if op == "jvp":
-            x, dx = rest
-            return lambda env: jvp(f(env), x(env), dx(env), fty, marks, runtime, span)
-        with_value = op == "value_and_grad"
-        return lambda env: Gradient(f(env), fty, marks, runtime, span, with_value)
-
-
-def _send(backprop: Code, cotangent: Code) -> Code:
-    """``x' t`` at type ``d``: the cotangent ``t`` sent to the backpropagator ``x'``.
-    When ``x'`` is the constant ``λa ⊸ 0`` the result is ``0`` whatever ``t`` is, so ``t``
-    is not evaluated: the cotangents of constants (the data ``X`` of ``W @ X``, say) are
-    never computed."""
-    def send(env):
-        target = backprop(env)
-        if target is ZERO_BACKPROP:
-            return ZERO
-        return target(cotangent(env))
-    return send
+def compile_term(term: Term, runtime: Runtime, globals_: Callable[[str], Any],
+                 params: Sequence[str] = ()) -> Callable[..., Any]:
+    """``term`` as a Python function of the values of its free variables ``params``;
+    any other free name is a definition, whose value ``globals_(name)`` gives."""
+    return _Unit(runtime, globals_).function(term, params)
 
 
 def evaluate(term: Term, runtime: Runtime | None = None, globals_: Mapping[str, Any] | None = None) -> Any:
@@ -333,40 +71,365 @@ def evaluate(term: Term, runtime: Runtime | None = None, globals_: Mapping[str, 
     if runtime is None:
         runtime = Runtime(get_backend(), Path.cwd())
     env = dict(globals_ or {})
-    return Compiler(runtime, env.__getitem__).compile_closed(term)()
+    return compile_term(term, runtime, env.__getitem__)()
+
+
+def python_source(term: Term, runtime: Runtime | None = None, params: Sequence[str] = ()) -> str:
+    """The Python that :func:`compile_term` makes of ``term``, for reading (definitions
+    appear as the constants ``_g1, _g2, …``)."""
+    unit = _Unit(runtime or Runtime(get_backend(), Path.cwd()), lambda name: None)
+    unit.function(term, params)
+    return unit.source
+
+
+# --------------------------------------------------------------------- one function
+
+
+class _Function:
+    """The Python function a lambda (or a closed term) compiles to, while it is being
+    written: its lines, which lamad names are which of its locals, and which
+    variables of the enclosing function it captures (its leading parameters)."""
+
+    def __init__(self, unit: _Unit, parent: _Function | None, name: str):
+        self.unit, self.parent, self.name = unit, parent, name
+        self.lines: list[str] = []
+        self.spans: dict[int, tuple[str, Span | None]] = {}  # line index → what a failure there is located at
+        self.locals: dict[str, str] = {}
+        self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
+        self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
+        self.source: _LamSource | None = None  # for a closure that may be differentiated
+        self.indent = 2
+
+    def emit(self, line: str, located: tuple[str, Span | None] | None = None) -> None:
+        if located is not None:
+            self.spans[len(self.lines)] = located
+        self.lines.append("    " * self.indent + line)
+
+    def lookup(self, name: str) -> str | None:
+        """The Python expression for a lamad variable in scope here, capturing it from
+        the enclosing functions if need be; ``None`` for a definition."""
+        if name in self.locals:
+            return self.locals[name]
+        if name in self.captures:
+            return self.captures[name]
+        outer = self.parent.lookup(name) if self.parent is not None else None
+        if outer is None:
+            return None
+        local = self.captures[name] = self.unit.local(name)
+        self.outer.append(outer)
+        return local
+
+    def closure(self) -> str:
+        """The expression that makes this function's closure in the enclosing one."""
+        if not self.outer:
+            return self.name
+        return f"_partial({self.name}, {', '.join(self.outer)})"
+
+    def text(self, param: str) -> list[str]:
+        head = f"def {self.name}({', '.join([*self.captures.values(), *([param] if param else [])])}):"
+        handler = ["    except _ERRORS as e:", f"        raise _located(e, {self.name!r}) from None"]
+        return [head, "    try:", *self.lines, *handler]
+
+
+# --------------------------------------------------------------------- a compilation unit
+
+
+class _Unit:
+    """One compilation: the functions of a term's lambdas, and the constants (builtins,
+    literals, definitions) they refer to."""
+
+    def __init__(self, runtime: Runtime, globals_: Callable[[str], Any]):
+        self.runtime = runtime
+        self.globals = globals_
+        self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located}
+        self.constants: dict[tuple, str] = {}
+        self.counter = count(1)
+        self.functions: list[tuple[_Function, list[str]]] = []
+        self.fn: _Function | None = None
+        self.source = ""
+        self.span_tables: dict[str, dict[int, tuple[str, Span | None]]] = {}
+
+    # ----------------------------------------------------------------- names
+
+    def local(self, name: str) -> str:
+        """A fresh Python local for the lamad variable ``name``: every local of a unit
+        ends in a number of its own, so none shadows another or a constant (``_k1``)."""
+        return f"{name.replace(chr(39), '_')}_{next(self.counter)}"
+
+    def constant(self, value: Any, key: tuple | None = None, prefix: str = "_k") -> str:
+        """A name in the unit's namespace bound to ``value`` (shared per ``key``)."""
+        key = key or ("id", id(value))
+        if key not in self.constants:
+            name = self.constants[key] = f"{prefix}{len(self.constants) + 1}"
+            self.namespace[name] = value
+        return self.constants[key]
+
+    def builtin(self, op: str) -> str:
+        """The name of the implementation of builtin ``op`` on this runtime, made once."""
+        key = ("builtin", op)
+        if key not in self.constants:
+            self.constant(BUILTINS[op].impl(self.runtime), key, "_f")
+        return self.constants[key]
+
+    # ----------------------------------------------------------------- functions
+
+    def function(self, term: Term, params: Sequence[str]) -> Callable[..., Any]:
+        """Compile a closed term (open in ``params``) and return its Python function."""
+        fn = self.fn = _Function(self, None, "_main")
+        for name in params:
+            fn.locals[name] = self.local(name)
+        fn.emit(f"return {self.value(term)}")
+        self.functions.append((fn, fn.text(", ".join(fn.locals[n] for n in params))))
+        lines: list[str] = []
+        for f, text in self.functions:
+            first = len(lines) + 3  # 1-based, after the def and try lines
+            self.span_tables[f.name] = {first + i: where for i, where in f.spans.items()}
+            lines += text
+        self.source = "\n".join(lines) + "\n"
+        exec(compile(self.source, "<lamad>", "exec"), self.namespace)
+        for f, _ in self.functions:
+            if isinstance(f.source, _LamSource):
+                self.namespace[f.name].lamad = f.source
+        return self.namespace["_main"]
+
+    def lam(self, t: Lam | LinLam) -> str:
+        """A closure: the lambda's lifted function, partially applied to what it
+        captures.  A linear function into ``d`` is a :class:`Backpropagator`; the
+        function of any other lambda knows its term, so that :func:`lift` can make its
+        ←D version when it is differentiated."""
+        backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
+        if backprop and isinstance(t.body, Lit):
+            return "_ZB"  # λa ⊸ 0, the backpropagator of constants
+        outer = self.fn
+        fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}")
+        try:
+            if isinstance(t.param, PVar):
+                param = self.target(t.param)
+            else:
+                param = self.local("p")
+                fn.emit(f"{self.target(t.param)} = {param}")
+            fn.emit(f"return {self.value(t.body)}")
+        finally:
+            self.fn = outer
+        fn.source = None if backprop else _LamSource(t, list(fn.captures), self)
+        self.functions.append((fn, fn.text(param)))
+        return f"_Bp({fn.closure()})" if backprop else fn.closure()
+
+    def located(self, error: Exception, fn_name: str) -> Exception:
+        """The error of a builtin, located at its application (found by the line the
+        function ``fn_name`` failed on); any other error as it is."""
+        where = self.span_tables[fn_name].get(error.__traceback__.tb_lineno)
+        if where is None:
+            return error
+        name, span = where
+        return LamRuntimeError(f"{name}: {error}", span)
+
+    # ----------------------------------------------------------------- terms
+
+    def atom(self, t: Term) -> str:
+        """``t`` as a local or a constant, its computation emitted before."""
+        code = self.value(t)
+        return code if _is_atom(code) else self.bind(code)
+
+    def bind(self, code: str, located: tuple[str, Span | None] | None = None) -> str:
+        """Emit ``v = code`` for a fresh local ``v``."""
+        v = self.local("v")
+        self.fn.emit(f"{v} = {code}", located)
+        return v
+
+    def value(self, t: Term) -> str:
+        """Emit the statements that compute ``t``; returns an expression for its value
+        (a local, a constant, or a tuple or list of those)."""
+        if isinstance(t, Var):
+            local = self.fn.lookup(t.name)
+            return local if local is not None else self.constant(self.globals(t.name), ("global", t.name), "_g")
+        if isinstance(t, Lit):
+            return self.literal(t)
+        if isinstance(t, Let):
+            chain, body = let_chain(t)
+            saved = []
+            for let in chain:
+                saved.append(self.bind_let(let.pattern, let.bound))
+            result = self.value(body)
+            for s in reversed(saved):
+                self.unbind(s)
+            return result
+        if isinstance(t, Prim):
+            return self.prim(t)
+        if isinstance(t, App):
+            if t.ty == GRAD and isinstance(t.fn.ty, LinType):
+                return self.send(t)
+            fn = self.atom(t.fn)
+            return self.bind(f"{fn}({self.atom(t.arg)})")
+        if isinstance(t, (Lam, LinLam)):
+            return self.lam(t)
+        if isinstance(t, If):
+            return self.branch(t)
+        if isinstance(t, Tuple):
+            return "(" + ", ".join(self.atom(i) for i in t.items) + ")"
+        if isinstance(t, ListLit):
+            return "[" + ", ".join(self.atom(i) for i in t.items) + "]"
+        raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
+
+    def literal(self, t: Lit) -> str:
+        if t.ty == GRAD:
+            return "_ZERO"
+        if isinstance(t.value, float):
+            return self.constant(self.runtime.backend.scalar(t.value), ("float", repr(t.value)))
+        if isinstance(t.value, (bool, int)) or t.value == ():
+            return repr(t.value)
+        return self.constant(t.value, ("literal", t.value))
+
+    # ----------------------------------------------------------------- binding
+
+    def target(self, p: Pattern) -> str:
+        """The Python assignment target of a pattern, binding its variables to new locals."""
+        if isinstance(p, PVar):
+            local = self.fn.locals[p.name] = self.local(p.name)
+            return local
+        if isinstance(p, PTuple):
+            return "(" + ", ".join(self.target(i) for i in p.items) + ")"
+        return self.local("_")
+
+    def bind_let(self, p: Pattern, t: Term) -> dict[str, str | None]:
+        """``let p = t``; returns what :meth:`unbind` restores once the scope ends.  Every
+        local is assigned once, so a variable bound to a local or a constant is only a
+        name for it; a tuple matched against a tuple term is matched part by part."""
+        saved = {name: self.fn.locals.get(name) for name in _names(p)}
+        if isinstance(p, PTuple) and isinstance(t, Tuple) and len(p.items) == len(t.items):
+            parts = [self.atom(i) for i in t.items]  # all evaluated before any is bound
+            for item, code in zip(p.items, parts):
+                self.assign(item, code)
+        else:
+            self.assign(p, self.value(t))
+        return saved
+
+    def assign(self, p: Pattern, code: str) -> None:
+        if isinstance(p, PVar) and _is_atom(code):
+            self.fn.locals[p.name] = code
+        else:
+            self.fn.emit(f"{self.target(p)} = {code}")
+
+    def unbind(self, saved: dict[str, str | None]) -> None:
+        for name, old in saved.items():
+            if old is None:
+                del self.fn.locals[name]
+            else:
+                self.fn.locals[name] = old
+
+    # ----------------------------------------------------------------- control
+
+    def branch(self, t: If) -> str:
+        """``if``: a statement whose branches assign one local."""
+        if self.fn.indent >= MAX_INDENT:  # compiled as a function of its own, applied at once
+            return self.value(App(Lam(PWild(), t), Lit(())))
+        cond, result = self.atom(t.cond), self.local("v")
+        for head, arm in ((f"if {cond}:", t.then), ("else:", t.orelse)):
+            self.fn.emit(head)
+            self.fn.indent += 1
+            self.fn.emit(f"{result} = {self.value(arm)}")
+            self.fn.indent -= 1
+        return result
+
+    def send(self, t: App) -> str:
+        """``x' t`` at type ``d``: the cotangent ``t`` sent to the backpropagator ``x'``.
+        When ``x'`` is the constant ``λa ⊸ 0`` the result is ``0`` whatever ``t`` is, so
+        ``t`` is not computed: the cotangents of constants (the data ``X`` of ``W @ X``,
+        say) never are."""
+        target, result = self.atom(t.fn), self.local("v")
+        self.fn.emit(f"if {target} is _ZB:")
+        self.fn.indent += 1
+        self.fn.emit(f"{result} = _ZERO")
+        self.fn.indent -= 1
+        self.fn.emit("else:")
+        self.fn.indent += 1
+        self.fn.emit(f"{result} = {target}({self.atom(t.arg)})")
+        self.fn.indent -= 1
+        return result
+
+    def prim(self, t: Prim) -> str:
+        """A builtin applied to its arguments, on a line of its own (where a failure is
+        located at the application); operators are Python's."""
+        if ad_operator(t.op) is not None:
+            return self.ad(t)
+        args = [self.atom(a) for a in t.args]
+        if t.op == "add" and t.ty == GRAD:  # + in the module d (gradient.add, inlined)
+            u, v = args
+            return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else _Sum({u}, {v})")
+        if t.op in INFIX:
+            code = f" {INFIX[t.op]} ".join(args)
+        elif t.op == "neg":
+            code = f"-{args[0]}"
+        else:
+            code = f"{self.builtin(t.op)}({', '.join(args)})"
+        return self.bind(code, (f"'{surface_name(t.op)}'", t.span))
+
+    def ad(self, t: Prim) -> str:
+        """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx`` (SPEC §3), maybe
+        marked by the transforms the term went through (lamad/autodiff.py)."""
+        op, marks = ad_operator(t.op)
+        fty = unmarked_type(t.args[0].ty, marks)
+        runtime, span = self.runtime, t.span
+        if op == "vjp":
+            def operator(f, x):
+                return vjp(f, x, fty, marks, runtime, span)
+        elif op == "jvp":
+            def operator(f, x, dx):
+                return jvp(f, x, dx, fty, marks, runtime, span)
+        else:
+            with_value = op == "value_and_grad"
+
+            def operator(f):
+                return Gradient(f, fty, marks, runtime, span, with_value)
+        args = [self.atom(a) for a in t.args]
+        return self.bind(f"{self.constant(operator)}({', '.join(args)})")
+
+
+def _is_atom(code: str) -> bool:
+    """Whether an expression is a name or a literal: free to repeat."""
+    return code.isidentifier() or code == "()" or code.lstrip("-").isdigit()
+
+
+def _names(p: Pattern) -> list[str]:
+    if isinstance(p, PVar):
+        return [p.name]
+    if isinstance(p, PTuple):
+        return [n for i in p.items for n in _names(i)]
+    return []
 
 
 # --------------------------------------------------------------------- differentiation
 
 
 class _LamSource:
-    """What a closure needs to be differentiated: its elaborated term, where its
-    captured variables sit in its frame, and how to find the definitions it uses."""
+    """What a closure needs to be differentiated: its elaborated term, the lamad names of
+    the values it captured (in the order of its partial application), and how to find
+    the definitions it uses."""
 
-    def __init__(self, term: Lam | LinLam, scope: _Scope, compiler: Compiler):
+    def __init__(self, term: Lam | LinLam, captured: list[str], unit: _Unit):
         self.term = term
-        captured = {slot for _, slot in scope.captures}
-        self.captured = {name: slot for name, slot in scope.slots.items() if slot in captured}
-        self.runtime = compiler.runtime
-        self.globals = compiler.globals
-        self._lifted: dict[tuple[str, int], tuple[list[tuple[str, Type]], Code, int]] = {}
+        self.captured = {name: i for i, name in enumerate(captured)}
+        self.runtime = unit.runtime
+        self.globals = unit.globals
+        self._lifted: dict[tuple[str, int], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
 
-    def relift(self, frame: list, mark: str, depth: int) -> Callable:
-        """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`)."""
-        free, code, size = self.transformed(mark, depth)
-        env = []
+    def relift(self, captured: tuple, mark: str, depth: int) -> Callable:
+        """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`),
+        given the values it captured."""
+        free, code = self.transformed(mark, depth)
+        values = []
         for name, t in free:
             if name in self.captured:
-                value = frame[self.captured[name]]
+                value = captured[self.captured[name]]
             elif depth == 0:
                 value = self.globals(name)
             else:  # pragma: no cover - a transformed closure captures all it uses
                 raise LamRuntimeError(f"'{name}' is not captured by this closure", self.term.span)
-            env.append(relift(value, t, mark, depth, self.runtime))
-        return code(env + [None] * (size - len(env)))
+            values.append(relift(value, t, mark, depth, self.runtime))
+        return code(*values)
 
     @collector_paused
-    def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Code, int]:
+    def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Callable[..., Any]]:
         """``M(S(λ))`` checked and compiled once, open in the free variables of ``λ``, the
         lambda ``M`` made this closure's from (found through ``origin``)."""
         if (mark, depth) not in self._lifted:
@@ -382,11 +445,8 @@ class _LamSource:
                 transform, type_of = _TRANSFORMS[m]
                 types = {n: type_of(t) for n, t in types.items()}
                 term = infer_term(transform(term), types)
-            compiler = Compiler(self.runtime, self.globals)
-            for name, _ in free:
-                compiler.scope.slots[name] = compiler.scope.new_slot()
-            code = compiler.compile(term)
-            self._lifted[mark, depth] = free, code, compiler.scope.size
+            code = compile_term(term, self.runtime, self.globals, [name for name, _ in free])
+            self._lifted[mark, depth] = free, code
         return self._lifted[mark, depth]
 
 

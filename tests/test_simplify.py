@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 import lamad
 from lamad.api import from_python
 from lamad.autodiff import _collect, _wrap, lift
-from lamad.eval import Compiler
+from lamad.eval import compile_term
 from lamad.gradient import force
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
@@ -42,13 +42,9 @@ def dual(prog: lamad.LoadedProgram, name: str, simplified: bool) -> tuple[Term, 
 
 def run_dual(prog: lamad.LoadedProgram, checked: Term, fty: FunType, x):
     """Evaluate a ←D(f) term as lamad's grad does: wrap the input, force, collect."""
-    compiler = Compiler(prog.runtime, prog.value)
-    free = list(free_variables(checked).items())
-    for n, _ in free:
-        compiler.scope.slots[n] = compiler.scope.new_slot()
-    code = compiler.compile(checked)
-    env = [lift(prog.value(n), prog.types[n], prog.runtime) for n, _ in free]
-    f = code(env + [None] * (compiler.scope.size - len(env)))
+    free = list(free_variables(checked))
+    code = compile_term(checked, prog.runtime, prog.value, free)
+    f = code(*[lift(prog.value(n), prog.types[n], prog.runtime) for n in free])
     inputs: list = []
     y, y_bp = f(_wrap(x, fty.dom, inputs))
     return y, _collect(x, fty.dom, force(y_bp(prog.backend.scalar(1.0))), iter(inputs), np)
