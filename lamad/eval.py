@@ -32,7 +32,7 @@ from lamad.builtins import BUILTINS, MARKS, Runtime, ad_operator
 from lamad.deep import collector_paused
 from lamad.errors import LamRuntimeError
 from lamad.forward import forward, forward_type
-from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, Sum
+from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.parser import surface_name
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
@@ -52,7 +52,7 @@ MAX_INDENT = 40
 Python's tokenizer allows 100 levels of indentation."""
 
 _PRELUDE = {
-    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO, "_Sum": Sum,
+    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
     "_ERRORS": _RUNTIME_ERRORS,
 }
 """What every compiled unit may refer to, besides its own constants."""
@@ -332,7 +332,8 @@ class _Unit:
         return result
 
     def send(self, t: App) -> str:
-        """``x' t`` at type ``d``: the cotangent ``t`` sent to the backpropagator ``x'``.
+        """``x' t`` at type ``d``: the cotangent ``t`` sent to the backpropagator ``x'``,
+        recorded as the pair ``(x', t)`` (lamad/gradient.py).
         When ``x'`` is the constant ``λa ⊸ 0`` the result is ``0`` whatever ``t`` is, so
         ``t`` is not computed: the cotangents of constants (the data ``X`` of ``W @ X``,
         say) never are."""
@@ -343,7 +344,7 @@ class _Unit:
         self.fn.indent -= 1
         self.fn.emit("else:")
         self.fn.indent += 1
-        self.fn.emit(f"{result} = {target}({self.atom(t.arg)})")
+        self.fn.emit(f"{result} = ({target}, {self.atom(t.arg)})")  # what Backpropagator.__call__ gives
         self.fn.indent -= 1
         return result
 
@@ -355,7 +356,7 @@ class _Unit:
         args = [self.atom(a) for a in t.args]
         if t.op == "add" and t.ty == GRAD:  # + in the module d (gradient.add, inlined)
             u, v = args
-            return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else _Sum({u}, {v})")
+            return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
         if t.op in INFIX:
             code = f" {INFIX[t.op]} ".join(args)
         elif t.op == "neg":

@@ -4,8 +4,10 @@
   id that increases with creation time.  It only refers to backpropagators made
   before it, so ids are a topological order of the computation.
 * Applying a backpropagator does not run it: it records that a cotangent was sent
-  to it (:class:`Sent`).  A gradient value (type ``d``) is a lazy sum of such
-  records: ``0`` is :data:`ZERO` and ``+`` is :func:`add`, an O(1) node.
+  to it, as the pair ``(x', v)``.  A gradient value (type ``d``) is a lazy sum of
+  such records: ``0`` is :data:`ZERO` and ``u + v`` is the list ``[u, v]``
+  (:func:`add`), an O(1) node.  Records and sums are Python's own tuples and lists,
+  which compiled code (lamad/eval.py) builds without a call.
 * :func:`force` runs the pending backpropagators in decreasing id order with an
   explicit work list, each body once, after summing all the cotangents sent to it —
   the paper's linear factoring ``t u + t v → t (u + v)``.  So a gradient costs
@@ -19,7 +21,7 @@
 
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 import itertools
 from typing import Any, Callable
 
@@ -47,8 +49,8 @@ class Backpropagator:
         self.id = next(_ids)
         self.body = body
 
-    def __call__(self, cotangent: Any) -> Sent:
-        return Sent(self, cotangent)
+    def __call__(self, cotangent: Any) -> tuple[Backpropagator, Any]:
+        return self, cotangent
 
     def __repr__(self) -> str:
         return f"<backpropagator {self.id}>"
@@ -78,33 +80,13 @@ class _ConstantBackpropagator(Backpropagator):
 ZERO_BACKPROP = _ConstantBackpropagator(None)
 
 
-class Sent:
-    """``x' v``: the cotangent ``v`` sent to backpropagator ``x'``."""
-
-    __slots__ = ("target", "cotangent")
-
-    def __init__(self, target: Backpropagator, cotangent: Any):
-        self.target = target
-        self.cotangent = cotangent
-
-
-class Sum:
-    """``u + v`` at type ``d``, kept as a node: merging happens when forced."""
-
-    __slots__ = ("left", "right")
-
-    def __init__(self, left: Any, right: Any):
-        self.left = left
-        self.right = right
-
-
 def add(u: Any, v: Any) -> Any:
     """``u + v`` in the module ``d``."""
     if u is ZERO:
         return v
     if v is ZERO:
         return u
-    return Sum(u, v)
+    return [u, v]
 
 
 def add_cotangents(u: Any, v: Any) -> Any:
@@ -134,40 +116,39 @@ def sum_apply(backprops: list, cotangents: list) -> Any:
 
 def force(gradient: Any) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
-    cotangents; returns the cotangents that reached input backpropagators."""
+    cotangents; returns the cotangents that reached input backpropagators.
+
+    ``nodes`` holds the parts of gradient values not yet scattered into
+    ``accumulated``; ``pending`` is a heap of the backpropagators with a body that
+    have received a cotangent and not yet run."""
     accumulated: dict[Backpropagator, Any] = {}
     pending: list[tuple[int, Backpropagator]] = []
-    _scatter(gradient, accumulated, pending)
+    nodes = [gradient]
     runs = 0
-    while pending:
-        bp = heapq.heappop(pending)[1]
+    while True:
+        while nodes:
+            node = nodes.pop()
+            kind = type(node)
+            if kind is tuple:
+                target, cotangent = node
+                sum_so_far = accumulated.get(target)
+                if sum_so_far is None:
+                    accumulated[target] = cotangent
+                    if target.body is not None:
+                        heappush(pending, (-target.id, target))
+                elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
+                    accumulated[target] = add_cotangents(sum_so_far, cotangent)
+                else:  # arrays, most often
+                    accumulated[target] = sum_so_far + cotangent
+            elif kind is list:
+                u, v = node
+                nodes += (v, u)  # u first, as written
+            elif node is not ZERO:
+                raise TypeError(f"not a gradient value: {node!r}")
+        if not pending:
+            break
+        target = heappop(pending)[1]
         runs += 1
-        _scatter(bp.body(accumulated.pop(bp)), accumulated, pending)
+        nodes.append(target.body(accumulated.pop(target)))
     Stats.backprop_runs += runs
     return accumulated
-
-
-def _scatter(gradient: Any, accumulated: dict, pending: list) -> None:
-    """Add the records of a gradient value into ``accumulated``, queueing new targets.
-    A body's result is most often one record, which takes no work list."""
-    stack: list = []
-    node = gradient
-    while True:
-        kind = type(node)
-        if kind is Sent:
-            target = node.target
-            if target in accumulated:
-                accumulated[target] = add_cotangents(accumulated[target], node.cotangent)
-            else:
-                accumulated[target] = node.cotangent
-                if target.body is not None:
-                    heapq.heappush(pending, (-target.id, target))
-        elif kind is Sum:
-            stack.append(node.right)
-            node = node.left
-            continue
-        elif node is not ZERO:
-            raise TypeError(f"not a gradient value: {node!r}")
-        if not stack:
-            return
-        node = stack.pop()
