@@ -32,3 +32,46 @@ def test_matmul_gradients_for_every_rank(xs, ys):
     dx, dy = lamad.grad(MATMUL, argnums=(0, 1))(x, y)
     np.testing.assert_allclose(dx, central_differences(lambda v: np.sum(np.tanh(v @ y)), x), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(dy, central_differences(lambda v: np.sum(np.tanh(x @ v)), y), rtol=1e-6, atol=1e-9)
+
+
+# --------------------------------------------------------------------- compiled code (lamad/eval.py)
+
+
+def value(source: str):
+    return lamad.loads(source).main
+
+
+def test_a_closure_keeps_the_values_it_captured_when_names_are_rebound():
+    assert value("def main = let x = 1; f = \\y. x + y; x = 10 in f 0 + x") == 11
+    assert value("def main = let f = \\x. \\y. x + y; g = f 1; x = 100 in g 2 + x") == 103
+    assert value("def main = let (x, y) = (1, 2); (y, x) = (x, y) in x * 10 + y") == 21
+
+
+def test_a_let_bound_tuple_evaluates_every_part_before_binding_any():
+    assert value("def main = let x = 1; (x, y) = (x + 1, x) in x * 10 + y") == 21
+
+
+def test_branches_nested_deeper_than_the_indentation_python_allows_evaluate():
+    depth = 300  # past MAX_INDENT, and past the 100 levels of Python's tokenizer
+    chain = "".join(f"if x < {i}.0 then {i}.0 else " for i in range(depth)) + "-1.0"
+    prog = lamad.loads(f"def f (x : Real) : Real = {chain}\ndef g (x : Real) : Real = x * f x")
+    assert float(prog.f(150.5)) == 151.0 and float(prog.f(1e9)) == -1.0
+    assert float(lamad.grad(prog.g)(150.5)) == 151.0
+
+
+def test_a_body_is_straight_line_python_with_operators_inline():
+    from lamad.eval import python_source
+
+    term = lamad.loads("def f (x : Real) : Real = let y = x * x in y + 1.0 - sin y").typed.terms["f"]
+    source = python_source(term)
+    body = source[source.index("def _lam1"):source.index("except")]
+    assert "x_2 * x_2" in body and " + _k" in body and "_partial" not in body
+    assert body.count("(") == 2  # the def line and the one call, sin's
+
+
+def test_a_failing_builtin_deep_in_a_function_is_located_at_its_application():
+    prog = lamad.loads("def f (x : Tensor) : Real =\n  let y = x * 2.0 in\n  sum (y @ ones [5])\n"
+                       "def main = f (ones [3])")
+    with pytest.raises(lamad.LamRuntimeError) as e:
+        prog.main
+    assert e.value.span.line == 3 and e.value.span.column == 8 and "'@'" in e.value.message
