@@ -118,37 +118,40 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
     cotangents; returns the cotangents that reached input backpropagators.
 
-    ``nodes`` holds the parts of gradient values not yet scattered into
-    ``accumulated``; ``pending`` is a heap of the backpropagators with a body that
-    have received a cotangent and not yet run."""
+    ``node`` is the gradient value being scattered into ``accumulated`` (the parts of
+    sums still to scatter wait in ``rest``); ``pending`` is a heap of the
+    backpropagators with a body that have received a cotangent and not yet run.  A
+    body's result is most often one record, which takes no work list."""
     accumulated: dict[Backpropagator, Any] = {}
     pending: list[tuple[int, Backpropagator]] = []
-    nodes = [gradient]
-    runs = 0
+    rest: list = []
+    node, runs = gradient, 0
     while True:
-        while nodes:
-            node = nodes.pop()
-            kind = type(node)
-            if kind is tuple:
-                target, cotangent = node
-                sum_so_far = accumulated.get(target)
-                if sum_so_far is None:
-                    accumulated[target] = cotangent
-                    if target.body is not None:
-                        heappush(pending, (-target.id, target))
-                elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
-                    accumulated[target] = add_cotangents(sum_so_far, cotangent)
-                else:  # arrays, most often
-                    accumulated[target] = sum_so_far + cotangent
-            elif kind is list:
-                u, v = node
-                nodes += (v, u)  # u first, as written
-            elif node is not ZERO:
-                raise TypeError(f"not a gradient value: {node!r}")
-        if not pending:
+        kind = type(node)
+        if kind is tuple:
+            target, cotangent = node
+            sum_so_far = accumulated.get(target)
+            if sum_so_far is None:
+                accumulated[target] = cotangent
+                if target.body is not None:
+                    heappush(pending, (-target.id, target))
+            elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
+                accumulated[target] = add_cotangents(sum_so_far, cotangent)
+            else:  # arrays, most often
+                accumulated[target] = sum_so_far + cotangent
+        elif kind is list:
+            node, right = node
+            rest.append(right)
+            continue
+        elif node is not ZERO:
+            raise TypeError(f"not a gradient value: {node!r}")
+        if rest:
+            node = rest.pop()
+        elif pending:
+            target = heappop(pending)[1]
+            runs += 1
+            node = target.body(accumulated.pop(target))
+        else:
             break
-        target = heappop(pending)[1]
-        runs += 1
-        nodes.append(target.body(accumulated.pop(target)))
     Stats.backprop_runs += runs
     return accumulated
