@@ -52,7 +52,7 @@ def zeros(value: Any, xp) -> Any:
     """A zero shaped like ``value``, a leaf of a transformed value: zero arrays, and the
     zero backpropagator in place of backpropagators."""
     if isinstance(value, tuple):
-        return tuple(zeros(v, xp) for v in value)
+        return tuple([zeros(v, xp) for v in value])
     if isinstance(value, Backpropagator):
         return ZERO_BACKPROP
     return xp.zeros_like(value)
@@ -75,7 +75,7 @@ def relift(value: Any, t: Type, mark: str, depth: int, runtime: Runtime) -> Any:
     if is_real(t):
         return value, (ZERO_BACKPROP if mark == "r" else zeros(value, runtime.backend.xp))
     if isinstance(t, TupleType):
-        return tuple(relift(v, i, mark, depth, runtime) for v, i in zip(value, t.items))
+        return tuple([relift(v, i, mark, depth, runtime) for v, i in zip(value, t.items)])
     if isinstance(t, ListType):
         return [relift(v, t.elem, mark, depth, runtime) for v in value]
     if isinstance(t, (FunType, LinType)):
@@ -104,7 +104,7 @@ def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
         inputs.append(bp)
         return x, bp
     if isinstance(t, TupleType):
-        return tuple(_wrap(v, i, inputs) for v, i in zip(x, t.items))
+        return tuple([_wrap(v, i, inputs) for v, i in zip(x, t.items)])
     if isinstance(t, ListType):
         return [_wrap(v, t.elem, inputs) for v in x]
     return x
@@ -116,7 +116,7 @@ def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
         ct = cotangents.get(next(inputs))
         return zeros(x, xp) if ct is None else ct
     if isinstance(t, TupleType):
-        return tuple(_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items))
+        return tuple([_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items)])
     if isinstance(t, ListType):
         return [_collect(v, t.elem, cotangents, inputs, xp) for v in x]
     return ()
@@ -128,7 +128,7 @@ def _split(y: Any, t: Type, backprops: list) -> Any:
         backprops.append(y[1])
         return y[0]
     if isinstance(t, TupleType):
-        return tuple(_split(v, i, backprops) for v, i in zip(y, t.items))
+        return tuple([_split(v, i, backprops) for v, i in zip(y, t.items)])
     if isinstance(t, ListType):
         return [_split(v, t.elem, backprops) for v in y]
     return y
@@ -154,7 +154,7 @@ def pair(x: Any, dx: Any, t: Type) -> Any:
             raise ValueError(f"the tangent has shape {tangent_shape} where the point has shape {shape}")
         return x, dx
     if isinstance(t, TupleType):
-        return tuple(pair(v, dv, i) for v, dv, i in zip(x, dx, t.items))
+        return tuple([pair(v, dv, i) for v, dv, i in zip(x, dx, t.items)])
     if isinstance(t, ListType):
         if len(x) != len(dx):
             raise ValueError(f"a list of {len(x)} elements has a tangent of {len(dx)}")
