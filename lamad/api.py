@@ -26,7 +26,7 @@ from lamad.progress import Progress
 from lamad.reverse import backprop, backprop_type, cotangent_type
 from lamad.simplify import simplify
 from lamad.syntax import (
-    BOOL, INT, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type,
+    BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type,
     term_names,
 )
 from lamad.types import TypedProgram, infer_term, typecheck
@@ -204,22 +204,30 @@ class Function:
         self.program = program
         self.name = name
         self.param_types: list[Type] = []
+        self._results: list[Type] = []  # the type of the result after 1, 2, … arguments
         t: Type = type_
         while isinstance(t, (FunType, LinType)):
             self.param_types.append(t.dom)
             t = t.cod
+            self._results.append(t)
         self.result_type = t
+        self._importers: list[Callable[[Any], Any]] | None = None
+        self._exporters: dict[int, Callable[[Any], Any]] = {}
 
     def __call__(self, *args: Any) -> Any:
         if not 1 <= len(args) <= len(self.param_types):
             raise TypeError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
-        values = [from_python(a, t, self.program.backend) for a, t in zip(args, self.param_types)]
-        result = self.program._located(_apply, self.closure, values)
-        t: Type = self.type
-        for _ in args:
-            assert isinstance(t, (FunType, LinType))
-            t = t.cod
-        return to_python(result, t, self.program)
+        result = self.program._located(_apply, self.closure, self.arguments(args))
+        export = self._exporters.get(len(args))
+        if export is None:
+            export = self._exporters[len(args)] = _exporter(self._results[len(args) - 1], self.program)
+        return export(result)
+
+    def arguments(self, args: tuple | list) -> list:
+        """The lamad values of the Python values ``args`` of its first parameters."""
+        if self._importers is None:
+            self._importers = [_importer(t, self.program.backend) for t in self.param_types]
+        return [convert(a) for convert, a in zip(self._importers, args)]
 
     def __repr__(self) -> str:
         return f"<fun {self.name} : {self.type}>"
@@ -235,45 +243,74 @@ def _apply(closure: Callable, values: list) -> Any:
 
 def from_python(x: Any, t: Type, backend: Backend) -> Any:
     """A Python/array value as the lamad value of type ``t`` on ``backend``."""
-    if t == REAL:
-        if isinstance(x, (int, float)):
-            return backend.scalar(x)
-        value = backend.asarray(x)
-        if value.ndim != 0:
-            raise TypeError(f"expected a Real (a float or a 0-d array), got an array of shape {tuple(value.shape)}")
-        return value
-    if t == TENSOR:
-        return backend.asarray(x)
-    if t == INT:
-        if isinstance(x, bool) or not isinstance(x, int):
-            raise TypeError(f"expected an int, got {x!r}")
-        return x
-    if t == BOOL:
-        return bool(x)
-    if t in (UNIT, STRING):
-        return x
-    if isinstance(t, TupleType):
-        if not isinstance(x, tuple) or len(x) != len(t.items):
-            raise TypeError(f"expected a tuple of {len(t.items)} items for {t}, got {x!r}")
-        return tuple(from_python(v, i, backend) for v, i in zip(x, t.items))
-    if isinstance(t, ListType):
-        return [from_python(v, t.elem, backend) for v in x]
-    if isinstance(t, FunType):
-        return x.closure if isinstance(x, Function) else x
-    return x
+    return _importer(t, backend)(x)
 
 
 def to_python(v: Any, t: Type, program: LoadedProgram) -> Any:
     """A lamad value of type ``t`` as a Python value (Real as a 0-d backend array)."""
+    return _exporter(t, program)(v)
+
+
+def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
+    """:func:`from_python` at type ``t``: the tests on ``t`` made once, for a function
+    called again and again with arguments of the same types."""
     if t == REAL:
-        return program.backend.xp.asarray(v)
+        def real(x: Any) -> Any:
+            if isinstance(x, (int, float)):
+                return backend.scalar(x)
+            value = backend.asarray(x)
+            if value.ndim != 0:
+                raise TypeError(f"expected a Real (a float or a 0-d array), got an array of shape "
+                                f"{tuple(value.shape)}")
+            return value
+        return real
+    if t == TENSOR:
+        return backend.asarray
+    if t == INT:
+        return _int
+    if t == BOOL:
+        return bool
     if isinstance(t, TupleType):
-        return tuple(to_python(x, i, program) for x, i in zip(v, t.items))
+        items = [_importer(i, backend) for i in t.items]
+
+        def tuple_(x: Any) -> tuple:
+            if not isinstance(x, tuple) or len(x) != len(items):
+                raise TypeError(f"expected a tuple of {len(items)} items for {t}, got {x!r}")
+            return tuple([item(v) for item, v in zip(items, x)])
+        return tuple_
     if isinstance(t, ListType):
-        return [to_python(x, t.elem, program) for x in v]
+        elem = _importer(t.elem, backend)
+        return lambda x: [elem(v) for v in x]
+    if isinstance(t, FunType):
+        return lambda x: x.closure if isinstance(x, Function) else x
+    return _same  # Unit, String
+
+
+def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
+    """:func:`to_python` at type ``t``, the tests on ``t`` made once."""
+    if t == REAL:
+        return program.backend.xp.asarray
+    if isinstance(t, TupleType):
+        items = [_exporter(i, program) for i in t.items]
+        return lambda v: tuple([item(x) for item, x in zip(items, v)])
+    if isinstance(t, ListType):
+        elem = _exporter(t.elem, program)
+        return lambda v: [elem(x) for x in v]
     if isinstance(t, (FunType, LinType)):
-        return Function(v, t, program)
-    return v
+        return lambda v: Function(v, t, program)
+    return _same
+
+
+def _int(x: Any) -> int:
+    """An ``Int`` argument: a Python int, not a bool."""
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise TypeError(f"expected an int, got {x!r}")
+    return x
+
+
+def _same(x: Any) -> Any:
+    """A value that crosses over as it is."""
+    return x
 
 
 @deep
@@ -323,14 +360,15 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
     code = compile_term(term, program.runtime, program.value, ["f", *names])
+    export = _exporter(term.ty.cod, program)
 
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
-        values = [from_python(a, t, program.backend) for a, t in zip(args, f.param_types)]
-        point = values[nums[0]] if len(nums) == 1 else tuple(values[n] for n in nums)
+        values = f.arguments(args)
+        point = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
         gradient = code(f.closure, *values)
-        result = to_python(program._located(_apply, gradient, [point]), term.ty.cod, program)
+        result = export(program._located(_apply, gradient, [point]))
         if isinstance(argnums, int) or len(nums) > 1:
             return result
         # as in JAX, argnums=(i,) gives a tuple of one gradient (lamad has no 1-tuples)
@@ -395,7 +433,7 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
     program = f.program
     text = f"{op} (\\{_tuple_text(names)}. f {' '.join(names)}) {_tuple_text(names)}"
     env = {"f": f.type, **dict(zip(names, types))}
-    values = [from_python(a, t, program.backend) for a, t in zip(primals, types)]
+    values = f.arguments(primals)
     if tangents is not None:
         if len(tangents) != len(primals):
             raise TypeError(f"{len(primals)} primals but {len(tangents)} tangents")

@@ -31,17 +31,28 @@ from lamad.builtins import Runtime
 from lamad.deep import collector_paused
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, sum_apply
-from lamad.syntax import REAL, TENSOR, FunType, LinType, ListType, Span, TupleType, Type
+from lamad.syntax import REAL, TENSOR, Base, FunType, LinType, ListType, Span, TupleType, Type
 from lamad.types import marked_type
 
 # --------------------------------------------------------------------- lifting values
+
+_REAL_NAMES = frozenset({REAL.name, TENSOR.name})
+
+
+def is_real(t: Type) -> bool:
+    """Whether ``t`` is ``Real`` or ``Tensor``, a leaf that AD pairs with a derivative.
+
+    The same as ``t in (REAL, TENSOR)`` (base types are equal when of the same class and
+    name) without the dataclass ``__eq__`` calls that test makes: it runs on every node of
+    every value a gradient wraps, lifts and collects, once per call of the gradient."""
+    return t.__class__ is Base and t.name in _REAL_NAMES
 
 
 def zeros(value: Any, xp) -> Any:
     """A zero shaped like ``value``, a leaf of a transformed value: zero arrays, and the
     zero backpropagator in place of backpropagators."""
     if isinstance(value, tuple):
-        return tuple(zeros(v, xp) for v in value)
+        return tuple([zeros(v, xp) for v in value])
     if isinstance(value, Backpropagator):
         return ZERO_BACKPROP
     return xp.zeros_like(value)
@@ -61,10 +72,10 @@ def relift(value: Any, t: Type, mark: str, depth: int, runtime: Runtime) -> Any:
     ``mark`` (``"r"`` for ←D, ``"f"`` for →D) and ``M`` the ``depth`` transforms the
     value has been through.  At depth 0 this lifts a value into ``S``'s world as a
     constant (SPEC §3: the free variables of a differentiated function are constants)."""
-    if t in (REAL, TENSOR):
+    if is_real(t):
         return value, (ZERO_BACKPROP if mark == "r" else zeros(value, runtime.backend.xp))
     if isinstance(t, TupleType):
-        return tuple(relift(v, i, mark, depth, runtime) for v, i in zip(value, t.items))
+        return tuple([relift(v, i, mark, depth, runtime) for v, i in zip(value, t.items)])
     if isinstance(t, ListType):
         return [relift(v, t.elem, mark, depth, runtime) for v in value]
     if isinstance(t, (FunType, LinType)):
@@ -88,12 +99,12 @@ def lift(value: Any, t: Type, runtime: Runtime) -> Any:
 
 def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
     """``wrap_A``: pair each real leaf of the input with a backpropagator of its own."""
-    if t in (REAL, TENSOR):
+    if is_real(t):
         bp = Backpropagator(None)
         inputs.append(bp)
         return x, bp
     if isinstance(t, TupleType):
-        return tuple(_wrap(v, i, inputs) for v, i in zip(x, t.items))
+        return tuple([_wrap(v, i, inputs) for v, i in zip(x, t.items)])
     if isinstance(t, ListType):
         return [_wrap(v, t.elem, inputs) for v in x]
     return x
@@ -101,11 +112,11 @@ def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
 
 def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
     """``collect_A``: the cotangent of each leaf, zeros where nothing arrived."""
-    if t in (REAL, TENSOR):
+    if is_real(t):
         ct = cotangents.get(next(inputs))
         return zeros(x, xp) if ct is None else ct
     if isinstance(t, TupleType):
-        return tuple(_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items))
+        return tuple([_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items)])
     if isinstance(t, ListType):
         return [_collect(v, t.elem, cotangents, inputs, xp) for v in x]
     return ()
@@ -113,18 +124,18 @@ def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
 
 def _split(y: Any, t: Type, backprops: list) -> Any:
     """The primal part of a ←D value, gathering the backpropagators of its leaves."""
-    if t in (REAL, TENSOR):
+    if is_real(t):
         backprops.append(y[1])
         return y[0]
     if isinstance(t, TupleType):
-        return tuple(_split(v, i, backprops) for v, i in zip(y, t.items))
+        return tuple([_split(v, i, backprops) for v, i in zip(y, t.items)])
     if isinstance(t, ListType):
         return [_split(v, t.elem, backprops) for v in y]
     return y
 
 
 def _leaves(ct: Any, t: Type, out: list) -> list:
-    if t in (REAL, TENSOR):
+    if is_real(t):
         out.append(ct)
     elif isinstance(t, TupleType):
         for v, i in zip(ct, t.items):
@@ -137,13 +148,13 @@ def _leaves(ct: Any, t: Type, out: list) -> list:
 
 def pair(x: Any, dx: Any, t: Type) -> Any:
     """The →D value of a point and a tangent: each real leaf paired with its tangent."""
-    if t in (REAL, TENSOR):
+    if is_real(t):
         shape, tangent_shape = tuple(_primal(x).shape), tuple(_primal(dx).shape)
         if shape != tangent_shape:
             raise ValueError(f"the tangent has shape {tangent_shape} where the point has shape {shape}")
         return x, dx
     if isinstance(t, TupleType):
-        return tuple(pair(v, dv, i) for v, dv, i in zip(x, dx, t.items))
+        return tuple([pair(v, dv, i) for v, dv, i in zip(x, dx, t.items)])
     if isinstance(t, ListType):
         if len(x) != len(dx):
             raise ValueError(f"a list of {len(x)} elements has a tangent of {len(dx)}")
@@ -153,7 +164,7 @@ def pair(x: Any, dx: Any, t: Type) -> Any:
 
 def _unpair(y: Any, t: Type) -> tuple[Any, Any]:
     """A →D value split into its value and its tangent (``()`` for discrete parts)."""
-    if t in (REAL, TENSOR):
+    if is_real(t):
         return y
     if isinstance(t, TupleType):
         parts = [_unpair(v, i) for v, i in zip(y, t.items)]
