@@ -246,14 +246,7 @@ class _Unit:
         if isinstance(t, Lit):
             return self.literal(t)
         if isinstance(t, Let):
-            chain, body = let_chain(t)
-            saved = []
-            for let in chain:
-                saved.append(self.bind_let(let.pattern, let.bound))
-            result = self.value(body)
-            for s in reversed(saved):
-                self.unbind(s)
-            return result
+            return self.scoped(t, self.value)
         if isinstance(t, Prim):
             return self.prim(t)
         if isinstance(t, App):
@@ -296,13 +289,30 @@ class _Unit:
         local is assigned once, so a variable bound to a local or a constant is only a
         name for it; a tuple matched against a tuple term is matched part by part."""
         saved = {name: self.fn.locals.get(name) for name in _names(p)}
-        if isinstance(p, PTuple) and isinstance(t, Tuple) and len(p.items) == len(t.items):
-            parts = [self.atom(i) for i in t.items]  # all evaluated before any is bound
-            for item, code in zip(p.items, parts):
+        bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
+        if isinstance(bound, list):
+            for item, code in zip(p.items, bound):
                 self.assign(item, code)
         else:
-            self.assign(p, self.value(t))
+            self.assign(p, bound)
         return saved
+
+    def scoped(self, t: Term, body: Callable[[Term], Any]) -> Any:
+        """``body`` of the term inside the ``let`` chain ``t``, with the chain's bindings
+        emitted before it and in scope for it."""
+        chain, inner = let_chain(t)
+        saved = [self.bind_let(let.pattern, let.bound) for let in chain]
+        result = body(inner)
+        for s in reversed(saved):
+            self.unbind(s)
+        return result
+
+    def parts(self, t: Term, p: Pattern) -> list[str] | None:
+        """The atoms of the parts of a tuple term matched by the tuple pattern ``p`` (all
+        evaluated before any is bound); ``None`` if ``t`` is no such term."""
+        if not (isinstance(p, PTuple) and isinstance(t, Tuple) and len(p.items) == len(t.items)):
+            return None
+        return [self.atom(i) for i in t.items]
 
     def assign(self, p: Pattern, code: str) -> None:
         if isinstance(p, PVar) and _is_atom(code):
