@@ -435,6 +435,9 @@ _define("dim", (INT, TENSOR), INT, lambda rt: (lambda axis, x: int(x.shape[axis]
 _define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)))
 _define("shape", (TENSOR,), _LIST_INT, lambda rt: (lambda x: [int(n) for n in x.shape]))
 _define("step", (_F,), _F, lambda rt: (lambda x: (x > 0).astype(rt.backend.dtype)))
+# ``a * step x`` without the mask as floats: a product with the comparison's Booleans (an
+# eighth of the memory), which keeps ``a``'s float dtype.
+_define("where_pos", (_F, _F), _F, lambda rt: (lambda x, a: a * (x > 0)), typing="arith")
 _define("sign", (_F,), _F, lambda rt: rt.backend.xp.sign)
 _define("mask_ge", (_F, _F), _F, _mask(operator.ge), typing="arith")
 _define("mask_le", (_F, _F), _F, _mask(operator.le), typing="arith")
@@ -528,6 +531,6 @@ for _name, _positions in {
     "unbroadcast": (1,), "sum": (0,), "mean": (0,), "sum_axis": (1,), "mean_axis": (1,), "transpose": (0,),
     "reshape": (0,), "expand_dims": (1,), "dot": (0, 1), "outer": (0, 1), "stack": (0,), "unstack": (0,),
     "concat": (1,), "split_like": (2,), "embed": (2,), "scalar": (0,), "fill": (0,), "sum_apply": (1,),
-    "fst": (0,), "snd": (0,), "take": (1,), "piece": (3,), "pad_piece": (3,),
+    "fst": (0,), "snd": (0,), "take": (1,), "piece": (3,), "pad_piece": (3,), "where_pos": (1,),
 }.items():
     BUILTINS[_name] = replace(BUILTINS[_name], linear=_positions)

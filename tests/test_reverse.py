@@ -467,6 +467,7 @@ GRADIENT_CASES: dict[str, st.SearchStrategy] = {
     "fill": fill_case(),
     "expand_dims": expand_dims_case(),
     "unbroadcast": unbroadcast_case(),
+    "where_pos": binary("where_pos x1 x2", ODD_TENTHS, REALS),
     "stack": stack_case(),
     "concat": concat_case(),
     "unstack": same_shapes("stack (map (\\(t : Tensor). t * t) (unstack x1))", 1, NONEMPTY_SHAPES),
