@@ -97,7 +97,7 @@ VJP: dict[str, tuple[str | None, ...]] = {
     "sum_axis": (None, "expand_dims x1 a * ones_like x2"),
     "mean_axis": (None, "expand_dims x1 a * ones_like x2 / real (dim x1 x2)"),
     "max_axis": (None, "expand_dims x1 a * argmax_mask x1 x2"),
-    "logsumexp_axis": (None, "expand_dims x1 a * softmax_axis x1 x2"),
+    "logsumexp_axis": (None, "expand_dims x1 a * exp (x2 - expand_dims x1 y)"),
     "softmax_axis": (None, "y * (a - expand_dims x1 (sum_axis x1 (a * y)))"),
     "transpose": ("transpose a",),
     "reshape": ("reshape a (shape x1)", None),
