@@ -368,6 +368,18 @@ def unbroadcast(xp, g, shape: tuple[int, ...]):
     return xp.reshape(g, shape)
 
 
+def _broadcast(rt: Runtime):
+    xp = rt.backend.xp
+
+    def broadcast(x, g):
+        """``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written
+        out once (not a read-only view, which could reach the user as a gradient)."""
+        if tuple(g.shape) == tuple(x.shape):
+            return g
+        return xp.array(xp.broadcast_to(g, x.shape))
+    return broadcast
+
+
 def _matrix_operands(x, y):
     """``x`` and ``y`` as NumPy's ``matmul`` sees them: a 1-D ``x`` is a row, a 1-D ``y``
     a column."""
@@ -428,6 +440,7 @@ def _mask(op):
 
 
 _define("unbroadcast", (_F, TENSOR), _F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)))
+_define("broadcast", (TENSOR, _F), TENSOR, _broadcast)
 _define("ones_like", (_F,), _F, lambda rt: rt.backend.xp.ones_like)
 _define("zeros_like", (_F,), _F, lambda rt: rt.backend.xp.zeros_like)
 _define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.backend.xp.expand_dims(x, axis)))
@@ -435,6 +448,9 @@ _define("dim", (INT, TENSOR), INT, lambda rt: (lambda axis, x: int(x.shape[axis]
 _define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)))
 _define("shape", (TENSOR,), _LIST_INT, lambda rt: (lambda x: [int(n) for n in x.shape]))
 _define("step", (_F,), _F, lambda rt: (lambda x: (x > 0).astype(rt.backend.dtype)))
+# ``a * step x`` without the mask as floats: a product with the comparison's Booleans (an
+# eighth of the memory), which keeps ``a``'s float dtype.
+_define("where_pos", (_F, _F), _F, lambda rt: (lambda x, a: a * (x > 0)), typing="arith")
 _define("sign", (_F,), _F, lambda rt: rt.backend.xp.sign)
 _define("mask_ge", (_F, _F), _F, _mask(operator.ge), typing="arith")
 _define("mask_le", (_F, _F), _F, _mask(operator.le), typing="arith")
@@ -528,6 +544,6 @@ for _name, _positions in {
     "unbroadcast": (1,), "sum": (0,), "mean": (0,), "sum_axis": (1,), "mean_axis": (1,), "transpose": (0,),
     "reshape": (0,), "expand_dims": (1,), "dot": (0, 1), "outer": (0, 1), "stack": (0,), "unstack": (0,),
     "concat": (1,), "split_like": (2,), "embed": (2,), "scalar": (0,), "fill": (0,), "sum_apply": (1,),
-    "fst": (0,), "snd": (0,), "take": (1,), "piece": (3,), "pad_piece": (3,),
+    "fst": (0,), "snd": (0,), "take": (1,), "piece": (3,), "pad_piece": (3,), "where_pos": (1,), "broadcast": (1,),
 }.items():
     BUILTINS[_name] = replace(BUILTINS[_name], linear=_positions)

@@ -87,6 +87,8 @@ JVP: dict[str, tuple[str | None, ...]] = {
     "fill": ("fill dx1 x2", None),
     "expand_dims": (None, "expand_dims x1 dx2"),
     "unbroadcast": (None, "unbroadcast x1 dx2"),
+    "where_pos": (None, "where_pos x1 dx2"),
+    "broadcast": (None, "broadcast x1 dx2"),
     "matmul_dx": (None, "matmul_dx x1 dx2 x3", "matmul_dx x1 x2 dx3"),
     "matmul_dy": ("matmul_dy dx1 x2 x3", None, "matmul_dy x1 x2 dx3"),
     "embed": (None, None, "embed x1 x2 dx3"),

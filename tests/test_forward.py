@@ -105,6 +105,8 @@ USES: dict[str, tuple[str, list]] = {
     "fill": ("fill x1 [2, 2]", [()]),
     "expand_dims": ("expand_dims 1 x1", [(2, 3)]),
     "unbroadcast": ("unbroadcast x1 x2", [(3,), (2, 3)]),
+    "where_pos": ("where_pos x1 x2", [(3,), (2, 3)]),
+    "broadcast": ("broadcast x1 x2", [(2, 3), (3,)]),
     "matmul_dx": ("matmul_dx x1 x2 x3", [(2, 3), (3, 4), (2, 4)]),
     "matmul_dy": ("matmul_dy x1 x2 x3", [(2, 3), (3, 4), (2, 4)]),
     "embed": ("embed 1 x1 x2", [(3, 2), (2,)]),

@@ -395,6 +395,13 @@ def unbroadcast_case(draw) -> Case:
 
 
 @st.composite
+def broadcast_case(draw) -> Case:
+    """``broadcast x1 x2``: ``x1`` has the shape of ``x2`` broadcast against another."""
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3))
+    return Case("broadcast x1 x2", [draw(tensor(shapes.result_shape)), draw(number(shapes.input_shapes[0]))])
+
+
+@st.composite
 def stack_case(draw) -> Case:
     """``stack`` of a list literal of parameters, or of a parameter of type List Tensor."""
     shape, count = draw(SHAPES), draw(st.integers(1, 3))
@@ -467,6 +474,8 @@ GRADIENT_CASES: dict[str, st.SearchStrategy] = {
     "fill": fill_case(),
     "expand_dims": expand_dims_case(),
     "unbroadcast": unbroadcast_case(),
+    "broadcast": broadcast_case(),
+    "where_pos": binary("where_pos x1 x2", ODD_TENTHS, REALS),
     "stack": stack_case(),
     "concat": concat_case(),
     "unstack": same_shapes("stack (map (\\(t : Tensor). t * t) (unstack x1))", 1, NONEMPTY_SHAPES),
