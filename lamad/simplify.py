@@ -542,7 +542,8 @@ def _binders_besides(t: Term, name: str, component: int) -> set[str]:
 
 
 def _component_names(t: Term, name: str, arity: int) -> list[str | None]:
-    """For each component of ``name``, the variable the first ``let (…) = name`` binds it to."""
+    """For each component of ``name``, the variable the first ``let (…) = name`` binds it to;
+    where ``name`` is bound again, that is another variable, perhaps of another arity."""
     found: list[str | None] = [None] * arity
     stack = [t]
     while stack:
@@ -552,6 +553,11 @@ def _component_names(t: Term, name: str, arity: int) -> list[str | None]:
             for i, item in enumerate(node.pattern.items):
                 if found[i] is None and isinstance(item, PVar):
                     found[i] = item.name
+        if isinstance(node, (Lam, LinLam)) and name in pattern_names(node.param):
+            continue
+        if isinstance(node, Let) and name in pattern_names(node.pattern):
+            stack.append(node.bound)  # the body sees the new one
+            continue
         stack.extend(reversed(list(children(node))))
     return found
 

@@ -260,6 +260,20 @@ def test_splitting_a_pair_into_its_own_name_gives_distinct_names():
     assert (float(y), float(g0), float(g1), g2) == (4.0, 0.0, 0.0, ())
 
 
+def test_naming_the_parts_of_a_pair_skips_where_its_name_is_bound_again():
+    """The names a destructuring gives the parts of ``y`` are looked for only where ``y``
+    is that variable: here an inner ``y`` of other components made the simplifier fail with
+    an IndexError (a program the generated programs found)."""
+    prog = lamad.loads("def g (y : Tensor) (x : Int) : (Tensor * Real * Int) =\n"
+                       "    (iterate 0 (\\(y : (Tensor * Real * Int)). (iterate 0 (\\(x : (Tensor * Real * Int)).\n"
+                       "        (((let (x, _, _) = y in (sum x))), 0.5, 1)) y)) (((sum y)), 0.5, 1))\n")
+    raw, raw_checked = dual(prog, "g", simplified=False)
+    simple, simple_checked = dual(prog, "g", simplified=True)
+    assert simple_checked.ty == raw_checked.ty
+    point = (np.arange(3.0), 2)
+    assert float(prog.g(*point)[0]) == 3.0
+
+
 def test_splitting_parameters_keeps_the_names_of_one_pattern_distinct():
     """``\\(acc, _, x). let (x, _) = acc in x``: ``acc`` split by the inner pattern must not
     name its first component ``x``, which the parameter's pattern already binds."""
