@@ -24,7 +24,7 @@ from __future__ import annotations
 from functools import partial
 from itertools import count
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
@@ -46,6 +46,13 @@ _RUNTIME_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, Overflo
 
 INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 """Builtins that are Python's operators on every value they take (numbers and arrays)."""
+
+Steps = list[tuple[str, str, Optional[Span]]]
+"""What a line of compiled code computes, for locating its failures: an assignment per
+operation (for replaying), the operation's name and its span."""
+
+MAX_NESTING = 8
+"""How deep arithmetic is nested in one line (Python's parser allows 200 parentheses)."""
 
 MAX_INDENT = 40
 """Branches of ``if`` nested deeper than this are compiled as functions of their own:
@@ -93,14 +100,14 @@ class _Function:
     def __init__(self, unit: _Unit, parent: _Function | None, name: str):
         self.unit, self.parent, self.name = unit, parent, name
         self.lines: list[str] = []
-        self.spans: dict[int, tuple[str, Span | None]] = {}  # line index → what a failure there is located at
+        self.spans: dict[int, Steps] = {}  # line index → what a failure there is located at
         self.locals: dict[str, str] = {}
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
         self.source: _LamSource | None = None  # for a closure that may be differentiated
         self.indent = 2
 
-    def emit(self, line: str, located: tuple[str, Span | None] | None = None) -> None:
+    def emit(self, line: str, located: Steps | None = None) -> None:
         if located is not None:
             self.spans[len(self.lines)] = located
         self.lines.append("    " * self.indent + line)
@@ -147,7 +154,7 @@ class _Unit:
         self.functions: list[tuple[_Function, list[str]]] = []
         self.fn: _Function | None = None
         self.source = ""
-        self.span_tables: dict[str, dict[int, tuple[str, Span | None]]] = {}
+        self.span_tables: dict[str, dict[int, Steps]] = {}
 
     # ----------------------------------------------------------------- names
 
@@ -218,10 +225,18 @@ class _Unit:
     def located(self, error: Exception, fn_name: str) -> Exception:
         """The error of a builtin, located at its application (found by the line the
         function ``fn_name`` failed on); any other error as it is."""
-        where = self.span_tables[fn_name].get(error.__traceback__.tb_lineno)
-        if where is None:
+        steps = self.span_tables[fn_name].get(error.__traceback__.tb_lineno)
+        if steps is None:
             return error
-        name, span = where
+        if len(steps) > 1:  # nested arithmetic: the first operation that fails again
+            scope = dict(error.__traceback__.tb_frame.f_locals)
+            for step in steps:
+                try:
+                    exec(step[0], self.namespace, scope)
+                except _RUNTIME_ERRORS as again:
+                    steps, error = [step], again
+                    break
+        _, name, span = steps[-1]
         return LamRuntimeError(f"{name}: {error}", span)
 
     # ----------------------------------------------------------------- terms
@@ -231,7 +246,7 @@ class _Unit:
         code = self.value(t)
         return code if _is_atom(code) else self.bind(code)
 
-    def bind(self, code: str, located: tuple[str, Span | None] | None = None) -> str:
+    def bind(self, code: str, located: Steps | None = None) -> str:
         """Emit ``v = code`` for a fresh local ``v``."""
         v = self.local("v")
         self.fn.emit(f"{v} = {code}", located)
@@ -363,17 +378,30 @@ class _Unit:
         located at the application); operators are Python's."""
         if ad_operator(t.op) is not None:
             return self.ad(t)
+        if _is_arithmetic(t):
+            code, _, steps = self.arithmetic(t, 0)
+            return self.bind(code, steps)
         args = [self.atom(a) for a in t.args]
         if t.op == "add" and t.ty == GRAD:  # + in the module d (gradient.add, inlined)
             u, v = args
             return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
-        if t.op in INFIX:
-            code = f" {INFIX[t.op]} ".join(args)
-        elif t.op == "neg":
-            code = f"-{args[0]}"
-        else:
-            code = f"{self.builtin(t.op)}({', '.join(args)})"
-        return self.bind(code, (f"'{surface_name(t.op)}'", t.span))
+        return self.bind(f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{surface_name(t.op)}'", t.span)])
+
+    def arithmetic(self, t: Term, depth: int) -> tuple[str, str, Steps]:
+        """An arithmetic term as one Python expression, its arithmetic subterms nested in
+        it (up to a depth): the intermediate arrays are then temporaries, which NumPy
+        reuses in place, as it does for a hand-written ``a * (1.0 - y * y)``.  Returns the
+        expression, a name for its value in the steps, and the steps — one assignment per
+        operation, which :meth:`located` replays to find the one that failed."""
+        if not _is_arithmetic(t) or depth > MAX_NESTING:
+            a = self.atom(t)
+            return a, a, []
+        parts = [self.arithmetic(a, depth + 1) for a in t.args]
+        step = self.local("_s")
+        steps = [s for _, _, inner in parts for s in inner]
+        steps.append((f"{step} = {_operation(t.op, [name for _, name, _ in parts])}", f"'{surface_name(t.op)}'", t.span))
+        code = _operation(t.op, [c for c, _, _ in parts])
+        return (code if depth == 0 else f"({code})"), step, steps
 
     def ad(self, t: Prim) -> str:
         """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx`` (SPEC §3), maybe
@@ -394,6 +422,15 @@ class _Unit:
                 return Gradient(f, fty, marks, runtime, span, with_value)
         args = [self.atom(a) for a in t.args]
         return self.bind(f"{self.constant(operator)}({', '.join(args)})")
+
+
+def _is_arithmetic(t: Term) -> bool:
+    """Whether ``t`` is an operation of Python's arithmetic (``+`` in ``d`` is not)."""
+    return isinstance(t, Prim) and (t.op in INFIX or t.op == "neg") and t.ty != GRAD
+
+
+def _operation(op: str, operands: list[str]) -> str:
+    return f"-{operands[0]}" if op == "neg" else f" {INFIX[op]} ".join(operands)
 
 
 def _is_atom(code: str) -> bool:

@@ -64,9 +64,22 @@ def test_a_body_is_straight_line_python_with_operators_inline():
 
     term = lamad.loads("def f (x : Real) : Real = let y = x * x in y + 1.0 - sin y").typed.terms["f"]
     source = python_source(term)
-    body = source[source.index("def _lam1"):source.index("except")]
-    assert "x_2 * x_2" in body and " + _k" in body and "_partial" not in body
-    assert body.count("(") == 2  # the def line and the one call, sin's
+    body = source[source.index("def _lam1"):source.index("except")].splitlines()
+    assert body[2].strip() == "v_4 = x_2 * x_2" and "_f" in body[3]  # sin, the one call
+    assert body[4].strip() == "v_8 = (v_4 + _k1) - v_6"  # arithmetic nested on one line: NumPy's temporaries
+    assert len([line for line in body if line.strip()]) == 6 and "_partial" not in source
+
+
+@pytest.mark.parametrize("term, failing", [("x * (y + y)", "x * (y + y)"), ("x + (x * y)", "x * y"),
+                                           ("-(x * y) + x", "x * y")])
+def test_a_failing_operation_nested_in_a_line_is_located_at_itself(term, failing):
+    head = "def f (x : Tensor) (y : Tensor) : Tensor = "
+    prog = lamad.loads(head + term + "\n")
+    with pytest.raises(lamad.LamRuntimeError) as e:
+        prog.f(np.ones((2, 3)), np.ones(4))
+    start = len(head) + term.index(failing) + 1
+    assert (e.value.span.column, e.value.span.end_column) == (start, start + len(failing))
+    assert e.value.message.startswith("'*': operands could not be broadcast")
 
 
 def test_a_failing_builtin_deep_in_a_function_is_located_at_its_application():
