@@ -460,10 +460,19 @@ class _LamSource:
         self.runtime = unit.runtime
         self.globals = unit.globals
         self._lifted: dict[tuple[str, int], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
+        self._closed: dict[tuple[str, int], Callable] = {}
 
     def relift(self, captured: tuple, mark: str, depth: int) -> Callable:
         """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`),
-        given the values it captured."""
+        given the values it captured.  A closure that captured nothing (a definition's
+        function, most often) is lifted once: the values it uses are definitions."""
+        if not captured:
+            if (mark, depth) not in self._closed:
+                self._closed[mark, depth] = self.lift(captured, mark, depth)
+            return self._closed[mark, depth]
+        return self.lift(captured, mark, depth)
+
+    def lift(self, captured: tuple, mark: str, depth: int) -> Callable:
         free, code = self.transformed(mark, depth)
         values = []
         for name, t in free:
