@@ -21,6 +21,7 @@ and gradient values (lamad/gradient.py) for the target calculus.
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from itertools import count
 from pathlib import Path
@@ -36,10 +37,12 @@ from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.parser import surface_name
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
-    GRAD, App, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, Type,
+    GRAD, TENSOR, App, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, Type,
     Var, free_variables, let_chain,
 )
 from lamad.types import infer_term, unmarked_type
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _RUNTIME_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError, FloatingPointError,
                    OSError, MemoryError)
@@ -105,6 +108,7 @@ class _Function:
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
         self.source: _LamSource | None = None  # for a closure that may be differentiated
+        self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
         self.indent = 2
 
     def emit(self, line: str, located: Steps | None = None) -> None:
@@ -132,10 +136,29 @@ class _Function:
             return self.name
         return f"_partial({self.name}, {', '.join(self.outer)})"
 
-    def text(self, param: str) -> list[str]:
+    def text(self, param: str) -> tuple[list[str], dict[int, Steps]]:
+        """The function's source lines, and what a failure on each line is located at.
+
+        A tensor a builtin made is deleted after the line that uses it last, as a NumPy
+        programmer's temporaries are: the frame would keep it until the function returns,
+        and a forward pass would hold all its intermediate arrays at once (the ones a
+        backpropagator needs, it captures)."""
+        last: dict[int, list[str]] = {}
+        uses = {name: i for i, line in enumerate(self.lines) for name in _IDENTIFIER.findall(line)
+                if name in self.tensors}
+        for name, i in uses.items():
+            if not self.lines[i].lstrip().startswith("return"):
+                last.setdefault(i, []).append(name)
         head = f"def {self.name}({', '.join([*self.captures.values(), *([param] if param else [])])}):"
-        handler = ["    except _ERRORS as e:", f"        raise _located(e, {self.name!r}) from None"]
-        return [head, "    try:", *self.lines, *handler]
+        lines, spans = [head, "    try:"], {}
+        for i, line in enumerate(self.lines):
+            if i in self.spans:
+                spans[len(lines)] = self.spans[i]
+            lines.append(line)
+            if i in last:
+                lines.append(line[:len(line) - len(line.lstrip())] + f"del {', '.join(sorted(last[i]))}")
+        lines += ["    except _ERRORS as e:", f"        raise _located(e, {self.name!r}) from None"]
+        return lines, spans
 
 
 # --------------------------------------------------------------------- a compilation unit
@@ -188,9 +211,8 @@ class _Unit:
         fn.emit(f"return {self.value(term)}")
         self.functions.append((fn, fn.text(", ".join(fn.locals[n] for n in params))))
         lines: list[str] = []
-        for f, text in self.functions:
-            first = len(lines) + 3  # 1-based, after the def and try lines
-            self.span_tables[f.name] = {first + i: where for i, where in f.spans.items()}
+        for f, (text, spans) in self.functions:
+            self.span_tables[f.name] = {len(lines) + 1 + i: where for i, where in spans.items()}  # lines count from 1
             lines += text
         self.source = "\n".join(lines) + "\n"
         exec(compile(self.source, "<lamad>", "exec"), self.namespace)
@@ -380,12 +402,18 @@ class _Unit:
             return self.ad(t)
         if _is_arithmetic(t):
             code, _, steps = self.arithmetic(t, 0)
-            return self.bind(code, steps)
+            result = self.bind(code, steps)
+            if t.ty == TENSOR:
+                self.fn.tensors.add(result)
+            return result
         args = [self.atom(a) for a in t.args]
         if t.op == "add" and t.ty == GRAD:  # + in the module d (gradient.add, inlined)
             u, v = args
             return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
-        return self.bind(f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{surface_name(t.op)}'", t.span)])
+        result = self.bind(f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{surface_name(t.op)}'", t.span)])
+        if t.ty == TENSOR:
+            self.fn.tensors.add(result)
+        return result
 
     def arithmetic(self, t: Term, depth: int) -> tuple[str, str, Steps]:
         """An arithmetic term as one Python expression, its arithmetic subterms nested in
