@@ -88,3 +88,13 @@ def test_a_failing_builtin_deep_in_a_function_is_located_at_its_application():
     with pytest.raises(lamad.LamRuntimeError) as e:
         prog.main
     assert e.value.span.line == 3 and e.value.span.column == 8 and "'@'" in e.value.message
+
+
+def test_a_tensor_is_let_go_after_its_last_use_not_when_the_function_returns():
+    from lamad.eval import python_source
+
+    source = "def f (x : Tensor) : Real = let y = x @ x; z = exp y in sum z + sum y"
+    body = [line.strip() for line in python_source(lamad.loads(source).typed.terms["f"]).splitlines()]
+    assert body[2:8] == ["v_3 = _f1(x_2, x_2)", "v_4 = _f2(v_3)", "v_5 = _f3(v_4)", "del v_4",  # z = exp y
+                         "v_6 = _f3(v_3)", "del v_3"]  # y, used once more
+    assert lamad.loads(source).f(np.eye(2)) == pytest.approx(2 * np.e + 2 + 2)
