@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import platform
 import statistics
@@ -39,6 +41,23 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int = 7, min_tim
                 fn()
             samples[name].append((now() - start) / loops[name])
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def steady_allocator() -> str:
+    """Keep freed memory in the process (glibc's ``mallopt``): no heap trimming, and arrays
+    up to 32 MiB from the heap rather than fresh ``mmap``s.  Otherwise glibc hands the
+    arrays of a call back to the system and the next call faults every page in again, for
+    NumPy and lamad alike, and how much depends on what else the process imported
+    (importing PyTorch ends it).  Returns how the allocator is set, for the results."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return "the system's allocator as it is"
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    if mallopt(m_trim_threshold, 2**30) == 1 and mallopt(m_mmap_threshold, 2**25) == 1:
+        return "glibc's heap kept (mallopt: no trimming, mmap above 32 MiB only)"
+    return "the system's allocator as it is (mallopt refused)"
 
 
 def _cpu_model() -> str:
