@@ -12,6 +12,7 @@ import itertools
 import operator
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
 
@@ -369,17 +370,32 @@ def unbroadcast(xp, g, shape: tuple[int, ...]):
 
 
 def _broadcast(rt: Runtime):
-    xp = rt.backend.xp
+    xp, dtype = rt.backend.xp, rt.backend.dtype
 
     def broadcast(x, g):
         """``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written
         out once (not a read-only view, which could reach the user as a gradient)."""
         if tuple(g.shape) == tuple(x.shape):
             return g
-        out = xp.empty_like(x)
+        out = xp.empty(x.shape, dtype=dtype)
         out[...] = g
         return out
     return broadcast
+
+
+def _like(rt: Runtime):
+    xp, dtype = rt.backend.xp, rt.backend.dtype
+
+    @lru_cache(maxsize=1024)
+    def of_shape(shape: tuple[int, ...]):
+        return xp.broadcast_to(xp.zeros((), dtype=dtype), shape)
+
+    def like(x):
+        """An array of the shape of ``x`` that holds one zero (a read-only view with zero
+        strides, one per shape): all a backpropagator needs of a primal it only broadcasts
+        to or sums down to, as JAX's backward pass keeps an abstract value of it."""
+        return of_shape(x.shape)
+    return like
 
 
 def _matrix_operands(x, y):
@@ -443,6 +459,7 @@ def _mask(op):
 
 _define("unbroadcast", (_F, TENSOR), _F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)))
 _define("broadcast", (TENSOR, _F), TENSOR, _broadcast)
+_define("like", (_F,), _F, _like)
 _define("ones_like", (_F,), _F, lambda rt: rt.backend.xp.ones_like)
 _define("zeros_like", (_F,), _F, lambda rt: rt.backend.xp.zeros_like)
 _define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.backend.xp.expand_dims(x, axis)))

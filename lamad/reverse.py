@@ -20,7 +20,7 @@ from lamad.builtins import BUILTINS
 from lamad.errors import LamTypeError
 from lamad.syntax import (
     BOOL, INT, REAL, STRING, TENSOR, UNIT, App, FunType, If, Lam, Let, LinLam, LinType, ListType, Lit, PVar,
-    Prim, Term, Tuple, TupleType, TVar, Type, Var, children, pattern_names, perp,
+    Prim, Term, Tuple, TupleType, TVar, Type, Var, children, map_children, pattern_names, perp,
 )
 from lamad.transform import CONSTANT, Transform, lets
 
@@ -72,14 +72,14 @@ def _has_leaves(t: Type) -> bool:
 # --------------------------------------------------------------------- rules
 
 VJP: dict[str, tuple[str | None, ...]] = {
-    "add": ("unbroadcast x1 a", "unbroadcast x2 a"),
-    "sub": ("unbroadcast x1 a", "unbroadcast x2 (-a)"),
-    "mul": ("unbroadcast x1 (a * x2)", "unbroadcast x2 (x1 * a)"),
-    "div": ("unbroadcast x1 (a / x2)", "unbroadcast x2 (-(a * y) / x2)"),
-    "pow": ("unbroadcast x1 (a * x2 * x1 ** (x2 - 1.0))", "unbroadcast x2 (a * y * log x1)"),
+    "add": ("unbroadcast (like x1) a", "unbroadcast (like x2) a"),
+    "sub": ("unbroadcast (like x1) a", "unbroadcast (like x2) (-a)"),
+    "mul": ("unbroadcast (like x1) (a * x2)", "unbroadcast (like x2) (x1 * a)"),
+    "div": ("unbroadcast (like x1) (a / x2)", "unbroadcast (like x2) (-(a * y) / x2)"),
+    "pow": ("unbroadcast (like x1) (a * x2 * x1 ** (x2 - 1.0))", "unbroadcast (like x2) (a * y * log x1)"),
     "neg": ("-a",),
-    "max": ("unbroadcast x1 (a * mask_ge x1 x2)", "unbroadcast x2 (a * (1.0 - mask_ge x1 x2))"),
-    "min": ("unbroadcast x1 (a * mask_le x1 x2)", "unbroadcast x2 (a * (1.0 - mask_le x1 x2))"),
+    "max": ("unbroadcast (like x1) (a * mask_ge x1 x2)", "unbroadcast (like x2) (a * (1.0 - mask_ge x1 x2))"),
+    "min": ("unbroadcast (like x1) (a * mask_le x1 x2)", "unbroadcast (like x2) (a * (1.0 - mask_le x1 x2))"),
     "matmul": ("matmul_dx x1 x2 a", "matmul_dy x1 x2 a"),
     "exp": ("a * y",),
     "log": ("a / x1",),
@@ -92,10 +92,10 @@ VJP: dict[str, tuple[str | None, ...]] = {
     "abs": ("a * sign x1",),
     "square": ("a * (2.0 * x1)",),
     "log1p": ("a / (1.0 + x1)",),
-    "sum": ("broadcast x1 a",),
-    "mean": ("broadcast x1 (a / count x1)",),
-    "sum_axis": (None, "broadcast x2 (expand_dims x1 a)"),
-    "mean_axis": (None, "broadcast x2 (expand_dims x1 a / real (dim x1 x2))"),
+    "sum": ("broadcast (like x1) a",),
+    "mean": ("broadcast (like x1) (a / count x1)",),
+    "sum_axis": (None, "broadcast (like x2) (expand_dims x1 a)"),
+    "mean_axis": (None, "broadcast (like x2) (expand_dims x1 a / real (dim x1 x2))"),
     "max_axis": (None, "expand_dims x1 a * argmax_mask x1 x2"),
     "logsumexp_axis": (None, "expand_dims x1 a * exp (x2 - expand_dims x1 y)"),
     "softmax_axis": (None, "y * (a - expand_dims x1 (sum_axis x1 (a * y)))"),
@@ -106,9 +106,9 @@ VJP: dict[str, tuple[str | None, ...]] = {
     "scalar": ("reshape a (shape x1)",),
     "fill": ("sum a", None),
     "expand_dims": (None, "sum_axis x1 a"),
-    "unbroadcast": (None, "broadcast x2 a"),
-    "broadcast": (None, "unbroadcast x2 a"),
-    "where_pos": (None, "unbroadcast x2 (where_pos x1 a)"),
+    "unbroadcast": (None, "broadcast (like x2) a"),
+    "broadcast": (None, "unbroadcast (like x2) a"),
+    "where_pos": (None, "unbroadcast (like x2) (where_pos x1 a)"),
     "matmul_dx": (None, "matmul_dy a x2 x3", "a @ x2"),
     "matmul_dy": ("matmul_dx x1 a x3", None, "x1 @ a"),
     "embed": (None, None, "take x1 a"),
@@ -121,6 +121,10 @@ per argument (``None`` for a discrete argument), in terms of the arguments ``x1 
 xk``, the result ``y`` and the cotangent ``a``.  Conventions at kinks (SPEC §2.4):
 ``relu'(0) = 0``, ``abs'(0) = 0``; ``max``/``min`` send the whole cotangent to the
 first argument on ties, and ``max_axis`` to the first maximum."""
+
+METADATA = frozenset({"like", "count"})
+"""Builtins that read only an array's shape (``like x``, an array of ``x``'s shape that holds
+one number): :meth:`_Backprop.hoist_metadata` computes them in the forward pass."""
 
 SPECIAL: dict[str, str] = {
     "stack": "let xs = map fst x1; y = stack xs in (y, \\(a : Tensor) -o sum_apply (map snd x1) (unstack a))",
@@ -231,7 +235,20 @@ class _Backprop(Transform):
         body: Term = Lit(0)
         for s in summands:
             body = s if is_zero(body) else Prim("add", (body, s))
+        body = self.hoist_metadata(body, bindings, {})
         return lets(bindings, Tuple((Var(y), LinLam(PVar(a, t.ty), body)), span=span))
+
+    def hoist_metadata(self, t: Term, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], str]) -> Term:
+        """A rule's ``like xi`` (and ``count xi``) bound in the forward pass, before the
+        backpropagator: it then captures the shape, not the array (``x + b`` kept ``x`` alive
+        until the backward pass only for ``unbroadcast`` to read its shape)."""
+        if isinstance(t, App) and isinstance(t.fn, Var) and t.fn.name in METADATA and isinstance(t.arg, Var):
+            key = (t.fn.name, t.arg.name)
+            if key not in names:
+                names[key] = self.fresh("s" if t.fn.name == "like" else "n")
+                bindings.append((PVar(names[key]), t))
+            return Var(names[key], span=t.span)
+        return map_children(t, lambda c: self.hoist_metadata(c, bindings, names))
 
 
 def _is_unbroadcast(t: Term) -> bool:

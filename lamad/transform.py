@@ -34,7 +34,7 @@ STRUCTURAL = frozenset({"map", "fold", "scan", "zip", "iterate", "fst", "snd", "
 ``sum_apply`` sums backpropagator applications in ``d``, which the transforms leave alone."""
 
 CONSTANT = frozenset({"zeros", "ones", "eye", "randn", "uniform", "load", "real", "onehot", "step", "sign",
-                      "mask_ge", "mask_le", "argmax_mask", "ones_like", "zeros_like", "count"})
+                      "mask_ge", "mask_le", "argmax_mask", "ones_like", "zeros_like", "count", "like"})
 """Builtins whose derivative is zero (where it exists): a constant backpropagator ``λa ⊸ 0``
 for ←D, a zero tangent for →D."""
 

@@ -125,6 +125,7 @@ USES: dict[str, tuple[str, list]] = {
     "argmax_mask": ("argmax_mask 0 x1", [(3, 2)]),
     "ones_like": ("ones_like x1", [(3,)]),
     "zeros_like": ("zeros_like x1", [(3,)]),
+    "like": ("like x1", [(3,)]),
     "count": ("count x1", [(2, 3)]),
     "onehot": ("onehot 3 x1", [(2,)]),
 }

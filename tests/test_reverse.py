@@ -496,6 +496,7 @@ GRADIENT_CASES: dict[str, st.SearchStrategy] = {
     .map(lambda x: Case("argmax_mask 0 x1 * x1", [x])),
     "ones_like": constant("ones_like x1 * x1"),
     "zeros_like": constant("zeros_like x1 + x1"),
+    "like": constant("like x1 + x1"),
     "count": constant("count x1 * x1"),
 }
 """For each builtin that ←D differentiates (with a transposed derivative, a special
