@@ -7,12 +7,15 @@ parameters, bound by :func:`functools.partial` when the closure is made, so
 closures are first-class Python callables of one argument.  A body is written in
 A-normal form — one statement per builtin application or call, each bound to a
 Python local — so lamad variables are Python locals, ``let`` chains are straight
-runs of statements, and arithmetic on values is Python's own operators.
+runs of statements, and arithmetic on values is Python's own operators, nested in
+one expression so that NumPy reuses its temporaries.  A tensor is deleted after
+its last use.
 
 A run-time error is located by the line it happened on: every builtin application
-has a line of its own, and one handler per function maps the line back to the
-span of the application (SPEC §6).  With Python 3.11's zero-cost ``try`` the hot
-path pays nothing for it.
+has a line of its own (the operations of a line of arithmetic are replayed one by
+one to find the one that failed), and one handler per function maps the line back
+to the span of the application (SPEC §6).  With Python 3.11's zero-cost ``try``
+the hot path pays nothing for it.
 
 Values: backend arrays for ``Real`` (0-d) and ``Tensor``; Python ``int``,
 ``bool``, ``()``, ``str``, tuples and lists; closures; :class:`Backpropagator`
@@ -37,8 +40,8 @@ from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.parser import surface_name
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
-    GRAD, TENSOR, App, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, Type,
-    Var, free_variables, let_chain,
+    GRAD, TENSOR, App, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term,
+    Tuple, Type, Var, free_variables, let_chain,
 )
 from lamad.types import infer_term, unmarked_type
 
@@ -174,7 +177,7 @@ class _Unit:
         self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
-        self.functions: list[tuple[_Function, list[str]]] = []
+        self.functions: list[tuple[_Function, tuple[list[str], dict[int, Steps]]]] = []
         self.fn: _Function | None = None
         self.source = ""
         self.span_tables: dict[str, dict[int, Steps]] = {}
@@ -224,8 +227,8 @@ class _Unit:
     def lam(self, t: Lam | LinLam) -> str:
         """A closure: the lambda's lifted function, partially applied to what it
         captures.  A linear function into ``d`` is a :class:`Backpropagator`; the
-        function of any other lambda knows its term, so that :func:`lift` can make its
-        ←D version when it is differentiated."""
+        function of any other lambda knows its term, so that
+        :func:`lamad.autodiff.relift` can make its ←D version when it is differentiated."""
         backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
         if backprop and isinstance(t.body, Lit):
             return "_ZB"  # λa ⊸ 0, the backpropagator of constants
