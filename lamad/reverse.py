@@ -122,7 +122,7 @@ xk``, the result ``y`` and the cotangent ``a``.  Conventions at kinks (SPEC §2.
 ``relu'(0) = 0``, ``abs'(0) = 0``; ``max``/``min`` send the whole cotangent to the
 first argument on ties, and ``max_axis`` to the first maximum."""
 
-METADATA = frozenset({"like", "count"})
+METADATA = frozenset({"like", "shape", "count"})
 """Builtins that read only an array's shape (``like x``, an array of ``x``'s shape that holds
 one number): :meth:`_Backprop.hoist_metadata` computes them in the forward pass."""
 
@@ -239,13 +239,13 @@ class _Backprop(Transform):
         return lets(bindings, Tuple((Var(y), LinLam(PVar(a, t.ty), body)), span=span))
 
     def hoist_metadata(self, t: Term, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], str]) -> Term:
-        """A rule's ``like xi`` (and ``count xi``) bound in the forward pass, before the
+        """A rule's ``like xi`` (``shape xi``, ``count xi``) bound in the forward pass, before the
         backpropagator: it then captures the shape, not the array (``x + b`` kept ``x`` alive
         until the backward pass only for ``unbroadcast`` to read its shape)."""
         if isinstance(t, App) and isinstance(t.fn, Var) and t.fn.name in METADATA and isinstance(t.arg, Var):
             key = (t.fn.name, t.arg.name)
             if key not in names:
-                names[key] = self.fresh("s" if t.fn.name == "like" else "n")
+                names[key] = self.fresh("n" if t.fn.name == "count" else "s")
                 bindings.append((PVar(names[key]), t))
             return Var(names[key], span=t.span)
         return map_children(t, lambda c: self.hoist_metadata(c, bindings, names))
