@@ -58,7 +58,8 @@ Steps = list[tuple[str, str, Optional[Span]]]
 operation (for replaying), the operation's name and its span."""
 
 MAX_NESTING = 8
-"""How deep arithmetic is nested in one line (Python's parser allows 200 parentheses)."""
+"""How deep arithmetic and patterns nest in one line (Python's parser allows 200
+parentheses)."""
 
 MAX_INDENT = 40
 """Branches of ``if`` nested deeper than this are compiled as functions of their own:
@@ -236,10 +237,10 @@ class _Unit:
         fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}")
         try:
             if isinstance(t.param, PVar):
-                param = self.target(t.param)
+                param = self.target(t.param, [])
             else:
                 param = self.local("p")
-                fn.emit(f"{self.target(t.param)} = {param}")
+                self.assign(t.param, param)
             fn.emit(f"return {self.value(t.body)}")
         finally:
             self.fn = outer
@@ -315,13 +316,18 @@ class _Unit:
 
     # ----------------------------------------------------------------- binding
 
-    def target(self, p: Pattern) -> str:
-        """The Python assignment target of a pattern, binding its variables to new locals."""
+    def target(self, p: Pattern, deeper: list[tuple[Pattern, str]], depth: int = 0) -> str:
+        """The Python assignment target of a pattern, binding its variables to new locals;
+        parts nested deeper than one line may hold are bound to a local each, and left in
+        ``deeper`` for an assignment of their own."""
         if isinstance(p, PVar):
             local = self.fn.locals[p.name] = self.local(p.name)
             return local
         if isinstance(p, PTuple):
-            return "(" + ", ".join(self.target(i) for i in p.items) + ")"
+            if depth == MAX_NESTING:
+                deeper.append((p, self.local("p")))
+                return deeper[-1][1]
+            return "(" + ", ".join(self.target(i, deeper, depth + 1) for i in p.items) + ")"
         return self.local("_")
 
     def bind_let(self, p: Pattern, t: Term) -> dict[str, str | None]:
@@ -355,10 +361,15 @@ class _Unit:
         return [self.atom(i) for i in t.items]
 
     def assign(self, p: Pattern, code: str) -> None:
+        """``p = code``: a variable bound to an atom is a name for it, any other pattern an
+        assignment (and one more for each part nested too deep)."""
         if isinstance(p, PVar) and _is_atom(code):
             self.fn.locals[p.name] = code
-        else:
-            self.fn.emit(f"{self.target(p)} = {code}")
+            return
+        deeper: list[tuple[Pattern, str]] = []
+        self.fn.emit(f"{self.target(p, deeper)} = {code}")
+        for part, local in deeper:
+            self.assign(part, local)
 
     def unbind(self, saved: dict[str, str | None]) -> None:
         for name, old in saved.items():

@@ -135,3 +135,14 @@ def test_a_gradient_holds_no_more_memory_than_a_hand_written_backward_pass():
     for g, h in zip(grads, hand_grads):
         np.testing.assert_allclose(g, h, rtol=1e-10)
     assert lamad_peak <= hand_peak
+
+
+def test_patterns_nested_deeper_than_python_allows_in_one_line_bind():
+    depth = 250  # Python's parser allows 200 parentheses
+    pattern, value = "x", "1.0"
+    for i in range(depth):
+        pattern, value = f"({pattern}, y{i})", f"({value}, {i}.0)"
+    prog = lamad.loads(f"def main : Real = let {pattern} = {value} in x + y0 + y{depth - 1}\n"
+                       f"def f (p : Real) : Real = let {pattern} = {value.replace('1.0', 'p', 1)} in x * x")
+    assert float(prog.main) == 1.0 + 0.0 + depth - 1
+    assert float(lamad.grad(prog.f)(3.0)) == 6.0
