@@ -41,7 +41,7 @@ from lamad.parser import surface_name
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import (
     GRAD, TENSOR, App, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term,
-    Tuple, Type, Var, free_variables, let_chain,
+    Tuple, Type, Var, free_variables, let_chain, pattern_names,
 )
 from lamad.types import infer_term, unmarked_type
 
@@ -334,7 +334,7 @@ class _Unit:
         """``let p = t``; returns what :meth:`unbind` restores once the scope ends.  Every
         local is assigned once, so a variable bound to a local or a constant is only a
         name for it; a tuple matched against a tuple term is matched part by part."""
-        saved = {name: self.fn.locals.get(name) for name in _names(p)}
+        saved = {name: self.fn.locals.get(name) for name in pattern_names(p)}
         bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
         if isinstance(bound, list):
             for item, code in zip(p.items, bound):
@@ -384,11 +384,16 @@ class _Unit:
         """``if``: a statement whose branches assign one local."""
         if self.fn.indent >= MAX_INDENT:  # compiled as a function of its own, applied at once
             return self.value(App(Lam(PWild(), t), Lit(())))
-        cond, result = self.atom(t.cond), self.local("v")
-        for head, arm in ((f"if {cond}:", t.then), ("else:", t.orelse)):
+        return self.conditional(self.atom(t.cond), lambda: self.value(t.then), lambda: self.value(t.orelse))
+
+    def conditional(self, test: str, then: Callable[[], str], orelse: Callable[[], str]) -> str:
+        """``if test: v = then() else: v = orelse()``, each arm's statements emitted in its
+        block; returns ``v``."""
+        result = self.local("v")
+        for head, arm in ((f"if {test}:", then), ("else:", orelse)):
             self.fn.emit(head)
             self.fn.indent += 1
-            self.fn.emit(f"{result} = {self.value(arm)}")
+            self.fn.emit(f"{result} = {arm()}")
             self.fn.indent -= 1
         return result
 
@@ -398,16 +403,8 @@ class _Unit:
         When ``x'`` is the constant ``λa ⊸ 0`` the result is ``0`` whatever ``t`` is, so
         ``t`` is not computed: the cotangents of constants (the data ``X`` of ``W @ X``,
         say) never are."""
-        target, result = self.atom(t.fn), self.local("v")
-        self.fn.emit(f"if {target} is _ZB:")
-        self.fn.indent += 1
-        self.fn.emit(f"{result} = _ZERO")
-        self.fn.indent -= 1
-        self.fn.emit("else:")
-        self.fn.indent += 1
-        self.fn.emit(f"{result} = ({target}, {self.atom(t.arg)})")  # what Backpropagator.__call__ gives
-        self.fn.indent -= 1
-        return result
+        target = self.atom(t.fn)  # the pair is what Backpropagator.__call__ gives
+        return self.conditional(f"{target} is _ZB", lambda: "_ZERO", lambda: f"({target}, {self.atom(t.arg)})")
 
     def prim(self, t: Prim) -> str:
         """A builtin applied to its arguments, on a line of its own (where a failure is
@@ -416,15 +413,13 @@ class _Unit:
             return self.ad(t)
         if _is_arithmetic(t):
             code, _, steps = self.arithmetic(t, 0)
-            result = self.bind(code, steps)
-            if t.ty == TENSOR:
-                self.fn.tensors.add(result)
-            return result
-        args = [self.atom(a) for a in t.args]
-        if t.op == "add" and t.ty == GRAD:  # + in the module d (gradient.add, inlined)
-            u, v = args
-            return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
-        result = self.bind(f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{surface_name(t.op)}'", t.span)])
+        else:
+            args = [self.atom(a) for a in t.args]
+            if t.op == "add" and t.ty == GRAD:  # + in the module d (gradient.add, inlined)
+                u, v = args
+                return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
+            code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{surface_name(t.op)}'", t.span)]
+        result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
         return result
@@ -478,14 +473,6 @@ def _operation(op: str, operands: list[str]) -> str:
 def _is_atom(code: str) -> bool:
     """Whether an expression is a name or a literal: free to repeat."""
     return code.isidentifier() or code == "()" or code.lstrip("-").isdigit()
-
-
-def _names(p: Pattern) -> list[str]:
-    if isinstance(p, PVar):
-        return [p.name]
-    if isinstance(p, PTuple):
-        return [n for i in p.items for n in _names(i)]
-    return []
 
 
 # --------------------------------------------------------------------- differentiation
