@@ -14,16 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from lamad.adtypes import backprop_type, cotangent_type, forward_type
 from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
-from lamad.builtins import Runtime
 from lamad.deep import collector_paused, deep
 from lamad.errors import LamError, LamTypeError
 from lamad.eval import compile_term, free_variables
-from lamad.forward import forward, forward_type
+from lamad.forward import forward
 from lamad.parser import parse_program, parse_term
 from lamad.progress import Progress
-from lamad.reverse import backprop, backprop_type, cotangent_type
+from lamad.prims import Runtime
+from lamad.reverse import backprop
 from lamad.simplify import simplify
 from lamad.syntax import (
     BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type,

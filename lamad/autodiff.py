@@ -28,12 +28,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from lamad.builtins import Runtime
+from lamad.adtypes import marked_type
 from lamad.deep import collector_paused
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, sum_apply
+from lamad.prims import Runtime
 from lamad.syntax import REAL, TENSOR, Base, FunType, LinType, ListType, Span, TupleType, Type
-from lamad.types import marked_type
 
 # --------------------------------------------------------------------- lifting values
 

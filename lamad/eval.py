@@ -30,28 +30,25 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from lamad.adtypes import backprop_type, forward_type, unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
-from lamad.builtins import BUILTINS, MARKS, Runtime, ad_operator
 from lamad.deep import collector_paused
 from lamad.errors import LamRuntimeError
-from lamad.forward import forward, forward_type
+from lamad.forward import forward
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
-from lamad.parser import surface_name
-from lamad.reverse import backprop, backprop_type
+from lamad.prims import MARKS, PRIMITIVES, Runtime
+from lamad.reverse import backprop
 from lamad.syntax import (
-    GRAD, TENSOR, App, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term,
-    Tuple, Type, Var, free_variables, let_chain, pattern_names,
+    GRAD, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild,
+    Span, Term, Tuple, Type, Var, free_variables, let_chain, pattern_names,
 )
-from lamad.types import infer_term, unmarked_type
+from lamad.types import infer_term
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _RUNTIME_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError, FloatingPointError,
                    OSError, MemoryError)
-
-INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-"""Builtins that are Python's operators on every value they take (numbers and arrays)."""
 
 Steps = list[tuple[str, str, Optional[Span]]]
 """What a line of compiled code computes, for locating its failures: an assignment per
@@ -202,7 +199,7 @@ class _Unit:
         """The name of the implementation of builtin ``op`` on this runtime, made once."""
         key = ("builtin", op)
         if key not in self.constants:
-            self.constant(BUILTINS[op].impl(self.runtime), key, "_f")
+            self.constant(PRIMITIVES[op].impl(self.runtime), key, "_f")
         return self.constants[key]
 
     # ----------------------------------------------------------------- functions
@@ -231,7 +228,7 @@ class _Unit:
         function of any other lambda knows its term, so that
         :func:`lamad.autodiff.relift` can make its ←D version when it is differentiated."""
         backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
-        if backprop and isinstance(t.body, Lit):
+        if backprop and isinstance(t.body, DZero):
             return "_ZB"  # λa ⊸ 0, the backpropagator of constants
         outer = self.fn
         fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}")
@@ -290,6 +287,11 @@ class _Unit:
             return self.scoped(t, self.value)
         if isinstance(t, Prim):
             return self.prim(t)
+        if isinstance(t, DZero):
+            return "_ZERO"
+        if isinstance(t, DAdd):  # gradient.add, inlined
+            u, v = self.atom(t.left), self.atom(t.right)
+            return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
         if isinstance(t, App):
             if t.ty == GRAD and isinstance(t.fn.ty, LinType):
                 return self.send(t)
@@ -306,8 +308,6 @@ class _Unit:
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
 
     def literal(self, t: Lit) -> str:
-        if t.ty == GRAD:
-            return "_ZERO"
         if isinstance(t.value, float):
             return self.constant(self.runtime.backend.scalar(t.value), ("float", repr(t.value)))
         if isinstance(t.value, (bool, int)) or t.value == ():
@@ -409,16 +409,13 @@ class _Unit:
     def prim(self, t: Prim) -> str:
         """A builtin applied to its arguments, on a line of its own (where a failure is
         located at the application); operators are Python's."""
-        if ad_operator(t.op) is not None:
+        if PRIMITIVES[t.op].typing == "ad":
             return self.ad(t)
         if _is_arithmetic(t):
             code, _, steps = self.arithmetic(t, 0)
         else:
             args = [self.atom(a) for a in t.args]
-            if t.op == "add" and t.ty == GRAD:  # + in the module d (gradient.add, inlined)
-                u, v = args
-                return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
-            code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{surface_name(t.op)}'", t.span)]
+            code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{PRIMITIVES[t.op].surface}'", t.span)]
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
@@ -436,14 +433,14 @@ class _Unit:
         parts = [self.arithmetic(a, depth + 1) for a in t.args]
         step = self.local("_s")
         steps = [s for _, _, inner in parts for s in inner]
-        steps.append((f"{step} = {_operation(t.op, [name for _, name, _ in parts])}", f"'{surface_name(t.op)}'", t.span))
+        steps.append((f"{step} = {_operation(t.op, [name for _, name, _ in parts])}", f"'{PRIMITIVES[t.op].surface}'", t.span))
         code = _operation(t.op, [c for c, _, _ in parts])
         return (code if depth == 0 else f"({code})"), step, steps
 
     def ad(self, t: Prim) -> str:
         """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx`` (SPEC §3), maybe
         marked by the transforms the term went through (lamad/autodiff.py)."""
-        op, marks = ad_operator(t.op)
+        op, marks = t.op, t.marks
         fty = unmarked_type(t.args[0].ty, marks)
         runtime, span = self.runtime, t.span
         if op == "vjp":
@@ -462,12 +459,17 @@ class _Unit:
 
 
 def _is_arithmetic(t: Term) -> bool:
-    """Whether ``t`` is an operation of Python's arithmetic (``+`` in ``d`` is not)."""
-    return isinstance(t, Prim) and (t.op in INFIX or t.op == "neg") and t.ty != GRAD
+    """Whether ``t`` is an operation that Python's own operator computes on every value it
+    takes (its record's ``operator.python``)."""
+    if not isinstance(t, Prim):
+        return False
+    operator = PRIMITIVES[t.op].operator
+    return operator is not None and operator.python is not None
 
 
 def _operation(op: str, operands: list[str]) -> str:
-    return f"-{operands[0]}" if op == "neg" else f" {INFIX[op]} ".join(operands)
+    python = PRIMITIVES[op].operator.python
+    return f"{python}{operands[0]}" if len(operands) == 1 else f" {python} ".join(operands)
 
 
 def _is_atom(code: str) -> bool:

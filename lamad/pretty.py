@@ -4,10 +4,10 @@ with the fewest parentheses the precedence table of SPEC §2.3 allows, so that
 
 from __future__ import annotations
 
-from lamad.parser import BINARY_OPS
+from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
-    GRAD, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param, Pattern,
-    Prim, Program, PTuple, PVar, PWild, Term, Tuple, TupleType, TVar, Type, Var,
+    GRAD, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
+    Pattern, Prim, Program, PTuple, PVar, PWild, Term, Tuple, TupleType, TVar, Type, Var, pattern_names,
 )
 
 _UNICODE = {"lambda": "λ", "->": "→", "-o": "⊸", "tuple*": "×", "*": "·"}
@@ -59,40 +59,64 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
 
 # --------------------------------------------------------------------- terms
 
-_BINARY_PREC = {
-    "or": (1, "left"), "and": (2, "left"),
-    "lt": (3, "none"), "le": (3, "none"), "gt": (3, "none"), "ge": (3, "none"), "eq": (3, "none"), "ne": (3, "none"),
-    "add": (4, "left"), "sub": (4, "left"),
-    "mul": (5, "left"), "div": (5, "left"), "matmul": (5, "left"),
-    "pow": (7, "right"),
-}
-_NEG, _APP, _ATOM = 6, 8, 9
+_CONNECTIVES = {"or": Operator("||", 1, "left"), "and": Operator("&&", 2, "left")}
+"""``&&`` and ``||``, which the parser reads as applications and the checker makes ``if``s."""
+_ADD = PRIMITIVES["add"].operator
+_NEG, _APP, _ATOM = PRIMITIVES["neg"].operator.precedence, 8, 9
 _LONG_LET = 3
 """A ``let`` with at least this many bindings is printed one binding per line."""
 _WIDTH = 80
 """Lines longer than this are broken at ``let`` bindings and lambda bodies."""
 
 
-def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80) -> str:
-    """Print a term, a definition or a whole program so that it parses back."""
+def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80,
+           shadowed: frozenset[str] = frozenset()) -> str:
+    """Print a term, a definition or a whole program so that it parses back.  A primitive
+    that is not public, or whose name a binding in scope shadows (among them the names in
+    ``shadowed``, bound outside the term), is printed ``%name``, as are marked AD
+    operators (``%grad'rf``)."""
     if isinstance(term, Program):
-        return "\n\n".join(pretty(d, ascii, width) for d in term.defs) + "\n"
+        texts = []
+        for d in term.defs:
+            texts.append(pretty(d, ascii, width, shadowed))
+            shadowed = shadowed | {d.name}
+        return "\n\n".join(texts) + "\n"
     if isinstance(term, Def):
-        return _def(term, ascii)
-    return _Printer(ascii).term(term, 0, 0)
+        return _def(term, ascii, shadowed)
+    return _Printer(ascii, shadowed).term(term, 0, 0)
 
 
-def _def(d: Def, ascii: bool) -> str:
+def _def(d: Def, ascii: bool, shadowed: frozenset[str]) -> str:
     params = "".join(f" ({p.name} : {pretty_type(p.annot, ascii)})" for p in d.params)
     result = f" : {pretty_type(d.result, ascii)}" if d.result is not None else ""
-    body = _Printer(ascii).term(d.body, 0, 4)
+    body = _Printer(ascii, shadowed | {p.name for p in d.params}).term(d.body, 0, 4)
     sep = "\n    " if "\n" in body else " "
     return f"def {d.name}{params}{result} ={sep}{body}"
 
 
 class _Printer:
-    def __init__(self, ascii: bool):
+    def __init__(self, ascii: bool, shadowed: frozenset[str] = frozenset()):
         self.ascii = ascii
+        self.bound = dict.fromkeys(shadowed, 1)  # name -> how many enclosing binders bind it
+
+    def enter(self, p: Pattern) -> list[str]:
+        names = list(pattern_names(p))
+        for n in names:
+            self.bound[n] = self.bound.get(n, 0) + 1
+        return names
+
+    def leave(self, names: list[str]) -> None:
+        for n in names:
+            self.bound[n] -= 1
+
+    def primitive(self, t: Prim) -> str:
+        """How a primitive is named: plainly when that names it, else ``%name``."""
+        prim = PRIMITIVES.get(t.op)
+        if t.marks:
+            return f"%{t.op}'{t.marks}"
+        if prim is not None and (not prim.public or self.bound.get(t.op)):
+            return f"%{t.op}"
+        return t.op
 
     def pattern(self, p: Pattern) -> str:
         if isinstance(p, PVar):
@@ -128,15 +152,25 @@ class _Printer:
             return self._prim(t, indent)
         if isinstance(t, Ann):
             return f"{self.term(t.term, 1, indent)} : {pretty_type(t.annot, self.ascii)}", 0
+        if isinstance(t, DZero):
+            return "0", _ATOM
+        if isinstance(t, DAdd):
+            return self._infix(_ADD, _ADD.symbol, t.left, t.right, indent)
         if isinstance(t, Lam):
-            binders, body = [], t
+            binders, body, names = [], t, []
             while isinstance(body, Lam):
                 binders.append(self.binder(body.param))
+                names += self.enter(body.param)
                 body = body.body
-            return self._binder_body(f"{_sym('lambda', self.ascii)}{' '.join(binders)}.", body, indent), 0
+            text = self._binder_body(f"{_sym('lambda', self.ascii)}{' '.join(binders)}.", body, indent)
+            self.leave(names)
+            return text, 0
         if isinstance(t, LinLam):
             head = f"{_sym('lambda', self.ascii)}{self.binder(t.param)} {_sym('-o', self.ascii)}"
-            return self._binder_body(head, t.body, indent), 0
+            names = self.enter(t.param)
+            text = self._binder_body(head, t.body, indent)
+            self.leave(names)
+            return text, 0
         if isinstance(t, Let):
             return self._let(t, indent), 0
         if isinstance(t, If):
@@ -145,18 +179,19 @@ class _Printer:
         raise TypeError(f"cannot print {type(t).__name__}")  # pragma: no cover
 
     def _prim(self, t: Prim, indent: int) -> tuple[str, int]:
-        if t.op in _BINARY_PREC:
-            prec, assoc = _BINARY_PREC[t.op]
-            left_level = prec + (assoc != "left")
-            right_level = prec + (assoc != "right")
-            sym = _sym("*", self.ascii) if t.op == "mul" else BINARY_OPS[t.op]
-            left, right = t.args
-            return f"{self.term(left, left_level, indent)} {sym} {self.term(right, right_level, indent)}", prec
-        if t.op == "neg":
-            return "-" + self.term(t.args[0], _NEG, indent), _NEG
-        if not t.args:
-            return t.op, _ATOM
-        return t.op + "".join(" " + self.term(a, _ATOM, indent) for a in t.args), _APP
+        prim = PRIMITIVES.get(t.op)
+        operator = prim.operator if prim is not None else _CONNECTIVES[t.op]
+        if operator is not None and operator.assoc == "prefix":
+            return operator.symbol + self.term(t.args[0], operator.precedence, indent), operator.precedence
+        if operator is not None:
+            symbol = _sym("*", self.ascii) if t.op == "mul" else operator.symbol
+            return self._infix(operator, symbol, *t.args, indent)
+        return self.primitive(t) + "".join(" " + self.term(a, _ATOM, indent) for a in t.args), _APP
+
+    def _infix(self, operator: Operator, symbol: str, left: Term, right: Term, indent: int) -> tuple[str, int]:
+        prec, assoc = operator.precedence, operator.assoc
+        left_text = self.term(left, prec + (assoc != "left"), indent)
+        return f"{left_text} {symbol} {self.term(right, prec + (assoc != 'right'), indent)}", prec
 
     def _binder_body(self, head: str, body: Term, indent: int) -> str:
         """``λx. body``, the body on the next line, indented, when it spans several."""
@@ -178,8 +213,12 @@ class _Printer:
         while isinstance(body, Let):
             bindings.append(body)
             body = body.body
-        lines = [self._binding(b, indent + 4) for b in bindings]
+        lines, names = [], []
+        for b in bindings:
+            lines.append(self._binding(b, indent + 4))
+            names += self.enter(b.pattern)
         rest = self.term(body, 0, indent)
+        self.leave(names)
         one_line = f"let {'; '.join(lines)} in {rest}"
         if len(bindings) < _LONG_LET and "\n" not in one_line and indent + len(one_line) <= _WIDTH:
             return one_line

@@ -38,10 +38,10 @@ from prompt_toolkit.output import Output
 
 from lamad import __version__, api
 from lamad.backend import BackendError, get_backend
-from lamad.builtins import NAMED_BUILTINS, Runtime
 from lamad.deep import deep
 from lamad.errors import LamError, LamSyntaxError, format_error
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
+from lamad.prims import PRIMITIVES, Runtime, public
 from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
 from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
 from lamad.types import infer_type
@@ -435,7 +435,7 @@ class LamCompleter(Completer):
         ascii = self.repl.ascii
         for name, ty in self.repl.program.types.items():
             yield name, pretty_type(ty, ascii)
-        yield from ((name, "builtin") for name in sorted(NAMED_BUILTINS))
+        yield from ((name, "builtin") for name in sorted(n for n in PRIMITIVES if public(n)))
         yield from ((name, "keyword") for name in sorted(KEYWORDS))
         yield from ((name, "type") for name in [*sorted(BASE_TYPES), "List"])
 

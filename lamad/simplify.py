@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import Iterator
 
+from lamad.prims import PRIMITIVES
 from lamad.syntax import (
-    REAL, TENSOR, App, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
+    REAL, TENSOR, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
     Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names,
 )
 
@@ -137,15 +138,24 @@ def _summands(t: Term) -> Iterator[Term]:
     stack = [t]
     while stack:
         node = stack.pop()
-        if isinstance(node, Prim) and node.op == "add":
-            stack.extend(reversed(node.args))
+        if isinstance(node, DAdd):
+            stack.extend((node.right, node.left))
         elif not _is_zero(node):
             yield node
 
 
 def _sum(terms: list[Term]) -> Term:
+    """The sum in ``d`` of some gradient values."""
     if not terms:
-        return Lit(0)
+        return DZero()
+    total = terms[0]
+    for t in terms[1:]:
+        total = DAdd(total, t)
+    return total
+
+
+def _add(terms: list[Term]) -> Term:
+    """The sum of some cotangents (arrays, or transformed values in a nested derivative)."""
     total = terms[0]
     for t in terms[1:]:
         total = Prim("add", (total, t))
@@ -153,7 +163,8 @@ def _sum(terms: list[Term]) -> Term:
 
 
 def _is_zero(t: Term) -> bool:
-    return isinstance(t, Lit) and not isinstance(t.value, bool) and t.value == 0
+    """The zero of ``d``, or a numeric literal zero."""
+    return isinstance(t, DZero) or (isinstance(t, Lit) and not isinstance(t.value, bool) and t.value == 0)
 
 
 def _is_one(t: Term) -> bool:
@@ -208,6 +219,8 @@ class _Simplifier:
             return Let(t.fn.param, t.arg, t.fn.body, span=t.span)
         if isinstance(t, App) and isinstance(t.fn, LinLam) and _is_zero(t.fn.body):
             return t.fn.body  # (λa ⊸ 0) u → 0
+        if isinstance(t, DAdd):  # 0 + t → t
+            return t.right if _is_zero(t.left) else t.left if _is_zero(t.right) else t
         if isinstance(t, Prim):
             return self.algebra(t)
         if isinstance(t, Let):
@@ -397,7 +410,7 @@ class _Simplifier:
                 return lin
             while pending:
                 target = max(pending, key=lambda n: backprops[n][0])
-                total = _sum(pending.pop(target))
+                total = _add(pending.pop(target))
                 fn = backprops[target][1]
                 uses, _ = _occurrences(fn.body, fn.param.name)
                 if not _atomic(total) and uses > 1:
@@ -592,24 +605,20 @@ def _factor(summands: list[Term]) -> Term:
             groups.setdefault(s.fn.name, []).append(s.arg)
         else:
             others.append(s)
-    return _sum([App(Var(n), _sum(groups[n])) for n in order] + others)
-
-
-_FOLD: dict[str, Callable] = {
-    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-    "neg": lambda x: -x,
-}
+    return _sum([App(Var(n), _add(groups[n])) for n in order] + others)
 
 
 def _fold_constants(t: Prim) -> Term:
-    """Arithmetic on literals of one kind (both Int or both real) is done now."""
-    if t.op not in _FOLD or not all(isinstance(a, Lit) for a in t.args):
+    """Arithmetic on literals of one kind (both Int or both real) is done now, by the
+    primitive's ``fold``."""
+    fold = PRIMITIVES[t.op].fold
+    if fold is None or not all(isinstance(a, Lit) for a in t.args):
         return t
     values = [a.value for a in t.args]
     kinds = {type(v) for v in values}
     if len(kinds) != 1 or kinds.pop() not in (int, float):
         return t
-    result = _FOLD[t.op](*values)
+    result = fold(*values)
     if isinstance(result, (int, float)) and result >= 0:
         return Lit(result, span=t.span)
     return t

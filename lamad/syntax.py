@@ -225,6 +225,22 @@ class Prim(Term):
 
     op: str
     args: tuple[Term, ...]
+    marks: str = ""
+    """For an AD operator inside a term that transforms differentiated: the transforms,
+    innermost first (``"rf"``: →D of ←D), see :mod:`lamad.prims.ad`."""
+
+
+@dataclass(frozen=True)
+class DZero(Term):
+    """``0``, the zero of the gradient module ``d``: nothing sent anywhere (SPEC §3)."""
+
+
+@dataclass(frozen=True)
+class DAdd(Term):
+    """``u + v`` in the gradient module ``d``: both sums of cotangents sent (SPEC §3)."""
+
+    left: Term
+    right: Term
 
 
 @dataclass(frozen=True)
@@ -348,7 +364,7 @@ def alpha_key(term: Term) -> tuple:
                 bound = key(let.bound, inner)
                 parts.append((pattern(let.pattern, inner), bound))
             return ("let", tuple(parts), key(body, inner))
-        extra = t.op if isinstance(t, Prim) else (str(t.annot) if isinstance(t, Ann) else None)
+        extra = (t.op, t.marks) if isinstance(t, Prim) else (str(t.annot) if isinstance(t, Ann) else None)
         return (type(t).__name__, extra) + tuple(key(c, env) for c in children(t))
 
     return key(term, {})
@@ -368,7 +384,7 @@ def let_chain(term: Term) -> tuple[list[Let], Term]:
 def _subterm_fields(cls: type) -> tuple[str, ...]:
     """The fields of a node class that may hold subterms (all but span, type, patterns)."""
     return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
-                                                               "name", "value", "origin"))
+                                                               "name", "value", "origin", "marks"))
 
 
 def children(term: Term) -> Iterator[Term]:
@@ -388,6 +404,12 @@ def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
         value = getattr(term, name)
         changes[name] = fn(value) if isinstance(value, Term) else tuple(fn(v) for v in value)
     return update(term, **changes) if changes else term
+
+
+def respan(t: Term, span: Span | None) -> Term:
+    """A term made from a rule, every node located at ``span`` (the primitive it
+    differentiates, or the operator it stands for)."""
+    return update(map_children(t, lambda c: respan(c, span)), span=span)
 
 
 def update(node: Term, **changes) -> Term:

@@ -4,80 +4,36 @@ Both are compositional (SPEC §3): one clause per term former, by structural rec
 with no global analysis.  On every former but literals and builtins they are the same —
 ``D(x) = x``, ``D(λx. t) = λx. D t``, ``D(t u) = D t D u``, ``let``, tuples, lists, ``if``
 — so :class:`Transform` implements those clauses once and a transform supplies its type
-map (:meth:`Transform.type_of`), its literal clause and its builtin clause.  The chain
-rule of each differentiable builtin is a small lamad *template* (``a * y`` for ``exp``'s
-transposed derivative, ``dx1 * y`` for its tangent), parsed once and instantiated here.
+map (:meth:`Transform.type_of`), its literal clause and its primitive clause.  The chain
+rule of each differentiable primitive is a small lamad term in its record (``a * y`` for
+``exp``'s transposed derivative, ``dx1 * y`` for its tangent), resolved once
+(:mod:`lamad.prims.rules`) and instantiated here.
 
 Terms of the target calculus are transformed too, which is what makes nesting work
 (SPEC §3, Nesting): a linear function ``λa ⊸ t`` is transformed like a lambda, ``D(A ⊸ B)
 = D(A) ⊸ D(B)``; the gradient module ``d`` is left as it is, ``D(d) = d``, its ``0`` and
 ``+`` commute with the transform, and the cotangents sent through it are the transformed
 ones.  An AD operator met inside a term is kept, marked with the transform
-(:func:`lamad.builtins.chained`), for the evaluator to apply to transformed values.
+(:attr:`lamad.syntax.Prim.marks`), for the evaluator to apply to transformed values.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 
-from lamad.builtins import BUILTINS, chained
 from lamad.errors import LamTypeError
-from lamad.parser import parse_term
+from lamad.prims import PRIMITIVES, instantiate
+from lamad.prims.rules import resolve
 from lamad.syntax import (
-    GRAD, App, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple,
-    TupleType, Type, Var, let_chain, map_children, term_names,
+    App, DAdd, DZero, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span,
+    Term, Tuple, TupleType, Type, Var, let_chain, respan, term_names,
 )
 
-STRUCTURAL = frozenset({"map", "fold", "scan", "zip", "iterate", "fst", "snd", "length", "range", "append", "sum_apply"})
-"""Builtins that commute with both transforms: ``D(map) = map`` and so on (SPEC §3).
-``sum_apply`` sums backpropagator applications in ``d``, which the transforms leave alone."""
-
-CONSTANT = frozenset({"zeros", "ones", "eye", "randn", "uniform", "load", "real", "onehot", "step", "sign",
-                      "mask_ge", "mask_le", "argmax_mask", "ones_like", "zeros_like", "count", "like"})
-"""Builtins whose derivative is zero (where it exists): a constant backpropagator ``λa ⊸ 0``
-for ←D, a zero tangent for →D."""
+_VALUES = resolve("map fst x1", frozenset({"x1"}))
+"""The values of a list of transformed tensors."""
 
 
-# --------------------------------------------------------------------- templates
-
-
-@lru_cache(maxsize=None)
-def template(text: str) -> Term:
-    """A rule written in lamad, parsed once."""
-    return parse_term(text)
-
-
-def substitute(t: Term, names: dict[str, Term]) -> Term:
-    """A binder-free template with its variables replaced by terms."""
-    if isinstance(t, Var):
-        return names.get(t.name, t)
-    return map_children(t, lambda c: substitute(c, names))
-
-
-def rename(t: Term, mapping: dict[str, str]) -> Term:
-    """A template with its variables renamed (templates bind only names in ``mapping``)."""
-    if isinstance(t, Var):
-        return replace(t, name=mapping.get(t.name, t.name))
-    if isinstance(t, (Lam, LinLam)):
-        return replace(t, param=_rename_pattern(t.param, mapping), body=rename(t.body, mapping))
-    if isinstance(t, Let):
-        return replace(t, pattern=_rename_pattern(t.pattern, mapping), bound=rename(t.bound, mapping),
-                       body=rename(t.body, mapping))
-    return map_children(t, lambda c: rename(c, mapping))
-
-
-def _rename_pattern(p: Pattern, mapping: dict[str, str]) -> Pattern:
-    if isinstance(p, PVar):
-        return replace(p, name=mapping.get(p.name, p.name))
-    if isinstance(p, PTuple):
-        return replace(p, items=tuple(_rename_pattern(i, mapping) for i in p.items))
-    return p
-
-
-def respan(t: Term, span: Span | None) -> Term:
-    """A term made from a template, located at the primitive it differentiates."""
-    return replace(map_children(t, lambda c: respan(c, span)), span=span)
+# --------------------------------------------------------------------- rules
 
 
 def lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
@@ -104,9 +60,9 @@ class Transform:
     and a supply of fresh names that avoids every name of the source.
 
     A subclass sets :attr:`mark` (``"←D"`` or ``"→D"``), :attr:`letter` (how its AD
-    operators are marked, see :func:`lamad.builtins.chained`) and :attr:`partner` (the
+    operators are marked, see :attr:`lamad.syntax.Prim.marks`) and :attr:`partner` (the
     suffix that names the second component of a pair: ``x'`` for a backpropagator, ``dx``
-    for a tangent), and implements :meth:`type_of`, :meth:`literal` and :meth:`builtin`."""
+    for a tangent), and implements :meth:`type_of`, :meth:`literal`, :meth:`rules` and :meth:`primitive`."""
 
     mark = letter = ""
     partner = "'"
@@ -122,7 +78,11 @@ class Transform:
     def literal(self, t: Lit) -> Term:
         raise NotImplementedError
 
-    def builtin(self, t: Prim) -> Term:
+    def rules(self, prim) -> tuple[Term | None, ...]:
+        """The primitive's rules for this transform (``jvp_terms`` or ``vjp_terms``)."""
+        raise NotImplementedError
+
+    def primitive(self, t: Prim) -> Term:
         raise NotImplementedError
 
     def pair_name(self, x: str) -> str:
@@ -169,19 +129,26 @@ class Transform:
             return Tuple(tuple(self.term(i) for i in t.items), span=span)
         if isinstance(t, ListLit):
             return ListLit(tuple(self.term(i) for i in t.items), span=span)
+        if isinstance(t, DZero):
+            return t
+        if isinstance(t, DAdd):
+            return DAdd(self.term(t.left), self.term(t.right), span=span)
         if isinstance(t, Prim):
             return self.prim(t)
         raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
 
     def prim(self, t: Prim) -> Term:
-        """AD operators are marked with this transform; structural builtins and the
-        operations of ``d`` commute with it; the rest is the transform's chain rule."""
-        marked = chained(t.op, self.letter)
-        if marked is not None:
-            return Prim(marked, tuple(self.term(a) for a in t.args), span=t.span)
-        if t.op in STRUCTURAL or t.ty == GRAD:
+        """AD operators are marked with this transform; structural primitives commute with
+        it; the rest follow the transform's chain rule."""
+        kind = PRIMITIVES[t.op].derivative
+        if kind == "ad":
+            return Prim(t.op, tuple(self.term(a) for a in t.args), t.marks + self.letter, span=t.span)
+        if kind == "structural":
             return Prim(t.op, tuple(self.term(a) for a in t.args), span=t.span)
-        return self.builtin(t)
+        if kind == "special":
+            rules = self.rules(PRIMITIVES[t.op])
+            return self.special(rules[0], t)
+        return self.primitive(t)
 
     def operands(self, t: Prim) -> tuple[list[tuple[Pattern, Term]], list[Term], list[str | None]]:
         """The arguments of a builtin, transformed and let-bound: ``(xi, xi')`` (←D) or
@@ -205,7 +172,7 @@ class Transform:
                 bindings.append((PVar(primal.name), self.term(arg)))
             elif isinstance(arg.ty, ListType):
                 primal = Var(self.fresh("xs"))
-                bindings.append((PVar(primal.name), self.rule("map fst x1", {"x1": self.term(arg)}, t.span)))
+                bindings.append((PVar(primal.name), self.rule(_VALUES, {"x1": self.term(arg)}, t.span)))
             else:
                 primal = Var(self.fresh("x"))
                 partner = self.pair_name(primal.name)
@@ -221,25 +188,18 @@ class Transform:
             self.constants[id(t)] = isinstance(t, Lit) or (isinstance(t, Prim) and all(map(self.constant, t.args)))
         return self.constants[id(t)]
 
-    def rule(self, text: str, names: dict[str, Term], span: Span | None) -> Term:
-        """A template instantiated with ``names`` and located at ``span``."""
-        return respan(substitute(template(text), names), span)
+    def rule(self, rule: Term, names: dict[str, Term], span: Span | None) -> Term:
+        """A resolved rule instantiated with ``names``, its own variables fresh, and located
+        at ``span``."""
+        return respan(instantiate(rule, names, self.fresh), span)
 
-    def special(self, text: str, t: Prim) -> Term:
-        """A rule written as a whole term (for builtins over lists of tensors), in terms of
-        ``x1 … xk``, the transforms of the arguments, let-bound; its other bound names
-        are made fresh."""
-        rule = template(text)
+    def special(self, rule: Term, t: Prim) -> Term:
+        """A rule written for the whole transformed application (primitives over lists of
+        tensors), in terms of ``x1 … xk``, the transforms of the arguments, let-bound."""
         bindings: list[tuple[Pattern, Term]] = []
-        mapping: dict[str, str] = {}
+        names: dict[str, Term] = {}
         for i, arg in enumerate(t.args):
-            mapping[f"x{i + 1}"] = name = self.fresh("p")
+            name = self.fresh("p")
+            names[f"x{i + 1}"] = Var(name)
             bindings.append((PVar(name), self.term(arg)))
-        bound = term_names(rule) - set(BUILTINS) - set(mapping)
-        partners = {n: n.rstrip("'") if n.endswith("'") else n[1:] for n in bound
-                    if n.rstrip("'") in bound - {n} or (n.startswith("d") and n[1:] in bound)}
-        for name in sorted(bound - set(partners)):
-            mapping[name] = self.fresh(name)
-        for name, base in partners.items():  # x' and dx are named after x
-            mapping[name] = mapping[base] + "'" if name.endswith("'") else "d" + mapping[base]
-        return lets(bindings, respan(rename(rule, mapping), t.span))
+        return lets(bindings, self.rule(rule, names, t.span))

@@ -20,16 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from lamad.builtins import MARKS, NAMED_BUILTINS, Builtin, ad_operator, builtin, named_builtin
+from lamad.adtypes import cotangent_type, marked_type
 from lamad.errors import LamTypeError
-from lamad.forward import forward_type
-from lamad.reverse import backprop_type, cotangent_type, is_zero, linear_in
-from lamad.parser import surface_name
-from lamad.transform import rename, respan, template
+from lamad.linearity import is_zero, linear_in
+from lamad.prims import MARKS, PRIMITIVES, Primitive, instantiate, public
 from lamad.syntax import (
-    BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, Def, FunType, If, Lam, Let, LinLam, LinType,
+    BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
-    TVar, Type, Var, children, let_chain, map_children, term_names, update,
+    TVar, Type, Var, children, let_chain, map_children, respan, term_names, update,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, GRAD), "num": (INT, REAL, TENSOR), "float": (REAL, TENSOR)}
@@ -316,7 +314,14 @@ class Checker:
         if isinstance(t, App):
             return self.app(t)
         if isinstance(t, Prim):
-            return self.prim(t.op, list(t.args), t.span, arg_spans=[a.span for a in t.args])
+            return self.prim(t.op, list(t.args), t.span, arg_spans=[a.span for a in t.args], marks=t.marks)
+        if isinstance(t, DZero):
+            return update(t, ty=GRAD)
+        if isinstance(t, DAdd):
+            left, right = self.infer(t.left), self.infer(t.right)
+            for a in (left, right):
+                self.coerce(a.ty, GRAD, a.span, "argument of '+' on gradients: ")
+            return update(t, left=left, right=right, ty=GRAD)
         if isinstance(t, Lam):
             dom = self.param_type(t.param)
             with self.bind(self.pattern(t.param, dom)):
@@ -400,11 +405,12 @@ class Checker:
             return update(t, ty=self.locals[name])
         if name in self.globals:
             return update(t, ty=self.globals[name])
-        if named_builtin(name) is not None:
-            return self.apply_builtin(named_builtin(name), [], t.span)
+        found = self.primitive_named(name, t.span)
+        if found is not None:
+            return self.apply_builtin(*found, [], t.span)
         if name in self.later:
             raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it", t.span)
-        known = list(self.locals) + list(self.globals) + list(NAMED_BUILTINS)
+        known = list(self.locals) + list(self.globals) + [n for n in PRIMITIVES if public(n)]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LamTypeError(f"unbound name '{name}'{hint}", t.span)
@@ -415,10 +421,28 @@ class Checker:
             args.append(head.arg)
             head = head.fn
         args.reverse()
-        if isinstance(head, Var) and named_builtin(head.name) is not None and head.name not in self.locals \
-                and head.name not in self.globals:
-            return self.apply_builtin(named_builtin(head.name), args, t.span)
+        if isinstance(head, Var) and head.name not in self.locals and head.name not in self.globals:
+            found = self.primitive_named(head.name, head.span)
+            if found is not None:
+                return self.apply_builtin(*found, args, t.span)
         return self.apply(self.infer(head), args)
+
+    def primitive_named(self, name: str, span: Span | None) -> tuple[Primitive, str] | None:
+        """The primitive a name refers to where no variable of that name is in scope, and its
+        marks: a public one by its name, any one by ``%name`` (how derivative programs print
+        the helpers and the primitives a binding shadows), an AD operator marked by the
+        transforms it went through by ``%grad'rf``."""
+        if not name.startswith("%"):
+            prim = public(name)
+            return None if prim is None else (prim, "")
+        base, _, marks = name[1:].partition("'")
+        prim = PRIMITIVES.get(base)
+        if prim is None or prim.operator is not None:
+            raise LamTypeError(f"there is no primitive named '{base}'", span)
+        if marks and (prim.typing != "ad" or not set(marks) <= set(MARKS)):
+            raise LamTypeError(f"'{name}': only the AD operators grad, value_and_grad, vjp and jvp are marked, "
+                               f"with the letters {' and '.join(MARKS)} of the transforms", span)
+        return prim, marks
 
     def apply(self, fn: Term, args: list[Term]) -> Term:
         """Elaborate the application of an elaborated ``fn`` to source ``args``."""
@@ -437,12 +461,12 @@ class Checker:
             fn = App(fn, a, span=span, ty=fty.cod)
         return fn
 
-    def apply_builtin(self, b: Builtin, args: list[Term], span: Span | None) -> Term:
-        """A builtin applied to ``args``: saturated as a Prim, eta-expanded if partial."""
+    def apply_builtin(self, b: Primitive, marks: str, args: list[Term], span: Span | None) -> Term:
+        """A primitive applied to ``args``: saturated as a Prim, eta-expanded if partial."""
         given = args[:b.arity]
         missing = b.arity - len(given)
         if missing == 0:
-            prim = self.prim(b.name, given, span, arg_spans=[a.span for a in given])
+            prim = self.prim(b.name, given, span, arg_spans=[a.span for a in given], marks=marks)
             return self.apply(prim, args[b.arity:])
         # eta-expansion: let a1 = t1 ... in \p1 ... pk. b a1 ... p1 ... pk
         bound = [(self.fresh_name("u"), self.infer(a)) for a in given]
@@ -453,7 +477,7 @@ class Checker:
         with self.bind(names):
             body = self.prim(b.name, [Var(n, span=span, ty=t) for n, t in names],
                              span, arg_spans=[a.span for a in given] + [span] * missing,
-                             elaborated=True)
+                             elaborated=True, marks=marks)
         term: Term = body
         for p, pt in reversed(list(zip(params, param_types))):
             term = Lam(PVar(p), term, span=span, ty=FunType(pt, term.ty))
@@ -470,20 +494,22 @@ class Checker:
                 self.used.add(name)
                 return name
 
-    def prim(self, op: str, args: list[Term], span: Span | None, arg_spans: list, elaborated: bool = False) -> Term:
-        """Elaborate a saturated builtin application ``op args`` (SPEC §2.4)."""
+    def prim(self, op: str, args: list[Term], span: Span | None, arg_spans: list, elaborated: bool = False,
+             marks: str = "") -> Term:
+        """Elaborate a saturated primitive application ``op args`` (SPEC §2.4), read from the
+        primitive's record."""
         if op in ("and", "or"):
             left, right = (self.infer(a) for a in args)
             for a in (left, right):
                 self.coerce(a.ty, BOOL, a.span, f"the operands of '{'&&' if op == 'and' else '||'}': ")
             true, false = Lit(True, span=span, ty=BOOL), Lit(False, span=span, ty=BOOL)
             return If(left, right, false, span=span, ty=BOOL) if op == "and" else If(left, true, right, span=span, ty=BOOL)
-        b = builtin(op)
+        b = PRIMITIVES[op]
         elab = [a if elaborated else self.infer(a) for a in args]
         if b.typing == "derived":
-            return self.derived(op, elab, span)
+            return self.derived(b, elab, span)
         if b.typing == "ad":
-            ty = self.ad(op, elab, arg_spans)
+            ty = self.ad(op, marks, elab, arg_spans)
         elif b.typing == "arith":
             ty = self.arith(b, elab, arg_spans)
         elif b.typing == "compare":
@@ -493,11 +519,13 @@ class Checker:
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
-                self.coerce(a.ty, self.instantiate(p, fresh), sp, f"argument of '{surface_name(op)}': ")
+                self.coerce(a.ty, self.instantiate(p, fresh), sp, f"argument of '{b.surface}': ")
             ty = self.instantiate(b.result, fresh)
-        return Prim(op, tuple(elab), span=span, ty=ty)
+        if ty == GRAD and op == "add":
+            return DAdd(*elab, span=span, ty=GRAD)
+        return Prim(op, tuple(elab), marks, span=span, ty=ty)
 
-    def arith(self, b: Builtin, args: list[Term], spans: list) -> Type:
+    def arith(self, b: Primitive, args: list[Term], spans: list) -> Type:
         """Numeric operands joined: Int op Int is Int (if allowed), otherwise Real unless
         either side is a Tensor (SPEC §2.2)."""
         if b.name == "add" and any(self.resolve(a.ty) == GRAD for a in args):
@@ -513,7 +541,7 @@ class Checker:
             except _Mismatch:
                 found = self.describe(a.ty)
                 hint = " (convert with 'real')" if found == "Int" else ""
-                raise LamTypeError(f"argument of '{surface_name(b.name)}': expected {_KIND_TEXT[kind]}, "
+                raise LamTypeError(f"argument of '{b.surface}': expected {_KIND_TEXT[kind]}, "
                                    f"found {found}{hint}", sp) from None
             types.append(self.resolve(t))
         left, right = types
@@ -524,7 +552,7 @@ class Checker:
             for t in types:
                 if t == INT:
                     i = types.index(INT)
-                    raise LamTypeError(f"argument of '{surface_name(b.name)}': expected Real or Tensor, found Int "
+                    raise LamTypeError(f"argument of '{b.surface}': expected Real or Tensor, found Int "
                                        "(convert with 'real')", spans[i])
                 if isinstance(t, TVar):
                     self._unify(t, TENSOR)
@@ -542,7 +570,7 @@ class Checker:
         except _Mismatch:
             i = types.index(INT)
             hint = " (convert with 'real')"
-            raise LamTypeError(f"argument of '{surface_name(b.name)}': expected Real, found Int{hint}", spans[i]) from None
+            raise LamTypeError(f"argument of '{b.surface}': expected Real, found Int{hint}", spans[i]) from None
         return known
 
     def sum_apply(self, args: list[Term], spans: list) -> Type:
@@ -557,15 +585,14 @@ class Checker:
             self.coerce(args[1].ty, ListType(dom), spans[1], "argument of 'sum_apply': ")
         return GRAD
 
-    def ad(self, name: str, args: list[Term], spans: list) -> Type:
+    def ad(self, op: str, marks: str, args: list[Term], spans: list) -> Type:
         """``grad f : A -> ct(A)``, ``value_and_grad f : A -> Real * ct(A)`` for
         ``f : A -> Real`` — or ``f : A -> Tensor``, whose result must then be 0-d at run
         time, as in JAX (SPEC §3: a non-scalar loss is a checked run-time error);
         ``vjp f x : B * (ct(B) ⊸ ct(A))`` and ``jvp f x dx : B * ct(B)`` with ``dx : ct(A)``
         for ``f : A -> B``.  An operator marked by transforms (``grad'f``, see
-        :func:`lamad.builtins.chained`) has the transformed type: its function returns
+        :attr:`lamad.syntax.Prim.marks`) has the transformed type: its function returns
         →D(Real) where ``grad``'s returns Real."""
-        op, marks = ad_operator(name)
         f = args[0]
         fty = self.resolve(f.ty)
         if not isinstance(fty, FunType):
@@ -592,34 +619,30 @@ class Checker:
         result = ct_dom if op == "grad" else TupleType((real, ct_dom))
         return FunType(dom, result)
 
-    def derived(self, op: str, args: list[Term], span: Span | None) -> Term:
+    def derived(self, b: Primitive, args: list[Term], span: Span | None) -> Term:
         """``hvp``, ``hessian``, ``jacfwd`` and ``jacrev``, written with ``grad``, ``jvp`` and
-        ``vjp`` (:data:`DERIVED`): the rule for the function's argument and result types is
-        checked in a scope holding only its parameters, bound to the arguments by ``let``."""
+        ``vjp`` (their records' ``derived`` rules): the rule for the function's argument and
+        result types, its variables fresh, bound to the arguments by ``let``."""
+        op = b.name
         fty = self.resolve(args[0].ty)
         if not isinstance(fty, FunType):
             raise LamTypeError(f"'{op}' differentiates a function, found {self.describe(args[0].ty)}", span)
         self.coerce(args[1].ty, fty.dom, args[1].span, f"the point of '{op}': ")
         dom, cod = self.resolve(fty.dom), self.resolve(fty.cod)
         kinds = [k for k in (dom, cod) if k in (REAL, TENSOR)]
-        rules = DERIVED[op]
+        rules = b.derived_terms
         if op != "hvp" and (len(kinds) < 2 or (op == "hessian" and cod != REAL)):
             raise LamTypeError(f"'{op}' needs a function from Real or Tensor to "
                                f"{'Real' if op == 'hessian' else 'Real or Tensor'}, found {self.describe(fty)}", span)
-        text = rules if op == "hvp" else rules[(dom if op != "jacrev" else cod) == TENSOR]
-        rule = template(text)
+        rule = rules[0] if op == "hvp" else rules[(dom if op != "jacrev" else cod) == TENSOR]
         params = []
         while isinstance(rule, Lam):
             params.append(rule.param.name)
             rule = rule.body
         fresh = {p: self.fresh_name(p) for p in params}
-        body = respan(rename(rule, fresh), span)
-        saved, self.locals = self.locals, {}
-        try:
-            with self.bind([(fresh[p], a.ty) for p, a in zip(params, args)]):
-                body = self.infer(body)
-        finally:
-            self.locals = saved
+        body = respan(instantiate(rule, {p: Var(n) for p, n in fresh.items()}, self.fresh_name), span)
+        with self.bind([(fresh[p], a.ty) for p, a in zip(params, args)]):
+            body = self.infer(body)
         for p, a in reversed(list(zip(params, args))):
             body = Let(PVar(fresh[p]), a, body, span=span, ty=body.ty)
         return body
@@ -645,7 +668,7 @@ class Checker:
         try:
             self._unify(left.ty, right.ty)
         except _Mismatch:
-            raise LamTypeError(f"'{surface_name(op)}' compares values of one type, found {self.describe(left.ty)} "
+            raise LamTypeError(f"'{PRIMITIVES[op].surface}' compares values of one type, found {self.describe(left.ty)} "
                                f"and {self.describe(right.ty)}", span) from None
         t = self.resolve(left.ty)
         if isinstance(t, TVar):
@@ -654,7 +677,7 @@ class Checker:
             return BOOL
         if t not in allowed:
             what = " or ".join(a.name for a in allowed)
-            raise LamTypeError(f"'{surface_name(op)}' compares {what} values, found {self.describe(t)}", span)
+            raise LamTypeError(f"'{PRIMITIVES[op].surface}' compares {what} values, found {self.describe(t)}", span)
         return BOOL
 
     # ----------------------------------------------------------------- after inference
@@ -715,57 +738,11 @@ class Checker:
         ty = self.zonk(t.ty)
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
             return Lit(float(t.value), span=t.span, ty=ty)
+        if ty == GRAD and isinstance(t, Lit):
+            return DZero(span=t.span, ty=GRAD)
+        if ty == GRAD and isinstance(t, Prim) and t.op == "add":
+            return DAdd(*t.args, span=t.span, ty=GRAD)
         return update(t, ty=ty)
-
-
-DERIVED: dict[str, str | tuple[str, str]] = {
-    "hvp": "\\f x v. snd (jvp (grad f) x v)",
-    "hessian": ("\\f x. snd (jvp (grad f) x 1.0)", "\\f x. jacfwd (grad f) x"),
-    "jacfwd": ("\\f x. snd (jvp f x 1.0)",
-               "\\f x. let y = f x; cols = map (\\e. snd (jvp f x (reshape e (shape x)))) (unstack (eye (size x)))"
-               " in reshape (transpose (reshape (stack cols) [size x, -1])) (append (shape y) (shape x))"),
-    "jacrev": ("\\f x. let (y, pullback) = vjp f x in pullback 1.0",
-               "\\f x. let (y, pullback) = vjp f x;"
-               " rows = map (\\e. pullback (reshape e (shape y))) (unstack (eye (size y)))"
-               " in reshape (stack rows) (append (shape y) (shape x))"),
-}
-"""The derived AD operators (SPEC §3, issue 8), for a function whose argument (``jacrev``:
-result) is a Real, then a Tensor.  ``hvp f x v`` is forward-over-reverse, ``jvp (grad f)``;
-``hessian`` is ``jacfwd`` of ``grad``; ``jacfwd`` takes one ``jvp`` per component of the
-argument (the columns of the Jacobian), ``jacrev`` one pullback per component of the result
-(its rows); both give a Tensor of shape ``out + in``."""
-
-
-def _type_map(mark: str):
-    return backprop_type if MARKS[mark] == "←D" else forward_type
-
-
-def marked_type(t: Type, marks: str) -> Type:
-    """``t`` through the transforms ``marks`` names, innermost first (``"rf"`` is →D(←D(t)))."""
-    for mark in marks:
-        t = _type_map(mark)(t)
-    return t
-
-
-def unmarked_type(t: Type, marks: str) -> Type:
-    """The type that :func:`marked_type` takes to ``t``: the transforms are injective, and
-    undone by finding the images of ``Real`` and ``Tensor``."""
-    for mark in reversed(marks):
-        t = _unmark(t, _type_map(mark))
-    return t
-
-
-def _unmark(t: Type, type_of) -> Type:
-    for base in (REAL, TENSOR):
-        if t == type_of(base):
-            return base
-    if isinstance(t, TupleType):
-        return TupleType(tuple(_unmark(i, type_of) for i in t.items))
-    if isinstance(t, ListType):
-        return ListType(_unmark(t.elem, type_of))
-    if isinstance(t, (FunType, LinType)):
-        return type(t)(_unmark(t.dom, type_of), _unmark(t.cod, type_of))
-    return t
 
 
 def _meet(k1: str, k2: str) -> str:
@@ -812,8 +789,6 @@ def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> T
     for i, d in enumerate(program.defs):
         if d.name in names[:i]:
             raise LamTypeError(f"'{d.name}' is already defined above", d.name_span or d.span)
-        if d.name in NAMED_BUILTINS:
-            raise LamTypeError(f"'{d.name}' is a builtin and cannot be redefined", d.name_span or d.span)
         ty, term = check_def(d, types, frozenset(names[i + 1:]))
         types[d.name], terms[d.name] = ty, term
     own = {d.name: types[d.name] for d in program.defs}

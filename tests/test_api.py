@@ -258,7 +258,7 @@ def test_typecheck_a_parsed_program():
 
 def test_evaluate_a_typechecked_term():
     from lamad.backend import get_backend
-    from lamad.builtins import Runtime
+    from lamad.prims import Runtime
 
     typed = lamad.typecheck(lamad.parse_program(
         "def f (x : Real) : Real = 3 * x\ndef main = f 2.0 + sum (ones [2, 2])\n"))

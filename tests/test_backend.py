@@ -17,7 +17,7 @@ import pytest
 import lamad
 from lamad.api import LoadedProgram
 from lamad.backend import Backend
-from lamad.builtins import Runtime
+from lamad.prims import Runtime
 from lamad.types import typecheck
 from lamad.parser import parse_program
 

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lamad
-from lamad.builtins import BUILTINS, ad_operator, builtin
-from lamad.forward import JVP, SPECIAL, forward, forward_type
+from lamad.adtypes import forward_type
+from lamad.forward import forward
+from lamad.prims import PRIMITIVES
 from lamad.gradient import Stats
 from lamad.reverse import backprop
 from lamad.syntax import REAL, TENSOR, FunType, ListType, TVar, Type, alpha_key
-from lamad.transform import CONSTANT, STRUCTURAL
 from lamad.types import infer_term
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,18 +145,19 @@ def test_every_builtin_has_a_tangent_rule():
     rule of its own) or returns no reals; and every rule is checked against finite
     differences below.  A builtin added without a rule fails here."""
     missing = []
-    for name, b in BUILTINS.items():
-        if ad_operator(name) or b.typing == "derived" or name in STRUCTURAL or name in CONSTANT:
+    for name, b in PRIMITIVES.items():
+        if b.derivative in ("ad", "structural", "constant"):
             continue
-        if name in JVP or name in SPECIAL:
-            assert len(JVP.get(name, b.params)) == b.arity, name
+        if b.derivative in ("rules", "special"):
+            assert len(b.jvp) == (b.arity if b.derivative == "rules" else 1), name
             continue
         if not _discrete(b.result):
             missing.append(name)
     assert not missing, f"no tangent rule for {missing}"
     checked = set(USES) | NO_REAL_ARGUMENT
-    assert set(JVP) | set(SPECIAL) | CONSTANT <= checked, sorted((set(JVP) | set(SPECIAL) | CONSTANT) - checked)
-    assert all(builtin(name) is not None for name in USES)
+    differentiated = {n for n, b in PRIMITIVES.items() if b.derivative in ("rules", "special", "constant")}
+    assert differentiated <= checked, sorted(differentiated - checked)
+    assert all(name in PRIMITIVES for name in USES)
 
 
 def _use(name: str):
@@ -184,7 +185,7 @@ def test_tangent_rule_against_finite_differences_and_vjp(name):
     y, tangent = lamad.jvp(f, point, direction)
     np.testing.assert_allclose(flat(y), flat(f(*point)), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(flat(tangent), directional_difference(f, point, direction), rtol=1e-6, atol=1e-8)
-    if name in CONSTANT:
+    if PRIMITIVES[name].derivative == "constant":
         assert not flat(tangent).any()
         return
     ct = like(y, rng)

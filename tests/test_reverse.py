@@ -18,10 +18,9 @@ from hypothesis.extra import numpy as hnp
 
 import lamad
 from lamad.autodiff import Gradient
-from lamad.builtins import AD_OPERATORS, BUILTINS
+from lamad.prims import PRIMITIVES
 from lamad.gradient import Backpropagator, Stats, force
-from lamad.reverse import SPECIAL, VJP, backprop, backprop_type
-from lamad.transform import CONSTANT, STRUCTURAL
+from lamad.reverse import backprop, backprop_type
 from lamad.syntax import Ann
 from lamad.types import infer_term
 
@@ -508,18 +507,19 @@ HELPERS = frozenset({"matmul_dx", "matmul_dy", "embed", "split_like", "take", "p
 """Helpers that the rules are written with.  They have rules of their own, so that
 derivatives can be differentiated again (nesting); tests/test_forward.py checks each of
 those rules as the transpose of its tangent rule, which is checked by finite differences."""
-DERIVED = frozenset(name for name, b in BUILTINS.items() if b.typing == "derived")
+DERIVED = frozenset(name for name, b in PRIMITIVES.items() if b.typing == "derived")
 """``hvp``, ``hessian``, ``jacfwd``, ``jacrev``: written with the AD operators."""
 
 
 def test_every_builtin_is_covered():
     """A new builtin needs a gradient test here, or a place in one of the other classes."""
-    differentiated = set(VJP) | set(SPECIAL) | set(CONSTANT)
+    differentiated = {n for n, b in PRIMITIVES.items() if b.derivative in ("rules", "special", "constant")}
     assert differentiated == set(GRADIENT_CASES) | HELPERS
-    classes = [set(GRADIENT_CASES), set(STRUCTURAL), DISCRETE, HELPERS, set(AD_OPERATORS), DERIVED]
+    structural = {n for n, b in PRIMITIVES.items() if b.derivative == "structural"}
+    ad = {n for n, b in PRIMITIVES.items() if b.typing == "ad"}
+    classes = [set(GRADIENT_CASES), structural, DISCRETE, HELPERS, ad, DERIVED]
     assert sum(len(c) for c in classes) == len(set().union(*classes)), "a builtin in two classes"
-    marked = {name for name in BUILTINS if "'" in name}  # grad'r…: made on demand, typed like grad
-    assert set(BUILTINS) - marked == set().union(*classes)
+    assert set(PRIMITIVES) == set().union(*classes)
 
 
 @functools.lru_cache(maxsize=None)

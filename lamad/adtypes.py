@@ -1,0 +1,98 @@
+"""The types of AD (SPEC §3): what ←D and →D make of a type, cotangent types, and the
+types of terms that several transforms went through (nesting)."""
+
+from __future__ import annotations
+
+from lamad.syntax import (
+    BOOL, INT, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType, TVar, Type, perp,
+)
+
+
+def backprop_type(t: Type) -> Type:
+    """←D(A): ``Real ↦ Real × Real⊥``, ``Tensor ↦ Tensor × Tensor⊥``, structural elsewhere,
+    ``←D(A ⊸ B) = ←D(A) ⊸ ←D(B)`` and ``←D(d) = d`` (see lamad/transform.py)."""
+    if t in (REAL, TENSOR):
+        return TupleType((t, perp(t)))
+    if isinstance(t, TupleType):
+        return TupleType(tuple(backprop_type(i) for i in t.items))
+    if isinstance(t, ListType):
+        return ListType(backprop_type(t.elem))
+    if isinstance(t, (FunType, LinType)):
+        return type(t)(backprop_type(t.dom), backprop_type(t.cod))
+    if isinstance(t, TVar):
+        raise ValueError("←D is not defined on a type that is not known")
+    return t
+
+
+def cotangent_type(t: Type, marked: bool = False) -> Type:
+    """ct(A): the type of gradients with respect to a value of type ``A`` (SPEC §3).  For
+    the AD operators marked by a transform (``grad'f``), ``A`` is a transformed type
+    whose pairs may hold backpropagators: those are kept, so that ``ct(D(A)) = D(ct(A))``."""
+    if t in (REAL, TENSOR):
+        return t
+    if t in (INT, BOOL, UNIT, STRING):
+        return UNIT
+    if isinstance(t, TupleType):
+        return TupleType(tuple(cotangent_type(i, marked) for i in t.items))
+    if isinstance(t, ListType):
+        return ListType(cotangent_type(t.elem, marked))
+    if marked and isinstance(t, LinType):
+        return t
+    if isinstance(t, FunType):
+        raise ValueError(f"it has a function type, {t}, and functions have no gradient")
+    if isinstance(t, TVar):
+        raise ValueError("its type is not known here; annotate the parameter")
+    raise ValueError(f"{t} has no cotangent type")
+
+
+def forward_type(t: Type) -> Type:
+    """→D(A): ``Real ↦ Real × Real``, ``Tensor ↦ Tensor × Tensor``, structural elsewhere,
+    ``→D(A ⊸ B) = →D(A) ⊸ →D(B)`` and ``→D(d) = d`` (see lamad/transform.py)."""
+    if t in (REAL, TENSOR):
+        return TupleType((t, t))
+    if isinstance(t, TupleType):
+        return TupleType(tuple(forward_type(i) for i in t.items))
+    if isinstance(t, ListType):
+        return ListType(forward_type(t.elem))
+    if isinstance(t, (FunType, LinType)):
+        return type(t)(forward_type(t.dom), forward_type(t.cod))
+    if isinstance(t, TVar):
+        raise ValueError("→D is not defined on a type that is not known")
+    return t
+
+
+def has_leaves(t: Type) -> bool:
+    """Whether values of type ``t`` carry reals (so that the transforms change the type)."""
+    return forward_type(t) != t
+
+
+def _type_map(mark: str):
+    return backprop_type if mark == "r" else forward_type
+
+
+def marked_type(t: Type, marks: str) -> Type:
+    """``t`` through the transforms ``marks`` names, innermost first (``"rf"`` is →D(←D(t)))."""
+    for mark in marks:
+        t = _type_map(mark)(t)
+    return t
+
+
+def unmarked_type(t: Type, marks: str) -> Type:
+    """The type that :func:`marked_type` takes to ``t``: the transforms are injective, and
+    undone by finding the images of ``Real`` and ``Tensor``."""
+    for mark in reversed(marks):
+        t = _unmark(t, _type_map(mark))
+    return t
+
+
+def _unmark(t: Type, type_of) -> Type:
+    for base in (REAL, TENSOR):
+        if t == type_of(base):
+            return base
+    if isinstance(t, TupleType):
+        return TupleType(tuple(_unmark(i, type_of) for i in t.items))
+    if isinstance(t, ListType):
+        return ListType(_unmark(t.elem, type_of))
+    if isinstance(t, (FunType, LinType)):
+        return type(t)(_unmark(t.dom, type_of), _unmark(t.cod, type_of))
+    return t

@@ -1,0 +1,82 @@
+"""Arithmetic, comparisons and the maxima: the operators of lamad (``+`` is ``add``).
+
+Conventions at kinks and ties: ``max`` and ``min`` split the cotangent equally between
+tied arguments, as JAX and PyTorch do (:func:`lamad.prims.helpers` ``tie_weight``).
+"""
+
+from __future__ import annotations
+
+import operator
+
+from lamad.prims.base import A, F, N, Operator, define
+from lamad.syntax import BOOL, TENSOR
+
+
+def _pow(x, y):
+    """``**``; an Int to a negative Int power would not be an Int, so it is refused."""
+    if isinstance(x, int) and isinstance(y, int) and y < 0:
+        raise ValueError(f"{x} ** {y}: an Int to a negative power is not an Int; convert with 'real'")
+    return x ** y
+
+
+def _python(op):
+    return lambda rt: op
+
+
+define("add", (F, F), F, _python(operator.add), typing="arith", ints=True, linear=(0, 1),
+       operator=Operator("+", 4, "left", "+"), fold=operator.add,
+       jvp=("dx1", "dx2"),
+       vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) a"))
+define("sub", (F, F), F, _python(operator.sub), typing="arith", ints=True,
+       operator=Operator("-", 4, "left", "-"), fold=operator.sub,
+       jvp=("dx1", "-dx2"),
+       vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) (-a)"))
+define("mul", (F, F), F, _python(operator.mul), typing="arith", ints=True, linear=(0, 1),
+       operator=Operator("*", 5, "left", "*"), fold=operator.mul,
+       jvp=("dx1 * x2", "x1 * dx2"),
+       vjp=("unbroadcast (like x1) (a * x2)", "unbroadcast (like x2) (x1 * a)"))
+define("div", (F, F), F, _python(operator.truediv), typing="arith", linear=(0,),
+       operator=Operator("/", 5, "left", "/"),
+       jvp=("dx1 / x2", "-(y * dx2) / x2"),
+       vjp=("unbroadcast (like x1) (a / x2)", "unbroadcast (like x2) (-(a * y) / x2)"))
+define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
+       operator=Operator("**", 7, "right"),
+       jvp=("dx1 * x2 * x1 ** (x2 - 1.0)", "dx2 * y * log x1"),
+       vjp=("unbroadcast (like x1) (a * x2 * x1 ** (x2 - 1.0))", "unbroadcast (like x2) (a * y * log x1)"))
+define("neg", (N,), N, _python(operator.neg), linear=(0,),
+       operator=Operator("-", 6, "prefix", "-"), fold=operator.neg,
+       jvp=("-dx1",), vjp=("-a",))
+define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend.xp.matmul), linear=(0, 1),
+       operator=Operator("@", 5, "left"),
+       jvp=("dx1 @ x2", "x1 @ dx2"),
+       vjp=("matmul_dx x1 x2 a", "matmul_dy x1 x2 a"))
+
+
+def _checked_matmul(matmul):
+    def checked(x, y):
+        try:
+            return matmul(x, y)
+        except ValueError:
+            raise ValueError(f"shapes {tuple(x.shape)} and {tuple(y.shape)} do not align") from None
+    return checked
+
+
+define("max", (F, F), F, lambda rt: rt.backend.xp.maximum, typing="arith",
+       jvp=("dx1 * tie_weight x1 x2", "dx2 * tie_weight x2 x1"),
+       vjp=("unbroadcast (like x1) (a * tie_weight x1 x2)", "unbroadcast (like x2) (a * tie_weight x2 x1)"),
+       doc="elementwise maximum; ties split the derivative equally")
+define("min", (F, F), F, lambda rt: rt.backend.xp.minimum, typing="arith",
+       jvp=("dx1 * tie_weight x2 x1", "dx2 * tie_weight x1 x2"),
+       vjp=("unbroadcast (like x1) (a * tie_weight x2 x1)", "unbroadcast (like x2) (a * tie_weight x1 x2)"),
+       doc="elementwise minimum; ties split the derivative equally")
+
+
+def _comparison(op):
+    return lambda rt: (lambda x, y: bool(op(x, y)))
+
+
+for _name, _symbol, _op in (("lt", "<", operator.lt), ("le", "<=", operator.le), ("gt", ">", operator.gt),
+                            ("ge", ">=", operator.ge), ("eq", "==", operator.eq), ("ne", "!=", operator.ne)):
+    define(_name, (A, A), BOOL, _comparison(_op), typing="compare", derivative="discrete",
+           operator=Operator(_symbol, 3, "none"))
+define("not", (BOOL,), BOOL, lambda rt: operator.not_, derivative="discrete")

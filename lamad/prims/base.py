@@ -1,0 +1,148 @@
+"""The record of a primitive, and the registry every pass reads.
+
+A :class:`Primitive` owns everything about one primitive operation of lamad: its type
+scheme and the rule of the checker that types it, its implementation on an array
+namespace, its derivative (tangent rules for →D, transposed derivatives for ←D, or the
+kind of derivative it has), the arguments it is linear in, how it is written and
+printed (an operator's symbol, precedence and the Python operator the compiler emits),
+constant folding, whether it reads only the shape of its argument, and whether users
+may call it by name.  Families of primitives are defined in the modules of this
+package, one :func:`define` each; the rules, written in lamad, are resolved once all
+are defined (:mod:`lamad.prims.rules`).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterable
+
+from lamad.backend import Backend
+from lamad.progress import Progress
+from lamad.syntax import INT, FunType, ListType, Term, TVar, Type
+
+# Scheme variables: negative ids, replaced by fresh variables at each use.
+A, B, C = TVar(-1), TVar(-2), TVar(-5)
+F = TVar(-3, "float")  # Real or Tensor
+N = TVar(-4, "num")  # Int, Real or Tensor
+SHAPE = ListType(INT)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What implementations may depend on: the array backend, the directory that relative
+    ``load`` paths are resolved against (the program file's), and where loops report
+    their progress (nowhere by default)."""
+
+    backend: Backend
+    base_dir: Path
+    progress: Progress | None = None
+
+    def steps(self, items: Iterable, total: int, label: str) -> ContextManager[Iterable]:
+        """The steps of a loop primitive, shown by :attr:`progress` when there is one."""
+        if self.progress is None:
+            return nullcontext(items)
+        return self.progress.steps(items, total, label)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """How an operator primitive is written: ``symbol`` in source and in print, its
+    ``precedence`` (higher binds tighter) and associativity (``"left"``, ``"right"``,
+    ``"none"``, or ``"prefix"`` for a unary operator), and the Python operator the
+    compiler emits for it on values of every type it takes (``None``: a call)."""
+
+    symbol: str
+    precedence: int
+    assoc: str
+    python: str | None = None
+
+
+Rules = tuple["str | None", ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Primitive:
+    """One primitive: ``name : params[0] -> … -> result``.
+
+    ``typing`` selects the checker's rule: ``"scheme"`` (the signature as written),
+    ``"arith"`` (numeric operands joined with Real ≤ Tensor promotion; Ints allowed when
+    ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"sum_apply"``
+    (linear functions applied as an application does), ``"ad"`` (an AD operator) and
+    ``"derived"`` (an AD operator written with the others: ``derived`` holds its rule).
+
+    ``derivative`` says how the transforms treat it: ``"rules"`` (the chain rule with
+    ``jvp`` and ``vjp``, one rule per argument, ``None`` for an argument with no
+    derivative), ``"special"`` (``jvp`` and ``vjp`` each hold one rule for the whole
+    transformed application: the primitive takes or makes lists of tensors),
+    ``"constant"`` (derivative zero where it exists), ``"structural"`` (commutes with
+    both transforms: ``D(map) = map``), ``"discrete"`` (no real result) or ``"ad"``.
+
+    A rule is a lamad term over the arguments ``x1 … xk``, the result ``y``, the
+    cotangent ``a`` (←D) or the tangents ``dx1 … dxk`` (→D); it may call any primitive,
+    public or not, and nothing else: :mod:`lamad.prims.rules` resolves it once into
+    :class:`~lamad.syntax.Prim` nodes, so no user binding can capture a name in it."""
+
+    name: str
+    params: tuple[Type, ...]
+    result: Type
+    impl: Callable[[Runtime], Callable[..., Any]] | None
+    typing: str = "scheme"
+    ints: bool = False
+    derivative: str = "rules"
+    jvp: Rules = ()
+    vjp: Rules = ()
+    linear: tuple[int, ...] = ()
+    operator: Operator | None = None
+    fold: Callable[..., Any] | None = None
+    shape_only: bool = False
+    public: bool = True
+    derived: str | tuple[str, str] | None = None
+    doc: str = ""
+    jvp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
+    vjp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
+    derived_terms: tuple[Term, ...] = field(default=(), init=False, repr=False)
+
+    @property
+    def arity(self) -> int:
+        return len(self.params)
+
+    @property
+    def type(self) -> Type:
+        t = self.result
+        for p in reversed(self.params):
+            t = FunType(p, t)
+        return t
+
+    @property
+    def surface(self) -> str:
+        """How a user writes it: ``+`` for ``add``, ``-`` for ``neg``."""
+        return self.operator.symbol if self.operator is not None else self.name
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+"""Every primitive by name, in the order of definition."""
+
+
+def define(name: str, params: tuple[Type, ...], result: Type, impl, **fields) -> Primitive:
+    """Register the primitive ``name``; its name must be new."""
+    if name in PRIMITIVES:
+        raise ValueError(f"primitive '{name}' is defined twice")
+    prim = PRIMITIVES[name] = Primitive(name, params, result, impl, **fields)
+    return prim
+
+
+def primitive(name: str) -> Primitive | None:
+    """The primitive called ``name`` (an operator by its name, ``add``), or ``None``."""
+    return PRIMITIVES.get(name)
+
+
+def public(name: str) -> Primitive | None:
+    """The primitive a program may call by ``name``, or ``None``: operators are written
+    with their symbols, and the helpers the rules use are not in the user's scope."""
+    prim = PRIMITIVES.get(name)
+    return prim if prim is not None and prim.public and prim.operator is None else None

@@ -1,0 +1,67 @@
+"""Tensors made from shapes, seeds and files, and conversions: their derivative is zero
+(``fill``'s in its value excepted)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamad.prims.base import SHAPE, define
+from lamad.syntax import INT, REAL, STRING, TENSOR
+
+
+def _shape(shape: list[int]) -> tuple[int, ...]:
+    if any(n < 0 for n in shape):
+        raise ValueError(f"negative dimension in shape {list(shape)}")
+    return tuple(shape)
+
+
+def _constant(fn_name: str):
+    def impl(rt):
+        fn, dtype = getattr(rt.backend.xp, fn_name), rt.backend.dtype
+        return lambda shape: fn(_shape(shape), dtype=dtype)
+    return impl
+
+
+def _random(method: str):
+    """``randn``/``uniform``: drawn with NumPy's PCG64 from the seed, so that every backend
+    sees the same numbers, then moved to the backend once."""
+    def impl(rt):
+        def draw(seed, shape):
+            return rt.backend.asarray(getattr(np.random.default_rng(seed), method)(_shape(shape)))
+        return draw
+    return impl
+
+
+def _onehot(rt):
+    xp, dtype = rt.backend.xp, rt.backend.dtype
+
+    def onehot(n, labels):
+        return (labels[..., None] == xp.arange(n, dtype=dtype)).astype(dtype)
+    return onehot
+
+
+def _load(rt):
+    def load(path: str):
+        full = rt.base_dir / path
+        if full.suffix == ".npy":
+            data = np.load(full, allow_pickle=False)
+        elif full.suffix == ".csv":
+            data = np.loadtxt(full, delimiter=",", ndmin=1)
+        else:
+            raise ValueError(f"cannot load '{path}': only .npy and .csv files are supported")
+        return rt.backend.asarray(data)
+    return load
+
+
+define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant")
+define("ones", (SHAPE,), TENSOR, _constant("ones"), derivative="constant")
+define("fill", (REAL, SHAPE), TENSOR,
+       lambda rt: (lambda r, shape: rt.backend.xp.full(_shape(shape), r, dtype=rt.backend.dtype)),
+       linear=(0,), jvp=("fill dx1 x2", None), vjp=("sum a", None))
+define("eye", (INT,), TENSOR, lambda rt: (lambda n: rt.backend.xp.eye(n, dtype=rt.backend.dtype)),
+       derivative="constant")
+define("randn", (INT, SHAPE), TENSOR, _random("standard_normal"), derivative="constant")
+define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant")
+define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant")
+define("real", (INT,), REAL, lambda rt: rt.backend.asarray, derivative="constant")
+define("load", (STRING,), TENSOR, _load, derivative="constant")

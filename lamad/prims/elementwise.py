@@ -1,0 +1,69 @@
+"""Elementwise functions of a Real or a Tensor.
+
+Conventions at kinks: ``relu'(0) = 0`` and ``abs'(0) = 0``.  ``softplus``,
+``log_sigmoid`` and ``logaddexp`` are computed stably (NumPy's ``logaddexp``).
+"""
+
+from __future__ import annotations
+
+import operator
+
+from lamad.prims.base import F, define
+
+
+def _xp(fn_name: str):
+    return lambda rt: getattr(rt.backend.xp, fn_name)
+
+
+def _sigmoid(rt):
+    xp = rt.backend.xp
+    return lambda x: xp.exp(-xp.logaddexp(0.0, -x))
+
+
+def _relu(rt):
+    xp = rt.backend.xp
+    return lambda x: xp.maximum(x, 0.0)
+
+
+def _softplus(rt):
+    xp = rt.backend.xp
+    return lambda x: xp.logaddexp(0.0, x)
+
+
+def _log_sigmoid(rt):
+    xp = rt.backend.xp
+    return lambda x: -xp.logaddexp(0.0, -x)
+
+
+def _elementwise(name: str, impl, jvp: str, vjp: str) -> None:
+    define(name, (F,), F, impl, jvp=(jvp,), vjp=(vjp,))
+
+
+_elementwise("exp", _xp("exp"), "dx1 * y", "a * y")
+_elementwise("log", _xp("log"), "dx1 / x1", "a / x1")
+_elementwise("sin", _xp("sin"), "dx1 * cos x1", "a * cos x1")
+_elementwise("cos", _xp("cos"), "-(dx1 * sin x1)", "-(a * sin x1)")
+_elementwise("tanh", _xp("tanh"), "dx1 * (1.0 - y * y)", "a * (1.0 - y * y)")
+_elementwise("sigmoid", _sigmoid, "dx1 * (y * (1.0 - y))", "a * (y * (1.0 - y))")
+_elementwise("relu", _relu, "dx1 * step x1", "where_pos y a")
+_elementwise("sqrt", _xp("sqrt"), "dx1 / (2.0 * y)", "a / (2.0 * y)")
+_elementwise("abs", _xp("abs"), "dx1 * sign x1", "a * sign x1")
+_elementwise("square", lambda rt: (lambda x: x * x), "dx1 * (2.0 * x1)", "a * (2.0 * x1)")
+_elementwise("log1p", _xp("log1p"), "dx1 / (1.0 + x1)", "a / (1.0 + x1)")
+_elementwise("softplus", _softplus, "dx1 * sigmoid x1", "a * sigmoid x1")
+_elementwise("log_sigmoid", _log_sigmoid, "dx1 * sigmoid (-x1)", "a * sigmoid (-x1)")
+define("logaddexp", (F, F), F, _xp("logaddexp"), typing="arith",
+       jvp=("dx1 * exp (x1 - y)", "dx2 * exp (x2 - y)"),
+       vjp=("unbroadcast (like x1) (a * exp (x1 - y))", "unbroadcast (like x2) (a * exp (x2 - y))"),
+       doc="log (exp x + exp y), computed without overflow")
+define("sign", (F,), F, _xp("sign"), derivative="constant")
+
+
+def _mask(op):
+    return lambda rt: (lambda x, y: op(x, y).astype(rt.backend.dtype))
+
+
+define("mask_ge", (F, F), F, _mask(operator.ge), typing="arith", derivative="constant",
+       doc="1.0 where x >= y, else 0.0")
+define("mask_le", (F, F), F, _mask(operator.le), typing="arith", derivative="constant",
+       doc="1.0 where x <= y, else 0.0")

@@ -1,0 +1,123 @@
+"""The helpers that derivative rules are written with.  They are private: not in a
+program's scope, printed with a ``%`` in derivative programs (``%unbroadcast``), and
+they have rules of their own, so that derivatives can be differentiated again."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from lamad.gradient import sum_apply
+from lamad.prims.base import A, F, define
+from lamad.syntax import GRAD, TENSOR, ListType, perp
+
+
+def unbroadcast(xp, g, shape: tuple[int, ...]):
+    """Sum ``g`` down to ``shape``: the transpose of broadcasting a value of that shape."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = xp.sum(g, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = xp.sum(g, axis=axes, keepdims=True)
+    return xp.reshape(g, shape)
+
+
+def _broadcast(rt):
+    xp, dtype = rt.backend.xp, rt.backend.dtype
+
+    def broadcast(x, g):
+        """``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written
+        out once (not a read-only view, which could reach the user as a gradient)."""
+        if tuple(g.shape) == tuple(x.shape):
+            return g
+        out = xp.empty(x.shape, dtype=dtype)
+        out[...] = g
+        return out
+    return broadcast
+
+
+def _like(rt):
+    xp, dtype = rt.backend.xp, rt.backend.dtype
+
+    @lru_cache(maxsize=1024)
+    def of_shape(shape: tuple[int, ...]):
+        return xp.broadcast_to(xp.zeros((), dtype=dtype), shape)
+
+    def like(x):
+        """An array of the shape of ``x`` that holds one zero (a read-only view with zero
+        strides, one per shape): all a backpropagator needs of a primal it only broadcasts
+        to or sums down to, as JAX's backward pass keeps an abstract value of it."""
+        return of_shape(x.shape)
+    return like
+
+
+def _matrix_operands(x, y):
+    """``x`` and ``y`` as NumPy's ``matmul`` sees them: a 1-D ``x`` is a row, a 1-D ``y``
+    a column."""
+    return (x[None, :] if x.ndim == 1 else x), (y[:, None] if y.ndim == 1 else y)
+
+
+def matmul_vjp(xp, x, y, a, wrt: int):
+    """The transposed derivative of ``x @ y`` in ``x`` (``wrt=0``) or ``y`` (``wrt=1``),
+    applied to the cotangent ``a``: ``a @ yᵀ`` and ``xᵀ @ a`` for matrices, with NumPy's
+    treatment of 1-D operands and batch broadcasting."""
+    if x.ndim == 2 and y.ndim == 2:
+        return a @ y.T if wrt == 0 else x.T @ a
+    if x.ndim == 2 and y.ndim == 1:  # matrix @ vector, as in an RNN cell
+        return xp.outer(a, y) if wrt == 0 else x.T @ a
+    if x.ndim == 1 and y.ndim == 2:
+        return y @ a if wrt == 0 else xp.outer(x, a)
+    if x.ndim == 1 and y.ndim == 1:  # a dot product: a is 0-d
+        return a * y if wrt == 0 else x * a
+    x2, y2 = _matrix_operands(x, y)
+    batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
+    a2 = xp.reshape(a, batch + (x2.shape[-2], y2.shape[-1]))
+    if wrt == 0:
+        return xp.reshape(unbroadcast(xp, a2 @ xp.swapaxes(y2, -1, -2), x2.shape), x.shape)
+    return xp.reshape(unbroadcast(xp, xp.swapaxes(x2, -1, -2) @ a2, y2.shape), y.shape)
+
+
+def _tie_weight(rt):
+    dtype = rt.backend.dtype
+
+    def tie_weight(x, y):
+        return (x > y).astype(dtype) + 0.5 * (x == y)
+    return tie_weight
+
+
+def _private(name, params, result, impl, **fields) -> None:
+    define(name, params, result, impl, public=False, **fields)
+
+
+_private("unbroadcast", (F, TENSOR), F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)),
+         linear=(1,), jvp=(None, "unbroadcast x1 dx2"), vjp=(None, "broadcast (like x2) a"),
+         doc="g summed down to the shape of x")
+_private("broadcast", (TENSOR, F), TENSOR, _broadcast, linear=(1,),
+         jvp=(None, "broadcast x1 dx2"), vjp=(None, "unbroadcast (like x2) a"), doc="g broadcast to the shape of x")
+_private("like", (F,), F, _like, derivative="constant", shape_only=True,
+         doc="an array of the shape of x holding one zero, all a backpropagator keeps of x")
+_private("step", (F,), F, lambda rt: (lambda x: (x > 0).astype(rt.backend.dtype)), derivative="constant",
+         doc="1.0 where x > 0, else 0.0")
+# ``a * step x`` without the mask as floats: a product with the comparison's Booleans (an
+# eighth of the memory), which keeps ``a``'s float dtype.
+_private("where_pos", (F, F), F, lambda rt: (lambda x, a: a * (x > 0)), typing="arith", linear=(1,),
+         jvp=(None, "where_pos x1 dx2"), vjp=(None, "unbroadcast (like x2) (where_pos x1 a)"),
+         doc="a where x > 0, else 0")
+_private("tie_weight", (F, F), F, _tie_weight, typing="arith", derivative="constant",
+         doc="1.0 where x > y, 0.5 where x = y, else 0.0: the share of max x y that is x's")
+_private("matmul_dx", (TENSOR, TENSOR, TENSOR), TENSOR,
+         lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 0)), linear=(1, 2),
+         jvp=(None, "matmul_dx x1 dx2 x3", "matmul_dx x1 x2 dx3"), vjp=(None, "matmul_dy a x2 x3", "a @ x2"),
+         doc="the transposed derivative of x @ y in x, applied to a")
+_private("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR,
+         lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 1)), linear=(0, 2),
+         jvp=("matmul_dy dx1 x2 x3", None, "matmul_dy x1 x2 dx3"), vjp=("matmul_dx x1 a x3", None, "x1 @ a"),
+         doc="the transposed derivative of x @ y in y, applied to a")
+_private("sum_apply", (ListType(perp(A)), ListType(A)), GRAD, lambda rt: sum_apply, typing="sum_apply",
+         derivative="structural", linear=(1,), doc="the sum of each backpropagator applied to its cotangent")
+define("ones_like", (F,), F, lambda rt: rt.backend.xp.ones_like, derivative="constant")
+define("zeros_like", (F,), F, lambda rt: rt.backend.xp.zeros_like, derivative="constant")

@@ -1,0 +1,63 @@
+"""Lists, tuples and loops: they commute with both transforms (``D(map) = map``)."""
+
+from __future__ import annotations
+
+import operator
+
+from lamad.prims.base import SHAPE, A, B, define
+from lamad.syntax import INT, FunType, ListType, TupleType
+
+
+def _fold(rt):
+    def fold(f, acc, xs):
+        with rt.steps(xs, len(xs), "fold") as steps:
+            for x in steps:
+                acc = f(acc)(x)
+        return acc
+    return fold
+
+
+def _iterate(rt):
+    def iterate(n, f, x):
+        with rt.steps(range(n), n, "iterate") as steps:
+            for _ in steps:
+                x = f(x)
+        return x
+    return iterate
+
+
+def _scan(rt):
+    """``scan f z [x1, …, xn] = [z, f z x1, f (f z x1) x2, …]``: the accumulators of a left
+    fold, first to last (Haskell's ``scanl``), so a loop can report its history."""
+    def scan(f, acc, xs):
+        out = [acc]
+        with rt.steps(xs, len(xs), "scan") as steps:
+            for x in steps:
+                acc = f(acc)(x)
+                out.append(acc)
+        return out
+    return scan
+
+
+def _zip(rt):
+    def zip_(xs, ys):
+        if len(xs) != len(ys):
+            raise ValueError(f"lists have lengths {len(xs)} and {len(ys)}; zip needs equal lengths")
+        return list(zip(xs, ys))
+    return zip_
+
+
+def _structural(name, params, result, impl, **fields) -> None:
+    define(name, params, result, impl, derivative="structural", **fields)
+
+
+_structural("map", (FunType(A, B), ListType(A)), ListType(B), lambda rt: (lambda f, xs: [f(x) for x in xs]))
+_structural("fold", (FunType(B, FunType(A, B)), B, ListType(A)), B, _fold)
+_structural("scan", (FunType(B, FunType(A, B)), B, ListType(A)), ListType(B), _scan)
+_structural("zip", (ListType(A), ListType(B)), ListType(TupleType((A, B))), _zip)
+_structural("length", (ListType(A),), INT, lambda rt: len)
+_structural("range", (INT,), SHAPE, lambda rt: (lambda n: list(range(n))))
+_structural("iterate", (INT, FunType(A, A), A), A, _iterate)
+_structural("append", (ListType(A), ListType(A)), ListType(A), lambda rt: operator.add)
+_structural("fst", (TupleType((A, B)),), A, lambda rt: operator.itemgetter(0), linear=(0,))
+_structural("snd", (TupleType((A, B)),), B, lambda rt: operator.itemgetter(1), linear=(0,))

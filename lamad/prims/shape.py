@@ -1,0 +1,118 @@
+"""Shapes: transposing, reshaping, stacking and splitting tensors, and reading shapes.
+
+``stack``, ``unstack``, ``concat`` and ``split_like`` take or make lists of tensors:
+their rules are written for the whole transformed application, in terms of the
+transformed arguments ``x1 … xk`` (``derivative="special"``).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from lamad.prims.base import SHAPE, define
+from lamad.syntax import INT, REAL, TENSOR, ListType
+
+
+def _dot(rt):
+    xp = rt.backend.xp
+
+    def dot(x, y):
+        if x.shape != y.shape:
+            raise ValueError(f"operands have shapes {tuple(x.shape)} and {tuple(y.shape)}; dot needs equal shapes")
+        return xp.sum(x * y)
+    return dot
+
+
+def _unstack(rt):
+    def unstack(x):
+        if x.ndim == 0:
+            raise ValueError("cannot unstack a 0-d tensor")
+        return [x[i] for i in range(x.shape[0])]
+    return unstack
+
+
+def _scalar(rt):
+    xp = rt.backend.xp
+
+    def scalar(x):
+        if x.size != 1:
+            raise ValueError(f"expected a tensor of one element, found shape {tuple(x.shape)}")
+        return xp.reshape(x, ())
+    return scalar
+
+
+def split_like(xp, axis, xs, a):
+    """``a`` split along ``axis`` into pieces of the sizes of the tensors ``xs``."""
+    sizes = list(itertools.accumulate(x.shape[axis] for x in xs))
+    return xp.split(a, sizes[:-1], axis=axis)
+
+
+define("transpose", (TENSOR,), TENSOR, lambda rt: rt.backend.xp.transpose, linear=(0,),
+       jvp=("transpose dx1",), vjp=("transpose a",))
+define("reshape", (TENSOR, SHAPE), TENSOR, lambda rt: (lambda x, shape: rt.backend.xp.reshape(x, tuple(shape))),
+       linear=(0,), jvp=("reshape dx1 x2", None), vjp=("reshape a (shape x1)", None))
+define("stack", (ListType(TENSOR),), TENSOR, lambda rt: rt.backend.xp.stack, linear=(0,), derivative="special",
+       jvp=("(stack (map fst x1), stack (map snd x1))",),
+       vjp=("let xs = map fst x1; y = stack xs in (y, \\(a : Tensor) -o sum_apply (map snd x1) (unstack a))",))
+define("unstack", (TENSOR,), ListType(TENSOR), _unstack, linear=(0,), derivative="special",
+       jvp=("let (x, dx) = x1 in zip (unstack x) (unstack dx)",),
+       vjp=("let (x, x') = x1; xs = unstack x in "
+            "map (\\(i, xi). (xi, \\(a : Tensor) -o x' (embed i x a))) (zip (range (length xs)) xs)",))
+define("concat", (INT, ListType(TENSOR)), TENSOR,
+       lambda rt: (lambda axis, xs: rt.backend.xp.concatenate(xs, axis=axis)), linear=(1,), derivative="special",
+       jvp=("(concat x1 (map fst x2), concat x1 (map snd x2))",),
+       vjp=("let xs = map fst x2; y = concat x1 xs in "
+            "(y, \\(a : Tensor) -o sum_apply (map snd x2) (split_like x1 xs a))",))
+define("split_like", (INT, ListType(TENSOR), TENSOR), ListType(TENSOR),
+       lambda rt: (lambda axis, xs, a: split_like(rt.backend.xp, axis, xs, a)), linear=(2,), derivative="special",
+       public=False,
+       jvp=("let xs = map fst x2; (a, da) = x3 in zip (split_like x1 xs a) (split_like x1 xs da)",),
+       vjp=("let xs = map fst x2; (x, x') = x3; ys = split_like x1 xs x in "
+            "map (\\(i, y). (y, \\(a : Tensor) -o x' (pad_piece x1 xs i a))) (zip (range (length ys)) ys)",),
+       doc="a tensor split along the axis into pieces of the sizes of the tensors of the list")
+define("dot", (TENSOR, TENSOR), REAL, _dot, linear=(0, 1), jvp=("dot dx1 x2", "dot x1 dx2"), vjp=("a * x2", "x1 * a"))
+define("outer", (TENSOR, TENSOR), TENSOR, lambda rt: rt.backend.xp.outer, linear=(0, 1),
+       jvp=("outer dx1 x2", "outer x1 dx2"),
+       vjp=("reshape (a @ reshape x2 [-1]) (shape x1)", "reshape (transpose a @ reshape x1 [-1]) (shape x2)"))
+define("scalar", (TENSOR,), REAL, _scalar, linear=(0,), jvp=("scalar dx1",), vjp=("reshape a (shape x1)",))
+define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.backend.xp.expand_dims(x, axis)),
+       linear=(1,), jvp=(None, "expand_dims x1 dx2"), vjp=(None, "sum_axis x1 a"))
+define("take", (INT, TENSOR), TENSOR, lambda rt: (lambda i, x: x[i]), linear=(1,),
+       jvp=(None, "take x1 dx2"), vjp=(None, "embed x1 x2 a"), doc="the i-th slice of a tensor along its first axis")
+define("dim", (INT, TENSOR), INT, lambda rt: (lambda axis, x: int(x.shape[axis])), derivative="discrete",
+       shape_only=True)
+define("shape", (TENSOR,), SHAPE, lambda rt: (lambda x: [int(n) for n in x.shape]), derivative="discrete",
+       shape_only=True)
+define("size", (TENSOR,), INT, lambda rt: (lambda x: int(x.size)), derivative="discrete", shape_only=True)
+define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)), derivative="constant",
+       shape_only=True, public=False, doc="the number of elements, as a Real")
+
+
+def _embed(rt):
+    xp = rt.backend.xp
+
+    def embed(i, x, a):
+        out = xp.zeros_like(x)
+        out[i] = a
+        return out
+    return embed
+
+
+def _pad_piece(rt):
+    xp = rt.backend.xp
+
+    def pad_piece(axis, xs, i, a):
+        return xp.concatenate([a if j == i else xp.zeros_like(x) for j, x in enumerate(xs)], axis=axis)
+    return pad_piece
+
+
+define("embed", (INT, TENSOR, TENSOR), TENSOR, _embed, linear=(2,), public=False,
+       jvp=(None, None, "embed x1 x2 dx3"), vjp=(None, None, "take x1 a"),
+       doc="zeros of the shape of x with a at the i-th slice: the transpose of take")
+define("piece", (INT, ListType(TENSOR), INT, TENSOR), TENSOR,
+       lambda rt: (lambda axis, xs, i, a: split_like(rt.backend.xp, axis, xs, a)[i]), linear=(3,), public=False,
+       jvp=(None, None, None, "piece x1 x2 x3 dx4"), vjp=(None, None, None, "pad_piece x1 x2 x3 a"),
+       doc="the i-th piece of split_like")
+define("pad_piece", (INT, ListType(TENSOR), INT, TENSOR), TENSOR, _pad_piece, linear=(3,), public=False,
+       jvp=(None, None, None, "pad_piece x1 x2 x3 dx4"), vjp=(None, None, None, "piece x1 x2 x3 a"),
+       doc="a as the i-th piece of a concatenation of zeros: the transpose of piece")
