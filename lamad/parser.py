@@ -7,6 +7,7 @@ what was expected and where.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from functools import lru_cache
 from importlib import resources
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import lark
-from lark import Lark, Token, Transformer_NonRecursive, v_args
+from lark import Lark, Token
 
 from lamad.errors import LamSyntaxError
 from lamad.syntax import (
@@ -41,10 +42,14 @@ def surface_name(op: str) -> str:
 _COMPARISONS = {sym: name for name, sym in BINARY_OPS.items() if name in ("lt", "le", "gt", "ge", "eq", "ne")}
 
 _TERMINAL_NAMES = {
-    "NAME": "a name", "INT": "an integer", "REAL": "a real number", "STRING": "a string",
+    "NAME": "a name", "PRIM": "a primitive", "INT": "an integer", "REAL": "a real number", "STRING": "a string",
     "LAMBDA": "'\\'", "ARROW": "'->'", "LOLLI": "'-o'", "TIMES": "'*'", "MUL": "'*'", "CMP": "a comparison",
     "$END": "end of input",
 }
+
+
+_PARSING = threading.Lock()
+"""Parses take turns: the parser's callbacks are shared."""
 
 
 def _grammar_text() -> str:
@@ -58,14 +63,14 @@ def _grammar_text() -> str:
 
 @lru_cache(maxsize=None)
 def _parser() -> Lark:
-    return Lark(_grammar_text(), parser="lalr", start=["start", "expr", "type"], propagate_positions=True,
-                maybe_placeholders=True)
+    """The LALR parser, which builds the AST as it reduces (no parse tree is made)."""
+    return Lark(_grammar_text(), parser="lalr", start=["start", "expr", "type"], maybe_placeholders=True,
+                keep_all_tokens=True, transformer=_Builder())
 
 
-def _span(meta) -> Span | None:
-    if getattr(meta, "empty", True):
-        return None
-    return Span(meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line, meta.end_column)
+def _between(first: Token, last: Token) -> Span:
+    """The span from the start of token ``first`` to the end of token ``last``."""
+    return Span(first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column)
 
 
 def _token_span(tok: Token) -> Span:
@@ -89,102 +94,173 @@ def _annotate(p: Pattern, t: Type, span: Span | None) -> Pattern:
     raise LamSyntaxError(f"this pattern cannot have type {t}", span)
 
 
+# What the parser's stack holds for a reduced rule: ``(value, first, last)``, the AST
+# node (or type, binding, ...) with the first and last tokens of the text it was reduced
+# from.  A node's span runs from ``first`` to ``last``; for a parenthesised term the node
+# keeps the span of its inside while the triple's tokens take in the parentheses, so an
+# enclosing node's span covers them (as a parse tree's positions would).  Tokens are on
+# the stack as they are (every token is kept: ``keep_all_tokens``).
+
+
+def _built(rule):
+    """The parser callback of a rule method: the method's value, between the tokens that
+    begin and end the rule's children.  Once a method has raised a syntax error the
+    parse goes on to its end (a later error in the grammar is reported first, as a
+    parse tree transformed afterwards would) and builds nothing more."""
+
+    def callback(self, ch):
+        first, last = ch[0], ch[-1]
+        if first.__class__ is not Token:
+            first = first[1]
+        if last.__class__ is not Token:
+            last = last[2]
+        if self.error is None:
+            try:
+                return rule(ch, first, last), first, last
+            except LamSyntaxError as e:
+                self.error = e
+        return None, first, last
+
+    callback.__name__ = rule.__name__
+    return callback
+
+
 def _binary(op: str):
-    """The transformer method for a binary operator: a two-argument :class:`Prim`."""
+    """The method for a binary operator: a two-argument :class:`Prim`."""
 
-    def method(self, meta, ch):
-        return Prim(op, (ch[0], ch[-1]), span=_span(meta))
+    def method(ch, first, last):
+        return Prim(op, (ch[0][0], ch[-1][0]), span=_between(first, last))
 
-    return method
+    method.__name__ = op
+    return _built(method)
 
 
-@v_args(meta=True)
-class _ToAst(Transformer_NonRecursive):
-    """Parse tree to AST, bottom-up and without recursion (deep programs parse)."""
+def _items(ch) -> tuple:
+    """The values between brackets and after separators: ``( a , b , c )``."""
+    return tuple([c[0] for c in ch[1:-1:2]])
+
+
+class _Builder:
+    """The parser's callbacks, one per rule (by name or alias): each builds the AST node
+    of a reduction from the values on the stack, bottom-up, so that no parse tree is
+    built and deep programs parse without recursion.  ``error`` is the first syntax
+    error a callback met in the current parse."""
+
+    def __init__(self):
+        self.error: LamSyntaxError | None = None
 
     # -- programs
-    def start(self, meta, defs):
-        return Program(tuple(defs))
+    def start(self, ch):
+        return Program(tuple([c[0] for c in ch])), None, None
 
-    def definition(self, meta, ch):
-        name, *params, result, body = ch
-        return Def(_name(name), tuple(params), result, body, span=_span(meta), name_span=_token_span(name))
+    @_built
+    def definition(ch, first, last):
+        name, mid = ch[1], ch[2:-2]
+        result = None
+        if mid and mid[-1] is None:  # placeholders of the missing ': type'
+            mid = mid[:-2]
+        elif len(mid) >= 2 and mid[-2].__class__ is Token:  # ':' type
+            result, mid = mid[-1][0], mid[:-2]
+        return Def(_name(name), tuple([p[0] for p in mid]), result, ch[-1][0], span=_between(first, last),
+                   name_span=_token_span(name))
 
-    def param(self, meta, ch):
-        name, annot = ch
-        return Param(_name(name), annot, span=_span(meta))
+    @_built
+    def param(ch, first, last):
+        return Param(_name(ch[1]), ch[3][0], span=_between(first, last))
 
     # -- patterns
-    def pvar(self, meta, ch):
-        return PVar(_name(ch[0]), span=_span(meta))
+    @_built
+    def pvar(ch, first, last):
+        return PVar(_name(ch[0]), span=_between(first, last))
 
-    def pwild(self, meta, ch):
-        return PWild(span=_span(meta))
+    @_built
+    def pwild(ch, first, last):
+        return PWild(span=_between(first, last))
 
-    def pann(self, meta, ch):
-        return _annotate(ch[0], ch[1], _span(meta))
+    @_built
+    def pann(ch, first, last):
+        return _annotate(ch[1][0], ch[3][0], _between(first, last))
 
-    def ptuple(self, meta, ch):
-        return PTuple(tuple(ch), span=_span(meta))
+    @_built
+    def ptuple(ch, first, last):
+        return PTuple(_items(ch), span=_between(first, last))
 
-    def binding(self, meta, ch):
-        return ch[0], ch[1]
+    @_built
+    def pattern(ch, first, last):  # ( pattern )
+        return ch[1][0]
+
+    @_built
+    def binding(ch, first, last):
+        return ch[0][0], ch[2][0]
 
     # -- binders
-    def lam(self, meta, ch):
-        _, *params, body = ch
-        span = _span(meta)
-        for p in reversed(params):
-            body = Lam(p, body, span=span)
+    @_built
+    def lam(ch, first, last):
+        span, body = _between(first, last), ch[-1][0]
+        for p in reversed(ch[1:-2]):
+            body = Lam(p[0], body, span=span)
         return body
 
-    def linlam(self, meta, ch):
-        _, param, _, body = ch
-        return LinLam(param, body, span=_span(meta))
+    @_built
+    def linlam(ch, first, last):
+        return LinLam(ch[1][0], ch[3][0], span=_between(first, last))
 
-    def let(self, meta, ch):
-        *bindings, body = ch
-        span = _span(meta)
-        for pattern, bound in reversed(bindings):
+    @_built
+    def let(ch, first, last):
+        span, body = _between(first, last), ch[-1][0]
+        for binding in reversed(ch[1:-2:2]):
+            pattern, bound = binding[0]
             body = Let(pattern, bound, body, span=span)
         return body
 
-    def cond(self, meta, ch):
-        return If(*ch, span=_span(meta))
+    @_built
+    def cond(ch, first, last):
+        return If(ch[1][0], ch[3][0], ch[5][0], span=_between(first, last))
 
-    def ascribe(self, meta, ch):
-        return Ann(ch[0], ch[1], span=_span(meta))
+    @_built
+    def ascribe(ch, first, last):
+        return Ann(ch[0][0], ch[2][0], span=_between(first, last))
 
     # -- operators
     add, sub, mul, div = _binary("add"), _binary("sub"), _binary("mul"), _binary("div")
     matmul, pow, and_, or_ = _binary("matmul"), _binary("pow"), _binary("and"), _binary("or")
 
-    def compare(self, meta, ch):
-        left, op, right = ch
-        return Prim(_COMPARISONS[str(op)], (left, right), span=_span(meta))
+    @_built
+    def compare(ch, first, last):
+        return Prim(_COMPARISONS[str(ch[1])], (ch[0][0], ch[2][0]), span=_between(first, last))
 
-    def neg(self, meta, ch):
-        return Prim("neg", (ch[0],), span=_span(meta))
+    @_built
+    def neg(ch, first, last):
+        return Prim("neg", (ch[1][0],), span=_between(first, last))
 
-    def apply(self, meta, ch):
-        return App(ch[0], ch[1], span=_span(meta))
+    @_built
+    def apply(ch, first, last):
+        return App(ch[0][0], ch[1][0], span=_between(first, last))
 
     # -- atoms
-    def var(self, meta, ch):
-        return Var(_name(ch[0]), span=_span(meta))
+    @_built
+    def var(ch, first, last):
+        return Var(_name(first), span=_between(first, last))
 
-    def int_lit(self, meta, ch):
+    @_built
+    def prim_ref(ch, first, last):
+        return Var(str(first), span=_between(first, last))
+
+    @_built
+    def int_lit(ch, first, last):
         try:
-            value = int(ch[0])
+            value = int(first)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-            raise LamSyntaxError(f"integer literal too long ({len(ch[0])} digits)", _span(meta)) from None
-        return Lit(value, span=_span(meta))
+            raise LamSyntaxError(f"integer literal too long ({len(first)} digits)", _between(first, last)) from None
+        return Lit(value, span=_between(first, last))
 
-    def real_lit(self, meta, ch):
-        return Lit(float(ch[0]), span=_span(meta))
+    @_built
+    def real_lit(ch, first, last):
+        return Lit(float(first), span=_between(first, last))
 
-    def string_lit(self, meta, ch):
-        text = str(ch[0])[1:-1]
+    @_built
+    def string_lit(ch, first, last):
+        text = str(first)[1:-1]
         if "\\" in text:
             # Python escapes; non-ASCII text goes through as \uXXXX so that it is not mangled
             try:
@@ -192,53 +268,75 @@ class _ToAst(Transformer_NonRecursive):
                     warnings.simplefilter("ignore", DeprecationWarning)  # unknown escapes (\d) stay as written
                     text = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
             except UnicodeDecodeError as e:
-                raise LamSyntaxError(f"bad escape sequence in string literal: {e.reason}", _span(meta)) from None
-        return Lit(text, span=_span(meta))
+                raise LamSyntaxError(f"bad escape sequence in string literal: {e.reason}",
+                                     _between(first, last)) from None
+        return Lit(text, span=_between(first, last))
 
-    def true_lit(self, meta, ch):
-        return Lit(True, span=_span(meta))
+    @_built
+    def true_lit(ch, first, last):
+        return Lit(True, span=_between(first, last))
 
-    def false_lit(self, meta, ch):
-        return Lit(False, span=_span(meta))
+    @_built
+    def false_lit(ch, first, last):
+        return Lit(False, span=_between(first, last))
 
-    def unit_lit(self, meta, ch):
-        return Lit((), span=_span(meta))
+    @_built
+    def unit_lit(ch, first, last):
+        return Lit((), span=_between(first, last))
 
-    def tuple(self, meta, ch):
-        return Tuple(tuple(ch), span=_span(meta))
+    @_built
+    def tuple(ch, first, last):
+        return Tuple(_items(ch), span=_between(first, last))
 
-    def list(self, meta, ch):
-        items = () if ch == [None] else tuple(ch)
-        return ListLit(items, span=_span(meta))
+    @_built
+    def list(ch, first, last):
+        items = () if ch[1] is None else _items(ch)
+        return ListLit(items, span=_between(first, last))
+
+    @_built
+    def atom(ch, first, last):  # ( expr )
+        return ch[1][0]
 
     # -- types
-    def fun_type(self, meta, ch):
-        return FunType(ch[0], ch[2])
+    @_built
+    def fun_type(ch, first, last):
+        return FunType(ch[0][0], ch[2][0])
 
-    def lin_type(self, meta, ch):
-        return LinType(ch[0], ch[2])
+    @_built
+    def lin_type(ch, first, last):
+        return LinType(ch[0][0], ch[2][0])
 
-    def tuple_type(self, meta, ch):
-        return TupleType(tuple(t for t in ch if isinstance(t, Type)))
+    @_built
+    def tuple_type(ch, first, last):
+        return TupleType(tuple([t[0] for t in ch[0::2]]))
 
-    def neg_type(self, meta, ch):
-        return perp(ch[0])
+    @_built
+    def neg_type(ch, first, last):
+        return perp(ch[1][0])
 
-    perp_type = neg_type
+    @_built
+    def perp_type(ch, first, last):
+        return perp(ch[0][0])
 
-    def con_type(self, meta, ch):
+    @_built
+    def con_type(ch, first, last):
         name, arg = ch
         if str(name) != "List":
             raise LamSyntaxError(f"type '{name}' takes no argument (only List does)", _token_span(name))
-        return ListType(arg)
+        return ListType(arg[0])
 
-    def base_type(self, meta, ch):
-        name = str(ch[0])
+    @_built
+    def base_type(ch, first, last):
+        name = str(first)
         if name not in BASE_TYPES:
             hint = " (List needs an element type: List Real)" if name == "List" else ""
             known = ", ".join(sorted(BASE_TYPES))
-            raise LamSyntaxError(f"unknown type '{name}'{hint}; the base types are {known}", _token_span(ch[0]))
+            raise LamSyntaxError(f"unknown type '{name}'{hint}; the base types are {known}", _token_span(first))
         return BASE_TYPES[name]
+
+    @_built
+    def type_atom(ch, first, last):  # ( type )
+        return ch[1][0]
 
 
 def _describe(terminals) -> str:
@@ -255,13 +353,22 @@ def _literal(terminal: str) -> str:
 
 
 def _parse(text: str, start: str):
+    parser = _parser()
+    builder = parser.options.transformer
+    with _PARSING:  # the builder's error is the current parse's
+        builder.error = None
+        try:
+            value = parser.parse(text, start=start)[0]
+            if builder.error is not None:
+                raise builder.error
+            return value
+        finally:
+            builder.error = None
+
+
+def _parse_or_explain(text: str, start: str):
     try:
-        tree = _parser().parse(text, start=start)
-        return _ToAst().transform(tree)
-    except lark.exceptions.VisitError as e:
-        if isinstance(e.orig_exc, LamSyntaxError):
-            raise e.orig_exc from None
-        raise
+        return _parse(text, start)
     except lark.exceptions.UnexpectedCharacters as e:
         raise _unexpected_character(e, text) from None
     except lark.exceptions.UnexpectedToken as e:
@@ -286,17 +393,17 @@ def _unexpected_character(e: lark.exceptions.UnexpectedCharacters, text: str) ->
 
 def parse_program(text: str) -> Program:
     """Parse a whole program: a sequence of ``def``s (SPEC §2.3)."""
-    return _parse(text, "start")
+    return _parse_or_explain(text, "start")
 
 
 def parse_term(text: str) -> Term:
     """Parse one expression."""
-    return _parse(text, "expr")
+    return _parse_or_explain(text, "expr")
 
 
 def parse_type(text: str) -> Type:
     """Parse one type."""
-    return _parse(text, "type")
+    return _parse_or_explain(text, "type")
 
 
 def tokens(text: str) -> Iterator[Token]:

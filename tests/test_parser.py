@@ -787,3 +787,34 @@ def test_loads_reports_syntax_errors_with_the_file_name():
 
 def test_parse_is_parse_term():
     same(lamad.parse(r"\x. x"), lam("x", x))
+
+
+# ----------------------------------------------------------------------------- primitive references
+
+
+def test_primitive_reference_is_an_atom_named_with_its_percent_sign():
+    same(parse_term("%like"), v("%like"))
+    same(parse_term("%like x"), app(v("%like"), x))
+    same(parse_term("%grad'rf f"), app(v("%grad'rf"), f))
+    same(parse_term("f %unbroadcast y"), app(f, v("%unbroadcast"), y))
+    same(parse_term("%mul_2 x * y"), prim("mul", app(v("%mul_2"), x), y))
+    same(parse_term("(%sin, x)"), Tuple((v("%sin"), x)))
+
+
+def test_primitive_reference_has_its_span():
+    text = "f (%grad'rf g)"
+    t = parse_term(text)
+    ref = t.arg.fn
+    assert ref == Var("%grad'rf")
+    assert ref.span == Span(3, 11, 1, 4, 1, 12)
+    assert text[ref.span.start:ref.span.end] == "%grad'rf"
+
+
+@pytest.mark.parametrize("text", ["% like", "%", "%1x", "%like'q", "let %x = 1 in x", "\\%x. x"])
+def test_malformed_or_bound_primitive_references_are_syntax_errors(text):
+    syntax_error(parse_term, text)
+
+
+def test_no_definition_or_parameter_is_named_with_a_percent_sign():
+    syntax_error(parse_program, "def %f = 1")
+    syntax_error(parse_program, "def f (%x : Real) = 1.0")
