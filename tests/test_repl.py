@@ -24,7 +24,8 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 import lamad
-from lamad import builtins, cli, repl
+from lamad import cli, repl
+from lamad.prims import lists
 from lamad.parser import parse_term
 from lamad.pretty import pretty_derivative, pretty_type
 from lamad.types import infer_term
@@ -412,7 +413,7 @@ def test_ctrl_c_interrupts_a_long_evaluation_and_the_session_goes_on():
         while time.monotonic() < deadline:
             frame = sys._current_frames().get(main)
             while frame is not None:
-                if frame.f_code.co_name == "iterate" and frame.f_code.co_filename == builtins.__file__:
+                if frame.f_code.co_name == "iterate" and frame.f_code.co_filename == lists.__file__:
                     signal.pthread_kill(main, signal.SIGINT)
                     return
                 frame = frame.f_back

@@ -363,10 +363,6 @@ class TestTypeErrors:
     def test_redefinition(self):
         check_error("def f = 1\ndef g = 2\ndef f = 3", 3, 5, "f", "'f' is already defined above")
 
-    def test_redefining_a_builtin(self):
-        check_error("def map = 1", 1, 5, "map", "'map' is a builtin", "cannot be redefined")
-        check_error("def x = 1.0\ndef exp (y : Real) = y", 2, 5, "exp", "'exp' is a builtin")
-
     def test_tuple_pattern_against_non_tuple(self):
         check_error("def f (x : Real) = let (a, b) = x in a", 1, 24, "(a, b)",
                     "pattern matches a tuple of 2 components", "the value has type Real")
@@ -430,5 +426,5 @@ def test_reverse_mode_of_stack_and_concat_of_reals_type_checks():
                     "def g = grad s 3.0\n")
     assert float(p.g) == 1.0 + 6.0 + 2.0
     with pytest.raises(LamTypeError, match="argument of 'sum_apply'"):
-        infer_term(lamad.parse("\\(b : ~Real) (c : Bool). sum_apply [b] [c]"), {})
+        infer_term(lamad.parse("\\(b : ~Real) (c : Bool). %sum_apply [b] [c]"), {})
     assert infer_term(backprop(p.typed.terms["s"]), {}).ty is not None
