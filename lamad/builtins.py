@@ -480,6 +480,22 @@ _define("embed", (INT, TENSOR, TENSOR), TENSOR, _embed)
 _define("take", (INT, TENSOR), TENSOR, lambda rt: (lambda i, x: x[i]))
 
 
+def _mul0(rt: Runtime):
+    xp = rt.backend.xp
+
+    def mul0(x, y):
+        """``x * y``, but 0 wherever ``x`` or ``y`` is 0, even where the other is infinite
+        or NaN: the product of a vanishing factor of a derivative with a singular one
+        (``y * x ** (y - 1)`` at ``y = 0``, ``x ** y * log x`` at ``x = 0``)."""
+        with np.errstate(invalid="ignore"):
+            product = xp.multiply(x, y)
+        return xp.where((x == 0) | (y == 0), xp.zeros((), product.dtype), product)[()]
+    return mul0
+
+
+_define("mul0", (_F, _F), _F, _mul0, typing="arith")
+
+
 def _pad_piece(rt: Runtime):
     xp = rt.backend.xp
 
@@ -559,7 +575,7 @@ def named_builtin(name: str) -> Builtin | None:
 # --------------------------------------------------------------------- linearity
 
 for _name, _positions in {
-    "neg": (0,), "mul": (0, 1), "div": (0,), "matmul": (0, 1), "matmul_dx": (1, 2), "matmul_dy": (0, 2),
+    "neg": (0,), "mul": (0, 1), "mul0": (0, 1), "div": (0,), "matmul": (0, 1), "matmul_dx": (1, 2), "matmul_dy": (0, 2),
     "unbroadcast": (1,), "sum": (0,), "mean": (0,), "sum_axis": (1,), "mean_axis": (1,), "transpose": (0,),
     "reshape": (0,), "expand_dims": (1,), "dot": (0, 1), "outer": (0, 1), "stack": (0,), "unstack": (0,),
     "concat": (1,), "split_like": (2,), "embed": (2,), "scalar": (0,), "fill": (0,), "sum_apply": (1,),

@@ -73,6 +73,7 @@ USES: dict[str, tuple[str, list]] = {
     "add": ("x1 + x2", [(2, 3), (3,)]),
     "sub": ("x1 - x2", [(2, 3), ()]),
     "mul": ("x1 * x2", [(2, 3), (2, 1)]),
+    "mul0": ("mul0 x1 x2", [(2, 3), (3,)]),
     "div": ("x1 / x2", [(3,), "+3"]),
     "pow": ("x1 ** x2", ["+3", (3,)]),
     "neg": ("-x1", [(3,)]),
@@ -424,6 +425,42 @@ def test_hessian_of_the_wine_mlp_loss_matches_finite_differences_of_the_gradient
     rows = [gradient_difference(lambda a: grad_w1(a, w2, x, y), (w1,), (e.reshape(w1.shape),)) for e in np.eye(w1.size)]
     fd = np.stack(rows, axis=1).reshape(hessian.shape)
     np.testing.assert_allclose(hessian, fd, rtol=1e-5, atol=1e-7)
+
+
+def _power_hessian(x: float, y: float) -> np.ndarray:
+    """The Hessian of ``x ** y`` in ``(x, y)``, for ``x > 0``."""
+    dxx = y * (y - 1) * x ** (y - 2)
+    dxy = x ** (y - 1) * (1 + y * np.log(x))
+    dyy = x ** y * np.log(x) ** 2
+    return np.array([[dxx, dxy], [dxy, dyy]])
+
+
+def test_pow_where_a_factor_of_its_derivative_vanishes():
+    """The tangents of ``x ** 0`` at 0 and of ``0 ** y`` at ``y > 0`` are 0, not NaN; the
+    second derivatives of ``x ** y`` keep the terms that vanish only at one order (at
+    ``y = 0`` the mixed derivative is ``1 / x``), against the analytic Hessian and finite
+    differences of the gradient."""
+    p = lamad.loads(textwrap.dedent("""\
+        def zeroth (x : Real) : Real = x ** 0.0
+        def of_zero (y : Real) : Real = 0.0 ** y
+        def cube (x : Real) : Real = x ** 3.0
+        def power (p : Tensor) : Real = sum (take 0 p ** take 1 p)
+        def dpower (p : Tensor) : Tensor = grad power p
+    """))
+    assert float(lamad.jvp(p.zeroth, (0.0,), (1.0,))[1]) == 0.0
+    assert float(lamad.jvp(p.of_zero, (0.5,), (1.0,))[1]) == 0.0
+    assert float(lamad.hvp(p.zeroth, (0.0,), (1.0,))) == 0.0
+    assert float(lamad.hvp(p.of_zero, (0.5,), (1.0,))) == 0.0
+    assert float(lamad.hvp(p.cube, (2.0,), (1.0,))) == 12.0
+    assert float(lamad.hessian(p.cube)(-1.5)) == -9.0
+    for point in ([2.0, 0.0], [1.5, 3.0], [0.5, 1.0]):
+        x = np.array(point)
+        hessian = lamad.hessian(p.power)(x)
+        np.testing.assert_allclose(hessian, _power_hessian(*point), rtol=1e-12, err_msg=str(point))
+        fd = np.stack([gradient_difference(p.dpower, (x,), (d,)) for d in np.eye(2)], axis=1)
+        np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8, err_msg=str(point))
+    # at x = 0 (finite differences would leave the domain): 0 ** y is 0 near y = 2, x ** 2 is x²
+    np.testing.assert_array_equal(lamad.hessian(p.power)(np.array([0.0, 2.0])), [[2.0, 0.0], [0.0, 0.0]])
 
 
 # ------------------------------------------------------------------ nesting
