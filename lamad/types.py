@@ -213,19 +213,12 @@ class Checker:
             hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
 
-    def real_and_tensor(self, a: Type, b: Type) -> bool:
-        """Whether ``a`` and ``b`` are ``Real`` and ``Tensor``, in either order.  As the
-        domains of linear functions they make ``Real⊥`` and ``Tensor⊥`` interconvertible:
-        ←D keeps a promoted Real a Real, and the cotangents sent back to it are 0-d
-        Tensors (every transposed derivative un-broadcasts to its argument's shape)."""
-        return {self.resolve(a), self.resolve(b)} == {REAL, TENSOR}
-
     def _join(self, a: Type, b: Type) -> Type:
         a, b = self.resolve(a), self.resolve(b)
         if {a, b} == {REAL, TENSOR}:
             return TENSOR
-        if isinstance(a, LinType) and isinstance(b, LinType) and self.real_and_tensor(a.dom, b.dom):
-            return LinType(TENSOR, self._join(a.cod, b.cod))
+        if isinstance(a, LinType) and isinstance(b, LinType) and self.promoted(a.dom, b.dom):
+            return LinType(self._join(a.dom, b.dom), self._join(a.cod, b.cod))
         if isinstance(a, FunType) and isinstance(b, FunType):
             self._unify(a.dom, b.dom)
             return FunType(a.dom, self._join(a.cod, b.cod))
@@ -431,7 +424,7 @@ class Checker:
                 raise LamTypeError(f"this is applied to an argument, but it has type {self.describe(fn.ty)}, "
                                    "not a function type", fn.span)
             a = self.infer(arg)
-            if not (isinstance(fty, LinType) and self.real_and_tensor(a.ty, fty.dom)):
+            if not (isinstance(fty, LinType) and self.promoted(a.ty, fty.dom)):
                 self.coerce(a.ty, fty.dom, a.span)
             span = fn.span.to(a.span) if fn.span else a.span
             fn = App(fn, a, span=span, ty=fty.cod)

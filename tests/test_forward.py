@@ -463,6 +463,59 @@ def test_pow_where_a_factor_of_its_derivative_vanishes():
     np.testing.assert_array_equal(lamad.hessian(p.power)(np.array([0.0, 2.0])), [[2.0, 0.0], [0.0, 0.0]])
 
 
+PROMOTED = textwrap.dedent("""\
+    def reshaped (x : Real) : Real = sum (reshape (x * x * x) [1])
+    def branch (x : Real) : Real = sum (if x > 0.0 then ones [2] * x * x * x else 0.0)
+    def zero_branch (x : Tensor) : Real = sum (if sum x > 0.0 then x * x * x else 0.0)
+    def real_branch (x : Tensor) : Real = sum (if sum x > 0.0 then x * x * x else sum (x * x))
+    def elements (x : Tensor) : Real = fold (\\acc t. acc + sum t) 0.0 [x * x * x, sum (sin x), x]
+    def d_reshaped (x : Real) : Real = grad reshaped x
+    def d_branch (x : Real) : Real = grad branch x
+    def d_zero_branch (x : Tensor) : Tensor = grad zero_branch x
+    def d_real_branch (x : Tensor) : Tensor = grad real_branch x
+    def d_elements (x : Tensor) : Tensor = grad elements x
+    def h_elements (x : Tensor) : Tensor = hessian elements x
+""")
+
+
+@pytest.mark.parametrize("name", ["reshaped", "branch"])
+def test_second_derivatives_through_a_real_promoted_to_a_tensor(name):
+    """A Real used as a Tensor (reshaped, in a branch of ``if`` whose other branch is a
+    Tensor): hvp, hessian and jacfwd of grad, against the analytic 6x · (1 or 2) and
+    finite differences of the gradient."""
+    p = lamad.loads(PROMOTED)
+    x, scale = 0.7, {"reshaped": 1.0, "branch": 2.0}[name]
+    fd = gradient_difference(p["d_" + name], (x,), (1.0,))[0]
+    for value in (lamad.hvp(p[name], (x,), (1.0,)), lamad.hessian(p[name])(x), lamad.jacfwd(p["d_" + name])(x)):
+        np.testing.assert_allclose(float(value), 6.0 * x * scale, rtol=1e-12)
+        np.testing.assert_allclose(float(value), fd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["zero_branch", "real_branch", "elements"])
+def test_second_derivatives_of_tensors_joined_with_reals(name):
+    """Branches of ``if`` and list elements that join a Real and a Tensor: hvp, hessian,
+    jacfwd and jacrev of grad against finite differences of the gradient."""
+    p = lamad.loads(PROMOTED)
+    x, v = np.array([0.3, 0.5, -0.2]), np.array([1.0, -2.0, 0.5])
+    dx = p["d_" + name]
+    fd = np.stack([gradient_difference(dx, (x,), (d,)) for d in np.eye(3)], axis=1)
+    hessian = lamad.hessian(p[name])(x)
+    np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lamad.jacfwd(dx)(x), hessian, rtol=1e-12)
+    np.testing.assert_allclose(lamad.jacrev(dx)(x), hessian, rtol=1e-12)
+    np.testing.assert_allclose(lamad.hvp(p[name], (x,), (v,)), hessian @ v, rtol=1e-12)
+
+
+def test_third_derivatives_of_tensors_joined_with_reals():
+    """jacfwd of a Hessian that joins a Real and a Tensor, against finite differences."""
+    p = lamad.loads(PROMOTED)
+    x = np.array([0.3, 0.5, -0.2])
+    third = lamad.jacfwd(p.h_elements)(x)
+    fd = np.stack([gradient_difference(p.h_elements, (x,), (d,)) for d in np.eye(3)], axis=-1).reshape(third.shape)
+    np.testing.assert_allclose(third, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(third, np.diag(6.0 - np.cos(x))[:, :, None] * np.eye(3)[:, None, :], rtol=1e-12)
+
+
 # ------------------------------------------------------------------ nesting
 
 NESTED = textwrap.dedent("""\
