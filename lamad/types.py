@@ -557,7 +557,7 @@ class Checker:
         ``vjp f x : B * (ct(B) ⊸ ct(A))`` and ``jvp f x dx : B * ct(B)`` with ``dx : ct(A)``
         for ``f : A -> B``.  An operator marked by transforms (``grad'f``, see
         :func:`lamad.builtins.chained`) has the transformed type: its function returns
-        →D(Real) where ``grad``'s returns Real."""
+        →D(Real) where ``grad``'s returns Real, →D(Tensor) where it returns a Tensor."""
         op, marks = ad_operator(name)
         f = args[0]
         fty = self.resolve(f.ty)
@@ -578,7 +578,10 @@ class Checker:
                                f"{op} (\\(x, y). f x y)", spans[0])
         real = marked_type(REAL, marks)
         try:
-            self._unify(cod, real if marks else self.fresh("float"))
+            if not marks:
+                self._unify(cod, self.fresh("float"))
+            elif self.zonk(cod) != marked_type(TENSOR, marks):  # a 0-d Tensor, transformed
+                self._unify(cod, real)
         except _Mismatch:
             raise LamTypeError(f"'{op}' needs a function returning {real}, found {self.describe(fty)} "
                                "(use vjp for other results)", spans[0]) from None

@@ -564,6 +564,41 @@ def test_nested_derivatives_of_tensor_programs():
     np.testing.assert_allclose(hessian, fd, rtol=1e-5, atol=1e-7)
 
 
+ZERO_D = textwrap.dedent("""\
+    def g (x : Tensor) : Tensor = grad (\\y. y * y * y) (take 0 x)
+    def v (x : Tensor) : Tensor = let (a, b) = value_and_grad (\\y. y * y * y) (take 0 x) in a + b
+    def w (x : Tensor) : Tensor = grad (\\y. take 0 y * take 0 y * take 1 y) x
+    def ww (x : Tensor) : Tensor = grad (\\z. sum (grad (\\y. take 0 y * take 0 y * take 1 y) z * z)) x
+    def s (x : Tensor) : Real = sum (w x * w x)
+    def ds (x : Tensor) : Tensor = grad s x
+""")
+
+
+@pytest.mark.parametrize("name", ["g", "v", "w", "ww"])
+def test_derivatives_of_the_gradient_of_a_function_returning_a_0d_tensor(name):
+    """``grad`` and ``value_and_grad`` of a function whose result is a 0-d Tensor (as in
+    JAX) carried through →D and ←D: jacfwd and jacrev against finite differences."""
+    p = lamad.loads(ZERO_D)
+    x = np.array([0.3, 0.5])
+    jacobian = lamad.jacfwd(p[name])(x)
+    fd = np.stack([directional_difference(p[name], (x,), (d,)) for d in np.eye(2)], axis=-1).reshape(jacobian.shape)
+    np.testing.assert_allclose(jacobian, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lamad.jacrev(p[name])(x), jacobian, rtol=1e-12)
+
+
+def test_hessian_through_the_gradient_of_a_function_returning_a_0d_tensor():
+    """s = |∇(x0² x1)|² = 4 x0² x1² + x0⁴: its Hessian and hvp, by formula and against
+    finite differences of the gradient."""
+    p = lamad.loads(ZERO_D)
+    x0, x1 = x = np.array([0.3, 0.5])
+    expected = np.array([[8 * x1 ** 2 + 12 * x0 ** 2, 16 * x0 * x1], [16 * x0 * x1, 8 * x0 ** 2]])
+    hessian = lamad.hessian(p.s)(x)
+    np.testing.assert_allclose(hessian, expected, rtol=1e-12)
+    fd = np.stack([gradient_difference(p.ds, (x,), (d,)) for d in np.eye(2)], axis=1)
+    np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lamad.hvp(p.s, (x,), (np.array([1.0, -1.0]),)), expected @ [1.0, -1.0], rtol=1e-12)
+
+
 def test_api_functions_nest():
     """The Python API differentiates lamad functions that use the AD operators."""
     p = lamad.loads(textwrap.dedent("""\
