@@ -10,7 +10,9 @@ the AD transforms work on elaborated terms only.
 Typing is monomorphic for user code; builtins are instantiated afresh at each
 use.  ``Real`` may be used where ``Tensor`` is expected, and arithmetic joins the
 two (SPEC §2.2): the checker implements this as a subsumption ``coerce`` at
-argument positions and a ``join`` at branches and list elements.
+argument positions and a ``join`` at branches and list elements; a Real given for a
+builtin's type variable (``fold``'s initial accumulator) stays open to promotion by the
+arguments after it.
 """
 
 from __future__ import annotations
@@ -203,6 +205,19 @@ class Checker:
             return False
         same = [self.resolve(x) == self.resolve(y) for x, y in pairs]
         return not all(same) and all(s or self.promoted(x, y) for s, (x, y) in zip(same, pairs))
+
+    def promotable(self, t: Type) -> Type:
+        """``t`` with each ``Real`` in it (through tuples and lists) left open to promotion:
+        a variable for Real or Tensor, which is Real unless something makes it a Tensor.
+        A value of type ``t`` fits wherever a value of that type is wanted."""
+        t = self.resolve(t)
+        if t == REAL:
+            return self.fresh("float")
+        if isinstance(t, TupleType):
+            return TupleType(tuple(self.promotable(i) for i in t.items))
+        if isinstance(t, ListType):
+            return ListType(self.promotable(t.elem))
+        return t
 
     def coerce(self, actual: Type, expected: Type, span: Span | None, context: str = "") -> None:
         """Check that a term of type ``actual`` fits where ``expected`` is wanted."""
@@ -486,7 +501,13 @@ class Checker:
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
-                self.coerce(a.ty, self.instantiate(p, fresh), sp, f"argument of '{surface_name(op)}': ")
+                expected = self.instantiate(p, fresh)
+                if isinstance(p, TVar) and p.kind == "any" and isinstance(self.resolve(expected), TVar):
+                    # fold's and scan's initial accumulator, iterate's start: a Real there may
+                    # be promoted to a Tensor by the elements or the function seen after it
+                    self._unify(expected, self.promotable(a.ty))
+                else:
+                    self.coerce(a.ty, expected, sp, f"argument of '{surface_name(op)}': ")
             ty = self.instantiate(b.result, fresh)
         return Prim(op, tuple(elab), span=span, ty=ty)
 

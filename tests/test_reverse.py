@@ -609,6 +609,23 @@ def test_pow_where_a_factor_of_its_derivative_vanishes():
     np.testing.assert_allclose(lamad.grad(prog.power)(np.array([3.0, 0.0])), [0.0, np.log(3.0)])
 
 
+def test_gradients_through_an_accumulator_promoted_to_a_tensor():
+    """fold and scan from a Real accumulator over Tensor elements, against finite
+    differences and the product rule (∂/∂xi of Πx is Πx / xi)."""
+    prog = lamad.loads("""
+def p (x : Tensor) : Tensor = fold (\\acc e. acc * e) 1.0 (unstack x)
+def loss (x : Tensor) : Real = sum (p x)
+def prefixes (x : Tensor) : Real = fold (\\acc t. acc + sum t) 0.0 (scan (\\acc e. acc * e) 1.0 (unstack x))
+""")
+    x = np.array([1.5, -2.0, 0.5])
+    assert_same_gradient(lamad.grad(prog.loss)(x), np.prod(x) / x)
+    for name in ("loss", "prefixes"):
+        f = prog[name]
+        assert_same_gradient(lamad.grad(f)(x), numeric_gradient(lambda v: f(v), x), where=name)
+    hessian = np.prod(x) / np.outer(x, x) * (1.0 - np.eye(3))  # ∂²Πx / ∂xi ∂xj, i ≠ j
+    np.testing.assert_allclose(lamad.hessian(prog.loss)(x), hessian, rtol=1e-12, atol=1e-14)
+
+
 # ------------------------------------------------------------------ programs vs finite differences
 
 PROGRAMS = """
