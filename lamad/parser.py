@@ -34,11 +34,6 @@ BINARY_OPS = {
 
 
 
-def surface_name(op: str) -> str:
-    """How a user writes the builtin ``op``: ``+`` for ``add``, ``-`` for ``neg``."""
-    return BINARY_OPS.get(op) or ("-" if op == "neg" else op)
-
-
 _COMPARISONS = {sym: name for name, sym in BINARY_OPS.items() if name in ("lt", "le", "gt", "ge", "eq", "ne")}
 
 _TERMINAL_NAMES = {

@@ -10,7 +10,9 @@ the AD transforms work on elaborated terms only.
 Typing is monomorphic for user code; builtins are instantiated afresh at each
 use.  ``Real`` may be used where ``Tensor`` is expected, and arithmetic joins the
 two (SPEC §2.2): the checker implements this as a subsumption ``coerce`` at
-argument positions and a ``join`` at branches and list elements.
+argument positions and a ``join`` at branches and list elements; a Real given for a
+builtin's type variable (``fold``'s initial accumulator) stays open to promotion by the
+arguments after it.
 """
 
 from __future__ import annotations
@@ -202,6 +204,19 @@ class Checker:
         same = [self.resolve(x) == self.resolve(y) for x, y in pairs]
         return not all(same) and all(s or self.promoted(x, y) for s, (x, y) in zip(same, pairs))
 
+    def promotable(self, t: Type) -> Type:
+        """``t`` with each ``Real`` in it (through tuples and lists) left open to promotion:
+        a variable for Real or Tensor, which is Real unless something makes it a Tensor.
+        A value of type ``t`` fits wherever a value of that type is wanted."""
+        t = self.resolve(t)
+        if t == REAL:
+            return self.fresh("float")
+        if isinstance(t, TupleType):
+            return TupleType(tuple(self.promotable(i) for i in t.items))
+        if isinstance(t, ListType):
+            return ListType(self.promotable(t.elem))
+        return t
+
     def coerce(self, actual: Type, expected: Type, span: Span | None, context: str = "") -> None:
         """Check that a term of type ``actual`` fits where ``expected`` is wanted."""
         try:
@@ -211,19 +226,12 @@ class Checker:
             hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
 
-    def real_and_tensor(self, a: Type, b: Type) -> bool:
-        """Whether ``a`` and ``b`` are ``Real`` and ``Tensor``, in either order.  As the
-        domains of linear functions they make ``Real⊥`` and ``Tensor⊥`` interconvertible:
-        ←D keeps a promoted Real a Real, and the cotangents sent back to it are 0-d
-        Tensors (every transposed derivative un-broadcasts to its argument's shape)."""
-        return {self.resolve(a), self.resolve(b)} == {REAL, TENSOR}
-
     def _join(self, a: Type, b: Type) -> Type:
         a, b = self.resolve(a), self.resolve(b)
         if {a, b} == {REAL, TENSOR}:
             return TENSOR
-        if isinstance(a, LinType) and isinstance(b, LinType) and self.real_and_tensor(a.dom, b.dom):
-            return LinType(TENSOR, self._join(a.cod, b.cod))
+        if isinstance(a, LinType) and isinstance(b, LinType) and self.promoted(a.dom, b.dom):
+            return LinType(self._join(a.dom, b.dom), self._join(a.cod, b.cod))
         if isinstance(a, FunType) and isinstance(b, FunType):
             self._unify(a.dom, b.dom)
             return FunType(a.dom, self._join(a.cod, b.cod))
@@ -455,7 +463,7 @@ class Checker:
                 raise LamTypeError(f"this is applied to an argument, but it has type {self.describe(fn.ty)}, "
                                    "not a function type", fn.span)
             a = self.infer(arg)
-            if not (isinstance(fty, LinType) and self.real_and_tensor(a.ty, fty.dom)):
+            if not (isinstance(fty, LinType) and self.promoted(a.ty, fty.dom)):
                 self.coerce(a.ty, fty.dom, a.span)
             span = fn.span.to(a.span) if fn.span else a.span
             fn = App(fn, a, span=span, ty=fty.cod)
@@ -519,7 +527,13 @@ class Checker:
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
-                self.coerce(a.ty, self.instantiate(p, fresh), sp, f"argument of '{b.surface}': ")
+                expected = self.instantiate(p, fresh)
+                if isinstance(p, TVar) and p.kind == "any" and isinstance(self.resolve(expected), TVar):
+                    # fold's and scan's initial accumulator, iterate's start: a Real there may
+                    # be promoted to a Tensor by the elements or the function seen after it
+                    self._unify(expected, self.promotable(a.ty))
+                else:
+                    self.coerce(a.ty, expected, sp, f"argument of '{b.surface}': ")
             ty = self.instantiate(b.result, fresh)
         if ty == GRAD and op == "add":
             return DAdd(*elab, span=span, ty=GRAD)
@@ -592,7 +606,7 @@ class Checker:
         ``vjp f x : B * (ct(B) ⊸ ct(A))`` and ``jvp f x dx : B * ct(B)`` with ``dx : ct(A)``
         for ``f : A -> B``.  An operator marked by transforms (``grad'f``, see
         :attr:`lamad.syntax.Prim.marks`) has the transformed type: its function returns
-        →D(Real) where ``grad``'s returns Real."""
+        →D(Real) where ``grad``'s returns Real, →D(Tensor) where it returns a Tensor."""
         f = args[0]
         fty = self.resolve(f.ty)
         if not isinstance(fty, FunType):
@@ -612,7 +626,10 @@ class Checker:
                                f"{op} (\\(x, y). f x y)", spans[0])
         real = marked_type(REAL, marks)
         try:
-            self._unify(cod, real if marks else self.fresh("float"))
+            if not marks:
+                self._unify(cod, self.fresh("float"))
+            elif self.zonk(cod) != marked_type(TENSOR, marks):  # a 0-d Tensor, transformed
+                self._unify(cod, real)
         except _Mismatch:
             raise LamTypeError(f"'{op}' needs a function returning {real}, found {self.describe(fty)} "
                                "(use vjp for other results)", spans[0]) from None

@@ -73,6 +73,7 @@ USES: dict[str, tuple[str, list]] = {
     "add": ("x1 + x2", [(2, 3), (3,)]),
     "sub": ("x1 - x2", [(2, 3), ()]),
     "mul": ("x1 * x2", [(2, 3), (2, 1)]),
+    "mul0": ("%mul0 x1 x2", [(2, 3), (3,)]),
     "div": ("x1 / x2", [(3,), "+3"]),
     "pow": ("x1 ** x2", ["+3", (3,)]),
     "neg": ("-x1", [(3,)]),
@@ -427,6 +428,95 @@ def test_hessian_of_the_wine_mlp_loss_matches_finite_differences_of_the_gradient
     np.testing.assert_allclose(hessian, fd, rtol=1e-5, atol=1e-7)
 
 
+def _power_hessian(x: float, y: float) -> np.ndarray:
+    """The Hessian of ``x ** y`` in ``(x, y)``, for ``x > 0``."""
+    dxx = y * (y - 1) * x ** (y - 2)
+    dxy = x ** (y - 1) * (1 + y * np.log(x))
+    dyy = x ** y * np.log(x) ** 2
+    return np.array([[dxx, dxy], [dxy, dyy]])
+
+
+def test_pow_where_a_factor_of_its_derivative_vanishes():
+    """The tangents of ``x ** 0`` at 0 and of ``0 ** y`` at ``y > 0`` are 0, not NaN; the
+    second derivatives of ``x ** y`` keep the terms that vanish only at one order (at
+    ``y = 0`` the mixed derivative is ``1 / x``), against the analytic Hessian and finite
+    differences of the gradient."""
+    p = lamad.loads(textwrap.dedent("""\
+        def zeroth (x : Real) : Real = x ** 0.0
+        def of_zero (y : Real) : Real = 0.0 ** y
+        def cube (x : Real) : Real = x ** 3.0
+        def power (p : Tensor) : Real = sum (take 0 p ** take 1 p)
+        def dpower (p : Tensor) : Tensor = grad power p
+    """))
+    assert float(lamad.jvp(p.zeroth, (0.0,), (1.0,))[1]) == 0.0
+    assert float(lamad.jvp(p.of_zero, (0.5,), (1.0,))[1]) == 0.0
+    assert float(lamad.hvp(p.zeroth, (0.0,), (1.0,))) == 0.0
+    assert float(lamad.hvp(p.of_zero, (0.5,), (1.0,))) == 0.0
+    assert float(lamad.hvp(p.cube, (2.0,), (1.0,))) == 12.0
+    assert float(lamad.hessian(p.cube)(-1.5)) == -9.0
+    for point in ([2.0, 0.0], [1.5, 3.0], [0.5, 1.0]):
+        x = np.array(point)
+        hessian = lamad.hessian(p.power)(x)
+        np.testing.assert_allclose(hessian, _power_hessian(*point), rtol=1e-12, err_msg=str(point))
+        fd = np.stack([gradient_difference(p.dpower, (x,), (d,)) for d in np.eye(2)], axis=1)
+        np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8, err_msg=str(point))
+    # at x = 0 (finite differences would leave the domain): 0 ** y is 0 near y = 2, x ** 2 is x²
+    np.testing.assert_array_equal(lamad.hessian(p.power)(np.array([0.0, 2.0])), [[2.0, 0.0], [0.0, 0.0]])
+
+
+PROMOTED = textwrap.dedent("""\
+    def reshaped (x : Real) : Real = sum (reshape (x * x * x) [1])
+    def branch (x : Real) : Real = sum (if x > 0.0 then ones [2] * x * x * x else 0.0)
+    def zero_branch (x : Tensor) : Real = sum (if sum x > 0.0 then x * x * x else 0.0)
+    def real_branch (x : Tensor) : Real = sum (if sum x > 0.0 then x * x * x else sum (x * x))
+    def elements (x : Tensor) : Real = fold (\\acc t. acc + sum t) 0.0 [x * x * x, sum (sin x), x]
+    def d_reshaped (x : Real) : Real = grad reshaped x
+    def d_branch (x : Real) : Real = grad branch x
+    def d_zero_branch (x : Tensor) : Tensor = grad zero_branch x
+    def d_real_branch (x : Tensor) : Tensor = grad real_branch x
+    def d_elements (x : Tensor) : Tensor = grad elements x
+    def h_elements (x : Tensor) : Tensor = hessian elements x
+""")
+
+
+@pytest.mark.parametrize("name", ["reshaped", "branch"])
+def test_second_derivatives_through_a_real_promoted_to_a_tensor(name):
+    """A Real used as a Tensor (reshaped, in a branch of ``if`` whose other branch is a
+    Tensor): hvp, hessian and jacfwd of grad, against the analytic 6x · (1 or 2) and
+    finite differences of the gradient."""
+    p = lamad.loads(PROMOTED)
+    x, scale = 0.7, {"reshaped": 1.0, "branch": 2.0}[name]
+    fd = gradient_difference(p["d_" + name], (x,), (1.0,))[0]
+    for value in (lamad.hvp(p[name], (x,), (1.0,)), lamad.hessian(p[name])(x), lamad.jacfwd(p["d_" + name])(x)):
+        np.testing.assert_allclose(float(value), 6.0 * x * scale, rtol=1e-12)
+        np.testing.assert_allclose(float(value), fd, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["zero_branch", "real_branch", "elements"])
+def test_second_derivatives_of_tensors_joined_with_reals(name):
+    """Branches of ``if`` and list elements that join a Real and a Tensor: hvp, hessian,
+    jacfwd and jacrev of grad against finite differences of the gradient."""
+    p = lamad.loads(PROMOTED)
+    x, v = np.array([0.3, 0.5, -0.2]), np.array([1.0, -2.0, 0.5])
+    dx = p["d_" + name]
+    fd = np.stack([gradient_difference(dx, (x,), (d,)) for d in np.eye(3)], axis=1)
+    hessian = lamad.hessian(p[name])(x)
+    np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lamad.jacfwd(dx)(x), hessian, rtol=1e-12)
+    np.testing.assert_allclose(lamad.jacrev(dx)(x), hessian, rtol=1e-12)
+    np.testing.assert_allclose(lamad.hvp(p[name], (x,), (v,)), hessian @ v, rtol=1e-12)
+
+
+def test_third_derivatives_of_tensors_joined_with_reals():
+    """jacfwd of a Hessian that joins a Real and a Tensor, against finite differences."""
+    p = lamad.loads(PROMOTED)
+    x = np.array([0.3, 0.5, -0.2])
+    third = lamad.jacfwd(p.h_elements)(x)
+    fd = np.stack([gradient_difference(p.h_elements, (x,), (d,)) for d in np.eye(3)], axis=-1).reshape(third.shape)
+    np.testing.assert_allclose(third, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(third, np.diag(6.0 - np.cos(x))[:, :, None] * np.eye(3)[:, None, :], rtol=1e-12)
+
+
 # ------------------------------------------------------------------ nesting
 
 NESTED = textwrap.dedent("""\
@@ -473,6 +563,41 @@ def test_nested_derivatives_of_tensor_programs():
     hessian = lamad.hessian(p.descent)(x)
     fd = np.stack([gradient_difference(p.meta, (x,), (d,)) for d in np.eye(3)], axis=1)
     np.testing.assert_allclose(hessian, fd, rtol=1e-5, atol=1e-7)
+
+
+ZERO_D = textwrap.dedent("""\
+    def g (x : Tensor) : Tensor = grad (\\y. y * y * y) (take 0 x)
+    def v (x : Tensor) : Tensor = let (a, b) = value_and_grad (\\y. y * y * y) (take 0 x) in a + b
+    def w (x : Tensor) : Tensor = grad (\\y. take 0 y * take 0 y * take 1 y) x
+    def ww (x : Tensor) : Tensor = grad (\\z. sum (grad (\\y. take 0 y * take 0 y * take 1 y) z * z)) x
+    def s (x : Tensor) : Real = sum (w x * w x)
+    def ds (x : Tensor) : Tensor = grad s x
+""")
+
+
+@pytest.mark.parametrize("name", ["g", "v", "w", "ww"])
+def test_derivatives_of_the_gradient_of_a_function_returning_a_0d_tensor(name):
+    """``grad`` and ``value_and_grad`` of a function whose result is a 0-d Tensor (as in
+    JAX) carried through →D and ←D: jacfwd and jacrev against finite differences."""
+    p = lamad.loads(ZERO_D)
+    x = np.array([0.3, 0.5])
+    jacobian = lamad.jacfwd(p[name])(x)
+    fd = np.stack([directional_difference(p[name], (x,), (d,)) for d in np.eye(2)], axis=-1).reshape(jacobian.shape)
+    np.testing.assert_allclose(jacobian, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lamad.jacrev(p[name])(x), jacobian, rtol=1e-12)
+
+
+def test_hessian_through_the_gradient_of_a_function_returning_a_0d_tensor():
+    """s = |∇(x0² x1)|² = 4 x0² x1² + x0⁴: its Hessian and hvp, by formula and against
+    finite differences of the gradient."""
+    p = lamad.loads(ZERO_D)
+    x0, x1 = x = np.array([0.3, 0.5])
+    expected = np.array([[8 * x1 ** 2 + 12 * x0 ** 2, 16 * x0 * x1], [16 * x0 * x1, 8 * x0 ** 2]])
+    hessian = lamad.hessian(p.s)(x)
+    np.testing.assert_allclose(hessian, expected, rtol=1e-12)
+    fd = np.stack([gradient_difference(p.ds, (x,), (d,)) for d in np.eye(2)], axis=1)
+    np.testing.assert_allclose(hessian, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lamad.hvp(p.s, (x,), (np.array([1.0, -1.0]),)), expected @ [1.0, -1.0], rtol=1e-12)
 
 
 def test_api_functions_nest():

@@ -438,6 +438,7 @@ GRADIENT_CASES: dict[str, st.SearchStrategy] = {
     "add": binary("x1 + x2"),
     "sub": binary("x1 - x2"),
     "mul": binary("x1 * x2"),
+    "mul0": binary("%mul0 x1 x2"),
     "div": binary("x1 / x2", right=signed(st.floats(0.5, 2.0))),
     "pow": binary("x1 ** x2", left=POSITIVE),
     "neg": unary("-x1"),
@@ -583,6 +584,48 @@ def test_conventions_at_kinks():
     # and away from the kinks, the usual derivatives
     assert float(lamad.grad(prog.relu_at)(0.5)) == 1.0 and float(lamad.grad(prog.relu_at)(-0.5)) == 0.0
     assert float(lamad.grad(prog.abs_at)(-0.5)) == -1.0
+
+
+POWERS = """
+def zeroth (x : Real) : Real = x ** 0.0
+def of_zero (y : Real) : Real = 0.0 ** y
+def power (p : Tensor) : Real = sum (take 0 p ** take 1 p)
+"""
+
+
+def test_pow_where_a_factor_of_its_derivative_vanishes():
+    """``x ** 0`` is constant, and so is ``0 ** y`` near ``y > 0``: their derivatives are 0
+    (as in JAX), not the NaN of 0 · ∞ that ``y * x ** (y - 1)`` and ``x ** y * log x``
+    make there.  At other points where a factor vanishes, finite differences agree."""
+    prog = lamad.loads(POWERS)
+    assert float(lamad.grad(prog.zeroth)(0.0)) == 0.0
+    assert float(lamad.grad(prog.of_zero)(0.5)) == 0.0
+    assert float(lamad.grad(prog.zeroth)(2.0)) == 0.0
+    for point in ([0.0, 2.0], [0.0, 1.0], [3.0, 0.0], [0.0, 0.5]):
+        p = np.array(point)
+        got = lamad.grad(prog.power)(p)
+        assert np.isfinite(got[1]), point
+        if point[1] >= 1.0 or point[0] != 0.0:
+            assert_same_gradient(got, numeric_gradient(lambda q: prog.power(q), p), where=str(point))
+    np.testing.assert_array_equal(lamad.grad(prog.power)(np.array([0.0, 2.0])), [0.0, 0.0])
+    np.testing.assert_allclose(lamad.grad(prog.power)(np.array([3.0, 0.0])), [0.0, np.log(3.0)])
+
+
+def test_gradients_through_an_accumulator_promoted_to_a_tensor():
+    """fold and scan from a Real accumulator over Tensor elements, against finite
+    differences and the product rule (∂/∂xi of Πx is Πx / xi)."""
+    prog = lamad.loads("""
+def p (x : Tensor) : Tensor = fold (\\acc e. acc * e) 1.0 (unstack x)
+def loss (x : Tensor) : Real = sum (p x)
+def prefixes (x : Tensor) : Real = fold (\\acc t. acc + sum t) 0.0 (scan (\\acc e. acc * e) 1.0 (unstack x))
+""")
+    x = np.array([1.5, -2.0, 0.5])
+    assert_same_gradient(lamad.grad(prog.loss)(x), np.prod(x) / x)
+    for name in ("loss", "prefixes"):
+        f = prog[name]
+        assert_same_gradient(lamad.grad(f)(x), numeric_gradient(lambda v: f(v), x), where=name)
+    hessian = np.prod(x) / np.outer(x, x) * (1.0 - np.eye(3))  # ∂²Πx / ∂xi ∂xj, i ≠ j
+    np.testing.assert_allclose(lamad.hessian(prog.loss)(x), hessian, rtol=1e-12, atol=1e-14)
 
 
 # ------------------------------------------------------------------ programs vs finite differences

@@ -234,6 +234,28 @@ def r = (\\x. x * 2.0) 4.0
         np.testing.assert_allclose(prog.m(t)[1], t - 0.5)
         assert float(prog.r) == 8.0
 
+    def test_a_real_accumulator_promoted_by_tensor_elements(self):
+        # the initial 1.0 does not fix the accumulator to Real before the elements are seen
+        src = """
+def p (x : Tensor) = fold (\\acc e. acc * e) 1.0 (unstack x)
+def s (x : Tensor) = scan (\\acc e. acc * e) 1.0 (unstack x)
+def l (x : Tensor) = fold (\\acc e. e) 0.0 (unstack x)
+def i (x : Tensor) = fst (iterate 2 (\\(a, n). (a * x, n + 1)) (1.0, 0))
+def t (x : Tensor) = fold (\\acc e. acc * e) x [1.0, 2.0]
+def r = (fold (\\acc e. acc * e) 1.0 [2.0, 3.0], scan (\\acc e. acc + e) 0.5 [1.0], iterate 2 (\\a. a * 3.0) 1.0)
+"""
+        assert types_of(src) == {"p": "Tensor -> Tensor", "s": "Tensor -> List Tensor", "l": "Tensor -> Tensor",
+                                 "i": "Tensor -> Tensor", "t": "Tensor -> Tensor",
+                                 "r": "Real * List Real * Real"}
+        prog = lamad.loads(src)
+        x = np.array([1.5, -2.0, 4.0])
+        assert float(prog.p(x)) == -12.0
+        assert [float(v) for v in prog.s(x)] == [1.0, 1.5, -3.0, -12.0]
+        assert float(prog.l(x)) == 4.0
+        np.testing.assert_array_equal(prog.i(x), x * x)
+        np.testing.assert_array_equal(prog.t(x), 2.0 * x)
+        assert prog.r == (6.0, [0.5, 1.5], 9.0)
+
     def test_integer_literal_as_real(self):
         src = """
 def f (x : Real) = 2 * x

@@ -41,8 +41,9 @@ define("div", (F, F), F, _python(operator.truediv), typing="arith", linear=(0,),
        vjp=("unbroadcast (like x1) (a / x2)", "unbroadcast (like x2) (-(a * y) / x2)"))
 define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
        operator=Operator("**", 7, "right"),
-       jvp=("dx1 * x2 * x1 ** (x2 - 1.0)", "dx2 * y * log x1"),
-       vjp=("unbroadcast (like x1) (a * x2 * x1 ** (x2 - 1.0))", "unbroadcast (like x2) (a * y * log x1)"))
+       jvp=("dx1 * mul0 x2 (x1 ** (x2 - 1.0))", "dx2 * mul0 y (log x1)"),
+       vjp=("unbroadcast (like x1) (a * mul0 x2 (x1 ** (x2 - 1.0)))", "unbroadcast (like x2) (a * mul0 y (log x1))"),
+       doc="x to the power y; where a factor of a derivative vanishes, so does the derivative (0 ** y at y > 0)")
 define("neg", (N,), N, _python(operator.neg), linear=(0,),
        operator=Operator("-", 6, "prefix", "-"), fold=operator.neg,
        jvp=("-dx1",), vjp=("-a",))

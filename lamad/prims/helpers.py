@@ -89,6 +89,19 @@ def _tie_weight(rt):
     return tie_weight
 
 
+def _mul0(rt):
+    xp = rt.backend.xp
+
+    def mul0(x, y):
+        """``x * y``, but 0 wherever ``x`` or ``y`` is 0, even where the other is infinite
+        or NaN: the product of a vanishing factor of a derivative with a singular one
+        (``y * x ** (y - 1)`` at ``y = 0``, ``x ** y * log x`` at ``x = 0``)."""
+        with np.errstate(invalid="ignore"):
+            product = xp.multiply(x, y)
+        return xp.where((x == 0) | (y == 0), xp.zeros((), product.dtype), product)[()]
+    return mul0
+
+
 def _private(name, params, result, impl, **fields) -> None:
     define(name, params, result, impl, public=False, **fields)
 
@@ -109,6 +122,10 @@ _private("where_pos", (F, F), F, lambda rt: (lambda x, a: a * (x > 0)), typing="
          doc="a where x > 0, else 0")
 _private("tie_weight", (F, F), F, _tie_weight, typing="arith", derivative="constant",
          doc="1.0 where x > y, 0.5 where x = y, else 0.0: the share of max x y that is x's")
+_private("mul0", (F, F), F, _mul0, typing="arith", linear=(0, 1),
+         jvp=("mul0 dx1 x2", "mul0 x1 dx2"),
+         vjp=("unbroadcast (like x1) (mul0 a x2)", "unbroadcast (like x2) (mul0 x1 a)"),
+         doc="x * y, but 0 wherever x or y is 0")
 _private("matmul_dx", (TENSOR, TENSOR, TENSOR), TENSOR,
          lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 0)), linear=(1, 2),
          jvp=(None, "matmul_dx x1 dx2 x3", "matmul_dx x1 x2 dx3"), vjp=(None, "matmul_dy a x2 x3", "a @ x2"),
