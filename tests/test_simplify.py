@@ -20,7 +20,7 @@ from lamad.gradient import force
 from lamad.reverse import backprop, backprop_type
 from lamad.simplify import simplify
 from lamad.syntax import (
-    App, FunType, Lam, LinLam, Prim, Term, alpha_key, children, free_variables, let_chain, term_names,
+    App, DAdd, FunType, Lam, LinLam, Prim, Term, alpha_key, children, free_variables, let_chain, term_names,
 )
 from lamad.types import infer_term
 
@@ -89,9 +89,9 @@ def test_spec_example_is_one_binding_per_primitive_and_backward_step():
 
 
 def _summands(t):
-    if isinstance(t, Prim) and t.op == "add":
-        for a in t.args:
-            yield from _summands(a)
+    if isinstance(t, DAdd):
+        yield from _summands(t.left)
+        yield from _summands(t.right)
     else:
         assert isinstance(t, App)
         yield t
