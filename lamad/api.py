@@ -165,13 +165,15 @@ class LoadedProgram:
 
     def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False) -> tuple[Type, Term]:
         """←D (or →D, in ``forward_mode``) of an elaborated term (SPEC §3), simplified
-        unless ``simplified=False``, and its type ←D(A), checked in ←D(Γ) of the
-        definitions it uses.  Errors are left unlocated."""
+        unless ``simplified=False``, and its type ←D(A) (the transforms type what they
+        make: if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A)).  Errors are left unlocated."""
         transform, type_of = (forward, forward_type) if forward_mode else (backprop, backprop_type)
+        _transformed_types(term, type_of)  # the definitions it uses must have transformed types
         target = deep(transform)(term)
+        ty = target.ty
         if simplified:
             target = deep(simplify)(target, keep=term_names(term))
-        return deep(infer_term)(target, _transformed_types(term, type_of)).ty, target
+        return ty, target
 
     def _located(self, fn: Callable, *args) -> Any:
         try:

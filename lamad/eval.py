@@ -30,7 +30,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from lamad.adtypes import backprop_type, forward_type, unmarked_type
+from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.deep import collector_paused
@@ -43,7 +43,6 @@ from lamad.syntax import (
     GRAD, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild,
     Span, Term, Tuple, Type, Var, free_variables, let_chain, pattern_names,
 )
-from lamad.types import infer_term
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -518,8 +517,9 @@ class _LamSource:
 
     @collector_paused
     def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Callable[..., Any]]:
-        """``M(S(λ))`` checked and compiled once, open in the free variables of ``λ``, the
-        lambda ``M`` made this closure's from (found through ``origin``)."""
+        """``M(S(λ))`` compiled once, open in the free variables of ``λ``, the lambda ``M``
+        made this closure's from (found through ``origin``).  The transforms type the terms
+        they make, so nothing is inferred again."""
         if (mark, depth) not in self._lifted:
             term, marks = self.term, []
             for _ in range(depth):
@@ -528,15 +528,12 @@ class _LamSource:
                 outer, term = term.origin
                 marks.append(_LETTERS[outer])
             free = list(free_variables(term).items())
-            types = dict(free)
             for m in [mark, *reversed(marks)]:
-                transform, type_of = _TRANSFORMS[m]
-                types = {n: type_of(t) for n, t in types.items()}
-                term = infer_term(transform(term), types)
+                term = _TRANSFORMS[m](term)
             code = compile_term(term, self.runtime, self.globals, [name for name, _ in free])
             self._lifted[mark, depth] = free, code
         return self._lifted[mark, depth]
 
 
-_TRANSFORMS = {"r": (backprop, backprop_type), "f": (forward, forward_type)}
+_TRANSFORMS = {"r": backprop, "f": forward}
 _LETTERS = {symbol: letter for letter, symbol in MARKS.items()}

@@ -21,6 +21,7 @@ from __future__ import annotations
 from lamad.adtypes import forward_type, has_leaves
 from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES
+from lamad.rule_types import join
 from lamad.syntax import REAL, TENSOR, Lit, Prim, PVar, Term, Tuple, Type, Var
 from lamad.transform import Transform, lets
 
@@ -42,8 +43,9 @@ class _Forward(Transform):
     def literal(self, t: Lit) -> Term:
         """→D(r) = (r, 0.0) for a numeric literal; other literals are discrete."""
         if t.ty in (REAL, TENSOR):
-            return Tuple((Lit(t.value, span=t.span), Lit(0.0, span=t.span)), span=t.span)
-        return Lit(t.value, span=t.span)
+            return Tuple((Lit(t.value, span=t.span, ty=t.ty), Lit(0.0, span=t.span, ty=t.ty)), span=t.span,
+                         ty=forward_type(t.ty))
+        return Lit(t.value, span=t.span, ty=t.ty)
 
     def primitive(self, t: Prim) -> Term:
         """``→D(f t1 … tk) = let (xi, dxi) = →D ti; y = f x1 … xk in (y, Σ ∂if dxi)``."""
@@ -51,22 +53,24 @@ class _Forward(Transform):
         prim = PRIMITIVES[op]
         bindings, primals, tangents = self.operands(t)
         names: dict[str, Term] = {f"x{i + 1}": p for i, p in enumerate(primals)}
-        names.update({f"dx{i + 1}": Var(d) for i, d in enumerate(tangents) if d is not None})
-        value = Prim(op, tuple(primals), span=span)
+        names.update({f"dx{i + 1}": Var(d, ty=p.ty) for i, (d, p) in enumerate(zip(tangents, primals))
+                      if d is not None})
+        value = Prim(op, tuple(primals), span=span, ty=t.ty)
         if not has_leaves(t.ty):
             return lets(bindings, value)
-        y = self.fresh("y")
-        bindings.append((PVar(y), value))
-        names["y"] = Var(y)
+        y = Var(self.fresh("y"), ty=t.ty)
+        bindings.append((PVar(y.name), value))
+        names["y"] = y
         if prim.derivative not in ("constant", "rules"):
             raise LamTypeError(f"lamad cannot differentiate '{prim.surface}' in forward mode", span)
         rules = () if prim.derivative == "constant" else prim.jvp_terms
         terms = [self.rule(rule, names, span) for rule, d in zip(rules, tangents) if rule is not None and d]
-        tangent: Term = terms[0] if terms else Prim("zeros_like", (Var(y),), span=span)
+        tangent: Term = terms[0] if terms else Prim("zeros_like", (y,), span=span, ty=t.ty)
         for term in terms[1:]:
             negated = isinstance(term, Prim) and term.op == "neg"
-            tangent = Prim("sub" if negated else "add", (tangent, term.args[0] if negated else term), span=span)
-        return lets(bindings, Tuple((Var(y), tangent), span=span))
+            tangent = Prim("sub" if negated else "add", (tangent, term.args[0] if negated else term), span=span,
+                           ty=join(tangent.ty, term.ty))
+        return lets(bindings, Tuple((y, tangent), span=span, ty=forward_type(t.ty)))
 
 
 def forward(term: Term) -> Term:

@@ -20,7 +20,9 @@ from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES
 from lamad.adtypes import backprop_type, cotangent_type, has_leaves
 from lamad.linearity import is_zero, linear_in, mentions
-from lamad.syntax import REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Term, Tuple, Type, Var, map_children
+from lamad.syntax import (
+    GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Term, Tuple, Type, Var, map_children, perp,
+)
 from lamad.transform import Transform, lets
 
 # --------------------------------------------------------------------- the transform
@@ -41,28 +43,30 @@ class _Backprop(Transform):
     def literal(self, t: Lit) -> Term:
         """←D(r) = (r, λa ⊸ 0) for a numeric literal; other literals are discrete."""
         if t.ty in (REAL, TENSOR):
-            return Tuple((Lit(t.value, span=t.span), self.zero_backprop(t.ty)), span=t.span)
-        return Lit(t.value, span=t.span)
+            return Tuple((Lit(t.value, span=t.span, ty=t.ty), self.zero_backprop(t.ty)), span=t.span,
+                         ty=backprop_type(t.ty))
+        return Lit(t.value, span=t.span, ty=t.ty)
 
     def zero_backprop(self, t: Type) -> Term:
-        return LinLam(PVar(self.fresh("a"), t), DZero())
+        return LinLam(PVar(self.fresh("a"), t), DZero(ty=GRAD), ty=perp(t))
 
     def primitive(self, t: Prim) -> Term:
         """``←D(f t1 … tk) = let (xi, xi') = ←D ti; y = f x1 … xk in (y, λa ⊸ Σ xi' (∂if* a))``."""
         op, span = t.op, t.span
         prim = PRIMITIVES[op]
         bindings, primals, backprops = self.operands(t)
-        value = Prim(op, tuple(primals), span=span)
+        value = Prim(op, tuple(primals), span=span, ty=t.ty)
         if not has_leaves(t.ty):
             return lets(bindings, value)
-        y = self.fresh("y")
-        bindings.append((PVar(y), value))
+        y = Var(self.fresh("y"), ty=t.ty)
+        bindings.append((PVar(y.name), value))
+        result_type = backprop_type(t.ty)
         if prim.derivative == "constant":
-            return lets(bindings, Tuple((Var(y), self.zero_backprop(t.ty))))
+            return lets(bindings, Tuple((y, self.zero_backprop(t.ty)), ty=result_type))
         if prim.derivative != "rules":
             raise LamTypeError(f"lamad cannot differentiate '{prim.surface}'", span)
-        a = self.fresh("a")
-        names = {f"x{i + 1}": p for i, p in enumerate(primals)} | {"y": Var(y), "a": Var(a)}
+        a = Var(self.fresh("a"), ty=t.ty)
+        names = {f"x{i + 1}": p for i, p in enumerate(primals)} | {"y": y, "a": a}
         summands = []
         for i, (rule, bp) in enumerate(zip(prim.vjp_terms, backprops)):
             if rule is None or bp is None:
@@ -70,12 +74,13 @@ class _Backprop(Transform):
             ct = self.rule(rule, names, span)
             if _is_unbroadcast(ct) and not _broadcasts(t.args, i):
                 ct = ct.args[1]  # the summand's shape is already the argument's
-            summands.append(App(Var(bp), ct))
-        body: Term = DZero()
+            summands.append(App(Var(bp, ty=perp(primals[i].ty)), ct, ty=GRAD))
+        body: Term = DZero(ty=GRAD)
         for s in summands:
-            body = s if is_zero(body) else DAdd(body, s)
+            body = s if is_zero(body) else DAdd(body, s, ty=GRAD)
         body = self.hoist_metadata(body, bindings, {})
-        return lets(bindings, Tuple((Var(y), LinLam(PVar(a, t.ty), body)), span=span))
+        backpropagator = LinLam(PVar(a.name, t.ty), body, ty=perp(t.ty))
+        return lets(bindings, Tuple((y, backpropagator), span=span, ty=result_type))
 
     def hoist_metadata(self, t: Term, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], str]) -> Term:
         """A rule's ``like xi`` (``shape xi``, ``count xi``) bound in the forward pass, before the
@@ -86,7 +91,7 @@ class _Backprop(Transform):
             if key not in names:
                 names[key] = self.fresh("n" if t.op == "count" else "s")
                 bindings.append((PVar(names[key]), t))
-            return Var(names[key], span=t.span)
+            return Var(names[key], span=t.span, ty=t.ty)
         return map_children(t, lambda c: self.hoist_metadata(c, bindings, names))
 
 

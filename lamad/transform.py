@@ -24,9 +24,10 @@ from dataclasses import replace
 from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES, instantiate
 from lamad.prims.rules import resolve
+from lamad.rule_types import typed
 from lamad.syntax import (
-    App, DAdd, DZero, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span,
-    Term, Tuple, TupleType, Type, Var, let_chain, respan, term_names,
+    GRAD, App, DAdd, DZero, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild,
+    Span, Term, Tuple, TupleType, Type, Var, let_chain, respan, term_names,
 )
 
 _VALUES = resolve("map fst x1", frozenset({"x1"}))
@@ -37,9 +38,9 @@ _VALUES = resolve("map fst x1", frozenset({"x1"}))
 
 
 def lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
-    """``let p1 = t1; …; pn = tn in body``."""
+    """``let p1 = t1; …; pn = tn in body``, of the type of ``body``."""
     for pattern, bound in reversed(bindings):
-        body = Let(pattern, bound, body)
+        body = Let(pattern, bound, body, ty=body.ty)
     return body
 
 
@@ -107,32 +108,33 @@ class Transform:
         return p
 
     def term(self, t: Term) -> Term:
-        span = t.span
+        """``D(t)``, of type ``D(A)`` for ``t`` of type ``A``: every node it makes is typed."""
+        span, ty = t.span, self.type_of(t.ty)
         if isinstance(t, Var):
-            return Var(t.name, span=span)
+            return Var(t.name, span=span, ty=ty)
         if isinstance(t, Lit):
             return self.literal(t)
         if isinstance(t, (Lam, LinLam)):
             param = annotate(self.pattern(t.param), self.type_of(t.ty.dom))
-            return type(t)(param, self.term(t.body), span=span, origin=(self.mark, t))
+            return type(t)(param, self.term(t.body), span=span, ty=ty, origin=(self.mark, t))
         if isinstance(t, App):
-            return App(self.term(t.fn), self.term(t.arg), span=span)
+            return App(self.term(t.fn), self.term(t.arg), span=span, ty=ty)
         if isinstance(t, Let):
             chain, body = let_chain(t)
             result = self.term(body)
             for let in reversed(chain):
-                result = Let(self.pattern(let.pattern), self.term(let.bound), result, span=let.span)
+                result = Let(self.pattern(let.pattern), self.term(let.bound), result, span=let.span, ty=result.ty)
             return result
         if isinstance(t, If):
-            return If(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span)
+            return If(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span, ty=ty)
         if isinstance(t, Tuple):
-            return Tuple(tuple(self.term(i) for i in t.items), span=span)
+            return Tuple(tuple(self.term(i) for i in t.items), span=span, ty=ty)
         if isinstance(t, ListLit):
-            return ListLit(tuple(self.term(i) for i in t.items), span=span)
+            return ListLit(tuple(self.term(i) for i in t.items), span=span, ty=ty)
         if isinstance(t, DZero):
             return t
         if isinstance(t, DAdd):
-            return DAdd(self.term(t.left), self.term(t.right), span=span)
+            return DAdd(self.term(t.left), self.term(t.right), span=span, ty=GRAD)
         if isinstance(t, Prim):
             return self.prim(t)
         raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
@@ -141,22 +143,20 @@ class Transform:
         """AD operators are marked with this transform; structural primitives commute with
         it; the rest follow the transform's chain rule."""
         kind = PRIMITIVES[t.op].derivative
-        if kind == "ad":
-            return Prim(t.op, tuple(self.term(a) for a in t.args), t.marks + self.letter, span=t.span)
-        if kind == "structural":
-            return Prim(t.op, tuple(self.term(a) for a in t.args), span=t.span)
+        if kind in ("ad", "structural"):
+            marks = t.marks + self.letter if kind == "ad" else ""
+            return Prim(t.op, tuple(self.term(a) for a in t.args), marks, span=t.span, ty=self.type_of(t.ty))
         if kind == "special":
-            rules = self.rules(PRIMITIVES[t.op])
-            return self.special(rules[0], t)
+            return self.special(self.rules(PRIMITIVES[t.op])[0], t)
         return self.primitive(t)
 
     def operands(self, t: Prim) -> tuple[list[tuple[Pattern, Term]], list[Term], list[str | None]]:
-        """The arguments of a builtin, transformed and let-bound: ``(xi, xi')`` (←D) or
-        ``(xi, dxi)`` (→D) for a real or a tensor; a list of tensors, which builtins use
+        """The arguments of a primitive, transformed and let-bound: ``(xi, xi')`` (←D) or
+        ``(xi, dxi)`` (→D) for a real or a tensor; a list of tensors, which primitives use
         only for its shapes, by its values (``map fst``); a variable without reals as it
         is, and a constant (a literal, ``2.0 - 1.0``) untransformed: its derivative is
         zero and is not computed (``0 · log x`` would be NaN for ``x < 0``).  Returns the
-        bindings, the value of each argument and the name of its second component
+        bindings, the value of each argument (typed) and the name of its second component
         (``None`` where there is none)."""
         bindings: list[tuple[Pattern, Term]] = []
         primals: list[Term] = []
@@ -164,17 +164,17 @@ class Transform:
         for arg in t.args:
             partner = None
             if isinstance(arg, Var) and self.type_of(arg.ty) == arg.ty:
-                primal: Term = replace(arg, ty=None)
+                primal: Term = arg
             elif self.constant(arg):
                 primal = arg
             elif self.type_of(arg.ty) == arg.ty:
-                primal = Var(self.fresh("n"))
+                primal = Var(self.fresh("n"), ty=arg.ty)
                 bindings.append((PVar(primal.name), self.term(arg)))
             elif isinstance(arg.ty, ListType):
-                primal = Var(self.fresh("xs"))
+                primal = Var(self.fresh("xs"), ty=arg.ty)
                 bindings.append((PVar(primal.name), self.rule(_VALUES, {"x1": self.term(arg)}, t.span)))
             else:
-                primal = Var(self.fresh("x"))
+                primal = Var(self.fresh("x"), ty=arg.ty)
                 partner = self.pair_name(primal.name)
                 bindings.append((PTuple((PVar(primal.name), PVar(partner))), self.term(arg)))
             primals.append(primal)
@@ -189,9 +189,9 @@ class Transform:
         return self.constants[id(t)]
 
     def rule(self, rule: Term, names: dict[str, Term], span: Span | None) -> Term:
-        """A resolved rule instantiated with ``names``, its own variables fresh, and located
-        at ``span``."""
-        return respan(instantiate(rule, names, self.fresh), span)
+        """A resolved rule instantiated with ``names`` (typed terms), its own variables fresh,
+        located at ``span`` and typed (:mod:`lamad.rule_types`)."""
+        return typed(instantiate(respan(rule, span), names, self.fresh), {})
 
     def special(self, rule: Term, t: Prim) -> Term:
         """A rule written for the whole transformed application (primitives over lists of
@@ -200,6 +200,7 @@ class Transform:
         names: dict[str, Term] = {}
         for i, arg in enumerate(t.args):
             name = self.fresh("p")
-            names[f"x{i + 1}"] = Var(name)
-            bindings.append((PVar(name), self.term(arg)))
+            bound = self.term(arg)
+            names[f"x{i + 1}"] = Var(name, ty=bound.ty)
+            bindings.append((PVar(name), bound))
         return lets(bindings, self.rule(rule, names, t.span))
