@@ -21,7 +21,7 @@ from __future__ import annotations
 from lamad.adtypes import forward_type, has_leaves
 from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES
-from lamad.rule_types import join
+from lamad.instances import join
 from lamad.syntax import REAL, TENSOR, Lit, Prim, PVar, Term, Tuple, Type, Var
 from lamad.transform import Transform, lets
 

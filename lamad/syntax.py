@@ -406,12 +406,6 @@ def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
     return update(term, **changes) if changes else term
 
 
-def respan(t: Term, span: Span | None) -> Term:
-    """A term made from a rule, every node located at ``span`` (the primitive it
-    differentiates, or the operator it stands for)."""
-    return update(map_children(t, lambda c: respan(c, span)), span=span)
-
-
 def update(node: Term, **changes) -> Term:
     """``dataclasses.replace`` for term nodes, without re-running ``__init__``: the passes
     rebuild every node of large target terms, and this is their hottest operation."""

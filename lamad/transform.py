@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lamad.errors import LamTypeError
-from lamad.prims import PRIMITIVES, instantiate
+from lamad.instances import instantiate
+from lamad.prims import PRIMITIVES
 from lamad.prims.rules import resolve
-from lamad.rule_types import typed
 from lamad.syntax import (
     GRAD, App, DAdd, DZero, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild,
-    Span, Term, Tuple, TupleType, Type, Var, let_chain, respan, term_names,
+    Span, Term, Tuple, TupleType, Type, Var, let_chain, term_names,
 )
 
 _VALUES = resolve("map fst x1", frozenset({"x1"}))
@@ -190,8 +190,8 @@ class Transform:
 
     def rule(self, rule: Term, names: dict[str, Term], span: Span | None) -> Term:
         """A resolved rule instantiated with ``names`` (typed terms), its own variables fresh,
-        located at ``span`` and typed (:mod:`lamad.rule_types`)."""
-        return typed(instantiate(respan(rule, span), names, self.fresh), {})
+        located at ``span`` and typed (:mod:`lamad.instances`)."""
+        return instantiate(rule, names, self.fresh, span)
 
     def special(self, rule: Term, t: Prim) -> Term:
         """A rule written for the whole transformed application (primitives over lists of

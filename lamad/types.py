@@ -25,11 +25,12 @@ from typing import Iterator, Mapping
 from lamad.adtypes import cotangent_type, marked_type
 from lamad.errors import LamTypeError
 from lamad.linearity import is_zero, linear_in
-from lamad.prims import MARKS, PRIMITIVES, Primitive, instantiate, public
+from lamad.instances import instantiate
+from lamad.prims import MARKS, PRIMITIVES, Primitive, public
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
-    TVar, Type, Var, children, let_chain, map_children, respan, term_names, update,
+    TVar, Type, Var, children, let_chain, map_children, term_names, update,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, GRAD), "num": (INT, REAL, TENSOR), "float": (REAL, TENSOR)}
@@ -657,7 +658,7 @@ class Checker:
             params.append(rule.param.name)
             rule = rule.body
         fresh = {p: self.fresh_name(p) for p in params}
-        body = respan(instantiate(rule, {p: Var(n) for p, n in fresh.items()}, self.fresh_name), span)
+        body = instantiate(rule, {p: Var(n, span=span) for p, n in fresh.items()}, self.fresh_name, span, typed=False)
         with self.bind([(fresh[p], a.ty) for p, a in zip(params, args)]):
             body = self.infer(body)
         for p, a in reversed(list(zip(params, args))):

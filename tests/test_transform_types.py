@@ -1,4 +1,4 @@
-"""The AD transforms type every term they make (lamad/rule_types.py), so that their output
+"""The AD transforms type every term they make (lamad/instances.py), so that their output
 is never inferred again: the types they give are the checker's, at every node, for the
 examples, for random programs, and two transforms deep (nesting) — exactly on the
 examples, and up to ``Real ≤ Tensor`` on random programs, where an ascription

@@ -1,4 +1,5 @@
-"""Derivative rules, written in lamad, resolved once into terms that hold primitives.
+"""Derivative rules, written in lamad, resolved once into terms that hold primitives
+(:mod:`lamad.instances` instantiates them).
 
 A rule's text is parsed, and every name in it that is not a placeholder (``x1``, ``y``,
 ``a``, ``dx1`` …) or bound by the rule itself is looked up among the primitives, public
@@ -15,9 +16,7 @@ from dataclasses import replace
 
 from lamad.parser import parse_term
 from lamad.prims.base import PRIMITIVES, Primitive
-from lamad.syntax import (
-    App, Lam, Let, LinLam, Pattern, Prim, PTuple, PVar, Term, Var, children, map_children, pattern_names,
-)
+from lamad.syntax import App, Lam, Let, LinLam, Pattern, Prim, PVar, Term, Var, children, map_children, pattern_names
 
 
 class RuleError(Exception):
@@ -78,47 +77,6 @@ def binders(t: Term) -> list[str]:
                 out.update(dict.fromkeys(pattern_names(p)))
         stack.extend(reversed(list(children(node))))
     return list(out)
-
-
-def instantiate(rule: Term, names: dict[str, Term], fresh) -> Term:
-    """A resolved rule with its placeholders replaced by ``names`` and the variables it
-    binds renamed by ``fresh`` (a function from a base name to an unused name).  A name
-    ``x'`` or ``dx`` bound beside ``x`` is named after ``x``'s new name, so that a
-    value and its backpropagator (tangent) keep names that go together."""
-    own = binders(rule)
-    if not own:
-        return _substitute(rule, names)
-    mapping: dict[str, str] = {}
-    partners = {n: n[:-1] if n.endswith("'") else n[1:] for n in own
-                if (n.endswith("'") and n[:-1] in own) or (n.startswith("d") and n[1:] in own)}
-    for n in own:
-        if n not in partners:
-            mapping[n] = fresh(n)
-    for n, base in partners.items():
-        mapping[n] = mapping[base] + "'" if n.endswith("'") else "d" + mapping[base]
-    return _substitute(rule, names, mapping)
-
-
-def _substitute(t: Term, names: dict[str, Term], mapping: dict[str, str] | None = None) -> Term:
-    """Placeholders replaced by terms, and bound names renamed by ``mapping``."""
-    if isinstance(t, Var):
-        if mapping and t.name in mapping:
-            return Var(mapping[t.name])
-        return names.get(t.name, t)
-    if mapping and isinstance(t, (Lam, LinLam)):
-        return replace(t, param=_rename(t.param, mapping), body=_substitute(t.body, names, mapping))
-    if mapping and isinstance(t, Let):
-        return replace(t, pattern=_rename(t.pattern, mapping), bound=_substitute(t.bound, names, mapping),
-                       body=_substitute(t.body, names, mapping))
-    return map_children(t, lambda c: _substitute(c, names, mapping))
-
-
-def _rename(p: Pattern, mapping: dict[str, str]) -> Pattern:
-    if isinstance(p, PVar):
-        return replace(p, name=mapping.get(p.name, p.name))
-    if isinstance(p, PTuple):
-        return replace(p, items=tuple(_rename(i, mapping) for i in p.items))
-    return p
 
 
 def resolve_all() -> None:

@@ -1,0 +1,218 @@
+"""Instances of derivative rules, typed as they are made.
+
+A resolved rule (:mod:`lamad.prims.rules`) is instantiated where a transform applies it:
+its placeholders (``x1``, ``y``, ``a``, ``dx1`` …) replaced by terms, the variables it
+binds renamed fresh, its nodes located at the primitive it differentiates.  For the
+transforms the instance is also *typed*, in the same walk: the terms put in for the
+placeholders are typed, so the type of every node of the instance follows bottom-up from
+the type schemes of the primitives in it.  The types are the ones the checker would
+infer (lamad/types.py): ``Real`` is used where a ``Tensor`` is expected, and arithmetic
+joins the two.  So a transform knows the type of every term it makes, and its output is
+never inferred again: ``D(t)`` has type ``D(A)`` when ``t`` has type ``A`` (SPEC §3).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from lamad.prims import PRIMITIVES
+from lamad.prims.rules import RuleError, binders
+from lamad.syntax import (
+    BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, Lam, Let, LinLam, LinType, ListLit, ListType, Lit,
+    Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var,
+)
+
+_BINDERS: dict[int, tuple[Term, list[str], dict[str, str]]] = {}
+"""For each rule instantiated so far (by identity: rules live as long as lamad), the rule,
+the names it binds and those of them named after another (``x'`` after ``x``)."""
+
+
+def instantiate(rule: Term, names: dict[str, Term], fresh: Callable[[str], str], span: Span | None = None,
+                typed: bool = True) -> Term:
+    """The instance of a resolved rule with its placeholders replaced by ``names``, the
+    variables it binds renamed by ``fresh`` (from a base name to an unused name), every
+    node of its own located at ``span`` and, when ``typed``, typed (the terms in
+    ``names`` are then typed).  A name ``x'`` or ``dx`` bound beside ``x`` is named after
+    ``x``'s new name, so that a value and its backpropagator (tangent) keep names that go
+    together.  One walk of the rule; the terms in ``names`` are not walked."""
+    known = _BINDERS.get(id(rule))
+    if known is None or known[0] is not rule:
+        own = binders(rule)
+        partners = {n: n[:-1] if n.endswith("'") else n[1:] for n in own
+                    if (n.endswith("'") and n[:-1] in own) or (n.startswith("d") and n[1:] in own)}
+        known = _BINDERS[id(rule)] = (rule, own, partners)
+    _, own, partners = known
+    mapping: dict[str, str] = {}
+    for n in own:
+        if n not in partners:
+            mapping[n] = fresh(n)
+    for n, base in partners.items():
+        mapping[n] = mapping[base] + "'" if n.endswith("'") else "d" + mapping[base]
+    return _Instance(names, mapping, span, typed).term(rule)
+
+
+def join(a: Type, b: Type) -> Type:
+    """The least type of ``a`` and ``b`` under ``Real ≤ Tensor`` (as the checker joins the
+    branches of an ``if``), componentwise."""
+    if a == b:
+        return a
+    if {a, b} == {REAL, TENSOR}:
+        return TENSOR
+    if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
+        return TupleType(tuple(join(x, y) for x, y in zip(a.items, b.items)))
+    if isinstance(a, ListType) and isinstance(b, ListType):
+        return ListType(join(a.elem, b.elem))
+    if type(a) is type(b) and isinstance(a, (FunType, LinType)):
+        return type(a)(join(a.dom, b.dom), join(a.cod, b.cod))
+    raise RuleError(f"{a} and {b} do not join")
+
+
+class _Instance:
+    """One instantiation of a rule.  ``env`` holds the types of the rule's own variables,
+    by their new names, while their scope is walked."""
+
+    def __init__(self, names: dict[str, Term], mapping: dict[str, str], span: Span | None, typed: bool):
+        self.names, self.mapping, self.span, self.typed = names, mapping, span, typed
+        self.env: dict[str, Type] = {}
+
+    def term(self, t: Term) -> Term:
+        span = self.span
+        if isinstance(t, Var):
+            if t.name in self.mapping:
+                name = self.mapping[t.name]
+                return Var(name, span=span, ty=self.env[name] if self.typed else None)
+            return self.names[t.name]
+        if isinstance(t, Prim):
+            return self.prim(t)
+        if isinstance(t, App):
+            fn, arg = self.term(t.fn), self.term(t.arg)
+            return App(fn, arg, span=span, ty=fn.ty.cod if self.typed else None)
+        if isinstance(t, Lit):
+            return Lit(t.value, span=span, ty=_literal(t.value) if self.typed else None)
+        if isinstance(t, (Lam, LinLam)):
+            return self.function(t, None)
+        if isinstance(t, Let):
+            bound = self.term(t.bound)
+            saved = dict(self.env)
+            pattern = self.pattern(t.pattern, bound.ty)
+            body = self.term(t.body)
+            self.env = saved
+            return Let(pattern, bound, body, span=span, ty=body.ty)
+        if isinstance(t, Tuple):
+            items = tuple([self.term(i) for i in t.items])
+            return Tuple(items, span=span, ty=TupleType(tuple(i.ty for i in items)) if self.typed else None)
+        if isinstance(t, ListLit):
+            items = tuple([self.term(i) for i in t.items])
+            ty = None
+            if self.typed:
+                ty = items[0].ty
+                for i in items[1:]:
+                    ty = join(ty, i.ty)
+            return ListLit(items, span=span, ty=ListType(ty) if self.typed else None)
+        raise RuleError(f"a {type(t).__name__} node in a rule")
+
+    def function(self, t: Lam | LinLam, dom: Type | None) -> Term:
+        """A lambda of the rule, its parameter of type ``dom`` unless annotated."""
+        given = _pattern_type(t.param)
+        dom = given if given is not None else dom
+        if self.typed and dom is None:
+            raise RuleError("a lambda whose parameter type is not known")
+        saved = dict(self.env)
+        param = self.pattern(t.param, dom)
+        body = self.term(t.body)
+        self.env = saved
+        ty = (LinType if isinstance(t, LinLam) else FunType)(dom, body.ty) if self.typed else None
+        return type(t)(param, body, span=self.span, ty=ty)
+
+    def pattern(self, p: Pattern, t: Type | None) -> Pattern:
+        """A pattern of the rule, its variables renamed and, when typing, bound to the parts
+        of ``t``."""
+        if isinstance(p, PVar):
+            name = self.mapping.get(p.name, p.name)
+            if self.typed:
+                self.env[name] = p.annot if p.annot is not None else t
+            return PVar(name, p.annot, span=self.span)
+        if isinstance(p, PTuple):
+            if self.typed and not (isinstance(t, TupleType) and len(t.items) == len(p.items)):
+                raise RuleError(f"a pattern of {len(p.items)} components matched against {t}")
+            parts = t.items if self.typed else [None] * len(p.items)
+            return PTuple(tuple(self.pattern(i, it) for i, it in zip(p.items, parts)), span=self.span)
+        return p
+
+    def prim(self, t: Prim) -> Term:
+        """A primitive's application: its result type from its record's type scheme; a
+        lambda among its arguments gets its parameter type from the others (``map``)."""
+        prim = PRIMITIVES[t.op]
+        later = [i for i, a in enumerate(t.args) if isinstance(a, (Lam, LinLam))]
+        if not self.typed:
+            return Prim(t.op, tuple([self.term(a) for a in t.args]), t.marks, span=self.span)
+        args: list[Term | None] = [None if i in later else self.term(a) for i, a in enumerate(t.args)]
+        if prim.typing == "arith":
+            ty = args[0].ty
+            for a in args[1:]:
+                ty = join(ty, a.ty)
+        elif prim.typing == "compare":
+            ty = BOOL
+        elif prim.typing == "sum_apply":
+            ty = GRAD
+        elif prim.typing == "scheme":
+            scheme: dict[int, Type] = {}
+            for p, a in zip(prim.params, args):
+                if a is not None:
+                    _match(p, a.ty, scheme)
+            for i in later:
+                param = prim.params[i]
+                args[i] = self.function(t.args[i], _instance(param.dom, scheme) if isinstance(param, FunType) else None)
+                _match(param, args[i].ty, scheme)
+            ty = _instance(prim.result, scheme)
+        else:
+            raise RuleError(f"'{t.op}' in a rule that a transform instantiates")
+        return Prim(t.op, tuple(args), t.marks, span=self.span, ty=ty)
+
+
+def _literal(value) -> Type:
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int):
+        return INT
+    if isinstance(value, float):
+        return REAL
+    return STRING if isinstance(value, str) else UNIT
+
+
+def _pattern_type(p: Pattern) -> Type | None:
+    """The type a parameter's annotations give it, if they give all of it."""
+    if isinstance(p, (PVar, PWild)):
+        return p.annot
+    items = [_pattern_type(i) for i in p.items]
+    return None if any(i is None for i in items) else TupleType(tuple(items))
+
+
+def _match(p: Type, t: Type, scheme: dict[int, Type]) -> None:
+    """Bind the scheme variables of ``p`` so that ``t`` fits it (``Real ≤ Tensor``)."""
+    if isinstance(p, TVar):
+        scheme[p.id] = join(scheme[p.id], t) if p.id in scheme else t
+    elif isinstance(p, TupleType) and isinstance(t, TupleType) and len(p.items) == len(t.items):
+        for x, y in zip(p.items, t.items):
+            _match(x, y, scheme)
+    elif isinstance(p, ListType) and isinstance(t, ListType):
+        _match(p.elem, t.elem, scheme)
+    elif type(p) is type(t) and isinstance(p, (FunType, LinType)):
+        _match(p.dom, t.dom, scheme)
+        _match(p.cod, t.cod, scheme)
+    elif not (p == t or (p == TENSOR and t == REAL)):
+        raise RuleError(f"{t} where {p} is expected")
+
+
+def _instance(p: Type, scheme: dict[int, Type]) -> Type:
+    if isinstance(p, TVar):
+        if p.id not in scheme:
+            raise RuleError("a type variable of a primitive's result is not determined")
+        return scheme[p.id]
+    if isinstance(p, TupleType):
+        return TupleType(tuple(_instance(i, scheme) for i in p.items))
+    if isinstance(p, ListType):
+        return ListType(_instance(p.elem, scheme))
+    if isinstance(p, (FunType, LinType)):
+        return type(p)(_instance(p.dom, scheme), _instance(p.cod, scheme))
+    return p
