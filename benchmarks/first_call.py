@@ -78,35 +78,38 @@ def python_source(n: int) -> str:
 
 
 @collector_paused
-def lamad_phases(src: str, x: float) -> tuple[dict[str, float], float]:
+def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | None = None
+                 ) -> tuple[dict[str, float], float]:
     """Seconds per phase of ``grad f`` at ``x`` from the text ``src``, and the gradient, with
-    the cyclic collector paused as lamad's API pauses it for these passes."""
+    the cyclic collector paused as lamad's API pauses it for these passes; with
+    ``profiles``, each phase is profiled by a profiler of its own, put there by name."""
     runtime = Runtime(get_backend(), Path.cwd())
-    now = time.perf_counter
-    t, held = {}, []
-    start = now()
-    program = parse_program(src)
-    t["parse"] = now() - start
-    start = now()
-    typed = typecheck(program)
-    t["check"] = now() - start
+    t: dict[str, float] = {}
+
+    def phase(name, fn, *args):
+        profiler = None if profiles is None else profiles.setdefault(name, cProfile.Profile())
+        start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        result = fn(*args)
+        if profiler is not None:
+            profiler.disable()
+        t[name] = time.perf_counter() - start
+        return result
+
+    def run(code, fty):
+        gradient = Gradient(None, fty, "", runtime, None, False)
+        gradient._dual = code()
+        return float(gradient(runtime.backend.scalar(x)))
+
+    program = phase("parse", parse_program, src)
+    typed = phase("check", typecheck, program)
     term, fty = typed.terms["f"], typed.types["f"]
     free = list(free_variables(term).items())
-    start = now()
-    dterm = backprop(term)
-    t["←D"] = now() - start
-    start = now()
-    dterm = infer_term(dterm, {name: backprop_type(ty) for name, ty in free})
-    t["re-check"] = now() - start
-    start = now()
-    code = compile_term(dterm, runtime, typed.terms.__getitem__, [name for name, _ in free])
-    t["compile"] = now() - start
-    start = now()
-    gradient = Gradient(None, fty, "", runtime, None, False)
-    gradient._dual = code()
-    g = float(gradient(runtime.backend.scalar(x)))
-    t["run"] = now() - start
-    held += [program, typed, dterm, code]  # all alive at the end, as in a program that keeps its gradient
+    dterm = phase("←D", backprop, term)
+    dterm = phase("re-check", infer_term, dterm, {name: backprop_type(ty) for name, ty in free})
+    code = phase("compile", compile_term, dterm, runtime, typed.terms.__getitem__, [name for name, _ in free])
+    g = phase("run", run, code, fty)
     return t, g
 
 
@@ -144,16 +147,17 @@ def row(n: int, repeats: int) -> list[str]:
 
 
 def profile(n: int, top: int) -> None:
-    """cProfile of each phase on the chain of ``n`` links: the functions that take the most time."""
+    """cProfile of each phase on the chain of ``n`` links: the functions that take the most
+    time of their own, phase by phase."""
     src = lamad_source(n)
     lamad_phases(src, POINT)  # warm: imports, the parser's tables
-    profiler = cProfile.Profile()
-    profiler.enable()
-    lamad_phases(src, POINT)
-    profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    print(out.getvalue())
+    profiles: dict[str, cProfile.Profile] = {}
+    times, _ = lamad_phases(src, POINT, profiles)
+    for name in PHASES:
+        out = io.StringIO()
+        pstats.Stats(profiles[name], stream=out).sort_stats("tottime").print_stats(top)
+        body = out.getvalue()
+        print(f"==== {name}: {times[name] * 1e3:,.0f} ms under the profiler\n" + body[body.index("   ncalls"):])
 
 
 def main(argv: list[str] | None = None) -> int:
