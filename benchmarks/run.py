@@ -6,7 +6,8 @@
 For each workload (benchmarks/workloads.py) it checks the gradients of lamad and of every
 installed peer (benchmarks/peers.py) against the hand-written NumPy baseline, then times
 loss + gradient — medians of interleaved repetitions, single-threaded BLAS — and prints
-the ratios to hand NumPy and lamad's own gradient / forward ratio.  The shared chain of
+the ratios to hand NumPy and lamad's own gradient / forward ratio, and each workload's
+first-call cost: parse, check, and the first gradient call that makes the gradient.  The shared chain of
 SPEC §4 also gets a table of its growth in n.  Tables go to benchmarks/results/.
 """
 
@@ -33,6 +34,8 @@ import numpy as np  # noqa: E402
 import lamad  # noqa: E402
 from common import CLOCKS, RESULTS, machine, markdown_table, median_times, steady_allocator, write_results  # noqa: E402
 from lamad.gradient import Stats  # noqa: E402
+from lamad.parser import parse_program  # noqa: E402
+from lamad.types import typecheck  # noqa: E402
 from peers import installed, peers  # noqa: E402
 from workloads import Workload, chain, workloads  # noqa: E402
 
@@ -46,6 +49,28 @@ def lamad_functions(w: Workload) -> tuple:
     argnums = w.argnums[0] if len(w.argnums) == 1 else w.argnums
     value_and_grad = lamad.value_and_grad(loss, argnums=argnums)
     return loss, value_and_grad
+
+
+def first_call_cost(w: Workload) -> dict[str, float]:
+    """Seconds from the workload's text to its first gradient: its parse
+    (``parse_program``) and check (``typecheck``) apart, then ``lamad.loads``, which does
+    both, and the first call of ``value_and_grad`` on the loss (its ←D, re-check, compile
+    and run, with the compile of the loss itself)."""
+    now = time.perf_counter
+    start = now()
+    parsed = parse_program(w.program)
+    parse = now() - start
+    start = now()
+    typecheck(parsed)
+    check = now() - start
+    start = now()
+    program = lamad.loads(w.program)
+    loads = now() - start
+    start = now()
+    argnums = w.argnums[0] if len(w.argnums) == 1 else w.argnums
+    lamad.value_and_grad(program.loss, argnums=argnums)(*w.args)
+    first = now() - start
+    return {"parse": parse, "check": check, "loads": loads, "first call": first, "total": loads + first}
 
 
 def check(name: str, result: tuple, reference: tuple, rtol: float = 1e-9) -> None:
@@ -137,13 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     allocator = steady_allocator() if args.allocator == "steady" else "the system's allocator as it is"
     header = f"{machine()}; {allocator}"
 
-    rows, missed, sources = [], [], set()
+    rows, missed, sources, first_rows = [], [], set(), []
     for w in workloads(args.quick):
         if args.only and args.only not in w.name:
             continue
         print(f"{w.name} ...", file=sys.stderr, flush=True)
+        cost = first_call_cost(w)
         row, misses = workload_row(w, measure(w, systems, repeats, min_time, args.clock), systems)
         rows.append(row)
+        first_rows.append([w.name, *(f"{cost[k] * 1e3:,.1f}" for k in ("parse", "check", "loads", "first call",
+                                                                        "total"))])
         missed += misses
         if w.data:
             sources.add(w.data)
@@ -160,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                                  "lamad grad / fwd", "NumPy grad / fwd", *systems], rows), ""]
         text += [f"Data: {', '.join(sorted(sources))}.", ""] if sources else []
         text += ["Targets missed: " + "; ".join(missed) + "." if missed else "All targets met.", ""]
+        text += ["First-call cost (ms, wall time, one run each, before any timing): parse and check apart "
+                 "(`parse_program`, `typecheck`), then `lamad.loads` (both) and the first `value_and_grad` call on "
+                 "the loss, which makes the gradient (←D, re-check, compile) and runs it once; total = loads + first "
+                 "call.", "",
+                 markdown_table(["workload", "parse", "check", "loads", "first call", "total"], first_rows), ""]
     if chain_rows:
         text += ["The shared chain of SPEC §4, x_i = x_(i-1) · x_(i-1): the gradient's time grows linearly in n "
                  "and runs each of the n backpropagators once.", "",

@@ -144,8 +144,9 @@ class _Function:
         and a forward pass would hold all its intermediate arrays at once (the ones a
         backpropagator needs, it captures)."""
         last: dict[int, list[str]] = {}
+        tensors = self.tensors
         uses = {name: i for i, line in enumerate(self.lines) for name in _IDENTIFIER.findall(line)
-                if name in self.tensors}
+                if name in tensors} if tensors else {}  # no line is searched in a function without tensors
         for name, i in uses.items():
             if not self.lines[i].lstrip().startswith("return"):
                 last.setdefault(i, []).append(name)
