@@ -12,7 +12,7 @@ from lamad.api import (
     Function, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, loads, value_and_grad, vjp,
 )
 from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError
-from lamad.eval import evaluate
+from lamad.driver import evaluate
 from lamad.forward import forward
 from lamad.parser import parse_program, parse_term, parse_type
 from lamad.pretty import format_value, pretty, pretty_type
