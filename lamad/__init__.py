@@ -3,16 +3,17 @@
 The passes, each a module with one entry point:
 ``parse_program``/``parse_term`` (parser), ``typecheck`` (types), ``backprop``
 (reverse: the transform ←D), ``forward`` (forward: the transform →D), ``evaluate``
-(eval), ``pretty`` (pretty); ``load``/``loads`` run them all, and ``grad``,
-``value_and_grad``, ``vjp``, ``jvp``, ``hvp``, ``hessian``, ``jacfwd`` and ``jacrev``
-differentiate the functions of a loaded program (api), nested as deep as wanted.
+(driver: compile and run), ``pretty`` (pretty); ``load``/``loads`` run them all, as the
+driver assembles them, and ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``hvp``,
+``hessian``, ``jacfwd`` and ``jacrev`` differentiate the functions of a loaded program
+(api), nested as deep as wanted.
 """
 
 from lamad.api import (
     Function, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, loads, value_and_grad, vjp,
 )
 from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError
-from lamad.eval import evaluate
+from lamad.driver import evaluate
 from lamad.forward import forward
 from lamad.parser import parse_program, parse_term, parse_type
 from lamad.pretty import format_value, pretty, pretty_type

@@ -14,31 +14,27 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from lamad.adtypes import backprop_type, cotangent_type, forward_type
+from lamad import driver
+from lamad.adtypes import cotangent_type
 from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
-from lamad.deep import collector_paused, deep
-from lamad.errors import LamError, LamTypeError
-from lamad.eval import compile_term, free_variables
-from lamad.forward import forward
-from lamad.parser import parse_program, parse_term
+from lamad.errors import LamError
+from lamad.parser import parse_term
 from lamad.progress import Progress
 from lamad.prims import Runtime
-from lamad.reverse import backprop
-from lamad.simplify import simplify
 from lamad.syntax import (
-    BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type,
-    term_names,
+    BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type, free_variables,
 )
-from lamad.types import TypedProgram, infer_term, typecheck
+from lamad.types import TypedProgram
 
 
 class LoadedProgram:
-    """A checked program bound to a backend; its definitions are attributes and items."""
+    """A checked program bound to a backend; its definitions are attributes and items.
+    Its runtime differentiates closures with the driver's ``derive`` unless it has one."""
 
     def __init__(self, typed: TypedProgram, runtime: Runtime, source: str, filename: str):
         self.typed = typed
-        self.runtime = runtime
+        self.runtime = driver.differentiable(runtime)
         self.source = source
         self.filename = filename
         self._values: dict[str, Any] = {}
@@ -79,19 +75,17 @@ class LoadedProgram:
             self._values[name] = self._located(self._evaluate, name)
         return self._values[name]
 
-    @deep
     def _evaluate(self, name: str) -> Any:
-        return collector_paused(compile_term)(self.typed.terms[name], self.runtime, self.value)()
+        return driver.run(self.typed.terms[name], self.runtime, self.value)
 
     def check(self, term: Term) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
         definitions.  Errors are left unlocated: the caller knows the text."""
-        return deep(infer_term)(term, self.typed.types)
+        return driver.check_term(term, self.typed.types)
 
-    @deep
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
-        return compile_term(term, self.runtime, self.value)()
+        return driver.run(term, self.runtime, self.value)
 
     def evaluate(self, text: str, expected: Type | None = None, filename: str = "<input>") -> Any:
         """Evaluate the expression ``text`` in the scope of this program's definitions,
@@ -126,7 +120,7 @@ class LoadedProgram:
                 del types[name], terms[name]
             for new in [d, *users]:
                 try:
-                    checked = deep(typecheck)(Program((new,)), types)
+                    checked = driver.check_definitions(Program((new,)), types)
                 except LamError as e:
                     if new is d:
                         raise
@@ -144,7 +138,7 @@ class LoadedProgram:
         """Apply definition ``name`` to lamad values ``args``; returns the value and its type."""
         result = self.value(name)
         if args:
-            result = self._located(_apply, result, args)
+            result = self._located(driver.apply, result, args)
         t = self.typed.types[name]
         for _ in args:
             assert isinstance(t, FunType)
@@ -165,15 +159,9 @@ class LoadedProgram:
 
     def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False) -> tuple[Type, Term]:
         """←D (or →D, in ``forward_mode``) of an elaborated term (SPEC §3), simplified
-        unless ``simplified=False``, and its type ←D(A) (the transforms type what they
-        make: if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A)).  Errors are left unlocated."""
-        transform, type_of = (forward, forward_type) if forward_mode else (backprop, backprop_type)
-        _transformed_types(term, type_of)  # the definitions it uses must have transformed types
-        target = deep(transform)(term)
-        ty = target.ty
-        if simplified:
-            target = deep(simplify)(target, keep=term_names(term))
-        return ty, target
+        unless ``simplified=False``, and its type ←D(A) (:func:`lamad.driver.derivative`).
+        Errors are left unlocated."""
+        return driver.derivative(term, "forward" if forward_mode else "reverse", simplified)
 
     def _located(self, fn: Callable, *args) -> Any:
         try:
@@ -183,19 +171,6 @@ class LoadedProgram:
 
     def __repr__(self) -> str:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
-
-
-def _transformed_types(term: Term, type_of: Callable[[Type], Type]) -> dict[str, Type]:
-    """←D(Γ) (or →D(Γ)) for the free variables of ``term`` (SPEC §3: if Γ ⊢ t : A then
-    ←D(Γ) ⊢ ←D(t) : ←D(A)), the definitions it uses: only those, so that an unrelated
-    definition of a type the transform does not take does not stop this one."""
-    types = {}
-    for name, t in free_variables(term).items():
-        try:
-            types[name] = type_of(t)
-        except ValueError as e:
-            raise LamTypeError(f"this term uses '{name}' : {t}, and {e}", term.span) from None
-    return types
 
 
 class Function:
@@ -220,7 +195,7 @@ class Function:
     def __call__(self, *args: Any) -> Any:
         if not 1 <= len(args) <= len(self.param_types):
             raise TypeError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
-        result = self.program._located(_apply, self.closure, self.arguments(args))
+        result = self.program._located(driver.apply, self.closure, self.arguments(args))
         export = self._exporters.get(len(args))
         if export is None:
             export = self._exporters[len(args)] = _exporter(self._results[len(args) - 1], self.program)
@@ -234,14 +209,6 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<fun {self.name} : {self.type}>"
-
-
-@deep
-def _apply(closure: Callable, values: list) -> Any:
-    result = closure
-    for v in values:
-        result = result(v)
-    return result
 
 
 def from_python(x: Any, t: Type, backend: Backend) -> Any:
@@ -316,20 +283,14 @@ def _same(x: Any) -> Any:
     return x
 
 
-@deep
-@collector_paused
-def _check(source: str) -> TypedProgram:
-    return typecheck(parse_program(source))
-
-
 def loads(source: str, filename: str = "<string>", backend: str | None = None, dtype: str | None = None,
           base_dir: str | Path | None = None, progress: bool = False) -> LoadedProgram:
     """Parse and type-check a program; ``load`` paths are relative to ``base_dir``
     (default: the current directory); with ``progress``, long loops show a bar on stderr."""
-    runtime = Runtime(get_backend(backend, dtype), Path(base_dir) if base_dir is not None else Path.cwd(),
-                      Progress(sys.stderr) if progress else None)
+    runtime = driver.runtime(get_backend(backend, dtype), Path(base_dir) if base_dir is not None else Path.cwd(),
+                             Progress(sys.stderr) if progress else None)
     try:
-        typed = _check(source)
+        typed = driver.check_program(source)
     except LamError as e:
         raise e.locate(source, filename) from None
     return LoadedProgram(typed, runtime, source, filename)
@@ -359,10 +320,10 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
     term = parse_term(f"{op} (\\{param}. f {' '.join(names)})")
     env = {"f": f.type, **dict(zip(names, f.param_types))}
     try:
-        term = deep(infer_term)(term, env)
+        term = driver.check_term(term, env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
-    code = compile_term(term, program.runtime, program.value, ["f", *names])
+    code = driver.compile(term, program.runtime, program.value, ["f", *names])
     export = _exporter(term.ty.cod, program)
 
     def differentiated(*args: Any) -> Any:
@@ -371,7 +332,7 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         values = f.arguments(args)
         point = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
         gradient = code(f.closure, *values)
-        result = export(program._located(_apply, gradient, [point]))
+        result = export(program._located(driver.apply, gradient, [point]))
         if isinstance(argnums, int) or len(nums) > 1:
             return result
         # as in JAX, argnums=(i,) gives a tuple of one gradient (lamad has no 1-tuples)
@@ -454,10 +415,10 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
                 raise ValueError(f"{op} {f.name}: argument {i}: {e}") from None
         values += tangent_values
     try:
-        term = deep(infer_term)(parse_term(text), env)
+        term = driver.check_term(parse_term(text), env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
-    code = compile_term(term, program.runtime, program.value, list(env))
+    code = driver.compile(term, program.runtime, program.value, list(env))
     return to_python(program._located(code, f.closure, *values), term.ty, program)
 
 

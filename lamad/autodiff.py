@@ -4,8 +4,9 @@ applied to function values, nested to any depth.
 ``grad f`` differentiates the *value* it is given: a closure is its lambda's compiled
 function, which knows its term, partially applied to the values it captured
 (lamad/eval.py), and :func:`relift` makes its ←D version — ←D of the lambda, checked
-and compiled once (:meth:`lamad.eval._LamSource.relift`), applied to the values it
-captured, lifted in turn.  Then ``grad f = λx. let (y, y') = ←D(f) (wrap x) in collect (y' 1.0)``, forced in
+and compiled once by the runtime's ``derive`` (:func:`lamad.driver.derive`, cached per
+closure by ``lamad.eval._LamSource``), applied to the values it captured, lifted in
+turn.  Then ``grad f = λx. let (y, y') = ←D(f) (wrap x) in collect (y' 1.0)``, forced in
 linear time (lamad/gradient.py).  ``jvp f x dx`` runs →D(f) on the pairs of ``x`` and
 ``dx``.
 

@@ -28,20 +28,17 @@ import re
 from functools import partial
 from itertools import count
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
-from lamad.deep import collector_paused
 from lamad.errors import LamRuntimeError
-from lamad.forward import forward
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
-from lamad.prims import MARKS, PRIMITIVES, Runtime
-from lamad.reverse import backprop
+from lamad.prims import PRIMITIVES, Runtime
 from lamad.syntax import (
     GRAD, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild,
-    Span, Term, Tuple, Type, Var, free_variables, let_chain, pattern_names,
+    Span, Term, Tuple, Type, Var, let_chain, pattern_names,
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -73,15 +70,6 @@ def compile_term(term: Term, runtime: Runtime, globals_: Callable[[str], Any],
     """``term`` as a Python function of the values of its free variables ``params``;
     any other free name is a definition, whose value ``globals_(name)`` gives."""
     return _Unit(runtime, globals_).function(term, params)
-
-
-def evaluate(term: Term, runtime: Runtime | None = None, globals_: Mapping[str, Any] | None = None) -> Any:
-    """Evaluate an elaborated term (its free names looked up in ``globals_``) on
-    ``runtime`` (default: the default backend, paths relative to the working directory)."""
-    if runtime is None:
-        runtime = Runtime(get_backend(), Path.cwd())
-    env = dict(globals_ or {})
-    return compile_term(term, runtime, env.__getitem__)()
 
 
 def python_source(term: Term, runtime: Runtime | None = None, params: Sequence[str] = ()) -> str:
@@ -516,25 +504,10 @@ class _LamSource:
             values.append(relift(value, t, mark, depth, self.runtime))
         return code(*values)
 
-    @collector_paused
     def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Callable[..., Any]]:
-        """``M(S(λ))`` compiled once, open in the free variables of ``λ``, the lambda ``M``
-        made this closure's from (found through ``origin``).  The transforms type the terms
-        they make, so nothing is inferred again."""
+        """``M(S(λ))`` checked and compiled once per transform and depth, open in the free
+        variables of ``λ``, the lambda ``M`` made this closure's from: made by the
+        runtime's ``derive`` (lamad/driver.py), which the evaluator cannot make itself."""
         if (mark, depth) not in self._lifted:
-            term, marks = self.term, []
-            for _ in range(depth):
-                if term.origin is None:
-                    raise LamRuntimeError("cannot differentiate this function again", self.term.span)
-                outer, term = term.origin
-                marks.append(_LETTERS[outer])
-            free = list(free_variables(term).items())
-            for m in [mark, *reversed(marks)]:
-                term = _TRANSFORMS[m](term)
-            code = compile_term(term, self.runtime, self.globals, [name for name, _ in free])
-            self._lifted[mark, depth] = free, code
+            self._lifted[mark, depth] = self.runtime.derived(self.term, mark, depth, self.globals)
         return self._lifted[mark, depth]
-
-
-_TRANSFORMS = {"r": backprop, "f": forward}
-_LETTERS = {symbol: letter for letter, symbol in MARKS.items()}

@@ -1,60 +1,22 @@
 """Printing terms, types and programs (SPEC §5): Unicode by default, ASCII on request,
 with the fewest parentheses the precedence table of SPEC §2.3 allows, so that
-``parse(pretty(t))`` gives ``t`` back."""
+``parse(pretty(t))`` gives ``t`` back.  Types are printed by
+:func:`lamad.syntax.pretty_type` (available here too), which ``str`` of a type uses."""
 
 from __future__ import annotations
 
 from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
-    GRAD, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
-    Pattern, Prim, Program, PTuple, PVar, PWild, Term, Tuple, TupleType, TVar, Type, Var, pattern_names,
+    Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
+    Pattern, Prim, Program, PTuple, PVar, PWild, Term, Tuple, TupleType, Type, Var, pattern_names, pretty_type,
 )
 
-_UNICODE = {"lambda": "λ", "->": "→", "-o": "⊸", "tuple*": "×", "*": "·"}
-_ASCII = {"lambda": "\\", "->": "->", "-o": "-o", "tuple*": "*", "*": "*"}
+_UNICODE = {"lambda": "λ", "-o": "⊸", "*": "·"}
+_ASCII = {"lambda": "\\", "-o": "-o", "*": "*"}
 
 
 def _sym(key: str, ascii: bool) -> str:
     return (_ASCII if ascii else _UNICODE)[key]
-
-
-# --------------------------------------------------------------------- types
-
-def pretty_type(t: Type, ascii: bool = False) -> str:
-    """Print a type; ``A ⊸ d`` is shown as ``A⊥`` (ASCII ``~A``)."""
-    names: dict[int, str] = {}
-    return _type(t, 0, ascii, names)
-
-
-def _tvar_name(v: TVar, names: dict[int, str]) -> str:
-    if v.id not in names:
-        n = len(names)
-        names[v.id] = "'" + chr(ord("a") + n % 26) + (str(n // 26) if n >= 26 else "")
-    return names[v.id]
-
-
-def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
-    """Levels: 0 arrows, 1 tuples, 2 prefix forms (List, ~), 3 atoms and postfix ⊥."""
-    if isinstance(t, Base):
-        return t.name
-    if isinstance(t, TVar):
-        return _tvar_name(t, names)
-    if isinstance(t, LinType) and t.cod == GRAD:
-        if ascii:
-            text, prec = "~" + _type(t.dom, 2, ascii, names), 2
-        else:
-            text, prec = _type(t.dom, 3, ascii, names) + "⊥", 3
-    elif isinstance(t, (FunType, LinType)):
-        arrow = _sym("->" if isinstance(t, FunType) else "-o", ascii)
-        text, prec = f"{_type(t.dom, 1, ascii, names)} {arrow} {_type(t.cod, 0, ascii, names)}", 0
-    elif isinstance(t, TupleType):
-        sep = f" {_sym('tuple*', ascii)} "
-        text, prec = sep.join(_type(i, 2, ascii, names) for i in t.items), 1
-    elif isinstance(t, ListType):
-        text, prec = "List " + _type(t.elem, 2, ascii, names), 2
-    else:  # pragma: no cover - every Type subclass is handled above
-        raise TypeError(f"not a type: {t!r}")
-    return f"({text})" if prec < level else text
 
 
 # --------------------------------------------------------------------- terms

@@ -36,15 +36,13 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.output import Output
 
-from lamad import __version__, api
+from lamad import __version__, api, driver
 from lamad.backend import BackendError, get_backend
-from lamad.deep import deep
 from lamad.errors import LamError, LamSyntaxError, format_error
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
-from lamad.prims import PRIMITIVES, Runtime, public
+from lamad.prims import PRIMITIVES, public
 from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
 from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
-from lamad.types import infer_type
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "
@@ -289,7 +287,7 @@ class Repl:
 
     @command("type", "e", "the type of e", _term)
     def type_of(self, term: Term) -> None:
-        ty = deep(infer_type)(term, self.program.types)
+        ty = driver.type_of(term, self.program.types)
         self.print(f"{pretty(term, self.ascii)} : {pretty_type(ty, self.ascii)}")
 
     @command("d", "e", "←D e and its type: the reverse-mode transform as it comes", _term)
@@ -358,7 +356,7 @@ class Repl:
                 backend = get_backend(name, current.backend.dtype.name)
             except BackendError as e:
                 raise BackendError(e.message, where.span()) from None
-            self.program = api.LoadedProgram(self.program.typed, Runtime(backend, current.base_dir),
+            self.program = api.LoadedProgram(self.program.typed, replace(current, backend=backend),
                                              self.program.source, self.program.filename)
         backend = self.program.backend
         self.print(f"backend: {backend.name} ({backend.dtype.name})")

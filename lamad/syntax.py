@@ -42,8 +42,6 @@ class Type:
     """Base class of types (SPEC §2.2)."""
 
     def __str__(self) -> str:
-        from lamad.pretty import pretty_type
-
         return pretty_type(self, ascii=True)
 
     def __repr__(self) -> str:
@@ -108,6 +106,51 @@ class TVar(Type):
 def perp(t: Type) -> LinType:
     """Linear negation ``A⊥ = A ⊸ d``."""
     return LinType(t, GRAD)
+
+
+# --------------------------------------------------------------------- printing types
+
+_TYPE_SYMBOLS = {False: {"->": "→", "-o": "⊸", "*": "×"}, True: {"->": "->", "-o": "-o", "*": "*"}}
+
+
+def pretty_type(t: Type, ascii: bool = False) -> str:
+    """Print a type (SPEC §5), Unicode or ASCII; ``A ⊸ d`` is shown as ``A⊥`` (ASCII
+    ``~A``), and unification variables as ``'a``, ``'b``, … in order of appearance.
+    Types print here, with their classes, so that ``str`` of a type needs nothing else;
+    :mod:`lamad.pretty` prints terms and programs."""
+    names: dict[int, str] = {}
+    return _type(t, 0, ascii, names)
+
+
+def _tvar_name(v: TVar, names: dict[int, str]) -> str:
+    if v.id not in names:
+        n = len(names)
+        names[v.id] = "'" + chr(ord("a") + n % 26) + (str(n // 26) if n >= 26 else "")
+    return names[v.id]
+
+
+def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
+    """Levels: 0 arrows, 1 tuples, 2 prefix forms (List, ~), 3 atoms and postfix ⊥."""
+    if isinstance(t, Base):
+        return t.name
+    if isinstance(t, TVar):
+        return _tvar_name(t, names)
+    if isinstance(t, LinType) and t.cod == GRAD:
+        if ascii:
+            text, prec = "~" + _type(t.dom, 2, ascii, names), 2
+        else:
+            text, prec = _type(t.dom, 3, ascii, names) + "⊥", 3
+    elif isinstance(t, (FunType, LinType)):
+        arrow = _TYPE_SYMBOLS[ascii]["->" if isinstance(t, FunType) else "-o"]
+        text, prec = f"{_type(t.dom, 1, ascii, names)} {arrow} {_type(t.cod, 0, ascii, names)}", 0
+    elif isinstance(t, TupleType):
+        sep = f" {_TYPE_SYMBOLS[ascii]['*']} "
+        text, prec = sep.join(_type(i, 2, ascii, names) for i in t.items), 1
+    elif isinstance(t, ListType):
+        text, prec = "List " + _type(t.elem, 2, ascii, names), 2
+    else:  # pragma: no cover - every Type subclass is handled above
+        raise TypeError(f"not a type: {t!r}")
+    return f"({text})" if prec < level else text
 
 
 # --------------------------------------------------------------------- patterns

@@ -54,7 +54,7 @@ def test_free_variables_of_a_long_chain_take_linear_memory():
     ``let``s that must not build a set of bound names per binding (quadratic memory)."""
     import tracemalloc
 
-    from lamad.eval import free_variables
+    from lamad.syntax import free_variables
 
     def peak(n: int) -> int:
         term = lamad.loads(let_chain(n).replace("1.0 in", "y in", 1).replace("def main =", "def f (y : Real) : Real =")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
 
 from lamad.backend import Backend
+from lamad.errors import LamRuntimeError
 from lamad.progress import Progress
 from lamad.syntax import INT, FunType, ListType, Term, TVar, Type
 
@@ -29,15 +30,32 @@ N = TVar(-4, "num")  # Int, Real or Tensor
 SHAPE = ListType(INT)
 
 
+Derive = Callable[[Term, str, int, "Runtime", Callable[[str], Any]], tuple[list[tuple[str, Type]], Callable[..., Any]]]
+"""``derive(λ, mark, depth, runtime, globals)``: the free variables of the source lambda of
+``λ`` with their types, and the transformed lambda ``M(S(λ))`` compiled on ``runtime``
+as a function of their values (see :func:`lamad.driver.derive`)."""
+
+
 @dataclass(frozen=True)
 class Runtime:
-    """What implementations may depend on: the array backend, the directory that relative
-    ``load`` paths are resolved against (the program file's), and where loops report
-    their progress (nowhere by default)."""
+    """What compiled code may depend on: the array backend, the directory that relative
+    ``load`` paths are resolved against (the program file's), where loops report their
+    progress (nowhere by default), and ``derive``, with which the AD operators
+    differentiate closures at run time: the evaluator sits below the transforms and the
+    checker, so the driver, which assembles them, supplies it (:func:`lamad.driver.runtime`)."""
 
     backend: Backend
     base_dir: Path
     progress: Progress | None = None
+    derive: Derive | None = field(default=None, compare=False, repr=False)
+
+    def derived(self, lam: Term, mark: str, depth: int,
+                globals_: Callable[[str], Any]) -> tuple[list[tuple[str, Type]], Callable[..., Any]]:
+        """:attr:`derive` of the lambda ``lam`` on this runtime."""
+        if self.derive is None:
+            raise LamRuntimeError("cannot differentiate a closure on a runtime made without a derive function "
+                                  "(make it with lamad.driver.runtime)", lam.span)
+        return self.derive(lam, mark, depth, self, globals_)
 
     def steps(self, items: Iterable, total: int, label: str) -> ContextManager[Iterable]:
         """The steps of a loop primitive, shown by :attr:`progress` when there is one."""

@@ -1,0 +1,194 @@
+"""The driver: lamad's pipeline, assembled in this one module.
+
+    source ──parse──▶ Program ──typecheck──▶ TypedProgram       check_program, check_definitions
+    term ──infer_term──▶ elaborated term (its type on it)        check_term, type_of
+    term ──←D or →D (typed)──▶ ──simplify──▶                     derivative
+    term ──compile_term──▶ Python function ──call──▶ value       compile, run, apply, evaluate
+    closure's λ ──M(S(λ)) (typed)──▶ ──compile──▶                derive (at run time)
+
+The API (lamad/api.py) calls these functions, and the command line and the REPL call
+the API or these; none of them assembles passes itself.
+
+**Run-time differentiation.**  ``grad f`` differentiates the closure it is given
+(lamad/autodiff.py), which needs ←D of the closure's lambda, compiled — the transforms
+and the compiler, above the evaluator.  The evaluator does
+not import them: the :class:`~lamad.prims.Runtime` it compiles for carries a ``derive``
+function, which :func:`runtime` sets to :func:`derive` here.  A closure's
+``_LamSource`` (lamad/eval.py) calls it once per transform and depth, and caches what it
+gets: the free variables of the lambda with their types, and the compiled transformed
+lambda, open in them.
+
+**Policies.**  Two wrappers of lamad/deep.py are applied here and only here, around
+each pass and each run entered from outside: :func:`~lamad.deep.deep` (a pass that
+overflows Python's stack on a deeply nested program runs again on a thread with a big
+one) and :func:`~lamad.deep.collector_paused` (Python's cyclic garbage collector is
+paused while a pass over a big program allocates millions of acyclic nodes).  The one
+exception is the AD runtime, lamad/autodiff.py, which pauses the collector around each
+gradient and pullback it runs: those run inside compiled code, wherever a program
+applies ``grad f``, with no entry from outside for the driver to wrap (the run that
+reaches them is already wrapped in ``deep`` here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from lamad.adtypes import backprop_type, forward_type
+from lamad.backend import Backend, get_backend
+from lamad.deep import collector_paused, deep
+from lamad.errors import LamRuntimeError, LamTypeError
+from lamad.eval import compile_term
+from lamad.forward import forward
+from lamad.parser import parse_program
+from lamad.prims import MARKS, Runtime
+from lamad.progress import Progress
+from lamad.reverse import backprop
+from lamad.simplify import simplify
+from lamad.syntax import Lam, LinLam, Program, Term, Type, free_variables, term_names
+from lamad.types import TypedProgram, infer_term, infer_type, typecheck
+
+TRANSFORMS: dict[str, tuple[Callable[[Term], Term], Callable[[Type], Type]]] = {
+    "reverse": (backprop, backprop_type),
+    "forward": (forward, forward_type),
+}
+"""Each transform, by mode: the transform of terms and the transform of types."""
+
+_MODES = {"r": "reverse", "f": "forward"}
+"""The mode of each mark letter that lamad/autodiff.py passes to :func:`derive`."""
+
+_LETTERS = {symbol: letter for letter, symbol in MARKS.items()}
+"""The mark letter of each mark symbol that ``Lam.origin`` records."""
+
+
+# --------------------------------------------------------------------- checking
+
+
+@deep
+@collector_paused
+def check_program(source: str) -> TypedProgram:
+    """Parse and type-check a whole program."""
+    return typecheck(parse_program(source))
+
+
+@deep
+def check_definitions(program: Program, types: Mapping[str, Type]) -> TypedProgram:
+    """Type-check the definitions of ``program`` below definitions of the given ``types``."""
+    return typecheck(program, types)
+
+
+@deep
+def check_term(term: Term, types: Mapping[str, Type]) -> Term:
+    """Type-check and elaborate a parsed term in the scope of definitions of ``types``."""
+    return infer_term(term, types)
+
+
+@deep
+def type_of(term: Term, types: Mapping[str, Type]) -> Type:
+    """The type of a parsed term in the scope of definitions of ``types``."""
+    return infer_type(term, types)
+
+
+# --------------------------------------------------------------------- transforming
+
+
+@deep
+def derivative(term: Term, mode: str = "reverse", simplified: bool = True) -> tuple[Type, Term]:
+    """←D (``mode="reverse"``) or →D (``mode="forward"``) of an elaborated term (SPEC §3),
+    simplified unless ``simplified=False``, and its type ←D(A): the transforms type what
+    they make (if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A)), so nothing is inferred again; the
+    definitions it uses must have transformed types."""
+    transform, type_of_ = TRANSFORMS[mode]
+    transformed_types(term, type_of_)
+    target = transform(term)
+    ty = target.ty
+    if simplified:
+        target = simplify(target, keep=term_names(term))
+    return ty, target
+
+
+def transformed_types(term: Term, type_of_: Callable[[Type], Type]) -> dict[str, Type]:
+    """←D(Γ) (or →D(Γ)) for the free variables of ``term`` (SPEC §3: if Γ ⊢ t : A then
+    ←D(Γ) ⊢ ←D(t) : ←D(A)), the definitions it uses: only those, so that an unrelated
+    definition of a type the transform does not take does not stop this one."""
+    types = {}
+    for name, t in free_variables(term).items():
+        try:
+            types[name] = type_of_(t)
+        except ValueError as e:
+            raise LamTypeError(f"this term uses '{name}' : {t}, and {e}", term.span) from None
+    return types
+
+
+# --------------------------------------------------------------------- running
+
+
+def runtime(backend: Backend | None = None, base_dir: Path | None = None,
+            progress: Progress | None = None) -> Runtime:
+    """A runtime that can differentiate closures (its ``derive`` is :func:`derive`):
+    ``backend`` (default: the default backend), relative ``load`` paths resolved against
+    ``base_dir`` (default: the working directory), loops reporting to ``progress``."""
+    return Runtime(backend if backend is not None else get_backend(),
+                   base_dir if base_dir is not None else Path.cwd(), progress, derive)
+
+
+def differentiable(runtime_: Runtime) -> Runtime:
+    """``runtime_``, given :func:`derive` if it was made without a ``derive`` of its own."""
+    return runtime_ if runtime_.derive is not None else replace(runtime_, derive=derive)
+
+
+@collector_paused
+def compile(term: Term, runtime_: Runtime, globals_: Callable[[str], Any],
+            params: Sequence[str] = ()) -> Callable[..., Any]:
+    """An elaborated term as a Python function of the values of its free variables
+    ``params``; any other free name is a definition, whose value ``globals_(name)`` gives."""
+    return compile_term(term, runtime_, globals_, params)
+
+
+@deep
+def run(term: Term, runtime_: Runtime, globals_: Callable[[str], Any]) -> Any:
+    """The value of a closed elaborated term (definitions aside), compiled and run."""
+    return compile(term, runtime_, globals_)()
+
+
+@deep
+def apply(function: Callable, arguments: Sequence[Any]) -> Any:
+    """A lamad function value applied to ``arguments``, one after the other."""
+    result = function
+    for argument in arguments:
+        result = result(argument)
+    return result
+
+
+def evaluate(term: Term, runtime_: Runtime | None = None, globals_: Mapping[str, Any] | None = None) -> Any:
+    """Evaluate an elaborated term (its free names looked up in ``globals_``) on
+    ``runtime_`` (default: :func:`runtime`'s)."""
+    env = dict(globals_ or {})
+    return run(term, differentiable(runtime_) if runtime_ is not None else runtime(), env.__getitem__)
+
+
+# --------------------------------------------------------------------- differentiating closures
+
+
+@deep
+@collector_paused
+def derive(lam: Lam | LinLam, mark: str, depth: int, runtime_: Runtime,
+           globals_: Callable[[str], Any]) -> tuple[list[tuple[str, Type]], Callable[..., Any]]:
+    """``M(S(λ))``, the transformed lambda a closure of ``λ`` needs when it is
+    differentiated at run time (see :func:`lamad.autodiff.relift`): ``S`` the transform
+    of ``mark`` (``"r"`` for ←D, ``"f"`` for →D), under the ``depth`` transforms ``M``
+    that made ``λ`` from a source lambda (found through ``Lam.origin``).  Returns the free
+    variables of the source lambda with their types, and ``M(S(λ))`` compiled
+    as a Python function of their transformed values, on ``runtime_`` with the
+    definitions of ``globals_``."""
+    term, marks = lam, []
+    for _ in range(depth):
+        if term.origin is None:
+            raise LamRuntimeError("cannot differentiate this function again", lam.span)
+        outer, term = term.origin
+        marks.append(_LETTERS[outer])
+    free = list(free_variables(term).items())
+    for letter in [mark, *reversed(marks)]:
+        term = TRANSFORMS[_MODES[letter]][0](term)  # typed: nothing is inferred again
+    return free, compile_term(term, runtime_, globals_, [name for name, _ in free])
