@@ -97,6 +97,7 @@ class _Function:
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
         self.source: _LamSource | None = None  # for a closure that may be differentiated
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
+        self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.indent = 2
 
     def emit(self, line: str, located: Steps | None = None) -> None:
@@ -124,8 +125,10 @@ class _Function:
             return self.name
         return f"_partial({self.name}, {', '.join(self.outer)})"
 
-    def text(self, param: str) -> tuple[list[str], dict[int, Steps]]:
+    def text(self, param: str, instance: bool = False) -> tuple[list[str], dict[int, Steps]]:
         """The function's source lines, and what a failure on each line is located at.
+        With ``instance``, its first parameter ``_w`` says which of the closures that
+        share its code is running, for :meth:`_Unit.located`.
 
         A tensor a builtin made is deleted after the line that uses it last, as a NumPy
         programmer's temporaries are: the frame would keep it until the function returns,
@@ -138,7 +141,8 @@ class _Function:
         for name, i in uses.items():
             if not self.lines[i].lstrip().startswith("return"):
                 last.setdefault(i, []).append(name)
-        head = f"def {self.name}({', '.join([*self.captures.values(), *([param] if param else [])])}):"
+        params = [*(["_w"] if instance else []), *self.captures.values(), *([param] if param else [])]
+        head = f"def {self.name}({', '.join(params)}):"
         lines, spans = [head, "    try:"], {}
         for i, line in enumerate(self.lines):
             if i in self.spans:
@@ -146,7 +150,8 @@ class _Function:
             lines.append(line)
             if i in last:
                 lines.append(line[:len(line) - len(line.lstrip())] + f"del {', '.join(sorted(last[i]))}")
-        lines += ["    except _ERRORS as e:", f"        raise _located(e, {self.name!r}) from None"]
+        where = ", _w" if instance else ""
+        lines += ["    except _ERRORS as e:", f"        raise _located(e, {self.name!r}{where}) from None"]
         return lines, spans
 
 
@@ -163,10 +168,12 @@ class _Unit:
         self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
-        self.functions: list[tuple[_Function, tuple[list[str], dict[int, Steps]]]] = []
+        self.functions: list[tuple[_Function, list[str]]] = []  # each Python function, once
         self.fn: _Function | None = None
         self.source = ""
-        self.span_tables: dict[str, dict[int, Steps]] = {}
+        self.first_lines: dict[str, int] = {}  # where each function's text starts in the source
+        self.instances: dict[str, list[dict[int, Steps]]] = {}  # per function, per closure that runs it
+        self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
 
     # ----------------------------------------------------------------- names
 
@@ -198,10 +205,10 @@ class _Unit:
         for name in params:
             fn.locals[name] = self.local(name)
         fn.emit(f"return {self.value(term)}")
-        self.functions.append((fn, fn.text(", ".join(fn.locals[n] for n in params))))
+        self.add(fn, *fn.text(", ".join(fn.locals[n] for n in params)))
         lines: list[str] = []
-        for f, (text, spans) in self.functions:
-            self.span_tables[f.name] = {len(lines) + 1 + i: where for i, where in spans.items()}  # lines count from 1
+        for f, text in self.functions:
+            self.first_lines[f.name] = len(lines) + 1  # lines count from 1
             lines += text
         self.source = "\n".join(lines) + "\n"
         exec(compile(self.source, "<lamad>", "exec"), self.namespace)
@@ -229,14 +236,41 @@ class _Unit:
             fn.emit(f"return {self.value(t.body)}")
         finally:
             self.fn = outer
-        fn.source = None if backprop else _LamSource(t, list(fn.captures), self)
-        self.functions.append((fn, fn.text(param)))
-        return f"_Bp({fn.closure()})" if backprop else fn.closure()
+        if not backprop:
+            fn.source = _LamSource(t, list(fn.captures), self)
+            self.add(fn, *fn.text(param))
+            return fn.closure()
+        return f"_Bp({self.instance(fn, *fn.text(param, instance=True))})"
 
-    def located(self, error: Exception, fn_name: str) -> Exception:
+    def add(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> None:
+        """A function of its own, run by every closure of its lambda."""
+        self.functions.append((fn, lines))
+        self.instances[fn.name] = [spans]
+
+    def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> str:
+        """The closure of a backpropagator: its code shared with every backpropagator of
+        the unit whose code is the same but for the names of its locals (a chain of ``n``
+        links has ``n`` alike backpropagators per primitive, and Python's ``compile`` of
+        them all would cost more than all else), partially applied to the index of this
+        instance, which locates its failures at its own spans, and to what it captures."""
+        key = _canonical(lines, fn.name)
+        if key not in self.shared:
+            self.shared[key] = (fn.name, spans)
+            self.functions.append((fn, lines))
+            self.instances[fn.name] = []
+            name, table = fn.name, spans
+        else:  # the same operations, on this instance's spans
+            name, first = self.shared[key]
+            table = {i: [(code, op, span) for (code, op, _), (_, _, span) in zip(first[i], spans[i])] for i in spans}
+        self.instances[name].append(table)
+        return f"_partial({', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])})"
+
+    def located(self, error: Exception, fn_name: str, instance: int = 0) -> Exception:
         """The error of a builtin, located at its application (found by the line the
-        function ``fn_name`` failed on); any other error as it is."""
-        steps = self.span_tables[fn_name].get(error.__traceback__.tb_lineno)
+        function ``fn_name`` failed on, in the closure ``instance`` that ran it); any other
+        error as it is."""
+        line = error.__traceback__.tb_lineno - self.first_lines[fn_name]
+        steps = self.instances[fn_name][instance].get(line)
         if steps is None:
             return error
         if len(steps) > 1:  # nested arithmetic: the first operation that fails again
@@ -290,7 +324,10 @@ class _Unit:
         if isinstance(t, If):
             return self.branch(t)
         if isinstance(t, Tuple):
-            return "(" + ", ".join(self.atom(i) for i in t.items) + ")"
+            atoms = [self.atom(i) for i in t.items]
+            code = "(" + ", ".join(atoms) + ")"
+            self.fn.parts[code] = atoms
+            return code
         if isinstance(t, ListLit):
             return "[" + ", ".join(self.atom(i) for i in t.items) + "]"
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
@@ -349,13 +386,25 @@ class _Unit:
         return [self.atom(i) for i in t.items]
 
     def assign(self, p: Pattern, code: str) -> None:
-        """``p = code``: a variable bound to an atom is a name for it, any other pattern an
-        assignment (and one more for each part nested too deep)."""
-        if isinstance(p, PVar) and _is_atom(code):
+        """``p = code``: a variable bound to an atom, or to a tuple of atoms, is a name for it
+        (the tuple is made where it is used as a whole); a tuple pattern matched
+        against a tuple whose parts are known (a tuple made, or taken apart, in this
+        function) binds its parts to them — ←D takes a pair apart once per use of the
+        variable, and this takes it apart once; any other pattern is an assignment (and
+        one more for each part nested too deep)."""
+        parts = self.fn.parts
+        if isinstance(p, PVar) and (_is_atom(code) or code in parts):  # a tuple of atoms is made where used
             self.fn.locals[p.name] = code
             return
+        if isinstance(p, PTuple) and len(parts.get(code, ())) == len(p.items):
+            for item, part in zip(p.items, parts[code]):
+                self.assign(item, part)
+            return
         deeper: list[tuple[Pattern, str]] = []
-        self.fn.emit(f"{self.target(p, deeper)} = {code}")
+        target = self.target(p, deeper)
+        self.fn.emit(f"{target} = {code}")
+        if isinstance(p, PTuple) and _is_atom(code) and not deeper and all(isinstance(i, PVar) for i in p.items):
+            parts[code] = [self.fn.locals[i.name] for i in p.items]
         for part, local in deeper:
             self.assign(part, local)
 
@@ -379,10 +428,12 @@ class _Unit:
         block; returns ``v``."""
         result = self.local("v")
         for head, arm in ((f"if {test}:", then), ("else:", orelse)):
+            known = dict(self.fn.parts)  # what an arm takes apart is not taken apart outside it
             self.fn.emit(head)
             self.fn.indent += 1
             self.fn.emit(f"{result} = {arm()}")
             self.fn.indent -= 1
+            self.fn.parts = known
         return result
 
     def send(self, t: App) -> str:
@@ -458,6 +509,18 @@ def _is_arithmetic(t: Term) -> bool:
 def _operation(op: str, operands: list[str]) -> str:
     python = PRIMITIVES[op].operator.python
     return f"{python}{operands[0]}" if len(operands) == 1 else f" {python} ".join(operands)
+
+
+_LOCAL = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*_\d+\b")
+"""A Python local of compiled code (:meth:`_Unit.local`): every one ends in ``_`` and a number."""
+
+
+def _canonical(lines: list[str], name: str) -> str:
+    """A function's text with its name and its locals renamed in order of appearance: two
+    functions with the same canonical text compute the same thing."""
+    names: dict[str, str] = {}
+    text = re.sub(rf"\b{name}\b", "_F", "\n".join(lines))
+    return _LOCAL.sub(lambda m: names.setdefault(m.group(), f"_L{len(names)}"), text)
 
 
 def _is_atom(code: str) -> bool:

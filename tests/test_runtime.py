@@ -146,3 +146,20 @@ def test_patterns_nested_deeper_than_python_allows_in_one_line_bind():
                        f"def f (p : Real) : Real = let {pattern} = {value.replace('1.0', 'p', 1)} in x * x")
     assert float(prog.main) == 1.0 + 0.0 + depth - 1
     assert float(lamad.grad(prog.f)(3.0)) == 6.0
+
+
+def test_alike_backpropagators_share_their_code_and_fail_at_their_own_spans():
+    """A chain of alike links compiles one Python function per kind of backpropagator, not
+    one per link; a failure in the backward pass is still located at its own link."""
+    from lamad.eval import python_source
+    from lamad.reverse import backprop
+
+    links = ["let y1 = sin x * x"] + [f"    y{i + 1} = sin y{i} * y{i}" for i in range(1, 6)]
+    source = "def f (x : Tensor) : Tensor =\n  " + ";\n".join(links) + "\n  in y6\n"
+    prog = lamad.loads(source)
+    code = python_source(backprop(prog.typed.terms["f"]))
+    assert code.count("def _lam") == 3  # the function of f, and the backpropagators of sin and *
+    _, pullback = lamad.vjp(prog.f, np.ones(3))
+    with pytest.raises(lamad.LamRuntimeError) as e:
+        pullback(np.ones(4))  # a cotangent of the wrong shape fails in the last link's backpropagator
+    assert e.value.span.line == 7 and "'*'" in e.value.message
