@@ -511,16 +511,17 @@ def _operation(op: str, operands: list[str]) -> str:
     return f"{python}{operands[0]}" if len(operands) == 1 else f" {python} ".join(operands)
 
 
-_LOCAL = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*_\d+\b")
+_LOCAL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*_\d+)\b")
 """A Python local of compiled code (:meth:`_Unit.local`): every one ends in ``_`` and a number."""
 
 
-def _canonical(lines: list[str], name: str) -> str:
-    """A function's text with its name and its locals renamed in order of appearance: two
-    functions with the same canonical text compute the same thing."""
-    names: dict[str, str] = {}
-    text = re.sub(rf"\b{name}\b", "_F", "\n".join(lines))
-    return _LOCAL.sub(lambda m: names.setdefault(m.group(), f"_L{len(names)}"), text)
+def _canonical(lines: list[str], name: str) -> tuple:
+    """A function's text with its name left out and its locals numbered in order of
+    appearance: two functions with the same canonical text compute the same thing."""
+    pieces = _LOCAL.split("\n".join(lines[1:-1]))  # the head's parameters are first used in the body
+    numbers: dict[str, int] = {}
+    return tuple(pieces[0::2]), tuple([numbers.setdefault(local, len(numbers)) for local in pieces[1::2]]), \
+        tuple([numbers.get(local, -1) for local in _LOCAL.findall(lines[0])])
 
 
 def _is_atom(code: str) -> bool:
