@@ -13,8 +13,9 @@ The program is a straight-line scalar chain of ``n`` links,
 
 and the cost is everything between its text and the value of ``grad f`` at a point, phase
 by phase, through lamad's own functions: parse (``parse_program``), check
-(``typecheck``), ←D (``backprop``), re-check of the ←D term (``infer_term``), compile
-(``compile_term``) and run (the ←D function on the point, then its backpropagators).  The
+(``typecheck``), ←D (``backprop``, which types what it makes: its output is not checked
+again), compile (``compile_term``) and run (the ←D function on the point, then its
+backpropagators).  The
 baseline is CPython's ``compile`` + ``exec`` + call of the same program written in Python
 by hand with its reverse sweep.  Peak memory is traced (``tracemalloc``) in a separate
 run of the same phases, as tracing slows them down.
@@ -37,14 +38,13 @@ from pathlib import Path
 import lamad
 from common import RESULTS, machine, markdown_table, write_results
 from lamad.autodiff import Gradient
-from lamad.backend import get_backend
-from lamad.builtins import Runtime
 from lamad.deep import collector_paused
+from lamad.driver import runtime as make_runtime
 from lamad.eval import compile_term
 from lamad.parser import parse_program
-from lamad.reverse import backprop, backprop_type
+from lamad.reverse import backprop
 from lamad.syntax import free_variables
-from lamad.types import infer_term, typecheck
+from lamad.types import typecheck
 
 POINT = 1e-4
 """Where the gradient is taken: the chain x ↦ x (1 + sin x) stays finite for n ≤ 9000."""
@@ -52,7 +52,7 @@ POINT = 1e-4
 TARGET_RATIO = 10.0
 TARGET_BYTES_PER_LINK = 20_000
 
-PHASES = ("parse", "check", "←D", "re-check", "compile", "run")
+PHASES = ("parse", "check", "←D", "compile", "run")
 
 
 def lamad_source(n: int) -> str:
@@ -83,7 +83,7 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
     """Seconds per phase of ``grad f`` at ``x`` from the text ``src``, and the gradient, with
     the cyclic collector paused as lamad's API pauses it for these passes; with
     ``profiles``, each phase is profiled by a profiler of its own, put there by name."""
-    runtime = Runtime(get_backend(), Path.cwd())
+    runtime = make_runtime()
     t: dict[str, float] = {}
 
     def phase(name, fn, *args):
@@ -107,7 +107,6 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
     term, fty = typed.terms["f"], typed.types["f"]
     free = list(free_variables(term).items())
     dterm = phase("←D", backprop, term)
-    dterm = phase("re-check", infer_term, dterm, {name: backprop_type(ty) for name, ty in free})
     code = phase("compile", compile_term, dterm, runtime, typed.terms.__getitem__, [name for name, _ in free])
     g = phase("run", run, code, fty)
     return t, g
