@@ -25,20 +25,9 @@ from lamad.syntax import (
 
 KEYWORDS = frozenset({"def", "let", "in", "if", "then", "else", "true", "false"})
 
-BINARY_OPS = {
-    "add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "**",
-    "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
-    "and": "&&", "or": "||",
-}
-"""Primitive name of each binary operator, and its ASCII spelling."""
-
-
-
-_COMPARISONS = {sym: name for name, sym in BINARY_OPS.items() if name in ("lt", "le", "gt", "ge", "eq", "ne")}
-
 _TERMINAL_NAMES = {
     "NAME": "a name", "PRIM": "a primitive", "INT": "an integer", "REAL": "a real number", "STRING": "a string",
-    "LAMBDA": "'\\'", "ARROW": "'->'", "LOLLI": "'-o'", "TIMES": "'*'", "MUL": "'*'", "CMP": "a comparison",
+    "LAMBDA": "'\\'", "ARROW": "'->'", "LOLLI": "'-o'", "TIMES": "'*'", "MUL": "'*'",
     "$END": "end of input",
 }
 
@@ -219,10 +208,7 @@ class _Builder:
     # -- operators
     add, sub, mul, div = _binary("add"), _binary("sub"), _binary("mul"), _binary("div")
     matmul, pow, and_, or_ = _binary("matmul"), _binary("pow"), _binary("and"), _binary("or")
-
-    @_built
-    def compare(ch, first, last):
-        return Prim(_COMPARISONS[str(ch[1])], (ch[0][0], ch[2][0]), span=_between(first, last))
+    lt, le, gt, ge, eq, ne = (_binary(op) for op in ("lt", "le", "gt", "ge", "eq", "ne"))
 
     @_built
     def neg(ch, first, last):
@@ -411,4 +397,4 @@ def tokens(text: str) -> Iterator[Token]:
         raise _unexpected_character(e, text) from None
 
 
-__all__ = ["parse_program", "parse_term", "parse_type", "tokens", "KEYWORDS", "BINARY_OPS", "Pattern"]
+__all__ = ["parse_program", "parse_term", "parse_type", "tokens", "KEYWORDS", "Pattern"]
