@@ -23,8 +23,17 @@ def flat(value) -> np.ndarray:
 
 
 def moved(point: tuple, direction: tuple, h: float) -> tuple:
-    """``point + h · direction``, argument by argument."""
-    return tuple(np.asarray(x) + h * np.asarray(d) for x, d in zip(point, direction))
+    """``point + h · direction``, argument by argument, through tuples and lists; Ints and
+    Bools stay (their tangents are ``()``)."""
+    return tuple(_shifted(x, d, h) for x, d in zip(point, direction))
+
+
+def _shifted(x, d, h: float):
+    if isinstance(x, (tuple, list)):
+        return type(x)(_shifted(a, b, h) for a, b in zip(x, d))
+    if isinstance(x, (bool, int, np.integer)):
+        return x
+    return np.asarray(x) + h * np.asarray(d)
 
 
 def directional_difference(f, point: tuple, direction: tuple) -> np.ndarray:
@@ -38,9 +47,12 @@ def gradient_difference(grad, point, direction, step: float = 1e-5) -> np.ndarra
 
 
 def like(value, rng):
-    """A random value with the structure and shapes of ``value``."""
+    """A random tangent or cotangent of ``value``: its structure and shapes, standard
+    normal entries, and ``()`` for an Int or a Bool."""
     if isinstance(value, (tuple, list)):
         return type(value)(like(v, rng) for v in value)
+    if isinstance(value, (bool, int, np.integer)):
+        return ()
     return rng.standard_normal(np.shape(value))
 
 
