@@ -10,6 +10,7 @@ by counting backpropagator runs."""
 from __future__ import annotations
 
 import os
+import string
 import subprocess
 import sys
 import textwrap
@@ -29,6 +30,7 @@ from lamad.syntax import REAL, FunType, alpha_key
 from lamad.types import infer_term
 
 from numeric import STEP, directional_difference, flat, gradient_difference, like
+from programs import SHADOWING
 
 ROOT = Path(__file__).resolve().parent.parent
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,32 +56,69 @@ def test_conventions_at_kinks_match_reverse_mode():
 
 # ------------------------------------------------------------------ random programs
 
-UNARY = ["tanh {}", "sin {}", "cos {}", "sigmoid {}", "exp (-(square {}))", "log1p (square {})",
-         "sqrt (1.0 + square {})", "(-{})", "relu {}"]
-BINARY = ["{} + {}", "{} - {}", "{} * {}", "max {} {}", "{} / (1.0 + square {})"]
+UNARY = ["{tanh} {0}", "{sin} {0}", "{cos} {0}", "{sigmoid} {0}", "{exp} (-({square} {0}))", "{log1p} ({square} {0})",
+         "{sqrt} (1.0 + {square} {0})", "(-{0})", "{relu} {0}", "{softplus} {0}", "{log_sigmoid} {0}"]
+BINARY = ["{0} + {1}", "{0} - {1}", "{0} * {1}", "{max} {0} {1}", "{0} / (1.0 + {square} {1})", "{logaddexp} {0} {1}"]
+"""Templates: ``{0}``, ``{1}`` the operands, ``{sin}`` a builtin (``%sin`` where a local shadows it)."""
 
 
-def _combine(template: str, *parts):
-    kind = "T" if any(k == "T" for _, k in parts) else "R"
-    return template.format(*(f"({text})" for text, _ in parts)), kind
+class _Builtins(dict):
+    """A builtin's name as the text may call it: ``%name`` where a local of that name is in scope."""
+
+    def __init__(self, scope: frozenset[str]):
+        super().__init__()
+        self.scope = scope
+
+    def __missing__(self, name: str) -> str:
+        return f"%{name}" if name in self.scope else name
+
+
+def _node(template: str, *children, kind: str | None = None):
+    """``template`` applied to subexpressions: (render, kind), where ``render`` writes the
+    text in a scope of local names and ``kind`` is "T" for a tensor, "R" for a real (by
+    default a tensor if an operand is one)."""
+    kind = kind or ("T" if any(k == "T" for _, k in children) else "R")
+
+    def render(scope: frozenset[str]) -> str:
+        return string.Formatter().vformat(template, [f"({c(scope)})" for c, _ in children], _Builtins(scope))
+    return render, kind
+
+
+def _bind(name: str, template: str, bound, body, as_lambda: bool):
+    """``let name = bound in template name body`` (or ``(\\(name : T). …) bound``): a local
+    that may shadow a builtin, used as a value in the body while the builtin is called as
+    ``%name``."""
+    kind = "T" if "T" in (bound[1], body[1]) else "R"
+
+    def render(scope: frozenset[str]) -> str:
+        inner = scope | {name}
+        text = string.Formatter().vformat(template, [name, f"({body[0](inner)})"], _Builtins(inner))
+        if as_lambda:
+            return f"(\\({name} : {'Tensor' if bound[1] == 'T' else 'Real'}). {text}) ({bound[0](scope)})"
+        return f"let {name} = {bound[0](scope)} in {text}"
+    return render, kind
 
 
 def expressions():
     """Random compositions of differentiable builtins of ``x : Tensor`` (shape (3,)),
-    ``r : Real`` and ``w : Tensor`` (3 × 3), as (lamad text, "T" or "R")."""
-    leaves = st.sampled_from([("x", "T"), ("r", "R"), ("w @ x", "T"), ("2.0 * r", "R")])
+    ``r : Real`` and ``w : Tensor`` (3 × 3), with locals (``let`` and applied lambdas)
+    named after primitives, as (lamad text, "T" or "R")."""
+    leaves = st.sampled_from([(lambda scope, text=text: text, kind)
+                              for text, kind in [("x", "T"), ("r", "R"), ("w @ x", "T"), ("2.0 * r", "R")]])
 
     def extend(children):
         tensors = children.filter(lambda c: c[1] == "T")
         return st.one_of(
-            st.tuples(st.sampled_from(UNARY), children).map(lambda p: _combine(p[0], p[1])),
-            st.tuples(st.sampled_from(BINARY), children, children).map(lambda p: _combine(p[0], p[1], p[2])),
-            st.tuples(st.sampled_from(["sum {}", "mean {}"]), tensors).map(lambda p: (p[0].format(f"({p[1][0]})"), "R")),
-            tensors.map(lambda c: (f"w @ ({c[0]})", "T")),
-            tensors.map(lambda c: (f"softmax_axis 0 ({c[0]})", "T")),
-            st.tuples(tensors, tensors).map(lambda p: (f"dot ({p[0][0]}) ({p[1][0]})", "R")),
+            st.tuples(st.sampled_from(UNARY), children).map(lambda p: _node(*p)),
+            st.tuples(st.sampled_from(BINARY), children, children).map(lambda p: _node(*p)),
+            st.tuples(st.sampled_from(["{sum} {0}", "{mean} {0}"]), tensors).map(lambda p: _node(*p, kind="R")),
+            tensors.map(lambda c: _node("w @ {0}", c)),
+            tensors.map(lambda c: _node("{softmax_axis} 0 {0}", c)),
+            st.tuples(tensors, tensors).map(lambda p: _node("{dot} {0} {1}", *p, kind="R")),
+            st.tuples(st.sampled_from(SHADOWING), st.sampled_from(BINARY), children, children, st.booleans())
+            .map(lambda p: _bind(*p)),
         )
-    return st.recursive(leaves, extend, max_leaves=7)
+    return st.recursive(leaves, extend, max_leaves=7).map(lambda node: (node[0](frozenset()), node[1]))
 
 
 POINT = (np.array([0.31, -0.73, 1.13]), 0.47, np.array([[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [-0.4, 0.2, 0.7]]))
