@@ -21,7 +21,11 @@ length, …), so every program it makes runs without a shape error, and the argu
 builtins with a restricted domain are kept inside it (``log (square t + 1.0)``,
 ``sqrt (square t + 1.0)``, ``t / (square u + 1.0)``, ``exp (tanh t)`` against overflow).
 Variable names are drawn from a small pool that includes the names ←D and the simplifier
-invent (``x1``, ``x1'``, ``a``, ``z1`` …) and shadow each other, to test hygiene.
+invent (``x1``, ``x1'``, ``a``, ``z1`` …) and shadow each other, and from the names of the
+primitives (``sin``, ``sum``, ``map``, and the private helpers the derivative rules call,
+``like``, ``unbroadcast`` …), which locals then shadow, to test hygiene.  A shadowed
+builtin is never called through the local: the generator uses the local only as a value
+of its type, and calls the builtin as ``%name`` while the local is in scope.
 
 With ``smooth=True`` the builtins with kinks (``relu abs max min max_axis``) and comparisons
 of reals are left out, so that the result is differentiable at every point and finite
@@ -31,6 +35,7 @@ Shrinking favours small programs: leaves come first among the choices."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -40,6 +45,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lamad import parse_type
+from lamad.prims import PRIMITIVES
 from lamad.syntax import Type
 
 # ------------------------------------------------------------------ types with shapes
@@ -114,6 +120,10 @@ SHAPES = [(), (), (1,), (2,), (3,), (2, 3), (3, 2), (1, 3), (2, 1)]
 NAMES = ["x", "y", "z", "w", "v", "h", "acc", "x1", "y1", "z1", "a", "b", "c", "a1", "x'", "x1'", "y2'"]
 """Variable names: short, clashing with the names ←D (``x1``, ``x1'``, ``a1``) and the
 simplifier (``z1``, ``a``, ``b``, ``c``) invent."""
+SHADOWING = sorted(n for n, p in PRIMITIVES.items() if p.operator is None) + ["y", "dx1", "dx2", "x2"]
+"""Names that shadow primitives: those a program calls (``sin``, ``sum``, ``map``,
+``grad`` …), the private helpers that derivative rules call (``like``, ``step``,
+``count``, ``unbroadcast`` …), and the variables of the rules (``y``, ``dx1``)."""
 
 
 def first_order(t: GType) -> bool:
@@ -172,12 +182,19 @@ def points(t: GType, low: float = -1.5, high: float = 1.5) -> st.SearchStrategy:
 
 # ------------------------------------------------------------------ the generator
 
-Scope = tuple[tuple[str, GType], ...]
-"""The variables in scope, innermost last (a later binding shadows an earlier one)."""
+Scope = tuple[tuple[str, "GType | None"], ...]
+"""The variables in scope, innermost last (a later binding shadows an earlier one); a
+variable of type ``None`` is bound but not to be used (it only shadows)."""
 
 
 def _visible(scope: Scope) -> dict[str, GType]:
-    return dict(scope)
+    """The variables a term may use."""
+    return {name: t for name, t in dict(scope).items() if t is not None}
+
+
+def _closed(scope: Scope) -> Scope:
+    """``scope`` with no variable to use, but the same names shadowing builtins."""
+    return tuple((name, None) for name, _ in scope)
 
 
 def _paren(text: str) -> str:
@@ -187,9 +204,11 @@ def _paren(text: str) -> str:
 class _Generator:
     """Type-directed generation of source text, drawing every choice from hypothesis."""
 
-    def __init__(self, draw: Callable, smooth: bool):
+    def __init__(self, draw: Callable, smooth: bool, names: str = "mixed"):
         self.draw = draw
         self.smooth = smooth
+        self.pool = {"plain": st.sampled_from(NAMES), "shadowing": st.sampled_from(SHADOWING),
+                     "mixed": st.one_of(st.sampled_from(NAMES), st.sampled_from(SHADOWING))}[names]
 
     def choose(self, options: list):
         return self.draw(st.sampled_from(options))
@@ -228,10 +247,16 @@ class _Generator:
         return self.choose(options)()
 
     def name(self) -> str:
-        return self.choose(NAMES)
+        return self.draw(self.pool)
 
     def names(self, n: int) -> list[str]:
-        return self.draw(st.lists(st.sampled_from(NAMES), min_size=n, max_size=n, unique=True))
+        return self.draw(st.lists(self.pool, min_size=n, max_size=n, unique=True))
+
+    @staticmethod
+    def prim(name: str, scope: Scope) -> str:
+        """How to call the builtin ``name`` in ``scope``: by its name, or as ``%name`` where
+        a variable shadows it."""
+        return f"%{name}" if any(name == bound for bound, _ in scope) else name
 
     # ---------------------------------------------------------------- binders
 
@@ -284,38 +309,41 @@ class _Generator:
             return self.choose(variables)
         if isinstance(t, (RealT, TensorT)) and visible and self.draw(st.integers(0, 3)) > 0:
             name = self.choose(sorted(visible))
-            return self.from_variable(name, visible[name], t)
+            return self.from_variable(name, visible[name], t, scope)
         return self.literal(t, scope, 0)
 
-    def from_variable(self, name: str, vt: GType, t: RealT | TensorT) -> str:
-        """A real or tensor of type ``t`` computed from variable ``name`` of type ``vt``:
-        so that generated programs use their inputs."""
+    def from_variable(self, name: str, vt: GType, t: RealT | TensorT, scope: Scope) -> str:
+        """A real or tensor of type ``t`` computed from variable ``name`` of type ``vt``
+        (in ``scope``): so that generated programs use their inputs."""
+        p = functools.partial(self.prim, scope=scope)
         if vt == t:
             return name
         if isinstance(t, TensorT):
-            real = self.from_variable(name, vt, REAL)
+            real = self.from_variable(name, vt, REAL, scope)
             dims = "[" + ", ".join(map(str, t.shape)) + "]"
             promoted = [real, f"({real} : Tensor)"] if t.shape == () else []  # Real ≤ Tensor (SPEC §2.2)
-            return self.choose([f"(fill {real} {dims})", f"({real} * ones {dims})"] + promoted)
+            return self.choose([f"({p('fill')} {real} {dims})", f"({real} * {p('ones')} {dims})"] + promoted)
         if isinstance(vt, TensorT):
-            return self.choose([f"(sum {name})", f"(mean {name})"])
+            return self.choose([f"({p('sum')} {name})", f"({p('mean')} {name})"])
         if isinstance(vt, IntT):
-            return f"(real {name})"
+            return f"({p('real')} {name})"
         if isinstance(vt, BoolT):
             return f"(if {name} then 1.5 else 0.5)"
         if isinstance(vt, TupleT):
             i = self.choose(range(len(vt.items)))
             part = self.name()
             pattern = ", ".join(part if j == i else "_" for j in range(len(vt.items)))
-            return f"(let ({pattern}) = {name} in {self.from_variable(part, vt.items[i], t)})"
+            inner = self.from_variable(part, vt.items[i], t, scope + ((part, vt.items[i]),))
+            return f"(let ({pattern}) = {name} in {inner})"
         if isinstance(vt, ListT):
-            elem = self.choose([n for n in NAMES if n != "acc"])
-            step = self.from_variable(elem, vt.elem, t)
-            return f"(fold (\\(acc : Real) ({elem} : {vt.elem.source()}). acc + {step}) 0.0 {name})"
+            elem = self.draw(self.pool.filter(lambda n: n != "acc"))
+            inner_scope = scope + (("acc", REAL), (elem, vt.elem))
+            step = self.from_variable(elem, vt.elem, t, inner_scope)
+            return f"({p('fold')} (\\(acc : Real) ({elem} : {vt.elem.source()}). acc + {step}) 0.0 {name})"
         assert isinstance(vt, FunT)
         result = self.name()
-        return (f"(let {result} = {name} {self.literal(vt.dom, (), 0)} in "
-                f"{self.from_variable(result, vt.cod, t)})")
+        return (f"(let {result} = {name} {self.literal(vt.dom, _closed(scope), 0)} in "
+                f"{self.from_variable(result, vt.cod, t, scope + ((result, vt.cod),))})")
 
     def literal(self, t: GType, scope: Scope, depth: int) -> str:
         """A term of type ``t`` built without further choices of term formers (but
@@ -325,8 +353,9 @@ class _Generator:
         if isinstance(t, TensorT):
             dims = "[" + ", ".join(map(str, t.shape)) + "]"
             promoted = ["0.5", "(1.5 : Tensor)"] if t.shape == () else []
-            return self.choose([f"(fill 0.5 {dims})", f"(ones {dims})", f"(randn 7 {dims})",
-                                f"(fill (-1.25) {dims})"] + promoted)
+            fill, ones, randn = (self.prim(n, scope) for n in ("fill", "ones", "randn"))
+            return self.choose([f"({fill} 0.5 {dims})", f"({ones} {dims})", f"({randn} 7 {dims})",
+                                f"({fill} (-1.25) {dims})"] + promoted)
         if isinstance(t, IntT):
             return self.choose(["1", "2", "3"])
         if isinstance(t, BoolT):
@@ -349,7 +378,7 @@ class _Generator:
                            f"else {self.term(t, scope, d)}"),
             lambda: self.projection(t, scope, depth),
             lambda: self.fold(t, scope, depth),
-            lambda: _paren(f"iterate {self.choose(['0', '1', '2'])} {self.fun(t, t, scope, d)} "
+            lambda: _paren(f"{self.prim('iterate', scope)} {self.choose(['0', '1', '2'])} {self.fun(t, t, scope, d)} "
                            f"{self.term(t, scope, d)}"),
             lambda: self.application(t, scope, depth),
         ]
@@ -366,7 +395,7 @@ class _Generator:
         other = self.type(1)
         first = self.draw(st.booleans())
         pair = TupleT((t, other) if first else (other, t))
-        return _paren(f"{'fst' if first else 'snd'} {self.term(pair, scope, depth - 1)}")
+        return _paren(f"{self.prim('fst' if first else 'snd', scope)} {self.term(pair, scope, depth - 1)}")
 
     def fold(self, t: GType, scope: Scope, depth: int) -> str:
         """``fold (\\acc x. body) init xs``: a loop over a list, the accumulator of type ``t``."""
@@ -375,7 +404,7 @@ class _Generator:
         x, x_bound = self.pattern(elem, annotate=True)
         body = self.term(t, scope + tuple(acc_bound) + tuple(x_bound), d)
         xs = self.term(ListT(elem, self.choose([0, 1, 2, 3])), scope, d)
-        return _paren(f"fold (\\{acc} {x}. {body}) {self.term(t, scope, d)} {xs}")
+        return _paren(f"{self.prim('fold', scope)} (\\{acc} {x}. {body}) {self.term(t, scope, d)} {xs}")
 
     def application(self, t: GType, scope: Scope, depth: int) -> str:
         """A function applied to arguments: a variable of function type from the scope
@@ -399,7 +428,7 @@ class _Generator:
         if isinstance(t, TensorT):
             return self.tensors(t.shape, scope, depth)
         if isinstance(t, IntT):
-            return [lambda: _paren(f"length {self.term(ListT(self.type(0), self.choose([0, 1, 2])), scope, depth - 1)}"),
+            return [lambda: _paren(f"{self.prim('length', scope)} {self.term(ListT(self.type(0), self.choose([0, 1, 2])), scope, depth - 1)}"),
                     lambda: _paren(f"{self.term(INT, scope, depth - 1)} + {self.term(INT, scope, depth - 1)}")]
         if isinstance(t, BoolT):
             return self.booleans(scope, depth)
@@ -418,23 +447,26 @@ class _Generator:
         """Builtins of type ``t`` used as values, partially applied or not (the checker
         eta-expands them): ``map exp xs``, ``map (dot v) xs``, ``map (sum_axis 0) xs``."""
         dom, cod, d = t.dom, t.cod, depth - 1
+        p = functools.partial(self.prim, scope=scope)
         options: list[Callable[[], str]] = []
         if dom == cod and isinstance(dom, (RealT, TensorT)):
-            names = ["exp", "sin", "cos", "tanh", "sigmoid", "square"] + ([] if self.smooth else ["relu", "abs"])
-            options.append(lambda: self.choose(names))
+            names = ["exp", "sin", "cos", "tanh", "sigmoid", "square", "softplus", "log_sigmoid"]
+            names += [] if self.smooth else ["relu", "abs"]
+            options.append(lambda: p(self.choose(names)))
             if not self.smooth:
-                options.append(lambda: _paren(f"{self.choose(['max', 'min'])} {self.term(dom, scope, d)}"))
+                options.append(lambda: _paren(f"{p(self.choose(['max', 'min']))} {self.term(dom, scope, d)}"))
+            options.append(lambda: _paren(f"{p('logaddexp')} {self.term(dom, scope, d)}"))
         if isinstance(dom, TensorT) and cod == REAL:
-            options += [lambda: self.choose(["sum", "mean"]), lambda: _paren(f"dot {self.term(dom, scope, d)}")]
+            options += [lambda: p(self.choose(["sum", "mean"])), lambda: _paren(f"{p('dot')} {self.term(dom, scope, d)}")]
         if isinstance(dom, TensorT) and cod == TensorT(dom.shape[::-1]):
-            options.append(lambda: "transpose")
+            options.append(lambda: p("transpose"))
         if isinstance(dom, TensorT) and isinstance(cod, TensorT) and len(dom.shape) == len(cod.shape) + 1:
             axes = [i for i in range(len(dom.shape)) if dom.shape[:i] + dom.shape[i + 1:] == cod.shape]
             if axes:
-                options.append(lambda: _paren(f"{self.choose(['sum_axis', 'mean_axis', 'logsumexp_axis'])} "
+                options.append(lambda: _paren(f"{p(self.choose(['sum_axis', 'mean_axis', 'logsumexp_axis']))} "
                                               f"{self.choose(axes)}"))
         if isinstance(dom, ListT) and isinstance(cod, TensorT) and cod.shape == (dom.length,) + getattr(dom.elem, "shape", (None,)):
-            options.append(lambda: "stack")
+            options.append(lambda: p("stack"))
         return options
 
     def returned_function(self, t: FunT, scope: Scope, depth: int) -> str:
@@ -444,41 +476,48 @@ class _Generator:
         inner = self.lam(t.dom, t.cod, scope + tuple(bound), depth - 1)
         return _paren(f"(\\{u}. {inner}) {self.term(outer, scope, depth - 1)}")
 
-    def unary(self, x: str) -> list[str]:
-        """Elementwise builtins applied to ``x``, inside their domains."""
-        forms = [f"exp (tanh {x})", f"sin {x}", f"cos {x}", f"tanh {x}", f"sigmoid {x}", f"square {x}",
-                 f"log (square {x} + 1.0)", f"sqrt (square {x} + 1.0)", f"log1p (square {x})", f"-{x}",
-                 f"{x} ** 2", f"{x} ** 3"]
+    def unary(self, x: str, scope: Scope) -> list[str]:
+        """Elementwise builtins applied to ``x``, inside their domains (in ``scope``)."""
+        exp, tanh, sin, cos, sigmoid, square, log, sqrt, log1p, softplus, log_sigmoid, relu, abs_ = (
+            self.prim(n, scope) for n in ("exp", "tanh", "sin", "cos", "sigmoid", "square", "log", "sqrt", "log1p",
+                                          "softplus", "log_sigmoid", "relu", "abs"))
+        forms = [f"{exp} ({tanh} {x})", f"{sin} {x}", f"{cos} {x}", f"{tanh} {x}", f"{sigmoid} {x}", f"{square} {x}",
+                 f"{log} ({square} {x} + 1.0)", f"{sqrt} ({square} {x} + 1.0)", f"{log1p} ({square} {x})", f"-{x}",
+                 f"{x} ** 2", f"{x} ** 3", f"{softplus} {x}", f"{log_sigmoid} {x}"]
         if not self.smooth:
-            forms += [f"relu {x}", f"abs {x}"]
+            forms += [f"{relu} {x}", f"{abs_} {x}"]
         return forms
 
-    def binary(self, x: str, y: str) -> list[str]:
-        """Binary builtins applied to ``x`` and ``y`` (broadcasting), inside their domains."""
-        forms = [f"{x} + {y}", f"{x} - {y}", f"{x} * {y}", f"{x} / (square {y} + 1.0)",
-                 f"(exp (tanh {x})) ** {y}"]
+    def binary(self, x: str, y: str, scope: Scope) -> list[str]:
+        """Binary builtins applied to ``x`` and ``y`` (broadcasting), inside their domains
+        (in ``scope``)."""
+        square, exp, tanh, logaddexp, max_, min_ = (
+            self.prim(n, scope) for n in ("square", "exp", "tanh", "logaddexp", "max", "min"))
+        forms = [f"{x} + {y}", f"{x} - {y}", f"{x} * {y}", f"{x} / ({square} {y} + 1.0)",
+                 f"({exp} ({tanh} {x})) ** {y}", f"{logaddexp} {x} {y}"]
         if not self.smooth:
-            forms += [f"max {x} {y}", f"min {x} {y}"]
+            forms += [f"{max_} {x} {y}", f"{min_} {x} {y}"]
         return forms
 
     def reals(self, scope: Scope, depth: int) -> list[Callable[[], str]]:
         d = depth - 1
+        p = functools.partial(self.prim, scope=scope)
 
         def any_tensor() -> str:
             return self.term(TensorT(self.shape(scope)), scope, d)
 
         def dot() -> str:
             shape = self.shape(scope)
-            return _paren(f"dot {self.term(TensorT(shape), scope, d)} {self.term(TensorT(shape), scope, d)}")
+            return _paren(f"{p('dot')} {self.term(TensorT(shape), scope, d)} {self.term(TensorT(shape), scope, d)}")
 
         return [
-            lambda: _paren(self.choose(self.unary(self.term(REAL, scope, d)))),
-            lambda: _paren(self.choose(self.binary(self.term(REAL, scope, d), self.term(REAL, scope, d)))),
-            lambda: _paren(f"sum {any_tensor()}"),
-            lambda: _paren(f"mean {any_tensor()}"),
+            lambda: _paren(self.choose(self.unary(self.term(REAL, scope, d), scope))),
+            lambda: _paren(self.choose(self.binary(self.term(REAL, scope, d), self.term(REAL, scope, d), scope))),
+            lambda: _paren(f"{p('sum')} {any_tensor()}"),
+            lambda: _paren(f"{p('mean')} {any_tensor()}"),
             dot,
-            lambda: _paren(f"scalar {self.term(TensorT(self.choose([(), (1,), (1, 1)])), scope, d)}"),
-            lambda: _paren(f"real {self.term(INT, scope, d)}"),
+            lambda: _paren(f"{p('scalar')} {self.term(TensorT(self.choose([(), (1,), (1, 1)])), scope, d)}"),
+            lambda: _paren(f"{p('real')} {self.term(INT, scope, d)}"),
         ]
 
     def broadcast_partner(self, shape: tuple[int, ...]) -> GType:
@@ -491,12 +530,13 @@ class _Generator:
     def tensors(self, shape: tuple[int, ...], scope: Scope, depth: int) -> list[Callable[[], str]]:
         d, rank, t = depth - 1, len(shape), TensorT(shape)
         dims = "[" + ", ".join(map(str, shape)) + "]"
+        p = functools.partial(self.prim, scope=scope)
 
         def binary() -> str:
             x, y = self.term(t, scope, d), self.term(self.broadcast_partner(shape), scope, d)
             if self.draw(st.booleans()):
                 x, y = y, x
-            return _paren(self.choose(self.binary(x, y)))
+            return _paren(self.choose(self.binary(x, y, scope)))
 
         def matmul() -> str:
             k = self.choose([1, 2, 3])
@@ -510,51 +550,52 @@ class _Generator:
 
         def reshape() -> str:
             source = self.choose([s for s in SHAPES if math.prod(s) == math.prod(shape)] + [(math.prod(shape),)])
-            return _paren(f"reshape {self.term(TensorT(source), scope, d)} {dims}")
+            return _paren(f"{p('reshape')} {self.term(TensorT(source), scope, d)} {dims}")
 
         def reduction() -> str:
             axis = self.choose(range(rank + 1))
             source = shape[:axis] + (self.choose([1, 2, 3]),) + shape[axis:]
             ops = ["sum_axis", "mean_axis", "logsumexp_axis"] + ([] if self.smooth else ["max_axis"])
             spelled = self.choose([str(axis), f"(-{rank + 1 - axis})"])
-            return _paren(f"{self.choose(ops)} {spelled} {self.term(TensorT(source), scope, d)}")
+            return _paren(f"{p(self.choose(ops))} {spelled} {self.term(TensorT(source), scope, d)}")
 
         def concat() -> str:
             axis = self.choose(range(rank))
             first = self.choose(range(1, shape[axis])) if shape[axis] > 1 else None
             if first is None:
-                return _paren(f"concat {axis} [{self.term(t, scope, d)}]")
+                return _paren(f"{p('concat')} {axis} [{self.term(t, scope, d)}]")
             parts = [shape[:axis] + (n,) + shape[axis + 1:] for n in (first, shape[axis] - first)]
-            return _paren(f"concat {axis} [{', '.join(self.term(TensorT(p), scope, d) for p in parts)}]")
+            return _paren(f"{p('concat')} {axis} [{', '.join(self.term(TensorT(s), scope, d) for s in parts)}]")
 
         options = [
-            lambda: _paren(self.choose(self.unary(self.term(t, scope, d)))),
+            lambda: _paren(self.choose(self.unary(self.term(t, scope, d), scope))),
             binary,
             matmul,
-            lambda: _paren(f"transpose {self.term(TensorT(shape[::-1]), scope, d)}"),
+            lambda: _paren(f"{p('transpose')} {self.term(TensorT(shape[::-1]), scope, d)}"),
             reshape,
             reduction,
-            lambda: _paren(f"fill {self.term(REAL, scope, d)} {dims}"),
+            lambda: _paren(f"{p('fill')} {self.term(REAL, scope, d)} {dims}"),
         ]
         if rank >= 1:
             options += [
-                lambda: _paren(f"softmax_axis {self.choose(range(rank))} {self.term(t, scope, d)}"),
-                lambda: _paren(f"stack {self.term(ListT(TensorT(shape[1:]), shape[0]), scope, d)}"),
+                lambda: _paren(f"{p('softmax_axis')} {self.choose(range(rank))} {self.term(t, scope, d)}"),
+                lambda: _paren(f"{p('stack')} {self.term(ListT(TensorT(shape[1:]), shape[0]), scope, d)}"),
                 concat,
             ]
             ones = [i for i, n in enumerate(shape) if n == 1]
             if ones:
                 i = ones[0]
-                options.append(lambda: _paren(f"expand_dims {i} {self.term(TensorT(shape[:i] + shape[i + 1:]), scope, d)}"))
+                options.append(lambda: _paren(f"{p('expand_dims')} {i} "
+                                              f"{self.term(TensorT(shape[:i] + shape[i + 1:]), scope, d)}"))
         if rank == 2:
-            options.append(lambda: _paren(f"outer {self.term(TensorT(shape[:1]), scope, d)} "
+            options.append(lambda: _paren(f"{p('outer')} {self.term(TensorT(shape[:1]), scope, d)} "
                                           f"{self.term(TensorT(shape[1:]), scope, d)}"))
         return options
 
     def booleans(self, scope: Scope, depth: int) -> list[Callable[[], str]]:
         d = depth - 1
         options = [
-            lambda: _paren(f"not {self.term(BOOL, scope, d)}"),
+            lambda: _paren(f"{self.prim('not', scope)} {self.term(BOOL, scope, d)}"),
             lambda: _paren(f"{self.term(BOOL, scope, d)} && {self.term(BOOL, scope, d)}"),
             lambda: _paren(f"{self.term(INT, scope, d)} {self.choose(['<', '<=', '==', '!='])} {self.term(INT, scope, d)}"),
         ]
@@ -568,14 +609,15 @@ class _Generator:
 
         def map_() -> str:
             elem = self.type(1, scope)
-            return _paren(f"map {self.fun(elem, t.elem, scope, d)} {self.term(ListT(elem, t.length), scope, d)}")
+            return _paren(f"{self.prim('map', scope)} {self.fun(elem, t.elem, scope, d)} "
+                          f"{self.term(ListT(elem, t.length), scope, d)}")
 
         options = [lambda: "[" + ", ".join(self.term(t.elem, scope, d) for _ in range(t.length)) + "]", map_]
         if isinstance(t.elem, TensorT) and t.length > 0 and len(t.elem.shape) < 2:
-            options.append(lambda: _paren(f"unstack {self.term(TensorT((t.length,) + t.elem.shape), scope, d)}"))
+            options.append(lambda: _paren(f"{self.prim('unstack', scope)} {self.term(TensorT((t.length,) + t.elem.shape), scope, d)}"))
         if isinstance(t.elem, TupleT) and len(t.elem.items) == 2:
             left, right = t.elem.items
-            options.append(lambda: _paren(f"zip {self.term(ListT(left, t.length), scope, d)} "
+            options.append(lambda: _paren(f"{self.prim('zip', scope)} {self.term(ListT(left, t.length), scope, d)} "
                                           f"{self.term(ListT(right, t.length), scope, d)}"))
         return options
 
@@ -602,11 +644,13 @@ def _definition(name: str, params: tuple[tuple[str, GType], ...], result: GType,
 
 
 @st.composite
-def programs(draw: Callable, max_depth: int = 3, smooth: bool = False) -> Sample:
+def programs(draw: Callable, max_depth: int = 3, smooth: bool = False, names: str = "mixed") -> Sample:
     """A well-typed definition ``f`` (perhaps below a definition ``g`` that it may use)
     with one to three parameters of any types, functions included, and a result of any
-    type; a point when the parameters are first-order."""
-    gen = _Generator(draw, smooth)
+    type; a point when the parameters are first-order.  Variables are named from
+    :data:`NAMES` (``names="plain"``), from :data:`SHADOWING` (``"shadowing"``: every
+    variable shadows a primitive) or from both (``"mixed"``)."""
+    gen = _Generator(draw, smooth, names)
     helper, globals_ = _helper(gen, max_depth - 1)
     params = tuple((name, gen.type(1)) for name in gen.names(draw(st.integers(1, 3))))
     result = gen.type(1, params)
@@ -618,11 +662,12 @@ def programs(draw: Callable, max_depth: int = 3, smooth: bool = False) -> Sample
 
 
 @st.composite
-def differentiable_programs(draw: Callable, max_depth: int = 3, smooth: bool = True) -> Sample:
+def differentiable_programs(draw: Callable, max_depth: int = 3, smooth: bool = True, names: str = "mixed") -> Sample:
     """``def f (p : A) : Real = let pattern = p in body`` with ``A`` made of reals and
     tensors through tuples and lists, and a point in ``A``: what ``grad f`` applies to.
-    Smooth (no kinks, no comparisons of reals) unless ``smooth=False``."""
-    gen = _Generator(draw, smooth)
+    Smooth (no kinks, no comparisons of reals) unless ``smooth=False``; variables named
+    as :func:`programs` names them."""
+    gen = _Generator(draw, smooth, names)
     helper, globals_ = _helper(gen, max_depth - 1)
     param = gen.differentiable_type(2)
     pattern, bound = gen.pattern(param, annotate=False)

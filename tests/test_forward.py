@@ -1,6 +1,6 @@
 """Forward mode →D, ``jvp``, and nested derivatives (SPEC §3 "Forward mode" and "Nesting";
-issue 8).  Tangent rules are checked one builtin at a time against central finite
-differences (float64) and against the transposed rules of ←D; random programs check that
+issue 8).  Each primitive's tangent rule is checked from its record (tests/test_prims.py);
+here the conventions at kinks are compared with ←D's; random programs check that
 ``jvp`` is the transpose of ``vjp``, that →D type-checks, and that ``jacfwd`` and
 ``jacrev`` agree; Hessians are checked exactly on quadratic forms, against analytic
 formulas and against finite differences of the gradient, the wine MLP loss included;
@@ -10,6 +10,7 @@ by counting backpropagator runs."""
 from __future__ import annotations
 
 import os
+import string
 import subprocess
 import sys
 import textwrap
@@ -23,178 +24,18 @@ from hypothesis import strategies as st
 import lamad
 from lamad.adtypes import forward_type
 from lamad.forward import forward
-from lamad.prims import PRIMITIVES
 from lamad.gradient import Stats
 from lamad.reverse import backprop
-from lamad.syntax import REAL, TENSOR, FunType, ListType, TVar, Type, alpha_key
+from lamad.syntax import REAL, FunType, alpha_key
 from lamad.types import infer_term
 
+from numeric import STEP, directional_difference, flat, gradient_difference, like
+from programs import SHADOWING
+
 ROOT = Path(__file__).resolve().parent.parent
-STEP = 1e-6
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# ------------------------------------------------------------------ helpers
-
-
-def flat(value) -> np.ndarray:
-    """The real leaves of a lamad value (arrays, tuples, lists) as one float64 vector."""
-    if isinstance(value, (tuple, list)):
-        parts = [flat(v) for v in value]
-        return np.concatenate(parts) if parts else np.zeros(0)
-    return np.asarray(value, dtype=np.float64).ravel()
-
-
-def moved(point: tuple, direction: tuple, h: float) -> tuple:
-    return tuple(np.asarray(x) + h * np.asarray(d) for x, d in zip(point, direction))
-
-
-def directional_difference(f, point: tuple, direction: tuple) -> np.ndarray:
-    """Central finite difference of ``f`` at ``point`` along ``direction``."""
-    return (flat(f(*moved(point, direction, STEP))) - flat(f(*moved(point, direction, -STEP)))) / (2 * STEP)
-
-
-def gradient_difference(grad, point, direction, step: float = 1e-5) -> np.ndarray:
-    """Central finite difference of a gradient along ``direction``: the Hessian applied to it."""
-    return (flat(grad(*moved(point, direction, step))) - flat(grad(*moved(point, direction, -step)))) / (2 * step)
-
-
-def like(value, rng):
-    """A random value with the structure and shapes of ``value``."""
-    if isinstance(value, (tuple, list)):
-        return type(value)(like(v, rng) for v in value)
-    return rng.standard_normal(np.shape(value))
-
-
-# ------------------------------------------------------------------ every builtin's tangent rule
-
-# A use of each builtin with real arguments, as a function of x1 … xk, and the shapes of
-# the arguments ("+" before a shape: positive entries; () is a Real).
-USES: dict[str, tuple[str, list]] = {
-    "add": ("x1 + x2", [(2, 3), (3,)]),
-    "sub": ("x1 - x2", [(2, 3), ()]),
-    "mul": ("x1 * x2", [(2, 3), (2, 1)]),
-    "mul0": ("%mul0 x1 x2", [(2, 3), (3,)]),
-    "div": ("x1 / x2", [(3,), "+3"]),
-    "pow": ("x1 ** x2", ["+3", (3,)]),
-    "neg": ("-x1", [(3,)]),
-    "max": ("max x1 x2", [(3,), (3,)]),
-    "min": ("min x1 x2", [(3,), ()]),
-    "matmul": ("x1 @ x2", [(2, 3), (3, 4)]),
-    "exp": ("exp x1", [(3,)]),
-    "log": ("log x1", ["+3"]),
-    "sin": ("sin x1", [(3,)]),
-    "cos": ("cos x1", [(3,)]),
-    "tanh": ("tanh x1", [(3,)]),
-    "sigmoid": ("sigmoid x1", [(3,)]),
-    "relu": ("relu x1", [(4,)]),
-    "sqrt": ("sqrt x1", ["+3"]),
-    "abs": ("abs x1", [(4,)]),
-    "square": ("square x1", [(3,)]),
-    "log1p": ("log1p x1", ["+3"]),
-    "sum": ("sum x1", [(2, 3)]),
-    "mean": ("mean x1", [(2, 3)]),
-    "sum_axis": ("sum_axis 1 x1", [(2, 3)]),
-    "mean_axis": ("mean_axis 0 x1", [(2, 3)]),
-    "max_axis": ("max_axis 1 x1", [(2, 3)]),
-    "logsumexp_axis": ("logsumexp_axis 1 x1", [(2, 3)]),
-    "softmax_axis": ("softmax_axis 0 x1", [(2, 3)]),
-    "transpose": ("transpose x1", [(2, 3)]),
-    "reshape": ("reshape x1 [3, 2]", [(2, 3)]),
-    "dot": ("dot x1 x2", [(3,), (3,)]),
-    "outer": ("outer x1 x2", [(2,), (3,)]),
-    "scalar": ("scalar x1", [(1, 1)]),
-    "fill": ("fill x1 [2, 2]", [()]),
-    "expand_dims": ("expand_dims 1 x1", [(2, 3)]),
-    "unbroadcast": ("%unbroadcast x1 x2", [(3,), (2, 3)]),
-    "where_pos": ("%where_pos x1 x2", [(3,), (2, 3)]),
-    "broadcast": ("%broadcast x1 x2", [(2, 3), (3,)]),
-    "matmul_dx": ("%matmul_dx x1 x2 x3", [(2, 3), (3, 4), (2, 4)]),
-    "matmul_dy": ("%matmul_dy x1 x2 x3", [(2, 3), (3, 4), (2, 4)]),
-    "embed": ("%embed 1 x1 x2", [(3, 2), (2,)]),
-    "take": ("take 2 x1", [(3, 2)]),
-    "stack": ("stack [x1, x2, x1 * x2]", [(2,), (2,)]),
-    "concat": ("concat 1 [x1, x2]", [(2, 1), (2, 3)]),
-    "unstack": ("unstack (x1 * x1)", [(3, 2)]),
-    "split_like": ("%split_like 0 [x2, x2, x1] (x3 * x3)", [(4,), (1,), (6,)]),
-    "piece": ("%piece 0 [x2, x1] 1 (x1 * x1)", [(3,), (2,)]),
-    "pad_piece": ("%pad_piece 1 [x2, x1] 1 (x1 * x1)", [(2, 3), (2, 1)]),
-    # constants: the tangent is zero, and so is the finite difference
-    "step": ("%step x1", [(3,)]),
-    "sign": ("sign x1", [(3,)]),
-    "mask_ge": ("mask_ge x1 x2", [(3,), (3,)]),
-    "mask_le": ("mask_le x1 x2", [(3,), (3,)]),
-    "argmax_mask": ("argmax_mask 0 x1", [(3, 2)]),
-    "ones_like": ("ones_like x1", [(3,)]),
-    "zeros_like": ("zeros_like x1", [(3,)]),
-    "like": ("%like x1", [(3,)]),
-    "count": ("%count x1", [(2, 3)]),
-    "onehot": ("onehot 3 x1", [(2,)]),
-}
-NO_REAL_ARGUMENT = {"zeros", "ones", "eye", "randn", "uniform", "load", "real"}
-"""Constants that take no real argument: nothing to perturb."""
-
-
-def _discrete(t: Type) -> bool:
-    """Whether a builtin's result type holds no reals (nor a variable that could be one)."""
-    if isinstance(t, ListType):
-        return _discrete(t.elem)
-    return t not in (REAL, TENSOR) and not isinstance(t, TVar)
-
-
-def test_every_builtin_has_a_tangent_rule():
-    """Each builtin is an AD operator, structural, constant, has a tangent rule (JVP or a
-    rule of its own) or returns no reals; and every rule is checked against finite
-    differences below.  A builtin added without a rule fails here."""
-    missing = []
-    for name, b in PRIMITIVES.items():
-        if b.derivative in ("ad", "structural", "constant"):
-            continue
-        if b.derivative in ("rules", "special"):
-            assert len(b.jvp) == (b.arity if b.derivative == "rules" else 1), name
-            continue
-        if not _discrete(b.result):
-            missing.append(name)
-    assert not missing, f"no tangent rule for {missing}"
-    checked = set(USES) | NO_REAL_ARGUMENT
-    differentiated = {n for n, b in PRIMITIVES.items() if b.derivative in ("rules", "special", "constant")}
-    assert differentiated <= checked, sorted(differentiated - checked)
-    assert all(name in PRIMITIVES for name in USES)
-
-
-def _use(name: str):
-    body, shapes = USES[name]
-    params = " ".join(f"(x{i + 1} : {'Real' if s == () else 'Tensor'})" for i, s in enumerate(shapes))
-    prog = lamad.loads(f"def f {params} = {body}\n")
-    rng = np.random.default_rng(sorted(USES).index(name))
-    point = []
-    for s in shapes:
-        if isinstance(s, str):
-            point.append(rng.uniform(0.5, 2.0, size=(int(s[1:]),)))
-        else:
-            point.append(rng.standard_normal(s))
-    if name == "onehot":
-        point[0] = point[0] + 0.5  # labels away from integers: onehot is locally constant
-    return prog.f, tuple(point), rng
-
-
-@pytest.mark.parametrize("name", sorted(USES))
-def test_tangent_rule_against_finite_differences_and_vjp(name):
-    """``jvp`` of each builtin equals the central finite difference along a random
-    direction, and is the transpose of ``vjp``: <J·dx, ct> = <dx, Jᵀ·ct>."""
-    f, point, rng = _use(name)
-    direction = tuple(rng.standard_normal(np.shape(x)) for x in point)
-    y, tangent = lamad.jvp(f, point, direction)
-    np.testing.assert_allclose(flat(y), flat(f(*point)), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(flat(tangent), directional_difference(f, point, direction), rtol=1e-6, atol=1e-8)
-    if PRIMITIVES[name].derivative == "constant":
-        assert not flat(tangent).any()
-        return
-    ct = like(y, rng)
-    _, pullback = lamad.vjp(f, *point)
-    back = pullback(ct)
-    back = back if len(point) > 1 else (back,)
-    assert np.isclose(flat(tangent) @ flat(ct), flat(direction) @ flat(back), rtol=1e-10, atol=1e-12)
-    assert infer_term(forward(f.closure.lamad.term), {}).ty == forward_type(f.type)
+# ------------------------------------------------------------------ conventions at kinks
 
 
 def test_conventions_at_kinks_match_reverse_mode():
@@ -215,32 +56,69 @@ def test_conventions_at_kinks_match_reverse_mode():
 
 # ------------------------------------------------------------------ random programs
 
-UNARY = ["tanh {}", "sin {}", "cos {}", "sigmoid {}", "exp (-(square {}))", "log1p (square {})",
-         "sqrt (1.0 + square {})", "(-{})", "relu {}"]
-BINARY = ["{} + {}", "{} - {}", "{} * {}", "max {} {}", "{} / (1.0 + square {})"]
+UNARY = ["{tanh} {0}", "{sin} {0}", "{cos} {0}", "{sigmoid} {0}", "{exp} (-({square} {0}))", "{log1p} ({square} {0})",
+         "{sqrt} (1.0 + {square} {0})", "(-{0})", "{relu} {0}", "{softplus} {0}", "{log_sigmoid} {0}"]
+BINARY = ["{0} + {1}", "{0} - {1}", "{0} * {1}", "{max} {0} {1}", "{0} / (1.0 + {square} {1})", "{logaddexp} {0} {1}"]
+"""Templates: ``{0}``, ``{1}`` the operands, ``{sin}`` a builtin (``%sin`` where a local shadows it)."""
 
 
-def _combine(template: str, *parts):
-    kind = "T" if any(k == "T" for _, k in parts) else "R"
-    return template.format(*(f"({text})" for text, _ in parts)), kind
+class _Builtins(dict):
+    """A builtin's name as the text may call it: ``%name`` where a local of that name is in scope."""
+
+    def __init__(self, scope: frozenset[str]):
+        super().__init__()
+        self.scope = scope
+
+    def __missing__(self, name: str) -> str:
+        return f"%{name}" if name in self.scope else name
+
+
+def _node(template: str, *children, kind: str | None = None):
+    """``template`` applied to subexpressions: (render, kind), where ``render`` writes the
+    text in a scope of local names and ``kind`` is "T" for a tensor, "R" for a real (by
+    default a tensor if an operand is one)."""
+    kind = kind or ("T" if any(k == "T" for _, k in children) else "R")
+
+    def render(scope: frozenset[str]) -> str:
+        return string.Formatter().vformat(template, [f"({c(scope)})" for c, _ in children], _Builtins(scope))
+    return render, kind
+
+
+def _bind(name: str, template: str, bound, body, as_lambda: bool):
+    """``let name = bound in template name body`` (or ``(\\(name : T). …) bound``): a local
+    that may shadow a builtin, used as a value in the body while the builtin is called as
+    ``%name``."""
+    kind = "T" if "T" in (bound[1], body[1]) else "R"
+
+    def render(scope: frozenset[str]) -> str:
+        inner = scope | {name}
+        text = string.Formatter().vformat(template, [name, f"({body[0](inner)})"], _Builtins(inner))
+        if as_lambda:
+            return f"(\\({name} : {'Tensor' if bound[1] == 'T' else 'Real'}). {text}) ({bound[0](scope)})"
+        return f"let {name} = {bound[0](scope)} in {text}"
+    return render, kind
 
 
 def expressions():
     """Random compositions of differentiable builtins of ``x : Tensor`` (shape (3,)),
-    ``r : Real`` and ``w : Tensor`` (3 × 3), as (lamad text, "T" or "R")."""
-    leaves = st.sampled_from([("x", "T"), ("r", "R"), ("w @ x", "T"), ("2.0 * r", "R")])
+    ``r : Real`` and ``w : Tensor`` (3 × 3), with locals (``let`` and applied lambdas)
+    named after primitives, as (lamad text, "T" or "R")."""
+    leaves = st.sampled_from([(lambda scope, text=text: text, kind)
+                              for text, kind in [("x", "T"), ("r", "R"), ("w @ x", "T"), ("2.0 * r", "R")]])
 
     def extend(children):
         tensors = children.filter(lambda c: c[1] == "T")
         return st.one_of(
-            st.tuples(st.sampled_from(UNARY), children).map(lambda p: _combine(p[0], p[1])),
-            st.tuples(st.sampled_from(BINARY), children, children).map(lambda p: _combine(p[0], p[1], p[2])),
-            st.tuples(st.sampled_from(["sum {}", "mean {}"]), tensors).map(lambda p: (p[0].format(f"({p[1][0]})"), "R")),
-            tensors.map(lambda c: (f"w @ ({c[0]})", "T")),
-            tensors.map(lambda c: (f"softmax_axis 0 ({c[0]})", "T")),
-            st.tuples(tensors, tensors).map(lambda p: (f"dot ({p[0][0]}) ({p[1][0]})", "R")),
+            st.tuples(st.sampled_from(UNARY), children).map(lambda p: _node(*p)),
+            st.tuples(st.sampled_from(BINARY), children, children).map(lambda p: _node(*p)),
+            st.tuples(st.sampled_from(["{sum} {0}", "{mean} {0}"]), tensors).map(lambda p: _node(*p, kind="R")),
+            tensors.map(lambda c: _node("w @ {0}", c)),
+            tensors.map(lambda c: _node("{softmax_axis} 0 {0}", c)),
+            st.tuples(tensors, tensors).map(lambda p: _node("{dot} {0} {1}", *p, kind="R")),
+            st.tuples(st.sampled_from(SHADOWING), st.sampled_from(BINARY), children, children, st.booleans())
+            .map(lambda p: _bind(*p)),
         )
-    return st.recursive(leaves, extend, max_leaves=7)
+    return st.recursive(leaves, extend, max_leaves=7).map(lambda node: (node[0](frozenset()), node[1]))
 
 
 POINT = (np.array([0.31, -0.73, 1.13]), 0.47, np.array([[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [-0.4, 0.2, 0.7]]))

@@ -12,6 +12,7 @@ from hypothesis.extra.lark import from_lark
 
 from lamad.errors import LamSyntaxError
 from lamad.parser import KEYWORDS, _parser, parse_program, parse_term, parse_type
+from lamad.prims import PRIMITIVES
 from lamad.syntax import Program, Span
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -209,6 +210,7 @@ def test_from_lark_type_sentences_parse_or_raise_syntax_errors(text):
 NAMES = st.one_of(
     st.sampled_from(["x", "y'", "f", "_x", "in_", "letter", "Real", "Tensor", "Int", "Bool", "Unit", "d",
                      "List", "String", "o", "e"]),
+    st.sampled_from(sorted(PRIMITIVES)),  # variables named after primitives, which they shadow
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_']{0,6}", fullmatch=True).filter(lambda s: s not in KEYWORDS),
 )
 # In types, names stand for base types: mostly real ones, so that whole types come out valid.

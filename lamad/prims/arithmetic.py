@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 
-from lamad.prims.base import A, F, N, Operator, define
+from lamad.prims.base import A, F, N, Operator, Positive, define
 from lamad.syntax import BOOL, TENSOR
 
 
@@ -26,31 +26,37 @@ def _python(op):
 define("add", (F, F), F, _python(operator.add), typing="arith", ints=True, linear=(0, 1),
        operator=Operator("+", 4, "left", "+"), fold=operator.add,
        jvp=("dx1", "dx2"),
-       vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) a"))
+       vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) a"),
+       example=("x1 + x2", ((2, 3), (3,))))
 define("sub", (F, F), F, _python(operator.sub), typing="arith", ints=True,
        operator=Operator("-", 4, "left", "-"), fold=operator.sub,
        jvp=("dx1", "-dx2"),
-       vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) (-a)"))
+       vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) (-a)"),
+       example=("x1 - x2", ((2, 3), ())))
 define("mul", (F, F), F, _python(operator.mul), typing="arith", ints=True, linear=(0, 1),
        operator=Operator("*", 5, "left", "*"), fold=operator.mul,
        jvp=("dx1 * x2", "x1 * dx2"),
-       vjp=("unbroadcast (like x1) (a * x2)", "unbroadcast (like x2) (x1 * a)"))
+       vjp=("unbroadcast (like x1) (a * x2)", "unbroadcast (like x2) (x1 * a)"),
+       example=("x1 * x2", ((2, 3), (2, 1))))
 define("div", (F, F), F, _python(operator.truediv), typing="arith", linear=(0,),
        operator=Operator("/", 5, "left", "/"),
        jvp=("dx1 / x2", "-(y * dx2) / x2"),
-       vjp=("unbroadcast (like x1) (a / x2)", "unbroadcast (like x2) (-(a * y) / x2)"))
+       vjp=("unbroadcast (like x1) (a / x2)", "unbroadcast (like x2) (-(a * y) / x2)"),
+       example=("x1 / x2", ((3,), Positive((2, 3)))))
 define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
        operator=Operator("**", 7, "right"),
        jvp=("dx1 * mul0 x2 (x1 ** (x2 - 1.0))", "dx2 * mul0 y (log x1)"),
        vjp=("unbroadcast (like x1) (a * mul0 x2 (x1 ** (x2 - 1.0)))", "unbroadcast (like x2) (a * mul0 y (log x1))"),
-       doc="x to the power y; where a factor of a derivative vanishes, so does the derivative (0 ** y at y > 0)")
+       doc="x to the power y; where a factor of a derivative vanishes, so does the derivative (0 ** y at y > 0)",
+       example=("x1 ** x2", (Positive((2, 3)), (3,))))
 define("neg", (N,), N, _python(operator.neg), linear=(0,),
        operator=Operator("-", 6, "prefix", "-"), fold=operator.neg,
-       jvp=("-dx1",), vjp=("-a",))
+       jvp=("-dx1",), vjp=("-a",), example=("-x1", ((3,),)))
 define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend.xp.matmul), linear=(0, 1),
        operator=Operator("@", 5, "left"),
        jvp=("dx1 @ x2", "x1 @ dx2"),
-       vjp=("matmul_dx x1 x2 a", "matmul_dy x1 x2 a"))
+       vjp=("matmul_dx x1 x2 a", "matmul_dy x1 x2 a"),
+       example=("x1 @ x2", ((2, 3), (3, 4))))
 
 
 def _checked_matmul(matmul):
@@ -65,11 +71,11 @@ def _checked_matmul(matmul):
 define("max", (F, F), F, lambda rt: rt.backend.xp.maximum, typing="arith",
        jvp=("dx1 * tie_weight x1 x2", "dx2 * tie_weight x2 x1"),
        vjp=("unbroadcast (like x1) (a * tie_weight x1 x2)", "unbroadcast (like x2) (a * tie_weight x2 x1)"),
-       doc="elementwise maximum; ties split the derivative equally")
+       doc="elementwise maximum; ties split the derivative equally", example=("max x1 x2", ((2, 3), (3,))))
 define("min", (F, F), F, lambda rt: rt.backend.xp.minimum, typing="arith",
        jvp=("dx1 * tie_weight x2 x1", "dx2 * tie_weight x1 x2"),
        vjp=("unbroadcast (like x1) (a * tie_weight x2 x1)", "unbroadcast (like x2) (a * tie_weight x1 x2)"),
-       doc="elementwise minimum; ties split the derivative equally")
+       doc="elementwise minimum; ties split the derivative equally", example=("min x1 x2", ((3,), ())))
 
 
 def _comparison(op):

@@ -80,6 +80,17 @@ class Operator:
 Rules = tuple["str | None", ...]
 
 
+@dataclass(frozen=True)
+class Positive:
+    """The shape of an argument of an :attr:`Primitive.example` whose entries must be
+    positive (the domain of ``log``, ``sqrt``, a divisor)."""
+
+    shape: tuple[int, ...]
+
+
+Example = tuple[str, tuple["tuple[int, ...] | Positive", ...]]
+
+
 @dataclass(frozen=True, eq=False)
 class Primitive:
     """One primitive: ``name : params[0] -> … -> result``.
@@ -100,7 +111,15 @@ class Primitive:
     A rule is a lamad term over the arguments ``x1 … xk``, the result ``y``, the
     cotangent ``a`` (←D) or the tangents ``dx1 … dxk`` (→D); it may call any primitive,
     public or not, and nothing else: :mod:`lamad.prims.rules` resolves it once into
-    :class:`~lamad.syntax.Prim` nodes, so no user binding can capture a name in it."""
+    :class:`~lamad.syntax.Prim` nodes, so no user binding can capture a name in it.
+
+    ``example`` is an application of the primitive, written in lamad over real arguments
+    ``x1 … xk``, with the shape of each argument: ``()`` for a Real, a tuple for a Tensor,
+    :class:`Positive` for a Tensor whose entries must be positive; ``("x1 + x2", ((2, 3),
+    (3,)))``.  A private primitive is written ``%name`` in it, and a ``load`` reads from the
+    repository's ``examples`` folder.  Every differentiable primitive (derivative
+    ``"rules"``, ``"special"`` or ``"constant"``) has one: the tests check its rules on it,
+    against finite differences and against each other (tests/test_prims.py)."""
 
     name: str
     params: tuple[Type, ...]
@@ -118,6 +137,7 @@ class Primitive:
     public: bool = True
     derived: str | tuple[str, str] | None = None
     doc: str = ""
+    example: Example | None = None
     jvp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
     vjp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
     derived_terms: tuple[Term, ...] = field(default=(), init=False, repr=False)

@@ -53,15 +53,18 @@ def _load(rt):
     return load
 
 
-define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant")
-define("ones", (SHAPE,), TENSOR, _constant("ones"), derivative="constant")
+define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant", example=("zeros (shape x1)", ((2, 3),)))
+define("ones", (SHAPE,), TENSOR, _constant("ones"), derivative="constant", example=("ones (shape x1)", ((2, 3),)))
 define("fill", (REAL, SHAPE), TENSOR,
        lambda rt: (lambda r, shape: rt.backend.xp.full(_shape(shape), r, dtype=rt.backend.dtype)),
-       linear=(0,), jvp=("fill dx1 x2", None), vjp=("sum a", None))
+       linear=(0,), jvp=("fill dx1 x2", None), vjp=("sum a", None), example=("fill x1 [2, 2]", ((),)))
 define("eye", (INT,), TENSOR, lambda rt: (lambda n: rt.backend.xp.eye(n, dtype=rt.backend.dtype)),
-       derivative="constant")
-define("randn", (INT, SHAPE), TENSOR, _random("standard_normal"), derivative="constant")
-define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant")
-define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant")
-define("real", (INT,), REAL, lambda rt: rt.backend.asarray, derivative="constant")
-define("load", (STRING,), TENSOR, _load, derivative="constant")
+       derivative="constant", example=("eye (size x1)", ((3,),)))
+define("randn", (INT, SHAPE), TENSOR, _random("standard_normal"), derivative="constant",
+       example=("randn 4 (shape x1)", ((2, 3),)))
+define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant",
+       example=("uniform 4 (shape x1)", ((2, 3),)))
+define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 x1", ((2,),)))
+define("real", (INT,), REAL, lambda rt: rt.backend.asarray, derivative="constant", example=("real (size x1)", ((2, 3),)))
+define("load", (STRING,), TENSOR, _load, derivative="constant",
+       example=("load \"data/measurements.csv\"", ((),)))

@@ -108,33 +108,40 @@ def _private(name, params, result, impl, **fields) -> None:
 
 _private("unbroadcast", (F, TENSOR), F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)),
          linear=(1,), jvp=(None, "unbroadcast x1 dx2"), vjp=(None, "broadcast (like x2) a"),
-         doc="g summed down to the shape of x")
+         doc="g summed down to the shape of x", example=("%unbroadcast x1 x2", ((3,), (2, 3))))
 _private("broadcast", (TENSOR, F), TENSOR, _broadcast, linear=(1,),
-         jvp=(None, "broadcast x1 dx2"), vjp=(None, "unbroadcast (like x2) a"), doc="g broadcast to the shape of x")
+         jvp=(None, "broadcast x1 dx2"), vjp=(None, "unbroadcast (like x2) a"), doc="g broadcast to the shape of x",
+         example=("%broadcast x1 x2", ((2, 3), (3,))))
 _private("like", (F,), F, _like, derivative="constant", shape_only=True,
-         doc="an array of the shape of x holding one zero, all a backpropagator keeps of x")
+         doc="an array of the shape of x holding one zero, all a backpropagator keeps of x",
+         example=("%like x1", ((3,),)))
 _private("step", (F,), F, lambda rt: (lambda x: (x > 0).astype(rt.backend.dtype)), derivative="constant",
-         doc="1.0 where x > 0, else 0.0")
+         doc="1.0 where x > 0, else 0.0", example=("%step x1", ((3,),)))
 # ``a * step x`` without the mask as floats: a product with the comparison's Booleans (an
 # eighth of the memory), which keeps ``a``'s float dtype.
 _private("where_pos", (F, F), F, lambda rt: (lambda x, a: a * (x > 0)), typing="arith", linear=(1,),
          jvp=(None, "where_pos x1 dx2"), vjp=(None, "unbroadcast (like x2) (where_pos x1 a)"),
-         doc="a where x > 0, else 0")
+         doc="a where x > 0, else 0", example=("%where_pos x1 x2", ((3,), (2, 3))))
 _private("tie_weight", (F, F), F, _tie_weight, typing="arith", derivative="constant",
-         doc="1.0 where x > y, 0.5 where x = y, else 0.0: the share of max x y that is x's")
+         doc="1.0 where x > y, 0.5 where x = y, else 0.0: the share of max x y that is x's",
+         example=("%tie_weight x1 x2", ((2, 3), (3,))))
 _private("mul0", (F, F), F, _mul0, typing="arith", linear=(0, 1),
          jvp=("mul0 dx1 x2", "mul0 x1 dx2"),
          vjp=("unbroadcast (like x1) (mul0 a x2)", "unbroadcast (like x2) (mul0 x1 a)"),
-         doc="x * y, but 0 wherever x or y is 0")
+         doc="x * y, but 0 wherever x or y is 0", example=("%mul0 x1 x2", ((2, 3), (3,))))
 _private("matmul_dx", (TENSOR, TENSOR, TENSOR), TENSOR,
          lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 0)), linear=(1, 2),
          jvp=(None, "matmul_dx x1 dx2 x3", "matmul_dx x1 x2 dx3"), vjp=(None, "matmul_dy a x2 x3", "a @ x2"),
-         doc="the transposed derivative of x @ y in x, applied to a")
+         doc="the transposed derivative of x @ y in x, applied to a",
+         example=("%matmul_dx x1 x2 x3", ((2, 3), (3, 4), (2, 4))))
 _private("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR,
          lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 1)), linear=(0, 2),
          jvp=("matmul_dy dx1 x2 x3", None, "matmul_dy x1 x2 dx3"), vjp=("matmul_dx x1 a x3", None, "x1 @ a"),
-         doc="the transposed derivative of x @ y in y, applied to a")
+         doc="the transposed derivative of x @ y in y, applied to a",
+         example=("%matmul_dy x1 x2 x3", ((2, 3), (3, 4), (2, 4))))
 _private("sum_apply", (ListType(perp(A)), ListType(A)), GRAD, lambda rt: sum_apply, typing="sum_apply",
          derivative="structural", linear=(1,), doc="the sum of each backpropagator applied to its cotangent")
-define("ones_like", (F,), F, lambda rt: rt.backend.xp.ones_like, derivative="constant")
-define("zeros_like", (F,), F, lambda rt: rt.backend.xp.zeros_like, derivative="constant")
+define("ones_like", (F,), F, lambda rt: rt.backend.xp.ones_like, derivative="constant",
+       example=("ones_like x1", ((3,),)))
+define("zeros_like", (F,), F, lambda rt: rt.backend.xp.zeros_like, derivative="constant",
+       example=("zeros_like x1", ((3,),)))

@@ -33,20 +33,26 @@ def softmax(xp, x, axis: int):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-define("sum", (TENSOR,), REAL, _xp("sum"), linear=(0,), jvp=("sum dx1",), vjp=("broadcast (like x1) a",))
+define("sum", (TENSOR,), REAL, _xp("sum"), linear=(0,), jvp=("sum dx1",), vjp=("broadcast (like x1) a",),
+       example=("sum x1", ((2, 3),)))
 define("mean", (TENSOR,), REAL, _xp("mean"), linear=(0,),
-       jvp=("mean dx1",), vjp=("broadcast (like x1) (a / count x1)",))
+       jvp=("mean dx1",), vjp=("broadcast (like x1) (a / count x1)",), example=("mean x1", ((2, 3),)))
 define("sum_axis", (INT, TENSOR), TENSOR, _along("sum"), linear=(1,),
-       jvp=(None, "sum_axis x1 dx2"), vjp=(None, "broadcast (like x2) (expand_dims x1 a)"))
+       jvp=(None, "sum_axis x1 dx2"), vjp=(None, "broadcast (like x2) (expand_dims x1 a)"),
+       example=("sum_axis 1 x1", ((2, 3),)))
 define("mean_axis", (INT, TENSOR), TENSOR, _along("mean"), linear=(1,),
-       jvp=(None, "mean_axis x1 dx2"), vjp=(None, "broadcast (like x2) (expand_dims x1 a / real (dim x1 x2))"))
+       jvp=(None, "mean_axis x1 dx2"), vjp=(None, "broadcast (like x2) (expand_dims x1 a / real (dim x1 x2))"),
+       example=("mean_axis 0 x1", ((2, 3),)))
 define("max_axis", (INT, TENSOR), TENSOR, _along("max"),
-       jvp=(None, "sum_axis x1 (dx2 * max_mask x1 x2)"), vjp=(None, "expand_dims x1 a * max_mask x1 x2"))
+       jvp=(None, "sum_axis x1 (dx2 * max_mask x1 x2)"), vjp=(None, "expand_dims x1 a * max_mask x1 x2"),
+       example=("max_axis 1 x1", ((2, 3),)))
 define("logsumexp_axis", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: logsumexp(rt.backend.xp, x, axis)),
-       jvp=(None, "sum_axis x1 (dx2 * softmax_axis x1 x2)"), vjp=(None, "expand_dims x1 a * exp (x2 - expand_dims x1 y)"))
+       jvp=(None, "sum_axis x1 (dx2 * softmax_axis x1 x2)"), vjp=(None, "expand_dims x1 a * exp (x2 - expand_dims x1 y)"),
+       example=("logsumexp_axis (-1) x1", ((2, 3),)))
 define("softmax_axis", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: softmax(rt.backend.xp, x, axis)),
        jvp=(None, "y * (dx2 - expand_dims x1 (sum_axis x1 (dx2 * y)))"),
-       vjp=(None, "y * (a - expand_dims x1 (sum_axis x1 (a * y)))"))
+       vjp=(None, "y * (a - expand_dims x1 (sum_axis x1 (a * y)))"),
+       example=("softmax_axis 0 x1", ((2, 3),)))
 
 
 def _argmax_mask(rt):
@@ -69,7 +75,8 @@ def _max_mask(rt):
 
 
 define("argmax_mask", (INT, TENSOR), TENSOR, _argmax_mask, derivative="constant",
-       doc="1 at the first maximum along the axis, 0 elsewhere")
+       doc="1 at the first maximum along the axis, 0 elsewhere", example=("argmax_mask 0 x1", ((3, 2),)))
 define("max_mask", (INT, TENSOR), TENSOR, _max_mask, derivative="constant", public=False,
-       doc="the maxima along the axis, each weighted 1 / (how many there are)")
+       doc="the maxima along the axis, each weighted 1 / (how many there are)",
+       example=("%max_mask 1 x1", ((2, 3),)))
 

@@ -48,44 +48,54 @@ def split_like(xp, axis, xs, a):
 
 
 define("transpose", (TENSOR,), TENSOR, lambda rt: rt.backend.xp.transpose, linear=(0,),
-       jvp=("transpose dx1",), vjp=("transpose a",))
+       jvp=("transpose dx1",), vjp=("transpose a",), example=("transpose x1", ((2, 3),)))
 define("reshape", (TENSOR, SHAPE), TENSOR, lambda rt: (lambda x, shape: rt.backend.xp.reshape(x, tuple(shape))),
-       linear=(0,), jvp=("reshape dx1 x2", None), vjp=("reshape a (shape x1)", None))
+       linear=(0,), jvp=("reshape dx1 x2", None), vjp=("reshape a (shape x1)", None),
+       example=("reshape x1 [3, 2]", ((2, 3),)))
 define("stack", (ListType(TENSOR),), TENSOR, lambda rt: rt.backend.xp.stack, linear=(0,), derivative="special",
        jvp=("(stack (map fst x1), stack (map snd x1))",),
-       vjp=("let xs = map fst x1; y = stack xs in (y, \\(a : Tensor) -o sum_apply (map snd x1) (unstack a))",))
+       vjp=("let xs = map fst x1; y = stack xs in (y, \\(a : Tensor) -o sum_apply (map snd x1) (unstack a))",),
+       example=("stack [x1, x2, x1 * x2]", ((2,), (2,))))
 define("unstack", (TENSOR,), ListType(TENSOR), _unstack, linear=(0,), derivative="special",
        jvp=("let (x, dx) = x1 in zip (unstack x) (unstack dx)",),
        vjp=("let (x, x') = x1; xs = unstack x in "
-            "map (\\(i, xi). (xi, \\(a : Tensor) -o x' (embed i x a))) (zip (range (length xs)) xs)",))
+            "map (\\(i, xi). (xi, \\(a : Tensor) -o x' (embed i x a))) (zip (range (length xs)) xs)",),
+       example=("unstack (x1 * x1)", ((3, 2),)))
 define("concat", (INT, ListType(TENSOR)), TENSOR,
        lambda rt: (lambda axis, xs: rt.backend.xp.concatenate(xs, axis=axis)), linear=(1,), derivative="special",
        jvp=("(concat x1 (map fst x2), concat x1 (map snd x2))",),
        vjp=("let xs = map fst x2; y = concat x1 xs in "
-            "(y, \\(a : Tensor) -o sum_apply (map snd x2) (split_like x1 xs a))",))
+            "(y, \\(a : Tensor) -o sum_apply (map snd x2) (split_like x1 xs a))",),
+       example=("concat 1 [x1, x2]", ((2, 1), (2, 3))))
 define("split_like", (INT, ListType(TENSOR), TENSOR), ListType(TENSOR),
        lambda rt: (lambda axis, xs, a: split_like(rt.backend.xp, axis, xs, a)), linear=(2,), derivative="special",
        public=False,
        jvp=("let xs = map fst x2; (a, da) = x3 in zip (split_like x1 xs a) (split_like x1 xs da)",),
        vjp=("let xs = map fst x2; (x, x') = x3; ys = split_like x1 xs x in "
             "map (\\(i, y). (y, \\(a : Tensor) -o x' (pad_piece x1 xs i a))) (zip (range (length ys)) ys)",),
-       doc="a tensor split along the axis into pieces of the sizes of the tensors of the list")
-define("dot", (TENSOR, TENSOR), REAL, _dot, linear=(0, 1), jvp=("dot dx1 x2", "dot x1 dx2"), vjp=("a * x2", "x1 * a"))
+       doc="a tensor split along the axis into pieces of the sizes of the tensors of the list",
+       example=("%split_like 0 [x2, x2, x1] (x3 * x3)", ((4,), (1,), (6,))))
+define("dot", (TENSOR, TENSOR), REAL, _dot, linear=(0, 1), jvp=("dot dx1 x2", "dot x1 dx2"), vjp=("a * x2", "x1 * a"),
+       example=("dot x1 x2", ((2, 3), (2, 3))))
 define("outer", (TENSOR, TENSOR), TENSOR, lambda rt: rt.backend.xp.outer, linear=(0, 1),
        jvp=("outer dx1 x2", "outer x1 dx2"),
-       vjp=("reshape (a @ reshape x2 [-1]) (shape x1)", "reshape (transpose a @ reshape x1 [-1]) (shape x2)"))
-define("scalar", (TENSOR,), REAL, _scalar, linear=(0,), jvp=("scalar dx1",), vjp=("reshape a (shape x1)",))
+       vjp=("reshape (a @ reshape x2 [-1]) (shape x1)", "reshape (transpose a @ reshape x1 [-1]) (shape x2)"),
+       example=("outer x1 x2", ((2,), (1, 3))))
+define("scalar", (TENSOR,), REAL, _scalar, linear=(0,), jvp=("scalar dx1",), vjp=("reshape a (shape x1)",),
+       example=("scalar x1", ((1, 1),)))
 define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.backend.xp.expand_dims(x, axis)),
-       linear=(1,), jvp=(None, "expand_dims x1 dx2"), vjp=(None, "sum_axis x1 a"))
+       linear=(1,), jvp=(None, "expand_dims x1 dx2"), vjp=(None, "sum_axis x1 a"),
+       example=("expand_dims 1 x1", ((2, 3),)))
 define("take", (INT, TENSOR), TENSOR, lambda rt: (lambda i, x: x[i]), linear=(1,),
-       jvp=(None, "take x1 dx2"), vjp=(None, "embed x1 x2 a"), doc="the i-th slice of a tensor along its first axis")
+       jvp=(None, "take x1 dx2"), vjp=(None, "embed x1 x2 a"), doc="the i-th slice of a tensor along its first axis",
+       example=("take 2 x1", ((3, 2),)))
 define("dim", (INT, TENSOR), INT, lambda rt: (lambda axis, x: int(x.shape[axis])), derivative="discrete",
        shape_only=True)
 define("shape", (TENSOR,), SHAPE, lambda rt: (lambda x: [int(n) for n in x.shape]), derivative="discrete",
        shape_only=True)
 define("size", (TENSOR,), INT, lambda rt: (lambda x: int(x.size)), derivative="discrete", shape_only=True)
 define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)), derivative="constant",
-       shape_only=True, public=False, doc="the number of elements, as a Real")
+       shape_only=True, public=False, doc="the number of elements, as a Real", example=("%count x1", ((2, 3),)))
 
 
 def _embed(rt):
@@ -108,11 +118,13 @@ def _pad_piece(rt):
 
 define("embed", (INT, TENSOR, TENSOR), TENSOR, _embed, linear=(2,), public=False,
        jvp=(None, None, "embed x1 x2 dx3"), vjp=(None, None, "take x1 a"),
-       doc="zeros of the shape of x with a at the i-th slice: the transpose of take")
+       doc="zeros of the shape of x with a at the i-th slice: the transpose of take",
+       example=("%embed 1 x1 x2", ((3, 2), (2,))))
 define("piece", (INT, ListType(TENSOR), INT, TENSOR), TENSOR,
        lambda rt: (lambda axis, xs, i, a: split_like(rt.backend.xp, axis, xs, a)[i]), linear=(3,), public=False,
        jvp=(None, None, None, "piece x1 x2 x3 dx4"), vjp=(None, None, None, "pad_piece x1 x2 x3 a"),
-       doc="the i-th piece of split_like")
+       doc="the i-th piece of split_like", example=("%piece 0 [x2, x1] 1 (x1 * x1)", ((3,), (2,))))
 define("pad_piece", (INT, ListType(TENSOR), INT, TENSOR), TENSOR, _pad_piece, linear=(3,), public=False,
        jvp=(None, None, None, "pad_piece x1 x2 x3 dx4"), vjp=(None, None, None, "piece x1 x2 x3 a"),
-       doc="a as the i-th piece of a concatenation of zeros: the transpose of piece")
+       doc="a as the i-th piece of a concatenation of zeros: the transpose of piece",
+       example=("%pad_piece 1 [x2, x1] 1 (x1 * x1)", ((2, 3), (2, 1))))

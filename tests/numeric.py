@@ -1,0 +1,126 @@
+"""Numerical checks shared by the tests of the transforms: central finite differences
+(float64) of lamad functions — along a direction, component by component, of a
+gradient — and structural comparison of cotangents."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+STEP = 1e-6
+"""The step of the central differences."""
+
+# ------------------------------------------------------------------ along a direction (forward mode)
+
+
+def flat(value) -> np.ndarray:
+    """The real leaves of a lamad value (arrays, tuples, lists) as one float64 vector."""
+    if isinstance(value, (tuple, list)):
+        parts = [flat(v) for v in value]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    return np.asarray(value, dtype=np.float64).ravel()
+
+
+def moved(point: tuple, direction: tuple, h: float) -> tuple:
+    """``point + h · direction``, argument by argument, through tuples and lists; Ints and
+    Bools stay (their tangents are ``()``)."""
+    return tuple(_shifted(x, d, h) for x, d in zip(point, direction))
+
+
+def _shifted(x, d, h: float):
+    if isinstance(x, (tuple, list)):
+        return type(x)(_shifted(a, b, h) for a, b in zip(x, d))
+    if isinstance(x, (bool, int, np.integer)):
+        return x
+    return np.asarray(x) + h * np.asarray(d)
+
+
+def directional_difference(f, point: tuple, direction: tuple) -> np.ndarray:
+    """Central finite difference of ``f`` at ``point`` along ``direction``."""
+    return (flat(f(*moved(point, direction, STEP))) - flat(f(*moved(point, direction, -STEP)))) / (2 * STEP)
+
+
+def gradient_difference(grad, point, direction, step: float = 1e-5) -> np.ndarray:
+    """Central finite difference of a gradient along ``direction``: the Hessian applied to it."""
+    return (flat(grad(*moved(point, direction, step))) - flat(grad(*moved(point, direction, -step)))) / (2 * step)
+
+
+def like(value, rng):
+    """A random tangent or cotangent of ``value``: its structure and shapes, standard
+    normal entries, and ``()`` for an Int or a Bool."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(like(v, rng) for v in value)
+    if isinstance(value, (bool, int, np.integer)):
+        return ()
+    return rng.standard_normal(np.shape(value))
+
+
+# ------------------------------------------------------------------ component by component (reverse mode)
+
+
+def _leaves(x: Any) -> list:
+    """The real leaves of a point (floats, arrays) in order; ints and bools are discrete."""
+    if isinstance(x, (tuple, list)):
+        return [leaf for item in x for leaf in _leaves(item)]
+    if isinstance(x, (bool, int, np.integer)):
+        return []
+    return [np.array(x, dtype=np.float64)]
+
+
+def _rebuild(like: Any, leaves: list) -> Any:
+    """``like`` with its real leaves replaced, in order, by ``leaves`` (consumed)."""
+    if isinstance(like, tuple):
+        return tuple(_rebuild(item, leaves) for item in like)
+    if isinstance(like, list):
+        return [_rebuild(item, leaves) for item in like]
+    if isinstance(like, (bool, int, np.integer)):
+        return like
+    leaf = leaves.pop(0)
+    return float(leaf) if isinstance(like, float) else leaf
+
+
+def numeric_gradient(f: Callable[[Any], Any], x: Any, step: float = STEP) -> Any:
+    """Central differences ``(f(x + h e) - f(x - h e)) / 2h`` for every real component of
+    the point ``x``, in the structure of lamad's cotangent of ``x`` (``()`` for discrete
+    leaves)."""
+    leaves = _leaves(x)
+    grads = []
+    for i, leaf in enumerate(leaves):
+        g = np.zeros_like(leaf)
+        for index in np.ndindex(leaf.shape):
+            values = []
+            for sign in (1, -1):
+                shifted = [l.copy() for l in leaves]
+                shifted[i][index] += sign * step
+                values.append(float(f(_rebuild(x, shifted))))
+            g[index] = (values[0] - values[1]) / (2 * step)
+        grads.append(g)
+    return _cotangent(x, grads)
+
+
+def _cotangent(like: Any, grads: list) -> Any:
+    if isinstance(like, tuple):
+        return tuple(_cotangent(item, grads) for item in like)
+    if isinstance(like, list):
+        return [_cotangent(item, grads) for item in like]
+    if isinstance(like, (bool, int, np.integer)):
+        return ()
+    return grads.pop(0)
+
+
+def assert_same_gradient(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-6, where: str = "gradient"):
+    """Structural comparison of two cotangents: tuples and lists item by item, leaves
+    elementwise with equal shapes (a Real's cotangent is 0-d)."""
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want), f"{where}: {got!r} vs {want!r}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same_gradient(g, w, rtol, atol, f"{where}[{i}]")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: {got!r} vs {want!r}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same_gradient(g, w, rtol, atol, f"{where}[{i}]")
+    else:
+        got, want = np.asarray(got), np.asarray(want)
+        assert got.shape == want.shape, f"{where}: shape {got.shape}, expected {want.shape}"
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=where)
