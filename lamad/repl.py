@@ -433,7 +433,7 @@ class LamCompleter(Completer):
         ascii = self.repl.ascii
         for name, ty in self.repl.program.types.items():
             yield name, pretty_type(ty, ascii)
-        yield from ((name, "builtin") for name in sorted(n for n in PRIMITIVES if public(n)))
+        yield from ((name, PRIMITIVES[name].doc or "builtin") for name in sorted(n for n in PRIMITIVES if public(n)))
         yield from ((name, "keyword") for name in sorted(KEYWORDS))
         yield from ((name, "type") for name in [*sorted(BASE_TYPES), "List"])
 

@@ -25,16 +25,6 @@ def _relu(rt):
     return lambda x: xp.maximum(x, 0.0)
 
 
-def _softplus(rt):
-    xp = rt.backend.xp
-    return lambda x: xp.logaddexp(0.0, x)
-
-
-def _log_sigmoid(rt):
-    xp = rt.backend.xp
-    return lambda x: -xp.logaddexp(0.0, -x)
-
-
 def _elementwise(name: str, impl, jvp: str, vjp: str, domain=(3,)) -> None:
     """A function of one Real or Tensor, with its example on a Tensor of ``domain``."""
     define(name, (F,), F, impl, jvp=(jvp,), vjp=(vjp,), example=(f"{name} x1", (domain,)))
@@ -51,12 +41,27 @@ _elementwise("sqrt", _xp("sqrt"), "dx1 / (2.0 * y)", "a / (2.0 * y)", Positive((
 _elementwise("abs", _xp("abs"), "dx1 * sign x1", "a * sign x1")
 _elementwise("square", lambda rt: (lambda x: x * x), "dx1 * (2.0 * x1)", "a * (2.0 * x1)")
 _elementwise("log1p", _xp("log1p"), "dx1 / (1.0 + x1)", "a / (1.0 + x1)", Positive((3,)))
-_elementwise("softplus", _softplus, "dx1 * sigmoid x1", "a * sigmoid x1")
-_elementwise("log_sigmoid", _log_sigmoid, "dx1 * sigmoid (-x1)", "a * sigmoid (-x1)")
-define("logaddexp", (F, F), F, _xp("logaddexp"), typing="arith",
+
+# softplus, log_sigmoid and logaddexp are the records docs/primitives.md shows.
+define("softplus", (F,), F,
+       lambda rt: (lambda x: rt.backend.xp.logaddexp(0.0, x)),
+       jvp=("dx1 * sigmoid x1",),
+       vjp=("a * sigmoid x1",),
+       doc="log (1 + exp x), computed without overflow",
+       example=("softplus x1", ((3,),)))
+define("log_sigmoid", (F,), F,
+       lambda rt: (lambda x: -rt.backend.xp.logaddexp(0.0, -x)),
+       jvp=("dx1 * sigmoid (-x1)",),
+       vjp=("a * sigmoid (-x1)",),
+       doc="log (sigmoid x), computed without overflow",
+       example=("log_sigmoid x1", ((3,),)))
+define("logaddexp", (F, F), F,
+       lambda rt: rt.backend.xp.logaddexp,
+       typing="arith",
        jvp=("dx1 * exp (x1 - y)", "dx2 * exp (x2 - y)"),
        vjp=("unbroadcast (like x1) (a * exp (x1 - y))", "unbroadcast (like x2) (a * exp (x2 - y))"),
-       doc="log (exp x + exp y), computed without overflow", example=("logaddexp x1 x2", ((2, 1), (3,))))
+       doc="log (exp x + exp y), computed without overflow",
+       example=("logaddexp x1 x2", ((2, 1), (3,))))
 define("sign", (F,), F, _xp("sign"), derivative="constant", example=("sign x1", ((3,),)))
 
 
