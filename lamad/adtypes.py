@@ -3,11 +3,14 @@ types of terms that several transforms went through (nesting)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from lamad.syntax import (
     BOOL, INT, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType, TVar, Type, perp,
 )
 
 
+@lru_cache(maxsize=None)
 def backprop_type(t: Type) -> Type:
     """←D(A): ``Real ↦ Real × Real⊥``, ``Tensor ↦ Tensor × Tensor⊥``, structural elsewhere,
     ``←D(A ⊸ B) = ←D(A) ⊸ ←D(B)`` and ``←D(d) = d`` (see lamad/transform.py)."""
@@ -45,6 +48,7 @@ def cotangent_type(t: Type, marked: bool = False) -> Type:
     raise ValueError(f"{t} has no cotangent type")
 
 
+@lru_cache(maxsize=None)
 def forward_type(t: Type) -> Type:
     """→D(A): ``Real ↦ Real × Real``, ``Tensor ↦ Tensor × Tensor``, structural elsewhere,
     ``→D(A ⊸ B) = →D(A) ⊸ →D(B)`` and ``→D(d) = d`` (see lamad/transform.py)."""
@@ -61,6 +65,7 @@ def forward_type(t: Type) -> Type:
     return t
 
 
+@lru_cache(maxsize=None)
 def has_leaves(t: Type) -> bool:
     """Whether values of type ``t`` carry reals (so that the transforms change the type)."""
     return forward_type(t) != t

@@ -28,13 +28,15 @@ the names it binds and those of them named after another (``x'`` after ``x``).""
 
 
 def instantiate(rule: Term, names: dict[str, Term], fresh: Callable[[str], str], span: Span | None = None,
-                typed: bool = True) -> Term:
+                typed: bool = True, hoist: Callable[[Prim], Term] | None = None) -> Term:
     """The instance of a resolved rule with its placeholders replaced by ``names``, the
     variables it binds renamed by ``fresh`` (from a base name to an unused name), every
     node of its own located at ``span`` and, when ``typed``, typed (the terms in
     ``names`` are then typed).  A name ``x'`` or ``dx`` bound beside ``x`` is named after
     ``x``'s new name, so that a value and its backpropagator (tangent) keep names that go
-    together.  One walk of the rule; the terms in ``names`` are not walked."""
+    together.  ``hoist``, when given, replaces each application of a primitive that reads
+    only the shape of a variable (``like x``) by what it returns.  One walk of the rule;
+    the terms in ``names`` are not walked."""
     known = _BINDERS.get(id(rule))
     if known is None or known[0] is not rule:
         own = binders(rule)
@@ -48,7 +50,7 @@ def instantiate(rule: Term, names: dict[str, Term], fresh: Callable[[str], str],
             mapping[n] = fresh(n)
     for n, base in partners.items():
         mapping[n] = mapping[base] + "'" if n.endswith("'") else "d" + mapping[base]
-    return _Instance(names, mapping, span, typed).term(rule)
+    return _Instance(names, mapping, span, typed, hoist).term(rule)
 
 
 def join(a: Type, b: Type) -> Type:
@@ -71,8 +73,9 @@ class _Instance:
     """One instantiation of a rule.  ``env`` holds the types of the rule's own variables,
     by their new names, while their scope is walked."""
 
-    def __init__(self, names: dict[str, Term], mapping: dict[str, str], span: Span | None, typed: bool):
-        self.names, self.mapping, self.span, self.typed = names, mapping, span, typed
+    def __init__(self, names: dict[str, Term], mapping: dict[str, str], span: Span | None, typed: bool,
+                 hoist: Callable[[Prim], Term] | None):
+        self.names, self.mapping, self.span, self.typed, self.hoist = names, mapping, span, typed, hoist
         self.env: dict[str, Type] = {}
 
     def term(self, t: Term) -> Term:
@@ -167,7 +170,10 @@ class _Instance:
             ty = _instance(prim.result, scheme)
         else:
             raise RuleError(f"'{t.op}' in a rule that a transform instantiates")
-        return Prim(t.op, tuple(args), t.marks, span=self.span, ty=ty)
+        node = Prim(t.op, tuple(args), t.marks, span=self.span, ty=ty)
+        if self.hoist is not None and prim.shape_only and len(args) == 1 and isinstance(args[0], Var):
+            return self.hoist(node)
+        return node
 
 
 def _literal(value) -> Type:

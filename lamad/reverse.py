@@ -16,12 +16,14 @@ evaluated like any other.
 
 from __future__ import annotations
 
+from functools import partial
+
 from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES
 from lamad.adtypes import backprop_type, cotangent_type, has_leaves
 from lamad.linearity import is_zero, linear_in, mentions
 from lamad.syntax import (
-    GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Term, Tuple, Type, Var, map_children, perp,
+    GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Term, Tuple, Type, Var, perp,
 )
 from lamad.transform import Transform, lets
 
@@ -68,35 +70,34 @@ class _Backprop(Transform):
         a = Var(self.fresh("a"), ty=t.ty)
         names = {f"x{i + 1}": p for i, p in enumerate(primals)} | {"y": y, "a": a}
         summands = []
+        hoist = partial(self.hoist_metadata, bindings, {})
         for i, (rule, bp) in enumerate(zip(prim.vjp_terms, backprops)):
             if rule is None or bp is None:
                 continue
-            ct = self.rule(rule, names, span)
-            if _is_unbroadcast(ct) and not _broadcasts(t.args, i):
-                ct = ct.args[1]  # the summand's shape is already the argument's
+            if _is_unbroadcast(rule) and not _broadcasts(t.args, i):
+                rule = rule.args[1]  # the summand's shape is already the argument's
+            ct = self.rule(rule, names, span, hoist)
             summands.append(App(Var(bp, ty=perp(primals[i].ty)), ct, ty=GRAD))
         body: Term = DZero(ty=GRAD)
         for s in summands:
             body = s if is_zero(body) else DAdd(body, s, ty=GRAD)
-        body = self.hoist_metadata(body, bindings, {})
         backpropagator = LinLam(PVar(a.name, t.ty), body, ty=perp(t.ty))
         return lets(bindings, Tuple((y, backpropagator), span=span, ty=result_type))
 
-    def hoist_metadata(self, t: Term, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], str]) -> Term:
+    def hoist_metadata(self, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], Var], t: Prim) -> Var:
         """A rule's ``like xi`` (``shape xi``, ``count xi``) bound in the forward pass, before the
-        backpropagator: it then captures the shape, not the array (``x + b`` kept ``x`` alive
-        until the backward pass only for ``unbroadcast`` to read its shape)."""
-        if isinstance(t, Prim) and PRIMITIVES[t.op].shape_only and len(t.args) == 1 and isinstance(t.args[0], Var):
-            key = (t.op, t.args[0].name)
-            if key not in names:
-                names[key] = self.fresh("n" if t.op == "count" else "s")
-                bindings.append((PVar(names[key]), t))
-            return Var(names[key], span=t.span, ty=t.ty)
-        return map_children(t, lambda c: self.hoist_metadata(c, bindings, names))
+        backpropagator, once per primitive and variable: the backpropagator then captures
+        the shape, not the array (``x + b`` kept ``x`` alive until the backward pass only
+        for ``unbroadcast`` to read its shape)."""
+        key = (t.op, t.args[0].name)
+        if key not in names:
+            names[key] = Var(self.fresh("n" if t.op == "count" else "s"), span=t.span, ty=t.ty)
+            bindings.append((PVar(names[key].name), t))
+        return names[key]
 
 
 def _is_unbroadcast(t: Term) -> bool:
-    """Whether a rule's instance is ``unbroadcast x g``."""
+    """Whether a rule is ``unbroadcast x g``."""
     return isinstance(t, Prim) and t.op == "unbroadcast"
 
 

@@ -188,10 +188,10 @@ class Transform:
             self.constants[id(t)] = isinstance(t, Lit) or (isinstance(t, Prim) and all(map(self.constant, t.args)))
         return self.constants[id(t)]
 
-    def rule(self, rule: Term, names: dict[str, Term], span: Span | None) -> Term:
+    def rule(self, rule: Term, names: dict[str, Term], span: Span | None, hoist=None) -> Term:
         """A resolved rule instantiated with ``names`` (typed terms), its own variables fresh,
-        located at ``span`` and typed (:mod:`lamad.instances`)."""
-        return instantiate(rule, names, self.fresh, span)
+        located at ``span`` and typed (:mod:`lamad.instances`); ``hoist`` as there."""
+        return instantiate(rule, names, self.fresh, span, hoist=hoist)
 
     def special(self, rule: Term, t: Prim) -> Term:
         """A rule written for the whole transformed application (primitives over lists of
