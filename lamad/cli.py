@@ -108,7 +108,8 @@ def cmd_grad(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     transform = prog.forward if args.forward else prog.backprop
     name, ty, term = transform(entry, simplified=not args.raw)
-    print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward))
+    print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
+                            shadowed=frozenset(prog.types)))
     return 0
 
 

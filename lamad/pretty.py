@@ -264,16 +264,17 @@ def _items(open_: str, items: list[str], close: str) -> str:
 # --------------------------------------------------------------------- derivatives
 
 def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, definition: bool = False,
-                      forward: bool = False) -> str:
+                      forward: bool = False, shadowed: frozenset[str] = frozenset()) -> str:
     """``-- ←D(label) : ←D(A)`` (``→D`` for the ``forward`` transform) and the transformed
     term below it, as ``lamad grad`` and the REPL print it; a ``definition`` is printed as
-    ``def label``, its leading annotated lambdas as parameters."""
+    ``def label``, its leading annotated lambdas as parameters.  ``shadowed`` are the names
+    of the program's definitions: a primitive of one of those names prints ``%name``."""
     mark = ("JD" if forward else "D") if ascii else ("→D" if forward else "←D")
     head = f"-- {mark}({label}) : {pretty_type(ty, ascii)}"
     if not definition:
-        return f"{head}\n{pretty(term, ascii)}"
+        return f"{head}\n{pretty(term, ascii, shadowed=shadowed)}"
     params = []
     while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
         params.append(Param(term.param.name, term.param.annot))
         term = term.body
-    return f"{head}\n{pretty(Def(label, tuple(params), None, term), ascii)}"
+    return f"{head}\n{pretty(Def(label, tuple(params), None, term), ascii, shadowed=shadowed)}"

@@ -278,10 +278,12 @@ class Repl:
         if isinstance(term, Var) and term.name in self.program:
             transform = self.program.forward if forward else self.program.backprop
             name, ty, target = transform(term.name, simplified)
-            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward))
+            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
+                                         shadowed=frozenset(self.program.types)))
             return
         ty, target = self.program.derivative(self.program.check(term), simplified, forward)
-        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward))
+        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
+                                     shadowed=frozenset(self.program.types)))
 
     # ----------------------------------------------------------------- commands
 

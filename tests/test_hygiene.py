@@ -105,3 +105,19 @@ def test_stable_softplus_has_derivative_one_half_at_zero():
     _, pullback = lamad.vjp(lamad.loads("def m (p : Real * Real) : Real = let (x, y) = p in max x y").m, (2.0, 2.0))
     assert tuple(map(float, pullback(1.0))) == (0.5, 0.5)
     assert float(lamad.grad(prog.lowest)(-1.0)) == 1.0
+
+
+def test_a_derivative_prints_a_primitive_that_a_definition_shadows_with_a_percent(tmp_path, capsys):
+    """``lamad grad`` of a program with its own ``cos``: the derivative of ``sin`` calls the
+    primitive, printed ``%cos`` so that it does not read back as the definition."""
+    from lamad import cli
+
+    path = tmp_path / "p.lam"
+    path.write_text("def cos (x : Real) : Real = x\ndef f (x : Real) : Real = sin x * cos x\n")
+    assert cli.main(["grad", str(path), "--entry", "f", "--raw"]) == 0
+    text = capsys.readouterr().out
+    assert "%cos " in text
+    term = lamad.load(path).backprop("f", simplified=False)[2]
+    globals_ = {"cos": lamad.parse_type("Real * ~Real -> Real * ~Real")}
+    again = infer_term(lamad.parse_program(text)["f"].as_term(), globals_)
+    assert alpha_key(again) == alpha_key(infer_term(term, globals_))
