@@ -1,8 +1,10 @@
 """The AD transforms type every term they make (lamad/instances.py), so that their output
 is never inferred again: the types they give are the checker's, at every node, for the
 examples, for random programs, and two transforms deep (nesting) — exactly on the
-examples, and up to ``Real ≤ Tensor`` on random programs, where an ascription
-``(x : Tensor)`` of a Real variable types its node as the Tensor it is used as."""
+examples, and on random programs up to ``Real ≤ Tensor`` (an ascription ``(x : Tensor)``
+of a Real variable types its node as the Tensor it is used as) and up to what the checker
+leaves undetermined and defaults to ``Unit`` (``[] : List Real`` transformed is a list of
+pairs; checked again from scratch, nothing says what its elements are)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from lamad.adtypes import backprop_type, forward_type
 from lamad.forward import forward
 from lamad.reverse import backprop
 from lamad.syntax import (
-    REAL, TENSOR, FunType, LinType, ListType, Term, TupleType, Type, alpha_key, children, free_variables,
+    REAL, TENSOR, UNIT, FunType, LinType, ListType, Term, TupleType, Type, alpha_key, children, free_variables,
 )
 from lamad.types import infer_term
 from programs import programs
@@ -39,9 +41,23 @@ def promoted(t: Type) -> Type:
     return t
 
 
+def compatible(made: Type, inferred: Type) -> bool:
+    """Whether ``made`` is ``inferred`` up to Real ≤ Tensor, where ``inferred`` has ``Unit``
+    for what the checker could not determine."""
+    if inferred == UNIT or promoted(made) == promoted(inferred):
+        return True
+    if isinstance(made, TupleType) and isinstance(inferred, TupleType) and len(made.items) == len(inferred.items):
+        return all(compatible(m, i) for m, i in zip(made.items, inferred.items))
+    if isinstance(made, ListType) and isinstance(inferred, ListType):
+        return compatible(made.elem, inferred.elem)
+    if type(made) is type(inferred) and isinstance(made, (FunType, LinType)):
+        return compatible(made.dom, inferred.dom) and compatible(made.cod, inferred.cod)
+    return False
+
+
 def differences(made: Term, inferred: Term, out: list, exact: bool, path: tuple = ()) -> list:
     """The nodes at which two alpha-equivalent terms have different types."""
-    if made.ty != inferred.ty and (exact or promoted(made.ty) != promoted(inferred.ty)):
+    if made.ty != inferred.ty and (exact or not compatible(made.ty, inferred.ty)):
         out.append((path, type(made).__name__, made.ty, inferred.ty, lamad.pretty(made)[:60]))
     for i, (a, b) in enumerate(zip(children(made), children(inferred))):
         differences(a, b, out, exact, path + (i,))
