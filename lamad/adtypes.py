@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from lamad.syntax import (
-    BOOL, INT, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType, TVar, Type, perp,
+    BOOL, INT, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType, TVar, Type, map_type, perp,
 )
 
 
@@ -14,17 +14,7 @@ from lamad.syntax import (
 def backprop_type(t: Type) -> Type:
     """←D(A): ``Real ↦ Real × Real⊥``, ``Tensor ↦ Tensor × Tensor⊥``, structural elsewhere,
     ``←D(A ⊸ B) = ←D(A) ⊸ ←D(B)`` and ``←D(d) = d`` (see lamad/transform.py)."""
-    if t in (REAL, TENSOR):
-        return TupleType((t, perp(t)))
-    if isinstance(t, TupleType):
-        return TupleType(tuple(backprop_type(i) for i in t.items))
-    if isinstance(t, ListType):
-        return ListType(backprop_type(t.elem))
-    if isinstance(t, (FunType, LinType)):
-        return type(t)(backprop_type(t.dom), backprop_type(t.cod))
-    if isinstance(t, TVar):
-        raise ValueError("←D is not defined on a type that is not known")
-    return t
+    return map_type(t, lambda u: TupleType((u, perp(u))) if u in (REAL, TENSOR) else _known(u, "←D"))
 
 
 def cotangent_type(t: Type, marked: bool = False) -> Type:
@@ -52,17 +42,13 @@ def cotangent_type(t: Type, marked: bool = False) -> Type:
 def forward_type(t: Type) -> Type:
     """→D(A): ``Real ↦ Real × Real``, ``Tensor ↦ Tensor × Tensor``, structural elsewhere,
     ``→D(A ⊸ B) = →D(A) ⊸ →D(B)`` and ``→D(d) = d`` (see lamad/transform.py)."""
-    if t in (REAL, TENSOR):
-        return TupleType((t, t))
-    if isinstance(t, TupleType):
-        return TupleType(tuple(forward_type(i) for i in t.items))
-    if isinstance(t, ListType):
-        return ListType(forward_type(t.elem))
-    if isinstance(t, (FunType, LinType)):
-        return type(t)(forward_type(t.dom), forward_type(t.cod))
+    return map_type(t, lambda u: TupleType((u, u)) if u in (REAL, TENSOR) else _known(u, "→D"))
+
+
+def _known(t: Type, transform: str) -> None:
+    """Nothing, for a type the transform is defined on; an error for a type variable."""
     if isinstance(t, TVar):
-        raise ValueError("→D is not defined on a type that is not known")
-    return t
+        raise ValueError(f"{transform} is not defined on a type that is not known")
 
 
 @lru_cache(maxsize=None)
@@ -91,13 +77,5 @@ def unmarked_type(t: Type, marks: str) -> Type:
 
 
 def _unmark(t: Type, type_of) -> Type:
-    for base in (REAL, TENSOR):
-        if t == type_of(base):
-            return base
-    if isinstance(t, TupleType):
-        return TupleType(tuple(_unmark(i, type_of) for i in t.items))
-    if isinstance(t, ListType):
-        return ListType(_unmark(t.elem, type_of))
-    if isinstance(t, (FunType, LinType)):
-        return type(t)(_unmark(t.dom, type_of), _unmark(t.cod, type_of))
-    return t
+    images = {type_of(base): base for base in (REAL, TENSOR)}
+    return map_type(t, images.get)

@@ -19,7 +19,7 @@ from lamad.prims import PRIMITIVES
 from lamad.prims.rules import RuleError, binders
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, Lam, Let, LinLam, LinType, ListLit, ListType, Lit,
-    Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var,
+    Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, map_type,
 )
 
 _BINDERS: dict[int, tuple[Term, list[str], dict[str, str]]] = {}
@@ -211,14 +211,11 @@ def _match(p: Type, t: Type, scheme: dict[int, Type]) -> None:
 
 
 def _instance(p: Type, scheme: dict[int, Type]) -> Type:
-    if isinstance(p, TVar):
-        if p.id not in scheme:
+    """A primitive's scheme type with its variables replaced by what they were matched to."""
+    def variable(t: Type) -> Type | None:
+        if not isinstance(t, TVar):
+            return None
+        if t.id not in scheme:
             raise RuleError("a type variable of a primitive's result is not determined")
-        return scheme[p.id]
-    if isinstance(p, TupleType):
-        return TupleType(tuple(_instance(i, scheme) for i in p.items))
-    if isinstance(p, ListType):
-        return ListType(_instance(p.elem, scheme))
-    if isinstance(p, (FunType, LinType)):
-        return type(p)(_instance(p.dom, scheme), _instance(p.cod, scheme))
-    return p
+        return scheme[t.id]
+    return map_type(p, variable)

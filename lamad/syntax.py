@@ -103,6 +103,21 @@ class TVar(Type):
     kind: str = "any"
 
 
+def map_type(t: Type, part: Callable[[Type], Type | None]) -> Type:
+    """``t`` with each part for which ``part`` gives a type replaced by that type, and rebuilt
+    around them (tuples, lists, functions and linear functions)."""
+    new = part(t)
+    if new is not None:
+        return new
+    if isinstance(t, TupleType):
+        return TupleType(tuple(map_type(i, part) for i in t.items))
+    if isinstance(t, ListType):
+        return ListType(map_type(t.elem, part))
+    if isinstance(t, (FunType, LinType)):
+        return type(t)(map_type(t.dom, part), map_type(t.cod, part))
+    return t
+
+
 def perp(t: Type) -> LinType:
     """Linear negation ``A⊥ = A ⊸ d``."""
     return LinType(t, GRAD)

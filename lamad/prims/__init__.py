@@ -7,10 +7,10 @@ compiler the implementation.  :func:`public` is the user's scope.
 
 from lamad.prims import arithmetic, elementwise, reductions, shape, constructors, lists, helpers, ad  # noqa: F401
 from lamad.prims.ad import MARKS
-from lamad.prims.base import PRIMITIVES, Operator, Positive, Primitive, Runtime, define, primitive, public
+from lamad.prims.base import PRIMITIVES, Operator, Positive, Primitive, Runtime, define, public
 from lamad.prims.rules import resolve_all
 
 resolve_all()
 
 __all__ = ["PRIMITIVES", "MARKS", "Operator", "Positive", "Primitive", "Runtime", "define",
-           "primitive", "public"]
+           "public"]

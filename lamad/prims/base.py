@@ -174,11 +174,6 @@ def define(name: str, params: tuple[Type, ...], result: Type, impl, **fields) ->
     return prim
 
 
-def primitive(name: str) -> Primitive | None:
-    """The primitive called ``name`` (an operator by its name, ``add``), or ``None``."""
-    return PRIMITIVES.get(name)
-
-
 def public(name: str) -> Primitive | None:
     """The primitive a program may call by ``name``, or ``None``: operators are written
     with their symbols, and the helpers the rules use are not in the user's scope."""
