@@ -33,7 +33,7 @@ class Dataset(NamedTuple):
 
 def wine() -> Dataset:
     """X : 13×178, every feature normalised to mean 0 and variance 1 over the samples;
-    labels = class − 1 (seeds/003)."""
+    labels = class − 1."""
     if WINE_FILE.is_file() and WINE_CLASSES_FILE.is_file():
         features = np.loadtxt(WINE_FILE, delimiter=",", ndmin=2)
         labels, source = np.loadtxt(WINE_CLASSES_FILE, delimiter=",") - 1, WINE_FILE.name

@@ -1,4 +1,4 @@
-"""The benchmark of issue 5 in one command:
+"""The benchmark in one command:
 
     python benchmarks/run.py            # the five reference workloads, a few minutes
     python benchmarks/run.py --quick    # tiny sizes: a smoke run of the harness
@@ -7,8 +7,9 @@ For each workload (benchmarks/workloads.py) it checks the gradients of lamad and
 installed peer (benchmarks/peers.py) against the hand-written NumPy baseline, then times
 loss + gradient — medians of interleaved repetitions, single-threaded BLAS — and prints
 the ratios to hand NumPy and lamad's own gradient / forward ratio, and each workload's
-first-call cost: parse, check, and the first gradient call that makes the gradient.  The shared chain of
-SPEC §4 also gets a table of its growth in n.  Tables go to benchmarks/results/.
+first-call cost: parse, check, and the first gradient call that makes the gradient.  The
+shared chain ``x_i = x_(i-1) · x_(i-1)`` also gets a table of its growth in n.  Tables go
+to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from peers import installed, peers  # noqa: E402
 from workloads import Workload, chain, workloads  # noqa: E402
 
 GRAD_OVER_FORWARD = 3.0
-"""Issue 5's bound on lamad's loss + gradient time over its forward time, everywhere."""
+"""The target bound on lamad's loss + gradient time over its forward time, everywhere."""
 
 
 def lamad_functions(w: Workload) -> tuple:
@@ -117,7 +118,7 @@ def workload_row(w: Workload, t: dict[str, float], systems: list[str]) -> tuple[
 
 
 def chain_growth(sizes: list[int], repeats: int, min_time: float, clock: str) -> list[list[str]]:
-    """The shared chain of SPEC §4 at growing n: time per link and backpropagator runs."""
+    """The shared chain ``x_i = x_(i-1) · x_(i-1)`` at growing n: time per link and backpropagator runs."""
     rows = []
     for n in sizes:
         w = chain(n)
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                  "call.", "",
                  markdown_table(["workload", "parse", "check", "loads", "first call", "total"], first_rows), ""]
     if chain_rows:
-        text += ["The shared chain of SPEC §4, x_i = x_(i-1) · x_(i-1): the gradient's time grows linearly in n "
+        text += ["The shared chain x_i = x_(i-1) · x_(i-1): the gradient's time grows linearly in n "
                  "and runs each of the n backpropagators once.", "",
                  markdown_table(["n", "lamad forward (ms)", "lamad loss + grad (ms)", "grad / fwd",
                                  "µs per link", "lamad / NumPy", "backpropagator runs",

@@ -1,4 +1,4 @@
-"""The five reference workloads of the benchmark (issue 5), each as a lamad program, its
+"""The five reference workloads of the benchmark, each as a lamad program, its
 inputs, its forward pass written once for NumPy-like namespaces (NumPy, autograd, JAX),
 a PyTorch forward pass, and a hand-written NumPy forward *and* backward pass: the
 baseline every other system is measured against.
@@ -33,16 +33,16 @@ class Workload:
     loss: Callable[..., Any]  # loss(xp, *args) for xp = numpy, autograd.numpy, jax.numpy
     torch_loss: Callable[..., Any]  # loss(torch, *args) on torch tensors
     value_and_grad: Callable[..., tuple[Any, tuple]]  # the hand-written NumPy baseline
-    target: float | None = None  # lamad loss+gradient / hand NumPy, from the issue
+    target: float | None = None  # the target for lamad loss+gradient / hand NumPy
     data: str = ""  # where the data came from
-    peers: bool = True  # whether to time the peers too (the issue compares them on workloads 1-4)
+    peers: bool = True  # whether to time the peers too (they are compared on workloads 1-4)
 
 
 def _source(name: str) -> str:
     return (HERE / f"{name}.lam").read_text()
 
 
-# --------------------------------------------------------------------- 1. wine MLP (seeds/003)
+# --------------------------------------------------------------------- 1. wine MLP (examples/wine.lam)
 
 
 def wine_loss(xp, w1, w2, x, y):
@@ -67,7 +67,7 @@ def wine_mlp(hidden: int, samples: int | None = None) -> Workload:
                     wine_value_and_grad, target=1.3 if hidden >= 256 else 3.0, data=d.source)
 
 
-# --------------------------------------------------------------------- 2. digits MLP (seeds/001)
+# --------------------------------------------------------------------- 2. digits MLP (examples/digits.lam)
 
 
 def digits_loss(xp, w1, b1, w2, b2, x, t):
@@ -84,7 +84,7 @@ def digits_torch_loss(torch, w1, b1, w2, b2, x, t):
 
 
 def digits_value_and_grad(w1, b1, w2, b2, x, t):
-    """seeds/001: A1 = X W1 + b1, Z = max(0, A1), A2 = Z W2 + b2, Y = softmax(A2);
+    """A1 = X W1 + b1, Z = max(0, A1), A2 = Z W2 + b2, Y = softmax(A2);
     ∂A2 = (Y − T)/m, ∂W2 = Zᵀ ∂A2 + λ W2, ∂b2 = Σ₀ ∂A2, ∂A1 = ∂A2 W2ᵀ ⊙ (A1 > 0),
     ∂W1 = Xᵀ ∂A1 + λ W1, ∂b1 = Σ₀ ∂A1."""
     m = x.shape[0]
@@ -178,12 +178,12 @@ def rnn_fold(steps: int = 50, hidden: int = 64, inputs: int = 32) -> Workload:
                     rnn_value_and_grad, target=3.0)
 
 
-# --------------------------------------------------------------------- 5. the shared chain (SPEC §4)
+# --------------------------------------------------------------------- 5. the shared chain
 
 
 def chain_program(n: int) -> str:
     """``x1 = x0 * x0; …; xn = x(n−1) * x(n−1)``: 2^n backpropagator calls if they ran
-    eagerly, n when forced (SPEC §4)."""
+    eagerly, n when forced (docs/differentiation.md)."""
     lets = "; ".join(f"x{i} = x{i - 1} * x{i - 1}" for i in range(1, n + 1))
     return f"def loss (x0 : Real) : Real = let {lets} in x{n}\n"
 
@@ -214,7 +214,7 @@ def chain(n: int, x0: float = 1.0) -> Workload:
 
 
 def workloads(quick: bool = False) -> list[Workload]:
-    """The reference workloads of issue 5 (tiny versions of them when ``quick``)."""
+    """The reference workloads (tiny versions of them when ``quick``)."""
     if quick:
         return [wine_mlp(4, samples=20), digits_mlp(samples=30, hidden=8), scalar_chain(20),
                 rnn_fold(steps=4, hidden=5, inputs=3), chain(50)]

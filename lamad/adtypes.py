@@ -1,5 +1,5 @@
-"""The types of AD (SPEC §3): what ←D and →D make of a type, cotangent types, and the
-types of terms that several transforms went through (nesting)."""
+"""The types of AD (docs/differentiation.md): what ←D and →D make of a type, cotangent
+types, and the types of terms that several transforms went through (nesting)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def backprop_type(t: Type) -> Type:
 
 
 def cotangent_type(t: Type, marked: bool = False) -> Type:
-    """ct(A): the type of gradients with respect to a value of type ``A`` (SPEC §3).  For
+    """ct(A): the type of gradients with respect to a value of type ``A``.  For
     the AD operators marked by a transform (``grad'f``), ``A`` is a transformed type
     whose pairs may hold backpropagators: those are kept, so that ``ct(D(A)) = D(ct(A))``."""
     if t in (REAL, TENSOR):

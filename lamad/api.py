@@ -1,4 +1,5 @@
-"""The Python API (SPEC §6): load a program and use its definitions from Python.
+"""The Python API (README.md, "The Python API"): load a program and use its definitions
+from Python.
 
     prog = lamad.load("examples/wine.lam")
     prog.loss(W1, W2)          # a definition with parameters is a callable
@@ -100,7 +101,7 @@ class LoadedProgram:
 
     def define(self, program: Program) -> None:
         """Add the definitions of ``program`` below this program's, one after the other, as
-        a REPL does: each is checked against those above it (SPEC §2.3).  One that has the
+        a REPL does: each is checked against those above it.  One that has the
         name of an existing definition replaces it, and the definitions that depend on that
         name are checked again right after it (their values are computed again when next
         used), so that the whole is always a program a file could hold.  All or nothing: on
@@ -158,9 +159,9 @@ class LoadedProgram:
         return name, ty, term
 
     def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False) -> tuple[Type, Term]:
-        """←D (or →D, in ``forward_mode``) of an elaborated term (SPEC §3), simplified
-        unless ``simplified=False``, and its type ←D(A) (:func:`lamad.driver.derivative`).
-        Errors are left unlocated."""
+        """←D (or →D, in ``forward_mode``) of an elaborated term (docs/differentiation.md),
+        simplified unless ``simplified=False``, and its type ←D(A)
+        (:func:`lamad.driver.derivative`).  Errors are left unlocated."""
         return driver.derivative(term, "forward" if forward_mode else "reverse", simplified)
 
     def _located(self, fn: Callable, *args) -> Any:

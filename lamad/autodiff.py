@@ -1,5 +1,5 @@
-"""The AD operators at run time (SPEC §3): ``grad``, ``value_and_grad``, ``vjp`` and ``jvp``
-applied to function values, nested to any depth.
+"""The AD operators at run time (docs/differentiation.md): ``grad``, ``value_and_grad``,
+``vjp`` and ``jvp`` applied to function values, nested to any depth.
 
 ``grad f`` differentiates the *value* it is given: a closure is its lambda's compiled
 function, which knows its term, partially applied to the values it captured
@@ -73,7 +73,8 @@ def relift(value: Any, t: Type, mark: str, depth: int, runtime: Runtime) -> Any:
     """``M(S(v))`` from ``M(v)``, for a value ``v`` of type ``t``, ``S`` the transform
     ``mark`` (``"r"`` for ←D, ``"f"`` for →D) and ``M`` the ``depth`` transforms the
     value has been through.  At depth 0 this lifts a value into ``S``'s world as a
-    constant (SPEC §3: the free variables of a differentiated function are constants)."""
+    constant (the free variables of a differentiated function are constants:
+    docs/differentiation.md, Conventions)."""
     if is_real(t):
         return value, (ZERO_BACKPROP if mark == "r" else zeros(value, runtime.backend.xp))
     if isinstance(t, TupleType):
@@ -209,7 +210,7 @@ class Differentiated:
 
 class Gradient(Differentiated):
     """``grad f`` and ``value_and_grad f``: ``λx. collect (y' 1.0)`` with ``(y, y') =
-    ←D(f) (wrap x)`` (SPEC §3), under the transforms ``marks``.
+    ←D(f) (wrap x)``, under the transforms ``marks``.
 
     A gradient, as a pullback, runs with the cyclic garbage collector paused: its
     forward pass builds a graph of backpropagators that all survive until forced, and
@@ -244,7 +245,7 @@ class Gradient(Differentiated):
 
 class Pullback(Differentiated):
     """The pullback of ``vjp f x``: ``ct(B) ⊸ ct(A)``, forcing the backpropagators of the
-    result on the cotangent it is given (SPEC §3)."""
+    result on the cotangent it is given."""
 
     @collector_paused
     def __init__(self, f, fty, marks, runtime, span, x: Any):
@@ -269,14 +270,14 @@ class Pullback(Differentiated):
 
 
 def vjp(f: Callable, x: Any, fty: FunType, marks: str, runtime: Runtime, span: Span | None) -> tuple[Any, Pullback]:
-    """``vjp f x = (f x, pullback)`` with ``pullback : ct(B) ⊸ ct(A)`` (SPEC §3)."""
+    """``vjp f x = (f x, pullback)`` with ``pullback : ct(B) ⊸ ct(A)``."""
     pullback = Pullback(f, fty, marks, runtime, span, x)
     return pullback.y, pullback
 
 
 def jvp(f: Callable, x: Any, dx: Any, fty: FunType, marks: str, runtime: Runtime,
         span: Span | None) -> tuple[Any, Any]:
-    """``jvp f x dx = (f x, J·dx)``: →D(f) run on the pairs of ``x`` and ``dx`` (SPEC §3)."""
+    """``jvp f x dx = (f x, J·dx)``: →D(f) run on the pairs of ``x`` and ``dx``."""
     dual = relift(f, fty, "f", len(marks), runtime)
     try:
         point = pair(x, dx, fty.dom)

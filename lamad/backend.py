@@ -1,4 +1,4 @@
-"""Array backends (SPEC §4): the evaluator reaches arrays only through a
+"""Array backends (docs/architecture.md): the evaluator reaches arrays only through a
 :class:`Backend`'s namespace ``xp`` (NumPy or CuPy) and its float ``dtype``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``lamad`` command (SPEC §6).
+"""The ``lamad`` command (README.md, "The command line").
 
 Exit status: 0 on success, 1 on an error in the user's program (syntax, type,
 run time: a located message on stderr, never a traceback), 2 on bad usage.

@@ -95,10 +95,10 @@ def type_of(term: Term, types: Mapping[str, Type]) -> Type:
 
 @deep
 def derivative(term: Term, mode: str = "reverse", simplified: bool = True) -> tuple[Type, Term]:
-    """←D (``mode="reverse"``) or →D (``mode="forward"``) of an elaborated term (SPEC §3),
-    simplified unless ``simplified=False``, and its type ←D(A): the transforms type what
-    they make (if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A)), so nothing is inferred again; the
-    definitions it uses must have transformed types."""
+    """←D (``mode="reverse"``) or →D (``mode="forward"``) of an elaborated term
+    (docs/differentiation.md), simplified unless ``simplified=False``, and its type ←D(A):
+    the transforms type what they make (if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A)), so nothing
+    is inferred again; the definitions it uses must have transformed types."""
     transform, type_of_ = TRANSFORMS[mode]
     transformed_types(term, type_of_)
     target = transform(term)
@@ -109,7 +109,7 @@ def derivative(term: Term, mode: str = "reverse", simplified: bool = True) -> tu
 
 
 def transformed_types(term: Term, type_of_: Callable[[Type], Type]) -> dict[str, Type]:
-    """←D(Γ) (or →D(Γ)) for the free variables of ``term`` (SPEC §3: if Γ ⊢ t : A then
+    """←D(Γ) (or →D(Γ)) for the free variables of ``term`` (if Γ ⊢ t : A then
     ←D(Γ) ⊢ ←D(t) : ←D(A)), the definitions it uses: only those, so that an unrelated
     definition of a type the transform does not take does not stop this one."""
     types = {}

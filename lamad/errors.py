@@ -5,7 +5,8 @@
         the source line
         ^^^^^
 
-(SPEC §6).  Anything else escaping lamad is a bug in lamad, not in the program."""
+(docs/language.md, Errors).  Anything else escaping lamad is a bug in lamad, not in the
+program."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evaluation (SPEC §4): call-by-value, by compilation to Python functions.
+"""Evaluation (docs/language.md, Evaluation): call-by-value, by compilation to Python functions.
 
 :func:`compile_term` turns an elaborated term into Python source once, and
 running it walks no AST and makes no call per node.  Each lambda becomes one
@@ -14,7 +14,7 @@ its last use.
 A run-time error is located by the line it happened on: every builtin application
 has a line of its own (the operations of a line of arithmetic are replayed one by
 one to find the one that failed), and one handler per function maps the line back
-to the span of the application (SPEC §6).  With Python 3.11's zero-cost ``try``
+to the span of the application.  With Python 3.11's zero-cost ``try``
 the hot path pays nothing for it.
 
 Values: backend arrays for ``Real`` (0-d) and ``Tensor``; Python ``int``,
@@ -477,7 +477,7 @@ class _Unit:
         return (code if depth == 0 else f"({code})"), step, steps
 
     def ad(self, t: Prim) -> str:
-        """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx`` (SPEC §3), maybe
+        """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx``, maybe
         marked by the transforms the term went through (lamad/autodiff.py)."""
         op, marks = t.op, t.marks
         fty = unmarked_type(t.args[0].ty, marks)

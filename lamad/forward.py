@@ -1,5 +1,5 @@
-"""The forward-mode transform →D (SPEC §3, "Forward mode"): dual numbers as a term
-transform.
+"""The forward-mode transform →D (docs/differentiation.md, "Forward mode"): dual numbers
+as a term transform.
 
 ``forward(t)`` maps an elaborated term of type ``A`` to a term of type ``→D(A)``, where a
 real or a tensor becomes a pair of its value and its *tangent* (``Real ↦ Real × Real``),
@@ -74,7 +74,7 @@ class _Forward(Transform):
 
 
 def forward(term: Term) -> Term:
-    """→D(term) for an elaborated (type-checked) term (SPEC §3, Forward mode)."""
+    """→D(term) for an elaborated (type-checked) term."""
     return _Forward(term).term(term)
 
 

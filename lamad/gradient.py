@@ -1,4 +1,5 @@
-"""The target calculus at run time (SPEC §4): backpropagators, gradient values, forcing.
+"""The target calculus at run time: backpropagators, gradient values, forcing
+(docs/differentiation.md, "At run time").
 
 * A :class:`Backpropagator` (a value of type ``A ⊸ d``) is a closure with a unique
   id that increases with creation time.  It only refers to backpropagators made
@@ -13,10 +14,10 @@
   the paper's linear factoring ``t u + t v → t (u + v)``.  So a gradient costs
   O(the forward evaluation) (Brunel, Mazza & Pagani 2020, §6) and long chains
   cannot overflow the Python stack.
-* In a derivative that is differentiated again (SPEC §3, nesting) the backpropagators
-  are transformed ones and the cotangents sent to them are transformed values: pairs of
-  a cotangent and its tangent (→D) or its own backpropagator (←D).  They are summed by
-  :func:`add_cotangents`, and forcing stays linear at every level.
+* In a derivative that is differentiated again (docs/differentiation.md, nesting) the
+  backpropagators are transformed ones and the cotangents sent to them are transformed
+  values: pairs of a cotangent and its tangent (→D) or its own backpropagator (←D).
+  They are summed by :func:`add_cotangents`, and forcing stays linear at every level.
 """
 
 from __future__ import annotations

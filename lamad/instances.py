@@ -8,7 +8,8 @@ placeholders are typed, so the type of every node of the instance follows bottom
 the type schemes of the primitives in it.  The types are the ones the checker would
 infer (lamad/types.py): ``Real`` is used where a ``Tensor`` is expected, and arithmetic
 joins the two.  So a transform knows the type of every term it makes, and its output is
-never inferred again: ``D(t)`` has type ``D(A)`` when ``t`` has type ``A`` (SPEC §3).
+never inferred again: ``D(t)`` has type ``D(A)`` when ``t`` has type ``A``
+(docs/differentiation.md, "Typed as they are made").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The syntactic linearity test of linear functions (SPEC §3): the checker applies it to
-every ``λa ⊸ t`` a program writes."""
+"""The syntactic linearity test of linear functions (docs/language.md): the checker
+applies it to every ``λa ⊸ t`` a program writes."""
 
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ def linear_in(t: Term, a: str | frozenset[str]) -> bool:
     """Whether ``t`` is linear in ``a`` (or jointly in a set of variables): built from them
     by sums whose every summand is linear, applications of linear functions, builtins in
     their linear arguments (:attr:`Builtin.linear`) with the other arguments free of
-    them, and ``let``s whose bound term is linear (its variable is then linear too)
-    (SPEC §3)."""
+    them, and ``let``s whose bound term is linear (its variable is then linear too)."""
     linear = frozenset([a]) if isinstance(a, str) else a
     if isinstance(t, Var):
         return t.name in linear

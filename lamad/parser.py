@@ -1,4 +1,4 @@
-"""Source text to AST (SPEC §2.1–2.3), with the LALR grammar of ``grammar/lam.lark``.
+"""Source text to AST (docs/language.md), with the LALR grammar of ``grammar/lam.lark``.
 
 ``parse_program`` reads a whole ``.lam`` file, ``parse_term`` one expression and
 ``parse_type`` one type.  Every failure is a :class:`LamSyntaxError` that says
@@ -373,7 +373,7 @@ def _unexpected_character(e: lark.exceptions.UnexpectedCharacters, text: str) ->
 
 
 def parse_program(text: str) -> Program:
-    """Parse a whole program: a sequence of ``def``s (SPEC §2.3)."""
+    """Parse a whole program: a sequence of ``def``s (docs/language.md)."""
     return _parse_or_explain(text, "start")
 
 

@@ -1,5 +1,6 @@
-"""Printing terms, types and programs (SPEC §5): Unicode by default, ASCII on request,
-with the fewest parentheses the precedence table of SPEC §2.3 allows, so that
+"""Printing terms, types and programs (docs/differentiation.md, Names in derivative
+programs): Unicode by default, ASCII on request, with the fewest parentheses the
+precedences of the operators (their records, docs/primitives.md) allow, so that
 ``parse(pretty(t))`` gives ``t`` back.  Types are printed by
 :func:`lamad.syntax.pretty_type` (available here too), which ``str`` of a type uses."""
 

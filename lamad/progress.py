@@ -1,4 +1,4 @@
-"""Progress bars for long loops (``lamad run`` on a terminal, SPEC §6).
+"""Progress bars for long loops (``lamad run`` on a terminal; docs/design.md, Reporting progress).
 
 The loop builtins (``iterate``, ``fold``, ``scan``) walk their steps through
 :meth:`Progress.steps`.  The outermost loop that runs for longer than ``delay``

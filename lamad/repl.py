@@ -1,4 +1,4 @@
-"""The REPL (SPEC §6): ``lamad repl [FILE]``, on prompt_toolkit.
+"""The REPL (README.md, "The REPL"): ``lamad repl [FILE]``, on prompt_toolkit.
 
 Each input is an expression (evaluated and printed), ``def``s (added to the session's
 program, each checked against the definitions above it) or a command ``:name``
@@ -48,7 +48,7 @@ PROMPT = "lamad> "
 CONTINUATION = "   ... "
 
 SYMBOLS = {"lambda": "λ", "to": "→", "times": "×", "multimap": "⊸", "perp": "⊥", "cdot": "·"}
-"""``\\name`` completions to the Unicode symbols of SPEC §2.1 (the ASCII spellings work too)."""
+"""``\\name`` completions to the Unicode symbols of the syntax (the ASCII spellings work too)."""
 
 
 # --------------------------------------------------------------------- input
@@ -516,7 +516,7 @@ def _lines(repl: Repl, stream: TextIO) -> Iterator[str]:
 
 def main(file: Path | None = None, backend: str | None = None, dtype: str | None = None, *,
          input: Input | None = None, output: Output | None = None, out: TextIO | None = None) -> int:
-    """Run the REPL until ``:quit`` or Ctrl-D (SPEC §6); ``input``/``output`` are
+    """Run the REPL until ``:quit`` or Ctrl-D; ``input``/``output`` are
     prompt_toolkit's (a terminal by default).  Reading from a pipe instead, each input is
     echoed, and the exit status is 1 if one failed."""
     repl = Repl(backend, dtype, out)

@@ -1,4 +1,5 @@
-"""The reverse-mode transform ←D of Brunel, Mazza & Pagani (POPL 2020), SPEC §3.
+"""The reverse-mode transform ←D of Brunel, Mazza & Pagani (POPL 2020);
+docs/differentiation.md says how lamad implements it.
 
 ``backprop(t)`` maps an elaborated source term of type ``A`` to a target term of
 type ``←D(A)``, by structural recursion with one clause per term former and no
@@ -108,7 +109,7 @@ def _broadcasts(args: tuple[Term, ...], i: int) -> bool:
 
 
 def backprop(term: Term) -> Term:
-    """←D(term) for an elaborated (type-checked) term (SPEC §3)."""
+    """←D(term) for an elaborated (type-checked) term."""
     return _Backprop(term).term(term)
 
 

@@ -1,4 +1,4 @@
-"""The abstract syntax of lamad: types, patterns, terms and programs (SPEC §2).
+"""The abstract syntax of lamad: types, patterns, terms and programs (docs/language.md).
 
 One set of immutable node classes serves source terms and the target terms that
 the AD transforms produce.  Every node carries the source ``span`` it came from
@@ -39,7 +39,7 @@ class Span:
 
 
 class Type:
-    """Base class of types (SPEC §2.2)."""
+    """Base class of types."""
 
     def __str__(self) -> str:
         return pretty_type(self, ascii=True)
@@ -51,7 +51,7 @@ class Type:
 @dataclass(frozen=True, eq=True, repr=False)
 class Base(Type):
     """A base type: ``Real``, ``Tensor``, ``Int``, ``Bool``, ``Unit``, ``String``,
-    and ``d``, the abstract gradient module of target terms (SPEC §3)."""
+    and ``d``, the abstract gradient module of target terms (docs/differentiation.md)."""
 
     name: str
 
@@ -83,7 +83,7 @@ class FunType(Type):
 
 @dataclass(frozen=True, repr=False)
 class LinType(Type):
-    """A linear function ``A ⊸ B``; ``A⊥`` is ``A ⊸ d`` (SPEC §2.2)."""
+    """A linear function ``A ⊸ B``; ``A⊥`` is ``A ⊸ d``."""
 
     dom: Type
     cod: Type
@@ -129,7 +129,7 @@ _TYPE_SYMBOLS = {False: {"->": "→", "-o": "⊸", "*": "×"}, True: {"->": "->"
 
 
 def pretty_type(t: Type, ascii: bool = False) -> str:
-    """Print a type (SPEC §5), Unicode or ASCII; ``A ⊸ d`` is shown as ``A⊥`` (ASCII
+    """Print a type, Unicode or ASCII; ``A ⊸ d`` is shown as ``A⊥`` (ASCII
     ``~A``), and unification variables as ``'a``, ``'b``, … in order of appearance.
     Types print here, with their classes, so that ``str`` of a type needs nothing else;
     :mod:`lamad.pretty` prints terms and programs."""
@@ -237,7 +237,8 @@ class Lam(Term):
     """``λp. t``.  A lambda that an AD transform made from a lambda of its input records
     that one and the transform (``origin = ("←D", λ)`` or ``("→D", λ)``), so that a
     closure of the transformed program can be traced back to the source it came from
-    when it is differentiated again (SPEC §3, nesting; see :mod:`lamad.nesting`)."""
+    when it is differentiated again (docs/differentiation.md, nesting; see
+    :mod:`lamad.autodiff`)."""
 
     param: Pattern
     body: Term
@@ -247,7 +248,7 @@ class Lam(Term):
 @dataclass(frozen=True)
 class LinLam(Term):
     """A linear function ``λa ⊸ t`` (ASCII ``\\a -o t``): a backpropagator when its
-    body has the gradient type ``d`` (SPEC §3).  ``origin`` as for :class:`Lam`."""
+    body has the gradient type ``d``.  ``origin`` as for :class:`Lam`."""
 
     param: Pattern
     body: Term
@@ -290,12 +291,12 @@ class Prim(Term):
 
 @dataclass(frozen=True)
 class DZero(Term):
-    """``0``, the zero of the gradient module ``d``: nothing sent anywhere (SPEC §3)."""
+    """``0``, the zero of the gradient module ``d``: nothing sent anywhere."""
 
 
 @dataclass(frozen=True)
 class DAdd(Term):
-    """``u + v`` in the gradient module ``d``: both sums of cotangents sent (SPEC §3)."""
+    """``u + v`` in the gradient module ``d``: both sums of cotangents sent."""
 
     left: Term
     right: Term

@@ -1,20 +1,21 @@
 """What the AD transforms ←D (lamad/reverse.py) and →D (lamad/forward.py) share.
 
-Both are compositional (SPEC §3): one clause per term former, by structural recursion,
-with no global analysis.  On every former but literals and builtins they are the same —
-``D(x) = x``, ``D(λx. t) = λx. D t``, ``D(t u) = D t D u``, ``let``, tuples, lists, ``if``
-— so :class:`Transform` implements those clauses once and a transform supplies its type
-map (:meth:`Transform.type_of`), its literal clause and its primitive clause.  The chain
-rule of each differentiable primitive is a small lamad term in its record (``a * y`` for
-``exp``'s transposed derivative, ``dx1 * y`` for its tangent), resolved once
-(:mod:`lamad.prims.rules`) and instantiated here.
+Both are compositional (docs/differentiation.md): one clause per term former, by
+structural recursion, with no global analysis.  On every former but literals and builtins
+they are the same — ``D(x) = x``, ``D(λx. t) = λx. D t``, ``D(t u) = D t D u``, ``let``,
+tuples, lists, ``if`` — so :class:`Transform` implements those clauses once and a
+transform supplies its type map (:meth:`Transform.type_of`), its literal clause and its
+primitive clause.  The chain rule of each differentiable primitive is a small lamad term
+in its record (``a * y`` for ``exp``'s transposed derivative, ``dx1 * y`` for its
+tangent), resolved once (:mod:`lamad.prims.rules`) and instantiated here.
 
 Terms of the target calculus are transformed too, which is what makes nesting work
-(SPEC §3, Nesting): a linear function ``λa ⊸ t`` is transformed like a lambda, ``D(A ⊸ B)
-= D(A) ⊸ D(B)``; the gradient module ``d`` is left as it is, ``D(d) = d``, its ``0`` and
-``+`` commute with the transform, and the cotangents sent through it are the transformed
-ones.  An AD operator met inside a term is kept, marked with the transform
-(:attr:`lamad.syntax.Prim.marks`), for the evaluator to apply to transformed values.
+(docs/differentiation.md, nesting): a linear function ``λa ⊸ t`` is transformed like a
+lambda, ``D(A ⊸ B) = D(A) ⊸ D(B)``; the gradient module ``d`` is left as it is,
+``D(d) = d``, its ``0`` and ``+`` commute with the transform, and the cotangents sent
+through it are the transformed ones.  An AD operator met inside a term is kept, marked
+with the transform (:attr:`lamad.syntax.Prim.marks`), for the evaluator to apply to
+transformed values.
 """
 
 from __future__ import annotations

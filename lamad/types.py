@@ -1,4 +1,4 @@
-"""Type checking and elaboration (SPEC §2.2–2.4).
+"""Type checking and elaboration (docs/language.md: Typing, Numbers, Builtins).
 
 ``typecheck(program)`` infers the type of every definition by unification and
 returns a :class:`TypedProgram` whose terms are *elaborated*: every node carries
@@ -7,12 +7,12 @@ its type ``ty``, applications of builtins are saturated :class:`Prim` nodes
 literals, ``&&``/``||`` are ``if``s and ascriptions are gone.  The evaluator and
 the AD transforms work on elaborated terms only.
 
-Typing is monomorphic for user code; builtins are instantiated afresh at each
-use.  ``Real`` may be used where ``Tensor`` is expected, and arithmetic joins the
-two (SPEC §2.2): the checker implements this as a subsumption ``coerce`` at
-argument positions and a ``join`` at branches and list elements; a Real given for a
-builtin's type variable (``fold``'s initial accumulator) stays open to promotion by the
-arguments after it.
+Typing is monomorphic for user code; builtins are instantiated afresh at each use.
+``Real`` may be used where ``Tensor`` is expected, and arithmetic joins the two
+(docs/language.md, Numbers): the checker implements this as a subsumption ``coerce``
+at argument positions and a ``join`` at branches and list elements; a Real given for a
+builtin's type variable (``fold``'s initial accumulator) stays open to promotion by
+the arguments after it.
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ class Checker:
         return a
 
     def join(self, a: Type, b: Type, span: Span | None, what: str) -> Type:
-        """The least type of which both ``a`` and ``b`` are instances (SPEC §2.2 promotion)."""
+        """The least type of which both ``a`` and ``b`` are instances (Real promoted to Tensor)."""
         try:
             return self._join(a, b)
         except _Mismatch:
@@ -362,10 +362,11 @@ class Checker:
         raise LamTypeError(f"cannot type-check a {type(t).__name__} node", t.span)
 
     def linear_lambda(self, t: LinLam) -> Term:
-        """``λa ⊸ u : A ⊸ B``, where ``u`` must be linear in ``a`` (SPEC §3).  A linear
-        function that a transform made from one (``origin`` set) is linear by construction
-        — the derivative of a linear map is linear — and is not checked again: its body
-        is linear in the pair ``a`` stands for, which the syntactic test does not follow."""
+        """``λa ⊸ u : A ⊸ B``, where ``u`` must be linear in ``a`` (lamad/linearity.py).
+        A linear function that a transform made from one (``origin`` set) is linear by
+        construction — the derivative of a linear map is linear — and is not checked again:
+        its body is linear in the pair ``a`` stands for, which the syntactic test does not
+        follow."""
         if not isinstance(t.param, PVar):
             raise LamTypeError("a linear function takes one variable, the cotangent", t.param.span)
         dom = self.param_type(t.param)
@@ -505,7 +506,7 @@ class Checker:
 
     def prim(self, op: str, args: list[Term], span: Span | None, arg_spans: list, elaborated: bool = False,
              marks: str = "") -> Term:
-        """Elaborate a saturated primitive application ``op args`` (SPEC §2.4), read from the
+        """Elaborate a saturated primitive application ``op args``, read from the
         primitive's record."""
         if op in ("and", "or"):
             left, right = (self.infer(a) for a in args)
@@ -542,7 +543,7 @@ class Checker:
 
     def arith(self, b: Primitive, args: list[Term], spans: list) -> Type:
         """Numeric operands joined: Int op Int is Int (if allowed), otherwise Real unless
-        either side is a Tensor (SPEC §2.2)."""
+        either side is a Tensor."""
         if b.name == "add" and any(self.resolve(a.ty) == GRAD for a in args):
             for a, sp in zip(args, spans):
                 self.coerce(a.ty, GRAD, sp, "argument of '+' on gradients: ")
@@ -603,7 +604,7 @@ class Checker:
     def ad(self, op: str, marks: str, args: list[Term], spans: list) -> Type:
         """``grad f : A -> ct(A)``, ``value_and_grad f : A -> Real * ct(A)`` for
         ``f : A -> Real`` — or ``f : A -> Tensor``, whose result must then be 0-d at run
-        time, as in JAX (SPEC §3: a non-scalar loss is a checked run-time error);
+        time, as in JAX (a non-scalar loss is a checked run-time error, docs/differentiation.md);
         ``vjp f x : B * (ct(B) ⊸ ct(A))`` and ``jvp f x dx : B * ct(B)`` with ``dx : ct(A)``
         for ``f : A -> B``.  An operator marked by transforms (``grad'f``, see
         :attr:`lamad.syntax.Prim.marks`) has the transformed type: its function returns
@@ -666,7 +667,7 @@ class Checker:
         return body
 
     def cotangent(self, t: Type, span: Span | None, what: str, marks: str = "") -> Type:
-        """``ct(t)`` (SPEC §3), or a variable standing for it until ``t`` is known, which
+        """``ct(t)``, or a variable standing for it until ``t`` is known, which
         :meth:`settle` then solves."""
         if _free_type_vars(self.zonk(t)):
             v = self.fresh()
@@ -800,7 +801,7 @@ def check_def(d: Def, globals_: Mapping[str, Type], later: frozenset[str] = froz
 
 
 def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> TypedProgram:
-    """Check every definition in order (SPEC §2.3: each may use only those above it)."""
+    """Check every definition in order (each may use only those above it)."""
     types: dict[str, Type] = dict(globals_ or {})
     terms: dict[str, Term] = {}
     names = [d.name for d in program.defs]

@@ -294,7 +294,7 @@ class _Generator:
         """Source text of a term of type ``t`` whose free variables are in ``scope``: a
         leaf at depth 0 and now and then above, else a term former with subterms one
         level less deep."""
-        if t == TensorT(()) and self.draw(st.integers(0, 2)) == 0:  # a Real promoted (SPEC §2.2)
+        if t == TensorT(()) and self.draw(st.integers(0, 2)) == 0:  # a Real promoted
             return _paren(self.term(REAL, scope, depth) + self.choose(["", " : Tensor"]))
         if depth <= 0 or self.draw(st.integers(0, 3)) == 0:
             return self.leaf(t, scope)
@@ -321,7 +321,7 @@ class _Generator:
         if isinstance(t, TensorT):
             real = self.from_variable(name, vt, REAL, scope)
             dims = "[" + ", ".join(map(str, t.shape)) + "]"
-            promoted = [real, f"({real} : Tensor)"] if t.shape == () else []  # Real ≤ Tensor (SPEC §2.2)
+            promoted = [real, f"({real} : Tensor)"] if t.shape == () else []  # Real ≤ Tensor
             return self.choose([f"({p('fill')} {real} {dims})", f"({real} * {p('ones')} {dims})"] + promoted)
         if isinstance(vt, TensorT):
             return self.choose([f"({p('sum')} {name})", f"({p('mean')} {name})"])

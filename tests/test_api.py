@@ -1,5 +1,6 @@
-"""The Python API of SPEC §6: ``lamad.load`` / ``lamad.loads``, definitions as attributes
-and items, values crossing between Python and lamad, errors, and the pass functions."""
+"""The Python API (README.md, "The Python API"): ``lamad.load`` / ``lamad.loads``,
+definitions as attributes and items, values crossing between Python and lamad, errors,
+and the pass functions."""
 
 from __future__ import annotations
 

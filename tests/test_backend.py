@@ -1,4 +1,4 @@
-"""Backends (SPEC §4): the evaluator reaches arrays only through its backend's namespace,
+"""Backends: the evaluator reaches arrays only through its backend's namespace,
 never copies device data to the host behind the user's back, and runs in float32.
 
 The CuPy path is checked on CPU with a *guarded* namespace: NumPy's functions wrapped so
@@ -167,7 +167,7 @@ def second =
     (jvp f x (ones [3]), hvp f x (ones [3]), hessian f x, jacfwd g x, jacrev g x,
      grad (grad (\\t. sin t * t)) 0.3, jvp (\\x. concat 0 [stack (unstack x), x * x]) x x)
 """
-"""Forward mode, second derivatives and Jacobians (issue 8) through the same guards."""
+"""Forward mode, second derivatives and Jacobians through the same guards."""
 
 
 def to_numpy(v):

@@ -1,9 +1,11 @@
 """The benchmark harness (benchmarks/run.py) cannot rot: its quick mode runs end to end on
 tiny sizes, its hand-written NumPy baselines agree with central finite differences, and
-its gradient check rejects a wrong gradient."""
+its gradient check rejects a wrong gradient; the second-order benchmark
+(benchmarks/second_order.py) runs end to end on tiny sizes too."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import peers  # noqa: E402
@@ -32,6 +35,21 @@ def test_quick_run_reports_every_workload(tmp_path):
         assert float(cells[3]) > 0  # lamad / NumPy
     chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 10 |", "| 100 |"))]
     assert [int(r[6].replace(",", "")) for r in chain_rows] == [10, 100]  # one backpropagator run per link
+    assert "Machine:" in table and "BLAS threads 1" in table
+
+
+def test_quick_second_order_run_reports_both_tables(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "second_order.py"), "--quick", "--results", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "second-order-quick.md").read_text()
+    chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 5 |", "| 10 |"))]
+    runs = [[int(r) for r in row[6].split("/")] for row in chain_rows]
+    assert [(grad, hvp) for grad, hvp, _ in runs] == [(5, 5), (10, 10)]  # one backpropagator run per link
+    for name in ("grad", "hvp", "hessian in w1", "hessian in w2"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert float(row.split("|")[2]) > 0
     assert "Machine:" in table and "BLAS threads 1" in table
 
 

@@ -1,4 +1,4 @@
-"""Every builtin of SPEC §2.4, evaluated through lamad and compared with a NumPy reference
+"""Every builtin of docs/language.md, evaluated through lamad and compared with a NumPy reference
 written here (never by calling ``lamad.builtins``), plus the run-time errors of builtins:
 each is a :class:`lamad.LamRuntimeError` located at the primitive that failed."""
 

@@ -1,6 +1,6 @@
-"""The ``lamad`` command line through a subprocess (SPEC §6): ``run`` and ``check``, the
-exit codes 0 / 1 (an error in the program, located, never a traceback) / 2 (bad usage),
-backends and dtypes."""
+"""The ``lamad`` command line through a subprocess (README.md, "The command line"):
+``run`` and ``check``, the exit codes 0 / 1 (an error in the program, located, never a
+traceback) / 2 (bad usage), backends and dtypes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deep programs (issue: robustness): a chain of 10,000 nested ``let``s and 10,000 nested
+"""Deep programs: a chain of 10,000 nested ``let``s and 10,000 nested
 applications parse, type-check and evaluate without a ``RecursionError``; deeper nesting
 is a clear error from the CLI, never a traceback."""
 

@@ -1,8 +1,9 @@
 """Every program in ``examples/`` runs through the CLI and prints the value that an
 independent NumPy / plain-Python computation of the same thing gives: gradients by the
-hand-derived formulas of the seeds and by central finite differences, training runs by a
-NumPy re-implementation step for step (at reduced size through ``--entry train``), and
-digits.lam's accuracy at full size in a test marked ``slow``."""
+hand-derived formulas of the sources each example cites and by central finite
+differences, training runs by a NumPy re-implementation step for step (at reduced size
+through ``--entry train``), and digits.lam's accuracy at full size in a test marked
+``slow``."""
 
 from __future__ import annotations
 
@@ -108,13 +109,13 @@ def expect_data():
 
 def expect_gate():
     x, y, z = -2.0, 5.0, -4.0
-    return ((x + y) * z, (z, z, x + y))  # the seed's published -12 and (-4, -4, 3)
+    return ((x + y) * z, (z, z, x + y))  # the published -12 and (-4, -4, 3) of the CS231n lecture
 
 
 def expect_neuron():
     w, x, b = 2.0, 3.0, -4.0
     e = np.exp(w * x + b)
-    return (e, (x * e, w * e, e))  # the seed's 22.17, 14.78, 7.389
+    return (e, (x * e, w * e, e))  # the published 22.17, 14.78, 7.389
 
 
 def expect_log_sin():
@@ -291,7 +292,7 @@ def numerical_gradient(f, *xs: np.ndarray, eps: float = 1e-6) -> list[np.ndarray
     return grads
 
 
-WORKED = {  # the worked examples of the seeds: the function, and the point main differentiates at
+WORKED = {  # the worked examples from the literature: the function, and the point main differentiates at
     "gate.lam": ("f", (-2.0, 5.0, -4.0)),
     "neuron.lam": ("neuron", (2.0, 3.0, -4.0)),
     "log_sin.lam": ("f", (2.0, 5.0)),
@@ -339,7 +340,7 @@ def scalar(x) -> float:
 # ------------------------------------------------------------ training, at reduced size
 
 
-def test_wine_gradient_is_the_seeds_hand_derived_one_and_finite_differences():
+def test_wine_gradient_is_the_hand_derived_one_and_finite_differences():
     prog = api.load(EXAMPLES / "wine.lam")
     w = (np.random.default_rng(5).random((13, 4)), np.random.default_rng(6).random(4))
     got = api.grad(prog.loss)(w)
@@ -434,7 +435,7 @@ def test_digits_training_follows_numpy_at_reduced_size():
 
 @pytest.mark.slow
 def test_digits_at_full_size_reaches_95_percent_on_held_out_digits():
-    """The command of the README, as a user runs it, within the two minutes of the issue."""
+    """The command of the README, as a user runs it, within two minutes."""
     start = time.perf_counter()
     proc = lamad("run", "examples/digits.lam", timeout=120)
     elapsed = time.perf_counter() - start

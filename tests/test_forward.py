@@ -1,11 +1,11 @@
-"""Forward mode →D, ``jvp``, and nested derivatives (SPEC §3 "Forward mode" and "Nesting";
-issue 8).  Each primitive's tangent rule is checked from its record (tests/test_prims.py);
-here the conventions at kinks are compared with ←D's; random programs check that
-``jvp`` is the transpose of ``vjp``, that →D type-checks, and that ``jacfwd`` and
-``jacrev`` agree; Hessians are checked exactly on quadratic forms, against analytic
-formulas and against finite differences of the gradient, the wine MLP loss included;
-nesting is checked on every pair of modes, at third order, on closures and loops, and
-by counting backpropagator runs."""
+"""Forward mode →D, ``jvp``, and nested derivatives (docs/differentiation.md, "Forward
+mode" and "Nesting and second order").  Each primitive's tangent rule is checked from
+its record (tests/test_prims.py); here the conventions at kinks are compared with ←D's;
+random programs check that ``jvp`` is the transpose of ``vjp``, that →D type-checks, and
+that ``jacfwd`` and ``jacrev`` agree; Hessians are checked exactly on quadratic forms,
+against analytic formulas and against finite differences of the gradient, the wine MLP
+loss included; nesting is checked on every pair of modes, at third order, on closures
+and loops, and by counting backpropagator runs."""
 
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def test_hessian_and_hvp_of_log_exp_tanh_compositions():
 
 
 WINE = textwrap.dedent("""\
-    -- the wine MLP of seeds/003: a hidden layer of tanh units, squared error over n samples
+    -- the wine MLP of examples/wine.lam: a hidden layer of tanh units, squared error over n samples
     def loss (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) : Real =
         let n = real (length (unstack (transpose x))) in sum ((w2 @ tanh (w1 @ x) - y) ** 2) / n
     def hvp_w (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) (v1 : Tensor) (v2 : Tensor) : Tensor * Tensor =
@@ -272,7 +272,7 @@ WINE = textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def wine():
-    """The MLP of seeds/003 on data shaped like the wine set (13 normalised features, labels
+    """The MLP of examples/wine.lam on data shaped like the wine set (13 normalised features, labels
     ±1), smaller: 24 samples and 3 hidden units."""
     rng = np.random.default_rng(2024)
     x = rng.standard_normal((13, 24))
@@ -494,7 +494,7 @@ def test_api_functions_nest():
 
 
 def _chain(n: int) -> lamad.LoadedProgram:
-    """SPEC §4's shared chain x_i = x_(i-1) · x_(i-1), whose naive backward pass is 2^n calls."""
+    """The shared chain x_i = x_(i-1) · x_(i-1), whose naive backward pass is 2^n calls."""
     links = "; ".join(f"x{i} = x{i - 1} * x{i - 1}" for i in range(1, n + 1))
     return lamad.loads(f"def f (x0 : Real) : Real = let {links} in x{n}\n")
 
@@ -539,7 +539,7 @@ def test_forward_of_the_examples_type_checks_and_prints_back():
 
 
 def test_forward_is_compositional_and_printable():
-    """→D of a small term, as SPEC §3 writes it: a pair per real, the primal computed as
+    """→D of a small term, as docs/differentiation.md writes it: a pair per real, the primal computed as
     before, the tangent by the rules."""
     prog = lamad.loads("def f (x : Real) (y : Real) : Real = exp (x * y)\n")
     _, ty, term = prog.forward("f")

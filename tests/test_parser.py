@@ -1,4 +1,4 @@
-"""The concrete syntax of SPEC §2.1–2.3: every construct, both spellings, precedence,
+"""The concrete syntax of docs/language.md: every construct, both spellings, precedence,
 spans and syntax-error messages.  Parsed terms are compared with trees built by hand."""
 
 from __future__ import annotations

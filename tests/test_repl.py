@@ -1,6 +1,7 @@
-"""The REPL (SPEC §6, lamad/repl.py), driven through prompt_toolkit's pipe input, as keys
-typed at the prompt: each command's output, values, multi-line input, error recovery,
-completion, history, Ctrl-C; and once in a real pseudo-terminal and once from a pipe."""
+"""The REPL (README.md, "The REPL"; lamad/repl.py), driven through prompt_toolkit's pipe
+input, as keys typed at the prompt: each command's output, values, multi-line input,
+error recovery, completion, history, Ctrl-C; and once in a real pseudo-terminal and once
+from a pipe."""
 
 from __future__ import annotations
 
@@ -501,7 +502,7 @@ def test_a_missing_file_is_bad_usage(tmp_path, capsys):
 
 def test_jvp_shows_forward_mode_and_evaluates_a_tangent():
     """``:jvp f`` prints →D as ``lamad grad --forward`` does; ``:jvp f at v with dx`` is
-    ``jvp f v dx``: the value and the derivative along ``dx`` (SPEC §3, forward mode)."""
+    ``jvp f v dx``: the value and the derivative along ``dx``."""
     out = session("def f (x : Real) : Real = x * sin x", ":jvp f", ":jvp f at 2.0 with 0.5", ":jvp f at 2.0")
     lines = out.rstrip("\n").split("\n")
     assert lines[1] == "-- →D(f) : Real × Real → Real × Real"

@@ -1,10 +1,10 @@
-"""The reverse-mode transform ←D (SPEC §3, §4; issue 3): its results type-check at ←D(A),
-its gradients are the published numbers of the seeds and agree with central finite
-differences (float64) for the builtins at randomly drawn shapes (broadcasting, axes,
-``matmul``'s operands; each primitive's rules are checked from its record in
-tests/test_prims.py) and for programs with higher-order functions, lists, ``map``,
-``fold`` and ``if``; the efficiency theorem is checked by counting backpropagator runs,
-and the errors of ``grad`` are located."""
+"""The reverse-mode transform ←D (docs/differentiation.md): its results type-check at
+←D(A), its gradients are the published numbers of the worked examples and agree with
+central finite differences (float64) for the builtins at randomly drawn shapes
+(broadcasting, axes, ``matmul``'s operands; each primitive's rules are checked from its
+record in tests/test_prims.py) and for programs with higher-order functions, lists,
+``map``, ``fold`` and ``if``; the efficiency theorem is checked by counting
+backpropagator runs, and the errors of ``grad`` are located."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_a_non_scalar_loss_is_a_located_run_time_error():
 @PROPERTY
 @given(programs(max_depth=3))
 def test_backprop_of_every_generated_definition_type_checks_at_its_dual_type(sample):
-    """SPEC §3: if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A), with ``d`` abstract, the
+    """If Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A), with ``d`` abstract, the
     linearity of every backpropagator checked, for random well-typed definitions
     (higher-order ones, lists, ``map``, ``fold``, tuple patterns, promotions …)."""
     typed = lamad.typecheck(lamad.parse_program(sample.source))
@@ -167,7 +167,7 @@ def test_backpropagator_bodies_are_checked_for_linearity():
             infer_term(lamad.parse(f"\\((x, x') : Real * Real⊥). λ(a : Real) ⊸ {body}"))
 
 
-# ------------------------------------------------------------------ the seeds' worked examples
+# ------------------------------------------------------------------ worked examples from the literature
 
 WORKED = """
 def gate (x : Real) (y : Real) (z : Real) : Real = (x + y) * z
@@ -188,17 +188,17 @@ def floats(values) -> tuple:
 
 def test_worked_examples_in_the_language():
     prog = lamad.loads(WORKED)
-    value, gradient = prog.gate_vg  # CS231n, seeds/003: the published -12 and (-4, -4, 3)
+    value, gradient = prog.gate_vg  # the CS231n lecture's published -12 and (-4, -4, 3)
     assert float(value) == -12.0 and floats(gradient) == (-4.0, -4.0, 3.0)
-    dw, dx, db = floats(prog.neuron_g)  # seeds/003: ∂b ≈ 7.389, ∂x ≈ 14.78, ∂w ≈ 22.17
+    dw, dx, db = floats(prog.neuron_g)  # the exponential unit: ∂b ≈ 7.389, ∂x ≈ 14.78, ∂w ≈ 22.17
     assert (db, dx, dw) == (pytest.approx(7.389, abs=5e-4), pytest.approx(14.78, abs=5e-3),
                             pytest.approx(22.17, abs=5e-3))
     assert (db, dx, dw) == pytest.approx((np.e ** 2, 2 * np.e ** 2, 3 * np.e ** 2), rel=1e-14)
-    value, gradient = prog.survey_vg  # the AD survey, seeds/002: 11.652 and (5.5, 1.716)
+    value, gradient = prog.survey_vg  # the AD survey's 11.652 and (5.5, 1.716)
     assert float(value) == pytest.approx(11.652, abs=5e-4)
     assert floats(gradient) == (pytest.approx(5.5, abs=5e-4), pytest.approx(1.716, abs=5e-4))
     assert floats(gradient) == pytest.approx((1 / 2 + 5, 2 - np.cos(5.0)), rel=1e-14)
-    for x1, x2 in [(1.5, 0.5), (-0.3, 2.0), (0.0, 0.0), (2.0, -1.25)]:  # seeds/002, Figure 8
+    for x1, x2 in [(1.5, 0.5), (-0.3, 2.0), (0.0, 0.0), (2.0, -1.25)]:  # examples/symbolic.lam
         slope = 2 * (x1 - x2) * np.cos((x1 - x2) ** 2)
         assert floats(prog.symbolic_g(x1, x2)) == pytest.approx((slope, -slope), rel=1e-13, abs=1e-15)
 
@@ -416,7 +416,7 @@ def test_builtin_gradient_at_drawn_shapes_matches_finite_differences(name, data)
         assert_same_gradient(got, numeric_gradient(moved, args[i]), where=f"{case.expression}: ∂x{i + 1}")
 
 
-# ------------------------------------------------------------------ conventions at kinks (SPEC §2.4)
+# ------------------------------------------------------------------ conventions at kinks (docs/differentiation.md)
 
 KINKS = """
 def relu_at (x : Real) : Real = relu x
@@ -510,14 +510,14 @@ def mapped (p : List Tensor * Tensor) : Real =
         layers = map (\\(w : Tensor). \\(h : Tensor). tanh (w @ h)) ws
     in sum (stack (map (\\(f : Tensor -> Tensor). f x) layers))
 
--- an Elman RNN folded over a list of inputs (seeds/002, seeds/003)
+-- an Elman RNN folded over a list of inputs (as examples/rnn.lam)
 def cell (w : Tensor) (u : Tensor) (b : Tensor) (h : Tensor) (x : Tensor) : Tensor = tanh (w @ h + u @ x + b)
 def rnn (p : (Tensor * Tensor * Tensor) * Tensor * List Tensor) : Real =
     let ((w, u, b), h0, xs) = p;
         step = \\(h, total) x. let h' = cell w u b h x in (h', total + sum (square h'))
     in snd (fold step (h0, 0.0) xs)
 
--- "a neural network is a functional program" (seeds/000): a fold over its layers
+-- "a neural network is a functional program", as in examples/network_as_fold.lam: a fold over its layers
 def net (layers : List (Tensor * Tensor)) (x0 : Tensor) : Tensor =
     fold (\\x (w, b). tanh (w @ x + b)) x0 layers
 def network (p : List (Tensor * Tensor) * Tensor) : Real =
@@ -613,7 +613,7 @@ def test_gradients_of_generated_programs_match_finite_differences(sample):
 
 
 def chain(n: int) -> str:
-    """The shared chain of SPEC §4: ``x1 = x0 * x0; …; xn = x(n-1) * x(n-1)``, 2^n paths."""
+    """The shared chain: ``x1 = x0 * x0; …; xn = x(n-1) * x(n-1)``, 2^n paths."""
     lets = "; ".join(f"x{i} = x{i - 1} * x{i - 1}" for i in range(1, n + 1))
     return f"def f (x0 : Real) : Real = let {lets} in x{n}\n"
 
@@ -652,12 +652,12 @@ def test_forcing_long_chains_of_backpropagators_needs_no_recursion():
     assert Stats.backprop_runs == 100000
 
 
-# ------------------------------------------------------------------ the wine MLP of seeds/003
+# ------------------------------------------------------------------ the wine MLP of examples/wine.lam
 
 
 def test_wine_mlp_gradient_is_the_hand_derived_one():
     """``sum ((W2 @ tanh (W1 @ X) - y) ** 2) / n``: with Y1 = tanh(W1 X) and
-    J2 = 2 (W2 Y1 - y) / n, ∂W1 = ((1 - Y1²) ⊙ (W2ᵀ J2)) Xᵀ and ∂W2 = J2 Y1ᵀ (seeds/003),
+    J2 = 2 (W2 Y1 - y) / n, ∂W1 = ((1 - Y1²) ⊙ (W2ᵀ J2)) Xᵀ and ∂W2 = J2 Y1ᵀ (by hand),
     on data of the wine set's shape (13 features, 178 samples, 3 classes)."""
     prog = lamad.loads("""
 def loss (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) : Real =

@@ -1,4 +1,4 @@
-"""The evaluator's fast paths (issue 5) compute what the general ones do: each special case
+"""The evaluator's fast paths compute what the general ones do: each special case
 of the gradient runtime is checked against central finite differences (float64) or an
 independent formula, on the shapes that take it."""
 

@@ -1,5 +1,6 @@
-"""The printer and the simplifier (SPEC §5): golden derivative programs, sizes, and the
-simplified terms checked against the raw ones by type and by value."""
+"""The printer and the simplifier (docs/differentiation.md, "Reading derivative
+programs"): golden derivative programs, sizes, and the simplified terms checked against
+the raw ones by type and by value."""
 
 from __future__ import annotations
 
@@ -59,12 +60,12 @@ def size(t: Term) -> int:
     return count
 
 
-# ------------------------------------------------------------------ the SPEC §5 example
+# ------------------------------------------------------------------ the example of docs/differentiation.md
 
 SIN = "def f (p : Real * Real) : Real = let (x1, x2) = p in sin ((x1 - x2) * (x1 - x2))"
 
 
-def test_spec_example_is_one_binding_per_primitive_and_backward_step():
+def test_documented_example_is_one_binding_per_primitive_and_backward_step():
     prog = lamad.loads(SIN)
     term, checked = dual(prog, "f", simplified=True)
     assert str(checked.ty) == "(Real * ~Real) * (Real * ~Real) -> Real * ~Real"
@@ -97,7 +98,7 @@ def _summands(t):
         yield t
 
 
-def test_spec_example_gradient_values():
+def test_documented_example_gradient_values():
     prog = lamad.loads(SIN)
     fty = prog.types["f"]
     for x1, x2 in [(1.5, 0.5), (-0.3, 2.0), (0.0, 0.0)]:
@@ -133,7 +134,7 @@ def test_simplified_gradient_of_a_chain_is_linear_in_its_length():
         sizes[n] = size(dual(prog, "f", simplified=True)[0])
     per_link = [(sizes[n] - sizes[10]) / (n - 10) for n in (20, 40, 80)]
     assert max(per_link) - min(per_link) <= 1e-9, sizes  # exactly affine in n
-    assert per_link[0] <= 30, sizes  # the constant (reported in the README)
+    assert per_link[0] <= 30, sizes  # the constant (docs/differentiation.md reports it)
 
 
 def test_simplified_gradient_of_a_tree_is_linear_in_its_size():

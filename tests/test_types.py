@@ -1,4 +1,4 @@
-"""Type inference and type errors (SPEC §2.2–2.4).
+"""Type inference and type errors (docs/language.md: Typing, Numbers, Builtins).
 
 Positive tests check the printed type of every definition (``str(type)`` is the ASCII
 form) and, where the elaboration matters (promotion, integer literals as reals), the
