@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 from lamad.syntax import (
     REAL, TENSOR, App, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
-    Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names,
+    Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
 )
 
 _MAX_ROUNDS = 20
@@ -166,6 +166,155 @@ def _atomic(t: Term) -> bool:
     return isinstance(t, (Var, Lit)) or (isinstance(t, LinLam) and _is_zero(t.body))
 
 
+def _binder_names(t: Term) -> Iterator[str]:
+    """The names ``t`` itself binds (its parameter or pattern), none for other nodes."""
+    if isinstance(t, (Lam, LinLam)):
+        return pattern_names(t.param)
+    if isinstance(t, Let):
+        return pattern_names(t.pattern)
+    return iter(())
+
+
+def _distinct_binders(t: Term) -> bool:
+    """Whether every variable of ``t`` is bound at most once and no bound name also occurs
+    free: then no substitution can capture and a name stands for one binding, which the
+    occurrence census relies on.  The parameter of a zero backpropagator ``λa ⊸ 0``
+    (copied wherever its variable was) may repeat if its name occurs nowhere."""
+    binders: set[str] = set()
+    zero_params: set[str] = set()
+    seen: set[str] = set()
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Var):
+            seen.add(node.name)
+            continue
+        if isinstance(node, LinLam) and _is_zero(node.body):
+            zero_params.update(pattern_names(node.param))
+        else:
+            for name in _binder_names(node):
+                if name in binders:
+                    return False
+                binders.add(name)
+        stack.extend(children(node))
+    return not (zero_params & seen) and set(free_variables(t)).isdisjoint(binders)
+
+
+class _Census:
+    """The occurrence census of a term whose binders are distinct: for every variable, how
+    often it occurs and how many of those occurrences are under no lambda between them and
+    the variable's binder.  Computed in one pass per round; the rewrites keep it exact by
+    reporting the occurrences they drop, copy or move (``depth`` is the number of lambdas
+    around the place where a rewrite happens)."""
+
+    def __init__(self, t: Term):
+        self.count: dict[str, int] = {}
+        self.shallow: dict[str, int] = {}  # occurrences under no lambda below the binder
+        self.depth: dict[str, int] = {}    # lambdas around each binder's scope
+        self.bind(t, 0)
+        self.add(t, 0, 1)
+
+    def bind(self, t: Term, depth: int) -> None:
+        """Record the depth of every binder in ``t`` (at ``depth``)."""
+        stack = [(t, depth)]
+        while stack:
+            node, d = stack.pop()
+            inner = d + 1 if isinstance(node, (Lam, LinLam)) else d
+            for name in _binder_names(node):
+                self.depth[name] = inner
+            stack.extend((c, inner) for c in children(node))
+
+    def add(self, t: Term, depth: int, sign: int, skip: frozenset[str] = frozenset()) -> None:
+        """Count the occurrences in ``t`` (at ``depth``) ``sign`` times more, but for ``skip``."""
+        count, shallow, binder_depth = self.count, self.shallow, self.depth
+        stack = [(t, depth)]
+        while stack:
+            node, d = stack.pop()
+            if isinstance(node, Var):
+                name = node.name
+                if name not in skip:
+                    count[name] = count.get(name, 0) + sign
+                    if binder_depth.get(name) == d:
+                        shallow[name] = shallow.get(name, 0) + sign
+                continue
+            inner = d + 1 if isinstance(node, (Lam, LinLam)) else d
+            stack.extend((c, inner) for c in children(node))
+
+    def occurrences(self, name: str) -> tuple[int, bool]:
+        """As :func:`_occurrences`: the count, and for a single occurrence whether it is
+        under a lambda."""
+        count = self.count.get(name, 0)
+        return count, count == 1 and self.shallow.get(name, 0) == 0
+
+    def lift(self, t: Term, depth: int) -> None:
+        """``t`` moves from under a lambda at ``depth`` to ``depth`` itself (beta)."""
+        inner = frozenset(_all_binders(t))
+        self.add(t, depth + 1, -1, inner)
+        for name in inner:
+            self.depth[name] -= 1
+        self.add(t, depth, 1, inner)
+
+    def substituted(self, name: str, value: Term, depth: int) -> None:
+        """``value``, bound to ``name`` at ``depth``, replaces each occurrence of ``name``."""
+        copies = self.count.get(name, 0)
+        if isinstance(value, Var):  # one occurrence (the binding) becomes ``copies``
+            self.count[value.name] = self.count.get(value.name, 0) + copies - 1
+            if self.depth.get(value.name) == depth:
+                self.shallow[value.name] = self.shallow.get(value.name, 0) + self.shallow.get(name, 0) - 1
+        elif _atomic(value) and copies != 1:  # the variables of λa ⊸ 0 are under its lambda
+            self.add(value, depth + 1, copies - 1)
+        self.count[name] = self.shallow[name] = 0
+
+    def renamed(self, old: str, new: str) -> None:
+        """Every occurrence of ``old`` is now one of ``new``, bound at the same place."""
+        self.count[new], self.shallow[new] = self.count.pop(old, 0), self.shallow.pop(old, 0)
+        self.depth[new] = self.depth[old]
+
+
+def _all_binders(t: Term) -> Iterator[str]:
+    """Every name bound anywhere in ``t``."""
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        yield from _binder_names(node)
+        stack.extend(children(node))
+
+
+def _substitute_all(t: Term, values: dict[str, Term]) -> Term:
+    """``t`` with each variable named in ``values`` replaced by its value, in one pass; the
+    values themselves are substituted into first (a chain's later bindings may be bound to
+    its earlier ones).  The caller makes sure nothing is captured."""
+    done: dict[str, Term] = {}
+
+    def value(name: str) -> Term:
+        if name not in done:
+            done[name] = walk(values[name], values)
+        return done[name]
+
+    def walk(node: Term, env: dict[str, Term]) -> Term:
+        if isinstance(node, Var):
+            return value(node.name) if node.name in env else node
+        if isinstance(node, Let):
+            chain, body = let_chain(node)
+            out = []
+            for let in chain:
+                out.append(update(let, bound=walk(let.bound, env)))
+                shadowed = [n for n in pattern_names(let.pattern) if n in env]
+                if shadowed:
+                    env = {k: v for k, v in env.items() if k not in shadowed}
+            result = walk(body, env)
+            for let in reversed(out):
+                result = update(let, body=result)
+            return result
+        if isinstance(node, (Lam, LinLam)):
+            shadowed = [n for n in pattern_names(node.param) if n in env]
+            if shadowed:
+                env = {k: v for k, v in env.items() if k not in shadowed}
+        return map_children(node, lambda c: walk(c, env))
+
+    return walk(t, values) if values else t
+
+
 # --------------------------------------------------------------------- the rewrites
 
 
@@ -173,6 +322,7 @@ class _Simplifier:
     def __init__(self, names: set[str], keep: set[str]):
         self.used = set(names)
         self.keep = keep
+        self.census: _Census | None = None
         self.counter = itertools.count(1)
 
     def fresh(self, base: str = "t") -> str:
@@ -185,6 +335,9 @@ class _Simplifier:
     def fixpoint(self, t: Term, backward: bool) -> Term:
         self.run_backward = backward
         for _ in range(_MAX_ROUNDS):
+            # a term whose binders are distinct gets an occurrence census, and the rewrites
+            # consult it instead of searching the rest of the chain
+            self.census = _Census(t) if _distinct_binders(t) else None
             new = self.chains(self.local(t))
             if alpha_key(new) == alpha_key(t):
                 return new
@@ -193,42 +346,77 @@ class _Simplifier:
 
     # -- bottom-up local rewrites ------------------------------------------------
 
-    def local(self, t: Term) -> Term:
-        """One bottom-up pass of the local rules."""
+    def local(self, t: Term, depth: int = 0) -> Term:
+        """One bottom-up pass of the local rules (``depth``: the lambdas around ``t``)."""
         if isinstance(t, Let):
             chain, body = let_chain(t)
-            result = self.local(body)
+            if self.census is not None:
+                return self.local_chain(chain, body, depth)
+            result = self.local(body, depth)
             for let in reversed(chain):
-                result = self.rewrite(replace(let, bound=self.local(let.bound), body=result))
+                result = self.rewrite(replace(let, bound=self.local(let.bound, depth), body=result), depth)
             return result
-        return self.rewrite(map_children(t, self.local))
+        inner = depth + 1 if isinstance(t, (Lam, LinLam)) else depth
+        return self.rewrite(map_children(t, lambda c: self.local(c, inner)), depth)
 
-    def rewrite(self, t: Term) -> Term:
+    def local_chain(self, chain: list[Let], body: Term, depth: int) -> Term:
+        """The local rules on a chain of bindings, latest first, with the census: a
+        binding's substitution is recorded and all of them are made at the end, in one
+        pass over the chain (each binding sees the rest as it would be by then only
+        through the census, which already counts the substitutions)."""
+        values: dict[str, Term] = {}
+        rest: list[Let] = []  # the rewritten chain, latest first; ``Let.body`` is unused
+        result = self.local(body, depth)
+        for let in reversed(chain):
+            self.let_in_chain(replace(let, bound=self.local(let.bound, depth)), rest, values, depth)
+        for let in rest:
+            result = update(let, body=result)
+        return _substitute_all(result, values)
+
+    def rewrite(self, t: Term, depth: int = 0) -> Term:
         if isinstance(t, App) and isinstance(t.fn, Lam):  # beta: (λp. u) v → let p = v in u
+            if self.census is not None:
+                self.census.lift(t.fn.body, depth)
+                for name in pattern_names(t.fn.param):
+                    self.census.depth[name] = depth
             return Let(t.fn.param, t.arg, t.fn.body, span=t.span)
         if isinstance(t, App) and isinstance(t.fn, LinLam) and _is_zero(t.fn.body):
+            self.dropped(t.arg, depth)
             return t.fn.body  # (λa ⊸ 0) u → 0
         if isinstance(t, Prim):
-            return self.algebra(t)
+            return self.algebra(t, depth)
         if isinstance(t, Let):
             return self.let(t)
         return t
 
-    def algebra(self, t: Prim) -> Term:
+    def dropped(self, t: Term, depth: int) -> None:
+        """A rewrite dropped ``t``: the census forgets its occurrences."""
+        if self.census is not None:
+            self.census.add(t, depth, -1)
+
+    def algebra(self, t: Prim, depth: int = 0) -> Term:
         args = t.args
         if t.op in ("fst", "snd") and isinstance(args[0], Tuple):
-            return args[0].items[0 if t.op == "fst" else 1]
+            keep = 0 if t.op == "fst" else 1
+            for i, item in enumerate(args[0].items):
+                if i != keep:
+                    self.dropped(item, depth)
+            return args[0].items[keep]
         if t.op == "add":
             left, right = args
             if _is_zero(left):
+                self.dropped(left, depth)
                 return right
             if _is_zero(right):
+                self.dropped(right, depth)
                 return left
         if t.op == "sub":
             left, right = args
             if _is_zero(right):
+                self.dropped(right, depth)
                 return left
             if _is_zero(left):
+                self.dropped(left, depth)
                 return Prim("neg", (right,), span=t.span)
         if t.op == "mul":
             left, right = args
@@ -243,6 +431,36 @@ class _Simplifier:
             if isinstance(x, Prim) and x.op == "neg":
                 return x.args[0]
         return _fold_constants(t)
+
+    def let_in_chain(self, t: Let, rest: list[Let], values: dict[str, Term], depth: int) -> None:
+        """:meth:`let` for a binding ``t`` of a chain whose later bindings, rewritten, are
+        ``rest`` (latest first): pushes what ``t`` becomes onto ``rest``, records
+        substitutions in ``values``.  Binders are distinct, so nothing is captured."""
+        p, bound = t.pattern, t.bound
+        census = self.census
+        if isinstance(bound, Let):  # let-flattening
+            rest.append(Let(p, bound.body, Lit(0), span=t.span))
+            rest.append(Let(bound.pattern, bound.bound, Lit(0), span=bound.span))
+            return
+        if isinstance(p, PTuple) and isinstance(bound, Tuple) and len(p.items) == len(bound.items):
+            names = set(pattern_names(p))
+            if not any(_free(u) & names for u in bound.items):
+                bindings, _ = self.tangent_names(list(zip(p.items, bound.items)), None, values)
+                rest.extend(Let(q, b, Lit(0)) for q, b in reversed(bindings))
+                return
+        if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
+            self.dropped(bound, depth)
+            return
+        if isinstance(p, PVar):
+            count, under_lambda = census.occurrences(p.name)
+            if count == 0:
+                self.dropped(bound, depth)
+                return  # dead code
+            if _atomic(bound) or (count == 1 and not under_lambda and not isinstance(bound, (Lam, LinLam))):
+                census.substituted(p.name, bound, depth)
+                values[p.name] = bound
+                return
+        rest.append(t)
 
     def let(self, t: Let) -> Term:
         p, bound, body = t.pattern, t.bound, t.body
@@ -268,17 +486,24 @@ class _Simplifier:
                 return substitute(body, p.name, bound)
         return t
 
-    def tangent_names(self, bindings: list[tuple[Pattern, Term]], body: Term) -> tuple[list, Term]:
+    def tangent_names(self, bindings: list[tuple[Pattern, Term]], body: Term | None,
+                      renames: dict[str, Term] | None = None) -> tuple[list, Term | None]:
         """In ``let x = y; dx = t``, about to become ``let dx = t`` with ``y`` for ``x``, the
-        tangent is renamed ``dy`` so that it stays named after its value."""
+        tangent is renamed ``dy`` so that it stays named after its value: in ``body``, or,
+        with the census, by recording the renaming in ``renames``."""
         values = {p.name: b.name for p, b in bindings if isinstance(p, PVar) and isinstance(b, Var)}
         out = []
         for p, b in bindings:
             if isinstance(p, PVar) and p.name[:1] == "d" and p.name[1:] in values and _invented(p.name):
                 new = "d" + values[p.name[1:]]
-                if new not in self.used and _can_substitute(body, Var(new)):
+                # every binder is in self.used: a new name cannot be captured in the census's case
+                if new not in self.used and (renames is not None or _can_substitute(body, Var(new))):
                     self.used.add(new)
-                    body = substitute(body, p.name, Var(new))
+                    if renames is not None:
+                        renames[p.name] = Var(new)
+                        self.census.renamed(p.name, new)
+                    else:
+                        body = substitute(body, p.name, Var(new))
                     p = replace(p, name=new)
             out.append((p, b))
         return out, body
