@@ -650,6 +650,8 @@ class _Simplifier:
         """A variable bound to a pair that is only ever taken apart is bound by a tuple
         pattern instead: ``let x = u; (y, y') = x`` → ``let (x, x') = u`` (see
         :meth:`refine_param`)."""
+        if _distinct_binders(_lets(bindings, body)):
+            return self.refine_distinct(bindings, body)
         bindings = list(bindings)
         for i, (p, b) in enumerate(bindings):  # a split rewrites only what follows binding i
             if isinstance(p, PVar):
@@ -660,6 +662,32 @@ class _Simplifier:
                     later, body = _unlets(rest, len(bindings) - i - 1)
                     bindings[i:] = [(new_p, b)] + later
         return bindings, body
+
+    def refine_distinct(self, bindings, body):
+        """:meth:`refine` for a chain whose binders are distinct, in linear time: one census
+        of how each variable is taken apart, the bindings visited in order (a destructuring
+        ``let (y, y') = x`` of a variable split before becomes ``let y = x_1; y' = x_2``,
+        bindings visited in their turn), and one pass making the other destructurings."""
+        uses, destructured = _destructurings(_lets(bindings, body))
+        parts: dict[str, list[str]] = {}
+        out: list[tuple[Pattern, Term]] = []
+        todo = list(reversed(bindings))
+        while todo:
+            p, b = todo.pop()
+            if isinstance(b, Var) and b.name in parts and isinstance(p, PTuple):
+                todo.extend(reversed([(item, Var(part)) for item, part in zip(p.items, parts[b.name])]))
+                continue
+            if not (isinstance(b, Var) and b.name in parts):
+                b = _destructure_all(b, parts)
+            if isinstance(p, PVar) and p.name in destructured and uses.get(p.name) == destructured[p.name][0]:
+                _, arities, given = destructured[p.name]
+                if len(arities) == 1:
+                    (arity,) = arities
+                    names = self.split_names(p, arity, given[:arity] + [None] * (arity - len(given)))
+                    parts[p.name] = names
+                    p = self.split_pattern(p, names)
+            out.append((p, b))
+        return out, _destructure_all(body, parts)
 
     def refine_param(self, p: Pattern, body: Term, taken: frozenset[str] = frozenset()) -> tuple[Pattern, Term]:
         """A parameter that is only ever taken apart gets a tuple pattern, recursively;
@@ -682,15 +710,21 @@ class _Simplifier:
         ``(x, x')`` for a pair (a value and its backpropagator), else ``x_1, …`` — all
         distinct, distinct from the ``taken`` names of the pattern ``p`` is part of, and
         capturing nothing in ``body``, the scope of the new pattern."""
-        given = _component_names(body, p.name, arity)
+        names = self.split_names(p, arity, _component_names(body, p.name, arity), taken, body)
+        return self.split_pattern(p, names), _destructure(body, p.name, names)
+
+    def split_names(self, p: PVar, arity: int, given: list[str | None], taken: frozenset[str] = frozenset(),
+                    body: Term | None = None) -> list[str]:
+        """The names of :meth:`split`, ``given`` those of the first destructuring; without
+        ``body`` the binders are distinct, so a given name captures nothing."""
         if p.name in self.keep and not any(g in self.keep for g in given if g is not None):
             given = [None] * arity  # a user's variable: its parts are x and x'
-        free = _free(body)
+        free = _free(body) if body is not None else set()
         names: list[str] = []
         for i in range(arity):
             # a given name must capture nothing in the scope, and nothing there may capture it
             if given[i] is not None and given[i] not in names and given[i] not in taken and given[i] not in free \
-                    and given[i] not in _binders_besides(body, p.name, i):
+                    and (body is None or given[i] not in _binders_besides(body, p.name, i)):
                 names.append(given[i])
                 continue
             name = (p.name + "'" * i if not _tangent_pair(p.annot) else "d" * i + p.name) if arity == 2 \
@@ -698,9 +732,12 @@ class _Simplifier:
             clash = name in names or name in given[i + 1:] or name in taken or (name in self.used and name != p.name)
             names.append(self.fresh(p.name) if clash else name)
         self.used.update(names)
-        annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * arity
-        pattern = PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
-        return pattern, _destructure(body, p.name, names)
+        return names
+
+    def split_pattern(self, p: PVar, names: list[str]) -> PTuple:
+        """``p`` as a tuple pattern binding ``names``."""
+        annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * len(names)
+        return PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
 
 
 def _tangent_pair(t) -> bool:
@@ -748,6 +785,48 @@ def _destructured_only(t: Term, name: str) -> int:
 
     walk(t, False)
     return arities.pop() if ok and len(arities) == 1 else 0
+
+
+def _destructurings(t: Term) -> tuple[dict[str, int], dict[str, tuple[int, set[int], list[str | None]]]]:
+    """For a term whose binders are distinct, in one pass: how often each variable occurs,
+    and for each variable taken apart by ``let (p1, …, pn) = x``: how often, with which
+    arities, and for each component the variable the first such pattern (in source order)
+    binds it to."""
+    uses: dict[str, int] = {}
+    found: dict[str, tuple[int, set[int], list[str | None]]] = {}
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Var):
+            uses[node.name] = uses.get(node.name, 0) + 1
+            continue
+        if isinstance(node, Let) and isinstance(node.bound, Var) and isinstance(node.pattern, PTuple):
+            count, arities, given = found.get(node.bound.name, (0, set(), []))
+            items = node.pattern.items
+            arities.add(len(items))
+            given.extend([None] * (len(items) - len(given)))
+            for i, item in enumerate(items):
+                if given[i] is None and isinstance(item, PVar):
+                    given[i] = item.name
+            found[node.bound.name] = (count + 1, arities, given)
+        stack.extend(reversed(list(children(node))))
+    return uses, found
+
+
+def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
+    """:func:`_destructure` for several variables in one pass (binders distinct)."""
+    if not parts:
+        return t
+    if isinstance(t, Let):
+        chain, body = let_chain(t)
+        out: list[tuple[Pattern, Term]] = []
+        for let in chain:
+            if isinstance(let.bound, Var) and let.bound.name in parts and isinstance(let.pattern, PTuple):
+                out.extend((item, Var(part)) for item, part in zip(let.pattern.items, parts[let.bound.name]))
+            else:
+                out.append((let.pattern, _destructure_all(let.bound, parts)))
+        return _lets(out, _destructure_all(body, parts))
+    return map_children(t, lambda c: _destructure_all(c, parts))
 
 
 def _binders_besides(t: Term, name: str, component: int) -> set[str]:
