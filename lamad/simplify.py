@@ -175,54 +175,93 @@ def _binder_names(t: Term) -> Iterator[str]:
     return iter(())
 
 
-def _distinct_binders(t: Term) -> bool:
-    """Whether every variable of ``t`` is bound at most once and no bound name also occurs
-    free: then no substitution can capture and a name stands for one binding, which the
-    occurrence census relies on.  The parameter of a zero backpropagator ``λa ⊸ 0``
-    (copied wherever its variable was) may repeat if its name occurs nowhere."""
-    binders: set[str] = set()
-    zero_params: set[str] = set()
-    seen: set[str] = set()
-    stack = [t]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Var):
-            seen.add(node.name)
-            continue
-        if isinstance(node, LinLam) and _is_zero(node.body):
-            zero_params.update(pattern_names(node.param))
-        else:
-            for name in _binder_names(node):
-                if name in binders:
-                    return False
-                binders.add(name)
-        stack.extend(children(node))
-    return not (zero_params & seen) and set(free_variables(t)).isdisjoint(binders)
+class _Scan:
+    """One walk over a term: whether its binders are distinct (every variable bound at
+    most once, and no bound name also occurring free: then no substitution can capture
+    and a name stands for one binding; the parameter of a zero backpropagator ``λa ⊸ 0``,
+    copied wherever its variable was, may repeat if its name occurs nowhere), and, if
+    so, for every variable how often it occurs, how many of those occurrences are under
+    no lambda between them and the binder, and how deep in lambdas its binder is.  With
+    ``destructurings``, also how each variable is taken apart by ``let (p1, …, pn) = x``:
+    how often, with which arities, and for each component the variable the first such
+    pattern (in source order) binds it to."""
+
+    def __init__(self, t: Term, destructurings: bool = False):
+        count: dict[str, int] = {}
+        shallow: dict[str, int] = {}
+        depth: dict[str, int] = {}
+        found: dict[str, tuple[int, set[int], list[str | None]]] = {}
+        zero_params: set[str] = set()
+        seen: set[str] = set()
+        free: set[str] = set()
+        in_scope: dict[str, int] = {}
+        self.distinct = False
+        stack: list = [(t, 0)]
+        while stack:
+            node, d = stack.pop()
+            cls = type(node)
+            if cls is Var:
+                name = node.name
+                seen.add(name)
+                if in_scope.get(name):
+                    count[name] = count.get(name, 0) + 1
+                    if depth[name] == d:
+                        shallow[name] = shallow.get(name, 0) + 1
+                else:
+                    free.add(name)
+            elif cls is str:  # leaving the scope of a binder
+                in_scope[node] -= 1
+            elif cls is Let:
+                names = tuple(pattern_names(node.pattern))
+                for name in names:
+                    if name in depth:
+                        return
+                    depth[name] = d
+                stack.extend((name, d) for name in names)
+                stack.append((node.body, d))
+                stack.append((names, d))
+                stack.append((node.bound, d))
+                if destructurings and type(node.bound) is Var and type(node.pattern) is PTuple:
+                    n, arities, given = found.get(node.bound.name, (0, set(), []))
+                    items = node.pattern.items
+                    arities.add(len(items))
+                    given.extend([None] * (len(items) - len(given)))
+                    for i, item in enumerate(items):
+                        if given[i] is None and type(item) is PVar:
+                            given[i] = item.name
+                    found[node.bound.name] = (n + 1, arities, given)
+            elif cls is tuple:  # entering the scope of a binder
+                for name in node:
+                    in_scope[name] = in_scope.get(name, 0) + 1
+            elif cls is Lam or cls is LinLam:
+                names = tuple(pattern_names(node.param))
+                if cls is LinLam and _is_zero(node.body):
+                    zero_params.update(names)
+                    continue
+                for name in names:
+                    if name in depth:
+                        return
+                    depth[name] = d + 1
+                stack.extend((name, d) for name in names)
+                stack.append((node.body, d + 1))
+                stack.append((names, d))
+            else:
+                stack.extend((c, d) for c in reversed(list(children(node))))
+        if zero_params & seen or free & depth.keys():
+            return
+        self.distinct = True
+        self.count, self.shallow, self.depth, self.found = count, shallow, depth, found
 
 
 class _Census:
-    """The occurrence census of a term whose binders are distinct: for every variable, how
-    often it occurs and how many of those occurrences are under no lambda between them and
-    the variable's binder.  Computed in one pass per round; the rewrites keep it exact by
-    reporting the occurrences they drop, copy or move (``depth`` is the number of lambdas
-    around the place where a rewrite happens)."""
+    """The occurrence census of a term whose binders are distinct (see :class:`_Scan`):
+    for every variable, how often it occurs and how many of those occurrences are under
+    no lambda between them and the variable's binder.  Computed in one pass per round;
+    the rewrites keep it exact by reporting the occurrences they drop, copy or move
+    (``depth`` is the number of lambdas around the place where a rewrite happens)."""
 
-    def __init__(self, t: Term):
-        self.count: dict[str, int] = {}
-        self.shallow: dict[str, int] = {}  # occurrences under no lambda below the binder
-        self.depth: dict[str, int] = {}    # lambdas around each binder's scope
-        self.bind(t, 0)
-        self.add(t, 0, 1)
-
-    def bind(self, t: Term, depth: int) -> None:
-        """Record the depth of every binder in ``t`` (at ``depth``)."""
-        stack = [(t, depth)]
-        while stack:
-            node, d = stack.pop()
-            inner = d + 1 if isinstance(node, (Lam, LinLam)) else d
-            for name in _binder_names(node):
-                self.depth[name] = inner
-            stack.extend((c, inner) for c in children(node))
+    def __init__(self, scan: _Scan):
+        self.count, self.shallow, self.depth = scan.count, scan.shallow, scan.depth
 
     def add(self, t: Term, depth: int, sign: int, skip: frozenset[str] = frozenset()) -> None:
         """Count the occurrences in ``t`` (at ``depth``) ``sign`` times more, but for ``skip``."""
@@ -251,7 +290,8 @@ class _Census:
         inner = frozenset(_all_binders(t))
         self.add(t, depth + 1, -1, inner)
         for name in inner:
-            self.depth[name] -= 1
+            if name in self.depth:  # not the parameters of λa ⊸ 0, which bind nothing
+                self.depth[name] -= 1
         self.add(t, depth, 1, inner)
 
     def substituted(self, name: str, value: Term, depth: int) -> None:
@@ -334,14 +374,17 @@ class _Simplifier:
 
     def fixpoint(self, t: Term, backward: bool) -> Term:
         self.run_backward = backward
+        key = None  # alpha_key(t), kept from the round before
         for _ in range(_MAX_ROUNDS):
             # a term whose binders are distinct gets an occurrence census, and the rewrites
             # consult it instead of searching the rest of the chain
-            self.census = _Census(t) if _distinct_binders(t) else None
+            scan = _Scan(t)
+            self.census = _Census(scan) if scan.distinct else None
             new = self.chains(self.local(t))
-            if alpha_key(new) == alpha_key(t):
+            key, new_key = key if key is not None else alpha_key(t), alpha_key(new)
+            if new_key == key:
                 return new
-            t = new
+            t, key = new, new_key
         return t
 
     # -- bottom-up local rewrites ------------------------------------------------
@@ -564,11 +607,14 @@ class _Simplifier:
     def float_out(self, bindings, body):
         """Flatten the chain: bindings whose bound term is itself a chain are spliced in."""
         out: list[tuple[Pattern, Term]] = []
+        used: set[str] | None = None  # the free variables of the chain, found once
         for p, b in bindings:
             if isinstance(b, Let):
                 chain, inner = let_chain(b)
                 names = set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
-                if not names & (_free(body) | set(itertools.chain.from_iterable(_free(x) for _, x in bindings))):
+                if used is None:
+                    used = _free(body).union(*(_free(x) for _, x in bindings))
+                if not names & used:
                     out.extend((let.pattern, let.bound) for let in chain)
                     out.append((p, inner))
                     continue
@@ -650,8 +696,9 @@ class _Simplifier:
         """A variable bound to a pair that is only ever taken apart is bound by a tuple
         pattern instead: ``let x = u; (y, y') = x`` → ``let (x, x') = u`` (see
         :meth:`refine_param`)."""
-        if _distinct_binders(_lets(bindings, body)):
-            return self.refine_distinct(bindings, body)
+        scan = _Scan(_lets(bindings, body), destructurings=True)
+        if scan.distinct:
+            return self.refine_distinct(bindings, body, scan)
         bindings = list(bindings)
         for i, (p, b) in enumerate(bindings):  # a split rewrites only what follows binding i
             if isinstance(p, PVar):
@@ -663,12 +710,12 @@ class _Simplifier:
                     bindings[i:] = [(new_p, b)] + later
         return bindings, body
 
-    def refine_distinct(self, bindings, body):
+    def refine_distinct(self, bindings, body, scan: _Scan):
         """:meth:`refine` for a chain whose binders are distinct, in linear time: one census
         of how each variable is taken apart, the bindings visited in order (a destructuring
         ``let (y, y') = x`` of a variable split before becomes ``let y = x_1; y' = x_2``,
         bindings visited in their turn), and one pass making the other destructurings."""
-        uses, destructured = _destructurings(_lets(bindings, body))
+        uses, destructured = scan.count, scan.found
         parts: dict[str, list[str]] = {}
         out: list[tuple[Pattern, Term]] = []
         todo = list(reversed(bindings))
@@ -785,32 +832,6 @@ def _destructured_only(t: Term, name: str) -> int:
 
     walk(t, False)
     return arities.pop() if ok and len(arities) == 1 else 0
-
-
-def _destructurings(t: Term) -> tuple[dict[str, int], dict[str, tuple[int, set[int], list[str | None]]]]:
-    """For a term whose binders are distinct, in one pass: how often each variable occurs,
-    and for each variable taken apart by ``let (p1, …, pn) = x``: how often, with which
-    arities, and for each component the variable the first such pattern (in source order)
-    binds it to."""
-    uses: dict[str, int] = {}
-    found: dict[str, tuple[int, set[int], list[str | None]]] = {}
-    stack = [t]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Var):
-            uses[node.name] = uses.get(node.name, 0) + 1
-            continue
-        if isinstance(node, Let) and isinstance(node.bound, Var) and isinstance(node.pattern, PTuple):
-            count, arities, given = found.get(node.bound.name, (0, set(), []))
-            items = node.pattern.items
-            arities.add(len(items))
-            given.extend([None] * (len(items) - len(given)))
-            for i, item in enumerate(items):
-                if given[i] is None and isinstance(item, PVar):
-                    given[i] = item.name
-            found[node.bound.name] = (count + 1, arities, given)
-        stack.extend(reversed(list(children(node))))
-    return uses, found
 
 
 def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
