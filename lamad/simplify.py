@@ -28,17 +28,20 @@ import itertools
 from dataclasses import replace
 from typing import Callable, Iterator
 
+from lamad.deep import collector_paused
 from lamad.syntax import (
-    REAL, TENSOR, App, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
+    REAL, TENSOR, Ann, App, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
     Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
 )
 
 _MAX_ROUNDS = 20
 
 
+@collector_paused
 def simplify(term: Term, keep: set[str] | None = None) -> Term:
     """An equivalent, smaller term (SPEC §5).  Variables named in ``keep`` (default: the
-    names in ``term`` that ←D did not invent) keep their names."""
+    names in ``term`` that ←D did not invent) keep their names.  The rounds build millions
+    of small acyclic nodes: the cyclic garbage collector is paused meanwhile."""
     names = term_names(term)
     keep = {n for n in names if not _invented(n)} if keep is None else keep
     s = _Simplifier(names, keep)
@@ -355,6 +358,77 @@ def _substitute_all(t: Term, values: dict[str, Term]) -> Term:
     return walk(t, values) if values else t
 
 
+def _alpha_equal(a: Term, b: Term) -> bool:
+    """Whether ``alpha_key(a) == alpha_key(b)``: equal up to the names of bound variables.
+    One walk over both terms at once, which stops at the first difference, the binders in
+    scope kept in a table that is updated on entering a scope and restored on leaving it."""
+    env_a: dict[str, int] = {}
+    env_b: dict[str, int] = {}
+    ids = itertools.count()
+    missing = object()
+
+    def bind(p: Pattern, q: Pattern, saved: list) -> bool:
+        if type(p) is not type(q):
+            return False
+        if isinstance(p, PTuple):
+            return len(p.items) == len(q.items) and all(bind(i, j, saved) for i, j in zip(p.items, q.items))
+        if (None if p.annot is None else str(p.annot)) != (None if q.annot is None else str(q.annot)):
+            return False
+        if isinstance(p, PVar):
+            saved.append((p.name, env_a.get(p.name, missing), q.name, env_b.get(q.name, missing)))
+            env_a[p.name] = env_b[q.name] = next(ids)
+        return True
+
+    COMPARE, BIND, RESTORE = 0, 1, 2
+    stack: list = [(COMPARE, a, b, None)]
+    while stack:
+        action, x, y, saved = stack.pop()
+        if action == RESTORE:
+            for name_a, old_a, name_b, old_b in reversed(saved):
+                for env, name, old in ((env_a, name_a, old_a), (env_b, name_b, old_b)):
+                    if old is missing:
+                        env.pop(name, None)
+                    else:
+                        env[name] = old
+            continue
+        if action == BIND:
+            if not bind(x, y, saved):
+                return False
+            continue
+        cls = type(x)
+        if cls is not type(y):
+            return False
+        if cls is Var:
+            i, j = env_a.get(x.name), env_b.get(y.name)
+            if i != j or (i is None and x.name != y.name):
+                return False
+        elif cls is Lit:
+            if type(x.value) is not type(y.value) or not (x.value is y.value or x.value == y.value):
+                return False
+        elif cls is Lam or cls is LinLam:
+            saved = []
+            if not bind(x.param, y.param, saved):
+                return False
+            stack.append((RESTORE, None, None, saved))
+            stack.append((COMPARE, x.body, y.body, None))
+        elif cls is Let:  # the bound outside the pattern's scope, the body inside
+            saved = []
+            stack.append((RESTORE, None, None, saved))
+            stack.append((COMPARE, x.body, y.body, None))
+            stack.append((BIND, x.pattern, y.pattern, saved))
+            stack.append((COMPARE, x.bound, y.bound, None))
+        else:
+            if cls is Prim and x.op != y.op:
+                return False
+            if cls is Ann and str(x.annot) != str(y.annot):
+                return False
+            xs, ys = list(children(x)), list(children(y))
+            if len(xs) != len(ys):
+                return False
+            stack.extend((COMPARE, i, j, None) for i, j in zip(reversed(xs), reversed(ys)))
+    return True
+
+
 # --------------------------------------------------------------------- the rewrites
 
 
@@ -374,17 +448,15 @@ class _Simplifier:
 
     def fixpoint(self, t: Term, backward: bool) -> Term:
         self.run_backward = backward
-        key = None  # alpha_key(t), kept from the round before
         for _ in range(_MAX_ROUNDS):
             # a term whose binders are distinct gets an occurrence census, and the rewrites
             # consult it instead of searching the rest of the chain
             scan = _Scan(t)
             self.census = _Census(scan) if scan.distinct else None
             new = self.chains(self.local(t))
-            key, new_key = key if key is not None else alpha_key(t), alpha_key(new)
-            if new_key == key:
+            if _alpha_equal(new, t):
                 return new
-            t, key = new, new_key
+            t = new
         return t
 
     # -- bottom-up local rewrites ------------------------------------------------
@@ -740,8 +812,10 @@ class _Simplifier:
         """A parameter that is only ever taken apart gets a tuple pattern, recursively;
         ``taken`` are the names the rest of the parameter's pattern binds."""
         if isinstance(p, PVar):
+            if p.annot is not None and not isinstance(p.annot, TupleType):
+                return p, body  # not a tuple: never split, and its body is not searched
             arity = _destructured_only(body, p.name)
-            if arity and (p.annot is None or (isinstance(p.annot, TupleType) and len(p.annot.items) == arity)):
+            if arity and (p.annot is None or len(p.annot.items) == arity):
                 return self.split(p, arity, body, taken)
             return p, body
         if isinstance(p, PTuple):
