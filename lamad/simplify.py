@@ -187,7 +187,7 @@ class _Scan:
     no lambda between them and the binder, and how deep in lambdas its binder is.  With
     ``destructurings``, also how each variable is taken apart by ``let (p1, …, pn) = x``:
     how often, with which arities, and for each component the variable the first such
-    pattern (in source order) binds it to."""
+    pattern (in source order) binds it to; and how often each free variable occurs."""
 
     def __init__(self, t: Term, destructurings: bool = False):
         count: dict[str, int] = {}
@@ -197,6 +197,7 @@ class _Scan:
         zero_params: set[str] = set()
         seen: set[str] = set()
         free: set[str] = set()
+        free_count: dict[str, int] = {}
         in_scope: dict[str, int] = {}
         self.distinct = False
         stack: list = [(t, 0)]
@@ -212,6 +213,7 @@ class _Scan:
                         shallow[name] = shallow.get(name, 0) + 1
                 else:
                     free.add(name)
+                    free_count[name] = free_count.get(name, 0) + 1
             elif cls is str:  # leaving the scope of a binder
                 in_scope[node] -= 1
             elif cls is Let:
@@ -254,6 +256,7 @@ class _Scan:
             return
         self.distinct = True
         self.count, self.shallow, self.depth, self.found = count, shallow, depth, found
+        self.free_count = free_count
 
 
 class _Census:
@@ -814,6 +817,14 @@ class _Simplifier:
         if isinstance(p, PVar):
             if p.annot is not None and not isinstance(p.annot, TupleType):
                 return p, body  # not a tuple: never split, and its body is not searched
+            scan = _Scan(body, destructurings=True)
+            if scan.distinct:  # one census of the body answers both questions, as in refine_distinct
+                count, arities, given = scan.found.get(p.name, (0, set(), []))
+                arity = arities.pop() if count and scan.free_count.get(p.name) == count and len(arities) == 1 else 0
+                if arity and (p.annot is None or len(p.annot.items) == arity):
+                    names = self.split_names(p, arity, given + [None] * (arity - len(given)), taken)
+                    return self.split_pattern(p, names), _destructure_all(body, {p.name: names})
+                return p, body
             arity = _destructured_only(body, p.name)
             if arity and (p.annot is None or len(p.annot.items) == arity):
                 return self.split(p, arity, body, taken)
