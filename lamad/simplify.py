@@ -198,46 +198,52 @@ class _Scan:
         seen: set[str] = set()
         free: set[str] = set()
         free_count: dict[str, int] = {}
-        in_scope: dict[str, int] = {}
+        open_: set[str] = set()  # the binders whose scope the walk is in
         self.distinct = False
         stack: list = [(t, 0)]
+        pop, push, extend = stack.pop, stack.append, stack.extend
         while stack:
-            node, d = stack.pop()
+            node, d = pop()
             cls = type(node)
             if cls is Var:
                 name = node.name
                 seen.add(name)
-                if in_scope.get(name):
+                if name in open_:
                     count[name] = count.get(name, 0) + 1
                     if depth[name] == d:
                         shallow[name] = shallow.get(name, 0) + 1
                 else:
                     free.add(name)
                     free_count[name] = free_count.get(name, 0) + 1
-            elif cls is str:  # leaving the scope of a binder
-                in_scope[node] -= 1
+            elif cls is Prim:
+                extend([(c, d) for c in reversed(node.args)])
+            elif cls is App:
+                push((node.arg, d))
+                push((node.fn, d))
             elif cls is Let:
-                names = tuple(pattern_names(node.pattern))
+                pattern = node.pattern
+                names = (pattern.name,) if type(pattern) is PVar else tuple(pattern_names(pattern))
                 for name in names:
                     if name in depth:
                         return
                     depth[name] = d
-                stack.extend((name, d) for name in names)
-                stack.append((node.body, d))
-                stack.append((names, d))
-                stack.append((node.bound, d))
-                if destructurings and type(node.bound) is Var and type(node.pattern) is PTuple:
+                push((list(names), d))  # leave the scope
+                push((node.body, d))
+                push((names, d))  # enter it
+                push((node.bound, d))
+                if destructurings and type(node.bound) is Var and type(pattern) is PTuple:
                     n, arities, given = found.get(node.bound.name, (0, set(), []))
-                    items = node.pattern.items
+                    items = pattern.items
                     arities.add(len(items))
                     given.extend([None] * (len(items) - len(given)))
                     for i, item in enumerate(items):
                         if given[i] is None and type(item) is PVar:
                             given[i] = item.name
                     found[node.bound.name] = (n + 1, arities, given)
-            elif cls is tuple:  # entering the scope of a binder
-                for name in node:
-                    in_scope[name] = in_scope.get(name, 0) + 1
+            elif cls is tuple:
+                open_.update(node)
+            elif cls is list:
+                open_.difference_update(node)
             elif cls is Lam or cls is LinLam:
                 names = tuple(pattern_names(node.param))
                 if cls is LinLam and _is_zero(node.body):
@@ -247,11 +253,13 @@ class _Scan:
                     if name in depth:
                         return
                     depth[name] = d + 1
-                stack.extend((name, d) for name in names)
-                stack.append((node.body, d + 1))
-                stack.append((names, d))
-            else:
-                stack.extend((c, d) for c in reversed(list(children(node))))
+                open_.update(names)
+                push((list(names), d))
+                push((node.body, d + 1))
+            elif cls is Tuple:
+                extend([(c, d) for c in reversed(node.items)])
+            elif cls is not Lit:
+                extend([(c, d) for c in reversed(list(children(node)))])
         if zero_params & seen or free & depth.keys():
             return
         self.distinct = True
