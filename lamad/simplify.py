@@ -116,11 +116,11 @@ def substitute(t: Term, name: str, value: Term) -> Term:
         shadowed = False
         for let in chain:
             bound = let.bound if shadowed else substitute(let.bound, name, value)
-            out.append(replace(let, bound=bound))
+            out.append(update(let, bound=bound))
             shadowed = shadowed or name in pattern_names(let.pattern)
         result = body if shadowed else substitute(body, name, value)
         for let in reversed(out):
-            result = replace(let, body=result)
+            result = update(let, body=result)
         return result
     return map_children(t, lambda c: substitute(c, name, value))
 
@@ -480,7 +480,7 @@ class _Simplifier:
                 return self.local_chain(chain, body, depth)
             result = self.local(body, depth)
             for let in reversed(chain):
-                result = self.rewrite(replace(let, bound=self.local(let.bound, depth), body=result), depth)
+                result = self.rewrite(update(let, bound=self.local(let.bound, depth), body=result), depth)
             return result
         inner = depth + 1 if isinstance(t, (Lam, LinLam)) else depth
         return self.rewrite(map_children(t, lambda c: self.local(c, inner)), depth)
@@ -494,7 +494,7 @@ class _Simplifier:
         rest: list[Let] = []  # the rewritten chain, latest first; ``Let.body`` is unused
         result = self.local(body, depth)
         for let in reversed(chain):
-            self.let_in_chain(replace(let, bound=self.local(let.bound, depth)), rest, values, depth)
+            self.let_in_chain(update(let, bound=self.local(let.bound, depth)), rest, values, depth)
         for let in rest:
             result = update(let, body=result)
         return _substitute_all(result, values)
@@ -652,7 +652,7 @@ class _Simplifier:
         if isinstance(t, (Lam, LinLam)):
             body = self.chains(t.body)
             param, body = self.refine_param(t.param, body)
-            return replace(t, param=param, body=body)
+            return update(t, param=param, body=body)
         if isinstance(t, (Tuple, Prim, App)):
             t = map_children(t, self.chains)
             floated, t = self.float_args(t)
@@ -682,10 +682,10 @@ class _Simplifier:
         floated = [(let.pattern, let.bound) for chain, _ in chains for let in chain]
         bodies = [body for _, body in chains]
         if isinstance(t, Tuple):
-            return floated, replace(t, items=tuple(bodies))
+            return floated, update(t, items=tuple(bodies))
         if isinstance(t, Prim):
-            return floated, replace(t, args=tuple(bodies))
-        return floated, replace(t, fn=bodies[0], arg=bodies[1])
+            return floated, update(t, args=tuple(bodies))
+        return floated, update(t, fn=bodies[0], arg=bodies[1])
 
     def float_out(self, bindings, body):
         """Flatten the chain: bindings whose bound term is itself a chain are spliced in."""
@@ -764,7 +764,7 @@ class _Simplifier:
                 steps.extend((let.pattern, let.bound) for let in inner_chain)
                 send(substitute(inner, fn.param.name, total) if not inner_chain else
                      substitute(_lets([], inner), fn.param.name, total))
-            return replace(lin, body=_lets(steps, _factor(rest)))
+            return update(lin, body=_lets(steps, _factor(rest)))
 
         def visit(t: Term) -> Term:
             if isinstance(t, LinLam):
@@ -1056,13 +1056,13 @@ class _Renamer:
     def term(self, t: Term, env: dict[str, str] | None = None, cotangent: bool = False) -> Term:
         env = env or {}
         if isinstance(t, Var):
-            return replace(t, name=env.get(t.name, t.name))
+            return update(t, name=env.get(t.name, t.name))
         if isinstance(t, LinLam):
             param, inner = self.pattern(t.param, env, "a")
-            return replace(t, param=param, body=self.term(t.body, inner, cotangent=True))
+            return update(t, param=param, body=self.term(t.body, inner, cotangent=True))
         if isinstance(t, Lam):
             param, inner = self.pattern(t.param, env, "x")
-            return replace(t, param=param, body=self.term(t.body, inner, cotangent))
+            return update(t, param=param, body=self.term(t.body, inner, cotangent))
         if isinstance(t, Let):
             chain, body = let_chain(t)
             out = []
