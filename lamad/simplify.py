@@ -448,6 +448,7 @@ class _Simplifier:
         self.used = set(names)
         self.keep = keep
         self.census: _Census | None = None
+        self.distinct = False
         self.counter = itertools.count(1)
 
     def fresh(self, base: str = "t") -> str:
@@ -464,6 +465,7 @@ class _Simplifier:
             # consult it instead of searching the rest of the chain
             scan = _Scan(t)
             self.census = _Census(scan) if scan.distinct else None
+            self.distinct = scan.distinct  # until a rewrite may bind a name twice
             new = self.chains(self.local(t))
             if _alpha_equal(new, t):
                 return new
@@ -569,11 +571,10 @@ class _Simplifier:
             rest.append(Let(bound.pattern, bound.bound, Lit(0), span=bound.span))
             return
         if isinstance(p, PTuple) and isinstance(bound, Tuple) and len(p.items) == len(bound.items):
-            names = set(pattern_names(p))
-            if not any(_free(u) & names for u in bound.items):
-                bindings, _ = self.tangent_names(list(zip(p.items, bound.items)), None, values)
-                rest.extend(Let(q, b, Lit(0)) for q, b in reversed(bindings))
-                return
+            # binders are distinct: the items cannot mention the names the pattern binds
+            bindings, _ = self.tangent_names(list(zip(p.items, bound.items)), None, values)
+            rest.extend(Let(q, b, Lit(0)) for q, b in reversed(bindings))
+            return
         if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
             self.dropped(bound, depth)
             return
@@ -676,7 +677,7 @@ class _Simplifier:
             return [], t
         binders = [set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
                    for chain, _ in chains]
-        for i, names in enumerate(binders):
+        for i, names in enumerate(binders if not self.distinct else ()):  # distinct: no clash
             if names and any(names & (binders[j] | _free(parts[j])) for j in range(len(parts)) if j != i):
                 return [], t
         floated = [(let.pattern, let.bound) for chain, _ in chains for let in chain]
@@ -695,8 +696,8 @@ class _Simplifier:
             if isinstance(b, Let):
                 chain, inner = let_chain(b)
                 names = set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
-                if used is None:
-                    used = _free(body).union(*(_free(x) for _, x in bindings))
+                if used is None:  # distinct binders: no name of the chain occurs free
+                    used = set() if self.distinct else _free(body).union(*(_free(x) for _, x in bindings))
                 if not names & used:
                     out.extend((let.pattern, let.bound) for let in chain)
                     out.append((p, inner))
@@ -764,6 +765,7 @@ class _Simplifier:
                 steps.extend((let.pattern, let.bound) for let in inner_chain)
                 send(substitute(inner, fn.param.name, total) if not inner_chain else
                      substitute(_lets([], inner), fn.param.name, total))
+            self.distinct = False  # the backpropagators' bindings are copied
             return update(lin, body=_lets(steps, _factor(rest)))
 
         def visit(t: Term) -> Term:
@@ -866,6 +868,7 @@ class _Simplifier:
             if given[i] is not None and given[i] not in names and given[i] not in taken and given[i] not in free \
                     and (body is None or given[i] not in _binders_besides(body, p.name, i)):
                 names.append(given[i])
+                self.distinct = False  # its destructuring becomes the binding given[i] = given[i]
                 continue
             name = (p.name + "'" * i if not _tangent_pair(p.annot) else "d" * i + p.name) if arity == 2 \
                 else f"{p.name}_{i + 1}"
