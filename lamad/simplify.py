@@ -346,8 +346,10 @@ def _substitute_all(t: Term, values: dict[str, Term]) -> Term:
         return done[name]
 
     def walk(node: Term, env: dict[str, Term]) -> Term:
-        if isinstance(node, Var):
+        if type(node) is Var:
             return value(node.name) if node.name in env else node
+        if type(node) is Lit:
+            return node
         if isinstance(node, Let):
             chain, body = let_chain(node)
             out = []
@@ -476,6 +478,8 @@ class _Simplifier:
 
     def local(self, t: Term, depth: int = 0) -> Term:
         """One bottom-up pass of the local rules (``depth``: the lambdas around ``t``)."""
+        if type(t) is Var or type(t) is Lit:  # the leaves, most of the nodes: no rule applies
+            return t
         if isinstance(t, Let):
             chain, body = let_chain(t)
             if self.census is not None:
@@ -640,6 +644,8 @@ class _Simplifier:
     def chains(self, t: Term) -> Term:
         """Rewrites that need a whole chain of bindings: floating, CSE, backward passes,
         pattern refinement."""
+        if type(t) is Var or type(t) is Lit:
+            return t
         if isinstance(t, Let):
             chain, body = let_chain(t)
             bindings = [(let.pattern, self.chains(let.bound)) for let in chain]
@@ -932,7 +938,7 @@ def _destructured_only(t: Term, name: str) -> int:
 
 def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
     """:func:`_destructure` for several variables in one pass (binders distinct)."""
-    if not parts:
+    if not parts or type(t) is Var or type(t) is Lit:
         return t
     if isinstance(t, Let):
         chain, body = let_chain(t)
