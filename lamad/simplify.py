@@ -787,9 +787,14 @@ class _Simplifier:
         """A variable bound to a pair that is only ever taken apart is bound by a tuple
         pattern instead: ``let x = u; (y, y') = x`` → ``let (x, x') = u`` (see
         :meth:`refine_param`)."""
+        if not any(isinstance(p, PVar) for p, _ in bindings):
+            return bindings, body  # nothing to split
+        if self.distinct:  # known distinct: count the uses of the chain's names only
+            names = {n for p, _ in bindings for n in pattern_names(p)}
+            return self.refine_distinct(bindings, body, *_destructurings(_lets(bindings, body), names))
         scan = _Scan(_lets(bindings, body), destructurings=True)
         if scan.distinct:
-            return self.refine_distinct(bindings, body, scan)
+            return self.refine_distinct(bindings, body, scan.count, scan.found)
         bindings = list(bindings)
         for i, (p, b) in enumerate(bindings):  # a split rewrites only what follows binding i
             if isinstance(p, PVar):
@@ -801,12 +806,11 @@ class _Simplifier:
                     bindings[i:] = [(new_p, b)] + later
         return bindings, body
 
-    def refine_distinct(self, bindings, body, scan: _Scan):
+    def refine_distinct(self, bindings, body, uses: dict[str, int], destructured: dict):
         """:meth:`refine` for a chain whose binders are distinct, in linear time: one census
         of how each variable is taken apart, the bindings visited in order (a destructuring
         ``let (y, y') = x`` of a variable split before becomes ``let y = x_1; y' = x_2``,
         bindings visited in their turn), and one pass making the other destructurings."""
-        uses, destructured = scan.count, scan.found
         parts: dict[str, list[str]] = {}
         out: list[tuple[Pattern, Term]] = []
         todo = list(reversed(bindings))
@@ -833,10 +837,14 @@ class _Simplifier:
         if isinstance(p, PVar):
             if p.annot is not None and not isinstance(p.annot, TupleType):
                 return p, body  # not a tuple: never split, and its body is not searched
-            scan = _Scan(body, destructurings=True)
-            if scan.distinct:  # one census of the body answers both questions, as in refine_distinct
-                count, arities, given = scan.found.get(p.name, (0, set(), []))
-                arity = arities.pop() if count and scan.free_count.get(p.name) == count and len(arities) == 1 else 0
+            if self.distinct:
+                uses, found = _destructurings(body, {p.name})
+            else:
+                scan = _Scan(body, destructurings=True)
+                uses, found = (scan.free_count, scan.found) if scan.distinct else (None, None)
+            if found is not None:  # one census of the body answers both questions, as in refine_distinct
+                count, arities, given = found.get(p.name, (0, set(), []))
+                arity = arities.pop() if count and uses.get(p.name) == count and len(arities) == 1 else 0
                 if arity and (p.annot is None or len(p.annot.items) == arity):
                     names = self.split_names(p, arity, given + [None] * (arity - len(given)), taken)
                     return self.split_pattern(p, names), _destructure_all(body, {p.name: names})
@@ -934,6 +942,47 @@ def _destructured_only(t: Term, name: str) -> int:
 
     walk(t, False)
     return arities.pop() if ok and len(arities) == 1 else 0
+
+
+def _destructurings(t: Term, names: set[str]) -> tuple[dict[str, int], dict]:
+    """For the variables ``names`` of a term whose binders are distinct: how often each
+    occurs, and how it is taken apart, as :class:`_Scan` says with ``destructurings``;
+    a lighter walk, for it need not check that the binders are distinct."""
+    count: dict[str, int] = {}
+    found: dict[str, tuple[int, set[int], list[str | None]]] = {}
+    stack = [t]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        node = pop()
+        cls = type(node)
+        if cls is Var:
+            if node.name in names:
+                count[node.name] = count.get(node.name, 0) + 1
+        elif cls is Prim:
+            extend(reversed(node.args))
+        elif cls is App:
+            push(node.arg)
+            push(node.fn)
+        elif cls is Let:
+            push(node.body)
+            push(node.bound)
+            bound, pattern = node.bound, node.pattern
+            if type(bound) is Var and type(pattern) is PTuple and bound.name in names:
+                n, arities, given = found.get(bound.name, (0, set(), []))
+                items = pattern.items
+                arities.add(len(items))
+                given.extend([None] * (len(items) - len(given)))
+                for i, item in enumerate(items):
+                    if given[i] is None and type(item) is PVar:
+                        given[i] = item.name
+                found[bound.name] = (n + 1, arities, given)
+        elif cls is Lam or cls is LinLam:
+            push(node.body)
+        elif cls is Tuple:
+            extend(reversed(node.items))
+        elif cls is not Lit:
+            extend(reversed(list(children(node))))
+    return count, found
 
 
 def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
