@@ -14,7 +14,19 @@
   computed twice;
 * algebra: ``0 + t``, ``1.0 * t``, ``--t`` and constant folding;
 * common-subexpression elimination (up to renaming of bound variables) and dead-code
-  elimination.
+  elimination;
+* pattern refinement: a variable (or parameter) bound to a pair that is only ever taken
+  apart is bound by a tuple pattern instead.
+
+A round costs time linear in the size of the term when its binders are distinct, as ←D
+makes them: one walk takes an *occurrence census* (for every variable, how often it
+occurs and whether under a lambda), which the local rules consult instead of searching
+the rest of the chain, and to which each of them reports the occurrences it drops,
+copies or moves; the substitutions of a chain are recorded and made together in one
+pass at its end; refinement counts the uses of a chain's names in one walk; and the
+fixpoint test walks the old and the new term together.  A term that binds a name twice
+goes through the same rules, which then search the terms they need.  There are at most
+``_MAX_ROUNDS`` rounds.
 
 Terms are pure, so all of this preserves values (a dead binding that would have failed is
 dropped, as in any optimiser).  Finally, the names ←D invented are replaced by short ones:
@@ -35,6 +47,9 @@ from lamad.syntax import (
 )
 
 _MAX_ROUNDS = 20
+
+_HOLE: Term = Tuple(())
+"""The body of a binding of a chain being rebuilt, until the chain's rest is known."""
 
 
 @collector_paused
@@ -299,14 +314,17 @@ class _Census:
         count = self.count.get(name, 0)
         return count, count == 1 and self.shallow.get(name, 0) == 0
 
-    def lift(self, t: Term, depth: int) -> None:
-        """``t`` moves from under a lambda at ``depth`` to ``depth`` itself (beta)."""
-        inner = frozenset(_all_binders(t))
-        self.add(t, depth + 1, -1, inner)
+    def beta(self, lam: Lam, depth: int) -> None:
+        """``(λp. u) v`` at ``depth`` becomes ``let p = v in u``: ``u`` and the binders in
+        it move out from under the lambda."""
+        inner = frozenset(_all_binders(lam.body))
+        self.add(lam.body, depth + 1, -1, inner)
         for name in inner:
             if name in self.depth:  # not the parameters of λa ⊸ 0, which bind nothing
                 self.depth[name] -= 1
-        self.add(t, depth, 1, inner)
+        for name in pattern_names(lam.param):
+            self.depth[name] = depth
+        self.add(lam.body, depth, 1, inner)
 
     def substituted(self, name: str, value: Term, depth: int) -> None:
         """``value``, bound to ``name`` at ``depth``, replaces each occurrence of ``name``."""
@@ -508,9 +526,7 @@ class _Simplifier:
     def rewrite(self, t: Term, depth: int = 0) -> Term:
         if isinstance(t, App) and isinstance(t.fn, Lam):  # beta: (λp. u) v → let p = v in u
             if self.census is not None:
-                self.census.lift(t.fn.body, depth)
-                for name in pattern_names(t.fn.param):
-                    self.census.depth[name] = depth
+                self.census.beta(t.fn, depth)
             return Let(t.fn.param, t.arg, t.fn.body, span=t.span)
         if isinstance(t, App) and isinstance(t.fn, LinLam) and _is_zero(t.fn.body):
             self.dropped(t.arg, depth)
@@ -571,13 +587,13 @@ class _Simplifier:
         p, bound = t.pattern, t.bound
         census = self.census
         if isinstance(bound, Let):  # let-flattening
-            rest.append(Let(p, bound.body, Lit(0), span=t.span))
-            rest.append(Let(bound.pattern, bound.bound, Lit(0), span=bound.span))
+            rest.append(Let(p, bound.body, _HOLE, span=t.span))
+            rest.append(Let(bound.pattern, bound.bound, _HOLE, span=bound.span))
             return
         if isinstance(p, PTuple) and isinstance(bound, Tuple) and len(p.items) == len(bound.items):
             # binders are distinct: the items cannot mention the names the pattern binds
             bindings, _ = self.tangent_names(list(zip(p.items, bound.items)), None, values)
-            rest.extend(Let(q, b, Lit(0)) for q, b in reversed(bindings))
+            rest.extend(Let(q, b, _HOLE) for q, b in reversed(bindings))
             return
         if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
             self.dropped(bound, depth)
