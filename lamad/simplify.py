@@ -736,8 +736,7 @@ class _Simplifier:
         out: list[tuple[Pattern, Term]] = []
         renames: dict[str, Term] = {}
         for p, b in bindings:
-            for old, new in renames.items():
-                b = substitute(b, old, new)
+            b = _substitute_all(b, renames)  # every renaming at once, in one pass
             if isinstance(p, PVar) and not _atomic(b) and not (isinstance(b, LinLam) and b.param.annot != REAL):
                 key = alpha_key(b)
                 if key in seen:
@@ -745,9 +744,7 @@ class _Simplifier:
                     continue
                 seen[key] = p.name
             out.append((p, b))
-        for old, new in renames.items():
-            body = substitute(body, old, new)
-        return out, body
+        return out, _substitute_all(body, renames)
 
     def backward(self, bindings, body):
         """Run the backpropagators bound in this chain symbolically inside each linear
