@@ -144,6 +144,26 @@ def _can_substitute(t: Term, value: Term) -> bool:
     return not (_free(value) & _binders(t))
 
 
+def _map(t: Term, fn: Callable[[Term], Term]) -> Term:
+    """``map_children(t, fn)``, but ``t`` itself when ``fn`` changed no child: a round
+    that rewrites little then builds little."""
+    cls = type(t)
+    if cls is Prim:
+        args = tuple([fn(a) for a in t.args])
+        return t if all(a is b for a, b in zip(args, t.args)) else update(t, args=args)
+    if cls is App:
+        f, a = fn(t.fn), fn(t.arg)
+        return t if f is t.fn and a is t.arg else update(t, fn=f, arg=a)
+    if cls is Tuple:
+        items = tuple([fn(i) for i in t.items])
+        return t if all(a is b for a, b in zip(items, t.items)) else update(t, items=items)
+    if cls is Lam or cls is LinLam:
+        body = fn(t.body)
+        return t if body is t.body else update(t, body=body)
+    new = map_children(t, fn)
+    return t if all(a is b for a, b in zip(children(new), children(t))) else new
+
+
 def _lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
     for p, b in reversed(bindings):
         body = Let(p, b, body)
@@ -384,7 +404,7 @@ def _substitute_all(t: Term, values: dict[str, Term]) -> Term:
             shadowed = [n for n in pattern_names(node.param) if n in env]
             if shadowed:
                 env = {k: v for k, v in env.items() if k not in shadowed}
-        return map_children(node, lambda c: walk(c, env))
+        return _map(node, lambda c: walk(c, env))
 
     return walk(t, values) if values else t
 
@@ -507,7 +527,7 @@ class _Simplifier:
                 result = self.rewrite(update(let, bound=self.local(let.bound, depth), body=result), depth)
             return result
         inner = depth + 1 if isinstance(t, (Lam, LinLam)) else depth
-        return self.rewrite(map_children(t, lambda c: self.local(c, inner)), depth)
+        return self.rewrite(_map(t, lambda c: self.local(c, inner)), depth)
 
     def local_chain(self, chain: list[Let], body: Term, depth: int) -> Term:
         """The local rules on a chain of bindings, latest first, with the census: a
@@ -677,10 +697,10 @@ class _Simplifier:
             param, body = self.refine_param(t.param, body)
             return update(t, param=param, body=body)
         if isinstance(t, (Tuple, Prim, App)):
-            t = map_children(t, self.chains)
+            t = _map(t, self.chains)
             floated, t = self.float_args(t)
             return _lets(floated, t)
-        return map_children(t, self.chains)
+        return _map(t, self.chains)
 
     def float_args(self, t: Term) -> tuple[list[tuple[Pattern, Term]], Term]:
         """``(let x = u in v, w)`` → ``let x = u in (v, w)``: every component is evaluated
@@ -1011,7 +1031,7 @@ def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
             else:
                 out.append((let.pattern, _destructure_all(let.bound, parts)))
         return _lets(out, _destructure_all(body, parts))
-    return map_children(t, lambda c: _destructure_all(c, parts))
+    return _map(t, lambda c: _destructure_all(c, parts))
 
 
 def _binders_besides(t: Term, name: str, component: int) -> set[str]:
