@@ -714,9 +714,9 @@ class _Simplifier:
             parts = [t.fn, t.arg]
         else:
             return [], t
-        chains = [let_chain(part) for part in parts]
-        if not any(chain for chain, _ in chains):
+        if not any(type(part) is Let for part in parts):
             return [], t
+        chains = [let_chain(part) for part in parts]
         binders = [set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
                    for chain, _ in chains]
         for i, names in enumerate(binders if not self.distinct else ()):  # distinct: no clash
