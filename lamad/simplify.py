@@ -843,10 +843,13 @@ class _Simplifier:
         """:meth:`refine` for a chain whose binders are distinct, in linear time: one census
         of how each variable is taken apart, the bindings visited in order (a destructuring
         ``let (y, y') = x`` of a variable split before becomes ``let y = x_1; y' = x_2``,
-        bindings visited in their turn), and one pass making the other destructurings."""
+        bindings visited in their turn), and one pass making the other destructurings.  As in
+        :meth:`refine`, only as many bindings are considered as the chain had: those that
+        expansions push past that count are left to the next round."""
         parts: dict[str, list[str]] = {}
         out: list[tuple[Pattern, Term]] = []
         todo = list(reversed(bindings))
+        considered = 0
         while todo:
             p, b = todo.pop()
             if isinstance(b, Var) and b.name in parts and isinstance(p, PTuple):
@@ -854,7 +857,9 @@ class _Simplifier:
                 continue
             if not (isinstance(b, Var) and b.name in parts):
                 b = _destructure_all(b, parts)
-            if isinstance(p, PVar) and p.name in destructured and uses.get(p.name) == destructured[p.name][0]:
+            considered += 1
+            if considered <= len(bindings) and isinstance(p, PVar) and p.name in destructured \
+                    and uses.get(p.name) == destructured[p.name][0]:
                 _, arities, given = destructured[p.name]
                 if len(arities) == 1:
                     (arity,) = arities
