@@ -19,6 +19,7 @@ from lamad.deep import deep
 from lamad.eval import compile_term
 from lamad.gradient import force
 from lamad.reverse import backprop, backprop_type
+import lamad.simplify as simplify_module
 from lamad.simplify import simplify
 from lamad.syntax import (
     App, FunType, Lam, LinLam, Prim, Term, alpha_key, children, free_variables, let_chain, term_names,
@@ -203,6 +204,31 @@ def test_simplified_derivative_of_a_long_chain_computes_what_the_raw_one_does():
         assert simple[0] == pytest.approx(raw[0], rel=1e-12)
         assert simple[1] == pytest.approx(raw[1], rel=1e-9)
         assert simple[1] != 0
+
+
+def simplified_terms(sources: list[str]) -> list[str]:
+    """The simplified ←D of every definition of the programs, printed."""
+    out = []
+    for src in sources:
+        prog = lamad.loads(src)
+        for name in prog.types:
+            try:
+                out.append(lamad.pretty(deep(dual)(prog, name, simplified=True)[0]))
+            except (lamad.LamError, ValueError) as e:
+                out.append(str(e))
+    return out
+
+
+def test_the_census_gives_the_terms_the_searching_rules_give(monkeypatch):
+    sources = [long_chain(30), long_chain(30, tensor=True), chain(12), tree(4)]
+    sources += [path.read_text() for path in sorted((ROOT / "examples").glob("*.lam"))]
+    with_census = simplified_terms(sources)
+
+    def never_distinct(self, t, destructurings=False):
+        self.distinct = False
+
+    monkeypatch.setattr(simplify_module._Scan, "__init__", never_distinct)
+    assert simplified_terms(sources) == with_census
 
 
 # ------------------------------------------------------------------ golden files
