@@ -835,7 +835,8 @@ class _Simplifier:
                 arity = _destructured_only(rest, p.name)
                 if arity:
                     new_p, rest = self.split(p, arity, rest)
-                    later, body = _unlets(rest, len(bindings) - i - 1)
+                    # the later bindings, the destructurings among them now several each
+                    later, body = _unlets(rest, len(bindings) - i - 1 + _expansion(bindings[i + 1:], p.name))
                     bindings[i:] = [(new_p, b)] + later
         return bindings, body
 
@@ -843,13 +844,10 @@ class _Simplifier:
         """:meth:`refine` for a chain whose binders are distinct, in linear time: one census
         of how each variable is taken apart, the bindings visited in order (a destructuring
         ``let (y, y') = x`` of a variable split before becomes ``let y = x_1; y' = x_2``,
-        bindings visited in their turn), and one pass making the other destructurings.  As in
-        :meth:`refine`, only as many bindings are considered as the chain had: those that
-        expansions push past that count are left to the next round."""
+        bindings visited in their turn), and one pass making the other destructurings."""
         parts: dict[str, list[str]] = {}
         out: list[tuple[Pattern, Term]] = []
         todo = list(reversed(bindings))
-        considered = 0
         while todo:
             p, b = todo.pop()
             if isinstance(b, Var) and b.name in parts and isinstance(p, PTuple):
@@ -857,9 +855,7 @@ class _Simplifier:
                 continue
             if not (isinstance(b, Var) and b.name in parts):
                 b = _destructure_all(b, parts)
-            considered += 1
-            if considered <= len(bindings) and isinstance(p, PVar) and p.name in destructured \
-                    and uses.get(p.name) == destructured[p.name][0]:
+            if isinstance(p, PVar) and p.name in destructured and uses.get(p.name) == destructured[p.name][0]:
                 _, arities, given = destructured[p.name]
                 if len(arities) == 1:
                     (arity,) = arities
@@ -947,6 +943,19 @@ def _unlets(t: Term, n: int) -> tuple[list[tuple[Pattern, Term]], Term]:
         out.append((t.pattern, t.bound))
         t = t.body
     return out, t
+
+
+def _expansion(bindings: list[tuple[Pattern, Term]], name: str) -> int:
+    """How many bindings :func:`_destructure` adds to ``bindings`` when it replaces each
+    ``let (p1, …, pn) = name`` among them by ``n`` bindings (up to where ``name`` is bound
+    again)."""
+    added = 0
+    for p, b in bindings:
+        if isinstance(b, Var) and b.name == name and isinstance(p, PTuple):
+            added += len(p.items) - 1
+        if name in pattern_names(p):
+            break
+    return added
 
 
 def _destructured_only(t: Term, name: str) -> int:
