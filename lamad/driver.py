@@ -94,6 +94,7 @@ def type_of(term: Term, types: Mapping[str, Type]) -> Type:
 
 
 @deep
+@collector_paused
 def derivative(term: Term, mode: str = "reverse", simplified: bool = True) -> tuple[Type, Term]:
     """←D (``mode="reverse"``) or →D (``mode="forward"``) of an elaborated term
     (docs/differentiation.md), simplified unless ``simplified=False``, and its type ←D(A):

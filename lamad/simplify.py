@@ -1,4 +1,5 @@
-"""Simplification of terms, above all of the derivative programs ←D produces (SPEC §5).
+"""Simplification of terms, above all of the derivative programs ←D produces
+(docs/differentiation.md, "Reading derivative programs").
 
 ``simplify(term)`` returns an equivalent term, rewriting until nothing changes:
 
@@ -14,7 +15,19 @@
   computed twice;
 * algebra: ``0 + t``, ``1.0 * t``, ``--t`` and constant folding;
 * common-subexpression elimination (up to renaming of bound variables) and dead-code
-  elimination.
+  elimination;
+* pattern refinement: a variable (or parameter) bound to a pair that is only ever taken
+  apart is bound by a tuple pattern instead.
+
+A round costs time linear in the size of the term when its binders are distinct, as ←D
+makes them: one walk takes an *occurrence census* (for every variable, how often it
+occurs and whether under a lambda), which the local rules consult instead of searching
+the rest of the chain, and to which each of them reports the occurrences it drops,
+copies or moves; the substitutions of a chain are recorded and made together in one
+pass at its end; refinement counts the uses of a chain's names in one walk; and the
+fixpoint test walks the old and the new term together.  A term that binds a name twice
+goes through the same rules, which then search the terms they need.  There are at most
+``_MAX_ROUNDS`` rounds.
 
 Terms are pure, so all of this preserves values (a dead binding that would have failed is
 dropped, as in any optimiser).  Finally, the names ←D invented are replaced by short ones:
@@ -26,20 +39,24 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from lamad.prims import PRIMITIVES
 from lamad.syntax import (
-    REAL, TENSOR, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple, TupleType,
-    Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names,
+    REAL, TENSOR, Ann, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple,
+    TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
 )
 
 _MAX_ROUNDS = 20
 
+_HOLE: Term = Tuple(())
+"""The body of a binding of a chain being rebuilt, until the chain's rest is known."""
+
 
 def simplify(term: Term, keep: set[str] | None = None) -> Term:
-    """An equivalent, smaller term (SPEC §5).  Variables named in ``keep`` (default: the
-    names in ``term`` that ←D did not invent) keep their names."""
+    """An equivalent, smaller term (docs/differentiation.md, "Reading derivative
+    programs").  Variables named in ``keep`` (default: the names in ``term`` that ←D did
+    not invent) keep their names."""
     names = term_names(term)
     keep = {n for n in names if not _invented(n)} if keep is None else keep
     s = _Simplifier(names, keep)
@@ -114,17 +131,37 @@ def substitute(t: Term, name: str, value: Term) -> Term:
         shadowed = False
         for let in chain:
             bound = let.bound if shadowed else substitute(let.bound, name, value)
-            out.append(replace(let, bound=bound))
+            out.append(update(let, bound=bound))
             shadowed = shadowed or name in pattern_names(let.pattern)
         result = body if shadowed else substitute(body, name, value)
         for let in reversed(out):
-            result = replace(let, body=result)
+            result = update(let, body=result)
         return result
     return map_children(t, lambda c: substitute(c, name, value))
 
 
 def _can_substitute(t: Term, value: Term) -> bool:
     return not (_free(value) & _binders(t))
+
+
+def _map(t: Term, fn: Callable[[Term], Term]) -> Term:
+    """``map_children(t, fn)``, but ``t`` itself when ``fn`` changed no child: a round
+    that rewrites little then builds little."""
+    cls = type(t)
+    if cls is Prim:
+        args = tuple([fn(a) for a in t.args])
+        return t if all(a is b for a, b in zip(args, t.args)) else update(t, args=args)
+    if cls is App:
+        f, a = fn(t.fn), fn(t.arg)
+        return t if f is t.fn and a is t.arg else update(t, fn=f, arg=a)
+    if cls is Tuple:
+        items = tuple([fn(i) for i in t.items])
+        return t if all(a is b for a, b in zip(items, t.items)) else update(t, items=items)
+    if cls is Lam or cls is LinLam:
+        body = fn(t.body)
+        return t if body is t.body else update(t, body=body)
+    new = map_children(t, fn)
+    return t if all(a is b for a, b in zip(children(new), children(t))) else new
 
 
 def _lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
@@ -177,6 +214,282 @@ def _atomic(t: Term) -> bool:
     return isinstance(t, (Var, Lit)) or (isinstance(t, LinLam) and _is_zero(t.body))
 
 
+def _binder_names(t: Term) -> Iterator[str]:
+    """The names ``t`` itself binds (its parameter or pattern), none for other nodes."""
+    if isinstance(t, (Lam, LinLam)):
+        return pattern_names(t.param)
+    if isinstance(t, Let):
+        return pattern_names(t.pattern)
+    return iter(())
+
+
+class _Scan:
+    """One walk over a term: whether its binders are distinct (every variable bound at
+    most once, and no bound name also occurring free: then no substitution can capture
+    and a name stands for one binding; the parameter of a zero backpropagator ``λa ⊸ 0``,
+    copied wherever its variable was, may repeat if its name occurs nowhere), and, if
+    so, for every variable how often it occurs, how many of those occurrences are under
+    no lambda between them and the binder, and how deep in lambdas its binder is.  With
+    ``destructurings``, also how each variable is taken apart by ``let (p1, …, pn) = x``:
+    how often, with which arities, and for each component the variable the first such
+    pattern (in source order) binds it to; and how often each free variable occurs."""
+
+    def __init__(self, t: Term, destructurings: bool = False):
+        count: dict[str, int] = {}
+        shallow: dict[str, int] = {}
+        depth: dict[str, int] = {}
+        found: dict[str, tuple[int, set[int], list[str | None]]] = {}
+        zero_params: set[str] = set()
+        seen: set[str] = set()
+        free: set[str] = set()
+        free_count: dict[str, int] = {}
+        open_: set[str] = set()  # the binders whose scope the walk is in
+        self.distinct = False
+        stack: list = [(t, 0)]
+        pop, push, extend = stack.pop, stack.append, stack.extend
+        while stack:
+            node, d = pop()
+            cls = type(node)
+            if cls is Var:
+                name = node.name
+                seen.add(name)
+                if name in open_:
+                    count[name] = count.get(name, 0) + 1
+                    if depth[name] == d:
+                        shallow[name] = shallow.get(name, 0) + 1
+                else:
+                    free.add(name)
+                    free_count[name] = free_count.get(name, 0) + 1
+            elif cls is Prim:
+                extend([(c, d) for c in reversed(node.args)])
+            elif cls is App:
+                push((node.arg, d))
+                push((node.fn, d))
+            elif cls is Let:
+                pattern = node.pattern
+                names = (pattern.name,) if type(pattern) is PVar else tuple(pattern_names(pattern))
+                for name in names:
+                    if name in depth:
+                        return
+                    depth[name] = d
+                push((list(names), d))  # leave the scope
+                push((node.body, d))
+                push((names, d))  # enter it
+                push((node.bound, d))
+                if destructurings and type(node.bound) is Var and type(pattern) is PTuple:
+                    n, arities, given = found.get(node.bound.name, (0, set(), []))
+                    items = pattern.items
+                    arities.add(len(items))
+                    given.extend([None] * (len(items) - len(given)))
+                    for i, item in enumerate(items):
+                        if given[i] is None and type(item) is PVar:
+                            given[i] = item.name
+                    found[node.bound.name] = (n + 1, arities, given)
+            elif cls is tuple:
+                open_.update(node)
+            elif cls is list:
+                open_.difference_update(node)
+            elif cls is Lam or cls is LinLam:
+                names = tuple(pattern_names(node.param))
+                if cls is LinLam and _is_zero(node.body):
+                    zero_params.update(names)
+                    continue
+                for name in names:
+                    if name in depth:
+                        return
+                    depth[name] = d + 1
+                open_.update(names)
+                push((list(names), d))
+                push((node.body, d + 1))
+            elif cls is Tuple:
+                extend([(c, d) for c in reversed(node.items)])
+            elif cls is not Lit:
+                extend([(c, d) for c in reversed(list(children(node)))])
+        if zero_params & seen or free & depth.keys():
+            return
+        self.distinct = True
+        self.count, self.shallow, self.depth, self.found = count, shallow, depth, found
+        self.free_count = free_count
+
+
+class _Census:
+    """The occurrence census of a term whose binders are distinct (see :class:`_Scan`):
+    for every variable, how often it occurs and how many of those occurrences are under
+    no lambda between them and the variable's binder.  Computed in one pass per round;
+    the rewrites keep it exact by reporting the occurrences they drop, copy or move
+    (``depth`` is the number of lambdas around the place where a rewrite happens)."""
+
+    def __init__(self, scan: _Scan):
+        self.count, self.shallow, self.depth = scan.count, scan.shallow, scan.depth
+
+    def add(self, t: Term, depth: int, sign: int, skip: frozenset[str] = frozenset()) -> None:
+        """Count the occurrences in ``t`` (at ``depth``) ``sign`` times more, but for ``skip``."""
+        count, shallow, binder_depth = self.count, self.shallow, self.depth
+        stack = [(t, depth)]
+        while stack:
+            node, d = stack.pop()
+            if isinstance(node, Var):
+                name = node.name
+                if name not in skip:
+                    count[name] = count.get(name, 0) + sign
+                    if binder_depth.get(name) == d:
+                        shallow[name] = shallow.get(name, 0) + sign
+                continue
+            inner = d + 1 if isinstance(node, (Lam, LinLam)) else d
+            stack.extend((c, inner) for c in children(node))
+
+    def occurrences(self, name: str) -> tuple[int, bool]:
+        """As :func:`_occurrences`: the count, and for a single occurrence whether it is
+        under a lambda."""
+        count = self.count.get(name, 0)
+        return count, count == 1 and self.shallow.get(name, 0) == 0
+
+    def beta(self, lam: Lam, depth: int) -> None:
+        """``(λp. u) v`` at ``depth`` becomes ``let p = v in u``: ``u`` and the binders in
+        it move out from under the lambda."""
+        inner = frozenset(_all_binders(lam.body))
+        self.add(lam.body, depth + 1, -1, inner)
+        for name in inner:
+            if name in self.depth:  # not the parameters of λa ⊸ 0, which bind nothing
+                self.depth[name] -= 1
+        for name in pattern_names(lam.param):
+            self.depth[name] = depth
+        self.add(lam.body, depth, 1, inner)
+
+    def substituted(self, name: str, value: Term, depth: int) -> None:
+        """``value``, bound to ``name`` at ``depth``, replaces each occurrence of ``name``."""
+        copies = self.count.get(name, 0)
+        if isinstance(value, Var):  # one occurrence (the binding) becomes ``copies``
+            self.count[value.name] = self.count.get(value.name, 0) + copies - 1
+            if self.depth.get(value.name) == depth:
+                self.shallow[value.name] = self.shallow.get(value.name, 0) + self.shallow.get(name, 0) - 1
+        elif _atomic(value) and copies != 1:  # the variables of λa ⊸ 0 are under its lambda
+            self.add(value, depth + 1, copies - 1)
+        self.count[name] = self.shallow[name] = 0
+
+    def renamed(self, old: str, new: str) -> None:
+        """Every occurrence of ``old`` is now one of ``new``, bound at the same place."""
+        self.count[new], self.shallow[new] = self.count.pop(old, 0), self.shallow.pop(old, 0)
+        self.depth[new] = self.depth[old]
+
+
+def _all_binders(t: Term) -> Iterator[str]:
+    """Every name bound anywhere in ``t``."""
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        yield from _binder_names(node)
+        stack.extend(children(node))
+
+
+def _substitute_all(t: Term, values: dict[str, Term]) -> Term:
+    """``t`` with each variable named in ``values`` replaced by its value, in one pass; the
+    values themselves are substituted into first (a chain's later bindings may be bound to
+    its earlier ones).  The caller makes sure nothing is captured."""
+    done: dict[str, Term] = {}
+
+    def value(name: str) -> Term:
+        if name not in done:
+            done[name] = walk(values[name], values)
+        return done[name]
+
+    def walk(node: Term, env: dict[str, Term]) -> Term:
+        if type(node) is Var:
+            return value(node.name) if node.name in env else node
+        if type(node) is Lit:
+            return node
+        if isinstance(node, Let):
+            chain, body = let_chain(node)
+            out = []
+            for let in chain:
+                out.append(update(let, bound=walk(let.bound, env)))
+                shadowed = [n for n in pattern_names(let.pattern) if n in env]
+                if shadowed:
+                    env = {k: v for k, v in env.items() if k not in shadowed}
+            result = walk(body, env)
+            for let in reversed(out):
+                result = update(let, body=result)
+            return result
+        if isinstance(node, (Lam, LinLam)):
+            shadowed = [n for n in pattern_names(node.param) if n in env]
+            if shadowed:
+                env = {k: v for k, v in env.items() if k not in shadowed}
+        return _map(node, lambda c: walk(c, env))
+
+    return walk(t, values) if values else t
+
+
+def _alpha_equal(a: Term, b: Term) -> bool:
+    """Whether ``alpha_key(a) == alpha_key(b)``: equal up to the names of bound variables.
+    One walk over both terms at once, which stops at the first difference, the binders in
+    scope kept in a table that is updated on entering a scope and restored on leaving it."""
+    env_a: dict[str, int] = {}
+    env_b: dict[str, int] = {}
+    ids = itertools.count()
+    missing = object()
+
+    def bind(p: Pattern, q: Pattern, saved: list) -> bool:
+        if type(p) is not type(q):
+            return False
+        if isinstance(p, PTuple):
+            return len(p.items) == len(q.items) and all(bind(i, j, saved) for i, j in zip(p.items, q.items))
+        if (None if p.annot is None else str(p.annot)) != (None if q.annot is None else str(q.annot)):
+            return False
+        if isinstance(p, PVar):
+            saved.append((p.name, env_a.get(p.name, missing), q.name, env_b.get(q.name, missing)))
+            env_a[p.name] = env_b[q.name] = next(ids)
+        return True
+
+    COMPARE, BIND, RESTORE = 0, 1, 2
+    stack: list = [(COMPARE, a, b, None)]
+    while stack:
+        action, x, y, saved = stack.pop()
+        if action == RESTORE:
+            for name_a, old_a, name_b, old_b in reversed(saved):
+                for env, name, old in ((env_a, name_a, old_a), (env_b, name_b, old_b)):
+                    if old is missing:
+                        env.pop(name, None)
+                    else:
+                        env[name] = old
+            continue
+        if action == BIND:
+            if not bind(x, y, saved):
+                return False
+            continue
+        cls = type(x)
+        if cls is not type(y):
+            return False
+        if cls is Var:
+            i, j = env_a.get(x.name), env_b.get(y.name)
+            if i != j or (i is None and x.name != y.name):
+                return False
+        elif cls is Lit:
+            if type(x.value) is not type(y.value) or not (x.value is y.value or x.value == y.value):
+                return False
+        elif cls is Lam or cls is LinLam:
+            saved = []
+            if not bind(x.param, y.param, saved):
+                return False
+            stack.append((RESTORE, None, None, saved))
+            stack.append((COMPARE, x.body, y.body, None))
+        elif cls is Let:  # the bound outside the pattern's scope, the body inside
+            saved = []
+            stack.append((RESTORE, None, None, saved))
+            stack.append((COMPARE, x.body, y.body, None))
+            stack.append((BIND, x.pattern, y.pattern, saved))
+            stack.append((COMPARE, x.bound, y.bound, None))
+        else:
+            if cls is Prim and x.op != y.op:
+                return False
+            if cls is Ann and str(x.annot) != str(y.annot):
+                return False
+            xs, ys = list(children(x)), list(children(y))
+            if len(xs) != len(ys):
+                return False
+            stack.extend((COMPARE, i, j, None) for i, j in zip(reversed(xs), reversed(ys)))
+    return True
+
+
 # --------------------------------------------------------------------- the rewrites
 
 
@@ -184,6 +497,8 @@ class _Simplifier:
     def __init__(self, names: set[str], keep: set[str]):
         self.used = set(names)
         self.keep = keep
+        self.census: _Census | None = None
+        self.distinct = False
         self.counter = itertools.count(1)
 
     def fresh(self, base: str = "t") -> str:
@@ -196,52 +511,92 @@ class _Simplifier:
     def fixpoint(self, t: Term, backward: bool) -> Term:
         self.run_backward = backward
         for _ in range(_MAX_ROUNDS):
+            # a term whose binders are distinct gets an occurrence census, and the rewrites
+            # consult it instead of searching the rest of the chain
+            scan = _Scan(t)
+            self.census = _Census(scan) if scan.distinct else None
+            self.distinct = scan.distinct  # until a rewrite may bind a name twice
             new = self.chains(self.local(t))
-            if alpha_key(new) == alpha_key(t):
+            if _alpha_equal(new, t):
                 return new
             t = new
         return t
 
     # -- bottom-up local rewrites ------------------------------------------------
 
-    def local(self, t: Term) -> Term:
-        """One bottom-up pass of the local rules."""
+    def local(self, t: Term, depth: int = 0) -> Term:
+        """One bottom-up pass of the local rules (``depth``: the lambdas around ``t``)."""
+        if type(t) is Var or type(t) is Lit:  # the leaves, most of the nodes: no rule applies
+            return t
         if isinstance(t, Let):
             chain, body = let_chain(t)
-            result = self.local(body)
+            if self.census is not None:
+                return self.local_chain(chain, body, depth)
+            result = self.local(body, depth)
             for let in reversed(chain):
-                result = self.rewrite(replace(let, bound=self.local(let.bound), body=result))
+                result = self.rewrite(update(let, bound=self.local(let.bound, depth), body=result), depth)
             return result
-        return self.rewrite(map_children(t, self.local))
+        inner = depth + 1 if isinstance(t, (Lam, LinLam)) else depth
+        return self.rewrite(_map(t, lambda c: self.local(c, inner)), depth)
 
-    def rewrite(self, t: Term) -> Term:
+    def local_chain(self, chain: list[Let], body: Term, depth: int) -> Term:
+        """The local rules on a chain of bindings, latest first, with the census: a
+        binding's substitution is recorded and all of them are made at the end, in one
+        pass over the chain (each binding sees the rest as it would be by then only
+        through the census, which already counts the substitutions)."""
+        values: dict[str, Term] = {}
+        rest: list[Let] = []  # the rewritten chain, latest first; ``Let.body`` is unused
+        result = self.local(body, depth)
+        for let in reversed(chain):
+            self.let_in_chain(update(let, bound=self.local(let.bound, depth)), rest, values, depth)
+        for let in rest:
+            result = update(let, body=result)
+        return _substitute_all(result, values)
+
+    def rewrite(self, t: Term, depth: int = 0) -> Term:
         if isinstance(t, App) and isinstance(t.fn, Lam):  # beta: (λp. u) v → let p = v in u
+            if self.census is not None:
+                self.census.beta(t.fn, depth)
             return Let(t.fn.param, t.arg, t.fn.body, span=t.span)
         if isinstance(t, App) and isinstance(t.fn, LinLam) and _is_zero(t.fn.body):
+            self.dropped(t.arg, depth)
             return t.fn.body  # (λa ⊸ 0) u → 0
         if isinstance(t, DAdd):  # 0 + t → t
             return t.right if _is_zero(t.left) else t.left if _is_zero(t.right) else t
         if isinstance(t, Prim):
-            return self.algebra(t)
+            return self.algebra(t, depth)
         if isinstance(t, Let):
             return self.let(t)
         return t
 
-    def algebra(self, t: Prim) -> Term:
+    def dropped(self, t: Term, depth: int) -> None:
+        """A rewrite dropped ``t``: the census forgets its occurrences."""
+        if self.census is not None:
+            self.census.add(t, depth, -1)
+
+    def algebra(self, t: Prim, depth: int = 0) -> Term:
         args = t.args
         if t.op in ("fst", "snd") and isinstance(args[0], Tuple):
-            return args[0].items[0 if t.op == "fst" else 1]
+            keep = 0 if t.op == "fst" else 1
+            for i, item in enumerate(args[0].items):
+                if i != keep:
+                    self.dropped(item, depth)
+            return args[0].items[keep]
         if t.op == "add":
             left, right = args
             if _is_zero(left):
+                self.dropped(left, depth)
                 return right
             if _is_zero(right):
+                self.dropped(right, depth)
                 return left
         if t.op == "sub":
             left, right = args
             if _is_zero(right):
+                self.dropped(right, depth)
                 return left
             if _is_zero(left):
+                self.dropped(left, depth)
                 return Prim("neg", (right,), span=t.span)
         if t.op == "mul":
             left, right = args
@@ -256,6 +611,35 @@ class _Simplifier:
             if isinstance(x, Prim) and x.op == "neg":
                 return x.args[0]
         return _fold_constants(t)
+
+    def let_in_chain(self, t: Let, rest: list[Let], values: dict[str, Term], depth: int) -> None:
+        """:meth:`let` for a binding ``t`` of a chain whose later bindings, rewritten, are
+        ``rest`` (latest first): pushes what ``t`` becomes onto ``rest``, records
+        substitutions in ``values``.  Binders are distinct, so nothing is captured."""
+        p, bound = t.pattern, t.bound
+        census = self.census
+        if isinstance(bound, Let):  # let-flattening
+            rest.append(Let(p, bound.body, _HOLE, span=t.span))
+            rest.append(Let(bound.pattern, bound.bound, _HOLE, span=bound.span))
+            return
+        if isinstance(p, PTuple) and isinstance(bound, Tuple) and len(p.items) == len(bound.items):
+            # binders are distinct: the items cannot mention the names the pattern binds
+            bindings, _ = self.tangent_names(list(zip(p.items, bound.items)), None, values)
+            rest.extend(Let(q, b, _HOLE) for q, b in reversed(bindings))
+            return
+        if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
+            self.dropped(bound, depth)
+            return
+        if isinstance(p, PVar):
+            count, under_lambda = census.occurrences(p.name)
+            if count == 0:
+                self.dropped(bound, depth)
+                return  # dead code
+            if _atomic(bound) or (count == 1 and not under_lambda and not isinstance(bound, (Lam, LinLam))):
+                census.substituted(p.name, bound, depth)
+                values[p.name] = bound
+                return
+        rest.append(t)
 
     def let(self, t: Let) -> Term:
         p, bound, body = t.pattern, t.bound, t.body
@@ -281,17 +665,24 @@ class _Simplifier:
                 return substitute(body, p.name, bound)
         return t
 
-    def tangent_names(self, bindings: list[tuple[Pattern, Term]], body: Term) -> tuple[list, Term]:
+    def tangent_names(self, bindings: list[tuple[Pattern, Term]], body: Term | None,
+                      renames: dict[str, Term] | None = None) -> tuple[list, Term | None]:
         """In ``let x = y; dx = t``, about to become ``let dx = t`` with ``y`` for ``x``, the
-        tangent is renamed ``dy`` so that it stays named after its value."""
+        tangent is renamed ``dy`` so that it stays named after its value: in ``body``, or,
+        with the census, by recording the renaming in ``renames``."""
         values = {p.name: b.name for p, b in bindings if isinstance(p, PVar) and isinstance(b, Var)}
         out = []
         for p, b in bindings:
             if isinstance(p, PVar) and p.name[:1] == "d" and p.name[1:] in values and _invented(p.name):
                 new = "d" + values[p.name[1:]]
-                if new not in self.used and _can_substitute(body, Var(new)):
+                # every binder is in self.used: a new name cannot be captured in the census's case
+                if new not in self.used and (renames is not None or _can_substitute(body, Var(new))):
                     self.used.add(new)
-                    body = substitute(body, p.name, Var(new))
+                    if renames is not None:
+                        renames[p.name] = Var(new)
+                        self.census.renamed(p.name, new)
+                    else:
+                        body = substitute(body, p.name, Var(new))
                     p = replace(p, name=new)
             out.append((p, b))
         return out, body
@@ -301,6 +692,8 @@ class _Simplifier:
     def chains(self, t: Term) -> Term:
         """Rewrites that need a whole chain of bindings: floating, CSE, backward passes,
         pattern refinement."""
+        if type(t) is Var or type(t) is Lit:
+            return t
         if isinstance(t, Let):
             chain, body = let_chain(t)
             bindings = [(let.pattern, self.chains(let.bound)) for let in chain]
@@ -314,12 +707,12 @@ class _Simplifier:
         if isinstance(t, (Lam, LinLam)):
             body = self.chains(t.body)
             param, body = self.refine_param(t.param, body)
-            return replace(t, param=param, body=body)
+            return update(t, param=param, body=body)
         if isinstance(t, (Tuple, Prim, App)):
-            t = map_children(t, self.chains)
+            t = _map(t, self.chains)
             floated, t = self.float_args(t)
             return _lets(floated, t)
-        return map_children(t, self.chains)
+        return _map(t, self.chains)
 
     def float_args(self, t: Term) -> tuple[list[tuple[Pattern, Term]], Term]:
         """``(let x = u in v, w)`` → ``let x = u in (v, w)``: every component is evaluated
@@ -333,30 +726,33 @@ class _Simplifier:
             parts = [t.fn, t.arg]
         else:
             return [], t
-        chains = [let_chain(part) for part in parts]
-        if not any(chain for chain, _ in chains):
+        if not any(type(part) is Let for part in parts):
             return [], t
+        chains = [let_chain(part) for part in parts]
         binders = [set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
                    for chain, _ in chains]
-        for i, names in enumerate(binders):
+        for i, names in enumerate(binders if not self.distinct else ()):  # distinct: no clash
             if names and any(names & (binders[j] | _free(parts[j])) for j in range(len(parts)) if j != i):
                 return [], t
         floated = [(let.pattern, let.bound) for chain, _ in chains for let in chain]
         bodies = [body for _, body in chains]
         if isinstance(t, Tuple):
-            return floated, replace(t, items=tuple(bodies))
+            return floated, update(t, items=tuple(bodies))
         if isinstance(t, Prim):
-            return floated, replace(t, args=tuple(bodies))
-        return floated, replace(t, fn=bodies[0], arg=bodies[1])
+            return floated, update(t, args=tuple(bodies))
+        return floated, update(t, fn=bodies[0], arg=bodies[1])
 
     def float_out(self, bindings, body):
         """Flatten the chain: bindings whose bound term is itself a chain are spliced in."""
         out: list[tuple[Pattern, Term]] = []
+        used: set[str] | None = None  # the free variables of the chain, found once
         for p, b in bindings:
             if isinstance(b, Let):
                 chain, inner = let_chain(b)
                 names = set(itertools.chain.from_iterable(pattern_names(let.pattern) for let in chain))
-                if not names & (_free(body) | set(itertools.chain.from_iterable(_free(x) for _, x in bindings))):
+                if used is None:  # distinct binders: no name of the chain occurs free
+                    used = set() if self.distinct else _free(body).union(*(_free(x) for _, x in bindings))
+                if not names & used:
                     out.extend((let.pattern, let.bound) for let in chain)
                     out.append((p, inner))
                     continue
@@ -372,8 +768,7 @@ class _Simplifier:
         out: list[tuple[Pattern, Term]] = []
         renames: dict[str, Term] = {}
         for p, b in bindings:
-            for old, new in renames.items():
-                b = substitute(b, old, new)
+            b = _substitute_all(b, renames)  # every renaming at once, in one pass
             if isinstance(p, PVar) and not _atomic(b) and not (isinstance(b, LinLam) and b.param.annot != REAL):
                 key = alpha_key(b)
                 if key in seen:
@@ -381,9 +776,7 @@ class _Simplifier:
                     continue
                 seen[key] = p.name
             out.append((p, b))
-        for old, new in renames.items():
-            body = substitute(body, old, new)
-        return out, body
+        return out, _substitute_all(body, renames)
 
     def backward(self, bindings, body):
         """Run the backpropagators bound in this chain symbolically inside each linear
@@ -423,7 +816,8 @@ class _Simplifier:
                 steps.extend((let.pattern, let.bound) for let in inner_chain)
                 send(substitute(inner, fn.param.name, total) if not inner_chain else
                      substitute(_lets([], inner), fn.param.name, total))
-            return replace(lin, body=_lets(steps, _factor(rest)))
+            self.distinct = False  # the backpropagators' bindings are copied
+            return update(lin, body=_lets(steps, _factor(rest)))
 
         def visit(t: Term) -> Term:
             if isinstance(t, LinLam):
@@ -438,6 +832,14 @@ class _Simplifier:
         """A variable bound to a pair that is only ever taken apart is bound by a tuple
         pattern instead: ``let x = u; (y, y') = x`` → ``let (x, x') = u`` (see
         :meth:`refine_param`)."""
+        if not any(isinstance(p, PVar) for p, _ in bindings):
+            return bindings, body  # nothing to split
+        if self.distinct:  # known distinct: count the uses of the chain's names only
+            names = {n for p, _ in bindings for n in pattern_names(p)}
+            return self.refine_distinct(bindings, body, *_destructurings(_lets(bindings, body), names))
+        scan = _Scan(_lets(bindings, body), destructurings=True)
+        if scan.distinct:
+            return self.refine_distinct(bindings, body, scan.count, scan.found)
         bindings = list(bindings)
         for i, (p, b) in enumerate(bindings):  # a split rewrites only what follows binding i
             if isinstance(p, PVar):
@@ -445,16 +847,56 @@ class _Simplifier:
                 arity = _destructured_only(rest, p.name)
                 if arity:
                     new_p, rest = self.split(p, arity, rest)
-                    later, body = _unlets(rest, len(bindings) - i - 1)
+                    # the later bindings, the destructurings among them now several each
+                    later, body = _unlets(rest, len(bindings) - i - 1 + _expansion(bindings[i + 1:], p.name))
                     bindings[i:] = [(new_p, b)] + later
         return bindings, body
+
+    def refine_distinct(self, bindings, body, uses: dict[str, int], destructured: dict):
+        """:meth:`refine` for a chain whose binders are distinct, in linear time: one census
+        of how each variable is taken apart, the bindings visited in order (a destructuring
+        ``let (y, y') = x`` of a variable split before becomes ``let y = x_1; y' = x_2``,
+        bindings visited in their turn), and one pass making the other destructurings."""
+        parts: dict[str, list[str]] = {}
+        out: list[tuple[Pattern, Term]] = []
+        todo = list(reversed(bindings))
+        while todo:
+            p, b = todo.pop()
+            if isinstance(b, Var) and b.name in parts and isinstance(p, PTuple):
+                todo.extend(reversed([(item, Var(part)) for item, part in zip(p.items, parts[b.name])]))
+                continue
+            if not (isinstance(b, Var) and b.name in parts):
+                b = _destructure_all(b, parts)
+            if isinstance(p, PVar) and p.name in destructured and uses.get(p.name) == destructured[p.name][0]:
+                _, arities, given = destructured[p.name]
+                if len(arities) == 1:
+                    (arity,) = arities
+                    names = self.split_names(p, arity, given[:arity] + [None] * (arity - len(given)))
+                    parts[p.name] = names
+                    p = self.split_pattern(p, names)
+            out.append((p, b))
+        return out, _destructure_all(body, parts)
 
     def refine_param(self, p: Pattern, body: Term, taken: frozenset[str] = frozenset()) -> tuple[Pattern, Term]:
         """A parameter that is only ever taken apart gets a tuple pattern, recursively;
         ``taken`` are the names the rest of the parameter's pattern binds."""
         if isinstance(p, PVar):
+            if p.annot is not None and not isinstance(p.annot, TupleType):
+                return p, body  # not a tuple: never split, and its body is not searched
+            if self.distinct:
+                uses, found = _destructurings(body, {p.name})
+            else:
+                scan = _Scan(body, destructurings=True)
+                uses, found = (scan.free_count, scan.found) if scan.distinct else (None, None)
+            if found is not None:  # one census of the body answers both questions, as in refine_distinct
+                count, arities, given = found.get(p.name, (0, set(), []))
+                arity = arities.pop() if count and uses.get(p.name) == count and len(arities) == 1 else 0
+                if arity and (p.annot is None or len(p.annot.items) == arity):
+                    names = self.split_names(p, arity, given + [None] * (arity - len(given)), taken)
+                    return self.split_pattern(p, names), _destructure_all(body, {p.name: names})
+                return p, body
             arity = _destructured_only(body, p.name)
-            if arity and (p.annot is None or (isinstance(p.annot, TupleType) and len(p.annot.items) == arity)):
+            if arity and (p.annot is None or len(p.annot.items) == arity):
                 return self.split(p, arity, body, taken)
             return p, body
         if isinstance(p, PTuple):
@@ -470,25 +912,35 @@ class _Simplifier:
         ``(x, x')`` for a pair (a value and its backpropagator), else ``x_1, …`` — all
         distinct, distinct from the ``taken`` names of the pattern ``p`` is part of, and
         capturing nothing in ``body``, the scope of the new pattern."""
-        given = _component_names(body, p.name, arity)
+        names = self.split_names(p, arity, _component_names(body, p.name, arity), taken, body)
+        return self.split_pattern(p, names), _destructure(body, p.name, names)
+
+    def split_names(self, p: PVar, arity: int, given: list[str | None], taken: frozenset[str] = frozenset(),
+                    body: Term | None = None) -> list[str]:
+        """The names of :meth:`split`, ``given`` those of the first destructuring; without
+        ``body`` the binders are distinct, so a given name captures nothing."""
         if p.name in self.keep and not any(g in self.keep for g in given if g is not None):
             given = [None] * arity  # a user's variable: its parts are x and x'
-        free = _free(body)
+        free = _free(body) if body is not None else set()
         names: list[str] = []
         for i in range(arity):
             # a given name must capture nothing in the scope, and nothing there may capture it
             if given[i] is not None and given[i] not in names and given[i] not in taken and given[i] not in free \
-                    and given[i] not in _binders_besides(body, p.name, i):
+                    and (body is None or given[i] not in _binders_besides(body, p.name, i)):
                 names.append(given[i])
+                self.distinct = False  # its destructuring becomes the binding given[i] = given[i]
                 continue
             name = (p.name + "'" * i if not _tangent_pair(p.annot) else "d" * i + p.name) if arity == 2 \
                 else f"{p.name}_{i + 1}"
             clash = name in names or name in given[i + 1:] or name in taken or (name in self.used and name != p.name)
             names.append(self.fresh(p.name) if clash else name)
         self.used.update(names)
-        annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * arity
-        pattern = PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
-        return pattern, _destructure(body, p.name, names)
+        return names
+
+    def split_pattern(self, p: PVar, names: list[str]) -> PTuple:
+        """``p`` as a tuple pattern binding ``names``."""
+        annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * len(names)
+        return PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
 
 
 def _tangent_pair(t) -> bool:
@@ -503,6 +955,19 @@ def _unlets(t: Term, n: int) -> tuple[list[tuple[Pattern, Term]], Term]:
         out.append((t.pattern, t.bound))
         t = t.body
     return out, t
+
+
+def _expansion(bindings: list[tuple[Pattern, Term]], name: str) -> int:
+    """How many bindings :func:`_destructure` adds to ``bindings`` when it replaces each
+    ``let (p1, …, pn) = name`` among them by ``n`` bindings (up to where ``name`` is bound
+    again)."""
+    added = 0
+    for p, b in bindings:
+        if isinstance(b, Var) and b.name == name and isinstance(p, PTuple):
+            added += len(p.items) - 1
+        if name in pattern_names(p):
+            break
+    return added
 
 
 def _destructured_only(t: Term, name: str) -> int:
@@ -536,6 +1001,63 @@ def _destructured_only(t: Term, name: str) -> int:
 
     walk(t, False)
     return arities.pop() if ok and len(arities) == 1 else 0
+
+
+def _destructurings(t: Term, names: set[str]) -> tuple[dict[str, int], dict]:
+    """For the variables ``names`` of a term whose binders are distinct: how often each
+    occurs, and how it is taken apart, as :class:`_Scan` says with ``destructurings``;
+    a lighter walk, for it need not check that the binders are distinct."""
+    count: dict[str, int] = {}
+    found: dict[str, tuple[int, set[int], list[str | None]]] = {}
+    stack = [t]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        node = pop()
+        cls = type(node)
+        if cls is Var:
+            if node.name in names:
+                count[node.name] = count.get(node.name, 0) + 1
+        elif cls is Prim:
+            extend(reversed(node.args))
+        elif cls is App:
+            push(node.arg)
+            push(node.fn)
+        elif cls is Let:
+            push(node.body)
+            push(node.bound)
+            bound, pattern = node.bound, node.pattern
+            if type(bound) is Var and type(pattern) is PTuple and bound.name in names:
+                n, arities, given = found.get(bound.name, (0, set(), []))
+                items = pattern.items
+                arities.add(len(items))
+                given.extend([None] * (len(items) - len(given)))
+                for i, item in enumerate(items):
+                    if given[i] is None and type(item) is PVar:
+                        given[i] = item.name
+                found[bound.name] = (n + 1, arities, given)
+        elif cls is Lam or cls is LinLam:
+            push(node.body)
+        elif cls is Tuple:
+            extend(reversed(node.items))
+        elif cls is not Lit:
+            extend(reversed(list(children(node))))
+    return count, found
+
+
+def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
+    """:func:`_destructure` for several variables in one pass (binders distinct)."""
+    if not parts or type(t) is Var or type(t) is Lit:
+        return t
+    if isinstance(t, Let):
+        chain, body = let_chain(t)
+        out: list[tuple[Pattern, Term]] = []
+        for let in chain:
+            if isinstance(let.bound, Var) and let.bound.name in parts and isinstance(let.pattern, PTuple):
+                out.extend((item, Var(part)) for item, part in zip(let.pattern.items, parts[let.bound.name]))
+            else:
+                out.append((let.pattern, _destructure_all(let.bound, parts)))
+        return _lets(out, _destructure_all(body, parts))
+    return _map(t, lambda c: _destructure_all(c, parts))
 
 
 def _binders_besides(t: Term, name: str, component: int) -> set[str]:
@@ -647,13 +1169,13 @@ class _Renamer:
     def term(self, t: Term, env: dict[str, str] | None = None, cotangent: bool = False) -> Term:
         env = env or {}
         if isinstance(t, Var):
-            return replace(t, name=env.get(t.name, t.name))
+            return update(t, name=env.get(t.name, t.name))
         if isinstance(t, LinLam):
             param, inner = self.pattern(t.param, env, "a")
-            return replace(t, param=param, body=self.term(t.body, inner, cotangent=True))
+            return update(t, param=param, body=self.term(t.body, inner, cotangent=True))
         if isinstance(t, Lam):
             param, inner = self.pattern(t.param, env, "x")
-            return replace(t, param=param, body=self.term(t.body, inner, cotangent))
+            return update(t, param=param, body=self.term(t.body, inner, cotangent))
         if isinstance(t, Let):
             chain, body = let_chain(t)
             out = []

@@ -16,9 +16,11 @@ from hypothesis import HealthCheck, given, settings
 import lamad
 from lamad.api import from_python
 from lamad.autodiff import _collect, _wrap, lift
+from lamad.deep import deep
 from lamad.eval import compile_term
 from lamad.gradient import force
 from lamad.reverse import backprop, backprop_type
+import lamad.simplify as simplify_module
 from lamad.simplify import simplify
 from lamad.syntax import (
     App, DAdd, FunType, Lam, LinLam, Prim, Term, alpha_key, children, free_variables, let_chain, term_names,
@@ -154,6 +156,80 @@ def test_simplification_preserves_gradients_of_chains_and_trees():
         simple = run_dual(prog, dual(prog, "f", simplified=True)[1], fty, np.float64(x))
         assert raw[0] == pytest.approx(simple[0], rel=1e-12)
         assert raw[1] == pytest.approx(simple[1], rel=1e-12)
+
+
+def long_chain(n: int, tensor: bool = False) -> str:
+    """The straight-line program of benchmarks/simplify_chain.py, one binding a line:
+    ``x_i = sin x_(i-1) * x_(i-1) + x_(i-1)``; the Tensor variant sums the last link."""
+    lines = [f"def f (x0 : {'Tensor' if tensor else 'Real'}) : Real ="]
+    lines += [f"  {'let' if i == 1 else '   '} x{i} = sin x{i - 1} * x{i - 1} + x{i - 1}{';' if i < n else ''}"
+              for i in range(1, n + 1)]
+    return "\n".join(lines + [f"  in sum x{n}" if tensor else f"  in x{n}"]) + "\n"
+
+
+def simplifier_work(n: int, tensor: bool = False) -> int:
+    """How many Python calls (of functions and of builtins) the simplifier makes on ←D of
+    the long chain of ``n`` links: a measure of its work that does not depend on the
+    machine's speed or load."""
+    prog = lamad.loads(long_chain(n, tensor))
+    source = prog.typed.terms["f"]
+    raw, keep = backprop(source), term_names(source)
+    calls = 0
+
+    def count(frame, event, arg) -> None:
+        nonlocal calls
+        calls += 1
+
+    sys.setprofile(count)
+    try:
+        simplify(raw, keep=keep)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+@pytest.mark.parametrize("tensor", [False, True], ids=["Real", "Tensor"])
+def test_simplifier_work_is_linear_in_the_length_of_a_straight_line_program(tensor):
+    small, large = simplifier_work(40, tensor), simplifier_work(80, tensor)
+    assert large / small < 2.6, (small, large)  # twice the links, twice the work
+
+
+def test_simplified_derivative_of_a_long_chain_computes_what_the_raw_one_does():
+    prog = lamad.loads(long_chain(400))
+    fty = prog.types["f"]
+    term, checked = deep(dual)(prog, "f", simplified=True)
+    assert size(term) < size(deep(dual)(prog, "f", simplified=False)[0])
+    for x in (-0.5, 0.3):
+        raw = deep(run_dual)(prog, deep(dual)(prog, "f", simplified=False)[1], fty, np.float64(x))
+        simple = deep(run_dual)(prog, checked, fty, np.float64(x))
+        assert simple[0] == pytest.approx(raw[0], rel=1e-12)
+        assert simple[1] == pytest.approx(raw[1], rel=1e-9)
+        assert simple[1] != 0
+
+
+def simplified_terms(sources: list[str]) -> list[str]:
+    """The simplified ←D of every definition of the programs, printed."""
+    out = []
+    for src in sources:
+        prog = lamad.loads(src)
+        for name in prog.types:
+            try:
+                out.append(lamad.pretty(deep(dual)(prog, name, simplified=True)[0]))
+            except (lamad.LamError, ValueError) as e:
+                out.append(str(e))
+    return out
+
+
+def test_the_census_gives_the_terms_the_searching_rules_give(monkeypatch):
+    sources = [long_chain(30), long_chain(30, tensor=True), chain(12), tree(4)]
+    sources += [path.read_text() for path in sorted((ROOT / "examples").glob("*.lam"))]
+    with_census = simplified_terms(sources)
+
+    def never_distinct(self, t, destructurings=False):
+        self.distinct = False
+
+    monkeypatch.setattr(simplify_module._Scan, "__init__", never_distinct)
+    assert simplified_terms(sources) == with_census
 
 
 # ------------------------------------------------------------------ golden files
