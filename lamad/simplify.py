@@ -154,6 +154,9 @@ def _map(t: Term, fn: Callable[[Term], Term]) -> Term:
     if cls is App:
         f, a = fn(t.fn), fn(t.arg)
         return t if f is t.fn and a is t.arg else update(t, fn=f, arg=a)
+    if cls is DAdd:
+        left, right = fn(t.left), fn(t.right)
+        return t if left is t.left and right is t.right else update(t, left=left, right=right)
     if cls is Tuple:
         items = tuple([fn(i) for i in t.items])
         return t if all(a is b for a, b in zip(items, t.items)) else update(t, items=items)
@@ -265,6 +268,9 @@ class _Scan:
             elif cls is App:
                 push((node.arg, d))
                 push((node.fn, d))
+            elif cls is DAdd:
+                push((node.right, d))
+                push((node.left, d))
             elif cls is Let:
                 pattern = node.pattern
                 names = (pattern.name,) if type(pattern) is PVar else tuple(pattern_names(pattern))
@@ -479,7 +485,7 @@ def _alpha_equal(a: Term, b: Term) -> bool:
             stack.append((BIND, x.pattern, y.pattern, saved))
             stack.append((COMPARE, x.bound, y.bound, None))
         else:
-            if cls is Prim and x.op != y.op:
+            if cls is Prim and (x.op != y.op or x.marks != y.marks):
                 return False
             if cls is Ann and str(x.annot) != str(y.annot):
                 return False
@@ -1022,6 +1028,9 @@ def _destructurings(t: Term, names: set[str]) -> tuple[dict[str, int], dict]:
         elif cls is App:
             push(node.arg)
             push(node.fn)
+        elif cls is DAdd:
+            push(node.right)
+            push(node.left)
         elif cls is Let:
             push(node.body)
             push(node.bound)
