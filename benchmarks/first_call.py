@@ -17,8 +17,9 @@ by phase, through lamad's own functions: parse (``parse_program``), check
 again), compile (``compile_term``) and run (the ←D function on the point, then its
 backpropagators).  The
 baseline is CPython's ``compile`` + ``exec`` + call of the same program written in Python
-by hand with its reverse sweep.  Peak memory is traced (``tracemalloc``) in a separate
-run of the same phases, as tracing slows them down.
+by hand with its reverse sweep.  Times are CPU seconds of this process (on a machine shared
+with other jobs they count the work done, which wall-clock time would not).  Peak memory is
+traced (``tracemalloc``) in a separate run of the same phases, as tracing slows them down.
 """
 
 from __future__ import annotations
@@ -88,13 +89,13 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
 
     def phase(name, fn, *args):
         profiler = None if profiles is None else profiles.setdefault(name, cProfile.Profile())
-        start = time.perf_counter()
+        start = time.process_time()
         if profiler is not None:
             profiler.enable()
         result = fn(*args)
         if profiler is not None:
             profiler.disable()
-        t[name] = time.perf_counter() - start
+        t[name] = time.process_time() - start
         return result
 
     def run(code, fty):
@@ -114,11 +115,11 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
 
 def python_first_call(src: str, x: float) -> tuple[float, float]:
     """CPython's compile + exec + call of the hand-written gradient: seconds and value."""
-    start = time.perf_counter()
+    start = time.process_time()
     namespace = {"math": math}
     exec(compile(src, "<chain>", "exec"), namespace)
     g = namespace["grad_f"](x)
-    return time.perf_counter() - start, g
+    return time.process_time() - start, g
 
 
 def peak_bytes(src: str, x: float) -> int:
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row(n, args.repeats) for n in args.sizes]
     text = ["# First-call cost of a gradient", "",
             "`grad f` at a point from the text of a straight-line chain of n links "
-            "(`x_i = sin x_(i-1) * x_(i-1) + x_(i-1)`): lamad's phases in ms (fastest of "
+            "(`x_i = sin x_(i-1) * x_(i-1) + x_(i-1)`): lamad's phases in CPU ms (fastest of "
             f"{args.repeats} runs), against CPython's compile + exec + call of the same program written by hand in "
             "Python with its reverse sweep. Peak memory traced by tracemalloc, per link. "
             f"Targets: lamad / CPython ≤ {TARGET_RATIO:g}, under {TARGET_BYTES_PER_LINK // 1000} KB per link.", "",
