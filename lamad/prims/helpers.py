@@ -89,16 +89,22 @@ def _tie_weight(rt):
     return tie_weight
 
 
+_INFINITY = float("inf")
+
+
 def _mul0(rt):
     xp = rt.backend.xp
 
     def mul0(x, y):
         """``x * y``, but 0 wherever ``x`` or ``y`` is 0, even where the other is infinite
         or NaN: the product of a vanishing factor of a derivative with a singular one
-        (``y * x ** (y - 1)`` at ``y = 0``, ``x ** y * log x`` at ``x = 0``)."""
-        with np.errstate(invalid="ignore"):
-            product = xp.multiply(x, y)
-        return xp.where((x == 0) | (y == 0), xp.zeros((), product.dtype), product)[()]
+        (``y * x ** (y - 1)`` at ``y = 0``, ``x ** y * log x`` at ``x = 0``).  A factor that
+        is one nonzero finite number (the exponent of ``x ** 2.0``) is a plain product."""
+        for factor in (x, y):
+            if getattr(factor, "ndim", 0) == 0 and 0 < abs(factor) < _INFINITY:
+                return x * y
+        zero = (x == 0) | (y == 0)  # where a factor is 0 both are, so nothing is 0 · ∞
+        return (xp.where(zero, 0.0, x) * xp.where(zero, 0.0, y))[()]
     return mul0
 
 
