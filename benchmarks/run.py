@@ -55,7 +55,7 @@ def lamad_functions(w: Workload) -> tuple:
 def first_call_cost(w: Workload) -> dict[str, float]:
     """Seconds from the workload's text to its first gradient: its parse
     (``parse_program``) and check (``typecheck``) apart, then ``lamad.loads``, which does
-    both, and the first call of ``value_and_grad`` on the loss (its ←D, re-check, compile
+    both, and the first call of ``value_and_grad`` on the loss (its ←D, compile
     and run, with the compile of the loss itself)."""
     now = time.perf_counter
     start = now()
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         text += ["Targets missed: " + "; ".join(missed) + "." if missed else "All targets met.", ""]
         text += ["First-call cost (ms, wall time, one run each, before any timing): parse and check apart "
                  "(`parse_program`, `typecheck`), then `lamad.loads` (both) and the first `value_and_grad` call on "
-                 "the loss, which makes the gradient (←D, re-check, compile) and runs it once; total = loads + first "
+                 "the loss, which makes the gradient (←D and compile) and runs it once; total = loads + first "
                  "call.", "",
                  markdown_table(["workload", "parse", "check", "loads", "first call", "total"], first_rows), ""]
     if chain_rows:
