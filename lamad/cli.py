@@ -72,10 +72,10 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
     for p in params:
         text = pairs[p.name]
         if text.startswith("@"):
-            import numpy as np
+            from lamad.prims.constructors import read_npy
 
             try:
-                data = np.load(text[1:], allow_pickle=False)
+                data = read_npy(text[1:], text[1:])
             except (OSError, ValueError) as e:
                 raise UsageError(f"cannot load '{text[1:]}' for {p.name}: {e}") from None
             try:

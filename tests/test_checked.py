@@ -4,10 +4,17 @@ gradients with respect to Ints, Int overflow."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import lamad
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def error(source: str) -> str:
@@ -56,3 +63,64 @@ def test_a_pullback_from_python_refuses_a_cotangent_of_another_shape():
     with pytest.raises(lamad.LamError, match=r"vjp: the cotangent has shape \(2,\) where the result has shape \(3,\)"):
         pullback(np.ones(2))
     assert np.array_equal(pullback(np.ones(3)), np.full(3, 2.0))
+
+
+# --------------------------------------------------------------------- load
+
+
+def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    """``python -m lamad.cli`` as tests/test_cli.py runs it (its warning filter included)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LAMAD_BACKEND", "LAMAD_DTYPE")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "lamad.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=60)
+
+
+def load_error(tmp_path, name: str, dtype: str | None = None) -> str:
+    (tmp_path / "p.lam").write_text(f'def main = load "{name}"\n')
+    with pytest.raises(lamad.LamError) as info:
+        lamad.load(tmp_path / "p.lam", dtype=dtype).main
+    return str(info.value)
+
+
+def test_load_refuses_complex_data_and_names_its_dtype(tmp_path):
+    np.save(tmp_path / "c.npy", np.array([1 + 2j, 3]))
+    assert "runtime error: 'load': complex128 data holds complex numbers: it cannot be a tensor of float64" \
+        in load_error(tmp_path, "c.npy")
+    (tmp_path / "p.lam").write_text('def main = load "c.npy"\n')
+    proc = run_cli("run", "p.lam", cwd=tmp_path)
+    assert proc.returncode == 1 and "complex128" in proc.stderr and proc.stdout == ""
+
+
+def test_load_refuses_an_object_array(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([1.0, None], dtype=object), allow_pickle=True)
+    assert "'o.npy' holds Python objects (dtype object), not numbers" in load_error(tmp_path, "o.npy")
+
+
+def test_load_says_a_file_that_is_not_npy_is_not_npy(tmp_path):
+    (tmp_path / "t.npy").write_text("1,2,3\n")
+    with open(tmp_path / "z.npy", "wb") as f:
+        np.savez(f, a=np.ones(2))
+    msg = load_error(tmp_path, "t.npy")
+    assert "'t.npy' is not a .npy file" in msg and "pickle" not in msg
+    assert "'z.npy' is not a .npy file: it is a .npz archive" in load_error(tmp_path, "z.npy")
+
+
+def test_load_refuses_numbers_too_large_for_float32(tmp_path):
+    np.save(tmp_path / "big.npy", np.array([1.0, 1e300]))
+    assert "float64 data holds numbers too large for float32" in load_error(tmp_path, "big.npy", "float32")
+    assert lamad.load(tmp_path / "p.lam").main[1] == 1e300
+
+
+def test_arguments_from_files_and_from_python_are_refused_as_load_refuses(tmp_path):
+    np.save(tmp_path / "c.npy", np.array([1 + 2j]))
+    (tmp_path / "t.npy").write_text("hello")
+    (tmp_path / "f.lam").write_text("def f (x : Tensor) : Tensor = x\n")
+    complex_, text = (run_cli("run", "f.lam", "--entry", "f", "--arg", f"x=@{n}", cwd=tmp_path)
+                      for n in ("c.npy", "t.npy"))
+    assert complex_.returncode == 2 and "complex128 data holds complex numbers" in complex_.stderr
+    assert text.returncode == 2 and "'t.npy' is not a .npy file" in text.stderr
+    f = lamad.load(tmp_path / "f.lam").f
+    for bad in (np.array([1.0, None], dtype=object), [1.0, None], np.array([1j])):
+        with pytest.raises(ValueError, match="cannot be a tensor of float64"):
+            f(bad)

@@ -40,11 +40,31 @@ def _onehot(rt):
     return onehot
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy(path, name: str) -> np.ndarray:
+    """The array of the ``.npy`` file ``path`` (``name`` in messages), read without
+    pickles; a file of another format, or one holding Python objects, is a
+    ``ValueError`` that says so."""
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head != _NPY_MAGIC:
+        kind = "a .npz archive" if head.startswith(b"PK") else "a file of another format"
+        raise ValueError(f"'{name}' is not a .npy file: it is {kind} (NumPy's np.save writes .npy)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"'{name}' holds Python objects (dtype object), not numbers") from None
+        raise ValueError(f"'{name}' is not a valid .npy file: {e}") from None
+
+
 def _load(rt):
     def load(path: str):
         full = rt.base_dir / path
         if full.suffix == ".npy":
-            data = np.load(full, allow_pickle=False)
+            data = read_npy(full, path)
         elif full.suffix == ".csv":
             data = np.loadtxt(full, delimiter=",", ndmin=1)
         else:
