@@ -64,6 +64,8 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
         if name not in {p.name for p in params}:
             expected = ", ".join(p.name for p in params) or "no parameters"
             raise UsageError(f"'{entry}' has no parameter '{name}' (it takes {expected})")
+        if name in pairs:
+            raise UsageError(f"--arg {name} is given twice ('{pairs[name]}' and '{text}')")
         pairs[name] = text
     missing = [f"{p.name} : {pretty_type(p.annot)}" for p in params if p.name not in pairs]
     if missing:

@@ -124,3 +124,51 @@ def test_arguments_from_files_and_from_python_are_refused_as_load_refuses(tmp_pa
     for bad in (np.array([1.0, None], dtype=object), [1.0, None], np.array([1j])):
         with pytest.raises(ValueError, match="cannot be a tensor of float64"):
             f(bad)
+
+
+# --------------------------------------------------------------------- counts, labels, grad of Ints, --arg
+
+
+def test_a_negative_iterate_count_is_an_error():
+    msg = error("def main = iterate (-1) (\\x. x + 1.0) 0.0")
+    assert "t.lam:1:12: runtime error: 'iterate': the count is negative: -1" in msg
+    assert "runtime error: 'iterate': the count is negative: -2" in error(
+        "def main = grad (\\x. iterate (0 - 2) (\\y. y * x) x) 2.0")
+    assert lamad.loads("def main = iterate 0 (\\x. x + 1.0) 0.0").main == 0.0
+
+
+@pytest.mark.parametrize("labels, label", [("fill (-1.0) [2]", "-1"), ("fill 3.0 [2]", "3"),
+                                           ("fill 0.5 [2]", "0.5"), ("fill (0.0 / 0.0) [1]", "nan")])
+def test_onehot_refuses_labels_out_of_range(labels, label):
+    assert f"t.lam:1:12: runtime error: 'onehot': label {label} is not an integer in 0 … 2" \
+        in error(f"def main = onehot 3 ({labels})")
+
+
+def test_onehot_of_labels_in_range():
+    value = lamad.loads("def main = onehot 3 (stack [0.0, 2.0])").main
+    assert np.array_equal(value, [[1, 0, 0], [0, 0, 1]])
+    assert "the number of classes is negative: -1" in error("def main = onehot (-1) (ones [0])")
+
+
+@pytest.mark.parametrize("op", ["grad", "value_and_grad"])
+@pytest.mark.parametrize("param, point, shown", [("(n : Int)", "3", "Int"), ("n", "3", "Int"),
+                                                 ("(b : Bool)", "true", "Bool"),
+                                                 ("(ns : List Int)", "[1]", "List Int")])
+def test_grad_with_respect_to_a_discrete_argument_is_a_type_error(op, param, point, shown):
+    with pytest.raises(lamad.LamError) as info:
+        lamad.loads(f"def main = {op} (\\{param}. 2.0) {point}", "t.lam")
+    assert f"t.lam:1:{14 + len(op)}: type error: '{op}' differentiates with respect to reals, but this " \
+           f"function's argument is {shown}, which has no gradient" in str(info.value)
+
+
+def test_a_discrete_part_beside_reals_has_the_cotangent_unit():
+    assert lamad.loads("def main = grad (\\(n, x). real n * x) (3, 2.0)").main == ((), 3.0)
+    y, pullback = lamad.loads("def main = vjp (\\(n : Int). real n) 3").main
+    assert y == 3.0 and pullback(1.0) == ()
+
+
+def test_a_duplicate_arg_on_the_command_line_is_bad_usage(tmp_path):
+    (tmp_path / "f.lam").write_text("def f (x : Real) : Real = x\n")
+    proc = run_cli("run", "f.lam", "--entry", "f", "--arg", "x=1.0", "--arg", "x=2.0", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "lamad: --arg x is given twice ('1.0' and '2.0')" in proc.stderr

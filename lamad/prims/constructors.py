@@ -36,6 +36,12 @@ def _onehot(rt):
     xp, dtype = rt.backend.xp, rt.backend.dtype
 
     def onehot(n, labels):
+        if n < 0:
+            raise ValueError(f"the number of classes is negative: {n}")
+        bad = xp.logical_or(xp.logical_or(labels < 0, labels >= n), labels != xp.floor(labels))  # NaN too
+        if bool(xp.any(bad)):
+            label = float(rt.backend.to_host(labels[bad])[0])
+            raise ValueError(f"label {label:g} is not an integer in 0 … {n - 1}")
         return (labels[..., None] == xp.arange(n, dtype=dtype)).astype(dtype)
     return onehot
 
@@ -84,7 +90,7 @@ define("randn", (INT, SHAPE), TENSOR, _random("standard_normal"), derivative="co
        example=("randn 4 (shape x1)", ((2, 3),)))
 define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant",
        example=("uniform 4 (shape x1)", ((2, 3),)))
-define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 x1", ((2,),)))
+define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 (mask_ge x1 0.0)", ((2,),)))
 define("real", (INT,), REAL, lambda rt: rt.backend.asarray, derivative="constant", example=("real (size x1)", ((2, 3),)))
 define("load", (STRING,), TENSOR, _load, derivative="constant",
        example=("load \"data/measurements.csv\"", ((),)))
