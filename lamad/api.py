@@ -23,6 +23,7 @@ from lamad.errors import LamError
 from lamad.parser import parse_term
 from lamad.progress import Progress
 from lamad.prims import Runtime
+from lamad.prims.arithmetic import int_in_range
 from lamad.syntax import (
     BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type, free_variables,
 )
@@ -280,7 +281,7 @@ def _int(x: Any) -> int:
     """An ``Int`` argument: a Python int, not a bool."""
     if isinstance(x, bool) or not isinstance(x, int):
         raise TypeError(f"expected an int, got {x!r}")
-    return x
+    return int_in_range(x, f"the int {x}")
 
 
 def _same(x: Any) -> Any:

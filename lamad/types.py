@@ -27,6 +27,7 @@ from lamad.errors import LamTypeError
 from lamad.linearity import is_zero, linear_in
 from lamad.instances import instantiate
 from lamad.prims import MARKS, PRIMITIVES, Primitive, public
+from lamad.prims.arithmetic import INT_MAX, INT_MIN
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
@@ -761,7 +762,13 @@ class Checker:
         self.default(t.ty, unknown=UNIT)
         ty = self.zonk(t.ty)
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
-            return Lit(float(t.value), span=t.span, ty=ty)
+            try:
+                return Lit(float(t.value), span=t.span, ty=ty)
+            except OverflowError:
+                raise LamTypeError(f"the number {t.value} is too large for a Real", t.span) from None
+        if isinstance(t, Lit) and type(t.value) is int and ty == INT and not INT_MIN <= t.value <= INT_MAX:
+            raise LamTypeError(f"the Int literal {t.value} is outside Int's 64-bit range (-2**63 … 2**63 - 1); "
+                               f"write {t.value}.0 for a Real", t.span)
         if ty == GRAD and isinstance(t, Lit):
             return DZero(span=t.span, ty=GRAD)
         if ty == GRAD and isinstance(t, Prim) and t.op == "add":

@@ -137,6 +137,7 @@ def test_a_negative_iterate_count_is_an_error():
     assert lamad.loads("def main = iterate 0 (\\x. x + 1.0) 0.0").main == 0.0
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0.0 / 0.0
 @pytest.mark.parametrize("labels, label", [("fill (-1.0) [2]", "-1"), ("fill 3.0 [2]", "3"),
                                            ("fill 0.5 [2]", "0.5"), ("fill (0.0 / 0.0) [1]", "nan")])
 def test_onehot_refuses_labels_out_of_range(labels, label):
@@ -172,3 +173,52 @@ def test_a_duplicate_arg_on_the_command_line_is_bad_usage(tmp_path):
     proc = run_cli("run", "f.lam", "--entry", "f", "--arg", "x=1.0", "--arg", "x=2.0", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     assert "lamad: --arg x is given twice ('1.0' and '2.0')" in proc.stderr
+
+
+# --------------------------------------------------------------------- Int's 64-bit range
+
+
+@pytest.mark.parametrize("term, column, operation", [
+    ("9223372036854775807 + 1", 12, "'+': 9223372036854775807 + 1"),
+    ("(0 - 9223372036854775807) - 2", 12, "'-': -9223372036854775807 - 2"),
+    ("3037000500 * 3037000500", 12, "'*': 3037000500 * 3037000500"),
+    ("-(0 - 9223372036854775807 - 1)", 12, "'-': -(-9223372036854775808)"),
+    ("2 ** 63", 12, "'**': 2 ** 63"),
+    ("let n = 2 in n ** 64", 25, "'**': 2 ** 64"),
+    ("fold (\\a x. a * x) 1 (map (\\i. i + 2) (range 30))", 24, "'*': 2432902008176640000 * 21"),
+])
+def test_int_arithmetic_that_leaves_64_bits_is_an_error_at_the_operation(term, column, operation):
+    msg = error(f"def main = {term}")
+    assert f"t.lam:1:{column}: runtime error: {operation} overflows Int's 64-bit range" in msg
+
+
+def test_a_huge_int_power_fails_at_once_without_computing_it():
+    import time
+
+    start = time.process_time()
+    assert "'**': 2 ** 100000000 overflows Int's 64-bit range" in error("def main = 2 ** 100000000")
+    assert time.process_time() - start < 1.0
+
+
+def test_ints_at_the_ends_of_the_range_compute():
+    prog = lamad.loads("def lo = (0 - 2) ** 63\ndef hi = 2 ** 62 + (2 ** 62 - 1)\n"
+                       "def top = 9223372036854775807\ndef one = 1 ** 100000000000\n"
+                       "def r = real 9223372036854775807\ndef big = 100000000000000000000000 * 1.0")
+    assert (prog.lo, prog.hi, prog.top, prog.one) == (-2 ** 63, 2 ** 63 - 1, 2 ** 63 - 1, 1)
+    assert prog.r == 2.0 ** 63 and prog.big == 1e23
+
+
+@pytest.mark.parametrize("literal", ["9223372036854775808", "99999999999999999999"])
+def test_an_int_literal_over_64_bits_is_a_type_error_at_it(literal):
+    with pytest.raises(lamad.LamTypeError) as info:
+        lamad.loads(f"def main = 1 + {literal}", "t.lam")
+    msg = str(info.value)
+    assert f"t.lam:1:16: type error: the Int literal {literal} is outside Int's 64-bit range" in msg
+    assert "\n                   " + "^" * len(literal) in msg
+
+
+def test_an_int_from_python_is_checked_against_the_range():
+    f = lamad.loads("def f (n : Int) : Int = n").f
+    assert f(2 ** 63 - 1) == 2 ** 63 - 1
+    with pytest.raises(OverflowError, match="the int 9223372036854775808 overflows Int's 64-bit range"):
+        f(2 ** 63)

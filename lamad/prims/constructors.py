@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamad.prims.arithmetic import int_in_range
 from lamad.prims.base import SHAPE, define
 from lamad.syntax import INT, REAL, STRING, TENSOR
 
@@ -91,6 +92,11 @@ define("randn", (INT, SHAPE), TENSOR, _random("standard_normal"), derivative="co
 define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant",
        example=("uniform 4 (shape x1)", ((2, 3),)))
 define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 (mask_ge x1 0.0)", ((2,),)))
-define("real", (INT,), REAL, lambda rt: rt.backend.asarray, derivative="constant", example=("real (size x1)", ((2, 3),)))
+def _real(rt):
+    asarray = rt.backend.asarray
+    return lambda n: asarray(int_in_range(n, f"the Int {n}"))
+
+
+define("real", (INT,), REAL, _real, derivative="constant", example=("real (size x1)", ((2, 3),)))
 define("load", (STRING,), TENSOR, _load, derivative="constant",
        example=("load \"data/measurements.csv\"", ((),)))
