@@ -63,7 +63,7 @@ def read_npy(path, name: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except ValueError as e:
         if "allow_pickle" in str(e):
-            raise ValueError(f"'{name}' holds Python objects (dtype object), not numbers") from None
+            raise ValueError(f"'{name}' holds Python objects (dtype object), not numbers: lamad never unpickles") from None
         raise ValueError(f"'{name}' is not a valid .npy file: {e}") from None
 
 
