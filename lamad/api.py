@@ -23,6 +23,7 @@ from lamad.errors import LamError
 from lamad.parser import parse_term
 from lamad.progress import Progress
 from lamad.prims import Runtime
+from lamad.prims.arithmetic import int_in_range
 from lamad.syntax import (
     BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type, free_variables,
 )
@@ -182,6 +183,7 @@ class Function:
         self.type = type_
         self.program = program
         self.name = name
+        self.where: tuple[str, str] | None = None  # (source, filename) when not the program's
         self.param_types: list[Type] = []
         self._results: list[Type] = []  # the type of the result after 1, 2, … arguments
         t: Type = type_
@@ -196,7 +198,10 @@ class Function:
     def __call__(self, *args: Any) -> Any:
         if not 1 <= len(args) <= len(self.param_types):
             raise TypeError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
-        result = self.program._located(driver.apply, self.closure, self.arguments(args))
+        try:
+            result = driver.apply(self.closure, self.arguments(args))
+        except LamError as e:  # located in the text the function was written in
+            raise e.locate(*(self.where or (self.program.source, self.program.filename))) from None
         export = self._exporters.get(len(args))
         if export is None:
             export = self._exporters[len(args)] = _exporter(self._results[len(args) - 1], self.program)
@@ -276,7 +281,7 @@ def _int(x: Any) -> int:
     """An ``Int`` argument: a Python int, not a bool."""
     if isinstance(x, bool) or not isinstance(x, int):
         raise TypeError(f"expected an int, got {x!r}")
-    return x
+    return int_in_range(x, f"the int {x}")
 
 
 def _same(x: Any) -> Any:
@@ -420,7 +425,10 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
     code = driver.compile(term, program.runtime, program.value, list(env))
-    return to_python(program._located(code, f.closure, *values), term.ty, program)
+    result = to_python(program._located(code, f.closure, *values), term.ty, program)
+    if op == "vjp":  # the pullback's errors are located in the term written here
+        result[1].where = (text, "<python>")
+    return result
 
 
 def _tuple_text(names: list[str]) -> str:

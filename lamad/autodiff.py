@@ -165,6 +165,23 @@ def pair(x: Any, dx: Any, t: Type) -> Any:
     return x
 
 
+def check_cotangent(y: Any, ct: Any, t: Type) -> None:
+    """Refuse a cotangent ``ct`` that does not fit the result ``y`` of type ``t``: a tensor
+    of another shape, a list of another length (the checker has seen to the rest)."""
+    if is_real(t):
+        shape, ct_shape = tuple(_primal(y).shape), tuple(getattr(_primal(ct), "shape", ()))
+        if shape != ct_shape:
+            raise ValueError(f"the cotangent has shape {ct_shape} where the result has shape {shape}")
+    elif isinstance(t, TupleType):
+        for v, c, i in zip(y, ct, t.items):
+            check_cotangent(v, c, i)
+    elif isinstance(t, ListType):
+        if len(y) != len(ct):
+            raise ValueError(f"a list of {len(y)} elements has a cotangent of {len(ct)}")
+        for v, c in zip(y, ct):
+            check_cotangent(v, c, t.elem)
+
+
 def _unpair(y: Any, t: Type) -> tuple[Any, Any]:
     """A →D value split into its value and its tangent (``()`` for discrete parts)."""
     if is_real(t):
@@ -258,6 +275,10 @@ class Pullback(Differentiated):
 
     @collector_paused
     def __call__(self, ct: Any) -> Any:
+        try:
+            check_cotangent(self.y, ct, self.fty.cod)
+        except ValueError as e:
+            raise LamRuntimeError(f"vjp: {e}", self.span) from None
         sent = sum_apply(self.backprops, _leaves(ct, self.fty.cod, []))
         return _collect(self.x, self.fty.dom, force(sent), iter(self.inputs), self.runtime.backend.xp)
 

@@ -29,7 +29,27 @@ class Backend:
 
     def asarray(self, value: Any) -> Any:
         """Move host data (Python numbers, NumPy arrays, nested lists) onto this backend
-        as an array of its dtype: the one place values enter the backend."""
+        as an array of its dtype: the one place values enter the backend.  Data this
+        dtype cannot hold is a ``ValueError``, never a value changed in silence: complex
+        numbers (NumPy would drop their imaginary parts), Python objects (``None`` would
+        become NaN), strings, dates, and finite numbers too large for it (float64 data
+        on the float32 backend)."""
+        if isinstance(value, (int, float)):
+            return self.xp.asarray(value, dtype=self.dtype)
+        import numpy as np
+
+        if getattr(value, "dtype", None) is None:
+            value = np.asarray(value)
+        kind = value.dtype.kind
+        if kind not in "fiub":
+            what = {"c": "complex numbers", "O": "Python objects"}.get(kind, "no numbers")
+            raise ValueError(f"{value.dtype} data holds {what}: it cannot be a tensor of {self.dtype}")
+        if kind == "f" and value.dtype.itemsize > self.dtype.itemsize and isinstance(value, np.ndarray):
+            with np.errstate(over="ignore"):  # on the host, before the transfer
+                narrowed = value.astype(self.dtype)
+            if np.count_nonzero(np.isfinite(narrowed)) != np.count_nonzero(np.isfinite(value)):
+                raise ValueError(f"{value.dtype} data holds numbers too large for {self.dtype}")
+            value = narrowed
         return self.xp.asarray(value, dtype=self.dtype)
 
     def scalar(self, value: float) -> Any:

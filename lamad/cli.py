@@ -64,6 +64,8 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
         if name not in {p.name for p in params}:
             expected = ", ".join(p.name for p in params) or "no parameters"
             raise UsageError(f"'{entry}' has no parameter '{name}' (it takes {expected})")
+        if name in pairs:
+            raise UsageError(f"--arg {name} is given twice ('{pairs[name]}' and '{text}')")
         pairs[name] = text
     missing = [f"{p.name} : {pretty_type(p.annot)}" for p in params if p.name not in pairs]
     if missing:
@@ -72,10 +74,10 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
     for p in params:
         text = pairs[p.name]
         if text.startswith("@"):
-            import numpy as np
+            from lamad.prims.constructors import read_npy
 
             try:
-                data = np.load(text[1:], allow_pickle=False)
+                data = read_npy(text[1:], text[1:])
             except (OSError, ValueError) as e:
                 raise UsageError(f"cannot load '{text[1:]}' for {p.name}: {e}") from None
             try:

@@ -37,7 +37,7 @@ from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.syntax import (
-    GRAD, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild,
+    GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild,
     Span, Term, Tuple, Type, Var, let_chain, pattern_names,
 )
 
@@ -499,8 +499,9 @@ class _Unit:
 
 def _is_arithmetic(t: Term) -> bool:
     """Whether ``t`` is an operation that Python's own operator computes on every value it
-    takes (its record's ``operator.python``)."""
-    if not isinstance(t, Prim):
+    takes (its record's ``operator.python``): not on Ints, whose range the record's
+    implementation checks."""
+    if not isinstance(t, Prim) or t.ty == INT:
         return False
     operator = PRIMITIVES[t.op].operator
     return operator is not None and operator.python is not None

@@ -42,6 +42,7 @@ from dataclasses import replace
 from typing import Callable, Iterator
 
 from lamad.prims import PRIMITIVES
+from lamad.prims.arithmetic import INT_MAX
 from lamad.syntax import (
     REAL, TENSOR, Ann, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple,
     TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
@@ -1150,6 +1151,8 @@ def _fold_constants(t: Prim) -> Term:
     if len(kinds) != 1 or kinds.pop() not in (int, float):
         return t
     result = fold(*values)
+    if type(result) is int and result > INT_MAX:  # left to fail where it runs
+        return t
     if isinstance(result, (int, float)) and result >= 0:
         return Lit(result, span=t.span)
     return t

@@ -27,6 +27,7 @@ from lamad.errors import LamTypeError
 from lamad.linearity import is_zero, linear_in
 from lamad.instances import instantiate
 from lamad.prims import MARKS, PRIMITIVES, Primitive, public
+from lamad.prims.arithmetic import INT_MAX, INT_MIN
 from lamad.syntax import (
     BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
@@ -65,7 +66,7 @@ class Checker:
         self.globals = dict(globals_ or {})
         self.later = later  # names of definitions below the one being checked
         self.locals: dict[str, Type] = {}
-        self.deferred: list[tuple[Type, TVar, Span | None, str, str]] = []  # pending ct(A) = v
+        self.deferred: list[tuple[Type, TVar, Span | None, str, str, str]] = []  # pending ct(A) = v
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
 
     # ----------------------------------------------------------------- types
@@ -616,7 +617,7 @@ class Checker:
         if op in ("vjp", "jvp"):
             self.coerce(args[1].ty, fty.dom, spans[1], f"the point of '{op}': ")
         dom, cod = fty.dom, self.resolve(fty.cod)
-        ct_dom = self.cotangent(dom, spans[0], "argument", marks)
+        ct_dom = self.cotangent(dom, spans[0], "argument", marks, op)
         if op == "vjp":
             return TupleType((cod, LinType(self.cotangent(cod, spans[0], "result", marks), ct_dom)))
         if op == "jvp":
@@ -666,20 +667,25 @@ class Checker:
             body = Let(PVar(fresh[p]), a, body, span=span, ty=body.ty)
         return body
 
-    def cotangent(self, t: Type, span: Span | None, what: str, marks: str = "") -> Type:
+    def cotangent(self, t: Type, span: Span | None, what: str, marks: str = "", op: str = "") -> Type:
         """``ct(t)``, or a variable standing for it until ``t`` is known, which
         :meth:`settle` then solves."""
         if _free_type_vars(self.zonk(t)):
             v = self.fresh()
-            self.deferred.append((t, v, span, what, marks))
+            self.deferred.append((t, v, span, what, marks, op))
             return v
-        return self._cotangent(t, span, what, marks)
+        return self._cotangent(t, span, what, marks, op)
 
-    def _cotangent(self, t: Type, span: Span | None, what: str, marks: str = "") -> Type:
+    def _cotangent(self, t: Type, span: Span | None, what: str, marks: str = "", op: str = "") -> Type:
         try:
-            return cotangent_type(self.zonk(t), marked=bool(marks))
+            ct = cotangent_type(self.zonk(t), marked=bool(marks))
         except ValueError as e:
             raise LamTypeError(f"cannot differentiate with respect to this function's {what}: {e}", span) from None
+        if op in ("grad", "value_and_grad") and not marks and not _has_real(ct):
+            # as JAX refuses integer inputs; () stays the cotangent of discrete parts beside reals
+            raise LamTypeError(f"'{op}' differentiates with respect to reals, but this function's argument is "
+                               f"{self.describe(t)}, which has no gradient: only Real and Tensor parts have one", span)
+        return ct
 
     def compare(self, op: str, args: list[Term], span: Span | None) -> Type:
         left, right = args
@@ -729,9 +735,9 @@ class Checker:
             node = stack.pop()
             self.default(node.ty)
             stack.extend(children(node))
-        for t, v, span, what, marks in self.deferred:
+        for t, v, span, what, marks, op in self.deferred:
             self.default(t)
-            ct = self._cotangent(t, span, what, marks)
+            ct = self._cotangent(t, span, what, marks, op)
             try:
                 self._unify(v, ct)
             except _Mismatch:
@@ -756,7 +762,13 @@ class Checker:
         self.default(t.ty, unknown=UNIT)
         ty = self.zonk(t.ty)
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
-            return Lit(float(t.value), span=t.span, ty=ty)
+            try:
+                return Lit(float(t.value), span=t.span, ty=ty)
+            except OverflowError:
+                raise LamTypeError(f"the number {t.value} is too large for a Real", t.span) from None
+        if isinstance(t, Lit) and type(t.value) is int and ty == INT and not INT_MIN <= t.value <= INT_MAX:
+            raise LamTypeError(f"the Int literal {t.value} is outside Int's 64-bit range (-2**63 … 2**63 - 1); "
+                               f"write {t.value}.0 for a Real", t.span)
         if ty == GRAD and isinstance(t, Lit):
             return DZero(span=t.span, ty=GRAD)
         if ty == GRAD and isinstance(t, Prim) and t.op == "add":
@@ -767,6 +779,17 @@ class Checker:
 def _meet(k1: str, k2: str) -> str:
     """The kind of a variable that must be of both kinds (they are nested)."""
     return k1 if _KIND_RANK[k1] >= _KIND_RANK[k2] else k2
+
+
+def _has_real(t: Type) -> bool:
+    """Whether a cotangent type has a Real or Tensor part."""
+    if t in (REAL, TENSOR):
+        return True
+    if isinstance(t, TupleType):
+        return any(_has_real(i) for i in t.items)
+    if isinstance(t, ListType):
+        return _has_real(t.elem)
+    return isinstance(t, LinType)
 
 
 def _free_type_vars(t: Type) -> bool:

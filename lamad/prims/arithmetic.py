@@ -12,10 +12,26 @@ from lamad.prims.base import A, F, N, Operator, Positive, define
 from lamad.syntax import BOOL, TENSOR
 
 
+INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
+"""Int is a 64-bit signed integer, as in NumPy and JAX; a result outside it is an error."""
+
+
+def int_in_range(n: int, what: str) -> int:
+    """``n``, an Int, if it is within Int's 64-bit range; else an ``OverflowError``."""
+    if not INT_MIN <= n <= INT_MAX:
+        raise OverflowError(f"{what} overflows Int's 64-bit range (-2**63 … 2**63 - 1)")
+    return n
+
+
 def _pow(x, y):
-    """``**``; an Int to a negative Int power would not be an Int, so it is refused."""
-    if isinstance(x, int) and isinstance(y, int) and y < 0:
-        raise ValueError(f"{x} ** {y}: an Int to a negative power is not an Int; convert with 'real'")
+    """``**``; an Int to a negative Int power would not be an Int, so it is refused, and a
+    power of an Int too large for 64 bits is refused before it is computed."""
+    if type(x) is int and type(y) is int:
+        if y < 0:
+            raise ValueError(f"{x} ** {y}: an Int to a negative power is not an Int; convert with 'real'")
+        if abs(x) > 1 and y >= 64:
+            int_in_range(INT_MAX + 1, f"{x} ** {y}")
+        return int_in_range(x ** y, f"{x} ** {y}")
     return x ** y
 
 
@@ -23,17 +39,32 @@ def _python(op):
     return lambda rt: op
 
 
-define("add", (F, F), F, _python(operator.add), typing="arith", ints=True, linear=(0, 1),
+def _int_checked(op, symbol: str):
+    """``op``, its Int results checked against Int's range (compiled code calls it on
+    Ints, and Python's operator on reals: lamad/eval.py)."""
+    if symbol == "-x":
+        def unary(x):
+            r = op(x)
+            return int_in_range(r, f"-({x})") if type(r) is int else r
+        return lambda rt: unary
+
+    def binary(x, y):
+        r = op(x, y)
+        return int_in_range(r, f"{x} {symbol} {y}") if type(r) is int else r
+    return lambda rt: binary
+
+
+define("add", (F, F), F, _int_checked(operator.add, "+"), typing="arith", ints=True, linear=(0, 1),
        operator=Operator("+", 4, "left", "+"), fold=operator.add,
        jvp=("dx1", "dx2"),
        vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) a"),
        example=("x1 + x2", ((2, 3), (3,))))
-define("sub", (F, F), F, _python(operator.sub), typing="arith", ints=True,
+define("sub", (F, F), F, _int_checked(operator.sub, "-"), typing="arith", ints=True,
        operator=Operator("-", 4, "left", "-"), fold=operator.sub,
        jvp=("dx1", "-dx2"),
        vjp=("unbroadcast (like x1) a", "unbroadcast (like x2) (-a)"),
        example=("x1 - x2", ((2, 3), ())))
-define("mul", (F, F), F, _python(operator.mul), typing="arith", ints=True, linear=(0, 1),
+define("mul", (F, F), F, _int_checked(operator.mul, "*"), typing="arith", ints=True, linear=(0, 1),
        operator=Operator("*", 5, "left", "*"), fold=operator.mul,
        jvp=("dx1 * x2", "x1 * dx2"),
        vjp=("unbroadcast (like x1) (a * x2)", "unbroadcast (like x2) (x1 * a)"),
@@ -49,7 +80,7 @@ define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
        vjp=("unbroadcast (like x1) (a * mul0 x2 (x1 ** (x2 - 1.0)))", "unbroadcast (like x2) (a * mul0 y (log x1))"),
        doc="x to the power y; where a factor of a derivative vanishes, so does the derivative (0 ** y at y > 0)",
        example=("x1 ** x2", (Positive((2, 3)), (3,))))
-define("neg", (N,), N, _python(operator.neg), linear=(0,),
+define("neg", (N,), N, _int_checked(operator.neg, "-x"), linear=(0,),
        operator=Operator("-", 6, "prefix", "-"), fold=operator.neg,
        jvp=("-dx1",), vjp=("-a",), example=("-x1", ((3,),)))
 define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend.xp.matmul), linear=(0, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamad.prims.arithmetic import int_in_range
 from lamad.prims.base import SHAPE, define
 from lamad.syntax import INT, REAL, STRING, TENSOR
 
@@ -36,15 +37,41 @@ def _onehot(rt):
     xp, dtype = rt.backend.xp, rt.backend.dtype
 
     def onehot(n, labels):
+        if n < 0:
+            raise ValueError(f"the number of classes is negative: {n}")
+        bad = xp.logical_or(xp.logical_or(labels < 0, labels >= n), labels != xp.floor(labels))  # NaN too
+        if bool(xp.any(bad)):
+            label = float(rt.backend.to_host(labels[bad])[0])
+            raise ValueError(f"label {label:g} is not an integer in 0 … {n - 1}")
         return (labels[..., None] == xp.arange(n, dtype=dtype)).astype(dtype)
     return onehot
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy(path, name: str) -> np.ndarray:
+    """The array of the ``.npy`` file ``path`` (``name`` in messages), read without
+    pickles; a file of another format, or one holding Python objects, is a
+    ``ValueError`` that says so."""
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head != _NPY_MAGIC:
+        kind = "a .npz archive" if head.startswith(b"PK") else "a file of another format"
+        raise ValueError(f"'{name}' is not a .npy file: it is {kind} (NumPy's np.save writes .npy)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"'{name}' holds Python objects (dtype object), not numbers: lamad never unpickles") from None
+        raise ValueError(f"'{name}' is not a valid .npy file: {e}") from None
 
 
 def _load(rt):
     def load(path: str):
         full = rt.base_dir / path
         if full.suffix == ".npy":
-            data = np.load(full, allow_pickle=False)
+            data = read_npy(full, path)
         elif full.suffix == ".csv":
             data = np.loadtxt(full, delimiter=",", ndmin=1)
         else:
@@ -64,7 +91,12 @@ define("randn", (INT, SHAPE), TENSOR, _random("standard_normal"), derivative="co
        example=("randn 4 (shape x1)", ((2, 3),)))
 define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant",
        example=("uniform 4 (shape x1)", ((2, 3),)))
-define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 x1", ((2,),)))
-define("real", (INT,), REAL, lambda rt: rt.backend.asarray, derivative="constant", example=("real (size x1)", ((2, 3),)))
+define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 (mask_ge x1 0.0)", ((2,),)))
+def _real(rt):
+    asarray = rt.backend.asarray
+    return lambda n: asarray(int_in_range(n, f"the Int {n}"))
+
+
+define("real", (INT,), REAL, _real, derivative="constant", example=("real (size x1)", ((2, 3),)))
 define("load", (STRING,), TENSOR, _load, derivative="constant",
        example=("load \"data/measurements.csv\"", ((),)))

@@ -19,6 +19,8 @@ def _fold(rt):
 
 def _iterate(rt):
     def iterate(n, f, x):
+        if n < 0:
+            raise ValueError(f"the count is negative: {n}")
         with rt.steps(range(n), n, "iterate") as steps:
             for _ in steps:
                 x = f(x)
