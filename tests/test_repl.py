@@ -471,6 +471,34 @@ def test_in_a_terminal_ctrl_c_interrupts_and_ctrl_d_quits(program, data_home):
     assert "Traceback" not in log.getvalue() and f"loaded {program}" in log.getvalue()
 
 
+def test_ctrl_c_during_a_deep_pass_interrupts_it_and_the_session_goes_on(data_home):
+    """Ctrl-C while the checker runs on its big-stack worker (a 3,000-deep list literal,
+    which takes it far longer than the second the test waits): the session says
+    'interrupted' and goes on, where it used to abort ("Cannot recover from stack
+    overflow", the recursion limit lowered under the deep worker)."""
+    pexpect = pytest.importorskip("pexpect")
+    log = io.StringIO()
+    child = pexpect.spawn(sys.executable, ["-m", "lamad.cli", "repl"], encoding="utf-8",
+                          env=environment(XDG_DATA_HOME=str(data_home), TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1"),
+                          timeout=30, dimensions=(24, 120))
+    child.logfile_read = log
+    child.expect("lamad>")
+    child.send("length " + "[" * 3000 + "1.0" + "]" * 3000 + "\r")
+    child.expect_exact("\x1b[?2004l")  # the evaluation runs
+    time.sleep(1.5)
+    child.sendintr()
+    child.expect("interrupted")
+    child.expect("lamad>")
+    child.send("6 * 7\r")
+    child.expect("42")
+    child.expect("lamad>")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, log.getvalue()[-2000:]
+    assert "Fatal Python error" not in log.getvalue() and "Traceback" not in log.getvalue()
+
+
 def test_from_a_pipe_it_prints_a_transcript_and_fails_on_errors(program, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("f 1.0 0.0\n:type\n  mm\nsin true\n1 + 1\n"))
     assert cli.main(["repl", str(program)]) == 1
