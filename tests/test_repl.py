@@ -259,6 +259,16 @@ def test_a_file_with_an_error_is_reported_and_reload_tries_again(tmp_path):
     assert "\n2\n" in text
 
 
+def test_reload_after_a_failed_load_reloads_the_last_file_that_loaded(program, tmp_path):
+    bad = tmp_path / "bad.lam"
+    bad.write_text("def x = 1.0\ndef y = x +\n", encoding="utf-8")
+    out = session(f":load {bad}", ":reload", "f 0.0 1.0", file=program).split("\n")
+    assert out[0] == f"loaded {program}: scale, mm, f"
+    assert out[1].startswith(f"{bad}:3:1: syntax error")
+    assert f"loaded {program}: scale, mm, f" in out[4:] and "0.0" in out[4:]
+    assert not any(str(bad) in line for line in out[4:])
+
+
 def test_backend_ascii_unicode_help_quit():
     out = session(":backend", ":backend numpy", ":backend tpu", ":help", ":quit", "6 * 7")
     lines = out.split("\n")
@@ -347,9 +357,23 @@ def test_unfinished_when_the_parser_runs_out_of_input(text):
 
 
 @pytest.mark.parametrize("text", ["1 + 1", "1 +)", "(1 + $", ":frob (", ":vjp sin", "", "-- only a comment",
-                                  "def f = 1.0"])
+                                  "def f = 1.0", ":type", ":grad  ", ":reload"])
 def test_finished_inputs_run_even_when_wrong(text):
     assert not repl.Repl().unfinished(text)
+
+
+def test_a_command_without_its_argument_says_so_and_does_not_take_the_next_input(monkeypatch, capsys):
+    """`:type` alone used to wait for more input and take the next line as its argument."""
+    out = session(":type", "1 + 1", ":grad", ":vjp", "6 * 7").split("\n")
+    located("\n".join(out[0:3]), "<repl>:1", "error", ":type", 6)
+    assert out[0].endswith("error: ':type' needs an argument: :type e")
+    assert out[3] == "2"
+    assert out[4].endswith("error: ':grad' needs an argument: :grad e [at v]")
+    assert out[7].endswith("error: ':vjp' needs an argument: :vjp e at v [with ct]")
+    assert out[10] == "42"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(":type\n1 + 1\n"))
+    assert repl.main() == 1
+    assert capsys.readouterr().out.split("\n")[4:6] == ["lamad> 1 + 1", "2"]
 
 
 def test_enter_continues_an_unfinished_input_and_an_empty_line_runs_it():
@@ -500,13 +524,13 @@ def test_ctrl_c_during_a_deep_pass_interrupts_it_and_the_session_goes_on(data_ho
 
 
 def test_from_a_pipe_it_prints_a_transcript_and_fails_on_errors(program, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "stdin", io.StringIO("f 1.0 0.0\n:type\n  mm\nsin true\n1 + 1\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("f 1.0 0.0\n:type (mm\n  )\nsin true\n1 + 1\n"))
     assert cli.main(["repl", str(program)]) == 1
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.split("\n")
     assert lines[:6] == [f"loaded {program}: scale, mm, f", "lamad> f 1.0 0.0", "2.0",
-                         "lamad> :type", "   ...   mm", "mm : Tensor → Tensor → Tensor"]
+                         "lamad> :type (mm", "   ...   )", "mm : Tensor → Tensor → Tensor"]
     assert lines[6] == "lamad> sin true" and lines[7].startswith("<repl>:4:5: type error:")
     assert lines[10:] == ["lamad> 1 + 1", "2", ""]
 
