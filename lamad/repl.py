@@ -21,6 +21,8 @@ import os
 import re
 import sys
 import traceback
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import chain
@@ -192,7 +194,8 @@ class Repl:
         self.lines.extend(text.split("\n"))
         try:
             run, args = self.parse(Piece(text, start, 1))
-            run(*args)
+            with self.numpy_warnings():
+                run(*args)
         except LamError as e:
             self.print(self.locate(e))
         except KeyboardInterrupt:
@@ -202,6 +205,26 @@ class Repl:
         else:
             return True
         return False
+
+    @contextmanager
+    def numpy_warnings(self) -> Iterator[None]:
+        """NumPy's warnings (overflow, division by zero) as lamad's: one line each,
+        ``warning: overflow encountered in exp``, once per input, not Python's
+        ``RuntimeWarning`` with a file name and line of lamad's compiled code."""
+        seen: set[str] = set()
+        show = warnings.showwarning
+
+        def shown(message, category, *rest, **kwargs) -> None:
+            if not issubclass(category, RuntimeWarning):
+                show(message, category, *rest, **kwargs)
+            elif str(message) not in seen:
+                seen.add(str(message))
+                self.print(f"warning: {message}")
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RuntimeWarning)
+            warnings.showwarning = shown
+            yield
 
     def parse(self, piece: Piece) -> tuple[Callable[..., None], tuple]:
         """What an input asks for, and its arguments, parsed; nothing runs."""

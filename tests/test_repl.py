@@ -269,6 +269,15 @@ def test_reload_after_a_failed_load_reloads_the_last_file_that_loaded(program, t
     assert not any(str(bad) in line for line in out[4:])
 
 
+def test_numpy_warnings_are_one_clean_line_each_once_per_input(recwarn):
+    """Overflow in exp and division by zero used to leak as Python RuntimeWarnings
+    (`<lamad>:3: RuntimeWarning: overflow encountered in exp`)."""
+    out = session("exp 1000.0", "iterate 5 (\\x. x + 1.0 / 0.0) 0.0", "1.0")
+    assert out == ("warning: overflow encountered in exp\ninf\n"
+                   "warning: divide by zero encountered in scalar divide\ninf\n1.0\n")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_backend_ascii_unicode_help_quit():
     out = session(":backend", ":backend numpy", ":backend tpu", ":help", ":quit", "6 * 7")
     lines = out.split("\n")
