@@ -5,10 +5,12 @@ and a high recursion limit; past that, the program is reported as too deep."""
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import gc
 import sys
 import threading
+import time
 from typing import Callable, TypeVar
 
 from lamad.errors import LamError
@@ -18,6 +20,10 @@ RECURSION_LIMIT = 100_000
 
 _state = threading.local()
 F = TypeVar("F", bound=Callable)
+
+_raised = threading.Lock()
+_running = 0  # workers running now: the recursion limit goes back down when the last one ends
+_old_limit = 0
 
 
 class TooDeepError(LamError):
@@ -60,29 +66,73 @@ def collector_paused(fn: F) -> F:
 
 
 def _on_big_stack(fn, args, kwargs):
+    """``fn`` run on a worker thread with a big stack and a high recursion limit.  The
+    limit stays high until the worker has finished: lowered under a deep worker, it
+    would make the worker's next call overflow while it handles the error, and Python
+    aborts ("Cannot recover from stack overflow").  So a Ctrl-C that arrives while the
+    caller waits is handed to the worker, the caller waits for it to unwind, and then
+    raises the KeyboardInterrupt itself."""
+    global _running, _old_limit
     outcome: dict[str, object] = {}
 
     def target():
         _state.deep = True
         try:
-            outcome["value"] = fn(*args, **kwargs)
-        except RecursionError:
-            outcome["error"] = TooDeepError(
-                "the program is nested too deeply for lamad (more than about 30,000 levels); "
-                "name inner parts with let, whose chains may be of any length")
-        except BaseException as e:  # handed to the calling thread as is
-            outcome["error"] = e
+            try:
+                outcome["value"] = fn(*args, **kwargs)
+            except RecursionError:
+                outcome["error"] = TooDeepError(
+                    "the program is nested too deeply for lamad (more than about 30,000 levels); "
+                    "name inner parts with let, whose chains may be of any length")
+            except BaseException as e:  # handed to the calling thread as is
+                outcome["error"] = e
+        except BaseException as e:  # the interrupt, handed over just as the pass ended
+            outcome.setdefault("error", e)
+        finally:
+            outcome["finished"] = True
 
-    old_size, old_limit = threading.stack_size(), sys.getrecursionlimit()
-    threading.stack_size(STACK_BYTES)
-    sys.setrecursionlimit(max(old_limit, RECURSION_LIMIT))
+    with _raised:
+        if _running == 0:
+            _old_limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_old_limit, RECURSION_LIMIT))
+        _running += 1
     try:
-        worker = threading.Thread(target=target, name="lamad-deep")
-        worker.start()
-        worker.join()
+        old_size = threading.stack_size(STACK_BYTES)
+        try:
+            worker = threading.Thread(target=target, name="lamad-deep", daemon=True)
+            worker.start()
+        finally:
+            threading.stack_size(old_size)
+        interrupted = _wait(worker, outcome)
     finally:
-        threading.stack_size(old_size)
-        sys.setrecursionlimit(old_limit)
+        with _raised:
+            _running -= 1
+            if _running == 0:
+                sys.setrecursionlimit(_old_limit)
+    if interrupted:
+        raise KeyboardInterrupt
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]
+
+
+def _wait(worker: threading.Thread, outcome: dict[str, object]) -> bool:
+    """Wait until ``worker`` has finished its pass, handing it the first KeyboardInterrupt
+    that arrives meanwhile (raised in it, it unwinds the pass); whether one arrived.
+
+    The wait polls with ``time.sleep``, which an interrupt leaves in no state to repair:
+    ``Thread.join`` interrupted by Ctrl-C may mark a running thread as stopped (CPython
+    3.11), and a lock acquired just before the interrupt would stay held."""
+    interrupted = handed = False
+    pause = 1e-4
+    while "finished" not in outcome:
+        try:
+            if interrupted and not handed:
+                handed = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident),
+                                                           ctypes.py_object(KeyboardInterrupt))
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+        except KeyboardInterrupt:
+            interrupted = True
+    return interrupted

@@ -33,10 +33,40 @@ class Progress:
         from tqdm import tqdm
 
         self.busy = True
-        bar = tqdm(items, total=total, desc=label, unit="step", file=self.stream, delay=self.delay, leave=False,
+        stream = _Watched(self.stream)
+        bar = tqdm(items, total=total, desc=label, unit="step", file=stream, delay=self.delay, leave=False,
                    dynamic_ncols=True)
         try:
             yield bar
+        except BaseException:
+            # A Ctrl-C that lands while tqdm draws the bar for the first time, before it
+            # records having drawn it, makes its close() erase nothing: erase the line here.
+            bar.close()
+            if stream.written:
+                self.stream.write("\r" + " " * (_width(self.stream) - 1) + "\r")
+                self.stream.flush()
+            raise
         finally:
             bar.close()
             self.busy = False
+
+
+class _Watched:
+    """A stream that notes whether anything was written to it."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream, self.written = stream, False
+
+    def write(self, text: str) -> int:
+        self.written = True
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def _width(stream: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80

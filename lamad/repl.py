@@ -21,6 +21,8 @@ import os
 import re
 import sys
 import traceback
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import chain
@@ -175,7 +177,8 @@ class Repl:
     def __init__(self, backend: str | None = None, dtype: str | None = None, out: TextIO | None = None):
         self.out = out or sys.stdout
         self.program = api.loads("", "<repl>", backend, dtype)  # :load replaces it by a file's
-        self.file: Path | None = None  # what :reload loads
+        self.file: Path | None = None  # the last file that loaded: what :reload loads
+        self.tried: Path | None = None  # the last file asked for, which :reload tries while none has loaded
         self.lines: list[str] = []  # every line typed, in order
         self.ascii = False
         self.done = False
@@ -191,7 +194,8 @@ class Repl:
         self.lines.extend(text.split("\n"))
         try:
             run, args = self.parse(Piece(text, start, 1))
-            run(*args)
+            with self.numpy_warnings():
+                run(*args)
         except LamError as e:
             self.print(self.locate(e))
         except KeyboardInterrupt:
@@ -202,11 +206,35 @@ class Repl:
             return True
         return False
 
+    @contextmanager
+    def numpy_warnings(self) -> Iterator[None]:
+        """NumPy's warnings (overflow, division by zero) as lamad's: one line each,
+        ``warning: overflow encountered in exp``, once per input, not Python's
+        ``RuntimeWarning`` with a file name and line of lamad's compiled code."""
+        seen: set[str] = set()
+        show = warnings.showwarning
+
+        def shown(message, category, *rest, **kwargs) -> None:
+            if not issubclass(category, RuntimeWarning):
+                show(message, category, *rest, **kwargs)
+            elif str(message) not in seen:
+                seen.add(str(message))
+                self.print(f"warning: {message}")
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RuntimeWarning)
+            warnings.showwarning = shown
+            yield
+
     def parse(self, piece: Piece) -> tuple[Callable[..., None], tuple]:
         """What an input asks for, and its arguments, parsed; nothing runs."""
         if m := re.match(r"\s*:(\S*)", piece.text):
-            cmd = self.find_command(m[1], piece.at(m.start(1) - 1, m.end(1)))
-            return partial(cmd.run, self), cmd.parse(piece.at(m.end()))
+            where = piece.at(m.start(1) - 1, m.end(1))
+            cmd = self.find_command(m[1], where)
+            arg = piece.at(m.end())
+            if not arg.text.strip() and cmd.usage and not cmd.usage.startswith("["):
+                raise LamError(f"':{cmd.name}' needs an argument: :{cmd.name} {cmd.usage}", piece.at(m.end(1)).span())
+            return partial(cmd.run, self), cmd.parse(arg)
         first = next(tokens(piece.text), None)
         if first is None:  # only comments
             return (lambda: None), ()
@@ -216,7 +244,10 @@ class Repl:
 
     def unfinished(self, text: str) -> bool:
         """Whether ``text`` is the start of an input: the parser ran out of input (an open
-        bracket, a ``let`` without ``in``, a trailing operator, a missing ``at v``)."""
+        bracket, a ``let`` without ``in``, a trailing operator, a missing ``at v``); a
+        command alone is finished (``:type`` says what it needs, it does not wait)."""
+        if re.fullmatch(r"\s*:\S*\s*", text):
+            return False
         end = Piece(text, 1, 1).at(len(text))
         try:
             self.parse(Piece(text, 1, 1))
@@ -337,18 +368,19 @@ class Repl:
         backend = self.program.backend
         try:
             program = api.load(file, backend.name, backend.dtype.name)
-        except LamError as e:  # located in the file already
-            self.file = file  # :reload tries again
+        except LamError as e:  # located in the file already; the session stays as it was
+            self.tried = file
             self.print(str(e))
             return
         self.program, self.file = program, file
         self.print(f"loaded {path}: {', '.join(program.types) or 'no definitions'}")
 
-    @command("reload", "", "load the file again (after editing it)")
+    @command("reload", "", "load the last file that loaded again (after editing it)")
     def reload(self) -> None:
-        if self.file is None:
+        file = self.file or self.tried
+        if file is None:
             raise LamError("no file to reload: :load FILE first")
-        self.load(str(self.file), None)
+        self.load(str(file), None)
 
     @command("backend", "[NAME]", "evaluate on NAME (numpy or cupy); alone: show the backend", _word)
     def backend(self, name: str | None, where: Piece) -> None:

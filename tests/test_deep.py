@@ -5,11 +5,17 @@ is a clear error from the CLI, never a traceback."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
 import lamad
+from lamad.deep import RECURSION_LIMIT, deep
 from lamad.syntax import REAL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,3 +99,32 @@ def test_passes_run_with_the_cyclic_collector_paused_and_resume_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_ctrl_c_during_a_deep_pass_waits_for_it_to_unwind_before_lowering_the_limit():
+    """A KeyboardInterrupt that reaches the caller while the pass runs deep on its worker
+    is handed to the worker; the recursion limit goes back down only once the pass has
+    unwound (lowered under it, Python aborts: "Cannot recover from stack overflow")."""
+    deepest, limits = threading.Event(), []
+
+    @deep
+    def dive(n: int) -> int:
+        if n == 0:
+            deepest.set()
+            while True:  # until interrupted
+                time.sleep(0.01)
+        try:
+            return dive(n - 1)
+        finally:
+            if threading.current_thread().name == "lamad-deep":
+                limits.append(sys.getrecursionlimit())
+
+    main = threading.get_ident()
+    old = sys.getrecursionlimit()
+    interrupter = threading.Thread(target=lambda: deepest.wait(30) and signal.pthread_kill(main, signal.SIGINT))
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        dive(5_000)
+    interrupter.join()
+    assert len(limits) > 1_000 and set(limits) == {max(old, RECURSION_LIMIT)}  # all of it under the high limit
+    assert sys.getrecursionlimit() == old

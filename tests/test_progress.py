@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import signal
 import struct
 import subprocess
 import sys
@@ -90,6 +91,39 @@ def test_an_error_inside_a_loop_erases_the_bar_before_the_message(tmp_path):
     message = screen.replace("\r\n", "\n").rsplit("\r", 1)[1]  # what follows the erased bar
     assert message.startswith(f"{tmp_path / 'loop.lam'}:2:")
     assert "expected a tensor of one element" in message and "Traceback" not in screen
+
+
+def test_ctrl_c_erases_the_bar_even_when_the_loop_runs_on_the_big_stack(tmp_path):
+    """A program nested deeper than Python's stack runs on lamad's big-stack worker thread,
+    its loop included; Ctrl-C used to leave that loop running and its bar on the screen
+    after 'interrupted'.  Now the loop is interrupted and its bar erased first."""
+    program = tmp_path / "loop.lam"
+    program.write_text("def main = iterate 100000000 (\\x. x * 0.5 + 1.0) (" + "-(" * 3000 + "0.0" + ")" * 3000 + ")\n")
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "LAMAD_PROGRESS_DELAY": "0.05"}
+    proc = subprocess.Popen([sys.executable, "-m", "lamad.cli", "run", str(program)],
+                            stdout=subprocess.PIPE, stderr=secondary, env=env)
+    os.close(secondary)
+    screen, sent = b"", False
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+        if not sent and b"step/s" in screen:  # the bar shows: the loop runs
+            proc.send_signal(signal.SIGINT)
+            sent = True
+    os.close(primary)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 130
+    text = screen.decode()
+    assert text.replace("\r\n", "\n").rsplit("\r", 1)[1] == "interrupted\n"  # after the erased bar
+    assert "Traceback" not in text and "Fatal Python error" not in text
 
 
 def test_the_python_api_has_no_bar_unless_asked(capsys):

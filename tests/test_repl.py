@@ -259,6 +259,25 @@ def test_a_file_with_an_error_is_reported_and_reload_tries_again(tmp_path):
     assert "\n2\n" in text
 
 
+def test_reload_after_a_failed_load_reloads_the_last_file_that_loaded(program, tmp_path):
+    bad = tmp_path / "bad.lam"
+    bad.write_text("def x = 1.0\ndef y = x +\n", encoding="utf-8")
+    out = session(f":load {bad}", ":reload", "f 0.0 1.0", file=program).split("\n")
+    assert out[0] == f"loaded {program}: scale, mm, f"
+    assert out[1].startswith(f"{bad}:3:1: syntax error")
+    assert f"loaded {program}: scale, mm, f" in out[4:] and "0.0" in out[4:]
+    assert not any(str(bad) in line for line in out[4:])
+
+
+def test_numpy_warnings_are_one_clean_line_each_once_per_input(recwarn):
+    """Overflow in exp and division by zero used to leak as Python RuntimeWarnings
+    (`<lamad>:3: RuntimeWarning: overflow encountered in exp`)."""
+    out = session("exp 1000.0", "iterate 5 (\\x. x + 1.0 / 0.0) 0.0", "1.0")
+    assert out == ("warning: overflow encountered in exp\ninf\n"
+                   "warning: divide by zero encountered in scalar divide\ninf\n1.0\n")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_backend_ascii_unicode_help_quit():
     out = session(":backend", ":backend numpy", ":backend tpu", ":help", ":quit", "6 * 7")
     lines = out.split("\n")
@@ -347,9 +366,23 @@ def test_unfinished_when_the_parser_runs_out_of_input(text):
 
 
 @pytest.mark.parametrize("text", ["1 + 1", "1 +)", "(1 + $", ":frob (", ":vjp sin", "", "-- only a comment",
-                                  "def f = 1.0"])
+                                  "def f = 1.0", ":type", ":grad  ", ":reload"])
 def test_finished_inputs_run_even_when_wrong(text):
     assert not repl.Repl().unfinished(text)
+
+
+def test_a_command_without_its_argument_says_so_and_does_not_take_the_next_input(monkeypatch, capsys):
+    """`:type` alone used to wait for more input and take the next line as its argument."""
+    out = session(":type", "1 + 1", ":grad", ":vjp", "6 * 7").split("\n")
+    located("\n".join(out[0:3]), "<repl>:1", "error", ":type", 6)
+    assert out[0].endswith("error: ':type' needs an argument: :type e")
+    assert out[3] == "2"
+    assert out[4].endswith("error: ':grad' needs an argument: :grad e [at v]")
+    assert out[7].endswith("error: ':vjp' needs an argument: :vjp e at v [with ct]")
+    assert out[10] == "42"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(":type\n1 + 1\n"))
+    assert repl.main() == 1
+    assert capsys.readouterr().out.split("\n")[4:6] == ["lamad> 1 + 1", "2"]
 
 
 def test_enter_continues_an_unfinished_input_and_an_empty_line_runs_it():
@@ -471,14 +504,42 @@ def test_in_a_terminal_ctrl_c_interrupts_and_ctrl_d_quits(program, data_home):
     assert "Traceback" not in log.getvalue() and f"loaded {program}" in log.getvalue()
 
 
+def test_ctrl_c_during_a_deep_pass_interrupts_it_and_the_session_goes_on(data_home):
+    """Ctrl-C while the checker runs on its big-stack worker (a 3,000-deep list literal,
+    which takes it far longer than the second the test waits): the session says
+    'interrupted' and goes on, where it used to abort ("Cannot recover from stack
+    overflow", the recursion limit lowered under the deep worker)."""
+    pexpect = pytest.importorskip("pexpect")
+    log = io.StringIO()
+    child = pexpect.spawn(sys.executable, ["-m", "lamad.cli", "repl"], encoding="utf-8",
+                          env=environment(XDG_DATA_HOME=str(data_home), TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1"),
+                          timeout=30, dimensions=(24, 120))
+    child.logfile_read = log
+    child.expect("lamad>")
+    child.send("length " + "[" * 3000 + "1.0" + "]" * 3000 + "\r")
+    child.expect_exact("\x1b[?2004l")  # the evaluation runs
+    time.sleep(1.5)
+    child.sendintr()
+    child.expect("interrupted")
+    child.expect("lamad>")
+    child.send("6 * 7\r")
+    child.expect("42")
+    child.expect("lamad>")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, log.getvalue()[-2000:]
+    assert "Fatal Python error" not in log.getvalue() and "Traceback" not in log.getvalue()
+
+
 def test_from_a_pipe_it_prints_a_transcript_and_fails_on_errors(program, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "stdin", io.StringIO("f 1.0 0.0\n:type\n  mm\nsin true\n1 + 1\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("f 1.0 0.0\n:type (mm\n  )\nsin true\n1 + 1\n"))
     assert cli.main(["repl", str(program)]) == 1
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.split("\n")
     assert lines[:6] == [f"loaded {program}: scale, mm, f", "lamad> f 1.0 0.0", "2.0",
-                         "lamad> :type", "   ...   mm", "mm : Tensor → Tensor → Tensor"]
+                         "lamad> :type (mm", "   ...   )", "mm : Tensor → Tensor → Tensor"]
     assert lines[6] == "lamad> sin true" and lines[7].startswith("<repl>:4:5: type error:")
     assert lines[10:] == ["lamad> 1 + 1", "2", ""]
 
