@@ -39,6 +39,7 @@ class LoadedProgram:
         self.source = source
         self.filename = filename
         self._values: dict[str, Any] = {}
+        self._positions: tuple[TypedProgram, dict[str, int]] | None = None
 
     @property
     def types(self) -> dict[str, Type]:
@@ -73,8 +74,28 @@ class LoadedProgram:
     def value(self, name: str) -> Any:
         """The lamad value of a definition, evaluated on first use (with those it uses)."""
         if name not in self._values:
-            self._values[name] = self._located(self._evaluate, name)
+            # those it uses first, in program order: compiling a definition looks up the
+            # values of those it names, and a chain of 100,000 definitions must not recurse
+            for used in self._unevaluated(name):
+                self._values[used] = self._located(self._evaluate, used)
         return self._values[name]
+
+    def _unevaluated(self, name: str) -> list[str]:
+        """``name`` and the definitions it uses, directly or not, that have no value yet,
+        in program order (each uses only those above it)."""
+        terms = self.typed.terms
+        found, stack = {name}, [name]
+        while stack:
+            for used in free_variables(terms[stack.pop()]):
+                if used in terms and used not in found and used not in self._values:
+                    found.add(used)
+                    stack.append(used)
+        if len(found) == 1:
+            return [name]
+        if self._positions is None or self._positions[0] is not self.typed:
+            self._positions = (self.typed, {d.name: i for i, d in enumerate(self.typed.program.defs)})
+        position = self._positions[1]
+        return sorted(found, key=lambda n: position.get(n, -1))
 
     def _evaluate(self, name: str) -> Any:
         return driver.run(self.typed.terms[name], self.runtime, self.value)
