@@ -68,6 +68,12 @@ class Checker:
         self.locals: dict[str, Type] = {}
         self.deferred: list[tuple[Type, TVar, Span | None, str, str]] = []  # pending ct(A) = v
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
+        # Types known to be ground (no unbound variable in them, under subst), by id, and
+        # the zonked form of ground types, by id of the type zonked: a type stays ground,
+        # so the nested types of a 10,000-level list literal are each walked once, not
+        # once per level (O(n), not O(n²)).  The types are kept, so their ids stay theirs.
+        self._ground: dict[int, Type] = {}
+        self._zonked: dict[int, tuple[Type, Type]] = {}
 
     # ----------------------------------------------------------------- types
 
@@ -87,16 +93,46 @@ class Checker:
 
     def zonk(self, t: Type) -> Type:
         """``t`` with every bound variable replaced by what it is bound to."""
+        return self._zonk(t)[0]
+
+    def _zonk(self, t: Type) -> tuple[Type, bool]:
+        """:meth:`zonk`, and whether the result is ground (then remembered)."""
         t = self.resolve(t)
+        known = self._zonked.get(id(t))
+        if known is not None:
+            return known[1], True
         if isinstance(t, TupleType):
-            return TupleType(tuple(self.zonk(i) for i in t.items))
-        if isinstance(t, FunType):
-            return FunType(self.zonk(t.dom), self.zonk(t.cod))
-        if isinstance(t, LinType):
-            return LinType(self.zonk(t.dom), self.zonk(t.cod))
-        if isinstance(t, ListType):
-            return ListType(self.zonk(t.elem))
-        return t
+            parts = [self._zonk(i) for i in t.items]
+            z: Type = TupleType(tuple(p for p, _ in parts))
+            ground = all(g for _, g in parts)
+        elif isinstance(t, (FunType, LinType)):
+            (dom, g1), (cod, g2) = self._zonk(t.dom), self._zonk(t.cod)
+            z, ground = type(t)(dom, cod), g1 and g2
+        elif isinstance(t, ListType):
+            elem, ground = self._zonk(t.elem)
+            z = ListType(elem)
+        else:
+            return t, not isinstance(t, TVar)
+        if ground:
+            self._zonked[id(t)] = (t, z)
+        return z, ground
+
+    def ground(self, t: Type) -> bool:
+        """Whether ``t`` has no unbound variable (a true answer is remembered)."""
+        t = self.resolve(t)
+        if id(t) in self._ground or id(t) in self._zonked:
+            return True
+        if isinstance(t, TupleType):
+            ground = all(self.ground(i) for i in t.items)
+        elif isinstance(t, (FunType, LinType)):
+            ground = self.ground(t.dom) and self.ground(t.cod)
+        elif isinstance(t, ListType):
+            ground = self.ground(t.elem)
+        else:
+            return not isinstance(t, TVar)
+        if ground:
+            self._ground[id(t)] = t
+        return ground
 
     def instantiate(self, t: Type, fresh: dict[int, TVar]) -> Type:
         """A builtin's scheme type with its (negative-id) variables renamed apart."""
@@ -120,6 +156,8 @@ class Checker:
 
     def _occurs(self, v: TVar, t: Type) -> bool:
         t = self.resolve(t)
+        if id(t) in self._ground or id(t) in self._zonked:
+            return False
         if isinstance(t, TVar):
             return t.id == v.id
         if isinstance(t, TupleType):
@@ -142,7 +180,7 @@ class Checker:
             return
         if v.kind != "any" and t not in _NUMERIC[v.kind]:
             raise _Mismatch
-        if self._occurs(v, t):
+        if not self.ground(t) and self._occurs(v, t):
             raise _Mismatch
         self.subst[v.id] = t
 
@@ -702,10 +740,12 @@ class Checker:
 
     # ----------------------------------------------------------------- after inference
 
-    def default(self, t: Type, unknown: Type | None = None) -> None:
+    def default(self, t: Type, unknown: Type | None = None) -> bool:
         """Settle the variables left in ``t``: numbers default to Int, floats to Real, and
-        the others to ``unknown`` when it is given."""
+        the others to ``unknown`` when it is given.  Returns whether ``t`` is ground now."""
         t = self.resolve(t)
+        if id(t) in self._ground or id(t) in self._zonked:
+            return True
         if isinstance(t, TVar):
             if t.kind in ("num", "zero"):
                 self.subst[t.id] = INT
@@ -713,14 +753,21 @@ class Checker:
                 self.subst[t.id] = REAL
             elif unknown is not None:
                 self.subst[t.id] = unknown
-        elif isinstance(t, TupleType):
-            for i in t.items:
-                self.default(i, unknown)
+                return self.ground(unknown)
+            else:
+                return False
+            return True
+        if isinstance(t, TupleType):
+            ground = all([self.default(i, unknown) for i in t.items])
         elif isinstance(t, (FunType, LinType)):
-            self.default(t.dom, unknown)
-            self.default(t.cod, unknown)
+            ground = self.default(t.dom, unknown) & self.default(t.cod, unknown)
         elif isinstance(t, ListType):
-            self.default(t.elem, unknown)
+            ground = self.default(t.elem, unknown)
+        else:
+            return True
+        if ground:
+            self._ground[id(t)] = t
+        return ground
 
     def settle(self, term: Term) -> None:
         """Default the number variables left in an elaborated term, then solve the
