@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from lamad import api
+from lamad import api, driver
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError
 from lamad.parser import parse_program
@@ -92,14 +92,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     values = _arguments(prog, entry, args.arg or [])
     result, ty = prog.call(entry, values)
-    print(format_value(result, ty, ascii=args.ascii))
+    print(driver.show(format_value, result, ty, ascii=args.ascii))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     prog = _load(args)
     for name, ty in prog.types.items():
-        print(f"{name} : {pretty_type(ty, ascii=args.ascii)}")
+        print(f"{name} : {driver.show(pretty_type, ty, ascii=args.ascii)}")
     return 0
 
 
@@ -108,8 +108,8 @@ def cmd_grad(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     transform = prog.forward if args.forward else prog.backprop
     name, ty, term = transform(entry, simplified=not args.raw)
-    print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
-                            shadowed=frozenset(prog.types)))
+    print(driver.show(pretty_derivative, name, ty, term, args.ascii, definition=True, forward=args.forward,
+                      shadowed=frozenset(prog.types)))
     return 0
 
 
@@ -131,7 +131,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         program = parse_program(source)
     except LamError as e:
         raise e.locate(source, str(path)) from None
-    print(pretty(program, ascii=args.ascii), end="")
+    print(driver.show(pretty, program, ascii=args.ascii), end="")
     return 0
 
 
@@ -177,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting"}
+"""What each command was doing, for the message of a MemoryError."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.progress = args.command == "run" and not args.quiet and sys.stderr.isatty()
@@ -192,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"lamad: error: out of memory while {_DOING.get(args.command, 'running')} {args.file or 'the REPL'}",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
