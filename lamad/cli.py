@@ -18,6 +18,7 @@ from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError
 from lamad.parser import parse_program
 from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
+from lamad.threads import DEFAULT_THREADS, limit_threads
 
 
 class UsageError(Exception):
@@ -135,6 +136,24 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return 0
 
 
+_THREADS_HELP = ("threads of the BLAS under NumPy (default: 1, or $OPENBLAS_NUM_THREADS / $OMP_NUM_THREADS "
+                 "if set)")
+
+
+def _threads(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of threads (1 or more), got '{text}'")
+    return int(text)
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """``--threads``, or one thread unless the environment chose (docs/design.md, Threads)."""
+    n = getattr(args, "threads", None)
+    if n is None and (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")):
+        return
+    limit_threads(n or DEFAULT_THREADS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamad", description="A typed lambda calculus with reverse-mode AD.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -148,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
     run.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     run.add_argument("--quiet", action="store_true", help="no progress bar for long loops (shown on a terminal)")
+    run.add_argument("--threads", type=_threads, metavar="N", help=_THREADS_HELP)
     run.set_defaults(handler=cmd_run)
 
     check = sub.add_parser("check", help="type-check a program and print the type of each definition")
@@ -168,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
     repl.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
     repl.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
+    repl.add_argument("--threads", type=_threads, metavar="N", help=_THREADS_HELP)
     repl.set_defaults(handler=cmd_repl)
 
     fmt = sub.add_parser("fmt", help="print a program in lamad's layout (comments are not kept)")
@@ -185,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.progress = args.command == "run" and not args.quiet and sys.stderr.isatty()
     warnings.simplefilter("ignore", RuntimeWarning)  # NaN and inf are values, as in NumPy and JAX
+    if args.command in ("run", "repl"):
+        _set_threads(args)
     try:
         return args.handler(args)
     except LamError as e:

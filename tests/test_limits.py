@@ -153,3 +153,36 @@ def test_a_bad_progress_delay_is_warned_about_and_the_default_used(monkeypatch, 
                                  f"using {DEFAULT_DELAY}\n")
     monkeypatch.setenv("LAMAD_PROGRESS_DELAY", "0.25")
     assert Progress(stream).delay == 0.25
+
+
+def test_threads_sets_the_blas_threads_and_rejects_nonsense(tmp_path, capsys, monkeypatch):
+    """``lamad run examples/digits.lam`` took 18-29 s with OpenBLAS's two threads on a
+    loaded two-core machine, 1.7-2.4 s with one (docs/design.md, Threads)."""
+    import ctypes
+
+    from lamad import threads
+
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    told = []
+    monkeypatch.setattr(cli, "limit_threads", told.append)
+    path = tmp_path / "one.lam"
+    path.write_text("def main = 1.0\n")
+    assert cli.main(["run", str(path)]) == 0 and told == [threads.DEFAULT_THREADS]
+    assert cli.main(["run", "--threads", "2", str(path)]) == 0 and told[-1] == 2
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the environment chose: left as it is
+    assert cli.main(["run", str(path)]) == 0 and len(told) == 2
+    capsys.readouterr()
+    for bad in ("0", "x", "-1"):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["run", "--threads", bad, str(path)])
+        assert info.value.code == 2
+        assert "expected a number of threads" in capsys.readouterr().err
+
+    # the BLAS NumPy has loaded is told (NumPy's wheels bring OpenBLAS)
+    if threads._openblas(1):
+        libraries = [line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower()]
+        library = ctypes.CDLL(libraries[0])
+        getter = next(getattr(library, s) for s in ("openblas_get_num_threads", "openblas_get_num_threads64_",
+                                                      "scipy_openblas_get_num_threads64_") if hasattr(library, s))
+        assert getter() == 1
