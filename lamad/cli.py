@@ -219,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UnicodeDecodeError as e:  # reading the file
+        print(f"lamad: error: cannot read {args.file}: not UTF-8 text ({e.reason} at byte {e.start})",
+              file=sys.stderr)
+        return 1
     except MemoryError:
         print(f"lamad: error: out of memory while {_DOING.get(args.command, 'running')} {args.file or 'the REPL'}",
               file=sys.stderr)
