@@ -10,7 +10,8 @@ driver assembles them, and ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``hvp
 """
 
 from lamad.api import (
-    Function, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, loads, value_and_grad, vjp,
+    Function, LamArgumentError, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, loads, value_and_grad,
+    vjp,
 )
 from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError
 from lamad.driver import evaluate
@@ -23,8 +24,9 @@ from lamad.types import typecheck
 parse = parse_term
 
 __all__ = [
-    "Function", "LoadedProgram", "load", "loads", "LamError", "LamRuntimeError", "LamSyntaxError",
-    "LamTypeError", "evaluate", "parse", "parse_program", "parse_term", "parse_type", "format_value",
+    "Function", "LoadedProgram", "load", "loads", "LamArgumentError", "LamError", "LamRuntimeError",
+    "LamSyntaxError", "LamTypeError", "evaluate", "parse", "parse_program", "parse_term", "parse_type",
+    "format_value",
     "pretty", "pretty_type", "typecheck", "backprop", "forward", "grad", "value_and_grad", "vjp", "jvp", "hvp",
     "hessian", "jacfwd", "jacrev",
 ]

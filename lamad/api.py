@@ -26,8 +26,38 @@ from lamad.prims import Runtime
 from lamad.prims.arithmetic import int_in_range
 from lamad.syntax import (
     BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type, free_variables,
+    pretty_type,
 )
 from lamad.types import TypedProgram
+
+
+class LamArgumentError(LamError, TypeError):
+    """A Python value of the wrong type given to the API: the message names the parameter,
+    the type it expects and what was given.  A ``TypeError`` too, as Python's own."""
+
+    kind = "argument error"
+
+
+def _given(x: Any) -> str:
+    """What was given, for a message: its text (cut short) and its Python type."""
+    text = repr(x)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(x).__name__})"
+
+
+def _function(f: Any, op: str) -> Function:
+    if not isinstance(f, Function):
+        raise LamArgumentError(f"lamad.{op}: parameter 'f' expects a function of a loaded program "
+                               f"(such as lamad.load(path).name), got {_given(f)}")
+    return f
+
+
+def _sequence(x: Any, op: str, parameter: str) -> tuple:
+    if not isinstance(x, (tuple, list)):
+        raise LamArgumentError(f"lamad.{op}: parameter '{parameter}' expects a tuple or list with one value per "
+                               f"argument, got {_given(x)}")
+    return tuple(x)
 
 
 class LoadedProgram:
@@ -40,6 +70,7 @@ class LoadedProgram:
         self.source = source
         self.filename = filename
         self._values: dict[str, Any] = {}
+        self._positions: tuple[TypedProgram, dict[str, int]] | None = None
 
     @property
     def types(self) -> dict[str, Type]:
@@ -74,8 +105,28 @@ class LoadedProgram:
     def value(self, name: str) -> Any:
         """The lamad value of a definition, evaluated on first use (with those it uses)."""
         if name not in self._values:
-            self._values[name] = self._located(self._evaluate, name)
+            # those it uses first, in program order: compiling a definition looks up the
+            # values of those it names, and a chain of 100,000 definitions must not recurse
+            for used in self._unevaluated(name):
+                self._values[used] = self._located(self._evaluate, used)
         return self._values[name]
+
+    def _unevaluated(self, name: str) -> list[str]:
+        """``name`` and the definitions it uses, directly or not, that have no value yet,
+        in program order (each uses only those above it)."""
+        terms = self.typed.terms
+        found, stack = {name}, [name]
+        while stack:
+            for used in free_variables(terms[stack.pop()]):
+                if used in terms and used not in found and used not in self._values:
+                    found.add(used)
+                    stack.append(used)
+        if len(found) == 1:
+            return [name]
+        if self._positions is None or self._positions[0] is not self.typed:
+            self._positions = (self.typed, {d.name: i for i, d in enumerate(self.typed.program.defs)})
+        position = self._positions[1]
+        return sorted(found, key=lambda n: position.get(n, -1))
 
     def _evaluate(self, name: str) -> Any:
         return driver.run(self.typed.terms[name], self.runtime, self.value)
@@ -197,7 +248,7 @@ class Function:
 
     def __call__(self, *args: Any) -> Any:
         if not 1 <= len(args) <= len(self.param_types):
-            raise TypeError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
+            raise LamArgumentError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
         try:
             result = driver.apply(self.closure, self.arguments(args))
         except LamError as e:  # located in the text the function was written in
@@ -211,7 +262,17 @@ class Function:
         """The lamad values of the Python values ``args`` of its first parameters."""
         if self._importers is None:
             self._importers = [_importer(t, self.program.backend) for t in self.param_types]
-        return [convert(a) for convert, a in zip(self._importers, args)]
+        try:
+            return [convert(a) for convert, a in zip(self._importers, args)]
+        except (TypeError, ValueError):
+            pass
+        for i, (convert, a, t) in enumerate(zip(self._importers, args, self.param_types)):
+            try:
+                convert(a)
+            except (TypeError, ValueError) as e:
+                raise LamArgumentError(f"{self.name}: argument {i} expects a value of type {pretty_type(t)}, "
+                                       f"got {_given(a)}: {e}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __repr__(self) -> str:
         return f"<fun {self.name} : {self.type}>"
@@ -293,6 +354,9 @@ def loads(source: str, filename: str = "<string>", backend: str | None = None, d
           base_dir: str | Path | None = None, progress: bool = False) -> LoadedProgram:
     """Parse and type-check a program; ``load`` paths are relative to ``base_dir``
     (default: the current directory); with ``progress``, long loops show a bar on stderr."""
+    if not isinstance(source, str):
+        raise LamArgumentError(f"lamad.loads: parameter 'source' expects the text of a program (str), "
+                               f"got {_given(source)}")
     runtime = driver.runtime(get_backend(backend, dtype), Path(base_dir) if base_dir is not None else Path.cwd(),
                              Progress(sys.stderr) if progress else None)
     try:
@@ -305,6 +369,8 @@ def loads(source: str, filename: str = "<string>", backend: str | None = None, d
 def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
          progress: bool = False) -> LoadedProgram:
     """Load a ``.lam`` file; its ``load`` paths are relative to the file."""
+    if not isinstance(path, (str, Path)):
+        raise LamArgumentError(f"lamad.load: parameter 'path' expects a file name (str or Path), got {_given(path)}")
     path = Path(path)
     source = path.read_text(encoding="utf-8")
     return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent, progress=progress)
@@ -317,7 +383,12 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
     """``op`` (grad, value_and_grad, hessian, jacfwd, jacrev) of the lamad function ``f`` in the arguments
     ``argnums``, the others held constant: the lamad term ``op (\\xi. f x0 … xn)``,
     checked and compiled once, applied to the arguments of each call."""
+    f = _function(f, op)
     program, arity = f.program, len(f.param_types)
+    if isinstance(argnums, bool) or not (isinstance(argnums, int) or isinstance(argnums, tuple) and all(
+            isinstance(n, int) and not isinstance(n, bool) for n in argnums)):
+        raise LamArgumentError(f"lamad.{op}: parameter 'argnums' expects an int or a tuple of ints, "
+                               f"got {_given(argnums)}")
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not nums or any(not 0 <= n < arity for n in nums):
         raise ValueError(f"argnums {argnums} out of range for {f.name}, which takes {arity} argument(s)")
@@ -385,18 +456,22 @@ def vjp(f: Function, *args: Any) -> tuple[Any, Callable]:
 def jvp(f: Function, primals: tuple | list, tangents: tuple | list) -> tuple[Any, Any]:
     """``(f(*primals), J·tangents)``, as JAX's ``jax.jvp``: ``tangents`` has one tangent
     per argument, of the argument's cotangent type (forward mode, →D)."""
-    return _at_point("jvp", f, tuple(primals), tuple(tangents))
+    return _at_point("jvp", f, _sequence(primals, "jvp", "primals"), _sequence(tangents, "jvp", "tangents"))
 
 
 def hvp(f: Function, primals: tuple | list, tangents: tuple | list) -> Any:
     """The Hessian of a lamad function returning Real at ``primals``, applied to
     ``tangents`` (forward-over-reverse: the tangent of ``jvp (grad f)``)."""
-    return _at_point("hvp", f, tuple(primals), tuple(tangents))
+    return _at_point("hvp", f, _sequence(primals, "hvp", "primals"), _sequence(tangents, "hvp", "tangents"))
 
 
 def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = None) -> Any:
     """``op (\\(x0, …). f x0 …) (x0, …)``, followed by ``(t0, …)`` when tangents are given:
     the lamad term checked, compiled and run."""
+    f = _function(f, op)
+    if not 1 <= len(primals) <= len(f.param_types):
+        raise LamArgumentError(f"lamad.{op}: {f.name} takes {len(f.param_types)} argument(s), "
+                               f"got {len(primals)}")
     names = [f"x{i}" for i in range(len(primals))]
     tnames = [f"t{i}" for i in range(len(primals))]
     types = f.param_types[:len(primals)]
@@ -406,14 +481,20 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
     values = f.arguments(primals)
     if tangents is not None:
         if len(tangents) != len(primals):
-            raise TypeError(f"{len(primals)} primals but {len(tangents)} tangents")
+            raise LamArgumentError(f"lamad.{op}: {len(primals)} primals but {len(tangents)} tangents")
         try:
             cts = [cotangent_type(t) for t in types]
         except ValueError as e:
             raise TypeError(f"{f.name}: cannot take tangents of its arguments: {e}") from None
         text += f" {_tuple_text(tnames)}"
         env.update(zip(tnames, cts))
-        tangent_values = [from_python(a, t, program.backend) for a, t in zip(tangents, cts)]
+        tangent_values = []
+        for i, (a, t) in enumerate(zip(tangents, cts)):
+            try:
+                tangent_values.append(from_python(a, t, program.backend))
+            except (TypeError, ValueError) as e:
+                raise LamArgumentError(f"lamad.{op}: tangent {i} expects a value of type {pretty_type(t)}, "
+                                       f"got {_given(a)}: {e}") from None
         for i, (x, dx, t) in enumerate(zip(values, tangent_values, types)):
             try:
                 pair(x, dx, t)

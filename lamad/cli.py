@@ -13,11 +13,12 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from lamad import api
+from lamad import api, driver
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError
 from lamad.parser import parse_program
 from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
+from lamad.threads import DEFAULT_THREADS, limit_threads
 
 
 class UsageError(Exception):
@@ -94,14 +95,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     values = _arguments(prog, entry, args.arg or [])
     result, ty = prog.call(entry, values)
-    print(format_value(result, ty, ascii=args.ascii))
+    print(driver.show(format_value, result, ty, ascii=args.ascii))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     prog = _load(args)
     for name, ty in prog.types.items():
-        print(f"{name} : {pretty_type(ty, ascii=args.ascii)}")
+        print(f"{name} : {driver.show(pretty_type, ty, ascii=args.ascii)}")
     return 0
 
 
@@ -110,8 +111,8 @@ def cmd_grad(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     transform = prog.forward if args.forward else prog.backprop
     name, ty, term = transform(entry, simplified=not args.raw)
-    print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
-                            shadowed=frozenset(prog.types)))
+    print(driver.show(pretty_derivative, name, ty, term, args.ascii, definition=True, forward=args.forward,
+                      shadowed=frozenset(prog.types)))
     return 0
 
 
@@ -133,8 +134,26 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         program = parse_program(source)
     except LamError as e:
         raise e.locate(source, str(path)) from None
-    print(pretty(program, ascii=args.ascii), end="")
+    print(driver.show(pretty, program, ascii=args.ascii), end="")
     return 0
+
+
+_THREADS_HELP = ("threads of the BLAS under NumPy (default: 1, or $OPENBLAS_NUM_THREADS / $OMP_NUM_THREADS "
+                 "if set)")
+
+
+def _threads(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of threads (1 or more), got '{text}'")
+    return int(text)
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """``--threads``, or one thread unless the environment chose (docs/design.md, Threads)."""
+    n = getattr(args, "threads", None)
+    if n is None and (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")):
+        return
+    limit_threads(n or DEFAULT_THREADS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
     run.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     run.add_argument("--quiet", action="store_true", help="no progress bar for long loops (shown on a terminal)")
+    run.add_argument("--threads", type=_threads, metavar="N", help=_THREADS_HELP)
     run.set_defaults(handler=cmd_run)
 
     check = sub.add_parser("check", help="type-check a program and print the type of each definition")
@@ -170,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
     repl.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
     repl.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
+    repl.add_argument("--threads", type=_threads, metavar="N", help=_THREADS_HELP)
     repl.set_defaults(handler=cmd_repl)
 
     fmt = sub.add_parser("fmt", help="print a program in lamad's layout (comments are not kept)")
@@ -179,10 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting"}
+"""What each command was doing, for the message of a MemoryError."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.progress = args.command == "run" and not args.quiet and sys.stderr.isatty()
     warnings.simplefilter("ignore", RuntimeWarning)  # NaN and inf are values, as in NumPy and JAX
+    if args.command in ("run", "repl"):
+        _set_threads(args)
     try:
         return args.handler(args)
     except LamError as e:
@@ -194,6 +221,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UnicodeDecodeError as e:  # reading the file
+        print(f"lamad: error: cannot read {args.file}: not UTF-8 text ({e.reason} at byte {e.start})",
+              file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"lamad: error: out of memory while {_DOING.get(args.command, 'running')} {args.file or 'the REPL'}",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

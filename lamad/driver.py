@@ -169,6 +169,13 @@ def evaluate(term: Term, runtime_: Runtime | None = None, globals_: Mapping[str,
     return run(term, differentiable(runtime_) if runtime_ is not None else runtime(), env.__getitem__)
 
 
+@deep
+def show(printer: Callable[..., str], *args: Any, **kwargs: Any) -> str:
+    """A printer of lamad/pretty.py (a value, a program, a derivative) applied under the
+    deep-stack policy: what a deeply nested program makes prints as it checks and runs."""
+    return printer(*args, **kwargs)
+
+
 # --------------------------------------------------------------------- differentiating closures
 
 

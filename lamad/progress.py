@@ -22,7 +22,7 @@ class Progress:
 
     def __init__(self, stream: IO[str], delay: float | None = None):
         self.stream = stream
-        self.delay = float(os.environ.get("LAMAD_PROGRESS_DELAY", 0.5)) if delay is None else delay
+        self.delay = _delay_from_environment(stream) if delay is None else delay
         self.busy = False
 
     @contextmanager
@@ -70,3 +70,23 @@ def _width(stream: IO[str]) -> int:
         return os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
         return 80
+
+
+DEFAULT_DELAY = 0.5
+
+
+def _delay_from_environment(stream: IO[str]) -> float:
+    """``$LAMAD_PROGRESS_DELAY`` in seconds; one that is not a number of seconds (``abc``,
+    ``-1``, ``nan``) is reported on ``stream`` and the default used instead."""
+    text = os.environ.get("LAMAD_PROGRESS_DELAY")
+    if text is None:
+        return DEFAULT_DELAY
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        print(f"lamad: warning: LAMAD_PROGRESS_DELAY={text!r} is not a number of seconds; "
+              f"using {DEFAULT_DELAY}", file=stream)
+        return DEFAULT_DELAY
+    return value

@@ -162,7 +162,10 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
         sep = f" {_TYPE_SYMBOLS[ascii]['*']} "
         text, prec = sep.join(_type(i, 2, ascii, names) for i in t.items), 1
     elif isinstance(t, ListType):
-        text, prec = "List " + _type(t.elem, 2, ascii, names), 2
+        depth = 0  # List List … A: a loop, not a recursion per level (lists nested 10,000 deep)
+        while isinstance(t, ListType):
+            t, depth = t.elem, depth + 1
+        text, prec = "List " * depth + _type(t, 2, ascii, names), 2
     else:  # pragma: no cover - every Type subclass is handled above
         raise TypeError(f"not a type: {t!r}")
     return f"({text})" if prec < level else text

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Container, Iterator, Mapping
 
 from lamad.adtypes import cotangent_type, marked_type
 from lamad.errors import LamTypeError
@@ -60,14 +60,21 @@ class TypedProgram:
 class Checker:
     """Inference state: the substitution and the typing environment."""
 
-    def __init__(self, globals_: Mapping[str, Type] | None = None, later: frozenset[str] = frozenset()):
+    def __init__(self, globals_: Mapping[str, Type] | None = None, later: Container[str] = frozenset()):
         self.subst: dict[int, Type] = {}
         self.counter = 0
-        self.globals = dict(globals_ or {})
+        # read, never written: not copied, so that checking n definitions costs O(n), not O(n²)
+        self.globals: Mapping[str, Type] = globals_ if globals_ is not None else {}
         self.later = later  # names of definitions below the one being checked
         self.locals: dict[str, Type] = {}
         self.deferred: list[tuple[Type, TVar, Span | None, str, str, str]] = []  # pending ct(A) = v
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
+        # Types known to be ground (no unbound variable in them, under subst), by id, and
+        # the zonked form of ground types, by id of the type zonked: a type stays ground,
+        # so the nested types of a 10,000-level list literal are each walked once, not
+        # once per level (O(n), not O(n²)).  The types are kept, so their ids stay theirs.
+        self._ground: dict[int, Type] = {}
+        self._zonked: dict[int, tuple[Type, Type]] = {}
 
     # ----------------------------------------------------------------- types
 
@@ -87,16 +94,46 @@ class Checker:
 
     def zonk(self, t: Type) -> Type:
         """``t`` with every bound variable replaced by what it is bound to."""
+        return self._zonk(t)[0]
+
+    def _zonk(self, t: Type) -> tuple[Type, bool]:
+        """:meth:`zonk`, and whether the result is ground (then remembered)."""
         t = self.resolve(t)
+        known = self._zonked.get(id(t))
+        if known is not None:
+            return known[1], True
         if isinstance(t, TupleType):
-            return TupleType(tuple(self.zonk(i) for i in t.items))
-        if isinstance(t, FunType):
-            return FunType(self.zonk(t.dom), self.zonk(t.cod))
-        if isinstance(t, LinType):
-            return LinType(self.zonk(t.dom), self.zonk(t.cod))
-        if isinstance(t, ListType):
-            return ListType(self.zonk(t.elem))
-        return t
+            parts = [self._zonk(i) for i in t.items]
+            z: Type = TupleType(tuple(p for p, _ in parts))
+            ground = all(g for _, g in parts)
+        elif isinstance(t, (FunType, LinType)):
+            (dom, g1), (cod, g2) = self._zonk(t.dom), self._zonk(t.cod)
+            z, ground = type(t)(dom, cod), g1 and g2
+        elif isinstance(t, ListType):
+            elem, ground = self._zonk(t.elem)
+            z = ListType(elem)
+        else:
+            return t, not isinstance(t, TVar)
+        if ground:
+            self._zonked[id(t)] = (t, z)
+        return z, ground
+
+    def ground(self, t: Type) -> bool:
+        """Whether ``t`` has no unbound variable (a true answer is remembered)."""
+        t = self.resolve(t)
+        if id(t) in self._ground or id(t) in self._zonked:
+            return True
+        if isinstance(t, TupleType):
+            ground = all(self.ground(i) for i in t.items)
+        elif isinstance(t, (FunType, LinType)):
+            ground = self.ground(t.dom) and self.ground(t.cod)
+        elif isinstance(t, ListType):
+            ground = self.ground(t.elem)
+        else:
+            return not isinstance(t, TVar)
+        if ground:
+            self._ground[id(t)] = t
+        return ground
 
     def instantiate(self, t: Type, fresh: dict[int, TVar]) -> Type:
         """A builtin's scheme type with its (negative-id) variables renamed apart."""
@@ -120,6 +157,8 @@ class Checker:
 
     def _occurs(self, v: TVar, t: Type) -> bool:
         t = self.resolve(t)
+        if id(t) in self._ground or id(t) in self._zonked:
+            return False
         if isinstance(t, TVar):
             return t.id == v.id
         if isinstance(t, TupleType):
@@ -142,7 +181,7 @@ class Checker:
             return
         if v.kind != "any" and t not in _NUMERIC[v.kind]:
             raise _Mismatch
-        if self._occurs(v, t):
+        if not self.ground(t) and self._occurs(v, t):
             raise _Mismatch
         self.subst[v.id] = t
 
@@ -707,10 +746,12 @@ class Checker:
 
     # ----------------------------------------------------------------- after inference
 
-    def default(self, t: Type, unknown: Type | None = None) -> None:
+    def default(self, t: Type, unknown: Type | None = None) -> bool:
         """Settle the variables left in ``t``: numbers default to Int, floats to Real, and
-        the others to ``unknown`` when it is given."""
+        the others to ``unknown`` when it is given.  Returns whether ``t`` is ground now."""
         t = self.resolve(t)
+        if id(t) in self._ground or id(t) in self._zonked:
+            return True
         if isinstance(t, TVar):
             if t.kind in ("num", "zero"):
                 self.subst[t.id] = INT
@@ -718,14 +759,21 @@ class Checker:
                 self.subst[t.id] = REAL
             elif unknown is not None:
                 self.subst[t.id] = unknown
-        elif isinstance(t, TupleType):
-            for i in t.items:
-                self.default(i, unknown)
+                return self.ground(unknown)
+            else:
+                return False
+            return True
+        if isinstance(t, TupleType):
+            ground = all([self.default(i, unknown) for i in t.items])
         elif isinstance(t, (FunType, LinType)):
-            self.default(t.dom, unknown)
-            self.default(t.cod, unknown)
+            ground = self.default(t.dom, unknown) & self.default(t.cod, unknown)
         elif isinstance(t, ListType):
-            self.default(t.elem, unknown)
+            ground = self.default(t.elem, unknown)
+        else:
+            return True
+        if ground:
+            self._ground[id(t)] = t
+        return ground
 
     def settle(self, term: Term) -> None:
         """Default the number variables left in an elaborated term, then solve the
@@ -804,7 +852,7 @@ def _free_type_vars(t: Type) -> bool:
     return False
 
 
-def check_def(d: Def, globals_: Mapping[str, Type], later: frozenset[str] = frozenset()) -> tuple[Type, Term]:
+def check_def(d: Def, globals_: Mapping[str, Type], later: Container[str] = frozenset()) -> tuple[Type, Term]:
     """Type-check one definition against the types of those above it."""
     seen: set[str] = set()
     for p in d.params:
@@ -824,17 +872,31 @@ def check_def(d: Def, globals_: Mapping[str, Type], later: frozenset[str] = froz
 
 
 def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> TypedProgram:
-    """Check every definition in order (each may use only those above it)."""
+    """Check every definition in order (each may use only those above it), in time linear
+    in their number: nothing is copied or scanned per definition."""
     types: dict[str, Type] = dict(globals_ or {})
     terms: dict[str, Term] = {}
-    names = [d.name for d in program.defs]
+    last: dict[str, int] = {}  # each name's last position: a name is below i if last > i
     for i, d in enumerate(program.defs):
-        if d.name in names[:i]:
+        last[d.name] = i
+    for i, d in enumerate(program.defs):
+        if d.name in terms:
             raise LamTypeError(f"'{d.name}' is already defined above", d.name_span or d.span)
-        ty, term = check_def(d, types, frozenset(names[i + 1:]))
+        ty, term = check_def(d, types, _Below(last, i))
         types[d.name], terms[d.name] = ty, term
     own = {d.name: types[d.name] for d in program.defs}
     return TypedProgram(program, own, terms)
+
+
+class _Below:
+    """The names of the definitions below the ``i``-th, as a container (no set made per
+    definition)."""
+
+    def __init__(self, last: dict[str, int], i: int):
+        self.last, self.i = last, i
+
+    def __contains__(self, name: object) -> bool:
+        return self.last.get(name, -1) > self.i  # type: ignore[arg-type]
 
 
 def infer_term(term: Term, globals_: Mapping[str, Type] | None = None) -> Term:

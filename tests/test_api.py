@@ -306,3 +306,41 @@ def test_define_adds_replaces_and_checks_again_what_uses_a_replaced_definition()
     assert prog.types["k"] == lamad.parse_type("Real") and prog.g(1.0) == 3.0  # unchanged
     prog.define(lamad.parse_program("def sin = 1.0\ndef uses_sin = sin + 1.0"))  # a builtin is shadowed
     assert float(prog["uses_sin"]) == 2.0
+
+
+# --------------------------------------------------------------------- wrong arguments
+
+_ARGUMENT_ERRORS = [
+    # (what is called, the words its message must hold)
+    ("lamad.grad(f)('x')", ["f: argument 0 expects a value of type Real", "'x' (str)"]),
+    ("lamad.grad(3)", ["lamad.grad: parameter 'f' expects a function", "3 (int)"]),
+    ("lamad.hessian([1])", ["lamad.hessian: parameter 'f'", "[1] (list)"]),
+    ("lamad.jvp(f, 1.0, 2.0)", ["lamad.jvp: parameter 'primals' expects a tuple or list", "1.0 (float)"]),
+    ("lamad.hvp(f, (1.0,), 2.0)", ["lamad.hvp: parameter 'tangents' expects a tuple or list", "2.0 (float)"]),
+    ("lamad.jvp(f, (1.0,), ('x',))", ["lamad.jvp: tangent 0 expects a value of type Real", "'x' (str)"]),
+    ("lamad.vjp(3, 1.0)", ["lamad.vjp: parameter 'f' expects a function", "3 (int)"]),
+    ("lamad.vjp(f)", ["lamad.vjp: f takes 1 argument(s), got 0"]),
+    ("lamad.vjp(f, 1.0, 2.0)", ["lamad.vjp: f takes 1 argument(s), got 2"]),
+    ("lamad.grad(f, argnums='a')", ["parameter 'argnums' expects an int or a tuple of ints", "'a' (str)"]),
+    ("lamad.grad(f, argnums=1.5)", ["parameter 'argnums'", "1.5 (float)"]),
+    ("lamad.grad(f, argnums=True)", ["parameter 'argnums'", "True (bool)"]),
+    ("lamad.value_and_grad(c)", ["lamad.value_and_grad: parameter 'f'", "(ndarray)"]),
+    ("f('x')", ["f: argument 0 expects a value of type Real", "'x' (str)"]),
+    ("f(1.0, 2.0)", ["f takes 1 argument(s), got 2"]),
+    ("lamad.load(3)", ["lamad.load: parameter 'path' expects a file name", "3 (int)"]),
+    ("lamad.loads(None)", ["lamad.loads: parameter 'source' expects the text of a program", "None (NoneType)"]),
+]
+
+
+@pytest.mark.parametrize("call, words", _ARGUMENT_ERRORS, ids=[c for c, _ in _ARGUMENT_ERRORS])
+def test_a_wrong_argument_raises_lamads_own_error_naming_it(call, words):
+    """These leaked AttributeError ('int' object has no attribute 'program'), ValueError
+    (could not convert string to float) and TypeError ('float' object is not iterable)."""
+    prog = lamad.loads("def f (x : Real) : Real = x * x\ndef c = 2.0")
+    with pytest.raises(lamad.LamArgumentError) as info:
+        eval(call, {"lamad": lamad, "f": prog.f, "c": prog.c})
+    assert isinstance(info.value, lamad.LamError) and isinstance(info.value, TypeError)
+    message = str(info.value)
+    assert message.startswith("argument error: ")
+    for word in words:
+        assert word in message, message

@@ -271,3 +271,67 @@ def test_well_spaced_grammar_sentences_parse(start):
 def test_well_spaced_from_lark_type_sentences_parse():
     well_spaced_sentences_parse("type", from_lark(GRAMMAR, start="type", explicit=_spaced_terminals("type")),
                                 TYPE_SETTINGS)
+
+
+# ----------------------------------------------------------------------------- (d) the commands
+
+# ``lamad check``, ``run`` and ``fmt`` (in process, through lamad.cli.main) and the REPL
+# (lamad.repl.main reading a pipe) given garbage: random bytes, token soup, deep nesting,
+# huge literals, text in other encodings.  Each ends with status 0 or 1 (2 for usage) and a
+# message, never a Python traceback.
+
+GARBAGE = st.one_of(
+    st.binary(max_size=200),
+    spaced_token_soup.map(lambda s: s.encode("utf-8")),
+    st.text(max_size=100).map(lambda s: ("def main = " + s).encode("utf-8")),
+    st.text(max_size=60).map(lambda s: ("def main = " + s).encode("utf-16")),
+    st.text(alphabet="é€λ", max_size=30).map(lambda s: ("def main = " + s).encode("latin-1", "replace")),
+    st.integers(1, 3000).map(lambda n: ("def main = " + "(" * n + "1.0" + ")" * n + "\n").encode()),
+    st.integers(1, 3000).map(lambda n: ("def main = " + "[" * n + "]" * n + "\n").encode()),
+    st.integers(1, 3000).map(lambda n: ("def main = " + "[" * n + "\n").encode()),
+    st.integers(1, 2000).map(lambda n: ("def main = " + "\\x. " * n + "x\n").encode()),
+    st.integers(1, 20000).map(lambda n: f"def main = {'9' * n}\ndef r = 1.{'5' * n}e{n}\n".encode()),
+    st.sampled_from([b"def main = 1.0 / 0.0", b"def main = sum (ones [100000000000])", b"\xff\xfe\x00",
+                     b"def main = grad (\\x. x) 1", b"def main = [1.0, true]", b"def main = load \"/nonexistent\""]),
+)
+FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _no_traceback(text: str) -> None:
+    assert "Traceback" not in text and "RecursionError" not in text, text[-2000:]
+
+
+@FUZZ
+@given(GARBAGE, st.sampled_from(["check", "run", "fmt"]))
+@example(b"\x80", "check")  # not UTF-8: was a UnicodeDecodeError's traceback
+@example(b"def main = " + b"[" * 3000 + b"1.0" + b"]" * 3000, "run")
+def test_the_commands_given_garbage_answer_with_a_message(tmp_path_factory, capsys, data, command):
+    from lamad import cli
+
+    path = tmp_path_factory.mktemp("fuzz") / "garbage.lam"
+    path.write_bytes(data)
+    try:
+        status = cli.main([command, str(path), "--quiet"] if command == "run" else [command, str(path)])
+    except SystemExit as e:  # argparse: usage
+        status = e.code
+    out, err = capsys.readouterr()
+    assert status in (0, 1, 2), (status, err[-2000:])
+    _no_traceback(out + err)
+    if status == 1:
+        assert err.strip(), "an error with no message"
+
+
+@FUZZ
+@given(GARBAGE)
+def test_the_repl_given_garbage_answers_with_a_message(capsys, monkeypatch, data):
+    import io
+
+    from lamad import repl
+
+    text = data.decode("utf-8", "replace")
+    monkeypatch.setattr("sys.stdin", io.StringIO(text + "\n:type 1\n"))
+    out = io.StringIO()
+    status = repl.main(out=out)
+    captured = capsys.readouterr()
+    assert status in (0, 1)
+    _no_traceback(out.getvalue() + captured.out + captured.err)
