@@ -249,8 +249,9 @@ class Function:
     def __call__(self, *args: Any) -> Any:
         if not 1 <= len(args) <= len(self.param_types):
             raise LamArgumentError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
+        values = self.arguments(args)  # a wrong argument is the caller's error, not the program's
         try:
-            result = driver.apply(self.closure, self.arguments(args))
+            result = driver.apply(self.closure, values)
         except LamError as e:  # located in the text the function was written in
             raise e.locate(*(self.where or (self.program.source, self.program.filename))) from None
         export = self._exporters.get(len(args))

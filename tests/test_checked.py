@@ -122,7 +122,7 @@ def test_arguments_from_files_and_from_python_are_refused_as_load_refuses(tmp_pa
     assert text.returncode == 2 and "'t.npy' is not a .npy file" in text.stderr
     f = lamad.load(tmp_path / "f.lam").f
     for bad in (np.array([1.0, None], dtype=object), [1.0, None], np.array([1j])):
-        with pytest.raises(ValueError, match="cannot be a tensor of float64"):
+        with pytest.raises(lamad.LamArgumentError, match="cannot be a tensor of float64"):
             f(bad)
 
 

@@ -505,10 +505,10 @@ def test_in_a_terminal_ctrl_c_interrupts_and_ctrl_d_quits(program, data_home):
 
 
 def test_ctrl_c_during_a_deep_pass_interrupts_it_and_the_session_goes_on(data_home):
-    """Ctrl-C while the checker runs on its big-stack worker (a 3,000-deep list literal,
-    which takes it far longer than the second the test waits): the session says
-    'interrupted' and goes on, where it used to abort ("Cannot recover from stack
-    overflow", the recursion limit lowered under the deep worker)."""
+    """Ctrl-C while a pass runs on its big-stack worker (a 3,000-deep list literal, the
+    innermost element a loop far longer than the second and a half the test waits): the
+    session says 'interrupted' and goes on, where it used to abort ("Cannot recover from
+    stack overflow", the recursion limit lowered under the deep worker)."""
     pexpect = pytest.importorskip("pexpect")
     log = io.StringIO()
     child = pexpect.spawn(sys.executable, ["-m", "lamad.cli", "repl"], encoding="utf-8",
@@ -516,7 +516,7 @@ def test_ctrl_c_during_a_deep_pass_interrupts_it_and_the_session_goes_on(data_ho
                           timeout=30, dimensions=(24, 120))
     child.logfile_read = log
     child.expect("lamad>")
-    child.send("length " + "[" * 3000 + "1.0" + "]" * 3000 + "\r")
+    child.send("length " + "[" * 3000 + "iterate 100000000 (\\x. x + 1.0) 0.0" + "]" * 3000 + "\r")
     child.expect_exact("\x1b[?2004l")  # the evaluation runs
     time.sleep(1.5)
     child.sendintr()
