@@ -34,7 +34,8 @@ class Backend:
         numbers (NumPy would drop their imaginary parts), Python objects (``None`` would
         become NaN), strings, dates, and finite numbers too large for it (float64 data
         on the float32 backend)."""
-        if isinstance(value, (int, float)) or getattr(value, "dtype", None) == self.dtype:
+        dtype = getattr(value, "dtype", None)
+        if isinstance(value, (int, float)) or (dtype is not None and dtype == self.dtype):
             return self.xp.asarray(value, dtype=self.dtype)  # nothing this dtype cannot hold
         import numpy as np
 
