@@ -104,7 +104,7 @@ class _Printer:
         if isinstance(t, Var):
             return t.name, _ATOM
         if isinstance(t, Lit):
-            return _literal(t.value), _ATOM if not _is_negative(t.value) else _NEG
+            return _literal(t.value), _ATOM if not _literal(t.value).startswith("-") else _NEG
         if isinstance(t, Tuple):
             return "(" + ", ".join(self.term(i, 0, indent) for i in t.items) + ")", _ATOM
         if isinstance(t, ListLit):
@@ -145,7 +145,10 @@ class _Printer:
         prim = PRIMITIVES.get(t.op)
         operator = prim.operator if prim is not None else _CONNECTIVES[t.op]
         if operator is not None and operator.assoc == "prefix":
-            return operator.symbol + self.term(t.args[0], operator.precedence, indent), operator.precedence
+            operand = self.term(t.args[0], operator.precedence, indent)
+            if operand.startswith("-"):  # '--' would begin a comment: -(-x), -(-1.0)
+                operand = f"({operand})"
+            return operator.symbol + operand, operator.precedence
         if operator is not None:
             symbol = _sym("*", self.ascii) if t.op == "mul" else operator.symbol
             return self._infix(operator, symbol, *t.args, indent)
@@ -205,10 +208,6 @@ def _bare(p: Pattern) -> str:
     if isinstance(p, PWild):
         return "_"
     return "(" + ", ".join(_bare(i) for i in p.items) + ")"
-
-
-def _is_negative(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0
 
 
 def _literal(value) -> str:
