@@ -19,7 +19,7 @@ from lamad import driver
 from lamad.adtypes import cotangent_type
 from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
-from lamad.errors import LamError
+from lamad.errors import LamError, read_source
 from lamad.parser import parse_term
 from lamad.progress import Progress
 from lamad.prims import Runtime
@@ -301,7 +301,7 @@ def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
          progress: bool = False) -> LoadedProgram:
     """Load a ``.lam`` file; its ``load`` paths are relative to the file."""
     path = Path(path)
-    source = path.read_text(encoding="utf-8")
+    source = read_source(path)
     return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent, progress=progress)
 
 

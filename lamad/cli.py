@@ -15,7 +15,7 @@ from typing import Sequence
 
 from lamad import api
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
-from lamad.errors import LamError
+from lamad.errors import LamError, cannot_read, read_source
 from lamad.parser import parse_program
 from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
 
@@ -26,8 +26,8 @@ class UsageError(Exception):
 
 def _load(args: argparse.Namespace) -> api.LoadedProgram:
     path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"cannot read '{args.file}': no such file")
+    if (why := cannot_read(args.file)) is not None:
+        raise UsageError(why)
     _backend(args)
     return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None),
                     progress=getattr(args, "progress", False))
@@ -114,8 +114,8 @@ def cmd_grad(args: argparse.Namespace) -> int:
 
 
 def cmd_repl(args: argparse.Namespace) -> int:
-    if args.file is not None and not Path(args.file).is_file():
-        raise UsageError(f"cannot read '{args.file}': no such file")
+    if args.file is not None and (why := cannot_read(args.file)) is not None:
+        raise UsageError(why)
     _backend(args)
     from lamad import repl  # prompt_toolkit is imported by the REPL only
 
@@ -124,9 +124,9 @@ def cmd_repl(args: argparse.Namespace) -> int:
 
 def cmd_fmt(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"cannot read '{args.file}': no such file")
-    source = path.read_text(encoding="utf-8")
+    if (why := cannot_read(args.file)) is not None:
+        raise UsageError(why)
+    source = read_source(path)
     try:
         program = parse_program(source)
     except LamError as e:

@@ -10,6 +10,9 @@ program."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from lamad.syntax import Span
 
 
@@ -59,3 +62,34 @@ def format_error(err: LamError) -> str:
     width = (span.end_column if span.end_line == span.line else len(text) + 1) - span.column
     caret = " " * (span.column - 1) + "^" * max(1, width)
     return f"{head}\n    {text}\n    {caret}"
+
+
+def cannot_read(path: str | os.PathLike, name: str | None = None) -> str | None:
+    """Why ``path`` is not a program file that can be read (``cannot read 'name': ...``,
+    the path as the user wrote it), or ``None`` if it is one."""
+    name, path = os.fspath(path) if name is None else name, Path(path)
+    if path.is_dir():
+        return f"cannot read '{name}': it is a directory, not a file"
+    if not path.exists():
+        return f"cannot read '{name}': no such file"
+    if not path.is_file():
+        return f"cannot read '{name}': not a regular file"
+    if not os.access(path, os.R_OK):
+        return f"cannot read '{name}': permission denied"
+    return None
+
+
+def read_source(path: str | os.PathLike) -> str:
+    """The text of a program file.  It must be UTF-8: other bytes are a :class:`LamError`
+    naming the file, the line and column, and the offset of the first byte that is not."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[:e.start].decode("utf-8")  # the bytes before the first bad one are UTF-8
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        span = Span(len(before), len(before) + 1, line, column, line, column + 1)
+        err = LamError(f"the file is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} "
+                       f"({e.reason}); save it as UTF-8", span)
+        raise err.locate(data.decode("utf-8", errors="replace"), str(path)) from None

@@ -224,6 +224,24 @@ def test_missing_file(tmp_path):
     usage_error(lamad("check", "nowhere.lam", cwd=tmp_path), "nowhere.lam")
 
 
+def test_a_directory_is_not_a_program(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for command in ("run", "check", "grad", "fmt", "repl"):
+        message = usage_error(lamad(command, "sub", cwd=tmp_path), "'sub'", "directory")
+        assert "no such file" not in message
+
+
+def test_a_source_that_is_not_utf8_is_located_in_every_command(tmp_path):
+    """``printf 'def main = 1.0 -- caf\\xe9'``: the file, the line and column and the byte
+    offset of the first byte that is not UTF-8, exit 1, no traceback."""
+    (tmp_path / "latin1.lam").write_bytes(b"def g = 2.0\ndef main = 1.0 -- caf\xe9\n")
+    for proc in lamad_all(*[(command, "latin1.lam") for command in ("run", "check", "grad", "fmt")], cwd=tmp_path):
+        assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr
+        head, line, caret = proc.stderr.rstrip("\n").split("\n")
+        assert head.startswith("latin1.lam:2:22: error: ") and "UTF-8" in head and "offset 33" in head, head
+        assert line == "    def main = 1.0 -- caf\ufffd" and caret == " " * 25 + "^"
+
+
 def test_unknown_entry(workdir):
     usage_error(lamad("run", "prog.lam", "--entry", "nope", cwd=workdir), "nope")
 
