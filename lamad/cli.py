@@ -17,7 +17,7 @@ from lamad import api
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, cannot_read, read_source
 from lamad.parser import parse_program
-from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
+from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 
 
 class UsageError(Exception):

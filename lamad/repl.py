@@ -41,7 +41,7 @@ from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
-from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
+from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
 
 PROMPT = "lamad> "

@@ -164,6 +164,10 @@ ERRORS = {
     "runtime": ("def main =\n  let a = ones [2, 3] in\n  a @ ones [2, 3]\n", "runtime error", 3, 3, "(2, 3)"),
     "load": ('def data = load "missing.npy"\ndef main = sum data\n', "runtime error", 1, 12, "missing.npy"),
     "scalar": ("def main = scalar (ones [3])\n", "runtime error", 1, 12, "(3,)"),
+    "dim": ("def main = dim 3 (ones [2, 3])\n", "runtime error", 1, 12,
+            "axis 3 is out of range for a tensor of rank 2 (shape (2, 3)): its axes are 0 to 1"),
+    "recursion": ("def f (x : Real) : Real = f x\n", "type error", 1, 27, "cannot be recursive"),
+    "real too large": ("def main = " + "9" * 400 + " + 1.0\n", "type error", 1, 12, "too large to be a Real"),
 }
 
 
@@ -186,6 +190,30 @@ def test_program_errors_exit_1_with_located_message(tmp_path, name):
     assert set(caret_line.strip()) == {"^"}
     assert indent == 4 + column - 1
     assert indent + len(caret_line.strip()) <= len(src_line) + 1
+
+
+def test_an_int_of_more_digits_than_python_prints_is_printed(tmp_path):
+    """Python's ``str`` refuses an int of more than 4,300 digits; lamad prints them all."""
+    (tmp_path / "big.lam").write_text("def main = (10 ** 5000 - 1, [-(2 ** 20000)])\n", encoding="utf-8")
+    out = ok(lamad("run", "big.lam", cwd=tmp_path)).strip()
+    nines, power = out[1:-2].split(", [")
+    assert nines == "9" * 5000
+    assert power.startswith("-") and len(power) == 1 + 6021 and power.endswith("9376") and "Traceback" not in out
+
+
+def test_deep_types_and_values_print(tmp_path):
+    """A 1,000-level type annotation and a 500-deep tuple print (on a big stack), in run,
+    check, grad and fmt."""
+    (tmp_path / "arrows.lam").write_text("def f (x : " + "Real -> " * 1000 + "Real) : Real = 1.0\n", encoding="utf-8")
+    (tmp_path / "tuple.lam").write_text("def main = " + "(1.0, " * 500 + "2.0" + ")" * 500 + "\n", encoding="utf-8")
+    check_arrows, run_tuple, check_tuple, fmt_tuple, grad_tuple = lamad_all(
+        ("check", "arrows.lam"), ("run", "tuple.lam"), ("check", "tuple.lam", "--ascii"), ("fmt", "tuple.lam"),
+        ("grad", "tuple.lam"), cwd=tmp_path)
+    assert ok(check_arrows) == "f : (" + "Real → " * 1000 + "Real) → Real\n"
+    assert ok(run_tuple) == "(1.0, " * 500 + "2.0" + ")" * 500 + "\n"
+    assert ok(check_tuple) == "main : " + "Real * (" * 499 + "Real * Real" + ")" * 499 + "\n"
+    assert ok(fmt_tuple) == (tmp_path / "tuple.lam").read_text(encoding="utf-8")
+    assert ok(grad_tuple).startswith("-- ←D(main) : (Real × Real⊥) × ((Real × Real⊥) × ")
 
 
 def test_type_error_reported_by_check_too(tmp_path):
