@@ -713,6 +713,20 @@ def test_error_unexpected_end_of_input():
     assert (err.span.line, err.span.column) == (2, 6)
 
 
+def test_a_missing_expression_is_reported_at_the_keyword_found_instead():
+    """``let y = in x`` reads ``in`` where a name may be: the error is at ``in``, not at the
+    end of the file, and a ``def`` with no body is reported at the next ``def``."""
+    source = "def f (x : Real) : Real = let y = in x\n\n\n"
+    err = syntax_error(parse_program, source)
+    assert err.message == "unexpected 'in'; expected an expression"
+    assert (err.span.line, err.span.column, err.span.end_column) == (1, 35, 37)
+    err = syntax_error(parse_program, "def f (x : Real) : Real =\ndef main = 1.0\n")
+    assert err.message == "unexpected 'def'; expected an expression; the definition before it has no body"
+    assert (err.span.line, err.span.column, err.span.end_column) == (2, 1, 4)
+    err = syntax_error(parse_term, "if then 1.0 else 2.0")
+    assert err.message == "unexpected 'then'; expected an expression" and err.span.column == 4
+
+
 def test_error_unexpected_character():
     err = syntax_error(parse_term, "1 $ 2")
     assert err.message == "unexpected character '$'"
