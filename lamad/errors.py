@@ -59,9 +59,23 @@ def format_error(err: LamError) -> str:
     head = f"{err.filename}:{span.line}:{span.column}: {err.kind}: {err.message}"
     lines = source.split("\n")  # as the lexer counts lines: only "\n" ends one (not \r, \f, \u2028...)
     text = lines[span.line - 1].rstrip("\r") if span.line - 1 < len(lines) else ""
-    width = (span.end_column if span.end_line == span.line else len(text) + 1) - span.column
-    caret = " " * (span.column - 1) + "^" * max(1, width)
-    return f"{head}\n    {text}\n    {caret}"
+    start = span.column - 1
+    end = max(start + 1, span.end_column - 1 if span.end_line == span.line else len(text))
+    # a long line is cut to CONTEXT characters either side of the start of the span (and
+    # a span to at most CONTEXT), marked with '…'; tabs are expanded, the caret's too
+    left, end = max(0, start - CONTEXT), min(end, start + CONTEXT)
+    right = min(len(text), end + CONTEXT)
+    before = ("…" if left else "") + text[left:start]
+    column = len(before.expandtabs(TAB))
+    width = len((before + text[start:end]).expandtabs(TAB)) - column
+    shown = (before + text[start:right]).expandtabs(TAB) + ("…" if right < len(text) else "")
+    return f"{head}\n    {shown}\n    {' ' * column}{'^' * max(1, width)}"
+
+
+CONTEXT = 100
+"""Characters of a long source line shown either side of an error's position."""
+TAB = 8
+"""The tab stops of the source line an error shows (expanded, so the caret lines up)."""
 
 
 def cannot_read(path: str | os.PathLike, name: str | None = None) -> str | None:
