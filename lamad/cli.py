@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from lamad import api
+from lamad import __version__, api
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, cannot_read, read_source
 from lamad.parser import parse_program
@@ -137,6 +137,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamad", description="A typed lambda calculus with reverse-mode AD.")
+    parser.add_argument("--version", action="version", version=f"lamad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="evaluate a definition of a program (main by default)")

@@ -262,6 +262,12 @@ def test_bad_arg_expression_is_located(workdir):
 
 # ------------------------------------------------------------------ exit status 2: bad usage
 
+def test_version():
+    from lamad import __version__
+
+    assert ok(lamad("--version")) == f"lamad {__version__}\n"
+
+
 def test_unknown_subcommand():
     usage_error(lamad("frobnicate", "examples/hello.lam"), "frobnicate")
 
