@@ -61,13 +61,15 @@ def format_error(err: LamError) -> str:
     text = lines[span.line - 1].rstrip("\r") if span.line - 1 < len(lines) else ""
     start = span.column - 1
     end = max(start + 1, span.end_column - 1 if span.end_line == span.line else len(text))
-    # a long line is cut to CONTEXT characters either side of the start of the span (and
-    # a span to at most CONTEXT), marked with '…'; tabs are expanded, the caret's too
-    left, end = max(0, start - CONTEXT), min(end, start + CONTEXT)
-    right = min(len(text), end + CONTEXT)
+    # a line longer than 2 * CONTEXT is cut to CONTEXT characters either side of the span
+    # (which is cut to CONTEXT), marked with '…'; tabs are expanded, the caret's too
+    left, right = 0, len(text)
+    if len(text) > 2 * CONTEXT:
+        left, end = max(0, start - CONTEXT), min(end, start + CONTEXT)
+        right = min(len(text), end + CONTEXT)
     before = ("…" if left else "") + text[left:start]
-    column = len(before.expandtabs(TAB))
-    width = len((before + text[start:end]).expandtabs(TAB)) - column
+    column = len(before.expandtabs(TAB)) + max(0, start - len(text))  # past the end (a stripped '\r')
+    width = len((before + text[start:end]).expandtabs(TAB)) - len(before.expandtabs(TAB))
     shown = (before + text[start:right]).expandtabs(TAB) + ("…" if right < len(text) else "")
     return f"{head}\n    {shown}\n    {' ' * column}{'^' * max(1, width)}"
 
