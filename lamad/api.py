@@ -19,7 +19,7 @@ from lamad import driver
 from lamad.adtypes import cotangent_type
 from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
-from lamad.errors import LamError
+from lamad.errors import LamError, read_source
 from lamad.parser import parse_term
 from lamad.progress import Progress
 from lamad.prims import Runtime
@@ -373,7 +373,7 @@ def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
     if not isinstance(path, (str, Path)):
         raise LamArgumentError(f"lamad.load: parameter 'path' expects a file name (str or Path), got {_given(path)}")
     path = Path(path)
-    source = path.read_text(encoding="utf-8")
+    source = read_source(path)
     return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent, progress=progress)
 
 

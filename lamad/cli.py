@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from lamad import api, driver
+from lamad import __version__, api, driver
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
-from lamad.errors import LamError
+from lamad.errors import LamError, cannot_read, read_source
 from lamad.parser import parse_program
-from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
+from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.threads import DEFAULT_THREADS, limit_threads
 
 
@@ -27,8 +27,8 @@ class UsageError(Exception):
 
 def _load(args: argparse.Namespace) -> api.LoadedProgram:
     path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"cannot read '{args.file}': no such file")
+    if (why := cannot_read(args.file)) is not None:
+        raise UsageError(why)
     _backend(args)
     return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None),
                     progress=getattr(args, "progress", False))
@@ -117,8 +117,8 @@ def cmd_grad(args: argparse.Namespace) -> int:
 
 
 def cmd_repl(args: argparse.Namespace) -> int:
-    if args.file is not None and not Path(args.file).is_file():
-        raise UsageError(f"cannot read '{args.file}': no such file")
+    if args.file is not None and (why := cannot_read(args.file)) is not None:
+        raise UsageError(why)
     _backend(args)
     from lamad import repl  # prompt_toolkit is imported by the REPL only
 
@@ -127,9 +127,9 @@ def cmd_repl(args: argparse.Namespace) -> int:
 
 def cmd_fmt(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"cannot read '{args.file}': no such file")
-    source = path.read_text(encoding="utf-8")
+    if (why := cannot_read(args.file)) is not None:
+        raise UsageError(why)
+    source = read_source(path)
     try:
         program = parse_program(source)
     except LamError as e:
@@ -158,6 +158,7 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamad", description="A typed lambda calculus with reverse-mode AD.")
+    parser.add_argument("--version", action="version", version=f"lamad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="evaluate a definition of a program (main by default)")

@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from lamad import pretty as _pretty
 from lamad.adtypes import backprop_type, forward_type
 from lamad.backend import Backend, get_backend
 from lamad.deep import collector_paused, deep
@@ -200,3 +201,14 @@ def derive(lam: Lam | LinLam, mark: str, depth: int, runtime_: Runtime,
     for letter in [mark, *reversed(marks)]:
         term = TRANSFORMS[_MODES[letter]][0](term)  # typed: nothing is inferred again
     return free, compile_term(term, runtime_, globals_, [name for name, _ in free])
+
+
+# --------------------------------------------------------------------- printing
+
+# The printers of lamad/pretty.py recurse on the structure they print, as the passes do:
+# a 1,000-level type or a 500-deep tuple gets the big stack too.  The command line and
+# the REPL print with these.
+pretty = deep(_pretty.pretty)
+pretty_type = deep(_pretty.pretty_type)
+pretty_derivative = deep(_pretty.pretty_derivative)
+format_value = deep(_pretty.format_value)

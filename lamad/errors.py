@@ -10,6 +10,9 @@ program."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from lamad.syntax import Span
 
 
@@ -56,6 +59,53 @@ def format_error(err: LamError) -> str:
     head = f"{err.filename}:{span.line}:{span.column}: {err.kind}: {err.message}"
     lines = source.split("\n")  # as the lexer counts lines: only "\n" ends one (not \r, \f, \u2028...)
     text = lines[span.line - 1].rstrip("\r") if span.line - 1 < len(lines) else ""
-    width = (span.end_column if span.end_line == span.line else len(text) + 1) - span.column
-    caret = " " * (span.column - 1) + "^" * max(1, width)
-    return f"{head}\n    {text}\n    {caret}"
+    start = span.column - 1
+    end = max(start + 1, span.end_column - 1 if span.end_line == span.line else len(text))
+    # a line longer than 2 * CONTEXT is cut to CONTEXT characters either side of the span
+    # (which is cut to CONTEXT), marked with '…'; tabs are expanded, the caret's too
+    left, right = 0, len(text)
+    if len(text) > 2 * CONTEXT:
+        left, end = max(0, start - CONTEXT), min(end, start + CONTEXT)
+        right = min(len(text), end + CONTEXT)
+    before = ("…" if left else "") + text[left:start]
+    column = len(before.expandtabs(TAB)) + max(0, start - len(text))  # past the end (a stripped '\r')
+    width = len((before + text[start:end]).expandtabs(TAB)) - len(before.expandtabs(TAB))
+    shown = (before + text[start:right]).expandtabs(TAB) + ("…" if right < len(text) else "")
+    return f"{head}\n    {shown}\n    {' ' * column}{'^' * max(1, width)}"
+
+
+CONTEXT = 100
+"""Characters of a long source line shown either side of an error's position."""
+TAB = 8
+"""The tab stops of the source line an error shows (expanded, so the caret lines up)."""
+
+
+def cannot_read(path: str | os.PathLike, name: str | None = None) -> str | None:
+    """Why ``path`` is not a program file that can be read (``cannot read 'name': ...``,
+    the path as the user wrote it), or ``None`` if it is one."""
+    name, path = os.fspath(path) if name is None else name, Path(path)
+    if path.is_dir():
+        return f"cannot read '{name}': it is a directory, not a file"
+    if not path.exists():
+        return f"cannot read '{name}': no such file"
+    if not path.is_file():
+        return f"cannot read '{name}': not a regular file"
+    if not os.access(path, os.R_OK):
+        return f"cannot read '{name}': permission denied"
+    return None
+
+
+def read_source(path: str | os.PathLike) -> str:
+    """The text of a program file.  It must be UTF-8: other bytes are a :class:`LamError`
+    naming the file, the line and column, and the offset of the first byte that is not."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[:e.start].decode("utf-8")  # the bytes before the first bad one are UTF-8
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        span = Span(len(before), len(before) + 1, line, column, line, column + 1)
+        err = LamError(f"the file is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} "
+                       f"({e.reason}); save it as UTF-8", span)
+        raise err.locate(data.decode("utf-8", errors="replace"), str(path)) from None

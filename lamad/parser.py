@@ -221,6 +221,9 @@ class _Builder:
     # -- atoms
     @_built
     def var(ch, first, last):
+        if str(first) in KEYWORDS - {"true", "false"}:  # the lexer reads a keyword where a name may be
+            hint = "; the definition before it has no body" if str(first) == "def" else ""
+            raise LamSyntaxError(f"unexpected '{first}'; expected an expression{hint}", _token_span(first))
         return Var(_name(first), span=_between(first, last))
 
     @_built
@@ -343,6 +346,10 @@ def _parse(text: str, start: str):
             if builder.error is not None:
                 raise builder.error
             return value
+        except lark.exceptions.LarkError:
+            if builder.error is not None:  # met before the parse failed, so earlier in the text
+                raise builder.error from None
+            raise
         finally:
             builder.error = None
 

@@ -104,7 +104,7 @@ class _Printer:
         if isinstance(t, Var):
             return t.name, _ATOM
         if isinstance(t, Lit):
-            return _literal(t.value), _ATOM if not _is_negative(t.value) else _NEG
+            return _literal(t.value), _ATOM if not _literal(t.value).startswith("-") else _NEG
         if isinstance(t, Tuple):
             return "(" + ", ".join(self.term(i, 0, indent) for i in t.items) + ")", _ATOM
         if isinstance(t, ListLit):
@@ -145,7 +145,10 @@ class _Printer:
         prim = PRIMITIVES.get(t.op)
         operator = prim.operator if prim is not None else _CONNECTIVES[t.op]
         if operator is not None and operator.assoc == "prefix":
-            return operator.symbol + self.term(t.args[0], operator.precedence, indent), operator.precedence
+            operand = self.term(t.args[0], operator.precedence, indent)
+            if operand.startswith("-"):  # '--' would begin a comment: -(-x), -(-1.0)
+                operand = f"({operand})"
+            return operator.symbol + operand, operator.precedence
         if operator is not None:
             symbol = _sym("*", self.ascii) if t.op == "mul" else operator.symbol
             return self._infix(operator, symbol, *t.args, indent)
@@ -207,10 +210,6 @@ def _bare(p: Pattern) -> str:
     return "(" + ", ".join(_bare(i) for i in p.items) + ")"
 
 
-def _is_negative(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and value < 0
-
-
 def _literal(value) -> str:
     if value is True:
         return "true"
@@ -223,7 +222,25 @@ def _literal(value) -> str:
     if isinstance(value, float):
         text = repr(value)
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
+    if isinstance(value, int):
+        return _int_text(value)
     return str(value)
+
+
+_DIGITS = 4000
+"""Digits converted at a time: Python refuses ``str`` of an int of more than 4300
+(``sys.get_int_max_str_digits``), a limit lamad's own values need not keep to."""
+
+
+def _int_text(n: int) -> str:
+    """All the digits of ``n``, however many (``str`` refuses more than 4300)."""
+    if -10 ** _DIGITS < n < 10 ** _DIGITS:
+        return str(n)
+    sign, n, chunks = "-" if n < 0 else "", abs(n), []
+    while n:
+        n, low = divmod(n, 10 ** _DIGITS)
+        chunks.append(low)
+    return sign + str(chunks[-1]) + "".join(str(c).zfill(_DIGITS) for c in reversed(chunks[:-1]))
 
 
 # --------------------------------------------------------------------- values
@@ -242,6 +259,8 @@ def format_value(value, t: Type, ascii: bool = False, shapes: bool = False) -> s
         return head + np.array2string(host, separator=", ", threshold=200, prefix=head)
     if t == Base("Bool"):
         return "true" if value else "false"
+    if t == Base("Int"):
+        return _int_text(int(value))
     if t == Base("Unit"):
         return "()"
     if t == Base("String"):

@@ -40,10 +40,10 @@ from prompt_toolkit.output import Output
 
 from lamad import __version__, api, driver
 from lamad.backend import BackendError, get_backend
-from lamad.errors import LamError, LamSyntaxError, format_error
+from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
-from lamad.pretty import format_value, pretty, pretty_derivative, pretty_type
+from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
 
 PROMPT = "lamad> "
@@ -363,8 +363,8 @@ class Repl:
         if path is None:
             raise LamError("which file? :load FILE", where.span() if where else None)
         file = Path(path).expanduser()
-        if not file.is_file():
-            raise LamError(f"cannot read '{path}': no such file", where.span() if where else None)
+        if (why := cannot_read(file, path)) is not None:
+            raise LamError(why, where.span() if where else None)
         backend = self.program.backend
         try:
             program = api.load(file, backend.name, backend.dtype.name)

@@ -66,6 +66,7 @@ class Checker:
         # read, never written: not copied, so that checking n definitions costs O(n), not O(n²)
         self.globals: Mapping[str, Type] = globals_ if globals_ is not None else {}
         self.later = later  # names of definitions below the one being checked
+        self.defining: str | None = None  # the name of the definition being checked
         self.locals: dict[str, Type] = {}
         self.deferred: list[tuple[Type, TVar, Span | None, str, str, str]] = []  # pending ct(A) = v
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
@@ -265,6 +266,8 @@ class Checker:
         except _Mismatch:
             found = self.describe(actual)
             hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
+            if self.resolve(expected) == TENSOR and isinstance(self.resolve(actual), ListType):
+                hint = " (a list is not a Tensor: 'stack' makes one of a list of reals or tensors, stack [1.0, 2.0])"
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
 
     def _join(self, a: Type, b: Type) -> Type:
@@ -460,6 +463,9 @@ class Checker:
             return self.apply_builtin(*found, [], t.span)
         if name in self.later:
             raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it", t.span)
+        if name == self.defining:
+            raise LamTypeError(f"'{name}' refers to itself, but a definition cannot be recursive; "
+                               "loop with iterate, fold or scan (or map over a list)", t.span)
         known = list(self.locals) + list(self.globals) + [n for n in PRIMITIVES if public(n)]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -494,13 +500,25 @@ class Checker:
                                f"with the letters {' and '.join(MARKS)} of the transforms", span)
         return prim, marks
 
-    def apply(self, fn: Term, args: list[Term]) -> Term:
-        """Elaborate the application of an elaborated ``fn`` to source ``args``."""
-        for arg in args:
+    def apply(self, fn: Term, args: list[Term], primitive: Primitive | None = None) -> Term:
+        """Elaborate the application of an elaborated ``fn`` to source ``args`` (``fn`` is
+        the ``primitive`` applied to as many arguments as it takes, if one is given)."""
+        head, taken = fn, primitive.arity if primitive is not None else 0
+        for i, arg in enumerate(args):
             fty = self.resolve(fn.ty)
             if isinstance(fty, TVar) and fty.kind == "any":
                 fty = FunType(self.fresh(), self.fresh())
                 self.coerce(fn.ty, fty, fn.span)
+            if not isinstance(fty, (FunType, LinType)) and taken + i > 0:
+                n = taken + i
+                if primitive is not None:
+                    name = f"'{primitive.surface}'"
+                else:
+                    name = f"'{head.name}'" if isinstance(head, Var) else "this function"
+                    name += f" (of type {self.describe(head.ty)})"
+                extra = args[i].span.to(args[-1].span) if args[i].span else None
+                raise LamTypeError(f"too many arguments: {name} takes {n} argument{'s' * (n > 1)}, "
+                                   f"but is given {n + len(args) - i}", extra)
             if not isinstance(fty, (FunType, LinType)):
                 raise LamTypeError(f"this is applied to an argument, but it has type {self.describe(fn.ty)}, "
                                    "not a function type", fn.span)
@@ -517,7 +535,7 @@ class Checker:
         missing = b.arity - len(given)
         if missing == 0:
             prim = self.prim(b.name, given, span, arg_spans=[a.span for a in given], marks=marks)
-            return self.apply(prim, args[b.arity:])
+            return self.apply(prim, args[b.arity:], b)
         # eta-expansion: let a1 = t1 ... in \p1 ... pk. b a1 ... p1 ... pk
         bound = [(self.fresh_name("u"), self.infer(a)) for a in given]
         params = [self.fresh_name("x") for _ in range(missing)]
@@ -813,10 +831,13 @@ class Checker:
             try:
                 return Lit(float(t.value), span=t.span, ty=ty)
             except OverflowError:
-                raise LamTypeError(f"the number {t.value} is too large for a Real", t.span) from None
+                size = abs(t.value)  # Python's str refuses ints of over 4,300 digits: estimate those
+                digits = len(str(size)) if size.bit_length() < 14_000 else int(size.bit_length() * 0.30103) + 1
+                raise LamTypeError(f"this integer is too large to be a {ty} ({digits} digits; "
+                                   "the largest real is about 1.8e308)", t.span) from None
         if isinstance(t, Lit) and type(t.value) is int and ty == INT and not INT_MIN <= t.value <= INT_MAX:
-            raise LamTypeError(f"the Int literal {t.value} is outside Int's 64-bit range (-2**63 … 2**63 - 1); "
-                               f"write {t.value}.0 for a Real", t.span)
+            raise LamTypeError("this Int literal is outside Int's 64-bit range (-2**63 … 2**63 - 1); "
+                               "write it with a decimal point for a Real", t.span)
         if ty == GRAD and isinstance(t, Lit):
             return DZero(span=t.span, ty=GRAD)
         if ty == GRAD and isinstance(t, Prim) and t.op == "add":
@@ -860,6 +881,7 @@ def check_def(d: Def, globals_: Mapping[str, Type], later: Container[str] = froz
             raise LamTypeError(f"'{d.name}' has two parameters named '{p.name}'", p.span)
         seen.add(p.name)
     checker = Checker(globals_, later)
+    checker.defining = d.name
     term = d.as_term()
     checker.used = term_names(term)
     term = checker.infer(term)

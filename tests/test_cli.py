@@ -164,6 +164,9 @@ ERRORS = {
     "runtime": ("def main =\n  let a = ones [2, 3] in\n  a @ ones [2, 3]\n", "runtime error", 3, 3, "(2, 3)"),
     "load": ('def data = load "missing.npy"\ndef main = sum data\n', "runtime error", 1, 12, "missing.npy"),
     "scalar": ("def main = scalar (ones [3])\n", "runtime error", 1, 12, "(3,)"),
+    "dim": ("def main = dim 3 (ones [2, 3])\n", "runtime error", 1, 12,
+            "axis 3 is out of range for a tensor of rank 2 (shape (2, 3)): its axes are 0 to 1"),
+    "recursion": ("def f (x : Real) : Real = f x\n", "type error", 1, 27, "cannot be recursive"),
 }
 
 
@@ -186,6 +189,54 @@ def test_program_errors_exit_1_with_located_message(tmp_path, name):
     assert set(caret_line.strip()) == {"^"}
     assert indent == 4 + column - 1
     assert indent + len(caret_line.strip()) <= len(src_line) + 1
+
+
+def test_an_int_of_more_digits_than_python_prints_is_printed(tmp_path):
+    """Python's ``str`` refuses an int of more than 4,300 digits; lamad prints them all."""
+    (tmp_path / "big.lam").write_text("def main = (10 ** 5000 - 1, [-(2 ** 20000)])\n", encoding="utf-8")
+    out = ok(lamad("run", "big.lam", cwd=tmp_path)).strip()
+    nines, power = out[1:-2].split(", [")
+    assert nines == "9" * 5000
+    assert power.startswith("-") and len(power) == 1 + 6021 and power.endswith("9376") and "Traceback" not in out
+
+
+def test_deep_types_and_values_print(tmp_path):
+    """A 1,000-level type annotation and a 500-deep tuple print (on a big stack), in run,
+    check, grad and fmt."""
+    (tmp_path / "arrows.lam").write_text("def f (x : " + "Real -> " * 1000 + "Real) : Real = 1.0\n", encoding="utf-8")
+    (tmp_path / "tuple.lam").write_text("def main = " + "(1.0, " * 500 + "2.0" + ")" * 500 + "\n", encoding="utf-8")
+    check_arrows, run_tuple, check_tuple, fmt_tuple, grad_tuple = lamad_all(
+        ("check", "arrows.lam"), ("run", "tuple.lam"), ("check", "tuple.lam", "--ascii"), ("fmt", "tuple.lam"),
+        ("grad", "tuple.lam"), cwd=tmp_path)
+    assert ok(check_arrows) == "f : (" + "Real → " * 1000 + "Real) → Real\n"
+    assert ok(run_tuple) == "(1.0, " * 500 + "2.0" + ")" * 500 + "\n"
+    assert ok(check_tuple) == "main : " + "Real * (" * 499 + "Real * Real" + ")" * 499 + "\n"
+    assert ok(fmt_tuple) == (tmp_path / "tuple.lam").read_text(encoding="utf-8")
+    assert ok(grad_tuple).startswith("-- ←D(main) : (Real × Real⊥) × ((Real × Real⊥) × ")
+
+
+def test_the_caret_lines_up_under_tabs(tmp_path):
+    """Tabs in the echoed line are expanded (to stops of 8), the caret's indentation too."""
+    (tmp_path / "tabs.lam").write_text("def main =\t\t1.0 +\ttrue\n", encoding="utf-8")
+    proc = lamad("check", "tabs.lam", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    head, line, caret = proc.stderr.rstrip("\n").split("\n")
+    assert head.startswith("tabs.lam:1:19: type error: ") and "\t" not in line + caret
+    assert line == "    def main =" + " " * 14 + "1.0 +" + " " * 3 + "true"
+    assert caret == " " * line.index("true") + "^^^^"
+
+
+def test_an_error_on_a_long_line_shows_a_piece_of_it(tmp_path):
+    """An error on a line of a megabyte echoes 100 characters either side of the caret,
+    cut with '…', not the whole line."""
+    source = "def main = [" + "1.0, " * 150_000 + "true" + ", 2.0" * 100_000 + "]\n"
+    (tmp_path / "long.lam").write_text(source, encoding="utf-8")
+    proc = lamad("check", "long.lam", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr) < 1000
+    head, line, caret = proc.stderr.rstrip("\n").split("\n")
+    assert head.startswith(f"long.lam:1:{12 + 5 * 150_000 + 1}: type error: ")
+    assert line == "    …" + ("1.0, " * 20)[-100:] + "true" + (", 2.0" * 20)[:100] + "…"
+    assert caret == " " * line.index("true") + "^^^^"
 
 
 def test_type_error_reported_by_check_too(tmp_path):
@@ -211,6 +262,12 @@ def test_bad_arg_expression_is_located(workdir):
 
 # ------------------------------------------------------------------ exit status 2: bad usage
 
+def test_version():
+    from lamad import __version__
+
+    assert ok(lamad("--version")) == f"lamad {__version__}\n"
+
+
 def test_unknown_subcommand():
     usage_error(lamad("frobnicate", "examples/hello.lam"), "frobnicate")
 
@@ -222,6 +279,24 @@ def test_no_subcommand():
 def test_missing_file(tmp_path):
     usage_error(lamad("run", "nowhere.lam", cwd=tmp_path), "nowhere.lam")
     usage_error(lamad("check", "nowhere.lam", cwd=tmp_path), "nowhere.lam")
+
+
+def test_a_directory_is_not_a_program(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for command in ("run", "check", "grad", "fmt", "repl"):
+        message = usage_error(lamad(command, "sub", cwd=tmp_path), "'sub'", "directory")
+        assert "no such file" not in message
+
+
+def test_a_source_that_is_not_utf8_is_located_in_every_command(tmp_path):
+    """``printf 'def main = 1.0 -- caf\\xe9'``: the file, the line and column and the byte
+    offset of the first byte that is not UTF-8, exit 1, no traceback."""
+    (tmp_path / "latin1.lam").write_bytes(b"def g = 2.0\ndef main = 1.0 -- caf\xe9\n")
+    for proc in lamad_all(*[(command, "latin1.lam") for command in ("run", "check", "grad", "fmt")], cwd=tmp_path):
+        assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr, proc.stderr
+        head, line, caret = proc.stderr.rstrip("\n").split("\n")
+        assert head.startswith("latin1.lam:2:22: error: ") and "UTF-8" in head and "offset 33" in head, head
+        assert line == "    def main = 1.0 -- caf\ufffd" and caret == " " * 25 + "^"
 
 
 def test_unknown_entry(workdir):

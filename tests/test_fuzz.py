@@ -34,10 +34,15 @@ def check_error(err: LamSyntaxError, text: str) -> None:
     shown = str(err.locate(text, "f.lam")).split("\n")
     match = _HEAD.fullmatch(shown[0])
     assert match and (int(match[1]), int(match[2])) == (span.line, span.column), shown[0]
-    assert shown[1] == "    " + lines[span.line - 1].rstrip("\r")
+    line, start = lines[span.line - 1].rstrip("\r"), span.column - 1
     caret = shown[2]
     assert caret.startswith("    ") and caret[4:].lstrip(" ").startswith("^")
-    assert caret.index("^") - 4 == span.column - 1
+    assert shown[1].startswith("    ")
+    if "\t" not in line and len(line) <= 200:  # shown as it is (a long line is cut, tabs expanded)
+        assert shown[1] == "    " + line
+        assert caret.index("^") - 4 == span.column - 1
+    elif start < len(line) and line[start] != "\t":  # the caret under the span's first character
+        assert shown[1][caret.index("^")] == line[start]
 
 
 def parses_or_syntax_error(parse, text: str):

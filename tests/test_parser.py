@@ -7,6 +7,8 @@ import dataclasses
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import lamad
 from lamad.errors import LamError, LamSyntaxError
@@ -15,6 +17,8 @@ from lamad.syntax import (
     BOOL, GRAD, INT, REAL, TENSOR, UNIT, Ann, App, Def, FunType, If, Lam, Let, LinType, ListLit,
     ListType, Lit, Param, Program, PTuple, PVar, PWild, Span, Tuple, TupleType, Var, perp,
 )
+
+from programs import programs
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -709,6 +713,20 @@ def test_error_unexpected_end_of_input():
     assert (err.span.line, err.span.column) == (2, 6)
 
 
+def test_a_missing_expression_is_reported_at_the_keyword_found_instead():
+    """``let y = in x`` reads ``in`` where a name may be: the error is at ``in``, not at the
+    end of the file, and a ``def`` with no body is reported at the next ``def``."""
+    source = "def f (x : Real) : Real = let y = in x\n\n\n"
+    err = syntax_error(parse_program, source)
+    assert err.message == "unexpected 'in'; expected an expression"
+    assert (err.span.line, err.span.column, err.span.end_column) == (1, 35, 37)
+    err = syntax_error(parse_program, "def f (x : Real) : Real =\ndef main = 1.0\n")
+    assert err.message == "unexpected 'def'; expected an expression; the definition before it has no body"
+    assert (err.span.line, err.span.column, err.span.end_column) == (2, 1, 4)
+    err = syntax_error(parse_term, "if then 1.0 else 2.0")
+    assert err.message == "unexpected 'then'; expected an expression" and err.span.column == 4
+
+
 def test_error_unexpected_character():
     err = syntax_error(parse_term, "1 $ 2")
     assert err.message == "unexpected character '$'"
@@ -818,3 +836,69 @@ def test_malformed_or_bound_primitive_references_are_syntax_errors(text):
 def test_no_definition_or_parameter_is_named_with_a_percent_sign():
     syntax_error(parse_program, "def %f = 1")
     syntax_error(parse_program, "def f (%x : Real) = 1.0")
+
+
+# ----------------------------------------------------------------------------- printing negations
+
+
+def test_a_negation_of_a_negation_prints_so_that_it_parses_back():
+    """``-(-x)`` printed ``--x`` would begin a comment, and so would ``-`` before a negative
+    literal (which the simplifier makes); ``f -0.0`` would be a subtraction."""
+    from lamad.pretty import pretty
+
+    cases = [prim("neg", prim("neg", x)), prim("neg", Lit(-1.0)), prim("neg", prim("neg", prim("neg", Lit(2)))),
+             prim("neg", Lit(-0.0)), app(f, Lit(-0.0)), prim("sub", x, prim("neg", prim("neg", y)))]
+    for term in cases:
+        text = pretty(term)
+        assert "--" not in text, text
+        assert strip(parse_term(text)) == strip(_negative_literals_as_negations(term)), text
+    source = "def g (x : Real) : Real = -(-x)\n\ndef main = -(-(-1.0))\n"
+    assert lamad.pretty(parse_program(source)) == source
+
+
+def _negative_literals_as_negations(term):
+    """What a printed term parses back to: the parser reads ``-1.0`` as ``-`` applied to
+    ``1.0`` (a negative literal is only made by the transforms and the simplifier)."""
+    import math
+
+    from lamad.syntax import Prim, map_children
+
+    if isinstance(term, Lit) and isinstance(term.value, (int, float)) and not isinstance(term.value, bool) \
+            and math.copysign(1, term.value) < 0:
+        return Prim("neg", (Lit(-term.value),))
+    return map_children(term, _negative_literals_as_negations)
+
+
+@st.composite
+def _negated_programs(draw):
+    """A generated program (tests/programs.py), parsed, with negations wrapped around some
+    of its subterms and some number literals made negative; the types need not check."""
+    from lamad.syntax import Prim, map_children
+
+    sample = draw(programs(max_depth=3))
+    program = parse_program(sample.source)
+
+    def negate(term):
+        term = map_children(term, negate)
+        if isinstance(term, Lit) and isinstance(term.value, (int, float)) and not isinstance(term.value, bool) \
+                and draw(st.booleans()):
+            term = Lit(-term.value)
+        for _ in range(draw(st.integers(0, 3))):
+            term = Prim("neg", (term,))
+        return term
+
+    return dataclasses.replace(program, defs=tuple(dataclasses.replace(d, body=negate(d.body))
+                                                   for d in program.defs))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_negated_programs())
+def test_printed_programs_with_nested_negations_parse_back_to_alpha_equivalent_programs(program):
+    from lamad.pretty import pretty
+    from lamad.syntax import alpha_key
+
+    text = pretty(program)
+    again = parse_program(text)
+    assert [d.name for d in again.defs] == [d.name for d in program.defs]
+    for d, e in zip(program.defs, again.defs):
+        assert alpha_key(e.as_term()) == alpha_key(_negative_literals_as_negations(d.as_term())), text

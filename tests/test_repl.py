@@ -245,6 +245,15 @@ def test_load_reload_and_the_session_starting_from_a_file(program, tmp_path):
     assert out[6].startswith("<repl>: error: no file to reload")
 
 
+def test_load_of_a_directory_or_of_a_file_that_is_not_utf8_is_an_error(tmp_path):
+    (tmp_path / "latin1.lam").write_bytes(b"def main = 1.0 -- caf\xe9\n")
+    out = session(f":load {tmp_path}", f":load {tmp_path / 'latin1.lam'}", "1 + 1").rstrip("\n").split("\n")
+    assert "is a directory" in located("\n".join(out[0:3]), "<repl>:1", "error", f":load {tmp_path}", 7,
+                                       len(str(tmp_path)))
+    assert out[3].startswith(f"{tmp_path / 'latin1.lam'}:1:22: error: the file is not UTF-8 text: byte 0xe9 at offset 21")
+    assert out[4:] == ["    def main = 1.0 -- caf\ufffd", " " * 25 + "^", "2"]
+
+
 def test_a_file_with_an_error_is_reported_and_reload_tries_again(tmp_path):
     path = tmp_path / "bad.lam"
     path.write_text("def x = 1.0\ndef y = x +\n", encoding="utf-8")

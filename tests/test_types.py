@@ -325,6 +325,26 @@ class TestTypeErrors:
         check_error("def g = 3 4", 1, 9, "3", "applied to an argument", "not a function type")
         check_error("def g = [1, 2] 3", 1, 9, "[1, 2]", "applied to an argument", "List", "not a function type")
 
+    def test_too_many_arguments_says_how_many_the_function_takes(self):
+        check_error("def f (x : Real) : Real = x\ndef main = f 1.0 2.0", 2, 18, "2.0",
+                    "too many arguments", "'f' (of type Real -> Real) takes 1 argument,", "given 2")
+        check_error("def f (x : Real) (y : Real) : Real = x\ndef main = f 1.0 2.0 3.0 4.0", 2, 22, "3.0 4.0",
+                    "'f' (of type Real -> Real -> Real) takes 2 arguments", "given 4")
+        check_error("def main = (\\x. x + 1.0) 1.0 2.0", 1, 30, "2.0", "this function", "takes 1 argument")
+        check_error("def main = sin 1.0 2.0", 1, 20, "2.0", "too many arguments: 'sin' takes 1 argument", "given 2")
+        check_error("def main = map sin [1.0] 2.0", 1, 26, "2.0", "'map' takes 2 arguments", "given 3")
+
+    def test_a_list_where_a_tensor_is_expected_suggests_stack(self):
+        check_error("def main = sum [1.0, 2.0]", 1, 16, "[1.0, 2.0]", "argument of 'sum'", "expected Tensor",
+                    "found List Real", "'stack'")
+
+    def test_an_integer_literal_too_large_for_a_real_is_located(self):
+        digits = "9" * 400
+        err = type_error(f"def x = 2.0\ndef main = {digits} + 1.0")
+        assert "too large to be a Real" in err.message and "400 digits" in err.message
+        assert (err.span.line, err.span.column, err.span.end - err.span.start) == (2, 12, 400)
+        assert types_of(f"def main = {digits} + 1")["main"] == "Int"  # an Int may be as large as it likes
+
     def test_wrong_argument_type(self):
         check_error("def f (x : Real) = x\ndef g = f true", 2, 11, "true", "expected Real, found Bool")
         check_error("def f (t : Tensor) = sum_axis t 1", 1, 31, "t",
@@ -379,8 +399,10 @@ class TestTypeErrors:
     def test_definition_defined_below(self):
         check_error("def f (x : Real) = g x\ndef g (y : Real) = y", 1, 20, "g",
                     "'g' is defined further down", "only use those above")
-        # a definition cannot refer to itself either (no recursion)
-        check_error("def f (x : Real) : Real = f x", 1, 27, "f", "unbound name 'f'")
+        # a definition cannot refer to itself either (no recursion): the message says so,
+        # and names the loops
+        check_error("def f (x : Real) : Real = f x", 1, 27, "f", "'f' refers to itself", "cannot be recursive",
+                    "iterate", "fold", "scan")
 
     def test_redefinition(self):
         check_error("def f = 1\ndef g = 2\ndef f = 3", 3, 5, "f", "'f' is already defined above")
