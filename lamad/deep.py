@@ -96,6 +96,7 @@ def _on_big_stack(fn, args, kwargs):
             _old_limit = sys.getrecursionlimit()
             sys.setrecursionlimit(max(_old_limit, RECURSION_LIMIT))
         _running += 1
+    worker, interrupted = None, False
     try:
         old_size = threading.stack_size(STACK_BYTES)
         try:
@@ -104,6 +105,10 @@ def _on_big_stack(fn, args, kwargs):
         finally:
             threading.stack_size(old_size)
         interrupted = _wait(worker, outcome)
+    except KeyboardInterrupt:  # before the wait began: the worker is interrupted and waited for
+        interrupted = True
+        if worker is not None and worker.ident is not None:
+            _wait(worker, outcome, interrupted=True)
     finally:
         with _raised:
             _running -= 1
@@ -116,17 +121,20 @@ def _on_big_stack(fn, args, kwargs):
     return outcome["value"]
 
 
-def _wait(worker: threading.Thread, outcome: dict[str, object]) -> bool:
+def _wait(worker: threading.Thread, outcome: dict[str, object], interrupted: bool = False) -> bool:
     """Wait until ``worker`` has finished its pass, handing it the first KeyboardInterrupt
-    that arrives meanwhile (raised in it, it unwinds the pass); whether one arrived.
+    that arrives meanwhile (raised in it, it unwinds the pass); whether one arrived.  An
+    interrupt may arrive between any two steps, so every step is inside the ``try``.
 
     The wait polls with ``time.sleep``, which an interrupt leaves in no state to repair:
     ``Thread.join`` interrupted by Ctrl-C may mark a running thread as stopped (CPython
     3.11), and a lock acquired just before the interrupt would stay held."""
-    interrupted = handed = False
+    handed = False
     pause = 1e-4
-    while "finished" not in outcome:
+    while True:
         try:
+            if "finished" in outcome:
+                return interrupted
             if interrupted and not handed:
                 handed = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident),
@@ -135,4 +143,3 @@ def _wait(worker: threading.Thread, outcome: dict[str, object]) -> bool:
             pause = min(pause * 2, 0.01)
         except KeyboardInterrupt:
             interrupted = True
-    return interrupted

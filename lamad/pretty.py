@@ -222,25 +222,8 @@ def _literal(value) -> str:
     if isinstance(value, float):
         text = repr(value)
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
-    if isinstance(value, int):
-        return _int_text(value)
     return str(value)
 
-
-_DIGITS = 4000
-"""Digits converted at a time: Python refuses ``str`` of an int of more than 4300
-(``sys.get_int_max_str_digits``), a limit lamad's own values need not keep to."""
-
-
-def _int_text(n: int) -> str:
-    """All the digits of ``n``, however many (``str`` refuses more than 4300)."""
-    if -10 ** _DIGITS < n < 10 ** _DIGITS:
-        return str(n)
-    sign, n, chunks = "-" if n < 0 else "", abs(n), []
-    while n:
-        n, low = divmod(n, 10 ** _DIGITS)
-        chunks.append(low)
-    return sign + str(chunks[-1]) + "".join(str(c).zfill(_DIGITS) for c in reversed(chunks[:-1]))
 
 
 # --------------------------------------------------------------------- values
@@ -260,7 +243,7 @@ def format_value(value, t: Type, ascii: bool = False, shapes: bool = False) -> s
     if t == Base("Bool"):
         return "true" if value else "false"
     if t == Base("Int"):
-        return _int_text(int(value))
+        return str(int(value))
     if t == Base("Unit"):
         return "()"
     if t == Base("String"):

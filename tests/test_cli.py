@@ -191,13 +191,14 @@ def test_program_errors_exit_1_with_located_message(tmp_path, name):
     assert indent + len(caret_line.strip()) <= len(src_line) + 1
 
 
-def test_an_int_of_more_digits_than_python_prints_is_printed(tmp_path):
-    """Python's ``str`` refuses an int of more than 4,300 digits; lamad prints them all."""
-    (tmp_path / "big.lam").write_text("def main = (10 ** 5000 - 1, [-(2 ** 20000)])\n", encoding="utf-8")
-    out = ok(lamad("run", "big.lam", cwd=tmp_path)).strip()
-    nines, power = out[1:-2].split(", [")
-    assert nines == "9" * 5000
-    assert power.startswith("-") and len(power) == 1 + 6021 and power.endswith("9376") and "Traceback" not in out
+def test_an_int_literal_of_more_digits_than_python_reads_is_a_syntax_error(tmp_path):
+    """Python's ``int`` refuses more than 4,300 digits, and an Int holds 64 bits: a longer
+    literal is refused where it stands, by every command."""
+    (tmp_path / "big.lam").write_text(f"def main = {'9' * 5000}\n", encoding="utf-8")
+    for command in ("run", "check", "fmt"):
+        failed = lamad(command, "big.lam", cwd=tmp_path)
+        assert failed.returncode == 1 and "big.lam:1:12: syntax error: integer literal too long" in failed.stderr
+        assert "Traceback" not in failed.stderr
 
 
 def test_deep_types_and_values_print(tmp_path):
