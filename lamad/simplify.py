@@ -284,14 +284,7 @@ class _Scan:
                 push((names, d))  # enter it
                 push((node.bound, d))
                 if destructurings and type(node.bound) is Var and type(pattern) is PTuple:
-                    n, arities, given = found.get(node.bound.name, (0, set(), []))
-                    items = pattern.items
-                    arities.add(len(items))
-                    given.extend([None] * (len(items) - len(given)))
-                    for i, item in enumerate(items):
-                        if given[i] is None and type(item) is PVar:
-                            given[i] = item.name
-                    found[node.bound.name] = (n + 1, arities, given)
+                    _note_destructuring(found, node.bound.name, pattern)
             elif cls is tuple:
                 open_.update(node)
             elif cls is list:
@@ -317,6 +310,20 @@ class _Scan:
         self.distinct = True
         self.count, self.shallow, self.depth, self.found = count, shallow, depth, found
         self.free_count = free_count
+
+
+def _note_destructuring(found: dict[str, tuple[int, set[int], list[str | None]]], name: str,
+                        pattern: PTuple) -> None:
+    """Count one ``let (p1, …, pn) = name``: how often ``name`` is taken apart, with which
+    arities, and for each component the variable the first such pattern binds it to."""
+    n, arities, given = found.get(name, (0, set(), []))
+    items = pattern.items
+    arities.add(len(items))
+    given.extend([None] * (len(items) - len(given)))
+    for i, item in enumerate(items):
+        if given[i] is None and type(item) is PVar:
+            given[i] = item.name
+    found[name] = (n + 1, arities, given)
 
 
 class _Census:
@@ -1037,14 +1044,7 @@ def _destructurings(t: Term, names: set[str]) -> tuple[dict[str, int], dict]:
             push(node.bound)
             bound, pattern = node.bound, node.pattern
             if type(bound) is Var and type(pattern) is PTuple and bound.name in names:
-                n, arities, given = found.get(bound.name, (0, set(), []))
-                items = pattern.items
-                arities.add(len(items))
-                given.extend([None] * (len(items) - len(given)))
-                for i, item in enumerate(items):
-                    if given[i] is None and type(item) is PVar:
-                        given[i] = item.name
-                found[bound.name] = (n + 1, arities, given)
+                _note_destructuring(found, bound.name, pattern)
         elif cls is Lam or cls is LinLam:
             push(node.body)
         elif cls is Tuple:
