@@ -13,7 +13,7 @@ from lamad.api import (
     Function, LamArgumentError, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, loads, value_and_grad,
     vjp,
 )
-from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError
+from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError, LamWarning
 from lamad.driver import evaluate
 from lamad.forward import forward
 from lamad.parser import parse_program, parse_term, parse_type
@@ -24,7 +24,7 @@ from lamad.types import typecheck
 parse = parse_term
 
 __all__ = [
-    "Function", "LoadedProgram", "load", "loads", "LamArgumentError", "LamError", "LamRuntimeError",
+    "Function", "LoadedProgram", "load", "loads", "LamArgumentError", "LamError", "LamRuntimeError", "LamWarning",
     "LamSyntaxError", "LamTypeError", "evaluate", "parse", "parse_program", "parse_term", "parse_type",
     "format_value",
     "pretty", "pretty_type", "typecheck", "backprop", "forward", "grad", "value_and_grad", "vjp", "jvp", "hvp",

@@ -12,6 +12,7 @@ float is accepted), Int ↔ int, Bool ↔ bool, tuples ↔ tuples, lists ↔ lis
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ from lamad import driver
 from lamad.adtypes import cotangent_type
 from lamad.autodiff import pair
 from lamad.backend import Backend, get_backend
-from lamad.errors import LamError, read_source
+from lamad.errors import LamError, LamWarning, format_warning, read_source
 from lamad.parser import parse_term
 from lamad.progress import Progress
 from lamad.prims import Runtime
@@ -44,6 +45,31 @@ def _given(x: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(x).__name__})"
+
+
+_INSIDE = (str(Path(__file__).resolve().parent), "<lamad")
+"""Where lamad's own frames come from: its package and its compiled code."""
+
+
+class _warned(driver.caught_warnings):
+    """:class:`lamad.driver.caught_warnings`, each warning then issued as a
+    :class:`LamWarning` located in ``source``, from the caller's line in Python; none when
+    the body raises (its error is what it reports)."""
+
+    __slots__ = ("source", "filename")
+
+    def __init__(self, source: str, filename: str):
+        self.source, self.filename, self.report = source, filename, None
+
+    def __exit__(self, error: Any, *rest: Any) -> None:
+        super().__exit__(error, *rest)
+        if error is not None or not self.caught:
+            return
+        for message, span in self.caught:
+            frame, level = sys._getframe(0), 1
+            while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
+                frame, level = frame.f_back, level + 1
+            warnings.warn(LamWarning(format_warning(message, span, self.source, self.filename)), stacklevel=level)
 
 
 def _function(f: Any, op: str) -> Function:
@@ -147,7 +173,8 @@ class LoadedProgram:
             term = parse_term(text)
             if expected is not None:
                 term = Ann(term, expected, span=term.span)
-            return self.run(self.check(term))
+            with _warned(text, filename):
+                return self.run(self.check(term))
         except LamError as e:
             raise e.locate(text, filename) from None
 
@@ -218,7 +245,8 @@ class LoadedProgram:
 
     def _located(self, fn: Callable, *args) -> Any:
         try:
-            return fn(*args)
+            with _warned(self.source, self.filename):
+                return fn(*args)
         except LamError as e:
             raise e.locate(self.source, self.filename) from None
 
@@ -251,7 +279,8 @@ class Function:
             raise LamArgumentError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
         values = self.arguments(args)  # a wrong argument is the caller's error, not the program's
         try:
-            result = driver.apply(self.closure, values)
+            with _warned(*(self.where or (self.program.source, self.program.filename))):
+                result = driver.apply(self.closure, values)
         except LamError as e:  # located in the text the function was written in
             raise e.locate(*(self.where or (self.program.source, self.program.filename))) from None
         export = self._exporters.get(len(args))

@@ -11,11 +11,11 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from lamad import __version__, api, driver
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
-from lamad.errors import LamError, cannot_read, read_source
+from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.threads import DEFAULT_THREADS, limit_threads
@@ -205,14 +205,32 @@ _DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt
 """What each command was doing, for the message of a MemoryError."""
 
 
+def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
+    """How the command line shows a warning: a :class:`LamWarning` (NumPy's overflow or
+    division by zero, located in the program) as its text on stderr, once each; another
+    RuntimeWarning (NumPy's, outside the program's run) not at all; anything else as
+    Python does."""
+    shown: set[str] = set()
+
+    def show_warning(message, category, *rest, **kwargs) -> None:
+        if issubclass(category, LamWarning):
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(message, file=sys.stderr, flush=True)
+        elif not issubclass(category, RuntimeWarning):
+            show(message, category, *rest, **kwargs)
+    return show_warning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.progress = args.command == "run" and not args.quiet and sys.stderr.isatty()
-    warnings.simplefilter("ignore", RuntimeWarning)  # NaN and inf are values, as in NumPy and JAX
     if args.command in ("run", "repl"):
         _set_threads(args)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return args.handler(args)
     except LamError as e:
         print(e, file=sys.stderr)
         return 1

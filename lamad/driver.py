@@ -31,23 +31,24 @@ reaches them is already wrapped in ``deep`` here).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from lamad import pretty as _pretty
 from lamad.adtypes import backprop_type, forward_type
 from lamad.backend import Backend, get_backend
 from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError, LamTypeError
-from lamad.eval import compile_term
+from lamad.eval import compile_term, warning_site
 from lamad.forward import forward
 from lamad.parser import parse_program
 from lamad.prims import MARKS, Runtime
 from lamad.progress import Progress
 from lamad.reverse import backprop
 from lamad.simplify import simplify
-from lamad.syntax import Lam, LinLam, Program, Term, Type, free_variables, term_names
+from lamad.syntax import Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
 from lamad.types import TypedProgram, infer_term, infer_type, typecheck
 
 TRANSFORMS: dict[str, tuple[Callable[[Term], Term], Callable[[Type], Type]]] = {
@@ -168,6 +169,56 @@ def evaluate(term: Term, runtime_: Runtime | None = None, globals_: Mapping[str,
     ``runtime_`` (default: :func:`runtime`'s)."""
     env = dict(globals_ or {})
     return run(term, differentiable(runtime_) if runtime_ is not None else runtime(), env.__getitem__)
+
+
+Warned = tuple[str, Optional[Span]]
+"""A warning about a value, in lamad's words (``overflow in 'exp'``), and the span of the
+operation that issued it (``None`` where it is not known)."""
+
+_caught: list[Warned] | None = None
+"""The warnings of the run under way, while one is caught."""
+
+
+class caught_warnings:
+    """``with caught_warnings() as caught:`` catches NumPy's warnings about values
+    (RuntimeWarning: overflow, division by zero, invalid value) issued in the body, each
+    located at the builtin application whose compiled line issued it
+    (:func:`lamad.eval.warning_site`), once each, in the order they came, in the list
+    ``caught``, which the caller reports when the body has returned.  Inside another such
+    body it catches nothing itself and gives ``None`` (and ``report`` hears nothing): the outer one, which knows the
+    text, reports them.  Which warnings are issued at all is Python's filters' business
+    (by default once per operation; the REPL shows them all); nothing is done per
+    operation, and entering costs two assignments: the hook runs only when a warning is
+    shown."""
+
+    __slots__ = ("caught", "show", "report")
+
+    def __init__(self, report: Callable[[str, Span | None], None] | None = None):
+        self.report = report  # told of each warning as it comes, too
+
+    def __enter__(self) -> list[Warned] | None:
+        global _caught
+        if _caught is not None:
+            self.caught = None
+            return None
+        self.caught = _caught = []
+        self.show, warnings.showwarning = warnings.showwarning, self.hook
+        return self.caught
+
+    def __exit__(self, *exc: Any) -> None:
+        global _caught
+        if self.caught is not None:
+            warnings.showwarning, _caught = self.show, None
+
+    def hook(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if not issubclass(category, RuntimeWarning):
+            self.show(message, category, filename, lineno, file, line)
+            return
+        where = warning_site(str(message))
+        if where not in self.caught:
+            self.caught.append(where)
+            if self.report is not None:
+                self.report(*where)
 
 
 @deep

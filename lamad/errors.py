@@ -50,6 +50,24 @@ class LamRuntimeError(LamError):
     kind = "runtime error"
 
 
+class LamWarning(UserWarning):
+    """A warning about a value a program computed (NumPy's overflow in ``exp``, division
+    by zero, invalid value), issued from Python with its located text as the message:
+
+        file.lam:LINE:COL: warning: overflow in 'exp'
+            the source line
+            ^^^^^
+    """
+
+
+def format_warning(message: str, span: Span | None, source: str, filename: str) -> str:
+    """A warning located as an error is: ``file:line:col: warning: message``, the source
+    line and the caret (``file: warning: message`` where the operation is not known)."""
+    err = LamError(message, span).locate(source, filename)
+    err.kind = "warning"
+    return format_error(err)
+
+
 def format_error(err: LamError) -> str:
     """``file:line:col: kind: message``, then the source line and a caret under the span."""
     span, source = err.span, err.source

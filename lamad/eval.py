@@ -25,10 +25,14 @@ and gradient values (lamad/gradient.py) for the target calculus.
 from __future__ import annotations
 
 import re
+import sys
+import weakref
 from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
 
 from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
@@ -57,6 +61,12 @@ parentheses)."""
 MAX_INDENT = 40
 """Branches of ``if`` nested deeper than this are compiled as functions of their own:
 Python's tokenizer allows 100 levels of indentation."""
+
+_UNITS: weakref.WeakValueDictionary[str, _Unit] = weakref.WeakValueDictionary()
+"""Each live unit by the file name its code was compiled under (``<lamad N>``), so that a
+warning NumPy issues from compiled code finds the unit whose spans locate it."""
+
+_NUMBERS = count(1)
 
 _PRELUDE = {
     "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
@@ -211,7 +221,9 @@ class _Unit:
             self.first_lines[f.name] = len(lines) + 1  # lines count from 1
             lines += text
         self.source = "\n".join(lines) + "\n"
-        exec(compile(self.source, "<lamad>", "exec"), self.namespace)
+        filename = f"<lamad {next(_NUMBERS)}>"
+        _UNITS[filename] = self
+        exec(compile(self.source, filename, "exec"), self.namespace)
         for f, _ in self.functions:
             if isinstance(f.source, _LamSource):
                 self.namespace[f.name].lamad = f.source
@@ -283,6 +295,31 @@ class _Unit:
                     break
         _, name, span = steps[-1]
         return LamRuntimeError(f"{name}: {error}", span)
+
+    def warned(self, frame: Any, message: str) -> tuple[str, Span] | None:
+        """Where a warning issued on the current line of ``frame`` (running a function of
+        this unit) is located, and its message in lamad's words (``overflow in 'exp'``);
+        ``None`` for a line that applies no builtin.  In nested arithmetic, the operations
+        are replayed with NumPy's warnings as errors (``errstate``) to find the first one that warns."""
+        code = frame.f_code
+        line = frame.f_lineno - self.first_lines.get(code.co_name, 1)
+        instances = self.instances.get(code.co_name) or [{}]
+        instance = frame.f_locals.get("_w", 0) if len(instances) > 1 else 0
+        steps = instances[instance].get(line) if isinstance(instance, int) and instance < len(instances) else None
+        if not steps:
+            return None
+        if len(steps) > 1:
+            scope = dict(frame.f_locals)
+            for step in steps:
+                try:
+                    with np.errstate(all="raise"):
+                        exec(step[0], self.namespace, scope)
+                except _RUNTIME_ERRORS:
+                    steps = [step]
+                    break
+        _, name, span = steps[-1]
+        what = message.split(" encountered in ")[0] if " encountered in " in message else None
+        return (f"{what} in {name}" if what else f"{name}: {message}"), span
 
     # ----------------------------------------------------------------- terms
 
@@ -495,6 +532,23 @@ class _Unit:
                 return Gradient(f, fty, marks, runtime, span, with_value)
         args = [self.atom(a) for a in t.args]
         return self.bind(f"{self.constant(operator)}({', '.join(args)})")
+
+
+def warning_site(message: str) -> tuple[str, Span | None]:
+    """A warning being issued now (from a hook of :mod:`warnings`) in lamad's words and at
+    the span of the builtin application whose compiled code issued it: the innermost
+    frame of compiled code on the stack is the one running it.  Outside compiled code, or
+    on a line that applies no builtin, the message as it is, unlocated."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        unit = _UNITS.get(frame.f_code.co_filename)
+        if unit is not None:
+            where = unit.warned(frame, message)
+            if where is not None:
+                return where
+            break
+        frame = frame.f_back
+    return message, None
 
 
 def _is_arithmetic(t: Term) -> bool:

@@ -208,23 +208,20 @@ class Repl:
 
     @contextmanager
     def numpy_warnings(self) -> Iterator[None]:
-        """NumPy's warnings (overflow, division by zero) as lamad's: one line each,
-        ``warning: overflow encountered in exp``, once per input, not Python's
-        ``RuntimeWarning`` with a file name and line of lamad's compiled code."""
-        seen: set[str] = set()
-        show = warnings.showwarning
+        """NumPy's warnings (overflow, division by zero) as lamad's, located as errors are
+        (``<repl>:1:1: warning: overflow in 'exp'``, the line and the caret), each printed
+        as it comes, once per input, not Python's ``RuntimeWarning`` with a file name and
+        line of lamad's compiled code."""
 
-        def shown(message, category, *rest, **kwargs) -> None:
-            if not issubclass(category, RuntimeWarning):
-                show(message, category, *rest, **kwargs)
-            elif str(message) not in seen:
-                seen.add(str(message))
-                self.print(f"warning: {message}")
+        def report(message: str, span: Span | None) -> None:
+            warning = LamError(message, span)
+            warning.kind = "warning"
+            self.print(self.locate(warning))
 
         with warnings.catch_warnings():
-            warnings.simplefilter("always", RuntimeWarning)
-            warnings.showwarning = shown
-            yield
+            warnings.simplefilter("always", RuntimeWarning)  # every input says what it met
+            with driver.caught_warnings(report):
+                yield
 
     def parse(self, piece: Piece) -> tuple[Callable[..., None], tuple]:
         """What an input asks for, and its arguments, parsed; nothing runs."""

@@ -344,3 +344,28 @@ def test_a_wrong_argument_raises_lamads_own_error_naming_it(call, words):
     assert message.startswith("argument error: ")
     for word in words:
         assert word in message, message
+
+
+def test_numpy_warnings_are_located_lamad_warnings(tmp_path):
+    """NumPy's RuntimeWarnings leaked from compiled code as `<lamad>:3: RuntimeWarning:
+    overflow encountered in exp`: they are a LamWarning (a UserWarning) whose message is
+    located as an error is, at the operation that warned, issued from the caller's line."""
+    path = tmp_path / "w.lam"
+    path.write_text("def big = exp 1000.0\ndef f (x : Real) : Real = 2.0 * exp (x * 3.0) + 1.0 / x\n",
+                    encoding="utf-8")
+    prog = lamad.load(path)
+    with pytest.warns(lamad.LamWarning) as record:
+        assert prog.big == np.inf
+    assert issubclass(lamad.LamWarning, UserWarning) and record[0].filename == __file__
+    assert str(record[0].message) == f"{path}:1:11: warning: overflow in 'exp'\n    def big = exp 1000.0\n" \
+                                     f"              ^^^^^^^^^^"
+    with pytest.warns(lamad.LamWarning) as record:
+        assert prog.f(0.0) == np.inf
+    assert [str(w.message).split("\n")[0] for w in record] == [f"{path}:2:49: warning: divide by zero in '/'"]
+    with pytest.warns(lamad.LamWarning, match="2:33: warning: overflow in 'exp'"):
+        prog.f(400.0)
+    with pytest.warns(lamad.LamWarning, match="<input>:1:1: warning: divide by zero in 'log'"):
+        prog.evaluate("log 0.0")
+    with pytest.warns(lamad.LamWarning, match="2:49: warning: divide by zero in '/'"):
+        lamad.grad(prog.f)(0.0)
+

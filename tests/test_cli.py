@@ -300,6 +300,21 @@ def test_a_source_that_is_not_utf8_is_located_in_every_command(tmp_path):
         assert line == "    def main = 1.0 -- caf\ufffd" and caret == " " * 25 + "^"
 
 
+def test_run_prints_numpy_warnings_located_on_stderr_once_each(tmp_path):
+    """`lamad run` silenced NumPy's overflow and division by zero: they are located as
+    errors are, printed on stderr once each, and the exit status stays 0."""
+    (tmp_path / "w.lam").write_text("def l (x : Real) : Real = log x\n"
+                                    "def main = iterate 3 (\\y. y + l 0.0) (exp 1000.0)\n", encoding="utf-8")
+    proc = lamad("run", "w.lam", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "nan\n", proc.stderr
+    assert proc.stderr.split("\n") == [
+        "w.lam:2:39: warning: overflow in 'exp'", "    def main = iterate 3 (\\y. y + l 0.0) (exp 1000.0)",
+        " " * 42 + "^" * 10,
+        "w.lam:1:27: warning: divide by zero in 'log'", "    def l (x : Real) : Real = log x", " " * 30 + "^" * 5,
+        "w.lam:2:27: warning: invalid value in '+'", "    def main = iterate 3 (\\y. y + l 0.0) (exp 1000.0)",
+        " " * 30 + "^" * 9, ""]
+
+
 def test_unknown_entry(workdir):
     usage_error(lamad("run", "prog.lam", "--entry", "nope", cwd=workdir), "nope")
 

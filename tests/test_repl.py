@@ -278,13 +278,25 @@ def test_reload_after_a_failed_load_reloads_the_last_file_that_loaded(program, t
     assert not any(str(bad) in line for line in out[4:])
 
 
-def test_numpy_warnings_are_one_clean_line_each_once_per_input(recwarn):
+def test_numpy_warnings_are_located_once_each_per_input(recwarn, tmp_path):
     """Overflow in exp and division by zero used to leak as Python RuntimeWarnings
-    (`<lamad>:3: RuntimeWarning: overflow encountered in exp`)."""
-    out = session("exp 1000.0", "iterate 5 (\\x. x + 1.0 / 0.0) 0.0", "1.0")
-    assert out == ("warning: overflow encountered in exp\ninf\n"
-                   "warning: divide by zero encountered in scalar divide\ninf\n1.0\n")
-    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    (`<lamad>:3: RuntimeWarning: overflow encountered in exp`), then printed as one
+    unlocated line; they are located as errors are, at the operation (the one that warned
+    in a line of arithmetic), in the file for a definition loaded from it."""
+    out = session("exp 1000.0", "iterate 5 (\\x. x + 1.0 / 0.0) 0.0", "1.0").rstrip("\n").split("\n")
+    assert located("\n".join(out[0:3]), "<repl>:1", "warning", "exp 1000.0", 1, 10) == "overflow in 'exp'"
+    assert out[3] == "inf"
+    assert located("\n".join(out[4:7]), "<repl>:2", "warning", "iterate 5 (\\x. x + 1.0 / 0.0) 0.0", 20, 9) \
+        == "divide by zero in '/'"
+    assert out[7:] == ["inf", "1.0"]
+    assert not [w for w in recwarn if issubclass(w.category, (RuntimeWarning, lamad.LamWarning))]
+    program = tmp_path / "w.lam"
+    program.write_text("def l (x : Real) : Real = log x\n", encoding="utf-8")
+    out = session("l 0.0", "l 0.0 + l 0.0", file=program).rstrip("\n").split("\n")[1:]  # after "loaded …"
+    for block in (out[0:3], out[4:7]):  # each input says so once
+        assert located("\n".join(block), f"{program}:1", "warning", "def l (x : Real) : Real = log x", 27, 5) \
+            == "divide by zero in 'log'"
+    assert out[3] == out[7] == "-inf" and len(out) == 8
 
 
 def test_backend_ascii_unicode_help_quit():
