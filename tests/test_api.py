@@ -369,3 +369,10 @@ def test_numpy_warnings_are_located_lamad_warnings(tmp_path):
     with pytest.warns(lamad.LamWarning, match="2:49: warning: divide by zero in '/'"):
         lamad.grad(prog.f)(0.0)
 
+
+def test_load_of_a_file_that_is_not_utf8_is_a_lamad_error(tmp_path):
+    """lamad.load of a Latin-1 file raised Python's UnicodeDecodeError."""
+    (tmp_path / "latin1.lam").write_bytes(b"def main = 1.0 -- caf\xe9\n")
+    with pytest.raises(lamad.LamError) as e:
+        lamad.load(tmp_path / "latin1.lam")
+    assert str(e.value).startswith(f"{tmp_path / 'latin1.lam'}:1:22: error: the file is not UTF-8 text: byte 0xe9")
