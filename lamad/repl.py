@@ -195,7 +195,8 @@ class Repl:
         try:
             run, args = self.parse(Piece(text, start, 1))
             with self.numpy_warnings():
-                run(*args)
+                if run(*args) is False:  # it printed its error itself (a file that failed to :load)
+                    return False
         except LamError as e:
             self.print(self.locate(e))
         except KeyboardInterrupt:
@@ -356,7 +357,8 @@ class Repl:
             self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None))
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
-    def load(self, path: str | None, where: Piece | None) -> None:
+    def load(self, path: str | None, where: Piece | None) -> bool:
+        """Whether the file loaded; an error in it is printed here, located in the file."""
         if path is None:
             raise LamError("which file? :load FILE", where.span() if where else None)
         file = Path(path).expanduser()
@@ -368,16 +370,17 @@ class Repl:
         except LamError as e:  # located in the file already; the session stays as it was
             self.tried = file
             self.print(str(e))
-            return
+            return False
         self.program, self.file = program, file
         self.print(f"loaded {path}: {', '.join(program.types) or 'no definitions'}")
+        return True
 
     @command("reload", "", "load the last file that loaded again (after editing it)")
-    def reload(self) -> None:
+    def reload(self) -> bool:
         file = self.file or self.tried
         if file is None:
             raise LamError("no file to reload: :load FILE first")
-        self.load(str(file), None)
+        return self.load(str(file), None)
 
     @command("backend", "[NAME]", "evaluate on NAME (numpy or cupy); alone: show the backend", _word)
     def backend(self, name: str | None, where: Piece) -> None:
@@ -552,9 +555,7 @@ def main(file: Path | None = None, backend: str | None = None, dtype: str | None
     interactive = input is not None or sys.stdin.isatty()
     if interactive:
         repl.print(f"lamad {__version__}: :help lists the commands, Ctrl-D quits")
-    if file is not None:
-        repl.load(str(file), None)
-    failed = False
+    failed = file is not None and not repl.load(str(file), None)  # a file that fails to load is a failed input
     for text in _prompts(repl, input, output) if interactive else _lines(repl, sys.stdin):
         try:
             failed |= not repl.execute(text)

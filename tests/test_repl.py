@@ -299,6 +299,20 @@ def test_numpy_warnings_are_located_once_each_per_input(recwarn, tmp_path):
     assert out[3] == out[7] == "-inf" and len(out) == 8
 
 
+def test_a_file_that_fails_to_load_from_a_pipe_is_a_failed_input(tmp_path, monkeypatch, capsys):
+    """`:load` of a file that is not UTF-8 (or has an error) printed its error, but the
+    exit status of a piped session stayed 0."""
+    (tmp_path / "latin1.lam").write_bytes(b"def main = 1.0 -- caf\xe9\n")
+    (tmp_path / "ok.lam").write_text("def main = 1.0\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f":load {tmp_path / 'latin1.lam'}\n1 + 1\n"))
+    assert repl.main() == 1
+    assert "error: the file is not UTF-8 text" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f":load {tmp_path / 'ok.lam'}\n:reload\nmain\n"))
+    assert repl.main() == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("1 + 1\n"))
+    assert repl.main(tmp_path / "latin1.lam") == 1
+
+
 def test_backend_ascii_unicode_help_quit():
     out = session(":backend", ":backend numpy", ":backend tpu", ":help", ":quit", "6 * 7")
     lines = out.split("\n")
