@@ -32,9 +32,10 @@ from lamad.syntax import (
 from lamad.types import TypedProgram
 
 
-class LamArgumentError(LamError, TypeError):
-    """A Python value of the wrong type given to the API: the message names the parameter,
-    the type it expects and what was given.  A ``TypeError`` too, as Python's own."""
+class LamArgumentError(LamError, TypeError, ValueError):
+    """A Python value of the wrong type, or out of range, given to the API: the message
+    names the parameter, what it expects and what was given.  A ``TypeError`` and a
+    ``ValueError`` too, as Python's own and JAX's (``argnums`` out of range) are."""
 
     kind = "argument error"
 
@@ -421,7 +422,8 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
                                f"got {_given(argnums)}")
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not nums or any(not 0 <= n < arity for n in nums):
-        raise ValueError(f"argnums {argnums} out of range for {f.name}, which takes {arity} argument(s)")
+        raise LamArgumentError(f"parameter 'argnums' expects argument numbers from 0 to {arity - 1} "
+                               f"({f.name} takes {arity} argument(s)), got {argnums!r}")
     names = [f"x{i}" for i in range(arity)]
     param = _tuple_text([names[n] for n in nums])
     term = parse_term(f"{op} (\\{param}. f {' '.join(names)})")

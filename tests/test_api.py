@@ -324,6 +324,8 @@ _ARGUMENT_ERRORS = [
     ("lamad.grad(f, argnums='a')", ["parameter 'argnums' expects an int or a tuple of ints", "'a' (str)"]),
     ("lamad.grad(f, argnums=1.5)", ["parameter 'argnums'", "1.5 (float)"]),
     ("lamad.grad(f, argnums=True)", ["parameter 'argnums'", "True (bool)"]),
+    ("lamad.grad(f, argnums=1)", ["parameter 'argnums' expects argument numbers from 0 to 0", "got 1"]),
+    ("lamad.grad(f, argnums=(0, -1))", ["parameter 'argnums'", "got (0, -1)"]),
     ("lamad.value_and_grad(c)", ["lamad.value_and_grad: parameter 'f'", "(ndarray)"]),
     ("f('x')", ["f: argument 0 expects a value of type Real", "'x' (str)"]),
     ("f(1.0, 2.0)", ["f takes 1 argument(s), got 2"]),
@@ -333,7 +335,7 @@ _ARGUMENT_ERRORS = [
 
 
 @pytest.mark.parametrize("call, words", _ARGUMENT_ERRORS, ids=[c for c, _ in _ARGUMENT_ERRORS])
-def test_a_wrong_argument_raises_lamads_own_error_naming_it(call, words):
+def test_a_wrong_argument_raises_lamads_own_error_naming_it(call, words):  # also a TypeError and a ValueError
     """These leaked AttributeError ('int' object has no attribute 'program'), ValueError
     (could not convert string to float) and TypeError ('float' object is not iterable)."""
     prog = lamad.loads("def f (x : Real) : Real = x * x\ndef c = 2.0")
