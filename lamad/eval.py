@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import sys
 import weakref
+from contextlib import nullcontext
 from functools import partial
 from itertools import count
 from pathlib import Path
@@ -281,45 +282,50 @@ class _Unit:
         """The error of a builtin, located at its application (found by the line the
         function ``fn_name`` failed on, in the closure ``instance`` that ran it); any other
         error as it is."""
-        line = error.__traceback__.tb_lineno - self.first_lines[fn_name]
-        steps = self.instances[fn_name][instance].get(line)
+        trace = error.__traceback__
+        steps = self.steps(fn_name, trace.tb_lineno, instance)
         if steps is None:
             return error
-        if len(steps) > 1:  # nested arithmetic: the first operation that fails again
-            scope = dict(error.__traceback__.tb_frame.f_locals)
-            for step in steps:
-                try:
-                    exec(step[0], self.namespace, scope)
-                except _RUNTIME_ERRORS as again:
-                    steps, error = [step], again
-                    break
+        failed = self.replay(steps, trace.tb_frame.f_locals)
+        if failed is not None:
+            step, error = failed
+            steps = [step]
         _, name, span = steps[-1]
         return LamRuntimeError(f"{name}: {error}", span)
 
     def warned(self, frame: Any, message: str) -> tuple[str, Span] | None:
         """Where a warning issued on the current line of ``frame`` (running a function of
         this unit) is located, and its message in lamad's words (``overflow in 'exp'``);
-        ``None`` for a line that applies no builtin.  In nested arithmetic, the operations
-        are replayed with NumPy's warnings as errors (``errstate``) to find the first one that warns."""
-        code = frame.f_code
-        line = frame.f_lineno - self.first_lines.get(code.co_name, 1)
-        instances = self.instances.get(code.co_name) or [{}]
-        instance = frame.f_locals.get("_w", 0) if len(instances) > 1 else 0
-        steps = instances[instance].get(line) if isinstance(instance, int) and instance < len(instances) else None
+        ``None`` for a line that applies no builtin."""
+        steps = self.steps(frame.f_code.co_name, frame.f_lineno, frame.f_locals.get("_w", 0))
         if not steps:
             return None
-        if len(steps) > 1:
-            scope = dict(frame.f_locals)
-            for step in steps:
-                try:
-                    with np.errstate(all="raise"):
-                        exec(step[0], self.namespace, scope)
-                except _RUNTIME_ERRORS:
-                    steps = [step]
-                    break
-        _, name, span = steps[-1]
+        failed = self.replay(steps, frame.f_locals, warnings=True)
+        _, name, span = failed[0] if failed is not None else steps[-1]
         what = message.split(" encountered in ")[0] if " encountered in " in message else None
         return (f"{what} in {name}" if what else f"{name}: {message}"), span
+
+    def steps(self, fn_name: str, lineno: int, instance: Any) -> Steps | None:
+        """What the line ``lineno`` of function ``fn_name`` computes, in closure ``instance``."""
+        instances = self.instances.get(fn_name)
+        if not instances or not isinstance(instance, int) or not 0 <= instance < len(instances):
+            return None
+        return instances[instance].get(lineno - self.first_lines[fn_name])
+
+    def replay(self, steps: Steps, scope: dict, warnings: bool = False) -> tuple[tuple, Exception] | None:
+        """The first operation of a line of nested arithmetic that fails when its steps are
+        run again one by one in ``scope`` (with NumPy's ``warnings`` as errors), and its
+        error; ``None`` for a line of one operation, or if none fails again."""
+        if len(steps) < 2:
+            return None
+        scope = dict(scope)
+        with np.errstate(all="raise") if warnings else nullcontext():
+            for step in steps:
+                try:
+                    exec(step[0], self.namespace, scope)
+                except _RUNTIME_ERRORS as again:
+                    return step, again
+        return None
 
     # ----------------------------------------------------------------- terms
 
@@ -624,7 +630,7 @@ class _LamSource:
         return code(*values)
 
     def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Callable[..., Any]]:
-        """``M(S(λ))`` checked and compiled once per transform and depth, open in the free
+        """``M(S(λ))`` compiled once per transform and depth, open in the free
         variables of ``λ``, the lambda ``M`` made this closure's from: made by the
         runtime's ``derive`` (lamad/driver.py), which the evaluator cannot make itself."""
         if (mark, depth) not in self._lifted:
