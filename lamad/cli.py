@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lamad import __version__, api, driver
+from lamad import __version__, api
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
@@ -95,14 +95,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     values = _arguments(prog, entry, args.arg or [])
     result, ty = prog.call(entry, values)
-    print(driver.show(format_value, result, ty, ascii=args.ascii))
+    print(format_value(result, ty, ascii=args.ascii))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     prog = _load(args)
     for name, ty in prog.types.items():
-        print(f"{name} : {driver.show(pretty_type, ty, ascii=args.ascii)}")
+        print(f"{name} : {pretty_type(ty, ascii=args.ascii)}")
     return 0
 
 
@@ -111,7 +111,7 @@ def cmd_grad(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     transform = prog.forward if args.forward else prog.backprop
     name, ty, term = transform(entry, simplified=not args.raw)
-    print(driver.show(pretty_derivative, name, ty, term, args.ascii, definition=True, forward=args.forward,
+    print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
                       shadowed=frozenset(prog.types)))
     return 0
 
@@ -134,7 +134,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         program = parse_program(source)
     except LamError as e:
         raise e.locate(source, str(path)) from None
-    print(driver.show(pretty, program, ascii=args.ascii), end="")
+    print(pretty(program, ascii=args.ascii), end="")
     return 0
 
 

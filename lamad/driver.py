@@ -103,7 +103,7 @@ def derivative(term: Term, mode: str = "reverse", simplified: bool = True) -> tu
     the transforms type what they make (if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A)), so nothing
     is inferred again; the definitions it uses must have transformed types."""
     transform, type_of_ = TRANSFORMS[mode]
-    transformed_types(term, type_of_)
+    check_transformable(term, type_of_)
     target = transform(term)
     ty = target.ty
     if simplified:
@@ -111,17 +111,15 @@ def derivative(term: Term, mode: str = "reverse", simplified: bool = True) -> tu
     return ty, target
 
 
-def transformed_types(term: Term, type_of_: Callable[[Type], Type]) -> dict[str, Type]:
-    """←D(Γ) (or →D(Γ)) for the free variables of ``term`` (if Γ ⊢ t : A then
-    ←D(Γ) ⊢ ←D(t) : ←D(A)), the definitions it uses: only those, so that an unrelated
-    definition of a type the transform does not take does not stop this one."""
-    types = {}
+def check_transformable(term: Term, type_of_: Callable[[Type], Type]) -> None:
+    """That the transform takes the type of each definition ``term`` uses (its free
+    variables: only those, so that an unrelated definition of a type the transform does
+    not take does not stop this one); a located error otherwise."""
     for name, t in free_variables(term).items():
         try:
-            types[name] = type_of_(t)
+            type_of_(t)
         except ValueError as e:
             raise LamTypeError(f"this term uses '{name}' : {t}, and {e}", term.span) from None
-    return types
 
 
 # --------------------------------------------------------------------- running
@@ -219,13 +217,6 @@ class caught_warnings:
             self.caught.append(where)
             if self.report is not None:
                 self.report(*where)
-
-
-@deep
-def show(printer: Callable[..., str], *args: Any, **kwargs: Any) -> str:
-    """A printer of lamad/pretty.py (a value, a program, a derivative) applied under the
-    deep-stack policy: what a deeply nested program makes prints as it checks and runs."""
-    return printer(*args, **kwargs)
 
 
 # --------------------------------------------------------------------- differentiating closures
