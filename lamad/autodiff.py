@@ -150,36 +150,38 @@ def _leaves(ct: Any, t: Type, out: list) -> list:
 
 
 def pair(x: Any, dx: Any, t: Type) -> Any:
-    """The →D value of a point and a tangent: each real leaf paired with its tangent."""
+    """The →D value of a point and a tangent: each real leaf paired with its tangent,
+    which must fit it (:func:`check_fits`)."""
+    check_fits(x, dx, t, "tangent", "point")
+    return _pair(x, dx, t)
+
+
+def _pair(x: Any, dx: Any, t: Type) -> Any:
     if is_real(t):
-        shape, tangent_shape = tuple(_primal(x).shape), tuple(_primal(dx).shape)
-        if shape != tangent_shape:
-            raise ValueError(f"the tangent has shape {tangent_shape} where the point has shape {shape}")
         return x, dx
     if isinstance(t, TupleType):
-        return tuple([pair(v, dv, i) for v, dv, i in zip(x, dx, t.items)])
+        return tuple([_pair(v, dv, i) for v, dv, i in zip(x, dx, t.items)])
     if isinstance(t, ListType):
-        if len(x) != len(dx):
-            raise ValueError(f"a list of {len(x)} elements has a tangent of {len(dx)}")
-        return [pair(v, dv, t.elem) for v, dv in zip(x, dx)]
+        return [_pair(v, dv, t.elem) for v, dv in zip(x, dx)]
     return x
 
 
-def check_cotangent(y: Any, ct: Any, t: Type) -> None:
-    """Refuse a cotangent ``ct`` that does not fit the result ``y`` of type ``t``: a tensor
-    of another shape, a list of another length (the checker has seen to the rest)."""
+def check_fits(x: Any, v: Any, t: Type, what: str, of: str) -> None:
+    """Refuse a tangent or cotangent ``v`` (``what``) that does not fit the value ``x``
+    (``of``, the point or the result) of type ``t``: a tensor of another shape, a list of
+    another length (the checker has seen to the rest)."""
     if is_real(t):
-        shape, ct_shape = tuple(_primal(y).shape), tuple(getattr(_primal(ct), "shape", ()))
-        if shape != ct_shape:
-            raise ValueError(f"the cotangent has shape {ct_shape} where the result has shape {shape}")
+        shape, v_shape = tuple(_primal(x).shape), tuple(getattr(_primal(v), "shape", ()))
+        if shape != v_shape:
+            raise ValueError(f"the {what} has shape {v_shape} where the {of} has shape {shape}")
     elif isinstance(t, TupleType):
-        for v, c, i in zip(y, ct, t.items):
-            check_cotangent(v, c, i)
+        for a, b, i in zip(x, v, t.items):
+            check_fits(a, b, i, what, of)
     elif isinstance(t, ListType):
-        if len(y) != len(ct):
-            raise ValueError(f"a list of {len(y)} elements has a cotangent of {len(ct)}")
-        for v, c in zip(y, ct):
-            check_cotangent(v, c, t.elem)
+        if len(x) != len(v):
+            raise ValueError(f"a list of {len(x)} elements has a {what} of {len(v)}")
+        for a, b in zip(x, v):
+            check_fits(a, b, t.elem, what, of)
 
 
 def _unpair(y: Any, t: Type) -> tuple[Any, Any]:
@@ -276,7 +278,7 @@ class Pullback(Differentiated):
     @collector_paused
     def __call__(self, ct: Any) -> Any:
         try:
-            check_cotangent(self.y, ct, self.fty.cod)
+            check_fits(self.y, ct, self.fty.cod, "cotangent", "result")
         except ValueError as e:
             raise LamRuntimeError(f"vjp: {e}", self.span) from None
         sent = sum_apply(self.backprops, _leaves(ct, self.fty.cod, []))
