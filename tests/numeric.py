@@ -68,16 +68,18 @@ def _leaves(x: Any) -> list:
     return [np.array(x, dtype=np.float64)]
 
 
-def _rebuild(like: Any, leaves: list) -> Any:
-    """``like`` with its real leaves replaced, in order, by ``leaves`` (consumed)."""
+def _rebuild(like: Any, leaves: list, discrete: Any = None) -> Any:
+    """``like`` with its real leaves replaced, in order, by ``leaves`` (consumed), and its
+    discrete leaves kept, or replaced by ``discrete`` when one is given (``()``: the
+    cotangent of a discrete leaf)."""
     if isinstance(like, tuple):
-        return tuple(_rebuild(item, leaves) for item in like)
+        return tuple(_rebuild(item, leaves, discrete) for item in like)
     if isinstance(like, list):
-        return [_rebuild(item, leaves) for item in like]
+        return [_rebuild(item, leaves, discrete) for item in like]
     if isinstance(like, (bool, int, np.integer)):
-        return like
+        return like if discrete is None else discrete
     leaf = leaves.pop(0)
-    return float(leaf) if isinstance(like, float) else leaf
+    return float(leaf) if isinstance(like, float) and discrete is None else leaf
 
 
 def numeric_gradient(f: Callable[[Any], Any], x: Any, step: float = STEP) -> Any:
@@ -96,17 +98,7 @@ def numeric_gradient(f: Callable[[Any], Any], x: Any, step: float = STEP) -> Any
                 values.append(float(f(_rebuild(x, shifted))))
             g[index] = (values[0] - values[1]) / (2 * step)
         grads.append(g)
-    return _cotangent(x, grads)
-
-
-def _cotangent(like: Any, grads: list) -> Any:
-    if isinstance(like, tuple):
-        return tuple(_cotangent(item, grads) for item in like)
-    if isinstance(like, list):
-        return [_cotangent(item, grads) for item in like]
-    if isinstance(like, (bool, int, np.integer)):
-        return ()
-    return grads.pop(0)
+    return _rebuild(x, grads, discrete=())
 
 
 def assert_same_gradient(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-6, where: str = "gradient"):
