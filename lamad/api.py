@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from lamad import driver
 from lamad.adtypes import cotangent_type
-from lamad.autodiff import pair
+from lamad.autodiff import check_fits
 from lamad.backend import Backend, get_backend
 from lamad.errors import LamError, LamWarning, format_warning, read_source
 from lamad.parser import parse_term
@@ -279,11 +279,12 @@ class Function:
         if not 1 <= len(args) <= len(self.param_types):
             raise LamArgumentError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
         values = self.arguments(args)  # a wrong argument is the caller's error, not the program's
+        text = self.where or (self.program.source, self.program.filename)  # where it was written
         try:
-            with _warned(*(self.where or (self.program.source, self.program.filename))):
+            with _warned(*text):
                 result = driver.apply(self.closure, values)
-        except LamError as e:  # located in the text the function was written in
-            raise e.locate(*(self.where or (self.program.source, self.program.filename))) from None
+        except LamError as e:
+            raise e.locate(*text) from None
         export = self._exporters.get(len(args))
         if export is None:
             export = self._exporters[len(args)] = _exporter(self._results[len(args) - 1], self.program)
@@ -529,9 +530,9 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
                                        f"got {_given(a)}: {e}") from None
         for i, (x, dx, t) in enumerate(zip(values, tangent_values, types)):
             try:
-                pair(x, dx, t)
+                check_fits(x, dx, t, "tangent", "point")
             except ValueError as e:
-                raise ValueError(f"{op} {f.name}: argument {i}: {e}") from None
+                raise LamArgumentError(f"{op} {f.name}: argument {i}: {e}") from None
         values += tangent_values
     try:
         term = driver.check_term(parse_term(text), env)
