@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from lamad.syntax import (
-    BOOL, INT, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType, TVar, Type, map_type, perp,
+    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType, TVar, Type, map_type, perp,
 )
 
 
@@ -23,7 +23,7 @@ def cotangent_type(t: Type, marked: bool = False) -> Type:
     whose pairs may hold backpropagators: those are kept, so that ``ct(D(A)) = D(ct(A))``."""
     if t in (REAL, TENSOR):
         return t
-    if t in (INT, BOOL, UNIT, STRING):
+    if t in (INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR):
         return UNIT
     if isinstance(t, TupleType):
         return TupleType(tuple(cotangent_type(i, marked) for i in t.items))

@@ -26,7 +26,7 @@ from lamad.progress import Progress
 from lamad.prims import Runtime
 from lamad.prims.arithmetic import int_in_range
 from lamad.syntax import (
-    BOOL, INT, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type, free_variables,
+    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type, free_variables,
     pretty_type,
 )
 from lamad.types import TypedProgram
@@ -335,6 +335,10 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
         return real
     if t == TENSOR:
         return backend.asarray
+    if t == INT_TENSOR:
+        return backend.ints
+    if t == BOOL_TENSOR:
+        return backend.bools
     if t == INT:
         return _int
     if t == BOOL:

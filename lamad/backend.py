@@ -53,6 +53,40 @@ class Backend:
             value = narrowed
         return self.xp.asarray(value, dtype=self.dtype)
 
+    def ints(self, value: Any) -> Any:
+        """Host data (a list of Python ints, an integer or boolean array, or an array of
+        floats that are whole numbers: a ``.csv`` of labels) as an ``IntTensor`` on this
+        backend: 64-bit integers.  A number that is not a whole number, or too large for
+        64 bits, is a ``ValueError``, never a value changed in silence."""
+        import numpy as np
+
+        if not hasattr(value, "dtype"):
+            try:
+                value = np.asarray(value, dtype=np.int64) if isinstance(value, list) else np.asarray(value)
+            except OverflowError:
+                raise ValueError("an integer is too large for 64 bits") from None
+        kind = value.dtype.kind
+        if kind == "f" and isinstance(value, np.ndarray):
+            whole = np.isfinite(value) & (np.trunc(value) == value) & (np.abs(value) < 2.0 ** 63)
+            if not whole.all():
+                raise ValueError(f"{float(value[~whole].flat[0])!r} is not an integer: an IntTensor holds integers")
+        elif kind not in "iub":
+            raise ValueError(f"{value.dtype} data cannot be an IntTensor, which holds integers")
+        if kind == "u" and value.dtype.itemsize == 8 and value.size and int(value.max()) >= 2 ** 63:
+            raise ValueError("an integer is too large for 64 bits")
+        return self.xp.asarray(value, dtype=self.xp.int64)
+
+    def bools(self, value: Any) -> Any:
+        """Host data of truth values (Python bools, a boolean array) as a ``BoolTensor``
+        on this backend; numbers are a ``ValueError`` (compare them to make a mask)."""
+        import numpy as np
+
+        host = value if hasattr(value, "dtype") else np.asarray(value)
+        if host.dtype.kind != "b":
+            raise ValueError(f"{host.dtype} data cannot be a BoolTensor, which holds true and false "
+                             "(compare numbers to make one: x > 0.0)")
+        return self.xp.asarray(host)
+
     def scalar(self, value: float) -> Any:
         """A ``Real``: a 0-d array of the backend's dtype (NumPy gives its scalar type,
         which behaves as one and is cheaper to compute with)."""

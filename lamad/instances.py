@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Callable
 
 from lamad.prims import PRIMITIVES
+from lamad.prims.base import signature_for
 from lamad.prims.rules import RuleError, binders
 from lamad.syntax import (
-    BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, App, FunType, Lam, Let, LinLam, LinType, ListLit, ListType, Lit,
+    ARRAY_OF, BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, App, FunType, Lam, Let, LinLam, LinType, ListLit, ListType, Lit,
     Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, map_type,
 )
 
@@ -68,6 +69,15 @@ def join(a: Type, b: Type) -> Type:
     if type(a) is type(b) and isinstance(a, (FunType, LinType)):
         return type(a)(join(a.dom, b.dom), join(a.cod, b.cod))
     raise RuleError(f"{a} and {b} do not join")
+
+
+_ARRAYS = frozenset(ARRAY_OF.values())
+
+
+def _arith(a: Type, b: Type) -> Type:
+    """The type of arithmetic on ``a`` and ``b``, as the checker gives it: an Int with an
+    IntTensor is an IntTensor, otherwise the join."""
+    return INT_TENSOR if INT_TENSOR in (a, b) else join(a, b)
 
 
 class _Instance:
@@ -152,11 +162,14 @@ class _Instance:
             return Prim(t.op, tuple([self.term(a) for a in t.args]), t.marks, span=self.span)
         args: list[Term | None] = [None if i in later else self.term(a) for i, a in enumerate(t.args)]
         if prim.typing == "arith":
-            ty = args[0].ty
-            for a in args[1:]:
-                ty = join(ty, a.ty)
+            ty = _arith(args[0].ty, args[1].ty) if len(args) == 2 else args[0].ty
         elif prim.typing == "compare":
-            ty = BOOL
+            ty = BOOL_TENSOR if _ARRAYS & {a.ty for a in args} else BOOL
+        elif prim.typing == "overloaded":
+            found = signature_for(prim, tuple(a.ty for a in args))
+            if found is None:
+                raise RuleError(f"'{t.op}' is not defined on {', '.join(str(a.ty) for a in args)}")
+            ty = found[1]
         elif prim.typing == "sum_apply":
             ty = GRAD
         elif prim.typing == "scheme":

@@ -208,6 +208,7 @@ class _Builder:
     # -- operators
     add, sub, mul, div = _binary("add"), _binary("sub"), _binary("mul"), _binary("div")
     matmul, pow, and_, or_ = _binary("matmul"), _binary("pow"), _binary("and"), _binary("or")
+    floordiv, mod = _binary("floordiv"), _binary("mod")
     lt, le, gt, ge, eq, ne = (_binary(op) for op in ("lt", "le", "gt", "ge", "eq", "ne"))
 
     @_built

@@ -228,18 +228,22 @@ def _literal(value) -> str:
 
 # --------------------------------------------------------------------- values
 
+_ARRAY_TYPES = (Base("Tensor"), Base("IntTensor"), Base("BoolTensor"))
+_BOOLS = {"bool": lambda b: "true" if b else "false"}  # as lamad writes them
+
+
 def format_value(value, t: Type, ascii: bool = False, shapes: bool = False) -> str:
     """Print a value of type ``t``: numbers plainly, tensors as NumPy prints them (after
     their dtype and shape, JAX-style ``f64[2,3]``, with ``shapes``), functions as
     ``<fun : A -> B>``; a tuple or list with an item on several lines has one item a line."""
     if t == Base("Real"):
         return repr(float(value))
-    if t == Base("Tensor"):
+    if t in _ARRAY_TYPES:
         import numpy as np
 
         host = np.asarray(value.get() if hasattr(value, "get") else value)  # CuPy arrays: for display only
         head = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}] " if shapes else ""
-        return head + np.array2string(host, separator=", ", threshold=200, prefix=head)
+        return head + np.array2string(host, separator=", ", threshold=200, prefix=head, formatter=_BOOLS)
     if t == Base("Bool"):
         return "true" if value else "false"
     if t == Base("Int"):

@@ -50,8 +50,10 @@ class Type:
 
 @dataclass(frozen=True, eq=True, repr=False)
 class Base(Type):
-    """A base type: ``Real``, ``Tensor``, ``Int``, ``Bool``, ``Unit``, ``String``,
-    and ``d``, the abstract gradient module of target terms (docs/differentiation.md)."""
+    """A base type: ``Real``, ``Tensor``, ``Int``, ``Bool``, ``Unit``, ``String``, the
+    arrays of integers and of truth values ``IntTensor`` and ``BoolTensor``
+    (docs/language.md, "Integer arrays and masks"), and ``d``, the abstract gradient
+    module of target terms (docs/differentiation.md)."""
 
     name: str
 
@@ -65,9 +67,13 @@ INT = Base("Int")
 BOOL = Base("Bool")
 UNIT = Base("Unit")
 STRING = Base("String")
+INT_TENSOR = Base("IntTensor")
+BOOL_TENSOR = Base("BoolTensor")
 GRAD = Base("d")
 
-BASE_TYPES = {t.name: t for t in (REAL, TENSOR, INT, BOOL, UNIT, STRING, GRAD)}
+BASE_TYPES = {t.name: t for t in (REAL, TENSOR, INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR, GRAD)}
+ARRAY_OF = {REAL: TENSOR, INT: INT_TENSOR, BOOL: BOOL_TENSOR}
+"""The array type of each scalar type: a comparison of tensors is a ``BoolTensor``."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -97,7 +103,7 @@ class ListType(Type):
 @dataclass(frozen=True, repr=False)
 class TVar(Type):
     """A unification variable.  ``kind`` restricts what it may stand for:
-    ``"any"``, ``"num"`` (Int, Real or Tensor) or ``"float"`` (Real or Tensor)."""
+    ``"any"``, ``"num"`` (Int, Real, Tensor or IntTensor) or ``"float"`` (Real or Tensor)."""
 
     id: int
     kind: str = "any"

@@ -27,18 +27,21 @@ from lamad.errors import LamTypeError
 from lamad.linearity import is_zero, linear_in
 from lamad.instances import instantiate
 from lamad.prims import MARKS, PRIMITIVES, Primitive, public
+from lamad.prims.base import fits as signature_fits, signature_for
 from lamad.prims.arithmetic import INT_MAX, INT_MIN
 from lamad.syntax import (
-    BOOL, GRAD, INT, REAL, STRING, TENSOR, UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType,
+    ARRAY_OF, BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType,
     ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
     TVar, Type, Var, children, let_chain, map_children, term_names, update,
 )
 
-_NUMERIC = {"zero": (INT, REAL, TENSOR, GRAD), "num": (INT, REAL, TENSOR), "float": (REAL, TENSOR)}
+_NUMERIC = {"zero": (INT, REAL, TENSOR, INT_TENSOR, GRAD), "num": (INT, REAL, TENSOR, INT_TENSOR),
+            "float": (REAL, TENSOR)}
 """What a kinded variable may stand for: ``zero`` is the kind of the literal ``0``,
 which is also the zero of the gradient module ``d``; the kinds are nested."""
 _KIND_RANK = {"any": 0, "zero": 1, "num": 2, "float": 3}
-_KIND_TEXT = {"zero": "a number", "num": "a number (Int, Real or Tensor)", "float": "Real or Tensor"}
+_KIND_TEXT = {"zero": "a number", "num": "a number (Int, Real, Tensor or IntTensor)", "float": "Real or Tensor"}
+_ARRAYS = frozenset(ARRAY_OF.values())
 
 
 class _Mismatch(Exception):
@@ -69,6 +72,7 @@ class Checker:
         self.defining: str | None = None  # the name of the definition being checked
         self.locals: dict[str, Type] = {}
         self.deferred: list[tuple[Type, TVar, Span | None, str, str, str]] = []  # pending ct(A) = v
+        self.overloads: list[tuple[Primitive, list[Term], Type, list]] = []  # pending overloaded applications
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
         # Types known to be ground (no unbound variable in them, under subst), by id, and
         # the zonked form of ground types, by id of the type zonked: a type stays ground,
@@ -265,7 +269,7 @@ class Checker:
             self._coerce(actual, expected)
         except _Mismatch:
             found = self.describe(actual)
-            hint = " (convert with 'real')" if found == "Int" and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
+            hint = " (convert with 'real')" if found in ("Int", "IntTensor") and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
             if self.resolve(expected) == TENSOR and isinstance(self.resolve(actual), ListType):
                 hint = " (a list is not a Tensor: 'stack' makes one of a list of reals or tensors, stack [1.0, 2.0])"
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
@@ -540,7 +544,8 @@ class Checker:
         bound = [(self.fresh_name("u"), self.infer(a)) for a in given]
         params = [self.fresh_name("x") for _ in range(missing)]
         fresh: dict[int, TVar] = {}
-        param_types = [self.instantiate(p, fresh) for p in b.params[len(given):]]
+        param_types = [self.fresh() if b.typing == "overloaded" else self.instantiate(p, fresh)
+                       for p in b.params[len(given):]]
         names = [(n, a.ty) for n, a in bound] + list(zip(params, param_types))
         with self.bind(names):
             body = self.prim(b.name, [Var(n, span=span, ty=t) for n, t in names],
@@ -568,6 +573,8 @@ class Checker:
         primitive's record."""
         if op in ("and", "or"):
             left, right = (self.infer(a) for a in args)
+            if BOOL_TENSOR in (self.resolve(left.ty), self.resolve(right.ty)):
+                return self.prim("logical_" + op, [left, right], span, arg_spans, elaborated=True)
             for a in (left, right):
                 self.coerce(a.ty, BOOL, a.span, f"the operands of '{'&&' if op == 'and' else '||'}': ")
             true, false = Lit(True, span=span, ty=BOOL), Lit(False, span=span, ty=BOOL)
@@ -584,6 +591,8 @@ class Checker:
             ty = self.compare(op, elab, span)
         elif b.typing == "sum_apply":
             ty = self.sum_apply(elab, arg_spans)
+        elif b.typing == "overloaded":
+            ty = self.overloaded(b, elab, arg_spans)
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
@@ -614,10 +623,12 @@ class Checker:
                 self._unify(t, self.fresh(kind))
             except _Mismatch:
                 found = self.describe(a.ty)
-                hint = " (convert with 'real')" if found == "Int" else ""
+                hint = " (convert with 'real')" if found in ("Int", "IntTensor") else ""
                 raise LamTypeError(f"argument of '{b.surface}': expected {_KIND_TEXT[kind]}, "
                                    f"found {found}{hint}", sp) from None
             types.append(self.resolve(t))
+        if INT_TENSOR in types:
+            return self.integer_arrays(b, types, spans)
         left, right = types
         if isinstance(left, TVar) and isinstance(right, TVar):
             self._unify(left, right)
@@ -646,6 +657,68 @@ class Checker:
             hint = " (convert with 'real')"
             raise LamTypeError(f"argument of '{b.surface}': expected Real, found Int{hint}", spans[i]) from None
         return known
+
+    def integer_arrays(self, b: Primitive, types: list[Type], spans: list) -> Type:
+        """Arithmetic with an ``IntTensor`` operand: the others are Ints (broadcast) or
+        IntTensors, and so is the result; a number not yet known is an Int."""
+        for t, sp in zip(types, spans):
+            if isinstance(t, TVar):
+                self._unify(t, INT)
+            elif t not in (INT, INT_TENSOR):
+                raise LamTypeError(f"argument of '{b.surface}': an IntTensor combines with Ints and IntTensors, "
+                                   f"found {self.describe(t)} (convert with 'real' or 'int')", sp)
+        return INT_TENSOR
+
+    def overloaded(self, b: Primitive, args: list[Term], spans: list) -> Type:
+        """The result of an overloaded primitive (``typing="overloaded"``): that of the first
+        of its signatures the argument types fit.  While an argument's type is not known
+        and several signatures remain, the choice waits for the end of the definition
+        (:meth:`settle`), when numbers not known otherwise are Ints; the result is known
+        at once if those signatures agree on it (``i % 2`` for an IntTensor ``i``)."""
+        types = [self.resolve(a.ty) for a in args]
+        if not any(isinstance(t, TVar) for t in types):
+            return self.signature(b, args, spans)[1]
+        candidates = [(ps, r) for ps, r in b.signatures
+                      if all(self.could_be(t, p) for t, p in zip(types, ps))]
+        if len(candidates) == 1:
+            params, result = candidates[0]
+            for a, p, sp in zip(args, params, spans):
+                self.coerce(a.ty, p, sp, f"argument of '{b.surface}': ")
+            return result
+        if not candidates:
+            self.signature(b, args, spans)  # raises, saying what is accepted
+        results = {r for _, r in candidates}
+        result = results.pop() if len(results) == 1 else self.fresh()
+        self.overloads.append((b, args, result, spans))
+        return result
+
+    def could_be(self, t: Type, param: Type) -> bool:
+        """Whether a value of the type ``t``, which may be a variable, could be passed for ``param``."""
+        if isinstance(t, TVar):
+            return t.kind == "any" or param in _NUMERIC[t.kind]
+        return signature_fits(param, t)
+
+    def signature(self, b: Primitive, args: list[Term], spans: list) -> tuple[tuple[Type, ...], Type]:
+        """The signature of ``b`` that arguments of known types fit (a number not known
+        otherwise is an Int), the arguments coerced to it; an error saying what ``b``
+        takes if none does."""
+        for a in args:
+            self.default(a.ty)
+        found = signature_for(b, tuple(self.resolve(a.ty) for a in args))
+        if found is None:
+            for i, (a, sp) in enumerate(zip(args, spans)):
+                accepted = [str(t) for t in accepted_types(b, i)]
+                if not any(signature_fits(p, self.resolve(a.ty)) for p in accepted_types(b, i)):
+                    expected = ", ".join(accepted[:-1]) + " or " + accepted[-1] if len(accepted) > 1 else accepted[0]
+                    raise LamTypeError(f"argument of '{b.surface}': expected {expected}, "
+                                       f"found {self.describe(a.ty)}", sp)
+            accepted = "; ".join(" -> ".join(map(str, ps + (r,))) for ps, r in b.signatures)
+            given = ", ".join(self.describe(a.ty) for a in args)
+            span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
+            raise LamTypeError(f"'{b.surface}' is not defined on {given}: it takes {accepted}", span)
+        for a, p, sp in zip(args, found[0], spans):
+            self.coerce(a.ty, p, sp, f"argument of '{b.surface}': ")
+        return found
 
     def sum_apply(self, args: list[Term], spans: list) -> Type:
         """``sum_apply bps cts : d`` applies each linear function of ``bps : List (A ⊸ d)``
@@ -746,6 +819,8 @@ class Checker:
 
     def compare(self, op: str, args: list[Term], span: Span | None) -> Type:
         left, right = args
+        if _ARRAYS & {self.resolve(left.ty), self.resolve(right.ty)}:
+            return self.compare_arrays(op, args, span)
         allowed = (INT, REAL, BOOL) if op in ("eq", "ne") else (INT, REAL)
         try:
             self._unify(left.ty, right.ty)
@@ -761,6 +836,28 @@ class Checker:
             what = " or ".join(a.name for a in allowed)
             raise LamTypeError(f"'{PRIMITIVES[op].surface}' compares {what} values, found {self.describe(t)}", span)
         return BOOL
+
+    def compare_arrays(self, op: str, args: list[Term], span: Span | None) -> Type:
+        """A comparison of arrays, elementwise: the operands are arrays of one type or its
+        scalars (broadcast), and the result a ``BoolTensor``; only ``==`` and ``!=`` compare
+        ``BoolTensor``s."""
+        types = [self.resolve(a.ty) for a in args]
+        array = next(t for t in types if t in _ARRAYS)
+        scalar = next(s for s, a in ARRAY_OF.items() if a == array)
+        surface = PRIMITIVES[op].surface
+        if array == BOOL_TENSOR and op not in ("eq", "ne"):
+            raise LamTypeError(f"'{surface}' does not compare BoolTensors (only '==' and '!=' do)", span)
+        for t, a in zip(types, args):
+            if isinstance(t, TVar):
+                try:
+                    self._unify(t, scalar)
+                except _Mismatch:
+                    pass
+                t = self.resolve(t)
+            if t not in (array, scalar):
+                raise LamTypeError(f"'{surface}' compares {array}s with {array}s or with their elements' type "
+                                   f"{scalar}, found {self.describe(t)} (convert with 'real' or 'int')", a.span)
+        return BOOL_TENSOR
 
     # ----------------------------------------------------------------- after inference
 
@@ -801,6 +898,8 @@ class Checker:
             node = stack.pop()
             self.default(node.ty)
             stack.extend(children(node))
+        for b, args, v, spans in self.overloads:
+            self._unify(v, self.signature(b, args, spans)[1])
         for t, v, span, what, marks, op in self.deferred:
             self.default(t)
             ct = self._cotangent(t, span, what, marks, op)
@@ -843,6 +942,11 @@ class Checker:
         if ty == GRAD and isinstance(t, Prim) and t.op == "add":
             return DAdd(*t.args, span=t.span, ty=GRAD)
         return update(t, ty=ty)
+
+
+def accepted_types(b: Primitive, i: int) -> list[Type]:
+    """The types an overloaded primitive takes as its argument ``i``, in order."""
+    return list(dict.fromkeys(ps[i] for ps, _ in b.signatures))
 
 
 def _meet(k1: str, k2: str) -> str:

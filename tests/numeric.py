@@ -14,6 +14,11 @@ STEP = 1e-6
 # ------------------------------------------------------------------ along a direction (forward mode)
 
 
+def is_discrete(x) -> bool:
+    """Whether ``x`` carries no real: an Int, a Bool, an IntTensor or a BoolTensor."""
+    return isinstance(x, (bool, int, np.integer, np.bool_)) or (isinstance(x, np.ndarray) and x.dtype.kind in "iub")
+
+
 def flat(value) -> np.ndarray:
     """The real leaves of a lamad value (arrays, tuples, lists) as one float64 vector."""
     if isinstance(value, (tuple, list)):
@@ -31,7 +36,7 @@ def moved(point: tuple, direction: tuple, h: float) -> tuple:
 def _shifted(x, d, h: float):
     if isinstance(x, (tuple, list)):
         return type(x)(_shifted(a, b, h) for a, b in zip(x, d))
-    if isinstance(x, (bool, int, np.integer)):
+    if is_discrete(x):
         return x
     return np.asarray(x) + h * np.asarray(d)
 
@@ -51,7 +56,7 @@ def like(value, rng):
     normal entries, and ``()`` for an Int or a Bool."""
     if isinstance(value, (tuple, list)):
         return type(value)(like(v, rng) for v in value)
-    if isinstance(value, (bool, int, np.integer)):
+    if is_discrete(value):
         return ()
     return rng.standard_normal(np.shape(value))
 
@@ -63,7 +68,7 @@ def _leaves(x: Any) -> list:
     """The real leaves of a point (floats, arrays) in order; ints and bools are discrete."""
     if isinstance(x, (tuple, list)):
         return [leaf for item in x for leaf in _leaves(item)]
-    if isinstance(x, (bool, int, np.integer)):
+    if is_discrete(x):
         return []
     return [np.array(x, dtype=np.float64)]
 
@@ -76,7 +81,7 @@ def _rebuild(like: Any, leaves: list, discrete: Any = None) -> Any:
         return tuple(_rebuild(item, leaves, discrete) for item in like)
     if isinstance(like, list):
         return [_rebuild(item, leaves, discrete) for item in like]
-    if isinstance(like, (bool, int, np.integer)):
+    if is_discrete(like):
         return like if discrete is None else discrete
     leaf = leaves.pop(0)
     return float(leaf) if isinstance(like, float) and discrete is None else leaf

@@ -32,7 +32,10 @@ def test_the_families_name_every_public_primitive():
 
 def scheme(prim) -> str:
     """A primitive's type as the reference shows it: ``F`` for Real or Tensor, ``N`` for
-    Int, Real or Tensor, ``'a``, ``'b`` … for any type."""
+    Int, Real, Tensor or IntTensor, ``'a``, ``'b`` … for any type; an overloaded primitive's
+    signatures, one after the other."""
+    if prim.typing == "overloaded":
+        return "`; `".join(" → ".join(map(pretty_type, params + (result,))) for params, result in prim.signatures)
     letters, seen = iter("abcdefgh"), {}
 
     def variable(t):

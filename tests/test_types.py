@@ -424,16 +424,17 @@ class TestTypeErrors:
         check_error("def f = \\(a, a). a", 1, 10, "(a, a)", "'a' is bound twice in the same pattern")
         check_error("def f = let (a, (b, a)) = (1, (2, 3)) in a", 1, 13, "(a, (b, a))", "'a' is bound twice")
 
-    def test_comparison_of_tensors(self):
-        check_error("def f (x : Tensor) (y : Tensor) = x < y", 1, 35, "x < y",
-                    "'<' compares Int or Real values", "found Tensor")
-        check_error("def f (x : Tensor) = x == x", 1, 22, "x == x", "'==' compares", "found Tensor")
+    def test_comparison_of_arrays_of_different_types(self):
+        check_error("def f (x : Tensor) (y : IntTensor) = x < y", 1, 42, "y",
+                    "'<' compares Tensors with Tensors or with their elements' type Real", "found IntTensor")
+        check_error("def f (x : IntTensor) = x < 0.5", 1, 29, "0.5", "'<' compares IntTensors", "found Real")
+        check_error("def f (m : BoolTensor) = m < m", 1, 26, "m < m", "'<' does not compare BoolTensors")
         check_error("def g = 1 < true", 1, 9, "1 < true", "'<' compares values of one type", "Bool")
 
     def test_boolean_operators_on_non_bool(self):
         check_error("def f (x : Real) = x && true", 1, 20, "x", "operands of '&&'", "expected Bool, found Real")
         check_error("def f (x : Real) = false || x", 1, 29, "x", "operands of '||'", "expected Bool, found Real")
-        check_error("def f (x : Real) = not x", 1, 24, "x", "argument of 'not'", "expected Bool, found Real")
+        check_error("def f (x : Real) = not x", 1, 24, "x", "argument of 'not'", "expected Bool or BoolTensor, found Real")
 
     def test_ascription_mismatch(self):
         check_error("def f = (1.0 : Bool)", 1, 10, "1.0 : Bool", "annotated Bool", "expected Bool, found Real")
@@ -450,7 +451,8 @@ class TestTypeErrors:
     def test_tensor_not_real(self):
         # Tensor is not promoted to Real: `sum` or `scalar` is needed
         check_error("def f (t : Tensor) = (\\(x : Real). x) t", 1, 39, "t", "expected Real, found Tensor")
-        check_error("def f (t : Tensor) = real t", 1, 27, "t", "argument of 'real'", "expected Int, found Tensor")
+        check_error("def f (t : Tensor) = real t", 1, 27, "t", "argument of 'real'",
+                    "expected Int, IntTensor, Bool or BoolTensor, found Tensor")
 
     def test_map_argument_not_a_list(self):
         check_error("def f = map (\\x. x) 3", 1, 21, "3", "argument of 'map'", "expected List 'a")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import operator
 
-from lamad.prims.base import A, F, N, Operator, Positive, define
-from lamad.syntax import BOOL, TENSOR
+from lamad.prims.base import A, B, F, N, Operator, Positive, define, lifted
+from lamad.syntax import BOOL, INT, TENSOR
 
 
 INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
@@ -109,12 +109,56 @@ define("min", (F, F), F, lambda rt: rt.backend.xp.minimum, typing="arith",
        doc="elementwise minimum; ties split the derivative equally", example=("min x1 x2", ((3,), ())))
 
 
+def _integer_division(op, symbol: str):
+    """``//`` or ``%`` on Ints and IntTensors, floored as Python's (the remainder has the
+    divisor's sign); a zero divisor is an error, where NumPy would give 0 and a warning."""
+    def impl(rt):
+        xp = rt.backend.xp
+
+        def divide(x, y):
+            if type(y) is int:
+                if y == 0:
+                    raise ZeroDivisionError(f"{x} {symbol} 0: integer division by zero")
+            elif bool(xp.any(y == 0)):
+                raise ZeroDivisionError(f"'{symbol}' by an IntTensor holding 0: integer division by zero")
+            r = op(x, y)
+            return int_in_range(r, f"{x} {symbol} {y}") if type(r) is int else r
+        return divide
+    return impl
+
+
+define("floordiv", (A, B), A, _integer_division(operator.floordiv, "//"), typing="overloaded",
+       signatures=lifted((INT, INT), INT), derivative="discrete", operator=Operator("//", 5, "left"),
+       doc="integer division, rounded down (toward minus infinity), of Ints or IntTensors")
+define("mod", (A, B), A, _integer_division(operator.mod, "%"), typing="overloaded",
+       signatures=lifted((INT, INT), INT), derivative="discrete", operator=Operator("%", 5, "left"),
+       doc="the remainder of '//', with the divisor's sign: x == (x // y) * y + x % y")
+
+
 def _comparison(op):
-    return lambda rt: (lambda x, y: bool(op(x, y)))
+    """A comparison: a Bool of scalars, a BoolTensor of arrays (elementwise)."""
+    def compare(x, y):
+        r = op(x, y)
+        return r if getattr(r, "ndim", 0) else bool(r)
+    return lambda rt: compare
 
 
 for _name, _symbol, _op in (("lt", "<", operator.lt), ("le", "<=", operator.le), ("gt", ">", operator.gt),
                             ("ge", ">=", operator.ge), ("eq", "==", operator.eq), ("ne", "!=", operator.ne)):
     define(_name, (A, A), BOOL, _comparison(_op), typing="compare", derivative="discrete",
            operator=Operator(_symbol, 3, "none"))
-define("not", (BOOL,), BOOL, lambda rt: operator.not_, derivative="discrete")
+
+
+def _logical(fn_name: str):
+    def impl(rt):
+        fn = getattr(rt.backend.xp, fn_name)
+        return lambda *xs: fn(*xs) if any(getattr(x, "ndim", 0) for x in xs) else bool(fn(*xs))
+    return impl
+
+
+define("not", (A,), B, _logical("logical_not"), typing="overloaded", signatures=lifted((BOOL,), BOOL),
+       derivative="discrete", doc="negation, elementwise on a BoolTensor")
+define("logical_and", (A, B), A, _logical("logical_and"), typing="overloaded", signatures=lifted((BOOL, BOOL), BOOL),
+       derivative="discrete", doc="'&&' elementwise, as it is written where an operand is a BoolTensor")
+define("logical_or", (A, B), A, _logical("logical_or"), typing="overloaded", signatures=lifted((BOOL, BOOL), BOOL),
+       derivative="discrete", doc="'||' elementwise, as it is written where an operand is a BoolTensor")

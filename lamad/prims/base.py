@@ -21,7 +21,7 @@ from typing import Any, Callable, ContextManager, Iterable
 from lamad.backend import Backend
 from lamad.errors import LamRuntimeError
 from lamad.progress import Progress
-from lamad.syntax import INT, FunType, ListType, Term, TVar, Type
+from lamad.syntax import ARRAY_OF, INT, REAL, TENSOR, FunType, ListType, Term, TVar, Type
 
 # Scheme variables: negative ids, replaced by fresh variables at each use.
 A, B, C = TVar(-1), TVar(-2), TVar(-5)
@@ -89,7 +89,33 @@ class Positive:
 
 
 Example = tuple[str, tuple["tuple[int, ...] | Positive", ...]]
+Signature = tuple[tuple[Type, ...], Type]
 
+
+def lifted(params: tuple[Type, ...], result: Type) -> tuple[Signature, ...]:
+    """The signatures of an operation on scalars (``Int -> Int -> Int``) that applies
+    elementwise to arrays, with broadcasting: each scalar parameter may also be its array
+    type (``IntTensor``), and the result is an array where an argument is one."""
+    signatures: list[Signature] = [(params, result)]
+    for mask in range(1, 2 ** len(params)):
+        arrays = tuple(ARRAY_OF[p] if mask >> i & 1 else p for i, p in enumerate(params))
+        signatures.append((arrays, ARRAY_OF[result]))
+    return tuple(signatures)
+
+
+def fits(param: Type, arg: Type) -> bool:
+    """Whether an argument of the known type ``arg`` may be passed for ``param`` (a Real
+    where a Tensor is wanted, as everywhere)."""
+    return arg == param or (arg == REAL and param == TENSOR)
+
+
+def signature_for(prim: "Primitive", args: tuple[Type, ...]) -> Signature | None:
+    """The first of an overloaded primitive's signatures that arguments of the known
+    types ``args`` fit."""
+    for params, result in prim.signatures:
+        if all(fits(p, a) for p, a in zip(params, args)):
+            return params, result
+    return None
 
 @dataclass(frozen=True, eq=False)
 class Primitive:
@@ -99,7 +125,10 @@ class Primitive:
     ``"arith"`` (numeric operands joined with Real ≤ Tensor promotion; Ints allowed when
     ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"sum_apply"``
     (linear functions applied as an application does), ``"ad"`` (an AD operator) and
-    ``"derived"`` (an AD operator written with the others: ``derived`` holds its rule).
+    ``"derived"`` (an AD operator written with the others: ``derived`` holds its rule)
+    and ``"overloaded"`` (one of several ``signatures``, chosen by the argument types:
+    ``real`` takes an Int or an IntTensor; :func:`lifted` makes the signatures of an
+    operation on scalars that also applies elementwise to arrays).
 
     ``derivative`` says how the transforms treat it: ``"rules"`` (the chain rule with
     ``jvp`` and ``vjp``, one rule per argument, ``None`` for an argument with no
@@ -138,6 +167,7 @@ class Primitive:
     derived: str | tuple[str, str] | None = None
     doc: str = ""
     example: Example | None = None
+    signatures: tuple[Signature, ...] = ()
     jvp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
     vjp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
     derived_terms: tuple[Term, ...] = field(default=(), init=False, repr=False)

@@ -1,13 +1,15 @@
-"""Tensors made from shapes, seeds and files, and conversions: their derivative is zero
-(``fill``'s in its value excepted)."""
+"""Tensors made from shapes, seeds and files, and conversions between Ints, Bools and
+reals: their derivative is zero (``fill``'s in its value excepted)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from lamad.prims.arithmetic import int_in_range
-from lamad.prims.base import SHAPE, define
-from lamad.syntax import INT, REAL, STRING, TENSOR
+from lamad.prims.base import SHAPE, A, B, define, lifted
+from lamad.syntax import BOOL, INT, INT_TENSOR, REAL, STRING, TENSOR
 
 
 def _shape(shape: list[int]) -> tuple[int, ...]:
@@ -67,17 +69,22 @@ def read_npy(path, name: str) -> np.ndarray:
         raise ValueError(f"'{name}' is not a valid .npy file: {e}") from None
 
 
+def read_data(rt, path: str) -> np.ndarray:
+    """The array of the ``.npy`` or ``.csv`` file ``path``, relative to the program's directory."""
+    full = rt.base_dir / path
+    if full.suffix == ".npy":
+        return read_npy(full, path)
+    if full.suffix == ".csv":
+        return np.loadtxt(full, delimiter=",", ndmin=1)
+    raise ValueError(f"cannot load '{path}': only .npy and .csv files are supported")
+
+
 def _load(rt):
-    def load(path: str):
-        full = rt.base_dir / path
-        if full.suffix == ".npy":
-            data = read_npy(full, path)
-        elif full.suffix == ".csv":
-            data = np.loadtxt(full, delimiter=",", ndmin=1)
-        else:
-            raise ValueError(f"cannot load '{path}': only .npy and .csv files are supported")
-        return rt.backend.asarray(data)
-    return load
+    return lambda path: rt.backend.asarray(read_data(rt, path))
+
+
+def _load_ints(rt):
+    return lambda path: rt.backend.ints(read_data(rt, path))
 
 
 define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant", example=("zeros (shape x1)", ((2, 3),)))
@@ -93,10 +100,44 @@ define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant"
        example=("uniform 4 (shape x1)", ((2, 3),)))
 define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 (mask_ge x1 0.0)", ((2,),)))
 def _real(rt):
-    asarray = rt.backend.asarray
-    return lambda n: asarray(int_in_range(n, f"the Int {n}"))
+    backend = rt.backend
+
+    def real(n):
+        if type(n) is int:
+            return backend.asarray(int_in_range(n, f"the Int {n}"))
+        if type(n) is bool:
+            return backend.scalar(float(n))
+        return backend.xp.asarray(n, dtype=backend.dtype)
+    return real
 
 
-define("real", (INT,), REAL, _real, derivative="constant", example=("real (size x1)", ((2, 3),)))
+def _int(rt):
+    backend = rt.backend
+
+    xp = backend.xp
+
+    def int_(x):
+        if getattr(x, "ndim", 0) == 0:
+            if not math.isfinite(x):
+                raise ValueError(f"{float(x)} is not a finite number: it has no Int")
+            return int_in_range(int(x), f"int {float(x)!r}")
+        bad = xp.logical_not(xp.isfinite(x)) | (xp.abs(x) >= 2.0 ** 63)
+        if bool(xp.any(bad)):
+            raise ValueError(f"{float(backend.to_host(x[bad])[0])} has no Int (Ints are 64-bit)")
+        return xp.trunc(x).astype(xp.int64)
+    return int_
+
+
+define("real", (A,), B, _real, typing="overloaded", signatures=lifted((INT,), REAL) + lifted((BOOL,), REAL),
+       derivative="constant", doc="an Int as a Real, a Bool as 1.0 or 0.0; elementwise on arrays",
+       example=("real (size x1)", ((2, 3),)))
+define("int", (A,), B, _int, typing="overloaded", signatures=lifted((REAL,), INT), derivative="discrete",
+       doc="a Real rounded toward zero to an Int (as C, NumPy and JAX convert); elementwise on a Tensor")
+define("arange", (INT,), INT_TENSOR, lambda rt: (lambda n: rt.backend.xp.arange(max(n, 0), dtype=rt.backend.xp.int64)),
+       derivative="discrete", doc="the IntTensor [0, 1, …, n - 1]")
+define("ints", (SHAPE,), INT_TENSOR, lambda rt: rt.backend.ints, derivative="discrete",
+       doc="a list of Ints as an IntTensor")
+define("load_ints", (STRING,), INT_TENSOR, _load_ints, derivative="discrete",
+       doc="an IntTensor read from a .npy or .csv file of integers (labels, indices)")
 define("load", (STRING,), TENSOR, _load, derivative="constant",
        example=("load \"data/measurements.csv\"", ((),)))

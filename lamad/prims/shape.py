@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 
-from lamad.prims.base import SHAPE, define
-from lamad.syntax import INT, REAL, TENSOR, ListType
+from lamad.prims.base import SHAPE, A, define
+from lamad.syntax import BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, ListType
 
 
 def _dot(rt):
@@ -99,11 +99,15 @@ def _dim(rt):
     return dim
 
 
-define("dim", (INT, TENSOR), INT, _dim, derivative="discrete",
-       shape_only=True)
-define("shape", (TENSOR,), SHAPE, lambda rt: (lambda x: [int(n) for n in x.shape]), derivative="discrete",
-       shape_only=True)
-define("size", (TENSOR,), INT, lambda rt: (lambda x: int(x.size)), derivative="discrete", shape_only=True)
+ARRAYS = (TENSOR, INT_TENSOR, BOOL_TENSOR)
+define("dim", (INT, A), INT, _dim, typing="overloaded", signatures=tuple(((INT, t), INT) for t in ARRAYS),
+       derivative="discrete", shape_only=True, doc="the length of an axis of an array")
+define("shape", (A,), SHAPE, lambda rt: (lambda x: [int(n) for n in x.shape]), typing="overloaded",
+       signatures=tuple(((t,), SHAPE) for t in ARRAYS), derivative="discrete", shape_only=True,
+       doc="the shape of an array")
+define("size", (A,), INT, lambda rt: (lambda x: int(x.size)), typing="overloaded",
+       signatures=tuple(((t,), INT) for t in ARRAYS), derivative="discrete", shape_only=True,
+       doc="the number of elements of an array")
 define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)), derivative="constant",
        shape_only=True, public=False, doc="the number of elements, as a Real", example=("%count x1", ((2, 3),)))
 
