@@ -24,9 +24,12 @@ from lamad.prims import PRIMITIVES
 from lamad.adtypes import backprop_type, cotangent_type, has_leaves
 from lamad.linearity import is_zero, linear_in, mentions
 from lamad.syntax import (
-    GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Term, Tuple, Type, Var, perp,
+    ARRAY_OF, GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Term, Tuple, Type, Var, perp,
 )
 from lamad.transform import Transform, lets
+
+ARRAYS = frozenset(ARRAY_OF.values())
+"""The array types: an argument of one of them may widen the others' shapes."""
 
 # --------------------------------------------------------------------- the transform
 
@@ -104,8 +107,9 @@ def _is_unbroadcast(t: Term) -> bool:
 
 def _broadcasts(args: tuple[Term, ...], i: int) -> bool:
     """Whether argument ``i`` of an elementwise operation may have been broadcast: only
-    when another argument is a tensor (a Real is 0-d, so it never widens a shape)."""
-    return any(a.ty == TENSOR for j, a in enumerate(args) if j != i)
+    when another argument is an array — a Tensor, or the mask of ``where`` — (a Real is
+    0-d, so it never widens a shape)."""
+    return any(a.ty in ARRAYS for j, a in enumerate(args) if j != i)
 
 
 def backprop(term: Term) -> Term:

@@ -238,7 +238,7 @@ ODD_TENTHS = st.integers(-10, 9).map(lambda i: (2 * i + 1) / 10)
 """Values away from 0 and from EVEN_TENTHS by at least 0.1: no kink within a step."""
 EVEN_TENTHS = st.integers(-10, 10).map(lambda i: i / 5)
 DISTINCT = st.integers(-30, 30).map(lambda i: i / 10)
-"""With ``unique=True``: no ties within 0.1 for ``max_axis``, ``argmax_mask``."""
+"""With ``unique=True``: no ties within 0.1 for ``max_axis``, ``argmax_mask``, ``sort``, ``top_k``."""
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
 NONEMPTY_SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3)
 
@@ -254,11 +254,16 @@ def number(draw, shape, elements=REALS) -> tuple[str, Any]:
     return ("Real", float(value)) if shape == () and draw(st.booleans()) else ("Tensor", value)
 
 
-def binary(expression: str, left=REALS, right=REALS) -> st.SearchStrategy:
-    """Broadcasting operands: shapes drawn to broadcast against each other (NumPy rules)."""
-    shapes = hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3)
-    return shapes.flatmap(lambda s: st.tuples(number(s.input_shapes[0], left), number(s.input_shapes[1], right))) \
+def broadcasting(expression: str, *elements) -> st.SearchStrategy:
+    """Broadcasting operands, one drawn from each of ``elements``: shapes drawn to
+    broadcast against each other (NumPy rules)."""
+    shapes = hnp.mutually_broadcastable_shapes(num_shapes=len(elements), max_dims=3, max_side=3)
+    return shapes.flatmap(lambda s: st.tuples(*(number(shape, e) for shape, e in zip(s.input_shapes, elements)))) \
         .map(lambda xs: Case(expression, list(xs)))
+
+
+def binary(expression: str, left=REALS, right=REALS) -> st.SearchStrategy:
+    return broadcasting(expression, left, right)
 
 
 @st.composite
@@ -272,6 +277,13 @@ def axis_case(draw, op: str, elements=REALS, unique: bool = False) -> Case:
     shape = draw(NONEMPTY_SHAPES)
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     return Case(f"{op} ({axis}) x1", [draw(tensor(shape, elements, unique))])
+
+
+@st.composite
+def top_k_case(draw) -> Case:
+    """``top_k k x1`` for every ``k`` the last axis allows, 0 included."""
+    shape = draw(NONEMPTY_SHAPES)
+    return Case(f"fst (top_k {draw(st.integers(0, shape[-1]))} x1)", [draw(tensor(shape, DISTINCT, unique=True))])
 
 
 @st.composite
@@ -358,6 +370,7 @@ GRADIENT_CASES: dict[str, st.SearchStrategy] = {
     "min": binary("min x1 x2", ODD_TENTHS, EVEN_TENTHS),
     "logaddexp": binary("logaddexp x1 x2"),
     "where_pos": binary("%where_pos x1 x2", ODD_TENTHS, REALS),
+    "where": broadcasting("where (x1 > 0.0) x2 x3", ODD_TENTHS, REALS, REALS),
     "matmul": matmul_case(),
     # reductions, along every axis (negative ones included)
     "sum": SHAPES.flatmap(tensor).map(lambda x: Case("sum x1", [x])),
@@ -367,6 +380,9 @@ GRADIENT_CASES: dict[str, st.SearchStrategy] = {
     "max_axis": axis_case("max_axis", DISTINCT, unique=True),
     "logsumexp_axis": axis_case("logsumexp_axis"),
     "softmax_axis": axis_case("softmax_axis"),
+    # order, at points without ties
+    "sort": axis_case("sort", DISTINCT, unique=True),
+    "top_k": top_k_case(),
     # shapes
     "transpose": SHAPES.flatmap(tensor).map(lambda x: Case("transpose x1", [x])),
     "reshape": reshape_case(),
