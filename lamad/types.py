@@ -905,7 +905,13 @@ class Checker:
             self.default(node.ty)
             stack.extend(children(node))
         for b, args, v, spans in self.overloads:
-            self._unify(v, self.signature(b, args, spans)[1])
+            result = self.signature(b, args, spans)[1]
+            try:
+                self._coerce(result, v)  # a Real result may have been used as a Tensor
+            except _Mismatch:
+                span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
+                raise LamTypeError(f"'{b.surface}' gives {result} here, but it is used as {self.describe(v)}",
+                                   span) from None
         for t, v, span, what, marks, op in self.deferred:
             self.default(t)
             ct = self._cotangent(t, span, what, marks, op)
