@@ -17,7 +17,8 @@ from lamad.adtypes import backprop_type, forward_type
 from lamad.prims import PRIMITIVES
 from lamad.prims import axes
 from lamad.prims.axes import dual, einsum
-from lamad.types import infer_term
+from lamad.parser import parse_term
+from lamad.types import infer_term, infer_type
 from numeric import assert_same_gradient, flat, gradient_difference, numeric_gradient
 
 RNG = np.random.default_rng(20240611)
@@ -355,3 +356,16 @@ def test_derivative_programs_print_and_parse_back(term):
             for ascii in (False, True):
                 assert infer_term(lamad.parse(lamad.pretty(term_, ascii=ascii)), {}).ty == ty
 
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("\\(i : IntTensor). permute [1, 0] i", "IntTensor -> IntTensor"),
+    ("\\(x : Tensor). permute [1, 0] x + 1.0", "Tensor -> Tensor"),
+    ("map (tile [2]) [arange 2]", "List IntTensor"),
+    ("pad [(1, 0)] (stack [1.0])", "Tensor"),
+    ("einsum \"i,i\" [stack [1.0], 2.0]", "Tensor"),
+])
+def test_types_with_lists_of_ints_and_overloads(source, expected):
+    """The list literals of axes, repetitions and widths type-check where an overloaded
+    primitive takes them, before and after the array's type is known."""
+    assert str(infer_type(parse_term(source))) == expected

@@ -37,18 +37,13 @@ WIDTHS = ListType(TupleType((INT, INT)))
 """The widths of ``pad``: one ``(before, after)`` pair per axis."""
 
 
-def _on_arrays(*params) -> tuple:
-    """The signatures of an operation that only moves the entries of its last argument:
-    one per array type, the result of that type."""
-    return tuple((params + (t,), t) for t in ARRAYS)
-
-
 def _moving(name: str, params: tuple, impl, jvp: str, vjp: str, doc: str, example) -> None:
-    """An operation that moves the entries of its last argument (an array of any type),
-    linear in it, with ``jvp`` and ``vjp`` the rules of that argument."""
+    """An operation that moves the entries of its last argument, an array of any type (one
+    signature per type, the result of that type), linear in it, with ``jvp`` and ``vjp``
+    the rules of that argument."""
     k = len(params)
-    define(name, params + (A,), A, impl, typing="overloaded", signatures=_on_arrays(*params), linear=(k,),
-           jvp=(None,) * k + (jvp,), vjp=(None,) * k + (vjp,), doc=doc, example=example)
+    define(name, params + (A,), A, impl, typing="overloaded", signatures=tuple((params + (t,), t) for t in ARRAYS),
+           linear=(k,), jvp=(None,) * k + (jvp,), vjp=(None,) * k + (vjp,), doc=doc, example=example)
 
 
 def _count(n: int, what: str) -> int:
@@ -363,7 +358,7 @@ def _checked(spec: str, xs: list) -> tuple[Subscripts, dict[str, tuple[int, int]
         shape = tuple(getattr(x, "shape", ()))
         if len(letters) != len(shape):
             raise ValueError(f"operand {k + 1} has shape {shape}, but its subscripts {letters!r} "
-                             f"name {len(letters)} axes")
+                             f"name {len(letters)} ax{'is' if len(letters) == 1 else 'es'}")
         for ch, n in zip(letters, shape):
             first = lengths.setdefault(ch, (n, k))
             if first[0] != n:
