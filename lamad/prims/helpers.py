@@ -85,7 +85,7 @@ def _tie_weight(rt):
     dtype = rt.backend.dtype
 
     def tie_weight(x, y):
-        return (x > y).astype(dtype) + 0.5 * (x == y)
+        return (x > y).astype(dtype) + (x == y).astype(dtype) * 0.5  # of the run's dtype, as float32
     return tie_weight
 
 
