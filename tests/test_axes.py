@@ -270,6 +270,16 @@ def test_einsum_is_the_matrix_product_with_its_gradients():
     assert_same_gradient(got, lamad.grad(p.m, argnums=(0, 1))(a, b, c), rtol=1e-13, atol=1e-15)
 
 
+def test_einsum_over_a_list_argument():
+    """The operands need not be a list literal: a list the function takes, mapped."""
+    p = lamad.loads("def f (xs : List Tensor) : Real = scalar (einsum \"i,i->\" (map (\\x. x * x) xs))")
+    xs = [np.array([1.0, 2.0]), np.array([3.0, 4.0])]
+    gradient = lamad.grad(p.f)(xs)
+    np.testing.assert_array_equal(gradient[0], 2 * xs[0] * xs[1] ** 2)
+    np.testing.assert_array_equal(gradient[1], 2 * xs[1] * xs[0] ** 2)
+    assert lamad.jvp(p.f, (xs,), ([np.ones(2), np.zeros(2)],))[1] == np.sum(2 * xs[0] * xs[1] ** 2)
+
+
 def test_einsum_of_one_tensor_twice_sums_both_cotangents():
     x = RNG.standard_normal(4)
     np.testing.assert_allclose(lamad.grad(lamad.loads("def f (x : Tensor) : Real = scalar (einsum \"i,i->\" [x, x])").f)(x),
