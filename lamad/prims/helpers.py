@@ -85,7 +85,7 @@ def _tie_weight(rt):
     dtype = rt.backend.dtype
 
     def tie_weight(x, y):
-        return (x > y).astype(dtype) + (x == y).astype(dtype) * 0.5  # of the run's dtype, as float32
+        return (x > y).astype(dtype) + (x == y).astype(dtype) * 0.5  # 0.5 * a mask would be float64
     return tie_weight
 
 
@@ -147,6 +147,8 @@ _private("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR,
          example=("%matmul_dy x1 x2 x3", ((2, 3), (3, 4), (2, 4))))
 _private("sum_apply", (ListType(perp(A)), ListType(A)), GRAD, lambda rt: sum_apply, typing="sum_apply",
          derivative="structural", linear=(1,), doc="the sum of each backpropagator applied to its cotangent")
+
+
 def _replace_at(rt):
     def replace_at(i, v, xs):
         if not 0 <= i < len(xs):
