@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from lamad.linearity import is_zero
 from lamad.prims import PRIMITIVES
 from lamad.prims.base import signature_for
 from lamad.prims.rules import RuleError, binders
 from lamad.syntax import (
-    ARRAY_OF, BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, App, FunType, Lam, Let, LinLam, LinType, ListLit, ListType, Lit,
+    ARRAY_OF, BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, App, DZero, FunType, Lam, Let, LinLam, LinType, ListLit, ListType, Lit,
     Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, map_type,
 )
 
@@ -126,14 +127,16 @@ class _Instance:
         raise RuleError(f"a {type(t).__name__} node in a rule")
 
     def function(self, t: Lam | LinLam, dom: Type | None) -> Term:
-        """A lambda of the rule, its parameter of type ``dom`` unless annotated."""
+        """A lambda of the rule, its parameter of type ``dom`` unless annotated; ``λa ⊸ 0``
+        is the zero backpropagator, as the checker reads it."""
         given = _pattern_type(t.param)
         dom = given if given is not None else dom
         if self.typed and dom is None:
             raise RuleError("a lambda whose parameter type is not known")
         saved = dict(self.env)
         param = self.pattern(t.param, dom)
-        body = self.term(t.body)
+        zero = isinstance(t, LinLam) and is_zero(t.body)
+        body = DZero(span=self.span, ty=GRAD if self.typed else None) if zero else self.term(t.body)
         self.env = saved
         ty = (LinType if isinstance(t, LinLam) else FunType)(dom, body.ty) if self.typed else None
         return type(t)(param, body, span=self.span, ty=ty)

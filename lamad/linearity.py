@@ -31,7 +31,9 @@ def linear_in(t: Term, a: str | frozenset[str]) -> bool:
     """Whether ``t`` is linear in ``a`` (or jointly in a set of variables): built from them
     by sums whose every summand is linear, applications of linear functions, builtins in
     their linear arguments (:attr:`Builtin.linear`) with the other arguments free of
-    them, and ``let``s whose bound term is linear (its variable is then linear too)."""
+    them, ``let``s whose bound term is linear (its variable is then linear too), and
+    functions ``λp. u`` whose body is linear (pointwise: ``map (λi. f i a) is`` is a list
+    each element of which is linear in ``a``)."""
     linear = frozenset([a]) if isinstance(a, str) else a
     if isinstance(t, Var):
         return t.name in linear
@@ -50,4 +52,6 @@ def linear_in(t: Term, a: str | frozenset[str]) -> bool:
         return isinstance(t.pattern, PVar) and linear_in(t.bound, linear) and linear_in(t.body, inner | {t.pattern.name})
     if isinstance(t, If):
         return not mentions(t.cond, linear) and linear_in(t.then, linear) and linear_in(t.orelse, linear)
+    if isinstance(t, Lam):
+        return not linear & set(pattern_names(t.param)) and linear_in(t.body, linear)
     return False

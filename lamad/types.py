@@ -693,9 +693,15 @@ class Checker:
         return result
 
     def could_be(self, t: Type, param: Type) -> bool:
-        """Whether a value of the type ``t``, which may be a variable, could be passed for ``param``."""
+        """Whether a value of the type ``t``, which may be a variable or hold some (the
+        ``List 'n`` of ``[2, 0, 1]``), could be passed for ``param``."""
+        t = self.resolve(t)
         if isinstance(t, TVar):
             return t.kind == "any" or param in _NUMERIC[t.kind]
+        if isinstance(t, ListType) and isinstance(param, ListType):
+            return self.could_be(t.elem, param.elem)
+        if isinstance(t, TupleType) and isinstance(param, TupleType):
+            return len(t.items) == len(param.items) and all(map(self.could_be, t.items, param.items))
         return signature_fits(param, t)
 
     def signature(self, b: Primitive, args: list[Term], spans: list) -> tuple[tuple[Type, ...], Type]:
@@ -704,11 +710,11 @@ class Checker:
         takes if none does."""
         for a in args:
             self.default(a.ty)
-        found = signature_for(b, tuple(self.resolve(a.ty) for a in args))
+        found = signature_for(b, tuple(self.zonk(a.ty) for a in args))
         if found is None:
             for i, (a, sp) in enumerate(zip(args, spans)):
                 accepted = [str(t) for t in accepted_types(b, i)]
-                if not any(signature_fits(p, self.resolve(a.ty)) for p in accepted_types(b, i)):
+                if not any(signature_fits(p, self.zonk(a.ty)) for p in accepted_types(b, i)):
                     expected = ", ".join(accepted[:-1]) + " or " + accepted[-1] if len(accepted) > 1 else accepted[0]
                     raise LamTypeError(f"argument of '{b.surface}': expected {expected}, "
                                        f"found {self.describe(a.ty)}", sp)
@@ -899,7 +905,13 @@ class Checker:
             self.default(node.ty)
             stack.extend(children(node))
         for b, args, v, spans in self.overloads:
-            self._unify(v, self.signature(b, args, spans)[1])
+            result = self.signature(b, args, spans)[1]
+            try:
+                self._coerce(result, v)  # a Real result may have been used as a Tensor
+            except _Mismatch:
+                span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
+                raise LamTypeError(f"'{b.surface}' gives {result} here, but it is used as {self.describe(v)}",
+                                   span) from None
         for t, v, span, what, marks, op in self.deferred:
             self.default(t)
             ct = self._cotangent(t, span, what, marks, op)

@@ -42,6 +42,7 @@ DIVISORS = INTS.filter(lambda n: n != 0)
     ("map real [arange 2]", "List Tensor"),
     ("map not [arange 2 > 0]", "List BoolTensor"),
     ("\\(i : IntTensor). i % 2 == 0", "IntTensor -> BoolTensor"),
+    ("dot 0.5 (real 1)", "Real"),  # an overload settled late whose Real result is used as a Tensor
 ])
 def test_types(source, expected):
     assert str(infer_type(parse_term(source))) == expected
@@ -57,6 +58,7 @@ def test_types(source, expected):
     ("real (stack [1.0])", "expected Int, IntTensor, Bool or BoolTensor, found Tensor"),
     ("not (arange 2)", "expected Bool or BoolTensor, found IntTensor"),
     ("sin (arange 2)", "convert with 'real'"),
+    ("(real 1 : Int)", "'real' gives Real here, but it is used as Int"),
 ])
 def test_type_errors(source, message):
     with pytest.raises(LamTypeError) as info:

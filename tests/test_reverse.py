@@ -167,6 +167,18 @@ def test_backpropagator_bodies_are_checked_for_linearity():
             infer_term(lamad.parse(f"\\((x, x') : Real * Real⊥). λ(a : Real) ⊸ {body}"))
 
 
+def test_a_function_mapped_over_a_list_is_linear_when_its_body_is():
+    """``map (λb. b (2a)) bps`` is a list each element of which is linear in ``a`` (einsum's
+    transposed rule sends one cotangent per operand so); a body that is not linear in ``a``,
+    or a parameter that hides it, is refused."""
+    head = "\\(bps : List ~Real) (xs : List Real) (x' : ~Real). λ(a : Real) ⊸ %sum_grads "
+    good = head + "(map (\\(b : ~Real). b (a * 2.0)) bps)"
+    assert str(infer_term(lamad.parse(good)).ty) == "List ~Real -> List Real -> ~Real -> ~Real"
+    for mapped in ("(\\(b : ~Real). b (a * a)) bps", "(\\(a : Real). x' a) xs"):
+        with pytest.raises(lamad.LamTypeError, match="not linear in 'a'"):
+            infer_term(lamad.parse(head + f"(map {mapped})"))
+
+
 # ------------------------------------------------------------------ worked examples from the literature
 
 WORKED = """

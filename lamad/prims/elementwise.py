@@ -1,14 +1,19 @@
 """Elementwise functions of a Real or a Tensor.
 
-Conventions at kinks: ``relu'(0) = 0`` and ``abs'(0) = 0``.  ``softplus``,
-``log_sigmoid`` and ``logaddexp`` are computed stably (NumPy's ``logaddexp``).
+Conventions at kinks: ``relu'(0) = 0`` and ``abs'(0) = 0``; ``clip`` at a bound is
+``max`` then ``min``, so its derivative there is split equally, ½ to the bound and ½ to
+``x``, as JAX gives it.  ``softplus``, ``log_sigmoid`` and ``logaddexp`` are computed
+stably (NumPy's ``logaddexp``).  ``erf`` is the C library's (Python's ``math.erf``),
+elementwise: NumPy has none.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 
 from lamad.prims.base import F, Positive, define
+from lamad.syntax import REAL
 
 
 def _xp(fn_name: str):
@@ -25,9 +30,27 @@ def _relu(rt):
     return lambda x: xp.maximum(x, 0.0)
 
 
-def _elementwise(name: str, impl, jvp: str, vjp: str, domain=(3,)) -> None:
-    """A function of one Real or Tensor, with its example on a Tensor of ``domain``."""
-    define(name, (F,), F, impl, jvp=(jvp,), vjp=(vjp,), example=(f"{name} x1", (domain,)))
+def _erf(rt):
+    """The error function of each entry, by the C library's ``erf`` (correctly rounded
+    or within an ulp on glibc and macOS; NumPy has no erf) on NumPy, and by CuPy's own
+    on the GPU."""
+    xp, dtype = rt.backend.xp, rt.backend.dtype
+    if rt.backend.name == "cupy":
+        from cupyx.scipy.special import erf
+        return erf
+
+    def erf(x):
+        if getattr(x, "ndim", 0) == 0:
+            return rt.backend.scalar(math.erf(x))
+        values = xp.fromiter(map(math.erf, x.ravel().tolist()), dtype=dtype, count=x.size)
+        return xp.reshape(values, x.shape)
+    return erf
+
+
+def _elementwise(name: str, impl, jvp: str, vjp: str, domain=(3,), of: str = "x1") -> None:
+    """A function of one Real or Tensor, with its example on a Tensor of ``domain``,
+    applied to ``of`` (a term that keeps the argument inside the function's domain)."""
+    define(name, (F,), F, impl, jvp=(jvp,), vjp=(vjp,), example=(f"{name} ({of})", (domain,)))
 
 
 _elementwise("exp", _xp("exp"), "dx1 * y", "a * y")
@@ -41,6 +64,15 @@ _elementwise("sqrt", _xp("sqrt"), "dx1 / (2.0 * y)", "a / (2.0 * y)", Positive((
 _elementwise("abs", _xp("abs"), "dx1 * sign x1", "a * sign x1")
 _elementwise("square", lambda rt: (lambda x: x * x), "dx1 * (2.0 * x1)", "a * (2.0 * x1)")
 _elementwise("log1p", _xp("log1p"), "dx1 / (1.0 + x1)", "a / (1.0 + x1)", Positive((3,)))
+_elementwise("sinh", _xp("sinh"), "dx1 * cosh x1", "a * cosh x1")
+_elementwise("cosh", _xp("cosh"), "dx1 * sinh x1", "a * sinh x1")
+_elementwise("asin", _xp("arcsin"), "dx1 / sqrt (1.0 - x1 * x1)", "a / sqrt (1.0 - x1 * x1)", of="0.9 * tanh x1")
+_elementwise("acos", _xp("arccos"), "-(dx1 / sqrt (1.0 - x1 * x1))", "-(a / sqrt (1.0 - x1 * x1))",
+             of="0.9 * tanh x1")
+_elementwise("atan", _xp("arctan"), "dx1 / (1.0 + x1 * x1)", "a / (1.0 + x1 * x1)")
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_elementwise("erf", _erf, f"dx1 * ({_TWO_OVER_SQRT_PI!r} * exp (-(x1 * x1)))",
+             f"a * ({_TWO_OVER_SQRT_PI!r} * exp (-(x1 * x1)))")
 
 # softplus, log_sigmoid and logaddexp are the records docs/primitives.md shows.
 define("softplus", (F,), F,
@@ -73,3 +105,33 @@ define("mask_ge", (F, F), F, _mask(operator.ge), typing="arith", derivative="con
        doc="1.0 where x >= y, else 0.0", example=("mask_ge x1 x2", ((2, 3), (3,))))
 define("mask_le", (F, F), F, _mask(operator.le), typing="arith", derivative="constant",
        doc="1.0 where x <= y, else 0.0", example=("mask_le x1 x2", ((3,), (2, 1))))
+define("atan2", (F, F), F, _xp("arctan2"), typing="arith",
+       jvp=("dx1 * x2 / (x1 * x1 + x2 * x2)", "-(dx2 * x1) / (x1 * x1 + x2 * x2)"),
+       vjp=("unbroadcast (like x1) (a * x2 / (x1 * x1 + x2 * x2))",
+            "unbroadcast (like x2) (-(a * x1) / (x1 * x1 + x2 * x2))"),
+       doc="the angle of the point (x, y) from the x axis, in (-pi, pi]; written atan2 y x",
+       example=("atan2 x1 x2", ((2, 3), (3,))))
+
+
+def _clip(rt):
+    xp = rt.backend.xp
+    return lambda lo, hi, x: xp.minimum(xp.maximum(x, lo), hi)
+
+
+_INSIDE = "tie_weight x2 (max x3 x1)"
+"""The share of ``min (max x lo) hi`` that is ``max x lo``'s: 1 below ``hi``, ½ at it."""
+define("clip", (REAL, REAL, F), F, _clip,
+       jvp=(f"dx1 * (tie_weight x1 x3 * {_INSIDE})", "dx2 * tie_weight (max x3 x1) x2",
+            f"dx3 * (tie_weight x3 x1 * {_INSIDE})"),
+       vjp=(f"unbroadcast (like x1) (a * (tie_weight x1 x3 * {_INSIDE}))",
+            "unbroadcast (like x2) (a * tie_weight (max x3 x1) x2)",
+            f"a * (tie_weight x3 x1 * {_INSIDE})"),
+       doc="x limited to [lo, hi]: min (max x lo) hi, so a bound's tie splits the derivative equally",
+       example=("clip (x1 - 1.0) (x2 + 1.0) x3", ((), (), (5,))))
+for _name in ("floor", "ceil"):
+    define(_name, (F,), F, _xp(_name), derivative="constant", example=(f"{_name} x1", ((3,),)))
+define("round", (F,), F, _xp("round"), derivative="constant", doc="the nearest integer, halves to even (as NumPy and JAX)",
+       example=("round x1", ((3,),)))
+define("stop_gradient", (F,), F, lambda rt: (lambda x: x), derivative="constant",
+       doc="x, as a constant: its derivative is zero in both modes and at every order",
+       example=("stop_gradient x1", ((3,),)))

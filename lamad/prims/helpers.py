@@ -4,13 +4,13 @@ they have rules of their own, so that derivatives can be differentiated again.""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, reduce
 
 import numpy as np
 
-from lamad.gradient import sum_apply
+from lamad.gradient import ZERO, add, sum_apply
 from lamad.prims.base import A, F, define
-from lamad.syntax import GRAD, TENSOR, ListType, perp
+from lamad.syntax import GRAD, INT, TENSOR, ListType, perp
 
 
 def unbroadcast(xp, g, shape: tuple[int, ...]):
@@ -85,7 +85,7 @@ def _tie_weight(rt):
     dtype = rt.backend.dtype
 
     def tie_weight(x, y):
-        return (x > y).astype(dtype) + 0.5 * (x == y)
+        return (x > y).astype(dtype) + (x == y).astype(dtype) * 0.5  # 0.5 * a mask would be float64
     return tie_weight
 
 
@@ -147,6 +147,20 @@ _private("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR,
          example=("%matmul_dy x1 x2 x3", ((2, 3), (3, 4), (2, 4))))
 _private("sum_apply", (ListType(perp(A)), ListType(A)), GRAD, lambda rt: sum_apply, typing="sum_apply",
          derivative="structural", linear=(1,), doc="the sum of each backpropagator applied to its cotangent")
+
+
+def _replace_at(rt):
+    def replace_at(i, v, xs):
+        if not 0 <= i < len(xs):
+            raise ValueError(f"index {i} is out of range for a list of length {len(xs)}")
+        return xs[:i] + [v] + xs[i + 1:]
+    return replace_at
+
+
+_private("replace_at", (INT, A, ListType(A)), ListType(A), _replace_at, derivative="structural",
+         doc="the list with its i-th element replaced by v (commutes with the transforms: it only moves values)")
+_private("sum_grads", (ListType(GRAD),), GRAD, lambda rt: (lambda gs: reduce(add, gs, ZERO)),
+         derivative="structural", linear=(0,), doc="the sum of a list of gradient values")
 define("ones_like", (F,), F, lambda rt: rt.backend.xp.ones_like, derivative="constant",
        example=("ones_like x1", ((3,),)))
 define("zeros_like", (F,), F, lambda rt: rt.backend.xp.zeros_like, derivative="constant",

@@ -53,7 +53,8 @@ def _structural(name, params, result, impl, **fields) -> None:
     define(name, params, result, impl, derivative="structural", **fields)
 
 
-_structural("map", (FunType(A, B), ListType(A)), ListType(B), lambda rt: (lambda f, xs: [f(x) for x in xs]))
+_structural("map", (FunType(A, B), ListType(A)), ListType(B), lambda rt: (lambda f, xs: [f(x) for x in xs]),
+            linear=(0,))
 _structural("fold", (FunType(B, FunType(A, B)), B, ListType(A)), B, _fold)
 _structural("scan", (FunType(B, FunType(A, B)), B, ListType(A)), ListType(B), _scan)
 _structural("zip", (ListType(A), ListType(B)), ListType(TupleType((A, B))), _zip)

@@ -16,7 +16,7 @@ rules compute that permutation once, in the forward pass, gather with it
 from __future__ import annotations
 
 from lamad.prims.base import A, F, define
-from lamad.prims.shape import check_axis
+from lamad.prims.shape import axis_of
 from lamad.syntax import BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, TupleType
 
 
@@ -59,7 +59,7 @@ def _reduce_mask(fn_name: str):
 def _reduce_mask_along(fn_name: str):
     def impl(rt):
         fn = getattr(rt.backend.xp, fn_name)
-        return lambda axis, c: fn(c, axis=check_axis(axis, c))
+        return lambda axis, c: fn(c, axis=axis_of(axis, c))
     return impl
 
 
@@ -82,7 +82,7 @@ def _arg_extreme(fn_name: str, extreme: str):
         fn = getattr(xp, fn_name)
 
         def arg_extreme(axis, x):
-            if x.shape[check_axis(axis, x)] == 0:
+            if x.shape[axis_of(axis, x)] == 0:
                 raise ValueError(f"axis {axis} of a tensor of shape {tuple(x.shape)} is empty: it has no {extreme}")
             return xp.asarray(fn(x, axis=axis), dtype=xp.int64)
         return arg_extreme
@@ -91,19 +91,19 @@ def _arg_extreme(fn_name: str, extreme: str):
 
 def _argsort(rt):
     xp = rt.backend.xp
-    return lambda axis, x: xp.argsort(x, axis=check_axis(axis, x), kind="stable").astype(xp.int64, copy=False)
+    return lambda axis, x: xp.argsort(x, axis=axis_of(axis, x), kind="stable").astype(xp.int64, copy=False)
 
 
 def _sort(rt):
     xp = rt.backend.xp
-    return lambda axis, x: xp.sort(x, axis=check_axis(axis, x))
+    return lambda axis, x: xp.sort(x, axis=axis_of(axis, x))
 
 
 def along_index(xp, i, axis: int) -> tuple:
     """The index that picks, at each position of ``i``, the entry that ``i`` names along
     ``axis``, the other axes running along (NumPy's ``take_along_axis``):
     ``x[along_index(xp, i, axis)]`` has ``i``'s shape."""
-    axis = check_axis(axis, i) % i.ndim
+    axis = axis_of(axis, i)
     return tuple(i if d == axis else xp.arange(n).reshape([-1 if e == d else 1 for e in range(i.ndim)])
                  for d, n in enumerate(i.shape))
 

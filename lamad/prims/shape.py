@@ -89,18 +89,18 @@ define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.back
 define("take", (INT, TENSOR), TENSOR, lambda rt: (lambda i, x: x[i]), linear=(1,),
        jvp=(None, "take x1 dx2"), vjp=(None, "embed x1 x2 a"), doc="the i-th slice of a tensor along its first axis",
        example=("take 2 x1", ((3, 2),)))
-def check_axis(axis: int, x) -> int:
-    """``axis`` if it names an axis of the array ``x`` (a negative one counts from the
-    end, as in NumPy), else a ``ValueError`` that says which axes ``x`` has."""
+def axis_of(axis: int, x) -> int:
+    """``axis`` of the array ``x`` counted from 0 (``-1`` is the last); an axis that ``x``
+    does not have is a ``ValueError`` that names its rank and shape."""
     if not -x.ndim <= axis < x.ndim:
         axes = f"its axes are 0 to {x.ndim - 1}" if x.ndim else "it has no axes"
         raise ValueError(f"axis {axis} is out of range for a tensor of rank {x.ndim} "
                          f"(shape {tuple(x.shape)}): {axes}")
-    return axis
+    return axis % x.ndim
 
 
 def _dim(rt):
-    return lambda axis, x: int(x.shape[check_axis(axis, x)])
+    return lambda axis, x: int(x.shape[axis_of(axis, x)])
 
 
 ARRAYS = (TENSOR, INT_TENSOR, BOOL_TENSOR)
