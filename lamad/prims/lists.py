@@ -74,7 +74,8 @@ _structural("zip", (ListType(A), ListType(B)), ListType(TupleType((A, B))), _zip
 _structural("length", (ListType(A),), INT, lambda rt: len)
 _structural("range", (INT,), SHAPE, lambda rt: (lambda n: list(range(n))))
 _structural("iterate", (INT, FunType(A, A), A), A, _iterate)
-_structural("while", (FunType(A, BOOL), FunType(A, A), A), A, _while)
+_structural("while", (FunType(A, BOOL), FunType(A, A), A), A, _while,
+            doc="f applied to x while p holds: the first of x, f x, f (f x), … where p is false")
 _structural("append", (ListType(A), ListType(A)), ListType(A), lambda rt: operator.add)
 _structural("fst", (TupleType((A, B)),), A, lambda rt: operator.itemgetter(0), linear=(0,))
 _structural("snd", (TupleType((A, B)),), B, lambda rt: operator.itemgetter(1), linear=(0,))
