@@ -1,6 +1,6 @@
 """Progress bars for long loops (``lamad run`` on a terminal; docs/design.md, Reporting progress).
 
-The loop builtins (``iterate``, ``fold``, ``scan``) walk their steps through
+The loop builtins (``iterate``, ``fold``, ``scan``, ``while``) walk their steps through
 :meth:`Progress.steps`.  The outermost loop that runs for longer than ``delay``
 seconds shows a tqdm bar on the terminal; loops nested inside it run plain, so
 a training loop of 300 steps shows one bar of 300 steps whatever its steps do.
@@ -26,7 +26,9 @@ class Progress:
         self.busy = False
 
     @contextmanager
-    def steps(self, items: Iterable, total: int, label: str) -> Iterator[Iterable]:
+    def steps(self, items: Iterable, total: int | None, label: str) -> Iterator[Iterable]:
+        """``items`` shown as a bar of ``total`` steps, or, where ``total`` is ``None``
+        (``while``), as a count of the steps taken and their rate."""
         if self.busy:
             yield items
             return

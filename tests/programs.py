@@ -13,7 +13,7 @@ first-order, a point to evaluate it at.  Two strategies make them:
 The body is generated *type-directed*: asked for a term of some type in some scope, the
 generator picks one of the term formers that can produce that type — variables and
 literals, ``let`` (with tuple patterns and wildcards), lambdas applied or passed to
-``map``/``fold``/``iterate``, functions returned by functions, ``if``, tuples and ``fst``/
+``map``/``fold``/``iterate``/``while``, functions returned by functions, ``if``, tuples and ``fst``/
 ``snd``, list literals, ``map``, ``zip``, ``unstack``, and every differentiable builtin —
 and generates its subterms recursively, down to a depth limit.  The types it tracks are
 finer than lamad's (:class:`RealT`, :class:`TensorT` with its shape, :class:`ListT` with its
@@ -380,6 +380,7 @@ class _Generator:
             lambda: self.fold(t, scope, depth),
             lambda: _paren(f"{self.prim('iterate', scope)} {self.choose(['0', '1', '2'])} {self.fun(t, t, scope, d)} "
                            f"{self.term(t, scope, d)}"),
+            lambda: self.while_loop(t, scope, depth),
             lambda: self.application(t, scope, depth),
         ]
         return options
@@ -405,6 +406,18 @@ class _Generator:
         body = self.term(t, scope + tuple(acc_bound) + tuple(x_bound), d)
         xs = self.term(ListT(elem, self.choose([0, 1, 2, 3])), scope, d)
         return _paren(f"{self.prim('fold', scope)} (\\{acc} {x}. {body}) {self.term(t, scope, d)} {xs}")
+
+    def while_loop(self, t: GType, scope: Scope, depth: int) -> str:
+        """``fst (while (\\(_, n). n < k) (\\(p, n). (body, n + 1)) (init, 0))``: a loop that
+        counts its steps in its state, ``k`` of them, each a generated term of type ``t``."""
+        d = depth - 1
+        pattern, bound = self.pattern(t, annotate=False)
+        counter = self.draw(self.pool.filter(lambda name: name not in {b for b, _ in bound}))
+        body = self.term(t, scope + tuple(bound) + ((counter, INT),), d)
+        state = TupleT((t, INT)).source()
+        return _paren(f"{self.prim('fst', scope)} ({self.prim('while', scope)} "
+                      f"(\\((_, {counter}) : {state}). {counter} < {self.choose(['0', '1', '2'])}) "
+                      f"(\\(({pattern}, {counter}) : {state}). ({body}, {counter} + 1)) ({self.term(t, scope, d)}, 0))")
 
     def application(self, t: GType, scope: Scope, depth: int) -> str:
         """A function applied to arguments: a variable of function type from the scope

@@ -130,6 +130,21 @@ def expect_symbolic():
     return (np.sin(d * d), (slope, -slope))
 
 
+def newton_steps(a: float) -> tuple[float, int]:
+    """Newton's method for √a from x = a, until |x² - a| ≤ 1e-12 a, and its step count."""
+    x, n = a, 0
+    while abs(x * x - a) > 1e-12 * a:
+        x, n = 0.5 * (x + a / x), n + 1
+    return x, n
+
+
+def expect_newton():
+    root, steps = newton_steps(2.0)
+    counts = [newton_steps(a)[1] for a in (0.25, 100.0, 1e6)]
+    assert counts == sorted(counts) and len(set(counts)) == 3  # the loop's length depends on a
+    return (root, steps, counts, 1 / (2 * np.sqrt(2.0)), -1 / (4 * 2.0 * np.sqrt(2.0)))
+
+
 # network_as_fold.lam: x(i+1) = θi (Wi xi) for eight layers, then ∂x8 by hand
 NETWORK_ACTIVATIONS = [  # (θ, θ' in terms of the pre-activation)
     (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
@@ -211,6 +226,7 @@ EXPECTED = {
     "rnn.lam": (expect_rnn, "(Tensor × Real) × (Tensor × Tensor × Tensor)"),
     "higher_order.lam": (expect_higher_order, "List Real × Real × Int × Real × Real × Real"),
     "data.lam": (expect_data, "Tensor × Tensor × Int"),
+    "newton.lam": (expect_newton, "Real × Int × List Int × Real × Real"),
     "network_as_fold.lam": (expect_network_as_fold, "Real × (List Tensor × Tensor)"),
     "wine.lam": (expect_wine, "List (Int × Real) × Real"),
     "digits.lam": (None, "List Real × Real × Real"),  # full size: test_digits_at_full_size (slow)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import signal
 import struct
 import subprocess
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (LAMAD_PROGRESS_DELAY below): how long a loop runs depends on the machine.
 LONG_LOOP = "def main = iterate 1000000 (\\x. x * 0.5 + 1.0) 0.0\n"
 NESTED = "def main = iterate 30 (\\x. fold (\\a i. a * 0.5 + 1.0) x (range 30000)) 0.0\n"
+WHILE_LOOP = "def main = fst (while (\\(_, n). n < 300000) (\\(x, n). (x * 0.5 + 1.0, n + 1)) (0.0, 0))\n"
 FAILS_LATE = ("def main =\n"
               "  iterate 1000000 (\\x. x + (if x < 900000.0 then 1.0 else scalar (fill 1.0 [2]))) 0.0\n")
 
@@ -60,6 +62,14 @@ def test_a_long_loop_shows_a_bar_on_a_terminal_and_erases_it(tmp_path):
     assert code == 0 and float(stdout) == pytest.approx(2.0)
     assert "iterate:" in screen and "/1000000 [" in screen and "step/s" in screen
     assert screen.endswith("\r") and screen.rsplit("\r", 2)[1].strip() == ""  # erased, not left behind
+
+
+def test_a_while_loop_shows_a_count_of_its_steps_for_want_of_a_total(tmp_path):
+    code, stdout, screen = run_on_terminal(tmp_path, WHILE_LOOP)
+    assert code == 0 and float(stdout) == pytest.approx(2.0)
+    assert re.search(r"while: \d+step \[", screen) and "step/s" in screen
+    assert "/300000" not in screen and "%" not in screen  # no bar to fill: its length is not known
+    assert screen.endswith("\r") and screen.rsplit("\r", 2)[1].strip() == ""
 
 
 def test_quiet_turns_the_bar_off(tmp_path):

@@ -57,8 +57,9 @@ class Runtime:
                                   "(make it with lamad.driver.runtime)", lam.span)
         return self.derive(lam, mark, depth, self, globals_)
 
-    def steps(self, items: Iterable, total: int, label: str) -> ContextManager[Iterable]:
-        """The steps of a loop primitive, shown by :attr:`progress` when there is one."""
+    def steps(self, items: Iterable, total: int | None, label: str) -> ContextManager[Iterable]:
+        """The steps of a loop primitive, shown by :attr:`progress` when there is one;
+        ``total`` is their number, ``None`` where it is not known before the loop ends."""
         if self.progress is None:
             return nullcontext(items)
         return self.progress.steps(items, total, label)

@@ -1,4 +1,4 @@
-"""Tensors made from shapes, seeds and files, and conversions between Ints, Bools and
+"""Tensors made from shapes and files, and conversions between Ints, Bools and
 reals: their derivative is zero (``fill``'s in its value excepted)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from lamad.prims.base import SHAPE, A, B, define, lifted
 from lamad.syntax import BOOL, INT, INT_TENSOR, REAL, STRING, TENSOR
 
 
-def _shape(shape: list[int]) -> tuple[int, ...]:
+def dimensions(shape: list[int]) -> tuple[int, ...]:
+    """A shape written as a list of Ints, as a tuple; a negative dimension is a ``ValueError``."""
     if any(n < 0 for n in shape):
         raise ValueError(f"negative dimension in shape {list(shape)}")
     return tuple(shape)
@@ -21,17 +22,7 @@ def _shape(shape: list[int]) -> tuple[int, ...]:
 def _constant(fn_name: str):
     def impl(rt):
         fn, dtype = getattr(rt.backend.xp, fn_name), rt.backend.dtype
-        return lambda shape: fn(_shape(shape), dtype=dtype)
-    return impl
-
-
-def _random(method: str):
-    """``randn``/``uniform``: drawn with NumPy's PCG64 from the seed, so that every backend
-    sees the same numbers, then moved to the backend once."""
-    def impl(rt):
-        def draw(seed, shape):
-            return rt.backend.asarray(getattr(np.random.default_rng(seed), method)(_shape(shape)))
-        return draw
+        return lambda shape: fn(dimensions(shape), dtype=dtype)
     return impl
 
 
@@ -90,14 +81,10 @@ def _load_ints(rt):
 define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant", example=("zeros (shape x1)", ((2, 3),)))
 define("ones", (SHAPE,), TENSOR, _constant("ones"), derivative="constant", example=("ones (shape x1)", ((2, 3),)))
 define("fill", (REAL, SHAPE), TENSOR,
-       lambda rt: (lambda r, shape: rt.backend.xp.full(_shape(shape), r, dtype=rt.backend.dtype)),
+       lambda rt: (lambda r, shape: rt.backend.xp.full(dimensions(shape), r, dtype=rt.backend.dtype)),
        linear=(0,), jvp=("fill dx1 x2", None), vjp=("sum a", None), example=("fill x1 [2, 2]", ((),)))
 define("eye", (INT,), TENSOR, lambda rt: (lambda n: rt.backend.xp.eye(n, dtype=rt.backend.dtype)),
        derivative="constant", example=("eye (size x1)", ((3,),)))
-define("randn", (INT, SHAPE), TENSOR, _random("standard_normal"), derivative="constant",
-       example=("randn 4 (shape x1)", ((2, 3),)))
-define("uniform", (INT, SHAPE), TENSOR, _random("random"), derivative="constant",
-       example=("uniform 4 (shape x1)", ((2, 3),)))
 define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 (mask_ge x1 0.0)", ((2,),)))
 def _real(rt):
     backend = rt.backend

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 
 from lamad.prims.base import SHAPE, A, B, define
-from lamad.syntax import INT, FunType, ListType, TupleType
+from lamad.syntax import BOOL, INT, FunType, ListType, TupleType
 
 
 def _fold(rt):
@@ -26,6 +27,18 @@ def _iterate(rt):
                 x = f(x)
         return x
     return iterate
+
+
+def _while(rt):
+    def while_(p, f, x):
+        """``f`` applied to ``x`` while ``p`` holds: the first of ``x, f x, f (f x), …`` where
+        ``p`` is false.  Its steps are counted as they run; their number is not known before."""
+        with rt.steps(itertools.count(), None, "while") as steps:
+            for _ in steps:
+                if not p(x):
+                    return x
+                x = f(x)
+    return while_
 
 
 def _scan(rt):
@@ -61,6 +74,8 @@ _structural("zip", (ListType(A), ListType(B)), ListType(TupleType((A, B))), _zip
 _structural("length", (ListType(A),), INT, lambda rt: len)
 _structural("range", (INT,), SHAPE, lambda rt: (lambda n: list(range(n))))
 _structural("iterate", (INT, FunType(A, A), A), A, _iterate)
+_structural("while", (FunType(A, BOOL), FunType(A, A), A), A, _while,
+            doc="f applied to x while p holds: the first of x, f x, f (f x), … where p is false")
 _structural("append", (ListType(A), ListType(A)), ListType(A), lambda rt: operator.add)
 _structural("fst", (TupleType((A, B)),), A, lambda rt: operator.itemgetter(0), linear=(0,))
 _structural("snd", (TupleType((A, B)),), B, lambda rt: operator.itemgetter(1), linear=(0,))
