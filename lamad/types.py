@@ -899,7 +899,9 @@ class Checker:
             self.default(node.ty)
             stack.extend(children(node))
         for b, args, v, spans in self.overloads:
-            self._unify(v, self.signature(b, args, spans)[1])
+            # the result may have been used as a Tensor meanwhile: a Real result is promoted
+            span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
+            self.coerce(self.signature(b, args, spans)[1], v, span, f"the result of '{b.surface}': ")
         for t, v, span, what, marks, op in self.deferred:
             self.default(t)
             ct = self._cotangent(t, span, what, marks, op)
