@@ -10,7 +10,7 @@ from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
     Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
     ELLIPSIS, Pattern, Prim, Program, PTuple, PVar, PWild, Slice, Term, Tuple, TupleType, Type, Var, part_count,
-    parse_spec, pattern_names, pretty_type,
+    UPDATES, parse_spec, pattern_names, pretty_type,
 )
 
 _UNICODE = {"lambda": "λ", "-o": "⊸", "*": "·"}
@@ -27,8 +27,7 @@ _CONNECTIVES = {"or": Operator("||", 1, "left"), "and": Operator("&&", 2, "left"
 """``&&`` and ``||``, which the parser reads as applications and the checker makes ``if``s."""
 _ADD = PRIMITIVES["add"].operator
 _NEG, _APP, _ATOM = PRIMITIVES["neg"].operator.precedence, 8, 9
-_UPDATES = {"index_set": ":=", "index_add": "+="}
-_INDEXING = {"index", "index_list", *_UPDATES}
+_INDEXING = {"index", "index_list", *UPDATES}
 """The primitives written with brackets (lamad/prims/indexing.py)."""
 _LONG_LET = 3
 """A ``let`` with at least this many bindings is printed one binding per line."""
@@ -192,11 +191,11 @@ class _Printer:
                 texts.append(":".join(bounds if item.step else bounds[:2]))
             else:
                 texts.append(self.block(next(it), indent))
-        indexed = isinstance(target, Prim) and t.op in _UPDATES and target.op in _INDEXING
+        indexed = isinstance(target, Prim) and t.op in UPDATES and target.op in _INDEXING
         head = f"({self.term(target, 0, indent)})" if indexed else self.term(target, _ATOM, indent)
         text = f"{head}[{', '.join(texts)}]"
-        if t.op in _UPDATES:
-            return f"{text} {_UPDATES[t.op]} {self.block(t.args[3], indent)}", 0
+        if t.op in UPDATES:
+            return f"{text} {UPDATES[t.op]} {self.block(t.args[3], indent)}", 0
         return text, _ATOM
 
     def block(self, t: Term, indent: int) -> str:

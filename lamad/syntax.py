@@ -328,6 +328,9 @@ class Ann(Term):
 # ``::_``) — and the *parts* are the values of its ``_``s, in order.
 
 
+UPDATES = {"index_set": ":=", "index_add": "+="}
+"""The primitives of the updates ``x[…] := v`` and ``x[…] += v``, and their symbols."""
+
 PART = "_"
 """A position of an index that holds a value: an Int, an IntTensor or a BoolTensor."""
 ELLIPSIS = "..."

@@ -33,7 +33,7 @@ from lamad.syntax import (
     ARRAY_OF, BOOL, BOOL_TENSOR, ELLIPSIS, GRAD, INT, INT_TENSOR, PART, REAL, STRING, TENSOR, UNIT, Ann, App, Base,
     DAdd, DZero, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Pattern, Prim,
     Program, PTuple, PVar, PWild, Slice, Span, Term, Tuple, TupleType, TVar, Type, Var, children, let_chain,
-    map_children, part_count, parse_spec, term_names, update,
+    UPDATES, map_children, part_count, parse_spec, term_names, update,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, INT_TENSOR, GRAD), "num": (INT, REAL, TENSOR, INT_TENSOR),
@@ -714,7 +714,7 @@ class Checker:
         target = self.resolve(args[1].ty)
         if isinstance(target, TVar) and target.kind == "float":  # Real or Tensor: a Real has no index
             self._unify(target, TENSOR)
-        result = args[1].ty if b.name in _UPDATES else self.fresh()
+        result = args[1].ty if b.name in UPDATES else self.fresh()
         pending = _Indexing(b, positions, args, spans, span, result)
         if isinstance(self.resolve(args[1].ty), TVar):
             self.indexings.append(pending)
@@ -727,7 +727,7 @@ class Checker:
         vector is a 0-d Tensor: the rank is not part of the type), a list gives an
         element or a list, a tuple the component an integer literal names."""
         target = self.resolve(ix.args[1].ty)
-        surface = _UPDATES.get(ix.prim.name)
+        surface = UPDATES.get(ix.prim.name)
         if surface is not None and target not in _ARRAYS:
             raise LamTypeError(f"'{surface}' updates a Tensor, an IntTensor or a BoolTensor, found "
                                f"{self.describe(target)}", ix.args[1].span)
@@ -772,7 +772,7 @@ class Checker:
                 for _ in range(position.start + position.stop + position.step):
                     t, span = next(parts)
                     self.coerce(t, INT, span, "a slice bound: ")
-        if ix.prim.name in _UPDATES:
+        if ix.prim.name in UPDATES:
             self.update_value(ix, target)
         return target
 
@@ -793,7 +793,7 @@ class Checker:
         """The value of ``x[…] := v`` or ``x[…] += v``: an array of ``x``'s type or one of
         its elements (a Real into a Tensor), broadcast to the indexed shape at run time;
         ``+=`` adds, so it takes no BoolTensor."""
-        value, span, surface = ix.args[3], ix.spans[3], _UPDATES[ix.prim.name]
+        value, span, surface = ix.args[3], ix.spans[3], UPDATES[ix.prim.name]
         if target == BOOL_TENSOR and surface == "+=":
             raise LamTypeError("'+=' adds numbers, and a BoolTensor holds truth values: use ':='", ix.span)
         element = next(s for s, a in ARRAY_OF.items() if a == target)
@@ -801,8 +801,8 @@ class Checker:
         if isinstance(v, TVar):
             self.coerce(v, element if target != TENSOR else TENSOR, span, f"the value of '{surface}': ")
         elif v not in (target, element):
-            raise LamTypeError(f"the value of '{surface}' into a {target} is a {target} or a {element}, found "
-                               f"{self.describe(v)}", span)
+            raise LamTypeError(f"the value of '{surface}' into {_a(target)} is {_a(target)} or {_a(element)}, "
+                               f"found {self.describe(v)}", span)
 
     def list_index(self, ix: _Indexing, target: ListType) -> Type:
         """``xs[i]``, an element (Python's rules: a negative index counts from the end), or
@@ -1124,7 +1124,9 @@ class _Indexing:
     result: Type
 
 
-_UPDATES = {"index_set": ":=", "index_add": "+="}
+def _a(t: Type) -> str:
+    """A type's name with its article: ``a Tensor``, ``an Int``."""
+    return ("an " if str(t)[0] in "AEIOU" else "a ") + str(t)
 
 
 def _integer_literal(t: Term) -> int | None:

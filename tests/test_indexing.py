@@ -6,8 +6,10 @@ types, located errors, printing, and the cost of a gather's gradient."""
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,10 +20,11 @@ import lamad
 from lamad import LamRuntimeError, LamSyntaxError, LamTypeError
 from lamad.parser import parse_program, parse_term
 from lamad.pretty import pretty
-from lamad.syntax import App, ListLit, Prim, Var
+from lamad.syntax import App, ListLit, Prim
 from lamad.types import infer_type
-from numeric import assert_same_gradient, directional_difference, flat, numeric_gradient
+from numeric import assert_same_gradient, directional_difference, flat, gradient_difference, numeric_gradient
 
+ROOT = Path(__file__).resolve().parent.parent
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DERIVATIVES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -372,7 +375,7 @@ def test_types(source, expected):
     ("\\(p : Real * Int). p[0:]", "a tuple is indexed by an integer literal"),
     ("\\(xs : List Real). xs[0] := 1.0", "':=' updates a Tensor, an IntTensor or a BoolTensor, found List Real"),
     ("\\(x : Tensor). x[0] := true", "the value of ':=' into a Tensor is a Tensor or a Real, found Bool"),
-    ("\\(y : IntTensor). y[0] := 1.0", "the value of ':=' into a IntTensor is a IntTensor or a Int, found Real"),
+    ("\\(y : IntTensor). y[0] := 1.0", "the value of ':=' into an IntTensor is an IntTensor or an Int, found Real"),
     ("\\(m : BoolTensor). m[0] += true", "'+=' adds numbers"),
     ("\\(x : Tensor). if x[0] > 0.0 then 1 else 2", "the condition of 'if': expected Bool, found BoolTensor"),
     ("\\(x : Tensor). (x[0] : Real)", "expected Real, found Tensor"),
@@ -442,6 +445,17 @@ def test_gradients_through_lists_and_tuples_match_finite_differences():
     assert_same_gradient(got, numeric_gradient(lambda p: program.f(*p), point))
 
 
+def test_second_derivatives_through_indexing_match_finite_differences():
+    """Indexing is differentiated again as any primitive is: a Hessian-vector product of a
+    function that gathers, slices and updates, against differences of its gradient."""
+    program = lamad.loads("def f (x : Tensor) : Real =\n"
+                          "    sum (x[ints [0, 0, 1]] * x[1:] ** 3.0) + sum (square (x[::2] += x[1::2] * x[0]))\n")
+    rng = np.random.default_rng(5)
+    x, v = rng.standard_normal(4), rng.standard_normal(4)
+    np.testing.assert_allclose(lamad.hvp(program.f, (x,), (v,)), gradient_difference(lamad.grad(program.f), (x,), (v,)),
+                               rtol=1e-6, atol=1e-7)
+
+
 def test_a_tuple_index_is_a_pattern_in_the_elaborated_program():
     program = lamad.loads("def f (p : Real * Int * Tensor) = (p[0], p[-1])")
     assert "let (x" in lamad.pretty(program.typed.terms["f"])
@@ -453,18 +467,15 @@ def test_a_tuple_index_is_a_pattern_in_the_elaborated_program():
 
 
 def test_minibatch_gradient_descent_takes_rows_by_index():
-    """Least squares by minibatch gradient descent, each batch the rows of a permutation's
-    slice, against the same loop in NumPy."""
-    program = lamad.loads(
-        "def loss (w : Tensor) (x : Tensor) (y : Tensor) : Real = mean (square (x @ w - y))\n"
-        "def train (x : Tensor) (y : Tensor) (perm : IntTensor) : Tensor =\n"
-        "    let k = 4; step = \\w (b : Int). let rows = perm[b * k:(b + 1) * k] in\n"
-        "        w - 0.1 * grad (\\v. loss v x[rows] y[rows]) w\n"
-        "    in fold step (zeros [3]) (range (dim 0 x // k))\n")
+    """The minibatch program of docs/language.md, least squares by gradient descent on the
+    rows of a permutation's slices, against the same loop in NumPy."""
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    source = next(block for block in re.findall(r"```\n(.*?)```", text, re.S) if block.startswith("def train"))
+    program = lamad.loads(source)
     rng = np.random.default_rng(0)
-    x, y, perm = rng.standard_normal((12, 3)), rng.standard_normal(12), rng.permutation(12)
+    x, y, perm = rng.standard_normal((100, 3)), rng.standard_normal(100), rng.permutation(100)
     w = np.zeros(3)
-    for b in range(3):
-        rows = perm[4 * b:4 * b + 4]
-        w = w - 0.1 * 2 * x[rows].T @ (x[rows] @ w - y[rows]) / 4
+    for b in range(100 // 32):
+        rows = perm[32 * b:32 * b + 32]
+        w = w - 0.1 * 2 * x[rows].T @ (x[rows] @ w - y[rows]) / 32
     np.testing.assert_allclose(program.train(x, y, perm), w, rtol=1e-12)
