@@ -163,8 +163,8 @@ class _Printer:
 
     def _index(self, t: Prim, indent: int) -> tuple[str, int] | None:
         """``x[i, a:b, ...]``, ``x[…] := v`` and ``x[…] += v``, as the parser reads them
-        (lamad/prims/indexing.py); ``None`` where the parts are not written out (a
-        derivative program binds them to a variable), which then prints ``%index …``."""
+        (lamad/prims/indexing.py); ``None`` where the parts are not written out (bound to a
+        variable: ``%index "_,_" x p``), and the application is printed as any other."""
         spec, target, parts = t.args[:3]
         try:
             items = parse_spec(spec.value) if isinstance(spec, Lit) and isinstance(spec.value, str) else None
@@ -187,7 +187,8 @@ class _Printer:
             if item == ELLIPSIS:
                 texts.append(ELLIPSIS)
             elif isinstance(item, Slice):
-                bounds = [self.term(next(it), 1, indent) if present else "" for present in (item.start, item.stop, item.step)]
+                present = (item.start, item.stop, item.step)
+                bounds = [self.term(next(it), 1, indent) if p else "" for p in present]
                 texts.append(":".join(bounds if item.step else bounds[:2]))
             else:
                 texts.append(self.block(next(it), indent))

@@ -20,8 +20,10 @@ import lamad
 from lamad import LamRuntimeError, LamSyntaxError, LamTypeError
 from lamad.parser import parse_program, parse_term
 from lamad.pretty import pretty
-from lamad.syntax import App, ListLit, Prim
-from lamad.types import infer_type
+from lamad.adtypes import forward_type
+from lamad.reverse import backprop_type
+from lamad.syntax import App, ListLit, Prim, alpha_key
+from lamad.types import infer_term, infer_type
 from numeric import assert_same_gradient, directional_difference, flat, gradient_difference, numeric_gradient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,6 +202,24 @@ def test_the_derivatives_of_an_update_match_finite_differences(case, seed):
         _, tangent = lamad.jvp(program.f, point, direction)
         np.testing.assert_allclose(flat(tangent), directional_difference(program.f, point, direction),
                                    rtol=1e-6, atol=1e-8)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(max_rank=2))
+def test_derivative_programs_of_indexing_print_and_parse_back(case):
+    """←D and →D of a definition that indexes, updates and gathers, raw and simplified,
+    printed (Unicode and ASCII) and parsed again: alpha-equivalent, of the same type."""
+    program = lamad.loads(f"def f (x : Tensor) (y : IntTensor){case.params} : Real =\n"
+                          f"    sum ({case.index} += {case.index}) + sum (gather 0 y x) + sum (x[y[0]] := 1.0)\n")
+    for mode, type_of in ((program.backprop, backprop_type), (program.forward, forward_type)):
+        types = {n: type_of(t) for n, t in program.types.items()}
+        for simplified in (False, True):
+            _, _, derivative = mode("f", simplified=simplified)
+            checked = infer_term(derivative, types)
+            for ascii in (False, True):
+                text = lamad.pretty(derivative, ascii=ascii)
+                again = infer_term(lamad.parse(text), types)
+                assert again.ty == checked.ty and alpha_key(again) == alpha_key(checked), text
 
 
 def test_repeated_indices_of_a_gather_accumulate_in_its_gradient():

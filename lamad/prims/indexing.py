@@ -26,6 +26,7 @@ from lamad.syntax import (
     BOOL_TENSOR, ELLIPSIS, INT, INT_TENSOR, PART, STRING, TENSOR, IndexItem, ListType, Slice, parse_spec, part_count,
 )
 
+
 def parts_tuple(items: tuple[IndexItem, ...], parts: Any) -> tuple:
     """The runtime parts as a tuple: one part is passed as it is, several as a tuple."""
     return (parts,) if part_count(items) == 1 else tuple(parts)
@@ -127,9 +128,9 @@ def add_at(xp, out: Any, key: tuple, value: Any) -> None:
     value sent to it (NumPy's ``np.add.at``; a key without arrays repeats nothing)."""
     if not _advanced(key):
         out[key] += value
-    elif xp is np:
-        np.add.at(out, key, value)
-    else:  # CuPy
+    elif hasattr(xp.add, "at"):  # NumPy, CuPy from version 13
+        xp.add.at(out, key, value)
+    else:
         import cupyx
 
         cupyx.scatter_add(out, key, value)
