@@ -175,6 +175,8 @@ class _Instance:
             ty = found[1]
         elif prim.typing == "sum_apply":
             ty = GRAD
+        elif prim.typing == "index":  # an index, or an update, of an array: of the array's type
+            ty = args[1].ty
         elif prim.typing == "scheme":
             scheme: dict[int, Type] = {}
             for p, a in zip(prim.params, args):

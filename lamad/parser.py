@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -19,15 +20,16 @@ from lark import Lark, Token
 
 from lamad.errors import LamSyntaxError
 from lamad.syntax import (
-    Ann, App, BASE_TYPES, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
-    Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, Type, Var, perp,
+    ELLIPSIS, PART, Ann, App, BASE_TYPES, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType,
+    Lit, Param, Pattern, Prim, Program, PTuple, PVar, PWild, Slice, Span, Term, Tuple, TupleType, Type, Var, perp,
+    spec_text,
 )
 
 KEYWORDS = frozenset({"def", "let", "in", "if", "then", "else", "true", "false"})
 
 _TERMINAL_NAMES = {
     "NAME": "a name", "PRIM": "a primitive", "INT": "an integer", "REAL": "a real number", "STRING": "a string",
-    "LAMBDA": "'\\'", "ARROW": "'->'", "LOLLI": "'-o'", "TIMES": "'*'", "MUL": "'*'",
+    "LAMBDA": "'\\'", "INDEX_OPEN": "'[' (an index)", "ARROW": "'->'", "LOLLI": "'-o'", "TIMES": "'*'", "MUL": "'*'",
     "$END": "end of input",
 }
 
@@ -94,6 +96,9 @@ def _built(rule):
 
     def callback(self, ch):
         first, last = ch[0], ch[-1]
+        if first is None or last is None:  # an optional part left out at an end: a slice's bound
+            present = [c for c in ch if c is not None]
+            first, last = present[0], present[-1]
         if first.__class__ is not Token:
             first = first[1]
         if last.__class__ is not Token:
@@ -122,6 +127,55 @@ def _binary(op: str):
 def _items(ch) -> tuple:
     """The values between brackets and after separators: ``( a , b , c )``."""
     return tuple([c[0] for c in ch[1:-1:2]])
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """A slice ``start:stop:step`` of an index while it is parsed; an absent bound is ``None``."""
+
+    bounds: tuple[Term | None, ...]
+
+
+_ELLIPSIS = object()
+"""The ``...`` of an index while it is parsed."""
+
+
+def _index(target: Term, items: list[tuple], span: Span, brackets: Span) -> Prim:
+    """``target[items]`` as ``index spec target parts`` (lamad/prims/indexing.py): the spec
+    says what each position holds, and the parts are the values written in it."""
+    positions: list[IndexItem] = []
+    parts: list[Term] = []
+    for value, first, _ in items:
+        if value is _ELLIPSIS:
+            if ELLIPSIS in positions:
+                raise LamSyntaxError("an index has at most one '...'", _token_span(first))
+            positions.append(ELLIPSIS)
+        elif isinstance(value, _Slice):
+            bounds = value.bounds + (None,) * (3 - len(value.bounds))
+            positions.append(Slice(*(b is not None for b in bounds)))
+            parts += [b for b in bounds if b is not None]
+        else:
+            positions.append(PART)
+            parts.append(value)
+    if not parts:
+        packed: Term = Lit((), span=brackets)
+    elif len(parts) == 1:
+        packed = parts[0]
+    else:
+        packed = Tuple(tuple(parts), span=parts[0].span.to(parts[-1].span))
+    return Prim("index", (Lit(spec_text(tuple(positions)), span=brackets), target, packed), span=span)
+
+
+def _update(op: str, ch, first: Token, last: Token) -> Prim:
+    """``x[…] := v`` and ``x[…] += v``: the index's arguments and the value.  The indexed
+    value may not be an index itself unless it is parenthesised: ``x[0][1] := v`` would be
+    the row ``x[0]`` updated, not ``x``, which ``x[0, 1] := v`` is."""
+    index, value = ch[0][0], ch[2][0]
+    target = index.args[1]
+    if isinstance(target, Prim) and target.op == "index" and target.span.start <= first.start_pos:
+        raise LamSyntaxError(f"'{ch[1]}' updates the value indexed last: write x[i, j] {ch[1]} v to update x "
+                             f"(or (x[i])[j] {ch[1]} v for the row x[i])", _between(first, ch[0][2]))
+    return Prim(op, index.args + (value,), span=_between(first, last))
 
 
 class _Builder:
@@ -281,6 +335,27 @@ class _Builder:
     @_built
     def atom(ch, first, last):  # ( expr )
         return ch[1][0]
+
+    # -- indexing
+    @_built
+    def index(ch, first, last):
+        return _index(ch[0][0], ch[2:-1:2], _between(first, last), _between(ch[1], last))
+
+    @_built
+    def slice(ch, first, last):
+        return _Slice(tuple([c[0] if c is not None else None for c in ch[0::2]]))
+
+    @_built
+    def ellipsis(ch, first, last):
+        return _ELLIPSIS
+
+    @_built
+    def index_set(ch, first, last):
+        return _update("index_set", ch, first, last)
+
+    @_built
+    def index_add(ch, first, last):
+        return _update("index_add", ch, first, last)
 
     # -- types
     @_built

@@ -9,7 +9,8 @@ from __future__ import annotations
 from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
     Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
-    Pattern, Prim, Program, PTuple, PVar, PWild, Term, Tuple, TupleType, Type, Var, pattern_names, pretty_type,
+    ELLIPSIS, Pattern, Prim, Program, PTuple, PVar, PWild, Slice, Term, Tuple, TupleType, Type, Var, part_count,
+    UPDATES, parse_spec, pattern_names, pretty_type,
 )
 
 _UNICODE = {"lambda": "λ", "-o": "⊸", "*": "·"}
@@ -26,6 +27,8 @@ _CONNECTIVES = {"or": Operator("||", 1, "left"), "and": Operator("&&", 2, "left"
 """``&&`` and ``||``, which the parser reads as applications and the checker makes ``if``s."""
 _ADD = PRIMITIVES["add"].operator
 _NEG, _APP, _ATOM = PRIMITIVES["neg"].operator.precedence, 8, 9
+_INDEXING = {"index", "index_list", *UPDATES}
+"""The primitives written with brackets (lamad/prims/indexing.py)."""
 _LONG_LET = 3
 """A ``let`` with at least this many bindings is printed one binding per line."""
 _WIDTH = 80
@@ -142,6 +145,10 @@ class _Printer:
         raise TypeError(f"cannot print {type(t).__name__}")  # pragma: no cover
 
     def _prim(self, t: Prim, indent: int) -> tuple[str, int]:
+        if t.op in _INDEXING:
+            written = self._index(t, indent)
+            if written is not None:
+                return written
         prim = PRIMITIVES.get(t.op)
         operator = prim.operator if prim is not None else _CONNECTIVES[t.op]
         if operator is not None and operator.assoc == "prefix":
@@ -153,6 +160,49 @@ class _Printer:
             symbol = _sym("*", self.ascii) if t.op == "mul" else operator.symbol
             return self._infix(operator, symbol, *t.args, indent)
         return self.primitive(t) + "".join(" " + self.term(a, _ATOM, indent) for a in t.args), _APP
+
+    def _index(self, t: Prim, indent: int) -> tuple[str, int] | None:
+        """``x[i, a:b, ...]``, ``x[…] := v`` and ``x[…] += v``, as the parser reads them
+        (lamad/prims/indexing.py); ``None`` where the parts are not written out (bound to a
+        variable: ``%index "_,_" x p``), and the application is printed as any other."""
+        spec, target, parts = t.args[:3]
+        try:
+            items = parse_spec(spec.value) if isinstance(spec, Lit) and isinstance(spec.value, str) else None
+        except ValueError:
+            items = None
+        if items is None:
+            return None
+        count = part_count(items)
+        if count == 1:
+            values = [parts]
+        elif count == 0 and parts == Lit(()):
+            values = []
+        elif count > 1 and isinstance(parts, Tuple) and len(parts.items) == count:
+            values = list(parts.items)
+        else:
+            return None
+        it = iter(values)
+        texts = []
+        for item in items:
+            if item == ELLIPSIS:
+                texts.append(ELLIPSIS)
+            elif isinstance(item, Slice):
+                present = (item.start, item.stop, item.step)
+                bounds = [self.term(next(it), 1, indent) if p else "" for p in present]
+                texts.append(":".join(bounds if item.step else bounds[:2]))
+            else:
+                texts.append(self.block(next(it), indent))
+        indexed = isinstance(target, Prim) and t.op in UPDATES and target.op in _INDEXING
+        head = f"({self.term(target, 0, indent)})" if indexed else self.term(target, _ATOM, indent)
+        text = f"{head}[{', '.join(texts)}]"
+        if t.op in UPDATES:
+            return f"{text} {UPDATES[t.op]} {self.block(t.args[3], indent)}", 0
+        return text, _ATOM
+
+    def block(self, t: Term, indent: int) -> str:
+        """A term where the grammar takes a block, as the items of an index and the value
+        of an update do: anything but an ascription, which is parenthesised."""
+        return self.term(t, 1 if isinstance(t, Ann) else 0, indent)
 
     def _infix(self, operator: Operator, symbol: str, left: Term, right: Term, indent: int) -> tuple[str, int]:
         prec, assoc = operator.precedence, operator.assoc

@@ -9,6 +9,7 @@ compare equal.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Callable, Iterator, Union
@@ -317,6 +318,70 @@ class Ann(Term):
 
     term: Term
     annot: Type
+
+
+# --------------------------------------------------------------------- index specs
+
+# ``x[i, a:b, ..., idx]`` is the application ``index spec x parts`` of a primitive
+# (lamad/prims/indexing.py): the *spec*, a string, says what each position of the index
+# holds — ``_`` a value, ``...``, or a slice whose written bounds are ``_`` (``_:``,
+# ``::_``) — and the *parts* are the values of its ``_``s, in order.
+
+
+UPDATES = {"index_set": ":=", "index_add": "+="}
+"""The primitives of the updates ``x[…] := v`` and ``x[…] += v``, and their symbols."""
+
+PART = "_"
+"""A position of an index that holds a value: an Int, an IntTensor or a BoolTensor."""
+ELLIPSIS = "..."
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A slice ``start:stop:step`` of an index; each flag says whether that bound is
+    written (it is then one of the parts)."""
+
+    start: bool
+    stop: bool
+    step: bool
+
+    def __str__(self) -> str:
+        text = f"{PART * self.start}:{PART * self.stop}"
+        return text + f":{PART}" if self.step else text
+
+
+IndexItem = Union[str, Slice]
+"""A position of an index: :data:`PART`, :data:`ELLIPSIS` or a :class:`Slice`."""
+
+_SLICE = re.compile(r"(_?):(_?)(?::(_?))?")
+
+
+@lru_cache(maxsize=None)
+def parse_spec(spec: str) -> tuple[IndexItem, ...]:
+    """The positions an index spec describes; a ``ValueError`` if it is not one (a spec
+    has one position or more, separated by commas, and at most one ``...``)."""
+    items: list[IndexItem] = []
+    for text in spec.split(","):
+        match = _SLICE.fullmatch(text)
+        if text in (PART, ELLIPSIS):
+            items.append(text)
+        elif match:
+            items.append(Slice(*(bool(g) for g in match.groups())))
+        else:
+            raise ValueError(f"{spec!r} is not an index spec (positions such as _, ..., _:_:_, separated by commas)")
+    if items.count(ELLIPSIS) > 1:
+        raise ValueError(f"the index spec {spec!r} has more than one '...'")
+    return tuple(items)
+
+
+def spec_text(items: tuple[IndexItem, ...]) -> str:
+    """The spec of these positions: the inverse of :func:`parse_spec`."""
+    return ",".join(map(str, items))
+
+
+def part_count(items: tuple[IndexItem, ...]) -> int:
+    """How many values the positions hold."""
+    return sum(1 if i == PART else (i.start + i.stop + i.step if isinstance(i, Slice) else 0) for i in items)
 
 
 # --------------------------------------------------------------------- programs

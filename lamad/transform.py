@@ -155,7 +155,8 @@ class Transform:
         """The arguments of a primitive, transformed and let-bound: ``(xi, xi')`` (←D) or
         ``(xi, dxi)`` (→D) for a real or a tensor; a list of tensors, which primitives use
         only for its shapes, by its values (``map fst``); a variable without reals as it
-        is, and a constant (a literal, ``2.0 - 1.0``) untransformed: its derivative is
+        is, and so a tuple of such variables and constants (the parts of an index); a
+        constant (a literal, ``2.0 - 1.0``) untransformed: its derivative is
         zero and is not computed (``0 · log x`` would be NaN for ``x < 0``).  Returns the
         bindings, the value of each argument (typed) and the name of its second component
         (``None`` where there is none)."""
@@ -166,6 +167,9 @@ class Transform:
             partner = None
             if isinstance(arg, Var) and self.type_of(arg.ty) == arg.ty:
                 primal: Term = arg
+            elif isinstance(arg, Tuple) and self.type_of(arg.ty) == arg.ty and \
+                    all(isinstance(i, Var) or self.constant(i) for i in arg.items):
+                primal = arg  # the parts of an index, (i, 1): atoms, kept where they are used
             elif self.constant(arg):
                 primal = arg
             elif self.type_of(arg.ty) == arg.ty:

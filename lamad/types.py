@@ -30,9 +30,10 @@ from lamad.prims import MARKS, PRIMITIVES, Primitive, public
 from lamad.prims.base import fits as signature_fits, signature_for
 from lamad.prims.arithmetic import INT_MAX, INT_MIN
 from lamad.syntax import (
-    ARRAY_OF, BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType,
-    ListLit, ListType, Lit, Pattern, Prim, Program, PTuple, PVar, PWild, Span, Term, Tuple, TupleType,
-    TVar, Type, Var, children, let_chain, map_children, term_names, update,
+    ARRAY_OF, BOOL, BOOL_TENSOR, ELLIPSIS, GRAD, INT, INT_TENSOR, PART, REAL, STRING, TENSOR, UNIT, Ann, App, Base,
+    DAdd, DZero, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Pattern, Prim,
+    Program, PTuple, PVar, PWild, Slice, Span, Term, Tuple, TupleType, TVar, Type, Var, children, let_chain,
+    UPDATES, map_children, part_count, parse_spec, term_names, update,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, INT_TENSOR, GRAD), "num": (INT, REAL, TENSOR, INT_TENSOR),
@@ -73,6 +74,8 @@ class Checker:
         self.locals: dict[str, Type] = {}
         self.deferred: list[tuple[Type, TVar, Span | None, str, str, str]] = []  # pending ct(A) = v
         self.overloads: list[tuple[Primitive, list[Term], Type, list]] = []  # pending overloaded applications
+        self.indexings: list[_Indexing] = []  # indexes of values whose type was not known yet
+        self.index_parts: list[tuple[Type, Span | None]] = []  # indexes whose type was not known yet
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
         # Types known to be ground (no unbound variable in them, under subst), by id, and
         # the zonked form of ground types, by id of the type zonked: a type stays ground,
@@ -593,6 +596,8 @@ class Checker:
             ty = self.sum_apply(elab, arg_spans)
         elif b.typing == "overloaded":
             ty = self.overloaded(b, elab, arg_spans)
+        elif b.typing == "index":
+            ty = self.index(b, elab, arg_spans, span)
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
@@ -691,6 +696,144 @@ class Checker:
         result = results.pop() if len(results) == 1 else self.fresh()
         self.overloads.append((b, args, result, spans))
         return result
+
+    # ----------------------------------------------------------------- indexing
+
+    def index(self, b: Primitive, args: list[Term], spans: list, span: Span | None) -> Type:
+        """``x[…]`` (``index``), ``x[…] := v`` (``index_set``) and ``x[…] += v``
+        (``index_add``): what is indexed chooses the rule — an array, a list, a tuple
+        (:meth:`indexed`).  While its type is not known (a lambda's parameter), the choice
+        waits for the end of the definition (:meth:`settle`); the result of an update is
+        the updated value's type, that of an index a variable until then."""
+        if not (isinstance(args[0], Lit) and isinstance(args[0].value, str)):
+            raise LamTypeError(f"'%{b.name}' takes its index as a literal string: write x[…]", spans[0])
+        try:
+            positions = parse_spec(args[0].value)
+        except ValueError as e:
+            raise LamTypeError(str(e), spans[0]) from None
+        target = self.resolve(args[1].ty)
+        if isinstance(target, TVar) and target.kind == "float":  # Real or Tensor: a Real has no index
+            self._unify(target, TENSOR)
+        result = args[1].ty if b.name in UPDATES else self.fresh()
+        pending = _Indexing(b, positions, args, spans, span, result)
+        if isinstance(self.resolve(args[1].ty), TVar):
+            self.indexings.append(pending)
+        else:
+            self.indexed(pending)
+        return result
+
+    def indexed(self, ix: _Indexing) -> None:
+        """Type an index of a value of known type: an array keeps its type (``x[i]`` of a
+        vector is a 0-d Tensor: the rank is not part of the type), a list gives an
+        element or a list, a tuple the component an integer literal names."""
+        target = self.resolve(ix.args[1].ty)
+        surface = UPDATES.get(ix.prim.name)
+        if surface is not None and target not in _ARRAYS:
+            raise LamTypeError(f"'{surface}' updates a Tensor, an IntTensor or a BoolTensor, found "
+                               f"{self.describe(target)}", ix.args[1].span)
+        if target in _ARRAYS:
+            result = self.array_index(ix, target)
+        elif isinstance(target, ListType):
+            result = self.list_index(ix, target)
+        elif isinstance(target, TupleType):
+            result = self.tuple_index(ix, target)
+        else:
+            what = "a value whose type is not known here (annotate it)" if isinstance(target, TVar) and \
+                target.kind == "any" else self.describe(target)
+            raise LamTypeError(f"cannot index {what}: tensors, lists and tuples are indexed", ix.args[1].span)
+        try:
+            self._unify(ix.result, result)
+        except _Mismatch:
+            raise LamTypeError(f"this index is {self.describe(result)}, but is used as "
+                               f"{self.describe(ix.result)}", ix.span) from None
+
+    def index_part_types(self, ix: _Indexing) -> list[tuple[Type, Span | None]]:
+        """The types of the values an index holds, with where each is written: one value
+        is the parts argument itself, several a tuple of them."""
+        parts, span = ix.args[2], ix.spans[2]
+        count = part_count(ix.positions)
+        if count == 1:
+            return [(parts.ty, span)]
+        if isinstance(parts, Tuple) and len(parts.items) == count:
+            return [(i.ty, i.span) for i in parts.items]
+        expected = TupleType(tuple(self.fresh() for _ in range(count))) if count else UNIT
+        self.coerce(parts.ty, expected, span, f"the parts of '%{ix.prim.name}': ")
+        return [(t, span) for t in self.resolve(expected).items] if count else []
+
+    def array_index(self, ix: _Indexing, target: Type) -> Type:
+        """An index into an array: each value an Int, an IntTensor (a gather) or a
+        BoolTensor (a mask), each slice bound an Int; an update's value is of the array's
+        type or its elements'.  The index is of the array's type."""
+        parts = iter(self.index_part_types(ix))
+        for position in ix.positions:
+            if position == PART:
+                self.index_value(*next(parts))
+            elif isinstance(position, Slice):
+                for _ in range(position.start + position.stop + position.step):
+                    t, span = next(parts)
+                    self.coerce(t, INT, span, "a slice bound: ")
+        if ix.prim.name in UPDATES:
+            self.update_value(ix, target)
+        return target
+
+    def index_value(self, t: Type, span: Span | None) -> None:
+        """An index at one position: an Int (an integer literal is one), an IntTensor or
+        a BoolTensor; a variable not known yet is checked at the end of the definition."""
+        r = self.resolve(t)
+        if isinstance(r, TVar) and r.kind in ("num", "zero"):
+            self._unify(r, INT)
+        elif isinstance(r, TVar) and r.kind == "any":
+            self.index_parts.append((t, span))
+        elif r not in (INT, INT_TENSOR, BOOL_TENSOR):
+            hint = " (convert with 'int')" if self.describe(r) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
+            raise LamTypeError(f"an index is an Int, an IntTensor or a BoolTensor, found {self.describe(r)}{hint}",
+                               span)
+
+    def update_value(self, ix: _Indexing, target: Type) -> None:
+        """The value of ``x[…] := v`` or ``x[…] += v``: an array of ``x``'s type or one of
+        its elements (a Real into a Tensor), broadcast to the indexed shape at run time;
+        ``+=`` adds, so it takes no BoolTensor."""
+        value, span, surface = ix.args[3], ix.spans[3], UPDATES[ix.prim.name]
+        if target == BOOL_TENSOR and surface == "+=":
+            raise LamTypeError("'+=' adds numbers, and a BoolTensor holds truth values: use ':='", ix.span)
+        element = next(s for s, a in ARRAY_OF.items() if a == target)
+        v = self.resolve(value.ty)
+        if isinstance(v, TVar):
+            self.coerce(v, element if target != TENSOR else TENSOR, span, f"the value of '{surface}': ")
+        elif v not in (target, element):
+            raise LamTypeError(f"the value of '{surface}' into {_a(target)} is {_a(target)} or {_a(element)}, "
+                               f"found {self.describe(v)}", span)
+
+    def list_index(self, ix: _Indexing, target: ListType) -> Type:
+        """``xs[i]``, an element (Python's rules: a negative index counts from the end), or
+        ``xs[a:b:s]``, a list."""
+        if len(ix.positions) != 1 or ix.positions[0] == ELLIPSIS:
+            raise LamTypeError("a list is indexed at one position: xs[i] or xs[a:b] "
+                               "(xs[i][j] for a list of lists)", ix.spans[0])
+        for t, span in self.index_part_types(ix):
+            self.coerce(t, INT, span, "a list's index: ")
+        return target.elem if ix.positions[0] == PART else target
+
+    def tuple_index(self, ix: _Indexing, target: TupleType) -> Type:
+        """``t[k]``, the component an integer literal ``k`` names (``-1`` the last)."""
+        k = _integer_literal(ix.args[2])
+        if ix.positions != (PART,) or k is None:
+            raise LamTypeError("a tuple is indexed by an integer literal: t[0], t[-1]", ix.spans[0])
+        n = len(target.items)
+        if not -n <= k < n:
+            raise LamTypeError(f"index {k} is out of range for a tuple of {n} components", ix.spans[2])
+        self._unify(ix.args[2].ty, INT)
+        return target.items[k]
+
+    def settle_indexings(self, final: bool) -> None:
+        """The indexes that waited for the type of what they index: those known now are
+        typed; with ``final``, one still unknown is an error."""
+        waiting, self.indexings = self.indexings, []
+        for ix in waiting:
+            if final or not isinstance(self.resolve(ix.args[1].ty), TVar):
+                self.indexed(ix)
+            else:
+                self.indexings.append(ix)
 
     def could_be(self, t: Type, param: Type) -> bool:
         """Whether a value of the type ``t``, which may be a variable or hold some (the
@@ -899,6 +1042,7 @@ class Checker:
     def settle(self, term: Term) -> None:
         """Default the number variables left in an elaborated term, then solve the
         cotangent types that waited for them."""
+        self.settle_indexings(final=False)
         stack = [term]
         while stack:
             node = stack.pop()
@@ -912,6 +1056,11 @@ class Checker:
                 span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
                 raise LamTypeError(f"'{b.surface}' gives {result} here, but it is used as {self.describe(v)}",
                                    span) from None
+        self.settle_indexings(final=True)
+        for t, span in self.index_parts:
+            if isinstance(self.resolve(t), TVar):  # nothing says what it is: an Int
+                self._unify(t, INT)
+            self.index_value(t, span)
         for t, v, span, what, marks, op in self.deferred:
             self.default(t)
             ct = self._cotangent(t, span, what, marks, op)
@@ -949,11 +1098,53 @@ class Checker:
         if isinstance(t, Lit) and type(t.value) is int and ty == INT and not INT_MIN <= t.value <= INT_MAX:
             raise LamTypeError("this Int literal is outside Int's 64-bit range (-2**63 … 2**63 - 1); "
                                "write it with a decimal point for a Real", t.span)
+        if isinstance(t, Prim) and t.op == "index" and isinstance(t.args[1].ty, (ListType, TupleType)):
+            return self.elaborate_index(update(t, ty=ty))
         if ty == GRAD and isinstance(t, Lit):
             return DZero(span=t.span, ty=GRAD)
         if ty == GRAD and isinstance(t, Prim) and t.op == "add":
             return DAdd(*t.args, span=t.span, ty=GRAD)
         return update(t, ty=ty)
+
+
+    def elaborate_index(self, t: Prim) -> Term:
+        """An index of a list is ``index_list``; of a tuple, the pattern that takes the
+        component out: ``t[1]`` of a triple is ``let (_, v, _) = t in v``."""
+        target = t.args[1]
+        if isinstance(target.ty, ListType):
+            return update(t, op="index_list")
+        n, k = len(target.ty.items), _integer_literal(t.args[2])
+        name = self.fresh_name("x")
+        pattern = PTuple(tuple(PVar(name, span=t.span) if i == k % n else PWild(span=t.span) for i in range(n)),
+                         span=t.span)
+        return Let(pattern, target, Var(name, span=t.span, ty=t.ty), span=t.span, ty=t.ty)
+
+
+@dataclass(frozen=True)
+class _Indexing:
+    """An index being typed: the primitive (``index``, ``index_set``, ``index_add``), the
+    positions its spec describes, its elaborated arguments, their spans, its span, and
+    the type its result was given."""
+
+    prim: Primitive
+    positions: tuple[IndexItem, ...]
+    args: list[Term]
+    spans: list
+    span: Span | None
+    result: Type
+
+
+def _a(t: Type) -> str:
+    """A type's name with its article: ``a Tensor``, ``an Int``."""
+    return ("an " if str(t)[0] in "AEIOU" else "a ") + str(t)
+
+
+def _integer_literal(t: Term) -> int | None:
+    """The value of an integer literal, negated or not (``2``, ``-1``)."""
+    sign = 1
+    while isinstance(t, Prim) and t.op == "neg" and len(t.args) == 1:
+        t, sign = t.args[0], -sign
+    return sign * t.value if isinstance(t, Lit) and type(t.value) is int else None
 
 
 def accepted_types(b: Primitive, i: int) -> list[Type]:

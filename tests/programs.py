@@ -580,9 +580,29 @@ class _Generator:
             parts = [shape[:axis] + (n,) + shape[axis + 1:] for n in (first, shape[axis] - first)]
             return _paren(f"{p('concat')} {axis} [{', '.join(self.term(TensorT(s), scope, d) for s in parts)}]")
 
+        def index() -> str:
+            """Taken out of a larger tensor: at an Int (maybe negative) of a new leading
+            axis, by a slice of a longer first axis, or by the rows of an IntTensor (repeats
+            allowed); with ``...`` before the first axis now and then."""
+            form = self.choose(["int", "slice", "rows"] if rank else ["int"])
+            n = self.choose([1, 2, 3])
+            lead = self.choose(["", "..., "]) if form == "int" and not rank else ""
+            if form == "int":
+                source, position = (n,) + shape, str(self.choose(range(-n, n)))
+            elif form == "slice":
+                source = (shape[0] + n - 1,) + shape[1:]
+                start = self.choose(range(n))
+                position = self.choose([f"{start}:{start + shape[0]}", f"{start - source[0]}:{start + shape[0]}"])
+            else:
+                source = (n,) + shape[1:]
+                rows = [self.choose(range(n)) for _ in range(shape[0])]
+                position = f"{p('ints')} {rows}"
+            return f"({self.term(TensorT(source), scope, d)})[{lead}{position}]"
+
         options = [
             lambda: _paren(self.choose(self.unary(self.term(t, scope, d), scope))),
             binary,
+            index,
             matmul,
             lambda: _paren(f"{p('transpose')} {self.term(TensorT(shape[::-1]), scope, d)}"),
             reshape,

@@ -113,6 +113,15 @@ def test_conversions():
     assert list(mask) == [0.0, 0.0, 1.0, 1.0] and float(zero) == 0.0
 
 
+def test_an_overloaded_result_of_a_literal_used_as_a_tensor_is_promoted():
+    """``real 1`` is a Real once its literal is an Int, and a Real may be used where a
+    Tensor is: reproducer of an internal error the program generator found."""
+    assert float(lamad.loads("def g : Real = sum (real 1)").g) == 1.0
+    with pytest.raises(LamTypeError) as info:
+        lamad.loads("def g : Bool = real 1")
+    assert "'real' gives Real here, but it is used as Bool" in info.value.message
+
+
 def test_masks_combine_elementwise():
     p = lamad.loads("def m (x : Tensor) = (x > 0.0 && x < 2.0, x < 0.0 || x > 2.0, not (x > 0.0), x == x)")
     x = np.array([-1.0, 1.0, 3.0, np.nan])

@@ -57,7 +57,7 @@ def parses_or_syntax_error(parse, text: str):
 
 TOKENS = [
     "def", "let", "in", "if", "then", "else", "true", "false", "\\", "λ", ".", "(", ")", "[", "]", ",", ";",
-    ":", "=", "_", "->", "→", "-o", "⊸", "*", "×", "·", "~", "⊥", "+", "-", "/", "@", "**", "<", "<=", ">",
+    ":", "=", ":=", "+=", "...", "_", "->", "→", "-o", "⊸", "*", "×", "·", "~", "⊥", "+", "-", "/", "@", "**", "<", "<=", ">",
     ">=", "==", "!=", "&&", "||", "--", "\n", " ", "\t", "\r", "x", "y'", "f", "Real", "Tensor", "List",
     "Int", "Bool", "Unit", "d", "0", "3", "3.0", ".5", "1e-3", "e", '"', '"s"', "\\n", "'", "$", "é",
 ]
@@ -163,9 +163,15 @@ def grammar_sentences(start: str, terminals: dict[str, st.SearchStrategy[str]], 
             allowed = [exp for h, exp in productions[symbol.name] if h <= max(budget, height[symbol.name])]
             expansion = draw(st.sampled_from(allowed))
             stack.extend((sym, budget - 1) for sym in reversed(expansion))
-        return "".join(out)
+        return "".join(out).replace(" " + _GLUED, "").replace(_GLUED, "")
 
     return sentence()
+
+
+_GLUED = "\x08"
+"""Put before a terminal that follows the one before it with no space: the ``[`` of an index
+(``INDEX_OPEN``, whose pattern looks behind it, which ``from_regex`` cannot draw)."""
+INDEX_OPEN = st.just(_GLUED + "[")
 
 
 def _raw_terminals(start: str) -> dict[str, st.SearchStrategy[str]]:
@@ -174,6 +180,9 @@ def _raw_terminals(start: str) -> dict[str, st.SearchStrategy[str]]:
     terminals, _ = _compiled(start)
     explicit = {}
     for term in terminals:
+        if term.name == "INDEX_OPEN":
+            explicit[term.name] = INDEX_OPEN
+            continue
         pattern = re.compile(term.pattern.to_regexp())
         explicit[term.name] = st.from_regex(pattern, fullmatch=True).filter(
             lambda s, p=pattern: p.match(s).end() == len(s))
@@ -205,10 +214,11 @@ def test_from_lark_type_sentences_parse_or_raise_syntax_errors(text):
     parses_or_syntax_error(parse_type, text)
 
 
-# With every token followed by a space (comments by a newline), keywords kept out of NAME
-# and only well-formed escapes in strings, a sentence of the grammar must parse; the only
-# errors left are the ones the tree transformer adds on purpose (type names that are not
-# types, a tuple pattern ascribed a type that is not a tuple of its size, huge integers).
+# With every token followed by a space (comments by a newline; the '[' of an index glued to
+# the token before it), keywords kept out of NAME and only well-formed escapes in strings, a
+# sentence of the grammar must parse; the only errors left are the ones the tree transformer
+# adds on purpose (type names that are not types, a tuple pattern ascribed a type that is not
+# a tuple of its size, huge integers, two '...' in an index, an update of an index).
 # This catches lexer conflicts (`*` as TIMES or MUL, `-o`, `**`, `.5`) and grammar/transformer
 # mismatches.
 
@@ -227,7 +237,9 @@ def _spaced_terminals(start):
     explicit = {}
     terminals, _ = _compiled(start)
     for term in terminals:
-        if term.name == "WS":
+        if term.name == "INDEX_OPEN":
+            strategy = INDEX_OPEN
+        elif term.name == "WS":
             strategy = st.just(" ")
         elif term.name == "COMMENT":
             strategy = st.from_regex(r"--[^\n]*", fullmatch=True).map(lambda s: s + "\n")
@@ -246,7 +258,8 @@ def _spaced_terminals(start):
 
 
 _TRANSFORMER_ERRORS = re.compile(r"unknown type '.*'|type '.*' takes no argument.*|this pattern cannot have type .*"
-                                  r"|integer literal too long .*")
+                                  r"|integer literal too long .*|an index has at most one '...'"
+                                  r"|'(:=|\+=)' updates the value indexed last.*")
 
 
 def well_spaced_sentences_parse(start: str, strategy: st.SearchStrategy[str], settings_=None) -> None:
