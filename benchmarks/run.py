@@ -14,17 +14,11 @@ to benchmarks/results/.
 
 from __future__ import annotations
 
-import os
 import sys
 
 if __name__ == "__main__":
-    # Single-threaded BLAS (and XLA): OpenBLAS reads these when NumPy loads it, so they are
-    # set before anything imports NumPy.
-    assert "numpy" not in sys.modules, "the BLAS thread count must be set before NumPy loads"
-    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                      "NUMEXPR_NUM_THREADS"):
-        os.environ[_variable] = "1"
-    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    import blas
+    blas.one_thread()
 
 import argparse  # noqa: E402
 import time  # noqa: E402

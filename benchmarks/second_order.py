@@ -13,14 +13,11 @@ benchmarks/results/second-order.md."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 if __name__ == "__main__":
-    # Single-threaded BLAS, as in benchmarks/run.py: set before anything imports NumPy.
-    assert "numpy" not in sys.modules, "the BLAS thread count must be set before NumPy loads"
-    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
-        os.environ[_variable] = "1"
+    import blas
+    blas.one_thread()
 
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402

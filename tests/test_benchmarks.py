@@ -97,3 +97,14 @@ def test_installed_peers_agree_with_the_baseline(system):
 
     w = QUICK[0]
     check(system, peers.peers(w, [system])[system](), w.value_and_grad(*w.args), rtol=1e-7)
+
+
+def test_minibatch_benchmark_reports_both_steps_at_each_scale(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "minibatch.py"), "--scales", "1", "2", "--repeats", "1",
+                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "minibatch.md").read_text()
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 1,797 |", "| 3,594 |"))]
+    assert len(rows) == 2 and all(float(cell) > 0 for row in rows for cell in row[1:])
+    assert "BLAS threads 1" in table

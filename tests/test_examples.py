@@ -230,6 +230,7 @@ EXPECTED = {
     "network_as_fold.lam": (expect_network_as_fold, "Real × (List Tensor × Tensor)"),
     "wine.lam": (expect_wine, "List (Int × Real) × Real"),
     "digits.lam": (None, "List Real × Real × Real"),  # full size: test_digits_at_full_size (slow)
+    "minibatch.lam": (lambda: minibatch_reference(128, 10, 32, 0.5), "List Real × Real × Real"),
 }
 
 
@@ -447,6 +448,58 @@ def test_digits_training_follows_numpy_at_reduced_size():
     want = digits_reference(16, 3, 4, 0.5, 0.0001)
     assert_close(([float(v) for v in losses], float(train_accuracy), float(test_accuracy)), want)
     assert all(after < before for before, after in zip(losses, losses[1:]))
+
+
+def split_seeds(seed: int, n: int) -> list[int]:
+    """lamad's ``split seed n``: the first 64-bit word of each of the ``n`` children that
+    NumPy's ``SeedSequence(seed)`` spawns, its top bit cleared."""
+    return [int(child.generate_state(1, np.uint64)[0]) & (2 ** 63 - 1)
+            for child in np.random.SeedSequence(seed).spawn(n)]
+
+
+def minibatch_reference(hidden, epochs, size, rate):
+    """minibatch.lam in NumPy: each epoch the rows in the order NumPy's PCG64 permutes them
+    from the epoch's seed, one gradient step (the lecture's backward pass) per whole batch."""
+    x, labels, x_test, labels_test = digits_data()
+    w = (np.sqrt(2 / 64) * randn(1, (64, hidden)), np.zeros(hidden),
+         np.sqrt(2 / hidden) * randn(2, (hidden, 10)), np.zeros(10))
+    losses = [digits_loss_and_gradient(0.0, x, labels, w)[0]]
+    for seed in split_seeds(3, epochs):
+        order = np.random.default_rng(seed).permutation(len(x))
+        for b in range(len(x) // size):
+            rows = order[b * size:(b + 1) * size]
+            grads = digits_loss_and_gradient(0.0, x[rows], labels[rows], w)[1]
+            w = tuple(p - rate * g for p, g in zip(w, grads))
+        losses.append(digits_loss_and_gradient(0.0, x, labels, w)[0])
+
+    def accuracy(images, targets):
+        return float(np.mean(np.argmax(np.maximum(images @ w[0] + w[1], 0) @ w[2] + w[3], axis=1) == targets))
+    return losses, accuracy(x, labels), accuracy(x_test, labels_test)
+
+
+def test_minibatch_reaches_97_percent_on_held_out_digits():
+    """The last number main prints is the held-out accuracy (it is also compared with
+    NumPy's, step for step, by test_example_runs_and_prints_the_expected_value)."""
+    losses, train_accuracy, test_accuracy = api.load(EXAMPLES / "minibatch.lam").main
+    assert float(test_accuracy) >= 0.97 and float(train_accuracy) >= float(test_accuracy)
+    assert float(losses[-1]) < float(losses[0]) / 20  # stochastic steps: not every epoch need lower it
+
+
+def test_minibatch_loss_gathers_each_rows_label_and_its_gradient_is_the_lectures():
+    """``a[arange n, labels]`` takes row i's score for its own label: the loss and its
+    gradient are the lecture's, and finite differences agree."""
+    prog = api.load(EXAMPLES / "minibatch.lam")
+    x, labels, _, _ = digits_data()
+    x, labels = x[:30], labels[:30].astype(np.int64)
+    w = (0.3 * randn(11, (64, 5)), 0.1 * randn(12, (5,)), 0.3 * randn(13, (5, 10)), 0.1 * randn(14, (10,)))
+    loss, want = digits_loss_and_gradient(0.0, x, labels, w)
+    assert float(prog.loss(x, labels, w)) == pytest.approx(loss, rel=1e-13)
+    got = api.grad(prog.loss, argnums=2)(x, labels, w)
+    for g, h in zip(got, want):
+        np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-14)
+    numeric = numerical_gradient(lambda *p: prog.loss(x, labels, p), *w)
+    for g, n in zip(got, numeric):
+        np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.slow
