@@ -231,6 +231,7 @@ EXPECTED = {
     "wine.lam": (expect_wine, "List (Int × Real) × Real"),
     "digits.lam": (None, "List Real × Real × Real"),  # full size: test_digits_at_full_size (slow)
     "minibatch.lam": (lambda: minibatch_reference(128, 10, 32, 0.5), "List Real × Real × Real"),
+    "attention.lam": (lambda: attention_reference(10, 100, 0.5), "List Real × IntTensor"),
 }
 
 
@@ -500,6 +501,69 @@ def test_minibatch_loss_gathers_each_rows_label_and_its_gradient_is_the_lectures
     numeric = numerical_gradient(lambda *p: prog.loss(x, labels, p), *w)
     for g, n in zip(got, numeric):
         np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-8)
+
+
+# ------------------------------------------------------------ attention.lam
+
+
+def attention_data():
+    features = randn(1, (32, 8, 4))
+    x = np.concatenate([features, np.broadcast_to(np.eye(8), (32, 8, 8))], axis=2)
+    target = np.concatenate([features[:, :1], features[:, :-1]], axis=1)
+    return x, target
+
+
+CAUSAL = np.tril(np.ones((8, 8), dtype=bool))
+
+
+def attention_loss_and_gradient(w):
+    """Causal self-attention and its backward pass by hand: softmax's Jacobian applied as
+    p ⊙ (dp - Σ dp ⊙ p), the masked scores getting no cotangent."""
+    (wq, wk, wv, wo), (x, target) = w, attention_data()
+    q, k, v = x @ wq, x @ wk, x @ wv
+    s = np.where(CAUSAL, q @ k.transpose(0, 2, 1) / np.sqrt(8.0), -1e9)
+    e = np.exp(s - s.max(axis=2, keepdims=True))
+    p = e / e.sum(axis=2, keepdims=True)
+    o = p @ v
+    y = o @ wo
+    loss = np.mean((y - target) ** 2)
+    dy = 2 * (y - target) / y.size
+    do = dy @ wo.T
+    dp, dv = do @ v.transpose(0, 2, 1), p.transpose(0, 2, 1) @ do
+    ds = np.where(CAUSAL, p * (dp - np.sum(dp * p, axis=2, keepdims=True)), 0.0) / np.sqrt(8.0)
+    dq, dk = ds @ k, ds.transpose(0, 2, 1) @ q
+    def weight(d):
+        return np.einsum("btx,bth->xh", x, d)
+    return loss, p, (weight(dq), weight(dk), weight(dv), np.einsum("bth,btf->hf", o, dy))
+
+
+def attention_reference(rounds, every, rate):
+    w = (0.3 * randn(2, (12, 8)), 0.3 * randn(3, (12, 8)), 0.3 * randn(4, (12, 8)), 0.3 * randn(5, (8, 4)))
+    losses = [attention_loss_and_gradient(w)[0]]
+    for _ in range(rounds):
+        for _ in range(every):
+            w = tuple(p - rate * g for p, g in zip(w, attention_loss_and_gradient(w)[2]))
+        losses.append(attention_loss_and_gradient(w)[0])
+    return losses, np.argmax(attention_loss_and_gradient(w)[1][0], axis=1)
+
+
+def test_attention_gradient_is_the_hand_derived_one_and_finite_differences():
+    prog = api.load(EXAMPLES / "attention.lam")
+    w = (0.5 * randn(21, (12, 8)), 0.5 * randn(22, (12, 8)), 0.5 * randn(23, (12, 8)), 0.5 * randn(24, (8, 4)))
+    loss, _, want = attention_loss_and_gradient(w)
+    assert float(prog.loss(w)) == pytest.approx(loss, rel=1e-13)
+    got = api.grad(prog.loss)(w)
+    for g, h in zip(got, want):
+        np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-14)
+    numeric = numerical_gradient(lambda *p: prog.loss(p), *w)
+    for g, n in zip(got, numeric):
+        np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-8)
+
+
+def test_attention_learns_to_attend_to_the_step_before():
+    losses, attends = api.load(EXAMPLES / "attention.lam").main
+    assert float(losses[-1]) < float(losses[0]) / 100
+    np.testing.assert_array_equal(attends, [0, 0, 1, 2, 3, 4, 5, 6])
 
 
 @pytest.mark.slow
