@@ -94,3 +94,13 @@ def test_the_python_api_example_runs(monkeypatch):
     exec(compile(block, "README.md", "exec"), namespace)
     history, accuracy = namespace["wine"].train(2, 2, 1, 0.05)
     assert [n for n, _ in history] == [0, 1, 2] and 0.0 <= float(accuracy) <= 1.0
+
+
+def test_the_arrays_section_definitions_type_check():
+    """The definitions the README shows for indexing check with the types they are written with."""
+    import lamad
+
+    (block,) = re.findall(r"```\n(def .*?)```", section("Arrays: indexing, integer arrays and masks"), re.S)
+    prog = lamad.loads(block)
+    assert str(prog.types["loss"]) == "Tensor -> IntTensor -> Tensor -> Real"
+    assert str(prog.types["batch"]) == "Tensor -> IntTensor -> Int -> Tensor"
