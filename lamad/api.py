@@ -6,15 +6,17 @@ from Python.
     prog["data"]               # one without is its value, computed once
 
 Values cross over as: Tensor ↔ backend array, Real ↔ 0-d backend array (a Python
-float is accepted), Int ↔ int, Bool ↔ bool, tuples ↔ tuples, lists ↔ lists.
+float is accepted), Int ↔ int, Bool ↔ bool, tuples ↔ tuples, records ↔ dicts (any
+mapping is accepted, with exactly the record's fields as keys), lists ↔ lists.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from lamad import driver
 from lamad.adtypes import cotangent_type
@@ -26,10 +28,10 @@ from lamad.progress import Progress
 from lamad.prims import Runtime
 from lamad.prims.arithmetic import int_in_range
 from lamad.syntax import (
-    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, Term, TupleType, Type, free_variables,
-    pretty_type,
+    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, RecordType, Term,
+    TupleType, Type, free_variables, pretty_type,
 )
-from lamad.types import TypedProgram
+from lamad.types import Scope, TypedProgram, aliases
 
 
 class LamArgumentError(LamError, TypeError, ValueError):
@@ -161,7 +163,7 @@ class LoadedProgram:
     def check(self, term: Term) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
         definitions.  Errors are left unlocated: the caller knows the text."""
-        return driver.check_term(term, self.typed.types)
+        return driver.check_term(term, self.typed.types, self.typed.scope)
 
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
@@ -188,6 +190,10 @@ class LoadedProgram:
         an error nothing changes.  Errors are left unlocated."""
         defs = list(self.typed.program.defs)
         types, terms = dict(self.typed.types), dict(self.typed.terms)
+        scope = self.typed.scope
+        if program.aliases:  # a type alias typed again replaces the old one (what uses it is checked)
+            kept = {n: t for n, t in scope.aliases.items() if n not in {a.name for a in program.aliases}}
+            scope = aliases(program, Scope(kept, scope.modules))
         replaced: set[str] = set()
         for d in program.defs:
             stale = {d.name} & types.keys()
@@ -201,7 +207,7 @@ class LoadedProgram:
                 del types[name], terms[name]
             for new in [d, *users]:
                 try:
-                    checked = driver.check_definitions(Program((new,)), types)
+                    checked = driver.check_definitions(Program((new,)), types, scope)
                 except LamError as e:
                     if new is d:
                         raise
@@ -213,7 +219,7 @@ class LoadedProgram:
             replaced |= stale
         for name in replaced:  # first: were this interrupted, no stale value would remain
             self._values.pop(name, None)
-        self.typed = TypedProgram(Program(tuple(defs)), types, terms)
+        self.typed = TypedProgram(replace(self.typed.program, defs=tuple(defs)), types, terms, scope)
 
     def call(self, name: str, args: list[Any]) -> tuple[Any, Type]:
         """Apply definition ``name`` to lamad values ``args``; returns the value and its type."""
@@ -351,12 +357,32 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
                 raise TypeError(f"expected a tuple of {len(items)} items for {t}, got {x!r}")
             return tuple([item(v) for item, v in zip(items, x)])
         return tuple_
+    if isinstance(t, RecordType):
+        return _record_importer(t, [_importer(i, backend) for i in t.items])
     if isinstance(t, ListType):
         elem = _importer(t.elem, backend)
         return lambda x: [elem(v) for v in x]
     if isinstance(t, FunType):
         return lambda x: x.closure if isinstance(x, Function) else x
     return _same  # Unit, String
+
+
+def _record_importer(t: RecordType, items: list[Callable[[Any], Any]]) -> Callable[[Any], tuple]:
+    """A dict (any mapping) as the value of the record type ``t``: the tuple of its
+    fields' values, in the order of ``t``'s fields."""
+    fields = set(t.fields)
+
+    def record(x: Any) -> tuple:
+        if not isinstance(x, Mapping):
+            raise TypeError(f"expected a dict with the keys {', '.join(map(repr, t.fields))} for {t}, got {x!r}")
+        if x.keys() != fields:
+            missing, extra = sorted(fields - x.keys()), sorted(map(str, x.keys() - fields))
+            said = [f"missing {', '.join(map(repr, missing))}"] if missing else []
+            said += [f"unknown {', '.join(map(repr, extra))}"] if extra else []
+            raise TypeError(f"expected a dict with the keys {', '.join(map(repr, t.fields))} for {t}, "
+                            f"got one with keys {'; '.join(said)}")
+        return tuple([item(x[f]) for item, f in zip(items, t.fields)])
+    return record
 
 
 def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
@@ -366,6 +392,9 @@ def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
     if isinstance(t, TupleType):
         items = [_exporter(i, program) for i in t.items]
         return lambda v: tuple([item(x) for item, x in zip(items, v)])
+    if isinstance(t, RecordType):
+        items = [_exporter(i, program) for i in t.items]
+        return lambda v: {f: item(x) for f, item, x in zip(t.fields, items, v)}
     if isinstance(t, ListType):
         elem = _exporter(t.elem, program)
         return lambda v: [elem(x) for x in v]
@@ -450,8 +479,22 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         if isinstance(argnums, int) or len(nums) > 1:
             return result
         # as in JAX, argnums=(i,) gives a tuple of one gradient (lamad has no 1-tuples)
-        return (result,) if op == "grad" else (result[0], (result[1],))
+        if op == "value_and_grad":
+            return result[0], (result[1],)
+        if op == "hessian":
+            return ((result,),)
+        return _one_tuples(result, f.result_type) if op in ("jacfwd", "jacrev") else (result,)
     return differentiated
+
+
+def _one_tuples(value: Any, t: Type) -> Any:
+    """A Jacobian in ``argnums=(i,)``: each leaf of the result's structure (``t``) a tuple
+    of the one block, as JAX gives it."""
+    if isinstance(t, RecordType):
+        return {f: _one_tuples(value[f], i) for f, i in zip(t.fields, t.items)}
+    if isinstance(t, TupleType):
+        return tuple(_one_tuples(v, i) for v, i in zip(value, t.items))
+    return (value,)
 
 
 def grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
@@ -465,20 +508,24 @@ def value_and_grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     return _differentiate("value_and_grad", f, argnums)
 
 
-def hessian(f: Function, argnums: int = 0) -> Callable:
+def hessian(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     """The Hessian of a lamad function returning Real in argument ``argnums``, a Real or a
-    Tensor of shape ``s`` (then a Tensor of shape ``s + s``), as JAX's ``jax.hessian``:
-    forward-over-reverse, ``jacfwd (grad f)``."""
+    Tensor of shape ``s`` (then a Tensor of shape ``s + s``), or a record or tuple of them
+    (then the record or tuple of records or tuples of the blocks; a tuple of ints for
+    ``argnums`` is such a tuple), as JAX's ``jax.hessian``: forward-over-reverse,
+    ``jacfwd (grad f)``."""
     return _differentiate("hessian", f, argnums)
 
 
-def jacfwd(f: Function, argnums: int = 0) -> Callable:
+def jacfwd(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     """The Jacobian of a lamad function from Real or Tensor to Real or Tensor, of shape
-    ``out + in``, one ``jvp`` per component of the argument (JAX's ``jax.jacfwd``)."""
+    ``out + in``, one ``jvp`` per component of the argument (JAX's ``jax.jacfwd``); of
+    records and tuples of them, the result's structure of the argument's structure of
+    blocks, as JAX gives it for pytrees."""
     return _differentiate("jacfwd", f, argnums)
 
 
-def jacrev(f: Function, argnums: int = 0) -> Callable:
+def jacrev(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     """The Jacobian as :func:`jacfwd` gives it, one pullback per component of the result
     (JAX's ``jax.jacrev``)."""
     return _differentiate("jacrev", f, argnums)

@@ -49,7 +49,7 @@ from lamad.progress import Progress
 from lamad.reverse import backprop
 from lamad.simplify import simplify
 from lamad.syntax import Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
-from lamad.types import TypedProgram, infer_term, infer_type, typecheck
+from lamad.types import Scope, TypedProgram, infer_term, infer_type, typecheck
 
 TRANSFORMS: dict[str, tuple[Callable[[Term], Term], Callable[[Type], Type]]] = {
     "reverse": (backprop, backprop_type),
@@ -75,21 +75,22 @@ def check_program(source: str) -> TypedProgram:
 
 
 @deep
-def check_definitions(program: Program, types: Mapping[str, Type]) -> TypedProgram:
-    """Type-check the definitions of ``program`` below definitions of the given ``types``."""
-    return typecheck(program, types)
+def check_definitions(program: Program, types: Mapping[str, Type], scope: Scope | None = None) -> TypedProgram:
+    """Type-check the definitions of ``program`` below definitions of the given ``types``,
+    in ``scope`` (type aliases and imported modules)."""
+    return typecheck(program, types, scope)
 
 
 @deep
-def check_term(term: Term, types: Mapping[str, Type]) -> Term:
+def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Term:
     """Type-check and elaborate a parsed term in the scope of definitions of ``types``."""
-    return infer_term(term, types)
+    return infer_term(term, types, scope)
 
 
 @deep
-def type_of(term: Term, types: Mapping[str, Type]) -> Type:
+def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Type:
     """The type of a parsed term in the scope of definitions of ``types``."""
-    return infer_type(term, types)
+    return infer_type(term, types, scope)
 
 
 # --------------------------------------------------------------------- transforming

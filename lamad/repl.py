@@ -236,7 +236,7 @@ class Repl:
         first = next(tokens(piece.text), None)
         if first is None:  # only comments
             return (lambda: None), ()
-        if first.type == "DEF":
+        if first.type in ("DEF", "TYPE", "IMPORT"):
             return self.define, (piece.parse(parse_program),)
         return self.show, (piece.parse(parse_term),)
 
@@ -291,6 +291,8 @@ class Repl:
 
     def define(self, program: Program) -> None:
         self.program.define(program)
+        for a in program.aliases:
+            self.print(f"type {a.name} = {pretty_type(self.program.typed.scope.aliases[a.name], self.ascii)}")
         for d in program.defs:
             self.print(f"{d.name} : {pretty_type(self.program.types[d.name], self.ascii)}")
 
@@ -318,7 +320,7 @@ class Repl:
 
     @command("type", "e", "the type of e", _term)
     def type_of(self, term: Term) -> None:
-        ty = driver.type_of(term, self.program.types)
+        ty = driver.type_of(term, self.program.types, self.program.typed.scope)
         self.print(f"{pretty(term, self.ascii)} : {pretty_type(ty, self.ascii)}")
 
     @command("d", "e", "←D e and its type: the reverse-mode transform as it comes", _term)

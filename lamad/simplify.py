@@ -3,8 +3,9 @@
 
 ``simplify(term)`` returns an equivalent term, rewriting until nothing changes:
 
-* administrative redexes: ``(λp. t) u`` and ``let (x, y) = (u, v)`` become plain ``let``s,
-  ``fst (u, v)`` becomes ``u``, variables bound to variables are substituted;
+* administrative redexes: ``(λp. t) u``, ``let (x, y) = (u, v)`` and ``let {w = x} = {w = u}``
+  become plain ``let``s, ``fst (u, v)`` becomes ``u`` and ``{w = u}.w`` becomes ``u``,
+  variables bound to variables are substituted;
 * let-flattening and let-floating: ``let x = (let y = u in v) in t`` becomes
   ``let y = u; x = v in t``, and ``let``s float out of tuples and arguments (never out of a
   lambda, which would change how often they run);
@@ -14,8 +15,9 @@
   program becomes straight-line code with one step per backpropagator and nothing
   computed twice;
 * algebra: ``0 + t``, ``1.0 * t``, ``--t`` and constant folding;
-* common-subexpression elimination (up to renaming of bound variables) and dead-code
-  elimination;
+* common-subexpression elimination (up to renaming of bound variables; a field of a
+  variable taken apart twice, ``let (x, x') = p.w`` and ``let (y, y') = p.w``, is taken
+  apart once) and dead-code elimination;
 * pattern refinement: a variable (or parameter) bound to a pair that is only ever taken
   apart is bound by a tuple pattern instead.
 
@@ -44,8 +46,9 @@ from typing import Callable, Iterator
 from lamad.prims import PRIMITIVES
 from lamad.prims.arithmetic import INT_MAX
 from lamad.syntax import (
-    REAL, TENSOR, Ann, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple,
-    TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
+    REAL, TENSOR, Ann, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild,
+    Record, Term, Tuple, TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names,
+    term_names, update,
 )
 
 _MAX_ROUNDS = 20
@@ -201,6 +204,17 @@ def _add(terms: list[Term]) -> Term:
     for t in terms[1:]:
         total = Prim("add", (total, t))
     return total
+
+
+def _fieldwise(p: PRecord, bound: Record) -> list[tuple[Pattern, Term]]:
+    """``let {w = p, b = q} = {b = v, w = u}`` as ``let p = u; q = v``, in the pattern's order
+    (a record pattern names every field of its record)."""
+    return [(item, bound.items[bound.fields.index(f)]) for f, item in zip(p.fields, p.items)]
+
+
+def _ignored(p: Pattern) -> bool:
+    """Whether a pattern binds nothing: ``_``, ``(_, _)``, ``{w = _}``."""
+    return isinstance(p, PWild) or (isinstance(p, (PTuple, PRecord)) and all(isinstance(i, PWild) for i in p.items))
 
 
 def _is_zero(t: Term) -> bool:
@@ -445,8 +459,9 @@ def _alpha_equal(a: Term, b: Term) -> bool:
     def bind(p: Pattern, q: Pattern, saved: list) -> bool:
         if type(p) is not type(q):
             return False
-        if isinstance(p, PTuple):
-            return len(p.items) == len(q.items) and all(bind(i, j, saved) for i, j in zip(p.items, q.items))
+        if isinstance(p, (PTuple, PRecord)):
+            return len(p.items) == len(q.items) and getattr(p, "fields", None) == getattr(q, "fields", None) and \
+                all(bind(i, j, saved) for i, j in zip(p.items, q.items))
         if (None if p.annot is None else str(p.annot)) != (None if q.annot is None else str(q.annot)):
             return False
         if isinstance(p, PVar):
@@ -496,6 +511,8 @@ def _alpha_equal(a: Term, b: Term) -> bool:
             if cls is Prim and (x.op != y.op or x.marks != y.marks):
                 return False
             if cls is Ann and str(x.annot) != str(y.annot):
+                return False
+            if (cls is Record and x.fields != y.fields) or (cls is Proj and x.field != y.field):
                 return False
             xs, ys = list(children(x)), list(children(y))
             if len(xs) != len(ys):
@@ -579,6 +596,8 @@ class _Simplifier:
             return t.right if _is_zero(t.left) else t.left if _is_zero(t.right) else t
         if isinstance(t, Prim):
             return self.algebra(t, depth)
+        if isinstance(t, Proj):
+            return self.project(t, depth)
         if isinstance(t, Let):
             return self.let(t)
         return t
@@ -587,6 +606,16 @@ class _Simplifier:
         """A rewrite dropped ``t``: the census forgets its occurrences."""
         if self.census is not None:
             self.census.add(t, depth, -1)
+
+    def project(self, t: Proj, depth: int = 0) -> Term:
+        """``{w = u, b = v}.w`` → ``u``: a record's other fields are not needed (terms are pure)."""
+        if not isinstance(t.term, Record):
+            return t
+        keep = t.term.fields.index(t.field)
+        for i, item in enumerate(t.term.items):
+            if i != keep:
+                self.dropped(item, depth)
+        return t.term.items[keep]
 
     def algebra(self, t: Prim, depth: int = 0) -> Term:
         args = t.args
@@ -641,7 +670,10 @@ class _Simplifier:
             bindings, _ = self.tangent_names(list(zip(p.items, bound.items)), None, values)
             rest.extend(Let(q, b, _HOLE) for q, b in reversed(bindings))
             return
-        if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
+        if isinstance(p, PRecord) and isinstance(bound, Record):
+            rest.extend(Let(q, b, _HOLE) for q, b in reversed(_fieldwise(p, bound)))
+            return
+        if _ignored(p):
             self.dropped(bound, depth)
             return
         if isinstance(p, PVar):
@@ -668,7 +700,11 @@ class _Simplifier:
             names = set(pattern_names(p))
             if not any(_free(u) & names for u in bound.items):
                 return _lets(*self.tangent_names(list(zip(p.items, bound.items)), body))
-        if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
+        if isinstance(p, PRecord) and isinstance(bound, Record):
+            names = set(pattern_names(p))
+            if not any(_free(u) & names for u in bound.items):
+                return _lets(_fieldwise(p, bound), body)
+        if _ignored(p):
             return body
         if isinstance(p, PVar):
             count, under_lambda = _occurrences(body, p.name)
@@ -722,7 +758,7 @@ class _Simplifier:
             body = self.chains(t.body)
             param, body = self.refine_param(t.param, body)
             return update(t, param=param, body=body)
-        if isinstance(t, (Tuple, Prim, App)):
+        if isinstance(t, (Tuple, Record, Prim, App)):
             t = _map(t, self.chains)
             floated, t = self.float_args(t)
             return _lets(floated, t)
@@ -732,7 +768,7 @@ class _Simplifier:
         """``(let x = u in v, w)`` → ``let x = u in (v, w)``: every component is evaluated
         anyway (call by value).  Only when no name a component binds is bound by another
         or occurs free in it: floated bindings scope over every component."""
-        if isinstance(t, Tuple):
+        if isinstance(t, (Tuple, Record)):
             parts = list(t.items)
         elif isinstance(t, Prim):
             parts = list(t.args)
@@ -750,7 +786,7 @@ class _Simplifier:
                 return [], t
         floated = [(let.pattern, let.bound) for chain, _ in chains for let in chain]
         bodies = [body for _, body in chains]
-        if isinstance(t, Tuple):
+        if isinstance(t, (Tuple, Record)):
             return floated, update(t, items=tuple(bodies))
         if isinstance(t, Prim):
             return floated, update(t, args=tuple(bodies))
@@ -789,6 +825,12 @@ class _Simplifier:
                     renames[p.name] = Var(seen[key])
                     continue
                 seen[key] = p.name
+            elif _field_taken_apart(p, b):  # the same value: its backpropagators are the same ones
+                key = ("parts", alpha_key(b), len(p.items))
+                if key in seen:
+                    renames.update((i.name, Var(n)) for i, n in zip(p.items, seen[key]))
+                    continue
+                seen[key] = [i.name for i in p.items]
             out.append((p, b))
         return out, _substitute_all(body, renames)
 
@@ -955,6 +997,16 @@ class _Simplifier:
         """``p`` as a tuple pattern binding ``names``."""
         annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * len(names)
         return PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
+
+
+def _field_taken_apart(p: Pattern, b: Term) -> bool:
+    """Whether a binding is ``let (x1, …, xn) = v.w`` (a field of a field … of a variable):
+    two such bindings of the same field bind the same values."""
+    if not (isinstance(p, PTuple) and all(isinstance(i, PVar) for i in p.items) and isinstance(b, Proj)):
+        return False
+    while isinstance(b, Proj):
+        b = b.term
+    return isinstance(b, Var)
 
 
 def _tangent_pair(t) -> bool:
@@ -1228,7 +1280,7 @@ class _Renamer:
                 env[base] = new
             self.taken.add(new)
             return replace(p, name=new), env
-        if isinstance(p, PTuple):
+        if isinstance(p, (PTuple, PRecord)):
             items = []
             for item in p.items:
                 item, env = self.pattern(item, env, role)

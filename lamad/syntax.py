@@ -10,17 +10,28 @@ compare equal.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterable, Iterator, Mapping, Union
 
 
 # --------------------------------------------------------------------- spans
 
 
 @dataclass(frozen=True)
+class Source:
+    """A file's text, for the spans of a program read from a file other than the one an
+    error is reported against (an imported module, docs/language.md, "Modules")."""
+
+    filename: str
+    text: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Span:
-    """A region of the source text: 0-based offsets, 1-based lines and columns."""
+    """A region of the source text: 0-based offsets, 1-based lines and columns; ``source``
+    is the text the span is in when it is not the text of the program being run (the
+    spans of an imported module)."""
 
     start: int
     end: int
@@ -28,12 +39,13 @@ class Span:
     column: int
     end_line: int
     end_column: int
+    source: Source | None = field(default=None, compare=False, repr=False)
 
     def to(self, other: Span | None) -> Span:
         """The span from the start of ``self`` to the end of ``other``."""
         if other is None:
             return self
-        return Span(self.start, other.end, self.line, self.column, other.end_line, other.end_column)
+        return Span(self.start, other.end, self.line, self.column, other.end_line, other.end_column, self.source)
 
 
 # --------------------------------------------------------------------- types
@@ -83,6 +95,57 @@ class TupleType(Type):
 
 
 @dataclass(frozen=True, repr=False)
+class RecordType(Type):
+    """A record ``{b : A, w : B}``: its fields in alphabetical order and their types.
+    Records are structural, and a record type is the same whatever order its fields are
+    written in (:func:`record_type` sorts them); its values are tuples in this order."""
+
+    fields: tuple[str, ...]
+    items: tuple[Type, ...]
+
+    def field_type(self, name: str) -> Type | None:
+        """The type of field ``name``, ``None`` if the record has no such field."""
+        for f, t in zip(self.fields, self.items):
+            if f == name:
+                return t
+        return None
+
+
+def record_type(pairs: Iterable[tuple[str, Type]]) -> RecordType:
+    """The record type of these fields and types, in any order."""
+    ordered = sorted(pairs, key=lambda p: p[0])
+    return RecordType(tuple(f for f, _ in ordered), tuple(t for _, t in ordered))
+
+
+PRODUCTS = (TupleType, RecordType)
+"""The types whose values are tuples: tuples, and records (their fields in order)."""
+
+
+def with_items(t: TupleType | RecordType, items: Iterable[Type]) -> TupleType | RecordType:
+    """A tuple or record type like ``t`` with these component types."""
+    items = tuple(items)
+    return TupleType(items) if isinstance(t, TupleType) else RecordType(t.fields, items)
+
+
+def same_shape(a: Type, b: Type) -> bool:
+    """Whether ``a`` and ``b`` are both tuples of one length, or both records of the same
+    fields: types whose components correspond one to one."""
+    if isinstance(a, TupleType):
+        return isinstance(b, TupleType) and len(a.items) == len(b.items)
+    return isinstance(a, RecordType) and isinstance(b, RecordType) and a.fields == b.fields
+
+
+@dataclass(frozen=True, repr=False)
+class TypeName(Type):
+    """A type written by a name that is not a base type: a type alias (``Layer``, or
+    ``nn.Layer`` from a module), as the parser reads it.  The checker replaces it by the
+    type the alias stands for (:func:`expand_names`); a program printed back keeps it."""
+
+    name: str
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, repr=False)
 class FunType(Type):
     dom: Type
     cod: Type
@@ -116,13 +179,37 @@ def map_type(t: Type, part: Callable[[Type], Type | None]) -> Type:
     new = part(t)
     if new is not None:
         return new
-    if isinstance(t, TupleType):
-        return TupleType(tuple(map_type(i, part) for i in t.items))
+    if isinstance(t, PRODUCTS):
+        return with_items(t, (map_type(i, part) for i in t.items))
     if isinstance(t, ListType):
         return ListType(map_type(t.elem, part))
     if isinstance(t, (FunType, LinType)):
         return type(t)(map_type(t.dom, part), map_type(t.cod, part))
     return t
+
+
+def expand_names(t: Type, aliases: Mapping[str, Type], unknown: Callable[[TypeName], Type]) -> Type:
+    """``t`` with each :class:`TypeName` replaced by the type its alias stands for (those
+    of ``aliases`` are expanded already); ``unknown`` is asked about the other names (it
+    raises the error)."""
+    def name(u: Type) -> Type | None:
+        if not isinstance(u, TypeName):
+            return None
+        return aliases[u.name] if u.name in aliases else unknown(u)
+    return map_type(t, name)
+
+
+def has_names(t: Type) -> bool:
+    """Whether a type (an annotation as written) names an alias anywhere."""
+    if isinstance(t, TypeName):
+        return True
+    if isinstance(t, PRODUCTS):
+        return any(has_names(i) for i in t.items)
+    if isinstance(t, ListType):
+        return has_names(t.elem)
+    if isinstance(t, (FunType, LinType)):
+        return has_names(t.dom) or has_names(t.cod)
+    return False
 
 
 def perp(t: Type) -> LinType:
@@ -168,6 +255,11 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
     elif isinstance(t, TupleType):
         sep = f" {_TYPE_SYMBOLS[ascii]['*']} "
         text, prec = sep.join(_type(i, 2, ascii, names) for i in t.items), 1
+    elif isinstance(t, RecordType):
+        text = ", ".join(f"{f} : {_type(i, 0, ascii, names)}" for f, i in zip(t.fields, t.items))
+        text, prec = "{" + text + "}", 3
+    elif isinstance(t, TypeName):
+        text, prec = t.name, 3
     elif isinstance(t, ListType):
         depth = 0  # List List … A: a loop, not a recursion per level (lists nested 10,000 deep)
         while isinstance(t, ListType):
@@ -200,15 +292,55 @@ class PWild(Pattern):
 @dataclass(frozen=True)
 class PTuple(Pattern):
     items: tuple[Pattern, ...]
+    annot: TypeName | None = None
+    """``((x, y) : Pair)``: a tuple pattern annotated by a type alias, until the checker,
+    which knows what the alias stands for, annotates the items instead (:func:`annotated`)."""
+
+
+@dataclass(frozen=True)
+class PRecord(Pattern):
+    """``{w, b = (x, y)}``: a record taken apart, one pattern per field, in the order
+    written; it names every field of the record (``{w}`` is ``{w = w}``)."""
+
+    fields: tuple[str, ...]
+    items: tuple[Pattern, ...]
+    annot: TypeName | None = None
+    """As :attr:`PTuple.annot`: ``({w, b} : Layer)``, until the checker expands ``Layer``."""
+
+
+def annotated(p: Pattern, t: Type) -> Pattern | None:
+    """``(p : t)``: the pattern with its variables annotated by the parts of ``t`` (a tuple
+    pattern's items by a tuple type's, a record pattern's by a record type's fields), or by
+    ``t`` whole where it is a type alias's name, which is expanded later; ``None`` where
+    ``p`` cannot have type ``t``."""
+    if isinstance(p, PVar) and p.annot is None:
+        return PVar(p.name, t, span=p.span)
+    if isinstance(p, PWild) and p.annot is None:
+        return PWild(t, span=p.span)
+    if isinstance(p, (PTuple, PRecord)) and p.annot is None and isinstance(t, TypeName):
+        return replace(p, annot=t)
+    if isinstance(p, PTuple) and isinstance(t, TupleType) and len(t.items) == len(p.items):
+        items = [annotated(i, it) for i, it in zip(p.items, t.items)]
+    elif isinstance(p, PRecord) and isinstance(t, RecordType) and sorted(p.fields) == list(t.fields):
+        items = [annotated(i, t.field_type(f)) for f, i in zip(p.fields, p.items)]
+    else:
+        return None
+    return None if any(i is None for i in items) else replace(p, items=tuple(items), annot=None)
 
 
 def pattern_names(p: Pattern) -> Iterator[str]:
     """The variables a pattern binds, left to right."""
     if isinstance(p, PVar):
         yield p.name
-    elif isinstance(p, PTuple):
+    elif isinstance(p, (PTuple, PRecord)):
         for item in p.items:
             yield from pattern_names(item)
+
+
+def record_order(fields: tuple[str, ...]) -> list[int]:
+    """The positions of fields written in this order, taken in alphabetical order: where
+    each component of a record's value (a tuple, :class:`RecordType`) is written."""
+    return sorted(range(len(fields)), key=fields.__getitem__)
 
 
 # --------------------------------------------------------------------- terms
@@ -240,6 +372,25 @@ class Tuple(Term):
 @dataclass(frozen=True)
 class ListLit(Term):
     items: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Record(Term):
+    """``{w = t, b = u}``: a record, its fields in the order written (which is the order
+    they are evaluated in); its value is the tuple of its fields in alphabetical order."""
+
+    fields: tuple[str, ...]
+    items: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Proj(Term):
+    """``t.w``: the field ``w`` of the record ``t``.  Where ``t`` is the name of an imported
+    module, ``M.x`` is its definition ``x`` instead, which the checker makes the variable
+    ``M.x`` (docs/language.md, "Modules")."""
+
+    term: Term
+    field: str
 
 
 @dataclass(frozen=True)
@@ -414,8 +565,40 @@ class Def:
 
 
 @dataclass(frozen=True)
+class TypeDef:
+    """``type Name = A``: a type alias (docs/language.md, "Records")."""
+
+    name: str
+    body: Type
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Import:
+    """``import "path.lam"``, ``import nn`` (the standard library's ``nn``), either
+    followed by ``as M``: the module's definitions are then ``M.name``, ``M`` being the
+    file's stem unless ``as`` names it (docs/language.md, "Modules")."""
+
+    path: str
+    library: bool
+    alias: str | None = None
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+
+    @property
+    def name(self) -> str:
+        """The qualifier of the module's names."""
+        if self.alias is not None:
+            return self.alias
+        return self.path if self.library else self.path.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".lam")
+
+
+@dataclass(frozen=True)
 class Program:
+    """A program: its imports, its type aliases and its definitions, each in order."""
+
     defs: tuple[Def, ...]
+    imports: tuple[Import, ...] = ()
+    aliases: tuple[TypeDef, ...] = ()
 
     def __getitem__(self, name: str) -> Def:
         for d in self.defs:
@@ -479,6 +662,8 @@ def alpha_key(term: Term) -> tuple:
             return ("var", env[p.name], str(p.annot) if p.annot is not None else None)
         if isinstance(p, PTuple):
             return ("tuple",) + tuple(pattern(i, env) for i in p.items)
+        if isinstance(p, PRecord):
+            return ("record", p.fields) + tuple(pattern(i, env) for i in p.items)
         return ("_", str(p.annot) if p.annot is not None else None)
 
     def key(t: Term, env: dict[str, int]) -> tuple:
@@ -497,7 +682,12 @@ def alpha_key(term: Term) -> tuple:
                 bound = key(let.bound, inner)
                 parts.append((pattern(let.pattern, inner), bound))
             return ("let", tuple(parts), key(body, inner))
-        extra = (t.op, t.marks) if isinstance(t, Prim) else (str(t.annot) if isinstance(t, Ann) else None)
+        if isinstance(t, Prim):
+            extra = (t.op, t.marks)
+        elif isinstance(t, (Record, Proj)):
+            extra = t.fields if isinstance(t, Record) else t.field
+        else:
+            extra = str(t.annot) if isinstance(t, Ann) else None
         return (type(t).__name__, extra) + tuple(key(c, env) for c in children(t))
 
     return key(term, {})
@@ -517,7 +707,7 @@ def let_chain(term: Term) -> tuple[list[Let], Term]:
 def _subterm_fields(cls: type) -> tuple[str, ...]:
     """The fields of a node class that may hold subterms (all but span, type, patterns)."""
     return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
-                                                               "name", "value", "origin", "marks"))
+                                                               "name", "value", "origin", "marks", "fields", "field"))
 
 
 def children(term: Term) -> Iterator[Term]:
