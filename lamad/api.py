@@ -152,8 +152,8 @@ class LoadedProgram:
                     stack.append(used)
         if len(found) == 1:
             return [name]
-        if self._positions is None or self._positions[0] is not self.typed:
-            self._positions = (self.typed, {d.name: i for i, d in enumerate(self.typed.program.defs)})
+        if self._positions is None or self._positions[0] is not self.typed:  # imported definitions come first
+            self._positions = (self.typed, {n: i for i, n in enumerate(self.typed.types)})
         position = self._positions[1]
         return sorted(found, key=lambda n: position.get(n, -1))
 
@@ -191,6 +191,11 @@ class LoadedProgram:
         defs = list(self.typed.program.defs)
         types, terms = dict(self.typed.types), dict(self.typed.terms)
         scope = self.typed.scope
+        if program.imports:  # their modules' definitions join the session's, qualified
+            imported = driver.imports(program, self.runtime.base_dir, scope.modules | types.keys())
+            types.update(imported.types)
+            terms.update(imported.terms)
+            scope = imported.scope(scope)
         if program.aliases:  # a type alias typed again replaces the old one (what uses it is checked)
             kept = {n: t for n, t in scope.aliases.items() if n not in {a.name for a in program.aliases}}
             scope = aliases(program, Scope(kept, scope.modules))
@@ -219,7 +224,16 @@ class LoadedProgram:
             replaced |= stale
         for name in replaced:  # first: were this interrupted, no stale value would remain
             self._values.pop(name, None)
-        self.typed = TypedProgram(replace(self.typed.program, defs=tuple(defs)), types, terms, scope)
+        self.typed = TypedProgram(replace(self.typed.program, defs=tuple(defs),
+                                          imports=self.typed.program.imports + program.imports), types, terms, scope)
+
+    def function_types(self, name: str) -> list[Type]:
+        """The types of the arguments definition ``name`` takes, one after the other."""
+        types, t = [], self.typed.types[name]
+        while isinstance(t, FunType):
+            types.append(t.dom)
+            t = t.cod
+        return types
 
     def call(self, name: str, args: list[Any]) -> tuple[Any, Type]:
         """Apply definition ``name`` to lamad values ``args``; returns the value and its type."""
@@ -417,15 +431,16 @@ def _same(x: Any) -> Any:
 
 def loads(source: str, filename: str = "<string>", backend: str | None = None, dtype: str | None = None,
           base_dir: str | Path | None = None, progress: bool = False) -> LoadedProgram:
-    """Parse and type-check a program; ``load`` paths are relative to ``base_dir``
-    (default: the current directory); with ``progress``, long loops show a bar on stderr."""
+    """Parse and type-check a program; ``load`` paths and imported files are relative to
+    ``base_dir`` (default: the current directory); with ``progress``, long loops show a bar
+    on stderr."""
     if not isinstance(source, str):
         raise LamArgumentError(f"lamad.loads: parameter 'source' expects the text of a program (str), "
                                f"got {_given(source)}")
-    runtime = driver.runtime(get_backend(backend, dtype), Path(base_dir) if base_dir is not None else Path.cwd(),
-                             Progress(sys.stderr) if progress else None)
+    folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    runtime = driver.runtime(get_backend(backend, dtype), folder, Progress(sys.stderr) if progress else None)
     try:
-        typed = driver.check_program(source)
+        typed = driver.check_program(source, filename, folder)
     except LamError as e:
         raise e.locate(source, filename) from None
     return LoadedProgram(typed, runtime, source, filename)
@@ -433,7 +448,8 @@ def loads(source: str, filename: str = "<string>", backend: str | None = None, d
 
 def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
          progress: bool = False) -> LoadedProgram:
-    """Load a ``.lam`` file; its ``load`` paths are relative to the file."""
+    """Load a ``.lam`` file and the modules it imports; its ``load`` paths and imports are
+    relative to the file."""
     if not isinstance(path, (str, Path)):
         raise LamArgumentError(f"lamad.load: parameter 'path' expects a file name (str or Path), got {_given(path)}")
     path = Path(path)

@@ -43,7 +43,7 @@ from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError, LamTypeError
 from lamad.eval import compile_term, warning_site
 from lamad.forward import forward
-from lamad.parser import parse_program
+from lamad import modules
 from lamad.prims import MARKS, Runtime
 from lamad.progress import Progress
 from lamad.reverse import backprop
@@ -69,9 +69,18 @@ _LETTERS = {symbol: letter for letter, symbol in MARKS.items()}
 
 @deep
 @collector_paused
-def check_program(source: str) -> TypedProgram:
-    """Parse and type-check a whole program."""
-    return typecheck(parse_program(source))
+def check_program(source: str, filename: str = "<input>", base_dir: Path | None = None) -> TypedProgram:
+    """Parse and type-check a whole program, with the modules it imports (relative to
+    ``base_dir``, default the working directory; lamad/modules.py)."""
+    return modules.check_program(source, filename, base_dir)
+
+
+@deep
+@collector_paused
+def imports(program: Program, base_dir: Path, taken: frozenset[str] = frozenset()) -> modules.Imported:
+    """The modules that the imports of ``program`` (typed in a session) load, relative to
+    ``base_dir``; ``taken`` are the qualifiers already in scope."""
+    return modules.Loader().imports(program.imports, base_dir, "<input>", taken)
 
 
 @deep

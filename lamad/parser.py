@@ -490,11 +490,12 @@ def _literal(terminal: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else terminal
 
 
-def _parse(text: str, start: str):
+def _parse(text: str, start: str, source: Source | None = None):
+    global _source
     parser = _parser()
     builder = parser.options.transformer
     with _PARSING:  # the builder's error is the current parse's
-        builder.error = None
+        builder.error, _source = None, source
         try:
             value = parser.parse(text, start=start)[0]
             if builder.error is not None:
@@ -505,23 +506,25 @@ def _parse(text: str, start: str):
                 raise builder.error from None
             raise
         finally:
-            builder.error = None
+            builder.error, _source = None, None
 
 
-def _parse_or_explain(text: str, start: str):
+def _parse_or_explain(text: str, start: str, source: Source | None = None):
     try:
-        return _parse(text, start)
+        return _parse(text, start, source)
     except lark.exceptions.UnexpectedCharacters as e:
-        raise _unexpected_character(e, text) from None
+        error = _unexpected_character(e, text)
+        error.span = replace(error.span, source=source)
+        raise error from None
     except lark.exceptions.UnexpectedToken as e:
         tok = e.token
         if tok.type == "$END":
             line = text.count("\n") + 1
             column = len(text) - (text.rfind("\n") + 1) + 1
-            span = Span(len(text), len(text), line, column, line, column)
+            span = Span(len(text), len(text), line, column, line, column, source)
             found = "end of input"
         else:
-            span = _token_span(tok)
+            span = replace(_token_span(tok), source=source)
             found = f"'{tok}'"
         raise LamSyntaxError(f"unexpected {found}; expected {_describe(e.expected)}", span) from None
     except lark.exceptions.UnexpectedEOF as e:  # pragma: no cover - LALR reports UnexpectedToken
@@ -533,9 +536,10 @@ def _unexpected_character(e: lark.exceptions.UnexpectedCharacters, text: str) ->
     return LamSyntaxError(f"unexpected character {text[e.pos_in_stream]!r}", span)
 
 
-def parse_program(text: str) -> Program:
-    """Parse a whole program: a sequence of ``def``s (docs/language.md)."""
-    return _parse_or_explain(text, "start")
+def parse_program(text: str, source: Source | None = None) -> Program:
+    """Parse a whole program: its imports, type aliases and ``def``s (docs/language.md).
+    The spans of a program read from an imported file carry its ``source``."""
+    return _parse_or_explain(text, "start", source)
 
 
 def parse_term(text: str) -> Term:

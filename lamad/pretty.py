@@ -352,7 +352,8 @@ def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, def
                       forward: bool = False, shadowed: frozenset[str] = frozenset()) -> str:
     """``-- ←D(label) : ←D(A)`` (``→D`` for the ``forward`` transform) and the transformed
     term below it, as ``lamad grad`` and the REPL print it; a ``definition`` is printed as
-    ``def label``, its leading annotated lambdas as parameters.  ``shadowed`` are the names
+    ``def label``, its leading annotated lambdas as parameters (``def dense`` for an imported
+    definition ``nn.dense``: a definition's name has no dot).  ``shadowed`` are the names
     of the program's definitions: a primitive of one of those names prints ``%name``."""
     mark = ("JD" if forward else "D") if ascii else ("→D" if forward else "←D")
     head = f"-- {mark}({label}) : {pretty_type(ty, ascii)}"
@@ -362,4 +363,5 @@ def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, def
     while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
         params.append(Param(term.param.name, term.param.annot))
         term = term.body
-    return f"{head}\n{pretty(Def(label, tuple(params), None, term), ascii, shadowed=shadowed)}"
+    name = label.rpartition(".")[2]
+    return f"{head}\n{pretty(Def(name, tuple(params), None, term), ascii, shadowed=shadowed)}"

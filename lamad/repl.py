@@ -44,7 +44,7 @@ from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
-from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
+from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Var
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "
@@ -291,6 +291,9 @@ class Repl:
 
     def define(self, program: Program) -> None:
         self.program.define(program)
+        for imp in program.imports:
+            own = [n[len(imp.name) + 1:] for n in self.program.types if n.startswith(imp.name + ".")]
+            self.print(f"imported {imp.name}: {', '.join(n for n in own if '.' not in n) or 'no definitions'}")
         for a in program.aliases:
             self.print(f"type {a.name} = {pretty_type(self.program.typed.scope.aliases[a.name], self.ascii)}")
         for d in program.defs:
@@ -306,9 +309,10 @@ class Repl:
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
-        if isinstance(term, Var) and term.name in self.program:
+        named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
+        if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
-            name, ty, target = transform(term.name, simplified)
+            name, ty, target = transform(named, simplified)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
                                          shadowed=frozenset(self.program.types)))
             return
@@ -374,7 +378,7 @@ class Repl:
             self.print(str(e))
             return False
         self.program, self.file = program, file
-        self.print(f"loaded {path}: {', '.join(program.types) or 'no definitions'}")
+        self.print(f"loaded {path}: {', '.join(d.name for d in program.typed.program.defs) or 'no definitions'}")
         return True
 
     @command("reload", "", "load the last file that loaded again (after editing it)")
@@ -457,7 +461,7 @@ class LamCompleter(Completer):
                 if name.startswith(m[1]):
                     yield Completion(symbol, -len(m[0]), display=f"\\{name} {symbol}")
             return
-        m = re.search(r"[A-Za-z_][A-Za-z0-9_']*$", text)
+        m = re.search(r"[A-Za-z_][A-Za-z0-9_'.]*$", text)  # a module's definitions too: nn.dense
         if m is None or "--" in document.current_line_before_cursor:
             return
         word = m[0]

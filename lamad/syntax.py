@@ -651,6 +651,35 @@ def free_variables(term: Term) -> dict[str, Type]:
     return free
 
 
+def rename_free(term: Term, names: Mapping[str, str]) -> Term:
+    """``term`` with each free variable named in ``names`` renamed (an imported module's
+    definitions, ``dense`` ↦ ``nn.dense``); a binder of the same name shadows it."""
+    if not names:
+        return term
+    if isinstance(term, Var):
+        return update(term, name=names[term.name]) if term.name in names else term
+    if isinstance(term, (Lam, LinLam)):
+        inner = _unshadowed(names, term.param)
+        return update(term, body=rename_free(term.body, inner)) if inner else term
+    if isinstance(term, Let):
+        chain, body = let_chain(term)
+        bounds = []
+        for let in chain:
+            bounds.append(rename_free(let.bound, names))
+            names = _unshadowed(names, let.pattern)
+        result = rename_free(body, names)
+        for let, bound in zip(reversed(chain), reversed(bounds)):
+            result = update(let, bound=bound, body=result)
+        return result
+    return map_children(term, lambda c: rename_free(c, names))
+
+
+def _unshadowed(names: Mapping[str, str], p: Pattern) -> Mapping[str, str]:
+    """``names`` without those the pattern ``p`` binds."""
+    bound = set(pattern_names(p)) & names.keys()
+    return {k: v for k, v in names.items() if k not in bound} if bound else names
+
+
 def alpha_key(term: Term) -> tuple:
     """A hashable summary of ``term`` that two terms share exactly when they are equal up
     to the names of bound variables (alpha-equivalence)."""

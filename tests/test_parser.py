@@ -889,6 +889,8 @@ def _negated_programs(draw):
     program = parse_program(sample.source)
 
     def negate(term):
+        if isinstance(term, Prim) and term.op in ("index", "index_set", "index_add"):  # x[…]: its spec stays a string
+            return Prim(term.op, (term.args[0], *map(negate, term.args[1:])), span=term.span)
         term = map_children(term, negate)
         if isinstance(term, Lit) and isinstance(term.value, (int, float)) and not isinstance(term.value, bool) \
                 and draw(st.booleans()):
