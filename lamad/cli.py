@@ -85,7 +85,8 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
             try:
                 values.append(api.from_python(data, annot, prog.backend))
             except (TypeError, ValueError) as e:
-                raise UsageError(f"'{text[1:]}' is not a value of type {pretty_type(annot)} for {p.name}: {e}") from None
+                raise UsageError(f"'{text[1:]}' is not a value of type {pretty_type(annot)} for {p.name}: "
+                                 f"{e}") from None
         else:
             values.append(prog.evaluate(text, annot, f"<--arg {p.name}>"))
     return values

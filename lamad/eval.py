@@ -461,7 +461,8 @@ class _Unit:
         deeper: list[tuple[Pattern, str]] = []
         target = self.target(p, deeper)
         self.fn.emit(f"{target} = {code}")
-        if isinstance(p, (PTuple, PRecord)) and _is_atom(code) and not deeper and all(isinstance(i, PVar) for i in p.items):
+        if isinstance(p, (PTuple, PRecord)) and _is_atom(code) and not deeper and \
+                all(isinstance(i, PVar) for i in p.items):
             parts[code] = [self.fn.locals[i.name] for i in _components(p)]
         for part, local in deeper:
             self.assign(part, local)

@@ -3,9 +3,9 @@
 Both are compositional (docs/differentiation.md): one clause per term former, by
 structural recursion, with no global analysis.  On every former but literals and builtins
 they are the same — ``D(x) = x``, ``D(λx. t) = λx. D t``, ``D(t u) = D t D u``, ``let``,
-tuples, records (``D({w = t}) = {w = D t}``, ``D(t.w) = (D t).w``), lists, ``if`` — so :class:`Transform` implements those clauses once and a
-transform supplies its type map (:meth:`Transform.type_of`), its literal clause and its
-primitive clause.  The chain rule of each differentiable primitive is a small lamad term
+tuples, records (``D({w = t}) = {w = D t}``, ``D(t.w) = (D t).w``), lists, ``if`` — so
+:class:`Transform` implements those clauses once and a transform supplies its type map
+(:meth:`Transform.type_of`), its literal clause and its primitive clause.  The chain rule of each differentiable primitive is a small lamad term
 in its record (``a * y`` for ``exp``'s transposed derivative, ``dx1 * y`` for its
 tangent), resolved once (:mod:`lamad.prims.rules`) and instantiated here.
 

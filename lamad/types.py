@@ -35,8 +35,8 @@ from lamad.syntax import (
     ARRAY_OF, BASE_TYPES, BOOL, BOOL_TENSOR, ELLIPSIS, GRAD, INT, INT_TENSOR, PART, PRODUCTS, REAL, STRING, TENSOR,
     UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType,
     Lit, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Span, Term, Tuple,
-    TupleType, TVar, Type, TypeName, Var, annotated, children, expand_names, has_names, let_chain, UPDATES, map_children,
-    part_count, parse_spec, record_type, same_shape, term_names, update, with_items,
+    TupleType, TVar, Type, TypeName, Var, annotated, children, expand_names, has_names, let_chain, UPDATES,
+    map_children, part_count, parse_spec, record_type, same_shape, term_names, update, with_items,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, INT_TENSOR, GRAD), "num": (INT, REAL, TENSOR, INT_TENSOR),
@@ -1222,23 +1222,18 @@ class Checker:
         return ground
 
     def settle(self, term: Term) -> None:
-        """Default the number variables left in an elaborated term, then solve the
-        cotangent types that waited for them."""
+        """Choose the signatures of the overloaded applications that waited (before the
+        numbers their results were used with are defaulted: ``real 1 < 2`` compares Reals),
+        default the number variables left in an elaborated term, then solve the cotangent
+        types that waited for them."""
         self.settle_indexings(final=False)
         self.settle_projections(final=False)
+        self.settle_overloads()
         stack = [term]
         while stack:
             node = stack.pop()
             self.default(node.ty)
             stack.extend(children(node))
-        for b, args, v, spans in self.overloads:
-            result = self.signature(b, args, spans)[1]
-            try:
-                self._coerce(result, v)  # a Real result may have been used as a Tensor
-            except _Mismatch:
-                span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
-                raise LamTypeError(f"'{b.surface}' gives {result} here, but it is used as {self.describe(v)}",
-                                   span) from None
         self.settle_indexings(final=True)
         self.settle_projections(final=True)
         for t, span in self.index_parts:
@@ -1252,6 +1247,18 @@ class Checker:
                 self._unify(v, ct)
             except _Mismatch:
                 raise LamTypeError(f"the gradient has type {ct} but is used as {self.describe(v)}", span) from None
+
+    def settle_overloads(self) -> None:
+        """The signature of each overloaded application whose choice waited for the types of
+        its arguments (a number not known otherwise is an Int), and its result's type."""
+        for b, args, v, spans in self.overloads:
+            result = self.signature(b, args, spans)[1]
+            try:
+                self._coerce(result, v)  # a Real result may have been used as a Tensor
+            except _Mismatch:
+                span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
+                raise LamTypeError(f"'{b.surface}' gives {result} here, but it is used as {self.describe(v)}",
+                                   span) from None
 
     def finish(self, term: Term) -> Term:
         """Substitute every type in a settled term; integer literals typed Real or Tensor

@@ -138,8 +138,10 @@ def test_a_local_named_like_a_module_shadows_it():
 
 
 def test_fields_of_an_imported_value():
-    p = lamad.loads("import nn\ndef b = (nn.init 0 2 3).b\ndef w (seed : Int) : Tensor = let l = nn.init seed 1 1 in l.w\n")
+    p = lamad.loads("import nn\ndef b = (nn.init 0 2 3).b\n"
+                    "def w (seed : Int) : Tensor = let l = nn.init seed 1 1 in l.w\n")
     np.testing.assert_array_equal(p.b, np.zeros(3))
+    assert np.shape(p.w(3)) == (1, 1)
 
 
 @pytest.mark.parametrize("source, where, message, caret", [
@@ -259,8 +261,9 @@ def test_the_repl_imports_and_loads_files_that_import(project, monkeypatch):
     monkeypatch.chdir(project)
     out = io.StringIO()
     session = repl.Repl(out=out)
-    for text in ("import nn", "nn.mse (ones [2]) (zeros [2])", "def q (l : nn.Layer) : Tensor = nn.dense l (ones [1, 2])",
-                 ":load main.lam", "main", "M.init 0", "import \"models/activations.lam\" as A", "sum (A.act (zeros [2]))"):
+    for text in ("import nn", "nn.mse (ones [2]) (zeros [2])",
+                 "def q (l : nn.Layer) : Tensor = nn.dense l (ones [1, 2])", ":load main.lam", "main", "M.init 0",
+                 "import \"models/activations.lam\" as A", "sum (A.act (zeros [2]))"):
         assert session.execute(text), out.getvalue()
     printed = out.getvalue().splitlines()
     assert printed[0] == "imported nn: init, dense, mse, cross_entropy, sgd"

@@ -889,8 +889,11 @@ def _negated_programs(draw):
     program = parse_program(sample.source)
 
     def negate(term):
-        if isinstance(term, Prim) and term.op in ("index", "index_set", "index_add"):  # x[…]: its spec stays a string
-            return Prim(term.op, (term.args[0], *map(negate, term.args[1:])), span=term.span)
+        if isinstance(term, Prim) and term.op in ("index", "index_set", "index_add"):
+            # x[…]: its spec stays a string and the tuple of its parts a tuple (its parts are negated)
+            spec, target, parts, *value = term.args
+            parts = map_children(parts, negate) if isinstance(parts, Tuple) else negate(parts)
+            return Prim(term.op, (spec, negate(target), parts, *map(negate, value)), span=term.span)
         term = map_children(term, negate)
         if isinstance(term, Lit) and isinstance(term.value, (int, float)) and not isinstance(term.value, bool) \
                 and draw(st.booleans()):

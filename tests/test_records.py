@@ -215,7 +215,8 @@ def step (p : Net) (x : Tensor) (y : Tensor) : Net =
 
 def test_jvp_and_vjp_of_a_record_valued_function():
     p = lamad.loads("type L = {w : Tensor, b : Real}\n"
-                    "def f (l : L) (x : Tensor) : {y : Tensor, n : Real} = {y = sin (x * l.w) * l.b, n = sum (l.w * l.w)}\n")
+                    "def f (l : L) (x : Tensor) : {y : Tensor, n : Real} =\n"
+                    "    {y = sin (x * l.w) * l.b, n = sum (l.w * l.w)}\n")
     rng = np.random.default_rng(2)
     l, x = {"w": rng.standard_normal(3), "b": 0.3}, rng.standard_normal(3)
     dl, dx = like(l, rng), like(x, rng)
