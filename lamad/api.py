@@ -4,6 +4,7 @@ from Python.
     prog = lamad.load("examples/wine.lam")
     prog.loss(W1, W2)          # a definition with parameters is a callable
     prog["data"]               # one without is its value, computed once
+    prog.nn.dense              # a definition of an imported module, prog["nn.dense"]
 
 Values cross over as: Tensor ↔ backend array, Real ↔ 0-d backend array (a Python
 float is accepted), Int ↔ int, Bool ↔ bool, tuples ↔ tuples, records ↔ dicts (any
@@ -124,6 +125,8 @@ class LoadedProgram:
         return value
 
     def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and name in self.typed.scope.modules:
+            return _Module(self, name)
         if name.startswith("_") or name not in self.typed.types:
             raise AttributeError(name)
         return self[name]
@@ -273,6 +276,25 @@ class LoadedProgram:
 
     def __repr__(self) -> str:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
+
+
+class _Module:
+    """An imported module of a loaded program, seen from Python: ``prog.nn.dense`` is
+    ``prog["nn.dense"]``."""
+
+    def __init__(self, program: LoadedProgram, name: str):
+        self._program, self._name = program, name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._program, f"{self._name}.{name}")
+
+    def __dir__(self):
+        prefix = self._name + "."
+        names = [*self._program.typed.types, *self._program.typed.scope.modules]
+        return sorted({n[len(prefix):].split(".")[0] for n in names if n.startswith(prefix)})
+
+    def __repr__(self) -> str:
+        return f"<lamad module {self._name} of {self._program.filename}>"
 
 
 class Function:

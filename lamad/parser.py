@@ -334,7 +334,8 @@ class _Builder:
     @_built
     def var(ch, first, last):
         if str(first) in KEYWORDS - {"true", "false"}:  # the lexer reads a keyword where a name may be
-            hint = "; the definition before it has no body" if str(first) == "def" else ""
+            hint = {"def": "; the definition before it has no body",
+                    "import": "; a program's imports come first, before its aliases and definitions"}.get(str(first), "")
             raise LamSyntaxError(f"unexpected '{first}'; expected an expression{hint}", _token_span(first))
         return Var(_name(first), span=_between(first, last))
 

@@ -84,6 +84,22 @@ def test_a_file_and_the_library_imported_relative_to_the_importing_file(project,
     assert str(p.types["loss"]).startswith("{hidden : {b : Tensor, w : Tensor}, out : {b : Tensor, w : Tensor}}")
 
 
+def test_python_reaches_a_module_s_definitions_through_its_name(project):
+    p = lamad.load(project / "main.lam")
+    assert p.M.forward.name == "M.forward" and p.M.nn.dense.name == "M.nn.dense"
+    assert {"init", "forward", "nn", "activations"} <= set(dir(p.M))
+    layer = p.nn.init(0, 2, 3)
+    np.testing.assert_allclose(p.nn.dense(layer, np.ones((1, 2))), p["nn.dense"](layer, np.ones((1, 2))))
+    with pytest.raises(AttributeError):
+        p.nn.nope
+
+
+def test_an_import_after_a_definition_says_imports_come_first():
+    with pytest.raises(lamad.LamSyntaxError, match="imports come first") as info:
+        lamad.loads("def a = 1\nimport nn\n", filename="late.lam")
+    assert str(info.value).startswith("late.lam:2:1: syntax error:")
+
+
 def test_the_stem_names_a_module_unless_as_does(tmp_path):
     write(tmp_path, {"lib/helpers.lam": "def two = 2.0\n",
                      "main.lam": 'import "lib/helpers.lam"\nimport "lib/helpers.lam" as H\n'
