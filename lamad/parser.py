@@ -21,7 +21,7 @@ from lark import Lark, Token
 from lamad.errors import LamSyntaxError
 from lamad.syntax import (
     ELLIPSIS, PART, Ann, App, BASE_TYPES, Def, FunType, If, Import, IndexItem, Lam, Let, LinLam, LinType, ListLit,
-    ListType, Lit, Param, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Source,
+    ListType, Lit, Param, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, Slice, Source,
     Span, Term, Tuple, TupleType, Type, TypeDef, TypeName, Var, annotated, perp, record_type, spec_text,
 )
 

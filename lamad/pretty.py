@@ -10,7 +10,7 @@ from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
     Ann, App, Base, DAdd, DZero, Def, FunType, If, Import, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
     ELLIPSIS, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Term, Tuple,
-    TupleType, Type, TypeDef, Var, part_count, UPDATES, parse_spec, pattern_names, pretty_type, record_type,
+    TupleType, Type, Var, part_count, UPDATES, parse_spec, pattern_names, pretty_type, record_type,
 )
 
 _UNICODE = {"lambda": "λ", "-o": "⊸", "*": "·"}

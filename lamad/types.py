@@ -604,10 +604,11 @@ class Checker:
             if final or not isinstance(self.resolve(target.ty), TVar):
                 found = self.field_of(target, name, span)
                 try:
-                    self._coerce(found, result)
+                    self._unify(found, result)  # the field's own type (a Real is not promoted here)
                 except _Mismatch:
                     raise LamTypeError(f"this field is {self.describe(found)}, but is used as "
-                                       f"{self.describe(result)}", span) from None
+                                       f"{self.describe(result)} (annotate the record it is taken from)",
+                                       span) from None
             else:
                 self.projections.append((target, name, span, result))
 

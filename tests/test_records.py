@@ -99,6 +99,11 @@ def test_a_field_of_a_parameter_whose_type_comes_later():
     assert p.types["ws"] == parse_type("List {w : Tensor, b : Real} -> List Tensor")
     ls = [{"w": np.ones(2), "b": 1.0}, {"w": np.zeros(2), "b": 2.0}]
     assert float(p.bs(ls)) == 3.0
+    head, _, caret = error("def f (ls : List {b : Real}) (t : Tensor) = map (\\l. l.b + t) ls\n")
+    assert "this field is Real, but is used as Tensor (annotate the record it is taken from)" in head
+    assert caret == "l.b"
+    typed = lamad.loads("def f (ls : List {b : Real}) (t : Tensor) = map (\\(l : {b : Real}). l.b + t) ls\n")
+    assert str(typed.types["f"]) == "List {b : Real} -> Tensor -> List Tensor"
 
 
 def test_records_nested_in_tuples_and_lists():
