@@ -277,6 +277,18 @@ def _tril_half(rt):
     return tril_half
 
 
+def qr_skew(xp, c):
+    """``K(C) = tril C - (tril C)ᵀ - C``: the skew-symmetric part that keeps ``Q``
+    orthonormal, less ``C`` (``dQ = Q K + da R⁻¹``, ``dR = -K R``)."""
+    t = xp.tril(c)
+    return t - xp.swapaxes(t, -1, -2) - c
+
+
+def qr_skew_t(xp, m):
+    """The transpose of :func:`qr_skew`: ``tril (M - Mᵀ) - M``."""
+    return xp.tril(m - xp.swapaxes(m, -1, -2)) - m
+
+
 def _inverse_gaps(rt):
     xp = rt.backend.xp
 
@@ -346,18 +358,16 @@ define("eigh", (TENSOR,), TupleType((TENSOR, TENSOR)), _eigh, derivative="specia
        doc="the eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix, read from its lower triangle",
        example=("let (w, v) = eigh (x1 + 4.0 * diag_embed (real (arange 3))) in w + sum_axis 0 (square v * x2)",
                 ((3, 3), (3, 3))))
-_QR_BACK = ("\\(c : Tensor) -o let m = {m}; z = {z} in "
-            "x' (matrix_transpose (triangular_solve false r (matrix_transpose z)))")
-"""A backpropagator of ``qr``: ``ā = (Q̄ + Q N) R⁻ᵀ``, ``N = tril(M - Mᵀ) - M``, with ``M``
-and ``z = Q̄ + Q N`` of the cotangent ``c`` of ``Q`` or of ``R``."""
-_QR_N = "q @ (tril (m - matrix_transpose m) - m)"
+_QR_BACK = "\\(c : Tensor) -o x' (matrix_transpose (triangular_solve false r (matrix_transpose ({}))))"
+"""A backpropagator of ``qr``: ``ā = z R⁻ᵀ``, with ``z = Q̄ + Q N(Qᵀ Q̄)`` for the
+cotangent ``c`` of ``Q`` and ``z = Q N(-R̄ Rᵀ)`` for that of ``R``."""
 define("qr", (TENSOR,), TupleType((TENSOR, TENSOR)), _qr, derivative="special",
-       jvp=("let (x, dx) = x1; (q, r) = qr x; e = matrix_transpose (triangular_solve true (matrix_transpose r) "
-            "(matrix_transpose dx)); c = matrix_transpose q @ e; l = tril c - diag_embed (diag c); "
-            "k = l - matrix_transpose l - c in ((q, q @ k + e), (r, -(k @ r)))",),
+       jvp=("let (x, dx) = x1; (q, r) = qr x; "
+            "e = matrix_transpose (triangular_solve true (matrix_transpose r) (matrix_transpose dx)); "
+            "k = qr_skew (matrix_transpose q @ e) in ((q, q @ k + e), (r, -(k @ r)))",),
        vjp=("let (x, x') = x1; (q, r) = qr x in "
-            f"((q, {_QR_BACK.format(m='matrix_transpose q @ c', z='c + ' + _QR_N)}), "
-            f"(r, {_QR_BACK.format(m='-(c @ matrix_transpose r)', z=_QR_N)}))",),
+            f"((q, {_QR_BACK.format('c + q @ qr_skew_t (matrix_transpose q @ c)')}), "
+            f"(r, {_QR_BACK.format('q @ qr_skew_t (-(c @ matrix_transpose r))')}))",),
        doc="the reduced QR decomposition of a square or tall matrix of full rank: Q (orthonormal columns) and R",
        example=("let (q, r) = qr x1 in concat 0 [q, r]", ((4, 3),)))
 
@@ -404,6 +414,13 @@ _private("unsym_lower", (TENSOR,), TENSOR, lambda rt: (lambda x: unsym_lower(rt.
 _private("tril_half", (TENSOR,), TENSOR, _tril_half, linear=(0,), jvp=("tril_half dx1",), vjp=("tril_half a",),
          doc="the lower triangle with the diagonal halved (Φ of the Cholesky derivative)",
          example=("%tril_half x1", ((3, 3),)))
+_private("qr_skew", (TENSOR,), TENSOR, lambda rt: partial(qr_skew, rt.backend.xp), linear=(0,),
+         jvp=("qr_skew dx1",), vjp=("qr_skew_t a",),
+         doc="K(c) = tril c - (tril c)ᵀ - c, of the QR tangent dQ = Q K + da R⁻¹, dR = -K R",
+         example=("%qr_skew x1", ((3, 3),)))
+_private("qr_skew_t", (TENSOR,), TENSOR, lambda rt: partial(qr_skew_t, rt.backend.xp), linear=(0,),
+         jvp=("qr_skew_t dx1",), vjp=("qr_skew a",),
+         doc="the transpose of qr_skew: tril (m - mᵀ) - m", example=("%qr_skew_t x1", ((3, 3),)))
 _private("inverse_gaps", (TENSOR,), TENSOR, _inverse_gaps,
          jvp=("-(square y * (expand_dims (-2) dx1 - expand_dims (-1) dx1))",),
          vjp=("let g = -(a * square y) in sum_axis (-2) g - sum_axis (-1) g",),
