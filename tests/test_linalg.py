@@ -192,18 +192,22 @@ def test_eigenvector_derivatives_are_right_up_to_sign():
                              numeric_gradient(lambda z: np.sum(e(z)[0] ** 2) + np.sum(e(z)[1] ** 2 * w), s))
 
 
-def test_eigenvalue_derivatives_hold_at_repeated_eigenvalues_and_eigenvectors_are_nan_there():
-    """The eigenvalues alone differentiate at the identity (dw = diag (Vᵀ dS V)); the
-    eigenvectors' derivative does not exist where two eigenvalues are equal, and is NaN
-    there, with a warning, as JAX's and PyTorch's."""
-    p = lamad.loads("def w (s : Tensor) : Real = sum (fst (eigh s) * stack [1.0, 2.0, 3.0])\n"
+def test_symmetric_functions_of_repeated_eigenvalues_differentiate_and_eigenvectors_are_nan_there():
+    """The sum of the eigenvalues and of their squares do not tell equal eigenvalues apart:
+    their gradients at S = Q diag(1, 1, 3) Qᵀ are those of tr S and of |S|² as functions
+    of the lower triangle (``unsym_lower`` of I and of 2 S). The eigenvectors' derivative
+    does not exist there: where the computed eigenvalues are equal (diag (1, 1, 3)) it is NaN,
+    with a warning, as JAX's and PyTorch's."""
+    q = np.linalg.qr(RNG.standard_normal((3, 3)))[0]
+    s = q @ np.diag([1.0, 1.0, 3.0]) @ q.T
+    p = lamad.loads("def trace (s : Tensor) : Real = sum (fst (eigh s))\n"
+                    "def squares (s : Tensor) : Real = sum (square (fst (eigh s)))\n"
                     "def v (s : Tensor) : Real = sum ((snd (eigh s))[0])\n")
-    gradient = lamad.grad(p.w)(np.eye(3))
-    assert np.isfinite(gradient).all()
-    np.testing.assert_allclose(np.trace(gradient), 6.0)  # along the identity every eigenvalue moves by 1
+    np.testing.assert_allclose(lamad.grad(p.trace)(s), np.eye(3), atol=1e-14)
+    np.testing.assert_allclose(lamad.grad(p.squares)(s), np.tril(4.0 * s) - np.diag(np.diag(2.0 * s)), atol=1e-13)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert np.isnan(lamad.grad(p.v)(np.eye(3))).any()
+        assert np.isnan(lamad.grad(p.v)(np.diag([1.0, 1.0, 3.0]))).any()
     assert any("divide by zero in 'inverse_gaps'" in str(w.message) for w in caught)
 
 
@@ -261,15 +265,21 @@ def test_stacks_and_broadcast_systems_differentiate_as_finite_differences(term, 
 SECOND = [
     "sum (sin (solve a (ones [3, 2])))",
     "sum (sin (solve (eye 3 + 0.1 * a) (diag a)))",
+    "sum (sin (triangular_solve true a (matrix_transpose a)))",
+    "sum (sin (inv a))",
     "sum (sin (cholesky (a @ matrix_transpose a + 3.0 * eye 3)))",
     "sum (log (diag (cholesky (a @ matrix_transpose a + eye 3))))",
+    "let s = stack [a, matrix_transpose a] in sum (sin (cholesky (s @ matrix_transpose s + 3.0 * eye 3)))",
     "det a",
     "det (a @ a) * det a",
+    "snd (slogdet a) * sum a",
+    "let (w, v) = eigh (a + matrix_transpose a + 4.0 * diag_embed (real (arange 3))) in sum (sin w) + sum (square v * a)",
+    "let (q, r) = qr (stack [a, a @ a]) in sum (sin q) + sum (sin r)",
 ]
 
 
 @pytest.mark.parametrize("term", SECOND)
-def test_hessian_vector_products_are_finite_differences_of_the_gradient(term):
+def test_second_derivatives_are_finite_differences_of_the_gradient(term):
     """hvp (forward over reverse) and grad of grad's directional derivative (reverse over
     reverse, through the rules' own rules) are the central difference of the gradient."""
     p = lamad.loads(f"def f (a : Tensor) : Real = {term}\n"

@@ -304,17 +304,17 @@ def _inverse_gaps(rt):
 # ------------------------------------------------------------------ records
 
 def _system_rules(solve: str, solve_transposed: str, a: str, b: str,
-                  triangle: str = "{}") -> tuple[tuple[str, str], tuple[str, str]]:
+                  triangle: str = "") -> tuple[tuple[str, str], tuple[str, str]]:
     """The rules of ``y = solve a b`` in ``a`` and ``b`` — ``dy = a⁻¹ (db - da y)``, ``b̄ =
     a⁻ᵀ ȳ``, ``ā = -b̄ yᵀ`` — in matrix form (``columns``), summed down to the shapes of
     broadcast operands.  ``solve`` applies ``a⁻¹`` and ``solve_transposed`` applies the
-    inverse of a transposed ``a``; ``triangle`` wraps what concerns ``a`` (its triangle,
-    for ``triangular_solve``)."""
+    inverse of a transposed ``a``; ``triangle`` is applied to what concerns ``a`` (its
+    triangle, for ``triangular_solve``)."""
     column_y = f"columns (like {b}) y"
     transposed = f"{solve_transposed} (matrix_transpose {a}) (columns (like {b}) a)"
-    jvp = (f"uncolumns (like {b}) (-({solve} {a} ({triangle.format('d' + a)} @ {column_y})))",
-           f"{solve} {a} d{b}")
-    vjp = (f"unbroadcast (like {a}) ({triangle.format(f'-({transposed} @ matrix_transpose ({column_y}))')})",
+    outer = f"-({transposed} @ matrix_transpose ({column_y}))"
+    jvp = (f"uncolumns (like {b}) (-({solve} {a} ({triangle}d{a} @ {column_y})))", f"{solve} {a} d{b}")
+    vjp = (f"unbroadcast (like {a}) ({triangle}({outer}))" if triangle else f"unbroadcast (like {a}) ({outer})",
            f"unbroadcast (like {b}) (uncolumns (like {b}) ({transposed}))")
     return jvp, vjp
 
@@ -324,7 +324,7 @@ define("solve", (TENSOR, TENSOR), TENSOR, _solve, linear=(1,), jvp=_SOLVE_JVP, v
        doc="x with a x = b: b a vector (n,) or matrices (..., n, k); a square, or a stack of them",
        example=("solve (x1 + 3.0 * eye 3) x2", ((3, 3), (3, 2))))
 _TRIANGULAR_JVP, _TRIANGULAR_VJP = _system_rules("triangular_solve x1", "triangular_solve (not x1)", "x2", "x3",
-                                                 "triangle x1 ({})")
+                                                 "triangle x1 ")
 define("triangular_solve", (BOOL, TENSOR, TENSOR), TENSOR, _triangular_solve, linear=(2,),
        jvp=(None,) + _TRIANGULAR_JVP, vjp=(None,) + _TRIANGULAR_VJP,
        doc="x with t x = b, t the lower (true) or upper (false) triangle of a, whose other triangle is not read",
