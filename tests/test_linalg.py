@@ -273,7 +273,8 @@ SECOND = [
     "det a",
     "det (a @ a) * det a",
     "snd (slogdet a) * sum a",
-    "let (w, v) = eigh (a + matrix_transpose a + 4.0 * diag_embed (real (arange 3))) in sum (sin w) + sum (square v * a)",
+    "let (w, v) = eigh (a + matrix_transpose a + 4.0 * diag_embed (real (arange 3))) in\n"
+    "  sum (sin w) + sum (square v * a)",
     "let (q, r) = qr (stack [a, a @ a]) in sum (sin q) + sum (sin r)",
 ]
 

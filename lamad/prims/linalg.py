@@ -28,13 +28,14 @@ primitives, so that they are differentiated again for higher orders:
   (``inverse_gaps``), which holds for distinct eigenvalues, and ``S̄ = V (diag w̄ + F ∘
   Vᵀ V̄) Vᵀ``; ``ā = unsym_lower S̄``, the transpose of ``sym_lower``.
 * ``qr`` (a square or tall ``a`` of full rank, reduced): with ``C = Qᵀ da R⁻¹`` and ``K =
-  tril₋₁(C) - tril₋₁(C)ᵀ - C``, ``dQ = Q K + da R⁻¹`` and ``dR = -K R`` (as JAX's
+  tril C - (tril C)ᵀ - C`` (``qr_skew``), ``dQ = Q K + da R⁻¹`` and ``dR = -K R`` (as JAX's
   ``qr_jvp_rule``); its transpose is ``ā = (Q̄ + Q N) R⁻ᵀ`` with ``M = Qᵀ Q̄ - R̄ Rᵀ`` and
-  ``N = tril(M - Mᵀ) - M``.
+  ``N = tril(M - Mᵀ) - M`` (``qr_skew_t``, the transpose of ``qr_skew``).
 
-A matrix that is not square where one must be, a right-hand side that does not fit, a
-singular matrix and one that is not positive definite are run-time errors raised here
-and located by the evaluator at the application.
+A matrix that is not square where one must be, a wide one in ``qr``, a right-hand side
+that does not fit, stacks that do not broadcast, a singular matrix and one that is not
+positive definite are run-time errors raised here and located by the evaluator at the
+application.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from lamad.prims.base import define
 from lamad.syntax import BOOL, REAL, TENSOR, TupleType
 
 LinAlgError = np.linalg.LinAlgError
-"""What ``linalg`` raises for a singular or an indefinite matrix (CuPy raises NumPy's)."""
+"""What NumPy's ``linalg`` raises for a singular or an indefinite matrix."""
 
 
 # ------------------------------------------------------------------ shapes
@@ -382,9 +383,11 @@ define("diag", (TENSOR,), TENSOR, lambda rt: (lambda x: _diagonal(rt.backend.xp,
 define("diag_embed", (TENSOR,), TENSOR, _diag_embed, linear=(0,), jvp=("diag_embed dx1",), vjp=("diag a",),
        doc="the square matrix with the vector on its diagonal (of each vector of a stack)",
        example=("diag_embed x1", ((2, 3),)))
-define("tril", (TENSOR,), TENSOR, lambda rt: partial(triangle, rt.backend.xp, True), linear=(0,), jvp=("tril dx1",), vjp=("tril a",),
+define("tril", (TENSOR,), TENSOR, lambda rt: partial(triangle, rt.backend.xp, True), linear=(0,),
+       jvp=("tril dx1",), vjp=("tril a",),
        doc="the lower triangle of a matrix (the diagonal included), zeros above", example=("tril x1", ((3, 4),)))
-define("triu", (TENSOR,), TENSOR, lambda rt: partial(triangle, rt.backend.xp, False), linear=(0,), jvp=("triu dx1",), vjp=("triu a",),
+define("triu", (TENSOR,), TENSOR, lambda rt: partial(triangle, rt.backend.xp, False), linear=(0,),
+       jvp=("triu dx1",), vjp=("triu a",),
        doc="the upper triangle of a matrix (the diagonal included), zeros below", example=("triu x1", ((4, 3),)))
 
 # ------------------------------------------------------------------ the helpers of the rules
