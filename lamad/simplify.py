@@ -1163,13 +1163,15 @@ def _fold_constants(t: Prim) -> Term:
 
 class _Renamer:
     """Gives invented names short readable ones: ``z1, z2, …`` for values, ``b, c, …`` for
-    the backward pass, ``a`` for cotangents, ``f1, …`` for functions."""
+    the backward pass, ``a`` for cotangents, ``f1, …`` for functions.  The names in scope
+    are one table, updated on entering a scope and restored on leaving it."""
 
     def __init__(self, keep: set[str]):
         self.keep = keep
         self.taken = set(keep)
         self.values = (f"z{i}" for i in itertools.count(1))
         self.back_iter = itertools.chain(iter("bcdeghkmnoqrsuvw"), (f"c{i}" for i in itertools.count(1)))
+        self.env: dict[str, str] = {}
 
     def next_name(self, source: Iterator[str]) -> str:
         for name in source:
@@ -1178,36 +1180,53 @@ class _Renamer:
                 return name
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def term(self, t: Term, env: dict[str, str] | None = None, cotangent: bool = False) -> Term:
-        env = env or {}
+    def term(self, t: Term, cotangent: bool = False) -> Term:
         if isinstance(t, Var):
-            return update(t, name=env.get(t.name, t.name))
-        if isinstance(t, LinLam):
-            param, inner = self.pattern(t.param, env, "a")
-            return update(t, param=param, body=self.term(t.body, inner, cotangent=True))
-        if isinstance(t, Lam):
-            param, inner = self.pattern(t.param, env, "x")
-            return update(t, param=param, body=self.term(t.body, inner, cotangent))
+            return update(t, name=self.env.get(t.name, t.name))
+        if isinstance(t, (Lam, LinLam)):
+            saved: list[tuple[str, str | None]] = []
+            param = self.pattern(t.param, "a" if isinstance(t, LinLam) else "x", saved)
+            body = self.term(t.body, cotangent or isinstance(t, LinLam))
+            self.restore(saved)
+            return update(t, param=param, body=body)
         if isinstance(t, Let):
             chain, body = let_chain(t)
             out = []
-            inner = dict(env)
+            saved = []
             for let in chain:
-                bound = self.term(let.bound, inner, cotangent)
-                pattern, inner = self.pattern(let.pattern, inner, "b" if cotangent else "z")
-                out.append((pattern, bound))
-            return _lets(out, self.term(body, inner, cotangent))
-        return map_children(t, lambda c: self.term(c, env, cotangent))
+                bound = self.term(let.bound, cotangent)
+                out.append((self.pattern(let.pattern, "b" if cotangent else "z", saved), bound))
+            result = _lets(out, self.term(body, cotangent))
+            self.restore(saved)
+            return result
+        return map_children(t, lambda c: self.term(c, cotangent))
 
-    def pattern(self, p: Pattern, env: dict[str, str], role: str) -> tuple[Pattern, dict[str, str]]:
-        env = dict(env)
+    def restore(self, saved: list[tuple[str, str | None]]) -> None:
+        """Leave a scope: undo the changes :meth:`pattern` noted in ``saved``."""
+        env = self.env
+        for name, old in reversed(saved):
+            if old is None:
+                env.pop(name, None)
+            else:
+                env[name] = old
+
+    def bind(self, name: str, new: str | None, saved: list[tuple[str, str | None]]) -> None:
+        """``name`` now stands for ``new`` (for itself if ``new`` is None), noted in ``saved``."""
+        saved.append((name, self.env.get(name)))
+        if new is None:
+            self.env.pop(name, None)
+        else:
+            self.env[name] = new
+
+    def pattern(self, p: Pattern, role: str, saved: list[tuple[str, str | None]]) -> Pattern:
+        env = self.env
         if isinstance(p, PVar):
             base = p.name.rstrip("'")
             tangent_of_kept = p.name[:1] == "d" and p.name[1:] in self.keep
             if p.name in self.keep or base in self.keep or tangent_of_kept or not _invented(p.name):
                 self.taken.add(p.name)
-                env.pop(p.name, None)
-                return p, env
+                self.bind(p.name, None, saved)
+                return p
             primes = p.name[len(base):]
             if base in env:  # x3' after x3: keep the pair's names together
                 new = env[base] + primes
@@ -1221,17 +1240,13 @@ class _Renamer:
             else:
                 new = self.next_name(self.values)
             if primes and base not in env:
-                env[base] = new
+                self.bind(base, new, saved)
                 new = new + primes
-            env[p.name] = new
+            self.bind(p.name, new, saved)
             if not primes:
-                env[base] = new
+                self.bind(base, new, saved)
             self.taken.add(new)
-            return replace(p, name=new), env
+            return replace(p, name=new)
         if isinstance(p, PTuple):
-            items = []
-            for item in p.items:
-                item, env = self.pattern(item, env, role)
-                items.append(item)
-            return replace(p, items=tuple(items)), env
-        return p, env
+            return replace(p, items=tuple(self.pattern(item, role, saved) for item in p.items))
+        return p
