@@ -373,6 +373,8 @@ def _substitute_all(t: Term, values: dict[str, Term], rebuilt: Callable[[Term], 
     its earlier ones).  Binders are distinct, so nothing is captured or shadowed;
     ``rebuilt`` is told of every node rebuilt around a value (a binding: with its new
     bound)."""
+    if not values:
+        return t
     done: dict[str, Term] = {}
 
     def value(name: str) -> Term:
@@ -402,7 +404,7 @@ def _substitute_all(t: Term, values: dict[str, Term], rebuilt: Callable[[Term], 
             rebuilt(new)
         return new
 
-    return walk(t) if values else t
+    return walk(t)
 
 
 @dataclass
