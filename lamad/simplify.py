@@ -796,8 +796,9 @@ class _Simplifier:
                     total = Var(name)
                 # binders are distinct (copies of one backpropagator's are in different
                 # linear functions): nothing in the backpropagator captures the total
-                inner_chain, inner = let_chain(_substitute_all(fn.body, {fn.param.name: total}, self.substituted))
-                if inner_chain:  # copied here: its binders are made distinct, its bindings simplified, next round
+                sent = _substitute_all(fn.body, {fn.param.name: total}, self.substituted)
+                inner_chain, inner = let_chain(sent)
+                if inner_chain:  # copied here: made distinct, and simplified, next round
                     self.again = True
                 steps.extend((let.pattern, let.bound) for let in inner_chain)
                 send(inner)
@@ -845,10 +846,10 @@ class _Simplifier:
         while todo:
             p, b = todo.pop()
             if isinstance(b, Var) and b.name in parts and isinstance(p, PTuple):
-                todo.extend(reversed(self.parts_bound(p, parts[b.name])))
+                todo.extend(reversed(_parts_bound(p, parts[b.name])))
                 continue
             if not (isinstance(b, Var) and b.name in parts):
-                b = self.destructure_all(b, parts)
+                b = _destructure_all(b, parts)
             if isinstance(p, PVar) and p.name in destructured and uses.get(p.name) == destructured[p.name][0]:
                 _, arities, given = destructured[p.name]
                 if len(arities) == 1:
@@ -857,7 +858,7 @@ class _Simplifier:
                     parts[p.name] = names
                     p = self.split_pattern(p, names)
             out.append((p, b))
-        return out, self.destructure_all(body, parts)
+        return out, _destructure_all(body, parts)
 
     def refine_param(self, p: Pattern, body: Term, taken: frozenset[str] = frozenset()) -> tuple[Pattern, Term]:
         """A parameter that is only ever taken apart gets a tuple pattern, recursively;
@@ -870,7 +871,7 @@ class _Simplifier:
             arity = arities.pop() if count and uses.get(p.name) == count and len(arities) == 1 else 0
             if arity and (p.annot is None or len(p.annot.items) == arity):
                 names = self.split_names(p, arity, given + [None] * (arity - len(given)), taken)
-                return self.split_pattern(p, names), self.destructure_all(body, {p.name: names})
+                return self.split_pattern(p, names), _destructure_all(body, {p.name: names})
             return p, body
         if isinstance(p, PTuple):
             items = list(p.items)
@@ -908,30 +909,6 @@ class _Simplifier:
         annots = p.annot.items if isinstance(p.annot, TupleType) else [None] * len(names)
         return PTuple(tuple(PVar(n, a) for n, a in zip(names, annots)), span=p.span)
 
-
-    def destructure_all(self, t: Term, parts: dict[str, list[str]]) -> Term:
-        """Each ``let (p1, …, pn) = x`` in ``t`` of a variable split into ``parts[x]``
-        becomes ``let p1 = x_1; …``."""
-        if not parts or type(t) is Var or type(t) is Lit:
-            return t
-        if isinstance(t, Let):
-            chain, body = let_chain(t)
-            out: list[tuple[Pattern, Term]] = []
-            for let in chain:
-                if isinstance(let.bound, Var) and let.bound.name in parts and isinstance(let.pattern, PTuple):
-                    out.extend(self.parts_bound(let.pattern, parts[let.bound.name]))
-                else:
-                    out.append((let.pattern, self.destructure_all(let.bound, parts)))
-            return _lets(out, self.destructure_all(body, parts))
-        return _map(t, lambda c: self.destructure_all(c, parts))
-
-    @staticmethod
-    def parts_bound(p: PTuple, parts: list[str]) -> list[tuple[Pattern, Term]]:
-        """The bindings ``let (p1, …, pn) = x`` becomes once ``x`` is split into ``parts``:
-        ``p_i = part_i``, but none where ``p_i`` is ``part_i`` itself (the destructuring
-        that gave the parts their names)."""
-        return [(item, Var(part)) for item, part in zip(p.items, parts)
-                if not (type(item) is PVar and item.name == part)]
 
 
 def _tangent_pair(t) -> bool:
@@ -992,6 +969,31 @@ def _occurrences_outside_lambdas(t: Term, names: set[str]) -> bool:
         elif not isinstance(node, (Lam, LinLam)):
             stack.extend(children(node))
     return False
+
+
+def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
+    """Each ``let (p1, …, pn) = x`` in ``t`` of a variable split into ``parts[x]``
+    becomes ``let p1 = x_1; …`` (see :func:`_parts_bound`)."""
+    if not parts or type(t) is Var or type(t) is Lit:
+        return t
+    if isinstance(t, Let):
+        chain, body = let_chain(t)
+        out: list[tuple[Pattern, Term]] = []
+        for let in chain:
+            if isinstance(let.bound, Var) and let.bound.name in parts and isinstance(let.pattern, PTuple):
+                out.extend(_parts_bound(let.pattern, parts[let.bound.name]))
+            else:
+                out.append((let.pattern, _destructure_all(let.bound, parts)))
+        return _lets(out, _destructure_all(body, parts))
+    return _map(t, lambda c: _destructure_all(c, parts))
+
+
+def _parts_bound(p: PTuple, parts: list[str]) -> list[tuple[Pattern, Term]]:
+    """The bindings ``let (p1, …, pn) = x`` becomes once ``x`` is split into ``parts``:
+    ``p_i = part_i``, but none where ``p_i`` is ``part_i`` itself (the destructuring
+    that gave the parts their names)."""
+    return [(item, Var(part)) for item, part in zip(p.items, parts)
+            if not (type(item) is PVar and item.name == part)]
 
 
 def _factor(summands: list[Term]) -> Term:
