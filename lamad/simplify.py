@@ -797,9 +797,9 @@ class _Simplifier:
                 # binders are distinct (copies of one backpropagator's are in different
                 # linear functions): nothing in the backpropagator captures the total
                 sent = _substitute_all(fn.body, {fn.param.name: total}, self.substituted)
-                inner_chain, inner = let_chain(sent)
-                if inner_chain:  # copied here: made distinct, and simplified, next round
+                if next(_all_binders(sent), None) is not None:  # copied: renamed apart next round
                     self.again = True
+                inner_chain, inner = let_chain(sent)
                 steps.extend((let.pattern, let.bound) for let in inner_chain)
                 send(inner)
             return update(lin, body=_lets(steps, _factor(rest)))
