@@ -493,7 +493,7 @@ def _alpha_equal(a: Term, b: Term) -> bool:
             stack.append((BIND, x.pattern, y.pattern, saved))
             stack.append((COMPARE, x.bound, y.bound, None))
         else:
-            if cls is Prim and (x.op != y.op or x.marks != y.marks):
+            if cls is Prim and (x.op != y.op or x.marks != y.marks or x.ty != y.ty):
                 return False
             if cls is Ann and str(x.annot) != str(y.annot):
                 return False

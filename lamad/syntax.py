@@ -497,7 +497,8 @@ def alpha_key(term: Term) -> tuple:
                 bound = key(let.bound, inner)
                 parts.append((pattern(let.pattern, inner), bound))
             return ("let", tuple(parts), key(body, inner))
-        extra = (t.op, t.marks) if isinstance(t, Prim) else (str(t.annot) if isinstance(t, Ann) else None)
+        # A Prim's type: that of load_params is the one its context gave, not its arguments'.
+        extra = (t.op, t.marks, t.ty) if isinstance(t, Prim) else (str(t.annot) if isinstance(t, Ann) else None)
         return (type(t).__name__, extra) + tuple(key(c, env) for c in children(t))
 
     return key(term, {})

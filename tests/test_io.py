@@ -352,6 +352,21 @@ def test_a_derivative_program_prints_the_type_read_and_checks_again(capsys, tmp_
     assert again.types["f"] == lamad.parse_type(want)
 
 
+def test_the_simplifier_keeps_apart_reads_of_one_file_at_two_types(capsys, tmp_path):
+    """An archive NumPy wrote holds a 0-d array that reads as a Real and as a Tensor: the
+    two applications differ in their types only, and common-subexpression elimination
+    must not make one of them (a derivative program would then read a Tensor as a Real)."""
+    path = program(tmp_path, "f.lam", """\
+        def f (x : Tensor) : Real =
+          let a = (load_params "w.npz" : Tensor);
+              b = (load_params "w.npz" : Real)
+          in sum (x * a) * b * sum (x * a) * b
+    """)
+    assert cli.main(["grad", str(path), "--entry", "f", "--ascii"]) == 0
+    printed = capsys.readouterr().out
+    assert 'load_params "w.npz" : Tensor' in printed and 'load_params "w.npz" : Real' in printed
+
+
 # ------------------------------------------------------------------ printing whole arrays
 
 
