@@ -48,6 +48,10 @@ from lamad.syntax import (
     TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
 )
 
+_TYPED = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "context")
+"""The primitives whose type is not their arguments' but their context's (``load_params``):
+two applications of one are alike only if their types are (``load_params "w.npz"`` may
+read a 0-d array as a Real and as a Tensor)."""
 _MAX_ROUNDS = 20
 
 _HOLE: Term = Tuple(())
@@ -434,9 +438,10 @@ def _substitute_all(t: Term, values: dict[str, Term]) -> Term:
 
 
 def _alpha_equal(a: Term, b: Term) -> bool:
-    """Whether ``alpha_key(a) == alpha_key(b)``: equal up to the names of bound variables.
-    One walk over both terms at once, which stops at the first difference, the binders in
-    scope kept in a table that is updated on entering a scope and restored on leaving it."""
+    """Whether ``alpha_key(a, _TYPED) == alpha_key(b, _TYPED)``: equal up to the names of
+    bound variables.  One walk over both terms at once, which stops at the first
+    difference, the binders in scope kept in a table that is updated on entering a scope
+    and restored on leaving it."""
     env_a: dict[str, int] = {}
     env_b: dict[str, int] = {}
     ids = itertools.count()
@@ -493,7 +498,7 @@ def _alpha_equal(a: Term, b: Term) -> bool:
             stack.append((BIND, x.pattern, y.pattern, saved))
             stack.append((COMPARE, x.bound, y.bound, None))
         else:
-            if cls is Prim and (x.op != y.op or x.marks != y.marks or x.ty != y.ty):
+            if cls is Prim and (x.op != y.op or x.marks != y.marks or (x.op in _TYPED and x.ty != y.ty)):
                 return False
             if cls is Ann and str(x.annot) != str(y.annot):
                 return False
@@ -784,7 +789,7 @@ class _Simplifier:
         for p, b in bindings:
             b = _substitute_all(b, renames)  # every renaming at once, in one pass
             if isinstance(p, PVar) and not _atomic(b) and not (isinstance(b, LinLam) and b.param.annot != REAL):
-                key = alpha_key(b)
+                key = alpha_key(b, _TYPED)
                 if key in seen:
                     renames[p.name] = Var(seen[key])
                     continue
