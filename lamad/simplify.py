@@ -60,6 +60,10 @@ from lamad.syntax import (
     TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
 )
 
+_TYPED = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "context")
+"""The primitives whose type is not their arguments' but their context's (``load_params``):
+two applications of one are alike only if their types are (``load_params "w.npz"`` may
+read a 0-d array as a Real and as a Tensor)."""
 _MAX_ROUNDS = 20
 
 _HOLE: Term = Tuple(())
@@ -747,7 +751,7 @@ class _Simplifier:
         for p, b in bindings:
             b = _substitute_all(b, renames, self.renamed_in)  # every renaming at once, in one pass
             if isinstance(p, PVar) and not _atomic(b) and not (isinstance(b, LinLam) and b.param.annot != REAL):
-                key = alpha_key(b)
+                key = alpha_key(b, _TYPED)
                 if key in seen:
                     renames[p.name] = Var(seen[key])
                     if self.census.shared(p.name, seen[key], b):
