@@ -1,4 +1,4 @@
-"""Syntax highlighting of lamad (README.md, "Highlighting"): a Pygments lexer.
+"""Syntax highlighting of lamad (README.md, "The REPL"; docs/design.md): a Pygments lexer.
 
 :class:`LamadLexer` follows the tokens of ``grammar/lam.lark``: ``--`` comments,
 numbers (``REAL`` before ``INT``), strings, ``%name`` primitives, the operators and
