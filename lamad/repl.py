@@ -531,7 +531,7 @@ def _continuation(width: int, line_number: int, is_soft_wrap: bool) -> str:
     return CONTINUATION.rjust(width)
 
 
-def session(repl: Repl, input: Input | None = None, output: Output | None = None) -> PromptSession[str]:
+def prompt_session(repl: Repl, input: Input | None = None, output: Output | None = None) -> PromptSession[str]:
     """The prompt: multi-line input, history, completion, and what is typed highlighted
     by :class:`lamad.highlight.LamadReplLexer` (in colour where the terminal has it:
     prompt_toolkit prints none under ``NO_COLOR`` or ``TERM=dumb``)."""
@@ -543,7 +543,7 @@ def session(repl: Repl, input: Input | None = None, output: Output | None = None
 
 def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
     """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
-    prompt = session(repl, input, output)
+    prompt = prompt_session(repl, input, output)
     while True:
         try:
             yield prompt.prompt()

@@ -167,7 +167,7 @@ def test_pygmentize_formats_an_example_as_html(plugin, tmp_path):
 
 def test_the_repl_prompt_highlights_what_is_typed():
     with create_pipe_input() as pipe:
-        prompt = repl.session(repl.Repl(), pipe, DummyOutput())
+        prompt = repl.prompt_session(repl.Repl(), pipe, DummyOutput())
     assert isinstance(prompt.lexer, PygmentsLexer) and prompt.lexer.pygments_lexer_cls is LamadReplLexer
     line = prompt.lexer.lex_document(Document(":type let y = 2.0 in sin y -- sine"))(0)
     assert [(style, text) for style, text in line if text.strip()] == [
