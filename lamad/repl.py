@@ -36,11 +36,13 @@ from prompt_toolkit.filters import completion_is_selected
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
 from lamad import __version__, api, driver
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
+from lamad.highlight import LamadReplLexer
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
@@ -529,15 +531,22 @@ def _continuation(width: int, line_number: int, is_soft_wrap: bool) -> str:
     return CONTINUATION.rjust(width)
 
 
-def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
-    """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
-    session: PromptSession[str] = PromptSession(
+def prompt_session(repl: Repl, input: Input | None = None, output: Output | None = None) -> PromptSession[str]:
+    """The prompt: multi-line input, history, completion, and what is typed highlighted
+    by :class:`lamad.highlight.LamadReplLexer` (in colour where the terminal has it:
+    prompt_toolkit prints none under ``NO_COLOR`` or ``TERM=dumb``)."""
+    return PromptSession(
         PROMPT, multiline=True, key_bindings=_keys(repl), prompt_continuation=_continuation,
         history=_history(), completer=LamCompleter(repl), complete_while_typing=False,
-        input=input, output=output)
+        lexer=PygmentsLexer(LamadReplLexer), input=input, output=output)
+
+
+def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
+    """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
+    prompt = prompt_session(repl, input, output)
     while True:
         try:
-            yield session.prompt()
+            yield prompt.prompt()
         except KeyboardInterrupt:
             continue
         except EOFError:
