@@ -10,6 +10,7 @@ the same programs on CuPy when a CUDA device is present."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -112,18 +113,30 @@ DeviceArray.__neg__ = _operator("__neg__")
 DeviceArray.__hash__ = None
 
 
-class GuardedNumPy:
+class _GuardedModule:
+    """A module of NumPy's (``np.lib.stride_tricks``) over DeviceArrays, as CuPy has them."""
+
+    def __init__(self, module: ModuleType):
+        self._module = module
+
+    def __getattr__(self, name):
+        fn = getattr(self._module, name)
+        if isinstance(fn, ModuleType):
+            return _GuardedModule(fn)
+        if not callable(fn):
+            return fn
+        return lambda *args, **kwargs: _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
+
+
+class GuardedNumPy(_GuardedModule):
     """NumPy's namespace over DeviceArrays (CuPy's shape), with ``asnumpy`` as the one
     explicit way back to the host."""
 
     dtype = staticmethod(np.dtype)
     float32, float64 = np.float32, np.float64
 
-    def __getattr__(self, name):
-        fn = getattr(np, name)
-        if not callable(fn):
-            return fn
-        return lambda *args, **kwargs: _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
+    def __init__(self):
+        super().__init__(np)
 
     @staticmethod
     def asarray(value, dtype=None):
