@@ -107,9 +107,11 @@ def test_conv2d_gradient_and_second_derivative_match_finite_differences(stride, 
     np.testing.assert_allclose(np.concatenate([np.ravel(h) for h in hvp]), want, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("k, stride, shape", [(2, 2, (2, 2, 4, 5)), (2, 1, (3, 4, 4)), (3, 2, (1, 7, 6))])
+@pytest.mark.parametrize("k, stride, shape", [(2, 2, (2, 2, 4, 5)), (2, 1, (3, 4, 4)), (3, 2, (1, 7, 6)),
+                                              (2, 3, (1, 2, 7, 8))])
 def test_pooling_gradient_and_second_derivative_match_finite_differences(k, stride, shape):
-    """Away from ties (random entries): overlapping windows, leftover rows and columns."""
+    """Away from ties (random entries): windows that tile, overlap, leave rows and columns
+    over, or have gaps between them."""
     x = RNG.standard_normal(shape)
     c = RNG.standard_normal(PROGRAM.maxpool(k, stride, x).shape)
     loss = lambda x: PROGRAM.pool_loss(k, stride, c, x)  # noqa: E731

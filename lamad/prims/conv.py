@@ -33,8 +33,9 @@ Derivatives:
   maxima: each of ``m`` tied maxima gets ``1/m`` of it, as ``max_axis`` splits a tie, and
   an entry that is the maximum of several overlapping windows receives from each.  The
   other entries get an exact zero (a ``where``, not a product with a mask).  Both helpers
-  read the maxima from ``x``, on which they depend only through a choice that is locally
-  constant: they have no derivative in it.
+  take ``x`` and the maxima ``y = max_pool2d k stride x`` (not computed again), on which
+  they depend only through a choice that is locally constant: they have no derivative in
+  them.
 
 A tensor of the wrong rank, a channel count that the kernels do not take, a window larger
 than the (padded) input, a stride or window size below 1 and a negative padding are
@@ -271,25 +272,25 @@ def _avg_unpool(rt):
     return avg_unpool
 
 
-def _maxima(xp, g: Pool, x) -> tuple[list, object]:
-    """Whether each entry of each window of ``x`` is one of the window's maxima (a mask per
-    entry of the window, in the order of ``g.entries``), and one over the number of maxima
-    of each window.  No entry equals a maximum that is NaN: such a window gets nothing."""
-    entries = [x[index] for index in g.entries]
-    y = reduce(xp.maximum, entries)
-    hits = [e == y for e in entries]
-    count = reduce(lambda s, h: s + h, hits[1:], hits[0].astype(x.dtype))
+def _maxima(xp, g: Pool, x, y) -> tuple[list, object]:
+    """Whether each entry of each window of ``x`` is its window's maximum in ``y`` (a mask
+    per entry of the window, in the order of ``g.entries``), and one over the number of
+    maxima of each window.  No entry equals a maximum that is NaN: such a window gets
+    nothing."""
+    _expect_shape("the maxima of max_pool2d", y, g.pooled(x.shape))
+    hits = [x[index] == y for index in g.entries]
+    count = reduce(lambda s, h: s + h, hits[1:], hits[0].astype(y.dtype))
     return hits, 1.0 / xp.maximum(count, 1.0)
 
 
 def _max_pool_select(rt):
     xp = rt.backend.xp
 
-    def max_pool_select(k, stride, x, t):
-        """In each window, the mean of ``t`` at the maxima of ``x``'s window."""
+    def max_pool_select(k, stride, x, y, t):
+        """In each window, the mean of ``t`` at the maxima ``y`` of ``x``'s window."""
         g = pool_geometry("max_pool2d", k, stride, x.shape)
         _expect_shape("the tangent of max_pool2d", t, tuple(x.shape))
-        hits, share = _maxima(xp, g, x)
+        hits, share = _maxima(xp, g, x, y)
         return reduce(lambda s, u: s + u, [xp.where(hit, t[index], 0.0) for hit, index in zip(hits, g.entries)]) * share
     return max_pool_select
 
@@ -297,31 +298,39 @@ def _max_pool_select(rt):
 def _max_unpool(rt):
     xp = rt.backend.xp
 
-    def max_unpool(k, stride, x, a):
-        """Each window's cotangent sent to its maxima, shared equally among tied ones."""
+    def max_unpool(k, stride, x, y, a):
+        """Each window's cotangent sent to its maxima ``y``, shared equally among tied ones.
+        Windows that do not overlap are written, not added, and where they tile ``x``
+        exactly nothing is zeroed first."""
         g = pool_geometry("max_pool2d", k, stride, x.shape)
         _expect_shape("the cotangent of max_pool2d", a, g.pooled(x.shape))
-        hits, share = _maxima(xp, g, x)
+        hits, share = _maxima(xp, g, x, y)
         part = a * share
-        out = xp.zeros(x.shape, dtype=a.dtype)
+        tiled = stride == k and x.shape[-2:] == (g.ho * k, g.wo * k)
+        out = (xp.empty if tiled else xp.zeros)(x.shape, dtype=a.dtype)
         for hit, index in zip(hits, g.entries):
-            out[index] += xp.where(hit, part, 0.0)
+            if stride >= k:
+                out[index] = xp.where(hit, part, 0.0)
+            else:
+                out[index] += xp.where(hit, part, 0.0)
         return out
     return max_unpool
 
 
 define("max_pool2d", (INT, INT, TENSOR), TENSOR, _max_pool2d,
-       jvp=(None, None, "max_pool_select x1 x2 x3 dx3"), vjp=(None, None, "max_unpool x1 x2 x3 a"),
+       jvp=(None, None, "max_pool_select x1 x2 x3 y dx3"), vjp=(None, None, "max_unpool x1 x2 x3 y a"),
        doc="the maximum of each k x k window of the last two axes, stride apart (tied maxima share the derivative)",
        example=("max_pool2d 2 1 x1", ((2, 3, 4),)))
-define("max_pool_select", (INT, INT, TENSOR, TENSOR), TENSOR, _max_pool_select, linear=(3,), public=False,
-       jvp=(None, None, None, "max_pool_select x1 x2 x3 dx4"), vjp=(None, None, None, "max_unpool x1 x2 x3 a"),
-       doc="in each k x k window, the mean of t at the maxima of x's window: max_pool2d's tangent",
-       example=("%max_pool_select 2 1 x1 x2", ((2, 3, 4), (2, 3, 4))))
-define("max_unpool", (INT, INT, TENSOR, TENSOR), TENSOR, _max_unpool, linear=(3,), public=False,
-       jvp=(None, None, None, "max_unpool x1 x2 x3 dx4"), vjp=(None, None, None, "max_pool_select x1 x2 x3 a"),
-       doc="each window's entry of a sent to the maxima of x's window, shared among ties: max_pool2d's transpose",
-       example=("%max_unpool 2 1 x1 x2", ((2, 3, 4), (2, 2, 3))))
+define("max_pool_select", (INT, INT, TENSOR, TENSOR, TENSOR), TENSOR, _max_pool_select, linear=(4,), public=False,
+       jvp=(None, None, None, None, "max_pool_select x1 x2 x3 x4 dx5"),
+       vjp=(None, None, None, None, "max_unpool x1 x2 x3 x4 a"),
+       doc="in each k x k window, the mean of t at the maxima y of x's window: max_pool2d's tangent",
+       example=("%max_pool_select 2 1 x1 (max_pool2d 2 1 x1) x2", ((2, 3, 4), (2, 3, 4))))
+define("max_unpool", (INT, INT, TENSOR, TENSOR, TENSOR), TENSOR, _max_unpool, linear=(4,), public=False,
+       jvp=(None, None, None, None, "max_unpool x1 x2 x3 x4 dx5"),
+       vjp=(None, None, None, None, "max_pool_select x1 x2 x3 x4 a"),
+       doc="each window's entry of a sent to the maxima y of x's window, shared among ties: max_pool2d's transpose",
+       example=("%max_unpool 2 1 x1 (max_pool2d 2 1 x1) x2", ((2, 3, 4), (2, 2, 3))))
 define("avg_pool2d", (INT, INT, TENSOR), TENSOR, _avg_pool2d, linear=(2,),
        jvp=(None, None, "avg_pool2d x1 x2 dx3"), vjp=(None, None, "avg_unpool x1 x2 (like x3) a"),
        doc="the mean of each k x k window of the last two axes, stride apart",
