@@ -5,6 +5,7 @@ its gradient check rejects a wrong gradient; the second-order benchmark
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -97,6 +98,23 @@ def test_installed_peers_agree_with_the_baseline(system):
 
     w = QUICK[0]
     check(system, peers.peers(w, [system])[system](), w.value_and_grad(*w.args), rtol=1e-7)
+
+
+def test_cnn_benchmark_checks_and_times_each_system(tmp_path):
+    """lamad and hand NumPy always, PyTorch where it is installed (their losses and
+    gradients checked against each other first): a time per system and lamad's ratio."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "cnn.py"), "--repeats", "1", "--results", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "cnn.md").read_text()
+    rows = {cells[0]: cells[1:] for line in table.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.split("|")[1:-1]]]}
+    systems = ["NumPy", "lamad"] + (["PyTorch"] if importlib.util.find_spec("torch") else [])
+    assert [name for name in rows if name != "system"] == systems
+    assert all(float(cell) > 0 for name in systems for cell in rows[name])
+    assert float(rows["lamad"][2]) == 1.0 and "BLAS threads 1" in table
+    assert ("PyTorch eager (CPU), one thread" in table) == ("PyTorch" in systems)
 
 
 def test_minibatch_benchmark_reports_both_steps_at_each_scale(tmp_path):
