@@ -185,7 +185,8 @@ def test_the_gradient_of_a_constant_image_is_not_computed(monkeypatch):
      "the 6 x 3 kernels are larger than the images padded to 5 x 5 (shape (2, 3, 5, 5), padding 0)"),
     ("conv2d 0 1 x (zeros [4, 3, 3, 3])", "the stride of conv2d is 0: it must be at least 1"),
     ("conv2d 1 (-1) x (zeros [4, 3, 3, 3])", "the padding of conv2d is negative: -1"),
-    ("conv2d 1 0 (sum_axis 0 x) (zeros [4, 3, 3, 3])", "conv2d takes images of rank 4 (N, C, H, W), not of shape (3, 5, 5)"),
+    ("conv2d 1 0 (sum_axis 0 x) (zeros [4, 3, 3, 3])",
+     "conv2d takes images of rank 4 (N, C, H, W), not of shape (3, 5, 5)"),
     ("conv2d 1 0 x (zeros [3, 3, 3])", "conv2d takes kernels of rank 4 (O, C, kh, kw), not of shape (3, 3, 3)"),
     ("max_pool2d 6 1 x", "the 6 x 6 window of max_pool2d is larger than the last two axes of a tensor of shape "
                          "(2, 3, 5, 5) (5 x 5)"),
