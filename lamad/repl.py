@@ -44,6 +44,7 @@ from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
+from lamad.pretty import PRINT_MODES
 from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
 
 PROMPT = "lamad> "
@@ -181,6 +182,7 @@ class Repl:
         self.tried: Path | None = None  # the last file asked for, which :reload tries while none has loaded
         self.lines: list[str] = []  # every line typed, in order
         self.ascii = False
+        self.arrays = "short"  # how arrays are printed: one of PRINT_MODES
         self.done = False
 
     # ----------------------------------------------------------------- one input
@@ -300,7 +302,7 @@ class Repl:
         self.print(self.value(self.program.run(checked), checked.ty))
 
     def value(self, value: Any, ty: Any) -> str:
-        return format_value(value, ty, self.ascii, shapes=True)
+        return format_value(value, ty, self.ascii, shapes=True, full=self.arrays == "full")
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
@@ -402,6 +404,15 @@ class Repl:
     @command("unicode", "", "print terms and types in Unicode: λ → × ⊸ A⊥ (the default)")
     def unicode_mode(self) -> None:
         self.ascii = False
+
+    @command("print", "[full|short]", "print arrays whole (full) or, as by default, with the middle of those of "
+             "over 200 entries elided (short); alone: show which", _word)
+    def print_arrays(self, mode: str | None, where: Piece) -> None:
+        if mode is not None:
+            if mode not in PRINT_MODES:
+                raise LamError(f"':print' takes {' or '.join(PRINT_MODES)}, not '{mode}'", where.span())
+            self.arrays = mode
+        self.print(f"arrays: {self.arrays}")
 
     @command("help", "", "this list")
     def help(self) -> None:

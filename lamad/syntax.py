@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Callable, Iterator, Union
+from typing import Callable, Container, Iterator, Union
 
 
 # --------------------------------------------------------------------- spans
@@ -468,9 +468,11 @@ def free_variables(term: Term) -> dict[str, Type]:
     return free
 
 
-def alpha_key(term: Term) -> tuple:
+def alpha_key(term: Term, typed: Container[str] = ()) -> tuple:
     """A hashable summary of ``term`` that two terms share exactly when they are equal up
-    to the names of bound variables (alpha-equivalence)."""
+    to the names of bound variables (alpha-equivalence), and the applications of the
+    primitives named in ``typed`` have the same types too (``load_params``, whose type is
+    not its arguments' but its context's)."""
     counter = iter(range(1 << 62))
 
     def pattern(p: Pattern, env: dict[str, int]) -> tuple:
@@ -497,7 +499,10 @@ def alpha_key(term: Term) -> tuple:
                 bound = key(let.bound, inner)
                 parts.append((pattern(let.pattern, inner), bound))
             return ("let", tuple(parts), key(body, inner))
-        extra = (t.op, t.marks) if isinstance(t, Prim) else (str(t.annot) if isinstance(t, Ann) else None)
+        if isinstance(t, Prim):
+            extra = (t.op, t.marks, t.ty) if t.op in typed else (t.op, t.marks)
+        else:
+            extra = str(t.annot) if isinstance(t, Ann) else None
         return (type(t).__name__, extra) + tuple(key(c, env) for c in children(t))
 
     return key(term, {})

@@ -42,7 +42,7 @@ def _wrap(x):
         return DeviceArray(np.asarray(x))
     if isinstance(x, list):
         return [_wrap(i) for i in x]
-    if isinstance(x, tuple):
+    if isinstance(x, tuple):  # a named tuple of results too (linalg's), as a plain one
         return tuple(_wrap(i) for i in x)
     return x
 
@@ -113,30 +113,23 @@ DeviceArray.__neg__ = _operator("__neg__")
 DeviceArray.__hash__ = None
 
 
-class _GuardedModule:
-    """A module of NumPy's (``np.lib.stride_tricks``) over DeviceArrays, as CuPy has them."""
-
-    def __init__(self, module: ModuleType):
-        self._module = module
-
-    def __getattr__(self, name):
-        fn = getattr(self._module, name)
-        if isinstance(fn, ModuleType):
-            return _GuardedModule(fn)
-        if not callable(fn):
-            return fn
-        return lambda *args, **kwargs: _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
-
-
-class GuardedNumPy(_GuardedModule):
+class GuardedNumPy:
     """NumPy's namespace over DeviceArrays (CuPy's shape), with ``asnumpy`` as the one
-    explicit way back to the host."""
+    explicit way back to the host; its submodules (``linalg``) are guarded as it is."""
 
     dtype = staticmethod(np.dtype)
     float32, float64 = np.float32, np.float64
 
-    def __init__(self):
-        super().__init__(np)
+    def __init__(self, module: ModuleType = np):
+        self.module = module
+
+    def __getattr__(self, name):
+        fn = getattr(self.module, name)
+        if isinstance(fn, ModuleType):
+            return GuardedNumPy(fn)
+        if not callable(fn):
+            return fn
+        return lambda *args, **kwargs: _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
 
     @staticmethod
     def asarray(value, dtype=None):

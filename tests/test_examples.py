@@ -233,8 +233,51 @@ EXPECTED = {
     "minibatch.lam": (lambda: minibatch_reference(128, 10, 32, 0.5), "List Real × Real × Real"),
     "attention.lam": (lambda: attention_reference(10, 100, 0.5), "List Real × IntTensor"),
     "gru.lam": (None, "List Real × Real"),  # test_gru_training_follows_numpy_at_reduced_size
+    "gp.lam": (lambda: gp_reference(10, 20, 0.05), "List Real × Real × Real × Real × Real"),
     "cnn.lam": (None, "List Real × Real × Real"),  # test_cnn_reaches_97_percent_…_following_numpy_step_for_step
 }
+
+
+# gp.lam: twenty noisy samples of sin, a squared-exponential kernel, θ = (log ℓ, log σf², log σn²)
+GP_X = 6.0 * np.random.default_rng(1).random(20) - 3.0
+GP_Y = np.sin(GP_X) + 0.1 * randn(2, (20,))
+GP_START = (0.0, 0.0, -2.0)
+
+
+def gp_kernel(theta) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """K = σf² E + σn² I, E = exp(-(xᵢ - xⱼ)² / (2 ℓ²)), and ∂K/∂θ by hand."""
+    log_l, log_f, log_n = theta
+    gaps = (GP_X[:, None] - GP_X[None, :]) ** 2
+    e = np.exp(-0.5 * gaps / np.exp(2 * log_l))
+    signal, noise = np.exp(log_f) * e, np.exp(log_n) * np.eye(20)
+    return signal + noise, (signal * gaps / np.exp(2 * log_l), signal, noise)
+
+
+def gp_nll(theta) -> float:
+    """-log p(y | X, θ) = ½ yᵀ K⁻¹ y + ½ log det K + (n / 2) log 2π, by LU (not Cholesky)."""
+    k, _ = gp_kernel(theta)
+    sign, log_det = np.linalg.slogdet(k)
+    assert sign == 1.0
+    return float(0.5 * GP_Y @ np.linalg.solve(k, GP_Y) + 0.5 * log_det + 10 * np.log(2 * np.pi))
+
+
+def gp_gradient(theta) -> np.ndarray:
+    """∂(-log p)/∂θⱼ = ½ tr((K⁻¹ - α αᵀ) ∂K/∂θⱼ), α = K⁻¹ y (Rasmussen & Williams, eq. 5.9,
+    of the log likelihood, negated)."""
+    k, dk = gp_kernel(theta)
+    k_inv = np.linalg.inv(k)
+    alpha = k_inv @ GP_Y
+    return np.array([0.5 * np.trace((k_inv - np.outer(alpha, alpha)) @ d) for d in dk])
+
+
+def gp_reference(rounds: int, every: int, rate: float):
+    theta = np.array(GP_START)
+    losses = [gp_nll(theta)]
+    for _ in range(rounds):
+        for _ in range(every):
+            theta = theta - rate * gp_gradient(theta)
+        losses.append(gp_nll(theta))
+    return (losses, *np.exp(theta), losses[-1])
 
 
 def assert_close(actual, expected, where: str = "result"):
@@ -782,6 +825,30 @@ def test_gru_training_follows_numpy_at_reduced_size():
 def test_gru_learns_to_keep_the_first_number_of_unseen_sequences():
     losses, held_out = api.load(EXAMPLES / "gru.lam").main
     assert float(losses[-1]) < float(losses[0]) / 50 and float(held_out) < float(losses[0]) / 20
+
+
+# ------------------------------------------------------------ gp.lam
+
+
+def test_gp_gradient_at_the_start_is_the_textbook_formula_and_finite_differences():
+    """The negative log likelihood through cholesky and triangular_solve is the one NumPy
+    computes by LU, and its gradient is ½ tr((K⁻¹ - α αᵀ) ∂K/∂θ) and the finite differences."""
+    prog = api.load(EXAMPLES / "gp.lam")
+    assert float(prog.nll(GP_START)) == pytest.approx(gp_nll(GP_START), rel=1e-13)
+    got = [float(g) for g in api.grad(prog.nll)(GP_START)]
+    np.testing.assert_allclose(got, gp_gradient(GP_START), rtol=1e-10)
+    numeric = numerical_gradient(lambda *t: prog.nll(tuple(float(x) for x in t)), *GP_START)
+    np.testing.assert_allclose(got, [float(n) for n in numeric], rtol=1e-7)
+
+
+def test_gp_likelihood_falls_every_round_to_a_stationary_point():
+    losses, length_scale, signal, noise, final = api.load(EXAMPLES / "gp.lam").main
+    losses = [float(v) for v in losses]
+    assert all(after < before for before, after in zip(losses, losses[1:])), losses
+    assert float(final) == losses[-1] < losses[0] - 15
+    theta = np.log([float(length_scale), float(signal), float(noise)])
+    assert np.abs(gp_gradient(theta)).max() < 1e-3
+    assert 0.005 < float(noise) < 0.02  # the data's noise variance is 0.01
 
 
 @pytest.mark.slow
