@@ -140,6 +140,28 @@ def cmd_grad(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from lamad import graph  # graphviz is an optional extra, imported by this command only
+
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        raise UsageError("lamad graph needs the graphviz package: pip install 'lamad[graph]'") from None
+    if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in graph.FORMATS:
+        raise UsageError(f"-o writes {', '.join('.' + f for f in graph.FORMATS)}, not '{args.output}'")
+    dot = graph.to_dot(graph.of_program(prog, entry, args.at, args.grad), args.grad, entry)
+    if args.output is None:
+        print(dot.source, end="")
+        return 0
+    try:
+        graph.write(dot, args.output)
+    except OSError as e:
+        raise OutputError(f"cannot write {args.output}: {e.strerror or e}") from None
+    return 0
+
+
 def cmd_repl(args: argparse.Namespace) -> int:
     if args.file is not None and (why := cannot_read(args.file)) is not None:
         raise UsageError(why)
@@ -216,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
 
+    graph = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
+                                         "with its cotangents (--grad)")
+    graph.add_argument("file")
+    graph.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
+    graph.add_argument("--at", required=True, metavar="ARGS",
+                       help="its arguments: a lamad expression, the tuple of the parameters' values "
+                            "('(-2.0, 5.0, -4.0)') or the one parameter's")
+    graph.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
+    graph.add_argument("-o", "--output", metavar="FILE",
+                       help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "
+                            "default: the DOT text on stdout")
+    graph.set_defaults(handler=cmd_graph)
+
     repl = sub.add_parser("repl", help="an interactive session: evaluate, type, differentiate (:help)")
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
     repl.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
@@ -230,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting"}
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing"}
 """What each command was doing, for the message of a MemoryError."""
 
 
