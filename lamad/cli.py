@@ -151,7 +151,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
         raise UsageError("lamad graph needs the graphviz package: pip install 'lamad[graph]'") from None
     if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in graph.FORMATS:
         raise UsageError(f"-o writes {', '.join('.' + f for f in graph.FORMATS)}, not '{args.output}'")
-    dot = graph.to_dot(graph.of_program(prog, entry, args.at, args.grad), args.grad, entry)
+    try:
+        _, expected = graph.parameters(prog, entry)
+        at = prog.evaluate(args.at, expected, "<--at>")  # its errors are located in the text of --at
+        drawn = graph.of_program(prog, entry, at, args.grad)
+    except LamError as e:
+        raise e.locate(prog.source, prog.filename) from None
+    dot = graph.to_dot(drawn, args.grad, entry)
     if args.output is None:
         print(dot.source, end="")
         return 0

@@ -248,35 +248,35 @@ def backward(graph: Graph, code: Code) -> None:
             cts[a] = share if a not in cts else cts[a] + share
 
 
-def of_program(prog: Any, entry: str, at: str, grad: bool) -> Graph:
-    """The graph of definition ``entry`` of the loaded program ``prog``
-    (:class:`lamad.api.LoadedProgram`) at the arguments ``at``, a lamad expression: the
-    tuple of the parameters' values, or the one parameter's; with ``grad``, its
-    cotangents too (the result must be a Real)."""
+def parameters(prog: Any, entry: str) -> tuple[list[tuple[str, Type]], Type]:
+    """The parameters of definition ``entry`` of the loaded program ``prog``
+    (:class:`lamad.api.LoadedProgram`) and the type of the value the graph is drawn at:
+    the tuple of their types, or the one parameter's type."""
     definition = prog.typed.program[entry]
     params = [(p.name, p.annot) for p in definition.params]
     if not params:
         raise LamGraphError(f"'{entry}' takes no arguments: the graph draws a function at a point",
                             definition.name_span)
-    expected = params[0][1] if len(params) == 1 else TupleType(tuple(t for _, t in params))
-    value = prog.evaluate(at, expected, "<--at>")
-    args = [value] if len(params) == 1 else list(value)
+    return params, params[0][1] if len(params) == 1 else TupleType(tuple(t for _, t in params))
+
+
+def of_program(prog: Any, entry: str, at: Any, grad: bool) -> Graph:
+    """The graph of definition ``entry`` of the loaded program ``prog`` at ``at``, a lamad
+    value of the type :func:`parameters` gives; with ``grad``, its cotangents too (the
+    result must be a Real).  Errors are left unlocated: the caller knows the text."""
+    params, _ = parameters(prog, entry)
+    args = [at] if len(params) == 1 else list(at)
 
     def code(term: Term, names: list[str], values: list[Any]) -> Any:
-        try:
-            return driver.compile(term, prog.runtime, prog.value, names)(*values)
-        except LamError as e:
-            raise e.locate(prog.source, prog.filename) from None
+        return driver.compile(term, prog.runtime, prog.value, names)(*values)
 
-    try:
-        graph = trace(prog.typed.terms, entry, params, args, code)
-        if grad:
-            if len(graph.outputs) != 1 or graph.nodes[graph.outputs[0]].ty != REAL:
-                raise LamGraphError(f"--grad needs a function to Real, as grad does; '{entry}' gives "
-                                    f"{driver.pretty_type(prog.types[entry], ascii=True)}", definition.name_span)
-            backward(graph, code)
-    except LamError as e:
-        raise e.locate(prog.source, prog.filename) from None
+    graph = trace(prog.typed.terms, entry, params, args, code)
+    if grad:
+        if len(graph.outputs) != 1 or graph.nodes[graph.outputs[0]].ty != REAL:
+            raise LamGraphError(f"--grad needs a function to Real, as grad does; '{entry}' is "
+                                f"{driver.pretty_type(prog.types[entry], ascii=True)}",
+                                prog.typed.program[entry].name_span)
+        backward(graph, code)
     return graph
 
 

@@ -24,10 +24,11 @@ _FONT = re.compile(r'<font color="(#\w+)">([^<]*)</font>')
 
 
 def parse_dot(text: str) -> tuple[dict[str, str], list[tuple[str, str, float, float | None]]]:
-    """The nodes (id → the text of its label before any line break) and the edges
-    (source label, target label, value, cotangent) of the DOT text ``lamad graph`` writes."""
+    """The nodes (id → the text of its label before any line break; the output's point
+    has none) and the edges (source label, target label or ``out``, value, cotangent) of
+    the DOT text ``lamad graph`` writes."""
     nodes: dict[str, str] = {}
-    edges: list[tuple[str, str, str, str | None]] = []
+    edges: list[tuple[str, str, float, float | None]] = []
     for line in text.splitlines():
         if m := _NODE.match(line):
             nodes[m[1]] = m[2].split("<br/>")[0]
@@ -39,14 +40,13 @@ def parse_dot(text: str) -> tuple[dict[str, str], list[tuple[str, str, float, fl
                 assert fonts[1][0] == graph._GRAD_COLOUR
                 grad = float(fonts[1][1])
             edges.append((m[1], m[2], float(fonts[0][1]), grad))
-    nodes.setdefault("out0", "out")
-    named = [(nodes.get(a, a), nodes.get(b, "out") or "out", v, g) for a, b, v, g in edges]
+    named = [(nodes[a], nodes.get(b, "out"), v, g) for a, b, v, g in edges]
     return nodes, named
 
 
 def test_gate_values_and_gradients_on_the_right_wires():
     nodes, edges = parse_dot(ok(run_lamad(*GATE)))
-    assert sorted(n for k, n in nodes.items() if k != "out0") == ["*", "+", "x", "y", "z"]
+    assert sorted(nodes.values()) == ["*", "+", "x", "y", "z"]
     assert sorted(edges, key=str) == sorted([
         ("x", "+", -2.0, -4.0), ("y", "+", 5.0, -4.0), ("+", "*", 3.0, -4.0), ("z", "*", -4.0, 3.0),
         ("*", "out", -12.0, 1.0),
@@ -81,7 +81,7 @@ def shared(tmp_path_factory) -> lamad.api.LoadedProgram:
 
 
 def test_a_let_bound_value_used_twice_is_one_node_with_the_summed_cotangent(shared):
-    g = graph.of_program(shared, "f", "3.0", grad=True)
+    g = graph.of_program(shared, "f", shared.evaluate("3.0"), grad=True)
     muls = [i for i, n in enumerate(g.nodes) if n.op == "mul"]
     adds = [i for i, n in enumerate(g.nodes) if n.op == "add"]
     assert len(muls) == 1 and len(adds) == 1
@@ -98,8 +98,8 @@ def test_a_let_bound_value_used_twice_is_one_node_with_the_summed_cotangent(shar
 
 def test_cotangents_at_the_inputs_are_lamads_gradient(shared):
     at = "((0.7, -0.3), real (arange 4) - 1.5)"
-    g = graph.of_program(shared, "g", at, grad=True)
     p, w = shared.evaluate(at)
+    g = graph.of_program(shared, "g", (p, w), grad=True)
     expected = lamad.grad(shared["g"], argnums=(0, 1))(p, w)
     inputs = {g.nodes[i].label: g.cotangents[i] for i in g.inputs}
     assert set(inputs) == {"p.0", "p.1", "w"}
@@ -152,7 +152,7 @@ def test_renders_svg_with_the_numbers(tmp_path):
 def test_without_dot_writes_the_dot_text_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     prog = lamad.load(ROOT / "examples/gate.lam")
-    dot = graph.to_dot(graph.of_program(prog, "f", "(-2.0, 5.0, -4.0)", True), True)
+    dot = graph.to_dot(graph.of_program(prog, "f", prog.evaluate("(-2.0, 5.0, -4.0)"), True), True)
     written = graph.write(dot, str(tmp_path / "gate.png"))
     assert written == str(tmp_path / "gate.png.dot")
     assert (tmp_path / "gate.png.dot").read_text() == dot.source
