@@ -157,3 +157,35 @@ def test_without_dot_writes_the_dot_text_and_says_so(tmp_path, monkeypatch):
     assert written == str(tmp_path / "gate.png.dot")
     assert (tmp_path / "gate.png.dot").read_text() == dot.source
     assert not (tmp_path / "gate.png").exists()
+
+
+def test_the_repl_draws_a_definition_and_locates_its_errors():
+    from io import StringIO
+
+    from lamad.repl import Repl
+
+    out = StringIO()
+    repl = Repl(out=out)
+    assert repl.execute(f":load {ROOT / 'examples/gate.lam'}")
+    out.truncate(0), out.seek(0)
+    assert repl.execute(":graph f at (-2.0, 5.0, -4.0) --grad")
+    _, edges = parse_dot(out.getvalue())
+    assert ("z", "*", -4.0, 3.0) in edges and ("*", "out", -12.0, 1.0) in edges
+    assert repl.execute("def c (x : Real) : Real = if x > 0.0 then x else 0.0")
+    out.truncate(0), out.seek(0)
+    assert not repl.execute(":graph c at 1.0")
+    assert out.getvalue().startswith("<repl>:3:27: graph error: the graph draws straight-line code")
+    out.truncate(0), out.seek(0)
+    assert not repl.execute(":graph nope at 1.0")
+    assert out.getvalue().startswith("<repl>:5:8: error: ':graph' draws a definition; 'nope' is not one")
+
+
+def test_g_still_means_grad_in_the_repl():
+    from io import StringIO
+
+    from lamad.repl import Repl
+
+    out = StringIO()
+    for short in (":g", ":gr", ":gra"):
+        assert Repl(out=out).execute(f"{short} \\x. x * x at 3.0")
+    assert out.getvalue() == "6.0\n" * 3
