@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lamad import __version__, api, archive
+from lamad import __version__, api, archive, graph
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
@@ -141,23 +141,16 @@ def cmd_grad(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from lamad import graph  # graphviz is an optional extra, imported by this command only
-
     prog = _load(args)
     entry = _entry(prog, args.entry)
-    try:
-        import graphviz  # noqa: F401
-    except ImportError:
-        raise UsageError("lamad graph needs the graphviz package: pip install 'lamad[graph]'") from None
     if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in graph.FORMATS:
         raise UsageError(f"-o writes {', '.join('.' + f for f in graph.FORMATS)}, not '{args.output}'")
     try:
         _, expected = graph.parameters(prog, entry)
         at = prog.evaluate(args.at, expected, "<--at>")  # its errors are located in the text of --at
-        drawn = graph.of_program(prog, entry, at, args.grad)
+        dot = graph.to_dot(graph.of_program(prog, entry, at, args.grad), args.grad, entry)
     except LamError as e:
         raise e.locate(prog.source, prog.filename) from None
-    dot = graph.to_dot(drawn, args.grad, entry)
     if args.output is None:
         print(dot.source, end="")
         return 0
@@ -244,18 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
 
-    graph = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
+    drawing = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
                                          "with its cotangents (--grad)")
-    graph.add_argument("file")
-    graph.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
-    graph.add_argument("--at", required=True, metavar="ARGS",
+    drawing.add_argument("file")
+    drawing.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
+    drawing.add_argument("--at", required=True, metavar="ARGS",
                        help="its arguments: a lamad expression, the tuple of the parameters' values "
                             "('(-2.0, 5.0, -4.0)') or the one parameter's")
-    graph.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
-    graph.add_argument("-o", "--output", metavar="FILE",
+    drawing.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
+    drawing.add_argument("-o", "--output", metavar="FILE",
                        help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "
                             "default: the DOT text on stdout")
-    graph.set_defaults(handler=cmd_graph)
+    drawing.set_defaults(handler=cmd_graph)
 
     repl = sub.add_parser("repl", help="an interactive session: evaluate, type, differentiate (:help)")
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")

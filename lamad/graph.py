@@ -327,7 +327,10 @@ def to_dot(graph: Graph, grad: bool, title: str = "graph") -> Any:
     per use with the value (green) and, when ``grad``, the cotangent sent back along it
     (red); an output wire to a point on the right.  A node with several uses shows its
     cotangent, their sum, under its symbol."""
-    import graphviz
+    try:
+        import graphviz
+    except ImportError:
+        raise LamGraphError("drawing a graph needs the graphviz package: pip install 'lamad[graph]'") from None
 
     dot = graphviz.Digraph(title, graph_attr={"rankdir": "LR", "fontname": "Helvetica"},
                            node_attr={"fontname": "Helvetica"}, edge_attr={"fontname": "Helvetica", "fontsize": "11"})
@@ -361,10 +364,10 @@ def dot_available() -> bool:
 
 
 def write(dot: Any, path: str) -> str:
-    """Write the graph to ``path``: DOT text for ``.dot`` (and for any format when ``dot``
-    is missing, to ``path`` with ``.dot`` added, said on stderr), else rendered by ``dot``.
-    Returns the path written."""
-    fmt = path.rsplit(".", 1)[-1].lower() if "." in path else "dot"
+    """Write the graph to ``path``, whose extension is one of :data:`FORMATS`: DOT text
+    for ``.dot`` (and for any format when ``dot`` is missing, to ``path`` with ``.dot``
+    added, said on stderr), else rendered by ``dot``.  Returns the path written."""
+    fmt = path.rsplit(".", 1)[-1].lower()
     if fmt == "dot":
         with open(path, "w", encoding="utf-8") as f:
             f.write(dot.source)

@@ -39,6 +39,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.output import Output
 
 from lamad import __version__, api, driver
+from lamad import graph as drawing
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
@@ -378,14 +379,12 @@ class Repl:
     @command("graph", "f at v [--grad]", "the computational graph of definition f at v, as DOT text "
              "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
     def graph(self, name: Piece, point: Term, grad: bool) -> None:
-        from lamad import graph  # graphviz is an optional extra, imported by this command only
-
         if name.text not in self.program:
             raise LamError(f"':graph' draws a definition; '{name.text}' is not one", name.span())
-        _, expected = graph.parameters(self.program, name.text)
+        _, expected = drawing.parameters(self.program, name.text)
         at = self.program.run(self.program.check(Ann(point, expected, span=point.span)))
-        drawn = graph.of_program(self.program, name.text, at, grad)
-        self.print(graph.to_dot(drawn, grad, name.text).source.rstrip("\n"))
+        drawn = drawing.of_program(self.program, name.text, at, grad)
+        self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:

@@ -189,3 +189,10 @@ def test_g_still_means_grad_in_the_repl():
     for short in (":g", ":gr", ":gra"):
         assert Repl(out=out).execute(f"{short} \\x. x * x at 3.0")
     assert out.getvalue() == "6.0\n" * 3
+
+
+def test_an_output_of_another_kind_is_bad_usage(tmp_path):
+    proc = run_lamad(*GATE, "-o", str(tmp_path / "gate.txt"))
+    assert proc.returncode == 2
+    assert proc.stderr == f"lamad: -o writes .dot, .svg, .png, not '{tmp_path / 'gate.txt'}'\n"
+    assert not (tmp_path / "gate.txt").exists()
