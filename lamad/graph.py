@@ -145,7 +145,13 @@ class _Tracer:
         return self.eval(t.term, env)
 
     def eval_let(self, t: Let, env: dict[str, Any]) -> Any:
-        return self.eval(t.body, env | _bind(t.pattern, self.eval(t.bound, env)))
+        """A chain of ``let``s in a loop, not a recursion: a long straight-line program is
+        a deep term."""
+        body: Term = t
+        while isinstance(body, Let):
+            env = env | _bind(body.pattern, self.eval(body.bound, env))
+            body = body.body
+        return self.eval(body, env)
 
     def eval_lam(self, t: Lam, env: dict[str, Any]) -> _Closure:
         return _Closure(t, env)
@@ -270,7 +276,11 @@ def of_program(prog: Any, entry: str, at: Any, grad: bool) -> Graph:
     def code(term: Term, names: list[str], values: list[Any]) -> Any:
         return driver.compile(term, prog.runtime, prog.value, names)(*values)
 
-    graph = trace(prog.typed.terms, entry, params, args, code)
+    try:
+        graph = trace(prog.typed.terms, entry, params, args, code)
+    except RecursionError:
+        raise LamGraphError(f"'{entry}' nests its terms too deeply to draw: the graph is for circuits one can read",
+                            prog.typed.program[entry].name_span) from None
     if grad:
         if len(graph.outputs) != 1 or graph.nodes[graph.outputs[0]].ty != REAL:
             raise LamGraphError(f"--grad needs a function to Real, as grad does; '{entry}' is "

@@ -196,3 +196,17 @@ def test_an_output_of_another_kind_is_bad_usage(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == f"lamad: -o writes .dot, .svg, .png, not '{tmp_path / 'gate.txt'}'\n"
     assert not (tmp_path / "gate.txt").exists()
+
+
+def test_a_long_let_chain_is_drawn_and_a_deeply_nested_term_is_refused(tmp_path):
+    """A chain of ``let``s is walked in a loop (1,100 of them pass Python's recursion
+    limit); a term nested 3,000 deep is a located error, not a traceback."""
+    chain = " ".join(f"let x{i} = x{i - 1} + 1.0 in" for i in range(1, 1100))
+    nested = "x" + " * 1.0" * 3000
+    path = tmp_path / "deep.lam"
+    path.write_text(f"def chain (x0 : Real) : Real = {chain} x1099\ndef nested (x : Real) : Real = {nested}\n")
+    prog = lamad.load(path)
+    g = graph.of_program(prog, "chain", prog.evaluate("1.0"), grad=False)
+    assert len(g.nodes) == 1 + 2 * 1099 and g.nodes[g.outputs[0]].value == 1100.0
+    with pytest.raises(graph.LamGraphError, match="'nested' nests its terms too deeply to draw"):
+        graph.of_program(prog, "nested", prog.evaluate("1.0"), grad=False)
