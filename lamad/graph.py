@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from lamad import driver
@@ -34,8 +34,8 @@ from lamad.errors import LamError
 from lamad.instances import instantiate
 from lamad.prims import PRIMITIVES
 from lamad.syntax import (
-    REAL, TENSOR, Ann, App, Lam, Let, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple,
-    TupleType, Type, Var,
+    REAL, TENSOR, Ann, App, Lam, Let, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple,
+    TupleType, Type, Var, free_variables,
 )
 
 FORMATS = ("dot", "svg", "png")
@@ -127,8 +127,8 @@ class _Tracer:
         return self.constant(t)
 
     def eval_listlit(self, t: ListLit, env: dict[str, Any]) -> int:
-        items = [self.eval(i, env) for i in t.items]
-        if not all(isinstance(i, int) and self.nodes[i].kind == "constant" for i in items):
+        """A list written with constants only (a shape, ``[2, 3]``) is one constant node."""
+        if free_variables(t):
             raise LamGraphError("the graph draws lists of constants only (a shape); this list holds computed values",
                                 t.span)
         return self.constant(t)
@@ -169,17 +169,25 @@ class _Tracer:
         if t.op in ("fst", "snd") and isinstance(args[0], tuple):
             return args[0][t.op == "snd"]
         if prim.typing == "ad" or prim.derivative == "ad":
-            raise LamGraphError(f"the graph draws one evaluation, not '{prim.surface}' inside it: "
-                                f"call the graph of the function '{prim.surface}' differentiates", t.span)
+            raise LamGraphError(f"'{prim.surface}' differentiates inside the program: draw the function it "
+                                f"differentiates, with --grad", t.span)
         if prim.derivative in ("structural", "special") or not all(isinstance(a, int) for a in args):
-            raise LamGraphError(f"the graph draws straight-line code; '{prim.surface}' "
-                                f"{'takes a function or a list' if prim.derivative != 'rules' else 'takes a tuple'} "
-                                f"(inline it by hand, or draw the function it applies)", t.span)
+            raise LamGraphError(f"the graph draws straight-line code over numbers and arrays; '{prim.surface}' "
+                                f"{_refused(t, args)} (inline it by hand, or draw the function it applies)", t.span)
         names = [f"x{i + 1}" for i in range(len(args))]
         vars_ = tuple(Var(n, ty=t.args[i].ty) for i, n in enumerate(names))
         value = self.code(Prim(t.op, vars_, t.marks, span=t.span, ty=t.ty), names,
                           [self.nodes[a].value for a in args])
         return self.add(Node(prim.surface, "primitive", value, t.ty, t.op, tuple(args), t.span))
+
+
+def _refused(t: Prim, args: list[Any]) -> str:
+    """Why an application of a primitive is not drawn."""
+    if any(isinstance(a, _Closure) for a in args):
+        return "takes a function"
+    if any(isinstance(a.ty, ListType) for a in t.args) or isinstance(t.ty, ListType):
+        return "works on lists"
+    return "takes or makes a tuple the graph does not take apart"
 
 
 def _construct(t: Term) -> str:
@@ -194,7 +202,9 @@ def _bind(p: Pattern, value: Any) -> dict[str, Any]:
         return {p.name: value}
     if isinstance(p, PWild):
         return {}
-    assert isinstance(p, PTuple) and isinstance(value, tuple)
+    assert isinstance(p, PTuple)
+    if not isinstance(value, tuple):
+        raise LamGraphError("the graph takes apart only tuples written as tuples or given as arguments", p.span)
     bound: dict[str, Any] = {}
     for item, v in zip(p.items, value):
         bound |= _bind(item, v)
@@ -220,7 +230,19 @@ def trace(terms: dict[str, Term], entry: str, params: list[tuple[str, Type]], ar
         if not isinstance(value, _Closure):  # pragma: no cover - the entry has a lambda per parameter
             raise LamGraphError(f"'{entry}' takes fewer arguments than given")
         value = tracer.eval(value.lam.body, value.env | _bind(value.lam.param, tracer.inputs(name, ty, arg)))
-    return Graph(tracer.nodes, _leaves(value))
+    return _pruned(tracer.nodes, _leaves(value))
+
+
+def _pruned(nodes: list[Node], outputs: list[int]) -> Graph:
+    """The graph of the nodes the outputs depend on, and the inputs: a value computed and
+    never used (``fst (x, 2.0)``'s ``2.0``) is not part of the circuit."""
+    used = {i for i, n in enumerate(nodes) if n.kind == "input"} | set(outputs)
+    for i in range(len(nodes) - 1, -1, -1):
+        if i in used:
+            used.update(nodes[i].args)
+    index = {old: new for new, old in enumerate(sorted(used))}
+    kept = [replace(nodes[old], args=tuple(index[a] for a in nodes[old].args)) for old in sorted(used)]
+    return Graph(kept, [index[o] for o in outputs])
 
 
 def backward(graph: Graph, code: Code) -> None:

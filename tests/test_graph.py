@@ -113,7 +113,7 @@ def test_cotangents_at_the_inputs_are_lamads_gradient(shared):
 @pytest.mark.parametrize("entry, at, message", [
     ("cond", "1.0", "shared.lam:7:30: graph error: the graph draws straight-line code (let, tuples, primitives, "
                     "lambdas applied); 'if' is not"),
-    ("mapped", "[1.0]", "shared.lam:8:43: graph error: the graph draws straight-line code; 'map' takes a function"),
+    ("mapped", "[1.0]", "shared.lam:8:43: graph error: the graph draws straight-line code over numbers and arrays; 'map' takes a function"),
     ("twice", "1.0 --grad", "graph error: --grad needs a function to Real"),
     ("f", "true", "<--at>:1:1: type error: this term is annotated Real: expected Real, found Bool"),
     ("f", "(1.0", "<--at>:1:5: syntax error"),
@@ -210,3 +210,12 @@ def test_a_long_let_chain_is_drawn_and_a_deeply_nested_term_is_refused(tmp_path)
     assert len(g.nodes) == 1 + 2 * 1099 and g.nodes[g.outputs[0]].value == 1100.0
     with pytest.raises(graph.LamGraphError, match="'nested' nests its terms too deeply to draw"):
         graph.of_program(prog, "nested", prog.evaluate("1.0"), grad=False)
+
+
+def test_a_value_computed_and_never_used_is_not_drawn(tmp_path):
+    path = tmp_path / "unused.lam"
+    path.write_text("def f (x : Real) (y : Real) : Real = let u = exp x in fst (x, 2.0) * 3.0\n")
+    prog = lamad.load(path)
+    g = graph.of_program(prog, "f", prog.evaluate("(2.0, 5.0)"), grad=True)
+    assert sorted(n.label for n in g.nodes) == sorted(["x", "y", "3", "*"])
+    assert [g.cotangents.get(i) for i in g.inputs] == [3.0, None]  # y is not used: no cotangent reaches it
