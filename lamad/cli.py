@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lamad import __version__, api, archive
+from lamad import __version__, api, archive, graph
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
@@ -140,6 +140,27 @@ def cmd_grad(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in graph.FORMATS:
+        raise UsageError(f"-o writes {', '.join('.' + f for f in graph.FORMATS)}, not '{args.output}'")
+    try:
+        _, expected = graph.parameters(prog, entry)
+        at = prog.evaluate(args.at, expected, "<--at>")  # its errors are located in the text of --at
+        dot = graph.to_dot(graph.of_program(prog, entry, at, args.grad), args.grad, entry)
+    except LamError as e:
+        raise e.locate(prog.source, prog.filename) from None
+    if args.output is None:
+        print(dot.source, end="")
+        return 0
+    try:
+        graph.write(dot, args.output)
+    except OSError as e:
+        raise OutputError(f"cannot write {args.output}: {e.strerror or e}") from None
+    return 0
+
+
 def cmd_repl(args: argparse.Namespace) -> int:
     if args.file is not None and (why := cannot_read(args.file)) is not None:
         raise UsageError(why)
@@ -216,6 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
 
+    drawing = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
+                                         "with its cotangents (--grad)")
+    drawing.add_argument("file")
+    drawing.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
+    drawing.add_argument("--at", required=True, metavar="ARGS",
+                       help="its arguments: a lamad expression, the tuple of the parameters' values "
+                            "('(-2.0, 5.0, -4.0)') or the one parameter's")
+    drawing.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
+    drawing.add_argument("-o", "--output", metavar="FILE",
+                       help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "
+                            "default: the DOT text on stdout")
+    drawing.set_defaults(handler=cmd_graph)
+
     repl = sub.add_parser("repl", help="an interactive session: evaluate, type, differentiate (:help)")
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
     repl.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
@@ -230,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting"}
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing"}
 """What each command was doing, for the message of a MemoryError."""
 
 

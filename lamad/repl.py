@@ -40,6 +40,7 @@ from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
 from lamad import __version__, api, driver
+from lamad import graph as drawing
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
 from lamad.highlight import LamadReplLexer
@@ -144,19 +145,34 @@ def _term_at_with_tangent(arg: Piece) -> tuple[Term, Term | None, Term | None]:
     return term.parse(parse_term), point.parse(parse_term), tangent.parse(parse_term)
 
 
+def _name_at_grad(arg: Piece) -> tuple[Piece, Term, bool]:
+    """``f at v`` or ``f at v --grad`` (``--grad`` read before the term: it is a comment to
+    lamad)."""
+    name, rest = arg.split("at")
+    if rest is None:
+        raise LamError("expected 'f at v' (or 'f at v --grad'): a definition and its arguments", arg.strip().span())
+    text = rest.text.rstrip()
+    grad = text.endswith("--grad")
+    point = rest.at(0, len(text) - len("--grad")) if grad else rest
+    return name.strip(), point.parse(parse_term), grad
+
+
 # --------------------------------------------------------------------- commands
 
 
 @dataclass(frozen=True)
 class Command:
     """``:name ARGUMENT``: ``parse`` reads the argument (a :class:`Piece`) into the
-    arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses."""
+    arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses.
+    ``shortened``: whether a prefix of the name finds it (``:graph`` is written in full,
+    so that ``:g`` and ``:gra`` still mean ``:grad``)."""
 
     name: str
     usage: str
     summary: str
     parse: Callable[[Piece], tuple]
     run: Callable[..., None]
+    shortened: bool = True
 
 
 COMMANDS: dict[str, Command] = {}
@@ -164,9 +180,10 @@ COMMANDS: dict[str, Command] = {}
 decorated with :func:`command`."""
 
 
-def command(name: str, usage: str, summary: str, parse: Callable[[Piece], tuple] = _nothing):
+def command(name: str, usage: str, summary: str, parse: Callable[[Piece], tuple] = _nothing,
+            shortened: bool = True):
     def register(method: Callable[..., None]) -> Callable[..., None]:
-        COMMANDS[name] = Command(name, usage, summary, parse, method)
+        COMMANDS[name] = Command(name, usage, summary, parse, method, shortened)
         return method
     return register
 
@@ -260,10 +277,11 @@ class Repl:
         return False
 
     def find_command(self, name: str, where: Piece) -> Command:
-        """The command ``:name``, or the one command whose name starts with ``name``."""
+        """The command ``:name``, or the one command that may be shortened whose name
+        starts with ``name``."""
         if name in COMMANDS:
             return COMMANDS[name]
-        matches = [c for c in COMMANDS.values() if c.name.startswith(name)] if name else []
+        matches = [c for c in COMMANDS.values() if c.shortened and c.name.startswith(name)] if name else []
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -359,6 +377,16 @@ class Repl:
             self.derivative(term, simplified=True, forward=True)
         else:
             self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None))
+
+    @command("graph", "f at v [--grad]", "the computational graph of definition f at v, as DOT text "
+             "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
+    def graph(self, name: Piece, point: Term, grad: bool) -> None:
+        if name.text not in self.program:
+            raise LamError(f"':graph' draws a definition; '{name.text}' is not one", name.span())
+        _, expected = drawing.parameters(self.program, name.text)
+        at = self.program.run(self.program.check(Ann(point, expected, span=point.span)))
+        drawn = drawing.of_program(self.program, name.text, at, grad)
+        self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:
