@@ -5,23 +5,31 @@
     python benchmarks/simplify_chain.py --tensor        # the Tensor variant
 
 For each n it builds ``def f (x0 : Real) : Real = let x1 = sin x0 * x0 + x0; … in xn``
-(``n`` bindings) and times ``lamad grad`` (``backprop("f", simplified=True)``) against
-``lamad grad --raw`` (``simplified=False``) in-process: the two interleaved, the median
-of three of each, and their ratio.  Times are CPU seconds of this process (``--wall`` for
-wall-clock seconds): on a machine shared with other jobs they count the work done.  A simplifier that is linear in the program keeps the
-ratio flat as n doubles.
+(``n`` bindings) and times the commands ``lamad grad`` and ``lamad grad --raw`` on it,
+Python's start-up, reading, checking and printing included, and their ratio; then, in
+this process, ←D alone (``backprop("f", simplified=False)``) and ←D simplified
+(``simplified=True``), whose difference is the simplifier's.  Each pair is interleaved,
+and each time the median of three.  Times are CPU seconds (of the command's process, or
+of this one; ``--wall`` for wall-clock seconds): on a machine shared with other jobs they
+count the work done.  A simplifier that is linear in the program keeps the simplifier's
+time per line flat as n doubles.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import lamad  # noqa: E402
 
@@ -37,17 +45,47 @@ def chain_source(n: int, tensor: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def time_grad(n: int, tensor: bool = False, repeats: int = 3, clock=time.process_time) -> tuple[float, float]:
-    """Median seconds of ``lamad grad --raw`` and of ``lamad grad`` on the chain of ``n``
-    links, interleaved."""
-    prog = lamad.loads(chain_source(n, tensor))
-    samples: dict[bool, list[float]] = {False: [], True: []}
+def children_cpu() -> float:
+    """CPU seconds (user and system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_command(path: Path, raw: bool, wall: bool) -> float:
+    """Seconds of one ``lamad grad`` (``--raw``) on the program at ``path``."""
+    args = [sys.executable, "-m", "lamad.cli", "grad", str(path), "--entry", "f"] + (["--raw"] if raw else [])
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    start, cpu = time.perf_counter(), children_cpu()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start if wall else children_cpu() - cpu
+
+
+def medians(run: Callable[[bool], float], repeats: int) -> tuple[float, float]:
+    """The median seconds of ``run(True)`` (raw) and ``run(False)`` (simplified), interleaved."""
+    samples: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(repeats):
-        for simplified in (False, True):
-            start = clock()
-            prog.backprop("f", simplified=simplified)
-            samples[simplified].append(clock() - start)
-    return statistics.median(samples[False]), statistics.median(samples[True])
+        for raw in (True, False):
+            samples[raw].append(run(raw))
+    return statistics.median(samples[True]), statistics.median(samples[False])
+
+
+def time_grad(n: int, tensor: bool = False, repeats: int = 3, wall: bool = False) -> tuple[float, ...]:
+    """Median seconds of the commands ``lamad grad --raw`` and ``lamad grad``, then of
+    ←D and ←D simplified in this process, on the chain of ``n`` links."""
+    source = chain_source(n, tensor)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "chain.lam"
+        path.write_text(source)
+        commands = medians(lambda raw: time_command(path, raw, wall), repeats)
+    prog = lamad.loads(source)
+    clock = time.perf_counter if wall else time.process_time
+
+    def derivative(raw: bool) -> float:
+        start = clock()
+        prog.backprop("f", simplified=not raw)
+        return clock() - start
+
+    return commands + medians(derivative, repeats)
 
 
 def main() -> None:
@@ -57,14 +95,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--wall", action="store_true", help="wall-clock seconds instead of CPU seconds")
     args = parser.parse_args()
-    clock = time.perf_counter if args.wall else time.process_time
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{'wall-clock' if args.wall else 'CPU'} seconds, median of {args.repeats}")
-    print(f"| {'n':>5} | {'raw s':>8} | {'simplified s':>12} | {'ratio':>6} |")
-    print(f"|{'-' * 7}|{'-' * 10}|{'-' * 14}|{'-' * 8}|")
+    print("| n | `lamad grad --raw` | `lamad grad` | ratio | ←D | ←D simplified | simplifier per line (ms) |")
+    print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
-        raw, simplified = time_grad(n, args.tensor, args.repeats, clock)
-        print(f"| {n:>5} | {raw:8.3f} | {simplified:12.3f} | {simplified / raw:6.2f} |", flush=True)
+        raw, simplified, d, d_simplified = time_grad(n, args.tensor, args.repeats, args.wall)
+        print(f"| {n:,} | {raw:.2f} | {simplified:.2f} | {simplified / raw:.2f} | {d:.2f} | {d_simplified:.2f} "
+              f"| {1000 * (d_simplified - d) / n:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ The passes, each a module with one entry point:
 (driver: compile and run), ``pretty`` (pretty); ``load``/``loads`` run them all, as the
 driver assembles them, and ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``hvp``,
 ``hessian``, ``jacfwd`` and ``jacrev`` differentiate the functions of a loaded program
-(api), nested as deep as wanted.
+(api), nested as deep as wanted; ``save`` and ``load_params`` write and read values in the
+``.npz`` archives of ``lamad run --output`` (archive).
 """
 
 from lamad.api import (
-    Function, LamArgumentError, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, loads, value_and_grad,
-    vjp,
+    Function, LamArgumentError, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, load_params, loads,
+    save, value_and_grad, vjp,
 )
 from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError, LamWarning
 from lamad.driver import evaluate
@@ -24,7 +25,7 @@ from lamad.types import typecheck
 parse = parse_term
 
 __all__ = [
-    "Function", "LoadedProgram", "load", "loads", "LamArgumentError", "LamError", "LamRuntimeError", "LamWarning",
+    "Function", "LoadedProgram", "load", "loads", "save", "load_params", "LamArgumentError", "LamError", "LamRuntimeError", "LamWarning",
     "LamSyntaxError", "LamTypeError", "evaluate", "parse", "parse_program", "parse_term", "parse_type",
     "format_value",
     "pretty", "pretty_type", "typecheck", "backprop", "forward", "grad", "value_and_grad", "vjp", "jvp", "hvp",

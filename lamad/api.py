@@ -19,18 +19,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from lamad import driver
+from lamad import archive, driver
 from lamad.adtypes import cotangent_type
 from lamad.autodiff import check_fits
 from lamad.backend import Backend, get_backend
-from lamad.errors import LamError, LamWarning, format_warning, read_source
-from lamad.parser import parse_term
+from lamad.errors import LamError, LamRuntimeError, LamWarning, format_warning, read_source
+from lamad.parser import KEYWORDS, parse_term, parse_type
 from lamad.progress import Progress
 from lamad.prims import Runtime
 from lamad.prims.arithmetic import int_in_range
 from lamad.syntax import (
-    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, Ann, FunType, LinType, ListType, Program, RecordType, Term,
-    TupleType, Type, free_variables, pretty_type,
+    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program,
+    NAME, RecordType, Term, TupleType, Type, free_variables, pretty_type, record_type,
 )
 from lamad.types import Scope, TypedProgram, aliases
 
@@ -477,6 +477,103 @@ def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
     path = Path(path)
     source = read_source(path)
     return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent, progress=progress)
+
+
+# --------------------------------------------------------------------- saving and loading values
+
+
+def save(path: str | Path, value: Any, type: str | Type | None = None) -> None:
+    """Save ``value`` to the ``.npz`` archive ``path``, as ``lamad run --output`` saves a
+    result (lamad/archive.py), so that ``load_params`` reads it back.  ``type`` is its
+    lamad type (``"Tensor * List Real"``, or a parsed type); without it, the type is read
+    off the value as the API gives values back: a float or a 0-d float array is a Real,
+    another float array a Tensor, an int an Int, an integer array an IntTensor, a bool a
+    Bool, a boolean array a BoolTensor, a str a String, ``()`` a Unit, a tuple a tuple, a
+    dict whose keys are names a record, and a non-empty list of values of one type a list."""
+    t = _value_type(value, "value") if type is None else _type_argument(type, "lamad.save")
+    bad = archive.not_data(t)
+    if bad is not None:
+        raise LamArgumentError(f"lamad.save: an archive holds data, not functions; the type {t} holds {bad}")
+    backend = get_backend()
+    try:
+        checked = from_python(value, t, backend)
+    except (TypeError, ValueError) as e:
+        raise LamArgumentError(f"lamad.save: parameter 'value' is not a value of type {t}: {e}") from None
+    archive.write(path, checked, t, backend.to_host)
+
+
+def load_params(path: str | Path, type: str | Type | None = None, backend: str | None = None,
+                dtype: str | None = None) -> Any:
+    """The value in the ``.npz`` archive ``path``, as ``load_params`` reads it in a
+    program, crossing over as the API's values do (a Real as a 0-d array).  Its type is
+    ``type`` where given (the archive must hold a value of that type), else the one the
+    archive records; a mismatch, or a file that is not such an archive, raises a
+    :class:`LamRuntimeError` that names it."""
+    name = str(path)
+    try:
+        stored = archive.read(path, name)
+        if type is not None:
+            t = _type_argument(type, "lamad.load_params")
+        elif archive.TYPE_KEY in stored and stored[archive.TYPE_KEY].dtype.kind == "U":
+            t = parse_type(str(stored[archive.TYPE_KEY][()]))
+        else:
+            raise ValueError(f"'{name}' records no type ({archive.TYPE_KEY}): give lamad.load_params its type")
+        on = get_backend(backend, dtype)
+        return _host_reals(archive.value(stored, t, on, name), t, on)
+    except ValueError as e:
+        raise LamRuntimeError(f"lamad.load_params: {e}") from None
+
+
+def _type_argument(t: str | Type, op: str) -> Type:
+    if isinstance(t, Type):
+        return t
+    if isinstance(t, str):
+        return parse_type(t)
+    raise LamArgumentError(f"{op}: parameter 'type' expects a lamad type (str or Type), got {_given(t)}")
+
+
+def _value_type(x: Any, where: str) -> Type:
+    """The lamad type of a Python value as the API gives values back (see :func:`save`)."""
+    if isinstance(x, bool):
+        return BOOL
+    if isinstance(x, int):
+        return INT
+    if isinstance(x, float):
+        return REAL
+    if isinstance(x, str):
+        return STRING
+    if isinstance(x, tuple):
+        return UNIT if not x else TupleType(tuple(_value_type(item, f"{where}[{i}]") for i, item in enumerate(x)))
+    if isinstance(x, Mapping) and x and all(isinstance(k, str) and NAME.fullmatch(k) and k not in KEYWORDS for k in x):
+        return record_type((k, _value_type(v, f"{where}[{k!r}]")) for k, v in x.items())
+    if isinstance(x, list) and x:
+        types = {_value_type(item, f"{where}[{i}]") for i, item in enumerate(x)}
+        if len(types) == 1:
+            return ListType(types.pop())
+        raise LamArgumentError(f"lamad.save: the elements of {where} have several types "
+                               f"({', '.join(sorted(map(str, types)))}): give lamad.save their type")
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind == "f":
+        return REAL if x.ndim == 0 else TENSOR
+    if kind in ("i", "u"):
+        return INT_TENSOR
+    if kind == "b":
+        return BOOL_TENSOR
+    what = "an empty list, whose element type" if isinstance(x, list) else f"{_given(x)}, whose type"
+    raise LamArgumentError(f"lamad.save: {where} is {what} cannot be told: give lamad.save its type")
+
+
+def _host_reals(v: Any, t: Type, backend: Backend) -> Any:
+    """A value of type ``t`` with its Reals as 0-d arrays, as the API gives them."""
+    if t == REAL:
+        return backend.xp.asarray(v)
+    if isinstance(t, TupleType):
+        return tuple([_host_reals(x, i, backend) for x, i in zip(v, t.items)])
+    if isinstance(t, RecordType):
+        return {f: _host_reals(x, i, backend) for f, x, i in zip(t.fields, v, t.items)}
+    if isinstance(t, ListType):
+        return [_host_reals(x, t.elem, backend) for x in v]
+    return v
 
 
 # --------------------------------------------------------------------- AD on Python callables

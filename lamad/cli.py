@@ -13,16 +13,21 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lamad import __version__, api
+from lamad import __version__, api, archive, graph
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
+from lamad.pretty import PRINT_MODES
 from lamad.threads import DEFAULT_THREADS, limit_threads
 
 
 class UsageError(Exception):
     """Bad use of the command line (exit status 2)."""
+
+
+class OutputError(Exception):
+    """A result that could not be written where ``--output`` says (exit status 1)."""
 
 
 def _load(args: argparse.Namespace) -> api.LoadedProgram:
@@ -95,10 +100,29 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
 def cmd_run(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
+    if args.output is not None:
+        _storable(prog, entry, len(prog.typed.program[entry].params))
     values = _arguments(prog, entry, args.arg or [])
     result, ty = prog.call(entry, values)
-    print(format_value(result, ty, ascii=args.ascii))
+    print(format_value(result, ty, ascii=args.ascii, full=args.print == "full"))
+    if args.output is not None:
+        try:
+            archive.write(args.output, result, ty, prog.backend.to_host)
+        except OSError as e:
+            raise OutputError(f"cannot write {args.output}: {e.strerror or e}") from None
     return 0
+
+
+def _storable(prog: api.LoadedProgram, entry: str, arity: int) -> None:
+    """That ``--output`` can hold the result of ``entry`` applied to its ``arity``
+    parameters, checked before it runs: data, no function."""
+    ty = prog.types[entry]
+    for _ in range(arity):
+        ty = ty.cod
+    bad = archive.not_data(ty)
+    if bad is not None:
+        raise UsageError(f"--output saves data (numbers, arrays, text, and tuples and lists of them), but "
+                         f"'{entry}' gives a {pretty_type(ty, ascii=True)}, which holds a function")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -115,6 +139,27 @@ def cmd_grad(args: argparse.Namespace) -> int:
     name, ty, term = transform(entry, simplified=not args.raw)
     print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
                       shadowed=frozenset(prog.types)))
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in graph.FORMATS:
+        raise UsageError(f"-o writes {', '.join('.' + f for f in graph.FORMATS)}, not '{args.output}'")
+    try:
+        _, expected = graph.parameters(prog, entry)
+        at = prog.evaluate(args.at, expected, "<--at>")  # its errors are located in the text of --at
+        dot = graph.to_dot(graph.of_program(prog, entry, at, args.grad), args.grad, entry)
+    except LamError as e:
+        raise e.locate(prog.source, prog.filename) from None
+    if args.output is None:
+        print(dot.source, end="")
+        return 0
+    try:
+        graph.write(dot, args.output)
+    except OSError as e:
+        raise OutputError(f"cannot write {args.output}: {e.strerror or e}") from None
     return 0
 
 
@@ -171,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
     run.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
     run.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    run.add_argument("--print", choices=PRINT_MODES, default="short",
+                     help="how arrays are printed: 'short' elides the middle of those of over 200 entries "
+                          "with '...' (the default), 'full' prints every entry")
+    run.add_argument("--output", metavar="FILE.npz",
+                     help="also save the result to a NumPy .npz archive, which load_params reads back")
     run.add_argument("--quiet", action="store_true", help="no progress bar for long loops (shown on a terminal)")
     run.add_argument("--threads", type=_threads, metavar="N", help=_THREADS_HELP)
     run.set_defaults(handler=cmd_run)
@@ -189,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
 
+    drawing = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
+                                         "with its cotangents (--grad)")
+    drawing.add_argument("file")
+    drawing.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
+    drawing.add_argument("--at", required=True, metavar="ARGS",
+                       help="its arguments: a lamad expression, the tuple of the parameters' values "
+                            "('(-2.0, 5.0, -4.0)') or the one parameter's")
+    drawing.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
+    drawing.add_argument("-o", "--output", metavar="FILE",
+                       help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "
+                            "default: the DOT text on stdout")
+    drawing.set_defaults(handler=cmd_graph)
+
     repl = sub.add_parser("repl", help="an interactive session: evaluate, type, differentiate (:help)")
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
     repl.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
@@ -203,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting"}
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing"}
 """What each command was doing, for the message of a MemoryError."""
 
 
@@ -239,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"lamad: {e}", file=sys.stderr)
         return 2
+    except OutputError as e:
+        print(f"lamad: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

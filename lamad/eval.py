@@ -513,6 +513,8 @@ class _Unit:
             code, _, steps = self.arithmetic(t, 0)
         else:
             args = [self.atom(a) for a in t.args]
+            if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
+                args.insert(0, self.constant(t.ty, ("type", t.ty)))
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{PRIMITIVES[t.op].surface}'", t.span)]
         result = self.bind(code, steps)
         if t.ty == TENSOR:

@@ -22,7 +22,7 @@ from lamad.adtypes import forward_type, has_leaves
 from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES
 from lamad.instances import join
-from lamad.syntax import REAL, TENSOR, Lit, Prim, PVar, Term, Tuple, Type, Var
+from lamad.syntax import REAL, TENSOR, Lit, Prim, PVar, Span, Term, Tuple, Type, Var
 from lamad.transform import Transform, lets
 
 # --------------------------------------------------------------------- the transform
@@ -47,6 +47,9 @@ class _Forward(Transform):
                          ty=forward_type(t.ty))
         return Lit(t.value, span=t.span, ty=t.ty)
 
+    def zero_pair(self, y: Var, span: Span | None) -> Term:
+        return Tuple((y, Prim("zeros_like", (y,), span=span, ty=y.ty)), span=span, ty=forward_type(y.ty))
+
     def primitive(self, t: Prim) -> Term:
         """``→D(f t1 … tk) = let (xi, dxi) = →D ti; y = f x1 … xk in (y, Σ ∂if dxi)``."""
         op, span = t.op, t.span
@@ -61,10 +64,11 @@ class _Forward(Transform):
         y = Var(self.fresh("y"), ty=t.ty)
         bindings.append((PVar(y.name), value))
         names["y"] = y
-        if prim.derivative not in ("constant", "rules"):
+        if prim.derivative == "constant":
+            return lets(bindings, self.constant_value(y, span))
+        if prim.derivative != "rules":
             raise LamTypeError(f"lamad cannot differentiate '{prim.surface}' in forward mode", span)
-        rules = () if prim.derivative == "constant" else prim.jvp_terms
-        terms = [self.rule(rule, names, span) for rule, d in zip(rules, tangents) if rule is not None and d]
+        terms = [self.rule(rule, names, span) for rule, d in zip(prim.jvp_terms, tangents) if rule is not None and d]
         tangent: Term = terms[0] if terms else Prim("zeros_like", (y,), span=span, ty=t.ty)
         for term in terms[1:]:
             negated = isinstance(term, Prim) and term.op == "neg"

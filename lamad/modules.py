@@ -17,7 +17,6 @@ a missing file or module and an import cycle are errors at the import.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,11 +24,8 @@ from typing import Iterable
 
 from lamad.errors import LamImportError, cannot_read, read_source
 from lamad.parser import KEYWORDS, parse_program
-from lamad.syntax import Import, Program, Source, Term, Type, rename_free
+from lamad.syntax import NAME, Import, Program, Source, Term, Type, rename_free
 from lamad.types import Scope, TypedProgram, typecheck
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_']*")
-"""What may name a module: a name of the language."""
 
 LIBRARY = "std"
 """The folder of the standard library's modules, inside the package."""
@@ -91,7 +87,7 @@ class Loader:
         names = set(taken)
         for imp in imports:
             name = imp.name
-            if not _NAME.fullmatch(name) or name in KEYWORDS or name == "_":
+            if not NAME.fullmatch(name) or name in KEYWORDS or name == "_":
                 raise LamImportError(f"'{name}' cannot name a module: give it a name with 'as' "
                                      f"(import \"{imp.path}\" as M)", imp.span)
             if name in names:

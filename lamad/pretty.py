@@ -173,7 +173,10 @@ class _Printer:
         if operator is not None:
             symbol = _sym("*", self.ascii) if t.op == "mul" else operator.symbol
             return self._infix(operator, symbol, *t.args, indent)
-        return self.primitive(t) + "".join(" " + self.term(a, _ATOM, indent) for a in t.args), _APP
+        text = self.primitive(t) + "".join(" " + self.term(a, _ATOM, indent) for a in t.args)
+        if prim is not None and prim.typing == "context" and t.ty is not None:  # what it gives, said
+            return f"{text} : {pretty_type(t.ty, self.ascii)}", 0
+        return text, _APP
 
     def _index(self, t: Prim, indent: int) -> tuple[str, int] | None:
         """``x[i, a:b, ...]``, ``x[…] := v`` and ``x[…] += v``, as the parser reads them
@@ -307,18 +310,28 @@ _ARRAY_TYPES = (Base("Tensor"), Base("IntTensor"), Base("BoolTensor"))
 _BOOLS = {"bool": lambda b: "true" if b else "false"}  # as lamad writes them
 
 
-def format_value(value, t: Type, ascii: bool = False, shapes: bool = False) -> str:
+PRINT_MODES = ("short", "full")
+"""How arrays are printed: ``short`` elides the middle of an array of over
+:data:`SHORT_THRESHOLD` entries with ``...``, as NumPy does; ``full`` prints every entry."""
+SHORT_THRESHOLD = 200
+
+
+def format_value(value, t: Type, ascii: bool = False, shapes: bool = False, full: bool = False) -> str:
     """Print a value of type ``t``: numbers plainly, tensors as NumPy prints them (after
-    their dtype and shape, JAX-style ``f64[2,3]``, with ``shapes``), functions as
-    ``<fun : A -> B>``; a tuple or list with an item on several lines has one item a line."""
+    their dtype and shape, JAX-style ``f64[2,3]``, with ``shapes``; whole with ``full``,
+    else with the middle of a large one elided), functions as ``<fun : A -> B>``; a tuple
+    or list with an item on several lines has one item a line."""
     if t == Base("Real"):
         return repr(float(value))
     if t in _ARRAY_TYPES:
+        import sys
+
         import numpy as np
 
         host = np.asarray(value.get() if hasattr(value, "get") else value)  # CuPy arrays: for display only
         head = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}] " if shapes else ""
-        return head + np.array2string(host, separator=", ", threshold=200, prefix=head, formatter=_BOOLS)
+        threshold = sys.maxsize if full else SHORT_THRESHOLD
+        return head + np.array2string(host, separator=", ", threshold=threshold, prefix=head, formatter=_BOOLS)
     if t == Base("Bool"):
         return "true" if value else "false"
     if t == Base("Int"):
@@ -328,12 +341,12 @@ def format_value(value, t: Type, ascii: bool = False, shapes: bool = False) -> s
     if t == Base("String"):
         return _literal(value)
     if isinstance(t, TupleType):
-        return _items("(", [format_value(v, i, ascii, shapes) for v, i in zip(value, t.items)], ")")
+        return _items("(", [format_value(v, i, ascii, shapes, full) for v, i in zip(value, t.items)], ")")
     if isinstance(t, ListType):
-        return _items("[", [format_value(v, t.elem, ascii, shapes) for v in value], "]")
+        return _items("[", [format_value(v, t.elem, ascii, shapes, full) for v in value], "]")
     if isinstance(t, RecordType):
-        return _items("{", [f"{f} = {format_value(v, i, ascii, shapes)}" for f, v, i in zip(t.fields, value, t.items)],
-                      "}")
+        return _items("{", [f"{f} = {format_value(v, i, ascii, shapes, full)}"
+                            for f, v, i in zip(t.fields, value, t.items)], "}")
     if isinstance(t, (FunType, LinType)):
         return f"<fun : {pretty_type(t, ascii)}>"
     return str(value)

@@ -36,14 +36,18 @@ from prompt_toolkit.filters import completion_is_selected
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
 from lamad import __version__, api, driver
+from lamad import graph as drawing
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
+from lamad.highlight import LamadReplLexer
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
+from lamad.pretty import PRINT_MODES
 from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Var
 
 PROMPT = "lamad> "
@@ -141,19 +145,34 @@ def _term_at_with_tangent(arg: Piece) -> tuple[Term, Term | None, Term | None]:
     return term.parse(parse_term), point.parse(parse_term), tangent.parse(parse_term)
 
 
+def _name_at_grad(arg: Piece) -> tuple[Piece, Term, bool]:
+    """``f at v`` or ``f at v --grad`` (``--grad`` read before the term: it is a comment to
+    lamad)."""
+    name, rest = arg.split("at")
+    if rest is None:
+        raise LamError("expected 'f at v' (or 'f at v --grad'): a definition and its arguments", arg.strip().span())
+    text = rest.text.rstrip()
+    grad = text.endswith("--grad")
+    point = rest.at(0, len(text) - len("--grad")) if grad else rest
+    return name.strip(), point.parse(parse_term), grad
+
+
 # --------------------------------------------------------------------- commands
 
 
 @dataclass(frozen=True)
 class Command:
     """``:name ARGUMENT``: ``parse`` reads the argument (a :class:`Piece`) into the
-    arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses."""
+    arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses.
+    ``shortened``: whether a prefix of the name finds it (``:graph`` is written in full,
+    so that ``:g`` and ``:gra`` still mean ``:grad``)."""
 
     name: str
     usage: str
     summary: str
     parse: Callable[[Piece], tuple]
     run: Callable[..., None]
+    shortened: bool = True
 
 
 COMMANDS: dict[str, Command] = {}
@@ -161,9 +180,10 @@ COMMANDS: dict[str, Command] = {}
 decorated with :func:`command`."""
 
 
-def command(name: str, usage: str, summary: str, parse: Callable[[Piece], tuple] = _nothing):
+def command(name: str, usage: str, summary: str, parse: Callable[[Piece], tuple] = _nothing,
+            shortened: bool = True):
     def register(method: Callable[..., None]) -> Callable[..., None]:
-        COMMANDS[name] = Command(name, usage, summary, parse, method)
+        COMMANDS[name] = Command(name, usage, summary, parse, method, shortened)
         return method
     return register
 
@@ -181,6 +201,7 @@ class Repl:
         self.tried: Path | None = None  # the last file asked for, which :reload tries while none has loaded
         self.lines: list[str] = []  # every line typed, in order
         self.ascii = False
+        self.arrays = "short"  # how arrays are printed: one of PRINT_MODES
         self.done = False
 
     # ----------------------------------------------------------------- one input
@@ -256,10 +277,11 @@ class Repl:
         return False
 
     def find_command(self, name: str, where: Piece) -> Command:
-        """The command ``:name``, or the one command whose name starts with ``name``."""
+        """The command ``:name``, or the one command that may be shortened whose name
+        starts with ``name``."""
         if name in COMMANDS:
             return COMMANDS[name]
-        matches = [c for c in COMMANDS.values() if c.name.startswith(name)] if name else []
+        matches = [c for c in COMMANDS.values() if c.shortened and c.name.startswith(name)] if name else []
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -305,7 +327,7 @@ class Repl:
         self.print(self.value(self.program.run(checked), checked.ty))
 
     def value(self, value: Any, ty: Any) -> str:
-        return format_value(value, ty, self.ascii, shapes=True)
+        return format_value(value, ty, self.ascii, shapes=True, full=self.arrays == "full")
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
@@ -362,6 +384,16 @@ class Repl:
         else:
             self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None))
 
+    @command("graph", "f at v [--grad]", "the computational graph of definition f at v, as DOT text "
+             "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
+    def graph(self, name: Piece, point: Term, grad: bool) -> None:
+        if name.text not in self.program:
+            raise LamError(f"':graph' draws a definition; '{name.text}' is not one", name.span())
+        _, expected = drawing.parameters(self.program, name.text)
+        at = self.program.run(self.program.check(Ann(point, expected, span=point.span)))
+        drawn = drawing.of_program(self.program, name.text, at, grad)
+        self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
+
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:
         """Whether the file loaded; an error in it is printed here, located in the file."""
@@ -408,6 +440,15 @@ class Repl:
     @command("unicode", "", "print terms and types in Unicode: λ → × ⊸ A⊥ (the default)")
     def unicode_mode(self) -> None:
         self.ascii = False
+
+    @command("print", "[full|short]", "print arrays whole (full) or, as by default, with the middle of those of "
+             "over 200 entries elided (short); alone: show which", _word)
+    def print_arrays(self, mode: str | None, where: Piece) -> None:
+        if mode is not None:
+            if mode not in PRINT_MODES:
+                raise LamError(f"':print' takes {' or '.join(PRINT_MODES)}, not '{mode}'", where.span())
+            self.arrays = mode
+        self.print(f"arrays: {self.arrays}")
 
     @command("help", "", "this list")
     def help(self) -> None:
@@ -524,15 +565,22 @@ def _continuation(width: int, line_number: int, is_soft_wrap: bool) -> str:
     return CONTINUATION.rjust(width)
 
 
-def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
-    """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
-    session: PromptSession[str] = PromptSession(
+def prompt_session(repl: Repl, input: Input | None = None, output: Output | None = None) -> PromptSession[str]:
+    """The prompt: multi-line input, history, completion, and what is typed highlighted
+    by :class:`lamad.highlight.LamadReplLexer` (in colour where the terminal has it:
+    prompt_toolkit prints none under ``NO_COLOR`` or ``TERM=dumb``)."""
+    return PromptSession(
         PROMPT, multiline=True, key_bindings=_keys(repl), prompt_continuation=_continuation,
         history=_history(), completer=LamCompleter(repl), complete_while_typing=False,
-        input=input, output=output)
+        lexer=PygmentsLexer(LamadReplLexer), input=input, output=output)
+
+
+def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
+    """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
+    prompt = prompt_session(repl, input, output)
     while True:
         try:
-            yield session.prompt()
+            yield prompt.prompt()
         except KeyboardInterrupt:
             continue
         except EOFError:

@@ -24,7 +24,7 @@ from lamad.prims import PRIMITIVES
 from lamad.adtypes import backprop_type, cotangent_type, has_leaves
 from lamad.linearity import is_zero, linear_in, mentions
 from lamad.syntax import (
-    ARRAY_OF, GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Term, Tuple, Type, Var, perp,
+    ARRAY_OF, GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Span, Term, Tuple, Type, Var, perp,
 )
 from lamad.transform import Transform, lets
 
@@ -53,6 +53,9 @@ class _Backprop(Transform):
                          ty=backprop_type(t.ty))
         return Lit(t.value, span=t.span, ty=t.ty)
 
+    def zero_pair(self, y: Var, span: Span | None) -> Term:
+        return Tuple((y, self.zero_backprop(y.ty)), ty=backprop_type(y.ty))
+
     def zero_backprop(self, t: Type) -> Term:
         return LinLam(PVar(self.fresh("a"), t), DZero(ty=GRAD), ty=perp(t))
 
@@ -68,7 +71,7 @@ class _Backprop(Transform):
         bindings.append((PVar(y.name), value))
         result_type = backprop_type(t.ty)
         if prim.derivative == "constant":
-            return lets(bindings, Tuple((y, self.zero_backprop(t.ty)), ty=result_type))
+            return lets(bindings, self.constant_value(y, span))
         if prim.derivative != "rules":
             raise LamTypeError(f"lamad cannot differentiate '{prim.surface}'", span)
         a = Var(self.fresh("a"), ty=t.ty)

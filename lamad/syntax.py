@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator, Mapping, Union
+from typing import Callable, Container, Iterable, Iterator, Mapping, Union
+
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_']*")
+"""What a name of the language is (the grammar's ``NAME``): a variable's, a field's, a module's."""
 
 
 # --------------------------------------------------------------------- spans
@@ -680,9 +684,11 @@ def _unshadowed(names: Mapping[str, str], p: Pattern) -> Mapping[str, str]:
     return {k: v for k, v in names.items() if k not in bound} if bound else names
 
 
-def alpha_key(term: Term) -> tuple:
+def alpha_key(term: Term, typed: Container[str] = ()) -> tuple:
     """A hashable summary of ``term`` that two terms share exactly when they are equal up
-    to the names of bound variables (alpha-equivalence)."""
+    to the names of bound variables (alpha-equivalence), and the applications of the
+    primitives named in ``typed`` have the same types too (``load_params``, whose type is
+    not its arguments' but its context's)."""
     counter = iter(range(1 << 62))
 
     def pattern(p: Pattern, env: dict[str, int]) -> tuple:
@@ -712,7 +718,7 @@ def alpha_key(term: Term) -> tuple:
                 parts.append((pattern(let.pattern, inner), bound))
             return ("let", tuple(parts), key(body, inner))
         if isinstance(t, Prim):
-            extra = (t.op, t.marks)
+            extra = (t.op, t.marks, t.ty) if t.op in typed else (t.op, t.marks)
         elif isinstance(t, (Record, Proj)):
             extra = t.fields if isinstance(t, Record) else t.field
         else:

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lamad.adtypes import has_leaves
 from lamad.errors import LamTypeError
 from lamad.instances import instantiate
 from lamad.prims import PRIMITIVES
 from lamad.prims.rules import resolve
 from lamad.syntax import (
-    GRAD, App, DAdd, DZero, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple,
-    PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, let_chain, term_names,
+    GRAD, REAL, TENSOR, App, DAdd, DZero, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim,
+    Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, let_chain,
+    term_names,
 )
 
 _VALUES = resolve("map fst x1", frozenset({"x1"}))
@@ -88,6 +90,31 @@ class Transform:
 
     def primitive(self, t: Prim) -> Term:
         raise NotImplementedError
+
+    def zero_pair(self, y: Var, span: Span | None) -> Term:
+        """``D(y)`` for a real or a tensor ``y`` whose derivative is zero: ``(y, λa ⊸ 0)``
+        (←D) or ``(y, zeros_like y)`` (→D), made for the application at ``span``."""
+        raise NotImplementedError
+
+    def constant_value(self, y: Var, span: Span | None) -> Term:
+        """``D(y)`` for a value ``y`` whose derivative is zero (the result of a primitive
+        with a constant derivative) at any type: each real and tensor in it paired with
+        its zero (:meth:`zero_pair`), through tuples (``let (c1, c2) = y in (D c1, D
+        c2)``) and lists (``map (λc. D c) y``); a value without reals is its own ``D``."""
+        t = y.ty
+        if t in (REAL, TENSOR):
+            return self.zero_pair(y, span)
+        if not has_leaves(t):
+            return y
+        if isinstance(t, TupleType):
+            parts = [Var(self.fresh("c"), ty=i) for i in t.items]
+            body = Tuple(tuple(self.constant_value(c, span) for c in parts), ty=self.type_of(t))
+            return Let(PTuple(tuple(PVar(c.name) for c in parts)), y, body, span=span, ty=body.ty)
+        assert isinstance(t, ListType)  # has_leaves is true of no other type a constant may have
+        c = Var(self.fresh("c"), ty=t.elem)
+        elem = self.type_of(t.elem)
+        f = Lam(PVar(c.name, t.elem), self.constant_value(c, span), span=span, ty=FunType(t.elem, elem))
+        return Prim("map", (f, y), span=span, ty=ListType(elem))
 
     def pair_name(self, x: str) -> str:
         """The name of the second component of the pair that ``x`` is the first of."""

@@ -24,6 +24,7 @@ from typing import Container, Iterator, Mapping
 
 from lamad import jacobians
 from lamad.adtypes import cotangent_type, marked_type
+from lamad.archive import not_data
 from lamad.jacobians import leaves
 from lamad.errors import LamTypeError
 from lamad.linearity import is_zero, linear_in
@@ -92,6 +93,7 @@ class Checker:
         self.locals: dict[str, Type] = {}
         self.deferred: list[tuple[Type, TVar, Span | None, str, str, str]] = []  # pending ct(A) = v
         self.overloads: list[tuple[Primitive, list[Term], Type, list]] = []  # pending overloaded applications
+        self.contextual: list[tuple[Primitive, Type, Span | None]] = []  # results the context must determine
         self.indexings: list[_Indexing] = []  # indexes of values whose type was not known yet
         self.index_parts: list[tuple[Type, Span | None]] = []  # indexes whose type was not known yet
         self.projections: list[tuple[Term, str, Span | None, Type]] = []  # fields of values not known yet
@@ -451,7 +453,10 @@ class Checker:
         if isinstance(t, App):
             return self.app(t)
         if isinstance(t, Prim):
-            return self.prim(t.op, list(t.args), t.span, arg_spans=[a.span for a in t.args], marks=t.marks)
+            elab = self.prim(t.op, list(t.args), t.span, arg_spans=[a.span for a in t.args], marks=t.marks)
+            if t.ty is not None and getattr(PRIMITIVES.get(t.op), "typing", None) == "context":
+                self.coerce(elab.ty, t.ty, t.span)  # elaborated: it carries its type, as its printed ascription does
+            return elab
         if isinstance(t, DZero):
             return update(t, ty=GRAD)
         if isinstance(t, DAdd):
@@ -761,6 +766,8 @@ class Checker:
             ty = self.overloaded(b, elab, arg_spans)
         elif b.typing == "index":
             ty = self.index(b, elab, arg_spans, span)
+        elif b.typing == "context":
+            ty = self.from_context(b, elab, arg_spans, span)
         else:
             fresh: dict[int, TVar] = {}
             for a, p, sp in zip(elab, b.params, arg_spans):
@@ -859,6 +866,33 @@ class Checker:
         result = results.pop() if len(results) == 1 else self.fresh()
         self.overloads.append((b, args, result, spans))
         return result
+
+    def from_context(self, b: Primitive, args: list[Term], spans: list, span: Span | None) -> Type:
+        """The result of a primitive typed by its context (``typing="context"``:
+        ``load_params``, which reads a value of whatever type the program expects): its
+        arguments are as its scheme says, and its result is a variable that what is
+        around it must determine, an annotation most often, by the end of the definition
+        (:meth:`settle_contextual`)."""
+        for a, p, sp in zip(args, b.params, spans):
+            self.coerce(a.ty, p, sp, f"argument of '{b.surface}': ")
+        result = self.fresh()
+        self.contextual.append((b, result, span))
+        return result
+
+    def settle_contextual(self) -> None:
+        """Each result typed by its context is known now, before any number is defaulted
+        (a result used as a number could be a Real or a Tensor: the program must say),
+        and is data, which a file can hold: no function."""
+        for b, t, span in self.contextual:
+            t = self.zonk(t)
+            if _free_type_vars(t):
+                raise LamTypeError(f"'{b.surface}' reads a value of the type its context expects, and nothing here "
+                                   f"says which ({self.describe(t)}): annotate it, as in ({b.surface} \"w.npz\" : Tensor * Tensor)",
+                                   span)
+            bad = not_data(t)
+            if bad is not None:
+                raise LamTypeError(f"'{b.surface}' reads data (numbers, arrays, text, and tuples and lists of "
+                                   f"them), not functions: here it would give a {t}", span)
 
     # ----------------------------------------------------------------- indexing
 
@@ -1229,6 +1263,7 @@ class Checker:
         types that waited for them."""
         self.settle_indexings(final=False)
         self.settle_projections(final=False)
+        self.settle_contextual()
         self.settle_overloads()
         stack = [term]
         while stack:

@@ -10,6 +10,7 @@ the same programs on CuPy when a CUDA device is present."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def _wrap(x):
         return DeviceArray(np.asarray(x))
     if isinstance(x, list):
         return [_wrap(i) for i in x]
-    if isinstance(x, tuple):
+    if isinstance(x, tuple):  # a named tuple of results too (linalg's), as a plain one
         return tuple(_wrap(i) for i in x)
     return x
 
@@ -114,13 +115,18 @@ DeviceArray.__hash__ = None
 
 class GuardedNumPy:
     """NumPy's namespace over DeviceArrays (CuPy's shape), with ``asnumpy`` as the one
-    explicit way back to the host."""
+    explicit way back to the host; its submodules (``linalg``) are guarded as it is."""
 
     dtype = staticmethod(np.dtype)
     float32, float64 = np.float32, np.float64
 
+    def __init__(self, module: ModuleType = np):
+        self.module = module
+
     def __getattr__(self, name):
-        fn = getattr(np, name)
+        fn = getattr(self.module, name)
+        if isinstance(fn, ModuleType):
+            return GuardedNumPy(fn)
         if not callable(fn):
             return fn
         return lambda *args, **kwargs: _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))

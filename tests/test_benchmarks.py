@@ -1,10 +1,12 @@
 """The benchmark harness (benchmarks/run.py) cannot rot: its quick mode runs end to end on
 tiny sizes, its hand-written NumPy baselines agree with central finite differences, and
 its gradient check rejects a wrong gradient; the second-order benchmark
-(benchmarks/second_order.py) runs end to end on tiny sizes too."""
+(benchmarks/second_order.py) runs end to end on tiny sizes too, and so do the minibatch
+and convolution benchmarks (benchmarks/minibatch.py, benchmarks/cnn.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -99,10 +101,30 @@ def test_installed_peers_agree_with_the_baseline(system):
     check(system, peers.peers(w, [system])[system](), w.value_and_grad(*w.args), rtol=1e-7)
 
 
+def run_with_lamad(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``benchmarks/script args``, with this checkout's lamad on the path."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": path})
+
+
+def test_cnn_benchmark_checks_and_times_each_system(tmp_path):
+    """lamad and hand NumPy always, PyTorch where it is installed (their losses and
+    gradients checked against each other first): a time per system and lamad's ratio."""
+    done = run_with_lamad("cnn.py", "--repeats", "1", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "cnn.md").read_text()
+    rows = {cells[0]: cells[1:] for line in table.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.split("|")[1:-1]]]}
+    systems = ["NumPy", "lamad"] + (["PyTorch"] if importlib.util.find_spec("torch") else [])
+    assert [name for name in rows if name != "system"] == systems
+    assert all(float(cell) > 0 for name in systems for cell in rows[name])
+    assert float(rows["lamad"][2]) == 1.0 and "BLAS threads 1" in table
+    assert ("PyTorch eager (CPU), one thread" in table) == ("PyTorch" in systems)
+
+
 def test_minibatch_benchmark_reports_both_steps_at_each_scale(tmp_path):
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "minibatch.py"), "--scales", "1", "2", "--repeats", "1",
-                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    done = run_with_lamad("minibatch.py", "--scales", "1", "2", "--repeats", "1", "--results", str(tmp_path))
     assert done.returncode == 0, done.stderr
     table = (tmp_path / "minibatch.md").read_text()
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 1,797 |", "| 3,594 |"))]

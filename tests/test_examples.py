@@ -233,7 +233,51 @@ EXPECTED = {
     "minibatch.lam": (lambda: minibatch_reference(128, 10, 32, 0.5), "List Real × Real × Real"),
     "attention.lam": (lambda: attention_reference(10, 100, 0.5), "List Real × IntTensor"),
     "gru.lam": (None, "List Real × Real"),  # test_gru_training_follows_numpy_at_reduced_size
+    "gp.lam": (lambda: gp_reference(10, 20, 0.05), "List Real × Real × Real × Real × Real"),
+    "cnn.lam": (None, "List Real × Real × Real"),  # test_cnn_reaches_97_percent_…_following_numpy_step_for_step
 }
+
+
+# gp.lam: twenty noisy samples of sin, a squared-exponential kernel, θ = (log ℓ, log σf², log σn²)
+GP_X = 6.0 * np.random.default_rng(1).random(20) - 3.0
+GP_Y = np.sin(GP_X) + 0.1 * randn(2, (20,))
+GP_START = (0.0, 0.0, -2.0)
+
+
+def gp_kernel(theta) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """K = σf² E + σn² I, E = exp(-(xᵢ - xⱼ)² / (2 ℓ²)), and ∂K/∂θ by hand."""
+    log_l, log_f, log_n = theta
+    gaps = (GP_X[:, None] - GP_X[None, :]) ** 2
+    e = np.exp(-0.5 * gaps / np.exp(2 * log_l))
+    signal, noise = np.exp(log_f) * e, np.exp(log_n) * np.eye(20)
+    return signal + noise, (signal * gaps / np.exp(2 * log_l), signal, noise)
+
+
+def gp_nll(theta) -> float:
+    """-log p(y | X, θ) = ½ yᵀ K⁻¹ y + ½ log det K + (n / 2) log 2π, by LU (not Cholesky)."""
+    k, _ = gp_kernel(theta)
+    sign, log_det = np.linalg.slogdet(k)
+    assert sign == 1.0
+    return float(0.5 * GP_Y @ np.linalg.solve(k, GP_Y) + 0.5 * log_det + 10 * np.log(2 * np.pi))
+
+
+def gp_gradient(theta) -> np.ndarray:
+    """∂(-log p)/∂θⱼ = ½ tr((K⁻¹ - α αᵀ) ∂K/∂θⱼ), α = K⁻¹ y (Rasmussen & Williams, eq. 5.9,
+    of the log likelihood, negated)."""
+    k, dk = gp_kernel(theta)
+    k_inv = np.linalg.inv(k)
+    alpha = k_inv @ GP_Y
+    return np.array([0.5 * np.trace((k_inv - np.outer(alpha, alpha)) @ d) for d in dk])
+
+
+def gp_reference(rounds: int, every: int, rate: float):
+    theta = np.array(GP_START)
+    losses = [gp_nll(theta)]
+    for _ in range(rounds):
+        for _ in range(every):
+            theta = theta - rate * gp_gradient(theta)
+        losses.append(gp_nll(theta))
+    return (losses, *np.exp(theta), losses[-1])
 
 
 def assert_close(actual, expected, where: str = "result"):
@@ -504,6 +548,143 @@ def test_minibatch_loss_gathers_each_rows_label_and_its_gradient_is_the_lectures
         np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-8)
 
 
+# ------------------------------------------------------------ cnn.lam
+
+
+SHIFTS = [(p, q) for p in range(3) for q in range(3)]
+"""The entries of a 3 × 3 kernel, row by row."""
+
+
+def conv3x3(x, w):
+    """A 3 × 3 convolution with padding 1 (PyTorch's cross-correlation): each kernel entry
+    times the images shifted by it, summed; and the shifted images (N × C × 9 × H × W),
+    which the backward pass reads."""
+    h, wd = x.shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    shifted = np.stack([padded[:, :, p:p + h, q:q + wd] for p, q in SHIFTS], axis=2)
+    return np.einsum("ncshw,ocs->nohw", shifted, w.reshape(w.shape[:2] + (9,)), optimize=True), shifted
+
+
+def conv3x3_backward(shifted, w, g):
+    """The gradients of :func:`conv3x3` in the kernels and the images, given the gradient
+    ``g`` of its result: each kernel entry meets the images shifted by it, and the images'
+    gradient is each shift's gradient shifted back."""
+    n, c, _, h, wd = shifted.shape
+    w9 = w.reshape(w.shape[:2] + (9,))
+    dw = np.einsum("nohw,ncshw->ocs", g, shifted, optimize=True).reshape(w.shape)
+    dshifted = np.einsum("nohw,ocs->ncshw", g, w9, optimize=True)
+    dpadded = np.zeros((n, c, h + 2, wd + 2))
+    for s, (p, q) in enumerate(SHIFTS):
+        dpadded[:, :, p:p + h, q:q + wd] += dshifted[:, :, s]
+    return dw, dpadded[:, :, 1:-1, 1:-1]
+
+
+def max_pool_2x2(z):
+    """2 × 2 max pooling, stride 2: the largest of each window's four corners."""
+    return np.maximum(np.maximum(z[:, :, 0::2, 0::2], z[:, :, 0::2, 1::2]),
+                      np.maximum(z[:, :, 1::2, 0::2], z[:, :, 1::2, 1::2]))
+
+
+def max_unpool_2x2(z, out, g):
+    """The gradient of :func:`max_pool_2x2`'s input ``z``, given that of its result ``out``:
+    each window's gradient split equally among its maxima (lamad's tie rule)."""
+    n, c, h, w = z.shape
+    hit = (z.reshape(n, c, h // 2, 2, w // 2, 2) == out[:, :, :, None, :, None]).astype(float)
+    count = hit[:, :, :, 0, :, 0] + hit[:, :, :, 0, :, 1] + hit[:, :, :, 1, :, 0] + hit[:, :, :, 1, :, 1]
+    return (hit * (g / count)[:, :, :, None, :, None]).reshape(z.shape)
+
+
+def cnn_forward(x, ps):
+    """cnn.lam's scores, and what the backward pass reads."""
+    k1, b1, k2, b2, w3, b3 = ps
+    a1, shifted1 = conv3x3(x, k1)
+    z1 = np.maximum(a1 + b1, 0)
+    h1 = max_pool_2x2(z1)
+    a2, shifted2 = conv3x3(h1, k2)
+    z2 = np.maximum(a2 + b2, 0)
+    h2 = max_pool_2x2(z2)
+    flat = h2.reshape(len(x), -1)
+    return flat @ w3 + b3, (shifted1, z1, h1, shifted2, z2, h2, flat)
+
+
+def cross_entropy(s, labels):
+    """The mean softmax cross-entropy of the scores ``s``, and its gradient in them."""
+    n = len(labels)
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    y = e / e.sum(axis=1, keepdims=True)
+    return float(np.mean(-np.log(y[np.arange(n), labels]))), (y - np.eye(10)[labels]) / n
+
+
+def cnn_loss_and_gradient(x, labels, ps):
+    """cnn.lam's network, forward and backward by hand: conv, relu, pool twice, dense layer,
+    softmax cross-entropy."""
+    k1, b1, k2, b2, w3, b3 = ps
+    s, (shifted1, z1, h1, shifted2, z2, h2, flat) = cnn_forward(x, ps)
+    loss, ds = cross_entropy(s, labels)
+    dz2 = max_unpool_2x2(z2, h2, (ds @ w3.T).reshape(h2.shape)) * (z2 > 0)
+    dk2, dh1 = conv3x3_backward(shifted2, k2, dz2)
+    dz1 = max_unpool_2x2(z1, h1, dh1) * (z1 > 0)
+    dk1, _ = conv3x3_backward(shifted1, k1, dz1)
+    return loss, (dk1, dz1.sum(axis=(0, 2, 3))[:, None, None], dk2, dz2.sum(axis=(0, 2, 3))[:, None, None],
+                  flat.T @ ds, ds.sum(axis=0))
+
+
+def cnn_data():
+    x, labels, x_test, labels_test = digits_data()
+    return x.reshape(-1, 1, 8, 8), labels, x_test.reshape(-1, 1, 8, 8), labels_test
+
+
+def cnn_reference(epochs, size, rate):
+    """cnn.lam in NumPy: its initial parameters, then each epoch the rows in the order
+    NumPy's PCG64 permutes them from the epoch's seed, one gradient step per whole batch."""
+    x, labels, x_test, labels_test = cnn_data()
+    ps = [np.sqrt(2 / 9) * randn(1, (8, 1, 3, 3)), np.zeros((8, 1, 1)), np.sqrt(2 / 72) * randn(2, (16, 8, 3, 3)),
+          np.zeros((16, 1, 1)), np.sqrt(2 / 64) * randn(3, (64, 10)), np.zeros(10)]
+    losses = [cross_entropy(cnn_forward(x, ps)[0], labels)[0]]
+    for seed in split_seeds(4, epochs):
+        order = np.random.default_rng(seed).permutation(len(x))
+        for b in range(len(x) // size):
+            rows = order[b * size:(b + 1) * size]
+            grads = cnn_loss_and_gradient(x[rows], labels[rows], ps)[1]
+            ps = [p - rate * g for p, g in zip(ps, grads)]
+        losses.append(cross_entropy(cnn_forward(x, ps)[0], labels)[0])
+
+    def accuracy(images, targets):
+        return float(np.mean(np.argmax(cnn_forward(images, ps)[0], axis=1) == targets))
+    return losses, accuracy(x, labels), accuracy(x_test, labels_test)
+
+
+def test_cnn_gradient_is_the_hand_derived_backward_pass_and_finite_differences():
+    """At small size (6 images, 2 and 3 channels), where finite differences are cheap."""
+    prog = api.load(EXAMPLES / "cnn.lam")
+    x, labels, _, _ = cnn_data()
+    x, labels = x[:6], labels[:6].astype(np.int64)
+    ps = [0.5 * randn(11, (2, 1, 3, 3)), 0.1 * randn(12, (2, 1, 1)), 0.5 * randn(13, (3, 2, 3, 3)),
+          0.1 * randn(14, (3, 1, 1)), 0.5 * randn(15, (12, 10)), 0.1 * randn(16, (10,))]
+    loss, want = cnn_loss_and_gradient(x, labels, ps)
+    assert float(prog.loss(x, labels, ps)) == pytest.approx(loss, rel=1e-13)
+    got = api.grad(prog.loss, argnums=2)(x, labels, ps)
+    for g, h in zip(got, want):
+        np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-14)
+    numeric = numerical_gradient(lambda *p: prog.loss(x, labels, list(p)), *ps)
+    for g, n in zip(got, numeric):
+        np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-8)
+
+
+def test_cnn_reaches_97_percent_on_held_out_digits_in_a_minute_following_numpy_step_for_step():
+    """The command of the README, as a user runs it: every epoch's loss and both accuracies
+    are NumPy's, step for step through the 660 steps, and the last number, the held-out
+    accuracy, is at least 97%."""
+    start = time.perf_counter()
+    proc = lamad("run", "examples/cnn.lam")
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    losses, train_accuracy, test_accuracy = result = parse_output(proc.stdout)
+    assert_close(result, cnn_reference(15, 32, 0.3))
+    assert test_accuracy >= 0.97 and train_accuracy >= test_accuracy and losses[-1] < losses[0] / 100
+    assert elapsed < 60
+
+
 # ------------------------------------------------------------ attention.lam
 
 
@@ -644,6 +825,30 @@ def test_gru_training_follows_numpy_at_reduced_size():
 def test_gru_learns_to_keep_the_first_number_of_unseen_sequences():
     losses, held_out = api.load(EXAMPLES / "gru.lam").main
     assert float(losses[-1]) < float(losses[0]) / 50 and float(held_out) < float(losses[0]) / 20
+
+
+# ------------------------------------------------------------ gp.lam
+
+
+def test_gp_gradient_at_the_start_is_the_textbook_formula_and_finite_differences():
+    """The negative log likelihood through cholesky and triangular_solve is the one NumPy
+    computes by LU, and its gradient is ½ tr((K⁻¹ - α αᵀ) ∂K/∂θ) and the finite differences."""
+    prog = api.load(EXAMPLES / "gp.lam")
+    assert float(prog.nll(GP_START)) == pytest.approx(gp_nll(GP_START), rel=1e-13)
+    got = [float(g) for g in api.grad(prog.nll)(GP_START)]
+    np.testing.assert_allclose(got, gp_gradient(GP_START), rtol=1e-10)
+    numeric = numerical_gradient(lambda *t: prog.nll(tuple(float(x) for x in t)), *GP_START)
+    np.testing.assert_allclose(got, [float(n) for n in numeric], rtol=1e-7)
+
+
+def test_gp_likelihood_falls_every_round_to_a_stationary_point():
+    losses, length_scale, signal, noise, final = api.load(EXAMPLES / "gp.lam").main
+    losses = [float(v) for v in losses]
+    assert all(after < before for before, after in zip(losses, losses[1:])), losses
+    assert float(final) == losses[-1] < losses[0] - 15
+    theta = np.log([float(length_scale), float(signal), float(noise)])
+    assert np.abs(gp_gradient(theta)).max() < 1e-3
+    assert 0.005 < float(noise) < 0.02  # the data's noise variance is 0.01
 
 
 @pytest.mark.slow

@@ -429,3 +429,27 @@ def test_the_example_of_the_language_docs_checks_and_steps_downhill():
     assert p.sizes(params) == 12 and float(np.sum(params["hidden"]["b"])) == 0.0
     x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
     assert float(p.loss(p.step(params, x, y), x, y)) < float(p.loss(params, x, y))
+
+
+def test_records_are_saved_by_field_and_read_back(tmp_path, capsys):
+    """``lamad run --output`` and ``lamad.save`` store a record's fields under their names
+    (``hidden.w``); ``load_params`` and ``lamad.load_params`` read them back as a record."""
+    from lamad import cli
+
+    (tmp_path / "fit.lam").write_text("type L = {w : Tensor, b : Real}\n"
+                                      "def fit : {hidden : L, out : L, steps : Int} =\n"
+                                      "    {hidden = {w = ones [2], b = 0.5}, out = {w = fill 2.0 [3], b = 1.5}, steps = 7}\n"
+                                      "def back : {hidden : L, out : L, steps : Int} = load_params \"w.npz\"\n"
+                                      "def total = back.hidden.b + back.out.b\n", encoding="utf-8")
+    assert cli.main(["run", str(tmp_path / "fit.lam"), "--entry", "fit", "--output", str(tmp_path / "w.npz")]) == 0
+    capsys.readouterr()
+    with np.load(tmp_path / "w.npz") as stored:
+        assert sorted(stored.files) == ["__type__", "hidden.b", "hidden.w", "out.b", "out.w", "steps"]
+        np.testing.assert_array_equal(stored["out.w"], [2.0, 2.0, 2.0])
+    p = lamad.load(tmp_path / "fit.lam")
+    assert float(p.total) == 2.0 and p.back["steps"] == 7
+    loaded = lamad.load_params(tmp_path / "w.npz")
+    assert loaded.keys() == {"hidden", "out", "steps"} and float(loaded["hidden"]["b"]) == 0.5
+    lamad.save(tmp_path / "v.npz", {"w": np.ones(2), "b": 3.0})
+    again = lamad.load_params(tmp_path / "v.npz", "{w : Tensor, b : Real}")
+    assert float(again["b"]) == 3.0 and again["w"].shape == (2,)

@@ -442,7 +442,7 @@ def test_completion_of_commands_names_symbols_and_files(tmp_path, monkeypatch):
     r = repl.Repl()
     r.execute("def weight (x : Real) : Real = x")
     assert set(completions(r, ":")) == {f":{name}" for name in repl.COMMANDS}
-    assert completions(r, ":gr") == {":grad": repl.COMMANDS["grad"].summary}
+    assert completions(r, ":gr") == {":grad": repl.COMMANDS["grad"].summary, ":graph": repl.COMMANDS["graph"].summary}
     assert completions(r, "map (\\x. x * wei") == {"weight": "Real → Real"}
     got = completions(r, "si")
     assert {"sin", "sigmoid", "sign"} <= set(got) and got["sin"] == "builtin"

@@ -5,7 +5,7 @@ checker the type scheme, the transforms the rules, the simplifier the folding, t
 compiler the implementation.  :func:`public` is the user's scope.
 """
 
-from lamad.prims import arithmetic, elementwise, reductions, shape, axes, masks, indexing  # noqa: F401
+from lamad.prims import arithmetic, elementwise, reductions, shape, axes, masks, indexing, linalg, conv  # noqa: F401
 from lamad.prims import constructors, random, lists, helpers, ad  # noqa: F401
 from lamad.prims.ad import MARKS
 from lamad.prims.base import PRIMITIVES, Operator, Positive, Primitive, Runtime, define, public

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from lamad import archive
 from lamad.prims.arithmetic import int_in_range
 from lamad.prims.base import SHAPE, A, B, define, lifted
 from lamad.syntax import BOOL, INT, INT_TENSOR, REAL, STRING, TENSOR
@@ -50,7 +51,7 @@ def read_npy(path, name: str) -> np.ndarray:
     with open(path, "rb") as f:
         head = f.read(len(_NPY_MAGIC))
     if head != _NPY_MAGIC:
-        kind = "a .npz archive" if head.startswith(b"PK") else "a file of another format"
+        kind = "a .npz archive (read it with load_params)" if head.startswith(b"PK") else "a file of another format"
         raise ValueError(f"'{name}' is not a .npy file: it is {kind} (NumPy's np.save writes .npy)")
     try:
         return np.load(path, allow_pickle=False)
@@ -67,7 +68,8 @@ def read_data(rt, path: str) -> np.ndarray:
         return read_npy(full, path)
     if full.suffix == ".csv":
         return np.loadtxt(full, delimiter=",", ndmin=1)
-    raise ValueError(f"cannot load '{path}': only .npy and .csv files are supported")
+    hint = " (read a .npz archive with load_params)" if full.suffix == ".npz" else ""
+    raise ValueError(f"cannot load '{path}': only .npy and .csv files are supported{hint}")
 
 
 def _load(rt):
@@ -76,6 +78,14 @@ def _load(rt):
 
 def _load_ints(rt):
     return lambda path: rt.backend.ints(read_data(rt, path))
+
+
+def _load_params(rt):
+    """``load_params path``: the value of the type its context gives (``typing="context"``:
+    the evaluator passes that type first) read from a ``.npz`` archive (lamad/archive.py)."""
+    def load_params(ty, path):
+        return archive.value(archive.read(rt.base_dir / path, path), ty, rt.backend, path)
+    return load_params
 
 
 define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant", example=("zeros (shape x1)", ((2, 3),)))
@@ -128,3 +138,7 @@ define("load_ints", (STRING,), INT_TENSOR, _load_ints, derivative="discrete",
        doc="an IntTensor read from a .npy or .csv file of integers (labels, indices)")
 define("load", (STRING,), TENSOR, _load, derivative="constant",
        example=("load \"data/measurements.csv\"", ((),)))
+define("load_params", (STRING,), A, _load_params, typing="context", derivative="constant",
+       doc="a value (tuples, lists, arrays) read from a .npz archive that lamad run --output wrote; "
+           "its type is the one an annotation gives",
+       example=("(load_params \"data/measurements.npz\" : Tensor)", ((),)))

@@ -136,6 +136,14 @@ def add_at(xp, out: Any, key: tuple, value: Any) -> None:
         cupyx.scatter_add(out, key, value)
 
 
+def added_at(xp, out: Any, key: tuple, value: Any, what: str) -> Any:
+    """``out``, a fresh array, with ``value`` added at ``key`` (:func:`add_at`), once the
+    value is checked to fit the indexed shape."""
+    _fits(xp, value, tuple(out.shape), key, what)
+    add_at(xp, out, key, value)
+    return out
+
+
 # --------------------------------------------------------------------- arrays
 
 
@@ -150,11 +158,7 @@ def _embed_at(rt):
 
     def embed_at(spec, x, parts, a):
         """Zeros of ``x``'s shape with ``a`` added at the index: the transpose of ``index``."""
-        key = array_key(spec, x, parts)
-        _fits(xp, a, tuple(x.shape), key, "the cotangent")
-        out = xp.zeros(x.shape, dtype=dtype)
-        add_at(xp, out, key, a)
-        return out
+        return added_at(xp, xp.zeros(x.shape, dtype=dtype), array_key(spec, x, parts), a, "the cotangent")
     return embed_at
 
 
@@ -197,11 +201,7 @@ def _index_add(rt):
     def index_add(spec, x, parts, v):
         """``x[key] += v``: a copy of ``x`` with ``v`` added at the index, a repeated
         position receiving each value sent to it."""
-        key = array_key(spec, x, parts)
-        _fits(xp, v, tuple(x.shape), key, "the value")
-        out = xp.array(x, copy=True)
-        add_at(xp, out, key, v)
-        return out
+        return added_at(xp, xp.array(x, copy=True), array_key(spec, x, parts), v, "the value")
     return index_add
 
 
@@ -252,11 +252,7 @@ def _embed_along(rt):
     def embed_along(axis, idx, x, a):
         """Zeros of ``x``'s shape with ``a`` added at ``idx`` along ``axis``: the transpose
         of ``gather``."""
-        key = _axis_key(axis, idx, tuple(x.shape))
-        _fits(xp, a, tuple(x.shape), key, "the cotangent")
-        out = xp.zeros(x.shape, dtype=dtype)
-        add_at(xp, out, key, a)
-        return out
+        return added_at(xp, xp.zeros(x.shape, dtype=dtype), _axis_key(axis, idx, tuple(x.shape)), a, "the cotangent")
     return embed_along
 
 
@@ -264,11 +260,7 @@ def _scatter_add(rt):
     xp = rt.backend.xp
 
     def scatter_add(axis, idx, x, v):
-        key = _axis_key(axis, idx, tuple(x.shape))
-        _fits(xp, v, tuple(x.shape), key, "the value")
-        out = xp.array(x, copy=True)
-        add_at(xp, out, key, v)
-        return out
+        return added_at(xp, xp.array(x, copy=True), _axis_key(axis, idx, tuple(x.shape)), v, "the value")
     return scatter_add
 
 
