@@ -12,15 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Callable, Container, Iterator, Union
+from typing import Callable, Container, Iterator, NamedTuple, Union
 
 
 # --------------------------------------------------------------------- spans
 
 
-@dataclass(frozen=True)
-class Span:
-    """A region of the source text: 0-based offsets, 1-based lines and columns."""
+class Span(NamedTuple):
+    """A region of the source text: 0-based offsets, 1-based lines and columns.  A named
+    tuple: the parser makes one per node, and a tuple is made at a third of the cost of
+    a frozen dataclass."""
 
     start: int
     end: int
@@ -42,6 +43,8 @@ class Span:
 class Type:
     """Base class of types."""
 
+    __slots__ = ()
+
     def __str__(self) -> str:
         return pretty_type(self, ascii=True)
 
@@ -49,7 +52,7 @@ class Type:
         return str(self)
 
 
-@dataclass(frozen=True, eq=True, repr=False)
+@dataclass(frozen=True, eq=True, repr=False, slots=True)
 class Base(Type):
     """A base type: ``Real``, ``Tensor``, ``Int``, ``Bool``, ``Unit``, ``String``, the
     arrays of integers and of truth values ``IntTensor`` and ``BoolTensor``
@@ -77,18 +80,18 @@ ARRAY_OF = {REAL: TENSOR, INT: INT_TENSOR, BOOL: BOOL_TENSOR}
 """The array type of each scalar type: a comparison of tensors is a ``BoolTensor``."""
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class TupleType(Type):
     items: tuple[Type, ...]
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class FunType(Type):
     dom: Type
     cod: Type
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class LinType(Type):
     """A linear function ``A ⊸ B``; ``A⊥`` is ``A ⊸ d``."""
 
@@ -96,12 +99,12 @@ class LinType(Type):
     cod: Type
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class ListType(Type):
     elem: Type
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class TVar(Type):
     """A unification variable.  ``kind`` restricts what it may stand for:
     ``"any"``, ``"num"`` (Int, Real, Tensor or IntTensor) or ``"float"`` (Real or Tensor)."""
@@ -181,23 +184,23 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
 # --------------------------------------------------------------------- patterns
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pattern:
     span: Span | None = field(default=None, compare=False, kw_only=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PVar(Pattern):
     name: str
     annot: Type | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PWild(Pattern):
     annot: Type | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PTuple(Pattern):
     items: tuple[Pattern, ...]
 
@@ -214,35 +217,35 @@ def pattern_names(p: Pattern) -> Iterator[str]:
 # --------------------------------------------------------------------- terms
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Term:
     span: Span | None = field(default=None, compare=False, kw_only=True)
     ty: Type | None = field(default=None, compare=False, kw_only=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Var(Term):
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lit(Term):
     """A literal: ``int``, ``float``, ``bool``, ``()`` (unit) or ``str``."""
 
     value: Union[int, float, bool, tuple, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tuple(Term):
     items: tuple[Term, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListLit(Term):
     items: tuple[Term, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lam(Term):
     """``λp. t``.  A lambda that an AD transform made from a lambda of its input records
     that one and the transform (``origin = ("←D", λ)`` or ``("→D", λ)``), so that a
@@ -255,7 +258,7 @@ class Lam(Term):
     origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LinLam(Term):
     """A linear function ``λa ⊸ t`` (ASCII ``\\a -o t``): a backpropagator when its
     body has the gradient type ``d``.  ``origin`` as for :class:`Lam`."""
@@ -265,27 +268,27 @@ class LinLam(Term):
     origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class App(Term):
     fn: Term
     arg: Term
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Let(Term):
     pattern: Pattern
     bound: Term
     body: Term
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class If(Term):
     cond: Term
     then: Term
     orelse: Term
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prim(Term):
     """A saturated application of a builtin (operators included), ``op t1 ... tk``.
 
@@ -299,12 +302,12 @@ class Prim(Term):
     innermost first (``"rf"``: →D of ←D), see :mod:`lamad.prims.ad`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DZero(Term):
     """``0``, the zero of the gradient module ``d``: nothing sent anywhere."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DAdd(Term):
     """``u + v`` in the gradient module ``d``: both sums of cotangents sent."""
 
@@ -312,7 +315,7 @@ class DAdd(Term):
     right: Term
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ann(Term):
     """A type ascription ``t : A``."""
 
@@ -387,14 +390,14 @@ def part_count(items: tuple[IndexItem, ...]) -> int:
 # --------------------------------------------------------------------- programs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Param:
     name: str
     annot: Type
     span: Span | None = field(default=None, compare=False, kw_only=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Def:
     """``def name (x1 : A1) ... (xn : An) : B = body``."""
 
@@ -413,7 +416,7 @@ class Def:
         return term
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Program:
     defs: tuple[Def, ...]
 
@@ -547,7 +550,13 @@ def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
 def update(node: Term, **changes) -> Term:
     """``dataclasses.replace`` for term nodes, without re-running ``__init__``: the passes
     rebuild every node of large target terms, and this is their hottest operation."""
-    new = object.__new__(type(node))
-    new.__dict__.update(node.__dict__)
-    new.__dict__.update(changes)
+    cls = node.__class__
+    names = _FIELDS.get(cls) or _FIELDS.setdefault(cls, tuple(f.name for f in fields(cls)))
+    new = object.__new__(cls)
+    for name in names:
+        _set(new, name, changes[name] if name in changes else getattr(node, name))
     return new
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_set = object.__setattr__
