@@ -539,12 +539,19 @@ def children(term: Term) -> Iterator[Term]:
 
 
 def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
-    """``term`` with ``fn`` applied to each immediate subterm."""
+    """``term`` with ``fn`` applied to each immediate subterm: ``term`` itself when ``fn``
+    gives back every subterm as it is, so that a pass that changes little builds little."""
     changes = {}
+    changed = False
     for name in _subterm_fields(type(term)):
         value = getattr(term, name)
-        changes[name] = fn(value) if isinstance(value, Term) else tuple(fn(v) for v in value)
-    return update(term, **changes) if changes else term
+        if isinstance(value, Term):
+            new = changes[name] = fn(value)
+            changed = changed or new is not value
+        else:
+            items = changes[name] = tuple([fn(v) for v in value])
+            changed = changed or any(a is not b for a, b in zip(items, value))
+    return update(term, **changes) if changed else term
 
 
 def update(node: Term, **changes) -> Term:
