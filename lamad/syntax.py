@@ -436,12 +436,17 @@ def term_names(term: Term) -> set[str]:
     stack = [term]
     while stack:
         node = stack.pop()
-        if isinstance(node, Var):
+        kind = node.__class__
+        if kind is Var:
             names.add(node.name)
-        for p in (getattr(node, "param", None), getattr(node, "pattern", None)):
-            if isinstance(p, Pattern):
+            continue
+        if kind is Let or kind is Lam or kind is LinLam:
+            p = node.pattern if kind is Let else node.param
+            if p.__class__ is PVar:
+                names.add(p.name)
+            else:
                 names.update(pattern_names(p))
-        stack.extend(children(node))
+        stack += children(node)
     return names
 
 
@@ -528,14 +533,16 @@ def _subterm_fields(cls: type) -> tuple[str, ...]:
                                                                "name", "value", "origin", "marks"))
 
 
-def children(term: Term) -> Iterator[Term]:
+def children(term: Term) -> tuple[Term, ...]:
     """The immediate subterms of ``term``, in source order."""
-    for name in _subterm_fields(type(term)):
+    out: list[Term] = []
+    for name in _subterm_fields(term.__class__):
         value = getattr(term, name)
         if isinstance(value, Term):
-            yield value
+            out.append(value)
         else:
-            yield from value
+            out += value
+    return tuple(out)
 
 
 def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:

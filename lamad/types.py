@@ -621,7 +621,7 @@ class Checker:
                     self._unify(expected, self.promotable(a.ty))
                 else:
                     self.coerce(a.ty, expected, sp, f"argument of '{b.surface}': ")
-            ty = self.instantiate(b.result, fresh)
+            ty = self.resolve(self.instantiate(b.result, fresh))  # known by now, most often: final at once
         if op == "add" and ty == GRAD:
             return DAdd(*elab, span=span, ty=GRAD)
         return Prim(op, tuple(elab), marks, span=span, ty=ty)
