@@ -10,9 +10,46 @@ compare equal.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from typing import Callable, Container, Iterator, NamedTuple, Union
+
+
+# --------------------------------------------------------------------- nodes
+
+
+def immutable(repr: bool = True) -> Callable[[type], type]:
+    """``@dataclass(frozen=True, slots=True)``, with an ``__init__`` that sets each field
+    through its slot's own setter: a frozen dataclass's ``__init__`` sets each with
+    ``object.__setattr__``, a lookup by name and a call per field, and the passes make a
+    node for every node of every term they transform (a third less time per node)."""
+
+    def wrap(cls: type) -> type:
+        cls = dataclass(frozen=True, slots=True, repr=repr)(cls)
+        cls.__init__ = _init(cls)
+        return cls
+
+    return wrap
+
+
+def _init(cls: type) -> Callable[..., None]:
+    """The ``__init__`` of a slotted dataclass: the dataclass's signature (positional
+    fields, then keyword-only ones, with their defaults), each field set by its slot."""
+    namespace: dict[str, object] = {}
+    positional, keyword, body = ["self"], [], []
+    for f in fields(cls):
+        namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        param = f.name
+        if f.default is not MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            param += f"=_default_{f.name}"
+        (keyword if f.kw_only else positional).append(param)
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    params = positional + (["*", *keyword] if keyword else [])
+    exec(f"def __init__({', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n", namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
 
 
 # --------------------------------------------------------------------- spans
@@ -52,7 +89,7 @@ class Type:
         return str(self)
 
 
-@dataclass(frozen=True, eq=True, repr=False, slots=True)
+@immutable(repr=False)
 class Base(Type):
     """A base type: ``Real``, ``Tensor``, ``Int``, ``Bool``, ``Unit``, ``String``, the
     arrays of integers and of truth values ``IntTensor`` and ``BoolTensor``
@@ -80,18 +117,18 @@ ARRAY_OF = {REAL: TENSOR, INT: INT_TENSOR, BOOL: BOOL_TENSOR}
 """The array type of each scalar type: a comparison of tensors is a ``BoolTensor``."""
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@immutable(repr=False)
 class TupleType(Type):
     items: tuple[Type, ...]
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@immutable(repr=False)
 class FunType(Type):
     dom: Type
     cod: Type
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@immutable(repr=False)
 class LinType(Type):
     """A linear function ``A ⊸ B``; ``A⊥`` is ``A ⊸ d``."""
 
@@ -99,12 +136,12 @@ class LinType(Type):
     cod: Type
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@immutable(repr=False)
 class ListType(Type):
     elem: Type
 
 
-@dataclass(frozen=True, repr=False, slots=True)
+@immutable(repr=False)
 class TVar(Type):
     """A unification variable.  ``kind`` restricts what it may stand for:
     ``"any"``, ``"num"`` (Int, Real, Tensor or IntTensor) or ``"float"`` (Real or Tensor)."""
@@ -184,23 +221,23 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
 # --------------------------------------------------------------------- patterns
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Pattern:
     span: Span | None = field(default=None, compare=False, kw_only=True)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class PVar(Pattern):
     name: str
     annot: Type | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class PWild(Pattern):
     annot: Type | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class PTuple(Pattern):
     items: tuple[Pattern, ...]
 
@@ -217,35 +254,35 @@ def pattern_names(p: Pattern) -> Iterator[str]:
 # --------------------------------------------------------------------- terms
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Term:
     span: Span | None = field(default=None, compare=False, kw_only=True)
     ty: Type | None = field(default=None, compare=False, kw_only=True)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Var(Term):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Lit(Term):
     """A literal: ``int``, ``float``, ``bool``, ``()`` (unit) or ``str``."""
 
     value: Union[int, float, bool, tuple, str]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Tuple(Term):
     items: tuple[Term, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class ListLit(Term):
     items: tuple[Term, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Lam(Term):
     """``λp. t``.  A lambda that an AD transform made from a lambda of its input records
     that one and the transform (``origin = ("←D", λ)`` or ``("→D", λ)``), so that a
@@ -258,7 +295,7 @@ class Lam(Term):
     origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class LinLam(Term):
     """A linear function ``λa ⊸ t`` (ASCII ``\\a -o t``): a backpropagator when its
     body has the gradient type ``d``.  ``origin`` as for :class:`Lam`."""
@@ -268,27 +305,27 @@ class LinLam(Term):
     origin: tuple[str, Term] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class App(Term):
     fn: Term
     arg: Term
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Let(Term):
     pattern: Pattern
     bound: Term
     body: Term
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class If(Term):
     cond: Term
     then: Term
     orelse: Term
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Prim(Term):
     """A saturated application of a builtin (operators included), ``op t1 ... tk``.
 
@@ -302,12 +339,12 @@ class Prim(Term):
     innermost first (``"rf"``: →D of ←D), see :mod:`lamad.prims.ad`."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class DZero(Term):
     """``0``, the zero of the gradient module ``d``: nothing sent anywhere."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class DAdd(Term):
     """``u + v`` in the gradient module ``d``: both sums of cotangents sent."""
 
@@ -315,7 +352,7 @@ class DAdd(Term):
     right: Term
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Ann(Term):
     """A type ascription ``t : A``."""
 
@@ -390,14 +427,14 @@ def part_count(items: tuple[IndexItem, ...]) -> int:
 # --------------------------------------------------------------------- programs
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Param:
     name: str
     annot: Type
     span: Span | None = field(default=None, compare=False, kw_only=True)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Def:
     """``def name (x1 : A1) ... (xn : An) : B = body``."""
 
@@ -416,7 +453,7 @@ class Def:
         return term
 
 
-@dataclass(frozen=True, slots=True)
+@immutable()
 class Program:
     defs: tuple[Def, ...]
 
@@ -565,12 +602,13 @@ def update(node: Term, **changes) -> Term:
     """``dataclasses.replace`` for term nodes, without re-running ``__init__``: the passes
     rebuild every node of large target terms, and this is their hottest operation."""
     cls = node.__class__
-    names = _FIELDS.get(cls) or _FIELDS.setdefault(cls, tuple(f.name for f in fields(cls)))
+    setters = _SETTERS.get(cls) or _SETTERS.setdefault(cls, tuple((f.name, getattr(cls, f.name).__set__)
+                                                                  for f in fields(cls)))
     new = object.__new__(cls)
-    for name in names:
-        _set(new, name, changes[name] if name in changes else getattr(node, name))
+    for name, set_ in setters:
+        set_(new, changes[name] if name in changes else getattr(node, name))
     return new
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
-_set = object.__setattr__
+_SETTERS: dict[type, tuple[tuple[str, Callable[[object, object], None]], ...]] = {}
+"""Each node class's fields, and the setters of their slots."""
