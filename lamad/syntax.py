@@ -18,14 +18,14 @@ from typing import Callable, Container, Iterator, NamedTuple, Union
 # --------------------------------------------------------------------- nodes
 
 
-def immutable(repr: bool = True) -> Callable[[type], type]:
+def immutable(repr: bool = True, eq: bool = True) -> Callable[[type], type]:
     """``@dataclass(frozen=True, slots=True)``, with an ``__init__`` that sets each field
     through its slot's own setter: a frozen dataclass's ``__init__`` sets each with
     ``object.__setattr__``, a lookup by name and a call per field, and the passes make a
     node for every node of every term they transform (a third less time per node)."""
 
     def wrap(cls: type) -> type:
-        cls = dataclass(frozen=True, slots=True, repr=repr)(cls)
+        cls = dataclass(frozen=True, slots=True, repr=repr, eq=eq)(cls)
         cls.__init__ = _init(cls)
         return cls
 
@@ -89,17 +89,33 @@ class Type:
         return str(self)
 
 
-@immutable(repr=False)
+@immutable(repr=False, eq=False)
 class Base(Type):
     """A base type: ``Real``, ``Tensor``, ``Int``, ``Bool``, ``Unit``, ``String``, the
     arrays of integers and of truth values ``IntTensor`` and ``BoolTensor``
     (docs/language.md, "Integer arrays and masks"), and ``d``, the abstract gradient
-    module of target terms (docs/differentiation.md)."""
+    module of target terms (docs/differentiation.md).
+
+    There is one object per name (``Base("Real") is REAL``), so that base types are equal
+    when they are the same object, and compare and hash as fast as Python's objects do:
+    every pass compares types at nearly every node."""
 
     name: str
 
+    def __new__(cls, name: str) -> Base:
+        known = _BASES.get(name)
+        if known is None:
+            known = _BASES[name] = object.__new__(cls)
+        return known
+
+    def __reduce__(self) -> tuple:
+        return Base, (self.name,)  # a copy is the one object of its name
+
     def __repr__(self) -> str:
         return self.name
+
+
+_BASES: dict[str, Base] = {}
 
 
 REAL = Base("Real")
