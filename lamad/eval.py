@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import sys
+from bisect import bisect_right
 import weakref
 from contextlib import nullcontext
 from functools import partial
@@ -68,6 +69,8 @@ _UNITS: weakref.WeakValueDictionary[str, _Unit] = weakref.WeakValueDictionary()
 warning NumPy issues from compiled code finds the unit whose spans locate it."""
 
 _NUMBERS = count(1)
+
+_QUOTE = "'"
 
 _PRELUDE = {
     "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
@@ -197,12 +200,15 @@ class _Function:
             for j in range(k + 1, last.get(name, k) + 1):
                 live[j].append(name)
         names = [f"{self.name}_c{k}" for k in range(len(cuts))]
+        by_chunk: list[list[tuple[int, Steps]]] = [[] for _ in cuts]
+        for i, steps in spans.items():
+            by_chunk[bisect_right(cuts, i) - 1].append((i, steps))
         out = []
         for k, (start, end) in enumerate(zip(cuts, ends)):
             chunk = body[start:end]
             if k + 1 < len(cuts):
                 chunk = chunk + ["    " * 2 + f"return ({''.join(name + ', ' for name in live[k + 1])})"]
-            chunk_spans = {i - start: steps for i, steps in spans.items() if start <= i < end}
+            chunk_spans = {i - start: steps for i, steps in by_chunk[k]}
             out.append((names[k], *_wrap(names[k], live[k], chunk, chunk_spans)))
         calls = [f"    _s = {names[0]}({', '.join(live[0])})"] + [f"    _s = {name}(*_s)" for name in names[1:-1]]
         out.append((self.name, [f"def {self.name}({', '.join(params)}):", *calls, f"    return {names[-1]}(*_s)"], {}))
@@ -262,7 +268,7 @@ class _Unit:
     def local(self, name: str) -> str:
         """A fresh Python local for the lamad variable ``name``: every local of a unit
         ends in a number of its own, so none shadows another or a constant (``_k1``)."""
-        return f"{name.replace(chr(39), '_')}_{next(self.counter)}"
+        return f"{name.replace(_QUOTE, '_')}_{next(self.counter)}"
 
     def constant(self, value: Any, key: tuple | None = None, prefix: str = "_k") -> str:
         """A name in the unit's namespace bound to ``value`` (shared per ``key``)."""
@@ -519,7 +525,10 @@ class _Unit:
         local is assigned once, so a variable bound to a local or a constant is only a
         name for it; a tuple matched against a tuple term is matched part by part."""
         saved = {name: self.fn.locals.get(name) for name in pattern_names(p)}
-        bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
+        if t.__class__ is Let:
+            bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
+        else:
+            bound = self.parts(t, p) or self.value(t)
         if isinstance(bound, list):
             for item, code in zip(p.items, bound):
                 self.assign(item, code)

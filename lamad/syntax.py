@@ -258,13 +258,19 @@ class PTuple(Pattern):
     items: tuple[Pattern, ...]
 
 
-def pattern_names(p: Pattern) -> Iterator[str]:
+def pattern_names(p: Pattern) -> tuple[str, ...]:
     """The variables a pattern binds, left to right."""
-    if isinstance(p, PVar):
-        yield p.name
-    elif isinstance(p, PTuple):
-        for item in p.items:
-            yield from pattern_names(item)
+    if p.__class__ is PVar:
+        return (p.name,)
+    names: list[str] = []
+    stack = [p]
+    while stack:
+        p = stack.pop()
+        if p.__class__ is PVar:
+            names.append(p.name)
+        elif p.__class__ is PTuple:
+            stack += p.items[::-1]
+    return tuple(names)
 
 
 # --------------------------------------------------------------------- terms
