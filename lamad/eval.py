@@ -720,6 +720,8 @@ def _canonical(lines: list[str], name: str) -> tuple:
         tuple([numbers.get(local, -1) for local in _LOCAL.findall(lines[0])])
 
 
+_AD_OPERATORS = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "ad")
+
 _SHAPE_BUDGET = 128
 """How long the shape of a backpropagator whose code is shared may be (:func:`_shape`:
 some three entries a node)."""
@@ -741,8 +743,8 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     free: dict[str, int] = {}
     prims: list[Prim] = []
     bound: dict[str, int] = {}
-    scopes: list[list[tuple[str, int | None]]] = []
-    stack: list = [t.body, _Binding(t.param)]
+    scopes = [_bind(t.param, bound, key)]
+    stack: list = [t.body]
     while stack:
         node = stack.pop()
         kind = node.__class__
@@ -750,7 +752,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             number = bound.get(node.name)
             key += (Var, number) if number is not None else (Var, None, free.setdefault(node.name, len(free)))
         elif kind is Prim:
-            if PRIMITIVES[node.op].typing == "ad":
+            if node.op in _AD_OPERATORS:
                 return None
             prims.append(node)
             key += (Prim, node.op, node.marks, len(node.args), node.ty)
