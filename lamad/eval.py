@@ -191,10 +191,9 @@ class _Function:
         first: dict[str, int] = dict.fromkeys(params, -1)
         last: dict[str, int] = {}
         for k, (start, end) in enumerate(zip(cuts, ends)):
-            for line in body[start:end]:
-                for name in _LOCAL.findall(line):
-                    first.setdefault(name, k)
-                    last[name] = k
+            for name in dict.fromkeys(_LOCAL.findall("\n".join(body[start:end]))):  # in order of first use
+                first.setdefault(name, k)
+                last[name] = k
         live: list[list[str]] = [[] for _ in cuts]  # the locals each chunk is given, in order of first use
         for name, k in first.items():
             for j in range(k + 1, last.get(name, k) + 1):
