@@ -9,7 +9,11 @@ A-normal form — one statement per builtin application or call, each bound to a
 Python local — so lamad variables are Python locals, ``let`` chains are straight
 runs of statements, and arithmetic on values is Python's own operators, nested in
 one expression so that NumPy reuses its temporaries.  A tensor is deleted after
-its last use.
+its last use.  Alike backpropagators share one function, found by the shape of their
+terms without their code being written again; a long body runs as a chain of
+functions, each given the locals it uses, and the functions are compiled a few at a
+time, so that a long gradient's first call costs time and memory in proportion to
+its length.
 
 A run-time error is located by the line it happened on: every builtin application
 has a line of its own (the operations of a line of arithmetic are replayed one by
