@@ -846,8 +846,7 @@ def _template_steps(spans: dict[int, Steps], made: list[tuple[tuple, Prim]], pri
     was made for (``made``) in place of its span."""
     index = {id(p): i for i, p in enumerate(prims)}
     prim_of = {id(step): index[id(prim)] for step, prim in made}
-    return {line: [(code, op, prim_of[id(step)]) for step in steps for code, op, _ in (step,)]
-            for line, steps in spans.items()}
+    return {line: [(step[0], step[1], prim_of[id(step)]) for step in steps] for line, steps in spans.items()}
 
 
 class _Relocated:
