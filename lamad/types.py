@@ -1132,6 +1132,9 @@ class Checker:
         # What is still unknown is observed by nothing: e.g. the element type of an unused [],
         # or of the pairs of '\acc (a, b). acc' folded over one.  The passes after the
         # checker (←D above all) need every type known, at every depth.
+        known = t.ty
+        if known.__class__ is Base and t.__class__ is not Lit and not (known is GRAD and t.__class__ is Prim):
+            return t  # final already, and no literal or sum of gradients to rewrite
         self.default(t.ty, unknown=UNIT)
         ty = self.zonk(t.ty)
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
