@@ -26,6 +26,8 @@ from lamad.syntax import (
 )
 
 KEYWORDS = frozenset({"def", "let", "in", "if", "then", "else", "true", "false"})
+_NOT_TERMS = KEYWORDS - {"true", "false"}
+"""The keywords that are no expression."""
 
 _TERMINAL_NAMES = {
     "NAME": "a name", "PRIM": "a primitive", "INT": "an integer", "REAL": "a real number", "STRING": "a string",
@@ -276,7 +278,7 @@ class _Builder:
     # -- atoms
     @_built
     def var(ch, first, last):
-        if str(first) in KEYWORDS - {"true", "false"}:  # the lexer reads a keyword where a name may be
+        if first in _NOT_TERMS:  # the lexer reads a keyword where a name may be
             hint = "; the definition before it has no body" if str(first) == "def" else ""
             raise LamSyntaxError(f"unexpected '{first}'; expected an expression{hint}", _token_span(first))
         return Var(_name(first), span=_between(first, last))

@@ -303,7 +303,7 @@ class Repl:
         else:
             err.source, err.filename = "\n".join(self.lines), "<repl>"
             if span is not None:
-                err.span = replace(span, line=span.line - offset, end_line=span.end_line - offset)
+                err.span = span._replace(line=span.line - offset, end_line=span.end_line - offset)
         return format_error(err)
 
     def print(self, text: str) -> None:
