@@ -9,7 +9,11 @@ A-normal form — one statement per builtin application or call, each bound to a
 Python local — so lamad variables are Python locals, ``let`` chains are straight
 runs of statements, and arithmetic on values is Python's own operators, nested in
 one expression so that NumPy reuses its temporaries.  A tensor is deleted after
-its last use.
+its last use.  Alike backpropagators share one function, found by the shape of their
+terms without their code being written again; a long body runs as a chain of
+functions, each given the locals it uses, and the functions are compiled a few at a
+time, so that a long gradient's first call costs time and memory in proportion to
+its length.
 
 A run-time error is located by the line it happened on: every builtin application
 has a line of its own (the operations of a line of arithmetic are replayed one by
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import re
 import sys
+from bisect import bisect_right
 import weakref
 from contextlib import nullcontext
 from functools import partial
@@ -70,6 +75,8 @@ warning NumPy issues from compiled code finds the unit whose spans locate it."""
 
 _NUMBERS = count(1)
 
+_QUOTE = "'"
+
 _PRELUDE = {
     "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
     "_ERRORS": _RUNTIME_ERRORS,
@@ -107,9 +114,9 @@ class _Function:
         self.locals: dict[str, str] = {}
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
-        self.source: _LamSource | None = None  # for a closure that may be differentiated
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
+        self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
         self.indent = 2
 
     def emit(self, line: str, located: Steps | None = None) -> None:
@@ -137,34 +144,116 @@ class _Function:
             return self.name
         return f"_partial({self.name}, {', '.join(self.outer)})"
 
-    def text(self, param: str, instance: bool = False) -> tuple[list[str], dict[int, Steps]]:
-        """The function's source lines, and what a failure on each line is located at.
-        With ``instance``, its first parameter ``_w`` says which of the closures that
-        share its code is running, for :meth:`_Unit.located`.
+    def params(self, param: str, instance: bool = False) -> list[str]:
+        """The function's parameters: ``_w`` for an instance (see :meth:`text`), what it
+        captures, and its own."""
+        return [*(["_w"] if instance else []), *self.captures.values(), *([param] if param else [])]
+
+    def body(self) -> tuple[list[str], dict[int, Steps]]:
+        """The lines of the function's body, and what a failure on each is located at.
 
         A tensor a builtin made is deleted after the line that uses it last, as a NumPy
         programmer's temporaries are: the frame would keep it until the function returns,
         and a forward pass would hold all its intermediate arrays at once (the ones a
-        backpropagator needs, it captures)."""
-        last: dict[int, list[str]] = {}
+        backpropagator needs, it captures).  The tensors a line lets go are deleted in the
+        order of their first use, so that alike functions have alike text."""
         tensors = self.tensors
-        uses = {name: i for i, line in enumerate(self.lines) for name in _IDENTIFIER.findall(line)
-                if name in tensors} if tensors else {}  # no line is searched in a function without tensors
+        if not tensors:  # no line is searched in a function without tensors
+            return self.lines, self.spans
+        last: dict[int, list[str]] = {}
+        uses = {name: i for i, line in enumerate(self.lines) for name in _IDENTIFIER.findall(line) if name in tensors}
         for name, i in uses.items():
             if not self.lines[i].lstrip().startswith("return"):
                 last.setdefault(i, []).append(name)
-        params = [*(["_w"] if instance else []), *self.captures.values(), *([param] if param else [])]
-        head = f"def {self.name}({', '.join(params)}):"
-        lines, spans = [head, "    try:"], {}
+        lines, spans = [], {}
         for i, line in enumerate(self.lines):
             if i in self.spans:
                 spans[len(lines)] = self.spans[i]
             lines.append(line)
             if i in last:
-                lines.append(line[:len(line) - len(line.lstrip())] + f"del {', '.join(sorted(last[i]))}")
-        where = ", _w" if instance else ""
-        lines += ["    except _ERRORS as e:", f"        raise _located(e, {self.name!r}{where}) from None"]
+                lines.append(line[:len(line) - len(line.lstrip())] + f"del {', '.join(last[i])}")
         return lines, spans
+
+    def text(self, param: str, instance: bool = False) -> tuple[list[str], dict[int, Steps]]:
+        """The function's source lines, and what a failure on each line is located at.
+        With ``instance``, its first parameter ``_w`` says which of the closures that
+        share its code is running, for :meth:`_Unit.located`."""
+        return _wrap(self.name, self.params(param, instance), *self.body(), instance)
+
+    def pieces(self, param: str) -> list[tuple[str, list[str], dict[int, Steps]]]:
+        """The function as Python functions, each with its name, lines and what a failure
+        on each is located at: itself, or, for a body of more than :data:`CHUNK_LINES`
+        statements, a chain of functions that each run a chunk of it and pass on the
+        locals the next ones use, and the function itself, which calls them in turn.
+        Python's ``compile`` of one long function holds its whole syntax tree at once
+        (some 5 KB a line), and takes longer per line the longer it is."""
+        body, spans = self.body()
+        params = self.params(param)
+        cuts = _cuts(body)
+        if len(cuts) == 1:
+            return [(self.name, *_wrap(self.name, params, body, spans))]
+        ends = cuts[1:] + [len(body)]
+        first: dict[str, int] = dict.fromkeys(params, -1)
+        last: dict[str, int] = {}
+        for k, (start, end) in enumerate(zip(cuts, ends)):
+            for name in _locals("\n".join(body[start:end])):
+                first.setdefault(name, k)
+                last[name] = k
+        live: list[list[str]] = [[] for _ in cuts]  # the locals each chunk is given
+        for name, k in first.items():
+            for j in range(k + 1, last.get(name, k) + 1):
+                live[j].append(name)
+        live = [sorted(names) for names in live]
+        names = [f"{self.name}_c{k}" for k in range(len(cuts))]
+        by_chunk: list[list[tuple[int, Steps]]] = [[] for _ in cuts]
+        for i, steps in spans.items():
+            by_chunk[bisect_right(cuts, i) - 1].append((i, steps))
+        out = []
+        for k, (start, end) in enumerate(zip(cuts, ends)):
+            chunk = body[start:end]
+            if k + 1 < len(cuts):
+                chunk = chunk + ["    " * 2 + f"return ({''.join(name + ', ' for name in live[k + 1])})"]
+            chunk_spans = {i - start: steps for i, steps in by_chunk[k]}
+            out.append((names[k], *_wrap(names[k], live[k], chunk, chunk_spans)))
+        calls = [f"    _s = {names[0]}({', '.join(live[0])})"] + [f"    _s = {name}(*_s)" for name in names[1:-1]]
+        out.append((self.name, [f"def {self.name}({', '.join(params)}):", *calls, f"    return {names[-1]}(*_s)"], {}))
+        return out
+
+
+def _locals(code: str) -> set[str]:
+    """The locals (:meth:`_Unit.local`: a name, ``_`` and a number) that ``code`` uses: its
+    words split at every character that is no part of a name (faster than a search for
+    them)."""
+    return {w for w in set(code.translate(_SEPARATORS).split()) if _LOCAL.fullmatch(w)}
+
+
+_SEPARATORS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+
+
+CHUNK_LINES = 200
+"""The most statements of a function body that one Python function runs (see
+:meth:`_Function.pieces`)."""
+
+
+def _cuts(body: list[str]) -> list[int]:
+    """Where the chunks of a function body begin: at a statement of the body itself (not
+    inside a branch) once the chunk before has :data:`CHUNK_LINES` lines."""
+    cuts, indent = [0], "    " * 2
+    for i in range(CHUNK_LINES, len(body)):
+        if i - cuts[-1] >= CHUNK_LINES and body[i][len(indent)] != " " and not body[i].startswith("else:", len(indent)):
+            cuts.append(i)
+    return cuts
+
+
+def _wrap(name: str, params: list[str], body: list[str], spans: dict[int, Steps], instance: bool = False
+          ) -> tuple[list[str], dict[int, Steps]]:
+    """A Python function of the body ``body`` (whose lines are indented for it), its
+    failures located by ``spans`` (by line of the body) through :meth:`_Unit.located`; the
+    lines and the spans by line of the function."""
+    where = ", _w" if instance else ""
+    lines = [f"def {name}({', '.join(params)}):", "    try:", *body,
+             "    except _ERRORS as e:", f"        raise _located(e, {name!r}{where}) from None"]
+    return lines, {i + 2: steps for i, steps in spans.items()}
 
 
 # --------------------------------------------------------------------- a compilation unit
@@ -180,12 +269,14 @@ class _Unit:
         self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
-        self.functions: list[tuple[_Function, list[str]]] = []  # each Python function, once
+        self.functions: list[tuple[str, list[str]]] = []  # each Python function, once, and its lines
+        self.sources: list[tuple[str, _LamSource]] = []  # the functions of closures that may be differentiated
         self.fn: _Function | None = None
         self.source = ""
-        self.first_lines: dict[str, int] = {}  # where each function's text starts in the source
+        self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
         self.instances: dict[str, list[dict[int, Steps]]] = {}  # per function, per closure that runs it
         self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
+        self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int]]] = {}
 
     # ----------------------------------------------------------------- names
 
@@ -193,7 +284,7 @@ class _Unit:
         """A fresh Python local for the lamad variable ``name``: every local of a unit
         ends in a number of its own, so none shadows another or a constant (``_k1``).
         A prime, and the dot of a module's definition (``nn.dense``), become ``_``."""
-        return f"{name.replace(chr(39), '_').replace('.', '_')}_{next(self.counter)}"
+        return f"{name.replace(_QUOTE, '_').replace('.', '_')}_{next(self.counter)}"
 
     def constant(self, value: Any, key: tuple | None = None, prefix: str = "_k") -> str:
         """A name in the unit's namespace bound to ``value`` (shared per ``key``)."""
@@ -213,23 +304,29 @@ class _Unit:
     # ----------------------------------------------------------------- functions
 
     def function(self, term: Term, params: Sequence[str]) -> Callable[..., Any]:
-        """Compile a closed term (open in ``params``) and return its Python function."""
+        """Compile a closed term (open in ``params``) and return its Python function.  The
+        functions are compiled a few at a time, so that Python's ``compile`` never holds
+        the syntax of them all at once; their lines are counted from the first of each
+        group (:attr:`first_lines`)."""
         fn = self.fn = _Function(self, None, "_main")
         for name in params:
             fn.locals[name] = self.local(name)
         fn.emit(f"return {self.value(term)}")
-        self.add(fn, *fn.text(", ".join(fn.locals[n] for n in params)))
-        lines: list[str] = []
-        for f, text in self.functions:
-            self.first_lines[f.name] = len(lines) + 1  # lines count from 1
-            lines += text
-        self.source = "\n".join(lines) + "\n"
+        self.add(fn, ", ".join(fn.locals[n] for n in params))
         filename = f"<lamad {next(_NUMBERS)}>"
         _UNITS[filename] = self
-        exec(compile(self.source, filename, "exec"), self.namespace)
-        for f, _ in self.functions:
-            if isinstance(f.source, _LamSource):
-                self.namespace[f.name].lamad = f.source
+        group: list[str] = []
+        sources = []
+        for i, (name, text) in enumerate(self.functions):
+            self.first_lines[name] = len(group) + 1  # lines count from 1
+            group += text
+            if len(group) >= CHUNK_LINES or i == len(self.functions) - 1:
+                sources.append("\n".join(group) + "\n")
+                exec(compile(sources[-1], filename, "exec"), self.namespace)
+                group = []
+        self.source = "".join(sources)
+        for name, source in self.sources:
+            self.namespace[name].lamad = source
         return self.namespace["_main"]
 
     def lam(self, t: Lam | LinLam) -> str:
@@ -240,8 +337,24 @@ class _Unit:
         backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
         if backprop and isinstance(t.body, DZero):
             return "_ZB"  # λa ⊸ 0, the backpropagator of constants
+        if backprop:
+            shape = _shape(t)
+            if shape is not None:
+                return self.templated(t, *shape)
+        fn, param = self.write(t)
+        if not backprop:
+            self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
+            self.add(fn, param)
+            return fn.closure()
+        return f"_Bp({self.instance(fn, *fn.text(param, instance=True))})"
+
+    def write(self, t: Lam | LinLam, recording: bool = False) -> tuple[_Function, str]:
+        """The function of a lambda, written out, and the name of its parameter; with
+        ``recording``, the Prim each step of its code is made for is recorded."""
         outer = self.fn
         fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}")
+        if recording:
+            fn.made = []
         try:
             if isinstance(t.param, PVar):
                 param = self.target(t.param, [])
@@ -251,16 +364,39 @@ class _Unit:
             fn.emit(f"return {self.value(t.body)}")
         finally:
             self.fn = outer
-        if not backprop:
-            fn.source = _LamSource(t, list(fn.captures), self)
-            self.add(fn, *fn.text(param))
-            return fn.closure()
-        return f"_Bp({self.instance(fn, *fn.text(param, instance=True))})"
+        return fn, param
 
-    def add(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> None:
-        """A function of its own, run by every closure of its lambda."""
-        self.functions.append((fn, lines))
-        self.instances[fn.name] = [spans]
+    def templated(self, t: LinLam, key: tuple, free: list[str], prims: list[Prim]) -> str:
+        """A backpropagator whose body has the shape ``key`` (:func:`_shape`), with the free
+        variables ``free`` and the Prim nodes ``prims``.  The code of the first one of
+        each shape (and the same definitions) is written out; every other runs it
+        without its being written again (a chain of ``n`` links has ``n`` alike
+        backpropagators per primitive, and writing them and Python's ``compile`` of them
+        all would cost more than all else).  Each closure is partially applied to the
+        index of its instance, which locates its failures at its own spans, and to what
+        it captures."""
+        outer = self.fn
+        key = key, tuple([None if outer.lookup(name) is not None else name for name in free])
+        template = self.templates.get(key)
+        if template is None:
+            fn, param = self.write(t, recording=True)
+            lines, spans = fn.text(param, instance=True)
+            self.functions.append((fn.name, lines))
+            self.instances[fn.name] = [spans]
+            template = self.templates[key] = fn.name, _template_steps(spans, fn.made, prims), \
+                [free.index(name) for name in fn.captures]
+        else:
+            self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
+        name, _, captured = template
+        index = len(self.instances[name]) - 1
+        return f"_Bp(_partial({', '.join([name, str(index), *[outer.lookup(free[i]) for i in captured]])}))"
+
+    def add(self, fn: _Function, param: str) -> None:
+        """A function of its own, run by every closure of its lambda (its parameter
+        ``param``), in one Python function or several (:meth:`_Function.pieces`)."""
+        for name, lines, spans in fn.pieces(param):
+            self.functions.append((name, lines))
+            self.instances[name] = [spans]
 
     def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> str:
         """The closure of a backpropagator: its code shared with every backpropagator of
@@ -271,7 +407,7 @@ class _Unit:
         key = _canonical(lines, fn.name)
         if key not in self.shared:
             self.shared[key] = (fn.name, spans)
-            self.functions.append((fn, lines))
+            self.functions.append((fn.name, lines))
             self.instances[fn.name] = []
             name, table = fn.name, spans
         else:  # the same operations, on this instance's spans
@@ -415,7 +551,10 @@ class _Unit:
         local is assigned once, so a variable bound to a local or a constant is only a
         name for it; a tuple matched against a tuple term is matched part by part."""
         saved = {name: self.fn.locals.get(name) for name in pattern_names(p)}
-        bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
+        if t.__class__ is Let:
+            bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
+        else:
+            bound = self.parts(t, p) or self.value(t)
         if isinstance(bound, list):
             for item, code in zip(_components(p), bound):
                 self.assign(item, code)
@@ -515,7 +654,7 @@ class _Unit:
             args = [self.atom(a) for a in t.args]
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))
-            code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [("", f"'{PRIMITIVES[t.op].surface}'", t.span)]
+            code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
@@ -533,9 +672,17 @@ class _Unit:
         parts = [self.arithmetic(a, depth + 1) for a in t.args]
         step = self.local("_s")
         steps = [s for _, _, inner in parts for s in inner]
-        steps.append((f"{step} = {_operation(t.op, [name for _, name, _ in parts])}", f"'{PRIMITIVES[t.op].surface}'", t.span))
+        steps.append(self.step(f"{step} = {_operation(t.op, [name for _, name, _ in parts])}", t))
         code = _operation(t.op, [c for c, _, _ in parts])
         return (code if depth == 0 else f"({code})"), step, steps
+
+    def step(self, code: str, t: Prim) -> tuple[str, str, Span | None]:
+        """What a failure of the operation ``t``, computed by ``code``, is located at;
+        recorded for a template (:meth:`templated`)."""
+        step = (code, f"'{PRIMITIVES[t.op].surface}'", t.span)
+        if self.fn.made is not None:
+            self.fn.made.append((step, t))
+        return step
 
     def ad(self, t: Prim) -> str:
         """``grad f``, ``value_and_grad f``, ``vjp f x``, ``jvp f x dx``, maybe
@@ -607,6 +754,138 @@ def _components(p: PTuple | PRecord) -> tuple[Pattern, ...]:
     """The patterns of the components of a tuple's value, in order: a record pattern's,
     written in any order, are taken in alphabetical order of their fields."""
     return p.items if isinstance(p, PTuple) else tuple(p.items[i] for i in record_order(p.fields))
+
+
+_AD_OPERATORS = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "ad")
+
+_SHAPE_BUDGET = 128
+"""How long the shape of a backpropagator whose code is shared may be (:func:`_shape`:
+some three entries a node)."""
+
+
+def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
+    """What the code of a backpropagator is made from: its nodes in order, each with its
+    class and what the code generator reads of it (a primitive's name, marks, arity
+    and type; whether an application sends a cotangent; a literal's value; which binder
+    or which free variable a variable is; a pattern's form), its free variables in
+    order of first use, and its Prim nodes, whose spans its failures are located at.
+    Two backpropagators of the same shape whose free variables are the same
+    definitions compile to the same code but for the names of their locals
+    (``tests/test_runtime.py`` compares the code of every one written to the code it
+    shares).  ``None`` for a body with a lambda or an AD operator in it (their code
+    refers to constants of their own), or of a shape longer than :data:`_SHAPE_BUDGET`
+    (which also keeps its branches shallower than :data:`MAX_INDENT`)."""
+    key: list = []
+    free: dict[str, int] = {}
+    prims: list[Prim] = []
+    bound: dict[str, int] = {}
+    scopes = [_bind(t.param, bound, key)]
+    stack: list = [t.body]
+    while stack:
+        node = stack.pop()
+        kind = node.__class__
+        if kind is Var:
+            number = bound.get(node.name)
+            key += (Var, number) if number is not None else (Var, None, free.setdefault(node.name, len(free)))
+        elif kind is Prim:
+            if node.op in _AD_OPERATORS:
+                return None
+            prims.append(node)
+            key += (Prim, node.op, node.marks, len(node.args), node.ty)
+            stack += node.args[::-1]
+        elif kind is App:
+            key += (App, node.ty == GRAD and isinstance(node.fn.ty, LinType))
+            stack += (node.arg, node.fn)
+        elif kind is DAdd:
+            key.append(DAdd)
+            stack += (node.right, node.left)
+        elif kind is Lit:
+            key += (Lit, type(node.value), repr(node.value))
+        elif kind is Let:
+            key.append(Let)
+            stack += (_SCOPE, node.body, _Binding(node.pattern), node.bound)
+        elif kind is _Binding:
+            scopes.append(_bind(node.pattern, bound, key))
+        elif kind is _Scope:
+            for name, old in reversed(scopes.pop()):
+                if old is None:
+                    del bound[name]
+                else:
+                    bound[name] = old
+        elif kind is If:
+            key.append(If)
+            stack += (node.orelse, node.then, node.cond)
+        elif kind is DZero:
+            key.append(DZero)
+        elif kind is Tuple or kind is ListLit:
+            key += (kind, len(node.items))
+            stack += node.items[::-1]
+        else:
+            return None
+        if len(key) > _SHAPE_BUDGET:
+            return None
+    return tuple(key), list(free), prims
+
+
+class _Binding:
+    """In :func:`_shape`'s work list: a pattern whose variables come into scope."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: Pattern):
+        self.pattern = pattern
+
+
+class _Scope:
+    """In :func:`_shape`'s work list: the end of the innermost scope."""
+
+
+_SCOPE = _Scope()
+
+
+def _bind(p: Pattern, bound: dict[str, int], key: list) -> list[tuple[str, int | None]]:
+    """Number the variables of ``p`` in ``bound`` and describe its form in ``key``; returns
+    what the end of its scope restores."""
+    saved = []
+    stack = [p]
+    while stack:
+        p = stack.pop()
+        if p.__class__ is PVar:
+            saved.append((p.name, bound.get(p.name)))
+            bound[p.name] = len(key)  # a binder is numbered by its place in the shape
+            key.append(PVar)
+        elif p.__class__ is PTuple:
+            key += (PTuple, len(p.items))
+            stack += p.items[::-1]
+        elif p.__class__ is PRecord:
+            key += (PRecord, p.fields)
+            stack += p.items[::-1]
+        else:
+            key.append(PWild)
+    return saved
+
+
+def _template_steps(spans: dict[int, Steps], made: list[tuple[tuple, Prim]], prims: list[Prim]
+                    ) -> dict[int, list[tuple[str, str, int]]]:
+    """The steps of a backpropagator's code with the index in ``prims`` of the Prim each
+    was made for (``made``) in place of its span."""
+    index = {id(p): i for i, p in enumerate(prims)}
+    prim_of = {id(step): index[id(prim)] for step, prim in made}
+    return {line: [(step[0], step[1], prim_of[id(step)]) for step in steps] for line, steps in spans.items()}
+
+
+class _Relocated:
+    """The steps of an instance of a backpropagator whose code another's template wrote
+    (:meth:`_Unit.templated`): the template's steps, at this instance's spans."""
+
+    __slots__ = ("steps", "spans")
+
+    def __init__(self, steps: dict[int, list[tuple[str, str, int]]], spans: list[Span | None]):
+        self.steps, self.spans = steps, spans
+
+    def get(self, line: int) -> Steps | None:
+        steps = self.steps.get(line)
+        return None if steps is None else [(code, op, self.spans[i]) for code, op, i in steps]
 
 
 def _is_atom(code: str) -> bool:

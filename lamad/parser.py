@@ -26,6 +26,8 @@ from lamad.syntax import (
 )
 
 KEYWORDS = frozenset({"def", "type", "import", "let", "in", "if", "then", "else", "true", "false"})
+_NOT_TERMS = KEYWORDS - {"true", "false"}
+"""The keywords that are no expression."""
 
 _TERMINAL_NAMES = {
     "NAME": "a name", "PRIM": "a primitive", "INT": "an integer", "REAL": "a real number", "STRING": "a string",
@@ -333,7 +335,7 @@ class _Builder:
     # -- atoms
     @_built
     def var(ch, first, last):
-        if str(first) in KEYWORDS - {"true", "false"}:  # the lexer reads a keyword where a name may be
+        if first in _NOT_TERMS:  # the lexer reads a keyword where a name may be
             hint = {"def": "; the definition before it has no body",
                     "import": "; a program's imports come first, before its aliases and definitions"}.get(str(first), "")
             raise LamSyntaxError(f"unexpected '{first}'; expected an expression{hint}", _token_span(first))
@@ -515,7 +517,7 @@ def _parse_or_explain(text: str, start: str, source: Source | None = None):
         return _parse(text, start, source)
     except lark.exceptions.UnexpectedCharacters as e:
         error = _unexpected_character(e, text)
-        error.span = replace(error.span, source=source)
+        error.span = error.span._replace(source=source)
         raise error from None
     except lark.exceptions.UnexpectedToken as e:
         tok = e.token
@@ -525,7 +527,7 @@ def _parse_or_explain(text: str, start: str, source: Source | None = None):
             span = Span(len(text), len(text), line, column, line, column, source)
             found = "end of input"
         else:
-            span = replace(_token_span(tok), source=source)
+            span = _token_span(tok)._replace(source=source)
             found = f"'{tok}'"
         raise LamSyntaxError(f"unexpected {found}; expected {_describe(e.expected)}", span) from None
     except lark.exceptions.UnexpectedEOF as e:  # pragma: no cover - LALR reports UnexpectedToken

@@ -296,14 +296,17 @@ class Repl:
         return self.program.source.count("\n") + 1 if self.program.source else 0
 
     def locate(self, err: LamError) -> str:
-        """The error as the CLI prints it: in the file, or in ``<repl>`` at the line typed."""
+        """The error as the CLI prints it: in the file, or in ``<repl>`` at the line typed
+        (or in the file of an imported module, which its span names)."""
         span, offset = err.span, self.file_lines
+        if span is not None and span.source is not None:
+            return format_error(err)
         if span is not None and span.line <= offset:
             err.source, err.filename = self.program.source, self.program.filename
         else:
             err.source, err.filename = "\n".join(self.lines), "<repl>"
             if span is not None:
-                err.span = replace(span, line=span.line - offset, end_line=span.end_line - offset)
+                err.span = span._replace(line=span.line - offset, end_line=span.end_line - offset)
         return format_error(err)
 
     def print(self, text: str) -> None:

@@ -75,8 +75,8 @@ class _Backprop(Transform):
         if prim.derivative != "rules":
             raise LamTypeError(f"lamad cannot differentiate '{prim.surface}'", span)
         a = Var(self.fresh("a"), ty=t.ty)
-        names = {f"x{i + 1}": p for i, p in enumerate(primals)} | {"y": y, "a": a}
-        summands = []
+        names = dict(zip(_PLACEHOLDERS, primals), y=y, a=a)
+        body: Term | None = None
         hoist = partial(self.hoist_metadata, bindings, {})
         for i, (rule, bp) in enumerate(zip(prim.vjp_terms, backprops)):
             if rule is None or bp is None:
@@ -84,11 +84,9 @@ class _Backprop(Transform):
             if _is_unbroadcast(rule) and not _broadcasts(t.args, i):
                 rule = rule.args[1]  # the summand's shape is already the argument's
             ct = self.rule(rule, names, span, hoist)
-            summands.append(App(Var(bp, ty=perp(primals[i].ty)), ct, ty=GRAD))
-        body: Term = DZero(ty=GRAD)
-        for s in summands:
-            body = s if is_zero(body) else DAdd(body, s, ty=GRAD)
-        backpropagator = LinLam(PVar(a.name, t.ty), body, ty=perp(t.ty))
+            summand = App(Var(bp, ty=perp(primals[i].ty)), ct, ty=GRAD)
+            body = summand if body is None else DAdd(body, summand, ty=GRAD)
+        backpropagator = LinLam(PVar(a.name, t.ty), DZero(ty=GRAD) if body is None else body, ty=perp(t.ty))
         return lets(bindings, Tuple((y, backpropagator), span=span, ty=result_type))
 
     def hoist_metadata(self, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], Var], t: Prim) -> Var:
@@ -101,6 +99,10 @@ class _Backprop(Transform):
             names[key] = Var(self.fresh("n" if t.op == "count" else "s"), span=t.span, ty=t.ty)
             bindings.append((PVar(names[key].name), t))
         return names[key]
+
+
+_PLACEHOLDERS = tuple(f"x{i}" for i in range(1, max(p.arity for p in PRIMITIVES.values()) + 1))
+"""The names of a rule's arguments, in order."""
 
 
 def _is_unbroadcast(t: Term) -> bool:

@@ -123,11 +123,14 @@ class Transform:
     def fresh(self, base: str) -> str:
         """A new name ``x`` such that neither ``x`` nor its partner's name is used: the
         source may itself have a variable called ``x1'`` or ``dx1``."""
+        used = self.used
         while True:
             self.counter += 1
             name = f"{base}{self.counter}"
-            if name not in self.used and self.pair_name(name) not in self.used:
-                self.used.update((name, self.pair_name(name)))
+            partner = self.pair_name(name)
+            if name not in used and partner not in used:
+                used.add(name)
+                used.add(partner)
                 return name
 
     def pattern(self, p: Pattern) -> Pattern:
@@ -198,14 +201,15 @@ class Transform:
         partners: list[str | None] = []
         for arg in t.args:
             partner = None
-            if isinstance(arg, Var) and self.type_of(arg.ty) == arg.ty:
+            transformed = self.type_of(arg.ty) != arg.ty
+            if arg.__class__ is Var and not transformed:
                 primal: Term = arg
             elif isinstance(arg, Tuple) and self.type_of(arg.ty) == arg.ty and \
                     all(isinstance(i, Var) or self.constant(i) for i in arg.items):
                 primal = arg  # the parts of an index, (i, 1): atoms, kept where they are used
             elif self.constant(arg):
                 primal = arg
-            elif self.type_of(arg.ty) == arg.ty:
+            elif not transformed:
                 primal = Var(self.fresh("n"), ty=arg.ty)
                 bindings.append((PVar(primal.name), self.term(arg)))
             elif isinstance(arg.ty, ListType):

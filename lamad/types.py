@@ -113,6 +113,8 @@ class Checker:
 
     def resolve(self, t: Type) -> Type:
         """What ``t`` stands for now, at its outermost constructor (path-compressing)."""
+        if t.__class__ is not TVar:
+            return t
         path = []
         while isinstance(t, TVar) and t.id in self.subst:
             path.append(t.id)
@@ -215,6 +217,8 @@ class Checker:
         self.subst[v.id] = t
 
     def _unify(self, a: Type, b: Type) -> None:
+        if a is b:
+            return
         a, b = self.resolve(a), self.resolve(b)
         if isinstance(a, TVar):
             self._bind(a, b)
@@ -236,6 +240,8 @@ class Checker:
 
     def _coerce(self, actual: Type, expected: Type) -> None:
         """``actual`` may be used where ``expected`` is wanted: equal up to ``Real ≤ Tensor``."""
+        if actual is expected:
+            return
         a, e = self.resolve(actual), self.resolve(expected)
         if a == REAL and e == TENSOR:
             return
@@ -778,8 +784,8 @@ class Checker:
                     self._unify(expected, self.promotable(a.ty))
                 else:
                     self.coerce(a.ty, expected, sp, f"argument of '{b.surface}': ")
-            ty = self.instantiate(b.result, fresh)
-        if ty == GRAD and op == "add":
+            ty = self.resolve(self.instantiate(b.result, fresh))  # known by now, most often: final at once
+        if op == "add" and ty == GRAD:
             return DAdd(*elab, span=span, ty=GRAD)
         return Prim(op, tuple(elab), marks, span=span, ty=ty)
 
@@ -795,7 +801,11 @@ class Checker:
         for a, sp in zip(args, spans):
             t = self.resolve(a.ty)
             try:
-                self._unify(t, self.fresh(kind))
+                if t.__class__ is not TVar:  # what unifying it with a fresh variable of the kind checks
+                    if t not in _NUMERIC[kind]:
+                        raise _Mismatch
+                else:
+                    self._unify(t, self.fresh(kind))
             except _Mismatch:
                 found = self.describe(a.ty)
                 hint = " (convert with 'real')" if found in ("Int", "IntTensor") else ""
@@ -1231,7 +1241,7 @@ class Checker:
         """Settle the variables left in ``t``: numbers default to Int, floats to Real, and
         the others to ``unknown`` when it is given.  Returns whether ``t`` is ground now."""
         t = self.resolve(t)
-        if id(t) in self._ground or id(t) in self._zonked:
+        if t.__class__ is Base or id(t) in self._ground or id(t) in self._zonked:
             return True
         if isinstance(t, TVar):
             if t.kind in ("num", "zero"):
@@ -1305,13 +1315,18 @@ class Checker:
         chain, body = let_chain(t)
         result = self._zonk_node(map_children(body, self._zonk_term))
         for let in reversed(chain):
-            result = self._zonk_node(update(let, bound=self._zonk_term(let.bound), body=result))
+            bound = self._zonk_term(let.bound)
+            same = bound is let.bound and result is let.body
+            result = self._zonk_node(let if same else update(let, bound=bound, body=result))
         return result
 
     def _zonk_node(self, t: Term) -> Term:
         # What is still unknown is observed by nothing: e.g. the element type of an unused [],
         # or of the pairs of '\acc (a, b). acc' folded over one.  The passes after the
         # checker (←D above all) need every type known, at every depth.
+        known = t.ty
+        if known.__class__ is Base and t.__class__ is not Lit and not (known is GRAD and t.__class__ is Prim):
+            return t  # final already, and no literal or sum of gradients to rewrite
         self.default(t.ty, unknown=UNIT)
         ty = self.zonk(t.ty)
         if isinstance(t, Lit) and isinstance(t.value, int) and not isinstance(t.value, bool) and ty in (REAL, TENSOR):
@@ -1331,7 +1346,7 @@ class Checker:
             return DZero(span=t.span, ty=GRAD)
         if ty == GRAD and isinstance(t, Prim) and t.op == "add":
             return DAdd(*t.args, span=t.span, ty=GRAD)
-        return update(t, ty=ty)
+        return t if ty is t.ty else update(t, ty=ty)
 
 
     def elaborate_index(self, t: Prim) -> Term:

@@ -130,3 +130,23 @@ def test_minibatch_benchmark_reports_both_steps_at_each_scale(tmp_path):
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 1,797 |", "| 3,594 |"))]
     assert len(rows) == 2 and all(float(cell) > 0 for row in rows for cell in row[1:])
     assert "BLAS threads 1" in table
+
+
+def test_quick_first_call_run_reports_every_phase(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "first_call.py"), "--sizes", "20", "--repeats", "1",
+                           "--results", str(tmp_path)], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in (tmp_path / "first-call.md").read_text().splitlines() if line.startswith("| 20 |"))
+    assert float(row.split("|")[-3].strip(" *")) > 0  # lamad / CPython
+
+
+def test_the_first_call_of_a_gradient_holds_under_20_kb_a_link():
+    """Parsing, checking, ←D, compiling and running the gradient of the benchmark's chain
+    peak at under 20 KB a link (about 14 KB on Python 3.11): Python's compile of the
+    derivative's code, which held its whole syntax at once (30 KB a link), compiles it
+    in chunks."""
+    import first_call
+
+    n = 500
+    assert first_call.peak_bytes(first_call.lamad_source(n), first_call.POINT) / n < first_call.TARGET_BYTES_PER_LINK

@@ -288,11 +288,17 @@ def test_the_repl_imports_and_loads_files_that_import(project, monkeypatch):
     assert printed[3] == "loaded main.lam: loss, start, main"
     assert float(printed[4]) == pytest.approx(float(lamad.load(project / "main.lam").main))
     assert printed[-1] == "0.0"
+    write(project, {"models/bad.lam": "def bad (x : Tensor) : Real = scalar x\n"})
+    assert session.execute('import "models/bad.lam"')
+    assert not session.execute("bad.bad (ones [2])")  # located in the module's file, not in the session's
+    assert out.getvalue().splitlines()[-3:] == [
+        "models/bad.lam:1:31: runtime error: 'scalar': expected a tensor of one element, "
+        "found shape (2,)", "    def bad (x : Tensor) : Real = scalar x", "                                  ^^^^^^^^"]
     assert session.execute(":grad M.forward")
     head, definition = out.getvalue().split("-- ←D(M.forward) : ")[1].split("\n")[:2]
     assert definition.startswith("def forward (p : {hidden : ")
     assert not session.execute('import "missing.lam"')
-    assert out.getvalue().splitlines()[-3] == "<repl>:10:1: import error: cannot read 'missing.lam': no such file"
+    assert out.getvalue().splitlines()[-3] == "<repl>:12:1: import error: cannot read 'missing.lam': no such file"
 
 
 def test_the_readme_example_of_records_and_modules_checks(tmp_path):

@@ -4,12 +4,17 @@ independent formula, on the shapes that take it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import lamad
+from programs import programs
 
 RNG = np.random.default_rng(5)
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def central_differences(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -166,3 +171,91 @@ def test_alike_backpropagators_share_their_code_and_fail_at_their_own_spans():
     with pytest.raises(lamad.LamRuntimeError) as e:
         force(sum_apply(backprops, [np.ones(4)]))  # a cotangent of the wrong shape fails in the last link
     assert e.value.span.line == 7 and "'*'" in e.value.message
+
+
+def _checked_templates(monkeypatch) -> list[str]:
+    """Make every backpropagator that runs the code of an alike one (lamad/eval.py,
+    ``_Unit.templated``) also write its own code, and check that it is the shared code but
+    for the names of its locals, with the same steps and the same captures; returns the
+    names of the shared functions run so."""
+    from lamad import eval as ev
+
+    shared = []
+    templated = ev._Unit.templated
+
+    def checked(self, t, key, free, prims):
+        code = templated(self, t, key, free, prims)
+        name, index = code[len("_Bp(_partial("):].split(", ")[:2]
+        fn, param = self.write(t)
+        lines, spans = fn.text(param, instance=True)
+        assert ev._canonical(lines, fn.name) == ev._canonical(dict(self.functions)[name], name)
+        located = {i: [step[1:] for step in self.instances[name][int(index)].get(i)] for i in spans}
+        assert located == {i: [step[1:] for step in steps] for i, steps in spans.items()}  # operations, spans
+        assert code == f"_Bp(_partial({', '.join([name, index, *fn.outer])}))"  # the same captures
+        shared.append(name)
+        return code
+
+    monkeypatch.setattr(ev._Unit, "templated", checked)
+    return shared
+
+
+def test_backpropagators_sharing_code_by_shape_would_have_written_that_code(monkeypatch):
+    """The code a backpropagator shares with alike ones (found by the shape of its term,
+    without writing its own) is the code it would have had: on the raw and simplified ←D
+    of every example and of the chain of the first-call benchmark."""
+    from lamad.eval import python_source
+    from lamad.reverse import backprop
+
+    shared = _checked_templates(monkeypatch)
+    chain = "def f (x0 : Real) : Real =\n  let " + ";\n      ".join(
+        f"x{i} = sin x{i - 1} * x{i - 1} + x{i - 1}" for i in range(1, 6)) + "\n  in x5\n"
+    programs = [lamad.loads(chain)] + [lamad.load(path) for path in sorted(EXAMPLES.glob("*.lam"))]
+    for prog in programs:
+        for name in prog.types:
+            try:
+                simplified = prog.backprop(name)[2]
+            except lamad.LamError:
+                continue  # what ←D refuses (tests/golden)
+            python_source(backprop(prog.typed.terms[name]))
+            python_source(simplified)
+    assert len(shared) > 100
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(max_depth=3))
+def test_backpropagators_of_generated_programs_share_only_the_code_they_would_have(sample):
+    """As above, for random well-typed programs (higher-order ones, lists, tuples, …)."""
+    from lamad.eval import python_source
+    from lamad.reverse import backprop
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _checked_templates(monkeypatch)
+        for term in lamad.typecheck(lamad.parse_program(sample.source)).terms.values():
+            python_source(backprop(term))
+
+
+def _chain(n: int, last: str) -> str:
+    """``f x = let y1 = sin x * x; …; yn = sin y(n-1) * y(n-1) in last`` on a Tensor."""
+    links = ["let y1 = sin x * x"] + [f"      y{i + 1} = sin y{i} * y{i}" for i in range(1, n)]
+    return "def f (x : Tensor) : Real =\n  " + ";\n".join(links) + f"\n  in {last.replace('y', f'y{n}')}\n"
+
+
+def test_a_long_function_runs_as_a_chain_of_chunks_that_fail_and_warn_at_their_own_lines(monkeypatch):
+    """A body of more statements than one Python function runs (``CHUNK_LINES``) is
+    compiled as a chain of functions, each given the locals it uses; the last, in a
+    chunk of its own, still locates its failures and warnings at their applications, and
+    the gradient is the one the body compiled whole computes."""
+    from lamad import eval as ev
+
+    n = 3 * ev.CHUNK_LINES // 2
+    prog = lamad.loads(_chain(n, "sum (y @ ones [5])"))
+    assert ev.python_source(prog.typed.terms["f"]).count("def _lam1_c") >= 2
+    with pytest.raises(lamad.LamRuntimeError) as e:
+        prog.f(np.ones(3))
+    assert (e.value.span.line, e.value.span.column) == (n + 2, 11) and "'@'" in e.value.message
+    with pytest.warns(lamad.LamWarning, match=f":{n + 2}:11: warning: invalid value in 'log'"):
+        lamad.loads(_chain(n, "sum (log (y - 1.0))")).f(np.full(2, 0.5))
+    source = _chain(n, "sum y")
+    chunked = lamad.grad(lamad.loads(source).f)(np.array([0.3, -0.2]))
+    monkeypatch.setattr(ev, "CHUNK_LINES", 10 * n)
+    assert np.array_equal(lamad.grad(lamad.loads(source).f)(np.array([0.3, -0.2])), chunked)
