@@ -6,13 +6,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 from lamad.syntax import (
-    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType, TVar, Type, map_type, perp,
+    BOOL, BOOL_TENSOR, INT, INT_TENSOR, PRODUCTS, REAL, STRING, TENSOR, UNIT, FunType, LinType, ListType, TupleType,
+    TVar, Type, map_type, perp, with_items,
 )
 
 
 @lru_cache(maxsize=None)
 def backprop_type(t: Type) -> Type:
-    """←D(A): ``Real ↦ Real × Real⊥``, ``Tensor ↦ Tensor × Tensor⊥``, structural elsewhere,
+    """←D(A): ``Real ↦ Real × Real⊥``, ``Tensor ↦ Tensor × Tensor⊥``, structural elsewhere
+    (a record's fields are transformed, its field names kept),
     ``←D(A ⊸ B) = ←D(A) ⊸ ←D(B)`` and ``←D(d) = d`` (see lamad/transform.py)."""
     return map_type(t, lambda u: TupleType((u, perp(u))) if u in (REAL, TENSOR) else _known(u, "←D"))
 
@@ -25,8 +27,8 @@ def cotangent_type(t: Type, marked: bool = False) -> Type:
         return t
     if t in (INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR):
         return UNIT
-    if isinstance(t, TupleType):
-        return TupleType(tuple(cotangent_type(i, marked) for i in t.items))
+    if isinstance(t, PRODUCTS):  # a record's is the record of its fields' cotangent types
+        return with_items(t, (cotangent_type(i, marked) for i in t.items))
     if isinstance(t, ListType):
         return ListType(cotangent_type(t.elem, marked))
     if marked and isinstance(t, LinType):

@@ -4,32 +4,35 @@ from Python.
     prog = lamad.load("examples/wine.lam")
     prog.loss(W1, W2)          # a definition with parameters is a callable
     prog["data"]               # one without is its value, computed once
+    prog.nn.dense              # a definition of an imported module, prog["nn.dense"]
 
 Values cross over as: Tensor ↔ backend array, Real ↔ 0-d backend array (a Python
-float is accepted), Int ↔ int, Bool ↔ bool, tuples ↔ tuples, lists ↔ lists.
+float is accepted), Int ↔ int, Bool ↔ bool, tuples ↔ tuples, records ↔ dicts (any
+mapping is accepted, with exactly the record's fields as keys), lists ↔ lists.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from lamad import archive, driver
 from lamad.adtypes import cotangent_type
 from lamad.autodiff import check_fits
 from lamad.backend import Backend, get_backend
 from lamad.errors import LamError, LamRuntimeError, LamWarning, format_warning, read_source
-from lamad.parser import parse_term, parse_type
+from lamad.parser import KEYWORDS, parse_term, parse_type
 from lamad.progress import Progress
 from lamad.prims import Runtime
 from lamad.prims.arithmetic import int_in_range
 from lamad.syntax import (
-    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program, Term,
-    TupleType, Type, free_variables, pretty_type,
+    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program,
+    NAME, RecordType, Term, TupleType, Type, free_variables, pretty_type, record_type,
 )
-from lamad.types import TypedProgram
+from lamad.types import Scope, TypedProgram, aliases
 
 
 class LamArgumentError(LamError, TypeError, ValueError):
@@ -122,6 +125,8 @@ class LoadedProgram:
         return value
 
     def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and name in self.typed.scope.modules:
+            return _Module(self, name)
         if name.startswith("_") or name not in self.typed.types:
             raise AttributeError(name)
         return self[name]
@@ -150,8 +155,8 @@ class LoadedProgram:
                     stack.append(used)
         if len(found) == 1:
             return [name]
-        if self._positions is None or self._positions[0] is not self.typed:
-            self._positions = (self.typed, {d.name: i for i, d in enumerate(self.typed.program.defs)})
+        if self._positions is None or self._positions[0] is not self.typed:  # imported definitions come first
+            self._positions = (self.typed, {n: i for i, n in enumerate(self.typed.types)})
         position = self._positions[1]
         return sorted(found, key=lambda n: position.get(n, -1))
 
@@ -161,7 +166,7 @@ class LoadedProgram:
     def check(self, term: Term) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
         definitions.  Errors are left unlocated: the caller knows the text."""
-        return driver.check_term(term, self.typed.types)
+        return driver.check_term(term, self.typed.types, self.typed.scope)
 
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
@@ -188,6 +193,15 @@ class LoadedProgram:
         an error nothing changes.  Errors are left unlocated."""
         defs = list(self.typed.program.defs)
         types, terms = dict(self.typed.types), dict(self.typed.terms)
+        scope = self.typed.scope
+        if program.imports:  # their modules' definitions join the session's, qualified
+            imported = driver.imports(program, self.runtime.base_dir, scope.modules | types.keys())
+            types.update(imported.types)
+            terms.update(imported.terms)
+            scope = imported.scope(scope)
+        if program.aliases:  # a type alias typed again replaces the old one (what uses it is checked)
+            kept = {n: t for n, t in scope.aliases.items() if n not in {a.name for a in program.aliases}}
+            scope = aliases(program, Scope(kept, scope.modules))
         replaced: set[str] = set()
         for d in program.defs:
             stale = {d.name} & types.keys()
@@ -201,7 +215,7 @@ class LoadedProgram:
                 del types[name], terms[name]
             for new in [d, *users]:
                 try:
-                    checked = driver.check_definitions(Program((new,)), types)
+                    checked = driver.check_definitions(Program((new,)), types, scope)
                 except LamError as e:
                     if new is d:
                         raise
@@ -213,7 +227,16 @@ class LoadedProgram:
             replaced |= stale
         for name in replaced:  # first: were this interrupted, no stale value would remain
             self._values.pop(name, None)
-        self.typed = TypedProgram(Program(tuple(defs)), types, terms)
+        self.typed = TypedProgram(replace(self.typed.program, defs=tuple(defs),
+                                          imports=self.typed.program.imports + program.imports), types, terms, scope)
+
+    def function_types(self, name: str) -> list[Type]:
+        """The types of the arguments definition ``name`` takes, one after the other."""
+        types, t = [], self.typed.types[name]
+        while isinstance(t, FunType):
+            types.append(t.dom)
+            t = t.cod
+        return types
 
     def call(self, name: str, args: list[Any]) -> tuple[Any, Type]:
         """Apply definition ``name`` to lamad values ``args``; returns the value and its type."""
@@ -253,6 +276,25 @@ class LoadedProgram:
 
     def __repr__(self) -> str:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
+
+
+class _Module:
+    """An imported module of a loaded program, seen from Python: ``prog.nn.dense`` is
+    ``prog["nn.dense"]``."""
+
+    def __init__(self, program: LoadedProgram, name: str):
+        self._program, self._name = program, name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._program, f"{self._name}.{name}")
+
+    def __dir__(self):
+        prefix = self._name + "."
+        names = [*self._program.typed.types, *self._program.typed.scope.modules]
+        return sorted({n[len(prefix):].split(".")[0] for n in names if n.startswith(prefix)})
+
+    def __repr__(self) -> str:
+        return f"<lamad module {self._name} of {self._program.filename}>"
 
 
 class Function:
@@ -351,12 +393,32 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
                 raise TypeError(f"expected a tuple of {len(items)} items for {t}, got {x!r}")
             return tuple([item(v) for item, v in zip(items, x)])
         return tuple_
+    if isinstance(t, RecordType):
+        return _record_importer(t, [_importer(i, backend) for i in t.items])
     if isinstance(t, ListType):
         elem = _importer(t.elem, backend)
         return lambda x: [elem(v) for v in x]
     if isinstance(t, FunType):
         return lambda x: x.closure if isinstance(x, Function) else x
     return _same  # Unit, String
+
+
+def _record_importer(t: RecordType, items: list[Callable[[Any], Any]]) -> Callable[[Any], tuple]:
+    """A dict (any mapping) as the value of the record type ``t``: the tuple of its
+    fields' values, in the order of ``t``'s fields."""
+    fields = set(t.fields)
+
+    def record(x: Any) -> tuple:
+        if not isinstance(x, Mapping):
+            raise TypeError(f"expected a dict with the keys {', '.join(map(repr, t.fields))} for {t}, got {x!r}")
+        if x.keys() != fields:
+            missing, extra = sorted(fields - x.keys()), sorted(map(str, x.keys() - fields))
+            said = [f"missing {', '.join(map(repr, missing))}"] if missing else []
+            said += [f"unknown {', '.join(map(repr, extra))}"] if extra else []
+            raise TypeError(f"expected a dict with the keys {', '.join(map(repr, t.fields))} for {t}, "
+                            f"got one with keys {'; '.join(said)}")
+        return tuple([item(x[f]) for item, f in zip(items, t.fields)])
+    return record
 
 
 def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
@@ -366,6 +428,9 @@ def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
     if isinstance(t, TupleType):
         items = [_exporter(i, program) for i in t.items]
         return lambda v: tuple([item(x) for item, x in zip(items, v)])
+    if isinstance(t, RecordType):
+        items = [_exporter(i, program) for i in t.items]
+        return lambda v: {f: item(x) for f, item, x in zip(t.fields, items, v)}
     if isinstance(t, ListType):
         elem = _exporter(t.elem, program)
         return lambda v: [elem(x) for x in v]
@@ -388,15 +453,16 @@ def _same(x: Any) -> Any:
 
 def loads(source: str, filename: str = "<string>", backend: str | None = None, dtype: str | None = None,
           base_dir: str | Path | None = None, progress: bool = False) -> LoadedProgram:
-    """Parse and type-check a program; ``load`` paths are relative to ``base_dir``
-    (default: the current directory); with ``progress``, long loops show a bar on stderr."""
+    """Parse and type-check a program; ``load`` paths and imported files are relative to
+    ``base_dir`` (default: the current directory); with ``progress``, long loops show a bar
+    on stderr."""
     if not isinstance(source, str):
         raise LamArgumentError(f"lamad.loads: parameter 'source' expects the text of a program (str), "
                                f"got {_given(source)}")
-    runtime = driver.runtime(get_backend(backend, dtype), Path(base_dir) if base_dir is not None else Path.cwd(),
-                             Progress(sys.stderr) if progress else None)
+    folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    runtime = driver.runtime(get_backend(backend, dtype), folder, Progress(sys.stderr) if progress else None)
     try:
-        typed = driver.check_program(source)
+        typed = driver.check_program(source, filename, folder)
     except LamError as e:
         raise e.locate(source, filename) from None
     return LoadedProgram(typed, runtime, source, filename)
@@ -404,7 +470,8 @@ def loads(source: str, filename: str = "<string>", backend: str | None = None, d
 
 def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
          progress: bool = False) -> LoadedProgram:
-    """Load a ``.lam`` file; its ``load`` paths are relative to the file."""
+    """Load a ``.lam`` file and the modules it imports; its ``load`` paths and imports are
+    relative to the file."""
     if not isinstance(path, (str, Path)):
         raise LamArgumentError(f"lamad.load: parameter 'path' expects a file name (str or Path), got {_given(path)}")
     path = Path(path)
@@ -421,8 +488,8 @@ def save(path: str | Path, value: Any, type: str | Type | None = None) -> None:
     lamad type (``"Tensor * List Real"``, or a parsed type); without it, the type is read
     off the value as the API gives values back: a float or a 0-d float array is a Real,
     another float array a Tensor, an int an Int, an integer array an IntTensor, a bool a
-    Bool, a boolean array a BoolTensor, a str a String, ``()`` a Unit, a tuple a tuple
-    and a non-empty list of values of one type a list."""
+    Bool, a boolean array a BoolTensor, a str a String, ``()`` a Unit, a tuple a tuple, a
+    dict whose keys are names a record, and a non-empty list of values of one type a list."""
     t = _value_type(value, "value") if type is None else _type_argument(type, "lamad.save")
     bad = archive.not_data(t)
     if bad is not None:
@@ -477,6 +544,8 @@ def _value_type(x: Any, where: str) -> Type:
         return STRING
     if isinstance(x, tuple):
         return UNIT if not x else TupleType(tuple(_value_type(item, f"{where}[{i}]") for i, item in enumerate(x)))
+    if isinstance(x, Mapping) and x and all(isinstance(k, str) and NAME.fullmatch(k) and k not in KEYWORDS for k in x):
+        return record_type((k, _value_type(v, f"{where}[{k!r}]")) for k, v in x.items())
     if isinstance(x, list) and x:
         types = {_value_type(item, f"{where}[{i}]") for i, item in enumerate(x)}
         if len(types) == 1:
@@ -500,6 +569,8 @@ def _host_reals(v: Any, t: Type, backend: Backend) -> Any:
         return backend.xp.asarray(v)
     if isinstance(t, TupleType):
         return tuple([_host_reals(x, i, backend) for x, i in zip(v, t.items)])
+    if isinstance(t, RecordType):
+        return {f: _host_reals(x, i, backend) for f, x, i in zip(t.fields, v, t.items)}
     if isinstance(t, ListType):
         return [_host_reals(x, t.elem, backend) for x in v]
     return v
@@ -543,8 +614,22 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         if isinstance(argnums, int) or len(nums) > 1:
             return result
         # as in JAX, argnums=(i,) gives a tuple of one gradient (lamad has no 1-tuples)
-        return (result,) if op == "grad" else (result[0], (result[1],))
+        if op == "value_and_grad":
+            return result[0], (result[1],)
+        if op == "hessian":
+            return ((result,),)
+        return _one_tuples(result, f.result_type) if op in ("jacfwd", "jacrev") else (result,)
     return differentiated
+
+
+def _one_tuples(value: Any, t: Type) -> Any:
+    """A Jacobian in ``argnums=(i,)``: each leaf of the result's structure (``t``) a tuple
+    of the one block, as JAX gives it."""
+    if isinstance(t, RecordType):
+        return {f: _one_tuples(value[f], i) for f, i in zip(t.fields, t.items)}
+    if isinstance(t, TupleType):
+        return tuple(_one_tuples(v, i) for v, i in zip(value, t.items))
+    return (value,)
 
 
 def grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
@@ -558,20 +643,24 @@ def value_and_grad(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     return _differentiate("value_and_grad", f, argnums)
 
 
-def hessian(f: Function, argnums: int = 0) -> Callable:
+def hessian(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     """The Hessian of a lamad function returning Real in argument ``argnums``, a Real or a
-    Tensor of shape ``s`` (then a Tensor of shape ``s + s``), as JAX's ``jax.hessian``:
-    forward-over-reverse, ``jacfwd (grad f)``."""
+    Tensor of shape ``s`` (then a Tensor of shape ``s + s``), or a record or tuple of them
+    (then the record or tuple of records or tuples of the blocks; a tuple of ints for
+    ``argnums`` is such a tuple), as JAX's ``jax.hessian``: forward-over-reverse,
+    ``jacfwd (grad f)``."""
     return _differentiate("hessian", f, argnums)
 
 
-def jacfwd(f: Function, argnums: int = 0) -> Callable:
+def jacfwd(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     """The Jacobian of a lamad function from Real or Tensor to Real or Tensor, of shape
-    ``out + in``, one ``jvp`` per component of the argument (JAX's ``jax.jacfwd``)."""
+    ``out + in``, one ``jvp`` per component of the argument (JAX's ``jax.jacfwd``); of
+    records and tuples of them, the result's structure of the argument's structure of
+    blocks, as JAX gives it for pytrees."""
     return _differentiate("jacfwd", f, argnums)
 
 
-def jacrev(f: Function, argnums: int = 0) -> Callable:
+def jacrev(f: Function, argnums: int | tuple[int, ...] = 0) -> Callable:
     """The Jacobian as :func:`jacfwd` gives it, one pullback per component of the result
     (JAX's ``jax.jacrev``)."""
     return _differentiate("jacrev", f, argnums)

@@ -3,9 +3,10 @@ values"): what ``lamad run --output`` writes and ``load_params`` reads.
 
 A value is stored as its arrays, one per leaf — a Real, an Int, a Bool or a String as a
 0-d array, a Tensor, an IntTensor or a BoolTensor as it is — each under the *path* that
-leads to it: the indices of the tuple components and list elements on the way, joined
-by dots (``0``, ``1.0``, ``1.1``, ``2`` for ``(losses, (w1, b1), w2)``; ``value`` for a
-value that is itself a leaf).  A Unit has no array.  Beside them, ``__type__`` holds the
+leads to it: the indices of the tuple components and list elements and the names of
+the record fields on the way, joined by dots (``0``, ``1.0``, ``1.1``, ``2`` for
+``(losses, (w1, b1), w2)``; ``hidden.w`` for a record's; ``value`` for a value that is
+itself a leaf).  A Unit has no array.  Beside them, ``__type__`` holds the
 value's type as lamad prints it in ASCII (``List Real * (Tensor * Tensor) * Tensor``),
 and ``__lengths__`` the length of every list, in the order a depth-first walk meets
 them, so that lists of Units or of empty lists keep their lengths.  Reading checks the
@@ -21,7 +22,8 @@ import numpy as np
 
 from lamad.backend import Backend
 from lamad.syntax import (
-    BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, ListType, TupleType, Type, pretty_type,
+    BOOL, BOOL_TENSOR, INT, INT_TENSOR, PRODUCTS, REAL, STRING, TENSOR, UNIT, ListType, RecordType, Type,
+    pretty_type,
 )
 
 TYPE_KEY = "__type__"
@@ -36,11 +38,11 @@ _INT_RANGE = (-2 ** 63, 2 ** 63 - 1)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 _NPY_MAGIC = b"\x93NUMPY"
 
-Path_ = tuple[int, ...]
+Path_ = tuple["int | str", ...]
 
 
 def key(path: Path_) -> str:
-    """The name of the array at ``path``: its indices joined by dots."""
+    """The name of the array at ``path``: its indices and field names joined by dots."""
     return ".".join(map(str, path)) if path else LEAF_KEY
 
 
@@ -49,7 +51,7 @@ def not_data(t: Type) -> Type | None:
     gradient module ``d``), or ``None`` when it holds values of type ``t``."""
     if t in LEAVES or t == UNIT:
         return None
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return next((bad for bad in map(not_data, t.items) if bad is not None), None)
     if isinstance(t, ListType):
         return not_data(t.elem)
@@ -67,8 +69,8 @@ def arrays(value: Any, t: Type, to_host: Callable[[Any], Any]) -> dict[str, np.n
     lengths: list[int] = []
 
     def walk(v: Any, t: Type, path: Path_) -> None:
-        if isinstance(t, TupleType):
-            for i, (item, it) in enumerate(zip(v, t.items)):
+        if isinstance(t, PRODUCTS):
+            for i, (item, it) in zip(_steps(t), zip(v, t.items)):
                 walk(item, it, (*path, i))
         elif isinstance(t, ListType):
             lengths.append(len(v))
@@ -135,8 +137,8 @@ def value(stored: Mapping[str, Any], t: Type, backend: Backend, name: str) -> An
     used: set[str] = set()
 
     def walk(t: Type, path: Path_) -> Any:
-        if isinstance(t, TupleType):
-            return tuple([walk(it, (*path, i)) for i, it in enumerate(t.items)])
+        if isinstance(t, PRODUCTS):
+            return tuple([walk(it, (*path, i)) for i, it in zip(_steps(t), t.items)])
         if isinstance(t, ListType):
             n = next(lengths, None) if lengths is not None else _count(stored, path)
             if n is None:
@@ -215,6 +217,12 @@ def _count(stored: Mapping[str, Any], path: Path_) -> int:
 def _arrays(stored: Mapping[str, Any]) -> list[str]:
     """The names of the value's arrays: all but ``__type__`` and ``__lengths__``."""
     return [k for k in stored if k not in (TYPE_KEY, LENGTHS_KEY)]
+
+
+def _steps(t: Type) -> Iterator["int | str"]:
+    """The steps of the paths into the components of a tuple (their indices) or a record
+    (their fields' names)."""
+    return iter(t.fields) if isinstance(t, RecordType) else iter(range(len(t.items)))
 
 
 def _where(path: Path_) -> str:

@@ -34,7 +34,7 @@ from lamad.deep import collector_paused
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, sum_apply
 from lamad.prims import Runtime
-from lamad.syntax import REAL, TENSOR, Base, FunType, LinType, ListType, Span, TupleType, Type
+from lamad.syntax import PRODUCTS, REAL, TENSOR, Base, FunType, LinType, ListType, Span, Type
 
 # --------------------------------------------------------------------- lifting values
 
@@ -77,7 +77,7 @@ def relift(value: Any, t: Type, mark: str, depth: int, runtime: Runtime) -> Any:
     docs/differentiation.md, Conventions)."""
     if is_real(t):
         return value, (ZERO_BACKPROP if mark == "r" else zeros(value, runtime.backend.xp))
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return tuple([relift(v, i, mark, depth, runtime) for v, i in zip(value, t.items)])
     if isinstance(t, ListType):
         return [relift(v, t.elem, mark, depth, runtime) for v in value]
@@ -106,7 +106,7 @@ def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
         bp = Backpropagator(None)
         inputs.append(bp)
         return x, bp
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return tuple([_wrap(v, i, inputs) for v, i in zip(x, t.items)])
     if isinstance(t, ListType):
         return [_wrap(v, t.elem, inputs) for v in x]
@@ -118,7 +118,7 @@ def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
     if is_real(t):
         ct = cotangents.get(next(inputs))
         return zeros(x, xp) if ct is None else ct
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return tuple([_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items)])
     if isinstance(t, ListType):
         return [_collect(v, t.elem, cotangents, inputs, xp) for v in x]
@@ -130,7 +130,7 @@ def _split(y: Any, t: Type, backprops: list) -> Any:
     if is_real(t):
         backprops.append(y[1])
         return y[0]
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return tuple([_split(v, i, backprops) for v, i in zip(y, t.items)])
     if isinstance(t, ListType):
         return [_split(v, t.elem, backprops) for v in y]
@@ -140,7 +140,7 @@ def _split(y: Any, t: Type, backprops: list) -> Any:
 def _leaves(ct: Any, t: Type, out: list) -> list:
     if is_real(t):
         out.append(ct)
-    elif isinstance(t, TupleType):
+    elif isinstance(t, PRODUCTS):
         for v, i in zip(ct, t.items):
             _leaves(v, i, out)
     elif isinstance(t, ListType):
@@ -159,7 +159,7 @@ def pair(x: Any, dx: Any, t: Type) -> Any:
 def _pair(x: Any, dx: Any, t: Type) -> Any:
     if is_real(t):
         return x, dx
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return tuple([_pair(v, dv, i) for v, dv, i in zip(x, dx, t.items)])
     if isinstance(t, ListType):
         return [_pair(v, dv, t.elem) for v, dv in zip(x, dx)]
@@ -174,7 +174,7 @@ def check_fits(x: Any, v: Any, t: Type, what: str, of: str) -> None:
         shape, v_shape = tuple(_primal(x).shape), tuple(getattr(_primal(v), "shape", ()))
         if shape != v_shape:
             raise ValueError(f"the {what} has shape {v_shape} where the {of} has shape {shape}")
-    elif isinstance(t, TupleType):
+    elif isinstance(t, PRODUCTS):
         for a, b, i in zip(x, v, t.items):
             check_fits(a, b, i, what, of)
     elif isinstance(t, ListType):
@@ -188,7 +188,7 @@ def _unpair(y: Any, t: Type) -> tuple[Any, Any]:
     """A →D value split into its value and its tangent (``()`` for discrete parts)."""
     if is_real(t):
         return y
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         parts = [_unpair(v, i) for v, i in zip(y, t.items)]
         return tuple(p for p, _ in parts), tuple(d for _, d in parts)
     if isinstance(t, ListType):

@@ -62,6 +62,7 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
     """The values of ``--arg NAME=VALUE`` (a lamad expression) or ``NAME=@file.npy``, in
     parameter order."""
     params = prog.typed.program[entry].params
+    types = prog.function_types(entry)[:len(params)]  # with the type aliases the annotations name expanded
     pairs: dict[str, str] = {}
     for item in given:
         name, eq, text = item.partition("=")
@@ -77,7 +78,7 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
     if missing:
         raise UsageError(f"'{entry}' needs --arg for: {', '.join(missing)}")
     values = []
-    for p in params:
+    for p, annot in zip(params, types):
         text = pairs[p.name]
         if text.startswith("@"):
             from lamad.prims.constructors import read_npy
@@ -87,11 +88,12 @@ def _arguments(prog: api.LoadedProgram, entry: str, given: list[str]) -> list:
             except (OSError, ValueError) as e:
                 raise UsageError(f"cannot load '{text[1:]}' for {p.name}: {e}") from None
             try:
-                values.append(api.from_python(data, p.annot, prog.backend))
+                values.append(api.from_python(data, annot, prog.backend))
             except (TypeError, ValueError) as e:
-                raise UsageError(f"'{text[1:]}' is not a value of type {pretty_type(p.annot)} for {p.name}: {e}") from None
+                raise UsageError(f"'{text[1:]}' is not a value of type {pretty_type(annot)} for {p.name}: "
+                                 f"{e}") from None
         else:
-            values.append(prog.evaluate(text, p.annot, f"<--arg {p.name}>"))
+            values.append(prog.evaluate(text, annot, f"<--arg {p.name}>"))
     return values
 
 
@@ -124,9 +126,9 @@ def _storable(prog: api.LoadedProgram, entry: str, arity: int) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    prog = _load(args)
-    for name, ty in prog.types.items():
-        print(f"{name} : {pretty_type(ty, ascii=args.ascii)}")
+    prog = _load(args)  # the imported modules are checked too; their definitions are not listed
+    for d in prog.typed.program.defs:
+        print(f"{d.name} : {pretty_type(prog.types[d.name], ascii=args.ascii)}")
     return 0
 
 

@@ -43,13 +43,13 @@ from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError, LamTypeError
 from lamad.eval import compile_term, warning_site
 from lamad.forward import forward
-from lamad.parser import parse_program
+from lamad import modules
 from lamad.prims import MARKS, Runtime
 from lamad.progress import Progress
 from lamad.reverse import backprop
 from lamad.simplify import simplify
 from lamad.syntax import Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
-from lamad.types import TypedProgram, infer_term, infer_type, typecheck
+from lamad.types import Scope, TypedProgram, infer_term, infer_type, typecheck
 
 TRANSFORMS: dict[str, tuple[Callable[[Term], Term], Callable[[Type], Type]]] = {
     "reverse": (backprop, backprop_type),
@@ -69,27 +69,37 @@ _LETTERS = {symbol: letter for letter, symbol in MARKS.items()}
 
 @deep
 @collector_paused
-def check_program(source: str) -> TypedProgram:
-    """Parse and type-check a whole program."""
-    return typecheck(parse_program(source))
+def check_program(source: str, filename: str = "<input>", base_dir: Path | None = None) -> TypedProgram:
+    """Parse and type-check a whole program, with the modules it imports (relative to
+    ``base_dir``, default the working directory; lamad/modules.py)."""
+    return modules.check_program(source, filename, base_dir)
 
 
 @deep
-def check_definitions(program: Program, types: Mapping[str, Type]) -> TypedProgram:
-    """Type-check the definitions of ``program`` below definitions of the given ``types``."""
-    return typecheck(program, types)
+@collector_paused
+def imports(program: Program, base_dir: Path, taken: frozenset[str] = frozenset()) -> modules.Imported:
+    """The modules that the imports of ``program`` (typed in a session) load, relative to
+    ``base_dir``; ``taken`` are the qualifiers already in scope."""
+    return modules.Loader().imports(program.imports, base_dir, "<input>", taken)
 
 
 @deep
-def check_term(term: Term, types: Mapping[str, Type]) -> Term:
+def check_definitions(program: Program, types: Mapping[str, Type], scope: Scope | None = None) -> TypedProgram:
+    """Type-check the definitions of ``program`` below definitions of the given ``types``,
+    in ``scope`` (type aliases and imported modules)."""
+    return typecheck(program, types, scope)
+
+
+@deep
+def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Term:
     """Type-check and elaborate a parsed term in the scope of definitions of ``types``."""
-    return infer_term(term, types)
+    return infer_term(term, types, scope)
 
 
 @deep
-def type_of(term: Term, types: Mapping[str, Type]) -> Type:
+def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Type:
     """The type of a parsed term in the scope of definitions of ``types``."""
-    return infer_type(term, types)
+    return infer_type(term, types, scope)
 
 
 # --------------------------------------------------------------------- transforming

@@ -50,6 +50,13 @@ class LamRuntimeError(LamError):
     kind = "runtime error"
 
 
+class LamImportError(LamError):
+    """An import that cannot be made: a missing file or module, a cycle (docs/language.md,
+    "Modules"), located at the import."""
+
+    kind = "import error"
+
+
 class LamWarning(UserWarning):
     """A warning about a value a program computed (NumPy's overflow in ``exp``, division
     by zero, invalid value), issued from Python with its located text as the message:
@@ -69,12 +76,16 @@ def format_warning(message: str, span: Span | None, source: str, filename: str) 
 
 
 def format_error(err: LamError) -> str:
-    """``file:line:col: kind: message``, then the source line and a caret under the span."""
-    span, source = err.span, err.source
+    """``file:line:col: kind: message``, then the source line and a caret under the span —
+    in the file the span says it is in, if it says (an imported module's), else in the
+    text the error was located in."""
+    span, source, filename = err.span, err.source, err.filename
+    if span is not None and span.source is not None:
+        source, filename = span.source.text, span.source.filename
     if span is None or source is None:
-        where = f"{err.filename}: " if source is not None else ""
+        where = f"{filename}: " if source is not None else ""
         return f"{where}{err.kind}: {err.message}"
-    head = f"{err.filename}:{span.line}:{span.column}: {err.kind}: {err.message}"
+    head = f"{filename}:{span.line}:{span.column}: {err.kind}: {err.message}"
     lines = source.split("\n")  # as the lexer counts lines: only "\n" ends one (not \r, \f, \u2028...)
     text = lines[span.line - 1].rstrip("\r") if span.line - 1 < len(lines) else ""
     start = span.column - 1

@@ -22,7 +22,8 @@ to the span of the application.  With Python 3.11's zero-cost ``try``
 the hot path pays nothing for it.
 
 Values: backend arrays for ``Real`` (0-d) and ``Tensor``; Python ``int``,
-``bool``, ``()``, ``str``, tuples and lists; closures; :class:`Backpropagator`
+``bool``, ``()``, ``str``, tuples (records too: their fields in alphabetical order) and
+lists; closures; :class:`Backpropagator`
 and gradient values (lamad/gradient.py) for the target calculus.
 """
 
@@ -47,8 +48,8 @@ from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.syntax import (
-    GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, PTuple, PVar, PWild,
-    Span, Term, Tuple, Type, Var, let_chain, pattern_names,
+    GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
+    PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order,
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -281,8 +282,9 @@ class _Unit:
 
     def local(self, name: str) -> str:
         """A fresh Python local for the lamad variable ``name``: every local of a unit
-        ends in a number of its own, so none shadows another or a constant (``_k1``)."""
-        return f"{name.replace(_QUOTE, '_')}_{next(self.counter)}"
+        ends in a number of its own, so none shadows another or a constant (``_k1``).
+        A prime, and the dot of a module's definition (``nn.dense``), become ``_``."""
+        return f"{name.replace(_QUOTE, '_').replace('.', '_')}_{next(self.counter)}"
 
     def constant(self, value: Any, key: tuple | None = None, prefix: str = "_k") -> str:
         """A name in the unit's namespace bound to ``value`` (shared per ``key``)."""
@@ -467,7 +469,10 @@ class _Unit:
 
     def atom(self, t: Term) -> str:
         """``t`` as a local or a constant, its computation emitted before."""
-        code = self.value(t)
+        return self.atom_of(self.value(t))
+
+    def atom_of(self, code: str) -> str:
+        """An expression as a local or a constant, bound to one if it is neither."""
         return code if _is_atom(code) else self.bind(code)
 
     def bind(self, code: str, located: Steps | None = None) -> str:
@@ -502,11 +507,17 @@ class _Unit:
             return self.lam(t)
         if isinstance(t, If):
             return self.branch(t)
-        if isinstance(t, Tuple):
-            atoms = [self.atom(i) for i in t.items]
-            code = "(" + ", ".join(atoms) + ")"
+        if isinstance(t, (Tuple, Record)):
+            atoms = [self.atom(i) for i in t.items]  # in the order written
+            if isinstance(t, Record):
+                atoms = [atoms[i] for i in record_order(t.fields)]
+            code = "(" + ", ".join(atoms) + ("," if len(atoms) == 1 else "") + ")"
             self.fn.parts[code] = atoms
             return code
+        if isinstance(t, Proj):
+            record, position = self.value(t.term), t.term.ty.fields.index(t.field)
+            parts = self.fn.parts.get(record)
+            return parts[position] if parts is not None else self.bind(f"{self.atom_of(record)}[{position}]")
         if isinstance(t, ListLit):
             return "[" + ", ".join(self.atom(i) for i in t.items) + "]"
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
@@ -527,11 +538,12 @@ class _Unit:
         if isinstance(p, PVar):
             local = self.fn.locals[p.name] = self.local(p.name)
             return local
-        if isinstance(p, PTuple):
+        if isinstance(p, (PTuple, PRecord)):
             if depth == MAX_NESTING:
                 deeper.append((p, self.local("p")))
                 return deeper[-1][1]
-            return "(" + ", ".join(self.target(i, deeper, depth + 1) for i in p.items) + ")"
+            items = _components(p)
+            return "(" + ", ".join(self.target(i, deeper, depth + 1) for i in items) + ("," * (len(items) == 1)) + ")"
         return self.local("_")
 
     def bind_let(self, p: Pattern, t: Term) -> dict[str, str | None]:
@@ -544,7 +556,7 @@ class _Unit:
         else:
             bound = self.parts(t, p) or self.value(t)
         if isinstance(bound, list):
-            for item, code in zip(p.items, bound):
+            for item, code in zip(_components(p), bound):
                 self.assign(item, code)
         else:
             self.assign(p, bound)
@@ -563,6 +575,9 @@ class _Unit:
     def parts(self, t: Term, p: Pattern) -> list[str] | None:
         """The atoms of the parts of a tuple term matched by the tuple pattern ``p`` (all
         evaluated before any is bound); ``None`` if ``t`` is no such term."""
+        if isinstance(p, PRecord) and isinstance(t, Record):
+            atoms = [self.atom(i) for i in t.items]  # in the order written
+            return [atoms[i] for i in record_order(t.fields)]
         if not (isinstance(p, PTuple) and isinstance(t, Tuple) and len(p.items) == len(t.items)):
             return None
         return [self.atom(i) for i in t.items]
@@ -578,15 +593,16 @@ class _Unit:
         if isinstance(p, PVar) and (_is_atom(code) or code in parts):  # a tuple of atoms is made where used
             self.fn.locals[p.name] = code
             return
-        if isinstance(p, PTuple) and len(parts.get(code, ())) == len(p.items):
-            for item, part in zip(p.items, parts[code]):
+        if isinstance(p, (PTuple, PRecord)) and len(parts.get(code, ())) == len(p.items):
+            for item, part in zip(_components(p), parts[code]):
                 self.assign(item, part)
             return
         deeper: list[tuple[Pattern, str]] = []
         target = self.target(p, deeper)
         self.fn.emit(f"{target} = {code}")
-        if isinstance(p, PTuple) and _is_atom(code) and not deeper and all(isinstance(i, PVar) for i in p.items):
-            parts[code] = [self.fn.locals[i.name] for i in p.items]
+        if isinstance(p, (PTuple, PRecord)) and _is_atom(code) and not deeper and \
+                all(isinstance(i, PVar) for i in p.items):
+            parts[code] = [self.fn.locals[i.name] for i in _components(p)]
         for part, local in deeper:
             self.assign(part, local)
 
@@ -734,6 +750,12 @@ def _canonical(lines: list[str], name: str) -> tuple:
         tuple([numbers.get(local, -1) for local in _LOCAL.findall(lines[0])])
 
 
+def _components(p: PTuple | PRecord) -> tuple[Pattern, ...]:
+    """The patterns of the components of a tuple's value, in order: a record pattern's,
+    written in any order, are taken in alphabetical order of their fields."""
+    return p.items if isinstance(p, PTuple) else tuple(p.items[i] for i in record_order(p.fields))
+
+
 _AD_OPERATORS = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "ad")
 
 _SHAPE_BUDGET = 128
@@ -834,6 +856,9 @@ def _bind(p: Pattern, bound: dict[str, int], key: list) -> list[tuple[str, int |
             key.append(PVar)
         elif p.__class__ is PTuple:
             key += (PTuple, len(p.items))
+            stack += p.items[::-1]
+        elif p.__class__ is PRecord:
+            key += (PRecord, p.fields)
             stack += p.items[::-1]
         else:
             key.append(PWild)

@@ -34,8 +34,8 @@ from lamad.errors import LamError
 from lamad.instances import instantiate
 from lamad.prims import PRIMITIVES
 from lamad.syntax import (
-    REAL, TENSOR, Ann, App, Lam, Let, ListLit, ListType, Lit, Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple,
-    TupleType, Type, Var, free_variables,
+    REAL, TENSOR, Ann, App, Lam, Let, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild,
+    Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, free_variables, record_order,
 )
 
 FORMATS = ("dot", "svg", "png")
@@ -104,9 +104,12 @@ class _Tracer:
         return len(self.nodes) - 1
 
     def inputs(self, pattern_name: str, ty: Type, value: Any) -> Any:
-        """Input nodes for a parameter: one per leaf of a tuple (``p.0``, ``p.1``)."""
+        """Input nodes for a parameter: one per leaf of a tuple (``p.0``, ``p.1``) or a
+        record (``p.w``, ``p.b``)."""
         if isinstance(ty, TupleType):
             return tuple(self.inputs(f"{pattern_name}.{i}", t, v) for i, (t, v) in enumerate(zip(ty.items, value)))
+        if isinstance(ty, RecordType):
+            return tuple(self.inputs(f"{pattern_name}.{f}", t, v) for f, t, v in zip(ty.fields, ty.items, value))
         return self.add(Node(pattern_name, "input", value, ty))
 
     def eval(self, t: Term, env: dict[str, Any]) -> Any:
@@ -140,6 +143,18 @@ class _Tracer:
 
     def eval_tuple(self, t: Tuple, env: dict[str, Any]) -> tuple:
         return tuple(self.eval(i, env) for i in t.items)
+
+    def eval_record(self, t: Record, env: dict[str, Any]) -> tuple:
+        """A record is traced as its value is made: the tuple of its fields in order."""
+        items = [self.eval(i, env) for i in t.items]  # in the order written
+        return tuple(items[i] for i in record_order(t.fields))
+
+    def eval_proj(self, t: Proj, env: dict[str, Any]) -> Any:
+        record = self.eval(t.term, env)
+        if not isinstance(record, tuple):
+            raise LamGraphError("the graph takes fields only of records written as records or given as arguments",
+                                t.span)
+        return record[t.term.ty.fields.index(t.field)]
 
     def eval_ann(self, t: Ann, env: dict[str, Any]) -> Any:
         return self.eval(t.term, env)
@@ -202,11 +217,13 @@ def _bind(p: Pattern, value: Any) -> dict[str, Any]:
         return {p.name: value}
     if isinstance(p, PWild):
         return {}
-    assert isinstance(p, PTuple)
+    assert isinstance(p, (PTuple, PRecord))
     if not isinstance(value, tuple):
-        raise LamGraphError("the graph takes apart only tuples written as tuples or given as arguments", p.span)
+        raise LamGraphError("the graph takes apart only tuples and records written as such or given as arguments",
+                            p.span)
+    items = p.items if isinstance(p, PTuple) else [p.items[i] for i in record_order(p.fields)]
     bound: dict[str, Any] = {}
-    for item, v in zip(p.items, value):
+    for item, v in zip(items, value):
         bound |= _bind(item, v)
     return bound
 
@@ -280,8 +297,8 @@ def parameters(prog: Any, entry: str) -> tuple[list[tuple[str, Type]], Type]:
     """The parameters of definition ``entry`` of the loaded program ``prog``
     (:class:`lamad.api.LoadedProgram`) and the type of the value the graph is drawn at:
     the tuple of their types, or the one parameter's type."""
-    definition = prog.typed.program[entry]
-    params = [(p.name, p.annot) for p in definition.params]
+    definition = prog.typed.program[entry]  # the types with the aliases the annotations name expanded
+    params = [(p.name, t) for p, t in zip(definition.params, prog.function_types(entry))]
     if not params:
         raise LamGraphError(f"'{entry}' takes no arguments: the graph draws a function at a point",
                             definition.name_span)

@@ -65,6 +65,7 @@ class LamadLexer(RegexLexer):
             (r"\s+", Whitespace),
             (r"--[^\n]*", Comment.Single),
             (rf"(def)(\s+)({NAME})", bygroups(Keyword, Whitespace, Name.Function)),
+            (rf"(type)(\s+)({NAME})", bygroups(Keyword, Whitespace, Name.Class)),  # a type alias
             (r"%[A-Za-z_][A-Za-z0-9_]*('[rf]+)?", Name.Builtin.Pseudo),  # PRIM, before the operator %
             (r"([0-9]+\.[0-9]+|(?<![A-Za-z0-9_'])\.[0-9]+)([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+", Number.Float),
             (r"[0-9]+", Number.Integer),
@@ -73,7 +74,7 @@ class LamadLexer(RegexLexer):
             (NAME, _name),
             (r"\.\.\.", Punctuation),  # the ellipsis of an index
             ("|".join(map(re.escape, OPERATORS)), Operator),
-            (r"[()\[\],;.]", Punctuation),
+            (r"[(){}\[\],;.]", Punctuation),  # '.' also a record's field and a module's name
         ],
         "string": [
             (r'\\.', String.Escape),

@@ -22,7 +22,8 @@ from lamad.prims.base import signature_for
 from lamad.prims.rules import RuleError, binders
 from lamad.syntax import (
     ARRAY_OF, BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, App, DZero, FunType, Lam, Let, LinLam, LinType, ListLit, ListType, Lit,
-    Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, map_type,
+    Pattern, Prim, PTuple, PVar, PWild, Span, Term, Tuple, TupleType, TVar, Type, Var, map_type, same_shape,
+    with_items,
 )
 
 _BINDERS: dict[int, tuple[Term, list[str], dict[str, str]]] = {}
@@ -63,8 +64,8 @@ def join(a: Type, b: Type) -> Type:
         return a
     if {a, b} == {REAL, TENSOR}:
         return TENSOR
-    if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
-        return TupleType(tuple(join(x, y) for x, y in zip(a.items, b.items)))
+    if same_shape(a, b):
+        return with_items(a, (join(x, y) for x, y in zip(a.items, b.items)))
     if isinstance(a, ListType) and isinstance(b, ListType):
         return ListType(join(a.elem, b.elem))
     if type(a) is type(b) and isinstance(a, (FunType, LinType)):
@@ -217,7 +218,7 @@ def _match(p: Type, t: Type, scheme: dict[int, Type]) -> None:
     """Bind the scheme variables of ``p`` so that ``t`` fits it (``Real ≤ Tensor``)."""
     if isinstance(p, TVar):
         scheme[p.id] = join(scheme[p.id], t) if p.id in scheme else t
-    elif isinstance(p, TupleType) and isinstance(t, TupleType) and len(p.items) == len(t.items):
+    elif same_shape(p, t):
         for x, y in zip(p.items, t.items):
             _match(x, y, scheme)
     elif isinstance(p, ListType) and isinstance(t, ListType):

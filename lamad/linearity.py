@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lamad.prims import PRIMITIVES
 from lamad.syntax import (
-    App, DAdd, DZero, If, Lam, Let, LinLam, LinType, Lit, Prim, PVar, Term, Var, children, pattern_names,
+    App, DAdd, DZero, If, Lam, Let, LinLam, LinType, Lit, Prim, Proj, PVar, Term, Var, children, pattern_names,
 )
 
 
@@ -52,6 +52,8 @@ def linear_in(t: Term, a: str | frozenset[str]) -> bool:
         return isinstance(t.pattern, PVar) and linear_in(t.bound, linear) and linear_in(t.body, inner | {t.pattern.name})
     if isinstance(t, If):
         return not mentions(t.cond, linear) and linear_in(t.then, linear) and linear_in(t.orelse, linear)
+    if isinstance(t, Proj):  # a field of a record is linear in the record
+        return linear_in(t.term, linear)
     if isinstance(t, Lam):
         return not linear & set(pattern_names(t.param)) and linear_in(t.body, linear)
     return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,12 +20,12 @@ from lark import Lark, Token
 
 from lamad.errors import LamSyntaxError
 from lamad.syntax import (
-    ELLIPSIS, PART, Ann, App, BASE_TYPES, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType,
-    Lit, Param, Pattern, Prim, Program, PTuple, PVar, PWild, Slice, Span, Term, Tuple, TupleType, Type, Var, perp,
-    spec_text,
+    ELLIPSIS, PART, Ann, App, BASE_TYPES, Def, FunType, If, Import, IndexItem, Lam, Let, LinLam, LinType, ListLit,
+    ListType, Lit, Param, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, Slice, Source,
+    Span, Term, Tuple, TupleType, Type, TypeDef, TypeName, Var, annotated, perp, record_type, spec_text,
 )
 
-KEYWORDS = frozenset({"def", "let", "in", "if", "then", "else", "true", "false"})
+KEYWORDS = frozenset({"def", "type", "import", "let", "in", "if", "then", "else", "true", "false"})
 _NOT_TERMS = KEYWORDS - {"true", "false"}
 """The keywords that are no expression."""
 
@@ -38,6 +38,10 @@ _TERMINAL_NAMES = {
 
 _PARSING = threading.Lock()
 """Parses take turns: the parser's callbacks are shared."""
+
+_source: Source | None = None
+"""The file the parse under way reads, when its spans should say so (an imported
+module's): set under :data:`_PARSING`, for :func:`_between` and :func:`_token_span`."""
 
 
 def _grammar_text() -> str:
@@ -58,11 +62,11 @@ def _parser() -> Lark:
 
 def _between(first: Token, last: Token) -> Span:
     """The span from the start of token ``first`` to the end of token ``last``."""
-    return Span(first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column)
+    return Span(first.start_pos, last.end_pos, first.line, first.column, last.end_line, last.end_column, _source)
 
 
 def _token_span(tok: Token) -> Span:
-    return Span(tok.start_pos, tok.end_pos, tok.line, tok.column, tok.end_line, tok.end_column)
+    return Span(tok.start_pos, tok.end_pos, tok.line, tok.column, tok.end_line, tok.end_column, _source)
 
 
 def _name(tok: Token) -> str:
@@ -72,14 +76,39 @@ def _name(tok: Token) -> str:
 
 
 def _annotate(p: Pattern, t: Type, span: Span | None) -> Pattern:
-    """``(p : A)``: an annotated tuple pattern annotates its components."""
-    if isinstance(p, PVar) and p.annot is None:
-        return PVar(p.name, t, span=span)
-    if isinstance(p, PTuple) and isinstance(t, TupleType) and len(t.items) == len(p.items):
-        return PTuple(tuple(_annotate(i, it, i.span) for i, it in zip(p.items, t.items)), span=span)
-    if isinstance(p, PWild) and p.annot is None:
-        return PWild(t, span=span)
-    raise LamSyntaxError(f"this pattern cannot have type {t}", span)
+    """``(p : A)``: an annotated tuple or record pattern annotates its components."""
+    done = annotated(p, t)
+    if done is None:
+        raise LamSyntaxError(f"this pattern cannot have type {t}", span)
+    return replace(done, span=span)
+
+
+def _string(tok: Token) -> str:
+    """The text a string literal stands for: Python's escapes, non-ASCII text going
+    through as ``\\uXXXX`` so that it is not mangled."""
+    text = str(tok)[1:-1]
+    if "\\" in text:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # unknown escapes (\\d) stay as written
+                text = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        except UnicodeDecodeError as e:
+            raise LamSyntaxError(f"bad escape sequence in string literal: {e.reason}", _token_span(tok)) from None
+    return text
+
+
+def _fields(ch, what: str) -> list[tuple[str, object, Span]]:
+    """The fields of a record, its pattern or its type, ``(name, value, span of the name)``
+    in the order written; a field named twice is an error at the second."""
+    seen: set[str] = set()
+    out = []
+    for c in ch[1:-1:2]:
+        name, value, span = c[0]
+        if name in seen:
+            raise LamSyntaxError(f"the field '{name}' is given twice in this {what}", span)
+        seen.add(name)
+        out.append((name, value, span))
+    return out
 
 
 # What the parser's stack holds for a reduced rule: ``(value, first, last)``, the AST
@@ -191,7 +220,24 @@ class _Builder:
 
     # -- programs
     def start(self, ch):
-        return Program(tuple([c[0] for c in ch])), None, None
+        items = [c[0] for c in ch]
+        return Program(tuple([i for i in items if isinstance(i, Def)]),
+                       tuple([i for i in items if isinstance(i, Import)]),
+                       tuple([i for i in items if isinstance(i, TypeDef)])), None, None
+
+    @_built
+    def import_(ch, first, last):
+        target, alias = ch[1], ch[3]
+        library = target.type == "NAME"
+        path = str(target) if library else _string(target)
+        return Import(path, library, _name(alias) if alias is not None else None, span=_between(first, last))
+
+    @_built
+    def type_alias(ch, first, last):
+        name = str(ch[1])
+        if name in BASE_TYPES or name == "List":
+            raise LamSyntaxError(f"'{name}' is a base type; an alias needs a name of its own", _token_span(ch[1]))
+        return TypeDef(_name(ch[1]), ch[3][0], span=_between(first, last))
 
     @_built
     def definition(ch, first, last):
@@ -224,6 +270,17 @@ class _Builder:
     @_built
     def ptuple(ch, first, last):
         return PTuple(_items(ch), span=_between(first, last))
+
+    @_built
+    def precord(ch, first, last):
+        fields = _fields(ch, "pattern")
+        return PRecord(tuple(f for f, _, _ in fields),
+                       tuple(p if p is not None else PVar(f, span=span) for f, p, span in fields),
+                       span=_between(first, last))
+
+    @_built
+    def pfield(ch, first, last):
+        return _name(ch[0]), ch[2][0] if ch[2] is not None else None, _token_span(ch[0])
 
     @_built
     def pattern(ch, first, last):  # ( pattern )
@@ -279,7 +336,8 @@ class _Builder:
     @_built
     def var(ch, first, last):
         if first in _NOT_TERMS:  # the lexer reads a keyword where a name may be
-            hint = "; the definition before it has no body" if str(first) == "def" else ""
+            hint = {"def": "; the definition before it has no body",
+                    "import": "; a program's imports come first, before its aliases and definitions"}.get(str(first), "")
             raise LamSyntaxError(f"unexpected '{first}'; expected an expression{hint}", _token_span(first))
         return Var(_name(first), span=_between(first, last))
 
@@ -301,17 +359,7 @@ class _Builder:
 
     @_built
     def string_lit(ch, first, last):
-        text = str(first)[1:-1]
-        if "\\" in text:
-            # Python escapes; non-ASCII text goes through as \uXXXX so that it is not mangled
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)  # unknown escapes (\d) stay as written
-                    text = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
-            except UnicodeDecodeError as e:
-                raise LamSyntaxError(f"bad escape sequence in string literal: {e.reason}",
-                                     _between(first, last)) from None
-        return Lit(text, span=_between(first, last))
+        return Lit(_string(first), span=_between(first, last))
 
     @_built
     def true_lit(ch, first, last):
@@ -333,6 +381,25 @@ class _Builder:
     def list(ch, first, last):
         items = () if ch[1] is None else _items(ch)
         return ListLit(items, span=_between(first, last))
+
+    @_built
+    def record(ch, first, last):
+        fields = _fields(ch, "record")
+        return Record(tuple(f for f, _, _ in fields),
+                      tuple(t if t is not None else Var(f, span=span) for f, t, span in fields),
+                      span=_between(first, last))
+
+    @_built
+    def field(ch, first, last):
+        return _name(ch[0]), ch[2][0] if ch[2] is not None else None, _token_span(ch[0])
+
+    @_built
+    def proj(ch, first, last):
+        target = ch[0][0]
+        if isinstance(target, Lit) and type(target.value) in (int, float):  # 1.e3
+            raise LamSyntaxError("a number has no fields: a real number has digits after its point (1.0e3)",
+                                 _between(first, last))
+        return Proj(target, _name(ch[2]), span=_between(first, last))
 
     @_built
     def atom(ch, first, last):  # ( expr )
@@ -390,11 +457,23 @@ class _Builder:
     @_built
     def base_type(ch, first, last):
         name = str(first)
-        if name not in BASE_TYPES:
-            hint = " (List needs an element type: List Real)" if name == "List" else ""
+        if name == "List":
             known = ", ".join(sorted(BASE_TYPES))
-            raise LamSyntaxError(f"unknown type '{name}'{hint}; the base types are {known}", _token_span(first))
-        return BASE_TYPES[name]
+            raise LamSyntaxError(f"unknown type 'List' (List needs an element type: List Real); the base types "
+                                 f"are {known}", _token_span(first))
+        return BASE_TYPES[name] if name in BASE_TYPES else TypeName(name, _token_span(first))
+
+    @_built
+    def qualified_type(ch, first, last):
+        return TypeName(".".join(str(c) for c in ch[0::2]), _between(first, last))
+
+    @_built
+    def record_type(ch, first, last):
+        return record_type([(f, t) for f, t, _ in _fields(ch, "record type")])
+
+    @_built
+    def tfield(ch, first, last):
+        return _name(ch[0]), ch[2][0], _token_span(ch[0])
 
     @_built
     def type_atom(ch, first, last):  # ( type )
@@ -414,11 +493,12 @@ def _literal(terminal: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else terminal
 
 
-def _parse(text: str, start: str):
+def _parse(text: str, start: str, source: Source | None = None):
+    global _source
     parser = _parser()
     builder = parser.options.transformer
     with _PARSING:  # the builder's error is the current parse's
-        builder.error = None
+        builder.error, _source = None, source
         try:
             value = parser.parse(text, start=start)[0]
             if builder.error is not None:
@@ -429,23 +509,25 @@ def _parse(text: str, start: str):
                 raise builder.error from None
             raise
         finally:
-            builder.error = None
+            builder.error, _source = None, None
 
 
-def _parse_or_explain(text: str, start: str):
+def _parse_or_explain(text: str, start: str, source: Source | None = None):
     try:
-        return _parse(text, start)
+        return _parse(text, start, source)
     except lark.exceptions.UnexpectedCharacters as e:
-        raise _unexpected_character(e, text) from None
+        error = _unexpected_character(e, text)
+        error.span = error.span._replace(source=source)
+        raise error from None
     except lark.exceptions.UnexpectedToken as e:
         tok = e.token
         if tok.type == "$END":
             line = text.count("\n") + 1
             column = len(text) - (text.rfind("\n") + 1) + 1
-            span = Span(len(text), len(text), line, column, line, column)
+            span = Span(len(text), len(text), line, column, line, column, source)
             found = "end of input"
         else:
-            span = _token_span(tok)
+            span = _token_span(tok)._replace(source=source)
             found = f"'{tok}'"
         raise LamSyntaxError(f"unexpected {found}; expected {_describe(e.expected)}", span) from None
     except lark.exceptions.UnexpectedEOF as e:  # pragma: no cover - LALR reports UnexpectedToken
@@ -457,9 +539,10 @@ def _unexpected_character(e: lark.exceptions.UnexpectedCharacters, text: str) ->
     return LamSyntaxError(f"unexpected character {text[e.pos_in_stream]!r}", span)
 
 
-def parse_program(text: str) -> Program:
-    """Parse a whole program: a sequence of ``def``s (docs/language.md)."""
-    return _parse_or_explain(text, "start")
+def parse_program(text: str, source: Source | None = None) -> Program:
+    """Parse a whole program: its imports, type aliases and ``def``s (docs/language.md).
+    The spans of a program read from an imported file carry its ``source``."""
+    return _parse_or_explain(text, "start", source)
 
 
 def parse_term(text: str) -> Term:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
-    Ann, App, Base, DAdd, DZero, Def, FunType, If, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
-    ELLIPSIS, Pattern, Prim, Program, PTuple, PVar, PWild, Slice, Term, Tuple, TupleType, Type, Var, part_count,
-    UPDATES, parse_spec, pattern_names, pretty_type,
+    Ann, App, Base, DAdd, DZero, Def, FunType, If, Import, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
+    ELLIPSIS, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Term, Tuple,
+    TupleType, Type, Var, part_count, UPDATES, parse_spec, pattern_names, pretty_type, record_type,
 )
 
 _UNICODE = {"lambda": "λ", "-o": "⊸", "*": "·"}
@@ -42,7 +42,8 @@ def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80,
     ``shadowed``, bound outside the term), is printed ``%name``, as are marked AD
     operators (``%grad'rf``)."""
     if isinstance(term, Program):
-        texts = []
+        texts = ["\n".join(_import(i) for i in term.imports)] if term.imports else []
+        texts += [f"type {a.name} = {pretty_type(a.body, ascii)}" for a in term.aliases]
         for d in term.defs:
             texts.append(pretty(d, ascii, width, shadowed))
             shadowed = shadowed | {d.name}
@@ -50,6 +51,12 @@ def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80,
     if isinstance(term, Def):
         return _def(term, ascii, shadowed)
     return _Printer(ascii, shadowed).term(term, 0, 0)
+
+
+def _import(i: Import) -> str:
+    """``import nn``, ``import "layers.lam" as L``."""
+    path = i.path if i.library else _literal(i.path)
+    return f"import {path}" + (f" as {i.alias}" if i.alias is not None else "")
 
 
 def _def(d: Def, ascii: bool, shadowed: frozenset[str]) -> str:
@@ -89,10 +96,12 @@ class _Printer:
             return p.name if p.annot is None else f"({p.name} : {pretty_type(p.annot, self.ascii)})"
         if isinstance(p, PWild):
             return "_" if p.annot is None else f"(_ : {pretty_type(p.annot, self.ascii)})"
-        assert isinstance(p, PTuple)
         annot = _pattern_type(p)
         if annot is not None:
             return f"({_bare(p)} : {pretty_type(annot, self.ascii)})"
+        if isinstance(p, PRecord):
+            return "{" + ", ".join(_field(f, self.pattern(i)) for f, i in zip(p.fields, p.items)) + "}"
+        assert isinstance(p, PTuple)
         return "(" + ", ".join(self.pattern(i) for i in p.items) + ")"
 
     def binder(self, p: Pattern) -> str:
@@ -112,6 +121,11 @@ class _Printer:
             return "(" + ", ".join(self.term(i, 0, indent) for i in t.items) + ")", _ATOM
         if isinstance(t, ListLit):
             return "[" + ", ".join(self.term(i, 0, indent) for i in t.items) + "]", _ATOM
+        if isinstance(t, Record):
+            items = [_field(f, self.term(i, 0, indent)) for f, i in zip(t.fields, t.items)]
+            return "{" + ", ".join(items) + "}", _ATOM
+        if isinstance(t, Proj):
+            return f"{self.term(t.term, _ATOM, indent)}.{t.field}", _ATOM
         if isinstance(t, App):
             return f"{self.term(t.fn, _APP, indent)} {self.term(t.arg, _ATOM, indent)}", _APP
         if isinstance(t, Prim):
@@ -249,9 +263,13 @@ def _pattern_type(p: Pattern) -> Type | None:
     """The type of a pattern all of whose variables are annotated, else ``None``."""
     if isinstance(p, (PVar, PWild)):
         return p.annot
-    if isinstance(p, PTuple):
+    if isinstance(p, (PTuple, PRecord)):
+        if p.annot is not None:  # a type alias's name, as written
+            return p.annot
         items = [_pattern_type(i) for i in p.items]
-        return None if any(i is None for i in items) else TupleType(tuple(items))
+        if any(i is None for i in items):
+            return None
+        return TupleType(tuple(items)) if isinstance(p, PTuple) else record_type(zip(p.fields, items))
     return None
 
 
@@ -260,7 +278,14 @@ def _bare(p: Pattern) -> str:
         return p.name
     if isinstance(p, PWild):
         return "_"
+    if isinstance(p, PRecord):
+        return "{" + ", ".join(_field(f, _bare(i)) for f, i in zip(p.fields, p.items)) + "}"
     return "(" + ", ".join(_bare(i) for i in p.items) + ")"
+
+
+def _field(name: str, text: str) -> str:
+    """A field of a record or of its pattern: ``w = t``, or ``w`` alone for ``w = w``."""
+    return name if text == name else f"{name} = {text}"
 
 
 def _literal(value) -> str:
@@ -319,6 +344,9 @@ def format_value(value, t: Type, ascii: bool = False, shapes: bool = False, full
         return _items("(", [format_value(v, i, ascii, shapes, full) for v, i in zip(value, t.items)], ")")
     if isinstance(t, ListType):
         return _items("[", [format_value(v, t.elem, ascii, shapes, full) for v in value], "]")
+    if isinstance(t, RecordType):
+        return _items("{", [f"{f} = {format_value(v, i, ascii, shapes, full)}"
+                            for f, v, i in zip(t.fields, value, t.items)], "}")
     if isinstance(t, (FunType, LinType)):
         return f"<fun : {pretty_type(t, ascii)}>"
     return str(value)
@@ -337,7 +365,8 @@ def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, def
                       forward: bool = False, shadowed: frozenset[str] = frozenset()) -> str:
     """``-- ←D(label) : ←D(A)`` (``→D`` for the ``forward`` transform) and the transformed
     term below it, as ``lamad grad`` and the REPL print it; a ``definition`` is printed as
-    ``def label``, its leading annotated lambdas as parameters.  ``shadowed`` are the names
+    ``def label``, its leading annotated lambdas as parameters (``def dense`` for an imported
+    definition ``nn.dense``: a definition's name has no dot).  ``shadowed`` are the names
     of the program's definitions: a primitive of one of those names prints ``%name``."""
     mark = ("JD" if forward else "D") if ascii else ("→D" if forward else "←D")
     head = f"-- {mark}({label}) : {pretty_type(ty, ascii)}"
@@ -347,4 +376,5 @@ def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, def
     while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
         params.append(Param(term.param.name, term.param.annot))
         term = term.body
-    return f"{head}\n{pretty(Def(label, tuple(params), None, term), ascii, shadowed=shadowed)}"
+    name = label.rpartition(".")[2]
+    return f"{head}\n{pretty(Def(name, tuple(params), None, term), ascii, shadowed=shadowed)}"

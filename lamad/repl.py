@@ -48,7 +48,7 @@ from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.pretty import PRINT_MODES
-from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Span, Term, TupleType, Var
+from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Var
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "
@@ -257,7 +257,7 @@ class Repl:
         first = next(tokens(piece.text), None)
         if first is None:  # only comments
             return (lambda: None), ()
-        if first.type == "DEF":
+        if first.type in ("DEF", "TYPE", "IMPORT"):
             return self.define, (piece.parse(parse_program),)
         return self.show, (piece.parse(parse_term),)
 
@@ -296,8 +296,11 @@ class Repl:
         return self.program.source.count("\n") + 1 if self.program.source else 0
 
     def locate(self, err: LamError) -> str:
-        """The error as the CLI prints it: in the file, or in ``<repl>`` at the line typed."""
+        """The error as the CLI prints it: in the file, or in ``<repl>`` at the line typed
+        (or in the file of an imported module, which its span names)."""
         span, offset = err.span, self.file_lines
+        if span is not None and span.source is not None:
+            return format_error(err)
         if span is not None and span.line <= offset:
             err.source, err.filename = self.program.source, self.program.filename
         else:
@@ -313,6 +316,11 @@ class Repl:
 
     def define(self, program: Program) -> None:
         self.program.define(program)
+        for imp in program.imports:
+            own = [n[len(imp.name) + 1:] for n in self.program.types if n.startswith(imp.name + ".")]
+            self.print(f"imported {imp.name}: {', '.join(n for n in own if '.' not in n) or 'no definitions'}")
+        for a in program.aliases:
+            self.print(f"type {a.name} = {pretty_type(self.program.typed.scope.aliases[a.name], self.ascii)}")
         for d in program.defs:
             self.print(f"{d.name} : {pretty_type(self.program.types[d.name], self.ascii)}")
 
@@ -326,9 +334,10 @@ class Repl:
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
-        if isinstance(term, Var) and term.name in self.program:
+        named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
+        if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
-            name, ty, target = transform(term.name, simplified)
+            name, ty, target = transform(named, simplified)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
                                          shadowed=frozenset(self.program.types)))
             return
@@ -340,7 +349,7 @@ class Repl:
 
     @command("type", "e", "the type of e", _term)
     def type_of(self, term: Term) -> None:
-        ty = driver.type_of(term, self.program.types)
+        ty = driver.type_of(term, self.program.types, self.program.typed.scope)
         self.print(f"{pretty(term, self.ascii)} : {pretty_type(ty, self.ascii)}")
 
     @command("d", "e", "←D e and its type: the reverse-mode transform as it comes", _term)
@@ -404,7 +413,7 @@ class Repl:
             self.print(str(e))
             return False
         self.program, self.file = program, file
-        self.print(f"loaded {path}: {', '.join(program.types) or 'no definitions'}")
+        self.print(f"loaded {path}: {', '.join(d.name for d in program.typed.program.defs) or 'no definitions'}")
         return True
 
     @command("reload", "", "load the last file that loaded again (after editing it)")
@@ -496,7 +505,7 @@ class LamCompleter(Completer):
                 if name.startswith(m[1]):
                     yield Completion(symbol, -len(m[0]), display=f"\\{name} {symbol}")
             return
-        m = re.search(r"[A-Za-z_][A-Za-z0-9_']*$", text)
+        m = re.search(r"[A-Za-z_][A-Za-z0-9_'.]*$", text)  # a module's definitions too: nn.dense
         if m is None or "--" in document.current_line_before_cursor:
             return
         word = m[0]

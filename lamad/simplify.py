@@ -3,19 +3,21 @@
 
 ``simplify(term)`` returns an equivalent term, rewriting until nothing changes:
 
-* administrative redexes: ``(λp. t) u`` and ``let (x, y) = (u, v)`` become plain ``let``s,
-  ``fst (u, v)`` becomes ``u``, variables bound to variables are substituted;
+* administrative redexes: ``(λp. t) u``, ``let (x, y) = (u, v)`` and ``let {w = x} = {w = u}``
+  become plain ``let``s, ``fst (u, v)`` becomes ``u`` and ``{w = u}.w`` becomes ``u``,
+  variables bound to variables are substituted;
 * let-flattening and let-floating: ``let x = (let y = u in v) in t`` becomes
-  ``let y = u; x = v in t``, and ``let``s float out of tuples and arguments (never out of a
-  lambda, which would change how often they run);
+  ``let y = u; x = v in t``, and ``let``s float out of tuples, records and arguments (never
+  out of a lambda, which would change how often they run);
 * *backward passes*: the backpropagators bound in a chain of ``let``s are run symbolically,
   latest first, each on the sum of all the cotangents sent to it — the paper's linear
   factoring ``x' u + x' v → x' (u + v)`` — so that the backward pass of a straight-line
   program becomes straight-line code with one step per backpropagator and nothing
   computed twice;
 * algebra: ``0 + t``, ``1.0 * t``, ``--t`` and constant folding;
-* common-subexpression elimination (up to renaming of bound variables) and dead-code
-  elimination;
+* common-subexpression elimination (up to renaming of bound variables; a field of a
+  variable taken apart twice, ``let (x, x') = p.w`` and ``let (y, y') = p.w``, is taken
+  apart once) and dead-code elimination;
 * pattern refinement: a variable (or parameter) bound to a pair that is only ever taken
   apart is bound by a tuple pattern instead.
 
@@ -56,8 +58,9 @@ from typing import Callable, Iterator
 from lamad.prims import PRIMITIVES
 from lamad.prims.arithmetic import INT_MAX
 from lamad.syntax import (
-    REAL, TENSOR, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, PTuple, PVar, PWild, Term, Tuple,
-    TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names, term_names, update,
+    REAL, TENSOR, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild,
+    Record, Term, Tuple, TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names,
+    term_names, update,
 )
 
 _TYPED = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "context")
@@ -335,14 +338,16 @@ class _Census:
             self.add(value, depth + 1, copies - 1)
         self.count[name] = self.shallow[name] = 0
 
-    def shared(self, name: str, earlier: str, bound: Term) -> bool:
-        """CSE dropped the binding of ``name`` to ``bound`` and renamed ``name`` to ``earlier``,
-        bound to the same term: the counts only (the rest of the round consults only
-        them).  Whether a variable of ``bound`` now occurs at most once."""
+    def shared(self, renamed: dict[str, str], bound: Term) -> bool:
+        """CSE dropped the binding of the names of ``renamed`` to ``bound`` and renamed each
+        to the name it maps to, bound to the same term (to its component, for a pattern):
+        the counts only (the rest of the round consults only them).  Whether a variable
+        of ``bound`` now occurs at most once."""
         count = self.count
-        count[earlier] = count.get(earlier, 0) + count.pop(name, 0)
-        if name in self.taken_apart:
-            self.taken_apart.add(earlier)
+        for name, earlier in renamed.items():
+            count[earlier] = count.get(earlier, 0) + count.pop(name, 0)
+            if name in self.taken_apart:
+                self.taken_apart.add(earlier)
         fewer = False
         stack = [bound]
         while stack:
@@ -495,7 +500,7 @@ class _Simplifier:
             if isinstance(p, PVar):
                 new = name_apart(p.name, zero, saved)
                 return p if new == p.name else replace(p, name=new)
-            if isinstance(p, PTuple):
+            if isinstance(p, (PTuple, PRecord)):
                 return replace(p, items=tuple(pattern(i, zero, saved) for i in p.items))
             return p
 
@@ -586,6 +591,12 @@ class _Simplifier:
             if result is not t and type(result) is Prim and _algebra(result)[0] is not result:
                 self.again = True  # 0 - (-u) → -(-u), left to the next round
             return result
+        if isinstance(t, Proj) and isinstance(t.term, Record):  # {w = u, b = v}.w → u (terms are pure)
+            keep = t.term.fields.index(t.field)
+            for i, item in enumerate(t.term.items):
+                if i != keep:
+                    self.dropped(item, depth)
+            return t.term.items[keep]
         return t
 
     def dropped(self, t: Term, depth: int) -> None:
@@ -613,7 +624,11 @@ class _Simplifier:
             for q, b in reversed(self.tangent_names(list(zip(p.items, bound.items)), state.values)):
                 self.let_in_chain(Let(q, b, _HOLE), state, depth)
             return
-        if isinstance(p, PWild) or (isinstance(p, PTuple) and all(isinstance(i, PWild) for i in p.items)):
+        if isinstance(p, PRecord) and isinstance(bound, Record):  # let {w = q} = {w = u}: by field
+            for q, b in reversed(_fieldwise(p, bound)):
+                self.let_in_chain(Let(q, b, _HOLE), state, depth)
+            return
+        if _ignored(p):
             self.dropped(bound, depth)
             return
         if isinstance(p, PVar):
@@ -696,7 +711,7 @@ class _Simplifier:
             body = self.chains(t.body)
             param, body = self.refine_param(t.param, body)
             return update(t, param=param, body=body)
-        if isinstance(t, (Tuple, Prim, App)):
+        if isinstance(t, (Tuple, Record, Prim, App)):
             t = _map(t, self.chains)
             floated, t = self.float_args(t)
             return _lets(floated, t)
@@ -706,7 +721,7 @@ class _Simplifier:
         """``(let x = u in v, w)`` → ``let x = u in (v, w)``: every component is evaluated
         anyway (call by value), and binders are distinct, so the floated bindings, which
         then scope over every component, capture nothing."""
-        if isinstance(t, Tuple):
+        if isinstance(t, (Tuple, Record)):
             parts = list(t.items)
         elif isinstance(t, Prim):
             parts = list(t.args)
@@ -720,7 +735,7 @@ class _Simplifier:
         floated = [(let.pattern, let.bound) for chain, _ in chains for let in chain]
         self.again = True  # the floated bindings go through the local rules next round
         bodies = [body for _, body in chains]
-        if isinstance(t, Tuple):
+        if isinstance(t, (Tuple, Record)):
             return floated, update(t, items=tuple(bodies))
         if isinstance(t, Prim):
             return floated, update(t, args=tuple(bodies))
@@ -754,10 +769,19 @@ class _Simplifier:
                 key = alpha_key(b, _TYPED)
                 if key in seen:
                     renames[p.name] = Var(seen[key])
-                    if self.census.shared(p.name, seen[key], b):
+                    if self.census.shared({p.name: seen[key]}, b):
                         self.again = True  # a variable of b now occurs once, or not at all
                     continue
                 seen[key] = p.name
+            elif _field_taken_apart(p, b):  # the same value: its backpropagators are the same ones
+                key = ("parts", alpha_key(b, _TYPED), len(p.items))
+                if key in seen:
+                    renamed = {i.name: n for i, n in zip(p.items, seen[key])}
+                    renames.update((name, Var(n)) for name, n in renamed.items())
+                    if self.census.shared(renamed, b):
+                        self.again = True
+                    continue
+                seen[key] = [i.name for i in p.items]
             out.append((p, b))
         return out, _substitute_all(body, renames, self.renamed_in)
 
@@ -877,7 +901,7 @@ class _Simplifier:
                 names = self.split_names(p, arity, given + [None] * (arity - len(given)), taken)
                 return self.split_pattern(p, names), _destructure_all(body, {p.name: names})
             return p, body
-        if isinstance(p, PTuple):
+        if isinstance(p, (PTuple, PRecord)):
             items = list(p.items)
             for i, item in enumerate(items):
                 others = {n for j, other in enumerate(items) if j != i for n in pattern_names(other)}
@@ -1062,10 +1086,33 @@ def _redex(t: Term) -> bool:
         return _algebra(t)[0] is not t
     if cls is Let:
         p, bound = t.pattern, t.bound
-        return type(bound) is Let or (type(p) is PVar and _atomic(bound)) or isinstance(p, PWild) \
-            or (type(p) is PTuple and (all(isinstance(i, PWild) for i in p.items)
-                                       or (type(bound) is Tuple and len(bound.items) == len(p.items))))
+        return type(bound) is Let or (type(p) is PVar and _atomic(bound)) or _ignored(p) \
+            or (type(p) is PTuple and type(bound) is Tuple and len(bound.items) == len(p.items)) \
+            or (type(p) is PRecord and type(bound) is Record)
+    if cls is Proj:
+        return type(t.term) is Record
     return False
+
+
+def _fieldwise(p: PRecord, bound: Record) -> list[tuple[Pattern, Term]]:
+    """``let {w = p, b = q} = {b = v, w = u}`` as ``let p = u; q = v``, in the pattern's order
+    (a record pattern names every field of its record)."""
+    return [(item, bound.items[bound.fields.index(f)]) for f, item in zip(p.fields, p.items)]
+
+
+def _ignored(p: Pattern) -> bool:
+    """Whether a pattern binds nothing: ``_``, ``(_, _)``, ``{w = _}``."""
+    return isinstance(p, PWild) or (isinstance(p, (PTuple, PRecord)) and all(isinstance(i, PWild) for i in p.items))
+
+
+def _field_taken_apart(p: Pattern, b: Term) -> bool:
+    """Whether a binding is ``let (x1, …, xn) = v.w`` (a field of a field … of a variable):
+    two such bindings of the same field bind the same values."""
+    if not (isinstance(p, PTuple) and all(isinstance(i, PVar) for i in p.items) and isinstance(b, Proj)):
+        return False
+    while isinstance(b, Proj):
+        b = b.term
+    return isinstance(b, Var)
 
 
 def _fold_constants(t: Prim) -> Term:
@@ -1224,7 +1271,7 @@ class _Renamer:
                 self.set(env, base, new, saved)
             self.taken.add(new)
             return replace(p, name=new)
-        if isinstance(p, PTuple):
+        if isinstance(p, (PTuple, PRecord)):
             siblings = frozenset(pattern_names(p)) if siblings is None and self.origin else siblings
             return replace(p, items=tuple(self.pattern(item, role, saved, siblings) for item in p.items))
         return p

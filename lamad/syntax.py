@@ -10,9 +10,12 @@ compare equal.
 from __future__ import annotations
 
 import re
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
-from typing import Callable, Container, Iterator, NamedTuple, Union
+from typing import Callable, Container, Iterable, Iterator, Mapping, NamedTuple, Union
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_']*")
+"""What a name of the language is (the grammar's ``NAME``): a variable's, a field's, a module's."""
 
 
 # --------------------------------------------------------------------- nodes
@@ -55,10 +58,21 @@ def _init(cls: type) -> Callable[..., None]:
 # --------------------------------------------------------------------- spans
 
 
+@dataclass(frozen=True, eq=False)
+class Source:
+    """A file's text, for the spans of a program read from a file other than the one an
+    error is reported against (an imported module, docs/language.md, "Modules").  Equal
+    only to itself: a span's equality and hash do not read the text."""
+
+    filename: str
+    text: str = field(repr=False)
+
+
 class Span(NamedTuple):
-    """A region of the source text: 0-based offsets, 1-based lines and columns.  A named
-    tuple: the parser makes one per node, and a tuple is made at a third of the cost of
-    a frozen dataclass."""
+    """A region of the source text: 0-based offsets, 1-based lines and columns; ``source``
+    is the text the span is in when it is not the text of the program being run (the
+    spans of an imported module).  A named tuple: the parser makes one per node, and a
+    tuple is made at a third of the cost of a frozen dataclass."""
 
     start: int
     end: int
@@ -66,12 +80,13 @@ class Span(NamedTuple):
     column: int
     end_line: int
     end_column: int
+    source: Source | None = None
 
     def to(self, other: Span | None) -> Span:
         """The span from the start of ``self`` to the end of ``other``."""
         if other is None:
             return self
-        return Span(self.start, other.end, self.line, self.column, other.end_line, other.end_column)
+        return Span(self.start, other.end, self.line, self.column, other.end_line, other.end_column, self.source)
 
 
 # --------------------------------------------------------------------- types
@@ -139,6 +154,57 @@ class TupleType(Type):
 
 
 @immutable(repr=False)
+class RecordType(Type):
+    """A record ``{b : A, w : B}``: its fields in alphabetical order and their types.
+    Records are structural, and a record type is the same whatever order its fields are
+    written in (:func:`record_type` sorts them); its values are tuples in this order."""
+
+    fields: tuple[str, ...]
+    items: tuple[Type, ...]
+
+    def field_type(self, name: str) -> Type | None:
+        """The type of field ``name``, ``None`` if the record has no such field."""
+        for f, t in zip(self.fields, self.items):
+            if f == name:
+                return t
+        return None
+
+
+def record_type(pairs: Iterable[tuple[str, Type]]) -> RecordType:
+    """The record type of these fields and types, in any order."""
+    ordered = sorted(pairs, key=lambda p: p[0])
+    return RecordType(tuple(f for f, _ in ordered), tuple(t for _, t in ordered))
+
+
+PRODUCTS = (TupleType, RecordType)
+"""The types whose values are tuples: tuples, and records (their fields in order)."""
+
+
+def with_items(t: TupleType | RecordType, items: Iterable[Type]) -> TupleType | RecordType:
+    """A tuple or record type like ``t`` with these component types."""
+    items = tuple(items)
+    return TupleType(items) if isinstance(t, TupleType) else RecordType(t.fields, items)
+
+
+def same_shape(a: Type, b: Type) -> bool:
+    """Whether ``a`` and ``b`` are both tuples of one length, or both records of the same
+    fields: types whose components correspond one to one."""
+    if isinstance(a, TupleType):
+        return isinstance(b, TupleType) and len(a.items) == len(b.items)
+    return isinstance(a, RecordType) and isinstance(b, RecordType) and a.fields == b.fields
+
+
+@immutable(repr=False)
+class TypeName(Type):
+    """A type written by a name that is not a base type: a type alias (``Layer``, or
+    ``nn.Layer`` from a module), as the parser reads it.  The checker replaces it by the
+    type the alias stands for (:func:`expand_names`); a program printed back keeps it."""
+
+    name: str
+    span: Span | None = field(default=None, compare=False)
+
+
+@immutable(repr=False)
 class FunType(Type):
     dom: Type
     cod: Type
@@ -172,13 +238,37 @@ def map_type(t: Type, part: Callable[[Type], Type | None]) -> Type:
     new = part(t)
     if new is not None:
         return new
-    if isinstance(t, TupleType):
-        return TupleType(tuple(map_type(i, part) for i in t.items))
+    if isinstance(t, PRODUCTS):
+        return with_items(t, (map_type(i, part) for i in t.items))
     if isinstance(t, ListType):
         return ListType(map_type(t.elem, part))
     if isinstance(t, (FunType, LinType)):
         return type(t)(map_type(t.dom, part), map_type(t.cod, part))
     return t
+
+
+def expand_names(t: Type, aliases: Mapping[str, Type], unknown: Callable[[TypeName], Type]) -> Type:
+    """``t`` with each :class:`TypeName` replaced by the type its alias stands for (those
+    of ``aliases`` are expanded already); ``unknown`` is asked about the other names (it
+    raises the error)."""
+    def name(u: Type) -> Type | None:
+        if not isinstance(u, TypeName):
+            return None
+        return aliases[u.name] if u.name in aliases else unknown(u)
+    return map_type(t, name)
+
+
+def has_names(t: Type) -> bool:
+    """Whether a type (an annotation as written) names an alias anywhere."""
+    if isinstance(t, TypeName):
+        return True
+    if isinstance(t, PRODUCTS):
+        return any(has_names(i) for i in t.items)
+    if isinstance(t, ListType):
+        return has_names(t.elem)
+    if isinstance(t, (FunType, LinType)):
+        return has_names(t.dom) or has_names(t.cod)
+    return False
 
 
 def perp(t: Type) -> LinType:
@@ -224,6 +314,11 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
     elif isinstance(t, TupleType):
         sep = f" {_TYPE_SYMBOLS[ascii]['*']} "
         text, prec = sep.join(_type(i, 2, ascii, names) for i in t.items), 1
+    elif isinstance(t, RecordType):
+        text = ", ".join(f"{f} : {_type(i, 0, ascii, names)}" for f, i in zip(t.fields, t.items))
+        text, prec = "{" + text + "}", 3
+    elif isinstance(t, TypeName):
+        text, prec = t.name, 3
     elif isinstance(t, ListType):
         depth = 0  # List List … A: a loop, not a recursion per level (lists nested 10,000 deep)
         while isinstance(t, ListType):
@@ -256,6 +351,40 @@ class PWild(Pattern):
 @immutable()
 class PTuple(Pattern):
     items: tuple[Pattern, ...]
+    annot: TypeName | None = None
+    """``((x, y) : Pair)``: a tuple pattern annotated by a type alias, until the checker,
+    which knows what the alias stands for, annotates the items instead (:func:`annotated`)."""
+
+
+@immutable()
+class PRecord(Pattern):
+    """``{w, b = (x, y)}``: a record taken apart, one pattern per field, in the order
+    written; it names every field of the record (``{w}`` is ``{w = w}``)."""
+
+    fields: tuple[str, ...]
+    items: tuple[Pattern, ...]
+    annot: TypeName | None = None
+    """As :attr:`PTuple.annot`: ``({w, b} : Layer)``, until the checker expands ``Layer``."""
+
+
+def annotated(p: Pattern, t: Type) -> Pattern | None:
+    """``(p : t)``: the pattern with its variables annotated by the parts of ``t`` (a tuple
+    pattern's items by a tuple type's, a record pattern's by a record type's fields), or by
+    ``t`` whole where it is a type alias's name, which is expanded later; ``None`` where
+    ``p`` cannot have type ``t``."""
+    if isinstance(p, PVar) and p.annot is None:
+        return PVar(p.name, t, span=p.span)
+    if isinstance(p, PWild) and p.annot is None:
+        return PWild(t, span=p.span)
+    if isinstance(p, (PTuple, PRecord)) and p.annot is None and isinstance(t, TypeName):
+        return replace(p, annot=t)
+    if isinstance(p, PTuple) and isinstance(t, TupleType) and len(t.items) == len(p.items):
+        items = [annotated(i, it) for i, it in zip(p.items, t.items)]
+    elif isinstance(p, PRecord) and isinstance(t, RecordType) and sorted(p.fields) == list(t.fields):
+        items = [annotated(i, t.field_type(f)) for f, i in zip(p.fields, p.items)]
+    else:
+        return None
+    return None if any(i is None for i in items) else replace(p, items=tuple(items), annot=None)
 
 
 def pattern_names(p: Pattern) -> tuple[str, ...]:
@@ -268,9 +397,15 @@ def pattern_names(p: Pattern) -> tuple[str, ...]:
         p = stack.pop()
         if p.__class__ is PVar:
             names.append(p.name)
-        elif p.__class__ is PTuple:
+        elif p.__class__ is PTuple or p.__class__ is PRecord:
             stack += p.items[::-1]
     return tuple(names)
+
+
+def record_order(fields: tuple[str, ...]) -> list[int]:
+    """The positions of fields written in this order, taken in alphabetical order: where
+    each component of a record's value (a tuple, :class:`RecordType`) is written."""
+    return sorted(range(len(fields)), key=fields.__getitem__)
 
 
 # --------------------------------------------------------------------- terms
@@ -302,6 +437,25 @@ class Tuple(Term):
 @immutable()
 class ListLit(Term):
     items: tuple[Term, ...]
+
+
+@immutable()
+class Record(Term):
+    """``{w = t, b = u}``: a record, its fields in the order written (which is the order
+    they are evaluated in); its value is the tuple of its fields in alphabetical order."""
+
+    fields: tuple[str, ...]
+    items: tuple[Term, ...]
+
+
+@immutable()
+class Proj(Term):
+    """``t.w``: the field ``w`` of the record ``t``.  Where ``t`` is the name of an imported
+    module, ``M.x`` is its definition ``x`` instead, which the checker makes the variable
+    ``M.x`` (docs/language.md, "Modules")."""
+
+    term: Term
+    field: str
 
 
 @immutable()
@@ -476,8 +630,40 @@ class Def:
 
 
 @immutable()
+class TypeDef:
+    """``type Name = A``: a type alias (docs/language.md, "Records")."""
+
+    name: str
+    body: Type
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+
+
+@immutable()
+class Import:
+    """``import "path.lam"``, ``import nn`` (the standard library's ``nn``), either
+    followed by ``as M``: the module's definitions are then ``M.name``, ``M`` being the
+    file's stem unless ``as`` names it (docs/language.md, "Modules")."""
+
+    path: str
+    library: bool
+    alias: str | None = None
+    span: Span | None = field(default=None, compare=False, kw_only=True)
+
+    @property
+    def name(self) -> str:
+        """The qualifier of the module's names."""
+        if self.alias is not None:
+            return self.alias
+        return self.path if self.library else self.path.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".lam")
+
+
+@immutable()
 class Program:
+    """A program: its imports, its type aliases and its definitions, each in order."""
+
     defs: tuple[Def, ...]
+    imports: tuple[Import, ...] = ()
+    aliases: tuple[TypeDef, ...] = ()
 
     def __getitem__(self, name: str) -> Def:
         for d in self.defs:
@@ -535,6 +721,35 @@ def free_variables(term: Term) -> dict[str, Type]:
     return free
 
 
+def rename_free(term: Term, names: Mapping[str, str]) -> Term:
+    """``term`` with each free variable named in ``names`` renamed (an imported module's
+    definitions, ``dense`` ↦ ``nn.dense``); a binder of the same name shadows it."""
+    if not names:
+        return term
+    if isinstance(term, Var):
+        return update(term, name=names[term.name]) if term.name in names else term
+    if isinstance(term, (Lam, LinLam)):
+        inner = _unshadowed(names, term.param)
+        return update(term, body=rename_free(term.body, inner)) if inner else term
+    if isinstance(term, Let):
+        chain, body = let_chain(term)
+        bounds = []
+        for let in chain:
+            bounds.append(rename_free(let.bound, names))
+            names = _unshadowed(names, let.pattern)
+        result = rename_free(body, names)
+        for let, bound in zip(reversed(chain), reversed(bounds)):
+            result = update(let, bound=bound, body=result)
+        return result
+    return map_children(term, lambda c: rename_free(c, names))
+
+
+def _unshadowed(names: Mapping[str, str], p: Pattern) -> Mapping[str, str]:
+    """``names`` without those the pattern ``p`` binds."""
+    bound = set(pattern_names(p)) & names.keys()
+    return {k: v for k, v in names.items() if k not in bound} if bound else names
+
+
 def alpha_key(term: Term, typed: Container[str] = ()) -> tuple:
     """A hashable summary of ``term`` that two terms share exactly when they are equal up
     to the names of bound variables (alpha-equivalence), and the applications of the
@@ -548,6 +763,8 @@ def alpha_key(term: Term, typed: Container[str] = ()) -> tuple:
             return ("var", env[p.name], str(p.annot) if p.annot is not None else None)
         if isinstance(p, PTuple):
             return ("tuple",) + tuple(pattern(i, env) for i in p.items)
+        if isinstance(p, PRecord):
+            return ("record", p.fields) + tuple(pattern(i, env) for i in p.items)
         return ("_", str(p.annot) if p.annot is not None else None)
 
     def key(t: Term, env: dict[str, int]) -> tuple:
@@ -568,6 +785,8 @@ def alpha_key(term: Term, typed: Container[str] = ()) -> tuple:
             return ("let", tuple(parts), key(body, inner))
         if isinstance(t, Prim):
             extra = (t.op, t.marks, t.ty) if t.op in typed else (t.op, t.marks)
+        elif isinstance(t, (Record, Proj)):
+            extra = t.fields if isinstance(t, Record) else t.field
         else:
             extra = str(t.annot) if isinstance(t, Ann) else None
         return (type(t).__name__, extra) + tuple(key(c, env) for c in children(t))
@@ -589,7 +808,8 @@ def let_chain(term: Term) -> tuple[list[Let], Term]:
 def _subterm_fields(cls: type) -> tuple[str, ...]:
     """The fields of a node class that may hold subterms (all but span, type, patterns)."""
     return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
-                                                               "name", "value", "origin", "marks"))
+                                                               "name", "value", "origin", "marks", "fields",
+                                                               "field"))
 
 
 def children(term: Term) -> tuple[Term, ...]:

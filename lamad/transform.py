@@ -3,9 +3,9 @@
 Both are compositional (docs/differentiation.md): one clause per term former, by
 structural recursion, with no global analysis.  On every former but literals and builtins
 they are the same — ``D(x) = x``, ``D(λx. t) = λx. D t``, ``D(t u) = D t D u``, ``let``,
-tuples, lists, ``if`` — so :class:`Transform` implements those clauses once and a
-transform supplies its type map (:meth:`Transform.type_of`), its literal clause and its
-primitive clause.  The chain rule of each differentiable primitive is a small lamad term
+tuples, records (``D({w = t}) = {w = D t}``, ``D(t.w) = (D t).w``), lists, ``if`` — so
+:class:`Transform` implements those clauses once and a transform supplies its type map
+(:meth:`Transform.type_of`), its literal clause and its primitive clause.  The chain rule of each differentiable primitive is a small lamad term
 in its record (``a * y`` for ``exp``'s transposed derivative, ``dx1 * y`` for its
 tangent), resolved once (:mod:`lamad.prims.rules`) and instantiated here.
 
@@ -29,7 +29,8 @@ from lamad.prims import PRIMITIVES
 from lamad.prims.rules import resolve
 from lamad.syntax import (
     GRAD, REAL, TENSOR, App, DAdd, DZero, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim,
-    PTuple, PVar, PWild, Span, Term, Tuple, TupleType, Type, Var, let_chain, term_names,
+    Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, let_chain,
+    term_names,
 )
 
 _VALUES = resolve("map fst x1", frozenset({"x1"}))
@@ -52,6 +53,8 @@ def annotate(p: Pattern, t: Type) -> Pattern:
         return replace(p, annot=t)
     if isinstance(p, PTuple) and isinstance(t, TupleType):
         return replace(p, items=tuple(annotate(i, it) for i, it in zip(p.items, t.items)))
+    if isinstance(p, PRecord) and isinstance(t, RecordType):
+        return replace(p, items=tuple(annotate(i, t.field_type(f)) for f, i in zip(p.fields, p.items)))
     return p
 
 
@@ -133,7 +136,7 @@ class Transform:
     def pattern(self, p: Pattern) -> Pattern:
         if isinstance(p, (PVar, PWild)) and p.annot is not None:
             return replace(p, annot=self.type_of(p.annot))
-        if isinstance(p, PTuple):
+        if isinstance(p, (PTuple, PRecord)):
             return replace(p, items=tuple(self.pattern(i) for i in p.items))
         return p
 
@@ -161,6 +164,10 @@ class Transform:
             return Tuple(tuple(self.term(i) for i in t.items), span=span, ty=ty)
         if isinstance(t, ListLit):
             return ListLit(tuple(self.term(i) for i in t.items), span=span, ty=ty)
+        if isinstance(t, Record):
+            return Record(t.fields, tuple(self.term(i) for i in t.items), span=span, ty=ty)
+        if isinstance(t, Proj):
+            return Proj(self.term(t.term), t.field, span=span, ty=ty)
         if isinstance(t, DZero):
             return t
         if isinstance(t, DAdd):

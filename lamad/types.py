@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import difflib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Container, Iterator, Mapping
 
+from lamad import jacobians
 from lamad.adtypes import cotangent_type, marked_type
 from lamad.archive import not_data
+from lamad.jacobians import leaves
 from lamad.errors import LamTypeError
 from lamad.linearity import is_zero, linear_in
 from lamad.instances import instantiate
@@ -31,10 +33,11 @@ from lamad.prims import MARKS, PRIMITIVES, Primitive, public
 from lamad.prims.base import fits as signature_fits, signature_for
 from lamad.prims.arithmetic import INT_MAX, INT_MIN
 from lamad.syntax import (
-    ARRAY_OF, BOOL, BOOL_TENSOR, ELLIPSIS, GRAD, INT, INT_TENSOR, PART, REAL, STRING, TENSOR, UNIT, Ann, App, Base,
-    DAdd, DZero, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Pattern, Prim,
-    Program, PTuple, PVar, PWild, Slice, Span, Term, Tuple, TupleType, TVar, Type, Var, children, let_chain,
-    UPDATES, map_children, part_count, parse_spec, term_names, update,
+    ARRAY_OF, BASE_TYPES, BOOL, BOOL_TENSOR, ELLIPSIS, GRAD, INT, INT_TENSOR, PART, PRODUCTS, REAL, STRING, TENSOR,
+    UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType,
+    Lit, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Span, Term, Tuple,
+    TupleType, TVar, Type, TypeName, Var, annotated, children, expand_names, has_names, let_chain, UPDATES,
+    map_children, part_count, parse_spec, record_type, same_shape, term_names, update, with_items,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, INT_TENSOR, GRAD), "num": (INT, REAL, TENSOR, INT_TENSOR),
@@ -51,12 +54,25 @@ class _Mismatch(Exception):
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What names in a program may stand for besides its definitions and the builtins: its
+    type aliases, by name, expanded (``Layer``, ``nn.Layer``), and the qualifiers of the
+    modules it imports (``nn``, and ``nn.M`` for a module ``nn`` imports as ``M``)."""
+
+    aliases: Mapping[str, Type] = field(default_factory=dict)
+    modules: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class TypedProgram:
-    """A checked program: each definition's type and elaborated term, in order."""
+    """A checked program: each definition's type and elaborated term, in order — those of
+    the modules it imports first, by their qualified names (``nn.dense``) — and the scope
+    its definitions were checked in."""
 
     program: Program
     types: dict[str, Type]
     terms: dict[str, Term]
+    scope: Scope = field(default_factory=lambda: Scope())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.types)
@@ -65,8 +81,10 @@ class TypedProgram:
 class Checker:
     """Inference state: the substitution and the typing environment."""
 
-    def __init__(self, globals_: Mapping[str, Type] | None = None, later: Container[str] = frozenset()):
+    def __init__(self, globals_: Mapping[str, Type] | None = None, later: Container[str] = frozenset(),
+                 scope: Scope | None = None):
         self.subst: dict[int, Type] = {}
+        self.scope = scope or Scope()  # the program's type aliases and imported modules
         self.counter = 0
         # read, never written: not copied, so that checking n definitions costs O(n), not O(n²)
         self.globals: Mapping[str, Type] = globals_ if globals_ is not None else {}
@@ -78,6 +96,7 @@ class Checker:
         self.contextual: list[tuple[Primitive, Type, Span | None]] = []  # results the context must determine
         self.indexings: list[_Indexing] = []  # indexes of values whose type was not known yet
         self.index_parts: list[tuple[Type, Span | None]] = []  # indexes whose type was not known yet
+        self.projections: list[tuple[Term, str, Span | None, Type]] = []  # fields of values not known yet
         self.used: set[str] = set()  # the names of the term being checked: see fresh_name
         # Types known to be ground (no unbound variable in them, under subst), by id, and
         # the zonked form of ground types, by id of the type zonked: a type stays ground,
@@ -114,9 +133,9 @@ class Checker:
         known = self._zonked.get(id(t))
         if known is not None:
             return known[1], True
-        if isinstance(t, TupleType):
+        if isinstance(t, PRODUCTS):
             parts = [self._zonk(i) for i in t.items]
-            z: Type = TupleType(tuple(p for p, _ in parts))
+            z: Type = with_items(t, (p for p, _ in parts))
             ground = all(g for _, g in parts)
         elif isinstance(t, (FunType, LinType)):
             (dom, g1), (cod, g2) = self._zonk(t.dom), self._zonk(t.cod)
@@ -135,7 +154,7 @@ class Checker:
         t = self.resolve(t)
         if id(t) in self._ground or id(t) in self._zonked:
             return True
-        if isinstance(t, TupleType):
+        if isinstance(t, PRODUCTS):
             ground = all(self.ground(i) for i in t.items)
         elif isinstance(t, (FunType, LinType)):
             ground = self.ground(t.dom) and self.ground(t.cod)
@@ -153,8 +172,8 @@ class Checker:
             if t.id not in fresh:
                 fresh[t.id] = self.fresh(t.kind)
             return fresh[t.id]
-        if isinstance(t, TupleType):
-            return TupleType(tuple(self.instantiate(i, fresh) for i in t.items))
+        if isinstance(t, PRODUCTS):
+            return with_items(t, (self.instantiate(i, fresh) for i in t.items))
         if isinstance(t, (FunType, LinType)):
             return type(t)(self.instantiate(t.dom, fresh), self.instantiate(t.cod, fresh))
         if isinstance(t, ListType):
@@ -173,7 +192,7 @@ class Checker:
             return False
         if isinstance(t, TVar):
             return t.id == v.id
-        if isinstance(t, TupleType):
+        if isinstance(t, PRODUCTS):
             return any(self._occurs(v, i) for i in t.items)
         if isinstance(t, (FunType, LinType)):
             return self._occurs(v, t.dom) or self._occurs(v, t.cod)
@@ -208,7 +227,7 @@ class Checker:
         elif isinstance(a, Base) and isinstance(b, Base):
             if a != b:
                 raise _Mismatch
-        elif isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
+        elif same_shape(a, b):
             for x, y in zip(a.items, b.items):
                 self._unify(x, y)
         elif isinstance(a, ListType) and isinstance(b, ListType):
@@ -226,7 +245,7 @@ class Checker:
         a, e = self.resolve(actual), self.resolve(expected)
         if a == REAL and e == TENSOR:
             return
-        if isinstance(a, TupleType) and isinstance(e, TupleType) and len(a.items) == len(e.items):
+        if same_shape(a, e):
             for x, y in zip(a.items, e.items):
                 self._coerce(x, y)
         elif isinstance(a, ListType) and isinstance(e, ListType):
@@ -250,7 +269,7 @@ class Checker:
         a, b = self.resolve(a), self.resolve(b)
         if {a, b} == {REAL, TENSOR}:
             return True
-        if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
+        if same_shape(a, b):
             pairs = list(zip(a.items, b.items))
         elif isinstance(a, ListType) and isinstance(b, ListType):
             pairs = [(a.elem, b.elem)]
@@ -268,8 +287,8 @@ class Checker:
         t = self.resolve(t)
         if t == REAL:
             return self.fresh("float")
-        if isinstance(t, TupleType):
-            return TupleType(tuple(self.promotable(i) for i in t.items))
+        if isinstance(t, PRODUCTS):
+            return with_items(t, (self.promotable(i) for i in t.items))
         if isinstance(t, ListType):
             return ListType(self.promotable(t.elem))
         return t
@@ -283,6 +302,7 @@ class Checker:
             hint = " (convert with 'real')" if found in ("Int", "IntTensor") and self.describe(expected) in ("Real", "Tensor", _KIND_TEXT["float"]) else ""
             if self.resolve(expected) == TENSOR and isinstance(self.resolve(actual), ListType):
                 hint = " (a list is not a Tensor: 'stack' makes one of a list of reals or tensors, stack [1.0, 2.0])"
+            hint += _fields_differ(self.zonk(actual), self.zonk(expected))
             raise LamTypeError(f"{context}expected {self.describe(expected)}, found {found}{hint}", span) from None
 
     def _join(self, a: Type, b: Type) -> Type:
@@ -294,8 +314,8 @@ class Checker:
         if isinstance(a, FunType) and isinstance(b, FunType):
             self._unify(a.dom, b.dom)
             return FunType(a.dom, self._join(a.cod, b.cod))
-        if isinstance(a, TupleType) and isinstance(b, TupleType) and len(a.items) == len(b.items):
-            return TupleType(tuple(self._join(x, y) for x, y in zip(a.items, b.items)))
+        if same_shape(a, b):
+            return with_items(a, (self._join(x, y) for x, y in zip(a.items, b.items)))
         if isinstance(a, ListType) and isinstance(b, ListType):
             return ListType(self._join(a.elem, b.elem))
         self._unify(a, b)
@@ -361,6 +381,31 @@ class Checker:
                     p.span)
             for item, it in zip(p.items, r.items):
                 self._pattern(item, it, out)
+        elif isinstance(p, PRecord):
+            for item, it in zip(p.items, self.record_pattern(p, t)):
+                self._pattern(item, it, out)
+
+    def record_pattern(self, p: PRecord, t: Type) -> list[Type]:
+        """The types of the fields a record pattern names, in the order written: the
+        pattern names every field of the record (docs/language.md, "Records"), and makes
+        a value whose type is not known yet a record of those fields."""
+        r = self.resolve(t)
+        if isinstance(r, TVar) and r.kind == "any":
+            r = record_type((f, self.fresh()) for f in p.fields)
+            self._unify(t, r)
+        if not isinstance(r, RecordType):
+            raise LamTypeError(f"this pattern matches a record, but the value has type {self.describe(t)}", p.span)
+        for f, item in zip(p.fields, p.items):
+            if r.field_type(f) is None:
+                raise LamTypeError(f"the record {self.describe(r)} has no field '{f}'{_close(f, r.fields)}",
+                                   item.span)
+        missing = [f for f in r.fields if f not in p.fields]
+        if missing:
+            names = ", ".join(f"'{f}'" for f in missing)
+            raise LamTypeError(f"this pattern does not name the field{'s' * (len(missing) > 1)} {names} of "
+                               f"{self.describe(r)}: a record pattern names every field ({missing[0]} = _ "
+                               f"ignores one)", p.span)
+        return [r.field_type(f) for f in p.fields]
 
     def param_type(self, p: Pattern) -> Type:
         """The type a lambda parameter is given before its body is checked."""
@@ -368,7 +413,40 @@ class Checker:
             return p.annot
         if isinstance(p, PTuple):
             return TupleType(tuple(self.param_type(i) for i in p.items))
+        if isinstance(p, PRecord):
+            return record_type(zip(p.fields, (self.param_type(i) for i in p.items)))
         return self.fresh()
+
+    # ----------------------------------------------------------------- type aliases
+
+    def expand(self, t: Type) -> Type:
+        """An annotation with the aliases it names expanded; an unknown name is an error."""
+        return expand_names(t, self.scope.aliases, self.unknown_type) if has_names(t) else t
+
+    def unknown_type(self, t: TypeName) -> Type:
+        known = [*BASE_TYPES, *self.scope.aliases]
+        names = ", ".join(sorted(BASE_TYPES))
+        aliases = f", and the aliases {', '.join(sorted(self.scope.aliases))}" if self.scope.aliases else ""
+        module, _, _ = t.name.rpartition(".")
+        if module and module not in self.scope.modules:
+            raise LamTypeError(f"unknown type '{t.name}': no module '{module}' is imported", t.span)
+        raise LamTypeError(f"unknown type '{t.name}'{_close(t.name, known)}; the base types are {names}{aliases}",
+                           t.span)
+
+    def expanded(self, p: Pattern) -> Pattern:
+        """A pattern with the aliases its annotations name expanded."""
+        if isinstance(p, (PVar, PWild)):
+            return p if p.annot is None or not has_names(p.annot) else update(p, annot=self.expand(p.annot))
+        if isinstance(p, (PTuple, PRecord)):
+            if p.annot is not None:  # ((x, y) : Pair): the alias's parts annotate the items
+                t = self.expand(p.annot)
+                done = annotated(update(p, annot=None), t)
+                if done is None:
+                    raise LamTypeError(f"this pattern cannot have type {p.annot} ({t})", p.span)
+                p = done
+            items = tuple(self.expanded(i) for i in p.items)
+            return p if all(a is b for a, b in zip(items, p.items)) else update(p, items=items)
+        return p
 
     # ----------------------------------------------------------------- terms
 
@@ -393,10 +471,11 @@ class Checker:
                 self.coerce(a.ty, GRAD, a.span, "argument of '+' on gradients: ")
             return update(t, left=left, right=right, ty=GRAD)
         if isinstance(t, Lam):
-            dom = self.param_type(t.param)
-            with self.bind(self.pattern(t.param, dom)):
+            param = self.expanded(t.param)
+            dom = self.param_type(param)
+            with self.bind(self.pattern(param, dom)):
                 body = self.infer(t.body)
-            return update(t, body=body, ty=FunType(dom, body.ty))
+            return update(t, param=param, body=body, ty=FunType(dom, body.ty))
         if isinstance(t, LinLam):
             return self.linear_lambda(t)
         if isinstance(t, Let):
@@ -410,6 +489,11 @@ class Checker:
         if isinstance(t, Tuple):
             items = tuple(self.infer(i) for i in t.items)
             return update(t, items=items, ty=TupleType(tuple(i.ty for i in items)))
+        if isinstance(t, Record):
+            items = tuple(self.infer(i) for i in t.items)
+            return update(t, items=items, ty=record_type(zip(t.fields, (i.ty for i in items))))
+        if isinstance(t, Proj):
+            return self.projection(t)
         if isinstance(t, ListLit):
             items = tuple(self.infer(i) for i in t.items)
             elem: Type = self.fresh()
@@ -418,8 +502,9 @@ class Checker:
             return update(t, items=items, ty=ListType(elem))
         if isinstance(t, Ann):
             inner = self.infer(t.term)
-            self.coerce(inner.ty, t.annot, t.span, f"this term is annotated {t.annot}: ")
-            return update(inner, ty=t.annot)
+            annot = self.expand(t.annot)
+            self.coerce(inner.ty, annot, t.span, f"this term is annotated {t.annot}: ")
+            return update(inner, ty=annot)
         raise LamTypeError(f"cannot type-check a {type(t).__name__} node", t.span)
 
     def linear_lambda(self, t: LinLam) -> Term:
@@ -430,8 +515,9 @@ class Checker:
         follow."""
         if not isinstance(t.param, PVar):
             raise LamTypeError("a linear function takes one variable, the cotangent", t.param.span)
-        dom = self.param_type(t.param)
-        with self.bind(self.pattern(t.param, dom)):
+        param = self.expanded(t.param)
+        dom = self.param_type(param)
+        with self.bind(self.pattern(param, dom)):
             body = self.infer(t.body)
         cod = self.resolve(body.ty)
         if isinstance(cod, TVar) and cod.kind == "zero":
@@ -439,24 +525,25 @@ class Checker:
         if not (is_zero(body) or t.origin is not None or linear_in(body, t.param.name)):
             raise LamTypeError(f"the body of this linear function is not linear in '{t.param.name}': each summand "
                                f"must use '{t.param.name}' exactly once, through linear operations", t.span)
-        return update(t, body=body, ty=LinType(dom, body.ty))
+        return update(t, param=param, body=body, ty=LinType(dom, body.ty))
 
     def let_chain(self, t: Let) -> Term:
         """``let p1 = t1 in let p2 = t2 in ... u``, checked in a loop rather than by recursion
         so that long chains of bindings stay shallow."""
-        chain: list[tuple[Let, Term, list]] = []
+        chain: list[tuple[Let, Pattern, Term, list]] = []
         node: Term = t
         try:
             while isinstance(node, Let):
                 bound = self.infer(node.bound)
-                chain.append((node, bound, self.push(self.pattern(node.pattern, bound.ty))))
+                pattern = self.expanded(node.pattern)
+                chain.append((node, pattern, bound, self.push(self.pattern(pattern, bound.ty))))
                 node = node.body
             result = self.infer(node)
         finally:
-            for _, _, saved in reversed(chain):
+            for _, _, _, saved in reversed(chain):
                 self.pop(saved)
-        for let, bound, _ in reversed(chain):
-            result = update(let, bound=bound, body=result, ty=result.ty)
+        for let, pattern, bound, _ in reversed(chain):
+            result = update(let, pattern=pattern, bound=bound, body=result, ty=result.ty)
         return result
 
     def literal_type(self, value) -> Type:
@@ -484,10 +571,86 @@ class Checker:
         if name == self.defining:
             raise LamTypeError(f"'{name}' refers to itself, but a definition cannot be recursive; "
                                "loop with iterate, fold or scan (or map over a list)", t.span)
+        if name in self.scope.modules:
+            raise LamTypeError(f"'{name}' is a module, not a value: its definitions are {name}.name", t.span)
         known = list(self.locals) + list(self.globals) + [n for n in PRIMITIVES if public(n)]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LamTypeError(f"unbound name '{name}'{hint}", t.span)
+
+    def projection(self, t: Proj) -> Term:
+        """``t.w``, the field ``w`` of a record — or, where ``t`` names an imported module
+        (:meth:`qualified`), its definition ``w``.  Where the type of ``t`` is not known
+        yet (a lambda's parameter), the field is found at the end of the definition."""
+        qualified = self.qualified(t)
+        if qualified is not None:
+            return qualified
+        target = self.infer(t.term)
+        r = self.resolve(target.ty)
+        if isinstance(r, TVar) and r.kind == "any":
+            result: Type = self.fresh()
+            self.projections.append((target, t.field, t.span, result))
+        else:
+            result = self.field_of(target, t.field, t.span)
+        return Proj(target, t.field, span=t.span, ty=result)
+
+    def field_of(self, target: Term, name: str, span: Span | None) -> Type:
+        """The type of field ``name`` of ``target``, a record."""
+        r = self.resolve(target.ty)
+        if not isinstance(r, RecordType):
+            what = "a value whose type is not known here (annotate it)" if isinstance(r, TVar) and \
+                r.kind == "any" else self.describe(r)
+            raise LamTypeError(f"'.{name}' takes a field of a record, found {what}", target.span)
+        found = r.field_type(name)
+        if found is None:
+            raise LamTypeError(f"the record {self.describe(r)} has no field '{name}'{_close(name, r.fields)}",
+                               _last(span, len(name)))
+        return found
+
+    def settle_projections(self, final: bool) -> None:
+        """The fields of values whose record type was not known when they were taken: those
+        known now are typed; with ``final``, one still unknown is an error."""
+        waiting, self.projections = self.projections, []
+        for target, name, span, result in waiting:
+            if final or not isinstance(self.resolve(target.ty), TVar):
+                found = self.field_of(target, name, span)
+                try:
+                    self._unify(found, result)  # the field's own type (a Real is not promoted here)
+                except _Mismatch:
+                    raise LamTypeError(f"this field is {self.describe(found)}, but is used as "
+                                       f"{self.describe(result)} (annotate the record it is taken from)",
+                                       span) from None
+            else:
+                self.projections.append((target, name, span, result))
+
+    def qualified(self, t: Proj) -> Term | None:
+        """``M.x`` where ``M`` names an imported module that no local binding shadows: the
+        module's definition ``x``, the variable ``M.x`` (``M.N.x`` through a module ``M``
+        imports as ``N``), whose fields the rest of the chain takes; ``None`` for a
+        projection of a value."""
+        chain: list[Proj] = []
+        node: Term = t
+        while isinstance(node, Proj):
+            chain.append(node)
+            node = node.term
+        if not (isinstance(node, Var) and node.name in self.scope.modules and node.name not in self.locals):
+            return None
+        path = node.name
+        chain.reverse()
+        for i, p in enumerate(chain):
+            name = f"{path}.{p.field}"
+            if name in self.scope.modules:
+                path = name
+                continue
+            if name not in self.globals:
+                own = [n.rpartition(".")[2] for n in self.globals if n.rpartition(".")[0] == path]
+                raise LamTypeError(f"the module '{path}' has no definition '{p.field}'{_close(p.field, own)}",
+                                   _last(p.span, len(p.field)))
+            term: Term = Var(name, span=p.span)
+            for outer in chain[i + 1:]:
+                term = Proj(term, outer.field, span=outer.span)
+            return self.infer(term)
+        raise LamTypeError(f"'{path}' is a module, not a value: its definitions are {path}.name", t.span)
 
     def app(self, t: App) -> Term:
         head, args = t, []
@@ -784,7 +947,8 @@ class Checker:
         else:
             what = "a value whose type is not known here (annotate it)" if isinstance(target, TVar) and \
                 target.kind == "any" else self.describe(target)
-            raise LamTypeError(f"cannot index {what}: tensors, lists and tuples are indexed", ix.args[1].span)
+            hint = f" (a record's field is written r.{target.fields[0]})" if isinstance(target, RecordType) else ""
+            raise LamTypeError(f"cannot index {what}: tensors, lists and tuples are indexed{hint}", ix.args[1].span)
         try:
             self._unify(ix.result, result)
         except _Mismatch:
@@ -887,8 +1051,8 @@ class Checker:
             return t.kind == "any" or param in _NUMERIC[t.kind]
         if isinstance(t, ListType) and isinstance(param, ListType):
             return self.could_be(t.elem, param.elem)
-        if isinstance(t, TupleType) and isinstance(param, TupleType):
-            return len(t.items) == len(param.items) and all(map(self.could_be, t.items, param.items))
+        if isinstance(t, PRODUCTS) and isinstance(param, PRODUCTS):
+            return same_shape(t, param) and all(map(self.could_be, t.items, param.items))
         return signature_fits(param, t)
 
     def signature(self, b: Primitive, args: list[Term], spans: list) -> tuple[tuple[Type, ...], Type]:
@@ -971,12 +1135,14 @@ class Checker:
         if not isinstance(fty, FunType):
             raise LamTypeError(f"'{op}' differentiates a function, found {self.describe(args[0].ty)}", span)
         self.coerce(args[1].ty, fty.dom, args[1].span, f"the point of '{op}': ")
-        dom, cod = self.resolve(fty.dom), self.resolve(fty.cod)
-        kinds = [k for k in (dom, cod) if k in (REAL, TENSOR)]
+        dom, cod = self.zonk(fty.dom), self.zonk(fty.cod)
         rules = b.derived_terms
-        if op != "hvp" and (len(kinds) < 2 or (op == "hessian" and cod != REAL)):
-            raise LamTypeError(f"'{op}' needs a function from Real or Tensor to "
-                               f"{'Real' if op == 'hessian' else 'Real or Tensor'}, found {self.describe(fty)}", span)
+        if op != "hvp" and (leaves(dom) is None or leaves(cod) is None or (op == "hessian" and cod != REAL)):
+            raise LamTypeError(f"'{op}' needs a function from Real or Tensor (or records and tuples of them) to "
+                               f"{'Real' if op == 'hessian' else 'Real or Tensor (or records and tuples of them)'}, "
+                               f"found {self.describe(fty)}", span)
+        if op != "hvp" and not (dom in (REAL, TENSOR) and cod in (REAL, TENSOR)):
+            return self.structured(op, args, dom, cod, span)
         rule = rules[0] if op == "hvp" else rules[(dom if op != "jacrev" else cod) == TENSOR]
         params = []
         while isinstance(rule, Lam):
@@ -988,6 +1154,23 @@ class Checker:
             body = self.infer(body)
         for p, a in reversed(list(zip(params, args))):
             body = Let(PVar(fresh[p]), a, body, span=span, ty=body.ty)
+        return body
+
+    def structured(self, op: str, args: list[Term], dom: Type, cod: Type, span: Span | None) -> Term:
+        """``jacfwd``, ``jacrev`` and ``hessian`` of a function of (or into) records and tuples:
+        the structure of the result of structures of the argument (lamad/jacobians.py);
+        the Hessian is ``jacfwd`` of ``grad``, as for a Tensor."""
+        f, x = self.fresh_name("f"), self.fresh_name("x")
+        if op == "hessian":
+            body: Term = App(App(Var("%jacfwd", span=span), App(Var("%grad", span=span), Var(f, span=span),
+                                                                span=span), span=span), Var(x, span=span), span=span)
+        else:
+            write = jacobians.jacfwd if op == "jacfwd" else jacobians.jacrev
+            body = write(Var(f, span=span), Var(x, span=span), dom, cod, self.fresh_name, span)
+        with self.bind([(f, args[0].ty), (x, args[1].ty)]):
+            body = self.infer(body)
+        for name, a in ((x, args[1]), (f, args[0])):
+            body = Let(PVar(name), a, body, span=span, ty=body.ty)
         return body
 
     def cotangent(self, t: Type, span: Span | None, what: str, marks: str = "", op: str = "") -> Type:
@@ -1071,7 +1254,7 @@ class Checker:
             else:
                 return False
             return True
-        if isinstance(t, TupleType):
+        if isinstance(t, PRODUCTS):
             ground = all([self.default(i, unknown) for i in t.items])
         elif isinstance(t, (FunType, LinType)):
             ground = self.default(t.dom, unknown) & self.default(t.cod, unknown)
@@ -1084,24 +1267,21 @@ class Checker:
         return ground
 
     def settle(self, term: Term) -> None:
-        """Default the number variables left in an elaborated term, then solve the
-        cotangent types that waited for them."""
+        """Choose the signatures of the overloaded applications that waited (before the
+        numbers their results were used with are defaulted: ``real 1 < 2`` compares Reals),
+        default the number variables left in an elaborated term, then solve the cotangent
+        types that waited for them."""
         self.settle_indexings(final=False)
+        self.settle_projections(final=False)
         self.settle_contextual()
+        self.settle_overloads()
         stack = [term]
         while stack:
             node = stack.pop()
             self.default(node.ty)
             stack.extend(children(node))
-        for b, args, v, spans in self.overloads:
-            result = self.signature(b, args, spans)[1]
-            try:
-                self._coerce(result, v)  # a Real result may have been used as a Tensor
-            except _Mismatch:
-                span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
-                raise LamTypeError(f"'{b.surface}' gives {result} here, but it is used as {self.describe(v)}",
-                                   span) from None
         self.settle_indexings(final=True)
+        self.settle_projections(final=True)
         for t, span in self.index_parts:
             if isinstance(self.resolve(t), TVar):  # nothing says what it is: an Int
                 self._unify(t, INT)
@@ -1113,6 +1293,18 @@ class Checker:
                 self._unify(v, ct)
             except _Mismatch:
                 raise LamTypeError(f"the gradient has type {ct} but is used as {self.describe(v)}", span) from None
+
+    def settle_overloads(self) -> None:
+        """The signature of each overloaded application whose choice waited for the types of
+        its arguments (a number not known otherwise is an Int), and its result's type."""
+        for b, args, v, spans in self.overloads:
+            result = self.signature(b, args, spans)[1]
+            try:
+                self._coerce(result, v)  # a Real result may have been used as a Tensor
+            except _Mismatch:
+                span = spans[0].to(spans[-1]) if spans[0] and spans[-1] else spans[0]
+                raise LamTypeError(f"'{b.surface}' gives {result} here, but it is used as {self.describe(v)}",
+                                   span) from None
 
     def finish(self, term: Term) -> Term:
         """Substitute every type in a settled term; integer literals typed Real or Tensor
@@ -1184,6 +1376,44 @@ class _Indexing:
     result: Type
 
 
+def _last(span: Span | None, width: int) -> Span | None:
+    """The last ``width`` characters of a span: the field of ``t.w``, which ends it."""
+    if span is None:
+        return None
+    return Span(span.end - width, span.end, span.end_line, span.end_column - width, span.end_line, span.end_column,
+                span.source)
+
+
+def _close(name: str, known) -> str:
+    """``; did you mean 'x'?`` for the known name closest to a misspelt one."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _fields_differ(actual: Type, expected: Type) -> str:
+    """Where a record was given for another, the fields it lacks or has too many: the
+    first pair of records with different fields at the same place in the two types."""
+    if isinstance(actual, RecordType) and isinstance(expected, RecordType):
+        if actual.fields != expected.fields:
+            missing = [f for f in expected.fields if f not in actual.fields]
+            extra = [f for f in actual.fields if f not in expected.fields]
+            parts = [f"no field {', '.join(repr(f) for f in missing)}"] if missing else []
+            parts += [f"a field {', '.join(repr(f) for f in extra)} it should not have"] if extra else []
+            return f" (the record has {' and '.join(parts)})"
+    pairs: list[tuple[Type, Type]] = []
+    if same_shape(actual, expected):
+        pairs = list(zip(actual.items, expected.items))
+    elif isinstance(actual, ListType) and isinstance(expected, ListType):
+        pairs = [(actual.elem, expected.elem)]
+    elif type(actual) is type(expected) and isinstance(actual, (FunType, LinType)):
+        pairs = [(actual.dom, expected.dom), (actual.cod, expected.cod)]
+    for a, e in pairs:
+        hint = _fields_differ(a, e)
+        if hint:
+            return hint
+    return ""
+
+
 def _a(t: Type) -> str:
     """A type's name with its article: ``a Tensor``, ``an Int``."""
     return ("an " if str(t)[0] in "AEIOU" else "a ") + str(t)
@@ -1211,7 +1441,7 @@ def _has_real(t: Type) -> bool:
     """Whether a cotangent type has a Real or Tensor part."""
     if t in (REAL, TENSOR):
         return True
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return any(_has_real(i) for i in t.items)
     if isinstance(t, ListType):
         return _has_real(t.elem)
@@ -1221,7 +1451,7 @@ def _has_real(t: Type) -> bool:
 def _free_type_vars(t: Type) -> bool:
     if isinstance(t, TVar):
         return True
-    if isinstance(t, TupleType):
+    if isinstance(t, PRODUCTS):
         return any(_free_type_vars(i) for i in t.items)
     if isinstance(t, (FunType, LinType)):
         return _free_type_vars(t.dom) or _free_type_vars(t.cod)
@@ -1230,14 +1460,18 @@ def _free_type_vars(t: Type) -> bool:
     return False
 
 
-def check_def(d: Def, globals_: Mapping[str, Type], later: Container[str] = frozenset()) -> tuple[Type, Term]:
-    """Type-check one definition against the types of those above it."""
+def check_def(d: Def, globals_: Mapping[str, Type], later: Container[str] = frozenset(),
+              scope: Scope | None = None) -> tuple[Type, Term]:
+    """Type-check one definition against the types of those above it, in ``scope``."""
     seen: set[str] = set()
     for p in d.params:
         if p.name in seen:
             raise LamTypeError(f"'{d.name}' has two parameters named '{p.name}'", p.span)
         seen.add(p.name)
-    checker = Checker(globals_, later)
+    if scope is not None and d.name in scope.modules:
+        raise LamTypeError(f"'{d.name}' is the name of an imported module; give the definition another name "
+                           f"(or the module another, with 'as')", d.name_span or d.span)
+    checker = Checker(globals_, later, scope)
     checker.defining = d.name
     term = d.as_term()
     checker.used = term_names(term)
@@ -1250,9 +1484,16 @@ def check_def(d: Def, globals_: Mapping[str, Type], later: Container[str] = froz
     return ty, checker.finish(term)
 
 
-def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> TypedProgram:
+def typecheck(program: Program, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> TypedProgram:
     """Check every definition in order (each may use only those above it), in time linear
-    in their number: nothing is copied or scanned per definition."""
+    in their number: nothing is copied or scanned per definition.  ``scope`` holds the
+    modules the program's imports loaded (lamad/modules.py) and the aliases they give; the
+    program's own aliases are added to it, each expanded in the scope of those above it."""
+    scope = aliases(program, scope or Scope())
+    for imp in program.imports:
+        if imp.name not in scope.modules:
+            raise LamTypeError(f"the module '{imp.name}' is not loaded here: lamad.load and lamad.loads load the "
+                               "modules a program imports", imp.span)
     types: dict[str, Type] = dict(globals_ or {})
     terms: dict[str, Term] = {}
     last: dict[str, int] = {}  # each name's last position: a name is below i if last > i
@@ -1261,10 +1502,23 @@ def typecheck(program: Program, globals_: Mapping[str, Type] | None = None) -> T
     for i, d in enumerate(program.defs):
         if d.name in terms:
             raise LamTypeError(f"'{d.name}' is already defined above", d.name_span or d.span)
-        ty, term = check_def(d, types, _Below(last, i))
+        ty, term = check_def(d, types, _Below(last, i), scope)
         types[d.name], terms[d.name] = ty, term
     own = {d.name: types[d.name] for d in program.defs}
-    return TypedProgram(program, own, terms)
+    return TypedProgram(program, own, terms, scope)
+
+
+def aliases(program: Program, scope: Scope) -> Scope:
+    """``scope`` with the type aliases of ``program``, each expanded in the scope of those
+    above it (so that no alias refers to itself); an alias named twice is an error."""
+    if not program.aliases:
+        return scope
+    known = dict(scope.aliases)
+    for alias in program.aliases:
+        if alias.name in known:
+            raise LamTypeError(f"the type '{alias.name}' is already defined", alias.span)
+        known[alias.name] = Checker(scope=Scope(known, scope.modules)).expand(alias.body)
+    return Scope(known, scope.modules)
 
 
 class _Below:
@@ -1278,22 +1532,22 @@ class _Below:
         return self.last.get(name, -1) > self.i  # type: ignore[arg-type]
 
 
-def infer_term(term: Term, globals_: Mapping[str, Type] | None = None) -> Term:
+def infer_term(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> Term:
     """Elaborate a lone term (the REPL's expressions) against the given definitions."""
-    checker, term = _infer(term, globals_)
+    checker, term = _infer(term, globals_, scope)
     return checker.finish(term)
 
 
-def infer_type(term: Term, globals_: Mapping[str, Type] | None = None) -> Type:
+def infer_type(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> Type:
     """The type of a lone term (the REPL's ``:type``): its number types defaulted as for
     evaluation, but the type variables nothing determines left as variables (``λx. x :
     'a → 'a``), where :func:`infer_term` makes them ``Unit`` to run the term."""
-    checker, term = _infer(term, globals_)
+    checker, term = _infer(term, globals_, scope)
     return checker.zonk(term.ty)
 
 
-def _infer(term: Term, globals_: Mapping[str, Type] | None) -> tuple[Checker, Term]:
-    checker = Checker(globals_)
+def _infer(term: Term, globals_: Mapping[str, Type] | None, scope: Scope | None) -> tuple[Checker, Term]:
+    checker = Checker(globals_, scope=scope)
     checker.used = term_names(term)
     term = checker.infer(term)
     checker.settle(term)

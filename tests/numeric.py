@@ -1,6 +1,8 @@
 """Numerical checks shared by the tests of the transforms: central finite differences
 (float64) of lamad functions — along a direction, component by component, of a
-gradient — and structural comparison of cotangents."""
+gradient — and structural comparison of cotangents.  Values are as the API gives them:
+arrays, tuples, lists, and dicts for records (their leaves in the order of their sorted
+keys, as lamad orders a record's fields)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ def is_discrete(x) -> bool:
 
 
 def flat(value) -> np.ndarray:
-    """The real leaves of a lamad value (arrays, tuples, lists) as one float64 vector."""
+    """The real leaves of a lamad value (arrays, tuples, lists, dicts) as one float64 vector."""
+    if isinstance(value, dict):
+        return flat([value[k] for k in sorted(value)])
     if isinstance(value, (tuple, list)):
         parts = [flat(v) for v in value]
         return np.concatenate(parts) if parts else np.zeros(0)
@@ -34,6 +38,8 @@ def moved(point: tuple, direction: tuple, h: float) -> tuple:
 
 
 def _shifted(x, d, h: float):
+    if isinstance(x, dict):
+        return {k: _shifted(x[k], d[k], h) for k in x}
     if isinstance(x, (tuple, list)):
         return type(x)(_shifted(a, b, h) for a, b in zip(x, d))
     if is_discrete(x):
@@ -54,6 +60,8 @@ def gradient_difference(grad, point, direction, step: float = 1e-5) -> np.ndarra
 def like(value, rng):
     """A random tangent or cotangent of ``value``: its structure and shapes, standard
     normal entries, and ``()`` for an Int or a Bool."""
+    if isinstance(value, dict):
+        return {k: like(value[k], rng) for k in sorted(value)}
     if isinstance(value, (tuple, list)):
         return type(value)(like(v, rng) for v in value)
     if is_discrete(value):
@@ -66,6 +74,8 @@ def like(value, rng):
 
 def _leaves(x: Any) -> list:
     """The real leaves of a point (floats, arrays) in order; ints and bools are discrete."""
+    if isinstance(x, dict):
+        return _leaves([x[k] for k in sorted(x)])
     if isinstance(x, (tuple, list)):
         return [leaf for item in x for leaf in _leaves(item)]
     if is_discrete(x):
@@ -77,6 +87,8 @@ def _rebuild(like: Any, leaves: list, discrete: Any = None) -> Any:
     """``like`` with its real leaves replaced, in order, by ``leaves`` (consumed), and its
     discrete leaves kept, or replaced by ``discrete`` when one is given (``()``: the
     cotangent of a discrete leaf)."""
+    if isinstance(like, dict):
+        return {k: _rebuild(like[k], leaves, discrete) for k in sorted(like)}
     if isinstance(like, tuple):
         return tuple(_rebuild(item, leaves, discrete) for item in like)
     if isinstance(like, list):
@@ -107,9 +119,13 @@ def numeric_gradient(f: Callable[[Any], Any], x: Any, step: float = STEP) -> Any
 
 
 def assert_same_gradient(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-6, where: str = "gradient"):
-    """Structural comparison of two cotangents: tuples and lists item by item, leaves
-    elementwise with equal shapes (a Real's cotangent is 0-d)."""
-    if isinstance(want, tuple):
+    """Structural comparison of two cotangents: tuples and lists item by item, dicts key by
+    key, leaves elementwise with equal shapes (a Real's cotangent is 0-d)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), f"{where}: {got!r} vs {want!r}"
+        for k in want:
+            assert_same_gradient(got[k], want[k], rtol, atol, f"{where}.{k}")
+    elif isinstance(want, tuple):
         assert isinstance(got, tuple) and len(got) == len(want), f"{where}: {got!r} vs {want!r}"
         for i, (g, w) in enumerate(zip(got, want)):
             assert_same_gradient(g, w, rtol, atol, f"{where}[{i}]")

@@ -7,14 +7,15 @@ first-order, a point to evaluate it at.  Two strategies make them:
 * :func:`programs` — any well-typed definition: parameters and results of every type of
   the source language, functions included (lambdas passed and returned);
 * :func:`differentiable_programs` — ``f : A → Real`` with ``A`` made of reals, tensors,
-  tuples and lists (and a discrete ``Int`` now and then), with an input point: what
-  ``grad`` applies to.
+  tuples, records and lists (and a discrete ``Int`` now and then), with an input point:
+  what ``grad`` applies to.
 
 The body is generated *type-directed*: asked for a term of some type in some scope, the
 generator picks one of the term formers that can produce that type — variables and
-literals, ``let`` (with tuple patterns and wildcards), lambdas applied or passed to
+literals, ``let`` (with tuple and record patterns and wildcards), lambdas applied or passed to
 ``map``/``fold``/``iterate``/``while``, functions returned by functions, ``if``, tuples and ``fst``/
-``snd``, list literals, ``map``, ``zip``, ``unstack``, and every differentiable builtin —
+``snd``, records (their fields written in any order) and their fields ``r.w``, list literals,
+``map``, ``zip``, ``unstack``, and every differentiable builtin —
 and generates its subterms recursively, down to a depth limit.  The types it tracks are
 finer than lamad's (:class:`RealT`, :class:`TensorT` with its shape, :class:`ListT` with its
 length, …), so every program it makes runs without a shape error, and the arguments of
@@ -97,6 +98,21 @@ class TupleT(GType):
 
 
 @dataclass(frozen=True)
+class RecordT(GType):
+    """A record; its fields in the order the generator writes them (any: records are
+    structural)."""
+
+    fields: tuple[str, ...]
+    items: tuple[GType, ...]
+
+    def source(self) -> str:
+        return "{" + ", ".join(f"{f} : {i.source()}" for f, i in zip(self.fields, self.items)) + "}"
+
+    def field(self, name: str) -> GType:
+        return self.items[self.fields.index(name)]
+
+
+@dataclass(frozen=True)
 class ListT(GType):
     elem: GType
     length: int
@@ -120,6 +136,8 @@ SHAPES = [(), (), (1,), (2,), (3,), (2, 3), (3, 2), (1, 3), (2, 1)]
 NAMES = ["x", "y", "z", "w", "v", "h", "acc", "x1", "y1", "z1", "a", "b", "c", "a1", "x'", "x1'", "y2'"]
 """Variable names: short, clashing with the names ←D (``x1``, ``x1'``, ``a1``) and the
 simplifier (``z1``, ``a``, ``b``, ``c``) invent."""
+FIELDS = ["w", "b", "x", "a1", "sum", "like"]
+"""Field names: some also the names of variables (``{w}`` is ``{w = w}``) and primitives."""
 SHADOWING = sorted(n for n, p in PRIMITIVES.items() if p.operator is None) + ["y", "dx1", "dx2", "x2"]
 """Names that shadow primitives: those a program calls (``sin``, ``sum``, ``map``,
 ``grad`` …), the private helpers that derivative rules call (``like``, ``step``,
@@ -130,7 +148,7 @@ def first_order(t: GType) -> bool:
     """Whether values of ``t`` hold no function (so that a point can be drawn)."""
     if isinstance(t, FunT):
         return False
-    if isinstance(t, TupleT):
+    if isinstance(t, (TupleT, RecordT)):
         return all(first_order(i) for i in t.items)
     if isinstance(t, ListT):
         return first_order(t.elem)
@@ -175,6 +193,8 @@ def points(t: GType, low: float = -1.5, high: float = 1.5) -> st.SearchStrategy:
         return st.booleans()
     if isinstance(t, TupleT):
         return st.tuples(*(points(i, low, high) for i in t.items))
+    if isinstance(t, RecordT):  # a dict, as the API takes a record
+        return st.fixed_dictionaries({f: points(i, low, high) for f, i in zip(t.fields, t.items)})
     if isinstance(t, ListT):
         return st.lists(points(t.elem, low, high), min_size=t.length, max_size=t.length)
     raise ValueError(f"no points of type {t}")
@@ -230,6 +250,7 @@ class _Generator:
         if depth > 0:
             options += [
                 lambda: TupleT(tuple(self.type(depth - 1, scope) for _ in range(self.choose([2, 3])))),
+                lambda: self.record_type(lambda: self.type(depth - 1, scope)),
                 lambda: ListT(self.type(depth - 1, scope), self.choose([1, 2, 3])),
                 lambda: FunT(self.type(depth - 1, scope), self.type(depth - 1, scope)),
             ]
@@ -241,10 +262,16 @@ class _Generator:
         if depth > 0:
             options += [
                 lambda: TupleT(tuple(self.differentiable_type(depth - 1) for _ in range(self.choose([2, 3])))),
+                lambda: self.record_type(lambda: self.differentiable_type(depth - 1)),
                 lambda: ListT(self.differentiable_type(depth - 1), self.choose([1, 2, 3])),
                 lambda: TupleT((self.differentiable_type(depth - 1), INT)),
             ]
         return self.choose(options)()
+
+    def record_type(self, item: Callable[[], GType]) -> RecordT:
+        """A record of one to three fields, of the types ``item`` draws."""
+        fields = self.draw(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=3, unique=True))
+        return RecordT(tuple(fields), tuple(item() for _ in fields))
 
     def name(self) -> str:
         return self.draw(self.pool)
@@ -274,8 +301,29 @@ class _Generator:
                     bound.append((name, item))
             text = "(" + ", ".join(parts) + ")"
             return (f"({text} : {t.source()})" if annotate else text), bound
+        if isinstance(t, RecordT) and self.draw(st.booleans()):
+            return self.record_pattern(t, annotate)
         name = self.name()
         return (f"({name} : {t.source()})" if annotate else name), [(name, t)]
+
+    def record_pattern(self, t: RecordT, annotate: bool) -> tuple[str, list[tuple[str, GType]]]:
+        """``{w, b = x, a1 = _}``: every field, in an order of its own, bound to the variable
+        of its name, to another variable, or to nothing."""
+        order = self.draw(st.permutations(range(len(t.fields))))
+        names = self.names(len(t.fields))
+        parts, bound = [], []
+        for i in order:
+            field, item = t.fields[i], t.items[i]
+            how = self.draw(st.integers(0, 3))
+            if how == 0:
+                parts.append(f"{field} = _")
+                continue
+            taken = set(names) | {b for b, _ in bound}
+            name = field if how == 1 and field not in taken else names[i]
+            parts.append(field if name == field else f"{field} = {name}")
+            bound.append((name, item))
+        text = "{" + ", ".join(parts) + "}"
+        return (f"({text} : {t.source()})" if annotate else text), bound
 
     def lam(self, dom: GType, cod: GType, scope: Scope, depth: int) -> str:
         """``\\(p : A). body`` (parameters are annotated: ←D and the checker see the types)."""
@@ -335,6 +383,10 @@ class _Generator:
             pattern = ", ".join(part if j == i else "_" for j in range(len(vt.items)))
             inner = self.from_variable(part, vt.items[i], t, scope + ((part, vt.items[i]),))
             return f"(let ({pattern}) = {name} in {inner})"
+        if isinstance(vt, RecordT):
+            field, part = self.choose(list(vt.fields)), self.name()
+            inner = self.from_variable(part, vt.field(field), t, scope + ((part, vt.field(field)),))
+            return f"(let {part} = {name}.{field} in {inner})"
         if isinstance(vt, ListT):
             elem = self.draw(self.pool.filter(lambda n: n != "acc"))
             inner_scope = scope + (("acc", REAL), (elem, vt.elem))
@@ -362,6 +414,8 @@ class _Generator:
             return self.choose(["true", "false"])
         if isinstance(t, TupleT):
             return "(" + ", ".join(self.term(i, scope, 0) for i in t.items) + ")"
+        if isinstance(t, RecordT):
+            return self.record(t, scope, 0)
         if isinstance(t, ListT):
             if t.length == 0:
                 return f"([] : {t.source()})"
@@ -393,10 +447,28 @@ class _Generator:
         return _paren(f"let {pattern} = {bound} in {body}")
 
     def projection(self, t: GType, scope: Scope, depth: int) -> str:
+        """``fst`` or ``snd`` of a pair, or a field of a record, that holds a ``t``."""
+        if self.draw(st.booleans()):
+            record = self.record_type(lambda: self.type(1))
+            record = RecordT(record.fields, (t,) + record.items[1:])
+            return f"{_paren(self.term(record, scope, depth - 1))}.{record.fields[0]}"
         other = self.type(1)
         first = self.draw(st.booleans())
         pair = TupleT((t, other) if first else (other, t))
         return _paren(f"{self.prim('fst' if first else 'snd', scope)} {self.term(pair, scope, depth - 1)}")
+
+    def record(self, t: RecordT, scope: Scope, depth: int) -> str:
+        """``{w = t, b = u}``, its fields in an order of their own; a field whose variable
+        of the same name is in scope with its type is now and then written alone, ``{w}``."""
+        visible = _visible(scope)
+        parts = []
+        for i in self.draw(st.permutations(range(len(t.fields)))):
+            field, item = t.fields[i], t.items[i]
+            if visible.get(field) == item and self.draw(st.booleans()):
+                parts.append(field)
+            else:
+                parts.append(f"{field} = {self.term(item, scope, depth)}")
+        return "{" + ", ".join(parts) + "}"
 
     def fold(self, t: GType, scope: Scope, depth: int) -> str:
         """``fold (\\acc x. body) init xs``: a loop over a list, the accumulator of type ``t``."""
@@ -447,6 +519,8 @@ class _Generator:
             return self.booleans(scope, depth)
         if isinstance(t, TupleT):
             return [lambda: "(" + ", ".join(self.term(i, scope, depth - 1) for i in t.items) + ")"]
+        if isinstance(t, RecordT):
+            return [lambda: self.record(t, scope, depth - 1)]
         if isinstance(t, ListT):
             return self.lists(t, scope, depth)
         assert isinstance(t, FunT)

@@ -569,8 +569,8 @@ def test_nested_operators_are_marked_and_type_check():
 @pytest.mark.parametrize("source, message", [
     ("def f = jvp (\\x. x * x) 1.0 (1.0, 2.0)", "the tangent of 'jvp'"),
     ("def f = jvp 1.0 1.0 1.0", "'jvp' differentiates a function"),
-    ("def f = hessian (\\(x : Tensor). x) (ones [2])", "'hessian' needs a function from Real or Tensor to Real"),
-    ("def f = jacfwd (\\(x : Real * Real). fst x) (1.0, 2.0)", "'jacfwd' needs a function from Real or Tensor"),
+    ("def f = hessian (\\(x : Tensor). x) (ones [2])", "'hessian' needs a function from Real or Tensor \\(or records and tuples of them\\) to Real,"),
+    ("def f = jacfwd (\\(x : Real * Int). fst x) (1.0, 2)", "'jacfwd' needs a function from Real or Tensor"),
     ("def f = hvp (\\(x : Real). x) 1.0 (ones [2])", "the tangent of 'jvp'"),
 ])
 def test_type_errors(source, message):

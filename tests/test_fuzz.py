@@ -218,7 +218,8 @@ def test_from_lark_type_sentences_parse_or_raise_syntax_errors(text):
 # the token before it), keywords kept out of NAME and only well-formed escapes in strings, a
 # sentence of the grammar must parse; the only errors left are the ones the tree transformer
 # adds on purpose (type names that are not types, a tuple pattern ascribed a type that is not
-# a tuple of its size, huge integers, two '...' in an index, an update of an index).
+# a tuple of its size, huge integers, two '...' in an index, an update of an index, an alias
+# named like a base type, a field named twice, a field of a number).
 # This catches lexer conflicts (`*` as TIMES or MUL, `-o`, `**`, `.5`) and grammar/transformer
 # mismatches.
 
@@ -259,7 +260,10 @@ def _spaced_terminals(start):
 
 _TRANSFORMER_ERRORS = re.compile(r"unknown type '.*'|type '.*' takes no argument.*|this pattern cannot have type .*"
                                   r"|integer literal too long .*|an index has at most one '...'"
-                                  r"|'(:=|\+=)' updates the value indexed last.*")
+                                  r"|'(:=|\+=)' updates the value indexed last.*"
+                                  r"|'.*' is a base type; an alias needs a name of its own"
+                                  r"|the field '.*' is given twice in this .*"
+                                  r"|a number has no fields.*")
 
 
 def well_spaced_sentences_parse(start: str, strategy: st.SearchStrategy[str], settings_=None) -> None:

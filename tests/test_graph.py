@@ -245,3 +245,16 @@ def test_a_value_computed_and_never_used_is_not_drawn(tmp_path):
     g = graph.of_program(prog, "f", prog.evaluate("(2.0, 5.0)"), grad=True)
     assert sorted(n.label for n in g.nodes) == sorted(["x", "y", "3", "*"])
     assert [g.cotangents.get(i) for i in g.inputs] == [3.0, None]  # y is not used: no cotangent reaches it
+
+
+def test_a_function_of_a_record_is_drawn_with_an_input_per_field():
+    prog = lamad.loads("type L = {w : Real, b : Real}\n"
+                       "def f (l : L) (x : Real) : Real = let {w, b} = l in tanh (w * x + b) + {s = l.w}.s\n")
+    l, x = {"w": 0.5, "b": -0.25}, 2.0
+    g = graph.of_program(prog, "f", prog.evaluate("({w = 0.5, b = -0.25}, 2.0)"), grad=True)
+    inputs = {g.nodes[i].label: g.cotangents[i] for i in g.inputs}
+    assert set(inputs) == {"l.b", "l.w", "x"}
+    expected_l, expected_x = lamad.grad(prog.f, argnums=(0, 1))(l, x)
+    np.testing.assert_allclose(inputs["l.w"], expected_l["w"], rtol=1e-12)
+    np.testing.assert_allclose(inputs["l.b"], expected_l["b"], rtol=1e-12)
+    np.testing.assert_allclose(inputs["x"], expected_x, rtol=1e-12)

@@ -63,6 +63,21 @@ def test_every_example_splits_into_the_tokens_of_lamads_own_lexer(path):
     assert words == [str(tok) for tok in tokens(source)]
 
 
+def test_records_and_modules_split_into_lamads_own_tokens():
+    """Braces, fields, ``type`` aliases and imports (docs/language.md, "Records", "Modules")."""
+    source = ('import nn\nimport "layers.lam" as L\ntype Layer = {w : Tensor, b : nn.Layer}\n'
+              "def f (p : Layer) = let {w, b = c} = p in {w = p.w, b = nn.dense c w}\n")
+    toks = list(LamadLexer(stripnl=False, ensurenl=False).get_tokens(source))
+    assert "".join(v for _, v in toks) == source and [(t, v) for t, v in toks if t in Error] == []
+    words: list[str] = []
+    for is_string, run in groupby((tv for tv in lexed(source) if tv[0] not in Comment), key=lambda tv: tv[0] in String):
+        values = [v for _, v in run]
+        words += ["".join(values)] if is_string else values
+    assert words == [str(tok) for tok in tokens(source)]
+    assert (Name.Class, "Layer") in lexed(source)  # where the alias is defined
+    assert {t for t, v in lexed(source) if v in ("import", "type", "{")} == {Keyword, Punctuation}
+
+
 def test_keywords_types_builtins_and_names():
     text = ("def f (x : Real) (n : Int) (m : BoolTensor) (xs : List IntTensor) : Unit =\n"
             "  let y = if true then sin x else mean (ones [n]) in mine y false")

@@ -475,3 +475,12 @@ def test_reverse_mode_of_stack_and_concat_of_reals_type_checks():
     with pytest.raises(LamTypeError, match="argument of 'sum_apply'"):
         infer_term(lamad.parse("\\(b : ~Real) (c : Bool). %sum_apply [b] [c]"), {})
     assert infer_term(backprop(p.typed.terms["s"]), {}).ty is not None
+
+
+def test_an_overloaded_result_compared_with_an_integer_literal():
+    """``real 1 < 2`` was a type error (``'real' gives Real here, but it is used as Int``):
+    the literal's number type was defaulted to Int before ``real``'s signature was chosen."""
+    import lamad
+
+    p = lamad.loads("def g (x : Bool) : Bool = ((real 1) < 2)\ndef h = real 1 < 2\ndef k = int 2.5 + 1\n")
+    assert p.h is True and p.k == 3
