@@ -137,3 +137,20 @@ def assert_same_gradient(got: Any, want: Any, rtol: float = 1e-6, atol: float = 
         got, want = np.asarray(got), np.asarray(want)
         assert got.shape == want.shape, f"{where}: shape {got.shape}, expected {want.shape}"
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=where)
+
+
+def assert_derivatives_parse_back(source: str, name: str = "f") -> None:
+    """←D and →D of the definition ``name`` of ``source``, raw and simplified, are of the
+    transformed type, and print in Unicode and ASCII to text that parses back to a term of
+    that type."""
+    import lamad
+    from lamad.adtypes import backprop_type, forward_type
+    from lamad.types import infer_term
+
+    prog = lamad.loads(source)
+    for transform, type_of in ((prog.backprop, backprop_type), (prog.forward, forward_type)):
+        for simplified in (False, True):
+            _, ty, term = transform(name, simplified=simplified)
+            assert ty == type_of(prog.types[name])
+            for ascii in (False, True):
+                assert infer_term(lamad.parse(lamad.pretty(term, ascii=ascii)), {}).ty == ty
