@@ -97,9 +97,10 @@ def _string(tok: Token) -> str:
     return text
 
 
-def _fields(ch, what: str) -> list[tuple[str, object, Span]]:
-    """The fields of a record, its pattern or its type, ``(name, value, span of the name)``
-    in the order written; a field named twice is an error at the second."""
+def _fields(ch, what: str, pun=None) -> list[tuple[str, object]]:
+    """The fields of a record, its pattern or its type, ``(name, value)`` in the order
+    written; a field named twice is an error at the second.  A field written without a
+    value (``{w, b}``) is punned: ``pun(name)``, a variable or a pattern of its name."""
     seen: set[str] = set()
     out = []
     for c in ch[1:-1:2]:
@@ -107,7 +108,7 @@ def _fields(ch, what: str) -> list[tuple[str, object, Span]]:
         if name in seen:
             raise LamSyntaxError(f"the field '{name}' is given twice in this {what}", span)
         seen.add(name)
-        out.append((name, value, span))
+        out.append((name, value if value is not None else pun(name, span=span)))
     return out
 
 
@@ -273,10 +274,8 @@ class _Builder:
 
     @_built
     def precord(ch, first, last):
-        fields = _fields(ch, "pattern")
-        return PRecord(tuple(f for f, _, _ in fields),
-                       tuple(p if p is not None else PVar(f, span=span) for f, p, span in fields),
-                       span=_between(first, last))
+        names, patterns = zip(*_fields(ch, "pattern", PVar))
+        return PRecord(names, patterns, span=_between(first, last))
 
     @_built
     def pfield(ch, first, last):
@@ -384,14 +383,10 @@ class _Builder:
 
     @_built
     def record(ch, first, last):
-        fields = _fields(ch, "record")
-        return Record(tuple(f for f, _, _ in fields),
-                      tuple(t if t is not None else Var(f, span=span) for f, t, span in fields),
-                      span=_between(first, last))
+        names, values = zip(*_fields(ch, "record", Var))
+        return Record(names, values, span=_between(first, last))
 
-    @_built
-    def field(ch, first, last):
-        return _name(ch[0]), ch[2][0] if ch[2] is not None else None, _token_span(ch[0])
+    field = pfield  # name = term, or a name alone, as a pattern's field is written
 
     @_built
     def proj(ch, first, last):
@@ -469,7 +464,7 @@ class _Builder:
 
     @_built
     def record_type(ch, first, last):
-        return record_type([(f, t) for f, t, _ in _fields(ch, "record type")])
+        return record_type(_fields(ch, "record type"))
 
     @_built
     def tfield(ch, first, last):
