@@ -95,6 +95,15 @@ class _Writer:
     def mapped(self, param: str, param_type: Type, body: Term, over: Term) -> Term:
         return self.call("map", Lam(PVar(param, param_type, span=self.span), body, span=self.span), over)
 
+    def seeded(self, leaf: Type, like: Term, probe: Callable[[Term], Term]) -> Term:
+        """``probe`` of 1.0 for a Real leaf; for a Tensor leaf of ``like``'s shape, the list
+        of ``probe`` of each of its unit vectors."""
+        if leaf == REAL:
+            return probe(Lit(1.0, span=self.span))
+        e = self.fresh("e")
+        unit = self.call("reshape", self.var(e), self.call("shape", like))
+        return self.mapped(e, TENSOR, probe(unit), self.unit_vectors(self.call("size", like)))
+
 
 def jacfwd(f: Term, x: Term, dom: Type, cod: Type, fresh: Callable[[str], str], span: Span | None) -> Term:
     """``jacfwd f x`` for ``f : dom → cod``, structures of Reals and Tensors: for each leaf
@@ -108,14 +117,8 @@ def jacfwd(f: Term, x: Term, dom: Type, cod: Type, fresh: Callable[[str], str], 
     for k, leaf in leaves(dom):
         def tangent(seed: Term, k=k) -> Term:
             return w.call("snd", w.call("jvp", w.var(fn), w.var(point), w.basis(dom, w.var(point), k, seed)))
-        x_k = w.at(w.var(point), k, dom)
         columns[k] = fresh("cols")
-        if leaf == REAL:
-            bindings.append((columns[k], tangent(Lit(1.0, span=span))))
-        else:
-            e = fresh("e")
-            unit = w.call("reshape", w.var(e), w.call("shape", x_k))
-            bindings.append((columns[k], w.mapped(e, TENSOR, tangent(unit), w.unit_vectors(w.call("size", x_k)))))
+        bindings.append((columns[k], w.seeded(leaf, w.at(w.var(point), k, dom), tangent)))
 
     def block(o: Path, out: Type, k: Path, leaf: Type) -> Term:
         """``∂y_o/∂x_k``: the columns' leaf ``o``, stacked and moved behind the result's axes."""
@@ -150,13 +153,7 @@ def jacrev(f: Term, x: Term, dom: Type, cod: Type, fresh: Callable[[str], str], 
         def pulled(seed: Term, o=o) -> Term:
             return w.apply(w.var(pullback), w.basis(cod, w.var(value), o, seed))
         rows[o] = fresh("rows")
-        if leaf == REAL:
-            later.append((rows[o], pulled(Lit(1.0, span=span))))
-        else:
-            e = fresh("e")
-            y_o = w.at(w.var(value), o, cod)
-            unit = w.call("reshape", w.var(e), w.call("shape", y_o))
-            later.append((rows[o], w.mapped(e, TENSOR, pulled(unit), w.unit_vectors(w.call("size", y_o)))))
+        later.append((rows[o], w.seeded(leaf, w.at(w.var(value), o, cod), pulled)))
 
     def block(o: Path, out: Type, k: Path, leaf: Type) -> Term:
         """``∂y_o/∂x_k``: the rows' leaf ``k``, stacked behind the result's axes."""
