@@ -269,13 +269,8 @@ class Checker:
         a, b = self.resolve(a), self.resolve(b)
         if {a, b} == {REAL, TENSOR}:
             return True
-        if same_shape(a, b):
-            pairs = list(zip(a.items, b.items))
-        elif isinstance(a, ListType) and isinstance(b, ListType):
-            pairs = [(a.elem, b.elem)]
-        elif type(a) is type(b) and isinstance(a, (FunType, LinType)):
-            pairs = [(a.dom, b.dom), (a.cod, b.cod)]
-        else:
+        pairs = component_pairs(a, b)
+        if not pairs:
             return False
         same = [self.resolve(x) == self.resolve(y) for x, y in pairs]
         return not all(same) and all(s or self.promoted(x, y) for s, (x, y) in zip(same, pairs))
@@ -1390,6 +1385,19 @@ def _close(name: str, known) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def component_pairs(a: Type, b: Type) -> list[tuple[Type, Type]]:
+    """The components of two types built alike, side by side: the items of tuples or
+    records of the same shape, the elements of lists, the domains and codomains of
+    functions; none for other types."""
+    if same_shape(a, b):
+        return list(zip(a.items, b.items))
+    if isinstance(a, ListType) and isinstance(b, ListType):
+        return [(a.elem, b.elem)]
+    if type(a) is type(b) and isinstance(a, (FunType, LinType)):
+        return [(a.dom, b.dom), (a.cod, b.cod)]
+    return []
+
+
 def _fields_differ(actual: Type, expected: Type) -> str:
     """Where a record was given for another, the fields it lacks or has too many: the
     first pair of records with different fields at the same place in the two types."""
@@ -1400,14 +1408,7 @@ def _fields_differ(actual: Type, expected: Type) -> str:
             parts = [f"no field {', '.join(repr(f) for f in missing)}"] if missing else []
             parts += [f"a field {', '.join(repr(f) for f in extra)} it should not have"] if extra else []
             return f" (the record has {' and '.join(parts)})"
-    pairs: list[tuple[Type, Type]] = []
-    if same_shape(actual, expected):
-        pairs = list(zip(actual.items, expected.items))
-    elif isinstance(actual, ListType) and isinstance(expected, ListType):
-        pairs = [(actual.elem, expected.elem)]
-    elif type(actual) is type(expected) and isinstance(actual, (FunType, LinType)):
-        pairs = [(actual.dom, expected.dom), (actual.cod, expected.cod)]
-    for a, e in pairs:
+    for a, e in component_pairs(actual, expected):
         hint = _fields_differ(a, e)
         if hint:
             return hint
