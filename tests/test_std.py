@@ -14,7 +14,7 @@ import pytest
 
 import lamad
 from lamad.modules import LIBRARY
-from tests.numeric import assert_same_gradient, numeric_gradient
+from numeric import assert_same_gradient, numeric_gradient
 
 try:
     import torch
