@@ -313,9 +313,15 @@ def test_binary_cross_entropy_with_logits_is_stable_far_out():
     np.testing.assert_allclose(g, np.array([1.0, -1.0, 0.0]) / 3, atol=1e-300)  # (σ(z) - y) / 3
 
 
-def test_a_label_out_of_range_is_a_located_error():
-    with pytest.raises(lamad.LamRuntimeError, match="out of range"):
-        NN.cross_entropy_with_logits(LOGITS, np.array([0, 4, 1, 1, 2, 0]))
+@pytest.mark.parametrize("label", [4, -1])
+def test_a_label_out_of_range_is_a_located_error(label):
+    with pytest.raises(lamad.LamRuntimeError, match=f"label {label} is not an integer in 0 … 3"):
+        NN.cross_entropy_with_logits(LOGITS, np.array([0, label, 1, 1, 2, 0]))
+
+
+def test_nll_reads_only_the_labels_log_probabilities():
+    logp = np.array([[-np.inf, 0.0], [-np.log(2), -np.log(2)]])  # a probability 0 off the label
+    assert NN.nll(logp, np.array([1, 0])) == pytest.approx(np.log(2) / 2, rel=1e-12)
 
 
 @pytest.mark.parametrize("name, args", [
