@@ -385,3 +385,4 @@ def test_every_definition_has_a_description_above_it(module):
                    and not (i > 0 and lines[i - 1].startswith("-- "))]
     assert undescribed == []
     assert sum(bool(DEFINITION.match(line)) for line in lines) >= 1
+
