@@ -1,0 +1,545 @@
+"""←D reduced step by step (docs/differentiation.md, "Seeing a derivative step by step").
+
+The paper's operational reading of ←D (Brunel, Mazza & Pagani, POPL 2020, Section 6):
+``←D(f)`` applied to the inputs — each real paired with a backpropagator of its own, a
+free variable ``x'`` standing for the basis vector of the gradient module ``d`` — and the
+backpropagator of its result applied to a cotangent, rewritten one rule at a time, until
+the term is a sum ``x1' c1 + … + xk' ck`` of the inputs' backpropagators applied to
+constants: ``(c1, …, ck)`` is the gradient.
+
+The strategy is call-by-value, left to right, never under a λ: a redex's parts are
+reduced before it is contracted.  Sums in ``d`` are read flat (``+`` is associative and
+commutative there), and a sum is rewritten in this order: a ``0`` is dropped; the parts of
+its summands ``t u`` are reduced, leftmost first; two summands with the same
+backpropagator are factored, ``t u + t v → t (u + v)`` — the paper's linear factoring,
+which makes each backpropagator run once on the sum of its cotangents —; only then is a
+backpropagator applied, the latest first (one that no other summand's backpropagator
+contains), so that the cotangents sent to an earlier one are all collected before it runs.
+
+Each rule is a function of this module (:data:`RULES` names them); the terms are lamad's
+(:mod:`lamad.syntax`), substituted by :func:`lamad.syntax.substitute`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, NamedTuple
+
+from lamad.adtypes import backprop_type, cotangent_type
+from lamad.errors import LamError
+from lamad.pretty import format_value, pretty
+from lamad.syntax import (
+    BOOL, GRAD, INT, REAL, STRING, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit,
+    Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var,
+    alpha_key, children, perp, substitute, update,
+)
+
+RULES: dict[str, str] = {
+    "unfold": "f → ←D(f): a definition the term uses, replaced by its transform",
+    "beta": "(λp. t) v → t[v/p]",
+    "beta-lin": "(λa ⊸ t) v → t[v/a]: a backpropagator applied to its cotangent",
+    "let": "let p = v in t → t[v/p]",
+    "proj": "fst (u, v) → u,  snd (u, v) → v,  {w = u, …}.w → u",
+    "if": "if true then t else u → t,  if false then t else u → u",
+    "delta": "f c1 … ck → c: a primitive applied to constants, evaluated",
+    "ascribe": "(t : A) → t",
+    "zero": "0 + t → t,  t + 0 → t: the unit of d",
+    "factor": "t u + t v → t (u + v): linear factoring, for reals u and v",
+}
+"""The rules of the reduction, by the names the steps print."""
+
+STEP_LIMIT = 100_000
+"""The most steps :meth:`Reduction.steps` takes before it gives up."""
+
+
+class UnsupportedError(LamError):
+    """A term the reduction does not step through (tensors, loops over lists), located."""
+
+    kind = "reduce error"
+
+
+class Step(NamedTuple):
+    """One step: the rule applied, the term after it, and the same term with the
+    contractum replaced by :data:`HOLE` (where to look in a long line)."""
+
+    rule: str
+    term: Term
+    holed: Term
+
+
+HOLE = "◊"
+"""The name of the variable :class:`Step.holed` has in place of the contractum."""
+
+
+class _Redex(NamedTuple):
+    """A redex found: the rule, its contractum, and how the whole term is rebuilt around
+    a term put in the redex's place."""
+
+    rule: str
+    contractum: Term
+    plug: Callable[[Term], Term]
+
+
+def _inside(put: Callable[[Term], Term], found: _Redex | None) -> _Redex | None:
+    """A redex found in a part, seen from the term around the part (``put`` rebuilds it)."""
+    if found is None:
+        return None
+    rule, contractum, plug = found
+    return _Redex(rule, contractum, lambda t: put(plug(t)))
+
+
+def _here(rule: str, contractum: Term) -> _Redex:
+    return _Redex(rule, contractum, lambda t: t)
+
+
+# --------------------------------------------------------------------- the rules
+
+
+def beta(lam: Lam | LinLam, arg: Term) -> Term:
+    """``(λp. t) v → t[v/p]``, and ``(λa ⊸ t) v → t[v/a]``."""
+    return substitute(lam.body, match(lam.param, arg))
+
+
+def let(t: Let) -> Term:
+    """``let p = v in t → t[v/p]``."""
+    return substitute(t.body, match(t.pattern, t.bound))
+
+
+def project(t: Prim | Proj) -> Term:
+    """``fst (u, v) → u``, ``snd (u, v) → v``, ``{w = u, …}.w → u``, the operand a value."""
+    if isinstance(t, Proj) and isinstance(t.term, Record):
+        return t.term.items[t.term.fields.index(t.field)]
+    if isinstance(t, Prim) and isinstance(t.args[0], Tuple):
+        return t.args[0].items[0 if t.op == "fst" else 1]
+    raise UnsupportedError("cannot take a part of this value", t.span)
+
+
+def choose(t: If) -> Term:
+    """``if true then t else u → t``, ``if false then t else u → u``, the condition a value."""
+    return t.then if t.cond.value else t.orelse
+
+
+def delta(t: Prim, evaluate: Callable[[Term], Any]) -> Term:
+    """``f c1 … ck → c``: a primitive applied to constants, evaluated by lamad itself."""
+    return constant(evaluate(t), t.ty, t.span)
+
+
+def drop_zero(summands: list[Term]) -> list[Term] | None:
+    """``0 + t → t`` and ``t + 0 → t``: the first ``0`` of a sum of two summands or more."""
+    if len(summands) > 1:
+        for i, s in enumerate(summands):
+            if isinstance(s, DZero):
+                return summands[:i] + summands[i + 1:]
+    return None
+
+
+def factor(summands: list[Term]) -> list[Term] | None:
+    """``t u + t v → t (u + v)`` for the first two summands applying the same
+    backpropagator to reals (alike up to the names of bound variables); the sum goes to
+    the place of the first."""
+    keys: dict[tuple, int] = {}
+    for j, s in enumerate(summands):
+        if not (isinstance(s, App) and s.arg.ty == REAL):
+            continue
+        key = alpha_key(s.fn)
+        i = keys.setdefault(key, j)
+        if i != j:
+            first = summands[i]
+            both = Prim("add", (first.arg, s.arg), span=first.arg.span, ty=REAL)
+            return summands[:i] + [App(first.fn, both, span=first.span, ty=GRAD)] + summands[i + 1:j] + summands[j + 1:]
+    return None
+
+
+def latest(summands: list[Term]) -> int | None:
+    """The summand whose backpropagator runs next: the first ``(λa ⊸ t) v`` whose
+    backpropagator no other summand's contains (the latest made)."""
+    applied = [i for i, s in enumerate(summands) if isinstance(s, App) and isinstance(s.fn, (Lam, LinLam))]
+    inner = [set(_lambda_keys(summands[i].fn)) for i in applied]
+    for n, i in enumerate(applied):
+        key = alpha_key(summands[i].fn)
+        if not any(key in keys for m, keys in enumerate(inner) if m != n):
+            return i
+    return applied[0] if applied else None
+
+
+def _lambda_keys(t: Term) -> Iterator[tuple]:
+    """The keys of the λs strictly inside ``t``."""
+    stack = list(children(t))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (Lam, LinLam)):
+            yield alpha_key(node)
+        stack.extend(children(node))
+
+
+# --------------------------------------------------------------------- matching and constants
+
+
+def match(p: Pattern, v: Term) -> dict[str, Term]:
+    """The substitution that binds pattern ``p`` to the value ``v``."""
+    if isinstance(p, PVar):
+        return {p.name: v}
+    if isinstance(p, PWild):
+        return {}
+    if isinstance(p, PTuple) and isinstance(v, Tuple) and len(p.items) == len(v.items):
+        pairs = zip(p.items, v.items)
+    elif isinstance(p, PRecord) and isinstance(v, Record):
+        pairs = ((i, v.items[v.fields.index(f)]) for f, i in zip(p.fields, p.items))
+    else:
+        raise UnsupportedError(f"cannot bind this pattern to {pretty(v, ascii=True)}", p.span or v.span)
+    bound: dict[str, Term] = {}
+    for q, w in pairs:
+        bound.update(match(q, w))
+    return bound
+
+
+_SCALARS = {REAL: float, INT: int, BOOL: bool, STRING: str}
+
+
+def constant(value: Any, ty: Type, span: Span | None = None) -> Term:
+    """The literal term of a value of type ``ty`` (reals, integers, truth values, text,
+    and tuples, records and lists of them)."""
+    if ty in _SCALARS:
+        return Lit(_SCALARS[ty](value), span=span, ty=ty)
+    if ty == UNIT:
+        return Lit((), span=span, ty=ty)
+    if isinstance(ty, TupleType):
+        return Tuple(tuple(constant(v, t, span) for v, t in zip(value, ty.items)), span=span, ty=ty)
+    if isinstance(ty, RecordType):
+        return Record(ty.fields, tuple(constant(v, t, span) for v, t in zip(value, ty.items)), span=span, ty=ty)
+    if isinstance(ty, ListType):
+        return ListLit(tuple(constant(v, ty.elem, span) for v in value), span=span, ty=ty)
+    raise UnsupportedError(f"reduce steps through terms whose values are reals, integers, truth values, "
+                           f"tuples, records and lists; this one is a {ty}", span)
+
+
+def _ground(t: Term) -> bool:
+    """Whether ``t`` is data: literals in tuples, records and lists."""
+    if isinstance(t, Lit):
+        return True
+    return isinstance(t, (Tuple, Record, ListLit)) and all(_ground(i) for i in t.items)
+
+
+# --------------------------------------------------------------------- the strategy
+
+
+@dataclass
+class Reduction:
+    """The reduction of ``start``: ``definitions`` gives ←D of a definition by name
+    (``None`` for a name that is not one), ``evaluate`` the value of a closed term."""
+
+    start: Term
+    definitions: Callable[[str], Term | None]
+    evaluate: Callable[[Term], Any]
+    limit: int = STEP_LIMIT
+    final: Term | None = field(default=None, init=False)
+
+    def steps(self) -> Iterator[Step]:
+        """Each step, until the term is normal (then :attr:`final` is it)."""
+        t = self.start
+        for _ in range(self.limit):
+            found = self.redex(t)
+            if found is None:
+                self.final = t
+                return
+            rule, contractum, plug = found
+            t = plug(contractum)
+            yield Step(rule, t, plug(Var(HOLE, ty=contractum.ty)))
+        raise UnsupportedError(f"the reduction took more than {self.limit} steps", self.start.span)
+
+    def redex(self, t: Term) -> _Redex | None:
+        """The next redex of ``t`` by the strategy, ``None`` when ``t`` is normal."""
+        cls = t.__class__
+        if cls is Var:
+            unfolded = self.definitions(t.name)
+            return None if unfolded is None else _here("unfold", unfolded)
+        if cls in (Lit, Lam, LinLam, DZero):
+            return None
+        if cls is Ann:
+            return _here("ascribe", t.term)
+        if cls in (Tuple, ListLit, Record):
+            return self.first(t.items, lambda items: _with(t, items=items))
+        if cls is Proj:
+            return self.part(t.term, lambda r: _with(t, term=r)) or _here("proj", project(t))
+        if cls is App:
+            return self.application(t)
+        if cls is Let:
+            return self.part(t.bound, lambda b: _with(t, bound=b)) or _here("let", let(t))
+        if cls is If:
+            return self.part(t.cond, lambda c: _with(t, cond=c)) or _here("if", choose(t))
+        if cls is Prim:
+            return self.primitive(t)
+        if cls is DAdd:
+            return self.sum(_summands(t))
+        raise UnsupportedError(f"reduce does not step through a {cls.__name__}", t.span)
+
+    def part(self, t: Term, put: Callable[[Term], Term]) -> _Redex | None:
+        return _inside(put, self.redex(t))
+
+    def first(self, items: tuple[Term, ...], put: Callable[[tuple[Term, ...]], Term]) -> _Redex | None:
+        """The redex of the leftmost item that has one."""
+        for i, item in enumerate(items):
+            found = self.part(item, lambda new, i=i: put(items[:i] + (new,) + items[i + 1:]))
+            if found is not None:
+                return found
+        return None
+
+    def application(self, t: App, contract: bool = True) -> _Redex | None:
+        """``t u``: ``t``, then ``u``, then β (unless not ``contract``)."""
+        found = self.first((t.fn, t.arg), lambda parts: _with(t, fn=parts[0], arg=parts[1]))
+        if found is not None or not contract or not isinstance(t.fn, (Lam, LinLam)):
+            return found
+        return _here("beta-lin" if isinstance(t.fn, LinLam) else "beta", beta(t.fn, t.arg))
+
+    def primitive(self, t: Prim) -> _Redex | None:
+        """The arguments, left to right, then ``fst``/``snd`` or δ."""
+        found = self.first(t.args, lambda args: _with(t, args=args))
+        if found is not None:
+            return found
+        if t.op in ("fst", "snd"):
+            return _here("proj", project(t))
+        if not all(_ground(a) for a in t.args):
+            raise UnsupportedError(f"reduce evaluates primitives on constants only; '{t.op}' is applied to a "
+                                   f"function or a backpropagator here (loops over lists and AD operators "
+                                   f"inside the term are not stepped through)", t.span)
+        return _here("delta", delta(t, self.evaluate))
+
+    def sum(self, summands: list[Term]) -> _Redex | None:
+        """A sum in ``d``: drop a ``0``; reduce the parts of the summands; factor; apply
+        the latest backpropagator."""
+        def put(items: list[Term]) -> Term:
+            return _add(items)
+
+        if (fewer := drop_zero(summands)) is not None:
+            return _here("zero", put(fewer))
+        for i, s in enumerate(summands):
+            inside = self.application(s, contract=False) if isinstance(s, App) else self.redex(s)
+            found = _inside(lambda new, i=i: put(summands[:i] + [new] + summands[i + 1:]), inside)
+            if found is not None:
+                return found
+        if (factored := factor(summands)) is not None:
+            return _here("factor", put(factored))
+        i = latest(summands)
+        if i is None:
+            return None
+        s = summands[i]
+        return _inside(lambda new: put(summands[:i] + [new] + summands[i + 1:]),
+                       _here("beta-lin" if isinstance(s.fn, LinLam) else "beta", beta(s.fn, s.arg)))
+
+
+def _with(t: Term, **parts: Any) -> Term:
+    """``t`` with these parts replaced."""
+    return update(t, **parts)
+
+
+def _summands(t: Term) -> list[Term]:
+    """The summands of a sum in ``d``, left to right."""
+    out, stack = [], [t]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, DAdd):
+            stack += [node.right, node.left]
+        else:
+            out.append(node)
+    return out
+
+
+def _add(summands: list[Term]) -> Term:
+    """``s1 + … + sn``, associated to the left."""
+    total = summands[0]
+    for s in summands[1:]:
+        total = DAdd(total, s, ty=GRAD)
+    return total
+
+
+# --------------------------------------------------------------------- the inputs and the gradient
+
+
+@dataclass
+class Inputs:
+    """The inputs of a reduction: the terms ←D(f) is applied to, and the backpropagator
+    variable of each real leaf (its name, in order)."""
+
+    terms: list[Term] = field(default_factory=list)
+    leaves: list[str] = field(default_factory=list)
+
+    def add(self, name: str, value: Any, ty: Type) -> None:
+        """An input named ``name`` (a parameter's name), of value ``value``."""
+        self.terms.append(self.dual(name, value, ty))
+
+    def dual(self, name: str, value: Any, ty: Type) -> Term:
+        """The value paired with backpropagators: ``(v, x')`` for a real ``x``."""
+        if ty == REAL:
+            self.leaves.append(name + "'")
+            return Tuple((Lit(float(value), ty=REAL), Var(name + "'", ty=perp(REAL))), ty=backprop_type(REAL))
+        if isinstance(ty, (TupleType, RecordType)):
+            labels = ty.fields if isinstance(ty, RecordType) else range(1, len(ty.items) + 1)
+            items = tuple(self.dual(f"{name}_{f}", v, t) for f, v, t in zip(labels, value, ty.items))
+            return (Record(ty.fields, items, ty=backprop_type(ty)) if isinstance(ty, RecordType)
+                    else Tuple(items, ty=backprop_type(ty)))
+        if isinstance(ty, ListType):
+            return ListLit(tuple(self.dual(f"{name}_{i}", v, ty.elem) for i, v in enumerate(value)),
+                           ty=backprop_type(ty))
+        return constant(value, ty)
+
+    def gradient(self, names: list[str], values: list[Any], types: list[Type], final: Term) -> list[Any]:
+        """The gradient the normal form ``x1' c1 + … + xk' ck`` holds, one per input."""
+        sent: dict[str, float] = {}
+        for s in _summands(final):
+            if isinstance(s, DZero):
+                continue
+            if not (isinstance(s, App) and isinstance(s.fn, Var) and s.fn.name in self.leaves
+                    and isinstance(s.arg, Lit)):
+                raise UnsupportedError(f"the reduction stopped at {pretty(s, ascii=True)}, which is not an "
+                                       f"input's backpropagator applied to a constant", s.span)
+            sent[s.fn.name] = sent.get(s.fn.name, 0.0) + s.arg.value
+        return [_read(name, v, t, sent) for name, v, t in zip(names, values, types)]
+
+
+def _read(name: str, value: Any, ty: Type, sent: dict[str, float]) -> Any:
+    """The gradient of the input ``name`` from what was sent to its leaves."""
+    if ty == REAL:
+        return sent.get(name + "'", 0.0)
+    if isinstance(ty, (TupleType, RecordType)):
+        labels = ty.fields if isinstance(ty, RecordType) else range(1, len(ty.items) + 1)
+        return tuple(_read(f"{name}_{f}", v, t, sent) for f, v, t in zip(labels, value, ty.items))
+    if isinstance(ty, ListType):
+        return [_read(f"{name}_{i}", v, ty.elem, sent) for i, v in enumerate(value)]
+    return ()
+
+
+def result_pattern(ty: Type, cotangent: Term, name: str = "y") -> tuple[Pattern, list[Term]]:
+    """The pattern that takes ←D's result of type ``ty`` apart, and the backpropagators of
+    its real leaves applied to their parts of ``cotangent``."""
+    if ty == REAL:
+        back = Var(name + "'", ty=perp(REAL))
+        return PTuple((PVar(name), PVar(back.name))), [App(back, cotangent, ty=GRAD)]
+    if isinstance(ty, (TupleType, RecordType)) and isinstance(cotangent, (Tuple, Record)):
+        parts = [result_pattern(t, c, f"{name}{i}") for i, (t, c) in enumerate(zip(ty.items, cotangent.items), 1)]
+        items = tuple(p for p, _ in parts)
+        pattern = PRecord(ty.fields, items) if isinstance(ty, RecordType) else PTuple(items)
+        return pattern, [s for _, sent in parts for s in sent]
+    if cotangent_type(ty) == UNIT:
+        return PWild(), []
+    raise UnsupportedError(f"reduce sends a cotangent to results made of reals, tuples and records; "
+                           f"this one is a {ty}", cotangent.span)
+
+
+def start(derivative: Term, inputs: Inputs, result: Type, cotangent: Term) -> Term:
+    """``let p = ←D(f) v1 … vk in y1' c1 + … + ym' cm``: the term the reduction starts from."""
+    applied = derivative
+    for arg in inputs.terms:
+        applied = App(applied, arg, ty=applied.ty.cod)
+    pattern, sent = result_pattern(result, cotangent)
+    return Let(pattern, applied, _add(sent) if sent else DZero(ty=GRAD), ty=GRAD)
+
+
+# --------------------------------------------------------------------- printing
+
+
+def show(step: Step, ascii: bool = False, width: int = 100, shadowed: frozenset[str] = frozenset()) -> str:
+    """A step on one line: the rule and the term after it, elided around the contractum
+    with ``…`` where it is longer than ``width``."""
+    text = one_line(step.term, ascii, shadowed)
+    if len(text) > width:
+        at = one_line(step.holed, ascii, shadowed).find(HOLE)
+        begin = max(0, min(at - width // 3, len(text) - width))
+        text = ("…" if begin else "") + text[begin:begin + width] + ("…" if begin + width < len(text) else "")
+    return f"{step.rule:<9} {text}"
+
+
+def one_line(t: Term, ascii: bool = False, shadowed: frozenset[str] = frozenset()) -> str:
+    """``t`` printed on one line."""
+    return " ".join(line.strip() for line in pretty(t, ascii, shadowed=shadowed).splitlines())
+
+
+# --------------------------------------------------------------------- a program's reduction
+
+
+@dataclass
+class Reduced:
+    """The reduction of ←D(f) at a point, for ``lamad reduce`` and the REPL's ``:step``:
+    the point's parameters (names, types, values), and the inputs made of them."""
+
+    reduction: Reduction
+    inputs: Inputs
+    params: list[tuple[str, Type]]
+    values: list[Any]
+
+    def gradient(self) -> tuple[Any, Type]:
+        """The gradient the reduction ended at, and its type (a tuple of one per parameter
+        when there are several): what ``grad`` gives."""
+        assert self.reduction.final is not None, "the steps have not all been taken"
+        names, types = [n for n, _ in self.params], [t for _, t in self.params]
+        grads = self.inputs.gradient(names, self.values, types, self.reduction.final)
+        cts = [cotangent_type(t) for t in types]
+        return (grads[0], cts[0]) if len(grads) == 1 else (tuple(grads), TupleType(tuple(cts)))
+
+
+def parameters(program: Any, term: Term) -> list[tuple[str, Type]]:
+    """The parameters ←D(term) is reduced at: a definition's (its named parameters), or
+    the one parameter of an elaborated function term (named as its λ names it)."""
+    if isinstance(term, Var) and term.name in program.typed.terms:
+        definition = program.typed.program[term.name]
+        params = [(p.name, t) for p, t in zip(definition.params, program.function_types(term.name))]
+        if params:
+            return params
+    elif isinstance(term.ty, FunType):
+        lam = term.term if isinstance(term, Ann) else term
+        name = lam.param.name if isinstance(lam, Lam) and isinstance(lam.param, PVar) else "x"
+        return [(name, term.ty.dom)]
+    raise UnsupportedError(f"reduce steps through a function applied to a point; this is a {term.ty}", term.span)
+
+
+def point_type(params: list[tuple[str, Type]]) -> Type:
+    """The type of the point: the one parameter's, or the tuple of the parameters'."""
+    return params[0][1] if len(params) == 1 else TupleType(tuple(t for _, t in params))
+
+
+def transcript(reduced: Reduced, ascii: bool = False, width: int = 100,
+               shadowed: frozenset[str] = frozenset()) -> Iterator[str]:
+    """What ``lamad reduce`` prints, line by line: the start, one step a line (numbered),
+    and the gradient."""
+    leaves = ", ".join(reduced.inputs.leaves) or "none"
+    yield f"-- backpropagators of the inputs: {leaves}; rules: docs/differentiation.md"
+    text = f"{0:>4} {'start':<9} {one_line(reduced.reduction.start, ascii, shadowed)}"
+    yield text if len(text) <= width + 15 else text[:width + 14] + "…"
+    n = 0
+    for n, step in enumerate(reduced.reduction.steps(), 1):
+        yield f"{n:>4} {show(step, ascii, width, shadowed)}"
+    value, ty = reduced.gradient()
+    yield f"-- gradient, after {n} steps: {format_value(value, ty, ascii)}"
+
+
+def reduce_at(program: Any, term: Term, params: list[tuple[str, Type]], values: list[Any],
+              cotangent: Any | None = None) -> Reduced:
+    """The reduction of ←D(term) at ``values`` (one per parameter) for the loaded program
+    ``program`` (:class:`lamad.api.LoadedProgram`): ``term`` is the name of a definition
+    (a :class:`Var`, unfolded by the first step) or an elaborated term.  ``cotangent``, a
+    value of the result's cotangent type, defaults to 1.0 for a Real result."""
+    from lamad import driver
+
+    def definition(name: str) -> Term | None:
+        if name not in program.typed.terms:
+            return None
+        if name not in unfolded:
+            unfolded[name] = driver.derivative(program.typed.terms[name], "reverse", simplified=False)[1]
+        return unfolded[name]
+
+    unfolded: dict[str, Term] = {}
+    if isinstance(term, Var) and term.name in program.typed.terms:
+        derivative, ty = Var(term.name, span=term.span, ty=backprop_type(term.ty)), term.ty
+    else:
+        ty = term.ty
+        derivative = driver.derivative(term, "reverse", simplified=False)[1]
+    inputs = Inputs()
+    for (name, t), v in zip(params, values):
+        inputs.add(name, v, t)
+        ty = ty.cod
+    if cotangent is None:
+        if ty != REAL:
+            raise UnsupportedError(f"the result is a {ty}, not a Real: give the cotangent to send back "
+                                   f"(--cotangent, or ':step f at v with ct')", term.span)
+        cotangent = 1.0
+    begin = start(derivative, inputs, ty, constant(cotangent, cotangent_type(ty), term.span))
+    return Reduced(Reduction(begin, definition, program.run), inputs, params, values)
