@@ -363,24 +363,25 @@ class Inputs:
     terms: list[Term] = field(default_factory=list)
     leaves: list[str] = field(default_factory=list)
 
-    def add(self, name: str, value: Any, ty: Type) -> None:
-        """An input named ``name`` (a parameter's name), of value ``value``."""
-        self.terms.append(self.dual(name, value, ty))
+    def add(self, name: str, value: Any, ty: Type, span: Span | None) -> None:
+        """An input named ``name`` (a parameter's name), of value ``value``; an error
+        about it is located at ``span``."""
+        self.terms.append(self.dual(name, value, ty, span))
 
-    def dual(self, name: str, value: Any, ty: Type) -> Term:
+    def dual(self, name: str, value: Any, ty: Type, span: Span | None = None) -> Term:
         """The value paired with backpropagators: ``(v, x')`` for a real ``x``."""
         if ty == REAL:
             self.leaves.append(name + "'")
             return Tuple((Lit(float(value), ty=REAL), Var(name + "'", ty=perp(REAL))), ty=backprop_type(REAL))
         if isinstance(ty, (TupleType, RecordType)):
             labels = ty.fields if isinstance(ty, RecordType) else range(1, len(ty.items) + 1)
-            items = tuple(self.dual(f"{name}_{f}", v, t) for f, v, t in zip(labels, value, ty.items))
+            items = tuple(self.dual(f"{name}_{f}", v, t, span) for f, v, t in zip(labels, value, ty.items))
             return (Record(ty.fields, items, ty=backprop_type(ty)) if isinstance(ty, RecordType)
                     else Tuple(items, ty=backprop_type(ty)))
         if isinstance(ty, ListType):
-            return ListLit(tuple(self.dual(f"{name}_{i}", v, ty.elem) for i, v in enumerate(value)),
+            return ListLit(tuple(self.dual(f"{name}_{i}", v, ty.elem, span) for i, v in enumerate(value)),
                            ty=backprop_type(ty))
-        return constant(value, ty)
+        return constant(value, ty, span)
 
     def gradient(self, names: list[str], values: list[Any], types: list[Type], final: Term) -> list[Any]:
         """The gradient the normal form ``x1' c1 + … + xk' ck`` holds, one per input."""
@@ -534,7 +535,7 @@ def reduce_at(program: Any, term: Term, params: list[tuple[str, Type]], values: 
         derivative = driver.derivative(term, "reverse", simplified=False)[1]
     inputs = Inputs()
     for (name, t), v in zip(params, values):
-        inputs.add(name, v, t)
+        inputs.add(name, v, t, term.span)
         ty = ty.cod
     if cotangent is None:
         if ty != REAL:
