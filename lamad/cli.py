@@ -139,7 +139,7 @@ def cmd_grad(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
     transform = prog.forward if args.forward else prog.backprop
-    name, ty, term = transform(entry, simplified=not args.raw)
+    name, ty, term = transform(entry, simplified=not args.raw, normalized=args.normalize)
     print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
                       shadowed=frozenset(prog.types)))
     return 0
@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--entry", metavar="NAME", help="the definition to transform (default: main)")
     grad.add_argument("--forward", action="store_true", help="print the forward-mode transform →D instead")
     grad.add_argument("--raw", action="store_true", help="print the transform as it is, not simplified")
+    grad.add_argument("--normalize", action="store_true",
+                      help="inline and beta-reduce the definition's higher-order code first (within a budget)")
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
 

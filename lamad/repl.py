@@ -204,6 +204,7 @@ class Repl:
         self.ascii = False
         self.arrays = "short"  # how arrays are printed: one of PRINT_MODES
         self.done = False
+        self.normalize = True  # :grad and :d inline higher-order code first (:normalize off: not)
         self.pause: Callable[[], bool] | None = None
         """How ``:step`` waits between steps (True to go on); ``None``: it does not wait."""
 
@@ -340,11 +341,11 @@ class Repl:
         named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
         if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
-            name, ty, target = transform(named, simplified)
+            name, ty, target = transform(named, simplified, self.normalize)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
                                          shadowed=frozenset(self.program.types)))
             return
-        ty, target = self.program.derivative(self.program.check(term), simplified, forward)
+        ty, target = self.program.derivative(self.program.check(term), simplified, forward, self.normalize)
         self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
                                      shadowed=frozenset(self.program.types)))
 
@@ -417,6 +418,15 @@ class Repl:
             self.print(line)
             if n > 0 and self.pause is not None and not line.startswith("--") and not self.pause():
                 return
+
+    @command("normalize", "[on|off]", "whether :d, :grad and :jvp inline and beta-reduce higher-order code "
+             "before differentiating (on by default)", _word)
+    def normalizing(self, switch: str | None, where: Piece) -> None:
+        if switch not in (None, "on", "off"):
+            raise LamError(f"':normalize' takes 'on' or 'off', not '{switch}'", where.span())
+        if switch is not None:
+            self.normalize = switch == "on"
+        self.print(f"normalize {'on' if self.normalize else 'off'}")
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:
