@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import shlex
 
 import numpy as np
 import pytest
@@ -157,3 +158,18 @@ def test_reductions_of_generated_programs_end_at_grads_gradient(sample):
     got, _ = reduced.gradient()
     expected = lamad.grad(prog["f"])(x)
     np.testing.assert_allclose(leaves(got), leaves(expected), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("command", ["lamad reduce", "lamad grad examples/higher_order.lam --entry fourth"])
+def test_the_readme_shows_what_the_command_prints(command):
+    """The README's excerpt: each line it shows is printed, in order (``…`` stands for
+    the lines left out)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(rf"```\n\$ ({re.escape(command)}.*?)```", readme, re.S)
+    line, *shown = block.splitlines()
+    done = run_lamad(*shlex.split(line)[1:])
+    assert done.returncode == 0, done.stderr
+    printed = iter(done.stdout.splitlines())
+    for text in shown:
+        if text.strip() != "…":
+            assert text in printed, text
