@@ -25,12 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple
 
+import numpy as np
+
 from lamad.adtypes import backprop_type, cotangent_type
-from lamad.errors import LamError
+from lamad.errors import LamError, LamRuntimeError
+from lamad.instances import join
 from lamad.pretty import format_value, pretty
 from lamad.syntax import (
-    BOOL, GRAD, INT, REAL, STRING, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit,
-    Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var,
+    BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam,
+    Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var,
     alpha_key, children, perp, substitute, update,
 )
 
@@ -42,6 +45,7 @@ RULES: dict[str, str] = {
     "proj": "fst (u, v) → u,  snd (u, v) → v,  {w = u, …}.w → u",
     "if": "if true then t else u → t,  if false then t else u → u",
     "delta": "f c1 … ck → c: a primitive applied to constants, evaluated",
+    "unroll": "map f [v1, …] → [f v1, …], fold, iterate, while, zip, append: a loop written out",
     "ascribe": "(t : A) → t",
     "zero": "0 + t → t,  t + 0 → t: the unit of d",
     "factor": "t u + t v → t (u + v): linear factoring, for reals u and v",
@@ -119,9 +123,51 @@ def choose(t: If) -> Term:
     return t.then if t.cond.value else t.orelse
 
 
-def delta(t: Prim, evaluate: Callable[[Term], Any]) -> Term:
+def delta(t: Prim, constants: Constants) -> Term:
     """``f c1 … ck → c``: a primitive applied to constants, evaluated by lamad itself."""
-    return constant(evaluate(t), t.ty, t.span)
+    return constants.term(constants.evaluate(t), t.ty, t.span)
+
+
+def unroll(t: Prim) -> Term | None:
+    """A loop over a list written out, its function and list values (``None`` for another
+    application): ``map f [v1, …, vn] → [f v1, …, f vn]``, ``fold f z [v1, …, vn] →
+    f (… (f z v1) …) vn``, ``iterate n f x → f (… (f x))`` (``n`` times), ``while p f x →
+    if p x then while p f (f x) else x``, ``zip``, ``append`` and ``length`` of lists."""
+    op, args, span = t.op, t.args, t.span
+
+    def call(f: Term, *xs: Term) -> Term:
+        for x in xs:
+            f = App(f, x, span=span, ty=f.ty.cod)
+        return f
+
+    lists = [a.items for a in args if isinstance(a, ListLit)]
+    if op == "map" and lists:
+        return ListLit(tuple(call(args[0], x) for x in lists[0]), span=span, ty=t.ty)
+    if op == "fold" and lists:
+        acc = args[1]
+        for x in lists[0]:
+            acc = call(args[0], acc, x)
+        return acc
+    if op == "iterate" and isinstance(args[0], Lit):
+        if args[0].value < 0:
+            raise LamRuntimeError(f"the count is negative: {args[0].value}", span)
+        x = args[2]
+        for _ in range(args[0].value):
+            x = call(args[1], x)
+        return x
+    if op == "while":
+        again = Prim("while", (args[0], args[1], call(args[1], args[2])), span=span, ty=t.ty)
+        return If(call(args[0], args[2]), again, args[2], span=span, ty=t.ty)
+    if op in ("zip", "append") and len(lists) == 2:
+        xs, ys = lists
+        if op == "append":
+            return ListLit(xs + ys, span=span, ty=t.ty)
+        if len(xs) != len(ys):
+            raise LamRuntimeError(f"lists have lengths {len(xs)} and {len(ys)}; zip needs equal lengths", span)
+        return ListLit(tuple(Tuple((x, y), span=span, ty=t.ty.elem) for x, y in zip(xs, ys)), span=span, ty=t.ty)
+    if op == "length" and lists:
+        return Lit(len(lists[0]), span=span, ty=INT)
+    return None
 
 
 def drop_zero(summands: list[Term]) -> list[Term] | None:
@@ -133,19 +179,19 @@ def drop_zero(summands: list[Term]) -> list[Term] | None:
     return None
 
 
-def factor(summands: list[Term]) -> list[Term] | None:
+def factor(summands: list[Term], constants: Constants) -> list[Term] | None:
     """``t u + t v → t (u + v)`` for the first two summands applying the same
-    backpropagator to reals (alike up to the names of bound variables); the sum goes to
-    the place of the first."""
+    backpropagator (alike up to the names of bound variables) to reals, or to tensors of
+    one shape; the sum goes to the place of the first."""
     keys: dict[tuple, int] = {}
     for j, s in enumerate(summands):
-        if not (isinstance(s, App) and s.arg.ty == REAL):
+        if not (isinstance(s, App) and s.arg.ty in (REAL, TENSOR)):
             continue
-        key = alpha_key(s.fn)
+        key = (alpha_key(s.fn), constants.shape(s.arg))
         i = keys.setdefault(key, j)
         if i != j:
             first = summands[i]
-            both = Prim("add", (first.arg, s.arg), span=first.arg.span, ty=REAL)
+            both = Prim("add", (first.arg, s.arg), span=first.arg.span, ty=join(first.arg.ty, s.arg.ty))
             return summands[:i] + [App(first.fn, both, span=first.span, ty=GRAD)] + summands[i + 1:j] + summands[j + 1:]
     return None
 
@@ -194,30 +240,80 @@ def match(p: Pattern, v: Term) -> dict[str, Term]:
 
 
 _SCALARS = {REAL: float, INT: int, BOOL: bool, STRING: str}
+_ARRAYS = (TENSOR, INT_TENSOR, BOOL_TENSOR)
+_SHOWN = 6
+"""An array of at most this many entries is named by its entries, a larger one by its
+dtype and shape (and a number)."""
 
 
-def constant(value: Any, ty: Type, span: Span | None = None) -> Term:
-    """The literal term of a value of type ``ty`` (reals, integers, truth values, text,
-    and tuples, records and lists of them)."""
-    if ty in _SCALARS:
-        return Lit(_SCALARS[ty](value), span=span, ty=ty)
-    if ty == UNIT:
-        return Lit((), span=span, ty=ty)
-    if isinstance(ty, TupleType):
-        return Tuple(tuple(constant(v, t, span) for v, t in zip(value, ty.items)), span=span, ty=ty)
-    if isinstance(ty, RecordType):
-        return Record(ty.fields, tuple(constant(v, t, span) for v, t in zip(value, ty.items)), span=span, ty=ty)
-    if isinstance(ty, ListType):
-        return ListLit(tuple(constant(v, ty.elem, span) for v in value), span=span, ty=ty)
-    raise UnsupportedError(f"reduce steps through terms whose values are reals, integers, truth values, "
-                           f"tuples, records and lists; this one is a {ty}", span)
+class Constants:
+    """The constants of a reduction: scalars are literals, and an array is a variable
+    named after it (``[1.0, 2.0]``, ``f64[3,4]#2``), whose value this table holds.
+    ``program`` is the loaded program whose definitions the terms use."""
+
+    def __init__(self, program: Any):
+        self.program = program
+        self.arrays: dict[str, Any] = {}
+
+    def term(self, value: Any, ty: Type, span: Span | None = None) -> Term:
+        """The constant term of a value of type ``ty`` (numbers, truth values, text,
+        arrays, and tuples, records and lists of them)."""
+        if ty in _SCALARS:
+            return Lit(_SCALARS[ty](value), span=span, ty=ty)
+        if ty == UNIT:
+            return Lit((), span=span, ty=ty)
+        if ty in _ARRAYS:
+            return Var(self.name(value), span=span, ty=ty)
+        if isinstance(ty, TupleType):
+            return Tuple(tuple(self.term(v, t, span) for v, t in zip(value, ty.items)), span=span, ty=ty)
+        if isinstance(ty, RecordType):
+            return Record(ty.fields, tuple(self.term(v, t, span) for v, t in zip(value, ty.items)), span=span, ty=ty)
+        if isinstance(ty, ListType):
+            return ListLit(tuple(self.term(v, ty.elem, span) for v in value), span=span, ty=ty)
+        raise UnsupportedError(f"reduce steps through terms whose values are data (numbers, truth values, "
+                               f"text, arrays, and tuples, records and lists of them); this one is a {ty}", span)
+
+    def name(self, array: Any) -> str:
+        """The variable an array is: named by its entries or by its dtype and shape."""
+        host = np.asarray(self.program.backend.to_host(array))
+        if host.size <= _SHOWN:
+            name = np.array2string(host, separator=", ").replace("\n", "")
+        else:
+            name = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}]"
+        base, n = name, 1
+        while name in self.arrays and not _same(self.arrays[name], host):
+            n += 1
+            name = f"{base}#{n}"
+        self.arrays[name] = host
+        return name
+
+    def ground(self, t: Term) -> bool:
+        """Whether ``t`` is data: literals and arrays in tuples, records and lists."""
+        if isinstance(t, (Lit, Var)):
+            return isinstance(t, Lit) or t.name in self.arrays
+        return isinstance(t, (Tuple, Record, ListLit)) and all(self.ground(i) for i in t.items)
+
+    def shape(self, t: Term) -> tuple[int, ...] | None:
+        """The shape of a real or an array constant; ``None`` for another term."""
+        if isinstance(t, Lit) and isinstance(t.value, float):
+            return ()
+        return self.arrays[t.name].shape if isinstance(t, Var) and t.name in self.arrays else None
+
+    def value(self, name: str) -> Any:
+        """The value of a name in a term: an array's, or a definition's."""
+        if name in self.arrays:
+            return self.program.backend.asarray(self.arrays[name])
+        return self.program.value(name)
+
+    def evaluate(self, t: Term) -> Any:
+        """The value of a closed term of constants."""
+        from lamad import driver
+
+        return driver.run(t, self.program.runtime, self.value)
 
 
-def _ground(t: Term) -> bool:
-    """Whether ``t`` is data: literals in tuples, records and lists."""
-    if isinstance(t, Lit):
-        return True
-    return isinstance(t, (Tuple, Record, ListLit)) and all(_ground(i) for i in t.items)
+def _same(a: Any, b: Any) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
 
 
 # --------------------------------------------------------------------- the strategy
@@ -226,11 +322,11 @@ def _ground(t: Term) -> bool:
 @dataclass
 class Reduction:
     """The reduction of ``start``: ``definitions`` gives ←D of a definition by name
-    (``None`` for a name that is not one), ``evaluate`` the value of a closed term."""
+    (``None`` for a name that is not one); ``constants`` holds its arrays and evaluates."""
 
     start: Term
     definitions: Callable[[str], Term | None]
-    evaluate: Callable[[Term], Any]
+    constants: Constants
     limit: int = STEP_LIMIT
     final: Term | None = field(default=None, init=False)
 
@@ -298,11 +394,14 @@ class Reduction:
             return found
         if t.op in ("fst", "snd"):
             return _here("proj", project(t))
-        if not all(_ground(a) for a in t.args):
-            raise UnsupportedError(f"reduce evaluates primitives on constants only; '{t.op}' is applied to a "
-                                   f"function or a backpropagator here (loops over lists and AD operators "
-                                   f"inside the term are not stepped through)", t.span)
-        return _here("delta", delta(t, self.evaluate))
+        if not all(self.constants.ground(a) for a in t.args):
+            if (unrolled := unroll(t)) is not None:
+                return _here("unroll", unrolled)
+            raise UnsupportedError(f"reduce evaluates primitives on constants, and writes out map, fold, "
+                                   f"iterate, while, zip and append; '{t.op}' is applied to a function or a "
+                                   f"backpropagator here (scan and AD operators inside the term are not "
+                                   f"stepped through)", t.span)
+        return _here("delta", delta(t, self.constants))
 
     def sum(self, summands: list[Term]) -> _Redex | None:
         """A sum in ``d``: drop a ``0``; reduce the parts of the summands; factor; apply
@@ -317,7 +416,7 @@ class Reduction:
             found = _inside(lambda new, i=i: put(summands[:i] + [new] + summands[i + 1:]), inside)
             if found is not None:
                 return found
-        if (factored := factor(summands)) is not None:
+        if (factored := factor(summands, self.constants)) is not None:
             return _here("factor", put(factored))
         i = latest(summands)
         if i is None:
@@ -358,8 +457,9 @@ def _add(summands: list[Term]) -> Term:
 @dataclass
 class Inputs:
     """The inputs of a reduction: the terms ←D(f) is applied to, and the backpropagator
-    variable of each real leaf (its name, in order)."""
+    variable of each real or tensor leaf (its name, in order)."""
 
+    constants: Constants
     terms: list[Term] = field(default_factory=list)
     leaves: list[str] = field(default_factory=list)
 
@@ -369,10 +469,10 @@ class Inputs:
         self.terms.append(self.dual(name, value, ty, span))
 
     def dual(self, name: str, value: Any, ty: Type, span: Span | None = None) -> Term:
-        """The value paired with backpropagators: ``(v, x')`` for a real ``x``."""
-        if ty == REAL:
+        """The value paired with backpropagators: ``(v, x')`` for a real or a tensor ``x``."""
+        if ty in (REAL, TENSOR):
             self.leaves.append(name + "'")
-            return Tuple((Lit(float(value), ty=REAL), Var(name + "'", ty=perp(REAL))), ty=backprop_type(REAL))
+            return Tuple((self.constants.term(value, ty, span), Var(name + "'", ty=perp(ty))), ty=backprop_type(ty))
         if isinstance(ty, (TupleType, RecordType)):
             labels = ty.fields if isinstance(ty, RecordType) else range(1, len(ty.items) + 1)
             items = tuple(self.dual(f"{name}_{f}", v, t, span) for f, v, t in zip(labels, value, ty.items))
@@ -381,26 +481,29 @@ class Inputs:
         if isinstance(ty, ListType):
             return ListLit(tuple(self.dual(f"{name}_{i}", v, ty.elem, span) for i, v in enumerate(value)),
                            ty=backprop_type(ty))
-        return constant(value, ty, span)
+        return self.constants.term(value, ty, span)
 
     def gradient(self, names: list[str], values: list[Any], types: list[Type], final: Term) -> list[Any]:
         """The gradient the normal form ``x1' c1 + … + xk' ck`` holds, one per input."""
-        sent: dict[str, float] = {}
+        sent: dict[str, Any] = {}
         for s in _summands(final):
             if isinstance(s, DZero):
                 continue
             if not (isinstance(s, App) and isinstance(s.fn, Var) and s.fn.name in self.leaves
-                    and isinstance(s.arg, Lit)):
+                    and self.constants.shape(s.arg) is not None):
                 raise UnsupportedError(f"the reduction stopped at {pretty(s, ascii=True)}, which is not an "
                                        f"input's backpropagator applied to a constant", s.span)
-            sent[s.fn.name] = sent.get(s.fn.name, 0.0) + s.arg.value
+            part = s.arg.value if isinstance(s.arg, Lit) else self.constants.arrays[s.arg.name]
+            sent[s.fn.name] = sent.get(s.fn.name, 0.0) + part
         return [_read(name, v, t, sent) for name, v, t in zip(names, values, types)]
 
 
-def _read(name: str, value: Any, ty: Type, sent: dict[str, float]) -> Any:
+def _read(name: str, value: Any, ty: Type, sent: dict[str, Any]) -> Any:
     """The gradient of the input ``name`` from what was sent to its leaves."""
     if ty == REAL:
-        return sent.get(name + "'", 0.0)
+        return float(sent.get(name + "'", 0.0))
+    if ty == TENSOR:
+        return np.zeros(np.shape(value)) + sent.get(name + "'", 0.0)
     if isinstance(ty, (TupleType, RecordType)):
         labels = ty.fields if isinstance(ty, RecordType) else range(1, len(ty.items) + 1)
         return tuple(_read(f"{name}_{f}", v, t, sent) for f, v, t in zip(labels, value, ty.items))
@@ -412,8 +515,8 @@ def _read(name: str, value: Any, ty: Type, sent: dict[str, float]) -> Any:
 def result_pattern(ty: Type, cotangent: Term, name: str = "y") -> tuple[Pattern, list[Term]]:
     """The pattern that takes ←D's result of type ``ty`` apart, and the backpropagators of
     its real leaves applied to their parts of ``cotangent``."""
-    if ty == REAL:
-        back = Var(name + "'", ty=perp(REAL))
+    if ty in (REAL, TENSOR):
+        back = Var(name + "'", ty=perp(ty))
         return PTuple((PVar(name), PVar(back.name))), [App(back, cotangent, ty=GRAD)]
     if isinstance(ty, (TupleType, RecordType)) and isinstance(cotangent, (Tuple, Record)):
         parts = [result_pattern(t, c, f"{name}{i}") for i, (t, c) in enumerate(zip(ty.items, cotangent.items), 1)]
@@ -422,7 +525,7 @@ def result_pattern(ty: Type, cotangent: Term, name: str = "y") -> tuple[Pattern,
         return pattern, [s for _, sent in parts for s in sent]
     if cotangent_type(ty) == UNIT:
         return PWild(), []
-    raise UnsupportedError(f"reduce sends a cotangent to results made of reals, tuples and records; "
+    raise UnsupportedError(f"reduce sends a cotangent to results made of reals, tensors, tuples and records; "
                            f"this one is a {ty}", cotangent.span)
 
 
@@ -509,7 +612,8 @@ def transcript(reduced: Reduced, ascii: bool = False, width: int = 100,
     for n, step in enumerate(reduced.reduction.steps(), 1):
         yield f"{n:>4} {show(step, ascii, width, shadowed)}"
     value, ty = reduced.gradient()
-    yield f"-- gradient, after {n} steps: {format_value(value, ty, ascii)}"
+    shown = " ".join(line.strip() for line in format_value(value, ty, ascii).splitlines())
+    yield f"-- gradient, after {n} steps: {shown}"
 
 
 def reduce_at(program: Any, term: Term, params: list[tuple[str, Type]], values: list[Any],
@@ -533,7 +637,8 @@ def reduce_at(program: Any, term: Term, params: list[tuple[str, Type]], values: 
     else:
         ty = term.ty
         derivative = driver.derivative(term, "reverse", simplified=False)[1]
-    inputs = Inputs()
+    constants = Constants(program)
+    inputs = Inputs(constants)
     for (name, t), v in zip(params, values):
         inputs.add(name, v, t, term.span)
         ty = ty.cod
@@ -542,5 +647,5 @@ def reduce_at(program: Any, term: Term, params: list[tuple[str, Type]], values: 
             raise UnsupportedError(f"the result is a {ty}, not a Real: give the cotangent to send back "
                                    f"(--cotangent, or ':step f at v with ct')", term.span)
         cotangent = 1.0
-    begin = start(derivative, inputs, ty, constant(cotangent, cotangent_type(ty), term.span))
-    return Reduced(Reduction(begin, definition, program.run), inputs, params, values)
+    begin = start(derivative, inputs, ty, constants.term(cotangent, cotangent_type(ty), term.span))
+    return Reduced(Reduction(begin, definition, constants), inputs, params, values)
