@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DOING = {"reduce": "reducing", "run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing"}
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing",
+          "reduce": "reducing"}
 """What each command was doing, for the message of a MemoryError."""
 
 

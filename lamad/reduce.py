@@ -1,6 +1,6 @@
 """←D reduced step by step (docs/differentiation.md, "Seeing a derivative step by step").
 
-The paper's operational reading of ←D (Brunel, Mazza & Pagani, POPL 2020, Section 6):
+The paper's operational reading of ←D (Brunel, Mazza & Pagani, POPL 2020):
 ``←D(f)`` applied to the inputs — each real paired with a backpropagator of its own, a
 free variable ``x'`` standing for the basis vector of the gradient module ``d`` — and the
 backpropagator of its result applied to a cotangent, rewritten one rule at a time, until
@@ -33,8 +33,8 @@ from lamad.instances import join
 from lamad.pretty import format_value, pretty
 from lamad.syntax import (
     BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam,
-    Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var,
-    alpha_key, children, perp, substitute, update,
+    Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span,
+    Term, Tuple, TupleType, Type, Var, alpha_key, children, perp, substitute, update,
 )
 
 RULES: dict[str, str] = {
