@@ -236,6 +236,13 @@ def _set_threads(args: argparse.Namespace) -> None:
     limit_threads(n or DEFAULT_THREADS)
 
 
+def _point(command: argparse.ArgumentParser, example: str) -> None:
+    """The ``--at ARGS`` of a command that takes a function at a point."""
+    command.add_argument("--at", required=True, metavar="ARGS",
+                         help=f"its arguments: a lamad expression, the tuple of the parameters' values "
+                              f"('{example}') or the one parameter's")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamad", description="A typed lambda calculus with reverse-mode AD.")
     parser.add_argument("--version", action="version", version=f"lamad {__version__}")
@@ -278,9 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "down to its gradient")
     reducing.add_argument("file")
     reducing.add_argument("--entry", metavar="NAME", help="the function (default: main)")
-    reducing.add_argument("--at", required=True, metavar="ARGS",
-                          help="its arguments: a lamad expression, the tuple of the parameters' values "
-                               "('(1.5, 0.5)') or the one parameter's")
+    _point(reducing, "(1.5, 0.5)")
     reducing.add_argument("--cotangent", metavar="CT", help="the cotangent sent back from the result "
                                                             "(default: 1.0 for a Real)")
     reducing.add_argument("--width", type=_positive("columns"), metavar="N",
@@ -293,9 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "with its cotangents (--grad)")
     drawing.add_argument("file")
     drawing.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
-    drawing.add_argument("--at", required=True, metavar="ARGS",
-                       help="its arguments: a lamad expression, the tuple of the parameters' values "
-                            "('(-2.0, 5.0, -4.0)') or the one parameter's")
+    _point(drawing, "(-2.0, 5.0, -4.0)")
     drawing.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
     drawing.add_argument("-o", "--output", metavar="FILE",
                        help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "

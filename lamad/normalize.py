@@ -27,8 +27,8 @@ from typing import Iterator, Mapping
 
 from lamad.reduce import project
 from lamad.syntax import (
-    Ann, App, Lam, Let, LinLam, Prim, Proj, PVar, Record, Term, Tuple, Var, children, map_children, pattern_names,
-    substitute,
+    Ann, App, Lam, Let, LinLam, Prim, Proj, PVar, Record, Term, Tuple, Var, map_children, pattern_names, size,
+    substitute, subterms,
 )
 
 STEPS = 2_000
@@ -46,7 +46,7 @@ def normalize(term: Term, definitions: Mapping[str, Term] = {}, steps: int = STE
     """``term`` with its higher-order code inlined and β-reduced, ``None`` past the budget
     (``steps`` rewrites, or a result :data:`GROWTH` times the size of ``term``).
     ``definitions`` are the program's elaborated terms, unfolded where applied."""
-    limit = GROWTH * _size(term) + SLACK
+    limit = GROWTH * size(term) + SLACK
     if any(n in definitions for t in (term, *definitions.values()) for n in _binders(t)):
         definitions = {}  # a local named like a definition could capture it where it is unfolded
     normalizer = _Normalizer(definitions, steps)
@@ -54,26 +54,14 @@ def normalize(term: Term, definitions: Mapping[str, Term] = {}, steps: int = STE
         result = normalizer.term(term)
     except (_OverBudget, RecursionError):
         return None
-    return result if _size(result) <= limit else None
-
-
-def _size(t: Term) -> int:
-    count, stack = 0, [t]
-    while stack:
-        node = stack.pop()
-        count += 1
-        stack.extend(children(node))
-    return count
+    return result if size(result) <= limit else None
 
 
 def _binders(t: Term) -> Iterator[str]:
     """The names bound anywhere in ``t``."""
-    stack = [t]
-    while stack:
-        node = stack.pop()
+    for node in subterms(t):
         if isinstance(node, (Lam, LinLam, Let)):
             yield from pattern_names(node.pattern if isinstance(node, Let) else node.param)
-        stack.extend(children(node))
 
 
 def _function(t: Term) -> Lam | None:

@@ -34,7 +34,7 @@ from lamad.pretty import format_value, pretty
 from lamad.syntax import (
     BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam,
     Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span,
-    Term, Tuple, TupleType, Type, Var, alpha_key, children, perp, substitute, update,
+    Term, Tuple, TupleType, Type, Var, alpha_key, perp, substitute, subterms, update,
 )
 
 RULES: dict[str, str] = {
@@ -210,12 +210,9 @@ def latest(summands: list[Term]) -> int | None:
 
 def _lambda_keys(t: Term) -> Iterator[tuple]:
     """The keys of the λs strictly inside ``t``."""
-    stack = list(children(t))
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (Lam, LinLam)):
+    for node in subterms(t):
+        if node is not t and isinstance(node, (Lam, LinLam)):
             yield alpha_key(node)
-        stack.extend(children(node))
 
 
 # --------------------------------------------------------------------- matching and constants
@@ -275,17 +272,21 @@ class Constants:
 
     def name(self, array: Any) -> str:
         """The variable an array is: named by its entries or by its dtype and shape."""
-        host = np.asarray(self.program.backend.to_host(array))
+        host = self.host(array)
         if host.size <= _SHOWN:
             name = np.array2string(host, separator=", ").replace("\n", "")
         else:
             name = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}]"
         base, n = name, 1
-        while name in self.arrays and not _same(self.arrays[name], host):
+        while name in self.arrays and not _same(self.host(self.arrays[name]), host):
             n += 1
             name = f"{base}#{n}"
-        self.arrays[name] = host
+        self.arrays[name] = array
         return name
+
+    def host(self, array: Any) -> np.ndarray:
+        """An array as NumPy holds it."""
+        return np.asarray(self.program.backend.to_host(array))
 
     def ground(self, t: Term) -> bool:
         """Whether ``t`` is data: literals and arrays in tuples, records and lists."""
@@ -297,13 +298,11 @@ class Constants:
         """The shape of a real or an array constant; ``None`` for another term."""
         if isinstance(t, Lit) and isinstance(t.value, float):
             return ()
-        return self.arrays[t.name].shape if isinstance(t, Var) and t.name in self.arrays else None
+        return np.shape(self.arrays[t.name]) if isinstance(t, Var) and t.name in self.arrays else None
 
     def value(self, name: str) -> Any:
         """The value of a name in a term: an array's, or a definition's."""
-        if name in self.arrays:
-            return self.program.backend.asarray(self.arrays[name])
-        return self.program.value(name)
+        return self.arrays[name] if name in self.arrays else self.program.value(name)
 
     def evaluate(self, t: Term) -> Any:
         """The value of a closed term of constants."""
@@ -493,7 +492,7 @@ class Inputs:
                     and self.constants.shape(s.arg) is not None):
                 raise UnsupportedError(f"the reduction stopped at {pretty(s, ascii=True)}, which is not an "
                                        f"input's backpropagator applied to a constant", s.span)
-            part = s.arg.value if isinstance(s.arg, Lit) else self.constants.arrays[s.arg.name]
+            part = s.arg.value if isinstance(s.arg, Lit) else self.constants.host(self.constants.arrays[s.arg.name])
             sent[s.fn.name] = sent.get(s.fn.name, 0.0) + part
         return [_read(name, v, t, sent) for name, v, t in zip(names, values, types)]
 

@@ -863,6 +863,20 @@ def _subterm_fields(cls: type) -> tuple[str, ...]:
                                                                "field"))
 
 
+def subterms(term: Term) -> Iterator[Term]:
+    """Every node of ``term``, itself included (in no particular order)."""
+    stack = [term]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(children(node))
+
+
+def size(term: Term) -> int:
+    """The number of nodes of ``term``."""
+    return sum(1 for _ in subterms(term))
+
+
 def children(term: Term) -> tuple[Term, ...]:
     """The immediate subterms of ``term``, in source order."""
     out: list[Term] = []

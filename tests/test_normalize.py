@@ -15,7 +15,7 @@ from lamad.api import from_python
 from lamad.driver import derivative
 from lamad.normalize import normalize
 from lamad.repl import Repl
-from lamad.syntax import Ann, App, Lam, Let, PVar, Term, Var, children
+from lamad.syntax import Ann, App, Lam, Let, PVar, Term, Var, subterms
 from lamad.types import infer_term
 
 from programs import differentiable_programs
@@ -23,14 +23,6 @@ from test_cli import ROOT, lamad as run_lamad
 from test_simplify import _leaves, run_dual
 
 HIGHER_ORDER = ROOT / "examples" / "higher_order.lam"
-
-
-def nodes(t: Term):
-    stack = [t]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(children(node))
 
 
 def function(t: Term) -> bool:
@@ -41,7 +33,7 @@ def function(t: Term) -> bool:
 
 def higher_order_redexes(t: Term) -> list[Term]:
     """The λ-applications and the let-bound functions left in ``t``."""
-    return [n for n in nodes(t) if (isinstance(n, App) and function(n.fn))
+    return [n for n in subterms(t) if (isinstance(n, App) and function(n.fn))
             or (isinstance(n, Let) and isinstance(n.pattern, PVar) and function(n.bound))]
 
 
@@ -68,7 +60,7 @@ def test_definitions_are_unfolded_where_applied():
                        "def h (x : Real) : Real = twice (compose inc sin) x\n")
     source = normalize(prog.typed.terms["h"], prog.typed.terms)
     assert source is not None and not higher_order_redexes(source)
-    assert not {"compose", "twice", "inc"} & {n.name for n in nodes(source) if isinstance(n, Var)}
+    assert not {"compose", "twice", "inc"} & {n.name for n in subterms(source) if isinstance(n, Var)}
 
 
 def repl_output(*inputs: str) -> str:

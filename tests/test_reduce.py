@@ -19,7 +19,7 @@ from lamad.api import from_python
 from lamad.reduce import RULES, UnsupportedError, parameters, reduce_at
 from lamad.repl import Repl
 from lamad.reverse import backprop
-from lamad.syntax import Var, children
+from lamad.syntax import Var, size
 
 from programs import differentiable_programs
 from test_cli import ROOT, lamad as run_lamad
@@ -133,15 +133,6 @@ def test_loops_over_lists_are_written_out():
     assert gradient(iterated) == "8.0"
     stopped = stepped(":step \\(x : Real). while (\\y. y < 10.0) (\\y. 3.0 * y) x at 1.0")
     assert gradient(stopped) == "27.0"
-
-
-def size(t) -> int:
-    count, stack = 0, [t]
-    while stack:
-        node = stack.pop()
-        count += 1
-        stack.extend(children(node))
-    return count
 
 
 def leaves(value) -> list[float]:
