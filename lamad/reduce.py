@@ -529,12 +529,13 @@ def result_pattern(ty: Type, cotangent: Term, name: str = "y") -> tuple[Pattern,
 
 
 def start(derivative: Term, inputs: Inputs, result: Type, cotangent: Term) -> Term:
-    """``let p = ←D(f) v1 … vk in y1' c1 + … + ym' cm``: the term the reduction starts from."""
+    """``let p = ←D(f) v1 … vk in y1' c1 + … + ym' cm``: the term the reduction starts from,
+    located where the cotangent is (at the function)."""
     applied = derivative
     for arg in inputs.terms:
         applied = App(applied, arg, ty=applied.ty.cod)
     pattern, sent = result_pattern(result, cotangent)
-    return Let(pattern, applied, _add(sent) if sent else DZero(ty=GRAD), ty=GRAD)
+    return Let(pattern, applied, _add(sent) if sent else DZero(ty=GRAD), span=cotangent.span, ty=GRAD)
 
 
 # --------------------------------------------------------------------- printing

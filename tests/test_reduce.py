@@ -182,3 +182,14 @@ def test_the_readme_shows_what_the_command_prints(command):
     for text in shown:
         if text.strip() != "…":
             assert text in printed, text
+
+
+def test_a_reduction_past_its_step_limit_is_a_located_error():
+    prog = lamad.loads("def f (x : Real) : Real = iterate 100 (\\y. y * 1.0) x\n")
+    term = Var("f", ty=prog.types["f"], span=prog.typed.program["f"].name_span)
+    reduced = reduce_at(prog, term, parameters(prog, term), [1.0])
+    reduced.reduction.limit = 50
+    with pytest.raises(UnsupportedError) as caught:
+        list(reduced.reduction.steps())
+    located(str(caught.value.locate(prog.source, "f.lam")), "f.lam:1", "reduce error", prog.source.rstrip(), 5)
+    assert caught.value.message == "the reduction took more than 50 steps"
