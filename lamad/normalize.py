@@ -17,7 +17,8 @@ left.  The rules, applied everywhere, under λs too (terms are pure):
 * ``(t : A) u → t u``.
 
 Simply-typed terms normalise, but the normal form may be much larger than the term;
-:func:`normalize` gives up (and returns ``None``) past a budget of rewrites or of size.
+:func:`normalize` gives up (and returns ``None``) past a budget of rewrites, of nodes
+visited or of size.
 Functions passed to primitives (``map``, ``fold``) stay λs: the primitives apply them.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from typing import Iterator, Mapping
 
-from lamad.reduce import project
+from lamad.errors import LamError
 from lamad.syntax import (
     Ann, App, Lam, Let, LinLam, Prim, Proj, PVar, Record, Term, Tuple, Var, map_children, pattern_names, size,
     substitute, subterms,
@@ -36,6 +37,10 @@ STEPS = 2_000
 GROWTH = 4
 """How many times larger than the term (plus :data:`SLACK` nodes) its normal form may be."""
 SLACK = 2_000
+WORK = 25
+"""How many times the size of that bound (the normal form's largest) the nodes visited may
+be: a rewrite walks the term it makes again, and a term may grow without rewrites (a
+function copied where it is used)."""
 
 
 class _OverBudget(Exception):
@@ -49,12 +54,22 @@ def normalize(term: Term, definitions: Mapping[str, Term] = {}, steps: int = STE
     limit = GROWTH * size(term) + SLACK
     if any(n in definitions for t in (term, *definitions.values()) for n in _binders(t)):
         definitions = {}  # a local named like a definition could capture it where it is unfolded
-    normalizer = _Normalizer(definitions, steps)
+    normalizer = _Normalizer(definitions, steps, WORK * limit)
     try:
         result = normalizer.term(term)
     except (_OverBudget, RecursionError):
         return None
     return result if size(result) <= limit else None
+
+
+def project(t: Prim | Proj) -> Term:
+    """``fst (u, v) → u``, ``snd (u, v) → v``, ``{w = u, …}.w → u``: a part of a pair or a record
+    written out (the rule of :mod:`lamad.normalize` and of :mod:`lamad.reduce`)."""
+    if isinstance(t, Proj) and isinstance(t.term, Record):
+        return t.term.items[t.term.fields.index(t.field)]
+    if isinstance(t, Prim) and isinstance(t.args[0], Tuple):
+        return t.args[0].items[0 if t.op == "fst" else 1]
+    raise LamError("cannot take a part of this value", t.span)
 
 
 def _binders(t: Term) -> Iterator[str]:
@@ -72,10 +87,13 @@ def _function(t: Term) -> Lam | None:
 
 
 class _Normalizer:
-    def __init__(self, definitions: Mapping[str, Term], steps: int):
-        self.definitions, self.left = definitions, steps
+    """One normalisation: ``steps`` rewrites and ``visits`` nodes visited at most."""
+
+    def __init__(self, definitions: Mapping[str, Term], steps: int, visits: int):
+        self.definitions, self.left, self.visits = definitions, steps, visits
 
     def spend(self) -> None:
+        """One rewrite."""
         self.left -= 1
         if self.left < 0:
             raise _OverBudget
@@ -88,6 +106,9 @@ class _Normalizer:
         return _function(t)
 
     def term(self, t: Term) -> Term:
+        self.visits -= 1
+        if self.visits < 0:
+            raise _OverBudget
         cls = t.__class__
         if cls is App:
             return self.application(t)

@@ -27,9 +27,11 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from lamad import driver
 from lamad.adtypes import backprop_type, cotangent_type
 from lamad.errors import LamError, LamRuntimeError
 from lamad.instances import join
+from lamad.normalize import project
 from lamad.pretty import format_value, pretty
 from lamad.syntax import (
     BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam,
@@ -107,15 +109,6 @@ def beta(lam: Lam | LinLam, arg: Term) -> Term:
 def let(t: Let) -> Term:
     """``let p = v in t → t[v/p]``."""
     return substitute(t.body, match(t.pattern, t.bound))
-
-
-def project(t: Prim | Proj) -> Term:
-    """``fst (u, v) → u``, ``snd (u, v) → v``, ``{w = u, …}.w → u``, the operand a value."""
-    if isinstance(t, Proj) and isinstance(t.term, Record):
-        return t.term.items[t.term.fields.index(t.field)]
-    if isinstance(t, Prim) and isinstance(t.args[0], Tuple):
-        return t.args[0].items[0 if t.op == "fst" else 1]
-    raise UnsupportedError("cannot take a part of this value", t.span)
 
 
 def choose(t: If) -> Term:
@@ -306,8 +299,6 @@ class Constants:
 
     def evaluate(self, t: Term) -> Any:
         """The value of a closed term of constants."""
-        from lamad import driver
-
         return driver.run(t, self.program.runtime, self.value)
 
 
@@ -622,7 +613,6 @@ def reduce_at(program: Any, term: Term, params: list[tuple[str, Type]], values: 
     ``program`` (:class:`lamad.api.LoadedProgram`): ``term`` is the name of a definition
     (a :class:`Var`, unfolded by the first step) or an elaborated term.  ``cotangent``, a
     value of the result's cotangent type, defaults to 1.0 for a Real result."""
-    from lamad import driver
 
     def definition(name: str) -> Term | None:
         if name not in program.typed.terms:

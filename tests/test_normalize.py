@@ -19,7 +19,8 @@ from lamad.syntax import Ann, App, Lam, Let, PVar, Term, Var, subterms
 from lamad.types import infer_term
 
 from programs import differentiable_programs
-from test_cli import ROOT, lamad as run_lamad
+from test_cli import ROOT
+from test_reduce import run_lamad
 from test_simplify import _leaves, run_dual
 
 HIGHER_ORDER = ROOT / "examples" / "higher_order.lam"
@@ -91,7 +92,7 @@ def test_a_normal_form_over_the_budget_falls_back_to_the_plain_transform():
     assert "f16" in repl_output(f":grad {text}")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(differentiable_programs(smooth=False))
 def test_normalized_derivatives_compute_what_the_plain_ones_do(sample):
     """On a generated program the normal form has no higher-order redex left (or is over

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import io
+from contextlib import redirect_stderr, redirect_stdout
+from types import SimpleNamespace
 import math
 import re
 import shlex
@@ -15,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 
 import lamad
+from lamad import cli
 from lamad.api import from_python
 from lamad.reduce import RULES, UnsupportedError, parameters, reduce_at
 from lamad.repl import Repl
@@ -22,11 +25,20 @@ from lamad.reverse import backprop
 from lamad.syntax import Var, size
 
 from programs import differentiable_programs
-from test_cli import ROOT, lamad as run_lamad
+from test_cli import ROOT
 from test_repl import located, typed
 
 SYMBOLIC = ROOT / "examples" / "symbolic.lam"
 STEP = re.compile(r" *(\d+) (\S+) +(.*)")
+
+
+def run_lamad(*args: str) -> SimpleNamespace:
+    """The command line run in this process (faster than a process of its own): its exit
+    status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = cli.main(list(args))
+    return SimpleNamespace(returncode=status, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def steps(output: str) -> list[tuple[int, str, str]]:
@@ -144,7 +156,7 @@ def leaves(value) -> list[float]:
     return list(np.asarray(value, dtype=float).ravel())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(differentiable_programs(smooth=True))
 def test_reductions_of_generated_programs_end_at_grads_gradient(sample):
     """On a generated program the reduction ends at what ``grad`` computes, in a number of
@@ -170,12 +182,13 @@ def test_reductions_of_generated_programs_end_at_grads_gradient(sample):
 
 
 @pytest.mark.parametrize("command", ["lamad reduce", "lamad grad examples/higher_order.lam --entry fourth"])
-def test_the_readme_shows_what_the_command_prints(command):
+def test_the_readme_shows_what_the_command_prints(command, monkeypatch):
     """The README's excerpt: each line it shows is printed, in order (``…`` stands for
     the lines left out)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     (block,) = re.findall(rf"```\n\$ ({re.escape(command)}.*?)```", readme, re.S)
     line, *shown = block.splitlines()
+    monkeypatch.chdir(ROOT)
     done = run_lamad(*shlex.split(line)[1:])
     assert done.returncode == 0, done.stderr
     printed = iter(done.stdout.splitlines())
