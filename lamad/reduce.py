@@ -324,7 +324,10 @@ class Reduction:
         """Each step, until the term is normal (then :attr:`final` is it)."""
         t = self.start
         for _ in range(self.limit):
-            found = self.redex(t)
+            try:
+                found = self.redex(t)
+            except RecursionError:
+                raise UnsupportedError("the term is nested too deeply to step through", self.start.span) from None
             if found is None:
                 self.final = t
                 return
@@ -375,7 +378,7 @@ class Reduction:
         found = self.first((t.fn, t.arg), lambda parts: _with(t, fn=parts[0], arg=parts[1]))
         if found is not None or not contract or not isinstance(t.fn, (Lam, LinLam)):
             return found
-        return _here("beta-lin" if isinstance(t.fn, LinLam) else "beta", beta(t.fn, t.arg))
+        return _applied(t.fn, t.arg)
 
     def primitive(self, t: Prim) -> _Redex | None:
         """The arguments, left to right, then ``fst``/``snd`` or δ."""
@@ -396,24 +399,24 @@ class Reduction:
     def sum(self, summands: list[Term]) -> _Redex | None:
         """A sum in ``d``: drop a ``0``; reduce the parts of the summands; factor; apply
         the latest backpropagator."""
-        def put(items: list[Term]) -> Term:
-            return _add(items)
+        def at(i: int) -> Callable[[Term], Term]:
+            return lambda new: _add(summands[:i] + [new] + summands[i + 1:])
 
         if (fewer := drop_zero(summands)) is not None:
-            return _here("zero", put(fewer))
+            return _here("zero", _add(fewer))
         for i, s in enumerate(summands):
             inside = self.application(s, contract=False) if isinstance(s, App) else self.redex(s)
-            found = _inside(lambda new, i=i: put(summands[:i] + [new] + summands[i + 1:]), inside)
-            if found is not None:
+            if (found := _inside(at(i), inside)) is not None:
                 return found
         if (factored := factor(summands, self.constants)) is not None:
-            return _here("factor", put(factored))
+            return _here("factor", _add(factored))
         i = latest(summands)
-        if i is None:
-            return None
-        s = summands[i]
-        return _inside(lambda new: put(summands[:i] + [new] + summands[i + 1:]),
-                       _here("beta-lin" if isinstance(s.fn, LinLam) else "beta", beta(s.fn, s.arg)))
+        return None if i is None else _inside(at(i), _applied(summands[i].fn, summands[i].arg))
+
+
+def _applied(fn: Lam | LinLam, arg: Term) -> _Redex:
+    """β at the redex ``fn arg``: ``beta-lin`` for a backpropagator."""
+    return _here("beta-lin" if isinstance(fn, LinLam) else "beta", beta(fn, arg))
 
 
 def _with(t: Term, **parts: Any) -> Term:
