@@ -35,7 +35,7 @@ from lamad.normalize import project
 from lamad.pretty import format_value, pretty
 from lamad.syntax import (
     BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam,
-    Let, LinLam, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span,
+    Let, LinLam, LinType, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span,
     Term, Tuple, TupleType, Type, Var, alpha_key, perp, substitute, subterms, update,
 )
 
@@ -178,8 +178,8 @@ def factor(summands: list[Term], constants: Constants) -> list[Term] | None:
     one shape; the sum goes to the place of the first."""
     keys: dict[tuple, int] = {}
     for j, s in enumerate(summands):
-        if not (isinstance(s, App) and s.arg.ty in (REAL, TENSOR)):
-            continue
+        if not (isinstance(s, App) and isinstance(s.fn.ty, LinType) and s.arg.ty in (REAL, TENSOR)):
+            continue  # only a linear function distributes over the sum
         key = (alpha_key(s.fn), constants.shape(s.arg))
         i = keys.setdefault(key, j)
         if i != j:
