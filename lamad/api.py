@@ -249,23 +249,26 @@ class LoadedProgram:
             t = t.cod
         return result, t
 
-    def backprop(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
-        """←D of definition ``name``, simplified unless ``simplified=False``: the
-        transformed term, checked at type ←D(A)."""
-        ty, term = self._located(self.derivative, self.typed.terms[name], simplified)
+    def backprop(self, name: str, simplified: bool = True, normalized: bool = False) -> tuple[str, Type, Term]:
+        """←D of definition ``name``, simplified unless ``simplified=False``, its
+        higher-order code inlined first with ``normalized``: the transformed term, checked
+        at type ←D(A)."""
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, False, normalized)
         return name, ty, term
 
-    def forward(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
-        """→D of definition ``name``, simplified unless ``simplified=False``: the
-        transformed term, checked at type →D(A)."""
-        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, True)
+    def forward(self, name: str, simplified: bool = True, normalized: bool = False) -> tuple[str, Type, Term]:
+        """→D of definition ``name``, as :meth:`backprop` makes ←D: checked at type →D(A)."""
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, True, normalized)
         return name, ty, term
 
-    def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False) -> tuple[Type, Term]:
+    def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False,
+                   normalized: bool = False) -> tuple[Type, Term]:
         """←D (or →D, in ``forward_mode``) of an elaborated term (docs/differentiation.md),
-        simplified unless ``simplified=False``, and its type ←D(A)
-        (:func:`lamad.driver.derivative`).  Errors are left unlocated."""
-        return driver.derivative(term, "forward" if forward_mode else "reverse", simplified)
+        simplified unless ``simplified=False``, its higher-order code inlined first with
+        ``normalized`` (within a budget), and its type ←D(A) (:func:`lamad.driver.derivative`).
+        Errors are left unlocated."""
+        return driver.derivative(term, "forward" if forward_mode else "reverse", simplified,
+                                 self.typed.terms if normalized else None)
 
     def _located(self, fn: Callable, *args) -> Any:
         try:

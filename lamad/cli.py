@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -19,6 +20,8 @@ from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.pretty import PRINT_MODES
+from lamad.adtypes import cotangent_type
+from lamad.syntax import Var
 from lamad.threads import DEFAULT_THREADS, limit_threads
 
 
@@ -136,9 +139,33 @@ def cmd_grad(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
     transform = prog.forward if args.forward else prog.backprop
-    name, ty, term = transform(entry, simplified=not args.raw)
+    name, ty, term = transform(entry, simplified=not args.raw, normalized=args.normalize)
     print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
                       shadowed=frozenset(prog.types)))
+    return 0
+
+
+def cmd_reduce(args: argparse.Namespace) -> int:
+    from lamad import reduce
+
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    try:
+        term = Var(entry, ty=prog.types[entry], span=prog.typed.program[entry].name_span)
+        params = reduce.parameters(prog, term)
+        values = prog.evaluate(args.at, reduce.point_type(params), "<--at>")
+        cotangent = None
+        if args.cotangent is not None:
+            result = prog.types[entry]
+            for _ in params:
+                result = result.cod
+            cotangent = prog.evaluate(args.cotangent, cotangent_type(result), "<--cotangent>")
+        reduced = reduce.reduce_at(prog, term, params, [values] if len(params) == 1 else list(values), cotangent)
+        width = args.width or max(40, shutil.get_terminal_size((120, 24)).columns - 16)
+        for line in reduce.transcript(reduced, args.ascii, width, frozenset(prog.types)):
+            print(line)
+    except LamError as e:
+        raise e.locate(prog.source, prog.filename) from None
     return 0
 
 
@@ -189,10 +216,16 @@ _THREADS_HELP = ("threads of the BLAS under NumPy (default: 1, or $OPENBLAS_NUM_
                  "if set)")
 
 
-def _threads(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of threads (1 or more), got '{text}'")
-    return int(text)
+def _positive(noun: str) -> Callable[[str], int]:
+    """The argument type of a count of ``noun``: a number, 1 or more."""
+    def count(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected a number of {noun} (1 or more), got '{text}'")
+        return int(text)
+    return count
+
+
+_threads = _positive("threads")
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -201,6 +234,13 @@ def _set_threads(args: argparse.Namespace) -> None:
     if n is None and (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")):
         return
     limit_threads(n or DEFAULT_THREADS)
+
+
+def _point(command: argparse.ArgumentParser, example: str) -> None:
+    """The ``--at ARGS`` of a command that takes a function at a point."""
+    command.add_argument("--at", required=True, metavar="ARGS",
+                         help=f"its arguments: a lamad expression, the tuple of the parameters' values "
+                              f"('{example}') or the one parameter's")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,16 +276,29 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--entry", metavar="NAME", help="the definition to transform (default: main)")
     grad.add_argument("--forward", action="store_true", help="print the forward-mode transform →D instead")
     grad.add_argument("--raw", action="store_true", help="print the transform as it is, not simplified")
+    grad.add_argument("--normalize", action="store_true",
+                      help="inline and beta-reduce the definition's higher-order code first (within a budget)")
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
+
+    reducing = sub.add_parser("reduce", help="reduce ←D of a function at a point step by step, one rule a line, "
+                                             "down to its gradient")
+    reducing.add_argument("file")
+    reducing.add_argument("--entry", metavar="NAME", help="the function (default: main)")
+    _point(reducing, "(1.5, 0.5)")
+    reducing.add_argument("--cotangent", metavar="CT", help="the cotangent sent back from the result "
+                                                            "(default: 1.0 for a Real)")
+    reducing.add_argument("--width", type=_positive("columns"), metavar="N",
+                          help="the width of a term on a line; longer ones are elided around the step "
+                               "(default: the terminal's)")
+    reducing.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    reducing.set_defaults(handler=cmd_reduce)
 
     drawing = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
                                          "with its cotangents (--grad)")
     drawing.add_argument("file")
     drawing.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
-    drawing.add_argument("--at", required=True, metavar="ARGS",
-                       help="its arguments: a lamad expression, the tuple of the parameters' values "
-                            "('(-2.0, 5.0, -4.0)') or the one parameter's")
+    _point(drawing, "(-2.0, 5.0, -4.0)")
     drawing.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
     drawing.add_argument("-o", "--output", metavar="FILE",
                        help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "
@@ -266,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing"}
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing",
+          "reduce": "reducing"}
 """What each command was doing, for the message of a MemoryError."""
 
 

@@ -39,7 +39,8 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
-from lamad import __version__, api, driver
+from lamad import __version__, api, driver, reduce
+from lamad.adtypes import cotangent_type
 from lamad import graph as drawing
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
@@ -203,6 +204,9 @@ class Repl:
         self.ascii = False
         self.arrays = "short"  # how arrays are printed: one of PRINT_MODES
         self.done = False
+        self.normalize = True  # :grad and :d inline higher-order code first (:normalize off: not)
+        self.pause: Callable[[], bool] | None = None
+        """How ``:step`` waits between steps (True to go on); ``None``: it does not wait."""
 
     # ----------------------------------------------------------------- one input
 
@@ -337,11 +341,11 @@ class Repl:
         named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
         if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
-            name, ty, target = transform(named, simplified)
+            name, ty, target = transform(named, simplified, self.normalize)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
                                          shadowed=frozenset(self.program.types)))
             return
-        ty, target = self.program.derivative(self.program.check(term), simplified, forward)
+        ty, target = self.program.derivative(self.program.check(term), simplified, forward, self.normalize)
         self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
                                      shadowed=frozenset(self.program.types)))
 
@@ -396,6 +400,33 @@ class Repl:
         at = self.program.run(self.program.check(Ann(point, expected, span=point.span)))
         drawn = drawing.of_program(self.program, name.text, at, grad)
         self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
+
+    @command("step", "e at v [with ct]", "←D e applied at v reduced by the paper's rules, one step a line "
+             "(Enter: the next, q: stop), down to the gradient; with ct: the cotangent sent back", _term_at_with)
+    def step(self, term: Term, point: Term, cotangent: Term | None) -> None:
+        checked = self.program.check(term)
+        params = reduce.parameters(self.program, checked)
+        values = self.program.run(self.program.check(Ann(point, reduce.point_type(params), span=point.span)))
+        ct = None
+        if cotangent is not None:
+            result = checked.ty
+            for _ in params:
+                result = result.cod
+            ct = self.program.run(self.program.check(Ann(cotangent, cotangent_type(result), span=cotangent.span)))
+        reduced = reduce.reduce_at(self.program, checked, params, [values] if len(params) == 1 else list(values), ct)
+        for n, line in enumerate(reduce.transcript(reduced, self.ascii, shadowed=frozenset(self.program.types))):
+            self.print(line)
+            if n > 0 and self.pause is not None and not line.startswith("--") and not self.pause():
+                return
+
+    @command("normalize", "[on|off]", "whether :d, :grad and :jvp inline and beta-reduce higher-order code "
+             "before differentiating (on by default)", _word)
+    def normalizing(self, switch: str | None, where: Piece) -> None:
+        if switch not in (None, "on", "off"):
+            raise LamError(f"':normalize' takes 'on' or 'off', not '{switch}'", where.span())
+        if switch is not None:
+            self.normalize = switch == "on"
+        self.print(f"normalize {'on' if self.normalize else 'off'}")
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:
@@ -578,6 +609,14 @@ def prompt_session(repl: Repl, input: Input | None = None, output: Output | None
         lexer=PygmentsLexer(LamadReplLexer), input=input, output=output)
 
 
+def _next_step(input: Input | None, output: Output | None) -> bool:
+    """Wait for Enter (the next step) or ``q`` (stop), for ``:step``."""
+    try:
+        return PromptSession("", input=input, output=output).prompt().strip().lower() != "q"
+    except (EOFError, KeyboardInterrupt):
+        return False
+
+
 def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
     """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
     prompt = prompt_session(repl, input, output)
@@ -612,6 +651,8 @@ def main(file: Path | None = None, backend: str | None = None, dtype: str | None
     interactive = input is not None or sys.stdin.isatty()
     if interactive:
         repl.print(f"lamad {__version__}: :help lists the commands, Ctrl-D quits")
+    if interactive:
+        repl.pause = partial(_next_step, input, output)
     failed = file is not None and not repl.load(str(file), None)  # a file that fails to load is a failed input
     for text in _prompts(repl, input, output) if interactive else _lines(repl, sys.stdin):
         try:
