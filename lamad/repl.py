@@ -179,8 +179,8 @@ def _name_at_wrt(arg: Piece) -> tuple[Piece, Term, Piece | None]:
 class Command:
     """``:name ARGUMENT``: ``parse`` reads the argument (a :class:`Piece`) into the
     arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses.
-    ``shortened``: whether a prefix of the name finds it (``:graph`` is written in full,
-    so that ``:g`` and ``:gra`` still mean ``:grad``)."""
+    ``shortened``: whether a prefix of the name finds it (``:graph`` and ``:trace`` are
+    written in full, so that ``:g`` and ``:gra`` still mean ``:grad``, ``:t`` ``:type``)."""
 
     name: str
     usage: str
@@ -419,7 +419,7 @@ class Repl:
 
     @command("trace", "f at v [wrt x]", "the forward primal and tangent traces of definition f at v (the "
              "tangent of input x, by default the first, 1) and its reverse adjoint trace (`lamad trace`)",
-             _name_at_wrt)
+             _name_at_wrt, shortened=False)
     def trace(self, name: Piece, point: Term, wrt: Piece | None) -> None:
         at = self.point("trace", "traces", name, point)
         try:
