@@ -296,8 +296,8 @@ def _primal(trace: Trace, names: _Names, tangents: bool) -> str:
     head = "forward primal trace"
     if tangents:
         assert trace.tangents is not None and trace.wrt is not None
-        head += (f" and tangent trace, seeded {names.of(trace.wrt, 'dot')} = 1 (the tangent of "
-                 f"{nodes[trace.wrt].label}; the other inputs' 0)")
+        head = (f"forward primal and tangent traces, seeded {names.of(trace.wrt, 'dot')} = 1 "
+                f"({nodes[trace.wrt].label}; the other inputs' tangents 0)")
     rows = []
     for i, n in enumerate(nodes):
         if n.kind == "constant":
@@ -319,8 +319,8 @@ def _adjoint(trace: Trace, names: _Names) -> str:
     def sent(records: tuple[tuple[int, Any], ...]) -> str:
         return ", ".join(f"{names.of(t, 'bar')} {arrow} {names.value(c)}" for t, c in records) or "nothing"
 
-    lines = [f"reverse adjoint trace: the seed {sent(trace.seed)}, then each backpropagator in the order "
-             f"forcing ran it, once, on the sum of the cotangents sent to it:"]
+    lines = [f"reverse adjoint trace, from the seed {sent(trace.seed)} (backpropagators in the order forcing "
+             f"ran them):"]
     rows = [["run", "backpropagator", "received", "ran on", "sent", "made at"]]
     for k, run in enumerate(trace.runs, 1):
         op = PRIMITIVES[trace.graph.nodes[run.node].op].surface

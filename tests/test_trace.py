@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import sys
 
 import numpy as np
@@ -82,7 +83,7 @@ def test_the_reverse_adjoint_trace_has_the_survey_numbers():
     what was sent to it; the inputs' cotangents are the gradient."""
     text = ok(run_lamad(*SURVEY))
     head, table = text.split("\n\n")[1].split("\n", 1)
-    assert head.startswith("reverse adjoint trace: the seed v̄₅ ← 1,")
+    assert head == "reverse adjoint trace, from the seed v̄₅ ← 1 (backpropagators in the order forcing ran them):"
     runs, inputs = table.split("the inputs' cotangents, the gradient:\n")
     rows = [cells(line) for line in runs.splitlines()[1:]]
     bar = {5: 1.0, 4: 1.0, 3: -1.0, 2: 1.0, 1: 1.0}  # v̄₅ = 1, v̄₄ = v̄₅, v̄₃ = -v̄₅, v̄₂ = v̄₁ = v̄₄
@@ -285,12 +286,12 @@ def test_stats_count_runs_sums_and_backpropagators_made():
 def test_repl_trace_shows_the_forward_tables_and_the_reverse_one():
     out = session("def f (x1 : Real) (x2 : Real) : Real = log x1 + x1 * x2 - sin x2",
                   ":trace f at (2.0, 5.0) wrt x2", ":trace f at (2.0, 5.0) wrt y").split("\n")
-    assert out[1].startswith("forward primal trace and tangent trace, seeded v̇₀ = 1 (the tangent of x2")
+    assert out[1] == "forward primal and tangent traces, seeded v̇₀ = 1 (x2; the other inputs' tangents 0):"
     rows = primal_rows("\n".join(out[1:10]))
     assert close(rows[5][3], V[5])
     assert close(rows[5][6], X1 - math.cos(X2))  # ∂f/∂x2
     assert rows[2][7:] == ["1:49", "x1 * x2"]
-    assert any(line.startswith("reverse adjoint trace: the seed v̄₅ ← 1") for line in out)
+    assert any(line.startswith("reverse adjoint trace, from the seed v̄₅ ← 1") for line in out)
     assert out[out.index("the inputs' cotangents, the gradient:") + 1].split()[-1] == "5.5"
     assert out[-4:-1] == ["<repl>:3:28: error: 'f' has no real input 'y' to seed (its inputs: x1, x2)",
                           "    :trace f at (2.0, 5.0) wrt y", " " * 31 + "^"]
@@ -303,3 +304,11 @@ def test_repl_stats_show_the_work_of_the_last_input():
     work = ["backpropagators run: 5", "cotangents summed: 2", "backpropagators made: 7"]
     assert out[2:5] == work and out[5:8] == work  # :stats itself does no work
     assert out[-4:-1] == ["backpropagators run: 0", "cotangents summed: 0", "backpropagators made: 0"]
+
+
+def test_the_readme_shows_the_real_output_of_lamad_trace():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\n\$ (lamad trace .*?)\n(.*?)```", readme, re.S)
+    assert len(blocks) == 2
+    for command, output in blocks:
+        assert ok(run_lamad(*shlex.split(command)[1:])) == output
