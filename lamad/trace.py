@@ -28,6 +28,7 @@ name them otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 from unicodedata import combining
 
@@ -72,8 +73,7 @@ class Trace:
 
     @property
     def real_inputs(self) -> list[int]:
-        """The inputs that a gradient pairs with a backpropagator: reals and tensors."""
-        return [i for i in self.graph.inputs if self.graph.nodes[i].ty in (REAL, TENSOR)]
+        return real_inputs(self.graph)
 
     def gradient(self, node: int) -> Any:
         """The cotangent of an input: the sum of those sent to it (``None``: none was)."""
@@ -84,6 +84,11 @@ class Trace:
         for ct in cts[1:]:
             total = total + ct
         return total
+
+
+def real_inputs(primal: Graph) -> list[int]:
+    """The inputs that a gradient pairs with a backpropagator: reals and tensors."""
+    return [i for i in primal.inputs if primal.nodes[i].ty in (REAL, TENSOR)]
 
 
 class _Recorder:
@@ -124,9 +129,10 @@ def of_program(prog: Any, entry: str, at: Any, forward: bool = False, wrt: str |
                source: str | None = None) -> Trace:
     """The traces of definition ``entry`` of the loaded program ``prog`` at ``at`` (as for
     :func:`lamad.graph.of_program`), its spans in ``source`` (by default the program's
-    text: the REPL's is the file's lines and those typed); with ``forward``, the tangent trace seeded at the
-    input named ``wrt`` (the first real one by default; :class:`UnknownInput` names the
-    inputs if there is none of that name).  Errors are left unlocated."""
+    text: the REPL's is the file's lines and those typed); with ``forward``, the tangent
+    trace seeded at the input named ``wrt`` (the first real one by default;
+    :class:`UnknownInput` names the inputs if there is none of that name).  Errors are
+    left unlocated."""
     primal = graph.of_program(prog, entry, at, grad=False, pruned=False)
     graph.check_real(primal, prog, entry, "the trace")
     seeded = _seeded(primal, entry, wrt) if forward else None
@@ -164,9 +170,7 @@ def _made_for(primal: Graph, entry: str, start: int, made: int | None, where: Sp
     """The node each backpropagator made from id ``start`` on was made for: the real
     inputs, then the applications ←D gives one (:attr:`lamad.graph.Node.backprop`), in
     order; refused unless the gradient made (``made - start``) exactly as many."""
-    nodes = primal.nodes
-    order = [i for i in primal.inputs if nodes[i].ty in (REAL, TENSOR)]
-    order += [i for i, n in enumerate(nodes) if n.backprop]
+    order = real_inputs(primal) + [i for i, n in enumerate(primal.nodes) if n.backprop]
     if made is None or made - start != len(order):
         count = "no backpropagators" if made is None else f"{made - start} backpropagators"
         raise LamGraphError(f"the trace cannot follow the gradient of '{entry}': it made {count} where the "
@@ -177,7 +181,7 @@ def _made_for(primal: Graph, entry: str, start: int, made: int | None, where: Sp
 def _seeded(primal: Graph, entry: str, wrt: str | None) -> int:
     """The input named ``wrt`` (the first real one when ``None``), whose tangent is 1; a
     :class:`UnknownInput` if there is none of that name."""
-    inputs = [i for i in primal.inputs if primal.nodes[i].ty in (REAL, TENSOR)]
+    inputs = real_inputs(primal)
     if wrt is None:
         return inputs[0]
     for i in inputs:
@@ -195,30 +199,24 @@ _WIDTH = 28
 """The most characters of source text a row shows."""
 
 
-@dataclass(frozen=True)
 class _Names:
     """How the values of a trace are named: ``vᵢ`` (and ``v̄ᵢ``, ``v̇ᵢ``) for the inputs and
     the values with a backpropagator, ``cᵢ`` for the others, a constant by its text."""
 
-    trace: Trace
-    ascii: bool
-
-    def __post_init__(self) -> None:
-        nodes = self.trace.graph.nodes
-        inputs = self.trace.graph.inputs
-        numbers: dict[int, str] = {i: f"v{k - len(inputs) + 1}" for k, i in enumerate(inputs)}
-        numbered = [i for i, n in enumerate(nodes) if n.backprop]
-        numbers |= {i: f"v{k + 1}" for k, i in enumerate(numbered)}
-        others = [i for i, n in enumerate(nodes) if n.kind == "primitive" and not n.backprop]
-        numbers |= {i: f"c{k + 1}" for k, i in enumerate(others)}
-        object.__setattr__(self, "numbers", numbers)
+    def __init__(self, trace: Trace, ascii: bool):
+        self.trace, self.ascii = trace, ascii
+        nodes, inputs = trace.graph.nodes, trace.graph.inputs
+        self.numbers = {i: f"v{k - len(inputs) + 1}" for k, i in enumerate(inputs)}
+        self.numbers |= {i: f"v{k + 1}" for k, i in enumerate(i for i, n in enumerate(nodes) if n.backprop)}
+        others = (i for i, n in enumerate(nodes) if n.kind == "primitive" and not n.backprop)
+        self.numbers |= {i: f"c{k + 1}" for k, i in enumerate(others)}
 
     def of(self, node: int, mark: str = "") -> str:
         """The name of a value (``mark``: ``"bar"`` for its cotangent, ``"dot"`` for its tangent)."""
         n = self.trace.graph.nodes[node]
         if n.kind == "constant":
             return n.label
-        name = self.numbers[node]  # type: ignore[attr-defined]
+        name = self.numbers[node]
         letter, index = name[0], name[1:]
         if self.ascii:
             return f"{letter}{mark}[{index}]"
@@ -240,21 +238,24 @@ class _Names:
         if span is None:
             return ""
         lines = (span.source.text if span.source is not None else self.trace.source).split("\n")
+        where = f"{PurePath(span.source.filename).name}:" if span.source is not None else ""
         text = "\n".join(lines[span.line - 1:span.end_line])[span.column - 1:]
         text = " ".join(text[:len(text) - len(lines[span.end_line - 1]) + span.end_column - 1].split())
         if len(text) > _WIDTH:
             text = text[:_WIDTH - 1] + ("~" if self.ascii else "…")
-        return f"{span.line}:{span.column}  {text}"
+        return f"{where}{span.line}:{span.column}  {text}"
 
     def value(self, value: Any) -> str:
-        """A number as the survey prints it (three decimals); a tensor by its shape and a
-        summary."""
+        """A number as the survey prints it (three decimals); a tensor by its shape and its
+        mean, minimum and maximum, or its one value."""
         shape = getattr(value, "shape", ())
         if not shape:
             return _number(value)
-        times = "x" if self.ascii else "×"
-        return (f"[{times.join(map(str, shape))}] mean {_number(value.mean())}, "
-                f"min {_number(value.min())}, max {_number(value.max())}")
+        dims = ("x" if self.ascii else "×").join(map(str, shape))
+        low, high = value.min(), value.max()
+        if low == high:
+            return f"[{dims}] all {_number(low)}"
+        return f"[{dims}] mean {_number(value.mean())}, min {_number(low)}, max {_number(high)}"
 
 
 def _number(x: Any) -> str:

@@ -312,3 +312,10 @@ def test_the_readme_shows_the_real_output_of_lamad_trace():
     assert len(blocks) == 2
     for command, output in blocks:
         assert ok(run_lamad(*shlex.split(command)[1:])) == output
+
+
+def test_a_tensor_whose_entries_are_all_the_same_is_shown_by_its_value():
+    prog = lamad.loads("def f (x : Tensor) : Real = sum (x * 2.0)")
+    text = trace.format_trace(trace.of_program(prog, "f", prog.evaluate("ones [2, 3] * 0.25")))
+    rows = primal_rows(text)
+    assert rows[0][3] == "[2×3] all 0.25" and rows[1][3] == "[2×3] all 0.5"
