@@ -319,3 +319,12 @@ def test_a_tensor_whose_entries_are_all_the_same_is_shown_by_its_value():
     text = trace.format_trace(trace.of_program(prog, "f", prog.evaluate("ones [2, 3] * 0.25")))
     rows = primal_rows(text)
     assert rows[0][3] == "[2×3] all 0.25" and rows[1][3] == "[2×3] all 0.5"
+
+
+def test_what_the_trace_cannot_take_is_a_located_error():
+    out = session("def g (x : Real) : Real = if x > 0.0 then x else 0.0 - x", ":trace g at 1.0",
+                  "def h (x : Real) : Real * Real = (x, x)", ":trace h at 1.0", ":trace k at 1.0").split("\n")
+    assert out[1].startswith("<repl>:1:27: graph error: the graph draws straight-line code") and "'if'" in out[1]
+    assert out[5] == ("<repl>:3:5: graph error: the trace needs a function to Real, as grad does; "
+                      "'h' is Real -> Real * Real")
+    assert out[8] == "<repl>:5:8: error: ':trace' traces a definition; 'k' is not one"
