@@ -427,7 +427,14 @@ class Repl:
                                         "\n".join([*self.program.source.split("\n")[:self.file_lines], *self.lines]))
         except tracing.UnknownInput as e:
             raise LamError(e.args[0], wrt.span() if wrt else None) from None
-        self.print(tracing.format_trace(traced, self.ascii))
+        self.print(tracing.format_trace(traced, self.ascii, where=self.position))
+
+    def position(self, span: Span) -> str:
+        """Where a span of the session's text is, as its errors say: ``<repl>:LINE:COL`` in
+        the lines typed, ``FILE:LINE:COL`` in the loaded file's."""
+        if span.line > self.file_lines:
+            return f"<repl>:{span.line - self.file_lines}:{span.column}"
+        return f"{Path(self.program.filename).name}:{span.line}:{span.column}"
 
     @command("stats", "", "the work of the last input's gradients: backpropagators run, cotangents summed, "
              "backpropagators made")

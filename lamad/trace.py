@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Callable
 from unicodedata import combining
 
 from lamad import driver, graph
@@ -199,12 +199,21 @@ _WIDTH = 28
 """The most characters of source text a row shows."""
 
 
+Where = Callable[[Span], str]
+"""How a position in the program's text is written (``LINE:COL`` by default)."""
+
+
+def _line_column(span: Span) -> str:
+    return f"{span.line}:{span.column}"
+
+
 class _Names:
     """How the values of a trace are named: ``vᵢ`` (and ``v̄ᵢ``, ``v̇ᵢ``) for the inputs and
-    the values with a backpropagator, ``cᵢ`` for the others, a constant by its text."""
+    the values with a backpropagator, ``cᵢ`` for the others, a constant by its text; and
+    where they are computed, written by ``where``."""
 
-    def __init__(self, trace: Trace, ascii: bool):
-        self.trace, self.ascii = trace, ascii
+    def __init__(self, trace: Trace, ascii: bool, where: Where):
+        self.trace, self.ascii, self.where = trace, ascii, where
         nodes, inputs = trace.graph.nodes, trace.graph.inputs
         self.numbers = {i: f"v{k - len(inputs) + 1}" for k, i in enumerate(inputs)}
         self.numbers |= {i: f"v{k + 1}" for k, i in enumerate(i for i, n in enumerate(nodes) if n.backprop)}
@@ -233,17 +242,19 @@ class _Names:
         return f"{args[0]} {n.label} {args[1]}" if len(args) == 2 else n.label + args[0]
 
     def place(self, node: int) -> str:
-        """Where a value is computed: ``line:col`` and the source text, cut short."""
+        """Where a value is computed (``LINE:COL``, after its file's name in an imported
+        module) and its source text, cut short."""
         span = self.trace.graph.nodes[node].span
         if span is None:
             return ""
         lines = (span.source.text if span.source is not None else self.trace.source).split("\n")
-        where = f"{PurePath(span.source.filename).name}:" if span.source is not None else ""
+        where = f"{PurePath(span.source.filename).name}:{_line_column(span)}" if span.source is not None \
+            else self.where(span)
         text = "\n".join(lines[span.line - 1:span.end_line])[span.column - 1:]
         text = " ".join(text[:len(text) - len(lines[span.end_line - 1]) + span.end_column - 1].split())
         if len(text) > _WIDTH:
             text = text[:_WIDTH - 1] + ("~" if self.ascii else "…")
-        return f"{where}{span.line}:{span.column}  {text}"
+        return f"{where}  {text}"
 
     def value(self, value: Any) -> str:
         """A number as the survey prints it (three decimals); a tensor by its shape and its
@@ -281,10 +292,12 @@ def _width(text: str) -> int:
     return sum(not combining(c) for c in text)
 
 
-def format_trace(trace: Trace, ascii: bool = False, forward: bool = True, reverse: bool = True) -> str:
+def format_trace(trace: Trace, ascii: bool = False, forward: bool = True, reverse: bool = True,
+                 where: Where = _line_column) -> str:
     """The tables: the forward primal trace (with the tangent trace when it was computed
-    and ``forward``), then, with ``reverse``, the reverse adjoint trace."""
-    names = _Names(trace, ascii)
+    and ``forward``), then, with ``reverse``, the reverse adjoint trace; positions in the
+    program's text written by ``where``."""
+    names = _Names(trace, ascii, where)
     parts = [_primal(trace, names, forward and trace.tangents is not None)]
     if reverse:
         parts.append(_adjoint(trace, names))

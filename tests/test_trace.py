@@ -290,7 +290,7 @@ def test_repl_trace_shows_the_forward_tables_and_the_reverse_one():
     rows = primal_rows("\n".join(out[1:10]))
     assert close(rows[5][3], V[5])
     assert close(rows[5][6], X1 - math.cos(X2))  # ∂f/∂x2
-    assert rows[2][7:] == ["1:49", "x1 * x2"]
+    assert rows[2][7:] == ["<repl>:1:49", "x1 * x2"]
     assert any(line.startswith("reverse adjoint trace, from the seed v̄₅ ← 1") for line in out)
     assert out[out.index("the inputs' cotangents, the gradient:") + 1].split()[-1] == "5.5"
     assert out[-4:-1] == ["<repl>:3:28: error: 'f' has no real input 'y' to seed (its inputs: x1, x2)",
@@ -328,3 +328,9 @@ def test_what_the_trace_cannot_take_is_a_located_error():
     assert out[5] == ("<repl>:3:5: graph error: the trace needs a function to Real, as grad does; "
                       "'h' is Real -> Real * Real")
     assert out[8] == "<repl>:5:8: error: ':trace' traces a definition; 'k' is not one"
+
+
+def test_repl_trace_says_where_each_value_is_as_its_errors_do():
+    out = session(f":load {ROOT / 'examples/log_sin.lam'}", "def g (x : Real) : Real = steps x 1.0 + x", ":trace g at 2.0")
+    places = [cells(line)[-2] for line in out.split("\n")[3:10]]
+    assert places[1:] == [f"log_sin.lam:10:{c}" for c in (12, 25, 39, 52, 63)] + ["<repl>:2:27"]
