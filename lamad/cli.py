@@ -12,9 +12,9 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from lamad import __version__, api, archive, graph
+from lamad import __version__, api, archive, graph, trace
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
@@ -169,17 +169,23 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_point(prog: api.LoadedProgram, entry: str, args: argparse.Namespace, show: Callable[[Any], Any]) -> Any:
+    """``show(at)`` for the point ``--at`` where ``lamad graph`` and ``lamad trace`` take
+    ``entry``: its errors are located in the text of ``--at``, the others in the program."""
+    try:
+        _, expected = graph.parameters(prog, entry)
+        return show(prog.evaluate(args.at, expected, "<--at>"))
+    except LamError as e:
+        raise e.locate(prog.source, prog.filename) from None
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
     if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in graph.FORMATS:
         raise UsageError(f"-o writes {', '.join('.' + f for f in graph.FORMATS)}, not '{args.output}'")
-    try:
-        _, expected = graph.parameters(prog, entry)
-        at = prog.evaluate(args.at, expected, "<--at>")  # its errors are located in the text of --at
-        dot = graph.to_dot(graph.of_program(prog, entry, at, args.grad), args.grad, entry)
-    except LamError as e:
-        raise e.locate(prog.source, prog.filename) from None
+    dot = _at_point(prog, entry, args, lambda at: graph.to_dot(graph.of_program(prog, entry, at, args.grad),
+                                                               args.grad, entry))
     if args.output is None:
         print(dot.source, end="")
         return 0
@@ -187,6 +193,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
         graph.write(dot, args.output)
     except OSError as e:
         raise OutputError(f"cannot write {args.output}: {e.strerror or e}") from None
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    try:
+        print(_at_point(prog, entry, args, lambda at: trace.format_trace(
+            trace.of_program(prog, entry, at, args.forward, args.seed), args.ascii, reverse=not args.forward)))
+    except trace.UnknownInput as e:
+        raise UsageError(f"--seed: {e.args[0]}") from None
     return 0
 
 
@@ -236,10 +253,12 @@ def _set_threads(args: argparse.Namespace) -> None:
     limit_threads(n or DEFAULT_THREADS)
 
 
-def _point(command: argparse.ArgumentParser, example: str) -> None:
-    """The ``--at ARGS`` of a command that takes a function at a point."""
+def _function_at_point(command: argparse.ArgumentParser, verb: str, example: str = "(-2.0, 5.0, -4.0)") -> None:
+    """The arguments of a command that takes a function of a program at a point."""
+    command.add_argument("file")
+    command.add_argument("--entry", metavar="NAME", help=f"the function to {verb} (default: main)")
     command.add_argument("--at", required=True, metavar="ARGS",
-                         help=f"its arguments: a lamad expression, the tuple of the parameters' values "
+                         help="its arguments: a lamad expression, the tuple of the parameters' values "
                               f"('{example}') or the one parameter's")
 
 
@@ -283,9 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reducing = sub.add_parser("reduce", help="reduce ←D of a function at a point step by step, one rule a line, "
                                              "down to its gradient")
-    reducing.add_argument("file")
-    reducing.add_argument("--entry", metavar="NAME", help="the function (default: main)")
-    _point(reducing, "(1.5, 0.5)")
+    _function_at_point(reducing, "reduce", "(1.5, 0.5)")
     reducing.add_argument("--cotangent", metavar="CT", help="the cotangent sent back from the result "
                                                             "(default: 1.0 for a Real)")
     reducing.add_argument("--width", type=_positive("columns"), metavar="N",
@@ -296,14 +313,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     drawing = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
                                          "with its cotangents (--grad)")
-    drawing.add_argument("file")
-    drawing.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
-    _point(drawing, "(-2.0, 5.0, -4.0)")
+    _function_at_point(drawing, "draw")
     drawing.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
     drawing.add_argument("-o", "--output", metavar="FILE",
                        help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "
                             "default: the DOT text on stdout")
     drawing.set_defaults(handler=cmd_graph)
+
+    tracing = sub.add_parser("trace", help="print the forward primal trace of one evaluation of a function and "
+                                         "its reverse adjoint trace (the tangent trace with --forward)")
+    _function_at_point(tracing, "trace")
+    tracing.add_argument("--forward", action="store_true",
+                         help="print the tangent trace beside the primal trace instead of the adjoint trace")
+    tracing.add_argument("--seed", metavar="INPUT",
+                         help="with --forward, the input whose tangent is 1, by name (x1, p.w; default: the first)")
+    tracing.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    tracing.set_defaults(handler=cmd_trace)
 
     repl = sub.add_parser("repl", help="an interactive session: evaluate, type, differentiate (:help)")
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
@@ -320,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing",
-          "reduce": "reducing"}
+          "reduce": "reducing", "trace": "tracing"}
 """What each command was doing, for the message of a MemoryError."""
 
 

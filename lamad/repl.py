@@ -42,8 +42,10 @@ from prompt_toolkit.output import Output
 from lamad import __version__, api, driver, reduce
 from lamad.adtypes import cotangent_type
 from lamad import graph as drawing
+from lamad import trace as tracing
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
+from lamad.gradient import Stats
 from lamad.highlight import LamadReplLexer
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
@@ -146,16 +148,29 @@ def _term_at_with_tangent(arg: Piece) -> tuple[Term, Term | None, Term | None]:
     return term.parse(parse_term), point.parse(parse_term), tangent.parse(parse_term)
 
 
+def _name_at(arg: Piece, usage: str) -> tuple[Piece, Piece]:
+    """``f at REST``: the definition's name and the rest (``usage`` says what is expected)."""
+    name, rest = arg.split("at")
+    if rest is None:
+        raise LamError(f"expected {usage}: a definition and its arguments", arg.strip().span())
+    return name.strip(), rest
+
+
 def _name_at_grad(arg: Piece) -> tuple[Piece, Term, bool]:
     """``f at v`` or ``f at v --grad`` (``--grad`` read before the term: it is a comment to
     lamad)."""
-    name, rest = arg.split("at")
-    if rest is None:
-        raise LamError("expected 'f at v' (or 'f at v --grad'): a definition and its arguments", arg.strip().span())
+    name, rest = _name_at(arg, "'f at v' (or 'f at v --grad')")
     text = rest.text.rstrip()
     grad = text.endswith("--grad")
     point = rest.at(0, len(text) - len("--grad")) if grad else rest
-    return name.strip(), point.parse(parse_term), grad
+    return name, point.parse(parse_term), grad
+
+
+def _name_at_wrt(arg: Piece) -> tuple[Piece, Term, Piece | None]:
+    """``f at v`` or ``f at v wrt x``."""
+    name, rest = _name_at(arg, "'f at v' (or 'f at v wrt x')")
+    point, wrt = rest.split("wrt")
+    return name, point.parse(parse_term), wrt.strip() if wrt is not None else None
 
 
 # --------------------------------------------------------------------- commands
@@ -165,8 +180,8 @@ def _name_at_grad(arg: Piece) -> tuple[Piece, Term, bool]:
 class Command:
     """``:name ARGUMENT``: ``parse`` reads the argument (a :class:`Piece`) into the
     arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses.
-    ``shortened``: whether a prefix of the name finds it (``:graph`` is written in full,
-    so that ``:g`` and ``:gra`` still mean ``:grad``)."""
+    ``shortened``: whether a prefix of the name finds it (``:graph`` and ``:trace`` are
+    written in full, so that ``:g`` and ``:gra`` still mean ``:grad``, ``:t`` ``:type``)."""
 
     name: str
     usage: str
@@ -219,6 +234,8 @@ class Repl:
         self.lines.extend(text.split("\n"))
         try:
             run, args = self.parse(Piece(text, start, 1))
+            if getattr(run, "func", None) is not Repl.stats:  # :stats shows the work of the input before it
+                Stats.reset()
             with self.numpy_warnings():
                 if run(*args) is False:  # it printed its error itself (a file that failed to :load)
                     return False
@@ -394,11 +411,7 @@ class Repl:
     @command("graph", "f at v [--grad]", "the computational graph of definition f at v, as DOT text "
              "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
     def graph(self, name: Piece, point: Term, grad: bool) -> None:
-        if name.text not in self.program:
-            raise LamError(f"':graph' draws a definition; '{name.text}' is not one", name.span())
-        _, expected = drawing.parameters(self.program, name.text)
-        at = self.program.run(self.program.check(Ann(point, expected, span=point.span)))
-        drawn = drawing.of_program(self.program, name.text, at, grad)
+        drawn = drawing.of_program(self.program, name.text, self.point("graph", "draws", name, point), grad)
         self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
 
     @command("step", "e at v [with ct]", "←D e applied at v reduced by the paper's rules, one step a line "
@@ -427,6 +440,39 @@ class Repl:
         if switch is not None:
             self.normalize = switch == "on"
         self.print(f"normalize {'on' if self.normalize else 'off'}")
+
+    def point(self, command: str, verb: str, name: Piece, point: Term) -> Any:
+        """The value of ``point`` where ``:command`` takes the definition ``name``."""
+        if name.text not in self.program:
+            raise LamError(f"':{command}' {verb} a definition; '{name.text}' is not one", name.span())
+        _, expected = drawing.parameters(self.program, name.text)
+        return self.program.run(self.program.check(Ann(point, expected, span=point.span)))
+
+    @command("trace", "f at v [wrt x]", "the forward primal and tangent traces of definition f at v (the "
+             "tangent of input x, by default the first, 1) and its reverse adjoint trace (`lamad trace`)",
+             _name_at_wrt, shortened=False)
+    def trace(self, name: Piece, point: Term, wrt: Piece | None) -> None:
+        at = self.point("trace", "traces", name, point)
+        try:
+            traced = tracing.of_program(self.program, name.text, at, True, wrt and wrt.text,
+                                        "\n".join([*self.program.source.split("\n")[:self.file_lines], *self.lines]))
+        except tracing.UnknownInput as e:
+            raise LamError(e.args[0], wrt.span() if wrt else None) from None
+        self.print(tracing.format_trace(traced, self.ascii, where=self.position))
+
+    def position(self, span: Span) -> str:
+        """Where a span of the session's text is, as its errors say: ``<repl>:LINE:COL`` in
+        the lines typed, ``FILE:LINE:COL`` in the loaded file's."""
+        if span.line > self.file_lines:
+            return f"<repl>:{span.line - self.file_lines}:{span.column}"
+        return f"{Path(self.program.filename).name}:{span.line}:{span.column}"
+
+    @command("stats", "", "the work of the last input's gradients: backpropagators run, cotangents summed, "
+             "backpropagators made")
+    def stats(self) -> None:
+        self.print(f"backpropagators run: {Stats.backprop_runs}\n"
+                   f"cotangents summed: {Stats.cotangents_summed}\n"
+                   f"backpropagators made: {Stats.backprops_made()}")
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:
