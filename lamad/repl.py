@@ -41,6 +41,7 @@ from prompt_toolkit.output import Output
 
 from lamad import __version__, api, driver
 from lamad import graph as drawing
+from lamad.adtypes import has_leaves
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
 from lamad.highlight import LamadReplLexer
@@ -48,7 +49,7 @@ from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.pretty import PRINT_MODES
-from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Var
+from lamad.syntax import BASE_TYPES, INT, REAL, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Type, Var
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "
@@ -324,9 +325,10 @@ class Repl:
         for d in program.defs:
             self.print(f"{d.name} : {pretty_type(self.program.types[d.name], self.ascii)}")
 
-    def show(self, term: Term) -> None:
-        """Evaluate an expression and print its value."""
-        checked = self.program.check(term)
+    def show(self, term: Term, number: Type = INT) -> None:
+        """Evaluate an expression and print its value; the numbers nothing determines are
+        ``number``s (Reals in the differentiation commands: docs/language.md, Numbers)."""
+        checked = self.program.check(term, number)
         self.print(self.value(self.program.run(checked), checked.ty))
 
     def value(self, value: Any, ty: Any) -> str:
@@ -336,12 +338,15 @@ class Repl:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
         named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
         if named in self.program:
+            _differentiable(self.program.types[named], term, forward)
             transform = self.program.forward if forward else self.program.backprop
             name, ty, target = transform(named, simplified)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
                                          shadowed=frozenset(self.program.types)))
             return
-        ty, target = self.program.derivative(self.program.check(term), simplified, forward)
+        checked = self.program.check(term, REAL)
+        _differentiable(checked.ty, term, forward)
+        ty, target = self.program.derivative(checked, simplified, forward)
         self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
                                      shadowed=frozenset(self.program.types)))
 
@@ -362,12 +367,12 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True)
         else:
-            self.show(_apply("grad", term, point))
+            self.show(_apply("grad", term, point), REAL)
 
     @command("vjp", "e at v [with ct]", "e v and the type of its pullback; with ct: the pullback of ct",
              _term_at_with)
     def vjp(self, term: Term, point: Term, cotangent: Term | None) -> None:
-        checked = self.program.check(_apply("vjp", term, point))
+        checked = self.program.check(_apply("vjp", term, point), REAL)
         assert isinstance(checked.ty, TupleType)
         value_ty, pullback_ty = checked.ty.items
         assert isinstance(pullback_ty, LinType)
@@ -385,7 +390,8 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True, forward=True)
         else:
-            self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None))
+            self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None),
+                      REAL)
 
     @command("graph", "f at v [--grad]", "the computational graph of definition f at v, as DOT text "
              "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
@@ -472,6 +478,16 @@ class Repl:
 def _apply(op: str, fn: Term, point: Term) -> Term:
     """``op fn point``: an AD operator applied, spanning its arguments."""
     return App(App(Var(op, span=fn.span), fn, span=fn.span), point, span=fn.span.to(point.span) if fn.span else None)
+
+
+def _differentiable(ty: Type, term: Term, forward: bool) -> None:
+    """An error for a term with no Real or Tensor in its type, which ←D and →D leave as it
+    is: an Int is discrete, it has no derivative (docs/language.md, Numbers)."""
+    if not has_leaves(ty):
+        mark = "→D" if forward else "←D"
+        raise LamError(f"nothing to differentiate: this term's type, {pretty_type(ty)}, has no Real or Tensor in it, "
+                       f"so {mark} leaves it as it is; an Int is discrete and has no derivative (annotate Real, "
+                       "or write 3.0, to differentiate)", term.span)
 
 
 def _labelled(label: str, text: str) -> str:
