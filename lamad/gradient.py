@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from heapq import heappop, heappush
 import itertools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 _ids = itertools.count(1)
 
@@ -113,6 +113,18 @@ def sum_apply(backprops: list, cotangents: list) -> Any:
     for bp, ct in zip(backprops, cotangents):
         total = add(total, bp(ct))
     return total
+
+
+def gradient_records(gradient: Any) -> Iterator[tuple[Backpropagator, Any]]:
+    """The records ``(x', v)`` of a gradient value, in the order of its sum, with no
+    recursion (a sum made by a long loop is deep)."""
+    rest = [gradient]
+    while rest:
+        node = rest.pop()
+        if type(node) is list:
+            rest.extend(reversed(node))
+        elif node is not ZERO:
+            yield node
 
 
 def force(gradient: Any) -> dict[Backpropagator, Any]:

@@ -6,9 +6,10 @@ precedences of the operators (their records, docs/primitives.md) allow, so that
 
 from __future__ import annotations
 
+from lamad.gradient import ZERO, Backpropagator, gradient_records
 from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
-    Ann, App, Base, DAdd, DZero, Def, FunType, If, Import, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
+    GRAD, Ann, App, Base, DAdd, DZero, Def, FunType, If, Import, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
     ELLIPSIS, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Term, Tuple,
     TupleType, Type, Var, part_count, UPDATES, parse_spec, pattern_names, pretty_type, record_type,
 )
@@ -319,19 +320,16 @@ SHORT_THRESHOLD = 200
 def format_value(value, t: Type, ascii: bool = False, shapes: bool = False, full: bool = False) -> str:
     """Print a value of type ``t``: numbers plainly, tensors as NumPy prints them (after
     their dtype and shape, JAX-style ``f64[2,3]``, with ``shapes``; whole with ``full``,
-    else with the middle of a large one elided), functions as ``<fun : A -> B>``; a tuple
-    or list with an item on several lines has one item a line."""
+    else with the middle of a large one elided), functions as ``<fun : A -> B>`` (a
+    backpropagator with its number, ``<backpropagator #3 : Real⊥>``), a gradient value
+    (type ``d``) as its sum of cotangents sent (:func:`format_gradient`); a tuple or list
+    with an item on several lines has one item a line."""
     if t == Base("Real"):
         return repr(float(value))
     if t in _ARRAY_TYPES:
-        import sys
-
-        import numpy as np
-
-        host = np.asarray(value.get() if hasattr(value, "get") else value)  # CuPy arrays: for display only
-        head = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}] " if shapes else ""
-        threshold = sys.maxsize if full else SHORT_THRESHOLD
-        return head + np.array2string(host, separator=", ", threshold=threshold, prefix=head, formatter=_BOOLS)
+        return _array(value, shapes, full)
+    if t == GRAD:
+        return format_gradient(value, ascii, shapes, full)
     if t == Base("Bool"):
         return "true" if value else "false"
     if t == Base("Int"):
@@ -348,8 +346,64 @@ def format_value(value, t: Type, ascii: bool = False, shapes: bool = False, full
         return _items("{", [f"{f} = {format_value(v, i, ascii, shapes, full)}"
                             for f, v, i in zip(t.fields, value, t.items)], "}")
     if isinstance(t, (FunType, LinType)):
+        if isinstance(value, Backpropagator):
+            return f"<backpropagator #{value.id} : {pretty_type(t, ascii)}>"
         return f"<fun : {pretty_type(t, ascii)}>"
-    return str(value)
+    return _untyped(value, ascii, shapes, full)
+
+
+def _array(value, shapes: bool, full: bool) -> str:
+    """An array as NumPy prints it, after its dtype and shape with ``shapes``."""
+    import sys
+
+    import numpy as np
+
+    host = np.asarray(value.get() if hasattr(value, "get") else value)  # CuPy arrays: for display only
+    head = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}] " if shapes else ""
+    threshold = sys.maxsize if full else SHORT_THRESHOLD
+    return head + np.array2string(host, separator=", ", threshold=threshold, prefix=head, formatter=_BOOLS)
+
+
+def format_gradient(value, ascii: bool = False, shapes: bool = False, full: bool = False) -> str:
+    """A gradient value, an element of the module ``d`` (docs/differentiation.md, "At run
+    time"): the lazy sum of the cotangents sent to backpropagators and not yet
+    backpropagated, each ``#n ← v`` (``v`` sent to the backpropagator numbered ``n``, as
+    ``<backpropagator #n : A⊥>`` prints it), in the order of the sum; ``0`` for none.
+    Over :data:`SHORT_THRESHOLD` of them, the middle is elided unless ``full``."""
+    records = list(gradient_records(value))
+    arrow = "<-" if ascii else "←"
+    texts = [f"#{bp.id} {arrow} {_untyped(ct, ascii, shapes, full)}" for bp, ct in records]
+    if not full and len(texts) > SHORT_THRESHOLD:
+        texts = [*texts[:3], "...", *texts[-3:]]
+    return " + ".join(texts) if texts else "0"
+
+
+def _untyped(value, ascii: bool, shapes: bool, full: bool) -> str:
+    """A run-time value whose type is not at hand, as :func:`format_value` prints its type's:
+    the cotangent a backpropagator was sent (its type is the backpropagator's domain,
+    which run time does not keep)."""
+    if isinstance(value, Backpropagator):
+        return f"<backpropagator #{value.id}>"
+    if isinstance(value, (bool, str)) or (isinstance(value, tuple) and not value):
+        return _literal(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) or type(value).__module__ in ("numpy", "cupy"):
+        is_array = getattr(value, "ndim", 0) > 0 or hasattr(value, "get")
+        return _array(value, shapes, full) if is_array else format_value(value, _scalar_type(value))
+    if isinstance(value, tuple):
+        return _items("(", [_untyped(v, ascii, shapes, full) for v in value], ")")
+    if isinstance(value, list):
+        return _items("[", [_untyped(v, ascii, shapes, full) for v in value], "]")
+    if value is ZERO:
+        return "0"
+    return "<fun>" if callable(value) else f"<{type(value).__name__}>"
+
+
+def _scalar_type(value) -> Type:
+    """The lamad type of a number held by NumPy or Python."""
+    kind = getattr(getattr(value, "dtype", None), "kind", "f")
+    return {"b": Base("Bool"), "i": Base("Int"), "u": Base("Int")}.get(kind, Base("Real"))
 
 
 def _items(open_: str, items: list[str], close: str) -> str:
