@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import io
 import re
 import sys
 import traceback
@@ -48,7 +49,7 @@ from lamad.highlight import LamadReplLexer
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
-from lamad.pretty import PRINT_MODES
+from lamad.pretty import PRINT_MODES, WIDTH
 from lamad.syntax import BASE_TYPES, INT, REAL, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Type, Var
 
 PROMPT = "lamad> "
@@ -342,13 +343,14 @@ class Repl:
             transform = self.program.forward if forward else self.program.backprop
             name, ty, target = transform(named, simplified)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
-                                         shadowed=frozenset(self.program.types)))
+                                         shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
             return
         checked = self.program.check(term, REAL)
         _differentiable(checked.ty, term, forward)
         ty, target = self.program.derivative(checked, simplified, forward)
-        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
-                                     shadowed=frozenset(self.program.types)))
+        label = pretty(term, self.ascii, width=sys.maxsize)  # the comment's one line
+        self.print(pretty_derivative(label, ty, target, self.ascii, forward=forward,
+                                     shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
 
     # ----------------------------------------------------------------- commands
 
@@ -478,6 +480,15 @@ class Repl:
 def _apply(op: str, fn: Term, point: Term) -> Term:
     """``op fn point``: an AD operator applied, spanning its arguments."""
     return App(App(Var(op, span=fn.span), fn, span=fn.span), point, span=fn.span.to(point.span) if fn.span else None)
+
+
+def _terminal_width(out: TextIO) -> int:
+    """The width of the terminal the REPL prints on, which it prints terms in
+    (:data:`lamad.pretty.WIDTH` on anything else: a pipe, a file)."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns if out.isatty() else WIDTH
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return WIDTH
 
 
 def _differentiable(ty: Type, term: Term, forward: bool) -> None:

@@ -8,15 +8,22 @@ import io
 import re
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import lamad
 from lamad import cli, repl
+from lamad.adtypes import backprop_type
 from lamad.gradient import ZERO, Backpropagator
-from lamad.pretty import format_gradient, format_value
-from lamad.syntax import GRAD, REAL, LinType
+from lamad.pretty import format_gradient, format_value, pretty, pretty_derivative
+from lamad.syntax import GRAD, REAL, App, LinLam, LinType, PVar, Tuple, Var, alpha_key
+from lamad.types import infer_term
+
+from programs import programs
 
 PYTHON_REPRS = re.compile(r"object at 0x|np\.\w+\(|array\(|dtype=|<function|<lambda>|<built-in|<lamad\.|"
                           r"<backpropagator \d|\bTrue\b|\bFalse\b|\bNone\b|Traceback")
@@ -95,3 +102,79 @@ def test_a_long_sum_is_elided_in_the_middle_unless_printed_whole():
                     f"#{bp.id} ← 997.0 + #{bp.id} ← 998.0 + #{bp.id} ← 999.0"
     whole = format_gradient(gradient, full=True).split(" + ")
     assert whole == [f"#{bp.id} ← {float(i)}" for i in range(1000)]
+
+
+# --------------------------------------------------------------------- long terms, broken into lines
+
+
+def test_an_if_breaks_its_branches_onto_lines_of_their_own_and_else_if_chains_stay_flat():
+    term = lamad.parse(r"\x. if x > 0.0 then sin x * cos x * exp x else if x < -1.0 then x * x * x else 0.0")
+    assert pretty(term, width=88) == r"λx. if x > 0.0 then sin x · cos x · exp x else if x < -1.0 then x · x · x else 0.0"
+    assert pretty(term, width=40) == textwrap.dedent("""\
+        λx.
+            if x > 0.0 then
+                sin x · cos x · exp x
+            else if x < -1.0 then
+                x · x · x
+            else
+                0.0""")
+
+
+def test_long_applications_tuples_and_sums_wrap_at_the_width():
+    sums = lamad.parse("a' (x * y) + b' (x * z) + c' (y * z) + d' (x * x)")
+    assert pretty(sums, width=30) == "a' (x · y)\n    + b' (x · z)\n    + c' (y · z)\n    + d' (x · x)"
+    call = lamad.parse("fold (\\acc e. acc + e * weight) initial_value (zip left_list right_list)")
+    assert pretty(call, width=40) == textwrap.dedent("""\
+        fold (λacc e. acc + e · weight)
+            initial_value
+            (zip left_list right_list)""")
+    assert pretty(call, width=30).startswith("fold\n    (λacc e. acc + e · weight)\n")
+    pair = lamad.parse(r"(first_component, \(a : Real) -o x' (a * second) + y' (a * first))")
+    assert pretty(pair, width=40) == "(first_component, λ(a : Real) ⊸\n    x' (a · second) + y' (a · first))"
+    items = lamad.parse("[one_value, another_value, (a_pair, of_values), third_value]")
+    assert pretty(items, width=30) == textwrap.dedent("""\
+        [
+            one_value,
+            another_value,
+            (a_pair, of_values),
+            third_value
+        ]""")
+    assert pretty(items) == "[one_value, another_value, (a_pair, of_values), third_value]"  # 88 by default
+
+
+def test_a_derivative_at_the_repl_is_printed_in_the_terminal_width_its_label_on_one_line():
+    text = pretty_derivative("λx. if x > 0.0\n    then x else 0.0", REAL, lamad.parse("x"), width=20)
+    assert text.split("\n")[0] == "-- ←D(λx. if x > 0.0 then x else 0.0) : Real"
+
+
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(programs(max_depth=4), st.sampled_from([12, 40, 88]), st.booleans())
+def test_terms_and_derivatives_broken_into_lines_parse_back_to_the_same_terms(sample, width, ascii):
+    """A generated program's definitions and their ←D, raw (long) and simplified, printed in
+    lines of ``width`` (12: nearly every construct breaks), parse back to alpha-equivalent
+    terms of the same type."""
+    prog = lamad.loads(sample.source)
+    types = {n: backprop_type(t) for n, t in prog.types.items()}
+    for name, term in prog.typed.terms.items():
+        terms = [(term, dict(prog.types))]
+        terms += [(prog.backprop(name, simplified=s)[2], types) for s in (False, True)]
+        for t, scope in terms:
+            text = pretty(t, ascii=ascii, width=width)
+            again = infer_term(lamad.parse(text), scope)
+            checked = infer_term(t, scope)
+            assert again.ty == checked.ty and alpha_key(again) == alpha_key(checked), text
+
+
+def test_printing_is_linear_in_the_nesting_of_lambdas_in_tuples():
+    """Each subterm is printed once (or twice, a lambda that follows others on a line): 60
+    nested pairs of a value and a backpropagator print in well under a second."""
+    term = lamad.parse("0.0")
+    for i in range(60):
+        term = Tuple((Var(f"y{i}"), LinLam(PVar(f"a{i}", REAL), App(Var(f"x{i}'"), term))))
+    started = time.perf_counter()
+    text = pretty(term, width=60)
+    assert time.perf_counter() - started < 1.0
+    assert alpha_key(lamad.parse(text)) == alpha_key(term)
