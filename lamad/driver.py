@@ -98,9 +98,10 @@ def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None
 
 
 @deep
-def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Type:
-    """The type of a parsed term in the scope of definitions of ``types``."""
-    return infer_type(term, types, scope)
+def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None, number: Type = INT) -> Type:
+    """The type of a parsed term in the scope of definitions of ``types``, the numbers
+    nothing determines ``number``s."""
+    return infer_type(term, types, scope, number)
 
 
 # --------------------------------------------------------------------- transforming

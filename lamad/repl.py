@@ -332,21 +332,26 @@ class Repl:
         checked = self.program.check(term, number)
         self.print(self.value(self.program.run(checked), checked.ty))
 
+    def differentiable(self, term: Term, forward: bool = False) -> None:
+        """That ``term``, to be differentiated, has a Real or Tensor in its type, read as
+        the differentiation commands read it (numbers nothing determines are Reals)."""
+        ty = driver.type_of(term, self.program.types, self.program.typed.scope, REAL)
+        _differentiable(ty, term, forward)
+
     def value(self, value: Any, ty: Any) -> str:
         return format_value(value, ty, self.ascii, shapes=True, full=self.arrays == "full")
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
+        self.differentiable(term, forward)
         named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
         if named in self.program:
-            _differentiable(self.program.types[named], term, forward)
             transform = self.program.forward if forward else self.program.backprop
             name, ty, target = transform(named, simplified)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
                                          shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
             return
         checked = self.program.check(term, REAL)
-        _differentiable(checked.ty, term, forward)
         ty, target = self.program.derivative(checked, simplified, forward)
         label = pretty(term, self.ascii, width=sys.maxsize)  # the comment's one line
         self.print(pretty_derivative(label, ty, target, self.ascii, forward=forward,
@@ -369,11 +374,13 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True)
         else:
+            self.differentiable(term)
             self.show(_apply("grad", term, point), REAL)
 
     @command("vjp", "e at v [with ct]", "e v and the type of its pullback; with ct: the pullback of ct",
              _term_at_with)
     def vjp(self, term: Term, point: Term, cotangent: Term | None) -> None:
+        self.differentiable(term)
         checked = self.program.check(_apply("vjp", term, point), REAL)
         assert isinstance(checked.ty, TupleType)
         value_ty, pullback_ty = checked.ty.items
@@ -392,6 +399,7 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True, forward=True)
         else:
+            self.differentiable(term, forward=True)
             self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None),
                       REAL)
 
@@ -493,8 +501,13 @@ def _terminal_width(out: TextIO) -> int:
 
 def _differentiable(ty: Type, term: Term, forward: bool) -> None:
     """An error for a term with no Real or Tensor in its type, which ←D and →D leave as it
-    is: an Int is discrete, it has no derivative (docs/language.md, Numbers)."""
-    if not has_leaves(ty):
+    is: an Int is discrete, it has no derivative (docs/language.md, Numbers).  A type not
+    known yet (``λx. x : 'a → 'a``) may still be given reals: no error."""
+    try:
+        discrete = not has_leaves(ty)
+    except ValueError:  # a type variable in it
+        return
+    if discrete:
         mark = "→D" if forward else "←D"
         raise LamError(f"nothing to differentiate: this term's type, {pretty_type(ty)}, has no Real or Tensor in it, "
                        f"so {mark} leaves it as it is; an Int is discrete and has no derivative (annotate Real, "

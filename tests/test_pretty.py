@@ -145,6 +145,7 @@ def test_long_applications_tuples_and_sums_wrap_at_the_width():
 def test_a_derivative_at_the_repl_is_printed_in_the_terminal_width_its_label_on_one_line():
     text = pretty_derivative("λx. if x > 0.0\n    then x else 0.0", REAL, lamad.parse("x"), width=20)
     assert text.split("\n")[0] == "-- ←D(λx. if x > 0.0 then x else 0.0) : Real"
+    assert repl._terminal_width(io.StringIO()) == 88  # not a terminal: the default width
 
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -644,3 +644,12 @@ def test_differentiating_what_has_no_real_in_it_says_there_is_nothing_to_differe
     assert "→D leaves it" in located(blocks[1], "<repl>:2", "error", r":jvp \(b : Bool). not b", 6, 18)
     assert "Int → Int" in located(blocks[2], "<repl>:4", "error", ":grad twice", 7, 5)
     assert "λ" not in out  # no derivative printed: it would be the term itself
+    # at a point too, and a function whose type is not known yet is no error
+    out = session(r":jvp \(x : Int). x * x at 3 with 1", r":vjp \(x : Int). x * x at 3",
+                  r":grad \(x : Int). x * x at 3", r":jvp \x. x at 2.0 with 1.0")
+    lines = out.rstrip("\n").split("\n")
+    typed = [r":jvp \(x : Int). x * x at 3 with 1", r":vjp \(x : Int). x * x at 3", r":grad \(x : Int). x * x at 3"]
+    for n, (text, column) in enumerate(zip(typed, (6, 6, 7))):
+        message = located("\n".join(lines[3 * n:3 * n + 3]), f"<repl>:{n + 1}", "error", text, column, 17)
+        assert message.startswith("nothing to differentiate: this term's type, Int → Int, has no Real")
+    assert lines[9:] == ["(2.0, 1.0)"]
