@@ -80,7 +80,7 @@ def _def(d: Def, ascii: bool, width: int, shadowed: frozenset[str]) -> str:
     body = _Printer(ascii, width, shadowed | {p.name for p in d.params}).term(d.body, 0, 4)
     head = f"def {d.name}{params}{result} ="
     sep = "\n    " if "\n" in body or len(head) + 1 + len(body) > width else " "
-    return f"def {d.name}{params}{result} ={sep}{body}"
+    return f"{head}{sep}{body}"
 
 
 class _Printer:
