@@ -163,10 +163,11 @@ class LoadedProgram:
     def _evaluate(self, name: str) -> Any:
         return driver.run(self.typed.terms[name], self.runtime, self.value)
 
-    def check(self, term: Term) -> Term:
+    def check(self, term: Term, number: Type = INT) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
-        definitions.  Errors are left unlocated: the caller knows the text."""
-        return driver.check_term(term, self.typed.types, self.typed.scope)
+        definitions, the numbers nothing determines ``number``s (Ints, or Reals for a term
+        to differentiate).  Errors are left unlocated: the caller knows the text."""
+        return driver.check_term(term, self.typed.types, self.typed.scope, number)
 
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""

@@ -48,7 +48,7 @@ from lamad.prims import MARKS, Runtime
 from lamad.progress import Progress
 from lamad.reverse import backprop
 from lamad.simplify import simplify
-from lamad.syntax import Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
+from lamad.syntax import INT, Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
 from lamad.types import Scope, TypedProgram, infer_term, infer_type, typecheck
 
 TRANSFORMS: dict[str, tuple[Callable[[Term], Term], Callable[[Type], Type]]] = {
@@ -91,15 +91,17 @@ def check_definitions(program: Program, types: Mapping[str, Type], scope: Scope 
 
 
 @deep
-def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Term:
-    """Type-check and elaborate a parsed term in the scope of definitions of ``types``."""
-    return infer_term(term, types, scope)
+def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None, number: Type = INT) -> Term:
+    """Type-check and elaborate a parsed term in the scope of definitions of ``types``, the
+    numbers nothing determines ``number``s (:func:`lamad.types.infer_term`)."""
+    return infer_term(term, types, scope, number)
 
 
 @deep
-def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Type:
-    """The type of a parsed term in the scope of definitions of ``types``."""
-    return infer_type(term, types, scope)
+def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None, number: Type = INT) -> Type:
+    """The type of a parsed term in the scope of definitions of ``types``, the numbers
+    nothing determines ``number``s."""
+    return infer_type(term, types, scope, number)
 
 
 # --------------------------------------------------------------------- transforming

@@ -157,6 +157,18 @@ def observed(observer: Observer) -> Iterator[None]:
         _observer = saved
 
 
+def gradient_records(gradient: Any) -> Iterator[tuple[Backpropagator, Any]]:
+    """The records ``(x', v)`` of a gradient value, in the order of its sum, with no
+    recursion (a sum made by a long loop is deep)."""
+    rest = [gradient]
+    while rest:
+        node = rest.pop()
+        if type(node) is list:
+            rest.extend(reversed(node))
+        elif node is not ZERO:
+            yield node
+
+
 def force(gradient: Any) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
     cotangents; returns the cotangents that reached input backpropagators.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import io
 import re
 import sys
 import traceback
@@ -40,7 +41,7 @@ from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
 from lamad import __version__, api, driver, reduce
-from lamad.adtypes import cotangent_type
+from lamad.adtypes import cotangent_type, has_leaves
 from lamad import graph as drawing
 from lamad import trace as tracing
 from lamad.backend import BackendError, get_backend
@@ -50,8 +51,8 @@ from lamad.highlight import LamadReplLexer
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
-from lamad.pretty import PRINT_MODES
-from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Var
+from lamad.pretty import PRINT_MODES, WIDTH
+from lamad.syntax import BASE_TYPES, INT, REAL, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Type, Var
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "
@@ -345,26 +346,36 @@ class Repl:
         for d in program.defs:
             self.print(f"{d.name} : {pretty_type(self.program.types[d.name], self.ascii)}")
 
-    def show(self, term: Term) -> None:
-        """Evaluate an expression and print its value."""
-        checked = self.program.check(term)
+    def show(self, term: Term, number: Type = INT) -> None:
+        """Evaluate an expression and print its value; the numbers nothing determines are
+        ``number``s (Reals in the differentiation commands: docs/language.md, Numbers)."""
+        checked = self.program.check(term, number)
         self.print(self.value(self.program.run(checked), checked.ty))
+
+    def differentiable(self, term: Term, forward: bool = False) -> None:
+        """That ``term``, to be differentiated, has a Real or Tensor in its type, read as
+        the differentiation commands read it (numbers nothing determines are Reals)."""
+        ty = driver.type_of(term, self.program.types, self.program.typed.scope, REAL)
+        _differentiable(ty, term, forward)
 
     def value(self, value: Any, ty: Any) -> str:
         return format_value(value, ty, self.ascii, shapes=True, full=self.arrays == "full")
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
+        self.differentiable(term, forward)
         named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
         if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
             name, ty, target = transform(named, simplified, self.normalize)
             self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
-                                         shadowed=frozenset(self.program.types)))
+                                         shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
             return
-        ty, target = self.program.derivative(self.program.check(term), simplified, forward, self.normalize)
-        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
-                                     shadowed=frozenset(self.program.types)))
+        checked = self.program.check(term, REAL)
+        ty, target = self.program.derivative(checked, simplified, forward, self.normalize)
+        label = pretty(term, self.ascii, width=sys.maxsize)  # the comment's one line
+        self.print(pretty_derivative(label, ty, target, self.ascii, forward=forward,
+                                     shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
 
     # ----------------------------------------------------------------- commands
 
@@ -383,12 +394,14 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True)
         else:
-            self.show(_apply("grad", term, point))
+            self.differentiable(term)
+            self.show(_apply("grad", term, point), REAL)
 
     @command("vjp", "e at v [with ct]", "e v and the type of its pullback; with ct: the pullback of ct",
              _term_at_with)
     def vjp(self, term: Term, point: Term, cotangent: Term | None) -> None:
-        checked = self.program.check(_apply("vjp", term, point))
+        self.differentiable(term)
+        checked = self.program.check(_apply("vjp", term, point), REAL)
         assert isinstance(checked.ty, TupleType)
         value_ty, pullback_ty = checked.ty.items
         assert isinstance(pullback_ty, LinType)
@@ -406,7 +419,9 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True, forward=True)
         else:
-            self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None))
+            self.differentiable(term, forward=True)
+            self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None),
+                      REAL)
 
     @command("graph", "f at v [--grad]", "the computational graph of definition f at v, as DOT text "
              "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
@@ -549,6 +564,30 @@ class Repl:
 def _apply(op: str, fn: Term, point: Term) -> Term:
     """``op fn point``: an AD operator applied, spanning its arguments."""
     return App(App(Var(op, span=fn.span), fn, span=fn.span), point, span=fn.span.to(point.span) if fn.span else None)
+
+
+def _terminal_width(out: TextIO) -> int:
+    """The width of the terminal the REPL prints on, which it prints terms in
+    (:data:`lamad.pretty.WIDTH` on anything else: a pipe, a file)."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns if out.isatty() else WIDTH
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return WIDTH
+
+
+def _differentiable(ty: Type, term: Term, forward: bool) -> None:
+    """An error for a term with no Real or Tensor in its type, which ←D and →D leave as it
+    is: an Int is discrete, it has no derivative (docs/language.md, Numbers).  A type not
+    known yet (``λx. x : 'a → 'a``) may still be given reals: no error."""
+    try:
+        discrete = not has_leaves(ty)
+    except ValueError:  # a type variable in it
+        return
+    if discrete:
+        mark = "→D" if forward else "←D"
+        raise LamError(f"nothing to differentiate: this term's type, {pretty_type(ty)}, has no Real or Tensor in it, "
+                       f"so {mark} leaves it as it is; an Int is discrete and has no derivative (annotate Real, "
+                       "or write 3.0, to differentiate)", term.span)
 
 
 def _labelled(label: str, text: str) -> str:
