@@ -10,6 +10,7 @@ driver assembles them, and ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``hvp
 ``.npz`` archives of ``lamad run --output`` (archive).
 """
 
+from lamad import allocator  # noqa: F401  (the heap policy, applied on import)
 from lamad.api import (
     Function, LamArgumentError, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, load_params, loads,
     save, value_and_grad, vjp,
