@@ -186,13 +186,13 @@ def _checked_templates(monkeypatch) -> list[str]:
 
     def checked(self, t, key, free, prims):
         code = templated(self, t, key, free, prims)
-        name, index = code[len("_Bp(_partial("):].split(", ")[:2]
+        name, index = code[len("_Bp("):].split(", ")[:2]
         fn, param = self.write(t)
         lines, spans = fn.text(param, instance=True)
         assert ev._canonical(lines, fn.name) == ev._canonical(dict(self.functions)[name], name)
         located = {i: [step[1:] for step in self.instances[name][int(index)].get(i)] for i in spans}
         assert located == {i: [step[1:] for step in steps] for i, steps in spans.items()}  # operations, spans
-        assert code == f"_Bp(_partial({', '.join([name, index, *fn.outer])}))"  # the same captures
+        assert code == f"_Bp({', '.join([name, index, *fn.outer])})"  # the same captures
         shared.append(name)
         return code
 
@@ -314,3 +314,121 @@ def test_the_heap_policy_is_left_alone_on_request_and_a_bad_request_is_reported(
     policy = keep_freed_memory({"LAMAD_ALLOCATOR": "big"}, report)
     assert "LAMAD_ALLOCATOR='big' is not one of keep, system; using keep" in report.getvalue()
     assert policy == keep_freed_memory({}, io.StringIO())
+
+
+# --------------------------------------------------------------------- forcing (lamad/gradient.py)
+
+
+def _random_graph(rng: np.random.Generator, n: int, ran: list):
+    """``n`` backpropagators over two inputs, each sending a multiple of its cotangent to
+    one, two or three made before it (a random DAG, as a forward pass makes them); each
+    body notes its id in ``ran``.  Returns the inputs, the last backpropagator, and
+    every one's coefficients, for :func:`_reference_adjoints`."""
+    from lamad.gradient import Backpropagator, add
+
+    def body(targets, weights, me, ct):
+        ran.append(me[0].id)
+        total = None
+        for target, weight in zip(targets, weights):
+            record = target(weight * ct)
+            total = record if total is None else add(total, record)
+        return total
+
+    inputs = [Backpropagator(None), Backpropagator(None)]
+    made, edges = list(inputs), []
+    for _ in range(n):
+        picks = rng.choice(len(made), size=min(len(made), int(rng.integers(1, 4))), replace=False)
+        targets, weights = [made[i] for i in picks], list(rng.normal(size=len(picks)))
+        me: list = []
+        bp = Backpropagator(body, targets, weights, me)
+        me.append(bp)
+        made.append(bp)
+        edges.append((bp, targets, weights))
+    return inputs, made[-1], edges
+
+
+def _reference_adjoints(root, edges) -> dict:
+    """The adjoint of every node, by the chain rule over the nodes in reverse creation order."""
+    adjoint = {root: 1.0}
+    for bp, targets, weights in reversed(edges):
+        for target, weight in zip(targets, weights):
+            adjoint[target] = adjoint.get(target, 0.0) + weight * adjoint.get(bp, 0.0)
+    return adjoint
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_forcing_runs_each_backpropagator_once_after_all_it_receives_in_decreasing_id_order(seed):
+    from lamad.gradient import force
+
+    rng = np.random.default_rng(seed)
+    ran: list[int] = []
+    inputs, root, edges = _random_graph(rng, 40, ran)
+    reference = _reference_adjoints(root, edges)
+    forced = force(root(1.0))
+    reached = {bp for bp, _, _ in edges if bp in reference}
+    assert sorted(ran, reverse=True) == ran and len(set(ran)) == len(ran)  # once each, largest id first
+    assert set(ran) <= {bp.id for bp in reached}
+    for x in inputs:
+        assert forced.get(x, 0.0) == pytest.approx(reference.get(x, 0.0), rel=1e-12, abs=1e-12)
+
+
+def test_forcing_a_chain_takes_no_heap_operation_when_each_body_sends_to_the_one_before(monkeypatch):
+    """Counted: a body that sends to backpropagators made just before it — the pattern of a
+    chain — has them run next without the heap; the scalar chain's three per link need
+    one heap entry per link (the link's input, which waits for two cotangents)."""
+    from lamad import gradient
+    from lamad.gradient import Backpropagator, force
+
+    pushes = []
+    monkeypatch.setattr(gradient, "heappush", lambda heap, item: (pushes.append(item), heap.append(item)))
+
+    def link(previous, ct):
+        return previous, 2.0 * ct
+
+    x = bp = Backpropagator(None)
+    for _ in range(100):
+        bp = Backpropagator(link, bp)
+    assert force(bp(1.0))[x] == 2.0 ** 100 and pushes == []
+
+    prog = lamad.loads("def loss (x0 : Real) : Real = iterate 100 (\\x. sin x * x + x) x0")
+    lamad.grad(prog.loss)(0.5)
+    assert len(pushes) <= 100
+
+
+def test_forcing_lets_go_of_each_backpropagator_once_it_has_run(monkeypatch):
+    """The graph shrinks as it is forced: when the first-made backpropagator runs (the last
+    to run), the memory its successors held — an array each — has been freed; and a
+    gradient holds no reference to the graph's root while forcing it."""
+    import sys
+    import tracemalloc
+
+    from lamad import autodiff
+    from lamad.gradient import Backpropagator, force
+
+    during: list[int] = []
+
+    def link(previous, payload, ct):
+        return previous, ct
+
+    def first(ct):
+        during.append(tracemalloc.get_traced_memory()[0])
+        return Backpropagator(None)(ct)
+
+    tracemalloc.start()
+    try:
+        bp = Backpropagator(first)
+        for _ in range(200):
+            bp = Backpropagator(link, bp, np.ones(1000))  # 8 KB each
+        sent = [bp(1.0)]
+        del bp
+        before = tracemalloc.get_traced_memory()[0]
+        force(sent.pop())
+    finally:
+        tracemalloc.stop()
+    assert before - during[0] > 190 * 8000
+
+    refs = []
+    original = autodiff.force
+    monkeypatch.setattr(autodiff, "force", lambda sent: (refs.append(sys.getrefcount(sent[0])), original(sent))[1])
+    lamad.grad(lamad.loads("def f (x : Real) : Real = iterate 5 (\\y. sin y * y) x").f)(1.0)
+    assert refs == [2]  # the record, and getrefcount's own argument
