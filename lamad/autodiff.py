@@ -250,26 +250,23 @@ class Gradient(Differentiated):
         if paused:
             gc.disable()
         try:
-            return self._run(x)
+            if self._dual is None:
+                self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
+                self._seed = constant(self.runtime.backend.scalar(1.0), self.marks, self.runtime)
+            inputs: list[Backpropagator] = []
+            dual = list(self._dual(_wrap(x, self.fty.dom, inputs)))  # [y, y'], so that y' can be let go
+            y = dual[0]
+            value = _primal(y)
+            if getattr(value, "ndim", 0) != 0:
+                op = "value_and_grad" if self.with_value else "grad"
+                raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of "
+                                      f"shape {tuple(value.shape)}; reduce it with sum or mean", self.span)
+            forced = force(dual.pop()(self._seed))  # y' 1.0: the record alone holds y' while it is forced
+            ct = _collect(x, self.fty.dom, forced, iter(inputs), self.runtime.backend.xp)
+            return (y, ct) if self.with_value else ct
         finally:
             if paused:
                 gc.enable()
-
-    def _run(self, x: Any) -> Any:
-        if self._dual is None:
-            self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
-            self._seed = constant(self.runtime.backend.scalar(1.0), self.marks, self.runtime)
-        inputs: list[Backpropagator] = []
-        dual = list(self._dual(_wrap(x, self.fty.dom, inputs)))  # [y, y'], so that y' can be let go
-        y = dual[0]
-        value = _primal(y)
-        if getattr(value, "ndim", 0) != 0:
-            op = "value_and_grad" if self.with_value else "grad"
-            raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of shape "
-                                  f"{tuple(value.shape)}; reduce it with sum or mean", self.span)
-        forced = force(dual.pop()(self._seed))  # y' 1.0: the record alone holds y' while it is forced
-        ct = _collect(x, self.fty.dom, forced, iter(inputs), self.runtime.backend.xp)
-        return (y, ct) if self.with_value else ct
 
     def relift(self, mark: str, depth: int) -> Gradient:
         f = relift(self.f, self.fty, mark, depth, self.runtime)

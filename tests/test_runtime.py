@@ -432,3 +432,45 @@ def test_forcing_lets_go_of_each_backpropagator_once_it_has_run(monkeypatch):
     monkeypatch.setattr(autodiff, "force", lambda sent: (refs.append(sys.getrefcount(sent[0])), original(sent))[1])
     lamad.grad(lamad.loads("def f (x : Real) : Real = iterate 5 (\\y. sin y * y) x").f)(1.0)
     assert refs == [2]  # the record, and getrefcount's own argument
+
+
+# --------------------------------------------------------------------- the fixed cost of a call (lamad/api.py)
+
+
+def _python_calls(fn, *args) -> list[str]:
+    """The Python functions one call of ``fn`` runs (after a first call), by name."""
+    import sys
+
+    fn(*args)
+    names: list[str] = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            names.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+def test_a_gradient_in_every_argument_is_made_once_and_each_call_only_runs_it():
+    """Counted, not timed: after the first call, ``grad`` of a small function differentiates,
+    lifts and compiles nothing — ←D of the function and the gradient's value are kept —
+    and runs some two dozen Python functions (41 when the gradient was made again per call)."""
+    prog = lamad.loads("def f (x : Real) : Real = x * x\ndef g (w : Tensor) (x : Tensor) : Real = sum (w @ x)")
+    calls = _python_calls(lamad.grad(prog.f), 1.5)
+    assert not {"relift", "lift", "transformed", "derive", "compile", "constant"} & set(calls)
+    assert len(calls) <= 26
+    assert float(lamad.grad(prog.f)(1.5)) == 3.0
+    both = lamad.grad(prog.g, argnums=(1, 0))
+    assert "relift" not in _python_calls(both, np.ones((2, 3)), np.ones(3))
+    dx, dw = both(np.ones((2, 3)), np.arange(3.0))
+    np.testing.assert_array_equal(dw, np.tile(np.arange(3.0), (2, 1)))
+    np.testing.assert_array_equal(dx, np.full(3, 2.0))
+    w = RNG.normal(size=(2, 3))
+    in_x = lamad.grad(prog.g, argnums=1)  # w is captured anew at each call
+    np.testing.assert_array_equal(in_x(w, np.ones(3)), w.sum(axis=0))
+    np.testing.assert_array_equal(in_x(2 * w, np.ones(3)), 2 * w.sum(axis=0))
