@@ -230,8 +230,8 @@ class Differentiated:
 
 class Gradient(Differentiated):
     """``grad f`` and ``value_and_grad f``: ``λx. collect (y' 1.0)`` with ``(y, y') =
-    ←D(f) (wrap x)``, under the transforms ``marks``.  ←D(f) and the seed ``1.0`` are
-    made on the first call and kept for the next ones.
+    ←D(f) (wrap x)``, under the transforms ``marks``.  ←D(f) is made on the first
+    call and kept, with the seed ``1.0``, for the next ones.
 
     A gradient, as a pullback, runs with the cyclic garbage collector paused: its
     forward pass builds a graph of backpropagators that all survive until forced, and
@@ -243,7 +243,7 @@ class Gradient(Differentiated):
         super().__init__(f, fty, marks, runtime, span)
         self.with_value = with_value
         self._dual: Callable | None = None
-        self._seed: Any = None
+        self._seed = constant(runtime.backend.scalar(1.0), marks, runtime)
 
     def __call__(self, x: Any) -> Any:
         paused = gc.isenabled()
@@ -252,7 +252,6 @@ class Gradient(Differentiated):
         try:
             if self._dual is None:
                 self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
-                self._seed = constant(self.runtime.backend.scalar(1.0), self.marks, self.runtime)
             inputs: list[Backpropagator] = []
             dual = list(self._dual(_wrap(x, self.fty.dom, inputs)))  # [y, y'], so that y' can be let go
             y = dual[0]

@@ -26,7 +26,13 @@ from heapq import heappop, heappush
 import itertools
 from typing import Any, Callable
 
+from lamad import factored
+from lamad.factored import FactoredSum, Outer, dense_leaves
+
 _ids = itertools.count(1)
+
+_FACTORED = frozenset({Outer, FactoredSum, tuple})
+"""The types of the cotangents that may hold factored ones (lamad/factored.py)."""
 
 
 class Stats:
@@ -121,22 +127,36 @@ def sum_apply(backprops: list, cotangents: list) -> Any:
 
 def force(gradient: Any) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
-    cotangents; returns the cotangents that reached input backpropagators.
+    cotangents; returns the cotangents that reached input backpropagators.  The outer
+    products sent to one backpropagator are summed as one matrix product
+    (lamad/factored.py), made dense before a body or the caller sees them."""
+    factored.forcing += 1
+    try:
+        sent = [gradient]
+        del gradient  # the graph is let go as it runs: nothing here holds its root
+        accumulated = _scatter_and_run(sent.pop())
+    finally:
+        factored.forcing -= 1
+    for target, total in accumulated.items():
+        if type(total) in _FACTORED:
+            accumulated[target] = dense_leaves(total)
+    return accumulated
 
-    ``node`` is the gradient value being scattered into ``accumulated`` (the parts of
-    sums still to scatter wait in ``rest``).  Of the backpropagators with a body that
-    have received a cotangent and not yet run, the one of largest id waits in ``ready``
-    and the others in the heap ``pending``: a body most often sends to backpropagators
-    made just before it, which then run next without a heap operation.  A body's result
-    is most often one record, which takes no work list.  What has run is let go at
-    once — its sum, and the backpropagator itself when nothing else holds it — so that
-    the graph of the forward pass shrinks as it is forced."""
+
+def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
+    """:func:`force`'s loop.  ``node`` is the gradient value being scattered into
+    ``accumulated`` (the parts of sums still to scatter wait in ``rest``).  Of the
+    backpropagators with a body that have received a cotangent and not yet run, the one
+    of largest id waits in ``ready`` and the others in the heap ``pending``: a body most
+    often sends to backpropagators made just before it, which then run next without a
+    heap operation.  A body's result is most often one record, which takes no work list.
+    What has run is let go at once — its sum, and the backpropagator itself when nothing
+    else holds it — so that the graph of the forward pass shrinks as it is forced."""
     accumulated: dict[Backpropagator, Any] = {}
     pending: list[tuple[int, Backpropagator]] = []
     rest: list = []
     ready: Backpropagator | None = None
-    node, runs = gradient, 0
-    del gradient
+    runs = 0
     while True:
         kind = type(node)
         if kind is tuple:
@@ -176,6 +196,9 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
         else:
             break
         runs += 1
-        node = target.body(*target.captured, accumulated.pop(target))  # a backpropagator runs
+        total = accumulated.pop(target)
+        if type(total) in _FACTORED:  # a body receives arrays, never factored cotangents
+            total = dense_leaves(total)
+        node = target.body(*target.captured, total)  # a backpropagator runs
     Stats.backprop_runs += runs
     return accumulated

@@ -474,3 +474,110 @@ def test_a_gradient_in_every_argument_is_made_once_and_each_call_only_runs_it():
     in_x = lamad.grad(prog.g, argnums=1)  # w is captured anew at each call
     np.testing.assert_array_equal(in_x(w, np.ones(3)), w.sum(axis=0))
     np.testing.assert_array_equal(in_x(2 * w, np.ones(3)), 2 * w.sum(axis=0))
+
+
+# --------------------------------------------------------------------- factored cotangents (lamad/factored.py)
+
+RNN = lamad.loads("""
+def loss (w : Tensor) (u : Tensor) (b : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    sum (square (fold (\\h x. tanh (w @ h + u @ x + b)) h0 xs))
+def scaled (v : Tensor) (u : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    let w = v * 2.0 in sum (square (fold (\\h x. tanh (w @ h + x @ u)) h0 xs))
+""")
+
+
+def _rnn(rng: np.random.Generator, hidden: int, inputs: int, steps: int) -> tuple:
+    return (rng.normal(size=(hidden, hidden)) / hidden, rng.normal(size=(hidden, inputs)) / inputs,
+            rng.normal(size=hidden) / 10, rng.normal(size=hidden), list(rng.normal(size=(steps, inputs))))
+
+
+@pytest.fixture
+def materialised(monkeypatch) -> list:
+    """The factored cotangents made dense, as they are."""
+    from lamad import factored
+
+    made: list = []
+    original = factored._materialise
+    monkeypatch.setattr(factored, "_materialise", lambda value: (made.append(value), original(value))[1])
+    return made
+
+
+@pytest.fixture
+def unfactored(monkeypatch):
+    """Outer products formed as they are made (as before they were kept factored)."""
+    from lamad.prims import helpers
+
+    def dense_outer(xp, p, q):
+        return xp.outer(p, q)
+    return lambda: monkeypatch.setattr(helpers, "outer", dense_outer)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_rnn_gradient_summed_as_one_matrix_product_is_the_sum_of_its_outer_products(seed, unfactored,
+                                                                                        materialised):
+    import sys
+
+    sys.path.insert(0, str(EXAMPLES.parent / "benchmarks"))
+    from workloads import rnn_value_and_grad, rnn_value_and_grad_one_matmul
+
+    rng = np.random.default_rng(seed)
+    args = _rnn(rng, int(rng.integers(2, 9)), int(rng.integers(1, 6)), int(rng.integers(1, 12)))
+    gradient = lamad.value_and_grad(RNN.loss, argnums=(0, 1, 2))
+    value, factored = gradient(*args)
+    assert all(type(g) is np.ndarray for g in factored) and len(materialised) == 2  # ∂W and ∂U
+    for g, by_hand, one_matmul in zip(factored, rnn_value_and_grad(*args)[1], rnn_value_and_grad_one_matmul(*args)[1]):
+        np.testing.assert_allclose(g, by_hand, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(g, one_matmul, rtol=1e-12, atol=1e-15)
+    w, u, b, h0, xs = args
+    np.testing.assert_allclose(factored[0], central_differences(lambda v: float(RNN.loss(v, u, b, h0, xs)), w),
+                               rtol=1e-6, atol=1e-9)
+    unfactored()
+    for g, dense in zip(factored, gradient(*args)[1]):
+        np.testing.assert_allclose(g, dense, rtol=1e-12, atol=1e-15)
+
+
+def test_a_factored_cotangent_reaches_a_body_dense(unfactored, materialised):
+    """``w = v * 2`` receives the outer products of every step, summed factored, and its
+    backpropagator's body multiplies their sum by 2: it must get the dense matrix.  The
+    vector-times-matrix product ``x @ u`` is factored too.  Second derivatives (hvp,
+    forward over reverse) run the same backpropagators on tangents."""
+    rng = np.random.default_rng(9)
+    v, u, _, h0, xs = _rnn(rng, 4, 3, 6)
+    u = u.T
+    grads = lamad.grad(RNN.scaled, argnums=(0, 1))(v, u, h0, xs)
+    directions = (rng.normal(size=v.shape), rng.normal(size=u.shape))
+    np.testing.assert_allclose(grads[0], central_differences(lambda m: float(RNN.scaled(m, u, h0, xs)), v),
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grads[1], central_differences(lambda m: float(RNN.scaled(v, m, h0, xs)), u),
+                               rtol=1e-6, atol=1e-9)
+    second = lamad.hvp(RNN.scaled, (v, u, h0, xs), (*directions, np.zeros_like(h0), [np.zeros(3)] * 6))
+    assert all(type(g) is np.ndarray for g in (*grads, *second[:2])) and len(materialised) >= 4
+    unfactored()
+    for g, dense in zip(grads, lamad.grad(RNN.scaled, argnums=(0, 1))(v, u, h0, xs)):
+        np.testing.assert_allclose(g, dense, rtol=1e-12, atol=1e-15)
+    dense_second = lamad.hvp(RNN.scaled, (v, u, h0, xs), (*directions, np.zeros_like(h0), [np.zeros(3)] * 6))
+    for g, dense in zip(second[:2], dense_second[:2]):
+        np.testing.assert_allclose(g, dense, rtol=1e-12, atol=1e-15)
+
+
+def test_a_factored_cotangent_acts_as_its_dense_matrix_in_all_but_sums():
+    from lamad import factored
+    from lamad.factored import FactoredSum, Outer
+
+    p, q, r, s = RNG.normal(size=3), RNG.normal(size=2), RNG.normal(size=3), RNG.normal(size=2)
+    d = RNG.normal(size=(3, 2))
+    assert type(factored.outer(np, p, q)) is np.ndarray  # outside forcing none is made
+    one, two = Outer(p, q), Outer(r, s)
+    dense = np.outer(p, q) + np.outer(r, s) + d
+    assert type(one + two) is FactoredSum and type(d + one) is FactoredSum and type(one + d) is FactoredSum
+    total = one + (two + d)
+    np.testing.assert_allclose(total.dense(), dense, rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(d + two + one), dense, rtol=1e-14)
+    np.testing.assert_array_equal(one * 2.0, np.outer(p, q) * 2.0)
+    np.testing.assert_array_equal(2.0 * one, 2.0 * np.outer(p, q))
+    np.testing.assert_array_equal(-one, -np.outer(p, q))
+    np.testing.assert_array_equal(one.T, np.outer(p, q).T)
+    np.testing.assert_array_equal(one[1], np.outer(p, q)[1])
+    np.testing.assert_array_equal(np.tanh(one), np.tanh(np.outer(p, q)))
+    np.testing.assert_array_equal(one + np.ones(2), np.outer(p, q) + 1.0)  # broadcasting: dense
+    assert one.shape == (3, 2) and one.ndim == 2 and np.sum(one) == pytest.approx(np.sum(np.outer(p, q)))
