@@ -3,9 +3,8 @@
 A gradient allocates the arrays of one call and frees them all when it returns.  By
 default glibc hands freed blocks above its mmap threshold (dynamic, from 128 KiB) and the
 free top of its heap back to the system, so the next call faults every page of its
-arrays in again: the digits network's loss + gradient then takes 1.8 times hand-written
-NumPy's instead of 1.1 times, and whether it happens depends on what else the process
-imported.  So on glibc lamad keeps what it frees (``mallopt``): the heap is trimmed only
+arrays in again (the digits network's loss + gradient takes 1.4 times as long), and
+whether it happens depends on what else the process imported.  So on glibc lamad keeps what it frees (``mallopt``): the heap is trimmed only
 above 1 GiB of free memory at its top (``M_TRIM_THRESHOLD``), and blocks come from fresh
 ``mmap``s only above 32 MiB (``M_MMAP_THRESHOLD``).  A process's memory then stays at
 its peak until it exits rather than shrinking after each call, as PyTorch's and JAX's

@@ -581,3 +581,22 @@ def test_a_factored_cotangent_acts_as_its_dense_matrix_in_all_but_sums():
     np.testing.assert_array_equal(np.tanh(one), np.tanh(np.outer(p, q)))
     np.testing.assert_array_equal(one + np.ones(2), np.outer(p, q) + 1.0)  # broadcasting: dense
     assert one.shape == (3, 2) and one.ndim == 2 and np.sum(one) == pytest.approx(np.sum(np.outer(p, q)))
+
+
+def test_a_scalar_gradient_holds_three_backpropagators_a_link_in_under_600_bytes():
+    """Peak memory of the gradient of ``iterate n (λx. sin x · x + x)``, traced: the graph
+    its forward pass builds — three backpropagators a link, each its id, its body and the
+    tuple of what it captured — is 510 bytes a link (920 when each held a
+    ``functools.partial``)."""
+    import tracemalloc
+
+    n = 10_000
+    gradient = lamad.grad(lamad.loads("def loss (x0 : Real) (n : Int) : Real = iterate n (\\x. sin x * x + x) x0").loss)
+    gradient(-1.0, n)
+    tracemalloc.start()
+    try:
+        gradient(-1.0, n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / n < 600
