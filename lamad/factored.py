@@ -57,7 +57,9 @@ class Factored:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         value = self.dense()
-        return value if dtype is None else value.astype(dtype, copy=False)
+        if dtype is not None:
+            return value.astype(dtype, copy=bool(copy))
+        return value.copy() if copy else value  # the dense matrix is kept: a copy to write to
 
     def __getattr__(self, name: str) -> Any:  # ndim, dtype, T, reshape, …: the dense array's
         return getattr(self.dense(), name)
@@ -129,7 +131,7 @@ def _materialise(value: Factored) -> np.ndarray:
     else:
         total = np.stack(ps, axis=1) @ np.stack(qs, axis=0)
     for array in arrays:
-        total += array
+        total = total + array
     return total
 
 

@@ -600,3 +600,13 @@ def test_a_scalar_gradient_holds_three_backpropagators_a_link_in_under_600_bytes
     finally:
         tracemalloc.stop()
     assert peak / n < 600
+
+
+def test_a_factored_cotangent_gives_a_copy_to_whoever_asks_for_one():
+    from lamad.factored import Outer
+
+    one = Outer(np.ones(2), np.ones(3))
+    copied = np.array(one)
+    copied[0, 0] = 5.0
+    assert one.dense()[0, 0] == 1.0
+    assert (one + np.ones((2, 3), dtype=np.float32)).dense().dtype == np.float64
