@@ -7,26 +7,33 @@ them: ``Σₜ aₜ hₜᵀ``, T outer products and T additions of matrices.  The
 matrix product, ``A Hᵀ`` with the ``aₜ`` and the ``hₜ`` as the columns of ``A`` and
 ``H``.  So while backpropagators run (:func:`lamad.gradient.force`) the transposed
 derivative of such a product gives an :class:`Outer`, its two factors, and the sums
-forcing makes of them are :class:`FactoredSum` nodes, made in O(1); :func:`dense` forms
-the matrix, with one product for all the outer products of a sum.
+forcing makes of them are :class:`FactoredSum` nodes, made in O(1); :meth:`Factored.dense`
+forms the matrix, with one product for all the outer products of a sum.
 
 A factored cotangent is a sum of cotangents and nothing else: forcing makes it dense
 (:func:`dense_leaves`) before a backpropagator's body receives it and before it returns
 the cotangents of the inputs, so no other code sees one.  Within a body, anything but
 ``+`` — an operator, a NumPy function (``__array__``), an attribute — acts on its dense
-matrix.  Outside forcing (:data:`forcing` is 0) none is made, and only NumPy's arrays
-are factored: the sum's rounding differs from the sum of the outer products only by the
-order of the additions.
+matrix.  A thread that is not forcing makes none, and only NumPy's arrays are factored.
+The sum's rounding differs from the sum of the outer products only by the order of the
+additions.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 
-forcing = 0
-"""How many forcings are under way: factored cotangents are made only inside one."""
+class _Forcing(threading.local):
+    """How many forcings are under way in this thread: factored cotangents are made only
+    inside one (a thread that is not forcing makes none, whatever others do)."""
+
+    depth = 0
+
+
+forcing = _Forcing()
 
 
 class Factored:
@@ -104,7 +111,7 @@ class FactoredSum(Factored):
 
 def outer(xp: Any, p: Any, q: Any) -> Any:
     """``p qᵀ``: factored while backpropagators run on NumPy arrays, else formed."""
-    if forcing and xp is np and type(p) is np.ndarray and type(q) is np.ndarray:
+    if forcing.depth and xp is np and type(p) is np.ndarray and type(q) is np.ndarray:
         return Outer(p, q)
     return xp.outer(p, q)
 

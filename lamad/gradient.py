@@ -130,13 +130,13 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
     cotangents; returns the cotangents that reached input backpropagators.  The outer
     products sent to one backpropagator are summed as one matrix product
     (lamad/factored.py), made dense before a body or the caller sees them."""
-    factored.forcing += 1
+    factored.forcing.depth += 1
     try:
         sent = [gradient]
         del gradient  # the graph is let go as it runs: nothing here holds its root
         accumulated = _scatter_and_run(sent.pop())
     finally:
-        factored.forcing -= 1
+        factored.forcing.depth -= 1
     for target, total in accumulated.items():
         if type(total) in _FACTORED:
             accumulated[target] = dense_leaves(total)
@@ -164,18 +164,14 @@ def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
             sum_so_far = accumulated.get(target)
             if sum_so_far is None:
                 accumulated[target] = cotangent
-                if target.body is None:
-                    pass
-                elif ready is None:
-                    if pending and pending[0][0] < -target.id:
-                        heappush(pending, (-target.id, target))
-                    else:
+                if target.body is not None:  # to run: next, or on the heap
+                    if ready is None and not (pending and pending[0][0] < -target.id):
                         ready = target
-                elif target.id > ready.id:
-                    heappush(pending, (-ready.id, ready))
-                    ready = target
-                else:
-                    heappush(pending, (-target.id, target))
+                    elif ready is not None and target.id > ready.id:
+                        heappush(pending, (-ready.id, ready))
+                        ready = target
+                    else:
+                        heappush(pending, (-target.id, target))
             elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
             else:  # arrays, most often

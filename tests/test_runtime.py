@@ -561,12 +561,23 @@ def test_a_factored_cotangent_reaches_a_body_dense(unfactored, materialised):
 
 
 def test_a_factored_cotangent_acts_as_its_dense_matrix_in_all_but_sums():
+    import threading
+
     from lamad import factored
     from lamad.factored import FactoredSum, Outer
 
     p, q, r, s = RNG.normal(size=3), RNG.normal(size=2), RNG.normal(size=3), RNG.normal(size=2)
     d = RNG.normal(size=(3, 2))
     assert type(factored.outer(np, p, q)) is np.ndarray  # outside forcing none is made
+    factored.forcing.depth += 1
+    try:
+        elsewhere: list = []
+        thread = threading.Thread(target=lambda: elsewhere.append(factored.outer(np, p, q)))
+        thread.start()
+        thread.join()
+        assert type(factored.outer(np, p, q)) is Outer and type(elsewhere[0]) is np.ndarray  # nor in another thread
+    finally:
+        factored.forcing.depth -= 1
     one, two = Outer(p, q), Outer(r, s)
     dense = np.outer(p, q) + np.outer(r, s) + d
     assert type(one + two) is FactoredSum and type(d + one) is FactoredSum and type(one + d) is FactoredSum
