@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import lamad  # noqa: E402
-from common import CLOCKS, RESULTS, machine, markdown_table, median_times, steady_allocator, write_results  # noqa: E402
+from common import CLOCKS, RESULTS, machine, markdown_table, median_times, write_results  # noqa: E402
 from lamad.gradient import Stats  # noqa: E402
 from lamad.parser import parse_program  # noqa: E402
 from lamad.types import typecheck  # noqa: E402
@@ -143,9 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=CLOCKS, default="wall",
                         help="wall (default), or cpu: this process's CPU time, steadier on a machine shared with "
                              "other jobs but only fair with --no-peers (JAX and PyTorch keep threads of their own)")
-    parser.add_argument("--allocator", choices=("steady", "default"), default="steady",
-                        help="steady (default): glibc keeps freed memory, so no call pays page faults for the "
-                             "last one's arrays; default: the allocator as the process finds it")
     parser.add_argument("--sizes", type=int, nargs="+", metavar="N",
                         help="chain lengths for the growth table (default 100 1000 10000 100000)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the tables")
@@ -154,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (3 if args.quick else 7)
     min_time = 0.002 if args.quick else 0.05
     systems = [] if args.no_peers else installed()
-    allocator = steady_allocator() if args.allocator == "steady" else "the system's allocator as it is"
-    header = f"{machine()}; {allocator}"
+    header = machine()
 
     rows, missed, sources, first_rows = [], [], set(), []
     for w in workloads(args.quick):

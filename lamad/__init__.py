@@ -11,6 +11,7 @@ driver assembles them, and ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``hvp
 gradients run since ``Stats.reset()`` (gradient).
 """
 
+from lamad import allocator  # noqa: F401  (the heap policy, applied on import)
 from lamad.api import (
     Function, LamArgumentError, LoadedProgram, grad, hessian, hvp, jacfwd, jacrev, jvp, load, load_params, loads,
     save, value_and_grad, vjp,

@@ -607,13 +607,21 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         raise e.locate(f"{op} {f.name}", "<python>") from None
     code = driver.compile(term, program.runtime, program.value, ["f", *names])
     export = _exporter(term.ty.cod, program)
+    # in every argument, ``op (\(x0, …). f x0 …)`` captures no argument: its value, and what
+    # it makes on its first call (←D of f, lifted), serve every call
+    kept = [] if set(nums) == set(range(arity)) else None
 
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
         values = f.arguments(args)
         point = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
-        gradient = code(f.closure, *values)
+        if kept is None:
+            gradient = code(f.closure, *values)
+        else:
+            if not kept:
+                kept.append(code(f.closure, *values))
+            gradient = kept[0]
         result = export(program._located(driver.apply, gradient, [point]))
         if isinstance(argnums, int) or len(nums) > 1:
             return result

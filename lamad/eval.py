@@ -372,9 +372,9 @@ class _Unit:
         each shape (and the same definitions) is written out; every other runs it
         without its being written again (a chain of ``n`` links has ``n`` alike
         backpropagators per primitive, and writing them and Python's ``compile`` of them
-        all would cost more than all else).  Each closure is partially applied to the
-        index of its instance, which locates its failures at its own spans, and to what
-        it captures."""
+        all would cost more than all else).  Each closure holds, beside that code, the
+        index of its instance, which locates its failures at its own spans, and what it
+        captures (``Backpropagator(body, *captured)``, lamad/gradient.py)."""
         outer = self.fn
         key = key, tuple([None if outer.lookup(name) is not None else name for name in free])
         template = self.templates.get(key)
@@ -389,7 +389,7 @@ class _Unit:
             self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
         name, _, captured = template
         index = len(self.instances[name]) - 1
-        return f"_Bp(_partial({', '.join([name, str(index), *[outer.lookup(free[i]) for i in captured]])}))"
+        return f"_Bp({', '.join([name, str(index), *[outer.lookup(free[i]) for i in captured]])})"
 
     def add(self, fn: _Function, param: str) -> None:
         """A function of its own, run by every closure of its lambda (its parameter
@@ -399,11 +399,12 @@ class _Unit:
             self.instances[name] = [spans]
 
     def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> str:
-        """The closure of a backpropagator: its code shared with every backpropagator of
-        the unit whose code is the same but for the names of its locals (a chain of ``n``
-        links has ``n`` alike backpropagators per primitive, and Python's ``compile`` of
-        them all would cost more than all else), partially applied to the index of this
-        instance, which locates its failures at its own spans, and to what it captures."""
+        """The arguments of a backpropagator's closure (``Backpropagator(body,
+        *captured)``): its code, shared with every backpropagator of the unit whose code
+        is the same but for the names of its locals (a chain of ``n`` links has ``n``
+        alike backpropagators per primitive, and Python's ``compile`` of them all would
+        cost more than all else), the index of this instance, which locates its failures
+        at its own spans, and what it captures."""
         key = _canonical(lines, fn.name)
         if key not in self.shared:
             self.shared[key] = (fn.name, spans)
@@ -414,7 +415,7 @@ class _Unit:
             name, first = self.shared[key]
             table = {i: [(code, op, span) for (code, op, _), (_, _, span) in zip(first[i], spans[i])] for i in spans}
         self.instances[name].append(table)
-        return f"_partial({', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])})"
+        return ', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])
 
     def located(self, error: Exception, fn_name: str, instance: int = 0) -> Exception:
         """The error of a builtin, located at its application (found by the line the

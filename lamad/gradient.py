@@ -27,7 +27,13 @@ from heapq import heappop, heappush
 import itertools
 from typing import Any, Callable, Iterator, Protocol
 
+from lamad import factored
+from lamad.factored import FactoredSum, Outer, dense_leaves
+
 _ids = itertools.count(1)
+
+_FACTORED = frozenset({Outer, FactoredSum, tuple})
+"""The types of the cotangents that may hold factored ones (lamad/factored.py)."""
 
 
 def next_id() -> int:
@@ -58,15 +64,19 @@ class Stats:
 
 
 class Backpropagator:
-    """A linear map ``A ⊸ d`` with a creation-ordered id.  ``body`` computes the
-    gradient value it contributes for a given cotangent; ``None`` for the
+    """A linear map ``A ⊸ d`` with a creation-ordered id.  Its body computes the gradient
+    value it contributes for a given cotangent, as ``body(*captured, cotangent)``: the
+    compiled code of a backpropagator is shared by all its closures, each of which
+    holds the values it captured here rather than in a ``functools.partial`` of its own
+    (half the memory of a closure, and cheaper to make).  ``body`` is ``None`` for the
     backpropagators of inputs, which forcing leaves for collection."""
 
-    __slots__ = ("id", "body")
+    __slots__ = ("id", "body", "captured")
 
-    def __init__(self, body: Callable[[Any], Any] | None):
+    def __init__(self, body: Callable[..., Any] | None, *captured: Any):
         self.id = next(_ids)
         self.body = body
+        self.captured = captured
 
     def __call__(self, cotangent: Any) -> tuple[Backpropagator, Any]:
         return self, cotangent
@@ -171,20 +181,40 @@ def gradient_records(gradient: Any) -> Iterator[tuple[Backpropagator, Any]]:
 
 def force(gradient: Any) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
-    cotangents; returns the cotangents that reached input backpropagators.
+    cotangents; returns the cotangents that reached input backpropagators.  The outer
+    products sent to one backpropagator are summed as one matrix product
+    (lamad/factored.py), made dense before a body or the caller sees them."""
+    if _observer is not None:
+        _observer.forcing(gradient)
+    factored.forcing.depth += 1
+    try:
+        sent = [gradient]
+        del gradient  # the graph is let go as it runs: nothing here holds its root
+        accumulated = _scatter_and_run(sent.pop())
+    finally:
+        factored.forcing.depth -= 1
+    for target, total in accumulated.items():
+        if type(total) in _FACTORED:
+            accumulated[target] = dense_leaves(total)
+    return accumulated
 
-    ``node`` is the gradient value being scattered into ``accumulated`` (the parts of
-    sums still to scatter wait in ``rest``); ``pending`` is a heap of the
-    backpropagators with a body that have received a cotangent and not yet run.  A
-    body's result is most often one record, which takes no work list.  An observer
-    (:func:`observed`) is told of each run; without one, it costs a test per run."""
+
+def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
+    """:func:`force`'s loop.  ``node`` is the gradient value being scattered into
+    ``accumulated`` (the parts of sums still to scatter wait in ``rest``).  Of the
+    backpropagators with a body that have received a cotangent and not yet run, the one
+    of largest id waits in ``ready`` and the others in the heap ``pending``: a body most
+    often sends to backpropagators made just before it, which then run next without a
+    heap operation.  A body's result is most often one record, which takes no work list.
+    What has run is let go at once — its sum, and the backpropagator itself when nothing
+    else holds it — so that the graph of the forward pass shrinks as it is forced.  An
+    observer (:func:`observed`) is told of each run; without one, it costs a test per run."""
     observer = _observer
-    if observer is not None:
-        observer.forcing(gradient)
     accumulated: dict[Backpropagator, Any] = {}
     pending: list[tuple[int, Backpropagator]] = []
     rest: list = []
-    node, runs, summed = gradient, 0, 0
+    ready: Backpropagator | None = None
+    runs = summed = 0
     while True:
         kind = type(node)
         if kind is tuple:
@@ -192,8 +222,14 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
             sum_so_far = accumulated.get(target)
             if sum_so_far is None:
                 accumulated[target] = cotangent
-                if target.body is not None:
-                    heappush(pending, (-target.id, target))
+                if target.body is not None:  # to run: next, or on the heap
+                    if ready is None and not (pending and pending[0][0] < -target.id):
+                        ready = target
+                    elif ready is not None and target.id > ready.id:
+                        heappush(pending, (-ready.id, ready))
+                        ready = target
+                    else:
+                        heappush(pending, (-target.id, target))
             elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
                 summed += 1
@@ -208,15 +244,20 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
             raise TypeError(f"not a gradient value: {node!r}")
         if rest:
             node = rest.pop()
+            continue
+        if ready is not None:
+            target, ready = ready, None
         elif pending:
             target = heappop(pending)[1]
-            runs += 1
-            cotangent = accumulated.pop(target)
-            node = target.body(cotangent)
-            if observer is not None:
-                observer.ran(target, cotangent, node)
         else:
             break
+        runs += 1
+        total = accumulated.pop(target)
+        if type(total) in _FACTORED:  # a body receives arrays, never factored cotangents
+            total = dense_leaves(total)
+        node = target.body(*target.captured, total)  # a backpropagator runs
+        if observer is not None:
+            observer.ran(target, total, node)
     Stats.backprop_runs += runs
     Stats.cotangents_summed += summed
     return accumulated
