@@ -25,7 +25,7 @@ from typing import Iterable
 from lamad.errors import LamImportError, cannot_read, read_source
 from lamad.parser import KEYWORDS, parse_program
 from lamad.syntax import NAME, Import, Program, Source, Term, Type, rename_free
-from lamad.types import Scope, TypedProgram, typecheck
+from lamad.types import Scope, Template, TypedProgram, typecheck
 
 LIBRARY = "std"
 """The folder of the standard library's modules, inside the package."""
@@ -41,17 +41,20 @@ def library_modules() -> list[str]:
 class Imported:
     """What a program's imports bring into its scope: the definitions of the modules, by
     their qualified names, with their types and elaborated terms, in an order in which
-    each comes after those it uses; the modules' aliases, qualified; the qualifiers."""
+    each comes after those it uses; the modules' aliases and generic definitions
+    (templates), qualified; the qualifiers."""
 
     types: dict[str, Type] = field(default_factory=dict)
     terms: dict[str, Term] = field(default_factory=dict)
     aliases: dict[str, Type] = field(default_factory=dict)
     modules: set[str] = field(default_factory=set)
+    templates: dict[str, Template] = field(default_factory=dict)
 
     def scope(self, outer: Scope | None = None) -> Scope:
         """The scope of the importing program (inside ``outer``, a REPL session's)."""
         outer = outer or Scope()
-        return Scope({**outer.aliases, **self.aliases}, outer.modules | frozenset(self.modules))
+        return Scope({**outer.aliases, **self.aliases}, outer.modules | frozenset(self.modules),
+                     {**outer.templates, **self.templates})
 
     def add(self, name: str, module: TypedProgram) -> None:
         """The module's definitions and aliases qualified by ``name``; in its terms the
@@ -61,6 +64,9 @@ class Imported:
             self.types[qualified[n]] = t
             self.terms[qualified[n]] = rename_free(module.terms[n], qualified)
         self.aliases.update((f"{name}.{a}", t) for a, t in module.scope.aliases.items())
+        names = {*module.types, *module.scope.modules, *module.scope.templates, *module.scope.aliases}
+        for t in module.scope.templates.values():
+            self.templates[f"{name}.{t.name}"] = t.qualified(name, names)
         self.modules.add(name)
         self.modules.update(f"{name}.{m}" for m in module.scope.modules)
 

@@ -22,7 +22,7 @@ from lamad.errors import LamSyntaxError
 from lamad.syntax import (
     ELLIPSIS, PART, Ann, App, BASE_TYPES, Def, FunType, If, Import, IndexItem, Lam, Let, LinLam, LinType, ListLit,
     ListType, Lit, Param, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, Slice, Source,
-    Span, Term, Tuple, TupleType, Type, TypeDef, TypeName, Var, annotated, perp, record_type, spec_text,
+    Span, Term, Tuple, TupleType, Type, TypeDef, TypeName, TypeParam, Var, annotated, perp, record_type, spec_text,
 )
 
 KEYWORDS = frozenset({"def", "type", "import", "let", "in", "if", "then", "else", "true", "false"})
@@ -457,6 +457,10 @@ class _Builder:
             raise LamSyntaxError(f"unknown type 'List' (List needs an element type: List Real); the base types "
                                  f"are {known}", _token_span(first))
         return BASE_TYPES[name] if name in BASE_TYPES else TypeName(name, _token_span(first))
+
+    @_built
+    def type_param(ch, first, last):
+        return TypeParam(str(first), _token_span(first))
 
     @_built
     def qualified_type(ch, first, last):

@@ -205,6 +205,16 @@ class TypeName(Type):
 
 
 @immutable(repr=False)
+class TypeParam(Type):
+    """A type variable written in a definition's annotations, ``'p`` (docs/language.md,
+    "Generic definitions and structures"): the definition is a template, which the checker
+    specialises at each use to the types the variables stand for there."""
+
+    name: str
+    span: Span | None = field(default=None, compare=False)
+
+
+@immutable(repr=False)
 class FunType(Type):
     dom: Type
     cod: Type
@@ -259,8 +269,8 @@ def expand_names(t: Type, aliases: Mapping[str, Type], unknown: Callable[[TypeNa
 
 
 def has_names(t: Type) -> bool:
-    """Whether a type (an annotation as written) names an alias anywhere."""
-    if isinstance(t, TypeName):
+    """Whether a type (an annotation as written) names an alias or a type variable anywhere."""
+    if isinstance(t, (TypeName, TypeParam)):
         return True
     if isinstance(t, PRODUCTS):
         return any(has_names(i) for i in t.items)
@@ -269,6 +279,18 @@ def has_names(t: Type) -> bool:
     if isinstance(t, (FunType, LinType)):
         return has_names(t.dom) or has_names(t.cod)
     return False
+
+
+def type_params(t: Type) -> list[str]:
+    """The names of the type variables a type (an annotation as written) mentions, in order."""
+    found: list[str] = []
+
+    def collect(u: Type) -> Type | None:
+        if isinstance(u, TypeParam) and u.name not in found:
+            found.append(u.name)
+        return None
+    map_type(t, collect)
+    return found
 
 
 def perp(t: Type) -> LinType:
@@ -317,7 +339,7 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
     elif isinstance(t, RecordType):
         text = ", ".join(f"{f} : {_type(i, 0, ascii, names)}" for f, i in zip(t.fields, t.items))
         text, prec = "{" + text + "}", 3
-    elif isinstance(t, TypeName):
+    elif isinstance(t, (TypeName, TypeParam)):
         text, prec = t.name, 3
     elif isinstance(t, ListType):
         depth = 0  # List List … A: a loop, not a recursion per level (lists nested 10,000 deep)
@@ -742,6 +764,27 @@ def rename_free(term: Term, names: Mapping[str, str]) -> Term:
             result = update(let, bound=bound, body=result)
         return result
     return map_children(term, lambda c: rename_free(c, names))
+
+
+def map_annotations(term: Term, fn: Callable[[Type], Type]) -> Term:
+    """``term`` with ``fn`` applied to each type annotation in it: those of its lambdas'
+    and lets' patterns and of its ascriptions (a template's, renamed or inspected)."""
+    if isinstance(term, Ann):
+        return update(term, term=map_annotations(term.term, fn), annot=fn(term.annot))
+    term = map_children(term, lambda c: map_annotations(c, fn))
+    if isinstance(term, (Lam, LinLam)):
+        return update(term, param=_annotate_pattern(term.param, fn))
+    if isinstance(term, Let):
+        return update(term, pattern=_annotate_pattern(term.pattern, fn))
+    return term
+
+
+def _annotate_pattern(p: Pattern, fn: Callable[[Type], Type]) -> Pattern:
+    """A pattern with ``fn`` applied to each of its annotations."""
+    annot = None if p.annot is None else fn(p.annot)  # type: ignore[union-attr]
+    if isinstance(p, (PTuple, PRecord)):
+        return replace(p, items=tuple(_annotate_pattern(i, fn) for i in p.items), annot=annot)
+    return replace(p, annot=annot) if isinstance(p, (PVar, PWild)) else p
 
 
 def _unshadowed(names: Mapping[str, str], p: Pattern) -> Mapping[str, str]:
