@@ -204,10 +204,13 @@ class LoadedProgram:
             scope = aliases(program, Scope(kept, scope.modules))
         replaced: set[str] = set()
         for d in program.defs:
+            if d.name in scope.templates:  # a generic definition typed again replaces the old one
+                scope = replace(scope, templates={n: t for n, t in scope.templates.items() if n != d.name})
+                defs = [old for old in defs if old.name != d.name]
             stale = {d.name} & types.keys()
             users = []
             for old in defs:  # in order: a definition uses only those above it
-                if old.name not in stale and stale & free_variables(terms[old.name]).keys():
+                if old.name in terms and old.name not in stale and stale & free_variables(terms[old.name]).keys():
                     stale.add(old.name)
                     users.append(old)
             defs = [old for old in defs if old.name not in stale]
@@ -223,6 +226,7 @@ class LoadedProgram:
                                   f"type-checks: {e.message}", e.span) from None
                 types.update(checked.types)
                 terms.update(checked.terms)
+                scope = checked.scope  # with the generic definitions among them
                 defs.append(new)
             replaced |= stale
         for name in replaced:  # first: were this interrupted, no stale value would remain

@@ -76,6 +76,12 @@ class Template:
     def name(self) -> str:
         return self.definition.name
 
+    @property
+    def signature(self) -> Type:
+        """The scheme with its type variables named as written (``'p → 'p``), to show."""
+        names = {-i - 1: TypeParam(v) for i, v in enumerate(self.variables)}
+        return map_type(self.scheme, lambda u: names.get(u.id) if isinstance(u, TVar) else None)
+
     def qualified(self, module: str, names: Container[str]) -> Template:
         """The template as a module named ``module`` exports it: its name and the names it
         uses from the module (its definitions, modules, templates and type aliases,
@@ -126,6 +132,11 @@ class TypedProgram:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.types)
+
+    def type_of(self, name: str) -> Type:
+        """The type of a definition, or the signature of a generic one (``'p → 'p``)."""
+        template = self.scope.templates.get(name)
+        return template.signature if template is not None else self.types[name]
 
 
 class Checker:
@@ -754,8 +765,9 @@ class Checker:
             if name in self.scope.modules:
                 path = name
                 continue
-            if name not in self.globals:
-                own = [n.rpartition(".")[2] for n in self.globals if n.rpartition(".")[0] == path]
+            if name not in self.globals and name not in self.scope.templates:
+                own = [n.rpartition(".")[2] for n in [*self.globals, *self.scope.templates]
+                       if n.rpartition(".")[0] == path]
                 raise LamTypeError(f"the module '{path}' has no definition '{p.field}'{_close(p.field, own)}",
                                    _last(p.span, len(p.field)))
             term: Term = Var(name, span=p.span)
