@@ -16,4 +16,4 @@ for _name, _params, _result, _doc in (
         ("tsum", (C,), REAL, "the sum of every entry of every leaf"),
         ("tzeros_like", (C,), C, "the structure with every leaf zero"),
         ("tfull_like", (REAL, C), C, "the structure with every entry of every leaf the given Real")):
-    define(_name, _params, _result, None, typing="structure", derivative="structural", doc=_doc)
+    define(_name, _params, _result, None, typing="structure", derivative="written out", doc=_doc)
