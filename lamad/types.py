@@ -1797,15 +1797,16 @@ def template(d: Def, known: Mapping[str, Type], later: Container[str], scope: Sc
     for name, _ in free_variables(d.as_term()).items():
         if name in known or name in scope.modules or name in scope.templates or name.startswith("%"):
             continue
-        if name in later:
+        if public(name) is not None:  # as in a definition, a primitive before a definition further down
+            renamed[name] = f"%{name}"
+        elif name in later:
             raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it",
                                _first_use(d.body, name))
-        if name == d.name:
+        elif name == d.name:
             raise LamTypeError(f"'{name}' refers to itself, but a definition cannot be recursive", _first_use(d.body, name))
-        if public(name) is None:
+        else:
             known_names = [*known, *scope.templates, *(n for n in PRIMITIVES if public(n))]
             raise LamTypeError(f"unbound name '{name}'{_close(name, known_names)}", _first_use(d.body, name))
-        renamed[name] = f"%{name}"
     checker = Checker(scope=scope, type_params={v: TVar(-i - 1) for i, v in enumerate(variables)})
     scheme = checker.expand(signature[-1])
     for t in reversed(signature[:-1]):
