@@ -7,7 +7,9 @@ its type ``ty``, applications of builtins are saturated :class:`Prim` nodes
 literals, ``&&``/``||`` are ``if``s and ascriptions are gone.  The evaluator and
 the AD transforms work on elaborated terms only.
 
-Typing is monomorphic for user code; builtins are instantiated afresh at each use.
+Typing is monomorphic for user code, but for generic definitions (templates, whose
+annotations name type variables ``'p``), which are specialised, checked once per
+instantiation, at their uses; builtins are instantiated afresh at each use.
 ``Real`` may be used where ``Tensor`` is expected, and arithmetic joins the two
 (docs/language.md, Numbers): the checker implements this as a subsumption ``coerce``
 at argument positions and a ``join`` at branches and list elements; a Real given for a
