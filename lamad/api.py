@@ -201,7 +201,7 @@ class LoadedProgram:
             scope = imported.scope(scope)
         if program.aliases:  # a type alias typed again replaces the old one (what uses it is checked)
             kept = {n: t for n, t in scope.aliases.items() if n not in {a.name for a in program.aliases}}
-            scope = aliases(program, Scope(kept, scope.modules))
+            scope = aliases(program, replace(scope, aliases=kept))
         replaced: set[str] = set()
         for d in program.defs:
             if d.name in scope.templates:  # a generic definition typed again replaces the old one

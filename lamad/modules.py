@@ -49,12 +49,13 @@ class Imported:
     aliases: dict[str, Type] = field(default_factory=dict)
     modules: set[str] = field(default_factory=set)
     templates: dict[str, Template] = field(default_factory=dict)
+    alias_params: dict[str, str] = field(default_factory=dict)
 
     def scope(self, outer: Scope | None = None) -> Scope:
         """The scope of the importing program (inside ``outer``, a REPL session's)."""
         outer = outer or Scope()
         return Scope({**outer.aliases, **self.aliases}, outer.modules | frozenset(self.modules),
-                     {**outer.templates, **self.templates})
+                     {**outer.templates, **self.templates}, {**outer.alias_params, **self.alias_params})
 
     def add(self, name: str, module: TypedProgram) -> None:
         """The module's definitions and aliases qualified by ``name``; in its terms the
@@ -64,6 +65,7 @@ class Imported:
             self.types[qualified[n]] = t
             self.terms[qualified[n]] = rename_free(module.terms[n], qualified)
         self.aliases.update((f"{name}.{a}", t) for a, t in module.scope.aliases.items())
+        self.alias_params.update((f"{name}.{a}", p) for a, p in module.scope.alias_params.items())
         names = {*module.types, *module.scope.modules, *module.scope.templates, *module.scope.aliases}
         for t in module.scope.templates.values():
             self.templates[f"{name}.{t.name}"] = t.qualified(name, names)

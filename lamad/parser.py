@@ -238,7 +238,8 @@ class _Builder:
         name = str(ch[1])
         if name in BASE_TYPES or name == "List":
             raise LamSyntaxError(f"'{name}' is a base type; an alias needs a name of its own", _token_span(ch[1]))
-        return TypeDef(_name(ch[1]), ch[3][0], span=_between(first, last))
+        param = None if ch[2] is None else str(ch[2])
+        return TypeDef(_name(ch[1]), ch[4][0], param, span=_between(first, last))
 
     @_built
     def definition(ch, first, last):
@@ -445,9 +446,14 @@ class _Builder:
     @_built
     def con_type(ch, first, last):
         name, arg = ch
-        if str(name) != "List":
-            raise LamSyntaxError(f"type '{name}' takes no argument (only List does)", _token_span(name))
-        return ListType(arg[0])
+        if str(name) in BASE_TYPES:
+            raise LamSyntaxError(f"type '{name}' takes no argument (List and the aliases of one type variable "
+                                 "do)", _token_span(name))
+        return ListType(arg[0]) if str(name) == "List" else TypeName(str(name), _between(first, last), arg[0])
+
+    @_built
+    def qualified_con_type(ch, first, last):
+        return TypeName(".".join(str(c) for c in ch[:-1:2]), _between(first, last), ch[-1][0])
 
     @_built
     def base_type(ch, first, last):

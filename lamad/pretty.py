@@ -43,7 +43,8 @@ def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80,
     operators (``%grad'rf``)."""
     if isinstance(term, Program):
         texts = ["\n".join(_import(i) for i in term.imports)] if term.imports else []
-        texts += [f"type {a.name} = {pretty_type(a.body, ascii)}" for a in term.aliases]
+        texts += [f"type {a.name}{' ' + a.param if a.param else ''} = {pretty_type(a.body, ascii)}"
+                  for a in term.aliases]
         for d in term.defs:
             texts.append(pretty(d, ascii, width, shadowed))
             shadowed = shadowed | {d.name}

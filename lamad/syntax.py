@@ -198,10 +198,12 @@ def same_shape(a: Type, b: Type) -> bool:
 class TypeName(Type):
     """A type written by a name that is not a base type: a type alias (``Layer``, or
     ``nn.Layer`` from a module), as the parser reads it.  The checker replaces it by the
-    type the alias stands for (:func:`expand_names`); a program printed back keeps it."""
+    type the alias stands for; a program printed back keeps it."""
 
     name: str
     span: Span | None = field(default=None, compare=False)
+    arg: Type | None = None
+    """The type an alias of a type variable is applied to (``Adam 'p``, ``nn.Adam Net``)."""
 
 
 @immutable(repr=False)
@@ -254,18 +256,9 @@ def map_type(t: Type, part: Callable[[Type], Type | None]) -> Type:
         return ListType(map_type(t.elem, part))
     if isinstance(t, (FunType, LinType)):
         return type(t)(map_type(t.dom, part), map_type(t.cod, part))
+    if isinstance(t, TypeName) and t.arg is not None:
+        return TypeName(t.name, t.span, map_type(t.arg, part))
     return t
-
-
-def expand_names(t: Type, aliases: Mapping[str, Type], unknown: Callable[[TypeName], Type]) -> Type:
-    """``t`` with each :class:`TypeName` replaced by the type its alias stands for (those
-    of ``aliases`` are expanded already); ``unknown`` is asked about the other names (it
-    raises the error)."""
-    def name(u: Type) -> Type | None:
-        if not isinstance(u, TypeName):
-            return None
-        return aliases[u.name] if u.name in aliases else unknown(u)
-    return map_type(t, name)
 
 
 def has_names(t: Type) -> bool:
@@ -339,6 +332,8 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
     elif isinstance(t, RecordType):
         text = ", ".join(f"{f} : {_type(i, 0, ascii, names)}" for f, i in zip(t.fields, t.items))
         text, prec = "{" + text + "}", 3
+    elif isinstance(t, TypeName) and t.arg is not None:
+        text, prec = f"{t.name} {_type(t.arg, 2, ascii, names)}", 2
     elif isinstance(t, (TypeName, TypeParam)):
         text, prec = t.name, 3
     elif isinstance(t, ListType):
@@ -653,10 +648,12 @@ class Def:
 
 @immutable()
 class TypeDef:
-    """``type Name = A``: a type alias (docs/language.md, "Records")."""
+    """``type Name = A``: a type alias (docs/language.md, "Records"); ``type Name 'p = A``
+    one of a type variable, ``param`` (``Name B`` is ``A`` with ``B`` for ``'p``)."""
 
     name: str
     body: Type
+    param: str | None = None
     span: Span | None = field(default=None, compare=False, kw_only=True)
 
 

@@ -92,7 +92,7 @@ class Template:
         free = {n: f"{module}.{n}" for n in free_variables(d.as_term()) if n in names}
 
         def rename(t: Type) -> Type:
-            return map_type(t, lambda u: TypeName(f"{module}.{u.name}", u.span)
+            return map_type(t, lambda u: TypeName(f"{module}.{u.name}", u.span, u.arg and rename(u.arg))
                             if isinstance(u, TypeName) and u.name in names else None)
         params = tuple(replace(p, annot=rename(p.annot)) for p in d.params)
         body = map_annotations(rename_free(d.body, free), rename)
@@ -119,6 +119,8 @@ class Scope:
     aliases: Mapping[str, Type] = field(default_factory=dict)
     modules: frozenset[str] = frozenset()
     templates: Mapping[str, Template] = field(default_factory=dict)
+    alias_params: Mapping[str, str] = field(default_factory=dict)
+    """The type variable of each alias that has one (``type Adam 'p = …``)."""
 
 
 @dataclass(frozen=True)
@@ -491,7 +493,18 @@ class Checker:
         """What a type alias or a type variable stands for; ``None`` for other types."""
         if isinstance(t, TypeName):
             found = self.scope.aliases.get(t.name)
-            return found if found is not None else self.unknown_type(t)
+            if found is None:
+                return self.unknown_type(t)
+            param = self.scope.alias_params.get(t.name)
+            if param is None and t.arg is not None:
+                raise LamTypeError(f"the type '{t.name}' takes no argument", t.span)
+            if param is not None and t.arg is None:
+                raise LamTypeError(f"the type '{t.name}' takes one, for its type variable {param} "
+                                   f"({t.name} Real, {t.name} {param})", t.span)
+            if param is None:
+                return found
+            arg = self.expand(t.arg)
+            return map_type(found, lambda u: arg if isinstance(u, TypeParam) and u.name == param else None)
         if isinstance(t, TypeParam):
             found = self.type_params.get(t.name)
             if found is None:
@@ -1839,12 +1852,16 @@ def aliases(program: Program, scope: Scope) -> Scope:
     above it (so that no alias refers to itself); an alias named twice is an error."""
     if not program.aliases:
         return scope
-    known = dict(scope.aliases)
+    known, params = dict(scope.aliases), dict(scope.alias_params)
     for alias in program.aliases:
         if alias.name in known:
             raise LamTypeError(f"the type '{alias.name}' is already defined", alias.span)
-        known[alias.name] = Checker(scope=replace(scope, aliases=known)).expand(alias.body)
-    return replace(scope, aliases=known)
+        variable = {alias.param: TypeParam(alias.param)} if alias.param else {}
+        known[alias.name] = Checker(scope=replace(scope, aliases=known, alias_params=params),
+                                    type_params=variable).expand(alias.body)
+        if alias.param:
+            params[alias.name] = alias.param
+    return replace(scope, aliases=known, alias_params=params)
 
 
 class _Below:

@@ -115,6 +115,30 @@ def test_an_error_in_a_module_template_is_located_in_its_file(tmp_path):
     assert line == "def half (x : 'a) : 'a = x / 2.0" and caret == "x"
 
 
+def test_an_alias_of_a_type_variable_is_applied_to_a_type_here_and_from_a_module():
+    source = ("import nn\ntype Box 'a = {inner : 'a, n : Int}\n"
+              "def wrap (x : 'p) : Box 'p = {inner = x, n = 1}\n"
+              "def c : Box (Box Tensor) = wrap (wrap (stack [1.0]))\n"
+              "def s (p : Real * Real) : nn.Adam (Real * Real) = nn.adam_init p\n")
+    p = lamad.loads(source)
+    assert str(p.types["c"]) == "{inner : {inner : Tensor, n : Int}, n : Int}"
+    assert str(p.types["s"]) == "Real * Real -> {m : Real * Real, step : Int, v : Real * Real}"
+    assert str(p.typed.type_of("wrap")) == "'p -> {inner : 'p, n : Int}"
+    assert lamad.parse_program(lamad.pretty(lamad.parse_program(source))) == lamad.parse_program(source)
+
+
+@pytest.mark.parametrize("source, message, caret", [
+    ("type Box 'a = {inner : 'a}\ndef f (x : Box) : Real = 1.0\n", "the type 'Box' takes one, for its type "
+     "variable 'a (Box Real, Box 'a)", "Box"),
+    ("type Pair = Real * Real\ndef f (x : Pair Real) : Real = 1.0\n", "the type 'Pair' takes no argument",
+     "Pair Real"),
+    ("type Box 'a = {inner : 'b}\n", "the type variable 'b may only be written in a definition", "'b"),
+])
+def test_an_alias_applied_wrongly_is_a_located_error(source, message, caret):
+    head, _, got = error(source)
+    assert message in head and got == caret
+
+
 def test_a_template_in_an_expression_is_refused_with_what_to_write():
     p = lamad.loads(SGD)
     with pytest.raises(lamad.LamTypeError, match="'sgd' is generic"):
@@ -240,7 +264,7 @@ def optimizer_program() -> lamad.LoadedProgram:
         "def momentum (v : M) (p : M) (g : M) : M * M = nn.momentum 0.1 0.9 v p g\n"
         "def momentum_init (p : M) : M = nn.momentum_init p\n"
         "def adam_init (p : M) = nn.adam_init p\n"
-        "def adam (s : {m : M, v : M, step : Int}) (p : M) (g : M) = nn.adam 0.01 s p g\n"
+        "def adam (s : nn.Adam M) (p : M) (g : M) = nn.adam 0.01 s p g\n"
         "def adamw (s : {m : M, v : M, step : Int}) (p : M) (g : M) = nn.adamw 0.01 s p g\n")
 
 
