@@ -153,6 +153,9 @@ class Checker:
         self.sink = sink  # where specialisations of templates go; None: templates cannot be used
         self.type_params = type_params or {}  # what the type variables stand for, in a specialisation
         self.uses: dict[str, tuple[Template, dict[int, TVar], Span | None]] = {}  # templates used, by mark
+        self.maps: list[_Map] = []  # structure maps whose structure's type was not known yet
+        self.written: dict[str, Term] = {}  # each of those written out, by its mark
+        self.settling = False  # whether the end of the definition is reached
         self.specialised: dict[str, str] = {}  # the specialisation each use's mark names
         self.scope = scope or Scope()  # the program's type aliases and imported modules
         self.counter = 0
@@ -938,14 +941,25 @@ class Checker:
     def structure(self, b: Primitive, args: list[Term], span: Span | None) -> Term:
         """``tmap f s``, ``tmap2 f s t``, ``tsum s``, ``tzeros_like s``, ``tfull_like c s``
         written out for the type of the structure ``s`` (its Real and Tensor leaves, through
-        records and tuples), which must be known here: ``tmap f s`` of ``s : {b : Tensor,
-        w : Tensor}`` is ``{b = f s.b, w = f s.w}``.  A function written as a lambda or a
-        name is checked afresh at each leaf (``\\x. 0.9 * x`` on Real and Tensor leaves);
-        another is bound once.  The result is an ordinary term: its derivatives are those
-        of the construction."""
+        records and tuples): ``tmap f s`` of ``s : {b : Tensor, w : Tensor}`` is ``{b = f
+        s.b, w = f s.w}``.  A function written as a lambda or a name is checked afresh at
+        each leaf (``\\x. 0.9 * x`` on Real and Tensor leaves); another is bound once.  The
+        result is an ordinary term: its derivatives are those of the construction.  Where
+        the structure's type is not known yet (a lambda's parameter), the map is written at
+        the end of the definition (:meth:`settle_maps`), under a mark that stands for it."""
         structures = args[1:] if b.name in ("tmap", "tmap2", "tfull_like") else args
         given = args[:len(args) - len(structures)]
         bound = [(self.fresh_name("s"), self.infer(s)) for s in structures]
+        r = self.resolve(bound[0][1].ty)
+        if isinstance(r, TVar) and r.kind == "any" and not self.settling:
+            mark, result = self.fresh_name(f"{b.name}'"), self.fresh()
+            self.maps.append(_Map(mark, b, given, bound, structures, dict(self.locals), span, result))
+            return Var(mark, span=span, ty=result)
+        return self.write_map(b, given, bound, structures, span)
+
+    def write_map(self, b: Primitive, given: list[Term], bound: list[tuple[str, Term]], structures: list[Term],
+                  span: Span | None) -> Term:
+        """A structure map written out, its structures elaborated and bound to names."""
         shape = self.zonk(bound[0][1].ty)
         self.check_leaves(b.name, shape, structures[0].span, "")
         for (_, other), s in zip(bound[1:], structures[1:]):
@@ -970,6 +984,24 @@ class Checker:
         for n, a in reversed(bound):
             body = Let(PVar(n, span=span), a, body, span=span, ty=body.ty)
         return body
+
+    def settle_maps(self) -> None:
+        """The structure maps that waited for the type of their structure, written out now
+        (those they hold after them), each in the local scope of its place."""
+        self.settling = True
+        while self.maps:
+            m = self.maps.pop(0)
+            saved, self.locals = self.locals, dict(m.scope)
+            try:
+                term = self.write_map(m.prim, m.given, m.bound, m.structures, m.span)
+            finally:
+                self.locals = saved
+            try:
+                self._unify(m.result, term.ty)
+            except _Mismatch:
+                raise LamTypeError(f"'{m.prim.name}' gives {self.describe(term.ty)} here, but it is used as "
+                                   f"{self.describe(m.result)}", m.span) from None
+            self.written[m.mark] = term
 
     def real_value(self, t: Term) -> Term:
         """``t`` elaborated, checked to be a Real (the value of ``tfull_like``)."""
@@ -1499,6 +1531,7 @@ class Checker:
         types that waited for them."""
         self.settle_indexings(final=False)
         self.settle_projections(final=False)
+        self.settle_maps()
         self.settle_contextual()
         self.settle_overloads()
         stack = [term]
@@ -1553,6 +1586,8 @@ class Checker:
         # checker (←D above all) need every type known, at every depth.
         if self.specialised and t.__class__ is Var and t.name in self.specialised:
             t = update(t, name=self.specialised[t.name])
+        if self.written and t.__class__ is Var and t.name in self.written:
+            return self._zonk_term(self.written[t.name])
         known = t.ty
         if known.__class__ is Base and t.__class__ is not Lit and not (known is GRAD and t.__class__ is Prim):
             return t  # final already, and no literal or sum of gradients to rewrite
@@ -1589,6 +1624,22 @@ class Checker:
         pattern = PTuple(tuple(PVar(name, span=t.span) if i == k % n else PWild(span=t.span) for i in range(n)),
                          span=t.span)
         return Let(pattern, target, Var(name, span=t.span, ty=t.ty), span=t.span, ty=t.ty)
+
+
+@dataclass(frozen=True)
+class _Map:
+    """A structure map waiting for its structure's type: its mark, the primitive, its
+    function or value (source), its structures (elaborated, with the names they are bound
+    to, and as written), the local scope at its place, its span and its result's type."""
+
+    mark: str
+    prim: Primitive
+    given: list[Term]
+    bound: list[tuple[str, Term]]
+    structures: list[Term]
+    scope: dict[str, Type]
+    span: Span | None
+    result: Type
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,15 @@ def test_the_gradient_through_the_structure_maps_is_the_finite_differences():
     assert_same_gradient(lamad.grad(p.f)(s), numeric_gradient(p.f, s), rtol=1e-6, atol=1e-8)
 
 
+def test_a_map_of_a_parameter_typed_later_is_written_out_at_the_end_of_the_definition():
+    p = lamad.loads(f"def f (s : {STRUCT}) = grad (\\q. tsum (tmap (\\x. sin x * x) q)) s\n"
+                    f"def g (s : {STRUCT}) : Real = tsum (tmap (\\x. sin x * x) s)\n"
+                    "def h = fold (\\acc s. tmap2 (\\a b. a + b) acc s) (0.0, 0.0) [(1.0, 2.0), (3.0, 4.0)]\n")
+    s = structure(np.random.default_rng(5))
+    assert_same_gradient(p.f(s), numeric_gradient(p.g, s), rtol=1e-6, atol=1e-8)
+    assert p.h == (4.0, 6.0)
+
+
 @pytest.mark.parametrize("source, message, caret", [
     ("def f (s : {n : Int, x : Real}) : Real = tsum s\n",
      "'tsum' maps the Real and Tensor leaves of records and tuples, but its leaf .n is an Int", "s"),
