@@ -32,7 +32,7 @@ from lamad.syntax import (
     BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program,
     NAME, RecordType, Term, TupleType, Type, free_variables, pretty_type, record_type,
 )
-from lamad.types import Scope, TypedProgram, aliases
+from lamad.types import Instances, Scope, TypedProgram, aliases
 
 
 class LamArgumentError(LamError, TypeError, ValueError):
@@ -165,8 +165,14 @@ class LoadedProgram:
 
     def check(self, term: Term) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
-        definitions.  Errors are left unlocated: the caller knows the text."""
-        return driver.check_term(term, self.typed.types, self.typed.scope)
+        definitions.  Errors are left unlocated: the caller knows the text.  The
+        specialisations of the generic definitions it uses join the program's definitions."""
+        known = len(self.typed.terms)
+        checked = driver.check_term(term, self.typed.types, self.typed.scope,
+                                    Instances(self.typed.types, self.typed.terms))
+        if len(self.typed.terms) != known:
+            self._positions = None  # the order of the definitions, with the new ones last
+        return checked
 
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""

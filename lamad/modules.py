@@ -8,7 +8,9 @@ importer's scope qualified by the module's name: ``nn.dense``, ``nn.Layer``, and
 ``L.nn.dense`` for what a module ``L`` imports.  A module's elaborated terms name its own
 definitions qualified too, so that every definition of a program lives in one namespace,
 where the evaluator, the transforms and the printer find it by that one name, and a
-derivative program that uses ``nn.dense`` prints ``nn.dense`` and parses back.
+derivative program that uses ``nn.dense`` prints ``nn.dense`` and parses back.  A module's
+generic definitions (templates) join the importer's scope the same way, their names and
+those they use qualified, and are specialised where the importer uses them.
 
 Errors in a module are located in its file (its spans carry its text, :class:`Source`);
 a missing file or module and an import cycle are errors at the import.

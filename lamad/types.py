@@ -1926,9 +1926,12 @@ class _Below:
         return self.last.get(name, -1) > self.i  # type: ignore[arg-type]
 
 
-def infer_term(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> Term:
-    """Elaborate a lone term (the REPL's expressions) against the given definitions."""
-    checker, term = _infer(term, globals_, scope)
+def infer_term(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None,
+               sink: Instances | None = None) -> Term:
+    """Elaborate a lone term (the REPL's expressions) against the given definitions; the
+    specialisations of the templates it uses go to ``sink`` (without one, a template is
+    an error)."""
+    checker, term = _infer(term, globals_, scope, sink)
     return checker.finish(term)
 
 
@@ -1936,12 +1939,15 @@ def infer_type(term: Term, globals_: Mapping[str, Type] | None = None, scope: Sc
     """The type of a lone term (the REPL's ``:type``): its number types defaulted as for
     evaluation, but the type variables nothing determines left as variables (``λx. x :
     'a → 'a``), where :func:`infer_term` makes them ``Unit`` to run the term."""
+    if isinstance(term, Var) and scope is not None and term.name in scope.templates:
+        return scope.templates[term.name].signature  # a generic definition named alone: its signature
     checker, term = _infer(term, globals_, scope)
     return checker.zonk(term.ty)
 
 
-def _infer(term: Term, globals_: Mapping[str, Type] | None, scope: Scope | None) -> tuple[Checker, Term]:
-    checker = Checker(globals_, scope=scope)
+def _infer(term: Term, globals_: Mapping[str, Type] | None, scope: Scope | None,
+           sink: Instances | None = None) -> tuple[Checker, Term]:
+    checker = Checker(globals_, scope=scope, sink=sink)
     checker.used = term_names(term)
     term = checker.infer(term)
     checker.settle(term)

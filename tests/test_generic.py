@@ -139,10 +139,14 @@ def test_an_alias_applied_wrongly_is_a_located_error(source, message, caret):
     assert message in head and got == caret
 
 
-def test_a_template_in_an_expression_is_refused_with_what_to_write():
-    p = lamad.loads(SGD)
-    with pytest.raises(lamad.LamTypeError, match="'sgd' is generic"):
-        p.evaluate("sgd 0.1 1.0 1.0")
+def test_a_template_is_specialised_for_an_expression_and_its_type_alone_is_its_signature():
+    p = lamad.loads(SGD + "def q = 1.0\n")
+    assert p.evaluate("sgd 0.5 (q, 2.0) (1.0, 2.0)") == (0.5, 1.0)
+    assert p.evaluate("sgd 0.5 (q, 2.0) (3.0, 2.0)") == (-0.5, 1.0)
+    assert len(specialisations(p, "sgd")) == 1
+    assert str(lamad.driver.type_of(lamad.parse_term("sgd"), p.types, p.typed.scope)) == "Real -> 'p -> 'p -> 'p"
+    with pytest.raises(lamad.LamTypeError, match="'sgd' is generic"):  # where nothing takes its specialisations
+        lamad.types.infer_term(lamad.parse_term("sgd 0.1 1.0 1.0"), p.types, p.typed.scope)
 
 
 def test_the_repl_defines_and_lists_templates():
