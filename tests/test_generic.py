@@ -107,6 +107,21 @@ def test_a_template_is_used_across_modules_on_the_users_record(tmp_path):
     assert specialisations(p, "O.both") and specialisations(p, "O.scale")
 
 
+def test_a_modules_template_uses_the_templates_and_aliases_of_what_it_imports(tmp_path):
+    (tmp_path / "lib.lam").write_text(
+        "import nn\ntype Pair = {u : Real, v : Real}\n"
+        "def twice (rate : Real) (p : 'p) (g : 'p) : 'p = nn.sgd rate (nn.sgd rate p g) g\n"
+        "def mk (x : Real) : Pair = {u = x, v = x}\n"
+        "def both (p : 'p) : 'p * Pair = (twice 1.0 p p, mk 1.0)\n", encoding="utf-8")
+    p = lamad.loads("import \"lib.lam\" as L\n"
+                    "def main = (L.twice 0.25 (1.0, {a = stack [2.0]}) (1.0, {a = stack [1.0]}), L.both 3.0)\n",
+                    base_dir=tmp_path)
+    (a, b), (c, pair) = p.main
+    assert a == 0.5 and c == -3.0 and pair == {"u": 1.0, "v": 1.0}
+    np.testing.assert_allclose(b["a"], [1.5])
+    assert specialisations(p, "L.nn.sgd")  # nn's sgd, as L names it
+
+
 def test_an_error_in_a_module_template_is_located_in_its_file(tmp_path):
     (tmp_path / "opt.lam").write_text("def half (x : 'a) : 'a = x / 2.0\n", encoding="utf-8")
     head, line, caret = error("import \"opt.lam\" as O\ndef main = O.half 3\n", base_dir=tmp_path)
