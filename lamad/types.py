@@ -668,7 +668,7 @@ class Checker:
                                "loop with iterate, fold or scan (or map over a list)", t.span)
         if name in self.scope.modules:
             raise LamTypeError(f"'{name}' is a module, not a value: its definitions are {name}.name", t.span)
-        known = list(self.locals) + list(self.globals) + [n for n in PRIMITIVES if public(n)]
+        known = [*self.locals, *self.globals, *self.scope.templates, *(n for n in PRIMITIVES if public(n))]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LamTypeError(f"unbound name '{name}'{hint}", t.span)
@@ -677,8 +677,8 @@ class Checker:
         """A use of a template: its scheme with the type variables fresh, under a mark that
         :meth:`settle` replaces by the name of the specialisation to the types found."""
         if self.sink is None:
-            raise LamTypeError(f"'{template.name}' is generic: it is specialised for the definitions that use it, "
-                               f"not inside an expression (def r = … {template.name} …, then r)", t.span)
+            raise LamTypeError(f"'{template.name}' is generic: it is specialised where a program's definitions or "
+                               "expressions use it, not here", t.span)
         fresh: dict[int, TVar] = {}
         ty = self.instantiate(template.scheme, fresh)
         mark = self.fresh_name(f"{template.name}'")
@@ -837,7 +837,9 @@ class Checker:
                 if primitive is not None:
                     name = f"'{primitive.surface}'"
                 else:
-                    name = f"'{head.name}'" if isinstance(head, Var) else "this function"
+                    shown = self.uses[head.name][0].name if isinstance(head, Var) and head.name in self.uses \
+                        else getattr(head, "name", "")
+                    name = f"'{shown}'" if isinstance(head, Var) else "this function"
                     name += f" (of type {self.describe(head.ty)})"
                 extra = args[i].span.to(args[-1].span) if args[i].span else None
                 raise LamTypeError(f"too many arguments: {name} takes {n} argument{'s' * (n > 1)}, "
