@@ -962,6 +962,7 @@ class Checker:
     def write_map(self, b: Primitive, given: list[Term], bound: list[tuple[str, Term]], structures: list[Term],
                   span: Span | None) -> Term:
         """A structure map written out, its structures elaborated and bound to names."""
+        bound = list(bound)  # its function or value is bound first, where it is bound
         shape = self.zonk(bound[0][1].ty)
         self.check_leaves(b.name, shape, structures[0].span, "")
         for (_, other), s in zip(bound[1:], structures[1:]):
