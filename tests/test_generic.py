@@ -5,6 +5,9 @@ optimizers of ``nn`` against NumPy transcriptions of PyTorch's."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -367,3 +370,13 @@ def test_random_structures_add_leafwise_and_differentiate_through_tmap(t, seed):
     a, b = value_of(t, rng), value_of(t, rng)
     assert_same_gradient(p.add(a, b), optimizers.tree_map(lambda x, y: x + y, a, b), rtol=1e-15, atol=0)
     assert_same_gradient(lamad.grad(p.f)(a), numeric_gradient(p.f, a), rtol=1e-6, atol=1e-8)
+
+
+def test_the_readmes_optimizer_example_checks_and_trains():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    text = readme[readme.index("\n## Records and modules\n"):readme.index("\n## The command line\n")]
+    model, fit = re.findall(r"```\n(.*?)```", text, re.S)[:2]
+    p = lamad.loads(model + fit + "def x : Tensor = randn 4 [10, 3]\ndef y : Tensor = randn 5 [10, 1]\n"
+                    "def main = (loss start x y, loss (step start x y) x y, loss (fit x y) x y)\n")
+    before, after_sgd, after_adam = p.main
+    assert after_sgd < before and after_adam < before / 10
