@@ -32,7 +32,7 @@ from lamad.syntax import (
     BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program,
     NAME, RecordType, Term, TupleType, Type, free_variables, pretty_type, record_type,
 )
-from lamad.types import Scope, TypedProgram, aliases
+from lamad.types import Instances, Scope, TypedProgram, aliases
 
 
 class LamArgumentError(LamError, TypeError, ValueError):
@@ -166,8 +166,14 @@ class LoadedProgram:
     def check(self, term: Term, number: Type = INT) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
         definitions, the numbers nothing determines ``number``s (Ints, or Reals for a term
-        to differentiate).  Errors are left unlocated: the caller knows the text."""
-        return driver.check_term(term, self.typed.types, self.typed.scope, number)
+        to differentiate).  Errors are left unlocated: the caller knows the text.  The
+        specialisations of the generic definitions it uses join the program's definitions."""
+        known = len(self.typed.terms)
+        checked = driver.check_term(term, self.typed.types, self.typed.scope,
+                                    Instances(self.typed.types, self.typed.terms), number)
+        if len(self.typed.terms) != known:
+            self._positions = None  # the order of the definitions, with the new ones last
+        return checked
 
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
@@ -202,13 +208,16 @@ class LoadedProgram:
             scope = imported.scope(scope)
         if program.aliases:  # a type alias typed again replaces the old one (what uses it is checked)
             kept = {n: t for n, t in scope.aliases.items() if n not in {a.name for a in program.aliases}}
-            scope = aliases(program, Scope(kept, scope.modules))
+            scope = aliases(program, replace(scope, aliases=kept))
         replaced: set[str] = set()
         for d in program.defs:
+            if d.name in scope.templates:  # a generic definition typed again replaces the old one
+                scope = replace(scope, templates={n: t for n, t in scope.templates.items() if n != d.name})
+                defs = [old for old in defs if old.name != d.name]
             stale = {d.name} & types.keys()
             users = []
             for old in defs:  # in order: a definition uses only those above it
-                if old.name not in stale and stale & free_variables(terms[old.name]).keys():
+                if old.name in terms and old.name not in stale and stale & free_variables(terms[old.name]).keys():
                     stale.add(old.name)
                     users.append(old)
             defs = [old for old in defs if old.name not in stale]
@@ -224,6 +233,7 @@ class LoadedProgram:
                                   f"type-checks: {e.message}", e.span) from None
                 types.update(checked.types)
                 terms.update(checked.terms)
+                scope = checked.scope  # with the generic definitions among them
                 defs.append(new)
             replaced |= stale
         for name in replaced:  # first: were this interrupted, no stale value would remain

@@ -131,7 +131,7 @@ def _storable(prog: api.LoadedProgram, entry: str, arity: int) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     prog = _load(args)  # the imported modules are checked too; their definitions are not listed
     for d in prog.typed.program.defs:
-        print(f"{d.name} : {pretty_type(prog.types[d.name], ascii=args.ascii)}")
+        print(f"{d.name} : {pretty_type(prog.typed.type_of(d.name), ascii=args.ascii)}")
     return 0
 
 

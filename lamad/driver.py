@@ -49,7 +49,7 @@ from lamad.progress import Progress
 from lamad.reverse import backprop
 from lamad.simplify import simplify
 from lamad.syntax import INT, Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
-from lamad.types import Scope, TypedProgram, infer_term, infer_type, typecheck
+from lamad.types import Instances, Scope, TypedProgram, infer_term, infer_type, typecheck
 
 TRANSFORMS: dict[str, tuple[Callable[[Term], Term], Callable[[Type], Type]]] = {
     "reverse": (backprop, backprop_type),
@@ -91,10 +91,12 @@ def check_definitions(program: Program, types: Mapping[str, Type], scope: Scope 
 
 
 @deep
-def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None, number: Type = INT) -> Term:
+def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None,
+               sink: Instances | None = None, number: Type = INT) -> Term:
     """Type-check and elaborate a parsed term in the scope of definitions of ``types``, the
-    numbers nothing determines ``number``s (:func:`lamad.types.infer_term`)."""
-    return infer_term(term, types, scope, number)
+    numbers nothing determines ``number``s (:func:`lamad.types.infer_term`); the
+    specialisations of the generic definitions it uses go to ``sink``."""
+    return infer_term(term, types, scope, sink, number)
 
 
 @deep

@@ -58,7 +58,8 @@ def pretty(term: Term | Def | Program, ascii: bool = False, width: int = WIDTH,
     it (so printing is linear in the size of the term, not exponential in its depth)."""
     if isinstance(term, Program):
         texts = ["\n".join(_import(i) for i in term.imports)] if term.imports else []
-        texts += [f"type {a.name} = {pretty_type(a.body, ascii)}" for a in term.aliases]
+        texts += [f"type {a.name}{' ' + a.param if a.param else ''} = {pretty_type(a.body, ascii)}"
+                  for a in term.aliases]
         for d in term.defs:
             texts.append(pretty(d, ascii, width, shadowed))
             shadowed = shadowed | {d.name}

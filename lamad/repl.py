@@ -339,12 +339,13 @@ class Repl:
     def define(self, program: Program) -> None:
         self.program.define(program)
         for imp in program.imports:
-            own = [n[len(imp.name) + 1:] for n in self.program.types if n.startswith(imp.name + ".")]
+            names = [*self.program.types, *self.program.typed.scope.templates]
+            own = [n[len(imp.name) + 1:] for n in names if n.startswith(imp.name + ".") and "'" not in n]
             self.print(f"imported {imp.name}: {', '.join(n for n in own if '.' not in n) or 'no definitions'}")
         for a in program.aliases:
             self.print(f"type {a.name} = {pretty_type(self.program.typed.scope.aliases[a.name], self.ascii)}")
         for d in program.defs:
-            self.print(f"{d.name} : {pretty_type(self.program.types[d.name], self.ascii)}")
+            self.print(f"{d.name} : {pretty_type(self.program.typed.type_of(d.name), self.ascii)}")
 
     def show(self, term: Term, number: Type = INT) -> None:
         """Evaluate an expression and print its value; the numbers nothing determines are

@@ -70,9 +70,9 @@ def test_checking_definitions_is_linear_in_their_number(monkeypatch):
     counter = [0]
     check_def = lamad.types.check_def
 
-    def counting(d, globals_, later=frozenset(), scope=None):
+    def counting(d, globals_, later=frozenset(), scope=None, sink=None):
         counter[0] += len(later) if hasattr(later, "__len__") else 0
-        return check_def(d, _Counting(globals_, counter), later, scope)
+        return check_def(d, _Counting(globals_, counter), later, scope, sink)
 
     monkeypatch.setattr(lamad.types, "check_def", counting)
 

@@ -124,7 +124,8 @@ def test_the_standard_library_has_nn_with_one_line_docs():
         if line.startswith(("def ", "type ")):
             assert lines[i - 1].startswith("-- "), f"{line!r} has no one-line doc comment above it"
     p = lamad.loads("import nn\ndef l (x : Tensor) : Real = nn.mse (nn.dense (nn.init 1 3 2) x) (ones [4, 2])\n")
-    assert {"nn.dense", "nn.mse", "nn.init", "nn.cross_entropy", "nn.sgd"} <= set(p.types)
+    assert {"nn.dense", "nn.mse", "nn.init", "nn.cross_entropy"} <= set(p.types)
+    assert {"nn.sgd", "nn.momentum", "nn.adam", "nn.adamw"} <= set(p.typed.scope.templates)  # generic
     layer = p["nn.init"](1, 3, 2)
     x = np.arange(12.0).reshape(4, 3)
     np.testing.assert_allclose(p["nn.dense"](layer, x), x @ layer["w"] + layer["b"])
@@ -282,7 +283,8 @@ def test_the_repl_imports_and_loads_files_that_import(project, monkeypatch):
                  "import \"models/activations.lam\" as A", "sum (A.act (zeros [2]))"):
         assert session.execute(text), out.getvalue()
     printed = out.getvalue().splitlines()
-    assert printed[0] == "imported nn: init, dense, mse, cross_entropy, sgd"
+    assert printed[0] == ("imported nn: init, dense, mse, cross_entropy, sgd, momentum_init, momentum, adam_init, "
+                          "adam_with, adam, adamw")
     assert printed[1] == "1.0"
     assert printed[2] == "q : {b : Tensor, w : Tensor} → Tensor"
     assert printed[3] == "loaded main.lam: loss, start, main"

@@ -126,7 +126,8 @@ class Primitive:
     ``"arith"`` (numeric operands joined with Real ≤ Tensor promotion; Ints allowed when
     ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"sum_apply"``
     (linear functions applied as an application does), ``"ad"`` (an AD operator) and
-    ``"derived"`` (an AD operator written with the others: ``derived`` holds its rule)
+    ``"derived"`` (an AD operator written with the others: ``derived`` holds its rule),
+    ``"structure"`` (a structure map, written out for its structure's type)
     and ``"overloaded"`` (one of several ``signatures``, chosen by the argument types:
     ``real`` takes an Int or an IntTensor; :func:`lifted` makes the signatures of an
     operation on scalars that also applies elementwise to arrays).
@@ -135,7 +136,8 @@ class Primitive:
     ``jvp`` and ``vjp``, one rule per argument, ``None`` for an argument with no
     derivative), ``"special"`` (``jvp`` and ``vjp`` each hold one rule for the whole
     transformed application: the primitive takes or makes lists of tensors),
-    ``"constant"`` (derivative zero where it exists), ``"structural"`` (commutes with
+    ``"written out"`` (the checker writes each application as other terms: the structure
+    maps), ``"constant"`` (derivative zero where it exists), ``"structural"`` (commutes with
     both transforms: ``D(map) = map``), ``"discrete"`` (no real result) or ``"ad"``.
 
     A rule is a lamad term over the arguments ``x1 … xk``, the result ``y``, the
