@@ -219,11 +219,11 @@ class Repl:
                 if run(*args) is False:  # it printed its error itself (a file that failed to :load)
                     return False
         except LamError as e:
-            self.print(self.locate(e))
+            self.print_error(self.locate(e))
         except KeyboardInterrupt:
-            self.print("interrupted")
+            self.print_error("interrupted")
         except Exception:  # a bug in lamad: say so, and keep the session
-            self.print(f"{traceback.format_exc()}internal error: this is a bug in lamad, please report it")
+            self.print_error(f"{traceback.format_exc()}internal error: this is a bug in lamad, please report it")
         else:
             return True
         return False
@@ -309,8 +309,26 @@ class Repl:
                 err.span = span._replace(line=span.line - offset, end_line=span.end_line - offset)
         return format_error(err)
 
+    # What an input prints goes through these methods, which a notebook's session
+    # (lamad.notebook) overrides to display values, derivatives and graphs richly.
+
     def print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+    def print_error(self, text: str) -> None:
+        """An input's error, located (:meth:`locate`)."""
+        self.print(text)
+
+    def print_value(self, value: Any, ty: Any) -> None:
+        self.print(self.value(value, ty))
+
+    def print_code(self, text: str) -> None:
+        """A program lamad printed: a derivative."""
+        self.print(text)
+
+    def print_graph(self, dot: Any) -> None:
+        """A computational graph, a ``graphviz.Digraph``: its DOT text."""
+        self.print(dot.source.rstrip("\n"))
 
     # ----------------------------------------------------------------- inputs
 
@@ -327,7 +345,7 @@ class Repl:
     def show(self, term: Term) -> None:
         """Evaluate an expression and print its value."""
         checked = self.program.check(term)
-        self.print(self.value(self.program.run(checked), checked.ty))
+        self.print_value(self.program.run(checked), checked.ty)
 
     def value(self, value: Any, ty: Any) -> str:
         return format_value(value, ty, self.ascii, shapes=True, full=self.arrays == "full")
@@ -338,12 +356,12 @@ class Repl:
         if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
             name, ty, target = transform(named, simplified)
-            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
-                                         shadowed=frozenset(self.program.types)))
+            self.print_code(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
+                                              shadowed=frozenset(self.program.types)))
             return
         ty, target = self.program.derivative(self.program.check(term), simplified, forward)
-        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
-                                     shadowed=frozenset(self.program.types)))
+        self.print_code(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
+                                          shadowed=frozenset(self.program.types)))
 
     # ----------------------------------------------------------------- commands
 
@@ -395,7 +413,7 @@ class Repl:
         _, expected = drawing.parameters(self.program, name.text)
         at = self.program.run(self.program.check(Ann(point, expected, span=point.span)))
         drawn = drawing.of_program(self.program, name.text, at, grad)
-        self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
+        self.print_graph(drawing.to_dot(drawn, grad, name.text))
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:
@@ -410,7 +428,7 @@ class Repl:
             program = api.load(file, backend.name, backend.dtype.name)
         except LamError as e:  # located in the file already; the session stays as it was
             self.tried = file
-            self.print(str(e))
+            self.print_error(str(e))
             return False
         self.program, self.file = program, file
         self.print(f"loaded {path}: {', '.join(d.name for d in program.typed.program.defs) or 'no definitions'}")
