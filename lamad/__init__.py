@@ -24,6 +24,15 @@ from lamad.types import typecheck
 
 parse = parse_term
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext lamad`` in IPython or Jupyter: the magics ``%%lamad`` and ``%lamad``
+    (lamad/notebook.py, which needs ``pip install 'lamad[notebook]'``)."""
+    from lamad.notebook import register
+
+    register(ipython)
+
+
 __all__ = [
     "Function", "LoadedProgram", "load", "loads", "save", "load_params", "LamArgumentError", "LamError", "LamRuntimeError", "LamWarning",
     "LamSyntaxError", "LamTypeError", "evaluate", "parse", "parse_program", "parse_term", "parse_type",
