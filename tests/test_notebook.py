@@ -282,3 +282,12 @@ def test_the_tutorial_runs_in_a_kernel():
     (after,) = shown(nb, "def trained")
     loss, accuracy = value(after)
     assert loss < value(before) and 0.0 <= accuracy <= 1.0
+
+
+def test_the_readme_cell_shows_what_the_readme_says(shell, capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Notebooks\n"):readme.index("\n## The Python API\n")]
+    (cell,) = re.findall(r"```\n(%%lamad\n.*?)```", section, re.S)
+    (shown,) = run(shell, cell)
+    printed = capsys.readouterr().out.strip()
+    assert f"prints `{printed}` and shows `{shown['text/plain']}` under the\ncell" in section
