@@ -21,6 +21,7 @@ from lamad.parser import parse_program, parse_term, parse_type
 from lamad.pretty import format_value, pretty, pretty_type
 from lamad.reverse import backprop
 from lamad.types import typecheck
+from lamad.version import __version__
 
 parse = parse_term
 
@@ -40,4 +41,3 @@ __all__ = [
     "pretty", "pretty_type", "typecheck", "backprop", "forward", "grad", "value_and_grad", "vjp", "jvp", "hvp",
     "hessian", "jacfwd", "jacrev",
 ]
-__version__ = "0.1.0"

@@ -107,23 +107,24 @@ def _array_table(host: np.ndarray, elide: bool) -> str:
     elide = elide and host.size > SHORT_THRESHOLD
     caption = f"<caption>{array_label(host)}</caption>"
     if host.ndim == 0:
-        return f"<table>{caption}<tr><td>{_entry(host)}</td></tr></table>"
+        return f"<table>{caption}{_row(None, [_entry(host)])}</table>"
     matrix = host.reshape(1, -1) if host.ndim == 1 else host
+    labelled = host.ndim > 1  # rows headed by their index
     columns = _kept(matrix.shape[-1], elide)
-    corner = "<th></th>" if host.ndim > 1 else ""
-    head = "<tr>" + corner + "".join(f"<th>{j}</th>" if j is not None else "<th>…</th>" for j in columns) + "</tr>"
-    rows, elided = [], False
+    rows = [_row("" if labelled else None, ["…" if j is None else str(j) for j in columns], "th")]
     for index in itertools.product(*(_kept(n, elide) for n in matrix.shape[:-1])):
-        if None in index:
-            if not elided:  # one row of ⋮ for a run of elided rows
-                rows.append("<tr>" + corner.replace("<th></th>", "<th>⋮</th>") + "<td>⋮</td>" * len(columns) + "</tr>")
-            elided = True
-            continue
-        elided = False
-        label = f"<th>{', '.join(map(str, index))}</th>" if host.ndim > 1 else ""
-        cells = "".join(f"<td>{_entry(matrix[index + (j,)])}</td>" if j is not None else "<td>…</td>" for j in columns)
-        rows.append(f"<tr>{label}{cells}</tr>")
-    return f"<table>{caption}{head}{''.join(rows)}</table>"
+        if None not in index:
+            rows.append(_row(", ".join(map(str, index)) if labelled else None,
+                             ["…" if j is None else _entry(matrix[index + (j,)]) for j in columns]))
+        elif not rows[-1].startswith("<tr><th>⋮"):  # one row of ⋮ for a run of elided rows
+            rows.append(_row("⋮", ["⋮"] * len(columns)))
+    return f"<table>{caption}{''.join(rows)}</table>"
+
+
+def _row(label: str | None, cells: list[str], tag: str = "td") -> str:
+    """A table's row: its ``label`` as a header cell (none if ``None``), then its cells."""
+    head = f"<th>{label}</th>" if label is not None else ""
+    return f"<tr>{head}{''.join(f'<{tag}>{cell}</{tag}>' for cell in cells)}</tr>"
 
 
 def _entry(x: Any) -> str:

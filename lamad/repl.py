@@ -39,7 +39,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
-from lamad import __version__, api, driver
+from lamad import api, driver
 from lamad import graph as drawing
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
@@ -49,6 +49,7 @@ from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.pretty import PRINT_MODES
 from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Var
+from lamad.version import __version__
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "

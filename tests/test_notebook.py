@@ -153,6 +153,17 @@ def test_a_large_array_is_elided_as_the_repl_elides_it(shell):
     assert len(cells(whole["text/html"])) == 31 and "…" not in whole["text/html"]
 
 
+def test_long_leading_axes_and_lists_are_elided_too(shell):
+    cube, listed = run(shell, "%%lamad\nreshape (real (arange 288)) [12, 12, 2]\nmap (\\i. ones [1]) (range 12)")
+    labels = [row[0] for row in cells(cube["text/html"])[1:]]
+    assert labels[:12] == ["0, 0", "0, 1", "0, 2", "0, 3", "0, 4", "⋮", "0, 7", "0, 8", "0, 9", "0, 10", "0, 11",
+                           "1, 0"]
+    assert labels.count("⋮") == 11 and len(labels) == 10 * 11 + 1
+    assert labels[labels.index("4, 11") + 1:labels.index("4, 11") + 3] == ["⋮", "7, 0"]
+    items = [row[0].text for row in ET.fromstring(listed["text/html"]).findall("tr")]
+    assert items == ["0", "1", "2", "3", "4", "⋮", "7", "8", "9", "10", "11"]
+
+
 def test_values_holding_arrays_nest_their_tables_and_others_are_text(shell):
     pair, record, number = run(shell, "%%lamad\n(1.5, [eye 1, 2.0 * eye 1])\n{w = ones [1], b = 2.0}\n1.5")
     first, second = ET.fromstring(pair["text/html"]).findall("tr")
