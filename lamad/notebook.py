@@ -169,8 +169,8 @@ class Drawing:
 @dataclass(frozen=True)
 class Cell:
     """What a magic ran: its ``name`` (``In[3]``), its ``text`` as written, ``first`` the
-    number of lines the session had typed before it, and ``shift`` the line of ``text``
-    where lamad starts (1 below ``%%lamad``)."""
+    number of lines the session had typed before it, and ``shift`` the number of lines of
+    ``text`` above the lamad (1, the ``%%lamad`` line, for a cell)."""
 
     name: str
     text: str
