@@ -212,7 +212,9 @@ def test_deep_types_and_values_print(tmp_path):
     assert ok(check_arrows) == "f : (" + "Real → " * 1000 + "Real) → Real\n"
     assert ok(run_tuple) == "(1.0, " * 500 + "2.0" + ")" * 500 + "\n"
     assert ok(check_tuple) == "main : " + "Real * (" * 499 + "Real * Real" + ")" * 499 + "\n"
-    assert ok(fmt_tuple) == (tmp_path / "tuple.lam").read_text(encoding="utf-8")
+    # broken into lines of 88 where the layout allows (a nesting of 500 does not): only the spaces change
+    assert re.sub(r"\s", "", ok(fmt_tuple)) == re.sub(r"\s", "", (tmp_path / "tuple.lam").read_text(encoding="utf-8"))
+    assert len(ok(fmt_tuple).splitlines()) > 1
     assert ok(grad_tuple).startswith("-- ←D(main) : (Real × Real⊥) × ((Real × Real⊥) × ")
 
 
