@@ -24,8 +24,18 @@ from lamad.parser import parse_program, parse_term, parse_type
 from lamad.pretty import format_value, pretty, pretty_type
 from lamad.reverse import backprop
 from lamad.types import typecheck
+from lamad.version import __version__
 
 parse = parse_term
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext lamad`` in IPython or Jupyter: the magics ``%%lamad`` and ``%lamad``
+    (lamad/notebook.py, which needs ``pip install 'lamad[notebook]'``)."""
+    from lamad.notebook import register
+
+    register(ipython)
+
 
 __all__ = [
     "Function", "LoadedProgram", "load", "loads", "save", "load_params", "LamArgumentError", "LamError", "LamRuntimeError", "LamWarning",
@@ -34,4 +44,3 @@ __all__ = [
     "pretty", "pretty_type", "typecheck", "backprop", "forward", "grad", "value_and_grad", "vjp", "jvp", "hvp",
     "hessian", "jacfwd", "jacrev", "Stats",
 ]
-__version__ = "0.1.0"

@@ -455,7 +455,8 @@ def _literal(value) -> str:
 
 # --------------------------------------------------------------------- values
 
-_ARRAY_TYPES = (Base("Tensor"), Base("IntTensor"), Base("BoolTensor"))
+ARRAY_TYPES = (Base("Tensor"), Base("IntTensor"), Base("BoolTensor"))
+"""The types whose values are arrays."""
 _BOOLS = {"bool": lambda b: "true" if b else "false"}  # as lamad writes them
 
 
@@ -474,7 +475,7 @@ def format_value(value, t: Type, ascii: bool = False, shapes: bool = False, full
     with an item on several lines has one item a line."""
     if t == Base("Real"):
         return repr(float(value))
-    if t in _ARRAY_TYPES:
+    if t in ARRAY_TYPES:
         return _array(value, shapes, full)
     if t == GRAD:
         return format_gradient(value, ascii, shapes, full)
@@ -506,8 +507,8 @@ def _array(value, shapes: bool, full: bool) -> str:
 
     import numpy as np
 
-    host = np.asarray(value.get() if hasattr(value, "get") else value)  # CuPy arrays: for display only
-    head = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}] " if shapes else ""
+    host = host_array(value)
+    head = array_label(host) + " " if shapes else ""
     threshold = sys.maxsize if full else SHORT_THRESHOLD
     return head + np.array2string(host, separator=", ", threshold=threshold, prefix=head, formatter=_BOOLS)
 
@@ -552,6 +553,18 @@ def _scalar_type(value) -> Type:
     """The lamad type of a number held by NumPy or Python."""
     kind = getattr(getattr(value, "dtype", None), "kind", "f")
     return {"b": Base("Bool"), "i": Base("Int"), "u": Base("Int")}.get(kind, Base("Real"))
+
+
+def host_array(value):
+    """An array value as a NumPy array on the host (a CuPy array copied: for display only)."""
+    import numpy as np
+
+    return np.asarray(value.get() if hasattr(value, "get") else value)
+
+
+def array_label(host) -> str:
+    """A host array's dtype and shape, JAX-style, as printed before its entries: ``f64[2,3]``."""
+    return f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}]"
 
 
 def _items(open_: str, items: list[str], close: str) -> str:

@@ -40,7 +40,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
-from lamad import __version__, api, driver, reduce
+from lamad import api, driver, reduce
 from lamad.adtypes import cotangent_type, has_leaves
 from lamad import graph as drawing
 from lamad import trace as tracing
@@ -53,6 +53,7 @@ from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.pretty import PRINT_MODES, WIDTH
 from lamad.syntax import BASE_TYPES, INT, REAL, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Type, Var
+from lamad.version import __version__
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "
@@ -241,11 +242,11 @@ class Repl:
                 if run(*args) is False:  # it printed its error itself (a file that failed to :load)
                     return False
         except LamError as e:
-            self.print(self.locate(e))
+            self.print_error(self.locate(e))
         except KeyboardInterrupt:
-            self.print("interrupted")
+            self.print_error("interrupted")
         except Exception:  # a bug in lamad: say so, and keep the session
-            self.print(f"{traceback.format_exc()}internal error: this is a bug in lamad, please report it")
+            self.print_error(f"{traceback.format_exc()}internal error: this is a bug in lamad, please report it")
         else:
             return True
         return False
@@ -331,8 +332,26 @@ class Repl:
                 err.span = span._replace(line=span.line - offset, end_line=span.end_line - offset)
         return format_error(err)
 
+    # What an input prints goes through these methods, which a notebook's session
+    # (lamad.notebook) overrides to display values, derivatives and graphs richly.
+
     def print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+    def print_error(self, text: str) -> None:
+        """An input's error, located (:meth:`locate`)."""
+        self.print(text)
+
+    def print_value(self, value: Any, ty: Any) -> None:
+        self.print(self.value(value, ty))
+
+    def print_code(self, text: str) -> None:
+        """A program lamad printed: a derivative."""
+        self.print(text)
+
+    def print_graph(self, dot: Any) -> None:
+        """A computational graph, a ``graphviz.Digraph``: its DOT text."""
+        self.print(dot.source.rstrip("\n"))
 
     # ----------------------------------------------------------------- inputs
 
@@ -351,7 +370,7 @@ class Repl:
         """Evaluate an expression and print its value; the numbers nothing determines are
         ``number``s (Reals in the differentiation commands: docs/language.md, Numbers)."""
         checked = self.program.check(term, number)
-        self.print(self.value(self.program.run(checked), checked.ty))
+        self.print_value(self.program.run(checked), checked.ty)
 
     def differentiable(self, term: Term, forward: bool = False) -> None:
         """That ``term``, to be differentiated, has a Real or Tensor in its type, read as
@@ -369,14 +388,14 @@ class Repl:
         if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
             name, ty, target = transform(named, simplified, self.normalize)
-            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
-                                         shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
+            self.print_code(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
+                                              shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
             return
         checked = self.program.check(term, REAL)
         ty, target = self.program.derivative(checked, simplified, forward, self.normalize)
         label = pretty(term, self.ascii, width=sys.maxsize)  # the comment's one line
-        self.print(pretty_derivative(label, ty, target, self.ascii, forward=forward,
-                                     shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
+        self.print_code(pretty_derivative(label, ty, target, self.ascii, forward=forward,
+                                          shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
 
     # ----------------------------------------------------------------- commands
 
@@ -428,7 +447,7 @@ class Repl:
              "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
     def graph(self, name: Piece, point: Term, grad: bool) -> None:
         drawn = drawing.of_program(self.program, name.text, self.point("graph", "draws", name, point), grad)
-        self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
+        self.print_graph(drawing.to_dot(drawn, grad, name.text))
 
     @command("step", "e at v [with ct]", "←D e applied at v reduced by the paper's rules, one step a line "
              "(Enter: the next, q: stop), down to the gradient; with ct: the cotangent sent back", _term_at_with)
@@ -503,7 +522,7 @@ class Repl:
             program = api.load(file, backend.name, backend.dtype.name)
         except LamError as e:  # located in the file already; the session stays as it was
             self.tried = file
-            self.print(str(e))
+            self.print_error(str(e))
             return False
         self.program, self.file = program, file
         self.print(f"loaded {path}: {', '.join(d.name for d in program.typed.program.defs) or 'no definitions'}")
