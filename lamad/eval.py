@@ -438,9 +438,9 @@ class _Unit:
         steps = self.steps(frame.f_code.co_name, frame.f_lineno, frame.f_locals.get("_w", 0))
         if not steps:
             return None
-        failed = self.replay(steps, frame.f_locals, warnings=True)
-        _, name, span = failed[0] if failed is not None else steps[-1]
         what = message.split(" encountered in ")[0] if " encountered in " in message else None
+        failed = self.replay(steps, frame.f_locals, warnings=True, kind=what)
+        _, name, span = failed[0] if failed is not None else steps[-1]
         return (f"{what} in {name}" if what else f"{name}: {message}"), span
 
     def steps(self, fn_name: str, lineno: int, instance: Any) -> Steps | None:
@@ -450,10 +450,13 @@ class _Unit:
             return None
         return instances[instance].get(lineno - self.first_lines[fn_name])
 
-    def replay(self, steps: Steps, scope: dict, warnings: bool = False) -> tuple[tuple, Exception] | None:
+    def replay(self, steps: Steps, scope: dict, warnings: bool = False, kind: str | None = None
+               ) -> tuple[tuple, Exception] | None:
         """The first operation of a line of nested arithmetic that fails when its steps are
-        run again one by one in ``scope`` (with NumPy's ``warnings`` as errors), and its
-        error; ``None`` for a line of one operation, or if none fails again."""
+        run again one by one in ``scope`` (with NumPy's ``warnings`` as errors, and only a
+        warning of ``kind`` — ``divide by zero``, ``overflow``… — if given: a line may
+        divide by zero in one operation and make a NaN in another), and its error;
+        ``None`` for a line of one operation, or if none fails again."""
         if len(steps) < 2:
             return None
         scope = dict(scope)
@@ -462,7 +465,10 @@ class _Unit:
                 try:
                     exec(step[0], self.namespace, scope)
                 except _RUNTIME_ERRORS as again:
-                    return step, again
+                    if not (warnings and kind and isinstance(again, FloatingPointError) and kind not in str(again)):
+                        return step, again
+                    with np.errstate(all="ignore"):  # another kind of warning: its value, and on
+                        exec(step[0], self.namespace, scope)
         return None
 
     # ----------------------------------------------------------------- terms
