@@ -248,8 +248,9 @@ class _Chain:
         owners = {o for b, o in owner.items() if o != b}
         runs = {o: self.run(o, self.linear(o, targets), owner) for o in owners}
         out = []
+        maybe = self.backprops.keys() | self.alias.keys() | self.tuples.keys()
         for p, b in self.bindings:
-            if p.__class__ is PVar and self.dropped(p.name, b, owner):
+            if p.__class__ is PVar and p.name in maybe and self.dropped(p.name, owner):
                 continue
             if p.__class__ is PVar and p.name in runs:
                 b = runs[p.name]
@@ -300,16 +301,17 @@ class _Chain:
     def sends(self, sender, lin: LinLam) -> None:
         """The backpropagators of the chain that the result of ``lin``'s body sends to."""
         chain, result = let_chain(lin.body)
-        local = set(pattern_names(lin.param)).union(*[pattern_names(let.pattern) for let in chain])
-        rest: list[Term] = []
+        local = {lin.param.name}
+        for let in chain:
+            local.update(pattern_names(let.pattern))
+            self.used(let.bound)
         for s in _summands(result):
             target = _sent(s)
             if target is not None and target not in local and self.resolve(target) in self.backprops:
                 self.senders.setdefault(self.resolve(target), set()).add(sender)
-                rest.append(s.arg)
+                self.used(s.arg)
             else:
-                rest.append(s)
-        self.used(LinLam(lin.param, _lets([(let.pattern, let.bound) for let in chain], Tuple(tuple(rest)))))
+                self.used(s)
 
     def owners(self) -> dict:
         """Each backpropagator's owner, latest first: the one owner of all that send to it,
@@ -332,7 +334,7 @@ class _Chain:
                     size[o] = size.get(o, 0) + 1
         return owner
 
-    def dropped(self, name: str, bound: Term, owner: dict) -> bool:
+    def dropped(self, name: str, owner: dict) -> bool:
         """Whether the binding of ``name`` goes: a fused backpropagator, a name for one, or
         a tuple with one in it (which is then only ever taken apart)."""
         if name in self.tuples:
