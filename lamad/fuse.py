@@ -122,6 +122,7 @@ class _Fuser:
 
     def __init__(self, free: set[str]) -> None:
         self.numbers = count(1)
+        self.fusions = 0  # chains whose backpropagators were fused so far
         self.taken = free
         """The names a binder takes only if renamed apart: those free in the term, the
         parameters of the lambdas around the chains and the binders of their chains (more
@@ -173,7 +174,8 @@ class _Chain:
         self.tuples: dict[str, tuple[Term, ...]] = {}  # a variable bound to a tuple of atoms → them
         self.alias: dict[str, str] = {}  # a variable bound to a variable → that one
         self.taken_apart: dict[str, PTuple] = {}  # a variable → the tuple pattern it was first matched with
-        self.body = self.flatten(t, {})
+        self.nested = fuser.fusions
+        self.body = self.flatten(t, {})  # the chains inside its terms are fused, which :attr:`_Fuser.fusions` counts
 
     # ----------------------------------------------------------------- flattening
 
@@ -234,17 +236,17 @@ class _Chain:
     # ----------------------------------------------------------------- who owns whom
 
     def fused(self) -> Term:
-        """The chain with its backpropagators fused; the chain as it was if none is."""
+        """The chain with its backpropagators fused; the chain as it was if none is here or
+        in the chains inside it."""
         self.backprops = {p.name: i for i, (p, b) in enumerate(self.bindings)
                           if p.__class__ is PVar and _is_backpropagator(b)}
-        if not self.backprops:
-            return self.original
         self.others: set[str] = set()  # used other than sent to
         self.senders: dict[str, set] = {}  # backpropagator → the bodies that send to it
-        targets = self.analyse()
+        targets = self.analyse() if self.backprops else {}
         owner = self.owners()
         if not any(owner[name] != name for name in self.backprops):
-            return self.original
+            return _lets(self.bindings, self.body) if self.nested != self.fuser.fusions else self.original
+        self.fuser.fusions += 1
         owners = {o for b, o in owner.items() if o != b}
         runs = {o: self.run(o, self.linear(o, targets), owner) for o in owners}
         out = []

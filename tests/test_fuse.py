@@ -158,3 +158,16 @@ def test_fused_gradients_equal_the_unfused_ones(sample):
         want = lamad.grad(lamad.loads(source).f)(x)
     assert_same_gradient(got, want, rtol=1e-10, atol=1e-12)
     assert_same_gradient(got, numeric_gradient(f, x), rtol=1e-5, atol=1e-6)
+
+
+LOCAL = "def f (x : Real) : Real = let g = \\y. sin y * y + y in g (g x)"
+
+
+def test_a_lambda_inside_a_chain_without_backpropagators_is_fused():
+    """``g``'s body is fused although the chain that binds ``g`` has no backpropagator of
+    its own to fuse: one backpropagator per call of ``g``."""
+    g, runs = grad_and_runs(LOCAL, 0.5)
+    with unfused():
+        g0, runs0 = grad_and_runs(LOCAL, 0.5)
+    assert (runs, runs0) == (2, 6)
+    np.testing.assert_allclose(float(g), float(g0), rtol=1e-13)
