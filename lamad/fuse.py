@@ -146,9 +146,12 @@ class _Fuser:
                 return update(p, name=renamed[p.name])
             taken.add(p.name)
             return p
-        if hasattr(p, "items"):  # a tuple or a record pattern
-            return update(p, items=tuple([self.pattern(i, renamed, taken) for i in p.items]))
-        return p
+        if not hasattr(p, "items"):  # a wildcard
+            return p
+        if all(i.__class__ is PVar and i.name not in taken for i in p.items):  # ←D's (x, x'), most often
+            taken.update([i.name for i in p.items])
+            return p
+        return update(p, items=tuple([self.pattern(i, renamed, taken) for i in p.items]))
 
     def term(self, t: Term) -> Term:
         """Every chain of ``t`` fused; a backpropagator's own body is left as it is."""
@@ -184,13 +187,19 @@ class _Chain:
         renamings extend in its scope only) and return its body."""
         chain, body = let_chain(t)
         renamed = dict(renamed)
+        taken, term, pattern = self.taken, self.fuser.term, self.fuser.pattern
         for let in chain:
-            if let.bound.__class__ is Let:
-                bound = self.flatten(let.bound, renamed)
+            bound, p = let.bound, let.pattern
+            if bound.__class__ is Let:
+                bound = self.flatten(bound, renamed)
             else:
-                bound = self.fuser.term(rename_free(let.bound, renamed))
-            self.bind(self.fuser.pattern(let.pattern, renamed, self.taken), bound)
-        return self.fuser.term(rename_free(body, renamed))
+                bound = term(rename_free(bound, renamed))
+            if p.__class__ is PVar and p.name not in taken:
+                taken.add(p.name)
+            else:
+                p = pattern(p, renamed, taken)
+            self.bind(p, bound)
+        return term(rename_free(body, renamed))
 
     def bind(self, p: Pattern, bound: Term) -> None:
         """``let p = bound``, a tuple bound part by part."""
@@ -270,11 +279,15 @@ class _Chain:
         """Every backpropagator of the chain that ``t`` mentions is used other than sent to
         (a variable of ``t`` bound inside it counts too: a backpropagator is then left
         unfused, never fused wrongly)."""
-        for name in _mentioned(t):
-            self.use(name)
+        kind = t.__class__
+        if kind is Var:
+            self.use(t.name)
+        elif kind is not Lit:
+            for name in _mentioned(t):
+                self.use(name)
 
     def use(self, name: str) -> None:
-        name = self.resolve(name)
+        name = self.alias.get(name, name)
         if name in self.backprops:
             self.others.add(name)
         for part in self.tuples.get(name, ()):
