@@ -190,9 +190,10 @@ class _Chain:
         taken, term, pattern = self.taken, self.fuser.term, self.fuser.pattern
         for let in chain:
             bound, p = let.bound, let.pattern
-            if bound.__class__ is Let:
+            kind = bound.__class__
+            if kind is Let:
                 bound = self.flatten(bound, renamed)
-            else:
+            elif renamed or not (kind is Var or kind is Prim and _atoms(bound.args)):
                 bound = term(rename_free(bound, renamed))
             if p.__class__ is PVar and p.name not in taken:
                 taken.add(p.name)
@@ -203,23 +204,25 @@ class _Chain:
 
     def bind(self, p: Pattern, bound: Term) -> None:
         """``let p = bound``, a tuple bound part by part."""
-        if p.__class__ is PTuple and bound.__class__ is Tuple and len(p.items) == len(bound.items):
-            for item, part in zip(p.items, bound.items):
-                self.bind(item, part)
-            return
-        parts = self.tuples.get(self.resolve(bound.name), ()) if bound.__class__ is Var else ()
-        if p.__class__ is PTuple and len(parts) == len(p.items):
-            for item, part in zip(p.items, parts):
-                self.bind(item, part)
-            return
-        if p.__class__ is PTuple and bound.__class__ is Var and self.again(p, bound.name):
-            return
-        if p.__class__ is PVar and bound.__class__ is Tuple:
-            atoms = tuple([self.atom(p.name, part) for part in bound.items])
-            self.tuples[p.name] = atoms
-            bound = update(bound, items=atoms)
-        elif p.__class__ is PVar and bound.__class__ is Var:
-            self.alias[p.name] = self.alias.get(bound.name, bound.name)
+        pattern, kind = p.__class__, bound.__class__
+        if pattern is PVar:
+            if kind is Var:
+                self.alias[p.name] = self.alias.get(bound.name, bound.name)
+            elif kind is Tuple:
+                atoms = tuple([self.atom(p.name, part) for part in bound.items])
+                self.tuples[p.name] = atoms
+                bound = update(bound, items=atoms)
+        elif pattern is PTuple:
+            if kind is Var:
+                parts = self.tuples.get(self.alias.get(bound.name, bound.name))
+            else:
+                parts = bound.items if kind is Tuple else None
+            if parts is not None and len(parts) == len(p.items):
+                for item, part in zip(p.items, parts):
+                    self.bind(item, part)
+                return
+            if kind is Var and self.again(p, bound.name):
+                return
         self.bindings.append((p, bound))
 
     def again(self, p: PTuple, name: str) -> bool:
@@ -350,15 +353,12 @@ class _Chain:
         return owner
 
     def dropped(self, name: str, owner: dict) -> bool:
-        """Whether the binding of ``name`` goes: a fused backpropagator, a name for one, or
-        a tuple with one in it (which is then only ever taken apart)."""
-        if name in self.tuples:
-            return any(p.__class__ is Var and self.fused_into(p.name, owner) for p in self.tuples[name])
-        return self.fused_into(name, owner)
-
-    def fused_into(self, name: str, owner: dict) -> bool:
-        """Whether ``name`` is (a name for) a backpropagator fused into another."""
+        """Whether the binding of ``name`` goes: a fused backpropagator, a tuple with one in
+        it (in one of its parts, at any depth: it is then only ever taken apart), or a
+        name for either."""
         target = self.resolve(name)
+        if target in self.tuples:
+            return any(p.__class__ is Var and self.dropped(p.name, owner) for p in self.tuples[target])
         return owner.get(target, target) != target
 
     def linear(self, o, targets: dict) -> LinLam:

@@ -171,3 +171,17 @@ def test_a_lambda_inside_a_chain_without_backpropagators_is_fused():
         g0, runs0 = grad_and_runs(LOCAL, 0.5)
     assert (runs, runs0) == (2, 6)
     np.testing.assert_allclose(float(g), float(g0), rtol=1e-13)
+
+
+NESTED_TUPLES = """
+def f (p : {w : Real}) : Real =
+    let abs = p in fst (0.5, 0) + (let abs = (abs, 0.5) in (let (_, x) = abs in x)) + p.w * p.w
+"""
+
+
+def test_a_tuple_nested_in_a_tuple_goes_with_the_backpropagator_fused_out_of_it():
+    """``(abs, (0.5, λa ⊸ 0))``: once the zero backpropagator is fused away, the inner pair
+    and the outer one, only ever taken apart, go too (the outer one was left referring to
+    the inner one, which no longer existed)."""
+    f = lamad.loads(NESTED_TUPLES).f
+    assert float(lamad.grad(f)({"w": 0.25})["w"]) == 0.5
