@@ -7,7 +7,8 @@ The passes, each a module with one entry point:
 driver assembles them, and ``grad``, ``value_and_grad``, ``vjp``, ``jvp``, ``hvp``,
 ``hessian``, ``jacfwd`` and ``jacrev`` differentiate the functions of a loaded program
 (api), nested as deep as wanted; ``save`` and ``load_params`` write and read values in the
-``.npz`` archives of ``lamad run --output`` (archive).
+``.npz`` archives of ``lamad run --output`` (archive); ``Stats`` counts the work of the
+gradients run since ``Stats.reset()`` (gradient).
 """
 
 from lamad.api import (
@@ -16,6 +17,7 @@ from lamad.api import (
 )
 from lamad.errors import LamError, LamRuntimeError, LamSyntaxError, LamTypeError, LamWarning
 from lamad.driver import evaluate
+from lamad.gradient import Stats
 from lamad.forward import forward
 from lamad.parser import parse_program, parse_term, parse_type
 from lamad.pretty import format_value, pretty, pretty_type
@@ -29,6 +31,6 @@ __all__ = [
     "LamSyntaxError", "LamTypeError", "evaluate", "parse", "parse_program", "parse_term", "parse_type",
     "format_value",
     "pretty", "pretty_type", "typecheck", "backprop", "forward", "grad", "value_and_grad", "vjp", "jvp", "hvp",
-    "hessian", "jacfwd", "jacrev",
+    "hessian", "jacfwd", "jacrev", "Stats",
 ]
 __version__ = "0.1.0"

@@ -163,10 +163,11 @@ class LoadedProgram:
     def _evaluate(self, name: str) -> Any:
         return driver.run(self.typed.terms[name], self.runtime, self.value)
 
-    def check(self, term: Term) -> Term:
+    def check(self, term: Term, number: Type = INT) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
-        definitions.  Errors are left unlocated: the caller knows the text."""
-        return driver.check_term(term, self.typed.types, self.typed.scope)
+        definitions, the numbers nothing determines ``number``s (Ints, or Reals for a term
+        to differentiate).  Errors are left unlocated: the caller knows the text."""
+        return driver.check_term(term, self.typed.types, self.typed.scope, number)
 
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
@@ -249,23 +250,26 @@ class LoadedProgram:
             t = t.cod
         return result, t
 
-    def backprop(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
-        """←D of definition ``name``, simplified unless ``simplified=False``: the
-        transformed term, checked at type ←D(A)."""
-        ty, term = self._located(self.derivative, self.typed.terms[name], simplified)
+    def backprop(self, name: str, simplified: bool = True, normalized: bool = False) -> tuple[str, Type, Term]:
+        """←D of definition ``name``, simplified unless ``simplified=False``, its
+        higher-order code inlined first with ``normalized``: the transformed term, checked
+        at type ←D(A)."""
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, False, normalized)
         return name, ty, term
 
-    def forward(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
-        """→D of definition ``name``, simplified unless ``simplified=False``: the
-        transformed term, checked at type →D(A)."""
-        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, True)
+    def forward(self, name: str, simplified: bool = True, normalized: bool = False) -> tuple[str, Type, Term]:
+        """→D of definition ``name``, as :meth:`backprop` makes ←D: checked at type →D(A)."""
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, True, normalized)
         return name, ty, term
 
-    def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False) -> tuple[Type, Term]:
+    def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False,
+                   normalized: bool = False) -> tuple[Type, Term]:
         """←D (or →D, in ``forward_mode``) of an elaborated term (docs/differentiation.md),
-        simplified unless ``simplified=False``, and its type ←D(A)
-        (:func:`lamad.driver.derivative`).  Errors are left unlocated."""
-        return driver.derivative(term, "forward" if forward_mode else "reverse", simplified)
+        simplified unless ``simplified=False``, its higher-order code inlined first with
+        ``normalized`` (within a budget), and its type ←D(A) (:func:`lamad.driver.derivative`).
+        Errors are left unlocated."""
+        return driver.derivative(term, "forward" if forward_mode else "reverse", simplified,
+                                 self.typed.terms if normalized else None)
 
     def _located(self, fn: Callable, *args) -> Any:
         try:

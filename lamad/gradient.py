@@ -22,21 +22,39 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from heapq import heappop, heappush
 import itertools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol
 
 _ids = itertools.count(1)
 
 
+def next_id() -> int:
+    """The id the next backpropagator made will get (``count``'s ``repr`` reads it without
+    taking it)."""
+    return int(repr(_ids)[len("count("):-1])
+
+
 class Stats:
-    """Work counters: tests use them to check the efficiency theorem by counting."""
+    """Work counters since the last :meth:`reset`: tests use them to check the efficiency
+    theorem by counting, and the REPL's ``:stats`` shows them.  ``backprop_runs``: bodies
+    of backpropagators run by :func:`force`; ``cotangents_summed``: cotangents added to
+    one already sent to the same backpropagator (each is a use of the linear factoring
+    ``t u + t v → t (u + v)``); :meth:`backprops_made`: backpropagators created."""
 
     backprop_runs = 0
+    cotangents_summed = 0
+    _first_id = 1
 
     @classmethod
     def reset(cls) -> None:
-        cls.backprop_runs = 0
+        cls.backprop_runs = cls.cotangents_summed = 0
+        cls._first_id = next_id()
+
+    @classmethod
+    def backprops_made(cls) -> int:
+        return next_id() - cls._first_id
 
 
 class Backpropagator:
@@ -115,6 +133,42 @@ def sum_apply(backprops: list, cotangents: list) -> Any:
     return total
 
 
+class Observer(Protocol):
+    """What :func:`force` reports to while one is installed (:func:`observed`): the
+    gradient value it starts from, then each backpropagator it runs, with the sum of the
+    cotangents sent to it and the gradient value its body gave (lamad/trace.py)."""
+
+    def forcing(self, gradient: Any) -> None: ...
+
+    def ran(self, target: Backpropagator, cotangent: Any, sent: Any) -> None: ...
+
+
+_observer: Observer | None = None
+
+
+@contextmanager
+def observed(observer: Observer) -> Iterator[None]:
+    """Report every :func:`force` inside the ``with`` to ``observer``."""
+    global _observer
+    saved, _observer = _observer, observer
+    try:
+        yield
+    finally:
+        _observer = saved
+
+
+def gradient_records(gradient: Any) -> Iterator[tuple[Backpropagator, Any]]:
+    """The records ``(x', v)`` of a gradient value, in the order of its sum, with no
+    recursion (a sum made by a long loop is deep)."""
+    rest = [gradient]
+    while rest:
+        node = rest.pop()
+        if type(node) is list:
+            rest.extend(reversed(node))
+        elif node is not ZERO:
+            yield node
+
+
 def force(gradient: Any) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
     cotangents; returns the cotangents that reached input backpropagators.
@@ -122,11 +176,15 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
     ``node`` is the gradient value being scattered into ``accumulated`` (the parts of
     sums still to scatter wait in ``rest``); ``pending`` is a heap of the
     backpropagators with a body that have received a cotangent and not yet run.  A
-    body's result is most often one record, which takes no work list."""
+    body's result is most often one record, which takes no work list.  An observer
+    (:func:`observed`) is told of each run; without one, it costs a test per run."""
+    observer = _observer
+    if observer is not None:
+        observer.forcing(gradient)
     accumulated: dict[Backpropagator, Any] = {}
     pending: list[tuple[int, Backpropagator]] = []
     rest: list = []
-    node, runs = gradient, 0
+    node, runs, summed = gradient, 0, 0
     while True:
         kind = type(node)
         if kind is tuple:
@@ -138,8 +196,10 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
                     heappush(pending, (-target.id, target))
             elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
+                summed += 1
             else:  # arrays, most often
                 accumulated[target] = sum_so_far + cotangent
+                summed += 1
         elif kind is list:
             node, right = node
             rest.append(right)
@@ -151,8 +211,12 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
         elif pending:
             target = heappop(pending)[1]
             runs += 1
-            node = target.body(accumulated.pop(target))
+            cotangent = accumulated.pop(target)
+            node = target.body(cotangent)
+            if observer is not None:
+                observer.ran(target, cotangent, node)
         else:
             break
     Stats.backprop_runs += runs
+    Stats.cotangents_summed += summed
     return accumulated

@@ -9,6 +9,7 @@ compare equal.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
@@ -724,24 +725,74 @@ def free_variables(term: Term) -> dict[str, Type]:
 def rename_free(term: Term, names: Mapping[str, str]) -> Term:
     """``term`` with each free variable named in ``names`` renamed (an imported module's
     definitions, ``dense`` ↦ ``nn.dense``); a binder of the same name shadows it."""
+    return _replace_free(term, names, lambda v: update(v, name=names[v.name]), frozenset(names.values()))
+
+
+def substitute(term: Term, values: Mapping[str, Term]) -> Term:
+    """``term[values]``: each free variable named in ``values`` replaced by its term,
+    avoiding capture — a binder of ``term`` that would capture a free variable of a value
+    is renamed apart (``x`` to ``x_1``) in its scope first."""
+    avoid: set[str] = set()
+    for value in values.values():
+        avoid.update(free_variables(value))
+    return _replace_free(term, values, lambda v: values[v.name], frozenset(avoid))
+
+
+def _replace_free(term: Term, names: Mapping[str, object], replace: Callable[[Var], Term],
+                  avoid: frozenset[str]) -> Term:
+    """``term`` with each free variable named in ``names`` replaced by ``replace`` of it;
+    the binders named in ``avoid`` (the free variables of what comes in) are renamed apart
+    where something is replaced under them.  Chains of ``let``s are walked in a loop."""
     if not names:
         return term
     if isinstance(term, Var):
-        return update(term, name=names[term.name]) if term.name in names else term
+        return replace(term) if term.name in names else term
     if isinstance(term, (Lam, LinLam)):
         inner = _unshadowed(names, term.param)
-        return update(term, body=rename_free(term.body, inner)) if inner else term
+        if not inner:
+            return term
+        param, body = _apart(term.param, term.body, avoid)
+        return update(term, param=param, body=_replace_free(body, inner, replace, avoid))
     if isinstance(term, Let):
         chain, body = let_chain(term)
-        bounds = []
+        parts = []
         for let in chain:
-            bounds.append(rename_free(let.bound, names))
+            bound = _replace_free(let.bound, names, replace, avoid)
             names = _unshadowed(names, let.pattern)
-        result = rename_free(body, names)
-        for let, bound in zip(reversed(chain), reversed(bounds)):
-            result = update(let, bound=bound, body=result)
+            pattern, rest = _apart(let.pattern, let.body, avoid) if names else (let.pattern, let.body)
+            parts.append((let, pattern, bound))
+            if rest is not let.body:  # the rest of the chain was renamed: walk it as renamed
+                body = rest
+                break
+        result = _replace_free(body, names, replace, avoid)
+        for let, pattern, bound in reversed(parts):
+            result = update(let, pattern=pattern, bound=bound, body=result)
         return result
-    return map_children(term, lambda c: rename_free(c, names))
+    return map_children(term, lambda c: _replace_free(c, names, replace, avoid))
+
+
+def _apart(p: Pattern, body: Term, avoid: frozenset[str]) -> tuple[Pattern, Term]:
+    """The binding of ``p`` in ``body`` with the names of ``p`` that are in ``avoid``
+    renamed to names that occur in neither (alpha-conversion)."""
+    clashes = [n for n in pattern_names(p) if n in avoid]
+    if not clashes:
+        return p, body
+    taken = term_names(body) | avoid
+    renaming: dict[str, str] = {}
+    for name in clashes:
+        new = next(f"{name}_{i}" for i in itertools.count(1) if f"{name}_{i}" not in taken)
+        renaming[name] = new
+        taken.add(new)
+    return _renamed_pattern(p, renaming), rename_free(body, renaming)
+
+
+def _renamed_pattern(p: Pattern, renaming: Mapping[str, str]) -> Pattern:
+    """``p`` with the variables named in ``renaming`` renamed."""
+    if isinstance(p, PVar):
+        return replace(p, name=renaming.get(p.name, p.name))
+    if isinstance(p, (PTuple, PRecord)):
+        return replace(p, items=tuple(_renamed_pattern(i, renaming) for i in p.items))
+    return p
 
 
 def _unshadowed(names: Mapping[str, str], p: Pattern) -> Mapping[str, str]:
@@ -810,6 +861,20 @@ def _subterm_fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
                                                                "name", "value", "origin", "marks", "fields",
                                                                "field"))
+
+
+def subterms(term: Term) -> Iterator[Term]:
+    """Every node of ``term``, itself included (in no particular order)."""
+    stack = [term]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(children(node))
+
+
+def size(term: Term) -> int:
+    """The number of nodes of ``term``."""
+    return sum(1 for _ in subterms(term))
 
 
 def children(term: Term) -> tuple[Term, ...]:

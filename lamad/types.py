@@ -82,8 +82,9 @@ class Checker:
     """Inference state: the substitution and the typing environment."""
 
     def __init__(self, globals_: Mapping[str, Type] | None = None, later: Container[str] = frozenset(),
-                 scope: Scope | None = None):
+                 scope: Scope | None = None, number: Type = INT):
         self.subst: dict[int, Type] = {}
+        self.number = number  # what a number nothing determines is (docs/language.md, Numbers)
         self.scope = scope or Scope()  # the program's type aliases and imported modules
         self.counter = 0
         # read, never written: not copied, so that checking n definitions costs O(n), not O(n²)
@@ -853,7 +854,7 @@ class Checker:
         """The result of an overloaded primitive (``typing="overloaded"``): that of the first
         of its signatures the argument types fit.  While an argument's type is not known
         and several signatures remain, the choice waits for the end of the definition
-        (:meth:`settle`), when numbers not known otherwise are Ints; the result is known
+        (:meth:`settle`), when numbers not known otherwise are defaulted; the result is known
         at once if those signatures agree on it (``i % 2`` for an IntTensor ``i``)."""
         types = [self.resolve(a.ty) for a in args]
         if not any(isinstance(t, TVar) for t in types):
@@ -1052,10 +1053,15 @@ class Checker:
 
     def signature(self, b: Primitive, args: list[Term], spans: list) -> tuple[tuple[Type, ...], Type]:
         """The signature of ``b`` that arguments of known types fit (a number not known
-        otherwise is an Int), the arguments coerced to it; an error saying what ``b``
-        takes if none does."""
-        for a in args:
-            self.default(a.ty)
+        otherwise is defaulted: :meth:`default`, or an Int where only an Int fits, as in
+        ``real (x + 1)`` with Real numbers), the arguments coerced to it; an error saying what
+        ``b`` takes if none does."""
+        for i, a in enumerate(args):
+            t = self.resolve(a.ty)
+            if (isinstance(t, TVar) and t.kind in ("num", "zero")
+                    and not any(signature_fits(p, self.number) for p in accepted_types(b, i))):
+                self.subst[t.id] = INT
+            self.default(t)
         found = signature_for(b, tuple(self.zonk(a.ty) for a in args))
         if found is None:
             for i, (a, sp) in enumerate(zip(args, spans)):
@@ -1200,7 +1206,7 @@ class Checker:
                                f"and {self.describe(right.ty)}", span) from None
         t = self.resolve(left.ty)
         if isinstance(t, TVar):
-            # a literal, or a value whose type is settled later: a number, Int by default
+            # a literal, or a value whose type is settled later: a number, defaulted as :meth:`default` says
             self._unify(t, self.fresh("num") if t.kind != "float" else REAL)
             return BOOL
         if t not in allowed:
@@ -1233,14 +1239,15 @@ class Checker:
     # ----------------------------------------------------------------- after inference
 
     def default(self, t: Type, unknown: Type | None = None) -> bool:
-        """Settle the variables left in ``t``: numbers default to Int, floats to Real, and
-        the others to ``unknown`` when it is given.  Returns whether ``t`` is ground now."""
+        """Settle the variables left in ``t``: numbers default to :attr:`number` (Int, or
+        Real where the term is to be differentiated), floats to Real, and the others to
+        ``unknown`` when it is given.  Returns whether ``t`` is ground now."""
         t = self.resolve(t)
         if t.__class__ is Base or id(t) in self._ground or id(t) in self._zonked:
             return True
         if isinstance(t, TVar):
             if t.kind in ("num", "zero"):
-                self.subst[t.id] = INT
+                self.subst[t.id] = self.number
             elif t.kind == "float":
                 self.subst[t.id] = REAL
             elif unknown is not None:
@@ -1291,7 +1298,7 @@ class Checker:
 
     def settle_overloads(self) -> None:
         """The signature of each overloaded application whose choice waited for the types of
-        its arguments (a number not known otherwise is an Int), and its result's type."""
+        its arguments (a number not known otherwise defaulted: :meth:`default`), and its result's type."""
         for b, args, v, spans in self.overloads:
             result = self.signature(b, args, spans)[1]
             try:
@@ -1533,22 +1540,27 @@ class _Below:
         return self.last.get(name, -1) > self.i  # type: ignore[arg-type]
 
 
-def infer_term(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> Term:
-    """Elaborate a lone term (the REPL's expressions) against the given definitions."""
-    checker, term = _infer(term, globals_, scope)
+def infer_term(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None,
+               number: Type = INT) -> Term:
+    """Elaborate a lone term (the REPL's expressions) against the given definitions; the
+    numbers nothing determines are ``number``s: Ints, or Reals in a term to be
+    differentiated (the REPL's ``:d``, ``:grad``, ``:jvp``, ``:vjp``)."""
+    checker, term = _infer(term, globals_, scope, number)
     return checker.finish(term)
 
 
-def infer_type(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> Type:
+def infer_type(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None,
+               number: Type = INT) -> Type:
     """The type of a lone term (the REPL's ``:type``): its number types defaulted as for
     evaluation, but the type variables nothing determines left as variables (``λx. x :
     'a → 'a``), where :func:`infer_term` makes them ``Unit`` to run the term."""
-    checker, term = _infer(term, globals_, scope)
+    checker, term = _infer(term, globals_, scope, number)
     return checker.zonk(term.ty)
 
 
-def _infer(term: Term, globals_: Mapping[str, Type] | None, scope: Scope | None) -> tuple[Checker, Term]:
-    checker = Checker(globals_, scope=scope)
+def _infer(term: Term, globals_: Mapping[str, Type] | None, scope: Scope | None,
+           number: Type) -> tuple[Checker, Term]:
+    checker = Checker(globals_, scope=scope, number=number)
     checker.used = term_names(term)
     term = checker.infer(term)
     checker.settle(term)

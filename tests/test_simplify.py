@@ -23,7 +23,7 @@ from lamad.reverse import backprop, backprop_type
 import lamad.simplify as simplify_module
 from lamad.simplify import simplify
 from lamad.syntax import (
-    App, DAdd, FunType, Lam, LinLam, Prim, Term, alpha_key, children, free_variables, let_chain, term_names,
+    App, DAdd, FunType, Lam, LinLam, Prim, Term, alpha_key, free_variables, let_chain, size, term_names,
 )
 from lamad.types import infer_term
 
@@ -51,15 +51,6 @@ def run_dual(prog: lamad.LoadedProgram, checked: Term, fty: FunType, x):
     inputs: list = []
     y, y_bp = f(_wrap(x, fty.dom, inputs))
     return y, _collect(x, fty.dom, force(y_bp(prog.backend.scalar(1.0))), iter(inputs), np)
-
-
-def size(t: Term) -> int:
-    count, stack = 0, [t]
-    while stack:
-        node = stack.pop()
-        count += 1
-        stack.extend(children(node))
-    return count
 
 
 # ------------------------------------------------------------------ the example of docs/differentiation.md

@@ -19,7 +19,7 @@ from lamad.adtypes import backprop_type, forward_type
 from lamad.forward import forward
 from lamad.reverse import backprop
 from lamad.syntax import (
-    REAL, TENSOR, UNIT, FunType, LinType, ListType, Term, TupleType, Type, alpha_key, children, free_variables,
+    REAL, TENSOR, UNIT, FunType, LinType, ListType, RecordType, Term, TupleType, Type, alpha_key, children, free_variables,
 )
 from lamad.types import infer_term
 from programs import programs
@@ -42,11 +42,13 @@ def promoted(t: Type) -> Type:
 
 
 def compatible(made: Type, inferred: Type) -> bool:
-    """Whether ``made`` is ``inferred`` up to Real ≤ Tensor, where ``inferred`` has ``Unit``
-    for what the checker could not determine."""
+    """Whether ``made`` is ``inferred`` up to Real ≤ Tensor (in tuples, records, lists and
+    functions too), where ``inferred`` has ``Unit`` for what the checker could not determine."""
     if inferred == UNIT or promoted(made) == promoted(inferred):
         return True
     if isinstance(made, TupleType) and isinstance(inferred, TupleType) and len(made.items) == len(inferred.items):
+        return all(compatible(m, i) for m, i in zip(made.items, inferred.items))
+    if isinstance(made, RecordType) and isinstance(inferred, RecordType) and made.fields == inferred.fields:
         return all(compatible(m, i) for m, i in zip(made.items, inferred.items))
     if isinstance(made, ListType) and isinstance(inferred, ListType):
         return compatible(made.elem, inferred.elem)
@@ -100,3 +102,11 @@ def test_transforms_of_random_programs_are_typed_as_the_checker_types_them(sampl
     term = prog.typed.terms["f"]
     for marks in MARKS:
         check_typed(term, marks, exact=False)
+
+
+def test_a_real_in_a_record_of_tensors_is_typed_up_to_promotion():
+    """Reproducer: the transforms type the field of ``{w = 0.5}`` Real where the checker
+    types it Tensor (the literal is promoted), which is the same type up to Real ≤ Tensor."""
+    prog = lamad.loads("def f (x : {w : Tensor}) : {w : Tensor} = {w = (0.5)}\n")
+    for marks in MARKS:
+        check_typed(prog.typed.terms["f"], marks, exact=False)
