@@ -47,6 +47,7 @@ from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.prims import PRIMITIVES, Runtime
+from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
     GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
     PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order,
@@ -912,17 +913,18 @@ class _LamSource:
         self.captured = {name: i for i, name in enumerate(captured)}
         self.runtime = unit.runtime
         self.globals = unit.globals
-        self._lifted: dict[tuple[str, int], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
-        self._closed: dict[tuple[str, int], Callable] = {}
+        self._lifted: dict[tuple[str, int, bool], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
+        self._closed: dict[tuple[str, int, bool], Callable] = {}
 
     def relift(self, captured: tuple, mark: str, depth: int) -> Callable:
         """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`),
         given the values it captured.  A closure that captured nothing (a definition's
         function, most often) is lifted once: the values it uses are definitions."""
         if not captured:
-            if (mark, depth) not in self._closed:
-                self._closed[mark, depth] = self.lift(captured, mark, depth)
-            return self._closed[mark, depth]
+            key = (mark, depth, FUSED_BACKWARD.get())
+            if key not in self._closed:
+                self._closed[key] = self.lift(captured, mark, depth)
+            return self._closed[key]
         return self.lift(captured, mark, depth)
 
     def lift(self, captured: tuple, mark: str, depth: int) -> Callable:
@@ -942,6 +944,7 @@ class _LamSource:
         """``M(S(λ))`` compiled once per transform and depth, open in the free
         variables of ``λ``, the lambda ``M`` made this closure's from: made by the
         runtime's ``derive`` (lamad/driver.py), which the evaluator cannot make itself."""
-        if (mark, depth) not in self._lifted:
-            self._lifted[mark, depth] = self.runtime.derived(self.term, mark, depth, self.globals)
-        return self._lifted[mark, depth]
+        key = (mark, depth, FUSED_BACKWARD.get())
+        if key not in self._lifted:
+            self._lifted[key] = self.runtime.derived(self.term, mark, depth, self.globals)
+        return self._lifted[key]
