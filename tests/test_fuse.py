@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import lamad
-from lamad import driver
+from lamad import driver, trace
 from lamad.fuse import FUSED_MOST, fuse_backward
 from lamad.gradient import Stats
 from lamad.parser import parse_program
@@ -185,3 +185,14 @@ def test_a_tuple_nested_in_a_tuple_goes_with_the_backpropagator_fused_out_of_it(
     the inner one, which no longer existed)."""
     f = lamad.loads(NESTED_TUPLES).f
     assert float(lamad.grad(f)({"w": 0.25})["w"]) == 0.5
+
+
+def test_the_trace_runs_the_gradient_unfused_after_a_fused_one():
+    """``lamad trace`` shows one backpropagator per primitive: after a (fused) gradient of
+    the same function, whose derivative is cached, the trace still gets an unfused one."""
+    prog = lamad.loads("def f (x : Real) (y : Real) : Real = let u = x * y in sin u + cos u")
+    Stats.reset()
+    lamad.grad(prog.f, (0, 1))(0.5, 3.0)
+    assert Stats.backprop_runs == 1
+    t = trace.of_program(prog, "f", prog.evaluate("(0.5, 3.0)"))
+    assert [t.graph.nodes[r.node].op for r in t.runs] == ["add", "cos", "sin", "mul"]
