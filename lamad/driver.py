@@ -43,8 +43,10 @@ from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError, LamTypeError
 from lamad.eval import compile_term, warning_site
 from lamad.forward import forward
+from lamad.fuse import fuse_backward
 from lamad import modules, normalize
 from lamad.prims import MARKS, Runtime
+from lamad.prims.base import FUSED_BACKWARD
 from lamad.progress import Progress
 from lamad.reverse import backprop
 from lamad.simplify import simplify
@@ -261,6 +263,8 @@ def derive(lam: Lam | LinLam, mark: str, depth: int, runtime_: Runtime,
     free = list(free_variables(term).items())
     for letter in [mark, *reversed(marks)]:
         term = TRANSFORMS[_MODES[letter]][0](term)  # typed: nothing is inferred again
+    if mark == "r" and not marks and FUSED_BACKWARD.get():
+        term = fuse_backward(term, [name for name, _ in free])
     return free, compile_term(term, runtime_, globals_, [name for name, _ in free])
 
 

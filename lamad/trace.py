@@ -37,6 +37,7 @@ from lamad.gradient import Backpropagator, next_id, observed
 from lamad.graph import Graph, LamGraphError
 from lamad.parser import parse_term
 from lamad.prims import PRIMITIVES
+from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import REAL, TENSOR, Span
 
 
@@ -139,8 +140,12 @@ def of_program(prog: Any, entry: str, at: Any, forward: bool = False, wrt: str |
     recorder = _Recorder()
     gradient = _gradient(prog, entry, len(graph.parameters(prog, entry)[0]))
     start = next_id()
-    with observed(recorder):
-        driver.apply(gradient, [at])
+    unfused = FUSED_BACKWARD.set(False)  # one backpropagator per primitive, as the paper's
+    try:
+        with observed(recorder):
+            driver.apply(gradient, [at])
+    finally:
+        FUSED_BACKWARD.reset(unfused)
     made_for = _made_for(primal, entry, start, recorder.made, prog.typed.program[entry].name_span)
 
     def node(bp: Backpropagator) -> int:

@@ -36,7 +36,7 @@ def test_quick_run_reports_every_workload(tmp_path):
         cells = [c.strip(" *") for c in row.split("|")[1:-1]]
         assert float(cells[3]) > 0  # lamad / NumPy
     chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 10 |", "| 100 |"))]
-    assert [int(r[6].replace(",", "")) for r in chain_rows] == [10, 100]  # one backpropagator run per link
+    assert [int(r[6].replace(",", "")) for r in chain_rows] == [1, 4]  # one per FUSED_MOST + 1 links
     assert "Machine:" in table and "BLAS threads 1" in table
 
 
@@ -48,7 +48,7 @@ def test_quick_second_order_run_reports_both_tables(tmp_path):
     table = (tmp_path / "second-order-quick.md").read_text()
     chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 5 |", "| 10 |"))]
     runs = [[int(r) for r in row[6].split("/")] for row in chain_rows]
-    assert [(grad, hvp) for grad, hvp, _ in runs] == [(5, 5), (10, 10)]  # one backpropagator run per link
+    assert [(grad, hvp) for grad, hvp, _ in runs] == [(1, 5), (1, 10)]  # grad's fused; one per link
     for name in ("grad", "hvp", "hessian in w1", "hessian in w2"):
         row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
         assert float(row.split("|")[2]) > 0

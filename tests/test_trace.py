@@ -17,6 +17,7 @@ import lamad
 from inprocess import ROOT, ok, run_lamad
 from lamad import gradient, trace
 from lamad.gradient import Stats
+from lamad.prims.base import FUSED_BACKWARD
 from test_repl import data_home, session  # noqa: F401 - data_home: each session's history apart
 
 SURVEY = ("trace", "examples/log_sin.lam", "--entry", "steps", "--at", "(2.0, 5.0)")
@@ -272,11 +273,20 @@ def test_forcing_without_an_observer_calls_nothing_but_the_backpropagators():
 
 
 def test_stats_count_runs_sums_and_backpropagators_made():
-    prog = lamad.loads(SHARED)
-    Stats.reset()
-    lamad.grad(prog.shared, (0, 1))(0.5, 3.0)
+    def work(fused: bool) -> tuple[int, int, int]:
+        unfused = FUSED_BACKWARD.set(fused)
+        try:
+            prog = lamad.loads(SHARED)
+            Stats.reset()
+            lamad.grad(prog.shared, (0, 1))(0.5, 3.0)
+            return Stats.backprop_runs, Stats.cotangents_summed, Stats.backprops_made()
+        finally:
+            FUSED_BACKWARD.reset(unfused)
+
     # x * y, sin u, cos u and their sum: a backpropagator each, and one per input
-    assert (Stats.backprop_runs, Stats.cotangents_summed, Stats.backprops_made()) == (4, 1, 6)
+    assert work(fused=False) == (4, 1, 6)
+    # fused when compiled (lamad/fuse.py): one for the body, which sends x and y one cotangent each
+    assert work(fused=True) == (1, 0, 3)
     assert lamad.Stats is Stats
 
 
@@ -300,8 +310,9 @@ def test_repl_trace_shows_the_forward_tables_and_the_reverse_one():
 def test_repl_stats_show_the_work_of_the_last_input():
     out = session("def f (x1 : Real) (x2 : Real) : Real = log x1 + x1 * x2 - sin x2",
                   "grad (\\(a, b). f a b) (2.0, 5.0)", ":stats", ":stats", "f 2.0 5.0", ":stats").split("\n")
-    # five primitives, a backpropagator each, run once; x1 and x2 each receive two cotangents
-    work = ["backpropagators run: 5", "cotangents summed: 2", "backpropagators made: 7"]
+    # five primitives, their backpropagators fused into one (lamad/fuse.py), which sends x1
+    # and x2 one cotangent each; and one backpropagator per input
+    work = ["backpropagators run: 1", "cotangents summed: 0", "backpropagators made: 3"]
     assert out[2:5] == work and out[5:8] == work  # :stats itself does no work
     assert out[-4:-1] == ["backpropagators run: 0", "cotangents summed: 0", "backpropagators made: 0"]
 

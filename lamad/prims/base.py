@@ -14,6 +14,7 @@ are defined (:mod:`lamad.prims.rules`).
 from __future__ import annotations
 
 from contextlib import nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
@@ -34,6 +35,12 @@ Derive = Callable[[Term, str, int, "Runtime", Callable[[str], Any]], tuple[list[
 """``derive(λ, mark, depth, runtime, globals)``: the free variables of the source lambda of
 ``λ`` with their types, and the transformed lambda ``M(S(λ))`` compiled on ``runtime``
 as a function of their values (see :func:`lamad.driver.derive`)."""
+
+
+FUSED_BACKWARD: ContextVar[bool] = ContextVar("fused_backward", default=True)
+"""Whether ``derive`` fuses the backpropagators of the ←D it makes (lamad/fuse.py); ``lamad
+trace``, which shows the paper's one backpropagator per primitive, turns it off.  The
+evaluator keeps the derivatives it made apart by it."""
 
 
 @dataclass(frozen=True)
