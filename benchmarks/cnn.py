@@ -29,7 +29,7 @@ from typing import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 import lamad  # noqa: E402
-from common import machine, markdown_table, median_times, steady_allocator, write_results  # noqa: E402
+from common import machine, markdown_table, median_times, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "cnn.lam"
@@ -181,7 +181,6 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     parser.add_argument("--results", type=Path, default=None, help="the folder of the results (benchmarks/results)")
     args = parser.parse_args()
-    allocator = steady_allocator()
     use_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
     times = median_times(steps(use_torch), repeats=args.repeats)
     rows = [[name, f"{t * 1e3:.3f}", f"{t / times['NumPy']:.2f}", f"{times['lamad'] / t:.2f}"]
@@ -189,7 +188,7 @@ def main() -> None:
     table = markdown_table(["system", "loss + gradient (ms)", "× NumPy", "lamad ×"], rows)
     peers = "PyTorch eager (CPU), one thread" if use_torch else "PyTorch not installed or left out: not timed"
     text = (f"# One loss + gradient step of examples/cnn.lam, batch {BATCH}\n\n{table}\n\n{peers}.\n\n"
-            f"Machine: {machine()}; allocator: {allocator}.\n")
+            f"Machine: {machine()}.\n")
     write_results("cnn", text, *([args.results] if args.results else []))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import platform
 import statistics
@@ -12,6 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from lamad.allocator import POLICY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,23 +43,6 @@ def median_times(fns: dict[str, Callable[[], object]], repeats: int = 7, min_tim
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def steady_allocator() -> str:
-    """Keep freed memory in the process (glibc's ``mallopt``): no heap trimming, and arrays
-    up to 32 MiB from the heap rather than fresh ``mmap``s.  Otherwise glibc hands the
-    arrays of a call back to the system and the next call faults every page in again, for
-    NumPy and lamad alike, and how much depends on what else the process imported
-    (importing PyTorch ends it).  Returns how the allocator is set, for the results."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:
-        return "the system's allocator as it is"
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    if mallopt(m_trim_threshold, 2**30) == 1 and mallopt(m_mmap_threshold, 2**25) == 1:
-        return "glibc's heap kept (mallopt: no trimming, mmap above 32 MiB only)"
-    return "the system's allocator as it is (mallopt refused)"
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -71,12 +54,13 @@ def _cpu_model() -> str:
 
 
 def machine() -> str:
-    """The machine and the software the figures were taken with."""
+    """The machine and the software the figures were taken with, and the allocator as
+    lamad's import left it (lamad/allocator.py): the figures are those of a default process."""
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     return (f"{_cpu_model()} ({platform.machine()}), {os.cpu_count()} cores (nproc), load average "
             f"{os.getloadavg()[0]:.1f} at the start; Python {platform.python_version()}, NumPy {np.__version__} "
-            f"with {blas.get('name', '?')} {blas.get('version', '')}, BLAS threads {threads}")
+            f"with {blas.get('name', '?')} {blas.get('version', '')}, BLAS threads {threads}; allocator: {POLICY}")
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -14,10 +14,10 @@ The program is a straight-line scalar chain of ``n`` links,
 and the cost is everything between its text and the value of ``grad f`` at a point, phase
 by phase, through lamad's own functions: parse (``parse_program``), check
 (``typecheck``), ←D (``backprop``, which types what it makes: its output is not checked
-again), compile (``compile_term``) and run (the ←D function on the point, then its
-backpropagators).  The
-baseline is CPython's ``compile`` + ``exec`` + call of the same program written in Python
-by hand with its reverse sweep.  Times are CPU seconds of this process (on a machine shared
+again), fuse (``fuse_backward``: its backpropagators fused), compile (``compile_term``)
+and run (the ←D function on the point, then its backpropagators).  The baseline is
+CPython's ``compile`` + ``exec`` + call of the same program written in Python by hand
+with its reverse sweep.  Times are CPU seconds of this process (on a machine shared
 with other jobs they count the work done, which wall-clock time would not).  Peak memory is
 traced (``tracemalloc``) in a separate run of the same phases, as tracing slows them down.
 """
@@ -42,6 +42,7 @@ from lamad.autodiff import Gradient
 from lamad.deep import collector_paused
 from lamad.driver import runtime as make_runtime
 from lamad.eval import compile_term
+from lamad.fuse import fuse_backward
 from lamad.parser import parse_program
 from lamad.reverse import backprop
 from lamad.syntax import free_variables
@@ -53,7 +54,7 @@ POINT = 1e-4
 TARGET_RATIO = 10.0
 TARGET_BYTES_PER_LINK = 20_000
 
-PHASES = ("parse", "check", "←D", "compile", "run")
+PHASES = ("parse", "check", "←D", "fuse", "compile", "run")
 
 
 def lamad_source(n: int) -> str:
@@ -107,8 +108,9 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
     typed = phase("check", typecheck, program)
     term, fty = typed.terms["f"], typed.types["f"]
     free = list(free_variables(term).items())
-    dterm = phase("←D", backprop, term)
-    code = phase("compile", compile_term, dterm, runtime, typed.terms.__getitem__, [name for name, _ in free])
+    names = [name for name, _ in free]
+    dterm = phase("fuse", fuse_backward, phase("←D", backprop, term), names)
+    code = phase("compile", compile_term, dterm, runtime, typed.terms.__getitem__, names)
     g = phase("run", run, code, fty)
     return t, g
 

@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import lamad  # noqa: E402
-from common import machine, markdown_table, median_times, steady_allocator, write_results  # noqa: E402
+from common import machine, markdown_table, median_times, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "minibatch.lam"
@@ -76,11 +76,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--results", type=Path, default=None, help="the folder of the results (benchmarks/results)")
     args = parser.parse_args()
-    allocator = steady_allocator()
     rows = step_times(args.scales, args.repeats)
     table = markdown_table(["rows of data", "step, x[rows] (ms)", "× first", "step, one-hot batch (ms)", "× first"],
                            rows)
-    text = (f"# One minibatch step of {BATCH} rows\n\n{table}\n\nMachine: {machine()}; allocator: {allocator}.\n")
+    text = (f"# One minibatch step of {BATCH} rows\n\n{table}\n\nMachine: {machine()}.\n")
     write_results("minibatch", text, *([args.results] if args.results else []))
 
 

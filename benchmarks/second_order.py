@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import data  # noqa: E402
 import lamad  # noqa: E402
-from common import RESULTS, machine, markdown_table, median_times, steady_allocator, write_results  # noqa: E402
+from common import RESULTS, machine, markdown_table, median_times, write_results  # noqa: E402
 from lamad.gradient import Stats  # noqa: E402
 from workloads import _source, chain_program  # noqa: E402
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     hidden = args.hidden or (3 if args.quick else 16)
     repeats = args.repeats or (1 if args.quick else 5)
     samples = 10 if args.quick else None
-    about = f"{machine()}; {steady_allocator()}"  # the load average is the one at the start
+    about = machine()  # the load average is the one at the start
     wine_table, wine_note = wine(hidden, samples, repeats)
     text = ["# Second order", "",
             "Shared chain x_i = x_(i-1) * x_(i-1) at x = 1: ms per call after the first "

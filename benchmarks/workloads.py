@@ -168,12 +168,32 @@ def rnn_value_and_grad(w, u, b, h0, xs):
     return np.sum(hs[-1] * hs[-1]), (dw, du, db)
 
 
-def rnn_fold(steps: int = 50, hidden: int = 64, inputs: int = 32) -> Workload:
+def rnn_value_and_grad_one_matmul(w, u, b, h0, xs):
+    """Backpropagation through time with ∂W and ∂U each one matrix product over the steps:
+    ∂W = ∂A Hᵀ and ∂U = ∂A Xᵀ, where the columns of ∂A are the ∂a_t, those of H the
+    h_(t−1) and those of X the x_t; ∂b = ∂A 1."""
+    hs = [h0]
+    for x in xs:
+        hs.append(np.tanh(w @ hs[-1] + u @ x + b))
+    da = np.empty((len(b), len(xs)))
+    dh = 2 * hs[-1]
+    for t in range(len(xs), 0, -1):
+        da[:, t - 1] = da_t = dh * (1 - hs[t] * hs[t])
+        dh = w.T @ da_t
+    return np.sum(hs[-1] * hs[-1]), (da @ np.stack(hs[:-1]), da @ np.stack(xs), np.sum(da, axis=1))
+
+
+def rnn_fold(steps: int = 50, hidden: int = 64, inputs: int = 32, one_matmul: bool = False) -> Workload:
+    """The RNN against the hand-written backward pass that adds an outer product per step
+    to ∂W and ∂U, or (``one_matmul``) the one that forms each with one matrix product."""
     rng = np.random.default_rng(50)
     w = rng.normal(size=(hidden, hidden)) / np.sqrt(hidden)
     u = rng.normal(size=(hidden, inputs)) / np.sqrt(inputs)
     b, h0 = rng.normal(size=hidden) / 10, np.zeros(hidden)
     xs = list(rng.normal(size=(steps, inputs)))
+    if one_matmul:
+        return Workload("rnn_fold, NumPy by one matmul", _source("rnn_fold"), (w, u, b, h0, xs), (0, 1, 2), rnn_loss,
+                        rnn_loss, rnn_value_and_grad_one_matmul, target=1.5, peers=False)
     return Workload("rnn_fold", _source("rnn_fold"), (w, u, b, h0, xs), (0, 1, 2), rnn_loss, rnn_loss,
                     rnn_value_and_grad, target=3.0)
 
@@ -217,5 +237,7 @@ def workloads(quick: bool = False) -> list[Workload]:
     """The reference workloads (tiny versions of them when ``quick``)."""
     if quick:
         return [wine_mlp(4, samples=20), digits_mlp(samples=30, hidden=8), scalar_chain(20),
-                rnn_fold(steps=4, hidden=5, inputs=3), chain(50)]
-    return [wine_mlp(16), wine_mlp(256), digits_mlp(), scalar_chain(1000), rnn_fold(), chain(10_000)]
+                rnn_fold(steps=4, hidden=5, inputs=3), rnn_fold(steps=4, hidden=5, inputs=3, one_matmul=True),
+                chain(50)]
+    return [wine_mlp(16), wine_mlp(256), digits_mlp(), scalar_chain(1000), rnn_fold(), rnn_fold(one_matmul=True),
+            chain(10_000)]

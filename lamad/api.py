@@ -32,7 +32,7 @@ from lamad.syntax import (
     BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program,
     NAME, RecordType, Term, TupleType, Type, free_variables, pretty_type, record_type,
 )
-from lamad.types import Scope, TypedProgram, aliases
+from lamad.types import Instances, Scope, TypedProgram, aliases
 
 
 class LamArgumentError(LamError, TypeError, ValueError):
@@ -163,10 +163,17 @@ class LoadedProgram:
     def _evaluate(self, name: str) -> Any:
         return driver.run(self.typed.terms[name], self.runtime, self.value)
 
-    def check(self, term: Term) -> Term:
+    def check(self, term: Term, number: Type = INT) -> Term:
         """Type-check and elaborate a parsed term in the scope of this program's
-        definitions.  Errors are left unlocated: the caller knows the text."""
-        return driver.check_term(term, self.typed.types, self.typed.scope)
+        definitions, the numbers nothing determines ``number``s (Ints, or Reals for a term
+        to differentiate).  Errors are left unlocated: the caller knows the text.  The
+        specialisations of the generic definitions it uses join the program's definitions."""
+        known = len(self.typed.terms)
+        checked = driver.check_term(term, self.typed.types, self.typed.scope,
+                                    Instances(self.typed.types, self.typed.terms), number)
+        if len(self.typed.terms) != known:
+            self._positions = None  # the order of the definitions, with the new ones last
+        return checked
 
     def run(self, term: Term) -> Any:
         """The value of an elaborated term (see :meth:`check`); errors are left unlocated."""
@@ -201,13 +208,16 @@ class LoadedProgram:
             scope = imported.scope(scope)
         if program.aliases:  # a type alias typed again replaces the old one (what uses it is checked)
             kept = {n: t for n, t in scope.aliases.items() if n not in {a.name for a in program.aliases}}
-            scope = aliases(program, Scope(kept, scope.modules))
+            scope = aliases(program, replace(scope, aliases=kept))
         replaced: set[str] = set()
         for d in program.defs:
+            if d.name in scope.templates:  # a generic definition typed again replaces the old one
+                scope = replace(scope, templates={n: t for n, t in scope.templates.items() if n != d.name})
+                defs = [old for old in defs if old.name != d.name]
             stale = {d.name} & types.keys()
             users = []
             for old in defs:  # in order: a definition uses only those above it
-                if old.name not in stale and stale & free_variables(terms[old.name]).keys():
+                if old.name in terms and old.name not in stale and stale & free_variables(terms[old.name]).keys():
                     stale.add(old.name)
                     users.append(old)
             defs = [old for old in defs if old.name not in stale]
@@ -223,6 +233,7 @@ class LoadedProgram:
                                   f"type-checks: {e.message}", e.span) from None
                 types.update(checked.types)
                 terms.update(checked.terms)
+                scope = checked.scope  # with the generic definitions among them
                 defs.append(new)
             replaced |= stale
         for name in replaced:  # first: were this interrupted, no stale value would remain
@@ -249,23 +260,26 @@ class LoadedProgram:
             t = t.cod
         return result, t
 
-    def backprop(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
-        """←D of definition ``name``, simplified unless ``simplified=False``: the
-        transformed term, checked at type ←D(A)."""
-        ty, term = self._located(self.derivative, self.typed.terms[name], simplified)
+    def backprop(self, name: str, simplified: bool = True, normalized: bool = False) -> tuple[str, Type, Term]:
+        """←D of definition ``name``, simplified unless ``simplified=False``, its
+        higher-order code inlined first with ``normalized``: the transformed term, checked
+        at type ←D(A)."""
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, False, normalized)
         return name, ty, term
 
-    def forward(self, name: str, simplified: bool = True) -> tuple[str, Type, Term]:
-        """→D of definition ``name``, simplified unless ``simplified=False``: the
-        transformed term, checked at type →D(A)."""
-        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, True)
+    def forward(self, name: str, simplified: bool = True, normalized: bool = False) -> tuple[str, Type, Term]:
+        """→D of definition ``name``, as :meth:`backprop` makes ←D: checked at type →D(A)."""
+        ty, term = self._located(self.derivative, self.typed.terms[name], simplified, True, normalized)
         return name, ty, term
 
-    def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False) -> tuple[Type, Term]:
+    def derivative(self, term: Term, simplified: bool = True, forward_mode: bool = False,
+                   normalized: bool = False) -> tuple[Type, Term]:
         """←D (or →D, in ``forward_mode``) of an elaborated term (docs/differentiation.md),
-        simplified unless ``simplified=False``, and its type ←D(A)
-        (:func:`lamad.driver.derivative`).  Errors are left unlocated."""
-        return driver.derivative(term, "forward" if forward_mode else "reverse", simplified)
+        simplified unless ``simplified=False``, its higher-order code inlined first with
+        ``normalized`` (within a budget), and its type ←D(A) (:func:`lamad.driver.derivative`).
+        Errors are left unlocated."""
+        return driver.derivative(term, "forward" if forward_mode else "reverse", simplified,
+                                 self.typed.terms if normalized else None)
 
     def _located(self, fn: Callable, *args) -> Any:
         try:
@@ -603,13 +617,21 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         raise e.locate(f"{op} {f.name}", "<python>") from None
     code = driver.compile(term, program.runtime, program.value, ["f", *names])
     export = _exporter(term.ty.cod, program)
+    # in every argument, ``op (\(x0, …). f x0 …)`` captures no argument: its value, and what
+    # it makes on its first call (←D of f, lifted), serve every call
+    kept = [] if set(nums) == set(range(arity)) else None
 
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
         values = f.arguments(args)
         point = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
-        gradient = code(f.closure, *values)
+        if kept is None:
+            gradient = code(f.closure, *values)
+        else:
+            if not kept:
+                kept.append(code(f.closure, *values))
+            gradient = kept[0]
         result = export(program._located(driver.apply, gradient, [point]))
         if isinstance(argnums, int) or len(nums) > 1:
             return result

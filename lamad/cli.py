@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from lamad import __version__, api, archive, graph
+from lamad import __version__, api, archive, graph, trace
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
 from lamad.pretty import PRINT_MODES
+from lamad.adtypes import cotangent_type
+from lamad.syntax import Var
 from lamad.threads import DEFAULT_THREADS, limit_threads
 
 
@@ -128,7 +131,7 @@ def _storable(prog: api.LoadedProgram, entry: str, arity: int) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     prog = _load(args)  # the imported modules are checked too; their definitions are not listed
     for d in prog.typed.program.defs:
-        print(f"{d.name} : {pretty_type(prog.types[d.name], ascii=args.ascii)}")
+        print(f"{d.name} : {pretty_type(prog.typed.type_of(d.name), ascii=args.ascii)}")
     return 0
 
 
@@ -136,10 +139,44 @@ def cmd_grad(args: argparse.Namespace) -> int:
     prog = _load(args)
     entry = _entry(prog, args.entry)
     transform = prog.forward if args.forward else prog.backprop
-    name, ty, term = transform(entry, simplified=not args.raw)
+    name, ty, term = transform(entry, simplified=not args.raw, normalized=args.normalize)
     print(pretty_derivative(name, ty, term, args.ascii, definition=True, forward=args.forward,
                       shadowed=frozenset(prog.types)))
     return 0
+
+
+def cmd_reduce(args: argparse.Namespace) -> int:
+    from lamad import reduce
+
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    try:
+        term = Var(entry, ty=prog.types[entry], span=prog.typed.program[entry].name_span)
+        params = reduce.parameters(prog, term)
+        values = prog.evaluate(args.at, reduce.point_type(params), "<--at>")
+        cotangent = None
+        if args.cotangent is not None:
+            result = prog.types[entry]
+            for _ in params:
+                result = result.cod
+            cotangent = prog.evaluate(args.cotangent, cotangent_type(result), "<--cotangent>")
+        reduced = reduce.reduce_at(prog, term, params, [values] if len(params) == 1 else list(values), cotangent)
+        width = args.width or max(40, shutil.get_terminal_size((120, 24)).columns - 16)
+        for line in reduce.transcript(reduced, args.ascii, width, frozenset(prog.types)):
+            print(line)
+    except LamError as e:
+        raise e.locate(prog.source, prog.filename) from None
+    return 0
+
+
+def _at_point(prog: api.LoadedProgram, entry: str, args: argparse.Namespace, show: Callable[[Any], Any]) -> Any:
+    """``show(at)`` for the point ``--at`` where ``lamad graph`` and ``lamad trace`` take
+    ``entry``: its errors are located in the text of ``--at``, the others in the program."""
+    try:
+        _, expected = graph.parameters(prog, entry)
+        return show(prog.evaluate(args.at, expected, "<--at>"))
+    except LamError as e:
+        raise e.locate(prog.source, prog.filename) from None
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -147,12 +184,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     entry = _entry(prog, args.entry)
     if args.output is not None and args.output.rsplit(".", 1)[-1].lower() not in graph.FORMATS:
         raise UsageError(f"-o writes {', '.join('.' + f for f in graph.FORMATS)}, not '{args.output}'")
-    try:
-        _, expected = graph.parameters(prog, entry)
-        at = prog.evaluate(args.at, expected, "<--at>")  # its errors are located in the text of --at
-        dot = graph.to_dot(graph.of_program(prog, entry, at, args.grad), args.grad, entry)
-    except LamError as e:
-        raise e.locate(prog.source, prog.filename) from None
+    dot = _at_point(prog, entry, args, lambda at: graph.to_dot(graph.of_program(prog, entry, at, args.grad),
+                                                               args.grad, entry))
     if args.output is None:
         print(dot.source, end="")
         return 0
@@ -160,6 +193,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
         graph.write(dot, args.output)
     except OSError as e:
         raise OutputError(f"cannot write {args.output}: {e.strerror or e}") from None
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    prog = _load(args)
+    entry = _entry(prog, args.entry)
+    try:
+        print(_at_point(prog, entry, args, lambda at: trace.format_trace(
+            trace.of_program(prog, entry, at, args.forward, args.seed), args.ascii, reverse=not args.forward)))
+    except trace.UnknownInput as e:
+        raise UsageError(f"--seed: {e.args[0]}") from None
     return 0
 
 
@@ -189,10 +233,16 @@ _THREADS_HELP = ("threads of the BLAS under NumPy (default: 1, or $OPENBLAS_NUM_
                  "if set)")
 
 
-def _threads(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of threads (1 or more), got '{text}'")
-    return int(text)
+def _positive(noun: str) -> Callable[[str], int]:
+    """The argument type of a count of ``noun``: a number, 1 or more."""
+    def count(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected a number of {noun} (1 or more), got '{text}'")
+        return int(text)
+    return count
+
+
+_threads = _positive("threads")
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -201,6 +251,15 @@ def _set_threads(args: argparse.Namespace) -> None:
     if n is None and (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")):
         return
     limit_threads(n or DEFAULT_THREADS)
+
+
+def _function_at_point(command: argparse.ArgumentParser, verb: str, example: str = "(-2.0, 5.0, -4.0)") -> None:
+    """The arguments of a command that takes a function of a program at a point."""
+    command.add_argument("file")
+    command.add_argument("--entry", metavar="NAME", help=f"the function to {verb} (default: main)")
+    command.add_argument("--at", required=True, metavar="ARGS",
+                         help="its arguments: a lamad expression, the tuple of the parameters' values "
+                              f"('{example}') or the one parameter's")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,21 +295,40 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--entry", metavar="NAME", help="the definition to transform (default: main)")
     grad.add_argument("--forward", action="store_true", help="print the forward-mode transform →D instead")
     grad.add_argument("--raw", action="store_true", help="print the transform as it is, not simplified")
+    grad.add_argument("--normalize", action="store_true",
+                      help="inline and beta-reduce the definition's higher-order code first (within a budget)")
     grad.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     grad.set_defaults(handler=cmd_grad)
 
+    reducing = sub.add_parser("reduce", help="reduce ←D of a function at a point step by step, one rule a line, "
+                                             "down to its gradient")
+    _function_at_point(reducing, "reduce", "(1.5, 0.5)")
+    reducing.add_argument("--cotangent", metavar="CT", help="the cotangent sent back from the result "
+                                                            "(default: 1.0 for a Real)")
+    reducing.add_argument("--width", type=_positive("columns"), metavar="N",
+                          help="the width of a term on a line; longer ones are elided around the step "
+                               "(default: the terminal's)")
+    reducing.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    reducing.set_defaults(handler=cmd_reduce)
+
     drawing = sub.add_parser("graph", help="draw the computational graph of one evaluation of a function, "
                                          "with its cotangents (--grad)")
-    drawing.add_argument("file")
-    drawing.add_argument("--entry", metavar="NAME", help="the function to draw (default: main)")
-    drawing.add_argument("--at", required=True, metavar="ARGS",
-                       help="its arguments: a lamad expression, the tuple of the parameters' values "
-                            "('(-2.0, 5.0, -4.0)') or the one parameter's")
+    _function_at_point(drawing, "draw")
     drawing.add_argument("--grad", action="store_true", help="also show the cotangent each wire carries back")
     drawing.add_argument("-o", "--output", metavar="FILE",
                        help="write FILE.dot (DOT text), FILE.svg or FILE.png (rendered by Graphviz's dot); "
                             "default: the DOT text on stdout")
     drawing.set_defaults(handler=cmd_graph)
+
+    tracing = sub.add_parser("trace", help="print the forward primal trace of one evaluation of a function and "
+                                         "its reverse adjoint trace (the tangent trace with --forward)")
+    _function_at_point(tracing, "trace")
+    tracing.add_argument("--forward", action="store_true",
+                         help="print the tangent trace beside the primal trace instead of the adjoint trace")
+    tracing.add_argument("--seed", metavar="INPUT",
+                         help="with --forward, the input whose tangent is 1, by name (x1, p.w; default: the first)")
+    tracing.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
+    tracing.set_defaults(handler=cmd_trace)
 
     repl = sub.add_parser("repl", help="an interactive session: evaluate, type, differentiate (:help)")
     repl.add_argument("file", nargs="?", help="a program whose definitions the session starts with")
@@ -266,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing"}
+_DOING = {"run": "running", "check": "checking", "grad": "differentiating", "fmt": "formatting", "graph": "drawing",
+          "reduce": "reducing", "trace": "tracing"}
 """What each command was doing, for the message of a MemoryError."""
 
 

@@ -43,13 +43,15 @@ from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError, LamTypeError
 from lamad.eval import compile_term, warning_site
 from lamad.forward import forward
-from lamad import modules
+from lamad.fuse import fuse_backward
+from lamad import modules, normalize
 from lamad.prims import MARKS, Runtime
+from lamad.prims.base import FUSED_BACKWARD
 from lamad.progress import Progress
 from lamad.reverse import backprop
 from lamad.simplify import simplify
-from lamad.syntax import Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
-from lamad.types import Scope, TypedProgram, infer_term, infer_type, typecheck
+from lamad.syntax import INT, Lam, LinLam, Program, Span, Term, Type, free_variables, term_names
+from lamad.types import Instances, Scope, TypedProgram, infer_term, infer_type, typecheck
 
 TRANSFORMS: dict[str, tuple[Callable[[Term], Term], Callable[[Type], Type]]] = {
     "reverse": (backprop, backprop_type),
@@ -91,15 +93,19 @@ def check_definitions(program: Program, types: Mapping[str, Type], scope: Scope 
 
 
 @deep
-def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Term:
-    """Type-check and elaborate a parsed term in the scope of definitions of ``types``."""
-    return infer_term(term, types, scope)
+def check_term(term: Term, types: Mapping[str, Type], scope: Scope | None = None,
+               sink: Instances | None = None, number: Type = INT) -> Term:
+    """Type-check and elaborate a parsed term in the scope of definitions of ``types``, the
+    numbers nothing determines ``number``s (:func:`lamad.types.infer_term`); the
+    specialisations of the generic definitions it uses go to ``sink``."""
+    return infer_term(term, types, scope, sink, number)
 
 
 @deep
-def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -> Type:
-    """The type of a parsed term in the scope of definitions of ``types``."""
-    return infer_type(term, types, scope)
+def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None, number: Type = INT) -> Type:
+    """The type of a parsed term in the scope of definitions of ``types``, the numbers
+    nothing determines ``number``s."""
+    return infer_type(term, types, scope, number)
 
 
 # --------------------------------------------------------------------- transforming
@@ -107,12 +113,17 @@ def type_of(term: Term, types: Mapping[str, Type], scope: Scope | None = None) -
 
 @deep
 @collector_paused
-def derivative(term: Term, mode: str = "reverse", simplified: bool = True) -> tuple[Type, Term]:
+def derivative(term: Term, mode: str = "reverse", simplified: bool = True,
+               normalized: Mapping[str, Term] | None = None) -> tuple[Type, Term]:
     """←D (``mode="reverse"``) or →D (``mode="forward"``) of an elaborated term
     (docs/differentiation.md), simplified unless ``simplified=False``, and its type ←D(A):
     the transforms type what they make (if Γ ⊢ t : A then ←D(Γ) ⊢ ←D(t) : ←D(A)), so nothing
-    is inferred again; the definitions it uses must have transformed types."""
+    is inferred again; the definitions it uses must have transformed types.  With
+    ``normalized`` (the program's definitions, by name), the term's higher-order code is
+    first inlined and β-reduced (:func:`lamad.normalize.normalized`, within its budget)."""
     transform, type_of_ = TRANSFORMS[mode]
+    if normalized is not None:
+        term = normalize.normalized(term, normalized)
     check_transformable(term, type_of_)
     target = transform(term)
     ty = target.ty
@@ -252,6 +263,8 @@ def derive(lam: Lam | LinLam, mark: str, depth: int, runtime_: Runtime,
     free = list(free_variables(term).items())
     for letter in [mark, *reversed(marks)]:
         term = TRANSFORMS[_MODES[letter]][0](term)  # typed: nothing is inferred again
+    if mark == "r" and not marks and FUSED_BACKWARD.get():
+        term = fuse_backward(term, [name for name, _ in free])
     return free, compile_term(term, runtime_, globals_, [name for name, _ in free])
 
 

@@ -47,6 +47,7 @@ from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.prims import PRIMITIVES, Runtime
+from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
     GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
     PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order,
@@ -372,9 +373,9 @@ class _Unit:
         each shape (and the same definitions) is written out; every other runs it
         without its being written again (a chain of ``n`` links has ``n`` alike
         backpropagators per primitive, and writing them and Python's ``compile`` of them
-        all would cost more than all else).  Each closure is partially applied to the
-        index of its instance, which locates its failures at its own spans, and to what
-        it captures."""
+        all would cost more than all else).  Each closure holds, beside that code, the
+        index of its instance, which locates its failures at its own spans, and what it
+        captures (``Backpropagator(body, *captured)``, lamad/gradient.py)."""
         outer = self.fn
         key = key, tuple([None if outer.lookup(name) is not None else name for name in free])
         template = self.templates.get(key)
@@ -389,7 +390,7 @@ class _Unit:
             self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
         name, _, captured = template
         index = len(self.instances[name]) - 1
-        return f"_Bp(_partial({', '.join([name, str(index), *[outer.lookup(free[i]) for i in captured]])}))"
+        return f"_Bp({', '.join([name, str(index), *[outer.lookup(free[i]) for i in captured]])})"
 
     def add(self, fn: _Function, param: str) -> None:
         """A function of its own, run by every closure of its lambda (its parameter
@@ -399,11 +400,12 @@ class _Unit:
             self.instances[name] = [spans]
 
     def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> str:
-        """The closure of a backpropagator: its code shared with every backpropagator of
-        the unit whose code is the same but for the names of its locals (a chain of ``n``
-        links has ``n`` alike backpropagators per primitive, and Python's ``compile`` of
-        them all would cost more than all else), partially applied to the index of this
-        instance, which locates its failures at its own spans, and to what it captures."""
+        """The arguments of a backpropagator's closure (``Backpropagator(body,
+        *captured)``): its code, shared with every backpropagator of the unit whose code
+        is the same but for the names of its locals (a chain of ``n`` links has ``n``
+        alike backpropagators per primitive, and Python's ``compile`` of them all would
+        cost more than all else), the index of this instance, which locates its failures
+        at its own spans, and what it captures."""
         key = _canonical(lines, fn.name)
         if key not in self.shared:
             self.shared[key] = (fn.name, spans)
@@ -414,7 +416,7 @@ class _Unit:
             name, first = self.shared[key]
             table = {i: [(code, op, span) for (code, op, _), (_, _, span) in zip(first[i], spans[i])] for i in spans}
         self.instances[name].append(table)
-        return f"_partial({', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])})"
+        return ', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])
 
     def located(self, error: Exception, fn_name: str, instance: int = 0) -> Exception:
         """The error of a builtin, located at its application (found by the line the
@@ -438,9 +440,9 @@ class _Unit:
         steps = self.steps(frame.f_code.co_name, frame.f_lineno, frame.f_locals.get("_w", 0))
         if not steps:
             return None
-        failed = self.replay(steps, frame.f_locals, warnings=True)
-        _, name, span = failed[0] if failed is not None else steps[-1]
         what = message.split(" encountered in ")[0] if " encountered in " in message else None
+        failed = self.replay(steps, frame.f_locals, warnings=True, kind=what)
+        _, name, span = failed[0] if failed is not None else steps[-1]
         return (f"{what} in {name}" if what else f"{name}: {message}"), span
 
     def steps(self, fn_name: str, lineno: int, instance: Any) -> Steps | None:
@@ -450,10 +452,13 @@ class _Unit:
             return None
         return instances[instance].get(lineno - self.first_lines[fn_name])
 
-    def replay(self, steps: Steps, scope: dict, warnings: bool = False) -> tuple[tuple, Exception] | None:
+    def replay(self, steps: Steps, scope: dict, warnings: bool = False, kind: str | None = None
+               ) -> tuple[tuple, Exception] | None:
         """The first operation of a line of nested arithmetic that fails when its steps are
-        run again one by one in ``scope`` (with NumPy's ``warnings`` as errors), and its
-        error; ``None`` for a line of one operation, or if none fails again."""
+        run again one by one in ``scope`` (with NumPy's ``warnings`` as errors, and only a
+        warning of ``kind`` — ``divide by zero``, ``overflow``… — if given: a line may
+        divide by zero in one operation and make a NaN in another), and its error;
+        ``None`` for a line of one operation, or if none fails again."""
         if len(steps) < 2:
             return None
         scope = dict(scope)
@@ -462,7 +467,10 @@ class _Unit:
                 try:
                     exec(step[0], self.namespace, scope)
                 except _RUNTIME_ERRORS as again:
-                    return step, again
+                    if not (warnings and kind and isinstance(again, FloatingPointError) and kind not in str(again)):
+                        return step, again
+                    with np.errstate(all="ignore"):  # another kind of warning: its value, and on
+                        exec(step[0], self.namespace, scope)
         return None
 
     # ----------------------------------------------------------------- terms
@@ -906,17 +914,18 @@ class _LamSource:
         self.captured = {name: i for i, name in enumerate(captured)}
         self.runtime = unit.runtime
         self.globals = unit.globals
-        self._lifted: dict[tuple[str, int], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
-        self._closed: dict[tuple[str, int], Callable] = {}
+        self._lifted: dict[tuple[str, int, bool], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
+        self._closed: dict[tuple[str, int, bool], Callable] = {}
 
     def relift(self, captured: tuple, mark: str, depth: int) -> Callable:
         """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`),
         given the values it captured.  A closure that captured nothing (a definition's
         function, most often) is lifted once: the values it uses are definitions."""
         if not captured:
-            if (mark, depth) not in self._closed:
-                self._closed[mark, depth] = self.lift(captured, mark, depth)
-            return self._closed[mark, depth]
+            key = (mark, depth, FUSED_BACKWARD.get())
+            if key not in self._closed:
+                self._closed[key] = self.lift(captured, mark, depth)
+            return self._closed[key]
         return self.lift(captured, mark, depth)
 
     def lift(self, captured: tuple, mark: str, depth: int) -> Callable:
@@ -936,6 +945,7 @@ class _LamSource:
         """``M(S(λ))`` compiled once per transform and depth, open in the free
         variables of ``λ``, the lambda ``M`` made this closure's from: made by the
         runtime's ``derive`` (lamad/driver.py), which the evaluator cannot make itself."""
-        if (mark, depth) not in self._lifted:
-            self._lifted[mark, depth] = self.runtime.derived(self.term, mark, depth, self.globals)
-        return self._lifted[mark, depth]
+        key = (mark, depth, FUSED_BACKWARD.get())
+        if key not in self._lifted:
+            self._lifted[key] = self.runtime.derived(self.term, mark, depth, self.globals)
+        return self._lifted[key]

@@ -22,33 +22,61 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from heapq import heappop, heappush
 import itertools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol
+
+from lamad import factored
+from lamad.factored import FactoredSum, Outer, dense_leaves
 
 _ids = itertools.count(1)
 
+_FACTORED = frozenset({Outer, FactoredSum, tuple})
+"""The types of the cotangents that may hold factored ones (lamad/factored.py)."""
+
+
+def next_id() -> int:
+    """The id the next backpropagator made will get (``count``'s ``repr`` reads it without
+    taking it)."""
+    return int(repr(_ids)[len("count("):-1])
+
 
 class Stats:
-    """Work counters: tests use them to check the efficiency theorem by counting."""
+    """Work counters since the last :meth:`reset`: tests use them to check the efficiency
+    theorem by counting, and the REPL's ``:stats`` shows them.  ``backprop_runs``: bodies
+    of backpropagators run by :func:`force`; ``cotangents_summed``: cotangents added to
+    one already sent to the same backpropagator (each is a use of the linear factoring
+    ``t u + t v → t (u + v)``); :meth:`backprops_made`: backpropagators created."""
 
     backprop_runs = 0
+    cotangents_summed = 0
+    _first_id = 1
 
     @classmethod
     def reset(cls) -> None:
-        cls.backprop_runs = 0
+        cls.backprop_runs = cls.cotangents_summed = 0
+        cls._first_id = next_id()
+
+    @classmethod
+    def backprops_made(cls) -> int:
+        return next_id() - cls._first_id
 
 
 class Backpropagator:
-    """A linear map ``A ⊸ d`` with a creation-ordered id.  ``body`` computes the
-    gradient value it contributes for a given cotangent; ``None`` for the
+    """A linear map ``A ⊸ d`` with a creation-ordered id.  Its body computes the gradient
+    value it contributes for a given cotangent, as ``body(*captured, cotangent)``: the
+    compiled code of a backpropagator is shared by all its closures, each of which
+    holds the values it captured here rather than in a ``functools.partial`` of its own
+    (half the memory of a closure, and cheaper to make).  ``body`` is ``None`` for the
     backpropagators of inputs, which forcing leaves for collection."""
 
-    __slots__ = ("id", "body")
+    __slots__ = ("id", "body", "captured")
 
-    def __init__(self, body: Callable[[Any], Any] | None):
+    def __init__(self, body: Callable[..., Any] | None, *captured: Any):
         self.id = next(_ids)
         self.body = body
+        self.captured = captured
 
     def __call__(self, cotangent: Any) -> tuple[Backpropagator, Any]:
         return self, cotangent
@@ -115,18 +143,78 @@ def sum_apply(backprops: list, cotangents: list) -> Any:
     return total
 
 
+class Observer(Protocol):
+    """What :func:`force` reports to while one is installed (:func:`observed`): the
+    gradient value it starts from, then each backpropagator it runs, with the sum of the
+    cotangents sent to it and the gradient value its body gave (lamad/trace.py)."""
+
+    def forcing(self, gradient: Any) -> None: ...
+
+    def ran(self, target: Backpropagator, cotangent: Any, sent: Any) -> None: ...
+
+
+_observer: Observer | None = None
+
+
+@contextmanager
+def observed(observer: Observer) -> Iterator[None]:
+    """Report every :func:`force` inside the ``with`` to ``observer``."""
+    global _observer
+    saved, _observer = _observer, observer
+    try:
+        yield
+    finally:
+        _observer = saved
+
+
+def gradient_records(gradient: Any) -> Iterator[tuple[Backpropagator, Any]]:
+    """The records ``(x', v)`` of a gradient value, in the order of its sum, with no
+    recursion (a sum made by a long loop is deep)."""
+    rest = [gradient]
+    while rest:
+        node = rest.pop()
+        if type(node) is list:
+            rest.extend(reversed(node))
+        elif node is not ZERO:
+            yield node
+
+
 def force(gradient: Any) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
-    cotangents; returns the cotangents that reached input backpropagators.
+    cotangents; returns the cotangents that reached input backpropagators.  The outer
+    products sent to one backpropagator are summed as one matrix product
+    (lamad/factored.py), made dense before a body or the caller sees them."""
+    if _observer is not None:
+        _observer.forcing(gradient)
+    factored.forcing.depth += 1
+    try:
+        sent = [gradient]
+        del gradient  # the graph is let go as it runs: nothing here holds its root
+        accumulated = _scatter_and_run(sent.pop())
+    finally:
+        factored.forcing.depth -= 1
+    for target, total in accumulated.items():
+        if type(total) in _FACTORED:
+            accumulated[target] = dense_leaves(total)
+    return accumulated
 
-    ``node`` is the gradient value being scattered into ``accumulated`` (the parts of
-    sums still to scatter wait in ``rest``); ``pending`` is a heap of the
-    backpropagators with a body that have received a cotangent and not yet run.  A
-    body's result is most often one record, which takes no work list."""
+
+def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
+    """:func:`force`'s loop.  ``node`` is the gradient value being scattered into
+    ``accumulated`` (the parts of sums still to scatter wait in ``rest``).  Of the
+    backpropagators with a body that have received a cotangent and not yet run, the one
+    of largest id waits in ``ready`` and the others in the heap ``pending``: a body most
+    often sends to backpropagators made just before it, which then run next without a
+    heap operation.  A body's result is most often one record, which takes no work list.
+    What has run is let go at once — its sum, and the backpropagator itself when nothing
+    else holds it — so that the graph of the forward pass shrinks as it is forced.  An
+    observer (:func:`observed`) is told of each run; without one, it costs a test per run."""
+    observer = _observer
     accumulated: dict[Backpropagator, Any] = {}
     pending: list[tuple[int, Backpropagator]] = []
     rest: list = []
-    node, runs = gradient, 0
+    ready: Backpropagator | None = None
+    runs = summed = 0
     while True:
         kind = type(node)
         if kind is tuple:
@@ -134,12 +222,20 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
             sum_so_far = accumulated.get(target)
             if sum_so_far is None:
                 accumulated[target] = cotangent
-                if target.body is not None:
-                    heappush(pending, (-target.id, target))
+                if target.body is not None:  # to run: next, or on the heap
+                    if ready is None and not (pending and pending[0][0] < -target.id):
+                        ready = target
+                    elif ready is not None and target.id > ready.id:
+                        heappush(pending, (-ready.id, ready))
+                        ready = target
+                    else:
+                        heappush(pending, (-target.id, target))
             elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
+                summed += 1
             else:  # arrays, most often
                 accumulated[target] = sum_so_far + cotangent
+                summed += 1
         elif kind is list:
             node, right = node
             rest.append(right)
@@ -148,11 +244,20 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
             raise TypeError(f"not a gradient value: {node!r}")
         if rest:
             node = rest.pop()
+            continue
+        if ready is not None:
+            target, ready = ready, None
         elif pending:
             target = heappop(pending)[1]
-            runs += 1
-            node = target.body(accumulated.pop(target))
         else:
             break
+        runs += 1
+        total = accumulated.pop(target)
+        if type(total) in _FACTORED:  # a body receives arrays, never factored cotangents
+            total = dense_leaves(total)
+        node = target.body(*target.captured, total)  # a backpropagator runs
+        if observer is not None:
+            observer.ran(target, total, node)
     Stats.backprop_runs += runs
+    Stats.cotangents_summed += summed
     return accumulated

@@ -31,8 +31,10 @@ from typing import Any, Callable
 
 from lamad import driver
 from lamad.errors import LamError
+from lamad.adtypes import has_leaves
 from lamad.instances import instantiate
 from lamad.prims import PRIMITIVES
+from lamad.transform import built_from_literals
 from lamad.syntax import (
     REAL, TENSOR, Ann, App, Lam, Let, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild,
     Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, free_variables, record_order,
@@ -51,7 +53,10 @@ class LamGraphError(LamError):
 @dataclass(frozen=True)
 class Node:
     """An input (``label`` its name), a constant (``label`` its text) or the application of
-    the primitive ``op`` to the nodes ``args``; ``value`` its value, of type ``ty``."""
+    the primitive ``op`` to the nodes ``args``; ``value`` its value, of type ``ty``.
+    ``backprop``: whether ←D gives the application a backpropagator of its own
+    (lamad/reverse.py): its primitive has rules, its result carries reals, and an
+    argument that has a rule carries reals and is not a constant (built from literals)."""
 
     label: str
     kind: str
@@ -60,6 +65,7 @@ class Node:
     op: str | None = None
     args: tuple[int, ...] = ()
     span: Span | None = None
+    backprop: bool = False
 
 
 @dataclass
@@ -98,6 +104,7 @@ class _Tracer:
         self.code = code
         self.nodes: list[Node] = []
         self.definitions: dict[str, Any] = {}
+        self.constants: dict[int, bool] = {}  # built_from_literals' memo
 
     def add(self, node: Node) -> int:
         self.nodes.append(node)
@@ -193,7 +200,10 @@ class _Tracer:
         vars_ = tuple(Var(n, ty=t.args[i].ty) for i, n in enumerate(names))
         value = self.code(Prim(t.op, vars_, t.marks, span=t.span, ty=t.ty), names,
                           [self.nodes[a].value for a in args])
-        return self.add(Node(prim.surface, "primitive", value, t.ty, t.op, tuple(args), t.span))
+        backprop = prim.derivative == "rules" and has_leaves(t.ty) and any(
+            rule is not None and has_leaves(a.ty) and not built_from_literals(a, self.constants)
+            for rule, a in zip(prim.vjp_terms, t.args))
+        return self.add(Node(prim.surface, "primitive", value, t.ty, t.op, tuple(args), t.span, backprop))
 
 
 def _refused(t: Prim, args: list[Any]) -> str:
@@ -237,17 +247,19 @@ def _leaves(value: Any) -> list[int]:
     return [value]
 
 
-def trace(terms: dict[str, Term], entry: str, params: list[tuple[str, Type]], args: list[Any], code: Code) -> Graph:
+def trace(terms: dict[str, Term], entry: str, params: list[tuple[str, Type]], args: list[Any], code: Code,
+          pruned: bool = True) -> Graph:
     """The graph of ``entry`` (whose elaborated term is ``terms[entry]``, a lambda per
     parameter ``params``) applied to the lamad values ``args``; ``code`` compiles and runs
-    each node's term."""
+    each node's term.  Unless ``pruned``, the values computed and never used are kept."""
     tracer = _Tracer(terms, code)
     value = tracer.eval(terms[entry], {})
     for (name, ty), arg in zip(params, args):
         if not isinstance(value, _Closure):  # pragma: no cover - the entry has a lambda per parameter
             raise LamGraphError(f"'{entry}' takes fewer arguments than given")
         value = tracer.eval(value.lam.body, value.env | _bind(value.lam.param, tracer.inputs(name, ty, arg)))
-    return _pruned(tracer.nodes, _leaves(value))
+    outputs = _leaves(value)
+    return _pruned(tracer.nodes, outputs) if pruned else Graph(tracer.nodes, outputs)
 
 
 def _pruned(nodes: list[Node], outputs: list[int]) -> Graph:
@@ -269,28 +281,62 @@ def backward(graph: Graph, code: Code) -> None:
     (out,) = graph.outputs
     cts = graph.cotangents
     cts[out] = code(Lit(1.0, ty=REAL), [], [])
-    names_made = itertools.count(1)
     for i in range(len(graph.nodes) - 1, -1, -1):
         node = graph.nodes[i]
-        if node.kind != "primitive" or i not in cts:
+        if i not in cts or not _has_rules(node):
             continue
-        prim = PRIMITIVES[node.op]
-        if prim.derivative not in ("rules", "constant", "discrete"):  # pragma: no cover - refused by trace
-            raise LamGraphError(f"'{prim.surface}' has no derivative rule the graph can run", node.span)
-        if prim.derivative != "rules":
-            continue
-        args = [graph.nodes[a] for a in node.args]
-        names = {f"x{k + 1}": Var(f"x{k + 1}", ty=a.ty) for k, a in enumerate(args)}
-        names |= {"y": Var("y", ty=node.ty), "a": Var("a", ty=node.ty)}
-        values = [a.value for a in args] + [node.value, cts[i]]
-        for k, rule in enumerate(prim.vjp_terms):
-            if rule is None or args[k].ty not in (REAL, TENSOR):
+        rules = PRIMITIVES[node.op].vjp_terms
+        for k, rule in enumerate(rules):
+            if rule is None or graph.nodes[node.args[k]].ty not in (REAL, TENSOR):
                 continue
-            term = instantiate(rule, names, lambda base: f"{base}_g{next(names_made)}", node.span)
-            share = code(term, list(names), values)
+            share = _run_rule(graph, node, rule, {"a": (node.ty, cts[i])}, code)
             graph.sent[i, k] = share
             a = node.args[k]
             cts[a] = share if a not in cts else cts[a] + share
+
+
+def tangents(graph: Graph, code: Code, seed: int) -> dict[int, Any]:
+    """The forward pass of →D over the nodes, first first: the tangent 1 (ones, for a
+    tensor) at input ``seed`` and 0 at the others, then each primitive node's tangent
+    ``Σᵢ ∂ᵢf dxᵢ`` by the primitive's ``jvp`` rules over its arguments that have one.  A
+    node missing from the result has the tangent 0."""
+    seeded = graph.nodes[seed]
+    dots = {seed: code(Prim("ones_like", (Var("x1", ty=seeded.ty),), ty=seeded.ty), ["x1"], [seeded.value])}
+    for i, node in enumerate(graph.nodes):
+        if not _has_rules(node):
+            continue
+        args = [graph.nodes[a] for a in node.args]
+        known = {f"dx{k + 1}": (a.ty, dots[n]) for k, (n, a) in enumerate(zip(node.args, args)) if n in dots}
+        for k, rule in enumerate(PRIMITIVES[node.op].jvp_terms):
+            if rule is not None and f"dx{k + 1}" in known:
+                part = _run_rule(graph, node, rule, known, code)
+                dots[i] = part if i not in dots else dots[i] + part
+    return dots
+
+
+def _has_rules(node: Node) -> bool:
+    """Whether a node applies a primitive whose derivative its rules give."""
+    if node.kind != "primitive":
+        return False
+    prim = PRIMITIVES[node.op]
+    if prim.derivative not in ("rules", "constant", "discrete"):  # pragma: no cover - refused by trace
+        raise LamGraphError(f"'{prim.surface}' has no derivative rule the graph can run", node.span)
+    return prim.derivative == "rules"
+
+
+_NAMES_MADE = itertools.count(1)
+
+
+def _run_rule(graph: Graph, node: Node, rule: Term, given: dict[str, tuple[Type, Any]], code: Code) -> Any:
+    """A rule of a node's primitive (lamad/prims/base.py) run at the node: ``x1 … xk`` its
+    arguments' values, ``y`` its value and ``given`` the others (``a``, ``dx1``), each
+    name's type and value; instantiated typed (lamad/instances.py) and compiled as the
+    transforms do."""
+    args = [graph.nodes[a] for a in node.args]
+    typed = {f"x{k + 1}": (a.ty, a.value) for k, a in enumerate(args)} | {"y": (node.ty, node.value)} | given
+    names = {name: Var(name, ty=ty) for name, (ty, _) in typed.items()}
+    term = instantiate(rule, names, lambda base: f"{base}_g{next(_NAMES_MADE)}", node.span)
+    return code(term, list(names), [value for _, value in typed.values()])
 
 
 def parameters(prog: Any, entry: str) -> tuple[list[tuple[str, Type]], Type]:
@@ -305,28 +351,38 @@ def parameters(prog: Any, entry: str) -> tuple[list[tuple[str, Type]], Type]:
     return params, params[0][1] if len(params) == 1 else TupleType(tuple(t for _, t in params))
 
 
-def of_program(prog: Any, entry: str, at: Any, grad: bool) -> Graph:
-    """The graph of definition ``entry`` of the loaded program ``prog`` at ``at``, a lamad
-    value of the type :func:`parameters` gives; with ``grad``, its cotangents too (the
-    result must be a Real).  Errors are left unlocated: the caller knows the text."""
-    params, _ = parameters(prog, entry)
-    args = [at] if len(params) == 1 else list(at)
-
+def program_code(prog: Any) -> Code:
+    """How the nodes of a graph of the loaded program ``prog`` are computed: by lamad's own
+    evaluator, with its definitions."""
     def code(term: Term, names: list[str], values: list[Any]) -> Any:
         return driver.compile(term, prog.runtime, prog.value, names)(*values)
+    return code
 
+
+def of_program(prog: Any, entry: str, at: Any, grad: bool, pruned: bool = True) -> Graph:
+    """The graph of definition ``entry`` of the loaded program ``prog`` at ``at``, a lamad
+    value of the type :func:`parameters` gives; with ``grad``, its cotangents too (the
+    result must be a Real); ``pruned`` as for :func:`trace`.  Errors are left unlocated:
+    the caller knows the text."""
+    params, _ = parameters(prog, entry)
+    args = [at] if len(params) == 1 else list(at)
     try:
-        graph = trace(prog.typed.terms, entry, params, args, code)
+        graph = trace(prog.typed.terms, entry, params, args, program_code(prog), pruned)
     except RecursionError:
         raise LamGraphError(f"'{entry}' nests its terms too deeply to draw: the graph is for circuits one can read",
                             prog.typed.program[entry].name_span) from None
     if grad:
-        if len(graph.outputs) != 1 or graph.nodes[graph.outputs[0]].ty != REAL:
-            raise LamGraphError(f"--grad needs a function to Real, as grad does; '{entry}' is "
-                                f"{driver.pretty_type(prog.types[entry], ascii=True)}",
-                                prog.typed.program[entry].name_span)
-        backward(graph, code)
+        check_real(graph, prog, entry, "--grad")
+        backward(graph, program_code(prog))
     return graph
+
+
+def check_real(graph: Graph, prog: Any, entry: str, what: str) -> None:
+    """Refuse, for ``what``, a graph whose result is not one Real: a gradient needs one."""
+    if len(graph.outputs) != 1 or graph.nodes[graph.outputs[0]].ty != REAL:
+        raise LamGraphError(f"{what} needs a function to Real, as grad does; '{entry}' is "
+                            f"{driver.pretty_type(prog.types[entry], ascii=True)}",
+                            prog.typed.program[entry].name_span)
 
 
 # --------------------------------------------------------------------- drawing

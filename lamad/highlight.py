@@ -71,6 +71,7 @@ class LamadLexer(RegexLexer):
             (r"[0-9]+", Number.Integer),
             (r'"', String.Double, "string"),
             (r"-o(?![A-Za-z0-9_'])", Operator),  # LOLLI, not '-' before a name 'o...'
+            (r"'[A-Za-z_][A-Za-z0-9_]*", Name.Variable),  # TYVAR, a generic definition's type variable
             (NAME, _name),
             (r"\.\.\.", Punctuation),  # the ellipsis of an index
             ("|".join(map(re.escape, OPERATORS)), Operator),

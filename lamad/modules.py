@@ -8,7 +8,9 @@ importer's scope qualified by the module's name: ``nn.dense``, ``nn.Layer``, and
 ``L.nn.dense`` for what a module ``L`` imports.  A module's elaborated terms name its own
 definitions qualified too, so that every definition of a program lives in one namespace,
 where the evaluator, the transforms and the printer find it by that one name, and a
-derivative program that uses ``nn.dense`` prints ``nn.dense`` and parses back.
+derivative program that uses ``nn.dense`` prints ``nn.dense`` and parses back.  A module's
+generic definitions (templates) join the importer's scope the same way, their names and
+those they use qualified, and are specialised where the importer uses them.
 
 Errors in a module are located in its file (its spans carry its text, :class:`Source`);
 a missing file or module and an import cycle are errors at the import.
@@ -25,7 +27,7 @@ from typing import Iterable
 from lamad.errors import LamImportError, cannot_read, read_source
 from lamad.parser import KEYWORDS, parse_program
 from lamad.syntax import NAME, Import, Program, Source, Term, Type, rename_free
-from lamad.types import Scope, TypedProgram, typecheck
+from lamad.types import Scope, Template, TypedProgram, typecheck
 
 LIBRARY = "std"
 """The folder of the standard library's modules, inside the package."""
@@ -41,17 +43,21 @@ def library_modules() -> list[str]:
 class Imported:
     """What a program's imports bring into its scope: the definitions of the modules, by
     their qualified names, with their types and elaborated terms, in an order in which
-    each comes after those it uses; the modules' aliases, qualified; the qualifiers."""
+    each comes after those it uses; the modules' aliases and generic definitions
+    (templates), qualified; the qualifiers."""
 
     types: dict[str, Type] = field(default_factory=dict)
     terms: dict[str, Term] = field(default_factory=dict)
     aliases: dict[str, Type] = field(default_factory=dict)
     modules: set[str] = field(default_factory=set)
+    templates: dict[str, Template] = field(default_factory=dict)
+    alias_params: dict[str, str] = field(default_factory=dict)
 
     def scope(self, outer: Scope | None = None) -> Scope:
         """The scope of the importing program (inside ``outer``, a REPL session's)."""
         outer = outer or Scope()
-        return Scope({**outer.aliases, **self.aliases}, outer.modules | frozenset(self.modules))
+        return Scope({**outer.aliases, **self.aliases}, outer.modules | frozenset(self.modules),
+                     {**outer.templates, **self.templates}, {**outer.alias_params, **self.alias_params})
 
     def add(self, name: str, module: TypedProgram) -> None:
         """The module's definitions and aliases qualified by ``name``; in its terms the
@@ -61,6 +67,10 @@ class Imported:
             self.types[qualified[n]] = t
             self.terms[qualified[n]] = rename_free(module.terms[n], qualified)
         self.aliases.update((f"{name}.{a}", t) for a, t in module.scope.aliases.items())
+        self.alias_params.update((f"{name}.{a}", p) for a, p in module.scope.alias_params.items())
+        names = {*module.types, *module.scope.modules, *module.scope.templates, *module.scope.aliases}
+        for t in module.scope.templates.values():
+            self.templates[f"{name}.{t.name}"] = t.qualified(name, names)
         self.modules.add(name)
         self.modules.update(f"{name}.{m}" for m in module.scope.modules)
 

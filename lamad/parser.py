@@ -22,7 +22,7 @@ from lamad.errors import LamSyntaxError
 from lamad.syntax import (
     ELLIPSIS, PART, Ann, App, BASE_TYPES, Def, FunType, If, Import, IndexItem, Lam, Let, LinLam, LinType, ListLit,
     ListType, Lit, Param, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, Slice, Source,
-    Span, Term, Tuple, TupleType, Type, TypeDef, TypeName, Var, annotated, perp, record_type, spec_text,
+    Span, Term, Tuple, TupleType, Type, TypeDef, TypeName, TypeParam, Var, annotated, perp, record_type, spec_text,
 )
 
 KEYWORDS = frozenset({"def", "type", "import", "let", "in", "if", "then", "else", "true", "false"})
@@ -238,7 +238,8 @@ class _Builder:
         name = str(ch[1])
         if name in BASE_TYPES or name == "List":
             raise LamSyntaxError(f"'{name}' is a base type; an alias needs a name of its own", _token_span(ch[1]))
-        return TypeDef(_name(ch[1]), ch[3][0], span=_between(first, last))
+        param = None if ch[2] is None else str(ch[2])
+        return TypeDef(_name(ch[1]), ch[4][0], param, span=_between(first, last))
 
     @_built
     def definition(ch, first, last):
@@ -445,9 +446,14 @@ class _Builder:
     @_built
     def con_type(ch, first, last):
         name, arg = ch
-        if str(name) != "List":
-            raise LamSyntaxError(f"type '{name}' takes no argument (only List does)", _token_span(name))
-        return ListType(arg[0])
+        if str(name) in BASE_TYPES:
+            raise LamSyntaxError(f"type '{name}' takes no argument (List and the aliases of one type variable "
+                                 "do)", _token_span(name))
+        return ListType(arg[0]) if str(name) == "List" else TypeName(str(name), _between(first, last), arg[0])
+
+    @_built
+    def qualified_con_type(ch, first, last):
+        return TypeName(".".join(str(c) for c in ch[:-1:2]), _between(first, last), ch[-1][0])
 
     @_built
     def base_type(ch, first, last):
@@ -457,6 +463,10 @@ class _Builder:
             raise LamSyntaxError(f"unknown type 'List' (List needs an element type: List Real); the base types "
                                  f"are {known}", _token_span(first))
         return BASE_TYPES[name] if name in BASE_TYPES else TypeName(name, _token_span(first))
+
+    @_built
+    def type_param(ch, first, last):
+        return TypeParam(str(first), _token_span(first))
 
     @_built
     def qualified_type(ch, first, last):

@@ -6,9 +6,14 @@ precedences of the operators (their records, docs/primitives.md) allow, so that
 
 from __future__ import annotations
 
+import re
+from functools import partial
+from typing import Callable
+
+from lamad.gradient import ZERO, Backpropagator, gradient_records
 from lamad.prims import PRIMITIVES, Operator
 from lamad.syntax import (
-    Ann, App, Base, DAdd, DZero, Def, FunType, If, Import, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
+    GRAD, Ann, App, Base, DAdd, DZero, Def, FunType, If, Import, Lam, Let, LinLam, LinType, ListLit, ListType, Lit, Param,
     ELLIPSIS, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Term, Tuple,
     TupleType, Type, Var, part_count, UPDATES, parse_spec, pattern_names, pretty_type, record_type,
 )
@@ -29,28 +34,39 @@ _ADD = PRIMITIVES["add"].operator
 _NEG, _APP, _ATOM = PRIMITIVES["neg"].operator.precedence, 8, 9
 _INDEXING = {"index", "index_list", *UPDATES}
 """The primitives written with brackets (lamad/prims/indexing.py)."""
+_OPENINGS = (".", "⊸", "-o", "(", "[", "{")
+"""How the first line of a term that goes on below ends: a lambda's head, its body below,
+or a bracket, its items below."""
 _LONG_LET = 3
 """A ``let`` with at least this many bindings is printed one binding per line."""
-_WIDTH = 80
-"""Lines longer than this are broken at ``let`` bindings and lambda bodies."""
+WIDTH = 88
+"""Lines longer than this are broken (at ``let`` bindings, lambda bodies, the branches of an
+``if``, the arguments of an application, the items of a tuple, list or record), unless
+``pretty`` is given another width: the REPL gives its terminal's."""
 
 
-def pretty(term: Term | Def | Program, ascii: bool = False, width: int = 80,
+def pretty(term: Term | Def | Program, ascii: bool = False, width: int = WIDTH,
            shadowed: frozenset[str] = frozenset()) -> str:
-    """Print a term, a definition or a whole program so that it parses back.  A primitive
-    that is not public, or whose name a binding in scope shadows (among them the names in
-    ``shadowed``, bound outside the term), is printed ``%name``, as are marked AD
-    operators (``%grad'rf``)."""
+    """Print a term, a definition or a whole program so that it parses back, in lines of at
+    most ``width`` characters where the layout allows it (a name or literal longer than
+    that is not broken).  A primitive that is not public, or whose name a binding in scope
+    shadows (among them the names in ``shadowed``, bound outside the term), is printed
+    ``%name``, as are marked AD operators (``%grad'rf``).
+
+    Each term is printed once, at the indentation its broken layout would give it; its
+    parent puts it on one line when it has no line break and the line fits, else breaks
+    it (so printing is linear in the size of the term, not exponential in its depth)."""
     if isinstance(term, Program):
         texts = ["\n".join(_import(i) for i in term.imports)] if term.imports else []
-        texts += [f"type {a.name} = {pretty_type(a.body, ascii)}" for a in term.aliases]
+        texts += [f"type {a.name}{' ' + a.param if a.param else ''} = {pretty_type(a.body, ascii)}"
+                  for a in term.aliases]
         for d in term.defs:
             texts.append(pretty(d, ascii, width, shadowed))
             shadowed = shadowed | {d.name}
         return "\n\n".join(texts) + "\n"
     if isinstance(term, Def):
-        return _def(term, ascii, shadowed)
-    return _Printer(ascii, shadowed).term(term, 0, 0)
+        return _def(term, ascii, width, shadowed)
+    return _Printer(ascii, width, shadowed).term(term, 0, 0)
 
 
 def _import(i: Import) -> str:
@@ -59,17 +75,20 @@ def _import(i: Import) -> str:
     return f"import {path}" + (f" as {i.alias}" if i.alias is not None else "")
 
 
-def _def(d: Def, ascii: bool, shadowed: frozenset[str]) -> str:
+def _def(d: Def, ascii: bool, width: int, shadowed: frozenset[str]) -> str:
     params = "".join(f" ({p.name} : {pretty_type(p.annot, ascii)})" for p in d.params)
     result = f" : {pretty_type(d.result, ascii)}" if d.result is not None else ""
-    body = _Printer(ascii, shadowed | {p.name for p in d.params}).term(d.body, 0, 4)
-    sep = "\n    " if "\n" in body else " "
-    return f"def {d.name}{params}{result} ={sep}{body}"
+    body = _Printer(ascii, width, shadowed | {p.name for p in d.params}).term(d.body, 0, 4)
+    head = f"def {d.name}{params}{result} ="
+    sep = "\n    " if "\n" in body or len(head) + 1 + len(body) > width else " "
+    return f"{head}{sep}{body}"
 
 
 class _Printer:
-    def __init__(self, ascii: bool, shadowed: frozenset[str] = frozenset()):
+    def __init__(self, ascii: bool, width: int = WIDTH, shadowed: frozenset[str] = frozenset()):
         self.ascii = ascii
+        self.width = width
+        self.taken = 0  # columns before the lambda printed next, on its first line: see narrowed
         self.bound = dict.fromkeys(shadowed, 1)  # name -> how many enclosing binders bind it
 
     def enter(self, p: Pattern) -> list[str]:
@@ -117,17 +136,25 @@ class _Printer:
             return t.name, _ATOM
         if isinstance(t, Lit):
             return _literal(t.value), _ATOM if not _literal(t.value).startswith("-") else _NEG
-        if isinstance(t, Tuple):
-            return "(" + ", ".join(self.term(i, 0, indent) for i in t.items) + ")", _ATOM
-        if isinstance(t, ListLit):
-            return "[" + ", ".join(self.term(i, 0, indent) for i in t.items) + "]", _ATOM
+        if isinstance(t, (Tuple, ListLit)):
+            open_, close = "()" if isinstance(t, Tuple) else "[]"
+            items = [self.term(i, 0, indent) for i in t.items]
+            again = partial(self.narrowed, t.items[-1], 0, indent) if t.items else None
+            return self.bracketed(open_, items, close, indent, again), _ATOM
         if isinstance(t, Record):
             items = [_field(f, self.term(i, 0, indent)) for f, i in zip(t.fields, t.items)]
-            return "{" + ", ".join(items) + "}", _ATOM
+            return self.bracketed("{", items, "}", indent), _ATOM
         if isinstance(t, Proj):
             return f"{self.term(t.term, _ATOM, indent)}.{t.field}", _ATOM
         if isinstance(t, App):
-            return f"{self.term(t.fn, _APP, indent)} {self.term(t.arg, _ATOM, indent)}", _APP
+            args = []
+            while isinstance(t, App):
+                args.append(t.arg)
+                t = t.fn
+            args.reverse()
+            if isinstance(t, Prim) and _written_applied(t):  # one application: %grad'r f x
+                return self._application(self.primitive(t), [*t.args, *args], indent), _APP
+            return self._application(self.term(t, _APP, indent), args, indent), _APP
         if isinstance(t, Prim):
             return self._prim(t, indent)
         if isinstance(t, Ann):
@@ -154,8 +181,7 @@ class _Printer:
         if isinstance(t, Let):
             return self._let(t, indent), 0
         if isinstance(t, If):
-            return (f"if {self.term(t.cond, 0, indent)} then {self.term(t.then, 0, indent)} "
-                    f"else {self.term(t.orelse, 0, indent)}"), 0
+            return self._if(t, indent), 0
         raise TypeError(f"cannot print {type(t).__name__}")  # pragma: no cover
 
     def _prim(self, t: Prim, indent: int) -> tuple[str, int]:
@@ -173,7 +199,7 @@ class _Printer:
         if operator is not None:
             symbol = _sym("*", self.ascii) if t.op == "mul" else operator.symbol
             return self._infix(operator, symbol, *t.args, indent)
-        text = self.primitive(t) + "".join(" " + self.term(a, _ATOM, indent) for a in t.args)
+        text = self._application(self.primitive(t), list(t.args), indent)
         if prim is not None and prim.typing == "context" and t.ty is not None:  # what it gives, said
             return f"{text} : {pretty_type(t.ty, self.ascii)}", 0
         return text, _APP
@@ -222,23 +248,126 @@ class _Printer:
         return self.term(t, 1 if isinstance(t, Ann) else 0, indent)
 
     def _infix(self, operator: Operator, symbol: str, left: Term, right: Term, indent: int) -> tuple[str, int]:
+        """``a + b`` on one line where it fits; else a chain of operators of one precedence,
+        ``a + b - c`` (a sum of backpropagators applied, most often), broken before each
+        operator, indented by four."""
         prec, assoc = operator.precedence, operator.assoc
-        left_text = self.term(left, prec + (assoc != "left"), indent)
-        return f"{left_text} {symbol} {self.term(right, prec + (assoc != 'right'), indent)}", prec
+        operands, symbols = [right], [symbol]
+        while assoc == "left" and (parts := self._binary(left)) is not None and parts[0] == operator.precedence:
+            _, more, left, right = parts
+            operands.append(right)
+            symbols.append(more)
+        texts = [self.term(left, prec + (assoc != "left"), indent)]
+        texts += [self.term(o, prec + (assoc != "right"), indent + 4) for o in reversed(operands)]
+        pairs = [f"{s} {o}" for s, o in zip(reversed(symbols), texts[1:])]
+        if self.fits(indent, " ".join([texts[0], *pairs])):
+            return " ".join([texts[0], *pairs]), prec
+        return texts[0] + "".join(f"\n{' ' * (indent + 4)}{p}" for p in pairs), prec
+
+    def _binary(self, t: Term) -> tuple[int, str, Term, Term] | None:
+        """The precedence, symbol and operands of a term printed as a binary operator."""
+        if isinstance(t, DAdd):
+            return _ADD.precedence, _ADD.symbol, t.left, t.right
+        if not isinstance(t, Prim) or len(t.args) != 2 or t.op in _INDEXING:
+            return None
+        prim = PRIMITIVES.get(t.op)
+        operator = prim.operator if prim is not None else _CONNECTIVES.get(t.op)
+        if operator is None or operator.assoc == "prefix":
+            return None
+        return operator.precedence, _sym("*", self.ascii) if t.op == "mul" else operator.symbol, *t.args
+
+    def fits(self, indent: int, *texts: str) -> bool:
+        """Whether ``texts`` make one line that fits, after ``indent`` columns."""
+        return all("\n" not in t for t in texts) and indent + sum(map(len, texts)) <= self.width
+
+    def bracketed(self, open_: str, items: list[str], close: str, indent: int,
+                  last: Callable[[int], str] | None = None) -> str:
+        """``(a, b, c)`` (the items printed at ``indent``) on one line where it fits, or with
+        its last item alone spanning lines (``(y, λa ⊸`` and the body below) where the
+        first line fits; else one item a line, indented by four, and the bracket closed on
+        a line of its own.  ``last`` prints the last item again in a line shorter by the
+        columns it is given: a lambda that fit alone, broken after its head to follow the
+        others."""
+        text = open_ + ", ".join(items) + close
+        if not items or self.fits(indent, text) or self.hugs(indent, open_, items):
+            return text
+        if last is not None and _one_line_lambda(items[-1]):
+            again = [*items[:-1], last(len(open_) + sum(len(i) + 2 for i in items[:-1]))]
+            if self.hugs(indent, open_, again):
+                return open_ + ", ".join(again) + close
+        pad = " " * (indent + 4)
+        return f"{open_}\n{pad}" + f",\n{pad}".join(map(_shifted, items)) + f"\n{' ' * indent}{close}"
+
+    def _application(self, head: str, args: list[Term], indent: int) -> str:
+        """``head`` applied to ``args``, laid out by :meth:`applied`."""
+        again = partial(self.narrowed, args[-1], _ATOM, indent) if args else None
+        return self.applied(head, [self.term(a, _ATOM, indent) for a in args], indent, again)
+
+    def applied(self, head: str, args: list[str], indent: int, last: Callable[[int], str] | None = None) -> str:
+        """``f a b c`` (the arguments printed at ``indent``) on one line where it fits, or
+        with its last argument alone spanning lines where the first line fits (``last``
+        prints it again, as :meth:`bracketed` says); else as many arguments as fit after
+        the function, and each of the others on a line of its own, indented by four."""
+        if self.fits(indent, head, *(" " + a for a in args)) or self.hugs(indent, head + " ", args, " "):
+            return " ".join([head, *args])
+        if last is not None and _one_line_lambda(args[-1]):
+            again = [*args[:-1], last(len(head) + sum(len(a) + 1 for a in args[:-1]) + 1)]
+            if self.hugs(indent, head + " ", again, " "):
+                return " ".join([head, *again])
+        line, rest = head, list(args)
+        while rest and self.fits(indent, line, " ", rest[0]):
+            line = f"{line} {rest.pop(0)}"
+        return line + "".join(f"\n{' ' * (indent + 4)}{_shifted(a)}" for a in rest)
+
+    def narrowed(self, t: Term, level: int, indent: int, taken: int) -> str:
+        """A lambda ``t`` printed again, its first line after ``taken`` columns of others:
+        its body on the next lines unless it fits there too (:meth:`_binder_body`)."""
+        self.taken = taken
+        try:
+            return self.term(t, level, indent)
+        finally:
+            self.taken = 0
+
+    def hugs(self, indent: int, head: str, items: list[str], sep: str = ", ") -> bool:
+        """Whether ``items`` after ``head`` may keep the line: all but the last on one line,
+        and the first line of the last, a lambda whose body or a bracket whose items are on
+        the lines below, fit."""
+        *first, last = items
+        opening, _, below = last.partition("\n")
+        return bool(below) and opening.endswith(_OPENINGS) and self.fits(indent, head, *(i + sep for i in first), opening)
+
+    def _if(self, t: If, indent: int) -> str:
+        """``if c then a else b`` on one line where it fits, else each branch on lines of
+        its own, indented by four; a chain of ``if``s in ``else`` branches is one chain,
+        ``else if c' then``, broken all alike."""
+        branches = []
+        while isinstance(t, If):
+            branches.append((self.term(t.cond, 0, indent + 8), self.term(t.then, 0, indent + 4)))
+            t = t.orelse
+        orelse = self.term(t, 0, indent + 4)
+        one_line = " else ".join(f"if {c} then {a}" for c, a in branches) + f" else {orelse}"
+        if self.fits(indent, one_line):
+            return one_line
+        pad, here = " " * (indent + 4), " " * indent
+        chain = f"\n{here}else ".join(f"if {c} then\n{pad}{a}" for c, a in branches)
+        return f"{chain}\n{here}else\n{pad}{orelse}"
 
     def _binder_body(self, head: str, body: Term, indent: int) -> str:
-        """``λx. body``, the body on the next line, indented, when it spans several."""
-        text = self.term(body, 0, indent)
-        if "\n" not in text and indent + len(head) + len(text) < _WIDTH:
+        """``λx. body``, the body on the next line, indented, when it spans several or
+        does not fit."""
+        taken, self.taken = self.taken, 0  # the columns before it on its line (:meth:`narrowed`)
+        text = self.term(body, 0, indent + 4)
+        if self.fits(indent + taken, head, " ", text):
             return f"{head} {text}"
-        return f"{head}\n{' ' * (indent + 4)}{self.term(body, 0, indent + 4)}"
+        return f"{head}\n{' ' * (indent + 4)}{text}"
 
     def _binding(self, b: Let, indent: int) -> str:
         """``p = t``; a bound term spanning several lines starts on a line of its own."""
-        bound = self.term(b.bound, 0, indent)
+        pattern = self.pattern(b.pattern)
+        bound = self.term(b.bound, 0, indent + 4)
         if "\n" in bound:
-            return f"{self.pattern(b.pattern)} =\n{' ' * (indent + 4)}{self.term(b.bound, 0, indent + 4)}"
-        return f"{self.pattern(b.pattern)} = {bound}"
+            return f"{pattern} =\n{' ' * (indent + 4)}{bound}"
+        return f"{pattern} = {bound}"
 
     def _let(self, t: Let, indent: int) -> str:
         bindings = []
@@ -253,10 +382,30 @@ class _Printer:
         rest = self.term(body, 0, indent)
         self.leave(names)
         one_line = f"let {'; '.join(lines)} in {rest}"
-        if len(bindings) < _LONG_LET and "\n" not in one_line and indent + len(one_line) <= _WIDTH:
+        if len(bindings) < _LONG_LET and self.fits(indent, one_line):
             return one_line
         pad = " " * (indent + 4)
         return "let " + (";\n" + pad).join(lines) + "\n" + " " * indent + "in " + rest
+
+
+def _written_applied(t: Prim) -> bool:
+    """Whether a primitive's application is printed as an application, ``f x y`` (not as an
+    operator, an indexing, or with the type it gives)."""
+    prim = PRIMITIVES.get(t.op)
+    return (prim is not None and prim.operator is None and t.op not in _INDEXING
+            and not (prim.typing == "context" and t.ty is not None))
+
+
+def _one_line_lambda(text: str) -> bool:
+    """Whether a printed term is a lambda (in parentheses or not) on one line."""
+    return "\n" not in text and text.lstrip("(").startswith(("λ", "\\"))
+
+
+def _shifted(text: str) -> str:
+    """A printed term moved four columns right: its lines after the first, printed at an
+    indentation, are at that indentation or deeper (a string literal holds no line break:
+    :func:`_literal`)."""
+    return text.replace("\n", "\n    ")
 
 
 def _pattern_type(p: Pattern) -> Type | None:
@@ -296,7 +445,7 @@ def _literal(value) -> str:
     if value == ():
         return "()"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     if isinstance(value, float):
         text = repr(value)
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
@@ -306,7 +455,8 @@ def _literal(value) -> str:
 
 # --------------------------------------------------------------------- values
 
-_ARRAY_TYPES = (Base("Tensor"), Base("IntTensor"), Base("BoolTensor"))
+ARRAY_TYPES = (Base("Tensor"), Base("IntTensor"), Base("BoolTensor"))
+"""The types whose values are arrays."""
 _BOOLS = {"bool": lambda b: "true" if b else "false"}  # as lamad writes them
 
 
@@ -319,19 +469,16 @@ SHORT_THRESHOLD = 200
 def format_value(value, t: Type, ascii: bool = False, shapes: bool = False, full: bool = False) -> str:
     """Print a value of type ``t``: numbers plainly, tensors as NumPy prints them (after
     their dtype and shape, JAX-style ``f64[2,3]``, with ``shapes``; whole with ``full``,
-    else with the middle of a large one elided), functions as ``<fun : A -> B>``; a tuple
-    or list with an item on several lines has one item a line."""
+    else with the middle of a large one elided), functions as ``<fun : A -> B>`` (a
+    backpropagator with its number, ``<backpropagator #3 : Real⊥>``), a gradient value
+    (type ``d``) as its sum of cotangents sent (:func:`format_gradient`); a tuple or list
+    with an item on several lines has one item a line."""
     if t == Base("Real"):
         return repr(float(value))
-    if t in _ARRAY_TYPES:
-        import sys
-
-        import numpy as np
-
-        host = np.asarray(value.get() if hasattr(value, "get") else value)  # CuPy arrays: for display only
-        head = f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}] " if shapes else ""
-        threshold = sys.maxsize if full else SHORT_THRESHOLD
-        return head + np.array2string(host, separator=", ", threshold=threshold, prefix=head, formatter=_BOOLS)
+    if t in ARRAY_TYPES:
+        return _array(value, shapes, full)
+    if t == GRAD:
+        return format_gradient(value, ascii, shapes, full)
     if t == Base("Bool"):
         return "true" if value else "false"
     if t == Base("Int"):
@@ -348,8 +495,76 @@ def format_value(value, t: Type, ascii: bool = False, shapes: bool = False, full
         return _items("{", [f"{f} = {format_value(v, i, ascii, shapes, full)}"
                             for f, v, i in zip(t.fields, value, t.items)], "}")
     if isinstance(t, (FunType, LinType)):
+        if isinstance(value, Backpropagator):
+            return f"<backpropagator #{value.id} : {pretty_type(t, ascii)}>"
         return f"<fun : {pretty_type(t, ascii)}>"
-    return str(value)
+    return _untyped(value, ascii, shapes, full)
+
+
+def _array(value, shapes: bool, full: bool) -> str:
+    """An array as NumPy prints it, after its dtype and shape with ``shapes``."""
+    import sys
+
+    import numpy as np
+
+    host = host_array(value)
+    head = array_label(host) + " " if shapes else ""
+    threshold = sys.maxsize if full else SHORT_THRESHOLD
+    return head + np.array2string(host, separator=", ", threshold=threshold, prefix=head, formatter=_BOOLS)
+
+
+def format_gradient(value, ascii: bool = False, shapes: bool = False, full: bool = False) -> str:
+    """A gradient value, an element of the module ``d`` (docs/differentiation.md, "At run
+    time"): the lazy sum of the cotangents sent to backpropagators and not yet
+    backpropagated, each ``#n ← v`` (``v`` sent to the backpropagator numbered ``n``, as
+    ``<backpropagator #n : A⊥>`` prints it), in the order of the sum; ``0`` for none.
+    Over :data:`SHORT_THRESHOLD` of them, the middle is elided unless ``full``."""
+    records = list(gradient_records(value))
+    arrow = "<-" if ascii else "←"
+    texts = [f"#{bp.id} {arrow} {_untyped(ct, ascii, shapes, full)}" for bp, ct in records]
+    if not full and len(texts) > SHORT_THRESHOLD:
+        texts = [*texts[:3], "...", *texts[-3:]]
+    return " + ".join(texts) if texts else "0"
+
+
+def _untyped(value, ascii: bool, shapes: bool, full: bool) -> str:
+    """A run-time value whose type is not at hand, as :func:`format_value` prints its type's:
+    the cotangent a backpropagator was sent (its type is the backpropagator's domain,
+    which run time does not keep)."""
+    if isinstance(value, Backpropagator):
+        return f"<backpropagator #{value.id}>"
+    if isinstance(value, (bool, str)) or (isinstance(value, tuple) and not value):
+        return _literal(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) or type(value).__module__ in ("numpy", "cupy"):
+        is_array = getattr(value, "ndim", 0) > 0 or hasattr(value, "get")
+        return _array(value, shapes, full) if is_array else format_value(value, _scalar_type(value))
+    if isinstance(value, tuple):
+        return _items("(", [_untyped(v, ascii, shapes, full) for v in value], ")")
+    if isinstance(value, list):
+        return _items("[", [_untyped(v, ascii, shapes, full) for v in value], "]")
+    if value is ZERO:
+        return "0"
+    return "<fun>" if callable(value) else f"<{type(value).__name__}>"
+
+
+def _scalar_type(value) -> Type:
+    """The lamad type of a number held by NumPy or Python."""
+    kind = getattr(getattr(value, "dtype", None), "kind", "f")
+    return {"b": Base("Bool"), "i": Base("Int"), "u": Base("Int")}.get(kind, Base("Real"))
+
+
+def host_array(value):
+    """An array value as a NumPy array on the host (a CuPy array copied: for display only)."""
+    import numpy as np
+
+    return np.asarray(value.get() if hasattr(value, "get") else value)
+
+
+def array_label(host) -> str:
+    """A host array's dtype and shape, JAX-style, as printed before its entries: ``f64[2,3]``."""
+    return f"{host.dtype.kind}{8 * host.dtype.itemsize}[{','.join(map(str, host.shape))}]"
 
 
 def _items(open_: str, items: list[str], close: str) -> str:
@@ -362,19 +577,21 @@ def _items(open_: str, items: list[str], close: str) -> str:
 # --------------------------------------------------------------------- derivatives
 
 def pretty_derivative(label: str, ty: Type, term: Term, ascii: bool = False, definition: bool = False,
-                      forward: bool = False, shadowed: frozenset[str] = frozenset()) -> str:
+                      forward: bool = False, shadowed: frozenset[str] = frozenset(), width: int = WIDTH) -> str:
     """``-- ←D(label) : ←D(A)`` (``→D`` for the ``forward`` transform) and the transformed
-    term below it, as ``lamad grad`` and the REPL print it; a ``definition`` is printed as
+    term below it, in lines of ``width``, as ``lamad grad`` and the REPL print it; the
+    label on the one line of the comment, however long; a ``definition`` is printed as
     ``def label``, its leading annotated lambdas as parameters (``def dense`` for an imported
     definition ``nn.dense``: a definition's name has no dot).  ``shadowed`` are the names
     of the program's definitions: a primitive of one of those names prints ``%name``."""
     mark = ("JD" if forward else "D") if ascii else ("→D" if forward else "←D")
+    label = re.sub(r"\n *", " ", label)
     head = f"-- {mark}({label}) : {pretty_type(ty, ascii)}"
     if not definition:
-        return f"{head}\n{pretty(term, ascii, shadowed=shadowed)}"
+        return f"{head}\n{pretty(term, ascii, width, shadowed)}"
     params = []
     while isinstance(term, Lam) and isinstance(term.param, PVar) and term.param.annot is not None:
         params.append(Param(term.param.name, term.param.annot))
         term = term.body
     name = label.rpartition(".")[2]
-    return f"{head}\n{pretty(Def(name, tuple(params), None, term), ascii, shadowed=shadowed)}"
+    return f"{head}\n{pretty(Def(name, tuple(params), None, term), ascii, width, shadowed)}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import io
 import re
 import sys
 import traceback
@@ -39,16 +40,20 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import Output
 
-from lamad import __version__, api, driver
+from lamad import api, driver, reduce
+from lamad.adtypes import cotangent_type, has_leaves
 from lamad import graph as drawing
+from lamad import trace as tracing
 from lamad.backend import BackendError, get_backend
 from lamad.errors import LamError, LamSyntaxError, cannot_read, format_error
+from lamad.gradient import Stats
 from lamad.highlight import LamadReplLexer
 from lamad.parser import KEYWORDS, parse_program, parse_term, tokens
 from lamad.prims import PRIMITIVES, public
 from lamad.driver import format_value, pretty, pretty_derivative, pretty_type  # with the big stack when deep
-from lamad.pretty import PRINT_MODES
-from lamad.syntax import BASE_TYPES, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Var
+from lamad.pretty import PRINT_MODES, WIDTH
+from lamad.syntax import BASE_TYPES, INT, REAL, Ann, App, LinType, Program, Proj, Span, Term, TupleType, Type, Var
+from lamad.version import __version__
 
 PROMPT = "lamad> "
 CONTINUATION = "   ... "
@@ -145,16 +150,29 @@ def _term_at_with_tangent(arg: Piece) -> tuple[Term, Term | None, Term | None]:
     return term.parse(parse_term), point.parse(parse_term), tangent.parse(parse_term)
 
 
+def _name_at(arg: Piece, usage: str) -> tuple[Piece, Piece]:
+    """``f at REST``: the definition's name and the rest (``usage`` says what is expected)."""
+    name, rest = arg.split("at")
+    if rest is None:
+        raise LamError(f"expected {usage}: a definition and its arguments", arg.strip().span())
+    return name.strip(), rest
+
+
 def _name_at_grad(arg: Piece) -> tuple[Piece, Term, bool]:
     """``f at v`` or ``f at v --grad`` (``--grad`` read before the term: it is a comment to
     lamad)."""
-    name, rest = arg.split("at")
-    if rest is None:
-        raise LamError("expected 'f at v' (or 'f at v --grad'): a definition and its arguments", arg.strip().span())
+    name, rest = _name_at(arg, "'f at v' (or 'f at v --grad')")
     text = rest.text.rstrip()
     grad = text.endswith("--grad")
     point = rest.at(0, len(text) - len("--grad")) if grad else rest
-    return name.strip(), point.parse(parse_term), grad
+    return name, point.parse(parse_term), grad
+
+
+def _name_at_wrt(arg: Piece) -> tuple[Piece, Term, Piece | None]:
+    """``f at v`` or ``f at v wrt x``."""
+    name, rest = _name_at(arg, "'f at v' (or 'f at v wrt x')")
+    point, wrt = rest.split("wrt")
+    return name, point.parse(parse_term), wrt.strip() if wrt is not None else None
 
 
 # --------------------------------------------------------------------- commands
@@ -164,8 +182,8 @@ def _name_at_grad(arg: Piece) -> tuple[Piece, Term, bool]:
 class Command:
     """``:name ARGUMENT``: ``parse`` reads the argument (a :class:`Piece`) into the
     arguments of ``run``, a method of :class:`Repl`; nothing runs until all of it parses.
-    ``shortened``: whether a prefix of the name finds it (``:graph`` is written in full,
-    so that ``:g`` and ``:gra`` still mean ``:grad``)."""
+    ``shortened``: whether a prefix of the name finds it (``:graph`` and ``:trace`` are
+    written in full, so that ``:g`` and ``:gra`` still mean ``:grad``, ``:t`` ``:type``)."""
 
     name: str
     usage: str
@@ -203,6 +221,9 @@ class Repl:
         self.ascii = False
         self.arrays = "short"  # how arrays are printed: one of PRINT_MODES
         self.done = False
+        self.normalize = True  # :grad and :d inline higher-order code first (:normalize off: not)
+        self.pause: Callable[[], bool] | None = None
+        """How ``:step`` waits between steps (True to go on); ``None``: it does not wait."""
 
     # ----------------------------------------------------------------- one input
 
@@ -215,15 +236,17 @@ class Repl:
         self.lines.extend(text.split("\n"))
         try:
             run, args = self.parse(Piece(text, start, 1))
+            if getattr(run, "func", None) is not Repl.stats:  # :stats shows the work of the input before it
+                Stats.reset()
             with self.numpy_warnings():
                 if run(*args) is False:  # it printed its error itself (a file that failed to :load)
                     return False
         except LamError as e:
-            self.print(self.locate(e))
+            self.print_error(self.locate(e))
         except KeyboardInterrupt:
-            self.print("interrupted")
+            self.print_error("interrupted")
         except Exception:  # a bug in lamad: say so, and keep the session
-            self.print(f"{traceback.format_exc()}internal error: this is a bug in lamad, please report it")
+            self.print_error(f"{traceback.format_exc()}internal error: this is a bug in lamad, please report it")
         else:
             return True
         return False
@@ -309,41 +332,70 @@ class Repl:
                 err.span = span._replace(line=span.line - offset, end_line=span.end_line - offset)
         return format_error(err)
 
+    # What an input prints goes through these methods, which a notebook's session
+    # (lamad.notebook) overrides to display values, derivatives and graphs richly.
+
     def print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+    def print_error(self, text: str) -> None:
+        """An input's error, located (:meth:`locate`)."""
+        self.print(text)
+
+    def print_value(self, value: Any, ty: Any) -> None:
+        self.print(self.value(value, ty))
+
+    def print_code(self, text: str) -> None:
+        """A program lamad printed: a derivative."""
+        self.print(text)
+
+    def print_graph(self, dot: Any) -> None:
+        """A computational graph, a ``graphviz.Digraph``: its DOT text."""
+        self.print(dot.source.rstrip("\n"))
 
     # ----------------------------------------------------------------- inputs
 
     def define(self, program: Program) -> None:
         self.program.define(program)
         for imp in program.imports:
-            own = [n[len(imp.name) + 1:] for n in self.program.types if n.startswith(imp.name + ".")]
+            names = [*self.program.types, *self.program.typed.scope.templates]
+            own = [n[len(imp.name) + 1:] for n in names if n.startswith(imp.name + ".") and "'" not in n]
             self.print(f"imported {imp.name}: {', '.join(n for n in own if '.' not in n) or 'no definitions'}")
         for a in program.aliases:
             self.print(f"type {a.name} = {pretty_type(self.program.typed.scope.aliases[a.name], self.ascii)}")
         for d in program.defs:
-            self.print(f"{d.name} : {pretty_type(self.program.types[d.name], self.ascii)}")
+            self.print(f"{d.name} : {pretty_type(self.program.typed.type_of(d.name), self.ascii)}")
 
-    def show(self, term: Term) -> None:
-        """Evaluate an expression and print its value."""
-        checked = self.program.check(term)
-        self.print(self.value(self.program.run(checked), checked.ty))
+    def show(self, term: Term, number: Type = INT) -> None:
+        """Evaluate an expression and print its value; the numbers nothing determines are
+        ``number``s (Reals in the differentiation commands: docs/language.md, Numbers)."""
+        checked = self.program.check(term, number)
+        self.print_value(self.program.run(checked), checked.ty)
+
+    def differentiable(self, term: Term, forward: bool = False) -> None:
+        """That ``term``, to be differentiated, has a Real or Tensor in its type, read as
+        the differentiation commands read it (numbers nothing determines are Reals)."""
+        ty = driver.type_of(term, self.program.types, self.program.typed.scope, REAL)
+        _differentiable(ty, term, forward)
 
     def value(self, value: Any, ty: Any) -> str:
         return format_value(value, ty, self.ascii, shapes=True, full=self.arrays == "full")
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
+        self.differentiable(term, forward)
         named = pretty(term) if isinstance(term, (Var, Proj)) else None  # a definition, nn.dense among them
         if named in self.program:
             transform = self.program.forward if forward else self.program.backprop
-            name, ty, target = transform(named, simplified)
-            self.print(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
-                                         shadowed=frozenset(self.program.types)))
+            name, ty, target = transform(named, simplified, self.normalize)
+            self.print_code(pretty_derivative(name, ty, target, self.ascii, definition=True, forward=forward,
+                                              shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
             return
-        ty, target = self.program.derivative(self.program.check(term), simplified, forward)
-        self.print(pretty_derivative(pretty(term, self.ascii), ty, target, self.ascii, forward=forward,
-                                     shadowed=frozenset(self.program.types)))
+        checked = self.program.check(term, REAL)
+        ty, target = self.program.derivative(checked, simplified, forward, self.normalize)
+        label = pretty(term, self.ascii, width=sys.maxsize)  # the comment's one line
+        self.print_code(pretty_derivative(label, ty, target, self.ascii, forward=forward,
+                                          shadowed=frozenset(self.program.types), width=_terminal_width(self.out)))
 
     # ----------------------------------------------------------------- commands
 
@@ -362,12 +414,14 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True)
         else:
-            self.show(_apply("grad", term, point))
+            self.differentiable(term)
+            self.show(_apply("grad", term, point), REAL)
 
     @command("vjp", "e at v [with ct]", "e v and the type of its pullback; with ct: the pullback of ct",
              _term_at_with)
     def vjp(self, term: Term, point: Term, cotangent: Term | None) -> None:
-        checked = self.program.check(_apply("vjp", term, point))
+        self.differentiable(term)
+        checked = self.program.check(_apply("vjp", term, point), REAL)
         assert isinstance(checked.ty, TupleType)
         value_ty, pullback_ty = checked.ty.items
         assert isinstance(pullback_ty, LinType)
@@ -385,17 +439,75 @@ class Repl:
         if point is None:
             self.derivative(term, simplified=True, forward=True)
         else:
-            self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None))
+            self.differentiable(term, forward=True)
+            self.show(App(_apply("jvp", term, point), tangent, span=term.span.to(tangent.span) if term.span else None),
+                      REAL)
 
     @command("graph", "f at v [--grad]", "the computational graph of definition f at v, as DOT text "
              "(`lamad graph`); --grad: with the cotangents", _name_at_grad, shortened=False)
     def graph(self, name: Piece, point: Term, grad: bool) -> None:
+        drawn = drawing.of_program(self.program, name.text, self.point("graph", "draws", name, point), grad)
+        self.print_graph(drawing.to_dot(drawn, grad, name.text))
+
+    @command("step", "e at v [with ct]", "←D e applied at v reduced by the paper's rules, one step a line "
+             "(Enter: the next, q: stop), down to the gradient; with ct: the cotangent sent back", _term_at_with)
+    def step(self, term: Term, point: Term, cotangent: Term | None) -> None:
+        checked = self.program.check(term)
+        params = reduce.parameters(self.program, checked)
+        values = self.program.run(self.program.check(Ann(point, reduce.point_type(params), span=point.span)))
+        ct = None
+        if cotangent is not None:
+            result = checked.ty
+            for _ in params:
+                result = result.cod
+            ct = self.program.run(self.program.check(Ann(cotangent, cotangent_type(result), span=cotangent.span)))
+        reduced = reduce.reduce_at(self.program, checked, params, [values] if len(params) == 1 else list(values), ct)
+        for n, line in enumerate(reduce.transcript(reduced, self.ascii, shadowed=frozenset(self.program.types))):
+            self.print(line)
+            if n > 0 and self.pause is not None and not line.startswith("--") and not self.pause():
+                return
+
+    @command("normalize", "[on|off]", "whether :d, :grad and :jvp inline and beta-reduce higher-order code "
+             "before differentiating (on by default)", _word)
+    def normalizing(self, switch: str | None, where: Piece) -> None:
+        if switch not in (None, "on", "off"):
+            raise LamError(f"':normalize' takes 'on' or 'off', not '{switch}'", where.span())
+        if switch is not None:
+            self.normalize = switch == "on"
+        self.print(f"normalize {'on' if self.normalize else 'off'}")
+
+    def point(self, command: str, verb: str, name: Piece, point: Term) -> Any:
+        """The value of ``point`` where ``:command`` takes the definition ``name``."""
         if name.text not in self.program:
-            raise LamError(f"':graph' draws a definition; '{name.text}' is not one", name.span())
+            raise LamError(f"':{command}' {verb} a definition; '{name.text}' is not one", name.span())
         _, expected = drawing.parameters(self.program, name.text)
-        at = self.program.run(self.program.check(Ann(point, expected, span=point.span)))
-        drawn = drawing.of_program(self.program, name.text, at, grad)
-        self.print(drawing.to_dot(drawn, grad, name.text).source.rstrip("\n"))
+        return self.program.run(self.program.check(Ann(point, expected, span=point.span)))
+
+    @command("trace", "f at v [wrt x]", "the forward primal and tangent traces of definition f at v (the "
+             "tangent of input x, by default the first, 1) and its reverse adjoint trace (`lamad trace`)",
+             _name_at_wrt, shortened=False)
+    def trace(self, name: Piece, point: Term, wrt: Piece | None) -> None:
+        at = self.point("trace", "traces", name, point)
+        try:
+            traced = tracing.of_program(self.program, name.text, at, True, wrt and wrt.text,
+                                        "\n".join([*self.program.source.split("\n")[:self.file_lines], *self.lines]))
+        except tracing.UnknownInput as e:
+            raise LamError(e.args[0], wrt.span() if wrt else None) from None
+        self.print(tracing.format_trace(traced, self.ascii, where=self.position))
+
+    def position(self, span: Span) -> str:
+        """Where a span of the session's text is, as its errors say: ``<repl>:LINE:COL`` in
+        the lines typed, ``FILE:LINE:COL`` in the loaded file's."""
+        if span.line > self.file_lines:
+            return f"<repl>:{span.line - self.file_lines}:{span.column}"
+        return f"{Path(self.program.filename).name}:{span.line}:{span.column}"
+
+    @command("stats", "", "the work of the last input's gradients: backpropagators run, cotangents summed, "
+             "backpropagators made")
+    def stats(self) -> None:
+        self.print(f"backpropagators run: {Stats.backprop_runs}\n"
+                   f"cotangents summed: {Stats.cotangents_summed}\n"
+                   f"backpropagators made: {Stats.backprops_made()}")
 
     @command("load", "FILE", "start again from the definitions of FILE", _word)
     def load(self, path: str | None, where: Piece | None) -> bool:
@@ -410,7 +522,7 @@ class Repl:
             program = api.load(file, backend.name, backend.dtype.name)
         except LamError as e:  # located in the file already; the session stays as it was
             self.tried = file
-            self.print(str(e))
+            self.print_error(str(e))
             return False
         self.program, self.file = program, file
         self.print(f"loaded {path}: {', '.join(d.name for d in program.typed.program.defs) or 'no definitions'}")
@@ -472,6 +584,30 @@ class Repl:
 def _apply(op: str, fn: Term, point: Term) -> Term:
     """``op fn point``: an AD operator applied, spanning its arguments."""
     return App(App(Var(op, span=fn.span), fn, span=fn.span), point, span=fn.span.to(point.span) if fn.span else None)
+
+
+def _terminal_width(out: TextIO) -> int:
+    """The width of the terminal the REPL prints on, which it prints terms in
+    (:data:`lamad.pretty.WIDTH` on anything else: a pipe, a file)."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns if out.isatty() else WIDTH
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return WIDTH
+
+
+def _differentiable(ty: Type, term: Term, forward: bool) -> None:
+    """An error for a term with no Real or Tensor in its type, which ←D and →D leave as it
+    is: an Int is discrete, it has no derivative (docs/language.md, Numbers).  A type not
+    known yet (``λx. x : 'a → 'a``) may still be given reals: no error."""
+    try:
+        discrete = not has_leaves(ty)
+    except ValueError:  # a type variable in it
+        return
+    if discrete:
+        mark = "→D" if forward else "←D"
+        raise LamError(f"nothing to differentiate: this term's type, {pretty_type(ty)}, has no Real or Tensor in it, "
+                       f"so {mark} leaves it as it is; an Int is discrete and has no derivative (annotate Real, "
+                       "or write 3.0, to differentiate)", term.span)
 
 
 def _labelled(label: str, text: str) -> str:
@@ -578,6 +714,14 @@ def prompt_session(repl: Repl, input: Input | None = None, output: Output | None
         lexer=PygmentsLexer(LamadReplLexer), input=input, output=output)
 
 
+def _next_step(input: Input | None, output: Output | None) -> bool:
+    """Wait for Enter (the next step) or ``q`` (stop), for ``:step``."""
+    try:
+        return PromptSession("", input=input, output=output).prompt().strip().lower() != "q"
+    except (EOFError, KeyboardInterrupt):
+        return False
+
+
 def _prompts(repl: Repl, input: Input | None, output: Output | None) -> Iterator[str]:
     """The inputs typed at the prompt, until Ctrl-D; Ctrl-C at the prompt drops the line."""
     prompt = prompt_session(repl, input, output)
@@ -612,6 +756,8 @@ def main(file: Path | None = None, backend: str | None = None, dtype: str | None
     interactive = input is not None or sys.stdin.isatty()
     if interactive:
         repl.print(f"lamad {__version__}: :help lists the commands, Ctrl-D quits")
+    if interactive:
+        repl.pause = partial(_next_step, input, output)
     failed = file is not None and not repl.load(str(file), None)  # a file that fails to load is a failed input
     for text in _prompts(repl, input, output) if interactive else _lines(repl, sys.stdin):
         try:

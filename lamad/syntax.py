@@ -9,6 +9,7 @@ compare equal.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
@@ -198,7 +199,19 @@ def same_shape(a: Type, b: Type) -> bool:
 class TypeName(Type):
     """A type written by a name that is not a base type: a type alias (``Layer``, or
     ``nn.Layer`` from a module), as the parser reads it.  The checker replaces it by the
-    type the alias stands for (:func:`expand_names`); a program printed back keeps it."""
+    type the alias stands for; a program printed back keeps it."""
+
+    name: str
+    span: Span | None = field(default=None, compare=False)
+    arg: Type | None = None
+    """The type an alias of a type variable is applied to (``Adam 'p``, ``nn.Adam Net``)."""
+
+
+@immutable(repr=False)
+class TypeParam(Type):
+    """A type variable written in a definition's annotations, ``'p`` (docs/language.md,
+    "Generic definitions and structures"): the definition is a template, which the checker
+    specialises at each use to the types the variables stand for there."""
 
     name: str
     span: Span | None = field(default=None, compare=False)
@@ -244,23 +257,14 @@ def map_type(t: Type, part: Callable[[Type], Type | None]) -> Type:
         return ListType(map_type(t.elem, part))
     if isinstance(t, (FunType, LinType)):
         return type(t)(map_type(t.dom, part), map_type(t.cod, part))
+    if isinstance(t, TypeName) and t.arg is not None:
+        return TypeName(t.name, t.span, map_type(t.arg, part))
     return t
 
 
-def expand_names(t: Type, aliases: Mapping[str, Type], unknown: Callable[[TypeName], Type]) -> Type:
-    """``t`` with each :class:`TypeName` replaced by the type its alias stands for (those
-    of ``aliases`` are expanded already); ``unknown`` is asked about the other names (it
-    raises the error)."""
-    def name(u: Type) -> Type | None:
-        if not isinstance(u, TypeName):
-            return None
-        return aliases[u.name] if u.name in aliases else unknown(u)
-    return map_type(t, name)
-
-
 def has_names(t: Type) -> bool:
-    """Whether a type (an annotation as written) names an alias anywhere."""
-    if isinstance(t, TypeName):
+    """Whether a type (an annotation as written) names an alias or a type variable anywhere."""
+    if isinstance(t, (TypeName, TypeParam)):
         return True
     if isinstance(t, PRODUCTS):
         return any(has_names(i) for i in t.items)
@@ -269,6 +273,18 @@ def has_names(t: Type) -> bool:
     if isinstance(t, (FunType, LinType)):
         return has_names(t.dom) or has_names(t.cod)
     return False
+
+
+def type_params(t: Type) -> list[str]:
+    """The names of the type variables a type (an annotation as written) mentions, in order."""
+    found: list[str] = []
+
+    def collect(u: Type) -> Type | None:
+        if isinstance(u, TypeParam) and u.name not in found:
+            found.append(u.name)
+        return None
+    map_type(t, collect)
+    return found
 
 
 def perp(t: Type) -> LinType:
@@ -317,7 +333,9 @@ def _type(t: Type, level: int, ascii: bool, names: dict[int, str]) -> str:
     elif isinstance(t, RecordType):
         text = ", ".join(f"{f} : {_type(i, 0, ascii, names)}" for f, i in zip(t.fields, t.items))
         text, prec = "{" + text + "}", 3
-    elif isinstance(t, TypeName):
+    elif isinstance(t, TypeName) and t.arg is not None:
+        text, prec = f"{t.name} {_type(t.arg, 2, ascii, names)}", 2
+    elif isinstance(t, (TypeName, TypeParam)):
         text, prec = t.name, 3
     elif isinstance(t, ListType):
         depth = 0  # List List … A: a loop, not a recursion per level (lists nested 10,000 deep)
@@ -631,10 +649,12 @@ class Def:
 
 @immutable()
 class TypeDef:
-    """``type Name = A``: a type alias (docs/language.md, "Records")."""
+    """``type Name = A``: a type alias (docs/language.md, "Records"); ``type Name 'p = A``
+    one of a type variable, ``param`` (``Name B`` is ``A`` with ``B`` for ``'p``)."""
 
     name: str
     body: Type
+    param: str | None = None
     span: Span | None = field(default=None, compare=False, kw_only=True)
 
 
@@ -724,24 +744,95 @@ def free_variables(term: Term) -> dict[str, Type]:
 def rename_free(term: Term, names: Mapping[str, str]) -> Term:
     """``term`` with each free variable named in ``names`` renamed (an imported module's
     definitions, ``dense`` ↦ ``nn.dense``); a binder of the same name shadows it."""
+    return _replace_free(term, names, lambda v: update(v, name=names[v.name]), frozenset(names.values()))
+
+
+def substitute(term: Term, values: Mapping[str, Term]) -> Term:
+    """``term[values]``: each free variable named in ``values`` replaced by its term,
+    avoiding capture — a binder of ``term`` that would capture a free variable of a value
+    is renamed apart (``x`` to ``x_1``) in its scope first."""
+    avoid: set[str] = set()
+    for value in values.values():
+        avoid.update(free_variables(value))
+    return _replace_free(term, values, lambda v: values[v.name], frozenset(avoid))
+
+
+def _replace_free(term: Term, names: Mapping[str, object], replace: Callable[[Var], Term],
+                  avoid: frozenset[str]) -> Term:
+    """``term`` with each free variable named in ``names`` replaced by ``replace`` of it;
+    the binders named in ``avoid`` (the free variables of what comes in) are renamed apart
+    where something is replaced under them.  Chains of ``let``s are walked in a loop."""
     if not names:
         return term
     if isinstance(term, Var):
-        return update(term, name=names[term.name]) if term.name in names else term
+        return replace(term) if term.name in names else term
     if isinstance(term, (Lam, LinLam)):
         inner = _unshadowed(names, term.param)
-        return update(term, body=rename_free(term.body, inner)) if inner else term
+        if not inner:
+            return term
+        param, body = _apart(term.param, term.body, avoid)
+        return update(term, param=param, body=_replace_free(body, inner, replace, avoid))
     if isinstance(term, Let):
         chain, body = let_chain(term)
-        bounds = []
+        parts = []
         for let in chain:
-            bounds.append(rename_free(let.bound, names))
+            bound = _replace_free(let.bound, names, replace, avoid)
             names = _unshadowed(names, let.pattern)
-        result = rename_free(body, names)
-        for let, bound in zip(reversed(chain), reversed(bounds)):
-            result = update(let, bound=bound, body=result)
+            pattern, rest = _apart(let.pattern, let.body, avoid) if names else (let.pattern, let.body)
+            parts.append((let, pattern, bound))
+            if rest is not let.body:  # the rest of the chain was renamed: walk it as renamed
+                body = rest
+                break
+        result = _replace_free(body, names, replace, avoid)
+        for let, pattern, bound in reversed(parts):
+            result = update(let, pattern=pattern, bound=bound, body=result)
         return result
-    return map_children(term, lambda c: rename_free(c, names))
+    return map_children(term, lambda c: _replace_free(c, names, replace, avoid))
+
+
+def _apart(p: Pattern, body: Term, avoid: frozenset[str]) -> tuple[Pattern, Term]:
+    """The binding of ``p`` in ``body`` with the names of ``p`` that are in ``avoid``
+    renamed to names that occur in neither (alpha-conversion)."""
+    clashes = [n for n in pattern_names(p) if n in avoid]
+    if not clashes:
+        return p, body
+    taken = term_names(body) | avoid
+    renaming: dict[str, str] = {}
+    for name in clashes:
+        new = next(f"{name}_{i}" for i in itertools.count(1) if f"{name}_{i}" not in taken)
+        renaming[name] = new
+        taken.add(new)
+    return _renamed_pattern(p, renaming), rename_free(body, renaming)
+
+
+def _renamed_pattern(p: Pattern, renaming: Mapping[str, str]) -> Pattern:
+    """``p`` with the variables named in ``renaming`` renamed."""
+    if isinstance(p, PVar):
+        return replace(p, name=renaming.get(p.name, p.name))
+    if isinstance(p, (PTuple, PRecord)):
+        return replace(p, items=tuple(_renamed_pattern(i, renaming) for i in p.items))
+    return p
+
+
+def map_annotations(term: Term, fn: Callable[[Type], Type]) -> Term:
+    """``term`` with ``fn`` applied to each type annotation in it: those of its lambdas'
+    and lets' patterns and of its ascriptions (a template's, renamed or inspected)."""
+    if isinstance(term, Ann):
+        return update(term, term=map_annotations(term.term, fn), annot=fn(term.annot))
+    term = map_children(term, lambda c: map_annotations(c, fn))
+    if isinstance(term, (Lam, LinLam)):
+        return update(term, param=_annotate_pattern(term.param, fn))
+    if isinstance(term, Let):
+        return update(term, pattern=_annotate_pattern(term.pattern, fn))
+    return term
+
+
+def _annotate_pattern(p: Pattern, fn: Callable[[Type], Type]) -> Pattern:
+    """A pattern with ``fn`` applied to each of its annotations."""
+    annot = None if p.annot is None else fn(p.annot)  # type: ignore[union-attr]
+    if isinstance(p, (PTuple, PRecord)):
+        return replace(p, items=tuple(_annotate_pattern(i, fn) for i in p.items), annot=annot)
+    return replace(p, annot=annot) if isinstance(p, (PVar, PWild)) else p
 
 
 def _unshadowed(names: Mapping[str, str], p: Pattern) -> Mapping[str, str]:
@@ -810,6 +901,20 @@ def _subterm_fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if f.name not in ("span", "ty", "param", "pattern", "annot", "op",
                                                                "name", "value", "origin", "marks", "fields",
                                                                "field"))
+
+
+def subterms(term: Term) -> Iterator[Term]:
+    """Every node of ``term``, itself included (in no particular order)."""
+    stack = [term]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(children(node))
+
+
+def size(term: Term) -> int:
+    """The number of nodes of ``term``."""
+    return sum(1 for _ in subterms(term))
 
 
 def children(term: Term) -> tuple[Term, ...]:

@@ -58,6 +58,15 @@ def annotate(p: Pattern, t: Type) -> Pattern:
     return p
 
 
+def built_from_literals(t: Term, memo: dict[int, bool]) -> bool:
+    """Whether ``t`` is built from literals by builtins: a constant, which the transforms do
+    not differentiate.  Memoised by node in ``memo``, so that a pass stays linear on
+    deeply nested terms."""
+    if id(t) not in memo:
+        memo[id(t)] = isinstance(t, Lit) or (isinstance(t, Prim) and all(built_from_literals(a, memo) for a in t.args))
+    return memo[id(t)]
+
+
 # --------------------------------------------------------------------- the shared clauses
 
 
@@ -224,11 +233,8 @@ class Transform:
         return bindings, primals, partners
 
     def constant(self, t: Term) -> bool:
-        """Whether ``t`` is built from literals by builtins.  Memoised by node, so that the
-        pass stays linear on deeply nested terms."""
-        if id(t) not in self.constants:
-            self.constants[id(t)] = isinstance(t, Lit) or (isinstance(t, Prim) and all(map(self.constant, t.args)))
-        return self.constants[id(t)]
+        """Whether ``t`` is a constant (:func:`built_from_literals`)."""
+        return built_from_literals(t, self.constants)
 
     def rule(self, rule: Term, names: dict[str, Term], span: Span | None, hoist=None) -> Term:
         """A resolved rule instantiated with ``names`` (typed terms), its own variables fresh,

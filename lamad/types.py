@@ -7,7 +7,9 @@ its type ``ty``, applications of builtins are saturated :class:`Prim` nodes
 literals, ``&&``/``||`` are ``if``s and ascriptions are gone.  The evaluator and
 the AD transforms work on elaborated terms only.
 
-Typing is monomorphic for user code; builtins are instantiated afresh at each use.
+Typing is monomorphic for user code, but for generic definitions (templates, whose
+annotations name type variables ``'p``), which are specialised, checked once per
+instantiation, at their uses; builtins are instantiated afresh at each use.
 ``Real`` may be used where ``Tensor`` is expected, and arithmetic joins the two
 (docs/language.md, Numbers): the checker implements this as a subsumption ``coerce``
 at argument positions and a ``join`` at branches and list elements; a Real given for a
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import difflib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import count
 from typing import Container, Iterator, Mapping
 
 from lamad import jacobians
@@ -36,8 +39,9 @@ from lamad.syntax import (
     ARRAY_OF, BASE_TYPES, BOOL, BOOL_TENSOR, ELLIPSIS, GRAD, INT, INT_TENSOR, PART, PRODUCTS, REAL, STRING, TENSOR,
     UNIT, Ann, App, Base, DAdd, DZero, Def, FunType, If, IndexItem, Lam, Let, LinLam, LinType, ListLit, ListType,
     Lit, Pattern, Prim, Program, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Slice, Span, Term, Tuple,
-    TupleType, TVar, Type, TypeName, Var, annotated, children, expand_names, has_names, let_chain, UPDATES,
-    map_children, part_count, parse_spec, record_type, same_shape, term_names, update, with_items,
+    TupleType, TVar, Type, TypeName, TypeParam, Var, annotated, children, free_variables, has_names, let_chain,
+    UPDATES, map_annotations, map_children, map_type, part_count, parse_spec, record_type, rename_free, same_shape,
+    term_names, type_params, update, with_items,
 )
 
 _NUMERIC = {"zero": (INT, REAL, TENSOR, INT_TENSOR, GRAD), "num": (INT, REAL, TENSOR, INT_TENSOR),
@@ -54,13 +58,69 @@ class _Mismatch(Exception):
 
 
 @dataclass(frozen=True)
+class Template:
+    """A generic definition (docs/language.md, "Generic definitions and structures"): its
+    annotations name type variables (``'p``), and it is specialised at each use to the
+    types they stand for there, checked and compiled once per instantiation.
+
+    ``definition`` is the definition as written, its free names resolved where it was
+    defined: a primitive is ``%name`` (no later binding captures it), and an imported
+    template's names are qualified (``nn.sgd``).  ``scheme`` is its signature, the type
+    variables ``variables`` being the type variables -1, -2, … in order; ``instances`` the
+    names of its specialisations, by the types of its variables (a cache)."""
+
+    definition: Def
+    scheme: Type
+    variables: tuple[str, ...]
+    instances: dict[tuple[Type, ...], str] = field(default_factory=dict, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def signature(self) -> Type:
+        """The scheme with its type variables named as written (``'p → 'p``), to show."""
+        names = {-i - 1: TypeParam(v) for i, v in enumerate(self.variables)}
+        return map_type(self.scheme, lambda u: names.get(u.id) if isinstance(u, TVar) else None)
+
+    def qualified(self, module: str, names: Container[str]) -> Template:
+        """The template as a module named ``module`` exports it: its name and the names it
+        uses from the module (its definitions, modules, templates and type aliases,
+        ``names``) qualified by ``module``."""
+        d = self.definition
+        free = {n: f"{module}.{n}" for n in free_variables(d.as_term()) if n in names}
+
+        def rename(t: Type) -> Type:
+            return map_type(t, lambda u: TypeName(f"{module}.{u.name}", u.span, u.arg and rename(u.arg))
+                            if isinstance(u, TypeName) and u.name in names else None)
+        params = tuple(replace(p, annot=rename(p.annot)) for p in d.params)
+        body = map_annotations(rename_free(d.body, free), rename)
+        renamed = replace(d, name=f"{module}.{d.name}", params=params, result=rename(d.result), body=body)
+        return Template(renamed, self.scheme, self.variables)
+
+
+@dataclass
+class Instances:
+    """Where the specialisations of templates go while a program is checked: the types and
+    terms of its definitions, each specialisation added before the definition that uses it."""
+
+    types: dict[str, Type]
+    terms: dict[str, Term]
+
+
+@dataclass(frozen=True)
 class Scope:
     """What names in a program may stand for besides its definitions and the builtins: its
-    type aliases, by name, expanded (``Layer``, ``nn.Layer``), and the qualifiers of the
-    modules it imports (``nn``, and ``nn.M`` for a module ``nn`` imports as ``M``)."""
+    type aliases, by name, expanded (``Layer``, ``nn.Layer``), the qualifiers of the
+    modules it imports (``nn``, and ``nn.M`` for a module ``nn`` imports as ``M``), and its
+    generic definitions, its own and its modules' (``nn.sgd``)."""
 
     aliases: Mapping[str, Type] = field(default_factory=dict)
     modules: frozenset[str] = frozenset()
+    templates: Mapping[str, Template] = field(default_factory=dict)
+    alias_params: Mapping[str, str] = field(default_factory=dict)
+    """The type variable of each alias that has one (``type Adam 'p = …``)."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +137,27 @@ class TypedProgram:
     def __iter__(self) -> Iterator[str]:
         return iter(self.types)
 
+    def type_of(self, name: str) -> Type:
+        """The type of a definition, or the signature of a generic one (``'p → 'p``)."""
+        template = self.scope.templates.get(name)
+        return template.signature if template is not None else self.types[name]
+
 
 class Checker:
     """Inference state: the substitution and the typing environment."""
 
     def __init__(self, globals_: Mapping[str, Type] | None = None, later: Container[str] = frozenset(),
-                 scope: Scope | None = None):
+                 scope: Scope | None = None, sink: Instances | None = None,
+                 type_params: Mapping[str, Type] | None = None, number: Type = INT):
         self.subst: dict[int, Type] = {}
+        self.number = number  # what a number nothing determines is (docs/language.md, Numbers)
+        self.sink = sink  # where specialisations of templates go; None: templates cannot be used
+        self.type_params = type_params or {}  # what the type variables stand for, in a specialisation
+        self.uses: dict[str, tuple[Template, dict[int, TVar], Span | None]] = {}  # templates used, by mark
+        self.maps: list[_Map] = []  # structure maps whose structure's type was not known yet
+        self.written: dict[str, Term] = {}  # each of those written out, by its mark
+        self.settling = False  # whether the end of the definition is reached
+        self.specialised: dict[str, str] = {}  # the specialisation each use's mark names
         self.scope = scope or Scope()  # the program's type aliases and imported modules
         self.counter = 0
         # read, never written: not copied, so that checking n definitions costs O(n), not O(n²)
@@ -415,8 +489,33 @@ class Checker:
     # ----------------------------------------------------------------- type aliases
 
     def expand(self, t: Type) -> Type:
-        """An annotation with the aliases it names expanded; an unknown name is an error."""
-        return expand_names(t, self.scope.aliases, self.unknown_type) if has_names(t) else t
+        """An annotation with the aliases it names expanded, and its type variables replaced
+        by what they stand for in this specialisation; an unknown name is an error."""
+        return map_type(t, self.named) if has_names(t) else t
+
+    def named(self, t: Type) -> Type | None:
+        """What a type alias or a type variable stands for; ``None`` for other types."""
+        if isinstance(t, TypeName):
+            found = self.scope.aliases.get(t.name)
+            if found is None:
+                return self.unknown_type(t)
+            param = self.scope.alias_params.get(t.name)
+            if param is None and t.arg is not None:
+                raise LamTypeError(f"the type '{t.name}' takes no argument", t.span)
+            if param is not None and t.arg is None:
+                raise LamTypeError(f"the type '{t.name}' takes one, for its type variable {param} "
+                                   f"({t.name} Real, {t.name} {param})", t.span)
+            if param is None:
+                return found
+            arg = self.expand(t.arg)
+            return map_type(found, lambda u: arg if isinstance(u, TypeParam) and u.name == param else None)
+        if isinstance(t, TypeParam):
+            found = self.type_params.get(t.name)
+            if found is None:
+                raise LamTypeError(f"the type variable {t.name} may only be written in a definition whose "
+                                   f"parameters or result name it (def f (x : {t.name}) : {t.name} = …)", t.span)
+            return found
+        return None
 
     def unknown_type(self, t: TypeName) -> Type:
         known = [*BASE_TYPES, *self.scope.aliases]
@@ -558,6 +657,8 @@ class Checker:
             return update(t, ty=self.locals[name])
         if name in self.globals:
             return update(t, ty=self.globals[name])
+        if name in self.scope.templates:
+            return self.template_use(self.scope.templates[name], t)
         found = self.primitive_named(name, t.span)
         if found is not None:
             return self.apply_builtin(*found, [], t.span)
@@ -568,10 +669,56 @@ class Checker:
                                "loop with iterate, fold or scan (or map over a list)", t.span)
         if name in self.scope.modules:
             raise LamTypeError(f"'{name}' is a module, not a value: its definitions are {name}.name", t.span)
-        known = list(self.locals) + list(self.globals) + [n for n in PRIMITIVES if public(n)]
+        known = [*self.locals, *self.globals, *self.scope.templates, *(n for n in PRIMITIVES if public(n))]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LamTypeError(f"unbound name '{name}'{hint}", t.span)
+
+    def template_use(self, template: Template, t: Var) -> Term:
+        """A use of a template: its scheme with the type variables fresh, under a mark that
+        :meth:`settle` replaces by the name of the specialisation to the types found."""
+        if self.sink is None:
+            raise LamTypeError(f"'{template.name}' is generic: it is specialised where a program's definitions or "
+                               "expressions use it, not here", t.span)
+        fresh: dict[int, TVar] = {}
+        ty = self.instantiate(template.scheme, fresh)
+        mark = self.fresh_name(f"{template.name}'")
+        self.uses[mark] = (template, fresh, t.span)
+        return update(t, name=mark, ty=ty)
+
+    def specialise_uses(self) -> None:
+        """Each use of a template named by the specialisation to the types its variables
+        stand for there, which must be known by now."""
+        for mark, (template, fresh, span) in self.uses.items():
+            types = []
+            for i, variable in enumerate(template.variables):
+                t = self.zonk(fresh[-i - 1]) if -i - 1 in fresh else UNIT
+                if _free_type_vars(t):
+                    raise LamTypeError(f"what {variable} stands for in this use of '{template.name}' is not known "
+                                       f"here ({self.describe(t)}): annotate its arguments", span)
+                types.append(t)
+            self.specialised[mark] = self.specialise(template, tuple(types), span)
+
+    def specialise(self, template: Template, types: tuple[Type, ...], span: Span | None) -> str:
+        """The name of the specialisation of ``template`` to ``types``, checked (and added
+        to the program) at its first use: an error in it is located in the template, with
+        the instantiation and the use named."""
+        known = template.instances.get(types)
+        if known is not None and known in self.globals:
+            return known
+        name = next(n for n in (f"{template.name}'{k}" for k in count(1)) if n not in self.globals)
+        try:
+            ty, term = check_def(template.definition, self.globals, scope=self.scope, sink=self.sink,
+                                 type_params=dict(zip(template.variables, types)))
+        except LamTypeError as e:
+            at = "" if span is None else f", used at {span.source.filename}:{span.line}:{span.column}" \
+                if span.source is not None else f", used at line {span.line}, column {span.column}"
+            binding = ", ".join(f"{v} = {t}" for v, t in zip(template.variables, types))
+            raise LamTypeError(f"{e.message} (in '{template.name}' with {binding}{at})", e.span) from None
+        assert self.sink is not None
+        self.sink.types[name], self.sink.terms[name] = ty, term
+        template.instances[types] = name
+        return name
 
     def projection(self, t: Proj) -> Term:
         """``t.w``, the field ``w`` of a record — or, where ``t`` names an imported module
@@ -637,8 +784,9 @@ class Checker:
             if name in self.scope.modules:
                 path = name
                 continue
-            if name not in self.globals:
-                own = [n.rpartition(".")[2] for n in self.globals if n.rpartition(".")[0] == path]
+            if name not in self.globals and name not in self.scope.templates:
+                own = [n.rpartition(".")[2] for n in [*self.globals, *self.scope.templates]
+                       if n.rpartition(".")[0] == path]
                 raise LamTypeError(f"the module '{path}' has no definition '{p.field}'{_close(p.field, own)}",
                                    _last(p.span, len(p.field)))
             term: Term = Var(name, span=p.span)
@@ -690,7 +838,9 @@ class Checker:
                 if primitive is not None:
                     name = f"'{primitive.surface}'"
                 else:
-                    name = f"'{head.name}'" if isinstance(head, Var) else "this function"
+                    shown = self.uses[head.name][0].name if isinstance(head, Var) and head.name in self.uses \
+                        else getattr(head, "name", "")
+                    name = f"'{shown}'" if isinstance(head, Var) else "this function"
                     name += f" (of type {self.describe(head.ty)})"
                 extra = args[i].span.to(args[-1].span) if args[i].span else None
                 raise LamTypeError(f"too many arguments: {name} takes {n} argument{'s' * (n > 1)}, "
@@ -709,6 +859,11 @@ class Checker:
         """A primitive applied to ``args``: saturated as a Prim, eta-expanded if partial."""
         given = args[:b.arity]
         missing = b.arity - len(given)
+        if b.typing == "structure":
+            if missing:
+                raise LamTypeError(f"'{b.name}' is applied to all its {b.arity} arguments here (it is written out "
+                                   f"for the type of its structure): write \\s. {b.name} … s", span)
+            return self.apply(self.structure(b, given, span), args[b.arity:], b)
         if missing == 0:
             prim = self.prim(b.name, given, span, arg_spans=[a.span for a in given], marks=marks)
             return self.apply(prim, args[b.arity:], b)
@@ -784,6 +939,118 @@ class Checker:
             return DAdd(*elab, span=span, ty=GRAD)
         return Prim(op, tuple(elab), marks, span=span, ty=ty)
 
+    # ----------------------------------------------------------------- structure maps
+
+    def structure(self, b: Primitive, args: list[Term], span: Span | None) -> Term:
+        """``tmap f s``, ``tmap2 f s t``, ``tsum s``, ``tzeros_like s``, ``tfull_like c s``
+        written out for the type of the structure ``s`` (its Real and Tensor leaves, through
+        records and tuples): ``tmap f s`` of ``s : {b : Tensor, w : Tensor}`` is ``{b = f
+        s.b, w = f s.w}``.  A function written as a lambda or a name is checked afresh at
+        each leaf (``\\x. 0.9 * x`` on Real and Tensor leaves); another is bound once.  The
+        result is an ordinary term: its derivatives are those of the construction.  Where
+        the structure's type is not known yet (a lambda's parameter), the map is written at
+        the end of the definition (:meth:`settle_maps`), under a mark that stands for it."""
+        structures = args[1:] if b.name in ("tmap", "tmap2", "tfull_like") else args
+        given = args[:len(args) - len(structures)]
+        bound = [(self.fresh_name("s"), self.infer(s)) for s in structures]
+        r = self.resolve(bound[0][1].ty)
+        if isinstance(r, TVar) and r.kind == "any" and not self.settling:
+            mark, result = self.fresh_name(f"{b.name}'"), self.fresh()
+            self.maps.append(_Map(mark, b, given, bound, structures, dict(self.locals), span, result))
+            return Var(mark, span=span, ty=result)
+        return self.write_map(b, given, bound, structures, span)
+
+    def write_map(self, b: Primitive, given: list[Term], bound: list[tuple[str, Term]], structures: list[Term],
+                  span: Span | None) -> Term:
+        """A structure map written out, its structures elaborated and bound to names."""
+        bound = list(bound)  # its function or value is bound first, where it is bound
+        shape = self.zonk(bound[0][1].ty)
+        self.check_leaves(b.name, shape, structures[0].span, "")
+        for (_, other), s in zip(bound[1:], structures[1:]):
+            if not _alike(shape, self.zonk(other.ty)):
+                raise LamTypeError(f"'{b.name}' maps structures of one shape, found {shape} and "
+                                   f"{self.describe(other.ty)}{_fields_differ(self.zonk(other.ty), shape)}", s.span)
+        if given:
+            f = given[0]
+            if not isinstance(f, (Lam, Var)):  # bound once, of one type
+                name = self.fresh_name("f")
+                bound.insert(0, (name, self.infer(f) if b.name != "tfull_like" else self.real_value(f)))
+                f = Var(name, span=f.span)
+            elif b.name == "tfull_like":
+                bound.insert(0, (self.fresh_name("c"), self.real_value(f)))
+                f = Var(bound[0][0], span=f.span)
+        leaf = _LEAVES[b.name]
+        parts = [Var(n, span=span) for n, _ in bound[len(bound) - len(structures):]]
+        body = self.written_out(shape, parts, lambda xs, t: leaf(f if given else None, xs, t, span), b.name == "tsum",
+                                span)
+        with self.bind([(n, a.ty) for n, a in bound]):
+            body = self.infer(body)
+        for n, a in reversed(bound):
+            body = Let(PVar(n, span=span), a, body, span=span, ty=body.ty)
+        return body
+
+    def settle_maps(self) -> None:
+        """The structure maps that waited for the type of their structure, written out now
+        (those they hold after them), each in the local scope of its place."""
+        self.settling = True
+        while self.maps:
+            m = self.maps.pop(0)
+            saved, self.locals = self.locals, dict(m.scope)
+            try:
+                term = self.write_map(m.prim, m.given, m.bound, m.structures, m.span)
+            finally:
+                self.locals = saved
+            try:
+                self._unify(m.result, term.ty)
+            except _Mismatch:
+                raise LamTypeError(f"'{m.prim.name}' gives {self.describe(term.ty)} here, but it is used as "
+                                   f"{self.describe(m.result)}", m.span) from None
+            self.written[m.mark] = term
+
+    def real_value(self, t: Term) -> Term:
+        """``t`` elaborated, checked to be a Real (the value of ``tfull_like``)."""
+        e = self.infer(t)
+        self.coerce(e.ty, REAL, t.span, "the value of 'tfull_like': ")
+        return e
+
+    def check_leaves(self, op: str, t: Type, span: Span | None, path: str) -> None:
+        """A structure's leaves are Reals and Tensors, through records and tuples."""
+        if t in (REAL, TENSOR) or (isinstance(t, TVar) and t.kind == "float"):
+            return
+        if isinstance(t, RecordType):
+            for f, item in zip(t.fields, t.items):
+                self.check_leaves(op, item, span, f"{path}.{f}")
+            return
+        if isinstance(t, TupleType):
+            for i, item in enumerate(t.items):
+                self.check_leaves(op, item, span, f"{path}[{i}]")
+            return
+        where = f"its leaf {path} is" if path else "it is"
+        if isinstance(t, TVar):
+            what = f"{where} of a type not known here (annotate it)"
+        elif isinstance(t, ListType):
+            what = f"{where} a list ({t}), whose length its type does not give (map over it)"
+        else:
+            what = f"{where} {_a(t)}"
+        raise LamTypeError(f"'{op}' maps the Real and Tensor leaves of records and tuples, but {what}", span)
+
+    def written_out(self, t: Type, parts: list[Term], leaf, summed: bool, span: Span | None) -> Term:
+        """The source term that builds, or for ``summed`` adds up, ``leaf`` of the leaves
+        of the structures ``parts`` (terms of the same shape ``t``)."""
+        if isinstance(t, RecordType):
+            items = [self.written_out(it, [Proj(p, f, span=span) for p in parts], leaf, summed, span)
+                     for f, it in zip(t.fields, t.items)]
+            return _summed(items, span) if summed else Record(t.fields, tuple(items), span=span)
+        if isinstance(t, TupleType):
+            names = [[self.fresh_name("x") for _ in t.items] for _ in parts]
+            items = [self.written_out(it, [Var(ns[i], span=span) for ns in names], leaf, summed, span)
+                     for i, it in enumerate(t.items)]
+            body: Term = _summed(items, span) if summed else Tuple(tuple(items), span=span)
+            for p, ns in reversed(list(zip(parts, names))):
+                body = Let(PTuple(tuple(PVar(n, span=span) for n in ns), span=span), p, body, span=span)
+            return body
+        return leaf(parts, t)
+
     def arith(self, b: Primitive, args: list[Term], spans: list) -> Type:
         """Numeric operands joined: Int op Int is Int (if allowed), otherwise Real unless
         either side is a Tensor."""
@@ -853,7 +1120,7 @@ class Checker:
         """The result of an overloaded primitive (``typing="overloaded"``): that of the first
         of its signatures the argument types fit.  While an argument's type is not known
         and several signatures remain, the choice waits for the end of the definition
-        (:meth:`settle`), when numbers not known otherwise are Ints; the result is known
+        (:meth:`settle`), when numbers not known otherwise are defaulted; the result is known
         at once if those signatures agree on it (``i % 2`` for an IntTensor ``i``)."""
         types = [self.resolve(a.ty) for a in args]
         if not any(isinstance(t, TVar) for t in types):
@@ -1052,10 +1319,15 @@ class Checker:
 
     def signature(self, b: Primitive, args: list[Term], spans: list) -> tuple[tuple[Type, ...], Type]:
         """The signature of ``b`` that arguments of known types fit (a number not known
-        otherwise is an Int), the arguments coerced to it; an error saying what ``b``
-        takes if none does."""
-        for a in args:
-            self.default(a.ty)
+        otherwise is defaulted: :meth:`default`, or an Int where only an Int fits, as in
+        ``real (x + 1)`` with Real numbers), the arguments coerced to it; an error saying what
+        ``b`` takes if none does."""
+        for i, a in enumerate(args):
+            t = self.resolve(a.ty)
+            if (isinstance(t, TVar) and t.kind in ("num", "zero")
+                    and not any(signature_fits(p, self.number) for p in accepted_types(b, i))):
+                self.subst[t.id] = INT
+            self.default(t)
         found = signature_for(b, tuple(self.zonk(a.ty) for a in args))
         if found is None:
             for i, (a, sp) in enumerate(zip(args, spans)):
@@ -1200,7 +1472,7 @@ class Checker:
                                f"and {self.describe(right.ty)}", span) from None
         t = self.resolve(left.ty)
         if isinstance(t, TVar):
-            # a literal, or a value whose type is settled later: a number, Int by default
+            # a literal, or a value whose type is settled later: a number, defaulted as :meth:`default` says
             self._unify(t, self.fresh("num") if t.kind != "float" else REAL)
             return BOOL
         if t not in allowed:
@@ -1233,14 +1505,15 @@ class Checker:
     # ----------------------------------------------------------------- after inference
 
     def default(self, t: Type, unknown: Type | None = None) -> bool:
-        """Settle the variables left in ``t``: numbers default to Int, floats to Real, and
-        the others to ``unknown`` when it is given.  Returns whether ``t`` is ground now."""
+        """Settle the variables left in ``t``: numbers default to :attr:`number` (Int, or
+        Real where the term is to be differentiated), floats to Real, and the others to
+        ``unknown`` when it is given.  Returns whether ``t`` is ground now."""
         t = self.resolve(t)
         if t.__class__ is Base or id(t) in self._ground or id(t) in self._zonked:
             return True
         if isinstance(t, TVar):
             if t.kind in ("num", "zero"):
-                self.subst[t.id] = INT
+                self.subst[t.id] = self.number
             elif t.kind == "float":
                 self.subst[t.id] = REAL
             elif unknown is not None:
@@ -1268,6 +1541,7 @@ class Checker:
         types that waited for them."""
         self.settle_indexings(final=False)
         self.settle_projections(final=False)
+        self.settle_maps()
         self.settle_contextual()
         self.settle_overloads()
         stack = [term]
@@ -1288,10 +1562,11 @@ class Checker:
                 self._unify(v, ct)
             except _Mismatch:
                 raise LamTypeError(f"the gradient has type {ct} but is used as {self.describe(v)}", span) from None
+        self.specialise_uses()
 
     def settle_overloads(self) -> None:
         """The signature of each overloaded application whose choice waited for the types of
-        its arguments (a number not known otherwise is an Int), and its result's type."""
+        its arguments (a number not known otherwise defaulted: :meth:`default`), and its result's type."""
         for b, args, v, spans in self.overloads:
             result = self.signature(b, args, spans)[1]
             try:
@@ -1319,6 +1594,10 @@ class Checker:
         # What is still unknown is observed by nothing: e.g. the element type of an unused [],
         # or of the pairs of '\acc (a, b). acc' folded over one.  The passes after the
         # checker (←D above all) need every type known, at every depth.
+        if self.specialised and t.__class__ is Var and t.name in self.specialised:
+            t = update(t, name=self.specialised[t.name])
+        if self.written and t.__class__ is Var and t.name in self.written:
+            return self._zonk_term(self.written[t.name])
         known = t.ty
         if known.__class__ is Base and t.__class__ is not Lit and not (known is GRAD and t.__class__ is Prim):
             return t  # final already, and no literal or sum of gradients to rewrite
@@ -1358,6 +1637,22 @@ class Checker:
 
 
 @dataclass(frozen=True)
+class _Map:
+    """A structure map waiting for its structure's type: its mark, the primitive, its
+    function or value (source), its structures (elaborated, with the names they are bound
+    to, and as written), the local scope at its place, its span and its result's type."""
+
+    mark: str
+    prim: Primitive
+    given: list[Term]
+    bound: list[tuple[str, Term]]
+    structures: list[Term]
+    scope: dict[str, Type]
+    span: Span | None
+    result: Type
+
+
+@dataclass(frozen=True)
 class _Indexing:
     """An index being typed: the primitive (``index``, ``index_set``, ``index_add``), the
     positions its spec describes, its elaborated arguments, their spans, its span, and
@@ -1369,6 +1664,42 @@ class _Indexing:
     spans: list
     span: Span | None
     result: Type
+
+
+def _apply_to(f: Term, parts: list[Term], span: Span | None) -> Term:
+    """``f x1 … xn``."""
+    for p in parts:
+        f = App(f, p, span=span)
+    return f
+
+
+def _summed(items: list[Term], span: Span | None) -> Term:
+    """``t1 + … + tn``."""
+    total = items[0]
+    for item in items[1:]:
+        total = Prim("add", (total, item), span=span)
+    return total
+
+
+_LEAVES = {
+    "tmap": lambda f, xs, t, span: _apply_to(f, xs, span),
+    "tmap2": lambda f, xs, t, span: _apply_to(f, xs, span),
+    "tsum": lambda f, xs, t, span: xs[0] if t == REAL else Prim("sum", (xs[0],), span=span),
+    "tzeros_like": lambda f, xs, t, span: Prim("zeros_like", (xs[0],), span=span),
+    "tfull_like": lambda f, xs, t, span: f if t == REAL else Prim("mul", (f, Prim("ones_like", (xs[0],), span=span)),
+                                                                  span=span),
+}
+"""What each structure map makes of a leaf of type ``t`` of its structures ``xs``, with its
+function or value ``f``."""
+
+
+def _alike(a: Type, b: Type) -> bool:
+    """Whether two structures have the same shape: the same records and tuples, with a Real
+    or Tensor at each leaf of both."""
+    if same_shape(a, b):
+        return all(_alike(x, y) for x, y in zip(a.items, b.items))
+    leaf = (REAL, TENSOR)
+    return (a in leaf or isinstance(a, TVar)) and (b in leaf or (isinstance(b, TVar) and b.kind == "float"))
 
 
 def _last(span: Span | None, width: int) -> Span | None:
@@ -1462,8 +1793,11 @@ def _free_type_vars(t: Type) -> bool:
 
 
 def check_def(d: Def, globals_: Mapping[str, Type], later: Container[str] = frozenset(),
-              scope: Scope | None = None) -> tuple[Type, Term]:
-    """Type-check one definition against the types of those above it, in ``scope``."""
+              scope: Scope | None = None, sink: Instances | None = None,
+              type_params: Mapping[str, Type] | None = None) -> tuple[Type, Term]:
+    """Type-check one definition against the types of those above it, in ``scope``; the
+    specialisations of the templates it uses go to ``sink``.  ``type_params`` are what a
+    template's type variables stand for, when ``d`` is a template being specialised."""
     seen: set[str] = set()
     for p in d.params:
         if p.name in seen:
@@ -1472,7 +1806,7 @@ def check_def(d: Def, globals_: Mapping[str, Type], later: Container[str] = froz
     if scope is not None and d.name in scope.modules:
         raise LamTypeError(f"'{d.name}' is the name of an imported module; give the definition another name "
                            f"(or the module another, with 'as')", d.name_span or d.span)
-    checker = Checker(globals_, later, scope)
+    checker = Checker(globals_, later, scope, sink, type_params)
     checker.defining = d.name
     term = d.as_term()
     checker.used = term_names(term)
@@ -1497,16 +1831,81 @@ def typecheck(program: Program, globals_: Mapping[str, Type] | None = None, scop
                                "modules a program imports", imp.span)
     types: dict[str, Type] = dict(globals_ or {})
     terms: dict[str, Term] = {}
+    sink = Instances(types, terms)
     last: dict[str, int] = {}  # each name's last position: a name is below i if last > i
     for i, d in enumerate(program.defs):
         last[d.name] = i
     for i, d in enumerate(program.defs):
-        if d.name in terms:
+        if d.name in terms or d.name in scope.templates:
             raise LamTypeError(f"'{d.name}' is already defined above", d.name_span or d.span)
-        ty, term = check_def(d, types, _Below(last, i), scope)
+        if is_generic(d):
+            scope = replace(scope, templates={**scope.templates, d.name: template(d, types, _Below(last, i), scope)})
+            continue
+        ty, term = check_def(d, types, _Below(last, i), scope, sink)
         types[d.name], terms[d.name] = ty, term
-    own = {d.name: types[d.name] for d in program.defs}
+    own = {name: types[name] for name in terms}  # its definitions and the specialisations they use, in order
     return TypedProgram(program, own, terms, scope)
+
+
+def is_generic(d: Def) -> bool:
+    """Whether a definition's parameters or result name a type variable: it is a template."""
+    return any(type_params(t) for t in (*(p.annot for p in d.params), d.result) if t is not None)
+
+
+def template(d: Def, known: Mapping[str, Type], later: Container[str], scope: Scope) -> Template:
+    """A generic definition registered: its signature, complete, names every type variable
+    it uses; its free names are those of definitions above it, modules, templates, or
+    primitives (written ``%name`` in it, so that no later definition captures them).  Its
+    body is checked at each specialisation."""
+    if d.result is None:
+        raise LamTypeError(f"the generic definition '{d.name}' must annotate its result type too (: 'p): its uses "
+                           "are checked against its signature", d.name_span or d.span)
+    signature = [p.annot for p in d.params] + [d.result]
+    variables = list(dict.fromkeys(v for t in signature for v in type_params(t)))
+
+    def undeclared(t: Type) -> Type:
+        for u in _params_in(t):
+            if u.name not in variables:
+                raise LamTypeError(f"the type variable {u.name} is not named by the signature of '{d.name}'", u.span)
+        return t
+    map_annotations(d.body, undeclared)
+    renamed: dict[str, str] = {}
+    for name, _ in free_variables(d.as_term()).items():
+        if name in known or name in scope.modules or name in scope.templates or name.startswith("%"):
+            continue
+        if public(name) is not None:  # as in a definition, a primitive before a definition further down
+            renamed[name] = f"%{name}"
+        elif name in later:
+            raise LamTypeError(f"'{name}' is defined further down; a definition may only use those above it",
+                               _first_use(d.body, name))
+        elif name == d.name:
+            raise LamTypeError(f"'{name}' refers to itself, but a definition cannot be recursive", _first_use(d.body, name))
+        else:
+            known_names = [*known, *scope.templates, *(n for n in PRIMITIVES if public(n))]
+            raise LamTypeError(f"unbound name '{name}'{_close(name, known_names)}", _first_use(d.body, name))
+    checker = Checker(scope=scope, type_params={v: TVar(-i - 1) for i, v in enumerate(variables)})
+    scheme = checker.expand(signature[-1])
+    for t in reversed(signature[:-1]):
+        scheme = FunType(checker.expand(t), scheme)
+    return Template(replace(d, body=rename_free(d.body, renamed)), scheme, tuple(variables))
+
+
+def _params_in(t: Type) -> list[TypeParam]:
+    """The type variables written in a type, each occurrence."""
+    found: list[TypeParam] = []
+    map_type(t, lambda u: found.append(u) if isinstance(u, TypeParam) else None)
+    return found
+
+
+def _first_use(term: Term, name: str) -> Span | None:
+    """Where a term first names ``name`` (for an error about it)."""
+    stack = [term]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, Var) and t.name == name:
+            return t.span
+        stack.extend(reversed(children(t)))
+    return term.span
 
 
 def aliases(program: Program, scope: Scope) -> Scope:
@@ -1514,12 +1913,16 @@ def aliases(program: Program, scope: Scope) -> Scope:
     above it (so that no alias refers to itself); an alias named twice is an error."""
     if not program.aliases:
         return scope
-    known = dict(scope.aliases)
+    known, params = dict(scope.aliases), dict(scope.alias_params)
     for alias in program.aliases:
         if alias.name in known:
             raise LamTypeError(f"the type '{alias.name}' is already defined", alias.span)
-        known[alias.name] = Checker(scope=Scope(known, scope.modules)).expand(alias.body)
-    return Scope(known, scope.modules)
+        variable = {alias.param: TypeParam(alias.param)} if alias.param else {}
+        known[alias.name] = Checker(scope=replace(scope, aliases=known, alias_params=params),
+                                    type_params=variable).expand(alias.body)
+        if alias.param:
+            params[alias.name] = alias.param
+    return replace(scope, aliases=known, alias_params=params)
 
 
 class _Below:
@@ -1533,22 +1936,30 @@ class _Below:
         return self.last.get(name, -1) > self.i  # type: ignore[arg-type]
 
 
-def infer_term(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> Term:
-    """Elaborate a lone term (the REPL's expressions) against the given definitions."""
-    checker, term = _infer(term, globals_, scope)
+def infer_term(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None,
+               sink: Instances | None = None, number: Type = INT) -> Term:
+    """Elaborate a lone term (the REPL's expressions) against the given definitions; the
+    specialisations of the templates it uses go to ``sink`` (without one, a template is
+    an error); the numbers nothing determines are ``number``s: Ints, or Reals in a term
+    to be differentiated (the REPL's ``:d``, ``:grad``, ``:jvp``, ``:vjp``)."""
+    checker, term = _infer(term, globals_, scope, sink, number)
     return checker.finish(term)
 
 
-def infer_type(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None) -> Type:
+def infer_type(term: Term, globals_: Mapping[str, Type] | None = None, scope: Scope | None = None,
+               number: Type = INT) -> Type:
     """The type of a lone term (the REPL's ``:type``): its number types defaulted as for
     evaluation, but the type variables nothing determines left as variables (``λx. x :
     'a → 'a``), where :func:`infer_term` makes them ``Unit`` to run the term."""
-    checker, term = _infer(term, globals_, scope)
+    if isinstance(term, Var) and scope is not None and term.name in scope.templates:
+        return scope.templates[term.name].signature  # a generic definition named alone: its signature
+    checker, term = _infer(term, globals_, scope, number=number)
     return checker.zonk(term.ty)
 
 
-def _infer(term: Term, globals_: Mapping[str, Type] | None, scope: Scope | None) -> tuple[Checker, Term]:
-    checker = Checker(globals_, scope=scope)
+def _infer(term: Term, globals_: Mapping[str, Type] | None, scope: Scope | None,
+           sink: Instances | None = None, number: Type = INT) -> tuple[Checker, Term]:
+    checker = Checker(globals_, scope=scope, sink=sink, number=number)
     checker.used = term_names(term)
     term = checker.infer(term)
     checker.settle(term)

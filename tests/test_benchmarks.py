@@ -36,7 +36,7 @@ def test_quick_run_reports_every_workload(tmp_path):
         cells = [c.strip(" *") for c in row.split("|")[1:-1]]
         assert float(cells[3]) > 0  # lamad / NumPy
     chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 10 |", "| 100 |"))]
-    assert [int(r[6].replace(",", "")) for r in chain_rows] == [10, 100]  # one backpropagator run per link
+    assert [int(r[6].replace(",", "")) for r in chain_rows] == [1, 4]  # one per FUSED_MOST + 1 links
     assert "Machine:" in table and "BLAS threads 1" in table
 
 
@@ -48,7 +48,7 @@ def test_quick_second_order_run_reports_both_tables(tmp_path):
     table = (tmp_path / "second-order-quick.md").read_text()
     chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 5 |", "| 10 |"))]
     runs = [[int(r) for r in row[6].split("/")] for row in chain_rows]
-    assert [(grad, hvp) for grad, hvp, _ in runs] == [(5, 5), (10, 10)]  # one backpropagator run per link
+    assert [(grad, hvp) for grad, hvp, _ in runs] == [(1, 5), (1, 10)]  # grad's fused; one per link
     for name in ("grad", "hvp", "hessian in w1", "hessian in w2"):
         row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
         assert float(row.split("|")[2]) > 0
@@ -145,8 +145,15 @@ def test_the_first_call_of_a_gradient_holds_under_20_kb_a_link():
     """Parsing, checking, ←D, compiling and running the gradient of the benchmark's chain
     peak at under 20 KB a link (about 14 KB on Python 3.11): Python's compile of the
     derivative's code, which held its whole syntax at once (30 KB a link), compiles it
-    in chunks."""
+    in chunks.  Measured in a process of its own, as the benchmark measures it: how often
+    the collector frees the passes' garbage, and so the peak, depends on how many objects
+    the process already holds (a test worker that imported IPython peaked at 22 KB)."""
     import first_call
 
     n = 500
-    assert first_call.peak_bytes(first_call.lamad_source(n), first_call.POINT) / n < first_call.TARGET_BYTES_PER_LINK
+    measure = f"import first_call as f; print(f.peak_bytes(f.lamad_source({n}), f.POINT))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(BENCHMARKS),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", measure], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) / n < first_call.TARGET_BYTES_PER_LINK

@@ -212,7 +212,9 @@ def test_deep_types_and_values_print(tmp_path):
     assert ok(check_arrows) == "f : (" + "Real → " * 1000 + "Real) → Real\n"
     assert ok(run_tuple) == "(1.0, " * 500 + "2.0" + ")" * 500 + "\n"
     assert ok(check_tuple) == "main : " + "Real * (" * 499 + "Real * Real" + ")" * 499 + "\n"
-    assert ok(fmt_tuple) == (tmp_path / "tuple.lam").read_text(encoding="utf-8")
+    # broken into lines of 88 where the layout allows (a nesting of 500 does not): only the spaces change
+    assert re.sub(r"\s", "", ok(fmt_tuple)) == re.sub(r"\s", "", (tmp_path / "tuple.lam").read_text(encoding="utf-8"))
+    assert len(ok(fmt_tuple).splitlines()) > 1
     assert ok(grad_tuple).startswith("-- ←D(main) : (Real × Real⊥) × ((Real × Real⊥) × ")
 
 
@@ -228,14 +230,14 @@ def test_the_caret_lines_up_under_tabs(tmp_path):
 
 
 def test_an_error_on_a_long_line_shows_a_piece_of_it(tmp_path):
-    """An error on a line of a megabyte echoes 100 characters either side of the caret,
+    """An error on a line of 150 kB echoes 100 characters either side of the caret,
     cut with '…', not the whole line."""
-    source = "def main = [" + "1.0, " * 150_000 + "true" + ", 2.0" * 100_000 + "]\n"
+    source = "def main = [" + "1.0, " * 20_000 + "true" + ", 2.0" * 10_000 + "]\n"
     (tmp_path / "long.lam").write_text(source, encoding="utf-8")
     proc = lamad("check", "long.lam", cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr) < 1000
     head, line, caret = proc.stderr.rstrip("\n").split("\n")
-    assert head.startswith(f"long.lam:1:{12 + 5 * 150_000 + 1}: type error: ")
+    assert head.startswith(f"long.lam:1:{12 + 5 * 20_000 + 1}: type error: ")
     assert line == "    …" + ("1.0, " * 20)[-100:] + "true" + (", 2.0" * 20)[:100] + "…"
     assert caret == " " * line.index("true") + "^^^^"
 

@@ -50,7 +50,8 @@ def scheme(prim) -> str:
 KINDS = {"constant": ("0", "0"), "structural": ("commutes with →D", "commutes with ←D"),
          "discrete": ("none: no real result", "none: no real result"),
          "special": ("one rule for the whole application", "one rule for the whole application"),
-         "ad": ("nested: see differentiation.md", "nested: see differentiation.md")}
+         "ad": ("nested: see differentiation.md", "nested: see differentiation.md"),
+         "written out": ("that of the construction it is written as", "that of the construction it is written as")}
 
 
 def reference() -> str:

@@ -535,7 +535,7 @@ def test_forward_of_the_examples_type_checks_and_prints_back():
                 assert ty == forward_type(prog.types[name]), (path.name, name)
                 types = {n: forward_type(t) for n, t in prog.types.items()}
                 for ascii in (False, True):
-                    assert infer_term(lamad.parse(lamad.pretty(term, ascii=ascii)), types).ty == ty
+                    assert infer_term(lamad.parse(lamad.pretty(term, ascii=ascii)), types, prog.typed.scope).ty == ty
 
 
 def test_forward_is_compositional_and_printable():

@@ -3,44 +3,18 @@ evaluation, its values and the cotangents of the backward pass on the wires."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
-from contextlib import redirect_stderr, redirect_stdout
-from io import StringIO
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lamad
+from inprocess import ROOT, ok, run_lamad
 from lamad import graph
-from lamad import cli
-
-ROOT = Path(__file__).resolve().parent.parent
 
 pytest.importorskip("graphviz")
-
-def run_lamad(*args: str) -> subprocess.CompletedProcess:
-    """``lamad ARGS`` run in this process, from the root of the repository (a subprocess
-    per call would cost a second each): an exception that escapes is a failure."""
-    out, err = StringIO(), StringIO()
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            code = cli.main(list(args))
-    finally:
-        os.chdir(cwd)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-
-
-def ok(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
 
 GATE = ("graph", "examples/gate.lam", "--entry", "f", "--at", "(-2.0, 5.0, -4.0)", "--grad")
 

@@ -190,3 +190,9 @@ def test_the_repl_prompt_highlights_what_is_typed():
         ("class:pygments.operator", "="), ("class:pygments.literal.number.float", "2.0"),
         ("class:pygments.keyword", "in"), ("class:pygments.name.builtin", "sin"), ("class:pygments.name", "y"),
         ("class:pygments.comment.single", "-- sine")]
+
+
+def test_a_type_variable_is_one_token_and_a_primed_name_another():
+    assert lexed("(p : 'p) (p' : 'opt_1)") == [
+        (Punctuation, "("), (Name, "p"), (Operator, ":"), (Name.Variable, "'p"), (Punctuation, ")"),
+        (Punctuation, "("), (Name, "p'"), (Operator, ":"), (Name.Variable, "'opt_1"), (Punctuation, ")")]

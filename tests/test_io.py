@@ -138,15 +138,16 @@ def test_float32_runs_save_and_load_float32(capsys, tmp_path):
 
 
 DIGITS_WEIGHTS = """
-def weights (hidden : Int) (steps : Int) : Tensor * Tensor * Tensor * Tensor =
-  let w0 = (sqrt (2.0 / 64.0) * randn 1 [64, hidden], zeros [hidden],
-            sqrt (2.0 / real hidden) * randn 2 [hidden, 10], zeros [10])
-  in iterate steps (descend 0.5 0.0001) w0
+def weights (hidden : Int) (steps : Int) : Net =
+  let (p : Net) = {hidden = nn.init 1 64 hidden, out = nn.init 2 hidden 10};
+      fit = loss train_images train_labels
+  in fst (iterate steps (\\(q, s). nn.adamw 0.01 s q (grad fit q)) (p, nn.adam_init p))
 """
 DIGITS_SAVED = """
-def saved : Tensor * Tensor * Tensor * Tensor = load_params "weights.npz"
+def saved : Net = load_params "weights.npz"
 def reloaded = (saved, accuracy saved test_images test_labels)
 """
+DIGITS_LEAVES = {"hidden.w": (64, 8), "hidden.b": (8,), "out.w": (8, 10), "out.b": (10,)}
 
 
 def test_the_trained_digits_weights_come_back_bit_for_bit(capsys, tmp_path):
@@ -162,17 +163,21 @@ def test_the_trained_digits_weights_come_back_bit_for_bit(capsys, tmp_path):
     saved = archive(tmp_path / "weights.npz")
     prog = lamad.load(train)
     trained = prog.weights(8, 3)
-    assert [saved[str(i)].shape for i in range(4)] == [(64, 8), (8,), (8, 10), (10,)]
-    for i, w in enumerate(trained):
-        assert saved[str(i)].tobytes() == np.asarray(w).tobytes()
-    assert not np.array_equal(saved["0"], lamad.loads(digits + DIGITS_WEIGHTS, base_dir=tmp_path).weights(8, 0)[0])
+    def leaf(p, path):
+        layer, field = path.split(".")
+        return np.asarray(p[layer][field])
+    assert {path: saved[path].shape for path in DIGITS_LEAVES} == DIGITS_LEAVES
+    for path in DIGITS_LEAVES:
+        assert saved[path].tobytes() == leaf(trained, path).tobytes()
+    untrained = lamad.loads(digits + DIGITS_WEIGHTS, base_dir=tmp_path).weights(8, 0)
+    assert not np.array_equal(saved["hidden.w"], leaf(untrained, "hidden.w"))
 
     use = program(tmp_path, "use.lam", digits + DIGITS_SAVED)
     status, _, err = run(capsys, use, "--entry", "saved", "--output", str(tmp_path / "again.npz"))
     assert status == 0, err
     assert_bitwise_equal(saved, archive(tmp_path / "again.npz"))
     loaded, accuracy = lamad.load(use).reloaded
-    assert all(a.tobytes() == np.asarray(w).tobytes() for a, w in zip(loaded, trained))
+    assert all(leaf(loaded, path).tobytes() == leaf(trained, path).tobytes() for path in DIGITS_LEAVES)
     assert float(accuracy) == float(prog.accuracy(trained, prog.test_images, prog.test_labels))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lamad"
 
-TRANSFORMS = {"lamad.transform", "lamad.reverse", "lamad.forward", "lamad.simplify"}
+TRANSFORMS = {"lamad.transform", "lamad.reverse", "lamad.forward", "lamad.simplify", "lamad.fuse"}
 CHECKER = "lamad.types"
 DRIVER = "lamad.driver"
 

@@ -120,7 +120,8 @@ def test_gradients_through_imported_definitions_against_finite_differences(proje
 def test_the_standard_library_has_nn():  # its one-line docs: tests/test_std.py
     assert "nn" in library_modules()
     p = lamad.loads("import nn\ndef l (x : Tensor) : Real = nn.mse (nn.dense (nn.init 1 3 2) x) (ones [4, 2])\n")
-    assert {"nn.dense", "nn.mse", "nn.init", "nn.cross_entropy", "nn.sgd"} <= set(p.types)
+    assert {"nn.dense", "nn.mse", "nn.init", "nn.cross_entropy"} <= set(p.types)
+    assert {"nn.sgd", "nn.momentum", "nn.adam", "nn.adamw"} <= set(p.typed.scope.templates)  # generic
     layer = p["nn.init"](1, 3, 2)
     x = np.arange(12.0).reshape(4, 3)
     np.testing.assert_allclose(p["nn.dense"](layer, x), x @ layer["w"] + layer["b"])

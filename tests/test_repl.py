@@ -612,3 +612,44 @@ def test_jvp_shows_forward_mode_and_evaluates_a_tangent():
                                     rel=1e-7)
     error = "\n".join(lines[-3:])
     assert "expected 'e at v with dx'" in located(error, "<repl>:4", "error", ":jvp f at 2.0", 6, 8)
+
+
+# --------------------------------------------------------------------- defaults when differentiating
+
+
+def test_numbers_nothing_determines_are_reals_in_the_differentiation_commands():
+    """In ``:d``, ``:grad``, ``:jvp`` and ``:vjp`` an unannotated number is a Real (a student's
+    first ``:d \\x. x * x`` differentiates); elsewhere it stays an Int."""
+    out = session(r":d \x. x * x", r":grad \x. x * x at 3", r":jvp \x. x * x at 3 with 1",
+                  r":vjp \x. x * x at 3 with 1", "1 + 2", r":type \x. x * x", r":grad \x. x + 1")
+    lines = out.rstrip("\n").split("\n")
+    assert lines[0] == "-- ←D(λx. x · x) : Real × Real⊥ → Real × Real⊥"
+    after = lines[lines.index("6.0"):]
+    x = 3.0
+    assert after[:6] == [repr(2 * x), repr((x * x, 2 * x)), f"value = {x * x}", "pullback : Real ⊸ Real",
+                         f"pullback 1 = {2 * x}", "3"]
+    assert after[6] == "λx. x · x : Int → Int"  # :type and evaluation keep Ints
+    assert after[7] == "-- ←D(λx. x + 1) : Real × Real⊥ → Real × Real⊥"
+    assert "1.0" in after[8:][-1]  # the literal 1 became a Real
+
+
+def test_differentiating_what_has_no_real_in_it_says_there_is_nothing_to_differentiate():
+    out = session(r":d \(x : Int). x * x", r":jvp \(b : Bool). not b",
+                  "def twice (n : Int) : Int = 2 * n", ":grad twice")
+    blocks = re.findall(r"<repl>.*\n.*\n.*", out)
+    assert len(blocks) == 3
+    first = located(blocks[0], "<repl>:1", "error", r":d \(x : Int). x * x", 4, 17)
+    assert first.startswith("nothing to differentiate: this term's type, Int → Int, has no Real or Tensor")
+    assert "an Int is discrete" in first
+    assert "→D leaves it" in located(blocks[1], "<repl>:2", "error", r":jvp \(b : Bool). not b", 6, 18)
+    assert "Int → Int" in located(blocks[2], "<repl>:4", "error", ":grad twice", 7, 5)
+    assert "λ" not in out  # no derivative printed: it would be the term itself
+    # at a point too, and a function whose type is not known yet is no error
+    out = session(r":jvp \(x : Int). x * x at 3 with 1", r":vjp \(x : Int). x * x at 3",
+                  r":grad \(x : Int). x * x at 3", r":jvp \x. x at 2.0 with 1.0")
+    lines = out.rstrip("\n").split("\n")
+    typed = [r":jvp \(x : Int). x * x at 3 with 1", r":vjp \(x : Int). x * x at 3", r":grad \(x : Int). x * x at 3"]
+    for n, (text, column) in enumerate(zip(typed, (6, 6, 7))):
+        message = located("\n".join(lines[3 * n:3 * n + 3]), f"<repl>:{n + 1}", "error", text, column, 17)
+        assert message.startswith("nothing to differentiate: this term's type, Int → Int, has no Real")
+    assert lines[9:] == ["(2.0, 1.0)"]

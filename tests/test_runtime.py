@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import lamad
+from lamad import allocator
 from programs import programs
 
 RNG = np.random.default_rng(5)
@@ -185,13 +186,13 @@ def _checked_templates(monkeypatch) -> list[str]:
 
     def checked(self, t, key, free, prims):
         code = templated(self, t, key, free, prims)
-        name, index = code[len("_Bp(_partial("):].split(", ")[:2]
+        name, index = code[len("_Bp("):].split(", ")[:2]
         fn, param = self.write(t)
         lines, spans = fn.text(param, instance=True)
         assert ev._canonical(lines, fn.name) == ev._canonical(dict(self.functions)[name], name)
         located = {i: [step[1:] for step in self.instances[name][int(index)].get(i)] for i in spans}
         assert located == {i: [step[1:] for step in steps] for i, steps in spans.items()}  # operations, spans
-        assert code == f"_Bp(_partial({', '.join([name, index, *fn.outer])}))"  # the same captures
+        assert code == f"_Bp({', '.join([name, index, *fn.outer])})"  # the same captures
         shared.append(name)
         return code
 
@@ -259,3 +260,364 @@ def test_a_long_function_runs_as_a_chain_of_chunks_that_fail_and_warn_at_their_o
     chunked = lamad.grad(lamad.loads(source).f)(np.array([0.3, -0.2]))
     monkeypatch.setattr(ev, "CHUNK_LINES", 10 * n)
     assert np.array_equal(lamad.grad(lamad.loads(source).f)(np.array([0.3, -0.2])), chunked)
+
+
+# --------------------------------------------------------------------- the heap policy (lamad/allocator.py)
+
+_FAULTS_PER_CALL = """
+import resource, sys
+import numpy as np
+import lamad
+print(lamad.allocator.POLICY, file=sys.stderr)
+rng = np.random.default_rng(0)
+gradient = lamad.grad(lamad.loads("def f (w : Tensor) (x : Tensor) : Real = sum (tanh (x @ w))").f)
+w, x = rng.normal(size=(300, 200)), rng.normal(size=(400, 300))
+for _ in range(3):
+    gradient(w, x)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    gradient(w, x)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+
+
+def _page_faults_per_gradient(**environ: str) -> float:
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {name: value for name, value in os.environ.items() if name != "LAMAD_ALLOCATOR"}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])), **environ)
+    done = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout)
+
+
+@pytest.mark.skipif(not allocator._glibc(), reason="the policy applies to glibc only")
+def test_a_gradient_called_again_reuses_the_memory_of_the_last_call_without_faulting_pages_in():
+    """Counted, not timed: the minor page faults of a gradient whose arrays (up to 940 KB)
+    are freed at each return — none once lamad keeps freed memory, hundreds per call
+    with the allocator as glibc sets it (``LAMAD_ALLOCATOR=system``)."""
+    assert _page_faults_per_gradient() < 5
+    assert _page_faults_per_gradient(LAMAD_ALLOCATOR="system") > 50
+
+
+def test_the_heap_policy_is_left_alone_on_request_and_a_bad_request_is_reported():
+    import io
+
+    from lamad.allocator import keep_freed_memory
+
+    assert "$LAMAD_ALLOCATOR=system" in keep_freed_memory({"LAMAD_ALLOCATOR": "system"})
+    report = io.StringIO()
+    policy = keep_freed_memory({"LAMAD_ALLOCATOR": "big"}, report)
+    assert "LAMAD_ALLOCATOR='big' is not one of keep, system; using keep" in report.getvalue()
+    assert policy == keep_freed_memory({}, io.StringIO())
+
+
+# --------------------------------------------------------------------- forcing (lamad/gradient.py)
+
+
+def _random_graph(rng: np.random.Generator, n: int, ran: list):
+    """``n`` backpropagators over two inputs, each sending a multiple of its cotangent to
+    one, two or three made before it (a random DAG, as a forward pass makes them); each
+    body notes its id in ``ran``.  Returns the inputs, the last backpropagator, and
+    every one's coefficients, for :func:`_reference_adjoints`."""
+    from lamad.gradient import Backpropagator, add
+
+    def body(targets, weights, me, ct):
+        ran.append(me[0].id)
+        total = None
+        for target, weight in zip(targets, weights):
+            record = target(weight * ct)
+            total = record if total is None else add(total, record)
+        return total
+
+    inputs = [Backpropagator(None), Backpropagator(None)]
+    made, edges = list(inputs), []
+    for _ in range(n):
+        picks = rng.choice(len(made), size=min(len(made), int(rng.integers(1, 4))), replace=False)
+        targets, weights = [made[i] for i in picks], list(rng.normal(size=len(picks)))
+        me: list = []
+        bp = Backpropagator(body, targets, weights, me)
+        me.append(bp)
+        made.append(bp)
+        edges.append((bp, targets, weights))
+    return inputs, made[-1], edges
+
+
+def _reference_adjoints(root, edges) -> dict:
+    """The adjoint of every node, by the chain rule over the nodes in reverse creation order."""
+    adjoint = {root: 1.0}
+    for bp, targets, weights in reversed(edges):
+        for target, weight in zip(targets, weights):
+            adjoint[target] = adjoint.get(target, 0.0) + weight * adjoint.get(bp, 0.0)
+    return adjoint
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_forcing_runs_each_backpropagator_once_after_all_it_receives_in_decreasing_id_order(seed):
+    from lamad.gradient import force
+
+    rng = np.random.default_rng(seed)
+    ran: list[int] = []
+    inputs, root, edges = _random_graph(rng, 40, ran)
+    reference = _reference_adjoints(root, edges)
+    forced = force(root(1.0))
+    reached = {bp for bp, _, _ in edges if bp in reference}
+    assert sorted(ran, reverse=True) == ran and len(set(ran)) == len(ran)  # once each, largest id first
+    assert set(ran) <= {bp.id for bp in reached}
+    for x in inputs:
+        assert forced.get(x, 0.0) == pytest.approx(reference.get(x, 0.0), rel=1e-12, abs=1e-12)
+
+
+def test_forcing_a_chain_takes_no_heap_operation_when_each_body_sends_to_the_one_before(monkeypatch):
+    """Counted: a body that sends to backpropagators made just before it — the pattern of a
+    chain — has them run next without the heap; the scalar chain's three per link need
+    one heap entry per link (the link's input, which waits for two cotangents)."""
+    from lamad import gradient
+    from lamad.gradient import Backpropagator, force
+
+    pushes = []
+    monkeypatch.setattr(gradient, "heappush", lambda heap, item: (pushes.append(item), heap.append(item)))
+
+    def link(previous, ct):
+        return previous, 2.0 * ct
+
+    x = bp = Backpropagator(None)
+    for _ in range(100):
+        bp = Backpropagator(link, bp)
+    assert force(bp(1.0))[x] == 2.0 ** 100 and pushes == []
+
+    prog = lamad.loads("def loss (x0 : Real) : Real = iterate 100 (\\x. sin x * x + x) x0")
+    lamad.grad(prog.loss)(0.5)
+    assert len(pushes) <= 100
+
+
+def test_forcing_lets_go_of_each_backpropagator_once_it_has_run(monkeypatch):
+    """The graph shrinks as it is forced: when the first-made backpropagator runs (the last
+    to run), the memory its successors held — an array each — has been freed; and a
+    gradient holds no reference to the graph's root while forcing it."""
+    import sys
+    import tracemalloc
+
+    from lamad import autodiff
+    from lamad.gradient import Backpropagator, force
+
+    during: list[int] = []
+
+    def link(previous, payload, ct):
+        return previous, ct
+
+    def first(ct):
+        during.append(tracemalloc.get_traced_memory()[0])
+        return Backpropagator(None)(ct)
+
+    tracemalloc.start()
+    try:
+        bp = Backpropagator(first)
+        for _ in range(200):
+            bp = Backpropagator(link, bp, np.ones(1000))  # 8 KB each
+        sent = [bp(1.0)]
+        del bp
+        before = tracemalloc.get_traced_memory()[0]
+        force(sent.pop())
+    finally:
+        tracemalloc.stop()
+    assert before - during[0] > 190 * 8000
+
+    refs = []
+    original = autodiff.force
+    monkeypatch.setattr(autodiff, "force", lambda sent: (refs.append(sys.getrefcount(sent[0])), original(sent))[1])
+    lamad.grad(lamad.loads("def f (x : Real) : Real = iterate 5 (\\y. sin y * y) x").f)(1.0)
+    assert refs == [2]  # the record, and getrefcount's own argument
+
+
+# --------------------------------------------------------------------- the fixed cost of a call (lamad/api.py)
+
+
+def _python_calls(fn, *args) -> list[str]:
+    """The Python functions one call of ``fn`` runs (after a first call), by name."""
+    import sys
+
+    fn(*args)
+    names: list[str] = []
+
+    def profile(frame, event, arg):
+        if event == "call":
+            names.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+def test_a_gradient_in_every_argument_is_made_once_and_each_call_only_runs_it():
+    """Counted, not timed: after the first call, ``grad`` of a small function differentiates,
+    lifts and compiles nothing — ←D of the function and the gradient's value are kept —
+    and runs some two dozen Python functions (41 when the gradient was made again per call)."""
+    prog = lamad.loads("def f (x : Real) : Real = x * x\ndef g (w : Tensor) (x : Tensor) : Real = sum (w @ x)")
+    calls = _python_calls(lamad.grad(prog.f), 1.5)
+    assert not {"relift", "lift", "transformed", "derive", "compile", "constant"} & set(calls)
+    assert len(calls) <= 26
+    assert float(lamad.grad(prog.f)(1.5)) == 3.0
+    both = lamad.grad(prog.g, argnums=(1, 0))
+    assert "relift" not in _python_calls(both, np.ones((2, 3)), np.ones(3))
+    dx, dw = both(np.ones((2, 3)), np.arange(3.0))
+    np.testing.assert_array_equal(dw, np.tile(np.arange(3.0), (2, 1)))
+    np.testing.assert_array_equal(dx, np.full(3, 2.0))
+    w = RNG.normal(size=(2, 3))
+    in_x = lamad.grad(prog.g, argnums=1)  # w is captured anew at each call
+    np.testing.assert_array_equal(in_x(w, np.ones(3)), w.sum(axis=0))
+    np.testing.assert_array_equal(in_x(2 * w, np.ones(3)), 2 * w.sum(axis=0))
+
+
+# --------------------------------------------------------------------- factored cotangents (lamad/factored.py)
+
+RNN = lamad.loads("""
+def loss (w : Tensor) (u : Tensor) (b : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    sum (square (fold (\\h x. tanh (w @ h + u @ x + b)) h0 xs))
+def scaled (v : Tensor) (u : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    let w = v * 2.0 in sum (square (fold (\\h x. tanh (w @ h + x @ u)) h0 xs))
+""")
+
+
+def _rnn(rng: np.random.Generator, hidden: int, inputs: int, steps: int) -> tuple:
+    return (rng.normal(size=(hidden, hidden)) / hidden, rng.normal(size=(hidden, inputs)) / inputs,
+            rng.normal(size=hidden) / 10, rng.normal(size=hidden), list(rng.normal(size=(steps, inputs))))
+
+
+@pytest.fixture
+def materialised(monkeypatch) -> list:
+    """The factored cotangents made dense, as they are."""
+    from lamad import factored
+
+    made: list = []
+    original = factored._materialise
+    monkeypatch.setattr(factored, "_materialise", lambda value: (made.append(value), original(value))[1])
+    return made
+
+
+@pytest.fixture
+def unfactored(monkeypatch):
+    """Outer products formed as they are made (as before they were kept factored)."""
+    from lamad.prims import helpers
+
+    def dense_outer(xp, p, q):
+        return xp.outer(p, q)
+    return lambda: monkeypatch.setattr(helpers, "outer", dense_outer)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_rnn_gradient_summed_as_one_matrix_product_is_the_sum_of_its_outer_products(seed, unfactored,
+                                                                                        materialised):
+    import sys
+
+    sys.path.insert(0, str(EXAMPLES.parent / "benchmarks"))
+    from workloads import rnn_value_and_grad, rnn_value_and_grad_one_matmul
+
+    rng = np.random.default_rng(seed)
+    args = _rnn(rng, int(rng.integers(2, 9)), int(rng.integers(1, 6)), int(rng.integers(1, 12)))
+    gradient = lamad.value_and_grad(RNN.loss, argnums=(0, 1, 2))
+    value, factored = gradient(*args)
+    assert all(type(g) is np.ndarray for g in factored) and len(materialised) == 2  # ∂W and ∂U
+    for g, by_hand, one_matmul in zip(factored, rnn_value_and_grad(*args)[1], rnn_value_and_grad_one_matmul(*args)[1]):
+        np.testing.assert_allclose(g, by_hand, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(g, one_matmul, rtol=1e-12, atol=1e-15)
+    w, u, b, h0, xs = args
+    np.testing.assert_allclose(factored[0], central_differences(lambda v: float(RNN.loss(v, u, b, h0, xs)), w),
+                               rtol=1e-6, atol=1e-9)
+    unfactored()
+    for g, dense in zip(factored, gradient(*args)[1]):
+        np.testing.assert_allclose(g, dense, rtol=1e-12, atol=1e-15)
+
+
+def test_a_factored_cotangent_reaches_a_body_dense(unfactored, materialised):
+    """``w = v * 2`` receives the outer products of every step, summed factored, and its
+    backpropagator's body multiplies their sum by 2: it must get the dense matrix.  The
+    vector-times-matrix product ``x @ u`` is factored too.  Second derivatives (hvp,
+    forward over reverse) run the same backpropagators on tangents."""
+    rng = np.random.default_rng(9)
+    v, u, _, h0, xs = _rnn(rng, 4, 3, 6)
+    u = u.T
+    grads = lamad.grad(RNN.scaled, argnums=(0, 1))(v, u, h0, xs)
+    directions = (rng.normal(size=v.shape), rng.normal(size=u.shape))
+    np.testing.assert_allclose(grads[0], central_differences(lambda m: float(RNN.scaled(m, u, h0, xs)), v),
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grads[1], central_differences(lambda m: float(RNN.scaled(v, m, h0, xs)), u),
+                               rtol=1e-6, atol=1e-9)
+    second = lamad.hvp(RNN.scaled, (v, u, h0, xs), (*directions, np.zeros_like(h0), [np.zeros(3)] * 6))
+    assert all(type(g) is np.ndarray for g in (*grads, *second[:2])) and len(materialised) >= 4
+    unfactored()
+    for g, dense in zip(grads, lamad.grad(RNN.scaled, argnums=(0, 1))(v, u, h0, xs)):
+        np.testing.assert_allclose(g, dense, rtol=1e-12, atol=1e-15)
+    dense_second = lamad.hvp(RNN.scaled, (v, u, h0, xs), (*directions, np.zeros_like(h0), [np.zeros(3)] * 6))
+    for g, dense in zip(second[:2], dense_second[:2]):
+        np.testing.assert_allclose(g, dense, rtol=1e-12, atol=1e-15)
+
+
+def test_a_factored_cotangent_acts_as_its_dense_matrix_in_all_but_sums():
+    import threading
+
+    from lamad import factored
+    from lamad.factored import FactoredSum, Outer
+
+    p, q, r, s = RNG.normal(size=3), RNG.normal(size=2), RNG.normal(size=3), RNG.normal(size=2)
+    d = RNG.normal(size=(3, 2))
+    assert type(factored.outer(np, p, q)) is np.ndarray  # outside forcing none is made
+    factored.forcing.depth += 1
+    try:
+        elsewhere: list = []
+        thread = threading.Thread(target=lambda: elsewhere.append(factored.outer(np, p, q)))
+        thread.start()
+        thread.join()
+        assert type(factored.outer(np, p, q)) is Outer and type(elsewhere[0]) is np.ndarray  # nor in another thread
+    finally:
+        factored.forcing.depth -= 1
+    one, two = Outer(p, q), Outer(r, s)
+    dense = np.outer(p, q) + np.outer(r, s) + d
+    assert type(one + two) is FactoredSum and type(d + one) is FactoredSum and type(one + d) is FactoredSum
+    total = one + (two + d)
+    np.testing.assert_allclose(total.dense(), dense, rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(d + two + one), dense, rtol=1e-14)
+    np.testing.assert_array_equal(one * 2.0, np.outer(p, q) * 2.0)
+    np.testing.assert_array_equal(2.0 * one, 2.0 * np.outer(p, q))
+    np.testing.assert_array_equal(-one, -np.outer(p, q))
+    np.testing.assert_array_equal(one.T, np.outer(p, q).T)
+    np.testing.assert_array_equal(one[1], np.outer(p, q)[1])
+    np.testing.assert_array_equal(np.tanh(one), np.tanh(np.outer(p, q)))
+    np.testing.assert_array_equal(one + np.ones(2), np.outer(p, q) + 1.0)  # broadcasting: dense
+    assert one.shape == (3, 2) and one.ndim == 2 and np.sum(one) == pytest.approx(np.sum(np.outer(p, q)))
+
+
+def test_a_scalar_gradient_holds_three_backpropagators_a_link_in_under_600_bytes():
+    """Peak memory of the gradient of ``iterate n (λx. sin x · x + x)``, traced: the graph
+    its forward pass builds — three backpropagators a link, each its id, its body and the
+    tuple of what it captured — is 510 bytes a link (920 when each held a
+    ``functools.partial``)."""
+    import tracemalloc
+
+    n = 10_000
+    gradient = lamad.grad(lamad.loads("def loss (x0 : Real) (n : Int) : Real = iterate n (\\x. sin x * x + x) x0").loss)
+    gradient(-1.0, n)
+    tracemalloc.start()
+    try:
+        gradient(-1.0, n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / n < 600
+
+
+def test_a_factored_cotangent_gives_a_copy_to_whoever_asks_for_one():
+    from lamad.factored import Outer
+
+    one = Outer(np.ones(2), np.ones(3))
+    copied = np.array(one)
+    copied[0, 0] = 5.0
+    assert one.dense()[0, 0] == 1.0
+    assert (one + np.ones((2, 3), dtype=np.float32)).dense().dtype == np.float64

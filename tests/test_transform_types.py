@@ -19,7 +19,8 @@ from lamad.adtypes import backprop_type, forward_type
 from lamad.forward import forward
 from lamad.reverse import backprop
 from lamad.syntax import (
-    REAL, TENSOR, UNIT, FunType, LinType, ListType, Term, TupleType, Type, alpha_key, children, free_variables,
+    PRODUCTS, REAL, TENSOR, UNIT, FunType, LinType, ListType, Term, Type, alpha_key, children, free_variables,
+    same_shape, with_items,
 )
 from lamad.types import infer_term
 from programs import programs
@@ -32,8 +33,8 @@ def promoted(t: Type) -> Type:
     """``t`` with every Real a Tensor."""
     if t == REAL:
         return TENSOR
-    if isinstance(t, TupleType):
-        return TupleType(tuple(promoted(i) for i in t.items))
+    if isinstance(t, PRODUCTS):  # tuples and records
+        return with_items(t, (promoted(i) for i in t.items))
     if isinstance(t, ListType):
         return ListType(promoted(t.elem))
     if isinstance(t, (FunType, LinType)):
@@ -46,7 +47,7 @@ def compatible(made: Type, inferred: Type) -> bool:
     for what the checker could not determine."""
     if inferred == UNIT or promoted(made) == promoted(inferred):
         return True
-    if isinstance(made, TupleType) and isinstance(inferred, TupleType) and len(made.items) == len(inferred.items):
+    if same_shape(made, inferred):  # tuples of one length, records of the same fields
         return all(compatible(m, i) for m, i in zip(made.items, inferred.items))
     if isinstance(made, ListType) and isinstance(inferred, ListType):
         return compatible(made.elem, inferred.elem)
@@ -100,3 +101,11 @@ def test_transforms_of_random_programs_are_typed_as_the_checker_types_them(sampl
     term = prog.typed.terms["f"]
     for marks in MARKS:
         check_typed(term, marks, exact=False)
+
+
+def test_a_real_promoted_in_a_record_is_typed_up_to_promotion():
+    """A reproducer: the field's Real stays a Real in the transforms, where the checker
+    types it as the Tensor the record's annotation asks for (Real ≤ Tensor)."""
+    prog = lamad.loads("def f (x : Tensor) : {w : Tensor} =\n    {w = (0.5)}\n")
+    for marks in MARKS:
+        check_typed(prog.typed.terms["f"], marks, exact=False)

@@ -15,6 +15,7 @@ import pytest
 import lamad
 from lamad import LamSyntaxError, LamTypeError
 from lamad.reverse import backprop
+from lamad.syntax import REAL
 from lamad.types import infer_term
 
 
@@ -484,3 +485,18 @@ def test_an_overloaded_result_compared_with_an_integer_literal():
 
     p = lamad.loads("def g (x : Bool) : Bool = ((real 1) < 2)\ndef h = real 1 < 2\ndef k = int 2.5 + 1\n")
     assert p.h is True and p.k == 3
+
+
+@pytest.mark.parametrize("source, as_int, as_real", [
+    (r"\x. x * x", "Int -> Int", "Real -> Real"),
+    (r"\x. x + 1", "Int -> Int", "Real -> Real"),
+    (r"\(x : Int). x * 2", "Int -> Int", "Int -> Int"),          # annotated: stays
+    (r"\x. real (x + 1)", "Int -> Real", "Int -> Real"),         # only an Int fits 'real'
+    (r"\x. (x < 2, x)", "Int -> Bool * Int", "Real -> Bool * Real"),
+])
+def test_the_numbers_nothing_determines_default_to_the_number_asked_for(source, as_int, as_real):
+    """``infer_term(…, number=REAL)`` (the REPL's differentiation commands) defaults the
+    number variables to Real where the default, Int, would make them Ints."""
+    term = lamad.parse(source)
+    assert str(infer_term(term).ty) == as_int
+    assert str(infer_term(term, number=REAL).ty) == as_real

@@ -6,7 +6,7 @@ compiler the implementation.  :func:`public` is the user's scope.
 """
 
 from lamad.prims import arithmetic, elementwise, reductions, shape, axes, masks, indexing, linalg, conv  # noqa: F401
-from lamad.prims import constructors, random, lists, helpers, ad  # noqa: F401
+from lamad.prims import constructors, random, lists, helpers, ad, structures  # noqa: F401
 from lamad.prims.ad import MARKS
 from lamad.prims.base import PRIMITIVES, Operator, Positive, Primitive, Runtime, define, public
 from lamad.prims.rules import resolve_all

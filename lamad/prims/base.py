@@ -14,6 +14,7 @@ are defined (:mod:`lamad.prims.rules`).
 from __future__ import annotations
 
 from contextlib import nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
@@ -34,6 +35,12 @@ Derive = Callable[[Term, str, int, "Runtime", Callable[[str], Any]], tuple[list[
 """``derive(λ, mark, depth, runtime, globals)``: the free variables of the source lambda of
 ``λ`` with their types, and the transformed lambda ``M(S(λ))`` compiled on ``runtime``
 as a function of their values (see :func:`lamad.driver.derive`)."""
+
+
+FUSED_BACKWARD: ContextVar[bool] = ContextVar("fused_backward", default=True)
+"""Whether ``derive`` fuses the backpropagators of the ←D it makes (lamad/fuse.py); ``lamad
+trace``, which shows the paper's one backpropagator per primitive, turns it off.  The
+evaluator keeps the derivatives it made apart by it."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,8 @@ class Primitive:
     ``"arith"`` (numeric operands joined with Real ≤ Tensor promotion; Ints allowed when
     ``ints``), ``"compare"`` (Int or Real operands, Bool result), ``"sum_apply"``
     (linear functions applied as an application does), ``"ad"`` (an AD operator) and
-    ``"derived"`` (an AD operator written with the others: ``derived`` holds its rule)
+    ``"derived"`` (an AD operator written with the others: ``derived`` holds its rule),
+    ``"structure"`` (a structure map, written out for its structure's type)
     and ``"overloaded"`` (one of several ``signatures``, chosen by the argument types:
     ``real`` takes an Int or an IntTensor; :func:`lifted` makes the signatures of an
     operation on scalars that also applies elementwise to arrays).
@@ -135,7 +143,8 @@ class Primitive:
     ``jvp`` and ``vjp``, one rule per argument, ``None`` for an argument with no
     derivative), ``"special"`` (``jvp`` and ``vjp`` each hold one rule for the whole
     transformed application: the primitive takes or makes lists of tensors),
-    ``"constant"`` (derivative zero where it exists), ``"structural"`` (commutes with
+    ``"written out"`` (the checker writes each application as other terms: the structure
+    maps), ``"constant"`` (derivative zero where it exists), ``"structural"`` (commutes with
     both transforms: ``D(map) = map``), ``"discrete"`` (no real result) or ``"ad"``.
 
     A rule is a lamad term over the arguments ``x1 … xk``, the result ``y``, the

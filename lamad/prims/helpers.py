@@ -8,6 +8,7 @@ from functools import lru_cache, reduce
 
 import numpy as np
 
+from lamad.factored import outer
 from lamad.gradient import ZERO, add, sum_apply
 from lamad.prims.base import A, F, define
 from lamad.syntax import GRAD, INT, TENSOR, ListType, perp
@@ -64,13 +65,14 @@ def _matrix_operands(x, y):
 def matmul_vjp(xp, x, y, a, wrt: int):
     """The transposed derivative of ``x @ y`` in ``x`` (``wrt=0``) or ``y`` (``wrt=1``),
     applied to the cotangent ``a``: ``a @ yᵀ`` and ``xᵀ @ a`` for matrices, with NumPy's
-    treatment of 1-D operands and batch broadcasting."""
+    treatment of 1-D operands and batch broadcasting.  The outer products of a matrix
+    and a vector are kept as their factors while backpropagators run (lamad/factored.py)."""
     if x.ndim == 2 and y.ndim == 2:
         return a @ y.T if wrt == 0 else x.T @ a
-    if x.ndim == 2 and y.ndim == 1:  # matrix @ vector, as in an RNN cell
-        return xp.outer(a, y) if wrt == 0 else x.T @ a
+    if x.ndim == 2 and y.ndim == 1:  # matrix @ vector, as in an RNN cell: an outer product, kept factored
+        return outer(xp, a, y) if wrt == 0 else x.T @ a
     if x.ndim == 1 and y.ndim == 2:
-        return y @ a if wrt == 0 else xp.outer(x, a)
+        return y @ a if wrt == 0 else outer(xp, x, a)
     if x.ndim == 1 and y.ndim == 1:  # a dot product: a is 0-d
         return a * y if wrt == 0 else x * a
     x2, y2 = _matrix_operands(x, y)

@@ -1,0 +1,198 @@
+"""Backward passes fused at compile time (lamad/fuse.py): a straight-line body makes one
+backpropagator per call, and every gradient is the one the unfused program gives and
+the one finite differences give."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import contextmanager
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import lamad
+from lamad import driver, trace
+from lamad.fuse import FUSED_MOST, fuse_backward
+from lamad.gradient import Stats
+from lamad.parser import parse_program
+from lamad.pretty import pretty
+from lamad.reverse import backprop
+from lamad.types import typecheck
+from numeric import assert_same_gradient, numeric_gradient
+from programs import differentiable_programs
+
+PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@contextmanager
+def unfused():
+    """Programs loaded inside differentiate without fusion (as lamad did before it)."""
+    with mock.patch.object(driver, "fuse_backward", lambda term, free=None: term):
+        yield
+
+
+def grad_and_runs(source: str, *args, name: str = "f"):
+    """The gradient of ``name`` at ``args`` (in the first argument), and how many
+    backpropagators forcing it ran."""
+    df = lamad.grad(getattr(lamad.loads(source), name))
+    df(*args)  # the first call transforms and compiles
+    Stats.reset()
+    g = df(*args)
+    return g, Stats.backprop_runs
+
+
+STEP = "def f (x0 : Real) : Real = iterate 100 (\\x. sin x * x + x) x0"
+
+
+def test_one_call_of_a_straight_line_body_runs_one_backpropagator():
+    """``\\x. sin x * x + x`` made three backpropagators per call (sin, ·, +); fused, it
+    makes one, whose body is the backward code of all three."""
+    g, runs = grad_and_runs(STEP, 0.001)
+    with unfused():
+        g0, runs0 = grad_and_runs(STEP, 0.001)
+    assert (runs, runs0) == (100, 300)
+    np.testing.assert_allclose(float(g), float(g0), rtol=1e-13)
+    f = lamad.loads(STEP).f
+    assert float(g) == pytest.approx(float(numeric_gradient(f, 0.001)), rel=1e-6)
+
+
+def test_the_fused_body_is_the_backward_pass_of_the_chain():
+    """←D of ``sin x * x + x`` fused: one linear function, which sends one cotangent to
+    ``x'``, the sum of what the three primitives send it."""
+    term = typecheck(parse_program("def f (x : Real) : Real = sin x * x + x")).terms["f"]
+    text = pretty(fuse_backward(backprop(term)))
+    assert text.count("⊸") == 1, text
+    assert text.split("⊸")[1].count("' (") == 1, text
+
+
+def chain(n: int) -> str:
+    lets = "; ".join(f"x{i} = x{i - 1} * x{i - 1}" for i in range(1, n + 1))
+    return f"def f (x0 : Real) : Real = let {lets} in x{n}\n"
+
+
+def test_fused_backpropagators_are_bounded_in_number_and_size():
+    """A chain of n links: at most FUSED_MOST + 1 backpropagators run as one, so the
+    gradient runs ⌈n / (FUSED_MOST + 1)⌉ of them (n unfused), exact in floating point."""
+    for n in (10, 100, 1000):
+        g, runs = grad_and_runs(chain(n), 1.0)
+        assert float(g) == 2.0 ** n
+        assert runs == math.ceil(n / (FUSED_MOST + 1))
+    with unfused():
+        assert grad_and_runs(chain(100), 1.0)[1] == 100
+
+
+SHADOWING = """
+def rebound (x : Real) : Real = let x = sin x in let y = (let x = x * 2.0 in x + 1.0) in x * y
+def swapped (a : Real) : Real = let b = a * 3.0 in let (a, b) = (b * 2.0, a + b) in a * b
+def reused (x : Real) : Real = let x1 = x * x in let x1' = (let x1 = x1 + x in x1 * x1) in x1 * x1'
+"""
+
+
+@pytest.mark.parametrize("name", ["rebound", "swapped", "reused"])
+def test_flattening_renames_what_it_would_capture(name):
+    """Flattening ``let p = (let q = u in v) in t`` and splitting ``let (a, b) = (u, v)``
+    must not capture a variable of the same name: fused, unfused and finite differences
+    agree."""
+    f = getattr(lamad.loads(SHADOWING), name)
+    g, _ = grad_and_runs(SHADOWING, 0.7, name=name)
+    with unfused():
+        g0, _ = grad_and_runs(SHADOWING, 0.7, name=name)
+    np.testing.assert_allclose(float(g), float(g0), rtol=1e-13)
+    assert float(g) == pytest.approx(float(numeric_gradient(f, 0.7)), rel=1e-6)
+
+
+USED_OTHERWISE = """
+def f (x : Real) : Real =
+    let y = sin x * x in
+    let h = \\z. z * y in
+    let ys = [y, h x] in
+    fst (y * 2.0, y) + sum (stack ys) + (if x > 0.0 then y else x)
+"""
+
+
+def test_a_backpropagator_used_otherwise_stays_one():
+    """``y`` is captured, put in a list, in a tuple and a branch: its backpropagator is
+    not fused away, and the gradient is still right."""
+    f = lamad.loads(USED_OTHERWISE).f
+    g, runs = grad_and_runs(USED_OTHERWISE, 0.4)
+    with unfused():
+        g0, runs0 = grad_and_runs(USED_OTHERWISE, 0.4)
+    assert runs < runs0
+    np.testing.assert_allclose(float(g), float(g0), rtol=1e-13)
+    assert float(g) == pytest.approx(float(numeric_gradient(f, 0.4)), rel=1e-6)
+
+
+WARNS = "def f (x : Real) : Real = let y = sqrt x in y * x + log x"
+
+
+def test_fused_backward_code_warns_where_the_unfused_code_did():
+    """The backward code of ``sqrt`` at 0 divides by zero: the warning, at the same span,
+    whether or not the backpropagators are fused."""
+    def caught():
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            g = lamad.grad(lamad.loads(WARNS).f)(0.0)
+        return float(g), sorted({str(w.message) for w in seen})
+
+    fused = caught()
+    with unfused():
+        before = caught()
+    assert fused[1] == before[1] and fused[1], fused
+    np.testing.assert_equal(fused[0], before[0])
+
+
+@PROPERTY
+@given(differentiable_programs(max_depth=3))
+def test_fused_gradients_equal_the_unfused_ones(sample):
+    """Random smooth programs (lets, tuples, records, lists, lambdas, branches, loops):
+    the fused gradient is the unfused one (up to the order of summation) and finite
+    differences'."""
+    source = sample.source
+    (x,) = sample.point
+    f = lamad.loads(source).f
+    got = lamad.grad(f)(x)
+    with unfused():
+        want = lamad.grad(lamad.loads(source).f)(x)
+    assert_same_gradient(got, want, rtol=1e-10, atol=1e-12)
+    assert_same_gradient(got, numeric_gradient(f, x), rtol=1e-5, atol=1e-6)
+
+
+LOCAL = "def f (x : Real) : Real = let g = \\y. sin y * y + y in g (g x)"
+
+
+def test_a_lambda_inside_a_chain_without_backpropagators_is_fused():
+    """``g``'s body is fused although the chain that binds ``g`` has no backpropagator of
+    its own to fuse: one backpropagator per call of ``g``."""
+    g, runs = grad_and_runs(LOCAL, 0.5)
+    with unfused():
+        g0, runs0 = grad_and_runs(LOCAL, 0.5)
+    assert (runs, runs0) == (2, 6)
+    np.testing.assert_allclose(float(g), float(g0), rtol=1e-13)
+
+
+NESTED_TUPLES = """
+def f (p : {w : Real}) : Real =
+    let abs = p in fst (0.5, 0) + (let abs = (abs, 0.5) in (let (_, x) = abs in x)) + p.w * p.w
+"""
+
+
+def test_a_tuple_nested_in_a_tuple_goes_with_the_backpropagator_fused_out_of_it():
+    """``(abs, (0.5, λa ⊸ 0))``: once the zero backpropagator is fused away, the inner pair
+    and the outer one, only ever taken apart, go too (the outer one was left referring to
+    the inner one, which no longer existed)."""
+    f = lamad.loads(NESTED_TUPLES).f
+    assert float(lamad.grad(f)({"w": 0.25})["w"]) == 0.5
+
+
+def test_the_trace_runs_the_gradient_unfused_after_a_fused_one():
+    """``lamad trace`` shows one backpropagator per primitive: after a (fused) gradient of
+    the same function, whose derivative is cached, the trace still gets an unfused one."""
+    prog = lamad.loads("def f (x : Real) (y : Real) : Real = let u = x * y in sin u + cos u")
+    Stats.reset()
+    lamad.grad(prog.f, (0, 1))(0.5, 3.0)
+    assert Stats.backprop_runs == 1
+    t = trace.of_program(prog, "f", prog.evaluate("(0.5, 3.0)"))
+    assert [t.graph.nodes[r.node].op for r in t.runs] == ["add", "cos", "sin", "mul"]
