@@ -139,11 +139,39 @@ def newton_steps(a: float) -> tuple[float, int]:
     return x, n
 
 
+# newton.lam's logistic regression: 40 points, labels of a noisy line, an L2 penalty λ/2 |θ|²
+NEWTON_X = randn(1, (40, 2))
+NEWTON_Y = (1.5 * NEWTON_X[:, 0] - 2.0 * NEWTON_X[:, 1] + 0.5 + randn(2, (40,)) > 0).astype(float)
+NEWTON_PENALTY = 0.01
+
+
+def newton_logistic_terms(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The loss of θ = (w, b), mean (log(1 + e^z) - y z) + λ/2 |θ|² with z = X̃ θ, X̃ = [X, 1],
+    its gradient X̃ᵀ (σ(z) - y) / n + λ θ and Hessian X̃ᵀ diag(σ(z)(1 - σ(z))) X̃ / n + λ I."""
+    xt = np.column_stack([NEWTON_X, np.ones(40)])
+    z = xt @ theta
+    s = 1 / (1 + np.exp(-z))
+    loss = np.mean(np.logaddexp(0, z) - NEWTON_Y * z) + 0.5 * NEWTON_PENALTY * theta @ theta
+    gradient = xt.T @ (s - NEWTON_Y) / 40 + NEWTON_PENALTY * theta
+    hessian = xt.T @ (xt * (s * (1 - s))[:, None]) / 40 + NEWTON_PENALTY * np.eye(3)
+    return float(loss), gradient, hessian
+
+
+def newton_logistic() -> tuple[int, np.ndarray, float, float]:
+    """Newton's method from θ = 0 until |gradient| ≤ 1e-10: the steps, w, b and the loss."""
+    theta, steps = np.zeros(3), 0
+    while np.linalg.norm(newton_logistic_terms(theta)[1]) > 1e-10:
+        _, gradient, hessian = newton_logistic_terms(theta)
+        theta, steps = theta - np.linalg.solve(hessian, gradient), steps + 1
+    assert steps <= 8  # quadratic convergence
+    return steps, theta[:2], float(theta[2]), newton_logistic_terms(theta)[0]
+
+
 def expect_newton():
     root, steps = newton_steps(2.0)
     counts = [newton_steps(a)[1] for a in (0.25, 100.0, 1e6)]
     assert counts == sorted(counts) and len(set(counts)) == 3  # the loop's length depends on a
-    return (root, steps, counts, 1 / (2 * np.sqrt(2.0)), -1 / (4 * 2.0 * np.sqrt(2.0)))
+    return ((root, steps, counts, 1 / (2 * np.sqrt(2.0)), -1 / (4 * 2.0 * np.sqrt(2.0))), newton_logistic())
 
 
 # network_as_fold.lam: x(i+1) = θi (Wi xi) for eight layers, then ∂x8 by hand
@@ -239,7 +267,7 @@ EXPECTED = {
     "rnn.lam": (expect_rnn, "(Tensor × Real) × (Tensor × Tensor × Tensor)"),
     "higher_order.lam": (expect_higher_order, "List Real × Real × Int × Real × Real × Real"),
     "data.lam": (expect_data, "Tensor × Tensor × Int"),
-    "newton.lam": (expect_newton, "Real × Int × List Int × Real × Real"),
+    "newton.lam": (expect_newton, "(Real × Int × List Int × Real × Real) × (Int × Tensor × Real × Real)"),
     "network_as_fold.lam": (expect_network_as_fold, "Real × (List Tensor × Tensor)"),
     "wine.lam": (expect_wine, "List (Int × Real) × Real"),
     "digits.lam": (lambda: digits_reference(64, 10, 10, 0.01), "List Real × Real × Real"),
@@ -864,3 +892,26 @@ def test_digits_reaches_95_percent_on_held_out_digits():
     losses, train_accuracy, test_accuracy = parse_output(proc.stdout)
     assert all(after < before for before, after in zip(losses, losses[1:])), losses
     assert test_accuracy >= 0.95 and train_accuracy >= test_accuracy
+
+
+# ------------------------------------------------------------ newton.lam: Newton's method on a record
+
+
+def test_newton_lays_the_records_hessian_out_as_the_flat_one():
+    """``matrix (hessian loss p)``, the Hessian in the record laid out in ``ravel``'s
+    coordinates, is the NumPy Hessian and JAX's ``ravel_pytree`` pattern, the Hessian of
+    ``loss ∘ unravel`` at ``ravel p``; ``unravel`` undoes ``ravel``."""
+    prog = api.load(EXAMPLES / "newton.lam")
+    p = {"w": np.array([0.3, -0.7]), "b": 0.2}
+    flat = np.array([0.3, -0.7, 0.2])
+    np.testing.assert_array_equal(prog.ravel(p), flat)
+    back = prog.unravel(flat)
+    assert back.keys() == p.keys() and back["b"] == 0.2
+    np.testing.assert_array_equal(back["w"], p["w"])
+    want = newton_logistic_terms(flat)[2]
+    np.testing.assert_allclose(prog.matrix(api.hessian(prog.loss)(p)), want, rtol=1e-12, atol=1e-15)
+    flat_hessian = prog.evaluate("\\(v : Tensor). hessian (\\u. loss (unravel u)) v")
+    np.testing.assert_allclose(flat_hessian(flat), want, rtol=1e-12, atol=1e-15)
+    step = prog.step(p)
+    np.testing.assert_allclose(prog.ravel(step), flat - np.linalg.solve(want, newton_logistic_terms(flat)[1]),
+                               rtol=1e-12)
