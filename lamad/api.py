@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from lamad import archive, driver
 from lamad.adtypes import cotangent_type
-from lamad.autodiff import check_fits
+from lamad.autodiff import ArgumentGradient, check_fits
 from lamad.backend import Backend, get_backend
 from lamad.errors import LamError, LamRuntimeError, LamWarning, format_warning, read_source
 from lamad.parser import KEYWORDS, parse_term, parse_type
@@ -615,6 +615,9 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         term = driver.check_term(term, env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
+    if op in ("grad", "value_and_grad"):
+        return _gradient(f, nums, op == "value_and_grad", isinstance(argnums, tuple) and len(nums) == 1,
+                         _exporter(term.ty.cod, program))
     code = driver.compile(term, program.runtime, program.value, ["f", *names])
     export = _exporter(term.ty.cod, program)
     # in every argument, ``op (\(x0, …). f x0 …)`` captures no argument: its value, and what
@@ -636,11 +639,28 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         if isinstance(argnums, int) or len(nums) > 1:
             return result
         # as in JAX, argnums=(i,) gives a tuple of one gradient (lamad has no 1-tuples)
-        if op == "value_and_grad":
-            return result[0], (result[1],)
         if op == "hessian":
             return ((result,),)
         return _one_tuples(result, f.result_type) if op in ("jacfwd", "jacrev") else (result,)
+    return differentiated
+
+
+def _gradient(f: Function, nums: tuple[int, ...], with_value: bool, one: bool,
+              export: Callable[[Any], Any]) -> Callable:
+    """``grad`` or ``value_and_grad`` (``with_value``) of ``f`` in the arguments ``nums``,
+    checked by :func:`_differentiate`: an :class:`lamad.autodiff.ArgumentGradient`, made
+    once, that each call runs at its arguments, with no term to compile or apply.  ``one``
+    for ``argnums=(i,)``, which, as in JAX, gives a tuple of one gradient."""
+    program, arity = f.program, len(f.param_types)
+    gradient = ArgumentGradient(f.closure, f.type, f.param_types, nums, program.runtime, with_value)
+
+    def differentiated(*args: Any) -> Any:
+        if len(args) != arity:
+            raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
+        result = export(program._located(driver.apply, gradient, [f.arguments(args)]))
+        if not one:
+            return result
+        return (result[0], (result[1],)) if with_value else (result,)
     return differentiated
 
 
@@ -746,6 +766,9 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
         term = driver.check_term(parse_term(text), env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
+    if op in ("grad", "value_and_grad"):
+        return _gradient(f, nums, op == "value_and_grad", isinstance(argnums, tuple) and len(nums) == 1,
+                         _exporter(term.ty.cod, program))
     code = driver.compile(term, program.runtime, program.value, list(env))
     result = to_python(program._located(code, f.closure, *values), term.ty, program)
     if op == "vjp":  # the pullback's errors are located in the term written here
