@@ -441,6 +441,8 @@ def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
         return program.backend.xp.asarray
     if isinstance(t, TupleType):
         items = [_exporter(i, program) for i in t.items]
+        if all(item is _same for item in items):  # a tuple of arrays (or of such tuples) is its own value
+            return _same
         return lambda v: tuple([item(x) for item, x in zip(items, v)])
     if isinstance(t, RecordType):
         items = [_exporter(i, program) for i in t.items]

@@ -304,7 +304,8 @@ class ArgumentGradient:
                  with_value: bool):
         self.f, self.fty, self.params, self.nums = f, fty, params, nums
         self.runtime, self.with_value = runtime, with_value
-        self.held = [i for i in range(len(params)) if i not in nums]
+        # the held arguments, each with whether it is a real, a constant without a walk: (x, λa ⊸ 0)
+        self.held = [(i, is_real(params[i])) for i in range(len(params)) if i not in nums]
         self.point = params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums))
         self.seed = runtime.backend.scalar(1.0)
         self._dual: Callable | None = None
@@ -314,8 +315,8 @@ class ArgumentGradient:
         if self._dual is None:
             self._dual = lift(self.f, self.fty, self.runtime)
         nums, arguments = self.nums, list(values)
-        for i in self.held:
-            arguments[i] = lift(values[i], self.params[i], self.runtime)
+        for i, real in self.held:
+            arguments[i] = (values[i], ZERO_BACKPROP) if real else lift(values[i], self.params[i], self.runtime)
         x = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
         return pulled_back(self._dual, x, self.point, self.seed, self.with_value, self.runtime, None, arguments, nums)
 
