@@ -598,7 +598,8 @@ def _host_reals(v: Any, t: Type, backend: Backend) -> Any:
 def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Callable:
     """``op`` (grad, value_and_grad, hessian, jacfwd, jacrev) of the lamad function ``f`` in the arguments
     ``argnums``, the others held constant: the lamad term ``op (\\xi. f x0 … xn)``,
-    checked and compiled once, applied to the arguments of each call."""
+    checked and compiled once, applied to the arguments of each call (``grad`` and
+    ``value_and_grad``: checked, then computed without it by :func:`_gradient`)."""
     f = _function(f, op)
     program, arity = f.program, len(f.param_types)
     if isinstance(argnums, bool) or not (isinstance(argnums, int) or isinstance(argnums, tuple) and all(
@@ -768,9 +769,6 @@ def _at_point(op: str, f: Function, primals: tuple, tangents: tuple | None = Non
         term = driver.check_term(parse_term(text), env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
-    if op in ("grad", "value_and_grad"):
-        return _gradient(f, nums, op == "value_and_grad", isinstance(argnums, tuple) and len(nums) == 1,
-                         _exporter(term.ty.cod, program))
     code = driver.compile(term, program.runtime, program.value, list(env))
     result = to_python(program._located(code, f.closure, *values), term.ty, program)
     if op == "vjp":  # the pullback's errors are located in the term written here
