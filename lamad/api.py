@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from lamad import archive, driver
 from lamad.adtypes import cotangent_type
-from lamad.autodiff import check_fits
+from lamad.autodiff import ArgumentGradient, check_fits
 from lamad.backend import Backend, get_backend
 from lamad.errors import LamError, LamRuntimeError, LamWarning, format_warning, read_source
 from lamad.parser import KEYWORDS, parse_term, parse_type
@@ -441,6 +441,8 @@ def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
         return program.backend.xp.asarray
     if isinstance(t, TupleType):
         items = [_exporter(i, program) for i in t.items]
+        if all(item is _same for item in items):  # a tuple of arrays (or of such tuples) is its own value
+            return _same
         return lambda v: tuple([item(x) for item, x in zip(items, v)])
     if isinstance(t, RecordType):
         items = [_exporter(i, program) for i in t.items]
@@ -596,7 +598,8 @@ def _host_reals(v: Any, t: Type, backend: Backend) -> Any:
 def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Callable:
     """``op`` (grad, value_and_grad, hessian, jacfwd, jacrev) of the lamad function ``f`` in the arguments
     ``argnums``, the others held constant: the lamad term ``op (\\xi. f x0 … xn)``,
-    checked and compiled once, applied to the arguments of each call."""
+    checked and compiled once, applied to the arguments of each call (``grad`` and
+    ``value_and_grad``: checked, then computed without it by :func:`_gradient`)."""
     f = _function(f, op)
     program, arity = f.program, len(f.param_types)
     if isinstance(argnums, bool) or not (isinstance(argnums, int) or isinstance(argnums, tuple) and all(
@@ -615,6 +618,9 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         term = driver.check_term(term, env)
     except LamError as e:
         raise e.locate(f"{op} {f.name}", "<python>") from None
+    if op in ("grad", "value_and_grad"):
+        return _gradient(f, nums, op == "value_and_grad", isinstance(argnums, tuple) and len(nums) == 1,
+                         _exporter(term.ty.cod, program))
     code = driver.compile(term, program.runtime, program.value, ["f", *names])
     export = _exporter(term.ty.cod, program)
     # in every argument, ``op (\(x0, …). f x0 …)`` captures no argument: its value, and what
@@ -636,11 +642,28 @@ def _differentiate(op: str, f: Function, argnums: int | tuple[int, ...]) -> Call
         if isinstance(argnums, int) or len(nums) > 1:
             return result
         # as in JAX, argnums=(i,) gives a tuple of one gradient (lamad has no 1-tuples)
-        if op == "value_and_grad":
-            return result[0], (result[1],)
         if op == "hessian":
             return ((result,),)
         return _one_tuples(result, f.result_type) if op in ("jacfwd", "jacrev") else (result,)
+    return differentiated
+
+
+def _gradient(f: Function, nums: tuple[int, ...], with_value: bool, one: bool,
+              export: Callable[[Any], Any]) -> Callable:
+    """``grad`` or ``value_and_grad`` (``with_value``) of ``f`` in the arguments ``nums``,
+    checked by :func:`_differentiate`: an :class:`lamad.autodiff.ArgumentGradient`, made
+    once, that each call runs at its arguments, with no term to compile or apply.  ``one``
+    for ``argnums=(i,)``, which, as in JAX, gives a tuple of one gradient."""
+    program, arity = f.program, len(f.param_types)
+    gradient = ArgumentGradient(f.closure, f.type, f.param_types, nums, program.runtime, with_value)
+
+    def differentiated(*args: Any) -> Any:
+        if len(args) != arity:
+            raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
+        result = export(program._located(driver.apply, gradient, [f.arguments(args)]))
+        if not one:
+            return result
+        return (result[0], (result[1],)) if with_value else (result,)
     return differentiated
 
 

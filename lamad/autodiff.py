@@ -35,7 +35,7 @@ from lamad.deep import collector_paused
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, sum_apply
 from lamad.prims import Runtime
-from lamad.syntax import PRODUCTS, REAL, TENSOR, Base, FunType, LinType, ListType, Span, Type
+from lamad.syntax import PRODUCTS, REAL, TENSOR, Base, FunType, LinType, ListType, Span, TupleType, Type
 
 # --------------------------------------------------------------------- lifting values
 
@@ -246,30 +246,79 @@ class Gradient(Differentiated):
         self._seed = constant(runtime.backend.scalar(1.0), marks, runtime)
 
     def __call__(self, x: Any) -> Any:
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
-            if self._dual is None:
-                self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
-            inputs: list[Backpropagator] = []
-            dual = list(self._dual(_wrap(x, self.fty.dom, inputs)))  # [y, y'], so that y' can be let go
-            y = dual[0]
-            value = _primal(y)
-            if getattr(value, "ndim", 0) != 0:
-                op = "value_and_grad" if self.with_value else "grad"
-                raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of "
-                                      f"shape {tuple(value.shape)}; reduce it with sum or mean", self.span)
-            forced = force(dual.pop()(self._seed))  # y' 1.0: the record alone holds y' while it is forced
-            ct = _collect(x, self.fty.dom, forced, iter(inputs), self.runtime.backend.xp)
-            return (y, ct) if self.with_value else ct
-        finally:
-            if paused:
-                gc.enable()
+        if self._dual is None:
+            self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
+        return pulled_back(self._dual, x, self.fty.dom, self._seed, self.with_value, self.runtime, self.span)
 
     def relift(self, mark: str, depth: int) -> Gradient:
         f = relift(self.f, self.fty, mark, depth, self.runtime)
         return Gradient(f, self.fty, self.inserted(mark, depth), self.runtime, self.span, self.with_value)
+
+
+def pulled_back(dual: Callable, x: Any, t: Type, seed: Any, with_value: bool, runtime: Runtime,
+                span: Span | None, arguments: list | None = None, nums: tuple[int, ...] = ()) -> Any:
+    """``collect (y' seed)`` with ``(y, y') = dual (wrap x)``, for ``x`` of type ``t``, and
+    ``(y, …)`` ``with_value``: a gradient's call, the collector paused (:class:`Gradient`).
+    Given ``arguments``, ``dual`` is applied to them in turn, ``wrap x`` put in at ``nums``
+    (one argument, or the items of a tuple: :class:`ArgumentGradient`)."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        inputs: list[Backpropagator] = []
+        wrapped = _wrap(x, t, inputs)
+        if arguments is None:
+            applied = dual(wrapped)
+        else:
+            for n, w in zip(nums, wrapped if len(nums) > 1 else (wrapped,)):
+                arguments[n] = w
+            applied = dual
+            for argument in arguments:
+                applied = applied(argument)
+        result = list(applied)  # [y, y'], so that y' can be let go
+        del applied
+        y = result[0]
+        value = _primal(y)
+        if getattr(value, "ndim", 0) != 0:
+            op = "value_and_grad" if with_value else "grad"
+            raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of "
+                                  f"shape {tuple(value.shape)}; reduce it with sum or mean", span)
+        forced = force(result.pop()(seed))  # y' 1.0: the record alone holds y' while it is forced
+        ct = _collect(x, t, forced, iter(inputs), runtime.backend.xp)
+        return (y, ct) if with_value else ct
+    finally:
+        if paused:
+            gc.enable()
+
+
+class ArgumentGradient:
+    """``grad`` and ``value_and_grad`` of a curried function ``f : A0 → … → An → B`` in
+    its arguments ``nums``, the others held constant, as Python calls them (lamad/api.py):
+    ``grad (λ(x_i)ᵢ∈nums. f x0 … xn)`` at the point of the arguments, without that lambda.
+    ←D of the lambda would apply ←D(f) to its wrapped parameters and to the held
+    arguments, which it captured, lifted as constants (docs/differentiation.md,
+    Conventions); this does the same, ←D(f) lifted on the first call and kept, so that a
+    call makes no closure, no gradient value and no lift of ``f``: only the constants."""
+
+    def __init__(self, f: Callable, fty: FunType, params: list[Type], nums: tuple[int, ...], runtime: Runtime,
+                 with_value: bool):
+        self.f, self.fty, self.params, self.nums = f, fty, params, nums
+        self.runtime, self.with_value = runtime, with_value
+        # the held arguments, each with whether it is a real, a constant without a walk: (x, λa ⊸ 0)
+        self.held = [(i, is_real(params[i])) for i in range(len(params)) if i not in nums]
+        self.point = params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums))
+        self.seed = runtime.backend.scalar(1.0)
+        self._dual: Callable | None = None
+
+    def __call__(self, values: list) -> Any:
+        """The gradient at the arguments ``values``: those at ``nums`` are the point."""
+        if self._dual is None:
+            self._dual = lift(self.f, self.fty, self.runtime)
+        nums, arguments = self.nums, list(values)
+        for i, real in self.held:
+            arguments[i] = (values[i], ZERO_BACKPROP) if real else lift(values[i], self.params[i], self.runtime)
+        x = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
+        return pulled_back(self._dual, x, self.point, self.seed, self.with_value, self.runtime, None, arguments, nums)
 
 
 class Pullback(Differentiated):
