@@ -652,10 +652,14 @@ def _gradient(f: Function, nums: tuple[int, ...], with_value: bool, one: bool,
               export: Callable[[Any], Any]) -> Callable:
     """``grad`` or ``value_and_grad`` (``with_value``) of ``f`` in the arguments ``nums``,
     checked by :func:`_differentiate`: an :class:`lamad.autodiff.ArgumentGradient`, made
-    once, that each call runs at its arguments, with no term to compile or apply.  ``one``
-    for ``argnums=(i,)``, which, as in JAX, gives a tuple of one gradient."""
+    once, that each call runs at its arguments, with no term to compile or apply; its
+    errors (a result that is not a scalar) are located at the definition of ``f`` where it
+    is one of the program's.  ``one`` for ``argnums=(i,)``, which, as in JAX, gives a tuple
+    of one gradient."""
     program, arity = f.program, len(f.param_types)
-    gradient = ArgumentGradient(f.closure, f.type, f.param_types, nums, program.runtime, with_value)
+    spans = {d.name: d.name_span for d in program.typed.program.defs} if f.where is None else {}
+    gradient = ArgumentGradient(f.closure, f.type, f.param_types, nums, program.runtime, with_value,
+                                spans.get(f.name))
 
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:

@@ -301,9 +301,9 @@ class ArgumentGradient:
     call makes no closure, no gradient value and no lift of ``f``: only the constants."""
 
     def __init__(self, f: Callable, fty: FunType, params: list[Type], nums: tuple[int, ...], runtime: Runtime,
-                 with_value: bool):
+                 with_value: bool, span: Span | None = None):
         self.f, self.fty, self.params, self.nums = f, fty, params, nums
-        self.runtime, self.with_value = runtime, with_value
+        self.runtime, self.with_value, self.span = runtime, with_value, span
         # the held arguments, each with whether it is a real, a constant without a walk: (x, λa ⊸ 0)
         self.held = [(i, is_real(params[i])) for i in range(len(params)) if i not in nums]
         self.point = params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums))
@@ -318,7 +318,8 @@ class ArgumentGradient:
         for i, real in self.held:
             arguments[i] = (values[i], ZERO_BACKPROP) if real else lift(values[i], self.params[i], self.runtime)
         x = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
-        return pulled_back(self._dual, x, self.point, self.seed, self.with_value, self.runtime, None, arguments, nums)
+        return pulled_back(self._dual, x, self.point, self.seed, self.with_value, self.runtime, self.span, arguments,
+                           nums)
 
 
 class Pullback(Differentiated):

@@ -137,9 +137,11 @@ def test_a_non_scalar_loss_is_a_located_run_time_error():
     assert "needs a scalar result" in error.message and "shape (2,)" in error.message
     assert error.span.line == 4 and spanned(source, error).startswith("value_and_grad vector")
     assert str(error).splitlines()[0].startswith("<string>:4:11: runtime error:")
-    # and through the Python API
-    with pytest.raises(lamad.LamRuntimeError, match="needs a scalar result"):
-        lamad.grad(prog.vector)(np.ones(3))
+    # and through the Python API, located at the definition of the function
+    for differentiate in (lamad.grad, lamad.value_and_grad):
+        with pytest.raises(lamad.LamRuntimeError, match="needs a scalar result") as info:
+            differentiate(prog.vector)(np.ones(3))
+        assert str(info.value).splitlines()[0].startswith("<string>:2:5: runtime error:")
 
 
 # ------------------------------------------------------------------ typing transformed terms
