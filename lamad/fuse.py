@@ -25,11 +25,12 @@ keeps the code of a long chain's backward pass in functions of a bounded size.
 from __future__ import annotations
 
 from itertools import count
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from lamad.syntax import (
-    GRAD, REAL, App, DAdd, DZero, Lam, Let, LinLam, LinType, Lit, Pattern, Prim, PTuple, PVar, Term, Tuple, Var,
-    children, free_variables, let_chain, map_children, pattern_names, rename_free, update,
+    GRAD, REAL, App, DZero, Lam, Let, LinLam, LinType, Lit, Pattern, Prim, PTuple, PVar, Term, Tuple, Var,
+    children, cotangent_sum, factored, free_variables, let_chain, map_children, pattern_names, rename_free,
+    summands, update,
 )
 
 FUSED_MOST = 32
@@ -52,45 +53,12 @@ def _is_backpropagator(t: Term) -> bool:
 
 def _summands(t: Term) -> Iterator[Term]:
     """The summands of a gradient value ``t``, zeros left out."""
-    stack = [t]
-    while stack:
-        node = stack.pop()
-        if node.__class__ is DAdd:
-            stack += (node.right, node.left)
-        elif node.__class__ is not DZero:
-            yield node
+    return (s for s in summands(t) if s.__class__ is not DZero)
 
 
 def _sent(s: Term) -> str | None:
     """The variable a summand ``x' t`` sends its cotangent to; ``None`` for another summand."""
     return s.fn.name if s.__class__ is App and s.fn.__class__ is Var and s.ty == GRAD else None
-
-
-def _sum(terms: list[Term]) -> Term:
-    """``t1 + … + tn`` of cotangents, in order."""
-    total = terms[0]
-    for t in terms[1:]:
-        total = Prim("add", (total, t), ty=total.ty)
-    return total
-
-
-def _factored(summands: list[Term], resolve: Callable[[str], str]) -> Term:
-    """The gradient value ``Σ summands`` with the sends to one backpropagator (the names
-    for which ``resolve`` resolves alike) summed first: ``x' u + x' v → x' (u + v)``."""
-    sends: dict[str, list[App]] = {}
-    others: list[Term] = []
-    for s in summands:
-        if _sent(s) is not None:
-            sends.setdefault(resolve(s.fn.name), []).append(s)
-        else:
-            others.append(s)
-    parts = [App(apps[0].fn, _sum([a.arg for a in apps]), ty=GRAD) for apps in sends.values()] + others
-    if not parts:
-        return DZero(ty=GRAD)
-    total = parts[0]
-    for p in parts[1:]:
-        total = DAdd(total, p, ty=GRAD)
-    return total
 
 
 def _atoms(terms: tuple[Term, ...]) -> bool:
@@ -386,12 +354,12 @@ class _Chain:
         send(result)
         while pending:
             name = max(pending, key=self.backprops.__getitem__)
-            total = _sum(pending.pop(name))
+            total = cotangent_sum(pending.pop(name))
             inner, inner_steps, inner_result = self.opened(self.bindings[self.backprops[name]][1])
             steps.append((inner, total))
             steps += inner_steps
             send(inner_result)
-        return update(lin, param=param, body=_lets(steps, _factored(rest, self.resolve)))
+        return update(lin, param=param, body=_lets(steps, factored(rest, self.resolve)))
 
     def opened(self, lin: LinLam) -> tuple[Pattern, list[Binding], Term]:
         """``lin``'s parameter, the bindings of its body and its result, each binder renamed

@@ -36,7 +36,7 @@ from lamad.pretty import format_value, pretty
 from lamad.syntax import (
     BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, App, DAdd, DZero, FunType, If, Lam,
     Let, LinLam, LinType, ListLit, ListType, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span,
-    Term, Tuple, TupleType, Type, Var, alpha_key, perp, substitute, subterms, update,
+    Term, Tuple, TupleType, Type, Var, alpha_key, gradient_sum, perp, substitute, subterms, summands, update,
 )
 
 RULES: dict[str, str] = {
@@ -359,7 +359,7 @@ class Reduction:
         if cls is Prim:
             return self.primitive(t)
         if cls is DAdd:
-            return self.sum(_summands(t))
+            return self.sum(list(summands(t)))
         raise UnsupportedError(f"reduce does not step through a {cls.__name__}", t.span)
 
     def part(self, t: Term, put: Callable[[Term], Term]) -> _Redex | None:
@@ -400,16 +400,16 @@ class Reduction:
         """A sum in ``d``: drop a ``0``; reduce the parts of the summands; factor; apply
         the latest backpropagator."""
         def at(i: int) -> Callable[[Term], Term]:
-            return lambda new: _add(summands[:i] + [new] + summands[i + 1:])
+            return lambda new: gradient_sum(summands[:i] + [new] + summands[i + 1:])
 
         if (fewer := drop_zero(summands)) is not None:
-            return _here("zero", _add(fewer))
+            return _here("zero", gradient_sum(fewer))
         for i, s in enumerate(summands):
             inside = self.application(s, contract=False) if isinstance(s, App) else self.redex(s)
             if (found := _inside(at(i), inside)) is not None:
                 return found
         if (factored := factor(summands, self.constants)) is not None:
-            return _here("factor", _add(factored))
+            return _here("factor", gradient_sum(factored))
         i = latest(summands)
         return None if i is None else _inside(at(i), _applied(summands[i].fn, summands[i].arg))
 
@@ -422,26 +422,6 @@ def _applied(fn: Lam | LinLam, arg: Term) -> _Redex:
 def _with(t: Term, **parts: Any) -> Term:
     """``t`` with these parts replaced."""
     return update(t, **parts)
-
-
-def _summands(t: Term) -> list[Term]:
-    """The summands of a sum in ``d``, left to right."""
-    out, stack = [], [t]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, DAdd):
-            stack += [node.right, node.left]
-        else:
-            out.append(node)
-    return out
-
-
-def _add(summands: list[Term]) -> Term:
-    """``s1 + … + sn``, associated to the left."""
-    total = summands[0]
-    for s in summands[1:]:
-        total = DAdd(total, s, ty=GRAD)
-    return total
 
 
 # --------------------------------------------------------------------- the inputs and the gradient
@@ -479,7 +459,7 @@ class Inputs:
     def gradient(self, names: list[str], values: list[Any], types: list[Type], final: Term) -> list[Any]:
         """The gradient the normal form ``x1' c1 + … + xk' ck`` holds, one per input."""
         sent: dict[str, Any] = {}
-        for s in _summands(final):
+        for s in summands(final):
             if isinstance(s, DZero):
                 continue
             if not (isinstance(s, App) and isinstance(s.fn, Var) and s.fn.name in self.leaves
@@ -529,7 +509,7 @@ def start(derivative: Term, inputs: Inputs, result: Type, cotangent: Term) -> Te
     for arg in inputs.terms:
         applied = App(applied, arg, ty=applied.ty.cod)
     pattern, sent = result_pattern(result, cotangent)
-    return Let(pattern, applied, _add(sent) if sent else DZero(ty=GRAD), span=cotangent.span, ty=GRAD)
+    return Let(pattern, applied, gradient_sum(sent), span=cotangent.span, ty=GRAD)
 
 
 # --------------------------------------------------------------------- printing

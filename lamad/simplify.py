@@ -59,8 +59,8 @@ from lamad.prims import PRIMITIVES
 from lamad.prims.arithmetic import INT_MAX
 from lamad.syntax import (
     REAL, TENSOR, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild,
-    Record, Term, Tuple, TupleType, Var, alpha_key, children, free_variables, let_chain, map_children, pattern_names,
-    term_names, update,
+    Record, Term, Tuple, TupleType, Var, alpha_key, children, cotangent_sum, factored, free_variables, let_chain,
+    map_children, pattern_names, summands, term_names, update,
 )
 
 _TYPED = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "context")
@@ -129,31 +129,7 @@ def _lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
 
 def _summands(t: Term) -> Iterator[Term]:
     """The summands of a sum at type ``d`` (zeros dropped)."""
-    stack = [t]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, DAdd):
-            stack.extend((node.right, node.left))
-        elif not _is_zero(node):
-            yield node
-
-
-def _sum(terms: list[Term]) -> Term:
-    """The sum in ``d`` of some gradient values."""
-    if not terms:
-        return DZero()
-    total = terms[0]
-    for t in terms[1:]:
-        total = DAdd(total, t)
-    return total
-
-
-def _add(terms: list[Term]) -> Term:
-    """The sum of some cotangents (arrays, or transformed values in a nested derivative)."""
-    total = terms[0]
-    for t in terms[1:]:
-        total = Prim("add", (total, t))
-    return total
+    return (s for s in summands(t) if not _is_zero(s))
 
 
 def _is_zero(t: Term) -> bool:
@@ -816,7 +792,7 @@ class _Simplifier:
                 return lin
             while pending:
                 target = max(pending, key=lambda n: backprops[n][0])
-                total = _add(pending.pop(target))
+                total = cotangent_sum(pending.pop(target))
                 fn = backprops[target][1]
                 if not _atomic(total) and self.census.count.get(fn.param.name, 0) > 1:
                     name = self.fresh("b")
@@ -830,7 +806,7 @@ class _Simplifier:
                 inner_chain, inner = let_chain(sent)
                 steps.extend((let.pattern, let.bound) for let in inner_chain)
                 send(inner)
-            return update(lin, body=_lets(steps, _factor(rest)))
+            return update(lin, body=_lets(steps, factored(rest)))
 
         def visit(t: Term) -> Term:
             if isinstance(t, LinLam):
@@ -1022,21 +998,6 @@ def _parts_bound(p: PTuple, parts: list[str]) -> list[tuple[Pattern, Term]]:
     that gave the parts their names)."""
     return [(item, Var(part)) for item, part in zip(p.items, parts)
             if not (type(item) is PVar and item.name == part)]
-
-
-def _factor(summands: list[Term]) -> Term:
-    """Linear factoring: ``x' u + x' v → x' (u + v)``."""
-    groups: dict[str, list[Term]] = {}
-    others: list[Term] = []
-    order: list[str] = []
-    for s in summands:
-        if isinstance(s, App) and isinstance(s.fn, Var):
-            if s.fn.name not in groups:
-                order.append(s.fn.name)
-            groups.setdefault(s.fn.name, []).append(s.arg)
-        else:
-            others.append(s)
-    return _sum([App(Var(n), _add(groups[n])) for n in order] + others)
 
 
 def _algebra(t: Prim) -> tuple[Term, list[Term]]:

@@ -692,6 +692,55 @@ class Program:
         raise KeyError(name)
 
 
+# --------------------------------------------------------------------- sums in d
+
+
+def summands(t: Term) -> Iterator[Term]:
+    """The summands of a sum in ``d`` (``u + v``), left to right, without recursion (the
+    sum of a long chain is deep)."""
+    stack = [t]
+    while stack:
+        node = stack.pop()
+        if node.__class__ is DAdd:
+            stack += (node.right, node.left)
+        else:
+            yield node
+
+
+def gradient_sum(terms: list[Term]) -> Term:
+    """``t1 + … + tn`` in ``d``, associated to the left; ``0`` for none."""
+    if not terms:
+        return DZero(ty=GRAD)
+    total = terms[0]
+    for t in terms[1:]:
+        total = DAdd(total, t, ty=GRAD)
+    return total
+
+
+def cotangent_sum(terms: list[Term]) -> Term:
+    """``t1 + … + tn`` of cotangents (at least one), of the type of the first."""
+    total = terms[0]
+    for t in terms[1:]:
+        total = Prim("add", (total, t), ty=total.ty)
+    return total
+
+
+def factored(sums: list[Term], target: Callable[[str], str] = lambda name: name) -> Term:
+    """Linear factoring, ``x' u + x' v → x' (u + v)``: the gradient value ``Σ sums`` with
+    the cotangents sent to one backpropagator summed first, in the order the
+    backpropagators are first sent to, the other summands after them; ``target`` says
+    which backpropagator a variable names (by default itself)."""
+    sends: dict[str, list[App]] = {}
+    others: list[Term] = []
+    for s in sums:
+        if s.__class__ is App and s.fn.__class__ is Var:
+            sends.setdefault(target(s.fn.name), []).append(s)
+        else:
+            others.append(s)
+    return gradient_sum([App(apps[0].fn, cotangent_sum([a.arg for a in apps]), ty=GRAD) for apps in sends.values()]
+                        + others)
+
+
 # --------------------------------------------------------------------- traversal
 
 
