@@ -32,7 +32,7 @@ from lamad.syntax import (
     BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, Ann, FunType, LinType, ListType, Program,
     NAME, RecordType, Term, TupleType, Type, free_variables, pretty_type, record_type,
 )
-from lamad.types import Instances, Scope, TypedProgram, aliases
+from lamad.types import Instances, TypedProgram, aliases
 
 
 class LamArgumentError(LamError, TypeError, ValueError):

@@ -22,8 +22,8 @@ from lamad.adtypes import forward_type, has_leaves
 from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES
 from lamad.instances import join
-from lamad.syntax import REAL, TENSOR, Lit, Prim, PVar, Span, Term, Tuple, Type, Var
-from lamad.transform import Transform, lets
+from lamad.syntax import REAL, TENSOR, Lit, Prim, PVar, Span, Term, Tuple, Type, Var, lets
+from lamad.transform import Transform
 
 # --------------------------------------------------------------------- the transform
 

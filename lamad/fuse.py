@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 
 from lamad.syntax import (
     GRAD, REAL, App, DZero, Lam, Let, LinLam, LinType, Lit, Pattern, Prim, PTuple, PVar, Term, Tuple, Var,
-    children, cotangent_sum, factored, free_variables, let_chain, map_children, pattern_names, rename_free,
+    children, cotangent_sum, factored, free_variables, let_chain, lets, map_children, pattern_names, rename_free,
     summands, update,
 )
 
@@ -77,12 +77,6 @@ def _mentioned(t: Term) -> Iterator[str]:
             stack += node.args if kind is Prim else node.items
         elif kind is not Lit and kind is not DZero:
             stack += children(node)
-
-
-def _lets(bindings: list[Binding], body: Term) -> Term:
-    for p, b in reversed(bindings):
-        body = Let(p, b, body, ty=body.ty, span=b.span)
-    return body
 
 
 class _Fuser:
@@ -225,7 +219,7 @@ class _Chain:
         targets = self.analyse() if self.backprops else {}
         owner = self.owners()
         if not any(owner[name] != name for name in self.backprops):
-            return _lets(self.bindings, self.body) if self.nested != self.fuser.fusions else self.original
+            return lets(self.bindings, self.body) if self.nested != self.fuser.fusions else self.original
         self.fuser.fusions += 1
         owners = {o for b, o in owner.items() if o != b}
         runs = {o: self.run(o, self.linear(o, targets), owner) for o in owners}
@@ -241,7 +235,7 @@ class _Chain:
         if body.__class__ is Tuple:
             items = tuple([runs.get(("result", i), item) for i, item in enumerate(body.items)])
             body = update(body, items=items)
-        return _lets(out, body)
+        return lets(out, body)
 
     def resolve(self, name: str) -> str:
         return self.alias.get(name, name)
@@ -359,7 +353,7 @@ class _Chain:
             steps.append((inner, total))
             steps += inner_steps
             send(inner_result)
-        return update(lin, param=param, body=_lets(steps, factored(rest, self.resolve)))
+        return update(lin, param=param, body=lets(steps, factored(rest, self.resolve)))
 
     def opened(self, lin: LinLam) -> tuple[Pattern, list[Binding], Term]:
         """``lin``'s parameter, the bindings of its body and its result, each binder renamed

@@ -24,9 +24,10 @@ from lamad.prims import PRIMITIVES
 from lamad.adtypes import backprop_type, cotangent_type, has_leaves
 from lamad.linearity import is_zero, linear_in, mentions
 from lamad.syntax import (
-    ARRAY_OF, GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Span, Term, Tuple, Type, Var, perp,
+    ARRAY_OF, GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Span, Term, Tuple, Type, Var, lets,
+    perp,
 )
-from lamad.transform import Transform, lets
+from lamad.transform import Transform
 
 ARRAYS = frozenset(ARRAY_OF.values())
 """The array types: an argument of one of them may widen the others' shapes."""

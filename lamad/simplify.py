@@ -60,7 +60,7 @@ from lamad.prims.arithmetic import INT_MAX
 from lamad.syntax import (
     REAL, TENSOR, App, DAdd, DZero, Lam, Let, LinLam, Lit, Pattern, Prim, Proj, PRecord, PTuple, PVar, PWild,
     Record, Term, Tuple, TupleType, Var, alpha_key, children, cotangent_sum, factored, free_variables, let_chain,
-    map_children, pattern_names, summands, term_names, update,
+    lets, map_children, pattern_names, summands, term_names, update,
 )
 
 _TYPED = frozenset(name for name, p in PRIMITIVES.items() if p.typing == "context")
@@ -119,12 +119,6 @@ def _map(t: Term, fn: Callable[[Term], Term]) -> Term:
         return t if body is t.body else update(t, body=body)
     new = map_children(t, fn)
     return t if all(a is b for a, b in zip(children(new), children(t))) else new
-
-
-def _lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
-    for p, b in reversed(bindings):
-        body = Let(p, b, body)
-    return body
 
 
 def _summands(t: Term) -> Iterator[Term]:
@@ -497,7 +491,7 @@ class _Simplifier:
                 for let in chain:
                     bound = walk(let.bound)
                     out.append((pattern(let.pattern, False, saved), bound))
-                result = _lets(out, walk(body))
+                result = lets(out, walk(body))
                 leave(saved)
                 return result
             if isinstance(node, (Lam, LinLam)):
@@ -675,14 +669,14 @@ class _Simplifier:
             if self.run_backward:
                 after = self.backward(bindings, body)
                 if after is not body:
-                    body, counted = after, _destructurings(_lets(bindings, after), names)
+                    body, counted = after, _destructurings(lets(bindings, after), names)
                     bindings = self.drop_dead(bindings, body, names, *counted)
             if counted is None:
                 if not names & self.census.taken_apart:
-                    return _lets(bindings, body)  # no variable of the chain is taken apart: none to refine
-                counted = _destructurings(_lets(bindings, body), names)
+                    return lets(bindings, body)  # no variable of the chain is taken apart: none to refine
+                counted = _destructurings(lets(bindings, body), names)
             bindings, body = self.refine(bindings, body, *counted)
-            return _lets(bindings, body)
+            return lets(bindings, body)
         if isinstance(t, (Lam, LinLam)):
             body = self.chains(t.body)
             param, body = self.refine_param(t.param, body)
@@ -690,7 +684,7 @@ class _Simplifier:
         if isinstance(t, (Tuple, Record, Prim, App)):
             t = _map(t, self.chains)
             floated, t = self.float_args(t)
-            return _lets(floated, t)
+            return lets(floated, t)
         return _map(t, self.chains)
 
     def float_args(self, t: Term) -> tuple[list[tuple[Pattern, Term]], Term]:
@@ -806,7 +800,7 @@ class _Simplifier:
                 inner_chain, inner = let_chain(sent)
                 steps.extend((let.pattern, let.bound) for let in inner_chain)
                 send(inner)
-            return update(lin, body=_lets(steps, factored(rest)))
+            return update(lin, body=lets(steps, factored(rest)))
 
         def visit(t: Term) -> Term:
             if isinstance(t, LinLam):
@@ -833,7 +827,7 @@ class _Simplifier:
         # a variable now used once, under no lambda, may be substituted next round
         once = {p.name for p, b in out if type(p) is PVar and uses.get(p.name) == 1 < before[p.name]
                 and not isinstance(b, (Lam, LinLam))}
-        if once and _occurrences_outside_lambdas(_lets(out, body), once):
+        if once and _occurrences_outside_lambdas(lets(out, body), once):
             self.again = True
         return out
 
@@ -988,7 +982,7 @@ def _destructure_all(t: Term, parts: dict[str, list[str]]) -> Term:
                 out.extend(_parts_bound(let.pattern, parts[let.bound.name]))
             else:
                 out.append((let.pattern, _destructure_all(let.bound, parts)))
-        return _lets(out, _destructure_all(body, parts))
+        return lets(out, _destructure_all(body, parts))
     return _map(t, lambda c: _destructure_all(c, parts))
 
 
@@ -1139,7 +1133,7 @@ class _Renamer:
             for let in chain:
                 bound = self.term(let.bound, cotangent)
                 out.append((self.pattern(let.pattern, "b" if cotangent else "z", saved), bound))
-            result = _lets(out, self.term(body, cotangent))
+            result = lets(out, self.term(body, cotangent))
             self.restore(saved)
             return result
         return map_children(t, lambda c: self.term(c, cotangent))

@@ -692,6 +692,14 @@ class Program:
         raise KeyError(name)
 
 
+def lets(bindings: Iterable[tuple[Pattern, Term]], body: Term) -> Term:
+    """``let p1 = t1; …; pn = tn in body``, of the type of ``body``, each ``let`` spanning
+    its bound term."""
+    for pattern, bound in reversed(list(bindings)):
+        body = Let(pattern, bound, body, ty=body.ty, span=bound.span)
+    return body
+
+
 # --------------------------------------------------------------------- sums in d
 
 

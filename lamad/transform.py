@@ -30,7 +30,7 @@ from lamad.prims.rules import resolve
 from lamad.syntax import (
     GRAD, REAL, TENSOR, App, DAdd, DZero, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim,
     Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, let_chain,
-    term_names,
+    lets, term_names,
 )
 
 _VALUES = resolve("map fst x1", frozenset({"x1"}))
@@ -38,13 +38,6 @@ _VALUES = resolve("map fst x1", frozenset({"x1"}))
 
 
 # --------------------------------------------------------------------- rules
-
-
-def lets(bindings: list[tuple[Pattern, Term]], body: Term) -> Term:
-    """``let p1 = t1; …; pn = tn in body``, of the type of ``body``."""
-    for pattern, bound in reversed(bindings):
-        body = Let(pattern, bound, body, ty=body.ty)
-    return body
 
 
 def annotate(p: Pattern, t: Type) -> Pattern:

@@ -13,7 +13,6 @@ import pytest
 
 import lamad
 from lamad import LamRuntimeError
-from lamad.prims import PRIMITIVES
 from lamad.prims import axes
 from lamad.prims.axes import dual, einsum
 from lamad.parser import parse_term
