@@ -134,11 +134,11 @@ def unroll(t: Prim) -> Term | None:
         return f
 
     lists = [a.items for a in args if isinstance(a, ListLit)]
-    if op == "map" and lists:
-        return ListLit(tuple(call(args[0], x) for x in lists[0]), span=span, ty=t.ty)
-    if op == "fold" and lists:
+    if op == "map" and isinstance(args[1], ListLit):
+        return ListLit(tuple(call(args[0], x) for x in args[1].items), span=span, ty=t.ty)
+    if op == "fold" and isinstance(args[2], ListLit):  # the accumulator may be a list too
         acc = args[1]
-        for x in lists[0]:
+        for x in args[2].items:
             acc = call(args[0], acc, x)
         return acc
     if op == "iterate" and isinstance(args[0], Lit):

@@ -147,6 +147,19 @@ def test_loops_over_lists_are_written_out():
     assert gradient(stopped) == "27.0"
 
 
+
+def test_a_fold_whose_accumulator_is_a_list_unrolls_over_its_list_argument():
+    """``fold f [x] []`` is ``[x]``: the accumulator, a list too, is not what is folded over
+    (found by generated programs: the reduction stepped into the function's body with the
+    accumulator's item for its Bool argument)."""
+    empty = stepped(":step \\(x : Real). let xs = fold (\\(acc : List Real) (b : Bool). [if b then 2.0 else 3.0]) "
+                    "[x * x] ([] : List Bool) in fold (\\(a : Real) (y : Real). a + y) 0.0 xs at 1.5")
+    assert gradient(empty) == "3.0"
+    last = stepped(":step \\(x : Real). let xs = fold (\\(acc : List Real) (y : Real). [y * x]) [x] [2.0, 5.0] "
+                   "in fold (\\(a : Real) (y : Real). a + y) 0.0 xs at 1.5")
+    assert gradient(last) == "5.0"
+
+
 def leaves(value) -> list[float]:
     """The reals of a gradient, a record's (a dict from Python) in the order of its fields."""
     if isinstance(value, dict):
