@@ -191,8 +191,37 @@ def test_the_trace_runs_the_gradient_unfused_after_a_fused_one():
     """``lamad trace`` shows one backpropagator per primitive: after a (fused) gradient of
     the same function, whose derivative is cached, the trace still gets an unfused one."""
     prog = lamad.loads("def f (x : Real) (y : Real) : Real = let u = x * y in sin u + cos u")
+    df = lamad.grad(prog.f, (0, 1))
+    df(0.5, 3.0)  # the first tier, unfused
     Stats.reset()
-    lamad.grad(prog.f, (0, 1))(0.5, 3.0)
+    df(0.5, 3.0)
     assert Stats.backprop_runs == 1
     t = trace.of_program(prog, "f", prog.evaluate("(0.5, 3.0)"))
     assert [t.graph.nodes[r.node].op for r in t.runs] == ["add", "cos", "sin", "mul"]
+
+
+def test_a_gradient_runs_unfused_on_its_first_call_and_fused_from_its_second():
+    """←D is compiled in two tiers (lamad/eval.py, ``_LamSource``): unfused for the first
+    call, which then does not pay for fusing, and fused for the second and every later
+    one: three backpropagators (sin, ·, +), then one.  The gradient is the same each time."""
+    df = lamad.grad(lamad.loads("def f (x : Real) : Real = sin x * x + x").f)
+    grads, runs = [], []
+    for _ in range(3):
+        Stats.reset()
+        grads.append(float(df(0.5)))
+        runs.append(Stats.backprop_runs)
+    assert runs == [3, 1, 1]
+    assert grads[0] == pytest.approx(math.cos(0.5) * 0.5 + math.sin(0.5) + 1.0, rel=1e-15)
+    assert grads[1] == grads[2] == pytest.approx(grads[0], rel=1e-15)
+
+
+def test_a_function_differentiated_again_by_a_new_gradient_gets_the_fused_tier():
+    """The tiers are the function's, not the gradient value's: a second ``grad f``, made
+    anew, asks for ←D of ``f`` again and gets it fused."""
+    f = lamad.loads("def f (x : Real) : Real = sin x * x + x").f
+    runs = []
+    for _ in range(2):
+        Stats.reset()
+        lamad.grad(f)(0.5)
+        runs.append(Stats.backprop_runs)
+    assert runs == [3, 1]
