@@ -22,7 +22,9 @@ lambda, open in them.
 each pass and each run entered from outside: :func:`~lamad.deep.deep` (a pass that
 overflows Python's stack on a deeply nested program runs again on a thread with a big
 one) and :func:`~lamad.deep.collector_paused` (Python's cyclic garbage collector is
-paused while a pass over a big program allocates millions of acyclic nodes).  The one
+paused while a pass over a big program allocates millions of acyclic nodes; it is run
+once when ←D of a function is compiled again fused, to free the first tier's code, which
+is cyclic, before the second is made: :func:`derive`).  The one
 exception is the AD runtime, lamad/autodiff.py, which pauses the collector around each
 gradient and pullback it runs: those run inside compiled code, wherever a program
 applies ``grad f``, with no entry from outside for the driver to wrap (the run that
@@ -31,6 +33,7 @@ reaches them is already wrapped in ``deep`` here).
 
 from __future__ import annotations
 
+import gc
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -261,9 +264,12 @@ def derive(lam: Lam | LinLam, mark: str, depth: int, runtime_: Runtime,
         outer, term = term.origin
         marks.append(_LETTERS[outer])
     free = list(free_variables(term).items())
+    fused = mark == "r" and not marks and FUSED_BACKWARD.get()
+    if fused:  # the second tier (lamad.eval._LamSource), which replaces the first
+        gc.collect()  # the first tier's code, let go but cyclic: not left beside the second's
     for letter in [mark, *reversed(marks)]:
         term = TRANSFORMS[_MODES[letter]][0](term)  # typed: nothing is inferred again
-    if mark == "r" and not marks and FUSED_BACKWARD.get():
+    if fused:
         term = fuse_backward(term, [name for name, _ in free])
     return free, compile_term(term, runtime_, globals_, [name for name, _ in free])
 
