@@ -1,4 +1,5 @@
-"""Backward passes fused at compile time (docs/language.md, Evaluation).
+"""Backward passes fused at compile time (docs/language.md, Evaluation), for the second
+tier of ←D of a function, which its gradient's second call compiles (lamad.eval._LamSource).
 
 ←D makes one backpropagator per primitive application, and forcing
 (lamad/gradient.py) runs them one by one, each on the sum of the cotangents sent
