@@ -88,10 +88,10 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
                  ) -> tuple[dict[str, float], float]:
     """Seconds per phase of ``grad f`` at ``x`` from the text ``src`` — those of the first
     call (:data:`PHASES`), then the whole of the second (``"second call"``: its phases
-    ``"collect"`` (the first tier's code), ``"second ←D"``, ``"fuse"``, ``"second compile"`` and ``"second run"``) — and the
-    gradient, which both calls must agree on, with the cyclic collector paused as lamad's API
-    pauses it for these passes; with ``profiles``, each phase is profiled by a profiler of
-    its own, put there by name."""
+    ``"collect"`` (the first tier's code), ``"second ←D"``, ``"fuse"``, ``"second
+    compile"`` and ``"second run"``) — and the gradient, which both calls must agree on,
+    with the cyclic collector paused as lamad's API pauses it for these passes; with
+    ``profiles``, each phase is profiled by a profiler of its own, put there by name."""
     runtime = make_runtime()
     t: dict[str, float] = {}
 
@@ -116,7 +116,7 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
     names = list(free_variables(term))
     code = phase("compile", compile_term, phase("←D", backprop, term), runtime, typed.terms.__getitem__, names)
     g = phase("run", run, code, fty)
-    del code  # as lamad lets the first tier go, and collects it, before it makes the second
+    del code  # as lamad.eval._LamSource lets the first tier go, and collects it, before it makes the second
     phase("collect", gc.collect)
     fused = phase("fuse", fuse_backward, phase("second ←D", backprop, term), names)
     code = phase("second compile", compile_term, fused, runtime, typed.terms.__getitem__, names)

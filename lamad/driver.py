@@ -22,18 +22,17 @@ lambda, open in them.
 each pass and each run entered from outside: :func:`~lamad.deep.deep` (a pass that
 overflows Python's stack on a deeply nested program runs again on a thread with a big
 one) and :func:`~lamad.deep.collector_paused` (Python's cyclic garbage collector is
-paused while a pass over a big program allocates millions of acyclic nodes; it is run
-once when ←D of a function is compiled again fused, to free the first tier's code, which
-is cyclic, before the second is made: :func:`derive`).  The one
-exception is the AD runtime, lamad/autodiff.py, which pauses the collector around each
-gradient and pullback it runs: those run inside compiled code, wherever a program
+paused while a pass over a big program allocates millions of acyclic nodes).  The
+exceptions are in the AD runtime, which runs inside compiled code, wherever a program
 applies ``grad f``, with no entry from outside for the driver to wrap (the run that
-reaches them is already wrapped in ``deep`` here).
+reaches them is already wrapped in ``deep`` here): lamad/autodiff.py pauses the
+collector around each gradient and pullback it runs, and ``lamad.eval._LamSource``
+collects once when it compiles ←D of a big function again fused, to free the first
+tier's code, which is cyclic, before the second tier is made.
 """
 
 from __future__ import annotations
 
-import gc
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -264,12 +263,9 @@ def derive(lam: Lam | LinLam, mark: str, depth: int, runtime_: Runtime,
         outer, term = term.origin
         marks.append(_LETTERS[outer])
     free = list(free_variables(term).items())
-    fused = mark == "r" and not marks and FUSED_BACKWARD.get()
-    if fused:  # the second tier (lamad.eval._LamSource), which replaces the first
-        gc.collect()  # the first tier's code, let go but cyclic: not left beside the second's
     for letter in [mark, *reversed(marks)]:
         term = TRANSFORMS[_MODES[letter]][0](term)  # typed: nothing is inferred again
-    if fused:
+    if mark == "r" and not marks and FUSED_BACKWARD.get():
         term = fuse_backward(term, [name for name, _ in free])
     return free, compile_term(term, runtime_, globals_, [name for name, _ in free])
 

@@ -29,6 +29,7 @@ and gradient values (lamad/gradient.py) for the target calculus.
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 from bisect import bisect_right
@@ -50,7 +51,7 @@ from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
     GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
-    PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order,
+    PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order, size_above,
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -904,16 +905,23 @@ def _is_atom(code: str) -> bool:
 # --------------------------------------------------------------------- differentiation
 
 
+FIRST_TIER_NODES = 300
+"""The size of a lambda above which ←D of it is first compiled unfused (:class:`_LamSource`):
+fusing costs some 15 µs per node of the lambda (3 ms at this size)."""
+
+
 class _LamSource:
     """What a closure needs to be differentiated: its elaborated term, the lamad names of
     the values it captured (in the order of its partial application), and how to find
     the definitions it uses.
 
-    ←D of the lambda (at depth 0, where ``derive`` fuses its backward passes) is compiled
-    in two tiers, as a JIT compiles a function again once it is called again: unfused the
-    first time it is asked for, fused (lamad/fuse.py) the second; a gradient asks again on
-    its second call (lamad/autodiff.py).  A function differentiated once does not pay for
-    fusing its backward passes."""
+    ←D of a big lambda (of more than :data:`FIRST_TIER_NODES` nodes, at depth 0, where
+    ``derive`` fuses its backward passes) is compiled in two tiers, as a JIT compiles a
+    function again once it is called again: unfused the first time it is asked for, fused
+    (lamad/fuse.py) the second; a gradient asks again on its second call
+    (lamad/autodiff.py).  A big function differentiated once does not pay for fusing its
+    backward passes; a small one is fused at once, which costs little and saves most of
+    the run of a body that a loop calls many times."""
 
     def __init__(self, term: Lam | LinLam, captured: list[str], unit: _Unit):
         self.term = term
@@ -958,9 +966,10 @@ class _LamSource:
         if key in self._first_tier:  # asked again: the fused tier, which replaces the first
             self._first_tier.discard(key)
             del self._lifted[key]
+            gc.collect()  # the first tier's code, let go but cyclic: not held beside the second's
             self._lifted[key] = self.runtime.derived(self.term, mark, depth, self.globals)
         elif key not in self._lifted:
-            if key[2] and mark == "r" and depth == 0:
+            if key[2] and mark == "r" and depth == 0 and size_above(self.term, FIRST_TIER_NODES):
                 self._first_tier.add(key)
                 unfused = FUSED_BACKWARD.set(False)
                 try:

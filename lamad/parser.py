@@ -528,7 +528,8 @@ class _Loop:
                                for term, (action, arg) in actions.items()}
                        for state, actions in table.states.items()}
         lexers = parser.parser.lexer.lexers
-        self.lexers = {state: (tuple([r.match for r in lexer.scanner._mres]), {str(k): f for k, f in lexer.callback.items()},
+        self.lexers = {state: (tuple([r.match for r in lexer.scanner._mres]),
+                               {str(k): f for k, f in lexer.callback.items()},
                                frozenset(map(str, lexer.ignore_types)), frozenset(map(str, lexer.newline_types)))
                        for state, lexer in lexers.items()}
 
