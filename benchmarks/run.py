@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if chain_rows:
         text += ["The shared chain x_i = x_(i-1) · x_(i-1): the gradient's time grows linearly in n "
                  "and runs one backpropagator per FUSED_MOST + 1 links, into which the links' backpropagators are "
-                 "fused when it is compiled (lamad/fuse.py).", "",
+                 "fused when ←D is compiled again for the gradient's second call (lamad/fuse.py).", "",
                  markdown_table(["n", "lamad forward (ms)", "lamad loss + grad (ms)", "grad / fwd",
                                  "µs per link", "lamad / NumPy", "backpropagator runs",
                                  "parse + check + ←D + compile (s)"], chain_rows), ""]

@@ -231,7 +231,9 @@ class Differentiated:
 class Gradient(Differentiated):
     """``grad f`` and ``value_and_grad f``: ``λx. collect (y' 1.0)`` with ``(y, y') =
     ←D(f) (wrap x)``, under the transforms ``marks``.  ←D(f) is made on the first
-    call and kept, with the seed ``1.0``, for the next ones.
+    call, made again on the second — its fused tier, compiled once the function is
+    differentiated again (``lamad.eval._LamSource``) — and kept, with the seed ``1.0``,
+    for the next ones.
 
     A gradient, as a pullback, runs with the cyclic garbage collector paused: its
     forward pass builds a graph of backpropagators that all survive until forced, and
@@ -243,10 +245,13 @@ class Gradient(Differentiated):
         super().__init__(f, fty, marks, runtime, span)
         self.with_value = with_value
         self._dual: Callable | None = None
+        self._lifts = 0  # ←D(f) is lifted on the first two calls: its two tiers
         self._seed = constant(runtime.backend.scalar(1.0), marks, runtime)
 
     def __call__(self, x: Any) -> Any:
-        if self._dual is None:
+        if self._lifts < 2:
+            self._lifts += 1
+            self._dual = None  # the first tier goes before the second is made
             self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
         return pulled_back(self._dual, x, self.fty.dom, self._seed, self.with_value, self.runtime, self.span)
 
@@ -297,8 +302,9 @@ class ArgumentGradient:
     ``grad (λ(x_i)ᵢ∈nums. f x0 … xn)`` at the point of the arguments, without that lambda.
     ←D of the lambda would apply ←D(f) to its wrapped parameters and to the held
     arguments, which it captured, lifted as constants (docs/differentiation.md,
-    Conventions); this does the same, ←D(f) lifted on the first call and kept, so that a
-    call makes no closure, no gradient value and no lift of ``f``: only the constants."""
+    Conventions); this does the same, ←D(f) lifted on the first two calls (its two tiers,
+    as :class:`Gradient`'s) and kept, so that a later call makes no closure, no gradient
+    value and no lift of ``f``: only the constants."""
 
     def __init__(self, f: Callable, fty: FunType, params: list[Type], nums: tuple[int, ...], runtime: Runtime,
                  with_value: bool, span: Span | None = None):
@@ -309,10 +315,13 @@ class ArgumentGradient:
         self.point = params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums))
         self.seed = runtime.backend.scalar(1.0)
         self._dual: Callable | None = None
+        self._lifts = 0
 
     def __call__(self, values: list) -> Any:
         """The gradient at the arguments ``values``: those at ``nums`` are the point."""
-        if self._dual is None:
+        if self._lifts < 2:
+            self._lifts += 1
+            self._dual = None  # the first tier goes before the second is made
             self._dual = lift(self.f, self.fty, self.runtime)
         nums, arguments = self.nums, list(values)
         for i, real in self.held:

@@ -22,11 +22,13 @@ lambda, open in them.
 each pass and each run entered from outside: :func:`~lamad.deep.deep` (a pass that
 overflows Python's stack on a deeply nested program runs again on a thread with a big
 one) and :func:`~lamad.deep.collector_paused` (Python's cyclic garbage collector is
-paused while a pass over a big program allocates millions of acyclic nodes).  The one
-exception is the AD runtime, lamad/autodiff.py, which pauses the collector around each
-gradient and pullback it runs: those run inside compiled code, wherever a program
+paused while a pass over a big program allocates millions of acyclic nodes).  The
+exceptions are in the AD runtime, which runs inside compiled code, wherever a program
 applies ``grad f``, with no entry from outside for the driver to wrap (the run that
-reaches them is already wrapped in ``deep`` here).
+reaches them is already wrapped in ``deep`` here): lamad/autodiff.py pauses the
+collector around each gradient and pullback it runs, and ``lamad.eval._LamSource``
+collects once when it compiles ←D of a big function again fused, to free the first
+tier's code, which is cyclic, before the second tier is made.
 """
 
 from __future__ import annotations

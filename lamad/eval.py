@@ -29,6 +29,7 @@ and gradient values (lamad/gradient.py) for the target calculus.
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 from bisect import bisect_right
@@ -50,7 +51,7 @@ from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
     GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
-    PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order,
+    PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order, size_above,
 )
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -904,10 +905,23 @@ def _is_atom(code: str) -> bool:
 # --------------------------------------------------------------------- differentiation
 
 
+FIRST_TIER_NODES = 300
+"""The size of a lambda above which ←D of it is first compiled unfused (:class:`_LamSource`):
+fusing costs some 15 µs per node of the lambda (3 ms at this size)."""
+
+
 class _LamSource:
     """What a closure needs to be differentiated: its elaborated term, the lamad names of
     the values it captured (in the order of its partial application), and how to find
-    the definitions it uses."""
+    the definitions it uses.
+
+    ←D of a big lambda (of more than :data:`FIRST_TIER_NODES` nodes, at depth 0, where
+    ``derive`` fuses its backward passes) is compiled in two tiers, as a JIT compiles a
+    function again once it is called again: unfused the first time it is asked for, fused
+    (lamad/fuse.py) the second; a gradient asks again on its second call
+    (lamad/autodiff.py).  A big function differentiated once does not pay for fusing its
+    backward passes; a small one is fused at once, which costs little and saves most of
+    the run of a body that a loop calls many times."""
 
     def __init__(self, term: Lam | LinLam, captured: list[str], unit: _Unit):
         self.term = term
@@ -916,14 +930,16 @@ class _LamSource:
         self.globals = unit.globals
         self._lifted: dict[tuple[str, int, bool], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
         self._closed: dict[tuple[str, int, bool], Callable] = {}
+        self._first_tier: set[tuple[str, int, bool]] = set()  # the keys compiled unfused so far
 
     def relift(self, captured: tuple, mark: str, depth: int) -> Callable:
         """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`),
         given the values it captured.  A closure that captured nothing (a definition's
-        function, most often) is lifted once: the values it uses are definitions."""
+        function, most often) is lifted once per tier: the values it uses are definitions."""
         if not captured:
             key = (mark, depth, FUSED_BACKWARD.get())
-            if key not in self._closed:
+            if key not in self._closed or key in self._first_tier:
+                self._closed.pop(key, None)  # the first tier goes before the second is made
                 self._closed[key] = self.lift(captured, mark, depth)
             return self._closed[key]
         return self.lift(captured, mark, depth)
@@ -942,10 +958,24 @@ class _LamSource:
         return code(*values)
 
     def transformed(self, mark: str, depth: int) -> tuple[list[tuple[str, Type]], Callable[..., Any]]:
-        """``M(S(λ))`` compiled once per transform and depth, open in the free
-        variables of ``λ``, the lambda ``M`` made this closure's from: made by the
-        runtime's ``derive`` (lamad/driver.py), which the evaluator cannot make itself."""
+        """``M(S(λ))`` compiled once per transform and depth (twice for ←D at depth 0: its
+        two tiers), open in the free variables of ``λ``, the lambda ``M`` made this
+        closure's from: made by the runtime's ``derive`` (lamad/driver.py), which the
+        evaluator cannot make itself."""
         key = (mark, depth, FUSED_BACKWARD.get())
-        if key not in self._lifted:
+        if key in self._first_tier:  # asked again: the fused tier, which replaces the first
+            self._first_tier.discard(key)
+            del self._lifted[key]
+            gc.collect()  # the first tier's code, let go but cyclic: not held beside the second's
             self._lifted[key] = self.runtime.derived(self.term, mark, depth, self.globals)
+        elif key not in self._lifted:
+            if key[2] and mark == "r" and depth == 0 and size_above(self.term, FIRST_TIER_NODES):
+                self._first_tier.add(key)
+                unfused = FUSED_BACKWARD.set(False)
+                try:
+                    self._lifted[key] = self.runtime.derived(self.term, mark, depth, self.globals)
+                finally:
+                    FUSED_BACKWARD.reset(unfused)
+            else:
+                self._lifted[key] = self.runtime.derived(self.term, mark, depth, self.globals)
         return self._lifted[key]

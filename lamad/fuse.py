@@ -1,4 +1,6 @@
-"""Backward passes fused at compile time (docs/language.md, Evaluation).
+"""Backward passes fused at compile time (docs/language.md, Evaluation): of ←D of a small
+function at once, of a big one for its second tier, which its gradient's second call
+compiles (lamad.eval._LamSource).
 
 ←D makes one backpropagator per primitive application, and forcing
 (lamad/gradient.py) runs them one by one, each on the sum of the cotangents sent

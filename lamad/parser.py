@@ -17,6 +17,8 @@ from typing import Iterator
 
 import lark
 from lark import Lark, Token
+from lark.parse_tree_builder import ExpandSingleChild
+from lark.parsers.lalr_analysis import Shift
 
 from lamad.errors import LamSyntaxError
 from lamad.syntax import (
@@ -498,6 +500,105 @@ def _literal(terminal: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else terminal
 
 
+class _Unsure(Exception):
+    """The fast loop met input it does not take (a syntax error, most often): Lark's own
+    parse runs instead, and reports it."""
+
+
+class _Loop:
+    """Lark's LALR tables and contextual lexers, run by a loop of lamad's own: the parse
+    Lark's ``parse`` makes — the same tokens, reductions and callbacks, so the same AST —
+    at about half the cost, as it goes through no generator, no lexer state objects and
+    no per-token method calls.  On any input it does not take (a character no token
+    starts, a token the state does not expect) it raises :class:`_Unsure`, and Lark's
+    parse, which says what went wrong, runs instead."""
+
+    def __init__(self, parser: Lark):
+        lalr = parser.parser.parser.parser
+        table = lalr.parse_table
+        self.starts, self.ends = table.start_states, table.end_states
+        # Lark's symbol names are its grammar's tokens, whose __eq__ is a Python method:
+        # plain strings here, compared in C.
+        self.callbacks = {str(term): f for term, f in lalr.callbacks.items() if isinstance(term, str)}
+        # a rule of one symbol that Lark's ``?rule`` inlines keeps its child's value: no callback
+        rules = {rule: (len(rule.expansion), str(rule.origin.name),
+                        None if len(rule.expansion) == 1 and isinstance(f, ExpandSingleChild) else f)
+                 for rule, f in lalr.callbacks.items() if not isinstance(rule, str)}
+        self.states = {state: {str(term): (action is Shift, arg if action is Shift else rules[arg])
+                               for term, (action, arg) in actions.items()}
+                       for state, actions in table.states.items()}
+        lexers = parser.parser.lexer.lexers
+        self.lexers = {state: (tuple([r.match for r in lexer.scanner._mres]),
+                               {str(k): f for k, f in lexer.callback.items()},
+                               frozenset(map(str, lexer.ignore_types)), frozenset(map(str, lexer.newline_types)))
+                       for state, lexer in lexers.items()}
+
+    def parse(self, text: str, start: str):
+        """The value of the start rule ``start`` on ``text``."""
+        states, lexers, callbacks = self.states, self.lexers, self.callbacks
+        state_stack, value_stack = [self.starts[start]], []
+        end_state = self.ends[start]
+        pos, line, line_start, size = 0, 1, 0, len(text)
+        token = None
+        while True:
+            state = state_stack[-1]
+            if pos < size:
+                matchers, on_token, ignored, newlines = lexers[state]
+                for match in matchers:  # Lark's scanner: its terminals in one regular expression or a few
+                    found = match(text, pos)
+                    if found:
+                        break
+                else:
+                    raise _Unsure
+                value, kind = found.group(0), found.lastgroup
+                end, end_line, end_start = pos + len(value), line, line_start
+                if kind in newlines and "\n" in value:
+                    end_line += value.count("\n")
+                    end_start = pos + value.rindex("\n") + 1
+                if kind in ignored:
+                    pos, line, line_start = end, end_line, end_start
+                    continue
+                token = Token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
+                if kind in on_token:
+                    token = on_token[kind](token)
+                pos, line, line_start = end, end_line, end_start
+                is_end = False
+            else:
+                token = Token.new_borrow_pos("$END", "", token) if token is not None else Token("$END", "", 0, 1, 1)
+                is_end = True
+            kind = token.type
+            while True:
+                action = states[state_stack[-1]].get(kind)
+                if action is None:
+                    raise _Unsure
+                shift, arg = action
+                if shift:
+                    if is_end:  # pragma: no cover - the end of input is never shifted
+                        raise _Unsure
+                    state_stack.append(arg)
+                    value_stack.append(callbacks[kind](token) if kind in callbacks else token)
+                    break
+                length, origin, callback = arg
+                if callback is None:  # the child's value, in the state its rule goes to
+                    state_stack[-1] = states[state_stack[-2]][origin][1]
+                else:
+                    if length:
+                        children = value_stack[-length:]
+                        del state_stack[-length:]
+                        del value_stack[-length:]
+                    else:
+                        children = []
+                    value_stack.append(callback(children))
+                    state_stack.append(states[state_stack[-1]][origin][1])
+                if is_end and state_stack[-1] == end_state:
+                    return value_stack[-1]
+
+
+@lru_cache(maxsize=None)
+def _loop() -> _Loop:
+    return _Loop(_parser())
+
+
 def _parse(text: str, start: str, source: Source | None = None):
     global _source
     parser = _parser()
@@ -505,7 +606,11 @@ def _parse(text: str, start: str, source: Source | None = None):
     with _PARSING:  # the builder's error is the current parse's
         builder.error, _source = None, source
         try:
-            value = parser.parse(text, start=start)[0]
+            try:
+                value = _loop().parse(text, start)[0]
+            except _Unsure:
+                builder.error = None
+                value = parser.parse(text, start=start)[0]
             if builder.error is not None:
                 raise builder.error
             return value

@@ -974,6 +974,17 @@ def size(term: Term) -> int:
     return sum(1 for _ in subterms(term))
 
 
+def size_above(term: Term, most: int) -> bool:
+    """Whether ``term`` has more than ``most`` nodes: at most ``most + 1`` of them are walked."""
+    stack, seen = [term], 0
+    while stack:
+        seen += 1
+        if seen > most:
+            return True
+        stack.extend(children(stack.pop()))
+    return False
+
+
 def children(term: Term) -> tuple[Term, ...]:
     """The immediate subterms of ``term``, in source order."""
     out: list[Term] = []

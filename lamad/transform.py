@@ -226,8 +226,8 @@ class Transform:
         return bindings, primals, partners
 
     def constant(self, t: Term) -> bool:
-        """Whether ``t`` is a constant (:func:`built_from_literals`)."""
-        return built_from_literals(t, self.constants)
+        """Whether ``t`` is a constant (:func:`built_from_literals`); a variable never is."""
+        return t.__class__ is not Var and built_from_literals(t, self.constants)
 
     def rule(self, rule: Term, names: dict[str, Term], span: Span | None, hoist=None) -> Term:
         """A resolved rule instantiated with ``names`` (typed terms), its own variables fresh,

@@ -16,10 +16,12 @@ from hypothesis import HealthCheck, given, settings
 import lamad
 from lamad import driver, trace
 from lamad.fuse import FUSED_MOST, fuse_backward
+from lamad.eval import FIRST_TIER_NODES
 from lamad.gradient import Stats
 from lamad.parser import parse_program
 from lamad.pretty import pretty
 from lamad.reverse import backprop
+from lamad.syntax import size_above
 from lamad.types import typecheck
 from numeric import assert_same_gradient, numeric_gradient
 from programs import differentiable_programs
@@ -196,3 +198,50 @@ def test_the_trace_runs_the_gradient_unfused_after_a_fused_one():
     assert Stats.backprop_runs == 1
     t = trace.of_program(prog, "f", prog.evaluate("(0.5, 3.0)"))
     assert [t.graph.nodes[r.node].op for r in t.runs] == ["add", "cos", "sin", "mul"]
+
+
+def sin_chain(n: int) -> str:
+    """The first-call benchmark's chain: ``x_i = sin x_(i-1) * x_(i-1) + x_(i-1)``."""
+    lets = "; ".join(f"x{i} = sin x{i - 1} * x{i - 1} + x{i - 1}" for i in range(1, n + 1))
+    return f"def f (x0 : Real) : Real = let {lets} in x{n}\n"
+
+
+def runs_per_call(df, calls: int, *args) -> tuple[list[int], list[float]]:
+    """The backpropagators each of ``calls`` calls of ``df`` runs, and the gradients."""
+    runs, grads = [], []
+    for _ in range(calls):
+        Stats.reset()
+        grads.append(float(df(*args)))
+        runs.append(Stats.backprop_runs)
+    return runs, grads
+
+
+def test_a_big_gradient_runs_unfused_on_its_first_call_and_fused_from_its_second():
+    """←D of a lambda of more than FIRST_TIER_NODES nodes is compiled in two tiers
+    (lamad/eval.py, ``_LamSource``): unfused for the first call, which then does not pay
+    for fusing, and fused for the second and every later one.  60 links of three
+    primitives: 180 backpropagators, then ⌈180 / 33⌉.  The gradient is the same each time,
+    and finite differences' (the chain's derivative is a product of 1 + sin x + x cos x)."""
+    source = sin_chain(60)
+    assert size_above(typecheck(parse_program(source)).terms["f"], FIRST_TIER_NODES)
+    f = lamad.loads(source).f
+    runs, grads = runs_per_call(lamad.grad(f), 3, 0.001)
+    assert runs == [180, 6, 6]
+    assert grads[1] == grads[2] == pytest.approx(grads[0], rel=1e-15)
+    assert grads[0] == pytest.approx(float(numeric_gradient(f, 0.001)), rel=1e-6)
+
+
+def test_a_function_differentiated_again_by_a_new_gradient_gets_the_fused_tier():
+    """The tiers are the function's, not the gradient value's: a second ``grad f``, made
+    anew, asks for ←D of ``f`` again and gets it fused."""
+    f = lamad.loads(sin_chain(60)).f
+    assert [runs_per_call(lamad.grad(f), 1, 0.001)[0][0] for _ in range(2)] == [180, 6]
+
+
+def test_a_small_function_is_fused_from_its_first_call():
+    """Fusing a small lambda costs little and saves most of the run of a body that a loop
+    calls many times: ``\\x. sin x * x + x``, iterated, runs one backpropagator per step
+    from the first call on."""
+    assert not size_above(typecheck(parse_program(STEP)).terms["f"], FIRST_TIER_NODES)
+    runs, _ = runs_per_call(lamad.grad(lamad.loads(STEP).f), 2, 0.001)
+    assert runs == [100, 100]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +20,8 @@ from lamad.syntax import (
 )
 
 from programs import programs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -917,3 +920,54 @@ def test_printed_programs_with_nested_negations_parse_back_to_alpha_equivalent_p
     assert [d.name for d in again.defs] == [d.name for d in program.defs]
     for d, e in zip(program.defs, again.defs):
         assert alpha_key(e.as_term()) == alpha_key(_negative_literals_as_negations(d.as_term())), text
+
+
+# ----------------------------------------------------------------------------- the parse loop
+
+
+def with_spans(node):
+    """A parsed value as nested tuples with every field, spans and literal types included
+    (spans take no part in the nodes' equality)."""
+    if isinstance(node, Lit):
+        return ("Lit", type(node.value).__name__, node.value, node.span)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return (type(node).__name__,) + tuple(with_spans(getattr(node, f.name)) for f in dataclasses.fields(node))
+    if isinstance(node, (tuple, list)):
+        return tuple(with_spans(x) for x in node)
+    return node
+
+
+def larks_own(text: str, start: str):
+    """``text`` parsed by Lark's ``parse``, which lamad's loop stands in for."""
+    from lamad.parser import _parser
+
+    return _parser().parse(text, start=start)[0]
+
+
+SOURCES = sorted((ROOT / "examples").glob("*.lam")) + sorted((ROOT / "lamad" / "std").glob("*.lam"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_the_parse_loop_builds_what_larks_parse_builds(path):
+    """lamad's loop over Lark's tables (lamad/parser.py, ``_Loop``) gives the AST of Lark's
+    own parse, spans included, on every example and library module."""
+    text = path.read_text(encoding="utf-8")
+    assert with_spans(parse_program(text)) == with_spans(larks_own(text, "start"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_the_parse_loop_builds_what_larks_parse_builds_on_generated_programs(sample):
+    assert with_spans(parse_program(sample.source)) == with_spans(larks_own(sample.source, "start"))
+
+
+def test_a_syntax_error_that_the_loop_meets_is_larks_own_report():
+    """The loop hands input it does not take to Lark's parse, which says what was expected:
+    an unexpected token, a character no token starts, an error met in a callback earlier."""
+    with pytest.raises(LamSyntaxError, match=r"unexpected 'in'; expected") as e:
+        parse_program("def f (x : Real) : Real =\n  let y = x in in y\n")
+    assert (e.value.span.line, e.value.span.column) == (2, 16)
+    with pytest.raises(LamSyntaxError, match="unexpected character '\\?'"):
+        parse_term("x ? y")
+    with pytest.raises(LamSyntaxError, match="'let' is a keyword"):
+        parse_program("def f (let : Real) : Real = 1.0\ndef g = )")

@@ -659,8 +659,8 @@ def test_backpropagator_runs_are_linear_on_the_shared_chain():
         with mock.patch.object(driver, "fuse_backward", lambda term, free=None: term):
             df = lamad.grad(lamad.loads(chain(n)).f)
             df(1.0)
-        Stats.reset()
-        gradient = df(1.0)
+            Stats.reset()
+            gradient = df(1.0)
         runs[n] = Stats.backprop_runs
         assert float(gradient) == 2.0 ** n  # d/dx x^(2^n) at 1, exact in floating point
     assert runs == {10: 10, 100: 100, 1000: 1000}
