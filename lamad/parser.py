@@ -17,8 +17,6 @@ from typing import Iterator
 
 import lark
 from lark import Lark, Token
-from lark.parse_tree_builder import ExpandSingleChild
-from lark.parsers.lalr_analysis import Shift
 
 from lamad.errors import LamSyntaxError
 from lamad.syntax import (
@@ -514,6 +512,9 @@ class _Loop:
     parse, which says what went wrong, runs instead."""
 
     def __init__(self, parser: Lark):
+        from lark.parse_tree_builder import ExpandSingleChild
+        from lark.parsers.lalr_analysis import Shift
+
         lalr = parser.parser.parser.parser
         table = lalr.parse_table
         self.starts, self.ends = table.start_states, table.end_states
@@ -595,8 +596,13 @@ class _Loop:
 
 
 @lru_cache(maxsize=None)
-def _loop() -> _Loop:
-    return _Loop(_parser())
+def _loop() -> _Loop | None:
+    """The fast loop, or ``None`` where this Lark's tables are not laid out as the loop
+    reads them (its internals are not Lark's API): its own parse then does all the work."""
+    try:
+        return _Loop(_parser())
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _parse(text: str, start: str, source: Source | None = None):
@@ -607,7 +613,10 @@ def _parse(text: str, start: str, source: Source | None = None):
         builder.error, _source = None, source
         try:
             try:
-                value = _loop().parse(text, start)[0]
+                loop = _loop()
+                if loop is None:
+                    raise _Unsure
+                value = loop.parse(text, start)[0]
             except _Unsure:
                 builder.error = None
                 value = parser.parse(text, start=start)[0]
