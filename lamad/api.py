@@ -664,7 +664,7 @@ def _gradient(f: Function, nums: tuple[int, ...], with_value: bool, one: bool,
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
-        result = export(program._located(driver.apply, gradient, [f.arguments(args)]))
+        result = export(program._located(gradient, f.arguments(args)))
         if not one:
             return result
         return (result[0], (result[1],)) if with_value else (result,)

@@ -16,7 +16,7 @@ runs, are those of the unfused program; only when the factoring happens changes.
 A backpropagator ``b`` of a chain is fused into the one, ``o``, that owns it when
 every occurrence of ``b`` is a summand ``b t`` of the result of ``o``'s body or of
 the body of another backpropagator ``o`` owns (so that it runs exactly when ``o``
-runs, and once), and its cotangents are reals.  A backpropagator used in any other
+runs, and once), and its cotangents are reals or tensors.  A backpropagator used in any other
 way — returned, captured by a closure, sent to from two owners — stays one, and owns
 those fused into it in turn.  At most :data:`FUSED_MOST` are fused into one, which
 keeps the code of a long chain's backward pass in functions of a bounded size.
@@ -28,13 +28,16 @@ from itertools import count
 from typing import Iterable, Iterator
 
 from lamad.syntax import (
-    GRAD, REAL, App, DZero, Lam, Let, LinLam, LinType, Lit, Pattern, Prim, PTuple, PVar, Term, Tuple, Var,
+    GRAD, REAL, TENSOR, App, DZero, Lam, Let, LinLam, LinType, Lit, Pattern, Prim, PTuple, PVar, Term, Tuple, Var,
     children, cotangent_sum, factored, free_variables, let_chain, lets, map_children, pattern_names, rename_free,
     summands, update,
 )
 
 FUSED_MOST = 32
 """How many backpropagators are fused into one at most."""
+
+_FUSED_DOMAINS = (REAL, TENSOR)
+"""The cotangents of the backpropagators fused: reals and tensors."""
 
 Binding = tuple[Pattern, Term]
 
@@ -295,14 +298,14 @@ class _Chain:
 
     def owners(self) -> dict:
         """Each backpropagator's owner, latest first: the one owner of all that send to it,
-        if it is only sent to and its cotangents are reals; itself otherwise."""
+        if it is only sent to and its cotangents are reals or tensors; itself otherwise."""
         owner: dict = {}
         size: dict = {}
         for name in sorted(self.backprops, key=self.backprops.__getitem__, reverse=True):
             senders = self.senders.get(name)
             lin = self.bindings[self.backprops[name]][1]
             owner[name] = name
-            if name in self.others or not senders or lin.ty.dom != REAL:
+            if name in self.others or not senders or lin.ty.dom not in _FUSED_DOMAINS:
                 continue
             candidates = {owner.get(s, s) for s in senders}
             if len(candidates) == 1:

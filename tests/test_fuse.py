@@ -196,3 +196,22 @@ def test_the_trace_runs_the_gradient_unfused_after_a_fused_one():
     assert Stats.backprop_runs == 1
     t = trace.of_program(prog, "f", prog.evaluate("(0.5, 3.0)"))
     assert [t.graph.nodes[r.node].op for r in t.runs] == ["add", "cos", "sin", "mul"]
+
+
+TENSOR_STEP = """
+def f (p : Tensor * Tensor) : Real =
+    let (w, h) = p in sum (fold (\\h1 x. tanh (w @ h1 + x)) h [h, h * 0.5, h * -2.0])
+"""
+
+
+def test_a_body_on_tensors_makes_one_backpropagator_per_call():
+    """An RNN step ``tanh (w @ h1 + x)`` on tensors: one backpropagator per step instead of
+    three (``@``, ``+``, ``tanh``), the outer products ``w`` receives still summed as one
+    matrix product, and the gradient the unfused one and finite differences'."""
+    w, h = np.array([[0.5, -0.3], [0.2, 0.8]]), np.array([0.3, -0.6])
+    g, runs = grad_and_runs(TENSOR_STEP, (w, h))
+    with unfused():
+        g0, runs0 = grad_and_runs(TENSOR_STEP, (w, h))
+    assert runs0 - runs == 3 * 2
+    assert_same_gradient(g, g0, rtol=1e-13, atol=0.0)
+    assert_same_gradient(g, numeric_gradient(lamad.loads(TENSOR_STEP).f, (w, h)), rtol=1e-6, atol=1e-8)
