@@ -788,7 +788,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     """What the code of a backpropagator is made from: its nodes in order, each with its
     class and what the code generator reads of it (a primitive's name, marks, arity
     and type; whether an application sends a cotangent; a literal's value; which binder
-    or which free variable a variable is; a pattern's form), its free variables in
+    or which free variable a variable is, and whether a free one is a tensor; a pattern's form), its free variables in
     order of first use, and its Prim nodes, whose spans its failures are located at.
     Two backpropagators of the same shape whose free variables are the same
     definitions compile to the same code but for the names of their locals
@@ -807,7 +807,12 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
         kind = node.__class__
         if kind is Var:
             number = bound.get(node.name)
-            key += (Var, number) if number is not None else (Var, None, free.setdefault(node.name, len(free)))
+            if number is not None:
+                key += (Var, number)
+            elif node.name in free:
+                key += (Var, None, free[node.name])
+            else:  # a tensor it captures is deleted after its last use (:meth:`_Function.text`)
+                key += (Var, None, free.setdefault(node.name, len(free)), node.ty == TENSOR)
         elif kind is Prim:
             if node.op in _AD_OPERATORS:
                 return None

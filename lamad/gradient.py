@@ -35,6 +35,10 @@ _ids = itertools.count(1)
 _FACTORED = frozenset({Outer, FactoredSum, tuple})
 """The types of the cotangents that may hold factored ones (lamad/factored.py)."""
 
+_FACTORED_SUMS = frozenset({Outer, FactoredSum})
+"""The factored cotangents to which an outer product is added as a node of their sum
+without a call of ``+`` (whose result it is)."""
+
 
 def next_id() -> int:
     """The id the next backpropagator made will get (``count``'s ``repr`` reads it without
@@ -242,6 +246,9 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
                         ready = target
                     else:
                         heappush(pending, (-target.id, target))
+            elif type(cotangent) is Outer and type(sum_so_far) in _FACTORED_SUMS:  # a loop's, one a step
+                accumulated[target] = FactoredSum(sum_so_far, cotangent)
+                summed += 1
             elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
                 summed += 1
