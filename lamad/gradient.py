@@ -221,8 +221,10 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
     backpropagators with a body that have received a cotangent and not yet run, the one
     of largest id waits in ``ready`` and the others in the heap ``pending``: a body most
     often sends to backpropagators made just before it, which then run next without a
-    heap operation.  A body's result is most often one record, which takes no work list.
-    What has run is let go at once — its sum, and the backpropagator itself when nothing
+    heap operation.  A body's result is most often one record, which takes no work list,
+    and whose backpropagator, when nothing else can send to it any more (no sum left to
+    scatter, none waiting of a larger id), runs at once on that cotangent, with no entry
+    in ``accumulated``.  What has run is let go at once — its sum, and the backpropagator itself when nothing
     else holds it — so that the graph of the forward pass shrinks as it is forced.  An
     observer (:func:`observed`) is told of each run; without one, it costs a test per run."""
     observer = _observer
@@ -233,10 +235,14 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
     runs = summed = 0
     while True:
         kind = type(node)
+        total = None  # the cotangent of the backpropagator to run now, if one is found here
         if kind is tuple:
             target, cotangent = node
             sum_so_far = accumulated.get(target)
-            if sum_so_far is None:
+            if sum_so_far is None and target.body is not None and ready is None and not rest and not (
+                    pending and pending[0][0] < -target.id):  # a chain's next link: nothing else sends to it
+                total = cotangent
+            elif sum_so_far is None:
                 accumulated[target] = cotangent
                 if target.body is not None:  # to run: next, or on the heap
                     if ready is None and not (pending and pending[0][0] < -target.id):
@@ -261,17 +267,18 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
             continue
         elif node is not ZERO:
             raise TypeError(f"not a gradient value: {node!r}")
-        if rest:
-            node = rest.pop()
-            continue
-        if ready is not None:
-            target, ready = ready, None
-        elif pending:
-            target = heappop(pending)[1]
-        else:
-            break
+        if total is None:
+            if rest:
+                node = rest.pop()
+                continue
+            if ready is not None:
+                target, ready = ready, None
+            elif pending:
+                target = heappop(pending)[1]
+            else:
+                break
+            total = accumulated.pop(target)
         runs += 1
-        total = accumulated.pop(target)
         if type(total) in _FACTORED:  # a body receives arrays, never factored cotangents
             total = dense_leaves(total)
         node = target.body(target.taken() if once else target.captured, total)  # a backpropagator runs
