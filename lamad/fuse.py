@@ -333,10 +333,11 @@ class _Chain:
 
     def run(self, o, lin: LinLam, owner: dict) -> LinLam:
         """``lin``, the backpropagator ``o``, with those it owns run inside it, latest
-        first, each once on the sum of the cotangents sent to it."""
+        first, each once on the sum of the cotangents sent to it; what they send elsewhere
+        is its result (:meth:`sent_early`)."""
         param, steps, result = self.opened(lin)
         pending: dict[str, list[Term]] = {}
-        rest: list[Term] = []
+        rest: list[tuple[Term, int]] = []  # each summand sent elsewhere, and the step after which it is known
 
         def send(result: Term) -> None:
             for s in _summands(result):
@@ -346,7 +347,7 @@ class _Chain:
                     if self.bindings[self.backprops[name]][1].body.__class__ is not DZero:
                         pending.setdefault(name, []).append(s.arg)
                 else:
-                    rest.append(s)
+                    rest.append((s, len(steps)))
 
         send(result)
         while pending:
@@ -356,7 +357,29 @@ class _Chain:
             steps.append((inner, total))
             steps += inner_steps
             send(inner_result)
-        return update(lin, param=param, body=lets(steps, factored(rest, self.resolve)))
+        return update(lin, param=param, body=lets(*self.sent_early(steps, rest)))
+
+    def sent_early(self, steps: list[Binding], rest: list[tuple[Term, int]]) -> tuple[list[Binding], Term]:
+        """The steps of a fused body and its result, the gradient value of what it sends
+        to backpropagators outside it (``rest``): the cotangents sent to one of them are
+        summed first (linear factoring), and one sent alone is sent as soon as it is known,
+        bound to a variable of the body — so that the tensors it is computed from (``h`` and
+        ``∂z`` of ``∂W = hᵀ ∂z``) are let go there, not held to the end of the body; the
+        cotangent of a constant is still never computed (lamad/eval.py)."""
+        count: dict[str, int] = {}
+        for s, _ in rest:
+            target = _sent(s)
+            if target is not None:
+                count[self.resolve(target)] = count.get(self.resolve(target), 0) + 1
+        steps, result = list(steps), []
+        for s, after in reversed(rest):
+            target = _sent(s)
+            if target is not None and count[self.resolve(target)] == 1:
+                sent = PVar(self.fuser.fresh("sent", self.taken), annot=GRAD)
+                steps.insert(after, (sent, s))
+                s = Var(sent.name, ty=GRAD, span=s.span)
+            result.append(s)
+        return steps, factored(result[::-1], self.resolve)
 
     def opened(self, lin: LinLam) -> tuple[Pattern, list[Binding], Term]:
         """``lin``'s parameter, the bindings of its body and its result, each binder renamed
