@@ -19,6 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from lamad import archive, driver
 from lamad.adtypes import cotangent_type
 from lamad.autodiff import ArgumentGradient, check_fits
@@ -390,7 +392,7 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
             return value
         return real
     if t == TENSOR:
-        return backend.asarray
+        return _tensor_importer(backend)
     if t == INT_TENSOR:
         return backend.ints
     if t == BOOL_TENSOR:
@@ -415,6 +417,19 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
     if isinstance(t, FunType):
         return lambda x: x.closure if isinstance(x, Function) else x
     return _same  # Unit, String
+
+
+def _tensor_importer(backend: Backend) -> Callable[[Any], Any]:
+    """``backend.asarray``, but a NumPy array that is already of the NumPy backend's dtype
+    is taken as it is, as ``asarray`` would give it back (the arguments of most calls: a
+    network's weights and data), without its tests."""
+    if backend.xp is not np:
+        return backend.asarray
+    dtype, asarray = backend.dtype, backend.asarray
+
+    def tensor(x: Any) -> Any:
+        return x if type(x) is np.ndarray and x.dtype is dtype else asarray(x)
+    return tensor
 
 
 def _record_importer(t: RecordType, items: list[Callable[[Any], Any]]) -> Callable[[Any], tuple]:
@@ -664,7 +679,7 @@ def _gradient(f: Function, nums: tuple[int, ...], with_value: bool, one: bool,
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
-        result = export(program._located(driver.apply, gradient, [f.arguments(args)]))
+        result = export(program._located(gradient, f.arguments(args)))
         if not one:
             return result
         return (result[0], (result[1],)) if with_value else (result,)

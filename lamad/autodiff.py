@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any, Callable
 
 from lamad.adtypes import marked_type
-from lamad.deep import collector_paused
+from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, sum_apply
 from lamad.prims import Runtime
@@ -81,6 +81,8 @@ def relift(value: Any, t: Type, mark: str, depth: int, runtime: Runtime) -> Any:
     if isinstance(t, PRODUCTS):
         return tuple([relift(v, i, mark, depth, runtime) for v, i in zip(value, t.items)])
     if isinstance(t, ListType):
+        if mark == "r" and is_real(t.elem):  # data, most often (an RNN's inputs): no call per element
+            return [(v, ZERO_BACKPROP) for v in value]
         return [relift(v, t.elem, mark, depth, runtime) for v in value]
     if isinstance(t, (FunType, LinType)):
         if isinstance(value, Differentiated):
@@ -288,7 +290,7 @@ def pulled_back(dual: Callable, x: Any, t: Type, seed: Any, with_value: bool, ru
             op = "value_and_grad" if with_value else "grad"
             raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of "
                                   f"shape {tuple(value.shape)}; reduce it with sum or mean", span)
-        forced = force(result.pop()(seed))  # y' 1.0: the record alone holds y' while it is forced
+        forced = force(result.pop()(seed), once=True)  # y' 1.0: the record alone holds y' while it is forced
         ct = _collect(x, t, forced, iter(inputs), runtime.backend.xp)
         return (y, ct) if with_value else ct
     finally:
@@ -317,8 +319,11 @@ class ArgumentGradient:
         self._dual: Callable | None = None
         self._lifts = 0
 
+    @deep
     def __call__(self, values: list) -> Any:
-        """The gradient at the arguments ``values``: those at ``nums`` are the point."""
+        """The gradient at the arguments ``values``: those at ``nums`` are the point (on a
+        big stack where the program recurses too deep for Python's, as a function's call
+        from Python, :func:`lamad.driver.apply`)."""
         if self._lifts < 2:
             self._lifts += 1
             self._dual = None  # the first tier goes before the second is made

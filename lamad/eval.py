@@ -117,6 +117,7 @@ class _Function:
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
+        self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
         self.indent = 2
@@ -146,20 +147,20 @@ class _Function:
             return self.name
         return f"_partial({self.name}, {', '.join(self.outer)})"
 
-    def params(self, param: str, instance: bool = False) -> list[str]:
-        """The function's parameters: ``_w`` for an instance (see :meth:`text`), what it
-        captures, and its own."""
-        return [*(["_w"] if instance else []), *self.captures.values(), *([param] if param else [])]
+    def params(self, param: str) -> list[str]:
+        """The function's parameters: what it captures, and its own."""
+        return [*self.captures.values(), *([param] if param else [])]
 
-    def body(self) -> tuple[list[str], dict[int, Steps]]:
+    def body(self, released: Sequence[str] = ()) -> tuple[list[str], dict[int, Steps]]:
         """The lines of the function's body, and what a failure on each is located at.
 
         A tensor a builtin made is deleted after the line that uses it last, as a NumPy
         programmer's temporaries are: the frame would keep it until the function returns,
         and a forward pass would hold all its intermediate arrays at once (the ones a
-        backpropagator needs, it captures).  The tensors a line lets go are deleted in the
-        order of their first use, so that alike functions have alike text."""
-        tensors = self.tensors
+        backpropagator needs, it captures).  So are the locals ``released``.  The locals a
+        line lets go are deleted in the order of their first use, so that alike functions
+        have alike text."""
+        tensors = self.tensors.union(released) if released else self.tensors
         if not tensors:  # no line is searched in a function without tensors
             return self.lines, self.spans
         last: dict[int, list[str]] = {}
@@ -176,11 +177,19 @@ class _Function:
                 lines.append(line[:len(line) - len(line.lstrip())] + f"del {', '.join(last[i])}")
         return lines, spans
 
-    def text(self, param: str, instance: bool = False) -> tuple[list[str], dict[int, Steps]]:
-        """The function's source lines, and what a failure on each line is located at.
-        With ``instance``, its first parameter ``_w`` says which of the closures that
-        share its code is running, for :meth:`_Unit.located`."""
-        return _wrap(self.name, self.params(param, instance), *self.body(), instance)
+    def text(self, param: str) -> tuple[list[str], dict[int, Steps]]:
+        """The source lines of a backpropagator's body, and what a failure on each line is
+        located at.  It is called as ``body(captured, cotangent)``
+        (lamad/gradient.py): ``captured`` is the tuple of the index ``_w`` of the closure
+        running, among those that share its code (for :meth:`_Unit.located`), and of what
+        it captured, which it takes apart and lets go of, and each captured tensor is
+        deleted after its last use, so that one that forcing gave it alone is freed as
+        soon as the body is done with it (a fused body runs many backpropagators')."""
+        captured = list(self.captures.values())
+        body, spans = self.body([local for local in captured if local in self.captured_tensors])
+        unpack = [f"[{', '.join(['_w', *captured])}] = _c", "del _c"]
+        body = ["    " * 2 + line for line in unpack] + body
+        return _wrap(self.name, ["_c", param], body, {i + len(unpack): s for i, s in spans.items()}, True)
 
     def pieces(self, param: str) -> list[tuple[str, list[str], dict[int, Steps]]]:
         """The function as Python functions, each with its name, lines and what a failure
@@ -348,7 +357,7 @@ class _Unit:
             self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
             self.add(fn, param)
             return fn.closure()
-        return f"_Bp({self.instance(fn, *fn.text(param, instance=True))})"
+        return f"_Bp({self.instance(fn, *fn.text(param))})"
 
     def write(self, t: Lam | LinLam, recording: bool = False) -> tuple[_Function, str]:
         """The function of a lambda, written out, and the name of its parameter; with
@@ -382,7 +391,7 @@ class _Unit:
         template = self.templates.get(key)
         if template is None:
             fn, param = self.write(t, recording=True)
-            lines, spans = fn.text(param, instance=True)
+            lines, spans = fn.text(param)
             self.functions.append((fn.name, lines))
             self.instances[fn.name] = [spans]
             template = self.templates[key] = fn.name, _template_steps(spans, fn.made, prims), \
@@ -495,7 +504,11 @@ class _Unit:
         (a local, a constant, or a tuple or list of those)."""
         if isinstance(t, Var):
             local = self.fn.lookup(t.name)
-            return local if local is not None else self.constant(self.globals(t.name), ("global", t.name), "_g")
+            if local is None:
+                return self.constant(self.globals(t.name), ("global", t.name), "_g")
+            if t.name in self.fn.captures and t.ty == TENSOR:
+                self.fn.captured_tensors.add(local)
+            return local
         if isinstance(t, Lit):
             return self.literal(t)
         if isinstance(t, Let):
@@ -776,7 +789,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     """What the code of a backpropagator is made from: its nodes in order, each with its
     class and what the code generator reads of it (a primitive's name, marks, arity
     and type; whether an application sends a cotangent; a literal's value; which binder
-    or which free variable a variable is; a pattern's form), its free variables in
+    or which free variable a variable is, and whether a free one is a tensor; a pattern's form), its free variables in
     order of first use, and its Prim nodes, whose spans its failures are located at.
     Two backpropagators of the same shape whose free variables are the same
     definitions compile to the same code but for the names of their locals
@@ -795,7 +808,12 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
         kind = node.__class__
         if kind is Var:
             number = bound.get(node.name)
-            key += (Var, number) if number is not None else (Var, None, free.setdefault(node.name, len(free)))
+            if number is not None:
+                key += (Var, number)
+            elif node.name in free:
+                key += (Var, None, free[node.name])
+            else:  # a tensor it captures is deleted after its last use (:meth:`_Function.text`)
+                key += (Var, None, free.setdefault(node.name, len(free)), node.ty == TENSOR)
         elif kind is Prim:
             if node.op in _AD_OPERATORS:
                 return None

@@ -94,9 +94,8 @@ class Outer(Factored):
 
     __slots__ = ("p", "q")
 
-    def __init__(self, p: np.ndarray, q: np.ndarray):
-        super().__init__((p.shape[0], q.shape[0]))
-        self.p, self.q = p, q
+    def __init__(self, p: np.ndarray, q: np.ndarray):  # made once per step of a loop: no call of Factored's
+        self.shape, self._dense, self.p, self.q = (p.shape[0], q.shape[0]), None, p, q
 
 
 class FactoredSum(Factored):
@@ -105,8 +104,7 @@ class FactoredSum(Factored):
     __slots__ = ("u", "v")
 
     def __init__(self, u: Any, v: Any):
-        super().__init__(u.shape)
-        self.u, self.v = u, v
+        self.shape, self._dense, self.u, self.v = u.shape, None, u, v
 
 
 def outer(xp: Any, p: Any, q: Any) -> Any:
@@ -135,8 +133,8 @@ def _materialise(value: Factored) -> np.ndarray:
             arrays.append(node)
     if len(ps) == 1:
         total = np.outer(ps[0], qs[0])
-    else:
-        total = np.stack(ps, axis=1) @ np.stack(qs, axis=0)
+    else:  # the rows of np.array (made in one call; np.stack's Python cost is many times its copy)
+        total = np.array(ps).T @ np.array(qs)
     for array in arrays:
         total = total + array
     return total

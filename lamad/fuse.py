@@ -18,7 +18,7 @@ runs, are those of the unfused program; only when the factoring happens changes.
 A backpropagator ``b`` of a chain is fused into the one, ``o``, that owns it when
 every occurrence of ``b`` is a summand ``b t`` of the result of ``o``'s body or of
 the body of another backpropagator ``o`` owns (so that it runs exactly when ``o``
-runs, and once), and its cotangents are reals.  A backpropagator used in any other
+runs, and once), and its cotangents are reals or tensors.  A backpropagator used in any other
 way — returned, captured by a closure, sent to from two owners — stays one, and owns
 those fused into it in turn.  At most :data:`FUSED_MOST` are fused into one, which
 keeps the code of a long chain's backward pass in functions of a bounded size.
@@ -30,13 +30,16 @@ from itertools import count
 from typing import Iterable, Iterator
 
 from lamad.syntax import (
-    GRAD, REAL, App, DZero, Lam, Let, LinLam, LinType, Lit, Pattern, Prim, PTuple, PVar, Term, Tuple, Var,
+    GRAD, REAL, TENSOR, App, DZero, Lam, Let, LinLam, LinType, Lit, Pattern, Prim, PTuple, PVar, Term, Tuple, Var,
     children, cotangent_sum, factored, free_variables, let_chain, lets, map_children, pattern_names, rename_free,
     summands, update,
 )
 
 FUSED_MOST = 32
 """How many backpropagators are fused into one at most."""
+
+_FUSED_DOMAINS = (REAL, TENSOR)
+"""The cotangents of the backpropagators fused: reals and tensors."""
 
 Binding = tuple[Pattern, Term]
 
@@ -297,14 +300,14 @@ class _Chain:
 
     def owners(self) -> dict:
         """Each backpropagator's owner, latest first: the one owner of all that send to it,
-        if it is only sent to and its cotangents are reals; itself otherwise."""
+        if it is only sent to and its cotangents are reals or tensors; itself otherwise."""
         owner: dict = {}
         size: dict = {}
         for name in sorted(self.backprops, key=self.backprops.__getitem__, reverse=True):
             senders = self.senders.get(name)
             lin = self.bindings[self.backprops[name]][1]
             owner[name] = name
-            if name in self.others or not senders or lin.ty.dom != REAL:
+            if name in self.others or not senders or lin.ty.dom not in _FUSED_DOMAINS:
                 continue
             candidates = {owner.get(s, s) for s in senders}
             if len(candidates) == 1:
@@ -332,10 +335,11 @@ class _Chain:
 
     def run(self, o, lin: LinLam, owner: dict) -> LinLam:
         """``lin``, the backpropagator ``o``, with those it owns run inside it, latest
-        first, each once on the sum of the cotangents sent to it."""
+        first, each once on the sum of the cotangents sent to it; what they send elsewhere
+        is its result (:meth:`sent_early`)."""
         param, steps, result = self.opened(lin)
         pending: dict[str, list[Term]] = {}
-        rest: list[Term] = []
+        rest: list[tuple[Term, int]] = []  # each summand sent elsewhere, and the step after which it is known
 
         def send(result: Term) -> None:
             for s in _summands(result):
@@ -345,7 +349,7 @@ class _Chain:
                     if self.bindings[self.backprops[name]][1].body.__class__ is not DZero:
                         pending.setdefault(name, []).append(s.arg)
                 else:
-                    rest.append(s)
+                    rest.append((s, len(steps)))
 
         send(result)
         while pending:
@@ -355,7 +359,29 @@ class _Chain:
             steps.append((inner, total))
             steps += inner_steps
             send(inner_result)
-        return update(lin, param=param, body=lets(steps, factored(rest, self.resolve)))
+        return update(lin, param=param, body=lets(*self.sent_early(steps, rest)))
+
+    def sent_early(self, steps: list[Binding], rest: list[tuple[Term, int]]) -> tuple[list[Binding], Term]:
+        """The steps of a fused body and its result, the gradient value of what it sends
+        to backpropagators outside it (``rest``): the cotangents sent to one of them are
+        summed first (linear factoring), and one sent alone is sent as soon as it is known,
+        bound to a variable of the body — so that the tensors it is computed from (``h`` and
+        ``∂z`` of ``∂W = hᵀ ∂z``) are let go there, not held to the end of the body; the
+        cotangent of a constant is still never computed (lamad/eval.py)."""
+        count: dict[str, int] = {}
+        for s, _ in rest:
+            target = _sent(s)
+            if target is not None:
+                count[self.resolve(target)] = count.get(self.resolve(target), 0) + 1
+        steps, result = list(steps), []
+        for s, after in reversed(rest):
+            target = _sent(s)
+            if target is not None and count[self.resolve(target)] == 1:
+                sent = PVar(self.fuser.fresh("sent", self.taken), annot=GRAD)
+                steps.insert(after, (sent, s))
+                s = Var(sent.name, ty=GRAD, span=s.span)
+            result.append(s)
+        return steps, factored(result[::-1], self.resolve)
 
     def opened(self, lin: LinLam) -> tuple[Pattern, list[Binding], Term]:
         """``lin``'s parameter, the bindings of its body and its result, each binder renamed

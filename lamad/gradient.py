@@ -35,6 +35,10 @@ _ids = itertools.count(1)
 _FACTORED = frozenset({Outer, FactoredSum, tuple})
 """The types of the cotangents that may hold factored ones (lamad/factored.py)."""
 
+_FACTORED_SUMS = frozenset({Outer, FactoredSum})
+"""The factored cotangents to which an outer product is added as a node of their sum
+without a call of ``+`` (whose result it is)."""
+
 
 def next_id() -> int:
     """The id the next backpropagator made will get (``count``'s ``repr`` reads it without
@@ -65,21 +69,30 @@ class Stats:
 
 class Backpropagator:
     """A linear map ``A ⊸ d`` with a creation-ordered id.  Its body computes the gradient
-    value it contributes for a given cotangent, as ``body(*captured, cotangent)``: the
-    compiled code of a backpropagator is shared by all its closures, each of which
-    holds the values it captured here rather than in a ``functools.partial`` of its own
-    (half the memory of a closure, and cheaper to make).  ``body`` is ``None`` for the
-    backpropagators of inputs, which forcing leaves for collection."""
+    value it contributes for a given cotangent, as ``body(captured, cotangent)``, where
+    ``captured`` is the tuple of the values it captured: the compiled code of a
+    backpropagator is shared by all its closures, each of which holds the values it
+    captured here rather than in a ``functools.partial`` of its own (half the memory of a
+    closure, and cheaper to make).  ``body`` is ``None`` for the backpropagators of
+    inputs, which forcing leaves for collection."""
 
     __slots__ = ("id", "body", "captured")
 
-    def __init__(self, body: Callable[..., Any] | None, *captured: Any):
+    def __init__(self, body: Callable[[tuple, Any], Any] | None, *captured: Any):
         self.id = next(_ids)
         self.body = body
         self.captured = captured
 
     def __call__(self, cotangent: Any) -> tuple[Backpropagator, Any]:
         return self, cotangent
+
+    def taken(self) -> tuple:
+        """What it captured, which it holds no longer: a body given the only reference
+        lets go of each value after its last use (lamad/eval.py), so that a graph
+        forced once (:func:`force`, ``once``) frees the values its backpropagators
+        captured as they run, not when each has returned."""
+        captured, self.captured = self.captured, None
+        return captured
 
     def __repr__(self) -> str:
         return f"<backpropagator {self.id}>"
@@ -129,7 +142,7 @@ def add_cotangents(u: Any, v: Any) -> Any:
             return v
         if v is ZERO_BACKPROP:
             return u
-        return Backpropagator(lambda c: add(u(c), v(c)))
+        return Backpropagator(lambda _, c: add(u(c), v(c)))
     return u + v
 
 
@@ -179,18 +192,21 @@ def gradient_records(gradient: Any) -> Iterator[tuple[Backpropagator, Any]]:
             yield node
 
 
-def force(gradient: Any) -> dict[Backpropagator, Any]:
+def force(gradient: Any, once: bool = False) -> dict[Backpropagator, Any]:
     """Run every pending backpropagator, largest id first, once each on the sum of its
     cotangents; returns the cotangents that reached input backpropagators.  The outer
     products sent to one backpropagator are summed as one matrix product
-    (lamad/factored.py), made dense before a body or the caller sees them."""
+    (lamad/factored.py), made dense before a body or the caller sees them.  ``once``:
+    the graph is forced this once (a gradient's, which nothing else holds), so each
+    backpropagator's body is given what it captured to let go of as it runs
+    (:meth:`Backpropagator.taken`); a pullback's graph, forced once per cotangent, is not."""
     if _observer is not None:
         _observer.forcing(gradient)
     factored.forcing.depth += 1
     try:
         sent = [gradient]
         del gradient  # the graph is let go as it runs: nothing here holds its root
-        accumulated = _scatter_and_run(sent.pop())
+        accumulated = _scatter_and_run(sent.pop(), once)
     finally:
         factored.forcing.depth -= 1
     for target, total in accumulated.items():
@@ -199,14 +215,16 @@ def force(gradient: Any) -> dict[Backpropagator, Any]:
     return accumulated
 
 
-def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
+def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
     """:func:`force`'s loop.  ``node`` is the gradient value being scattered into
     ``accumulated`` (the parts of sums still to scatter wait in ``rest``).  Of the
     backpropagators with a body that have received a cotangent and not yet run, the one
     of largest id waits in ``ready`` and the others in the heap ``pending``: a body most
     often sends to backpropagators made just before it, which then run next without a
-    heap operation.  A body's result is most often one record, which takes no work list.
-    What has run is let go at once — its sum, and the backpropagator itself when nothing
+    heap operation.  A body's result is most often one record, which takes no work list,
+    and whose backpropagator, when nothing else can send to it any more (no sum left to
+    scatter, none waiting of a larger id), runs at once on that cotangent, with no entry
+    in ``accumulated``.  What has run is let go at once — its sum, and the backpropagator itself when nothing
     else holds it — so that the graph of the forward pass shrinks as it is forced.  An
     observer (:func:`observed`) is told of each run; without one, it costs a test per run."""
     observer = _observer
@@ -217,10 +235,14 @@ def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
     runs = summed = 0
     while True:
         kind = type(node)
+        total = None  # the cotangent of the backpropagator to run now, if one is found here
         if kind is tuple:
             target, cotangent = node
             sum_so_far = accumulated.get(target)
-            if sum_so_far is None:
+            if sum_so_far is None and target.body is not None and ready is None and not rest and not (
+                    pending and pending[0][0] < -target.id):  # a chain's next link: nothing else sends to it
+                total = cotangent
+            elif sum_so_far is None:
                 accumulated[target] = cotangent
                 if target.body is not None:  # to run: next, or on the heap
                     if ready is None and not (pending and pending[0][0] < -target.id):
@@ -230,6 +252,9 @@ def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
                         ready = target
                     else:
                         heappush(pending, (-target.id, target))
+            elif type(cotangent) is Outer and type(sum_so_far) in _FACTORED_SUMS:  # a loop's, one a step
+                accumulated[target] = FactoredSum(sum_so_far, cotangent)
+                summed += 1
             elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
                 summed += 1
@@ -242,20 +267,21 @@ def _scatter_and_run(node: Any) -> dict[Backpropagator, Any]:
             continue
         elif node is not ZERO:
             raise TypeError(f"not a gradient value: {node!r}")
-        if rest:
-            node = rest.pop()
-            continue
-        if ready is not None:
-            target, ready = ready, None
-        elif pending:
-            target = heappop(pending)[1]
-        else:
-            break
+        if total is None:
+            if rest:
+                node = rest.pop()
+                continue
+            if ready is not None:
+                target, ready = ready, None
+            elif pending:
+                target = heappop(pending)[1]
+            else:
+                break
+            total = accumulated.pop(target)
         runs += 1
-        total = accumulated.pop(target)
         if type(total) in _FACTORED:  # a body receives arrays, never factored cotangents
             total = dense_leaves(total)
-        node = target.body(*target.captured, total)  # a backpropagator runs
+        node = target.body(target.taken() if once else target.captured, total)  # a backpropagator runs
         if observer is not None:
             observer.ran(target, total, node)
     Stats.backprop_runs += runs

@@ -92,6 +92,22 @@ def test_tensor_crosses_as_numpy_array(prog):
     np.testing.assert_array_equal(prog.affine(w.tolist(), [0, 0], np.array([[1, 1, 1]])), [[9.0, 12.0]])
 
 
+def test_an_array_of_the_backends_dtype_crosses_as_it_is_and_any_other_is_converted(prog):
+    """A float64 NumPy array is the lamad Tensor itself, as ``asarray`` would give it
+    back, without its tests; a float32 array, an integer array, a list, a subclass are
+    converted, and what cannot be a tensor is still refused."""
+    class Subclass(np.ndarray):
+        pass
+
+    w = np.ones((3, 2))
+    assert prog.affine.arguments((w,))[0] is w
+    for given in (np.ones((3, 2), dtype=np.float32), np.ones((3, 2), dtype=int), [[1.0, 2.0]], w.view(Subclass)):
+        got = prog.affine.arguments((given,))[0]
+        assert type(got) is np.ndarray and got.dtype == np.float64 and got is not given
+    with pytest.raises(lamad.LamArgumentError, match="complex"):
+        prog.affine(np.ones((3, 2), dtype=complex), np.zeros(2), np.ones((1, 3)))
+
+
 def test_real_crosses_as_0d_array_and_accepts_python_float(prog):
     for x in (3.0, 3, np.float64(3.0), np.array(3.0), np.float32(3.0)):
         y = prog.halve(x)

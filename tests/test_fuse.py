@@ -245,3 +245,48 @@ def test_a_small_function_is_fused_from_its_first_call():
     assert not size_above(typecheck(parse_program(STEP)).terms["f"], FIRST_TIER_NODES)
     runs, _ = runs_per_call(lamad.grad(lamad.loads(STEP).f), 2, 0.001)
     assert runs == [100, 100]
+
+
+TENSOR_STEP = """
+def f (p : Tensor * Tensor) : Real =
+    let (w, h) = p in sum (fold (\\h1 x. tanh (w @ h1 + x)) h [h, h * 0.5, h * -2.0])
+"""
+
+
+def test_a_body_on_tensors_makes_one_backpropagator_per_call():
+    """An RNN step ``tanh (w @ h1 + x)`` on tensors: one backpropagator per step instead of
+    three (``@``, ``+``, ``tanh``), the outer products ``w`` receives still summed as one
+    matrix product, and the gradient the unfused one and finite differences'."""
+    w, h = np.array([[0.5, -0.3], [0.2, 0.8]]), np.array([0.3, -0.6])
+    g, runs = grad_and_runs(TENSOR_STEP, (w, h))
+    with unfused():
+        g0, runs0 = grad_and_runs(TENSOR_STEP, (w, h))
+    assert runs0 - runs == 3 * 2
+    assert_same_gradient(g, g0, rtol=1e-13, atol=0.0)
+    assert_same_gradient(g, numeric_gradient(lamad.loads(TENSOR_STEP).f, (w, h)), rtol=1e-6, atol=1e-8)
+
+
+def test_a_cotangent_sent_alone_outside_the_fused_body_is_sent_as_soon_as_it_is_known():
+    """In the fused backward pass of ``sum (w2 @ tanh w1)``, ``w2'`` gets its one cotangent
+    as soon as it is known, bound in the body's chain before ``w1``'s is computed, not in
+    the body's final sum (the tensors it is computed from are then let go there).  The
+    gradient is the unfused one."""
+    from lamad.syntax import GRAD, App, LinLam, children, let_chain
+
+    source = "def f (w1 : Tensor) (w2 : Tensor) : Real = sum (w2 @ tanh w1)"
+    fused = fuse_backward(backprop(typecheck(parse_program(source)).terms["f"]))
+    bodies, stack = [], [fused]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, LinLam) and node.ty.cod == GRAD:
+            bodies.append(node.body)
+        stack += children(node)
+    (chain, _), = [let_chain(b) for b in bodies if len(let_chain(b)[0]) > 1]
+    kinds = ["send" if isinstance(let.bound, App) and let.bound.ty == GRAD else "step" for let in chain]
+    assert kinds == ["step", "send", "step", "send"], pretty(fused)  # ∂a, w2' ∂W2, ∂y, w1' ∂W1
+    w1, w2 = np.array([[0.5, -0.3], [0.2, 0.8]]), np.array([[1.0, -2.0], [0.25, 0.5]])
+    prog = lamad.loads(source)
+    got = lamad.grad(prog.f, (0, 1))(w1, w2)
+    with unfused():
+        want = lamad.grad(lamad.loads(source).f, (0, 1))(w1, w2)
+    assert_same_gradient(got, want, rtol=1e-13, atol=0.0)

@@ -93,7 +93,7 @@ def test_a_gradient_value_is_the_sum_of_the_cotangents_sent_numbered_as_its_back
 def test_a_long_sum_is_elided_in_the_middle_unless_printed_whole():
     """A sum of 1,000 records, nested 1,000 deep as a loop makes it: no recursion, and the
     middle elided as NumPy elides a large array."""
-    bp = Backpropagator(lambda c: ZERO)
+    bp = Backpropagator(lambda _, c: ZERO)
     gradient = ZERO
     for i in range(1000):
         gradient = [gradient, (bp, np.float64(i))] if gradient is not ZERO else (bp, np.float64(i))

@@ -680,7 +680,7 @@ def test_forcing_long_chains_of_backpropagators_needs_no_recursion():
     source = Backpropagator(None)
     last = source
     for _ in range(100000):
-        last = Backpropagator(lambda a, before=last: before(a * 1.00001))
+        last = Backpropagator(lambda _, a, before=last: before(a * 1.00001))
     Stats.reset()
     arrived = force(last(1.0))
     assert list(arrived) == [source] and arrived[source] == pytest.approx(1.00001 ** 100000, rel=1e-9)

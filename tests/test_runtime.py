@@ -188,7 +188,7 @@ def _checked_templates(monkeypatch) -> list[str]:
         code = templated(self, t, key, free, prims)
         name, index = code[len("_Bp("):].split(", ")[:2]
         fn, param = self.write(t)
-        lines, spans = fn.text(param, instance=True)
+        lines, spans = fn.text(param)
         assert ev._canonical(lines, fn.name) == ev._canonical(dict(self.functions)[name], name)
         located = {i: [step[1:] for step in self.instances[name][int(index)].get(i)] for i in spans}
         assert located == {i: [step[1:] for step in steps] for i, steps in spans.items()}  # operations, spans
@@ -326,7 +326,8 @@ def _random_graph(rng: np.random.Generator, n: int, ran: list):
     every one's coefficients, for :func:`_reference_adjoints`."""
     from lamad.gradient import Backpropagator, add
 
-    def body(targets, weights, me, ct):
+    def body(captured, ct):
+        targets, weights, me = captured
         ran.append(me[0].id)
         total = None
         for target, weight in zip(targets, weights):
@@ -382,7 +383,8 @@ def test_forcing_a_chain_takes_no_heap_operation_when_each_body_sends_to_the_one
     pushes = []
     monkeypatch.setattr(gradient, "heappush", lambda heap, item: (pushes.append(item), heap.append(item)))
 
-    def link(previous, ct):
+    def link(captured, ct):
+        (previous,) = captured
         return previous, 2.0 * ct
 
     x = bp = Backpropagator(None)
@@ -407,10 +409,10 @@ def test_forcing_lets_go_of_each_backpropagator_once_it_has_run(monkeypatch):
 
     during: list[int] = []
 
-    def link(previous, payload, ct):
-        return previous, ct
+    def link(captured, ct):
+        return captured[0], ct
 
-    def first(ct):
+    def first(_, ct):
         during.append(tracemalloc.get_traced_memory()[0])
         return Backpropagator(None)(ct)
 
@@ -429,7 +431,8 @@ def test_forcing_lets_go_of_each_backpropagator_once_it_has_run(monkeypatch):
 
     refs = []
     original = autodiff.force
-    monkeypatch.setattr(autodiff, "force", lambda sent: (refs.append(sys.getrefcount(sent[0])), original(sent))[1])
+    monkeypatch.setattr(autodiff, "force",
+                        lambda sent, once: (refs.append(sys.getrefcount(sent[0])), original(sent, once))[1])
     lamad.grad(lamad.loads("def f (x : Real) : Real = iterate 5 (\\y. sin y * y) x").f)(1.0)
     assert refs == [2]  # the record, and getrefcount's own argument
 

@@ -259,7 +259,7 @@ def test_forcing_without_an_observer_calls_nothing_but_the_backpropagators():
     n = 300
     chain = [gradient.Backpropagator(None)]
     for _ in range(n):
-        chain.append(gradient.Backpropagator(lambda a, previous=chain[-1]: (previous, a * 0.5)))
+        chain.append(gradient.Backpropagator(lambda _, a, previous=chain[-1]: (previous, a * 0.5)))
     seed = (chain[-1], 1.0)
 
     counts = python_calls(lambda: gradient.force(seed))
