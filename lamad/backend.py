@@ -1,17 +1,25 @@
-"""Array backends (docs/architecture.md): the evaluator reaches arrays only through a
-:class:`Backend`'s namespace ``xp`` (NumPy or CuPy) and its float ``dtype``."""
+"""Array backends (docs/backends.md): the evaluator reaches arrays only through a
+:class:`Backend`: its array-API namespace ``xp``, its float ``dtype``, and ``ext``, lamad's
+few operations that the array-API standard does not have (:mod:`lamad.extensions`).
+
+A backend is named by the library that computes: ``numpy`` (NumPy's own namespace, which
+is the standard's since NumPy 2), ``cupy``, ``torch`` and ``dask`` (through
+``array-api-compat``), ``jax`` (``jax.numpy``) and ``array-api-strict``, the standard and
+nothing more, on which the tests prove that lamad calls nothing else."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from types import ModuleType
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from lamad.errors import LamError
 
-BACKENDS = ("numpy", "cupy")
+BACKENDS = ("numpy", "cupy", "torch", "jax", "dask", "array-api-strict")
 DTYPES = ("float64", "float32")
 
 
@@ -21,11 +29,13 @@ class BackendError(LamError):
 
 @dataclass(frozen=True)
 class Backend:
-    """An array namespace and the float dtype of every ``Real`` and ``Tensor``."""
+    """An array namespace, the float dtype of every ``Real`` and ``Tensor``, and lamad's
+    extensions for that namespace."""
 
     name: str
-    xp: ModuleType
+    xp: Any
     dtype: Any
+    ext: Any = None
 
     def asarray(self, value: Any) -> Any:
         """Move host data (Python numbers, NumPy arrays, nested lists) onto this backend
@@ -34,39 +44,39 @@ class Backend:
         numbers (NumPy would drop their imaginary parts), Python objects (``None`` would
         become NaN), strings, dates, and finite numbers too large for it (float64 data
         on the float32 backend)."""
-        dtype = getattr(value, "dtype", None)
-        if isinstance(value, (int, float)) or (dtype is not None and dtype == self.dtype):
+        if isinstance(value, (int, float)):
             return self.xp.asarray(value, dtype=self.dtype)  # nothing this dtype cannot hold
-        import numpy as np
-
-        if getattr(value, "dtype", None) is None:
-            value = np.asarray(value)
+        if self.owns(value):
+            return value if value.dtype == self.dtype else self.xp.astype(value, self.dtype)
+        value = np.asarray(value)
         kind = value.dtype.kind
         if kind not in "fiub":
             what = {"c": "complex numbers", "O": "Python objects"}.get(kind, "no numbers")
-            raise ValueError(f"{value.dtype} data holds {what}: it cannot be a tensor of {self.dtype}")
-        if kind == "f" and value.dtype.itemsize > self.dtype.itemsize and isinstance(value, np.ndarray):
+            raise ValueError(f"{value.dtype} data holds {what}: it cannot be a tensor of {self.dtype_name}")
+        if kind == "f" and value.dtype.itemsize * 8 > self.xp.finfo(self.dtype).bits:
             with np.errstate(over="ignore"):  # on the host, before the transfer
-                narrowed = value.astype(self.dtype)
+                narrowed = value.astype(self.dtype_name)
             if np.count_nonzero(np.isfinite(narrowed)) != np.count_nonzero(np.isfinite(value)):
-                raise ValueError(f"{value.dtype} data holds numbers too large for {self.dtype}")
+                raise ValueError(f"{value.dtype} data holds numbers too large for {self.dtype_name}")
             value = narrowed
-        return self.xp.asarray(value, dtype=self.dtype)
+        return self.from_host(value.astype(self.dtype_name, copy=False))
 
     def ints(self, value: Any) -> Any:
         """Host data (a list of Python ints, an integer or boolean array, or an array of
         floats that are whole numbers: a ``.csv`` of labels) as an ``IntTensor`` on this
         backend: 64-bit integers.  A number that is not a whole number, or too large for
         64 bits, is a ``ValueError``, never a value changed in silence."""
-        import numpy as np
-
+        if self.owns(value) and self.xp.isdtype(value.dtype, "integral"):
+            return value if value.dtype == self.xp.int64 else self.xp.astype(value, self.xp.int64)
+        if self.owns(value):
+            value = self.to_host(value)
         if not hasattr(value, "dtype"):
             try:
                 value = np.asarray(value, dtype=np.int64) if isinstance(value, list) else np.asarray(value)
             except OverflowError:
                 raise ValueError("an integer is too large for 64 bits") from None
         kind = value.dtype.kind
-        if kind == "f" and isinstance(value, np.ndarray):
+        if kind == "f":
             whole = np.isfinite(value) & (np.trunc(value) == value) & (np.abs(value) < 2.0 ** 63)
             if not whole.all():
                 raise ValueError(f"{float(value[~whole].flat[0])!r} is not an integer: an IntTensor holds integers")
@@ -74,29 +84,56 @@ class Backend:
             raise ValueError(f"{value.dtype} data cannot be an IntTensor, which holds integers")
         if kind == "u" and value.dtype.itemsize == 8 and value.size and int(value.max()) >= 2 ** 63:
             raise ValueError("an integer is too large for 64 bits")
-        return self.xp.asarray(value, dtype=self.xp.int64)
+        return self.from_host(np.asarray(value, dtype=np.int64))
 
     def bools(self, value: Any) -> Any:
         """Host data of truth values (Python bools, a boolean array) as a ``BoolTensor``
         on this backend; numbers are a ``ValueError`` (compare them to make a mask)."""
-        import numpy as np
-
-        host = value if hasattr(value, "dtype") else np.asarray(value)
+        if self.owns(value) and value.dtype == self.xp.bool:
+            return value
+        host = self.to_host(value) if self.owns(value) else np.asarray(value)
         if host.dtype.kind != "b":
             raise ValueError(f"{host.dtype} data cannot be a BoolTensor, which holds true and false "
                              "(compare numbers to make one: x > 0.0)")
-        return self.xp.asarray(host)
+        return self.from_host(host)
 
     def scalar(self, value: float) -> Any:
         """A ``Real``: a 0-d array of the backend's dtype (NumPy gives its scalar type,
         which behaves as one and is cheaper to compute with)."""
         return self.xp.asarray(value, dtype=self.dtype)[()]
 
-    def to_host(self, value: Any) -> Any:
+    @property
+    def dtype_name(self) -> str:
+        """``"float64"`` or ``"float32"``."""
+        return "float64" if self.xp.finfo(self.dtype).bits == 64 else "float32"
+
+    def owns(self, value: Any) -> bool:
+        """Whether ``value`` is already an array of this backend."""
+        return isinstance(value, self.array_type)
+
+    @property
+    def array_type(self) -> type:
+        return type(self.xp.asarray(0.0))
+
+    def from_host(self, value: np.ndarray) -> Any:
+        """A NumPy array as an array of this backend, of the same dtype."""
+        return self.ext.from_host(value)
+
+    def to_host(self, value: Any) -> np.ndarray:
         """A NumPy copy of a backend array, for user-visible output only (the one place
         values leave the backend)."""
-        asnumpy = getattr(self.xp, "asnumpy", None)
-        return asnumpy(value) if asnumpy is not None else value
+        return self.ext.to_host(value)
+
+
+_NAMESPACES: dict[str, tuple[str, str]] = {
+    "numpy": ("numpy", "NumPy"),
+    "cupy": ("array_api_compat.cupy", "CuPy: pip install 'lamad[cuda]'"),
+    "torch": ("array_api_compat.torch", "PyTorch: pip install 'lamad[torch]'"),
+    "jax": ("jax.numpy", "JAX: pip install 'lamad[jax]'"),
+    "dask": ("array_api_compat.dask.array", "Dask: pip install 'lamad[dask]'"),
+    "array-api-strict": ("array_api_strict", "array-api-strict: pip install array-api-strict"),
+}
+"""Each backend's namespace (a module path) and what installs it."""
 
 
 @lru_cache(maxsize=None)
@@ -109,11 +146,33 @@ def get_backend(name: str | None = None, dtype: str | None = None) -> Backend:
         raise BackendError(f"unknown backend '{name}'; choose one of {', '.join(BACKENDS)}")
     if dtype not in DTYPES:
         raise BackendError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
-    if name == "numpy":
-        import numpy as xp
-    else:
-        try:
-            import cupy as xp
-        except ImportError:
-            raise BackendError("the cupy backend needs CuPy: pip install 'lamad[cuda]'") from None
-    return Backend(name, xp, xp.dtype(dtype))
+    module, needs = _NAMESPACES[name]
+    if name == "jax":
+        _enable_float64()
+    try:
+        xp = importlib.import_module(module)
+    except ImportError:
+        raise BackendError(f"the {name} backend needs {needs}") from None
+    from lamad.extensions import extensions
+
+    float_dtype = np.dtype(dtype) if name == "numpy" else getattr(xp, dtype)
+    return Backend(name, xp, float_dtype, extensions(name, xp))
+
+
+def _enable_float64() -> None:
+    """JAX computes in float32 unless told otherwise, once per process: lamad's float64
+    backend needs its 64-bit mode (which leaves float32 arrays float32)."""
+    try:
+        import jax
+    except ImportError:
+        return
+    jax.config.update("jax_enable_x64", True)
+
+
+def available(name: str) -> bool:
+    """Whether the backend ``name`` can be made here (its library is installed)."""
+    try:
+        get_backend(name)
+    except BackendError:
+        return False
+    return True

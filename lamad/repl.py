@@ -519,7 +519,7 @@ class Repl:
             raise LamError(why, where.span() if where else None)
         backend = self.program.backend
         try:
-            program = api.load(file, backend.name, backend.dtype.name)
+            program = api.load(file, backend.name, backend.dtype_name)
         except LamError as e:  # located in the file already; the session stays as it was
             self.tried = file
             self.print_error(str(e))
@@ -540,13 +540,13 @@ class Repl:
         current = self.program.runtime
         if name is not None:
             try:
-                backend = get_backend(name, current.backend.dtype.name)
+                backend = get_backend(name, current.backend.dtype_name)
             except BackendError as e:
                 raise BackendError(e.message, where.span()) from None
             self.program = api.LoadedProgram(self.program.typed, replace(current, backend=backend),
                                              self.program.source, self.program.filename)
         backend = self.program.backend
-        self.print(f"backend: {backend.name} ({backend.dtype.name})")
+        self.print(f"backend: {backend.name} ({backend.dtype_name})")
 
     @command("ascii", "", "print terms and types in ASCII: \\ -> * -o ~A")
     def ascii_mode(self) -> None:

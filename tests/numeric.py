@@ -57,6 +57,18 @@ def gradient_difference(grad, point, direction, step: float = 1e-5) -> np.ndarra
     return (flat(grad(*moved(point, direction, step))) - flat(grad(*moved(point, direction, -step)))) / (2 * step)
 
 
+def host(value: Any) -> Any:
+    """A lamad value from any backend with its arrays as NumPy's (tuples, lists and
+    dicts kept; Ints, Bools and ``()`` as they are)."""
+    if isinstance(value, dict):
+        return {k: host(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(host(v) for v in value)
+    if isinstance(value, (int, float, bool, np.ndarray, np.generic)):
+        return value
+    return np.asarray(value)
+
+
 def like(value, rng):
     """A random tangent or cotangent of ``value``: its structure and shapes, standard
     normal entries, and ``()`` for an Int or a Bool."""

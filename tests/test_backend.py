@@ -18,6 +18,7 @@ import pytest
 import lamad
 from lamad.api import LoadedProgram
 from lamad.backend import Backend
+from lamad.extensions import Extensions
 from lamad.prims import Runtime
 from lamad.types import typecheck
 from lamad.parser import parse_program
@@ -143,7 +144,7 @@ class GuardedNumPy:
 
 
 def guarded(src: str, dtype: str = "float64", base_dir: Path | None = None) -> LoadedProgram:
-    backend = Backend("guarded", GuardedNumPy(), np.dtype(dtype))
+    backend = Backend("guarded", GuardedNumPy(), np.dtype(dtype), Extensions(to_host=GuardedNumPy.asnumpy, from_host=GuardedNumPy.asarray))
     return LoadedProgram(typecheck(parse_program(src)), Runtime(backend, base_dir or Path.cwd()), src, "<t>")
 
 

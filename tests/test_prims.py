@@ -6,7 +6,11 @@ compared with central finite differences (float64), its transposed rule (←D,
 ⟨f x, c⟩ (``lamad.grad``) with finite differences, and a constant derivative with zero.
 A primitive that takes a Real or a Tensor (``F`` in its scheme) is checked again with
 Reals there.  A differentiable primitive added without an example fails here, and so
-does a record whose rules do not match its arguments."""
+does a record whose rules do not match its arguments.
+
+The checks of values run on every array backend installed (:data:`BACKENDS`):
+NumPy, array-api-strict (the array-API standard and nothing more, so a primitive that
+calls anything else fails there), Dask, and PyTorch and JAX where they are installed."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import numpy as np
 import pytest
 
 import lamad
+from lamad.backend import available
 from lamad.adtypes import forward_type
 from lamad.forward import forward
 from lamad.prims import PRIMITIVES, Positive, Primitive
@@ -28,7 +33,7 @@ from lamad.reverse import backprop, backprop_type
 from lamad.syntax import INT, REAL, TENSOR, FunType, ListType, Prim, Type, children
 from lamad.types import infer_term
 
-from numeric import assert_same_gradient, directional_difference, flat, like, numeric_gradient
+from numeric import assert_same_gradient, host, directional_difference, flat, like, numeric_gradient
 
 ROOT = Path(__file__).resolve().parent.parent
 DIFFERENTIABLE = ("rules", "special", "constant")
@@ -43,6 +48,14 @@ UNLIKE_VALUE = {"stop_gradient"}
 :func:`test_constant_derivative_is_zero` checks them."""
 VALUE_CASES = [(name, reals) for name, reals in CASES if name not in UNLIKE_VALUE]
 VALUE_IDS = [name + (":real" if reals else "") for name, reals in VALUE_CASES]
+BACKENDS = [b for b in ("numpy", "array-api-strict", "dask", "torch", "jax") if available(b)]
+"""The backends the values are checked on: each one installed here."""
+
+
+def _on_backends(cases: list[tuple[str, bool]], ids: list[str]):
+    """Parametrize a test by ``name, reals`` of ``cases`` and by ``backend``."""
+    return pytest.mark.parametrize("name, reals, backend", [c + (b,) for b in BACKENDS for c in cases],
+                                   ids=[f"{i}-{b}" for b in BACKENDS for i in ids])
 
 
 def _ids(prims: list[Primitive]) -> list[str]:
@@ -87,10 +100,10 @@ class Example:
 
 
 @functools.cache
-def example(name: str, reals: bool = False) -> Example:
+def example(name: str, reals: bool = False, backend: str = "numpy") -> Example:
     """The example of the primitive ``name`` — with Reals for its arguments of type ``F``
-    if ``reals`` — compiled once; its random numbers are drawn from a seed of the name (so
-    each run checks the same point)."""
+    if ``reals`` — compiled once on ``backend``; its random numbers are drawn from a seed
+    of the name (so each run checks the same point, on every backend)."""
     prim = PRIMITIVES[name]
     body, shapes = prim.example
     if reals:
@@ -99,13 +112,14 @@ def example(name: str, reals: bool = False) -> Example:
     params = "".join(f" (x{i + 1} : {'Real' if s == () else 'Tensor'})" for i, s in enumerate(shapes))
     names = " ".join(f"x{i + 1}" for i in range(len(shapes)))
     base = ROOT / "examples"
-    result = lamad.loads(f"def f{params} = {body}\n", base_dir=base).types["f"]
+    result = lamad.loads(f"def f{params} = {body}\n", base_dir=base, backend=backend).types["f"]
     for _ in shapes:
         assert isinstance(result, FunType)
         result = result.cod
     cotangent_type, pairing = _pairing(result, f"f {names}", "c")
     program = lamad.loads(f"def f{params} = {body}\n"
-                          f"def loss{params} (c : {cotangent_type}) : Real = {pairing}\n", base_dir=base)
+                          f"def loss{params} (c : {cotangent_type}) : Real = {pairing}\n", base_dir=base,
+                          backend=backend)
     rng = np.random.default_rng(zlib.crc32(name.encode()) + reals)
     point = []
     for s in shapes:
@@ -117,7 +131,7 @@ def example(name: str, reals: bool = False) -> Example:
             point.append(float(value) if s == () else value)
     point = tuple(point)
     direction = tuple(like(x, rng) for x in point)
-    return Example(prim, program, point, direction, like(program.f(*point), rng))
+    return Example(prim, program, point, direction, like(host(program.f(*point)), rng))
 
 
 def _applies(term, name: str) -> bool:
@@ -175,21 +189,21 @@ def test_example_applies_its_primitive(name, reals):
 # ------------------------------------------------------------------ the rules against finite differences
 
 
-@pytest.mark.parametrize("name, reals", VALUE_CASES, ids=VALUE_IDS)
-def test_tangent_rule_matches_finite_differences(name, reals):
+@_on_backends(VALUE_CASES, VALUE_IDS)
+def test_tangent_rule_matches_finite_differences(name, reals, backend):
     """jvp of the example at a random point along a random direction: the primal is the
     value, and the tangent the central finite difference."""
-    ex = example(name, reals)
+    ex = example(name, reals, backend)
     y, tangent = lamad.jvp(ex.f, ex.point, ex.direction)
     np.testing.assert_allclose(flat(y), flat(ex.f(*ex.point)), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(flat(tangent), directional_difference(ex.f, ex.point, ex.direction),
                                rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("name, reals", CASES, ids=CASE_IDS)
-def test_transposed_rule_is_the_transpose_of_the_tangent_rule(name, reals):
+@_on_backends(CASES, CASE_IDS)
+def test_transposed_rule_is_the_transpose_of_the_tangent_rule(name, reals, backend):
     """⟨jvp dx, ct⟩ = ⟨dx, vjp ct⟩ for a random tangent ``dx`` and cotangent ``ct``."""
-    ex = example(name, reals)
+    ex = example(name, reals, backend)
     _, tangent = lamad.jvp(ex.f, ex.point, ex.direction)
     y, pullback = lamad.vjp(ex.f, *ex.point)
     np.testing.assert_allclose(flat(y), flat(ex.f(*ex.point)), rtol=1e-12, atol=1e-14)
@@ -199,11 +213,11 @@ def test_transposed_rule_is_the_transpose_of_the_tangent_rule(name, reals):
     assert np.isclose(lhs, rhs, rtol=1e-10, atol=1e-12), (lhs, rhs)
 
 
-@pytest.mark.parametrize("name, reals", VALUE_CASES, ids=VALUE_IDS)
-def test_gradient_matches_finite_differences(name, reals):
+@_on_backends(VALUE_CASES, VALUE_IDS)
+def test_gradient_matches_finite_differences(name, reals, backend):
     """The gradient of ``loss x1 … xk c = ⟨f x1 … xk, c⟩`` in every argument (the
     transposed rule applied to ``c``) equals central differences component by component."""
-    ex = example(name, reals)
+    ex = example(name, reals, backend)
     prim = ex.prim
     k = len(ex.point)
     grads = lamad.grad(ex.program.loss, argnums=tuple(range(k)))(*ex.point, ex.cotangent)
@@ -217,11 +231,11 @@ CONSTANTS = [(name, reals) for name, reals in CASES if PRIMITIVES[name].derivati
 CONSTANT_IDS = [name + (":real" if reals else "") for name, reals in CONSTANTS]
 
 
-@pytest.mark.parametrize("name, reals", CONSTANTS, ids=CONSTANT_IDS)
-def test_constant_derivative_is_zero(name, reals):
+@_on_backends(CONSTANTS, CONSTANT_IDS)
+def test_constant_derivative_is_zero(name, reals, backend):
     """A primitive with a constant derivative has a zero tangent and a zero gradient,
     whatever the direction and the cotangent."""
-    ex = example(name, reals)
+    ex = example(name, reals, backend)
     _, tangent = lamad.jvp(ex.f, ex.point, ex.direction)
     assert not flat(tangent).any()
     grads = lamad.grad(ex.program.loss, argnums=tuple(range(len(ex.point))))(*ex.point, ex.cotangent)
