@@ -11,10 +11,14 @@ that is not an extension then has to be the standard's.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+Key = tuple
+"""A NumPy index: integers, slices, ``...``, and integer arrays and masks of the backend."""
 
 
 @dataclass(frozen=True)
@@ -27,38 +31,199 @@ class Extensions:
     from_host: Callable[[np.ndarray], Any]
     """A NumPy array as this backend's, of the same dtype."""
 
+    # ---- indexing, axes, convolutions and linear algebra (lamad/prims/indexing.py, axes.py,
+    # conv.py, linalg.py)
+    getitem: Callable[[Any, Key], Any]
+    """``x[key]`` for NumPy's keys, which mix integer arrays, masks and slices: the standard
+    indexes with integer arrays only where every axis takes an integer or an integer array."""
+    set_at: Callable[[Any, Key, Any], Any]
+    """``x`` with ``v`` written at ``key``: in place where arrays are mutable (``x`` is then a
+    fresh array its caller owns), a new array on JAX, whose arrays are immutable.  The
+    standard's ``__setitem__`` mutates, and takes no integer arrays."""
+    add_at: Callable[[Any, Key, Any], Any]
+    """``x`` with ``v`` added at ``key``, a position the key repeats receiving every value
+    sent to it (NumPy's ``np.add.at``), in place as ``set_at`` is: the standard has no
+    scatter."""
+    einsum: Callable[..., Any]
+    """``einsum(subscripts, *operands, optimize=bool)``, NumPy's (``optimize``: contract
+    pairwise along a planned path): the standard has ``tensordot`` and ``vecdot`` only."""
+    windows: Callable[[Any, int, int, int], Any]
+    """``windows(x, kh, kw, stride)``: the ``kh × kw`` windows, ``stride`` apart, of the last
+    two axes of ``x``, of shape ``(…, Ho, Wo, kh, kw)``: a strided view where the library
+    makes one, which the standard cannot."""
+    solve_triangular: Callable[[Any, Any, bool], Any]
+    """``solve_triangular(t, b, lower)``: ``t⁻¹ b`` for lower (``lower``) or upper triangular
+    matrices ``t`` (``(…, n, n)``) and matrices ``b`` (``(…, n, k)``) of the same batch: the
+    standard's ``linalg`` has only the general solver, which NumPy uses here too."""
+    linalg_errors: tuple[type[BaseException], ...]
+    """What the library's ``linalg`` raises for a singular matrix or one that is not
+    positive definite (it may raise it only when a lazy array is computed)."""
+    linalg_returns_nan: bool
+    """Whether the library's ``linalg`` may instead return NaN or infinities for such a
+    matrix (JAX; Dask, where the error comes when the result is computed), so that lamad
+    checks the result."""
+
 
 def extensions(name: str, xp: Any) -> Extensions:
     """The extensions of the backend ``name``, whose namespace is ``xp``."""
     return _MAKERS[name](xp)
 
 
+# ---------------------------------------------------------------------- shared implementations
+
+
+def advanced(key: Key) -> bool:
+    """Whether a key holds an array (integer or mask): NumPy's advanced indexing."""
+    return any(hasattr(k, "dtype") for k in key)
+
+
+def _write(x: Any, key: Key, v: Any) -> Any:
+    x[key] = v
+    return x
+
+
+def _add_basic(x: Any, key: Key, v: Any) -> Any:
+    x[key] += v
+    return x
+
+
+def _windows_by_slices(xp: Any) -> Callable[[Any, int, int, int], Any]:
+    """The windows of :attr:`Extensions.windows` in the standard alone: the ``kh · kw``
+    strided slices that hold one entry of every window, stacked (a copy)."""
+    def windows(x, kh: int, kw: int, stride: int):
+        h, w = x.shape[-2:]
+        ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+        rows = [xp.stack([x[..., i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+                          for j in range(kw)], axis=-1) for i in range(kh)]
+        return xp.stack(rows, axis=-2)
+    return windows
+
+
+def numpy_like(module: Any, to_host: Callable[[Any], np.ndarray], from_host: Callable[[np.ndarray], Any],
+               linalg_returns_nan: bool = False) -> Extensions:
+    """The extensions of a library with NumPy's own API (NumPy, CuPy): its functions, and
+    its arrays mutated in place."""
+    def add_at(x, key, v):
+        if not advanced(key):
+            x[key] += v
+        else:
+            module.add.at(x, key, v)
+        return x
+
+    def windows(x, kh, kw, stride):
+        view = module.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
+        return view[..., ::stride, ::stride, :, :]
+
+    return Extensions(
+        to_host=to_host, from_host=from_host, getitem=operator.getitem, set_at=_write, add_at=add_at,
+        einsum=module.einsum, windows=windows, solve_triangular=lambda t, b, lower: module.linalg.solve(t, b),
+        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
+
+
+# ---------------------------------------------------------------------- one maker per backend
+
+
 def _numpy(xp: Any) -> Extensions:
-    return Extensions(to_host=np.asarray, from_host=np.asarray)
+    return numpy_like(np, np.asarray, np.asarray)
 
 
 def _cupy(xp: Any) -> Extensions:
     import cupy
 
-    return Extensions(to_host=cupy.asnumpy, from_host=cupy.asarray)
+    # CuPy's linalg checks nothing unless told to (cupyx.errstate): a singular matrix gives NaN.
+    return numpy_like(cupy, cupy.asnumpy, cupy.asarray, linalg_returns_nan=True)
 
 
 def _torch(xp: Any) -> Extensions:
     import torch
 
-    return Extensions(to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy)
+    def add_at(x, key, v):
+        """A basic key in place; an advanced one as ``index_add`` at the flat positions it
+        names (found by indexing the positions of ``x``), which accumulates repeats."""
+        if not advanced(key):
+            x[key] += v
+            return x
+        positions = torch.arange(x.numel(), device=x.device).reshape(x.shape)[key]
+        values = torch.broadcast_to(torch.as_tensor(v, dtype=x.dtype, device=x.device), positions.shape)
+        return x.reshape(-1).index_add(0, positions.reshape(-1), values.reshape(-1)).reshape(x.shape)
+
+    def windows(x, kh, kw, stride):
+        return x.unfold(x.ndim - 2, kh, stride).unfold(x.ndim - 1, kw, stride)
+
+    return Extensions(
+        to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy, getitem=operator.getitem,
+        set_at=_write, add_at=add_at, einsum=lambda spec, *xs, optimize=False: torch.einsum(spec, *xs),
+        windows=windows,
+        solve_triangular=lambda t, b, lower: torch.linalg.solve_triangular(t, b, upper=not lower),
+        linalg_errors=(torch.linalg.LinAlgError,), linalg_returns_nan=False)
 
 
 def _jax(xp: Any) -> Extensions:
-    return Extensions(to_host=np.asarray, from_host=xp.asarray)
+    import jax.scipy.linalg
+
+    return Extensions(
+        to_host=np.asarray, from_host=xp.asarray, getitem=operator.getitem,
+        set_at=lambda x, key, v: x.at[key].set(v), add_at=lambda x, key, v: x.at[key].add(v),
+        einsum=xp.einsum, windows=_windows_by_slices(xp),
+        solve_triangular=lambda t, b, lower: jax.scipy.linalg.solve_triangular(t, b, lower=lower),
+        linalg_errors=(), linalg_returns_nan=True)
 
 
 def _dask(xp: Any) -> Extensions:
-    return Extensions(to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray)
+    import dask.array as da
+
+    def getitem(x, key):
+        try:
+            return x[key]
+        except NotImplementedError as e:  # several integer arrays at once
+            raise ValueError(f"Dask cannot index with this key: {e}") from None
+
+    def add_at(x, key, v):
+        """A basic key as an assignment; an advanced one as a weighted ``bincount`` of the
+        flat positions it names, which accumulates repeats and stays lazy."""
+        if not advanced(key):
+            x[key] += v
+            return x
+        positions = getitem(xp.reshape(xp.arange(x.size), x.shape), key)
+        values = xp.broadcast_to(xp.asarray(v, dtype=x.dtype), positions.shape)
+        added = da.bincount(xp.reshape(positions, (-1,)), weights=xp.reshape(values, (-1,)), minlength=x.size)
+        return x + xp.reshape(added, x.shape)
+
+    def windows(x, kh, kw, stride):
+        view = da.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
+        return view[..., ::stride, ::stride, :, :]
+
+    return Extensions(
+        to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray, getitem=getitem, set_at=_write,
+        add_at=add_at, einsum=da.einsum, windows=windows,
+        solve_triangular=lambda t, b, lower: da.linalg.solve_triangular(t, b, lower=lower),
+        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
 
 
 def _strict(xp: Any) -> Extensions:
-    return Extensions(to_host=np.from_dlpack, from_host=xp.asarray)
+    """The standard and nothing more: the extensions that need more go through NumPy on the
+    host (for the tests only: array-api-strict exists to prove that lamad calls nothing else)."""
+    Array = type(xp.asarray(0))
+
+    def host_key(key):
+        return tuple(np.from_dlpack(k) if isinstance(k, Array) else k for k in key)
+
+    def updated(how):
+        def update(x, key, v):
+            out = np.array(np.from_dlpack(x))
+            how(out, host_key(key), np.from_dlpack(v) if isinstance(v, Array) else v)
+            return xp.asarray(out)
+        return update
+
+    def einsum(spec, *xs, optimize=False):
+        return xp.asarray(np.einsum(spec, *(np.from_dlpack(x) for x in xs), optimize=optimize))
+
+    return Extensions(
+        to_host=np.from_dlpack, from_host=xp.asarray,
+        getitem=lambda x, key: xp.asarray(np.from_dlpack(x)[host_key(key)]),
+        set_at=updated(operator.setitem), add_at=updated(np.add.at), einsum=einsum, windows=_windows_by_slices(xp),
+        solve_triangular=lambda t, b, lower: xp.linalg.solve(t, b),
+        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=False)
 
 
 _MAKERS: dict[str, Callable[[Any], Extensions]] = {
