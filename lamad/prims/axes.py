@@ -257,7 +257,7 @@ def _shift(rt):
         if abs(steps) >= n:
             return xp.zeros_like(x)
         zeros = xp.zeros(tuple(x.shape[:k]) + (abs(steps),) + tuple(x.shape[k + 1:]), dtype=x.dtype)
-        kept = (slice(None),) * k + ((slice(None, n - steps),) if steps >= 0 else (slice(-steps, None),))
+        kept = (slice(None),) * k + ((slice(None, n - steps),) if steps >= 0 else (slice(-steps, None),)) + (...,)
         return xp.concat([zeros, x[kept]] if steps >= 0 else [x[kept], zeros], axis=k)
     return shift
 
@@ -271,8 +271,8 @@ def linear_scan(xp, axis: int, c, b):
     c, b = xp.moveaxis(c, axis, 0), xp.moveaxis(b, axis, 0)
     d = 1
     while d < b.shape[0]:
-        b = xp.concat([b[:d], c[d:] * b[:-d] + b[d:]])
-        c = xp.concat([c[:d], c[d:] * c[:-d]])
+        b = xp.concat([b[:d, ...], c[d:, ...] * b[:-d, ...] + b[d:, ...]])
+        c = xp.concat([c[:d, ...], c[d:, ...] * c[:-d, ...]])
         d *= 2
     return xp.moveaxis(b, 0, axis)
 

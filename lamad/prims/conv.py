@@ -198,7 +198,7 @@ def transposed_convolution(xp, ext, g: Conv, w, a):
     p = g.padding
     out = xp.zeros((g.c, g.n, g.h + 2 * p, g.w + 2 * p), dtype=cols.dtype)
     for i, j, index in window_entries(g.kh, g.kw, g.stride, g.ho, g.wo):
-        out = ext.add_at(out, index, cols[:, i, j])
+        out = ext.add_at(out, index, cols[:, i, j, ...])
     return xp.permute_dims(out[:, :, p:p + g.h, p:p + g.w], (1, 0, 2, 3))
 
 
@@ -278,7 +278,7 @@ def _maxima(xp, g: Pool, x, y) -> tuple[list, object]:
     nothing."""
     _expect_shape("the maxima of max_pool2d", y, g.pooled(x.shape))
     hits = [x[index] == y for index in g.entries]
-    count = reduce(lambda s, h: s + h, hits[1:], xp.astype(hits[0], y.dtype))
+    count = reduce(lambda s, h: s + xp.astype(h, y.dtype), hits[1:], xp.astype(hits[0], y.dtype))
     return hits, 1.0 / xp.maximum(count, 1.0)
 
 
