@@ -55,6 +55,10 @@ class Extensions:
     """``solve_triangular(t, b, lower)``: ``t⁻¹ b`` for lower (``lower``) or upper triangular
     matrices ``t`` (``(…, n, n)``) and matrices ``b`` (``(…, n, k)``) of the same batch: the
     standard's ``linalg`` has only the general solver, which NumPy uses here too."""
+    linalg: Any
+    """The library's ``linalg``, the standard's extension of that name: Dask's through
+    array-api-compat lacks ``det``, ``slogdet`` and ``eigh`` and gives the upper Cholesky
+    factor, so it is completed and corrected here."""
     linalg_errors: tuple[type[BaseException], ...]
     """What the library's ``linalg`` raises for a singular matrix or one that is not
     positive definite (it may raise it only when a lazy array is computed)."""
@@ -117,7 +121,7 @@ def numpy_like(module: Any, to_host: Callable[[Any], np.ndarray], from_host: Cal
     return Extensions(
         to_host=to_host, from_host=from_host, getitem=operator.getitem, set_at=_write, add_at=add_at,
         einsum=module.einsum, windows=windows, solve_triangular=lambda t, b, lower: module.linalg.solve(t, b),
-        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
+        linalg=module.linalg, linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
 
 
 # ---------------------------------------------------------------------- one maker per backend
@@ -155,7 +159,7 @@ def _torch(xp: Any) -> Extensions:
         set_at=_write, add_at=add_at, einsum=lambda spec, *xs, optimize=False: torch.einsum(spec, *xs),
         windows=windows,
         solve_triangular=lambda t, b, lower: torch.linalg.solve_triangular(t, b, upper=not lower),
-        linalg_errors=(torch.linalg.LinAlgError,), linalg_returns_nan=False)
+        linalg=xp.linalg, linalg_errors=(torch.linalg.LinAlgError,), linalg_returns_nan=False)
 
 
 def _jax(xp: Any) -> Extensions:
@@ -166,7 +170,7 @@ def _jax(xp: Any) -> Extensions:
         set_at=lambda x, key, v: x.at[key].set(v), add_at=lambda x, key, v: x.at[key].add(v),
         einsum=xp.einsum, windows=_windows_by_slices(xp),
         solve_triangular=lambda t, b, lower: jax.scipy.linalg.solve_triangular(t, b, lower=lower),
-        linalg_errors=(), linalg_returns_nan=True)
+        linalg=xp.linalg, linalg_errors=(), linalg_returns_nan=True)
 
 
 def _dask(xp: Any) -> Extensions:
@@ -197,7 +201,47 @@ def _dask(xp: Any) -> Extensions:
         to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray, getitem=getitem, set_at=_write,
         add_at=add_at, einsum=da.einsum, windows=windows,
         solve_triangular=lambda t, b, lower: da.linalg.solve_triangular(t, b, lower=lower),
-        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
+        linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
+
+
+class _DaskLinalg:
+    """array-api-compat's ``linalg`` for Dask, completed with NumPy's ``det``, ``slogdet``
+    and ``eigh`` mapped over the matrices of a stack (lazily, each matrix in one block) and
+    with the lower Cholesky factor, which the standard specifies (Dask's own ``cholesky``
+    gives the upper one, and array-api-compat passes it on as it is)."""
+
+    def __init__(self, compat: Any):
+        self._compat = compat
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._compat, name)
+
+    @staticmethod
+    def cholesky(x):
+        import dask.array as da
+
+        return da.linalg.cholesky(x, lower=True)
+
+    @staticmethod
+    def det(x):
+        return _per_matrix(np.linalg.det, "(m,m)->()", x, 1)
+
+    @staticmethod
+    def slogdet(x):
+        return _per_matrix(lambda a: tuple(np.linalg.slogdet(a)), "(m,m)->(),()", x, 2)
+
+    @staticmethod
+    def eigh(x):
+        return _per_matrix(lambda a: tuple(np.linalg.eigh(a)), "(m,m)->(m),(m,m)", x, 2)
+
+
+def _per_matrix(fn: Callable, signature: str, x: Any, outputs: int) -> Any:
+    """``fn`` (NumPy's) applied to each matrix of the Dask stack ``x`` as a generalized
+    ufunc of ``signature``, lazily; ``outputs`` results."""
+    import dask.array as da
+
+    dtypes = (x.dtype,) * outputs
+    return da.apply_gufunc(fn, signature, x, output_dtypes=dtypes if outputs > 1 else x.dtype, allow_rechunk=True)
 
 
 def _strict(xp: Any) -> Extensions:
@@ -223,7 +267,7 @@ def _strict(xp: Any) -> Extensions:
         getitem=lambda x, key: xp.asarray(np.from_dlpack(x)[host_key(key)]),
         set_at=updated(operator.setitem), add_at=updated(np.add.at), einsum=einsum, windows=_windows_by_slices(xp),
         solve_triangular=lambda t, b, lower: xp.linalg.solve(t, b),
-        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=False)
+        linalg=xp.linalg, linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=False)
 
 
 _MAKERS: dict[str, Callable[[Any], Extensions]] = {

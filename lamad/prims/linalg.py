@@ -162,10 +162,10 @@ def triangle(xp, lower: bool, x):
     return _band(xp, x, 0, lower)
 
 
-def _diagonal(xp, x):
+def _diagonal(xp, ext, x):
     """The diagonals of the square matrices ``x`` (a new array, not a read-only view)."""
     square(x)
-    return xp.asarray(xp.linalg.diagonal(x), copy=True)
+    return xp.asarray(ext.linalg.diagonal(x), copy=True)
 
 
 def _eye_mask(xp, n: int):
@@ -182,7 +182,7 @@ def _solve(rt):
     def solve(a, b):
         """``x`` with ``a x = b``."""
         _system(a, b)
-        return _solved(xp, ext, a, b, xp.linalg.solve)
+        return _solved(xp, ext, a, b, ext.linalg.solve)
     return solve
 
 
@@ -195,7 +195,7 @@ def _triangular_solve(rt):
         in O(n³))."""
         _system(a, b)
         t = triangle(xp, lower, a)
-        if bool(xp.any(xp.linalg.diagonal(t) == 0)):
+        if bool(xp.any(ext.linalg.diagonal(t) == 0)):
             raise ValueError("the triangular matrix is singular: its diagonal holds a zero")
         return _solved(xp, ext, t, b, partial(_solve_triangular, ext, lower))
     return triangular_solve
@@ -210,27 +210,27 @@ def _inv(rt):
 
     def inv(a):
         square(a)
-        return _checked(xp, ext, lambda: xp.linalg.inv(a), (a,), SINGULAR)
+        return _checked(xp, ext, lambda: ext.linalg.inv(a), (a,), SINGULAR)
     return inv
 
 
 def _det(rt):
-    xp = rt.backend.xp
+    ext = rt.backend.ext
 
     def det(a):
         _one_square(a)
-        return xp.linalg.det(a)
+        return ext.linalg.det(a)
     return det
 
 
 def _slogdet(rt):
-    xp = rt.backend.xp
+    ext = rt.backend.ext
 
     def slogdet(a):
         """The sign of the determinant and the log of its absolute value (0 and -inf for a
         singular matrix)."""
         _one_square(a)
-        sign, log_abs = xp.linalg.slogdet(a)
+        sign, log_abs = ext.linalg.slogdet(a)
         return sign, log_abs
     return slogdet
 
@@ -243,25 +243,25 @@ def _cholesky(rt):
         triangle."""
         square(a)
         s = sym_lower(xp, a)
-        return _checked(xp, ext, lambda: xp.linalg.cholesky(s), (s,),
+        return _checked(xp, ext, lambda: ext.linalg.cholesky(s), (s,),
                         "the matrix is not positive definite (cholesky reads its lower triangle as a symmetric matrix)")
     return cholesky
 
 
 def _eigh(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def eigh(a):
         """The eigenvalues (ascending) and the eigenvectors (columns) of the symmetric matrix of
         ``a``'s lower triangle."""
         square(a)
-        w, v = xp.linalg.eigh(sym_lower(xp, a))
+        w, v = ext.linalg.eigh(sym_lower(xp, a))
         return w, v
     return eigh
 
 
 def _qr(rt):
-    xp = rt.backend.xp
+    ext = rt.backend.ext
 
     def qr(a):
         """The reduced QR decomposition of a square or tall matrix: ``Q`` with orthonormal
@@ -270,7 +270,7 @@ def _qr(rt):
         m, n = a.shape[-2:]
         if m < n:
             raise ValueError(f"qr takes a square or tall matrix (rows ≥ columns): found shape {_shape(a)}")
-        q, r = xp.linalg.qr(a, mode="reduced")
+        q, r = ext.linalg.qr(a, mode="reduced")
         return q, r
     return qr
 
@@ -411,7 +411,7 @@ define("qr", (TENSOR,), TupleType((TENSOR, TENSOR)), _qr, derivative="special",
 define("matrix_transpose", (TENSOR,), TENSOR, _matrix_transpose, linear=(0,),
        jvp=("matrix_transpose dx1",), vjp=("matrix_transpose a",),
        doc="the matrices transposed: the last two axes swapped", example=("matrix_transpose x1", ((2, 3, 4),)))
-define("diag", (TENSOR,), TENSOR, lambda rt: (lambda x: _diagonal(rt.backend.xp, x)), linear=(0,),
+define("diag", (TENSOR,), TENSOR, lambda rt: partial(_diagonal, rt.backend.xp, rt.backend.ext), linear=(0,),
        jvp=("diag dx1",), vjp=("diag_embed a",),
        doc="the diagonal of a square matrix, or of each of a stack", example=("diag x1", ((3, 3),)))
 define("diag_embed", (TENSOR,), TENSOR, _diag_embed, linear=(0,), jvp=("diag_embed dx1",), vjp=("diag a",),
