@@ -177,10 +177,17 @@ def _dask(xp: Any) -> Extensions:
     import dask.array as da
 
     def getitem(x, key):
+        """``x[key]``; a mask makes an axis of unknown length, which is counted (computing
+        the mask) since lamad's shapes are known."""
         try:
-            return x[key]
+            taken = x[key]
         except NotImplementedError as e:  # several integer arrays at once
-            raise ValueError(f"Dask cannot index with this key: {e}") from None
+            raise ValueError(f"the Dask backend indexes with one integer array at a time (Dask: {e})") from None
+        return taken.compute_chunk_sizes() if any(n != n for n in taken.shape) else taken
+
+    def set_at(x, key, v):
+        x[key[0] if len(key) == 1 else key] = v  # Dask takes a mask of rank 2 or more alone, not in a tuple
+        return x
 
     def add_at(x, key, v):
         """A basic key as an assignment; an advanced one as a weighted ``bincount`` of the
@@ -198,17 +205,18 @@ def _dask(xp: Any) -> Extensions:
         return view[..., ::stride, ::stride, :, :]
 
     return Extensions(
-        to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray, getitem=getitem, set_at=_write,
+        to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray, getitem=getitem, set_at=set_at,
         add_at=add_at, einsum=da.einsum, windows=windows,
-        solve_triangular=lambda t, b, lower: da.linalg.solve_triangular(t, b, lower=lower),
-        linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
+        solve_triangular=_DaskLinalg.solve_triangular, linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
 
 
 class _DaskLinalg:
-    """array-api-compat's ``linalg`` for Dask, completed with NumPy's ``det``, ``slogdet``
-    and ``eigh`` mapped over the matrices of a stack (lazily, each matrix in one block) and
-    with the lower Cholesky factor, which the standard specifies (Dask's own ``cholesky``
-    gives the upper one, and array-api-compat passes it on as it is)."""
+    """array-api-compat's ``linalg`` for Dask, completed and corrected: Dask's own
+    factorizations and solvers take one matrix (blocked, for matrices that are large),
+    and NumPy's are mapped over the matrices of a stack (lazily, each matrix in one
+    block), as they are for ``det``, ``slogdet`` and ``eigh``, which Dask has not; and the
+    Cholesky factor is the lower one, which the standard specifies (Dask's own gives the
+    upper one, and array-api-compat passes it on as it is)."""
 
     def __init__(self, compat: Any):
         self._compat = compat
@@ -216,32 +224,51 @@ class _DaskLinalg:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._compat, name)
 
-    @staticmethod
-    def cholesky(x):
+    def solve(self, a, b):
+        return self._compat.solve(a, b) if a.ndim == 2 else _per_matrix(np.linalg.solve, "(m,m),(m,k)->(m,k)", a, b)
+
+    def inv(self, a):
+        return self._compat.inv(a) if a.ndim == 2 else _per_matrix(np.linalg.inv, "(m,m)->(m,m)", a)
+
+    def cholesky(self, a):
         import dask.array as da
 
-        return da.linalg.cholesky(x, lower=True)
+        return da.linalg.cholesky(a, lower=True) if a.ndim == 2 else _per_matrix(np.linalg.cholesky, "(m,m)->(m,m)", a)
+
+    def qr(self, a, mode: str = "reduced"):
+        if a.ndim == 2:
+            return self._compat.qr(a, mode=mode)
+        return _per_matrix(lambda x: tuple(np.linalg.qr(x, mode=mode)), "(m,n)->(m,n),(n,n)", a, outputs=2)
 
     @staticmethod
-    def det(x):
-        return _per_matrix(np.linalg.det, "(m,m)->()", x, 1)
+    def solve_triangular(t, b, lower: bool):
+        import dask.array as da
+
+        if t.ndim == 2:
+            return da.linalg.solve_triangular(t, b, lower=lower)
+        return _per_matrix(np.linalg.solve, "(m,m),(m,k)->(m,k)", t, b)
 
     @staticmethod
-    def slogdet(x):
-        return _per_matrix(lambda a: tuple(np.linalg.slogdet(a)), "(m,m)->(),()", x, 2)
+    def det(a):
+        return _per_matrix(np.linalg.det, "(m,m)->()", a)
 
     @staticmethod
-    def eigh(x):
-        return _per_matrix(lambda a: tuple(np.linalg.eigh(a)), "(m,m)->(m),(m,m)", x, 2)
+    def slogdet(a):
+        return _per_matrix(lambda x: tuple(np.linalg.slogdet(x)), "(m,m)->(),()", a, outputs=2)
+
+    @staticmethod
+    def eigh(a):
+        return _per_matrix(lambda x: tuple(np.linalg.eigh(x)), "(m,m)->(m),(m,m)", a, outputs=2)
 
 
-def _per_matrix(fn: Callable, signature: str, x: Any, outputs: int) -> Any:
-    """``fn`` (NumPy's) applied to each matrix of the Dask stack ``x`` as a generalized
-    ufunc of ``signature``, lazily; ``outputs`` results."""
+def _per_matrix(fn: Callable, signature: str, *xs: Any, outputs: int = 1) -> Any:
+    """``fn`` (NumPy's) applied to the matrices of the Dask stacks ``xs`` as a generalized
+    ufunc of ``signature``, lazily, with ``outputs`` results."""
     import dask.array as da
 
-    dtypes = (x.dtype,) * outputs
-    return da.apply_gufunc(fn, signature, x, output_dtypes=dtypes if outputs > 1 else x.dtype, allow_rechunk=True)
+    dtype = xs[0].dtype
+    return da.apply_gufunc(fn, signature, *xs, output_dtypes=(dtype,) * outputs if outputs > 1 else dtype,
+                           allow_rechunk=True)
 
 
 def _strict(xp: Any) -> Extensions:

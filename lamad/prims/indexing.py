@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from lamad.extensions import advanced
 from lamad.prims.base import A, B, define
 from lamad.syntax import (
     BOOL_TENSOR, ELLIPSIS, INT, INT_TENSOR, PART, STRING, TENSOR, IndexItem, ListType, Slice, parse_spec, part_count,
@@ -173,7 +172,7 @@ def _index_set(rt):
         key = array_key(xp, spec, x, parts)
         shape = tuple(x.shape)
         _fits(xp, ext, v, shape, key, "the value")
-        if advanced(key):
+        if any(hasattr(k, "dtype") and not _is_mask(xp, k) for k in key):  # integer arrays may repeat
             written = ext.set_at(xp.zeros(shape, dtype=xp.bool), key, True)
             if int(xp.count_nonzero(written)) < math.prod(_indexed_shape(xp, ext, shape, key)):
                 raise ValueError("the index names a position twice (a repeated index), so the value there would "
