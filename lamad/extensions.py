@@ -33,6 +33,11 @@ class Extensions:
 
     # ---- indexing, axes, convolutions and linear algebra (lamad/prims/indexing.py, axes.py,
     # conv.py, linalg.py)
+    extrema: Callable[[Any], tuple[int, int]]
+    """The least and the greatest entries of a non-empty integer array, as Python ints
+    brought to the host together (one synchronisation, one pass of a lazy array; NumPy's
+    methods, which skip its functions' dispatch): the standard's ``min`` and ``max`` are
+    two reductions, each a transfer of its own."""
     getitem: Callable[[Any, Key], Any]
     """``x[key]`` for NumPy's keys, which mix integer arrays, masks and slices: the standard
     indexes with integer arrays only where every axis takes an integer or an integer array."""
@@ -119,7 +124,7 @@ def numpy_like(module: Any, to_host: Callable[[Any], np.ndarray], from_host: Cal
         return view[..., ::stride, ::stride, :, :]
 
     return Extensions(
-        to_host=to_host, from_host=from_host, getitem=operator.getitem, set_at=_write, add_at=add_at,
+        to_host=to_host, from_host=from_host, extrema=lambda x: (int(x.min()), int(x.max())), getitem=operator.getitem, set_at=_write, add_at=add_at,
         einsum=module.einsum, windows=windows, solve_triangular=lambda t, b, lower: module.linalg.solve(t, b),
         linalg=module.linalg, linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
 
@@ -155,7 +160,8 @@ def _torch(xp: Any) -> Extensions:
         return x.unfold(x.ndim - 2, kh, stride).unfold(x.ndim - 1, kw, stride)
 
     return Extensions(
-        to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy, getitem=operator.getitem,
+        to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy,
+        extrema=lambda x: tuple(int(v) for v in torch.aminmax(x)), getitem=operator.getitem,
         set_at=_write, add_at=add_at, einsum=lambda spec, *xs, optimize=False: torch.einsum(spec, *xs),
         windows=windows,
         solve_triangular=lambda t, b, lower: torch.linalg.solve_triangular(t, b, upper=not lower),
@@ -166,7 +172,8 @@ def _jax(xp: Any) -> Extensions:
     import jax.scipy.linalg
 
     return Extensions(
-        to_host=np.asarray, from_host=xp.asarray, getitem=operator.getitem,
+        to_host=np.asarray, from_host=xp.asarray, extrema=lambda x: tuple(int(v) for v in np.asarray(xp.stack([xp.min(x), xp.max(x)]))),
+        getitem=operator.getitem,
         set_at=lambda x, key, v: x.at[key].set(v), add_at=lambda x, key, v: x.at[key].add(v),
         einsum=xp.einsum, windows=_windows_by_slices(xp),
         solve_triangular=lambda t, b, lower: jax.scipy.linalg.solve_triangular(t, b, lower=lower),
@@ -174,6 +181,7 @@ def _jax(xp: Any) -> Extensions:
 
 
 def _dask(xp: Any) -> Extensions:
+    import dask
     import dask.array as da
 
     def getitem(x, key):
@@ -205,7 +213,8 @@ def _dask(xp: Any) -> Extensions:
         return view[..., ::stride, ::stride, :, :]
 
     return Extensions(
-        to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray, getitem=getitem, set_at=set_at,
+        to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
+        extrema=lambda x: tuple(int(v) for v in dask.compute(x.min(), x.max())), getitem=getitem, set_at=set_at,
         add_at=add_at, einsum=da.einsum, windows=windows,
         solve_triangular=_DaskLinalg.solve_triangular, linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
 
@@ -290,7 +299,7 @@ def _strict(xp: Any) -> Extensions:
         return xp.asarray(np.einsum(spec, *(np.from_dlpack(x) for x in xs), optimize=optimize))
 
     return Extensions(
-        to_host=np.from_dlpack, from_host=xp.asarray,
+        to_host=np.from_dlpack, from_host=xp.asarray, extrema=lambda x: (int(xp.min(x)), int(xp.max(x))),
         getitem=lambda x, key: xp.asarray(np.from_dlpack(x)[host_key(key)]),
         set_at=updated(operator.setitem), add_at=updated(np.add.at), einsum=einsum, windows=_windows_by_slices(xp),
         solve_triangular=lambda t, b, lower: xp.linalg.solve(t, b),

@@ -52,7 +52,7 @@ def _key(items: tuple[IndexItem, ...], values: tuple) -> tuple:
     return tuple(key)
 
 
-def _check(xp, items: tuple[IndexItem, ...], values: tuple, shape: tuple[int, ...]) -> None:
+def _check(xp, ext, items: tuple[IndexItem, ...], values: tuple, shape: tuple[int, ...]) -> None:
     """The rank and range checks of an index into an array of ``shape``, made by lamad so
     that every backend reports them alike (JAX would clamp an index out of range): an
     index may not name more axes than the array has, and an Int (or each entry of an
@@ -76,15 +76,15 @@ def _check(xp, items: tuple[IndexItem, ...], values: tuple, shape: tuple[int, ..
         if item == ELLIPSIS:
             axis += len(shape) - taken
         elif item == PART and not _is_mask(xp, value):
-            _in_range(xp, value, axis, shape)
+            _in_range(ext, value, axis, shape)
         axis += width
 
 
 def _is_mask(xp, value: Any) -> bool:
-    return hasattr(value, "dtype") and xp.isdtype(value.dtype, "bool")
+    return getattr(value, "dtype", None) == xp.bool
 
 
-def _in_range(xp, index: Any, axis: int, shape: tuple[int, ...]) -> None:
+def _in_range(ext, index: Any, axis: int, shape: tuple[int, ...]) -> None:
     """An Int or IntTensor index at ``axis`` is within the axis (negative from its end)."""
     n = shape[axis]
     if isinstance(index, int):
@@ -92,17 +92,17 @@ def _in_range(xp, index: Any, axis: int, shape: tuple[int, ...]) -> None:
     elif index.size == 0:
         return
     else:
-        low, high = int(xp.min(index)), int(xp.max(index))
+        low, high = ext.extrema(index)
     for i in (low, high):
         if not -n <= i < n:
             raise ValueError(f"index {i} is out of range for axis {axis} of size {n} (shape {tuple(shape)})")
 
 
-def array_key(xp, spec: str, x: Any, parts: Any) -> tuple:
+def array_key(xp, ext, spec: str, x: Any, parts: Any) -> tuple:
     """The NumPy key of ``x[spec parts]``, its rank and range checked."""
     items = parse_spec(spec)
     values = parts_tuple(items, parts)
-    _check(xp, items, values, tuple(x.shape))
+    _check(xp, ext, items, values, tuple(x.shape))
     return _key(items, values)
 
 
@@ -140,7 +140,7 @@ def _index(rt):
     xp, ext = rt.backend.xp, rt.backend.ext
 
     def index(spec, x, parts):
-        return ext.getitem(x, array_key(xp, spec, x, parts))
+        return ext.getitem(x, array_key(xp, ext, spec, x, parts))
     return index
 
 
@@ -149,7 +149,7 @@ def _embed_at(rt):
 
     def embed_at(spec, x, parts, a):
         """Zeros of ``x``'s shape with ``a`` added at the index: the transpose of ``index``."""
-        return added_at(xp, ext, xp.zeros(x.shape, dtype=dtype), array_key(xp, spec, x, parts), a, "the cotangent")
+        return added_at(xp, ext, xp.zeros(x.shape, dtype=dtype), array_key(xp, ext, spec, x, parts), a, "the cotangent")
     return embed_at
 
 
@@ -158,7 +158,7 @@ def _zero_at(rt):
 
     def zero_at(spec, a, parts):
         """``a`` with zeros at the index (its own transpose)."""
-        return ext.set_at(xp.asarray(a, copy=True), array_key(xp, spec, a, parts), 0.0)
+        return ext.set_at(xp.asarray(a, copy=True), array_key(xp, ext, spec, a, parts), 0.0)
     return zero_at
 
 
@@ -169,7 +169,7 @@ def _index_set(rt):
         """``x[key] := v``: a copy of ``x`` with ``v`` at the index.  A position written
         twice (a repeated integer index) is an error: which value would win is not
         defined, and neither would the derivative be."""
-        key = array_key(xp, spec, x, parts)
+        key = array_key(xp, ext, spec, x, parts)
         shape = tuple(x.shape)
         _fits(xp, ext, v, shape, key, "the value")
         if any(hasattr(k, "dtype") and not _is_mask(xp, k) for k in key):  # integer arrays may repeat
@@ -187,7 +187,7 @@ def _index_add(rt):
     def index_add(spec, x, parts, v):
         """``x[key] += v``: a copy of ``x`` with ``v`` added at the index, a repeated
         position receiving each value sent to it."""
-        return added_at(xp, ext, xp.asarray(x, copy=True), array_key(xp, spec, x, parts), v, "the value")
+        return added_at(xp, ext, xp.asarray(x, copy=True), array_key(xp, ext, spec, x, parts), v, "the value")
     return index_add
 
 
@@ -219,20 +219,20 @@ def _along(axis: int, ndim: int, what: str) -> int:
     return axis % ndim
 
 
-def _axis_key(xp, axis: int, idx: Any, shape: tuple[int, ...]) -> tuple:
+def _axis_key(ext, axis: int, idx: Any, shape: tuple[int, ...]) -> tuple:
     """The key that takes ``idx`` along ``axis`` of an array of ``shape``, checked."""
     axis = _along(axis, len(shape), "a tensor")
-    _in_range(xp, idx, axis, shape)
+    _in_range(ext, idx, axis, shape)
     return (slice(None),) * axis + (idx,)
 
 
 def _gather(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def gather(axis, idx, x):
         """``x[:, …, idx]``: the standard's ``take`` of the indices flattened (negative ones
         counted from the end first), reshaped."""
-        k = len(_axis_key(xp, axis, idx, tuple(x.shape))) - 1
+        k = len(_axis_key(ext, axis, idx, tuple(x.shape))) - 1
         flat = xp.reshape(idx, (-1,))
         taken = xp.take(x, xp.where(flat < 0, flat + x.shape[k], flat), axis=k)
         return xp.reshape(taken, tuple(x.shape[:k]) + tuple(idx.shape) + tuple(x.shape[k + 1:]))
@@ -245,7 +245,7 @@ def _embed_along(rt):
     def embed_along(axis, idx, x, a):
         """Zeros of ``x``'s shape with ``a`` added at ``idx`` along ``axis``: the transpose
         of ``gather``."""
-        key = _axis_key(xp, axis, idx, tuple(x.shape))
+        key = _axis_key(ext, axis, idx, tuple(x.shape))
         return added_at(xp, ext, xp.zeros(x.shape, dtype=dtype), key, a, "the cotangent")
     return embed_along
 
@@ -254,7 +254,7 @@ def _scatter_add(rt):
     xp, ext = rt.backend.xp, rt.backend.ext
 
     def scatter_add(axis, idx, x, v):
-        key = _axis_key(xp, axis, idx, tuple(x.shape))
+        key = _axis_key(ext, axis, idx, tuple(x.shape))
         return added_at(xp, ext, xp.asarray(x, copy=True), key, v, "the value")
     return scatter_add
 
