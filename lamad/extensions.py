@@ -81,7 +81,7 @@ def extensions(name: str, xp: Any) -> Extensions:
 # ---------------------------------------------------------------------- shared implementations
 
 
-def advanced(key: Key) -> bool:
+def _advanced(key: Key) -> bool:
     """Whether a key holds an array (integer or mask): NumPy's advanced indexing."""
     return any(hasattr(k, "dtype") for k in key)
 
@@ -92,6 +92,7 @@ def _write(x: Any, key: Key, v: Any) -> Any:
 
 
 def _add_basic(x: Any, key: Key, v: Any) -> Any:
+    """``x`` with ``v`` added in place at a key without arrays, which repeats nothing."""
     x[key] += v
     return x
 
@@ -108,25 +109,30 @@ def _windows_by_slices(xp: Any) -> Callable[[Any, int, int, int], Any]:
     return windows
 
 
+def _sliding_windows(module: Any) -> Callable[[Any, int, int, int], Any]:
+    """The windows of :attr:`Extensions.windows` as a strided view, by the library's
+    ``sliding_window_view`` (NumPy's, CuPy's, Dask's)."""
+    def windows(x, kh: int, kw: int, stride: int):
+        view = module.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
+        return view[..., ::stride, ::stride, :, :]
+    return windows
+
+
 def numpy_like(module: Any, to_host: Callable[[Any], np.ndarray], from_host: Callable[[np.ndarray], Any],
                linalg_returns_nan: bool = False) -> Extensions:
     """The extensions of a library with NumPy's own API (NumPy, CuPy): its functions, and
     its arrays mutated in place."""
     def add_at(x, key, v):
-        if not advanced(key):
-            x[key] += v
-        else:
-            module.add.at(x, key, v)
+        if not _advanced(key):
+            return _add_basic(x, key, v)
+        module.add.at(x, key, v)
         return x
 
-    def windows(x, kh, kw, stride):
-        view = module.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
-        return view[..., ::stride, ::stride, :, :]
-
     return Extensions(
-        to_host=to_host, from_host=from_host, extrema=lambda x: (int(x.min()), int(x.max())), getitem=operator.getitem, set_at=_write, add_at=add_at,
-        einsum=module.einsum, windows=windows, solve_triangular=lambda t, b, lower: module.linalg.solve(t, b),
-        linalg=module.linalg, linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
+        to_host=to_host, from_host=from_host, extrema=lambda x: (int(x.min()), int(x.max())),
+        getitem=operator.getitem, set_at=_write, add_at=add_at, einsum=module.einsum, windows=_sliding_windows(module),
+        solve_triangular=lambda t, b, lower: module.linalg.solve(t, b), linalg=module.linalg,
+        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
 
 
 # ---------------------------------------------------------------------- one maker per backend
@@ -149,9 +155,8 @@ def _torch(xp: Any) -> Extensions:
     def add_at(x, key, v):
         """A basic key in place; an advanced one as ``index_add`` at the flat positions it
         names (found by indexing the positions of ``x``), which accumulates repeats."""
-        if not advanced(key):
-            x[key] += v
-            return x
+        if not _advanced(key):
+            return _add_basic(x, key, v)
         positions = torch.arange(x.numel(), device=x.device).reshape(x.shape)[key]
         values = torch.broadcast_to(torch.as_tensor(v, dtype=x.dtype, device=x.device), positions.shape)
         return x.reshape(-1).index_add(0, positions.reshape(-1), values.reshape(-1)).reshape(x.shape)
@@ -172,8 +177,8 @@ def _jax(xp: Any) -> Extensions:
     import jax.scipy.linalg
 
     return Extensions(
-        to_host=np.asarray, from_host=xp.asarray, extrema=lambda x: tuple(int(v) for v in np.asarray(xp.stack([xp.min(x), xp.max(x)]))),
-        getitem=operator.getitem,
+        to_host=np.asarray, from_host=xp.asarray,
+        extrema=lambda x: tuple(int(v) for v in np.asarray(xp.stack([xp.min(x), xp.max(x)]))), getitem=operator.getitem,
         set_at=lambda x, key, v: x.at[key].set(v), add_at=lambda x, key, v: x.at[key].add(v),
         einsum=xp.einsum, windows=_windows_by_slices(xp),
         solve_triangular=lambda t, b, lower: jax.scipy.linalg.solve_triangular(t, b, lower=lower),
@@ -200,23 +205,18 @@ def _dask(xp: Any) -> Extensions:
     def add_at(x, key, v):
         """A basic key as an assignment; an advanced one as a weighted ``bincount`` of the
         flat positions it names, which accumulates repeats and stays lazy."""
-        if not advanced(key):
-            x[key] += v
-            return x
+        if not _advanced(key):
+            return _add_basic(x, key, v)
         positions = getitem(xp.reshape(xp.arange(x.size), x.shape), key)
         values = xp.broadcast_to(xp.asarray(v, dtype=x.dtype), positions.shape)
         added = da.bincount(xp.reshape(positions, (-1,)), weights=xp.reshape(values, (-1,)), minlength=x.size)
         return x + xp.reshape(added, x.shape)
 
-    def windows(x, kh, kw, stride):
-        view = da.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
-        return view[..., ::stride, ::stride, :, :]
-
     return Extensions(
         to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
         extrema=lambda x: tuple(int(v) for v in dask.compute(x.min(), x.max())), getitem=getitem, set_at=set_at,
-        add_at=add_at, einsum=da.einsum, windows=windows,
-        solve_triangular=_DaskLinalg.solve_triangular, linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
+        add_at=add_at, einsum=da.einsum, windows=_sliding_windows(da), solve_triangular=_DaskLinalg.solve_triangular,
+        linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
 
 
 class _DaskLinalg:
