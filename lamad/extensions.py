@@ -11,10 +11,14 @@ that is not an extension then has to be the standard's.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+Key = tuple
+"""A NumPy index: integers, slices, ``...``, and integer arrays and masks of the backend."""
 
 
 @dataclass(frozen=True)
@@ -27,38 +31,283 @@ class Extensions:
     from_host: Callable[[np.ndarray], Any]
     """A NumPy array as this backend's, of the same dtype."""
 
+    # ---- indexing, axes, convolutions and linear algebra (lamad/prims/indexing.py, axes.py,
+    # conv.py, linalg.py)
+    extrema: Callable[[Any], tuple[int, int]]
+    """The least and the greatest entries of a non-empty integer array, as Python ints
+    brought to the host together (one synchronisation, one pass of a lazy array; NumPy's
+    methods, which skip its functions' dispatch): the standard's ``min`` and ``max`` are
+    two reductions, each a transfer of its own."""
+    getitem: Callable[[Any, Key], Any]
+    """``x[key]`` for NumPy's keys, which mix integer arrays, masks and slices: the standard
+    indexes with integer arrays only where every axis takes an integer or an integer array."""
+    set_at: Callable[[Any, Key, Any], Any]
+    """``x`` with ``v`` written at ``key``: in place where arrays are mutable (``x`` is then a
+    fresh array its caller owns), a new array on JAX, whose arrays are immutable.  The
+    standard's ``__setitem__`` mutates, and takes no integer arrays."""
+    add_at: Callable[[Any, Key, Any], Any]
+    """``x`` with ``v`` added at ``key``, a position the key repeats receiving every value
+    sent to it (NumPy's ``np.add.at``), in place as ``set_at`` is: the standard has no
+    scatter."""
+    einsum: Callable[..., Any]
+    """``einsum(subscripts, *operands, optimize=bool)``, NumPy's (``optimize``: contract
+    pairwise along a planned path): the standard has ``tensordot`` and ``vecdot`` only."""
+    windows: Callable[[Any, int, int, int], Any]
+    """``windows(x, kh, kw, stride)``: the ``kh × kw`` windows, ``stride`` apart, of the last
+    two axes of ``x``, of shape ``(…, Ho, Wo, kh, kw)``: a strided view where the library
+    makes one, which the standard cannot."""
+    solve_triangular: Callable[[Any, Any, bool], Any]
+    """``solve_triangular(t, b, lower)``: ``t⁻¹ b`` for lower (``lower``) or upper triangular
+    matrices ``t`` (``(…, n, n)``) and matrices ``b`` (``(…, n, k)``) of the same batch: the
+    standard's ``linalg`` has only the general solver, which NumPy uses here too."""
+    linalg: Any
+    """The library's ``linalg``, the standard's extension of that name: Dask's through
+    array-api-compat lacks ``det``, ``slogdet`` and ``eigh`` and gives the upper Cholesky
+    factor, so it is completed and corrected here."""
+    linalg_errors: tuple[type[BaseException], ...]
+    """What the library's ``linalg`` raises for a singular matrix or one that is not
+    positive definite (it may raise it only when a lazy array is computed)."""
+    linalg_returns_nan: bool
+    """Whether the library's ``linalg`` may instead return NaN or infinities for such a
+    matrix (JAX; Dask, where the error comes when the result is computed), so that lamad
+    checks the result."""
+
 
 def extensions(name: str, xp: Any) -> Extensions:
     """The extensions of the backend ``name``, whose namespace is ``xp``."""
     return _MAKERS[name](xp)
 
 
+# ---------------------------------------------------------------------- shared implementations
+
+
+def _advanced(key: Key) -> bool:
+    """Whether a key holds an array (integer or mask): NumPy's advanced indexing (a loop,
+    which costs half what ``any`` of a generator does, on the convolutions' hot path)."""
+    for k in key:
+        if hasattr(k, "dtype"):
+            return True
+    return False
+
+
+def _write(x: Any, key: Key, v: Any) -> Any:
+    x[key] = v
+    return x
+
+
+def _add_basic(x: Any, key: Key, v: Any) -> Any:
+    """``x`` with ``v`` added in place at a key without arrays, which repeats nothing."""
+    x[key] += v
+    return x
+
+
+def _windows_by_slices(xp: Any) -> Callable[[Any, int, int, int], Any]:
+    """The windows of :attr:`Extensions.windows` in the standard alone: the ``kh · kw``
+    strided slices that hold one entry of every window, stacked (a copy)."""
+    def windows(x, kh: int, kw: int, stride: int):
+        h, w = x.shape[-2:]
+        ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+        rows = [xp.stack([x[..., i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+                          for j in range(kw)], axis=-1) for i in range(kh)]
+        return xp.stack(rows, axis=-2)
+    return windows
+
+
+def _sliding_windows(module: Any) -> Callable[[Any, int, int, int], Any]:
+    """The windows of :attr:`Extensions.windows` as a strided view, by the library's
+    ``sliding_window_view`` (NumPy's, CuPy's, Dask's)."""
+    def windows(x, kh: int, kw: int, stride: int):
+        view = module.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
+        return view[..., ::stride, ::stride, :, :]
+    return windows
+
+
+def numpy_like(module: Any, to_host: Callable[[Any], np.ndarray], from_host: Callable[[np.ndarray], Any],
+               linalg_returns_nan: bool = False) -> Extensions:
+    """The extensions of a library with NumPy's own API (NumPy, CuPy): its functions, and
+    its arrays mutated in place."""
+    def add_at(x, key, v):
+        if not _advanced(key):
+            return _add_basic(x, key, v)
+        module.add.at(x, key, v)
+        return x
+
+    return Extensions(
+        to_host=to_host, from_host=from_host, extrema=lambda x: (int(x.min()), int(x.max())),
+        getitem=operator.getitem, set_at=_write, add_at=add_at, einsum=module.einsum, windows=_sliding_windows(module),
+        solve_triangular=lambda t, b, lower: module.linalg.solve(t, b), linalg=module.linalg,
+        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
+
+
+# ---------------------------------------------------------------------- one maker per backend
+
+
 def _numpy(xp: Any) -> Extensions:
-    return Extensions(to_host=np.asarray, from_host=np.asarray)
+    return numpy_like(np, np.asarray, np.asarray)
 
 
 def _cupy(xp: Any) -> Extensions:
     import cupy
 
-    return Extensions(to_host=cupy.asnumpy, from_host=cupy.asarray)
+    # CuPy's linalg checks nothing unless told to (cupyx.errstate): a singular matrix gives NaN.
+    return numpy_like(cupy, cupy.asnumpy, cupy.asarray, linalg_returns_nan=True)
 
 
 def _torch(xp: Any) -> Extensions:
     import torch
 
-    return Extensions(to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy)
+    def add_at(x, key, v):
+        """A basic key in place; an advanced one as ``index_add`` at the flat positions it
+        names (found by indexing the positions of ``x``), which accumulates repeats."""
+        if not _advanced(key):
+            return _add_basic(x, key, v)
+        positions = torch.arange(x.numel(), device=x.device).reshape(x.shape)[key]
+        values = torch.broadcast_to(torch.as_tensor(v, dtype=x.dtype, device=x.device), positions.shape)
+        return x.reshape(-1).index_add(0, positions.reshape(-1), values.reshape(-1)).reshape(x.shape)
+
+    def windows(x, kh, kw, stride):
+        return x.unfold(x.ndim - 2, kh, stride).unfold(x.ndim - 1, kw, stride)
+
+    return Extensions(
+        to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy,
+        extrema=lambda x: tuple(int(v) for v in torch.aminmax(x)), getitem=operator.getitem,
+        set_at=_write, add_at=add_at, einsum=lambda spec, *xs, optimize=False: torch.einsum(spec, *xs),
+        windows=windows,
+        solve_triangular=lambda t, b, lower: torch.linalg.solve_triangular(t, b, upper=not lower),
+        linalg=xp.linalg, linalg_errors=(torch.linalg.LinAlgError,), linalg_returns_nan=False)
 
 
 def _jax(xp: Any) -> Extensions:
-    return Extensions(to_host=np.asarray, from_host=xp.asarray)
+    import jax.scipy.linalg
+
+    return Extensions(
+        to_host=np.asarray, from_host=xp.asarray,
+        extrema=lambda x: tuple(int(v) for v in np.asarray(xp.stack([xp.min(x), xp.max(x)]))), getitem=operator.getitem,
+        set_at=lambda x, key, v: x.at[key].set(v), add_at=lambda x, key, v: x.at[key].add(v),
+        einsum=xp.einsum, windows=_windows_by_slices(xp),
+        solve_triangular=lambda t, b, lower: jax.scipy.linalg.solve_triangular(t, b, lower=lower),
+        linalg=xp.linalg, linalg_errors=(), linalg_returns_nan=True)
 
 
 def _dask(xp: Any) -> Extensions:
-    return Extensions(to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray)
+    import dask
+    import dask.array as da
+
+    def getitem(x, key):
+        """``x[key]``; a mask makes an axis of unknown length, which is counted (computing
+        the mask) since lamad's shapes are known."""
+        try:
+            taken = x[key]
+        except NotImplementedError as e:  # several integer arrays at once
+            raise ValueError(f"the Dask backend indexes with one integer array at a time (Dask: {e})") from None
+        return taken.compute_chunk_sizes() if any(n != n for n in taken.shape) else taken
+
+    def set_at(x, key, v):
+        x[key[0] if len(key) == 1 else key] = v  # Dask takes a mask of rank 2 or more alone, not in a tuple
+        return x
+
+    def add_at(x, key, v):
+        """A basic key as an assignment; an advanced one as a weighted ``bincount`` of the
+        flat positions it names, which accumulates repeats and stays lazy."""
+        if not _advanced(key):
+            return _add_basic(x, key, v)
+        positions = getitem(xp.reshape(xp.arange(x.size), x.shape), key)
+        values = xp.broadcast_to(xp.asarray(v, dtype=x.dtype), positions.shape)
+        added = da.bincount(xp.reshape(positions, (-1,)), weights=xp.reshape(values, (-1,)), minlength=x.size)
+        return x + xp.reshape(added, x.shape)
+
+    return Extensions(
+        to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
+        extrema=lambda x: tuple(int(v) for v in dask.compute(x.min(), x.max())), getitem=getitem, set_at=set_at,
+        add_at=add_at, einsum=da.einsum, windows=_sliding_windows(da), solve_triangular=_DaskLinalg.solve_triangular,
+        linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
+
+
+class _DaskLinalg:
+    """array-api-compat's ``linalg`` for Dask, completed and corrected: Dask's own
+    factorizations and solvers take one matrix (blocked, for matrices that are large),
+    and NumPy's are mapped over the matrices of a stack (lazily, each matrix in one
+    block), as they are for ``det``, ``slogdet`` and ``eigh``, which Dask has not; and the
+    Cholesky factor is the lower one, which the standard specifies (Dask's own gives the
+    upper one, and array-api-compat passes it on as it is)."""
+
+    def __init__(self, compat: Any):
+        self._compat = compat
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._compat, name)
+
+    def solve(self, a, b):
+        return self._compat.solve(a, b) if a.ndim == 2 else _per_matrix(np.linalg.solve, "(m,m),(m,k)->(m,k)", a, b)
+
+    def inv(self, a):
+        return self._compat.inv(a) if a.ndim == 2 else _per_matrix(np.linalg.inv, "(m,m)->(m,m)", a)
+
+    def cholesky(self, a):
+        import dask.array as da
+
+        return da.linalg.cholesky(a, lower=True) if a.ndim == 2 else _per_matrix(np.linalg.cholesky, "(m,m)->(m,m)", a)
+
+    def qr(self, a, mode: str = "reduced"):
+        if a.ndim == 2:
+            return self._compat.qr(a, mode=mode)
+        return _per_matrix(lambda x: tuple(np.linalg.qr(x, mode=mode)), "(m,n)->(m,n),(n,n)", a, outputs=2)
+
+    @staticmethod
+    def solve_triangular(t, b, lower: bool):
+        import dask.array as da
+
+        if t.ndim == 2:
+            return da.linalg.solve_triangular(t, b, lower=lower)
+        return _per_matrix(np.linalg.solve, "(m,m),(m,k)->(m,k)", t, b)
+
+    @staticmethod
+    def det(a):
+        return _per_matrix(np.linalg.det, "(m,m)->()", a)
+
+    @staticmethod
+    def slogdet(a):
+        return _per_matrix(lambda x: tuple(np.linalg.slogdet(x)), "(m,m)->(),()", a, outputs=2)
+
+    @staticmethod
+    def eigh(a):
+        return _per_matrix(lambda x: tuple(np.linalg.eigh(x)), "(m,m)->(m),(m,m)", a, outputs=2)
+
+
+def _per_matrix(fn: Callable, signature: str, *xs: Any, outputs: int = 1) -> Any:
+    """``fn`` (NumPy's) applied to the matrices of the Dask stacks ``xs`` as a generalized
+    ufunc of ``signature``, lazily, with ``outputs`` results."""
+    import dask.array as da
+
+    dtype = xs[0].dtype
+    return da.apply_gufunc(fn, signature, *xs, output_dtypes=(dtype,) * outputs if outputs > 1 else dtype,
+                           allow_rechunk=True)
 
 
 def _strict(xp: Any) -> Extensions:
-    return Extensions(to_host=np.from_dlpack, from_host=xp.asarray)
+    """The standard and nothing more: the extensions that need more go through NumPy on the
+    host (for the tests only: array-api-strict exists to prove that lamad calls nothing else)."""
+    Array = type(xp.asarray(0))
+
+    def host_key(key):
+        return tuple(np.from_dlpack(k) if isinstance(k, Array) else k for k in key)
+
+    def updated(how):
+        def update(x, key, v):
+            out = np.array(np.from_dlpack(x))
+            how(out, host_key(key), np.from_dlpack(v) if isinstance(v, Array) else v)
+            return xp.asarray(out)
+        return update
+
+    def einsum(spec, *xs, optimize=False):
+        return xp.asarray(np.einsum(spec, *(np.from_dlpack(x) for x in xs), optimize=optimize))
+
+    return Extensions(
+        to_host=np.from_dlpack, from_host=xp.asarray, extrema=lambda x: (int(xp.min(x)), int(xp.max(x))),
+        getitem=lambda x, key: xp.asarray(np.from_dlpack(x)[host_key(key)]),
+        set_at=updated(operator.setitem), add_at=updated(np.add.at), einsum=einsum, windows=_windows_by_slices(xp),
+        solve_triangular=lambda t, b, lower: xp.linalg.solve(t, b),
+        linalg=xp.linalg, linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=False)
 
 
 _MAKERS: dict[str, Callable[[Any], Extensions]] = {

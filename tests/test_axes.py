@@ -290,9 +290,9 @@ def test_einsum_does_not_compute_the_cotangent_of_a_constant_operand(monkeypatch
     differentiated, a constant) is never computed, as for ``@``."""
     calls = []
 
-    def counted(xp, spec, xs):
+    def counted(ext, spec, xs):
         calls.append(spec)
-        return einsum(xp, spec, xs)
+        return einsum(ext, spec, xs)
     monkeypatch.setattr(axes, "einsum", counted)
     p = lamad.loads("def f (w : Tensor) (data : Tensor) = grad (\\v. sum (einsum \"ij,jk->ik\" [data, v])) w")
     w, data = RNG.standard_normal((3, 2)), RNG.standard_normal((4, 3))

@@ -18,7 +18,7 @@ import pytest
 import lamad
 from lamad.api import LoadedProgram
 from lamad.backend import Backend
-from lamad.extensions import Extensions
+from lamad.extensions import numpy_like
 from lamad.prims import Runtime
 from lamad.types import typecheck
 from lamad.parser import parse_program
@@ -119,7 +119,7 @@ class GuardedNumPy:
     explicit way back to the host; its submodules (``linalg``) are guarded as it is."""
 
     dtype = staticmethod(np.dtype)
-    float32, float64 = np.float32, np.float64
+    float32, float64, bool, int64 = np.float32, np.float64, np.bool_, np.int64
 
     def __init__(self, module: ModuleType = np):
         self.module = module
@@ -133,10 +133,10 @@ class GuardedNumPy:
         return lambda *args, **kwargs: _wrap(fn(*_unwrap(args), **_unwrap(kwargs)))
 
     @staticmethod
-    def asarray(value, dtype=None):
+    def asarray(value, dtype=None, copy=None):
         if isinstance(value, DeviceArray):
-            return DeviceArray(value.data.astype(dtype) if dtype is not None else value.data)
-        return DeviceArray(np.asarray(value, dtype=dtype))
+            return DeviceArray(np.asarray(value.data, dtype=dtype, copy=copy))
+        return DeviceArray(np.asarray(value, dtype=dtype, copy=copy))
 
     @staticmethod
     def asnumpy(value):
@@ -144,7 +144,7 @@ class GuardedNumPy:
 
 
 def guarded(src: str, dtype: str = "float64", base_dir: Path | None = None) -> LoadedProgram:
-    backend = Backend("guarded", GuardedNumPy(), np.dtype(dtype), Extensions(to_host=GuardedNumPy.asnumpy, from_host=GuardedNumPy.asarray))
+    backend = Backend("guarded", GuardedNumPy(), np.dtype(dtype), numpy_like(GuardedNumPy(), GuardedNumPy.asnumpy, GuardedNumPy.asarray))
     return LoadedProgram(typecheck(parse_program(src)), Runtime(backend, base_dir or Path.cwd()), src, "<t>")
 
 

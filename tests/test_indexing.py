@@ -24,7 +24,8 @@ from lamad.adtypes import forward_type
 from lamad.reverse import backprop_type
 from lamad.syntax import App, ListLit, Prim, alpha_key
 from lamad.types import infer_term, infer_type
-from numeric import assert_same_gradient, directional_difference, flat, gradient_difference, numeric_gradient
+from numeric import assert_same_gradient, directional_difference, flat, gradient_difference, host, numeric_gradient
+from test_prims import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -440,6 +441,54 @@ def test_run_time_errors_are_located_at_the_index(index, message):
 def test_a_list_index_out_of_range_is_located():
     text = _error("def main = [1.0, 2.0][-3]")
     assert text.startswith("t.lam:1:12: runtime error: 'index_list': index -3 is out of range for a list of length 2")
+
+
+# ----------------------------------------------------------------------------- on every backend
+
+
+ON_BACKENDS = """
+def values (x : Tensor) (m : BoolTensor) =
+    (x[ints [-1, 0], -2], x[m], x[m] := 0.0, x[m] += 1.0, x[ints [1, 1], 1:] += ones [2, 3],
+     gather 1 (ints [3, -4, 0]) x, scatter_add 1 (ints [3, 3, 0, 1]) x (ones [3, 4]),
+     grad (\\y. sum (y[ints [1, 1], ::2] * y[ints [1, 1], ::2])) x, grad (\\y. sum (y[m] * y[m])) x)
+def several (x : Tensor) = (x[ints [0, 2], ints [1, 1]], x[ints [0, 0], ints [1, 1]] += stack [1.0, 2.0],
+                            (reshape x [3, 2, 2])[ints [0, 2], :, ints [1, 1]])
+"""
+"""Indexing by every kind of key, and its derivatives, on each backend: negative indices,
+masks (whose count Dask computes), repeated positions (which accumulate), keys with
+several integer arrays (which Dask does not take)."""
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_indexing_on_every_backend_is_numpys(backend):
+    x = np.arange(12.0).reshape(3, 4) - 5.0
+    m = x > 0.0
+    program, on_numpy = lamad.loads(ON_BACKENDS, backend=backend), lamad.loads(ON_BACKENDS)
+    for got, want in zip(program.values(x, m), on_numpy.values(x, m)):
+        np.testing.assert_array_equal(host(got), want)
+    if backend == "dask":
+        with pytest.raises(LamRuntimeError, match="the Dask backend indexes with one integer array at a time"):
+            program.several(x)
+    else:
+        for got, want in zip(program.several(x), on_numpy.several(x)):
+            np.testing.assert_array_equal(host(got), want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_indices_out_of_range_are_located_errors_on_every_backend(backend):
+    """Where the backend would clamp (JAX) or wrap, lamad's own check is what reports."""
+    for index, message in [
+        ("x[2]", "index 2 is out of range for axis 0 of size 2"),
+        ("x[ints [0, -3]]", "index -3 is out of range for axis 0 of size 2"),
+        ("x[:, ints [5]] := ones [2, 1]", "index 5 is out of range for axis 1 of size 3"),
+        ("x[ints [1, 2], 1:] += ones [2, 2]", "index 2 is out of range for axis 0 of size 2"),
+        ("x[ints [0, 0]] := ones [2, 3]", "the index names a position twice"),
+        ("gather 1 (ints [3]) x", "index 3 is out of range for axis 1 of size 3"),
+        ("scatter_add 1 (ints [0, -4]) x (ones [2, 2])", "index -4 is out of range for axis 1 of size 3"),
+    ]:
+        with pytest.raises(LamRuntimeError) as info:
+            lamad.loads(f"def main = let x = ones [2, 3] in {index}", "t.lam", backend=backend).main
+        assert str(info.value).startswith("t.lam:1:35: runtime error: ") and message in info.value.message, index
 
 
 # ----------------------------------------------------------------------------- lists and tuples

@@ -15,7 +15,11 @@ import pytest
 
 import lamad
 from lamad import LamRuntimeError
-from numeric import assert_derivatives_parse_back, assert_same_gradient, directional_difference, flat, gradient_difference, numeric_gradient
+from numeric import (
+    assert_derivatives_parse_back, assert_same_gradient, directional_difference, flat, gradient_difference, host,
+    numeric_gradient,
+)
+from test_prims import BACKENDS
 
 RNG = np.random.default_rng(20240612)
 
@@ -350,6 +354,42 @@ def test_the_derivative_at_a_singular_matrix_is_a_located_error():
     with pytest.raises(LamRuntimeError) as info:
         lamad.grad(p.f)(SINGULAR)
     assert "the matrix is singular" in info.value.message and info.value.span.line == 2
+
+
+STACKS = """
+def values (a : Tensor) (b : Tensor) (s : Tensor) =
+    (solve a b, triangular_solve true a b, triangular_solve false a b, inv a, cholesky s, fst (eigh s), qr a,
+     det a[0], slogdet a[1], diag a, diag_embed (diag a), tril a, triu a)
+def gradients (a : Tensor) (b : Tensor) (s : Tensor) =
+    grad (\\(a, s). sum (solve a b) + sum (cholesky s) + sum (inv a) + sum (fst (eigh s))) (a, s)
+"""
+"""Stacks of matrices, whose batches each backend's linalg handles on its own (Dask's
+through NumPy mapped over the matrices), and the failures it may report as NaN."""
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_stacks_of_matrices_on_every_backend_are_numpys(backend):
+    program, on_numpy = lamad.loads(STACKS, backend=backend), lamad.loads(STACKS)
+    for name in ("values", "gradients"):
+        np.testing.assert_allclose(flat(host(getattr(program, name)(AS, BS, SS))),
+                                   flat(getattr(on_numpy, name)(AS, BS, SS)), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_singular_and_indefinite_matrices_are_located_errors_on_every_backend(backend):
+    """Whether the library raises (NumPy, PyTorch; Dask when the result is computed) or
+    returns NaN or infinities (JAX), the failure is lamad's located error."""
+    for term, args, message in [
+        ("solve a b", (SINGULAR, np.ones(2)), "the matrix is singular: its LU factorization has a zero pivot"),
+        ("inv a", (np.stack([A, np.zeros((3, 3))]),), "the matrix is singular"),
+        ("triangular_solve true a b", (np.array([[1.0, 0.0], [3.0, 0.0]]), np.ones(2)),
+         "the triangular matrix is singular: its diagonal holds a zero"),
+        ("cholesky a", (INDEFINITE,), "the matrix is not positive definite"),
+    ]:
+        params = " ".join(f"({n} : Tensor)" for n in "ab"[:len(args)])
+        with pytest.raises(LamRuntimeError) as info:
+            lamad.loads(f"def f {params} =\n    {term}\n", backend=backend).f(*args)
+        assert message in info.value.message and info.value.span.line == 2 and info.value.span.column == 5, term
 
 
 # ------------------------------------------------------------------ derivative programs, backends

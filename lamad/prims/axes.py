@@ -25,9 +25,10 @@ Two derivatives need care:
 from __future__ import annotations
 
 import math
+import operator
 import string
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, reduce
 
 from lamad.prims.base import SHAPE, A, define
 from lamad.prims.shape import ARRAYS, axis_of
@@ -62,7 +63,14 @@ def _counted(n: int, noun: str) -> str:
 
 def _swapaxes(rt):
     xp = rt.backend.xp
-    return lambda i, j, x: xp.swapaxes(x, axis_of(i, x), axis_of(j, x))
+
+    def swapaxes(i, j, x):
+        """The standard has no ``swapaxes``: the permutation that exchanges the two axes."""
+        order = list(range(x.ndim))
+        i, j = axis_of(i, x), axis_of(j, x)
+        order[i], order[j] = j, i
+        return xp.permute_dims(x, tuple(order))
+    return swapaxes
 
 
 def _moveaxis(rt):
@@ -82,7 +90,7 @@ def _permutation(axes: list[int], x) -> tuple[int, ...]:
 
 def _permute(rt):
     xp = rt.backend.xp
-    return lambda axes, x: xp.transpose(x, _permutation(axes, x))
+    return lambda axes, x: xp.permute_dims(x, _permutation(axes, x))
 
 
 def _inverse_permutation(rt):
@@ -201,8 +209,15 @@ def _widths(widths: list[tuple[int, int]], x) -> list[tuple[int, int]]:
 
 
 def _pad(rt):
-    xp = rt.backend.xp
-    return lambda widths, x: xp.pad(x, _widths(widths, x))
+    xp, ext = rt.backend.xp, rt.backend.ext
+
+    def pad(widths, x):
+        """Zeros of the padded shape with ``x`` written inside (the standard has no ``pad``)."""
+        widths = _widths(widths, x)
+        shape = tuple(before + n + after for n, (before, after) in zip(x.shape, widths))
+        inside = tuple(slice(before, before + n) for n, (before, _) in zip(x.shape, widths))
+        return ext.set_at(xp.zeros(shape, dtype=x.dtype), inside, x)
+    return pad
 
 
 def _unpad(rt):
@@ -239,14 +254,11 @@ def _shift(rt):
         entering where it left."""
         k = axis_of(axis, x)
         n = x.shape[k]
-        out = xp.zeros_like(x)
-        if abs(steps) < n:
-            into = [slice(None)] * x.ndim
-            into[k] = slice(steps, None) if steps >= 0 else slice(None, n + steps)
-            source = [slice(None)] * x.ndim
-            source[k] = slice(None, n - steps) if steps >= 0 else slice(-steps, None)
-            out[tuple(into)] = x[tuple(source)]
-        return out
+        if abs(steps) >= n:
+            return xp.zeros_like(x)
+        zeros = xp.zeros(tuple(x.shape[:k]) + (abs(steps),) + tuple(x.shape[k + 1:]), dtype=x.dtype)
+        kept = (slice(None),) * k + ((slice(None, n - steps),) if steps >= 0 else (slice(-steps, None),)) + (...,)
+        return xp.concat([zeros, x[kept]] if steps >= 0 else [x[kept], zeros], axis=k)
     return shift
 
 
@@ -259,8 +271,8 @@ def linear_scan(xp, axis: int, c, b):
     c, b = xp.moveaxis(c, axis, 0), xp.moveaxis(b, axis, 0)
     d = 1
     while d < b.shape[0]:
-        b = xp.concatenate([b[:d], c[d:] * b[:-d] + b[d:]])
-        c = xp.concatenate([c[:d], c[d:] * c[:-d]])
+        b = xp.concat([b[:d, ...], c[d:, ...] * b[:-d, ...] + b[d:, ...]])
+        c = xp.concat([c[:d, ...], c[d:, ...] * c[:-d, ...]])
         d *= 2
     return xp.moveaxis(b, 0, axis)
 
@@ -285,10 +297,10 @@ _EXCLUSIVE = "(shift x1 1 y + (1.0 - shift x1 1 (ones_like x2)))"
 """The exclusive cumulative product ``[1, x_0, x_0 x_1, …]``, made from ``y = cumprod x``
 without dividing by ``x``."""
 
-define("cumsum", (INT, TENSOR), TENSOR, _along("cumsum"), linear=(1,),
+define("cumsum", (INT, TENSOR), TENSOR, _along("cumulative_sum"), linear=(1,),
        jvp=(None, "cumsum x1 dx2"), vjp=(None, "flip x1 (cumsum x1 (flip x1 a))"),
        doc="the running sums along an axis", example=("cumsum 1 x1", ((2, 4),)))
-define("cumprod", (INT, TENSOR), TENSOR, _along("cumprod"),
+define("cumprod", (INT, TENSOR), TENSOR, _along("cumulative_prod"),
        jvp=(None, f"linscan x1 x2 (dx2 * {_EXCLUSIVE})"), vjp=(None, f"{_EXCLUSIVE} * {_backwards('x2', 'a')}"),
        doc="the running products along an axis (its derivative is exact where entries are 0)",
        example=("cumprod 0 x1", ((4, 2),)))
@@ -373,13 +385,13 @@ is faster than a contraction path (which calls BLAS): it costs a few microsecond
 planning a path costs ten or more."""
 
 
-def einsum(xp, spec: str, xs: list):
-    """The einsum of ``spec`` over the tensors ``xs``, its subscripts checked first;
-    contracted pairwise along an optimized path (BLAS where it applies) unless it is
-    small."""
+def einsum(ext, spec: str, xs: list):
+    """The einsum of ``spec`` over the tensors ``xs`` (``ext.einsum``: the standard has
+    none), its subscripts checked first; contracted pairwise along an optimized path (BLAS
+    where it applies) unless it is small."""
     sub, lengths = _checked(spec, xs)
     terms = math.prod(n for n, _ in lengths.values())
-    return xp.einsum(str(sub), *xs, optimize=len(xs) > 1 and terms > _DIRECT)
+    return ext.einsum(str(sub), *xs, optimize=len(xs) > 1 and terms > _DIRECT)
 
 
 @dataclass(frozen=True)
@@ -429,9 +441,9 @@ def _identity(xp, dtype, n: int, order: int):
     """The tensor of ``order`` axes of length ``n`` that is 1 where all its indices agree."""
     if order == 1:
         return xp.ones(n, dtype=dtype)
-    out = xp.zeros((n,) * order, dtype=dtype)
-    out[(xp.arange(n),) * order] = 1.0
-    return out
+    first, *others = (xp.reshape(xp.arange(n), (1,) * k + (n,) + (1,) * (order - 1 - k)) for k in range(order))
+    agree = reduce(operator.and_, (first == other for other in others))
+    return xp.astype(agree, dtype)
 
 
 def _einsum_masks(rt):
@@ -444,12 +456,12 @@ def _einsum_masks(rt):
 
 
 def _einsum_at(rt):
-    xp = rt.backend.xp
+    ext = rt.backend.ext
 
     def einsum_at(spec, i, v, xs):
         if not 0 <= i < len(xs):
             raise ValueError(f"there is no operand {i + 1} among {len(xs)}")
-        return einsum(xp, spec, xs[:i] + [v] + xs[i + 1:])
+        return einsum(ext, spec, xs[:i] + [v] + xs[i + 1:])
     return einsum_at
 
 
@@ -467,7 +479,7 @@ def _einsum_rules(operands: str) -> tuple[str, str]:
 _EINSUM = _einsum_rules("x2")
 _EINSUM_AT = _einsum_rules("replace_at x2 x3 x4")
 
-define("einsum", (STRING, ListType(TENSOR)), TENSOR, lambda rt: (lambda spec, xs: einsum(rt.backend.xp, spec, xs)),
+define("einsum", (STRING, ListType(TENSOR)), TENSOR, lambda rt: (lambda spec, xs: einsum(rt.backend.ext, spec, xs)),
        derivative="special", jvp=(_EINSUM[0],), vjp=(_EINSUM[1],),
        doc="the sum of products of the tensors' entries that the subscripts name, as NumPy's einsum",
        example=("einsum \"ij,jk->ik\" [x1, x2]", ((2, 3), (3, 4))))

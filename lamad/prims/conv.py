@@ -10,8 +10,9 @@ take the maximum and the mean of each k × k window of the last two axes (no pad
 whatever the axes before them.
 
 A convolution is one matrix product (im2col): the windows of the padded images, a strided
-view (``sliding_window_view``), are written out as a (C·kh·kw) × (N·Ho·Wo) matrix, which
-the kernels, an O × (C·kh·kw) matrix, multiply.  That order of the axes keeps the copy's
+view (``sliding_window_view``, an extension of the array-API standard: ``ext.windows``),
+are written out as a (C·kh·kw) × (N·Ho·Wo) matrix, which the kernels, an O × (C·kh·kw)
+matrix, multiply.  That order of the axes keeps the copy's
 inner loop along rows of the images.  Its transposes scatter the windows back: one
 strided addition per kernel entry (``kh · kw`` of them) into zeros of the padded shape, so
 entries shared by overlapping windows accumulate.  A pooling works on the ``k²`` strided
@@ -157,41 +158,39 @@ def _expect_shape(what: str, value, shape: tuple[int, ...]) -> None:
 # ------------------------------------------------------------------ convolution
 
 
-def _padded(xp, x, padding: int):
+def _padded(xp, ext, x, padding: int):
     """``x`` with ``padding`` zeros on each side of its last two axes."""
     if padding == 0:
         return x
     h, w = x.shape[-2:]
     out = xp.zeros(tuple(x.shape[:-2]) + (h + 2 * padding, w + 2 * padding), dtype=x.dtype)
-    out[..., padding:padding + h, padding:padding + w] = x
-    return out
+    return ext.set_at(out, (Ellipsis, slice(padding, padding + h), slice(padding, padding + w)), x)
 
 
-def _columns(xp, g: Conv, x):
+def _columns(xp, ext, g: Conv, x):
     """im2col: the windows of the padded images ``x`` as a (C·kh·kw) × (N·Ho·Wo) matrix,
-    written out from a strided view of them."""
-    view = xp.lib.stride_tricks.sliding_window_view(_padded(xp, x, g.padding), (g.kh, g.kw), axis=(-2, -1))
-    view = view[:, :, ::g.stride, ::g.stride]                                  # N C Ho Wo kh kw
-    return xp.reshape(xp.transpose(view, (1, 4, 5, 0, 2, 3)), (g.c * g.kh * g.kw, g.n * g.ho * g.wo))
+    written out from a strided view of them (``ext.windows``)."""
+    view = ext.windows(_padded(xp, ext, x, g.padding), g.kh, g.kw, g.stride)   # N C Ho Wo kh kw
+    return xp.reshape(xp.permute_dims(view, (1, 4, 5, 0, 2, 3)), (g.c * g.kh * g.kw, g.n * g.ho * g.wo))
 
 
 def _rows(xp, g: Conv, a):
     """The cotangent ``a`` (N × O × Ho × Wo) as an O × (N·Ho·Wo) matrix."""
     _expect_shape("the cotangent of conv2d", a, g.out_shape)
-    return xp.reshape(xp.transpose(a, (1, 0, 2, 3)), (g.o, g.n * g.ho * g.wo))
+    return xp.reshape(xp.permute_dims(a, (1, 0, 2, 3)), (g.o, g.n * g.ho * g.wo))
 
 
 def _conv2d(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def conv2d(stride, padding, x, w):
         g = conv_geometry(stride, padding, x.shape, w.shape)
-        y = xp.reshape(w, (g.o, -1)) @ _columns(xp, g, x)                      # O × N·Ho·Wo
-        return xp.transpose(xp.reshape(y, (g.o, g.n, g.ho, g.wo)), (1, 0, 2, 3))
+        y = xp.reshape(w, (g.o, -1)) @ _columns(xp, ext, g, x)                 # O × N·Ho·Wo
+        return xp.permute_dims(xp.reshape(y, (g.o, g.n, g.ho, g.wo)), (1, 0, 2, 3))
     return conv2d
 
 
-def transposed_convolution(xp, g: Conv, w, a):
+def transposed_convolution(xp, ext, g: Conv, w, a):
     """The transposed convolution of ``a`` with the kernels ``w``: the kernels' transpose
     times ``a`` gives the cotangent of each window, which is scattered back into the padded
     images, entries of overlapping windows accumulating; the padding is sliced off."""
@@ -199,26 +198,26 @@ def transposed_convolution(xp, g: Conv, w, a):
     p = g.padding
     out = xp.zeros((g.c, g.n, g.h + 2 * p, g.w + 2 * p), dtype=cols.dtype)
     for i, j, index in window_entries(g.kh, g.kw, g.stride, g.ho, g.wo):
-        out[index] += cols[:, i, j]
-    return xp.transpose(out[:, :, p:p + g.h, p:p + g.w], (1, 0, 2, 3))
+        out = ext.add_at(out, index, cols[:, i, j, ...])
+    return xp.permute_dims(out[:, :, p:p + g.h, p:p + g.w], (1, 0, 2, 3))
 
 
 def _conv2d_dx(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def conv2d_dx(stride, padding, x, w, a):
-        return transposed_convolution(xp, conv_geometry(stride, padding, x.shape, w.shape), w, a)
+        return transposed_convolution(xp, ext, conv_geometry(stride, padding, x.shape, w.shape), w, a)
     return conv2d_dx
 
 
 def _conv2d_dw(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def conv2d_dw(stride, padding, x, w, a):
         """The correlation of the padded images with ``a``: for each kernel entry, the sum
         of ``a`` times the image entries it met."""
         g = conv_geometry(stride, padding, x.shape, w.shape)
-        return xp.reshape(_rows(xp, g, a) @ _columns(xp, g, x).T, tuple(w.shape))
+        return xp.reshape(_rows(xp, g, a) @ _columns(xp, ext, g, x).T, tuple(w.shape))
     return conv2d_dw
 
 
@@ -259,7 +258,7 @@ def _avg_pool2d(rt):
 
 
 def _avg_unpool(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def avg_unpool(k, stride, x, a):
         g = pool_geometry("avg_pool2d", k, stride, x.shape)
@@ -267,7 +266,7 @@ def _avg_unpool(rt):
         share = a / (k * k)
         out = xp.zeros(x.shape, dtype=a.dtype)
         for index in g.entries:
-            out[index] += share
+            out = ext.add_at(out, index, share)
         return out
     return avg_unpool
 
@@ -279,7 +278,7 @@ def _maxima(xp, g: Pool, x, y) -> tuple[list, object]:
     nothing."""
     _expect_shape("the maxima of max_pool2d", y, g.pooled(x.shape))
     hits = [x[index] == y for index in g.entries]
-    count = reduce(lambda s, h: s + h, hits[1:], hits[0].astype(y.dtype))
+    count = reduce(lambda s, h: s + xp.astype(h, y.dtype), hits[1:], xp.astype(hits[0], y.dtype))
     return hits, 1.0 / xp.maximum(count, 1.0)
 
 
@@ -296,7 +295,7 @@ def _max_pool_select(rt):
 
 
 def _max_unpool(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def max_unpool(k, stride, x, y, a):
         """Each window's cotangent sent to its maxima ``y``, shared equally among tied ones.
@@ -308,11 +307,9 @@ def _max_unpool(rt):
         part = a * share
         tiled = stride == k and x.shape[-2:] == (g.ho * k, g.wo * k)
         out = (xp.empty if tiled else xp.zeros)(x.shape, dtype=a.dtype)
+        write = ext.set_at if stride >= k else ext.add_at
         for hit, index in zip(hits, g.entries):
-            if stride >= k:
-                out[index] = xp.where(hit, part, 0.0)
-            else:
-                out[index] += xp.where(hit, part, 0.0)
+            out = write(out, index, xp.where(hit, part, 0.0))
         return out
     return max_unpool
 

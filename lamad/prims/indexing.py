@@ -13,10 +13,16 @@ a list, a pattern for a tuple.
 The derivatives are NumPy's indexing transposed: the cotangent of ``x[key]`` is written
 into zeros of ``x``'s shape, repeated integer indices accumulating (``np.add.at``), so the
 cost is that of the positions taken, with no one-hot matrix.
+
+Indexing with NumPy's keys, writing into a copy and adding with repeats are extensions of
+the array-API standard (lamad/extensions.py: ``getitem``, ``set_at``, ``add_at``); the
+rank and range of every index are checked here, before any backend sees it, so that an
+index out of range is an error on each (JAX would clamp it).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -46,11 +52,12 @@ def _key(items: tuple[IndexItem, ...], values: tuple) -> tuple:
     return tuple(key)
 
 
-def _check(items: tuple[IndexItem, ...], values: tuple, shape: tuple[int, ...]) -> None:
+def _check(xp, ext, items: tuple[IndexItem, ...], values: tuple, shape: tuple[int, ...]) -> None:
     """The rank and range checks of an index into an array of ``shape``, made by lamad so
-    that every backend reports them alike: an index may not name more axes than the array
-    has, and an Int (or each entry of an IntTensor) at an axis of length ``n`` must be in
-    ``-n … n - 1`` (negative indices count from the end)."""
+    that every backend reports them alike (JAX would clamp an index out of range): an
+    index may not name more axes than the array has, and an Int (or each entry of an
+    IntTensor) at an axis of length ``n`` must be in ``-n … n - 1`` (negative indices
+    count from the end)."""
     it = iter(values)
     placed: list[tuple[IndexItem, Any, int]] = []  # position, its part (if any), the axes it takes
     for item in items:
@@ -58,7 +65,7 @@ def _check(items: tuple[IndexItem, ...], values: tuple, shape: tuple[int, ...]) 
         if isinstance(item, Slice):
             for _ in range(item.start + item.stop + item.step):
                 next(it)
-        width = 0 if item == ELLIPSIS else (value.ndim if _is_mask(value) else 1)
+        width = 0 if item == ELLIPSIS else (value.ndim if _is_mask(xp, value) else 1)
         placed.append((item, value, width))
     taken = sum(width for _, _, width in placed)
     if taken > len(shape):
@@ -68,16 +75,16 @@ def _check(items: tuple[IndexItem, ...], values: tuple, shape: tuple[int, ...]) 
     for item, value, width in placed:
         if item == ELLIPSIS:
             axis += len(shape) - taken
-        elif item == PART and not _is_mask(value):
-            _in_range(value, axis, shape)
+        elif item == PART and not _is_mask(xp, value):
+            _in_range(ext, value, axis, shape)
         axis += width
 
 
-def _is_mask(value: Any) -> bool:
-    return getattr(getattr(value, "dtype", None), "kind", None) == "b"
+def _is_mask(xp, value: Any) -> bool:
+    return getattr(value, "dtype", None) == xp.bool
 
 
-def _in_range(index: Any, axis: int, shape: tuple[int, ...]) -> None:
+def _in_range(ext, index: Any, axis: int, shape: tuple[int, ...]) -> None:
     """An Int or IntTensor index at ``axis`` is within the axis (negative from its end)."""
     n = shape[axis]
     if isinstance(index, int):
@@ -85,34 +92,29 @@ def _in_range(index: Any, axis: int, shape: tuple[int, ...]) -> None:
     elif index.size == 0:
         return
     else:
-        low, high = int(index.min()), int(index.max())
+        low, high = ext.extrema(index)
     for i in (low, high):
         if not -n <= i < n:
             raise ValueError(f"index {i} is out of range for axis {axis} of size {n} (shape {tuple(shape)})")
 
 
-def array_key(spec: str, x: Any, parts: Any) -> tuple:
+def array_key(xp, ext, spec: str, x: Any, parts: Any) -> tuple:
     """The NumPy key of ``x[spec parts]``, its rank and range checked."""
     items = parse_spec(spec)
     values = parts_tuple(items, parts)
-    _check(items, values, tuple(x.shape))
+    _check(xp, ext, items, values, tuple(x.shape))
     return _key(items, values)
 
 
-def _advanced(key: tuple) -> bool:
-    """Whether a key holds an array (integer or mask): NumPy's advanced indexing."""
-    return any(hasattr(k, "dtype") for k in key)
-
-
-def _indexed_shape(xp, shape: tuple[int, ...], key: tuple) -> tuple[int, ...]:
+def _indexed_shape(xp, ext, shape: tuple[int, ...], key: tuple) -> tuple[int, ...]:
     """The shape of ``x[key]`` for an ``x`` of ``shape``, found on a view of one Boolean
     (no array of ``x``'s size is made; an advanced key makes one of the result's size)."""
-    return tuple(xp.broadcast_to(xp.zeros((), dtype=bool), shape)[key].shape)
+    return tuple(ext.getitem(xp.broadcast_to(xp.zeros((), dtype=xp.bool), shape), key).shape)
 
 
-def _fits(xp, value: Any, shape: tuple[int, ...], key: tuple, what: str) -> None:
+def _fits(xp, ext, value: Any, shape: tuple[int, ...], key: tuple, what: str) -> None:
     """The value written at ``key`` broadcasts to the indexed shape, without adding axes."""
-    target = _indexed_shape(xp, shape, key)
+    target = _indexed_shape(xp, ext, shape, key)
     given = tuple(getattr(value, "shape", ()))
     try:
         fits = len(given) <= len(target) and np.broadcast_shapes(given, target) == target
@@ -123,85 +125,69 @@ def _fits(xp, value: Any, shape: tuple[int, ...], key: tuple, what: str) -> None
                          "it must broadcast to it")
 
 
-def add_at(xp, out: Any, key: tuple, value: Any) -> None:
-    """``out[key] += value`` in place, a position that the key repeats receiving every
-    value sent to it (NumPy's ``np.add.at``; a key without arrays repeats nothing)."""
-    if not _advanced(key):
-        out[key] += value
-    elif hasattr(xp.add, "at"):  # NumPy, CuPy from version 13
-        xp.add.at(out, key, value)
-    else:
-        import cupyx
-
-        cupyx.scatter_add(out, key, value)
-
-
-def added_at(xp, out: Any, key: tuple, value: Any, what: str) -> Any:
-    """``out``, a fresh array, with ``value`` added at ``key`` (:func:`add_at`), once the
-    value is checked to fit the indexed shape."""
-    _fits(xp, value, tuple(out.shape), key, what)
-    add_at(xp, out, key, value)
-    return out
+def added_at(xp, ext, out: Any, key: tuple, value: Any, what: str) -> Any:
+    """``out``, a fresh array, with ``value`` added at ``key``, a position that the key
+    repeats receiving every value sent to it (``ext.add_at``, NumPy's ``np.add.at``), once
+    the value is checked to fit the indexed shape."""
+    _fits(xp, ext, value, tuple(out.shape), key, what)
+    return ext.add_at(out, key, value)
 
 
 # --------------------------------------------------------------------- arrays
 
 
 def _index(rt):
+    xp, ext = rt.backend.xp, rt.backend.ext
+
     def index(spec, x, parts):
-        return x[array_key(spec, x, parts)]
+        return ext.getitem(x, array_key(xp, ext, spec, x, parts))
     return index
 
 
 def _embed_at(rt):
-    xp, dtype = rt.backend.xp, rt.backend.dtype
+    xp, ext, dtype = rt.backend.xp, rt.backend.ext, rt.backend.dtype
 
     def embed_at(spec, x, parts, a):
         """Zeros of ``x``'s shape with ``a`` added at the index: the transpose of ``index``."""
-        return added_at(xp, xp.zeros(x.shape, dtype=dtype), array_key(spec, x, parts), a, "the cotangent")
+        return added_at(xp, ext, xp.zeros(x.shape, dtype=dtype), array_key(xp, ext, spec, x, parts), a, "the cotangent")
     return embed_at
 
 
 def _zero_at(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def zero_at(spec, a, parts):
         """``a`` with zeros at the index (its own transpose)."""
-        out = xp.array(a, copy=True)
-        out[array_key(spec, a, parts)] = 0
-        return out
+        return ext.set_at(xp.asarray(a, copy=True), array_key(xp, ext, spec, a, parts), 0.0)
     return zero_at
 
 
 def _index_set(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def index_set(spec, x, parts, v):
         """``x[key] := v``: a copy of ``x`` with ``v`` at the index.  A position written
         twice (a repeated integer index) is an error: which value would win is not
         defined, and neither would the derivative be."""
-        key = array_key(spec, x, parts)
+        key = array_key(xp, ext, spec, x, parts)
         shape = tuple(x.shape)
-        _fits(xp, v, shape, key, "the value")
-        if _advanced(key):
-            written = xp.zeros(shape, dtype=bool)
-            written[key] = True
-            if int(xp.count_nonzero(written)) < int(np.prod(_indexed_shape(xp, shape, key), dtype=np.int64)):
+        _fits(xp, ext, v, shape, key, "the value")
+        if any(hasattr(k, "dtype") and not _is_mask(xp, k) for k in key):  # integer arrays may repeat
+            written = ext.set_at(xp.zeros(shape, dtype=xp.bool), key, True)
+            if int(xp.count_nonzero(written)) < math.prod(_indexed_shape(xp, ext, shape, key)):
                 raise ValueError("the index names a position twice (a repeated index), so the value there would "
                                  "be undefined: give distinct indices, or add with +=")
-        out = xp.array(x, copy=True)
-        out[key] = v
-        return out
+        return ext.set_at(xp.asarray(x, copy=True), key, v)
     return index_set
 
 
 def _index_add(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def index_add(spec, x, parts, v):
         """``x[key] += v``: a copy of ``x`` with ``v`` added at the index, a repeated
         position receiving each value sent to it."""
-        return added_at(xp, xp.array(x, copy=True), array_key(spec, x, parts), v, "the value")
+        return added_at(xp, ext, xp.asarray(x, copy=True), array_key(xp, ext, spec, x, parts), v, "the value")
     return index_add
 
 
@@ -233,34 +219,43 @@ def _along(axis: int, ndim: int, what: str) -> int:
     return axis % ndim
 
 
-def _axis_key(axis: int, idx: Any, shape: tuple[int, ...]) -> tuple:
+def _axis_key(ext, axis: int, idx: Any, shape: tuple[int, ...]) -> tuple:
     """The key that takes ``idx`` along ``axis`` of an array of ``shape``, checked."""
     axis = _along(axis, len(shape), "a tensor")
-    _in_range(idx, axis, shape)
+    _in_range(ext, idx, axis, shape)
     return (slice(None),) * axis + (idx,)
 
 
 def _gather(rt):
+    xp, ext = rt.backend.xp, rt.backend.ext
+
     def gather(axis, idx, x):
-        return x[_axis_key(axis, idx, tuple(x.shape))]
+        """``x[:, …, idx]``: the standard's ``take`` of the indices flattened (negative ones
+        counted from the end first), reshaped."""
+        k = len(_axis_key(ext, axis, idx, tuple(x.shape))) - 1
+        flat = xp.reshape(idx, (-1,))
+        taken = xp.take(x, xp.where(flat < 0, flat + x.shape[k], flat), axis=k)
+        return xp.reshape(taken, tuple(x.shape[:k]) + tuple(idx.shape) + tuple(x.shape[k + 1:]))
     return gather
 
 
 def _embed_along(rt):
-    xp, dtype = rt.backend.xp, rt.backend.dtype
+    xp, ext, dtype = rt.backend.xp, rt.backend.ext, rt.backend.dtype
 
     def embed_along(axis, idx, x, a):
         """Zeros of ``x``'s shape with ``a`` added at ``idx`` along ``axis``: the transpose
         of ``gather``."""
-        return added_at(xp, xp.zeros(x.shape, dtype=dtype), _axis_key(axis, idx, tuple(x.shape)), a, "the cotangent")
+        key = _axis_key(ext, axis, idx, tuple(x.shape))
+        return added_at(xp, ext, xp.zeros(x.shape, dtype=dtype), key, a, "the cotangent")
     return embed_along
 
 
 def _scatter_add(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def scatter_add(axis, idx, x, v):
-        return added_at(xp, xp.array(x, copy=True), _axis_key(axis, idx, tuple(x.shape)), v, "the value")
+        key = _axis_key(ext, axis, idx, tuple(x.shape))
+        return added_at(xp, ext, xp.asarray(x, copy=True), key, v, "the value")
     return scatter_add
 
 

@@ -3,7 +3,9 @@ and the determinant (``inv``, ``det``, ``slogdet``), the Cholesky, symmetric eig
 decompositions (``cholesky``, ``eigh``, ``qr``), and the matrix operations their rules are
 written with (``matrix_transpose``, ``diag``, ``diag_embed``, ``tril``, ``triu``).
 
-Everything is computed by the array namespace's ``linalg`` (NumPy's, CuPy's), and every
+Everything is computed by the array namespace's ``linalg`` (the standard's extension of
+that name) but triangular solves (``ext.solve_triangular``: NumPy solves the triangle by
+LU), and every
 operation but ``det`` and ``slogdet`` takes a stack of matrices as well as a matrix: the
 matrices are the last two axes, the leading ones are a batch, broadcast between the
 operands of ``solve`` and ``triangular_solve`` as NumPy's ``matmul`` broadcasts them.
@@ -35,20 +37,22 @@ primitives, so that they are differentiated again for higher orders:
 A matrix that is not square where one must be, a wide one in ``qr``, a right-hand side
 that does not fit, stacks that do not broadcast, a singular matrix and one that is not
 positive definite are run-time errors raised here and located by the evaluator at the
-application.
+application, on every backend: where the library returns NaN or infinities for such a
+matrix instead of raising (JAX, CuPy), or raises only when a lazy result is computed
+(Dask), the result of ``solve``, ``inv`` and ``cholesky`` is checked.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 
 from lamad.prims.base import define
 from lamad.syntax import BOOL, REAL, TENSOR, TupleType
 
-LinAlgError = np.linalg.LinAlgError
-"""What NumPy's ``linalg`` raises for a singular or an indefinite matrix."""
+SINGULAR = "the matrix is singular: its LU factorization has a zero pivot"
 
 
 # ------------------------------------------------------------------ shapes
@@ -96,134 +100,168 @@ def _system(a, b) -> None:
                              f"{_shape(a)[:-2]} and {_shape(b)[:-2]} differ") from None
 
 
-def _solved(xp, a, b):
-    """``a⁻¹ b`` by the namespace's LU solver, ``b`` a vector or a stack of matrices
-    (:func:`_system`), the batches broadcast explicitly so that no convention of the
-    namespace about a ``b`` of rank ``a.ndim - 1`` is relied on."""
+def _finite(xp, x) -> bool:
+    return bool(xp.all(xp.isfinite(x)))
+
+
+def _checked(xp, ext, compute: Callable[[], Any], inputs: tuple, failure: str):
+    """``compute()``, which factors or solves with the matrices ``inputs``: a singular
+    matrix, or one that is not positive definite, is the ``ValueError`` ``failure``
+    whether the library raises its own error or (``ext.linalg_returns_nan``) returns NaN
+    or infinities from finite inputs (checking the result computes a lazy one, whose error
+    then comes here)."""
+    try:
+        out = compute()
+        if ext.linalg_returns_nan and not _finite(xp, out) and all(_finite(xp, x) for x in inputs):
+            raise ValueError(failure)
+    except ext.linalg_errors:
+        raise ValueError(failure) from None
+    return out
+
+
+def _solved(xp, ext, a, b, solver: Callable[[Any, Any], Any]):
+    """``a⁻¹ b`` by ``solver`` (the namespace's LU solver, or a triangular one), ``b`` a
+    vector or a stack of matrices (:func:`_system`), the batches broadcast explicitly so
+    that no convention of the namespace about a ``b`` of rank ``a.ndim - 1`` is relied on."""
     if b.ndim == 1:
-        return _solved(xp, a, b[..., None])[..., 0]
+        return _solved(xp, ext, a, b[..., None], solver)[..., 0]
     batch = np.broadcast_shapes(_shape(a)[:-2], _shape(b)[:-2])
     a = xp.broadcast_to(a, batch + _shape(a)[-2:])
     b = xp.broadcast_to(b, batch + _shape(b)[-2:])
-    try:
-        return xp.linalg.solve(a, b)
-    except LinAlgError:
-        raise ValueError("the matrix is singular: its LU factorization has a zero pivot") from None
+    return _checked(xp, ext, lambda: solver(a, b), (a, b), SINGULAR)
+
+
+def _band(xp, x, k: int, lower: bool):
+    """The entries of the matrices ``x`` on and below (``lower``) or on and above the
+    ``k``-th diagonal, zeros elsewhere: NumPy's ``tril`` and ``triu``, which the standard
+    has not."""
+    m, n = x.shape[-2:]
+    offset = xp.arange(n)[None, :] - xp.arange(m)[:, None]  # column - row
+    return xp.where(offset <= k if lower else offset >= k, x, 0.0)
+
+
+def tril(xp, x, k: int = 0):
+    return _band(xp, x, k, True)
 
 
 def sym_lower(xp, a):
     """The symmetric matrices whose lower triangles are ``a``'s (the upper ones ignored)."""
-    return xp.tril(a) + xp.swapaxes(xp.tril(a, -1), -1, -2)
+    return tril(xp, a) + xp.matrix_transpose(tril(xp, a, -1))
 
 
 def unsym_lower(xp, s):
     """The transpose of :func:`sym_lower`: ``s``'s lower triangle plus its upper one
     reflected below the diagonal, zeros above."""
-    return xp.tril(s) + xp.tril(xp.swapaxes(s, -1, -2), -1)
+    return tril(xp, s) + tril(xp, xp.matrix_transpose(s), -1)
 
 
 def triangle(xp, lower: bool, x):
     """The lower (``lower``) or upper triangles of the matrices ``x``, the diagonal
     included, zeros elsewhere."""
     matrices(x)
-    return xp.tril(x) if lower else xp.triu(x)
+    return _band(xp, x, 0, lower)
 
 
-def _diagonal(xp, x):
+def _diagonal(xp, ext, x):
     """The diagonals of the square matrices ``x`` (a new array, not a read-only view)."""
     square(x)
-    return xp.copy(xp.diagonal(x, axis1=-2, axis2=-1))
+    return xp.asarray(ext.linalg.diagonal(x), copy=True)
+
+
+def _eye_mask(xp, n: int):
+    """The ``n × n`` mask that is true on the diagonal."""
+    return xp.arange(n)[:, None] == xp.arange(n)[None, :]
 
 
 # ------------------------------------------------------------------ implementations
 
 
 def _solve(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def solve(a, b):
         """``x`` with ``a x = b``."""
         _system(a, b)
-        return _solved(xp, a, b)
+        return _solved(xp, ext, a, b, ext.linalg.solve)
     return solve
 
 
 def _triangular_solve(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def triangular_solve(lower, a, b):
-        """``x`` with ``t x = b``, ``t`` the lower (``lower``) or upper triangle of ``a``:
-        NumPy has no triangular solver, so the LU solver solves the triangle (O(n³))."""
+        """``x`` with ``t x = b``, ``t`` the lower (``lower``) or upper triangle of ``a``, by
+        the library's triangular solver (NumPy has none: its LU solver solves the triangle,
+        in O(n³))."""
         _system(a, b)
         t = triangle(xp, lower, a)
-        if xp.any(xp.diagonal(t, axis1=-2, axis2=-1) == 0):
+        if bool(xp.any(ext.linalg.diagonal(t) == 0)):
             raise ValueError("the triangular matrix is singular: its diagonal holds a zero")
-        return _solved(xp, t, b)
+        return _solved(xp, ext, t, b, partial(_solve_triangular, ext, lower))
     return triangular_solve
 
 
+def _solve_triangular(ext, lower: bool, t, b):
+    return ext.solve_triangular(t, b, lower)
+
+
 def _inv(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def inv(a):
         square(a)
-        try:
-            return xp.linalg.inv(a)
-        except LinAlgError:
-            raise ValueError("the matrix is singular: its LU factorization has a zero pivot") from None
+        return _checked(xp, ext, lambda: ext.linalg.inv(a), (a,), SINGULAR)
     return inv
 
 
 def _det(rt):
-    xp = rt.backend.xp
+    ext = rt.backend.ext
 
     def det(a):
         _one_square(a)
-        return xp.linalg.det(a)
+        return ext.linalg.det(a)
     return det
 
 
 def _slogdet(rt):
-    xp = rt.backend.xp
+    ext = rt.backend.ext
 
     def slogdet(a):
         """The sign of the determinant and the log of its absolute value (0 and -inf for a
         singular matrix)."""
         _one_square(a)
-        sign, log_abs = xp.linalg.slogdet(a)
+        sign, log_abs = ext.linalg.slogdet(a)
         return sign, log_abs
     return slogdet
 
 
 def _cholesky(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def cholesky(a):
         """The lower factor ``L`` of ``S = L Lᵀ``, ``S`` the symmetric matrix of ``a``'s lower
         triangle."""
         square(a)
-        try:
-            return xp.linalg.cholesky(sym_lower(xp, a))
-        except LinAlgError:
-            raise ValueError("the matrix is not positive definite (cholesky reads its lower triangle "
-                             "as a symmetric matrix)") from None
+        s = sym_lower(xp, a)
+        return _checked(xp, ext, lambda: ext.linalg.cholesky(s), (s,),
+                        "the matrix is not positive definite (cholesky reads its lower triangle as a symmetric matrix)")
     return cholesky
 
 
 def _eigh(rt):
-    xp = rt.backend.xp
+    xp, ext = rt.backend.xp, rt.backend.ext
 
     def eigh(a):
         """The eigenvalues (ascending) and the eigenvectors (columns) of the symmetric matrix of
         ``a``'s lower triangle."""
         square(a)
-        w, v = xp.linalg.eigh(sym_lower(xp, a))
+        w, v = ext.linalg.eigh(sym_lower(xp, a))
         return w, v
     return eigh
 
 
 def _qr(rt):
-    xp = rt.backend.xp
+    ext = rt.backend.ext
 
     def qr(a):
         """The reduced QR decomposition of a square or tall matrix: ``Q`` with orthonormal
@@ -232,7 +270,7 @@ def _qr(rt):
         m, n = a.shape[-2:]
         if m < n:
             raise ValueError(f"qr takes a square or tall matrix (rows ≥ columns): found shape {_shape(a)}")
-        q, r = xp.linalg.qr(a, mode="reduced")
+        q, r = ext.linalg.qr(a, mode="reduced")
         return q, r
     return qr
 
@@ -242,22 +280,18 @@ def _matrix_transpose(rt):
 
     def matrix_transpose(x):
         matrices(x)
-        return xp.swapaxes(x, -1, -2)
+        return xp.matrix_transpose(x)
     return matrix_transpose
 
 
 def _diag_embed(rt):
-    xp, dtype = rt.backend.xp, rt.backend.dtype
+    xp = rt.backend.xp
 
     def diag_embed(v):
         """Square matrices with ``v``'s last axis on their diagonals, zeros elsewhere."""
         if v.ndim == 0:
             raise ValueError("diag_embed takes a vector or a stack of them (rank 1 or more): found a 0-d tensor")
-        n = v.shape[-1]
-        out = xp.zeros(_shape(v) + (n,), dtype=dtype)
-        i = xp.arange(n)
-        out[..., i, i] = v
-        return out
+        return xp.where(_eye_mask(xp, v.shape[-1]), v[..., :, None], 0.0)
     return diag_embed
 
 
@@ -274,20 +308,20 @@ def _tril_half(rt):
 
     def tril_half(x):
         """Φ(x): the lower triangle of ``x`` with its diagonal halved."""
-        return 0.5 * (xp.tril(x) + xp.tril(x, -1))
+        return 0.5 * (tril(xp, x) + tril(xp, x, -1))
     return tril_half
 
 
 def qr_skew(xp, c):
     """``K(C) = tril C - (tril C)ᵀ - C``: the skew-symmetric part that keeps ``Q``
     orthonormal, less ``C`` (``dQ = Q K + da R⁻¹``, ``dR = -K R``)."""
-    t = xp.tril(c)
-    return t - xp.swapaxes(t, -1, -2) - c
+    t = tril(xp, c)
+    return t - xp.matrix_transpose(t) - c
 
 
 def qr_skew_t(xp, m):
     """The transpose of :func:`qr_skew`: ``tril (M - Mᵀ) - M``."""
-    return xp.tril(m - xp.swapaxes(m, -1, -2)) - m
+    return tril(xp, m - xp.matrix_transpose(m)) - m
 
 
 def _inverse_gaps(rt):
@@ -297,7 +331,7 @@ def _inverse_gaps(rt):
         """``F_ij = 1 / (w_j - w_i)`` off the diagonal, 0 on it: infinite where two
         eigenvalues are equal, where the derivative of the eigenvectors does not exist."""
         gaps = w[..., None, :] - w[..., :, None]
-        on = xp.eye(w.shape[-1], dtype=bool)
+        on = _eye_mask(xp, w.shape[-1])
         return xp.where(on, 0.0, 1.0 / xp.where(on, 1.0, gaps))
     return inverse_gaps
 
@@ -377,7 +411,7 @@ define("qr", (TENSOR,), TupleType((TENSOR, TENSOR)), _qr, derivative="special",
 define("matrix_transpose", (TENSOR,), TENSOR, _matrix_transpose, linear=(0,),
        jvp=("matrix_transpose dx1",), vjp=("matrix_transpose a",),
        doc="the matrices transposed: the last two axes swapped", example=("matrix_transpose x1", ((2, 3, 4),)))
-define("diag", (TENSOR,), TENSOR, lambda rt: (lambda x: _diagonal(rt.backend.xp, x)), linear=(0,),
+define("diag", (TENSOR,), TENSOR, lambda rt: partial(_diagonal, rt.backend.xp, rt.backend.ext), linear=(0,),
        jvp=("diag dx1",), vjp=("diag_embed a",),
        doc="the diagonal of a square matrix, or of each of a stack", example=("diag x1", ((3, 3),)))
 define("diag_embed", (TENSOR,), TENSOR, _diag_embed, linear=(0,), jvp=("diag_embed dx1",), vjp=("diag a",),
