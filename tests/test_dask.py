@@ -27,6 +27,7 @@ import dask.array as da  # noqa: E402
 import lamad  # noqa: E402
 from lamad import cluster  # noqa: E402
 from lamad.backend import BackendError, get_backend  # noqa: E402
+from inprocess import ok, run_lamad  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_MEMORY = 300_000
@@ -107,9 +108,20 @@ def test_a_loop_persists_its_state_each_step(loop):
     np.testing.assert_allclose(long[0].compute(), 2.0 + (np.arange(6.0) - 2.0) * 0.5 ** 30)
 
 
-def test_a_scheduler_needs_the_dask_backend():
+def test_a_scheduler_needs_the_dask_backend(monkeypatch):
     with pytest.raises(BackendError, match="needs the dask backend"):
         cluster.use(get_backend("numpy"), "tcp://127.0.0.1:8786")
+    monkeypatch.setenv("LAMAD_SCHEDULER", "tcp://127.0.0.1:8786")
+    with pytest.raises(BackendError, match="needs the dask backend"):
+        cluster.use(get_backend("numpy"))
+    done = run_lamad("run", "examples/hello.lam")
+    assert done.returncode == 2 and "(set by --scheduler or $LAMAD_SCHEDULER)" in done.stderr
+
+
+def test_the_command_line_prints_the_numbers_of_numpy(logistic_data):
+    (logistic_data / "fit.lam").write_text(LOGISTIC + "def main = fit 3 0.5\n")
+    on_numpy = ok(run_lamad("run", str(logistic_data / "fit.lam")))
+    assert ok(run_lamad("run", "--backend", "dask", str(logistic_data / "fit.lam"))) == on_numpy
 
 
 def test_logistic_regression_on_a_cluster_matches_numpy(client, logistic_data):
