@@ -25,14 +25,15 @@ is the last made)."""
 
 
 def use(backend: Backend, address: str | None = None) -> None:
-    """Send ``backend``'s computations to the scheduler at ``address`` (default:
-    ``$LAMAD_SCHEDULER``; neither: Dask's default); a scheduler for a backend other than
-    Dask, or one that cannot be reached, is a :class:`BackendError`."""
-    address = address or os.environ.get("LAMAD_SCHEDULER") or None
-    if address is None:
-        return
-    if backend.name != "dask":
+    """Send ``backend``'s computations to the scheduler at ``address`` (default, on the
+    dask backend: ``$LAMAD_SCHEDULER``; neither: Dask's default).  A scheduler given for a
+    backend other than Dask, or one that cannot be reached, is a :class:`BackendError`;
+    ``$LAMAD_SCHEDULER`` is for the dask backend alone (the others ignore it)."""
+    if address and backend.name != "dask":
         raise BackendError(f"a scheduler ('{address}') needs the dask backend, not {backend.name}")
+    address = address or (os.environ.get("LAMAD_SCHEDULER") if backend.name == "dask" else None)
+    if not address:
+        return
     if address not in _CLIENTS:
         _CLIENTS[address] = _connect(address)
 

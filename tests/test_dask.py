@@ -111,11 +111,10 @@ def test_a_loop_persists_its_state_each_step(loop):
 def test_a_scheduler_needs_the_dask_backend(monkeypatch):
     with pytest.raises(BackendError, match="needs the dask backend"):
         cluster.use(get_backend("numpy"), "tcp://127.0.0.1:8786")
-    monkeypatch.setenv("LAMAD_SCHEDULER", "tcp://127.0.0.1:8786")
-    with pytest.raises(BackendError, match="needs the dask backend"):
-        cluster.use(get_backend("numpy"))
-    done = run_lamad("run", "examples/hello.lam")
+    done = run_lamad("run", "--scheduler", "tcp://127.0.0.1:8786", "examples/hello.lam")
     assert done.returncode == 2 and "(set by --scheduler or $LAMAD_SCHEDULER)" in done.stderr
+    monkeypatch.setenv("LAMAD_SCHEDULER", "tcp://127.0.0.1:8786")  # for the dask backend alone
+    assert ok(run_lamad("run", "examples/hello.lam")) == ok(run_lamad("run", "--backend", "numpy", "examples/hello.lam"))
 
 
 def test_the_command_line_prints_the_numbers_of_numpy(logistic_data):
