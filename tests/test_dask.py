@@ -144,3 +144,12 @@ def test_wine_network_on_a_cluster_matches_numpy(client, wine_data):
                                rtol=1e-10, atol=1e-10)
     assert float(backend.to_host(accuracy)) == on_numpy[1]
     assert on_numpy[0][-1][1] < on_numpy[0][0][1]  # it learned
+
+
+def test_a_npy_of_python_objects_is_the_same_located_error_on_dask(tmp_path):
+    np.save(tmp_path / "objects.npy", np.array([1.0, None], dtype=object), allow_pickle=True)
+    (tmp_path / "objects.lam").write_text('def main : Tensor = load "objects.npy"\n')
+    errors = [run_lamad("run", "--backend", backend, str(tmp_path / "objects.lam")) for backend in ("numpy", "dask")]
+    assert [e.returncode for e in errors] == [1, 1]
+    assert errors[0].stderr == errors[1].stderr
+    assert "holds Python objects (dtype object), not numbers" in errors[1].stderr

@@ -56,7 +56,7 @@ def read_npy(path, name: str, mmap_mode: str | None = None) -> np.ndarray:
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except ValueError as e:
-        if "allow_pickle" in str(e):
+        if "allow_pickle" in str(e) or "Python objects" in str(e):  # read, or memory-mapped
             raise ValueError(f"'{name}' holds Python objects (dtype object), not numbers: lamad never unpickles") from None
         raise ValueError(f"'{name}' is not a valid .npy file: {e}") from None
 
