@@ -127,6 +127,9 @@ def test_logistic_regression_on_a_cluster_matches_numpy(client, logistic_data):
     on_numpy = lamad.loads(LOGISTIC, base_dir=logistic_data).fit(5, 0.5)
     on_dask = lamad.loads(LOGISTIC, backend="dask", base_dir=logistic_data).fit(5, 0.5)
     assert isinstance(on_dask, da.Array)  # computed at output
+    assert distributed.futures_of(on_dask)  # the loop's state persisted on the cluster
+    workers = client.scheduler_info()["workers"].values()
+    assert len(workers) == 2 and all(w["memory_limit"] == WORKER_MEMORY for w in workers)
     np.testing.assert_allclose(on_dask.compute(), on_numpy, rtol=1e-10, atol=1e-10)
     assert np.abs(on_numpy).max() > 0.1  # it learned
 
