@@ -42,7 +42,7 @@ def client():
               "distributed.worker.memory.pause": False, "distributed.worker.memory.terminate": False}
     with dask.config.set(config), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, memory_limit=WORKER_MEMORY,
-                                     dashboard_address=None) as local, distributed.Client(local) as c:
+                                     dashboard_address=":0") as local, distributed.Client(local) as c:
         yield c
 
 
