@@ -24,10 +24,10 @@ def installed() -> list[str]:
     return [s for s in SYSTEMS if importlib.util.find_spec(_MODULES[s]) is not None]
 
 
-def _convert(value: Any, to_array: Callable) -> Any:
+def convert(value: Any, to_array: Callable) -> Any:
     """Arrays (in tuples and lists) through ``to_array``; ints and the like unchanged."""
     if isinstance(value, (tuple, list)):
-        return type(value)(_convert(v, to_array) for v in value)
+        return type(value)(convert(v, to_array) for v in value)
     if isinstance(value, (np.ndarray, np.floating)):
         return to_array(value)
     return value
@@ -58,7 +58,7 @@ def _torch(w: Workload) -> Callable[[], tuple]:
     import torch
 
     torch.set_num_threads(1)
-    args = _convert(w.args, lambda a: torch.tensor(a, dtype=torch.float64))
+    args = convert(w.args, lambda a: torch.tensor(a, dtype=torch.float64))
     params, merge = _split(w, args)
     for p in params:
         p.requires_grad_(True)
@@ -74,7 +74,7 @@ def _jax(w: Workload, jit: bool) -> Callable[[], tuple]:
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    params, merge = _split(w, _convert(w.args, jnp.asarray))
+    params, merge = _split(w, convert(w.args, jnp.asarray))
     value_and_grad = jax.value_and_grad(lambda p: w.loss(jnp, *merge(p)))
     if jit:
         value_and_grad = jax.jit(value_and_grad)

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # the five reference workloads, a few minutes
     python benchmarks/run.py --quick    # tiny sizes: a smoke run of the harness
+    python benchmarks/run.py --backend dask   # lamad on another backend, against hand NumPy still
 
 For each workload (benchmarks/workloads.py) it checks the gradients of lamad and of every
 installed peer (benchmarks/peers.py) against the hand-written NumPy baseline, then times
@@ -32,23 +33,37 @@ from common import CLOCKS, RESULTS, machine, markdown_table, median_times, write
 from lamad.fuse import FUSED_MOST  # noqa: E402
 from lamad.gradient import Stats  # noqa: E402
 from lamad.parser import parse_program  # noqa: E402
+from lamad.backend import BACKENDS, Backend, get_backend  # noqa: E402
 from lamad.types import typecheck  # noqa: E402
-from peers import installed, peers  # noqa: E402
+from peers import convert, installed, peers  # noqa: E402
 from workloads import Workload, chain, workloads  # noqa: E402
 
 GRAD_OVER_FORWARD = 3.0
 """The target bound on lamad's loss + gradient time over its forward time, everywhere."""
 
 
-def lamad_functions(w: Workload) -> tuple:
-    """The workload's loss and its value and gradient, from lamad's Python API."""
-    loss = lamad.loads(w.program).loss
+def lamad_functions(w: Workload, backend: Backend) -> tuple:
+    """The workload's loss and its value and gradient, from lamad's Python API, on
+    ``backend``, each a function of no arguments: the workload's arguments are on the
+    backend already, and what the function returns is on the host, computed (a lazy
+    backend's time is that of the computation, not of the task graph alone)."""
+    loss = lamad.loads(w.program, backend=backend.name).loss
     argnums = w.argnums[0] if len(w.argnums) == 1 else w.argnums
     value_and_grad = lamad.value_and_grad(loss, argnums=argnums)
-    return loss, value_and_grad
+    if backend.name == "numpy":
+        return lambda: loss(*w.args), lambda: value_and_grad(*w.args)
+    args = convert(w.args, lambda a: backend.asarray(a) if a.ndim else backend.scalar(float(a)))
+    return (lambda: on_host(loss(*args), backend)), (lambda: on_host(value_and_grad(*args), backend))
 
 
-def first_call_cost(w: Workload) -> dict[str, float]:
+def on_host(value: object, backend: Backend) -> object:
+    """A result's arrays (in tuples and lists) as NumPy arrays, computed."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(on_host(v, backend) for v in value)
+    return backend.to_host(value) if backend.owns(value) else value
+
+
+def first_call_cost(w: Workload, backend: Backend) -> dict[str, float]:
     """Seconds from the workload's text to its first gradient: its parse
     (``parse_program``) and check (``typecheck``) apart, then ``lamad.loads``, which does
     both, and the first call of ``value_and_grad`` on the loss (its ←D, compile
@@ -61,11 +76,11 @@ def first_call_cost(w: Workload) -> dict[str, float]:
     typecheck(parsed)
     check = now() - start
     start = now()
-    program = lamad.loads(w.program)
+    program = lamad.loads(w.program, backend=backend.name)
     loads = now() - start
     start = now()
     argnums = w.argnums[0] if len(w.argnums) == 1 else w.argnums
-    lamad.value_and_grad(program.loss, argnums=argnums)(*w.args)
+    on_host(lamad.value_and_grad(program.loss, argnums=argnums)(*w.args), backend)
     first = now() - start
     return {"parse": parse, "check": check, "loads": loads, "first call": first, "total": loads + first}
 
@@ -81,15 +96,16 @@ def check(name: str, result: tuple, reference: tuple, rtol: float = 1e-9) -> Non
                                    err_msg=f"{name}: gradient {i}")
 
 
-def measure(w: Workload, systems: list[str], repeats: int, min_time: float, clock: str) -> dict[str, float]:
-    """Seconds per call of every contender on ``w``, after checking their gradients."""
-    loss, value_and_grad = lamad_functions(w)
+def measure(w: Workload, backend: Backend, systems: list[str], repeats: int, min_time: float,
+            clock: str) -> dict[str, float]:
+    """Seconds per call of every contender on ``w``, lamad on ``backend``, after checking their gradients."""
+    loss, value_and_grad = lamad_functions(w, backend)
     reference = w.value_and_grad(*w.args)
     check(f"{w.name}: NumPy forward", (w.loss(np, *w.args), reference[1]), reference)
     others = peers(w, systems) if w.peers else {}
     contenders = {"NumPy forward": lambda: w.loss(np, *w.args), "NumPy": lambda: w.value_and_grad(*w.args),
-                  "lamad forward": lambda: loss(*w.args), "lamad": lambda: value_and_grad(*w.args), **others}
-    check(f"{w.name}: lamad forward", (loss(*w.args), reference[1]), reference)
+                  "lamad forward": loss, "lamad": value_and_grad, **others}
+    check(f"{w.name}: lamad forward", (loss(), reference[1]), reference)
     for name in ["lamad", *others]:
         check(f"{w.name}: {name}", contenders[name](), reference, rtol=1e-9 if name == "lamad" else 1e-7)
     return median_times(contenders, repeats=repeats, min_time=min_time, clock=clock)
@@ -113,23 +129,23 @@ def workload_row(w: Workload, t: dict[str, float], systems: list[str]) -> tuple[
     return row, missed
 
 
-def chain_growth(sizes: list[int], repeats: int, min_time: float, clock: str) -> list[list[str]]:
+def chain_growth(sizes: list[int], backend: Backend, repeats: int, min_time: float, clock: str) -> list[list[str]]:
     """The shared chain ``x_i = x_(i-1) · x_(i-1)`` at growing n: time per link and backpropagator runs."""
     rows = []
     for n in sizes:
         w = chain(n)
         start = time.perf_counter()
-        loss, value_and_grad = lamad_functions(w)
-        value_and_grad(*w.args)
+        loss, value_and_grad = lamad_functions(w, backend)
+        value_and_grad()
         setup = time.perf_counter() - start
         reference = w.value_and_grad(*w.args)
-        check(w.name, value_and_grad(*w.args), reference)
+        check(w.name, value_and_grad(), reference)
         Stats.reset()
-        value_and_grad(*w.args)
+        value_and_grad()
         runs = Stats.backprop_runs
         fused = math.ceil(n / (FUSED_MOST + 1))  # lamad/fuse.py
         assert runs == fused, f"{w.name}: {runs} backpropagator runs, expected {fused}"
-        t = median_times({"forward": lambda: loss(*w.args), "grad": lambda: value_and_grad(*w.args),
+        t = median_times({"forward": loss, "grad": value_and_grad,
                           "NumPy": lambda: w.value_and_grad(*w.args)}, repeats=repeats, min_time=min_time,
                          clock=clock)
         rows.append([f"{n:,}", f"{t['forward'] * 1e3:.2f}", f"{t['grad'] * 1e3:.2f}", f"{t['grad'] / t['forward']:.2f}",
@@ -148,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
                              "other jobs but only fair with --no-peers (JAX and PyTorch keep threads of their own)")
     parser.add_argument("--sizes", type=int, nargs="+", metavar="N",
                         help="chain lengths for the growth table (default 100 1000 10000 100000)")
+    parser.add_argument("--backend", choices=BACKENDS, default="numpy",
+                        help="lamad's array backend (default numpy); the baseline stays hand-written NumPy")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the tables")
     args = parser.parse_args(argv)
+    backend = get_backend(args.backend)
     np.seterr(over="ignore")  # the chain's gradient 2^n overflows from n = 1024: the time is what counts
     repeats = args.repeats or (3 if args.quick else 7)
     min_time = 0.002 if args.quick else 0.05
@@ -161,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and args.only not in w.name:
             continue
         print(f"{w.name} ...", file=sys.stderr, flush=True)
-        cost = first_call_cost(w)
-        row, misses = workload_row(w, measure(w, systems, repeats, min_time, args.clock), systems)
+        cost = first_call_cost(w, backend)
+        row, misses = workload_row(w, measure(w, backend, systems, repeats, min_time, args.clock), systems)
         rows.append(row)
         first_rows.append([w.name, *(f"{cost[k] * 1e3:,.1f}" for k in ("parse", "check", "loads", "first call",
                                                                         "total"))])
@@ -170,13 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         if w.data:
             sources.add(w.data)
     chain_rows = [] if args.only and args.only not in "chain" else \
-        chain_growth(args.sizes or ([10, 100] if args.quick else [100, 1_000, 10_000, 100_000]), repeats, min_time,
-                     args.clock)
+        chain_growth(args.sizes or ([10, 100] if args.quick else [100, 1_000, 10_000, 100_000]), backend, repeats,
+                     min_time, args.clock)
 
-    text = ["# lamad benchmark" + (" (quick: tiny sizes)" if args.quick else ""), "",
+    on = "" if backend.name == "numpy" else f" on {backend.name}"
+    text = ["# lamad benchmark" + on + (" (quick: tiny sizes)" if args.quick else ""), "",
             f"Loss + gradient per call ({args.clock} time), median of interleaved repetitions; every gradient "
             "checked against the hand-written NumPy one first. Ratios are times relative to hand NumPy's loss + gradient, except "
-            "*grad / fwd*: loss + gradient over the forward pass of the same system.", ""]
+            "*grad / fwd*: loss + gradient over the forward pass of the same system." +
+            (f" lamad runs on the {backend.name} backend, its results computed and brought to the host in "
+             "each call; hand NumPy is NumPy." if on else ""), ""]
     if rows:
         text += [markdown_table(["workload", "NumPy (µs)", "lamad (µs)", "lamad / NumPy", "target",
                                  "lamad grad / fwd", "NumPy grad / fwd", *systems], rows), ""]
@@ -195,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "µs per link", "lamad / NumPy", "backpropagator runs",
                                  "parse + check + ←D + compile (s)"], chain_rows), ""]
     text += [f"Machine: {header}.", ""]
-    write_results("benchmarks-quick" if args.quick else "benchmarks", "\n".join(text), args.results)
+    name = "benchmarks" + ("-" + backend.name if on else "") + ("-quick" if args.quick else "")
+    write_results(name, "\n".join(text), args.results)
     return 0
 
 

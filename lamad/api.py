@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from lamad import archive, driver
+from lamad import archive, cluster, driver
 from lamad.adtypes import cotangent_type
 from lamad.autodiff import ArgumentGradient, check_fits
 from lamad.backend import Backend, get_backend
@@ -483,15 +483,17 @@ def _same(x: Any) -> Any:
 
 
 def loads(source: str, filename: str = "<string>", backend: str | None = None, dtype: str | None = None,
-          base_dir: str | Path | None = None, progress: bool = False) -> LoadedProgram:
+          base_dir: str | Path | None = None, progress: bool = False, scheduler: str | None = None) -> LoadedProgram:
     """Parse and type-check a program; ``load`` paths and imported files are relative to
     ``base_dir`` (default: the current directory); with ``progress``, long loops show a bar
-    on stderr."""
+    on stderr; the dask backend computes on the Dask ``scheduler`` at that address
+    (lamad/cluster.py)."""
     if not isinstance(source, str):
         raise LamArgumentError(f"lamad.loads: parameter 'source' expects the text of a program (str), "
                                f"got {_given(source)}")
     folder = Path(base_dir) if base_dir is not None else Path.cwd()
     runtime = driver.runtime(get_backend(backend, dtype), folder, Progress(sys.stderr) if progress else None)
+    cluster.use(runtime.backend, scheduler)
     try:
         typed = driver.check_program(source, filename, folder)
     except LamError as e:
@@ -500,14 +502,15 @@ def loads(source: str, filename: str = "<string>", backend: str | None = None, d
 
 
 def load(path: str | Path, backend: str | None = None, dtype: str | None = None,
-         progress: bool = False) -> LoadedProgram:
+         progress: bool = False, scheduler: str | None = None) -> LoadedProgram:
     """Load a ``.lam`` file and the modules it imports; its ``load`` paths and imports are
     relative to the file."""
     if not isinstance(path, (str, Path)):
         raise LamArgumentError(f"lamad.load: parameter 'path' expects a file name (str or Path), got {_given(path)}")
     path = Path(path)
     source = read_source(path)
-    return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent, progress=progress)
+    return loads(source, str(path), backend, dtype, base_dir=path.resolve().parent, progress=progress,
+                 scheduler=scheduler)
 
 
 # --------------------------------------------------------------------- saving and loading values

@@ -48,7 +48,7 @@ class Backend:
             return self.xp.asarray(value, dtype=self.dtype)  # nothing this dtype cannot hold
         if self.owns(value):
             return value if value.dtype == self.dtype else self.xp.astype(value, self.dtype)
-        value = np.asarray(value)
+        value = value if isinstance(value, np.ndarray) else np.asarray(value)  # a memory map stays one
         kind = value.dtype.kind
         if kind not in "fiub":
             what = {"c": "complex numbers", "O": "Python objects"}.get(kind, "no numbers")

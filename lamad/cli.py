@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lamad import __version__, api, archive, graph, trace
+from lamad import __version__, api, archive, cluster, graph, trace
 from lamad.backend import BACKENDS, DTYPES, BackendError, get_backend
 from lamad.errors import LamError, LamWarning, cannot_read, read_source
 from lamad.parser import parse_program
@@ -39,15 +39,19 @@ def _load(args: argparse.Namespace) -> api.LoadedProgram:
         raise UsageError(why)
     _backend(args)
     return api.load(path, backend=getattr(args, "backend", None), dtype=getattr(args, "dtype", None),
-                    progress=getattr(args, "progress", False))
+                    progress=getattr(args, "progress", False), scheduler=getattr(args, "scheduler", None))
 
 
 def _backend(args: argparse.Namespace) -> None:
-    """A bad $LAMAD_BACKEND / $LAMAD_DTYPE is bad usage, not an error in the program."""
+    """A bad $LAMAD_BACKEND / $LAMAD_DTYPE / $LAMAD_SCHEDULER is bad usage, not an error in the program."""
     try:
-        get_backend(getattr(args, "backend", None), getattr(args, "dtype", None))
+        backend = get_backend(getattr(args, "backend", None), getattr(args, "dtype", None))
     except BackendError as e:
         raise UsageError(f"{e.message} (set by --backend/--dtype or $LAMAD_BACKEND/$LAMAD_DTYPE)") from None
+    try:
+        cluster.use(backend, getattr(args, "scheduler", None))
+    except BackendError as e:
+        raise UsageError(f"{e.message} (set by --scheduler or $LAMAD_SCHEDULER)") from None
 
 
 def _entry(prog: api.LoadedProgram, name: str | None) -> str:
@@ -274,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a parameter of the entry: a lamad expression, or @file.npy")
     run.add_argument("--backend", choices=BACKENDS, help="array backend (default: $LAMAD_BACKEND or numpy)")
     run.add_argument("--dtype", choices=DTYPES, help="float dtype (default: float64)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="with --backend dask: the dask.distributed scheduler to compute on, e.g. "
+                          "tcp://host:8786, or 'local' to start a cluster here (default: $LAMAD_SCHEDULER, "
+                          "else Dask's threaded scheduler)")
     run.add_argument("--ascii", action="store_true", help="print ASCII instead of Unicode")
     run.add_argument("--print", choices=PRINT_MODES, default="short",
                      help="how arrays are printed: 'short' elides the middle of those of over 200 entries "

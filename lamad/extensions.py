@@ -12,7 +12,8 @@ that is not an extension then has to be the standard's.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from math import prod
 from typing import Any, Callable
 
 import numpy as np
@@ -71,6 +72,16 @@ class Extensions:
     """Whether the library's ``linalg`` may instead return NaN or infinities for such a
     matrix (JAX; Dask, where the error comes when the result is computed), so that lamad
     checks the result."""
+
+    # -- lazy backends (Dask): loop state persisted each step, files read chunk by chunk
+    persist: Callable[[Any], Any] = field(default=lambda value: value, kw_only=True)
+    """A loop's state after a step (a value: arrays, within tuples and lists), its lazy
+    arrays computed and kept where they were computed, so that the next step's task graph
+    starts from them and stays the size of one step; the standard evaluates eagerly and
+    has no such operation.  The identity on eager backends."""
+    mmap_mode: str | None = field(default=None, kw_only=True)
+    """How ``load`` opens a ``.npy`` file: ``"r"`` memory-maps it, and ``from_host`` then
+    reads its rows chunk by chunk when they are needed; ``None`` reads it whole."""
 
 
 def extensions(name: str, xp: Any) -> Extensions:
@@ -217,7 +228,7 @@ def _dask(xp: Any) -> Extensions:
         return x + xp.reshape(added, x.shape)
 
     return Extensions(
-        to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
+        to_host=lambda x: np.asarray(x.compute()), from_host=_dask_rows, persist=_dask_persist, mmap_mode="r",
         extrema=lambda x: tuple(int(v) for v in dask.compute(x.min(), x.max())), getitem=getitem, set_at=set_at,
         add_at=add_at, einsum=da.einsum, windows=_sliding_windows(da), solve_triangular=_DaskLinalg.solve_triangular,
         linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
@@ -282,6 +293,69 @@ def _per_matrix(fn: Callable, signature: str, *xs: Any, outputs: int = 1) -> Any
     dtype = xs[0].dtype
     return da.apply_gufunc(fn, signature, *xs, output_dtypes=(dtype,) * outputs if outputs > 1 else dtype,
                            allow_rechunk=True)
+
+
+def _row_chunks(ndim: int) -> tuple:
+    """Dask chunks by rows: whole rows, as many as fill Dask's ``array.chunk-size``."""
+    return ("auto",) + (-1,) * (ndim - 1) if ndim else ()
+
+
+def _dask_rows(value: np.ndarray) -> Any:
+    """A NumPy array as a Dask array chunked by rows; a memory-mapped ``.npy`` file as
+    one whose chunks read their rows from the file when they are computed, wherever
+    that is (the file must be at the same path there), so that the data never passes
+    through this process nor sits whole in memory."""
+    import dask.array as da
+
+    if not (isinstance(value, np.memmap) and value.filename is not None and value.flags.c_contiguous
+            and value.size):
+        return da.from_array(value, chunks=_row_chunks(value.ndim))
+    import dask
+    from dask.array.core import normalize_chunks
+
+    rows, rest = normalize_chunks(_row_chunks(value.ndim), value.shape, dtype=value.dtype)[0], value.shape[1:]
+    row_bytes, start, blocks = value.itemsize * prod(rest), 0, []
+    for n in rows:
+        block = dask.delayed(read_rows, pure=True)(value.filename, value.offset + start * row_bytes,
+                                                   value.dtype.str, (n, *rest))
+        blocks.append(da.from_delayed(block, shape=(n, *rest), dtype=value.dtype))
+        start += n
+    return da.concatenate(blocks)
+
+
+def read_rows(filename: str, offset: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The block of ``shape`` at byte ``offset`` of a file of C-ordered ``dtype`` data,
+    read into memory (a chunk of a memory-mapped ``.npy``)."""
+    return np.array(np.memmap(filename, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape))
+
+
+def _dask_persist(value: Any) -> Any:
+    """``value`` with its Dask arrays persisted together (on the cluster when there is
+    one, where they stay: ``dask.persist``); closures and other values as they are."""
+    import dask
+    import dask.array as da
+
+    arrays = [leaf for leaf in _leaves(value) if isinstance(leaf, da.Array)]
+    if not arrays:
+        return value
+    persisted = iter(dask.persist(*arrays))
+    return _replaced(value, lambda leaf: next(persisted) if isinstance(leaf, da.Array) else leaf)
+
+
+def _leaves(value: Any):
+    """The leaves of a value's tuples and lists (records are tuples), first to last."""
+    if type(value) in (tuple, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _replaced(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` with each leaf replaced by ``leaf`` of it, in the order of :func:`_leaves`."""
+    if type(value) in (tuple, list):
+        return type(value)(_replaced(item, leaf) for item in value)
+    return leaf(value)
 
 
 def _strict(xp: Any) -> Extensions:

@@ -20,6 +20,7 @@ BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import peers  # noqa: E402
+from lamad.backend import available, get_backend  # noqa: E402
 import workloads  # noqa: E402
 from workloads import Workload  # noqa: E402
 
@@ -38,6 +39,21 @@ def test_quick_run_reports_every_workload(tmp_path):
     chain_rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith(("| 10 |", "| 100 |"))]
     assert [int(r[6].replace(",", "")) for r in chain_rows] == [1, 4]  # one per FUSED_MOST + 1 links
     assert "Machine:" in table and "BLAS threads 1" in table
+
+
+@pytest.mark.parametrize("backend", ["dask", "torch"])
+def test_quick_run_on_another_backend_is_measured_against_hand_numpy(backend, tmp_path):
+    """lamad on ``--backend``, computed in each call, against the same hand NumPy."""
+    if not available(backend):
+        pytest.skip(f"the {backend} backend is not installed")
+    done = run_with_lamad("run.py", "--quick", "--no-peers", "--repeats", "1", "--only", "wine_mlp",
+                          "--backend", backend, "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / f"benchmarks-{backend}-quick.md").read_text()
+    assert table.startswith(f"# lamad benchmark on {backend} (quick")
+    row = next(line for line in table.splitlines() if line.startswith("| wine_mlp h=4 |"))
+    numpy_us, lamad_us, ratio = (float(c.strip(" *").replace(",", "")) for c in row.split("|")[2:5])
+    assert min(numpy_us, lamad_us, ratio) > 0
 
 
 def test_quick_second_order_run_reports_both_tables(tmp_path):
@@ -84,8 +100,8 @@ def test_the_gradient_check_rejects_a_wrong_gradient():
 
     w = QUICK[0]
     reference = w.value_and_grad(*w.args)
-    _, value_and_grad = lamad_functions(w)
-    check("lamad", value_and_grad(*w.args), reference)
+    _, value_and_grad = lamad_functions(w, get_backend("numpy"))
+    check("lamad", value_and_grad(), reference)
     wrong = (reference[1][0] * (1 + 1e-6), reference[1][1])
     with pytest.raises(AssertionError, match="gradient 0"):
         check("wrong", (reference[0], wrong), reference)

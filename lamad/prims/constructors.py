@@ -44,19 +44,19 @@ def _onehot(rt):
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def read_npy(path, name: str) -> np.ndarray:
+def read_npy(path, name: str, mmap_mode: str | None = None) -> np.ndarray:
     """The array of the ``.npy`` file ``path`` (``name`` in messages), read without
-    pickles; a file of another format, or one holding Python objects, is a
-    ``ValueError`` that says so."""
+    pickles (memory-mapped with ``mmap_mode``); a file of another format, or one holding
+    Python objects, is a ``ValueError`` that says so."""
     with open(path, "rb") as f:
         head = f.read(len(_NPY_MAGIC))
     if head != _NPY_MAGIC:
         kind = "a .npz archive (read it with load_params)" if head.startswith(b"PK") else "a file of another format"
         raise ValueError(f"'{name}' is not a .npy file: it is {kind} (NumPy's np.save writes .npy)")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except ValueError as e:
-        if "allow_pickle" in str(e):
+        if "allow_pickle" in str(e) or "Python objects" in str(e):  # read, or memory-mapped
             raise ValueError(f"'{name}' holds Python objects (dtype object), not numbers: lamad never unpickles") from None
         raise ValueError(f"'{name}' is not a valid .npy file: {e}") from None
 
@@ -65,7 +65,7 @@ def read_data(rt, path: str) -> np.ndarray:
     """The array of the ``.npy`` or ``.csv`` file ``path``, relative to the program's directory."""
     full = rt.base_dir / path
     if full.suffix == ".npy":
-        return read_npy(full, path)
+        return read_npy(full, path, rt.backend.ext.mmap_mode)
     if full.suffix == ".csv":
         return np.loadtxt(full, delimiter=",", ndmin=1)
     hint = " (read a .npz archive with load_params)" if full.suffix == ".npz" else ""

@@ -1,4 +1,6 @@
-"""Lists, tuples and loops: they commute with both transforms (``D(map) = map``)."""
+"""Lists, tuples and loops: they commute with both transforms (``D(map) = map``).  A loop
+persists its state after each step (``ext.persist``: on a lazy backend, Dask, its task graph
+then stays the size of one step)."""
 
 from __future__ import annotations
 
@@ -10,26 +12,32 @@ from lamad.syntax import BOOL, INT, FunType, ListType, TupleType
 
 
 def _fold(rt):
+    persist = rt.backend.ext.persist
+
     def fold(f, acc, xs):
         with rt.steps(xs, len(xs), "fold") as steps:
             for x in steps:
-                acc = f(acc)(x)
+                acc = persist(f(acc)(x))
         return acc
     return fold
 
 
 def _iterate(rt):
+    persist = rt.backend.ext.persist
+
     def iterate(n, f, x):
         if n < 0:
             raise ValueError(f"the count is negative: {n}")
         with rt.steps(range(n), n, "iterate") as steps:
             for _ in steps:
-                x = f(x)
+                x = persist(f(x))
         return x
     return iterate
 
 
 def _while(rt):
+    persist = rt.backend.ext.persist
+
     def while_(p, f, x):
         """``f`` applied to ``x`` while ``p`` holds: the first of ``x, f x, f (f x), …`` where
         ``p`` is false.  Its steps are counted as they run; their number is not known before."""
@@ -37,18 +45,20 @@ def _while(rt):
             for _ in steps:
                 if not p(x):
                     return x
-                x = f(x)
+                x = persist(f(x))
     return while_
 
 
 def _scan(rt):
     """``scan f z [x1, …, xn] = [z, f z x1, f (f z x1) x2, …]``: the accumulators of a left
     fold, first to last (Haskell's ``scanl``), so a loop can report its history."""
+    persist = rt.backend.ext.persist
+
     def scan(f, acc, xs):
         out = [acc]
         with rt.steps(xs, len(xs), "scan") as steps:
             for x in steps:
-                acc = f(acc)(x)
+                acc = persist(f(acc)(x))
                 out.append(acc)
         return out
     return scan
