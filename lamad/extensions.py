@@ -12,6 +12,7 @@ that is not an extension then has to be the standard's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -27,6 +28,21 @@ class Extensions:
     from_host: Callable[[np.ndarray], Any]
     """A NumPy array as this backend's, of the same dtype."""
 
+    # --- the evaluator and the elementwise, reduction, shape and order primitives
+    erf: Callable[[Any], Any]
+    """The error function of each entry (of a 0-d array too): the standard has no special
+    functions."""
+    add_at: Callable[[Any, tuple, Any], Any]
+    """``out`` with ``values`` added at the integer-array ``index`` (a sum where it repeats
+    a place), NumPy's ``np.add.at``: the standard's ``__setitem__`` writes, it does not
+    accumulate.  It may update ``out`` in place (a fresh array the caller made) and returns
+    the result, as JAX's arrays cannot be written to."""
+    broadcast_copy: Callable[[Any, tuple], Any]
+    """``value`` broadcast to ``shape`` as an array nothing else refers to: the standard's
+    ``broadcast_to`` is a view (read-only in NumPy), and its copy through ``asarray(copy=True)``
+    costs NumPy six times an assignment into ``empty`` on small arrays.  Immutable arrays
+    (JAX's, Dask's graphs) keep the view."""
+
 
 def extensions(name: str, xp: Any) -> Extensions:
     """The extensions of the backend ``name``, whose namespace is ``xp``."""
@@ -34,31 +50,102 @@ def extensions(name: str, xp: Any) -> Extensions:
 
 
 def _numpy(xp: Any) -> Extensions:
-    return Extensions(to_host=np.asarray, from_host=np.asarray)
+    return Extensions(to_host=np.asarray, from_host=np.asarray, erf=_host_erf, add_at=_numpy_add_at,
+                      broadcast_copy=_assigned(xp))
 
 
 def _cupy(xp: Any) -> Extensions:
     import cupy
+    import cupyx
+    from cupyx.scipy.special import erf
 
-    return Extensions(to_host=cupy.asnumpy, from_host=cupy.asarray)
+    def add_at(out, index, values):
+        cupyx.scatter_add(out, index, values)
+        return out
+
+    return Extensions(to_host=cupy.asnumpy, from_host=cupy.asarray, erf=erf, add_at=add_at,
+                      broadcast_copy=_assigned(xp))
 
 
 def _torch(xp: Any) -> Extensions:
     import torch
 
-    return Extensions(to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy)
+    def add_at(out, index, values):
+        return out.index_put_(index, torch.broadcast_to(values, torch.broadcast_shapes(*(i.shape for i in index))),
+                              accumulate=True)
+
+    return Extensions(to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy,
+                      erf=torch.special.erf, add_at=add_at, broadcast_copy=_assigned(xp))
 
 
 def _jax(xp: Any) -> Extensions:
-    return Extensions(to_host=np.asarray, from_host=xp.asarray)
+    import jax
+
+    return Extensions(to_host=np.asarray, from_host=xp.asarray, erf=jax.scipy.special.erf,
+                      add_at=lambda out, index, values: out.at[index].add(values), broadcast_copy=xp.broadcast_to)
 
 
 def _dask(xp: Any) -> Extensions:
-    return Extensions(to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray)
+    import dask.array as da
+
+    def add_at(out, index, values):
+        """Through the host: Dask has no scatter-add."""
+        host = np.asarray(out.compute())
+        np.add.at(host, tuple(_computed(i) for i in index), _computed(values))
+        return da.from_array(host, chunks=out.chunks)
+
+    return Extensions(to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
+                      erf=lambda x: da.map_blocks(_host_erf, x, dtype=x.dtype), add_at=add_at,
+                      broadcast_copy=xp.broadcast_to)
 
 
 def _strict(xp: Any) -> Extensions:
-    return Extensions(to_host=np.from_dlpack, from_host=xp.asarray)
+    def erf(x):
+        return xp.asarray(_host_erf(np.from_dlpack(x)))
+
+    def add_at(out, index, values):
+        host = np.from_dlpack(out).copy()
+        np.add.at(host, tuple(_on_host(i) for i in index), _on_host(values))
+        return xp.asarray(host)
+
+    return Extensions(to_host=np.from_dlpack, from_host=xp.asarray, erf=erf, add_at=add_at,
+                      broadcast_copy=_assigned(xp))
+
+
+# --- the evaluator and the elementwise, reduction, shape and order primitives: NumPy's ways
+
+
+def _host_erf(x: np.ndarray) -> np.ndarray:
+    """The error function of each entry by the C library's ``erf`` (correctly rounded or
+    within an ulp on glibc and macOS; NumPy has none), of NumPy's dtype of ``x``."""
+    if x.ndim == 0:
+        return x.dtype.type(math.erf(x))
+    return np.fromiter(map(math.erf, x.ravel().tolist()), dtype=x.dtype, count=x.size).reshape(x.shape)
+
+
+def _numpy_add_at(out: np.ndarray, index: tuple, values: Any) -> np.ndarray:
+    np.add.at(out, index, values)
+    return out
+
+
+def _assigned(xp: Any) -> Callable[[Any, tuple], Any]:
+    """``broadcast_copy`` of a namespace whose arrays can be written to: an assignment
+    into a new array."""
+    def broadcast_copy(value, shape):
+        out = xp.empty(shape, dtype=value.dtype)
+        out[...] = value
+        return out
+    return broadcast_copy
+
+
+def _computed(x: Any) -> Any:
+    """A Dask array as NumPy's; anything else as it is."""
+    return np.asarray(x.compute()) if hasattr(x, "compute") else x
+
+
+def _on_host(x: Any) -> Any:
+    """An array-api-strict array as NumPy's; anything else as it is."""
+    return np.from_dlpack(x) if hasattr(x, "__dlpack__") else x
 
 
 _MAKERS: dict[str, Callable[[Any], Extensions]] = {
