@@ -37,6 +37,9 @@ class Extensions:
     a place), NumPy's ``np.add.at``: the standard's ``__setitem__`` writes, it does not
     accumulate.  It may update ``out`` in place (a fresh array the caller made) and returns
     the result, as JAX's arrays cannot be written to."""
+    take_along_axis: Callable[..., Any]
+    """``take_along_axis(x, indices, axis=a)``, the standard's (2024.12), which Dask's
+    namespace lacks: there, a map of NumPy's over blocks whole along the axis."""
     broadcast_copy: Callable[[Any, tuple], Any]
     """``value`` broadcast to ``shape`` as an array nothing else refers to: the standard's
     ``broadcast_to`` is a view (read-only in NumPy), and its copy through ``asarray(copy=True)``
@@ -51,7 +54,7 @@ def extensions(name: str, xp: Any) -> Extensions:
 
 def _numpy(xp: Any) -> Extensions:
     return Extensions(to_host=np.asarray, from_host=np.asarray, erf=_host_erf, add_at=_numpy_add_at,
-                      broadcast_copy=_assigned(xp))
+                      take_along_axis=xp.take_along_axis, broadcast_copy=_assigned(xp))
 
 
 def _cupy(xp: Any) -> Extensions:
@@ -64,7 +67,7 @@ def _cupy(xp: Any) -> Extensions:
         return out
 
     return Extensions(to_host=cupy.asnumpy, from_host=cupy.asarray, erf=erf, add_at=add_at,
-                      broadcast_copy=_assigned(xp))
+                      take_along_axis=cupy.take_along_axis, broadcast_copy=_assigned(xp))
 
 
 def _torch(xp: Any) -> Extensions:
@@ -75,14 +78,16 @@ def _torch(xp: Any) -> Extensions:
                               accumulate=True)
 
     return Extensions(to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy,
-                      erf=torch.special.erf, add_at=add_at, broadcast_copy=_assigned(xp))
+                      erf=torch.special.erf, add_at=add_at, take_along_axis=xp.take_along_axis,
+                      broadcast_copy=_assigned(xp))
 
 
 def _jax(xp: Any) -> Extensions:
     import jax
 
     return Extensions(to_host=np.asarray, from_host=xp.asarray, erf=jax.scipy.special.erf,
-                      add_at=lambda out, index, values: out.at[index].add(values), broadcast_copy=xp.broadcast_to)
+                      add_at=lambda out, index, values: out.at[index].add(values), take_along_axis=xp.take_along_axis,
+                      broadcast_copy=xp.broadcast_to)
 
 
 def _dask(xp: Any) -> Extensions:
@@ -94,9 +99,17 @@ def _dask(xp: Any) -> Extensions:
         np.add.at(host, tuple(_computed(i) for i in index), _computed(values))
         return da.from_array(host, chunks=out.chunks)
 
+    def take_along_axis(x, indices, axis=-1):
+        """NumPy's over pairs of blocks of ``x`` and ``indices`` that are whole along ``axis``
+        and alike along the others."""
+        axis %= x.ndim
+        x = x.rechunk({axis: -1})
+        indices = indices.rechunk(tuple(-1 if d == axis else c for d, c in enumerate(x.chunks)))
+        return da.map_blocks(np.take_along_axis, x, indices, axis=axis, dtype=x.dtype, chunks=indices.chunks)
+
     return Extensions(to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
                       erf=lambda x: da.map_blocks(_host_erf, x, dtype=x.dtype), add_at=add_at,
-                      broadcast_copy=xp.broadcast_to)
+                      take_along_axis=take_along_axis, broadcast_copy=xp.broadcast_to)
 
 
 def _strict(xp: Any) -> Extensions:
@@ -109,7 +122,7 @@ def _strict(xp: Any) -> Extensions:
         return xp.asarray(host)
 
     return Extensions(to_host=np.from_dlpack, from_host=xp.asarray, erf=erf, add_at=add_at,
-                      broadcast_copy=_assigned(xp))
+                      take_along_axis=xp.take_along_axis, broadcast_copy=_assigned(xp))
 
 
 # --- the evaluator and the elementwise, reduction, shape and order primitives: NumPy's ways

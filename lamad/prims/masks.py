@@ -116,8 +116,8 @@ def along_index(xp, i, axis: int) -> tuple:
 
 
 def _take_along(rt):
-    xp = rt.backend.xp
-    return lambda axis, x, i: x[along_index(xp, i, axis)]
+    take_along_axis = rt.backend.ext.take_along_axis
+    return lambda axis, x, i: take_along_axis(x, i, axis=axis_of(axis, x))
 
 
 def _put_along(rt):
@@ -147,7 +147,7 @@ def _top_k(rt):
         # a stable ascending sort of the reversed axis, reversed: descending, ties in index order
         ascending = xp.argsort(xp.flip(x, axis=-1), axis=-1, stable=True)
         i = xp.astype(n - 1 - xp.flip(ascending, axis=-1)[..., :k], xp.int64, copy=False)
-        return x[along_index(xp, i, -1)], i
+        return rt.backend.ext.take_along_axis(x, i, axis=-1), i
     return top_k
 
 
