@@ -29,6 +29,10 @@ class Extensions:
     """A NumPy array as this backend's, of the same dtype."""
 
     # --- the evaluator and the elementwise, reduction, shape and order primitives
+    errors: tuple[type[Exception], ...]
+    """What the library raises for bad input besides Python's ``ValueError``, ``TypeError``
+    and ``IndexError`` (PyTorch's ``RuntimeError``: operands that do not broadcast), which
+    the evaluator locates as it locates those."""
     erf: Callable[[Any], Any]
     """The error function of each entry (of a 0-d array too): the standard has no special
     functions."""
@@ -53,7 +57,7 @@ def extensions(name: str, xp: Any) -> Extensions:
 
 
 def _numpy(xp: Any) -> Extensions:
-    return Extensions(to_host=np.asarray, from_host=np.asarray, erf=_host_erf, add_at=_numpy_add_at,
+    return Extensions(errors=(), to_host=np.asarray, from_host=np.asarray, erf=_host_erf, add_at=_numpy_add_at,
                       take_along_axis=xp.take_along_axis, broadcast_copy=_assigned(xp))
 
 
@@ -66,7 +70,7 @@ def _cupy(xp: Any) -> Extensions:
         cupyx.scatter_add(out, index, values)
         return out
 
-    return Extensions(to_host=cupy.asnumpy, from_host=cupy.asarray, erf=erf, add_at=add_at,
+    return Extensions(errors=(), to_host=cupy.asnumpy, from_host=cupy.asarray, erf=erf, add_at=add_at,
                       take_along_axis=cupy.take_along_axis, broadcast_copy=_assigned(xp))
 
 
@@ -77,7 +81,7 @@ def _torch(xp: Any) -> Extensions:
         return out.index_put_(index, torch.broadcast_to(values, torch.broadcast_shapes(*(i.shape for i in index))),
                               accumulate=True)
 
-    return Extensions(to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy,
+    return Extensions(errors=(RuntimeError,), to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy,
                       erf=torch.special.erf, add_at=add_at, take_along_axis=xp.take_along_axis,
                       broadcast_copy=_assigned(xp))
 
@@ -85,7 +89,7 @@ def _torch(xp: Any) -> Extensions:
 def _jax(xp: Any) -> Extensions:
     import jax
 
-    return Extensions(to_host=np.asarray, from_host=xp.asarray, erf=jax.scipy.special.erf,
+    return Extensions(errors=(), to_host=np.asarray, from_host=xp.asarray, erf=jax.scipy.special.erf,
                       add_at=lambda out, index, values: out.at[index].add(values), take_along_axis=xp.take_along_axis,
                       broadcast_copy=xp.broadcast_to)
 
@@ -107,7 +111,7 @@ def _dask(xp: Any) -> Extensions:
         indices = indices.rechunk(tuple(-1 if d == axis else c for d, c in enumerate(x.chunks)))
         return da.map_blocks(np.take_along_axis, x, indices, axis=axis, dtype=x.dtype, chunks=indices.chunks)
 
-    return Extensions(to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
+    return Extensions(errors=(), to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
                       erf=lambda x: da.map_blocks(_host_erf, x, dtype=x.dtype), add_at=add_at,
                       take_along_axis=take_along_axis, broadcast_copy=xp.broadcast_to)
 
@@ -121,7 +125,7 @@ def _strict(xp: Any) -> Extensions:
         np.add.at(host, tuple(_on_host(i) for i in index), _on_host(values))
         return xp.asarray(host)
 
-    return Extensions(to_host=np.from_dlpack, from_host=xp.asarray, erf=erf, add_at=add_at,
+    return Extensions(errors=(), to_host=np.from_dlpack, from_host=xp.asarray, erf=erf, add_at=add_at,
                       take_along_axis=xp.take_along_axis, broadcast_copy=_assigned(xp))
 
 

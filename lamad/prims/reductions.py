@@ -15,8 +15,10 @@ def _xp(fn_name: str):
 
 def _along(fn_name: str):
     def impl(rt):
+        from lamad.prims.shape import axis_of  # defined after this module's primitives
+
         fn = getattr(rt.backend.xp, fn_name)
-        return lambda axis, x: fn(x, axis=axis)
+        return lambda axis, x: fn(x, axis=axis_of(axis, x))
     return impl
 
 
