@@ -136,12 +136,16 @@ _NAMESPACES: dict[str, tuple[str, str]] = {
 """Each backend's namespace (a module path) and what installs it."""
 
 
-@lru_cache(maxsize=None)
 def get_backend(name: str | None = None, dtype: str | None = None) -> Backend:
     """The backend ``name`` (default: ``$LAMAD_BACKEND`` or ``numpy``) with float ``dtype``
-    (default: ``$LAMAD_DTYPE`` or ``float64``)."""
-    name = name or os.environ.get("LAMAD_BACKEND") or "numpy"
-    dtype = dtype or os.environ.get("LAMAD_DTYPE") or "float64"
+    (default: ``$LAMAD_DTYPE`` or ``float64``), read from the environment at each call."""
+    return _backend(name or os.environ.get("LAMAD_BACKEND") or "numpy",
+                    dtype or os.environ.get("LAMAD_DTYPE") or "float64")
+
+
+@lru_cache(maxsize=None)
+def _backend(name: str, dtype: str) -> Backend:
+    """The backend ``name`` with float ``dtype``, made once."""
     if name not in BACKENDS:
         raise BackendError(f"unknown backend '{name}'; choose one of {', '.join(BACKENDS)}")
     if dtype not in DTYPES:

@@ -9,6 +9,7 @@ the same programs on CuPy when a CUDA device is present."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +19,7 @@ import pytest
 import lamad
 from lamad.api import LoadedProgram
 from lamad.backend import Backend
-from lamad.extensions import Extensions
+from lamad.extensions import extensions
 from lamad.prims import Runtime
 from lamad.types import typecheck
 from lamad.parser import parse_program
@@ -144,7 +145,9 @@ class GuardedNumPy:
 
 
 def guarded(src: str, dtype: str = "float64", base_dir: Path | None = None) -> LoadedProgram:
-    backend = Backend("guarded", GuardedNumPy(), np.dtype(dtype), Extensions(to_host=GuardedNumPy.asnumpy, from_host=GuardedNumPy.asarray))
+    xp = GuardedNumPy()
+    ext = replace(extensions("numpy", xp), to_host=GuardedNumPy.asnumpy, from_host=GuardedNumPy.asarray)
+    backend = Backend("guarded", xp, np.dtype(dtype), ext)
     return LoadedProgram(typecheck(parse_program(src)), Runtime(backend, base_dir or Path.cwd()), src, "<t>")
 
 
