@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -46,7 +46,10 @@ class Backend:
         on the float32 backend)."""
         if isinstance(value, (int, float)):
             return self.xp.asarray(value, dtype=self.dtype)  # nothing this dtype cannot hold
-        if self.owns(value):
+        if type(value) is np.ndarray:
+            if value.dtype == self.dtype:  # host data of this dtype: nothing to check
+                return self.ext.from_host(value)
+        elif self.owns(value):
             return value if value.dtype == self.dtype else self.xp.astype(value, self.dtype)
         value = np.asarray(value)
         kind = value.dtype.kind
@@ -111,7 +114,7 @@ class Backend:
         """Whether ``value`` is already an array of this backend."""
         return isinstance(value, self.array_type)
 
-    @property
+    @cached_property
     def array_type(self) -> type:
         return type(self.xp.asarray(0.0))
 

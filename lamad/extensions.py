@@ -44,10 +44,11 @@ class Extensions:
     take_along_axis: Callable[..., Any]
     """``take_along_axis(x, indices, axis=a)``, the standard's (2024.12), which Dask's
     namespace lacks: there, a map of NumPy's over blocks whole along the axis."""
-    broadcast_copy: Callable[[Any, tuple], Any]
-    """``value`` broadcast to ``shape`` as an array nothing else refers to: the standard's
+    broadcast: Callable[[Any, Any], Any]
+    """``g`` broadcast to the shape of ``x`` as an array nothing else refers to (``g`` itself
+    where the shapes agree): the transpose of summing down to a shape.  The standard's
     ``broadcast_to`` is a view (read-only in NumPy), and its copy through ``asarray(copy=True)``
-    costs NumPy six times an assignment into ``empty`` on small arrays.  Immutable arrays
+    costs NumPy six times an assignment into ``empty`` on small arrays; immutable arrays
     (JAX's, Dask's graphs) keep the view."""
 
 
@@ -58,7 +59,7 @@ def extensions(name: str, xp: Any) -> Extensions:
 
 def _numpy(xp: Any) -> Extensions:
     return Extensions(errors=(), to_host=np.asarray, from_host=np.asarray, erf=_host_erf, add_at=_numpy_add_at,
-                      take_along_axis=xp.take_along_axis, broadcast_copy=_assigned(xp))
+                      take_along_axis=xp.take_along_axis, broadcast=_assigned(xp))
 
 
 def _cupy(xp: Any) -> Extensions:
@@ -71,7 +72,7 @@ def _cupy(xp: Any) -> Extensions:
         return out
 
     return Extensions(errors=(), to_host=cupy.asnumpy, from_host=cupy.asarray, erf=erf, add_at=add_at,
-                      take_along_axis=cupy.take_along_axis, broadcast_copy=_assigned(xp))
+                      take_along_axis=cupy.take_along_axis, broadcast=_assigned(xp))
 
 
 def _torch(xp: Any) -> Extensions:
@@ -83,7 +84,7 @@ def _torch(xp: Any) -> Extensions:
 
     return Extensions(errors=(RuntimeError,), to_host=lambda x: x.detach().cpu().numpy(), from_host=torch.from_numpy,
                       erf=torch.special.erf, add_at=add_at, take_along_axis=xp.take_along_axis,
-                      broadcast_copy=_assigned(xp))
+                      broadcast=_assigned(xp))
 
 
 def _jax(xp: Any) -> Extensions:
@@ -91,7 +92,7 @@ def _jax(xp: Any) -> Extensions:
 
     return Extensions(errors=(), to_host=np.asarray, from_host=xp.asarray, erf=jax.scipy.special.erf,
                       add_at=lambda out, index, values: out.at[index].add(values), take_along_axis=xp.take_along_axis,
-                      broadcast_copy=xp.broadcast_to)
+                      broadcast=_viewed(xp))
 
 
 def _dask(xp: Any) -> Extensions:
@@ -113,7 +114,7 @@ def _dask(xp: Any) -> Extensions:
 
     return Extensions(errors=(), to_host=lambda x: np.asarray(x.compute()), from_host=xp.asarray,
                       erf=lambda x: da.map_blocks(_host_erf, x, dtype=x.dtype), add_at=add_at,
-                      take_along_axis=take_along_axis, broadcast_copy=xp.broadcast_to)
+                      take_along_axis=take_along_axis, broadcast=_viewed(xp))
 
 
 def _strict(xp: Any) -> Extensions:
@@ -126,7 +127,7 @@ def _strict(xp: Any) -> Extensions:
         return xp.asarray(host)
 
     return Extensions(errors=(), to_host=np.from_dlpack, from_host=xp.asarray, erf=erf, add_at=add_at,
-                      take_along_axis=xp.take_along_axis, broadcast_copy=_assigned(xp))
+                      take_along_axis=xp.take_along_axis, broadcast=_assigned(xp))
 
 
 # --- the evaluator and the elementwise, reduction, shape and order primitives: NumPy's ways
@@ -145,14 +146,21 @@ def _numpy_add_at(out: np.ndarray, index: tuple, values: Any) -> np.ndarray:
     return out
 
 
-def _assigned(xp: Any) -> Callable[[Any, tuple], Any]:
-    """``broadcast_copy`` of a namespace whose arrays can be written to: an assignment
-    into a new array."""
-    def broadcast_copy(value, shape):
-        out = xp.empty(shape, dtype=value.dtype)
-        out[...] = value
+def _assigned(xp: Any) -> Callable[[Any, Any], Any]:
+    """``broadcast`` of a namespace whose arrays can be written to: an assignment into a
+    new array."""
+    def broadcast(x, g):
+        if tuple(g.shape) == tuple(x.shape):
+            return g
+        out = xp.empty(x.shape, dtype=g.dtype)
+        out[...] = g
         return out
-    return broadcast_copy
+    return broadcast
+
+
+def _viewed(xp: Any) -> Callable[[Any, Any], Any]:
+    """``broadcast`` of a namespace whose arrays are never written to: the view."""
+    return lambda x, g: g if tuple(g.shape) == tuple(x.shape) else xp.broadcast_to(g, tuple(x.shape))
 
 
 def _computed(x: Any) -> Any:

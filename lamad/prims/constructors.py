@@ -91,7 +91,7 @@ def _load_params(rt):
 define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant", example=("zeros (shape x1)", ((2, 3),)))
 define("ones", (SHAPE,), TENSOR, _constant("ones"), derivative="constant", example=("ones (shape x1)", ((2, 3),)))
 define("fill", (REAL, SHAPE), TENSOR,
-       lambda rt: (lambda r, shape: rt.backend.ext.broadcast_copy(r, dimensions(shape))),
+       lambda rt: (lambda r, shape: r * rt.backend.xp.ones(dimensions(shape), dtype=rt.backend.dtype)),  # -0.0 kept
        linear=(0,), jvp=("fill dx1 x2", None), vjp=("sum a", None), example=("fill x1 [2, 2]", ((),)))
 define("eye", (INT,), TENSOR, lambda rt: (lambda n: rt.backend.xp.eye(n, dtype=rt.backend.dtype)),
        derivative="constant", example=("eye (size x1)", ((3,),)))

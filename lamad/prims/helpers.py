@@ -27,18 +27,6 @@ def unbroadcast(xp, g, shape: tuple[int, ...]):
     return xp.reshape(g, shape)
 
 
-def _broadcast(rt):
-    broadcast_copy = rt.backend.ext.broadcast_copy
-
-    def broadcast(x, g):
-        """``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written
-        out once (not a read-only view, which could reach the user as a gradient)."""
-        if tuple(g.shape) == tuple(x.shape):
-            return g
-        return broadcast_copy(g, tuple(x.shape))
-    return broadcast
-
-
 def _like(rt):
     xp, dtype = rt.backend.xp, rt.backend.dtype
 
@@ -116,7 +104,9 @@ def _private(name, params, result, impl, **fields) -> None:
 _private("unbroadcast", (F, TENSOR), F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)),
          linear=(1,), jvp=(None, "unbroadcast x1 dx2"), vjp=(None, "broadcast (like x2) a"),
          doc="g summed down to the shape of x", example=("%unbroadcast x1 x2", ((3,), (2, 3))))
-_private("broadcast", (TENSOR, F), TENSOR, _broadcast, linear=(1,),
+# ``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written out once
+# (not a read-only view, which could reach the user as a gradient), by the backend.
+_private("broadcast", (TENSOR, F), TENSOR, lambda rt: rt.backend.ext.broadcast, linear=(1,),
          jvp=(None, "broadcast x1 dx2"), vjp=(None, "unbroadcast (like x2) a"), doc="g broadcast to the shape of x",
          example=("%broadcast x1 x2", ((2, 3), (3,))))
 _private("like", (F,), F, _like, derivative="constant", shape_only=True,
