@@ -47,7 +47,7 @@ class Backend:
         if isinstance(value, (int, float)):
             return self.xp.asarray(value, dtype=self.dtype)  # nothing this dtype cannot hold
         if type(value) is np.ndarray:
-            if value.dtype == self.dtype:  # host data of this dtype: nothing to check
+            if value.dtype == self.host_dtype:  # host data of this dtype: nothing to check
                 return self.ext.from_host(value)
         elif self.owns(value):
             return value if value.dtype == self.dtype else self.xp.astype(value, self.dtype)
@@ -113,6 +113,11 @@ class Backend:
     def owns(self, value: Any) -> bool:
         """Whether ``value`` is already an array of this backend."""
         return isinstance(value, self.array_type)
+
+    @cached_property
+    def host_dtype(self) -> np.dtype:
+        """NumPy's dtype of the same name as :attr:`dtype`."""
+        return np.dtype(self.dtype_name)
 
     @cached_property
     def array_type(self) -> type:
