@@ -48,7 +48,7 @@ class Extensions:
     """``g`` broadcast to the shape of ``x`` as an array nothing else refers to (``g`` itself
     where the shapes agree): the transpose of summing down to a shape.  The standard's
     ``broadcast_to`` is a view (read-only in NumPy), and its copy through ``asarray(copy=True)``
-    costs NumPy six times an assignment into ``empty`` on small arrays; immutable arrays
+    costs NumPy several times an assignment into ``empty`` on small arrays; immutable arrays
     (JAX's, Dask's graphs) keep the view."""
 
 
