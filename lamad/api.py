@@ -597,6 +597,21 @@ def _value_type(x: Any, where: str) -> Type:
     raise LamArgumentError(f"lamad.save: {where} is {what} cannot be told: give lamad.save its type")
 
 
+def on_host(v: Any, t: Type, backend: Backend) -> Any:
+    """A value of type ``t`` with its arrays and Reals copied to NumPy by the backend's
+    ``to_host``, for printing (on NumPy, the value itself); functions and gradient values
+    as they are."""
+    if backend.name == "numpy":
+        return v
+    if t in (REAL, TENSOR, INT_TENSOR, BOOL_TENSOR):
+        return backend.to_host(v)
+    if isinstance(t, (TupleType, RecordType)):
+        return tuple([on_host(x, i, backend) for x, i in zip(v, t.items)])
+    if isinstance(t, ListType):
+        return [on_host(x, t.elem, backend) for x in v]
+    return v
+
+
 def _host_reals(v: Any, t: Type, backend: Backend) -> Any:
     """A value of type ``t`` with its Reals as 0-d arrays, as the API gives them."""
     if t == REAL:

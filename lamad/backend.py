@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -46,7 +46,10 @@ class Backend:
         on the float32 backend)."""
         if isinstance(value, (int, float)):
             return self.xp.asarray(value, dtype=self.dtype)  # nothing this dtype cannot hold
-        if self.owns(value):
+        if type(value) is np.ndarray:
+            if value.dtype == self.host_dtype:  # host data of this dtype: nothing to check
+                return self.ext.from_host(value)
+        elif self.owns(value):
             return value if value.dtype == self.dtype else self.xp.astype(value, self.dtype)
         value = value if isinstance(value, np.ndarray) else np.asarray(value)  # a memory map stays one
         kind = value.dtype.kind
@@ -111,7 +114,12 @@ class Backend:
         """Whether ``value`` is already an array of this backend."""
         return isinstance(value, self.array_type)
 
-    @property
+    @cached_property
+    def host_dtype(self) -> np.dtype:
+        """NumPy's dtype of the same name as :attr:`dtype`."""
+        return np.dtype(self.dtype_name)
+
+    @cached_property
     def array_type(self) -> type:
         return type(self.xp.asarray(0.0))
 
@@ -136,12 +144,16 @@ _NAMESPACES: dict[str, tuple[str, str]] = {
 """Each backend's namespace (a module path) and what installs it."""
 
 
-@lru_cache(maxsize=None)
 def get_backend(name: str | None = None, dtype: str | None = None) -> Backend:
     """The backend ``name`` (default: ``$LAMAD_BACKEND`` or ``numpy``) with float ``dtype``
-    (default: ``$LAMAD_DTYPE`` or ``float64``)."""
-    name = name or os.environ.get("LAMAD_BACKEND") or "numpy"
-    dtype = dtype or os.environ.get("LAMAD_DTYPE") or "float64"
+    (default: ``$LAMAD_DTYPE`` or ``float64``), read from the environment at each call."""
+    return _backend(name or os.environ.get("LAMAD_BACKEND") or "numpy",
+                    dtype or os.environ.get("LAMAD_DTYPE") or "float64")
+
+
+@lru_cache(maxsize=None)
+def _backend(name: str, dtype: str) -> Backend:
+    """The backend ``name`` with float ``dtype``, made once."""
     if name not in BACKENDS:
         raise BackendError(f"unknown backend '{name}'; choose one of {', '.join(BACKENDS)}")
     if dtype not in DTYPES:

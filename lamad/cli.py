@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _storable(prog, entry, len(prog.typed.program[entry].params))
     values = _arguments(prog, entry, args.arg or [])
     result, ty = prog.call(entry, values)
-    print(format_value(result, ty, ascii=args.ascii, full=args.print == "full"))
+    print(format_value(api.on_host(result, ty, prog.backend), ty, ascii=args.ascii, full=args.print == "full"))
     if args.output is not None:
         try:
             archive.write(args.output, result, ty, prog.backend.to_host)

@@ -277,7 +277,8 @@ class _Unit:
     def __init__(self, runtime: Runtime, globals_: Callable[[str], Any]):
         self.runtime = runtime
         self.globals = globals_
-        self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located}
+        self.errors = _RUNTIME_ERRORS + runtime.backend.ext.errors if runtime.backend.ext else _RUNTIME_ERRORS
+        self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located, "_ERRORS": self.errors}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
         self.functions: list[tuple[str, list[str]]] = []  # each Python function, once, and its lines
@@ -432,6 +433,8 @@ class _Unit:
         """The error of a builtin, located at its application (found by the line the
         function ``fn_name`` failed on, in the closure ``instance`` that ran it); any other
         error as it is."""
+        if isinstance(error, RecursionError):  # a RuntimeError that PyTorch's backend catches: lamad/deep.py's
+            return error
         trace = error.__traceback__
         steps = self.steps(fn_name, trace.tb_lineno, instance)
         if steps is None:
@@ -476,7 +479,7 @@ class _Unit:
             for step in steps:
                 try:
                     exec(step[0], self.namespace, scope)
-                except _RUNTIME_ERRORS as again:
+                except self.errors as again:
                     if not (warnings and kind and isinstance(again, FloatingPointError) and kind not in str(again)):
                         return step, again
                     with np.errstate(all="ignore"):  # another kind of warning: its value, and on

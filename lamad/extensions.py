@@ -11,9 +11,9 @@ that is not an extension then has to be the standard's.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
-from math import prod
 from typing import Any, Callable
 
 import numpy as np
@@ -72,6 +72,24 @@ class Extensions:
     """Whether the library's ``linalg`` may instead return NaN or infinities for such a
     matrix (JAX; Dask, where the error comes when the result is computed), so that lamad
     checks the result."""
+
+    # --- the evaluator and the elementwise, reduction, shape and order primitives
+    errors: tuple[type[Exception], ...]
+    """What the library raises for bad input besides Python's ``ValueError``, ``TypeError``
+    and ``IndexError`` (PyTorch's ``RuntimeError``: operands that do not broadcast), which
+    the evaluator locates as it locates those."""
+    erf: Callable[[Any], Any]
+    """The error function of each entry (of a 0-d array too): the standard has no special
+    functions."""
+    take_along_axis: Callable[..., Any]
+    """``take_along_axis(x, indices, axis=a)``, the standard's (2024.12), which Dask's
+    namespace lacks: there, a map of NumPy's over blocks whole along the axis."""
+    broadcast: Callable[[Any, Any], Any]
+    """``g`` broadcast to the shape of ``x`` as an array nothing else refers to (``g`` itself
+    where the shapes agree): the transpose of summing down to a shape.  The standard's
+    ``broadcast_to`` is a view (read-only in NumPy), and its copy through ``asarray(copy=True)``
+    costs NumPy several times an assignment into ``empty`` on small arrays; immutable arrays
+    (JAX's, Dask's graphs) keep the view."""
 
     # -- lazy backends (Dask): loop state persisted each step, files read chunk by chunk
     persist: Callable[[Any], Any] = field(default=lambda value: value, kw_only=True)
@@ -134,7 +152,7 @@ def _sliding_windows(module: Any) -> Callable[[Any, int, int, int], Any]:
 
 
 def numpy_like(module: Any, to_host: Callable[[Any], np.ndarray], from_host: Callable[[np.ndarray], Any],
-               linalg_returns_nan: bool = False) -> Extensions:
+               erf: Callable[[Any], Any], linalg_returns_nan: bool = False) -> Extensions:
     """The extensions of a library with NumPy's own API (NumPy, CuPy): its functions, and
     its arrays mutated in place."""
     def add_at(x, key, v):
@@ -147,21 +165,51 @@ def numpy_like(module: Any, to_host: Callable[[Any], np.ndarray], from_host: Cal
         to_host=to_host, from_host=from_host, extrema=lambda x: (int(x.min()), int(x.max())),
         getitem=operator.getitem, set_at=_write, add_at=add_at, einsum=module.einsum, windows=_sliding_windows(module),
         solve_triangular=lambda t, b, lower: module.linalg.solve(t, b), linalg=module.linalg,
-        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan)
+        linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=linalg_returns_nan, errors=(), erf=erf,
+        take_along_axis=module.take_along_axis, broadcast=_assigned(module))
+
+
+# ---------------------------------------------------------------------- NumPy's ways, for the evaluator's families
+
+
+def host_erf(x: np.ndarray) -> np.ndarray:
+    """The error function of each entry by the C library's ``erf`` (correctly rounded or
+    within an ulp on glibc and macOS; NumPy has none), of NumPy's dtype of ``x``."""
+    if x.ndim == 0:
+        return x.dtype.type(math.erf(x))
+    return np.fromiter(map(math.erf, x.ravel().tolist()), dtype=x.dtype, count=x.size).reshape(x.shape)
+
+
+def _assigned(xp: Any) -> Callable[[Any, Any], Any]:
+    """``broadcast`` of a namespace whose arrays can be written to: an assignment into a
+    new array."""
+    def broadcast(x, g):
+        if tuple(g.shape) == tuple(x.shape):
+            return g
+        out = xp.empty(x.shape, dtype=g.dtype)
+        out[...] = g
+        return out
+    return broadcast
+
+
+def _viewed(xp: Any) -> Callable[[Any, Any], Any]:
+    """``broadcast`` of a namespace whose arrays are never written to: the view."""
+    return lambda x, g: g if tuple(g.shape) == tuple(x.shape) else xp.broadcast_to(g, tuple(x.shape))
 
 
 # ---------------------------------------------------------------------- one maker per backend
 
 
 def _numpy(xp: Any) -> Extensions:
-    return numpy_like(np, np.asarray, np.asarray)
+    return numpy_like(np, np.asarray, np.asarray, host_erf)
 
 
 def _cupy(xp: Any) -> Extensions:
     import cupy
+    from cupyx.scipy.special import erf
 
     # CuPy's linalg checks nothing unless told to (cupyx.errstate): a singular matrix gives NaN.
-    return numpy_like(cupy, cupy.asnumpy, cupy.asarray, linalg_returns_nan=True)
+    return numpy_like(cupy, cupy.asnumpy, cupy.asarray, erf, linalg_returns_nan=True)
 
 
 def _torch(xp: Any) -> Extensions:
@@ -185,11 +233,13 @@ def _torch(xp: Any) -> Extensions:
         set_at=_write, add_at=add_at, einsum=lambda spec, *xs, optimize=False: torch.einsum(spec, *xs),
         windows=windows,
         solve_triangular=lambda t, b, lower: torch.linalg.solve_triangular(t, b, upper=not lower),
-        linalg=xp.linalg, linalg_errors=(torch.linalg.LinAlgError,), linalg_returns_nan=False)
+        linalg=xp.linalg, linalg_errors=(torch.linalg.LinAlgError,), linalg_returns_nan=False,
+        errors=(RuntimeError,), erf=torch.special.erf, take_along_axis=xp.take_along_axis, broadcast=_assigned(xp))
 
 
 def _jax(xp: Any) -> Extensions:
     import jax.scipy.linalg
+    import jax.scipy.special
 
     return Extensions(
         to_host=np.asarray, from_host=xp.asarray,
@@ -197,7 +247,8 @@ def _jax(xp: Any) -> Extensions:
         set_at=lambda x, key, v: x.at[key].set(v), add_at=lambda x, key, v: x.at[key].add(v),
         einsum=xp.einsum, windows=_windows_by_slices(xp),
         solve_triangular=lambda t, b, lower: jax.scipy.linalg.solve_triangular(t, b, lower=lower),
-        linalg=xp.linalg, linalg_errors=(), linalg_returns_nan=True)
+        linalg=xp.linalg, linalg_errors=(), linalg_returns_nan=True,
+        errors=(), erf=jax.scipy.special.erf, take_along_axis=xp.take_along_axis, broadcast=_viewed(xp))
 
 
 def _dask(xp: Any) -> Extensions:
@@ -219,19 +270,35 @@ def _dask(xp: Any) -> Extensions:
 
     def add_at(x, key, v):
         """A basic key as an assignment; an advanced one as a weighted ``bincount`` of the
-        flat positions it names, which accumulates repeats and stays lazy."""
+        flat positions it names, which accumulates repeats and stays lazy; a key of several
+        integer arrays (``put_along``'s), which Dask cannot index with, through the host."""
         if not _advanced(key):
             return _add_basic(x, key, v)
+        if sum(hasattr(k, "dtype") for k in key) > 1:
+            host = np.asarray(x.compute())
+            np.add.at(host, tuple(np.asarray(k.compute()) if hasattr(k, "compute") else k for k in key),
+                      np.asarray(v.compute()) if hasattr(v, "compute") else v)
+            return da.from_array(host, chunks=x.chunks)
         positions = getitem(xp.reshape(xp.arange(x.size), x.shape), key)
         values = xp.broadcast_to(xp.asarray(v, dtype=x.dtype), positions.shape)
         added = da.bincount(xp.reshape(positions, (-1,)), weights=xp.reshape(values, (-1,)), minlength=x.size)
         return x + xp.reshape(added, x.shape)
 
+    def take_along_axis(x, indices, axis=-1):
+        """NumPy's over pairs of blocks of ``x`` and ``indices`` that are whole along ``axis``
+        and alike along the others."""
+        axis %= x.ndim
+        x = x.rechunk({axis: -1})
+        indices = indices.rechunk(tuple(-1 if d == axis else c for d, c in enumerate(x.chunks)))
+        return da.map_blocks(np.take_along_axis, x, indices, axis=axis, dtype=x.dtype, chunks=indices.chunks)
+
     return Extensions(
         to_host=lambda x: np.asarray(x.compute()), from_host=_dask_rows, persist=_dask_persist, mmap_mode="r",
         extrema=lambda x: tuple(int(v) for v in dask.compute(x.min(), x.max())), getitem=getitem, set_at=set_at,
         add_at=add_at, einsum=da.einsum, windows=_sliding_windows(da), solve_triangular=_DaskLinalg.solve_triangular,
-        linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True)
+        linalg=_DaskLinalg(xp.linalg), linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=True,
+        errors=(), erf=lambda x: da.map_blocks(host_erf, x, dtype=x.dtype), take_along_axis=take_along_axis,
+        broadcast=_viewed(xp))
 
 
 class _DaskLinalg:
@@ -314,7 +381,7 @@ def _dask_rows(value: np.ndarray) -> Any:
     from dask.array.core import normalize_chunks
 
     rows, rest = normalize_chunks(_row_chunks(value.ndim), value.shape, dtype=value.dtype)[0], value.shape[1:]
-    row_bytes, start, blocks = value.itemsize * prod(rest), 0, []
+    row_bytes, start, blocks = value.itemsize * math.prod(rest), 0, []
     for n in rows:
         block = dask.delayed(read_rows, pure=True)(value.filename, value.offset + start * row_bytes,
                                                    value.dtype.str, (n, *rest))
@@ -381,7 +448,9 @@ def _strict(xp: Any) -> Extensions:
         getitem=lambda x, key: xp.asarray(np.from_dlpack(x)[host_key(key)]),
         set_at=updated(operator.setitem), add_at=updated(np.add.at), einsum=einsum, windows=_windows_by_slices(xp),
         solve_triangular=lambda t, b, lower: xp.linalg.solve(t, b),
-        linalg=xp.linalg, linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=False)
+        linalg=xp.linalg, linalg_errors=(np.linalg.LinAlgError,), linalg_returns_nan=False,
+        errors=(), erf=lambda x: xp.asarray(host_erf(np.from_dlpack(x))), take_along_axis=xp.take_along_axis,
+        broadcast=_assigned(xp))
 
 
 _MAKERS: dict[str, Callable[[Any], Extensions]] = {

@@ -111,7 +111,7 @@ def outer(xp: Any, p: Any, q: Any) -> Any:
     """``p qᵀ``: factored while backpropagators run on NumPy arrays, else formed."""
     if forcing.depth and xp is np and type(p) is np.ndarray and type(q) is np.ndarray:
         return Outer(p, q)
-    return xp.outer(p, q)
+    return p[:, None] * q[None, :]
 
 
 def _materialise(value: Factored) -> np.ndarray:

@@ -379,7 +379,8 @@ class Repl:
         _differentiable(ty, term, forward)
 
     def value(self, value: Any, ty: Any) -> str:
-        return format_value(value, ty, self.ascii, shapes=True, full=self.arrays == "full")
+        return format_value(api.on_host(value, ty, self.program.backend), ty, self.ascii, shapes=True,
+                            full=self.arrays == "full")
 
     def derivative(self, term: Term, simplified: bool, forward: bool = False) -> None:
         """←D (or →D) of a term, or of a definition named alone, as ``lamad grad`` prints it."""
@@ -535,7 +536,7 @@ class Repl:
             raise LamError("no file to reload: :load FILE first")
         return self.load(str(file), None)
 
-    @command("backend", "[NAME]", "evaluate on NAME (numpy or cupy); alone: show the backend", _word)
+    @command("backend", "[NAME]", "evaluate on NAME (numpy, cupy, torch, jax, dask, array-api-strict); alone: show the backend", _word)
     def backend(self, name: str | None, where: Piece) -> None:
         current = self.program.runtime
         if name is not None:

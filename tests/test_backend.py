@@ -18,7 +18,7 @@ import pytest
 import lamad
 from lamad.api import LoadedProgram
 from lamad.backend import Backend
-from lamad.extensions import numpy_like
+from lamad.extensions import host_erf, numpy_like
 from lamad.prims import Runtime
 from lamad.types import typecheck
 from lamad.parser import parse_program
@@ -144,7 +144,9 @@ class GuardedNumPy:
 
 
 def guarded(src: str, dtype: str = "float64", base_dir: Path | None = None) -> LoadedProgram:
-    backend = Backend("guarded", GuardedNumPy(), np.dtype(dtype), numpy_like(GuardedNumPy(), GuardedNumPy.asnumpy, GuardedNumPy.asarray))
+    xp = GuardedNumPy()
+    ext = numpy_like(xp, GuardedNumPy.asnumpy, GuardedNumPy.asarray, erf=lambda x: DeviceArray(host_erf(x.data)))
+    backend = Backend("guarded", xp, np.dtype(dtype), ext)
     return LoadedProgram(typecheck(parse_program(src)), Runtime(backend, base_dir or Path.cwd()), src, "<t>")
 
 

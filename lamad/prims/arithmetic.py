@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from lamad.prims.base import A, B, F, N, Operator, Positive, define, lifted
 from lamad.syntax import BOOL, INT, TENSOR
 
@@ -94,9 +96,24 @@ def _checked_matmul(matmul):
     def checked(x, y):
         try:
             return matmul(x, y)
-        except ValueError:
+        except (ValueError, TypeError, RuntimeError):  # NumPy's, JAX's and PyTorch's kinds of error
+            if _aligned(tuple(x.shape), tuple(y.shape)):
+                raise
             raise ValueError(f"shapes {tuple(x.shape)} and {tuple(y.shape)} do not align") from None
     return checked
+
+
+def _aligned(xs: tuple[int, ...], ys: tuple[int, ...]) -> bool:
+    """Whether arrays of shapes ``xs`` and ``ys`` can be multiplied by ``@``: the last axis
+    of ``xs`` against the first of a vector ``ys`` or the second to last of a matrix, and
+    the axes before a matrix's last two (a stack of matrices) broadcast."""
+    if not xs or not ys or xs[-1] != (ys[0] if len(ys) == 1 else ys[-2]):
+        return False
+    try:
+        np.broadcast_shapes(xs[:-2], ys[:-2])
+    except ValueError:
+        return False
+    return True
 
 
 define("max", (F, F), F, lambda rt: rt.backend.xp.maximum, typing="arith",

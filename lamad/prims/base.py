@@ -202,6 +202,13 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
+def tidy(value):
+    """A result of the array namespace as lamad keeps it: a 0-d result as the backend's
+    ``Real`` (NumPy's scalar type on NumPy, where ``[()]`` unwraps a 0-d array; a 0-d
+    array elsewhere), an array of rank 1 or more as it is."""
+    return value if value.ndim else value[()]
+
+
 PRIMITIVES: dict[str, Primitive] = {}
 """Every primitive by name, in the order of definition."""
 

@@ -37,7 +37,7 @@ def _onehot(rt):
         if bool(xp.any(bad)):
             label = float(rt.backend.to_host(labels[bad])[0])
             raise ValueError(f"label {label:g} is not an integer in 0 … {n - 1}")
-        return (labels[..., None] == xp.arange(n, dtype=dtype)).astype(dtype)
+        return xp.astype(labels[..., None] == xp.arange(n, dtype=dtype), dtype)
     return onehot
 
 
@@ -91,7 +91,7 @@ def _load_params(rt):
 define("zeros", (SHAPE,), TENSOR, _constant("zeros"), derivative="constant", example=("zeros (shape x1)", ((2, 3),)))
 define("ones", (SHAPE,), TENSOR, _constant("ones"), derivative="constant", example=("ones (shape x1)", ((2, 3),)))
 define("fill", (REAL, SHAPE), TENSOR,
-       lambda rt: (lambda r, shape: rt.backend.xp.full(dimensions(shape), r, dtype=rt.backend.dtype)),
+       lambda rt: (lambda r, shape: r * rt.backend.xp.ones(dimensions(shape), dtype=rt.backend.dtype)),  # -0.0 kept
        linear=(0,), jvp=("fill dx1 x2", None), vjp=("sum a", None), example=("fill x1 [2, 2]", ((),)))
 define("eye", (INT,), TENSOR, lambda rt: (lambda n: rt.backend.xp.eye(n, dtype=rt.backend.dtype)),
        derivative="constant", example=("eye (size x1)", ((3,),)))
@@ -104,7 +104,7 @@ def _real(rt):
             return backend.asarray(int_in_range(n, f"the Int {n}"))
         if type(n) is bool:
             return backend.scalar(float(n))
-        return backend.xp.asarray(n, dtype=backend.dtype)
+        return backend.xp.astype(n, backend.dtype)
     return real
 
 
@@ -121,7 +121,7 @@ def _int(rt):
         bad = xp.logical_not(xp.isfinite(x)) | (xp.abs(x) >= 2.0 ** 63)
         if bool(xp.any(bad)):
             raise ValueError(f"{float(backend.to_host(x[bad])[0])} has no Int (Ints are 64-bit)")
-        return xp.trunc(x).astype(xp.int64)
+        return xp.astype(xp.trunc(x), xp.int64)
     return int_
 
 

@@ -3,8 +3,8 @@
 Conventions at kinks: ``relu'(0) = 0`` and ``abs'(0) = 0``; ``clip`` at a bound is
 ``max`` then ``min``, so its derivative there is split equally, ½ to the bound and ½ to
 ``x``, as JAX gives it.  ``softplus``, ``log_sigmoid`` and ``logaddexp`` are computed
-stably (NumPy's ``logaddexp``).  ``erf`` is the C library's (Python's ``math.erf``),
-elementwise: NumPy has none.
+stably (the standard's ``logaddexp``).  ``erf`` is each backend's own, the C library's
+(Python's ``math.erf``) elementwise on NumPy, which has none (lamad/extensions.py).
 """
 
 from __future__ import annotations
@@ -31,20 +31,9 @@ def _relu(rt):
 
 
 def _erf(rt):
-    """The error function of each entry, by the C library's ``erf`` (correctly rounded
-    or within an ulp on glibc and macOS; NumPy has no erf) on NumPy, and by CuPy's own
-    on the GPU."""
-    xp, dtype = rt.backend.xp, rt.backend.dtype
-    if rt.backend.name == "cupy":
-        from cupyx.scipy.special import erf
-        return erf
-
-    def erf(x):
-        if getattr(x, "ndim", 0) == 0:
-            return rt.backend.scalar(math.erf(x))
-        values = xp.fromiter(map(math.erf, x.ravel().tolist()), dtype=dtype, count=x.size)
-        return xp.reshape(values, x.shape)
-    return erf
+    """The error function of each entry, by the backend's own (the C library's on NumPy,
+    correctly rounded or within an ulp on glibc and macOS; lamad/extensions.py)."""
+    return rt.backend.ext.erf
 
 
 def _elementwise(name: str, impl, jvp: str, vjp: str, domain=(3,), of: str = "x1") -> None:
@@ -66,10 +55,10 @@ _elementwise("square", lambda rt: (lambda x: x * x), "dx1 * (2.0 * x1)", "a * (2
 _elementwise("log1p", _xp("log1p"), "dx1 / (1.0 + x1)", "a / (1.0 + x1)", Positive((3,)))
 _elementwise("sinh", _xp("sinh"), "dx1 * cosh x1", "a * cosh x1")
 _elementwise("cosh", _xp("cosh"), "dx1 * sinh x1", "a * sinh x1")
-_elementwise("asin", _xp("arcsin"), "dx1 / sqrt (1.0 - x1 * x1)", "a / sqrt (1.0 - x1 * x1)", of="0.9 * tanh x1")
-_elementwise("acos", _xp("arccos"), "-(dx1 / sqrt (1.0 - x1 * x1))", "-(a / sqrt (1.0 - x1 * x1))",
+_elementwise("asin", _xp("asin"), "dx1 / sqrt (1.0 - x1 * x1)", "a / sqrt (1.0 - x1 * x1)", of="0.9 * tanh x1")
+_elementwise("acos", _xp("acos"), "-(dx1 / sqrt (1.0 - x1 * x1))", "-(a / sqrt (1.0 - x1 * x1))",
              of="0.9 * tanh x1")
-_elementwise("atan", _xp("arctan"), "dx1 / (1.0 + x1 * x1)", "a / (1.0 + x1 * x1)")
+_elementwise("atan", _xp("atan"), "dx1 / (1.0 + x1 * x1)", "a / (1.0 + x1 * x1)")
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _elementwise("erf", _erf, f"dx1 * ({_TWO_OVER_SQRT_PI!r} * exp (-(x1 * x1)))",
              f"a * ({_TWO_OVER_SQRT_PI!r} * exp (-(x1 * x1)))")
@@ -98,14 +87,14 @@ define("sign", (F,), F, _xp("sign"), derivative="constant", example=("sign x1", 
 
 
 def _mask(op):
-    return lambda rt: (lambda x, y: op(x, y).astype(rt.backend.dtype))
+    return lambda rt: (lambda x, y: rt.backend.xp.astype(op(x, y), rt.backend.dtype))
 
 
 define("mask_ge", (F, F), F, _mask(operator.ge), typing="arith", derivative="constant",
        doc="1.0 where x >= y, else 0.0", example=("mask_ge x1 x2", ((2, 3), (3,))))
 define("mask_le", (F, F), F, _mask(operator.le), typing="arith", derivative="constant",
        doc="1.0 where x <= y, else 0.0", example=("mask_le x1 x2", ((3,), (2, 1))))
-define("atan2", (F, F), F, _xp("arctan2"), typing="arith",
+define("atan2", (F, F), F, _xp("atan2"), typing="arith",
        jvp=("dx1 * x2 / (x1 * x1 + x2 * x2)", "-(dx2 * x1) / (x1 * x1 + x2 * x2)"),
        vjp=("unbroadcast (like x1) (a * x2 / (x1 * x1 + x2 * x2))",
             "unbroadcast (like x2) (-(a * x1) / (x1 * x1 + x2 * x2))"),

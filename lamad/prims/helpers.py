@@ -10,7 +10,7 @@ import numpy as np
 
 from lamad.factored import outer
 from lamad.gradient import ZERO, add, sum_apply
-from lamad.prims.base import A, F, define
+from lamad.prims.base import A, F, define, tidy
 from lamad.syntax import GRAD, INT, TENSOR, ListType, perp
 
 
@@ -25,20 +25,6 @@ def unbroadcast(xp, g, shape: tuple[int, ...]):
     if axes:
         g = xp.sum(g, axis=axes, keepdims=True)
     return xp.reshape(g, shape)
-
-
-def _broadcast(rt):
-    xp, dtype = rt.backend.xp, rt.backend.dtype
-
-    def broadcast(x, g):
-        """``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written
-        out once (not a read-only view, which could reach the user as a gradient)."""
-        if tuple(g.shape) == tuple(x.shape):
-            return g
-        out = xp.empty(x.shape, dtype=dtype)
-        out[...] = g
-        return out
-    return broadcast
 
 
 def _like(rt):
@@ -79,16 +65,17 @@ def matmul_vjp(xp, x, y, a, wrt: int):
     batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
     a2 = xp.reshape(a, batch + (x2.shape[-2], y2.shape[-1]))
     if wrt == 0:
-        return xp.reshape(unbroadcast(xp, a2 @ xp.swapaxes(y2, -1, -2), x2.shape), x.shape)
-    return xp.reshape(unbroadcast(xp, xp.swapaxes(x2, -1, -2) @ a2, y2.shape), y.shape)
+        return xp.reshape(unbroadcast(xp, a2 @ xp.matrix_transpose(y2), x2.shape), x.shape)
+    return xp.reshape(unbroadcast(xp, xp.matrix_transpose(x2) @ a2, y2.shape), y.shape)
 
 
 def _tie_weight(rt):
-    dtype = rt.backend.dtype
+    xp, dtype = rt.backend.xp, rt.backend.dtype
 
     def tie_weight(x, y):
-        return (x > y).astype(dtype) + (x == y).astype(dtype) * 0.5  # 0.5 * a mask would be float64
+        return tidy(xp.astype(x > y, dtype) + xp.astype(x == y, dtype) * 0.5)  # 0.5 * a mask would be float64
     return tie_weight
+
 
 
 _INFINITY = float("inf")
@@ -106,7 +93,7 @@ def _mul0(rt):
             if getattr(factor, "ndim", 0) == 0 and 0 < abs(factor) < _INFINITY:
                 return x * y
         zero = (x == 0) | (y == 0)  # where a factor is 0 both are, so nothing is 0 · ∞
-        return (xp.where(zero, 0.0, x) * xp.where(zero, 0.0, y))[()]
+        return tidy(xp.where(zero, 0.0, x) * xp.where(zero, 0.0, y))
     return mul0
 
 
@@ -117,17 +104,21 @@ def _private(name, params, result, impl, **fields) -> None:
 _private("unbroadcast", (F, TENSOR), F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)),
          linear=(1,), jvp=(None, "unbroadcast x1 dx2"), vjp=(None, "broadcast (like x2) a"),
          doc="g summed down to the shape of x", example=("%unbroadcast x1 x2", ((3,), (2, 3))))
-_private("broadcast", (TENSOR, F), TENSOR, _broadcast, linear=(1,),
+# ``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written out once
+# (not a read-only view, which could reach the user as a gradient), by the backend.
+_private("broadcast", (TENSOR, F), TENSOR, lambda rt: rt.backend.ext.broadcast, linear=(1,),
          jvp=(None, "broadcast x1 dx2"), vjp=(None, "unbroadcast (like x2) a"), doc="g broadcast to the shape of x",
          example=("%broadcast x1 x2", ((2, 3), (3,))))
 _private("like", (F,), F, _like, derivative="constant", shape_only=True,
          doc="an array of the shape of x holding one zero, all a backpropagator keeps of x",
          example=("%like x1", ((3,),)))
-_private("step", (F,), F, lambda rt: (lambda x: (x > 0).astype(rt.backend.dtype)), derivative="constant",
+_private("step", (F,), F, lambda rt: (lambda x: tidy(rt.backend.xp.astype(x > 0, rt.backend.dtype))),
+         derivative="constant",
          doc="1.0 where x > 0, else 0.0", example=("%step x1", ((3,),)))
-# ``a * step x`` without the mask as floats: a product with the comparison's Booleans (an
-# eighth of the memory), which keeps ``a``'s float dtype.
-_private("where_pos", (F, F), F, lambda rt: (lambda x, a: a * (x > 0)), typing="arith", linear=(1,),
+# ``a * step x`` in one expression: the mask's floats are a temporary (a product, where
+# NumPy's ``where`` on a random mask is four times slower).
+_private("where_pos", (F, F), F, lambda rt: (lambda x, a: a * rt.backend.xp.astype(x > 0, rt.backend.dtype)),
+         typing="arith", linear=(1,),
          jvp=(None, "where_pos x1 dx2"), vjp=(None, "unbroadcast (like x2) (where_pos x1 a)"),
          doc="a where x > 0, else 0", example=("%where_pos x1 x2", ((3,), (2, 3))))
 _private("tie_weight", (F, F), F, _tie_weight, typing="arith", derivative="constant",

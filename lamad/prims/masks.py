@@ -15,7 +15,9 @@ rules compute that permutation once, in the forward pass, gather with it
 
 from __future__ import annotations
 
-from lamad.prims.base import A, F, define
+import numpy as np
+
+from lamad.prims.base import A, F, define, tidy
 from lamad.prims.shape import axis_of
 from lamad.syntax import BOOL, BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, TupleType
 
@@ -29,10 +31,15 @@ def _where(rt):
     def where(c, a, b):
         """``a`` where ``c`` holds, else ``b``, broadcast as NumPy's ``where``."""
         try:
-            return xp.where(c, a, b)[()]
-        except ValueError:
-            shapes = ", ".join(str(tuple(xp.shape(v))) for v in (c, a, b))
-            raise ValueError(f"the mask and the branches have shapes {shapes}, which do not broadcast") from None
+            return tidy(xp.where(c, a, b))
+        except (ValueError, TypeError, RuntimeError):  # NumPy's, JAX's and PyTorch's kinds of error
+            shapes = [tuple(getattr(v, "shape", ())) for v in (c, a, b)]
+            try:
+                np.broadcast_shapes(*shapes)
+            except ValueError:
+                raise ValueError(f"the mask and the branches have shapes {', '.join(map(str, shapes))}, "
+                                 "which do not broadcast") from None
+            raise
     return where
 
 
@@ -84,14 +91,14 @@ def _arg_extreme(fn_name: str, extreme: str):
         def arg_extreme(axis, x):
             if x.shape[axis_of(axis, x)] == 0:
                 raise ValueError(f"axis {axis} of a tensor of shape {tuple(x.shape)} is empty: it has no {extreme}")
-            return xp.asarray(fn(x, axis=axis), dtype=xp.int64)
+            return xp.astype(fn(x, axis=axis), xp.int64)
         return arg_extreme
     return impl
 
 
 def _argsort(rt):
     xp = rt.backend.xp
-    return lambda axis, x: xp.argsort(x, axis=axis_of(axis, x), kind="stable").astype(xp.int64, copy=False)
+    return lambda axis, x: xp.astype(xp.argsort(x, axis=axis_of(axis, x), stable=True), xp.int64, copy=False)
 
 
 def _sort(rt):
@@ -104,25 +111,23 @@ def along_index(xp, i, axis: int) -> tuple:
     ``axis``, the other axes running along (NumPy's ``take_along_axis``):
     ``x[along_index(xp, i, axis)]`` has ``i``'s shape."""
     axis = axis_of(axis, i)
-    return tuple(i if d == axis else xp.arange(n).reshape([-1 if e == d else 1 for e in range(i.ndim)])
+    return tuple(i if d == axis else xp.reshape(xp.arange(n), tuple(-1 if e == d else 1 for e in range(i.ndim)))
                  for d, n in enumerate(i.shape))
 
 
 def _take_along(rt):
-    xp = rt.backend.xp
-    return lambda axis, x, i: x[along_index(xp, i, axis)]
+    take_along_axis = rt.backend.ext.take_along_axis
+    return lambda axis, x, i: take_along_axis(x, i, axis=axis_of(axis, x))
 
 
 def _put_along(rt):
-    xp, dtype = rt.backend.xp, rt.backend.dtype
+    xp, dtype, add_at = rt.backend.xp, rt.backend.dtype, rt.backend.ext.add_at
 
     def put_along(axis, s, i, a):
         """Zeros of the shape of ``s`` with each entry of ``a`` added at the place ``i``
         names along ``axis``: the transpose of ``take_along`` (a sum where ``i`` repeats
         an index)."""
-        out = xp.zeros(s.shape, dtype=dtype)
-        xp.add.at(out, along_index(xp, i, axis), a)
-        return out
+        return add_at(xp.zeros(s.shape, dtype=dtype), along_index(xp, i, axis), a)
     return put_along
 
 
@@ -140,9 +145,9 @@ def _top_k(rt):
             raise ValueError(f"k = {k} is {'negative' if k < 0 else 'larger than the last axis'}: "
                              f"top_k takes 0 to {n} entries along the last axis of a tensor of shape {tuple(x.shape)}")
         # a stable ascending sort of the reversed axis, reversed: descending, ties in index order
-        ascending = xp.argsort(xp.flip(x, -1), axis=-1, kind="stable")
-        i = (n - 1 - xp.flip(ascending, -1)[..., :k]).astype(xp.int64, copy=False)
-        return x[along_index(xp, i, -1)], i
+        ascending = xp.argsort(xp.flip(x, axis=-1), axis=-1, stable=True)
+        i = xp.astype(n - 1 - xp.flip(ascending, axis=-1)[..., :k], xp.int64, copy=False)
+        return rt.backend.ext.take_along_axis(x, i, axis=-1), i
     return top_k
 
 

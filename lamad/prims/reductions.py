@@ -15,8 +15,10 @@ def _xp(fn_name: str):
 
 def _along(fn_name: str):
     def impl(rt):
+        from lamad.prims.shape import axis_of  # defined after this module's primitives
+
         fn = getattr(rt.backend.xp, fn_name)
-        return lambda axis, x: fn(x, axis=axis)
+        return lambda axis, x: fn(x, axis=axis_of(axis, x))
     return impl
 
 
@@ -59,9 +61,9 @@ def _argmax_mask(rt):
     xp, dtype = rt.backend.xp, rt.backend.dtype
 
     def argmax_mask(axis, x):
-        index = xp.expand_dims(xp.argmax(x, axis=axis), axis)
-        positions = xp.reshape(xp.arange(x.shape[axis]), [-1 if i == axis % x.ndim else 1 for i in range(x.ndim)])
-        return (positions == index).astype(dtype)
+        index = xp.expand_dims(xp.argmax(x, axis=axis), axis=axis)
+        positions = xp.reshape(xp.arange(x.shape[axis]), tuple(-1 if i == axis % x.ndim else 1 for i in range(x.ndim)))
+        return xp.astype(positions == index, dtype)
     return argmax_mask
 
 
@@ -69,7 +71,7 @@ def _max_mask(rt):
     xp, dtype = rt.backend.xp, rt.backend.dtype
 
     def max_mask(axis, x):
-        hit = (x == xp.max(x, axis=axis, keepdims=True)).astype(dtype)
+        hit = xp.astype(x == xp.max(x, axis=axis, keepdims=True), dtype)
         return hit / xp.sum(hit, axis=axis, keepdims=True)
     return max_mask
 

@@ -8,9 +8,39 @@ transformed arguments ``x1 … xk`` (``derivative="special"``).
 from __future__ import annotations
 
 import itertools
+import math
 
 from lamad.prims.base import SHAPE, A, define
 from lamad.syntax import BOOL_TENSOR, INT, INT_TENSOR, REAL, TENSOR, ListType
+
+
+def _transpose(xp):
+    def transpose(x):
+        """The axes of ``x`` in reverse order (a matrix's transpose)."""
+        return xp.permute_dims(x, tuple(range(x.ndim - 1, -1, -1)))
+    return transpose
+
+
+def _outer(xp):
+    def outer(x, y):
+        """Each entry of ``x`` times each of ``y``, both flattened (NumPy's ``outer``)."""
+        return xp.reshape(x, (-1, 1)) * xp.reshape(y, (1, -1))
+    return outer
+
+
+def in_range(i: int, n: int) -> int:
+    """``i``, an index of an axis of length ``n`` (``-1`` is the last); one out of range is
+    an ``IndexError`` on every backend (JAX would clamp it to the nearest)."""
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of range for an axis of length {n}")
+    return i % n
+
+
+def _take(i, x):
+    """The ``i``-th slice of ``x`` along its first axis."""
+    if x.ndim == 0:
+        raise ValueError("cannot take a slice of a 0-d tensor")
+    return x[in_range(i, x.shape[0]), ...]
 
 
 def _dot(rt):
@@ -27,7 +57,7 @@ def _unstack(rt):
     def unstack(x):
         if x.ndim == 0:
             raise ValueError("cannot unstack a 0-d tensor")
-        return [x[i] for i in range(x.shape[0])]
+        return [x[i, ...] for i in range(x.shape[0])]
     return unstack
 
 
@@ -35,7 +65,7 @@ def _scalar(rt):
     xp = rt.backend.xp
 
     def scalar(x):
-        if x.size != 1:
+        if math.prod(x.shape) != 1:
             raise ValueError(f"expected a tensor of one element, found shape {tuple(x.shape)}")
         return xp.reshape(x, ())
     return scalar
@@ -43,11 +73,13 @@ def _scalar(rt):
 
 def split_like(xp, axis, xs, a):
     """``a`` split along ``axis`` into pieces of the sizes of the tensors ``xs``."""
-    sizes = list(itertools.accumulate(x.shape[axis] for x in xs))
-    return xp.split(a, sizes[:-1], axis=axis)
+    n = a.shape[axis]
+    ends = [min(end, n) for end in itertools.accumulate(x.shape[axis] for x in xs)]  # clipped, as NumPy's split
+    before = (slice(None),) * (axis % a.ndim)
+    return [a[before + (slice(start, end), ...)] for start, end in zip([0] + ends, ends)]
 
 
-define("transpose", (TENSOR,), TENSOR, lambda rt: rt.backend.xp.transpose, linear=(0,),
+define("transpose", (TENSOR,), TENSOR, lambda rt: _transpose(rt.backend.xp), linear=(0,),
        jvp=("transpose dx1",), vjp=("transpose a",), example=("transpose x1", ((2, 3),)))
 define("reshape", (TENSOR, SHAPE), TENSOR, lambda rt: (lambda x, shape: rt.backend.xp.reshape(x, tuple(shape))),
        linear=(0,), jvp=("reshape dx1 x2", None), vjp=("reshape a (shape x1)", None),
@@ -62,7 +94,7 @@ define("unstack", (TENSOR,), ListType(TENSOR), _unstack, linear=(0,), derivative
             "map (\\(i, xi). (xi, \\(a : Tensor) -o x' (embed i x a))) (zip (range (length xs)) xs)",),
        example=("unstack (x1 * x1)", ((3, 2),)))
 define("concat", (INT, ListType(TENSOR)), TENSOR,
-       lambda rt: (lambda axis, xs: rt.backend.xp.concatenate(xs, axis=axis)), linear=(1,), derivative="special",
+       lambda rt: (lambda axis, xs: rt.backend.xp.concat(xs, axis=axis)), linear=(1,), derivative="special",
        jvp=("(concat x1 (map fst x2), concat x1 (map snd x2))",),
        vjp=("let xs = map fst x2; y = concat x1 xs in "
             "(y, \\(a : Tensor) -o sum_apply (map snd x2) (split_like x1 xs a))",),
@@ -77,7 +109,7 @@ define("split_like", (INT, ListType(TENSOR), TENSOR), ListType(TENSOR),
        example=("%split_like 0 [x2, x2, x1] (x3 * x3)", ((4,), (1,), (6,))))
 define("dot", (TENSOR, TENSOR), REAL, _dot, linear=(0, 1), jvp=("dot dx1 x2", "dot x1 dx2"), vjp=("a * x2", "x1 * a"),
        example=("dot x1 x2", ((2, 3), (2, 3))))
-define("outer", (TENSOR, TENSOR), TENSOR, lambda rt: rt.backend.xp.outer, linear=(0, 1),
+define("outer", (TENSOR, TENSOR), TENSOR, lambda rt: _outer(rt.backend.xp), linear=(0, 1),
        jvp=("outer dx1 x2", "outer x1 dx2"),
        vjp=("reshape (a @ reshape x2 [-1]) (shape x1)", "reshape (transpose a @ reshape x1 [-1]) (shape x2)"),
        example=("outer x1 x2", ((2,), (1, 3))))
@@ -86,7 +118,7 @@ define("scalar", (TENSOR,), REAL, _scalar, linear=(0,), jvp=("scalar dx1",), vjp
 define("expand_dims", (INT, TENSOR), TENSOR, lambda rt: (lambda axis, x: rt.backend.xp.expand_dims(x, axis)),
        linear=(1,), jvp=(None, "expand_dims x1 dx2"), vjp=(None, "sum_axis x1 a"),
        example=("expand_dims 1 x1", ((2, 3),)))
-define("take", (INT, TENSOR), TENSOR, lambda rt: (lambda i, x: x[i]), linear=(1,),
+define("take", (INT, TENSOR), TENSOR, lambda rt: _take, linear=(1,),
        jvp=(None, "take x1 dx2"), vjp=(None, "embed x1 x2 a"), doc="the i-th slice of a tensor along its first axis",
        example=("take 2 x1", ((3, 2),)))
 def axis_of(axis: int, x) -> int:
@@ -109,10 +141,10 @@ define("dim", (INT, A), INT, _dim, typing="overloaded", signatures=tuple(((INT, 
 define("shape", (A,), SHAPE, lambda rt: (lambda x: [int(n) for n in x.shape]), typing="overloaded",
        signatures=tuple(((t,), SHAPE) for t in ARRAYS), derivative="discrete", shape_only=True,
        doc="the shape of an array")
-define("size", (A,), INT, lambda rt: (lambda x: int(x.size)), typing="overloaded",
+define("size", (A,), INT, lambda rt: (lambda x: math.prod(x.shape)), typing="overloaded",
        signatures=tuple(((t,), INT) for t in ARRAYS), derivative="discrete", shape_only=True,
        doc="the number of elements of an array")
-define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(x.size)), derivative="constant",
+define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(math.prod(x.shape))), derivative="constant",
        shape_only=True, public=False, doc="the number of elements, as a Real", example=("%count x1", ((2, 3),)))
 
 
@@ -120,9 +152,11 @@ def _embed(rt):
     xp = rt.backend.xp
 
     def embed(i, x, a):
-        out = xp.zeros_like(x)
-        out[i] = a
-        return out
+        """Zeros of the shape of ``x`` with ``a`` at the slice ``i`` of the first axis: a
+        choice between them, so that it is the same on arrays that cannot be written to."""
+        n = x.shape[0]
+        at = xp.reshape(xp.arange(n) == in_range(i, n), (n,) + (1,) * (x.ndim - 1))
+        return xp.where(at, a, 0.0)
     return embed
 
 
@@ -130,7 +164,7 @@ def _pad_piece(rt):
     xp = rt.backend.xp
 
     def pad_piece(axis, xs, i, a):
-        return xp.concatenate([a if j == i else xp.zeros_like(x) for j, x in enumerate(xs)], axis=axis)
+        return xp.concat([a if j == i else xp.zeros_like(x) for j, x in enumerate(xs)], axis=axis)
     return pad_piece
 
 
