@@ -49,7 +49,7 @@ class Backend:
         if type(value) is np.ndarray:
             if value.dtype == self.host_dtype:  # host data of this dtype: nothing to check
                 return self.ext.from_host(value)
-        elif self.owns(value):
+        elif self.owns(value) and not isinstance(value, np.ndarray):  # a subclass of NumPy's is host data
             return value if value.dtype == self.dtype else self.xp.astype(value, self.dtype)
         value = value if isinstance(value, np.ndarray) else np.asarray(value)  # a memory map stays one
         kind = value.dtype.kind
