@@ -166,16 +166,18 @@ for _name, _symbol, _op in (("lt", "<", operator.lt), ("le", "<=", operator.le),
            operator=Operator(_symbol, 3, "none"))
 
 
-def _logical(fn_name: str):
+def _logical(fn_name: str, on_bools):
+    """A logical operation: the namespace's ``fn_name`` where an operand is an array,
+    ``on_bools`` of Python's Bools otherwise (the standard's functions take arrays)."""
     def impl(rt):
         fn = getattr(rt.backend.xp, fn_name)
-        return lambda *xs: fn(*xs) if any(getattr(x, "ndim", 0) for x in xs) else bool(fn(*xs))
+        return lambda *xs: fn(*xs) if any(getattr(x, "ndim", 0) for x in xs) else on_bools(*xs)
     return impl
 
 
-define("not", (A,), B, _logical("logical_not"), typing="overloaded", signatures=lifted((BOOL,), BOOL),
+define("not", (A,), B, _logical("logical_not", operator.not_), typing="overloaded", signatures=lifted((BOOL,), BOOL),
        derivative="discrete", doc="negation, elementwise on a BoolTensor")
-define("logical_and", (A, B), A, _logical("logical_and"), typing="overloaded", signatures=lifted((BOOL, BOOL), BOOL),
+define("logical_and", (A, B), A, _logical("logical_and", lambda x, y: x and y), typing="overloaded", signatures=lifted((BOOL, BOOL), BOOL),
        derivative="discrete", doc="'&&' elementwise, as it is written where an operand is a BoolTensor")
-define("logical_or", (A, B), A, _logical("logical_or"), typing="overloaded", signatures=lifted((BOOL, BOOL), BOOL),
+define("logical_or", (A, B), A, _logical("logical_or", lambda x, y: x or y), typing="overloaded", signatures=lifted((BOOL, BOOL), BOOL),
        derivative="discrete", doc="'||' elementwise, as it is written where an operand is a BoolTensor")
