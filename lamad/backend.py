@@ -13,11 +13,12 @@ import importlib
 import os
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from lamad.errors import LamError
+from lamad.extensions import Extensions, extensions
 
 BACKENDS = ("numpy", "cupy", "torch", "jax", "dask", "array-api-strict")
 DTYPES = ("float64", "float32")
@@ -35,7 +36,7 @@ class Backend:
     name: str
     xp: Any
     dtype: Any
-    ext: Any = None
+    ext: Extensions
 
     def asarray(self, value: Any) -> Any:
         """Move host data (Python numbers, NumPy arrays, nested lists) onto this backend
@@ -165,8 +166,6 @@ def _backend(name: str, dtype: str) -> Backend:
         xp = importlib.import_module(module)
     except ImportError:
         raise BackendError(f"the {name} backend needs {needs}") from None
-    from lamad.extensions import extensions
-
     float_dtype = np.dtype(dtype) if name == "numpy" else getattr(xp, dtype)
     return Backend(name, xp, float_dtype, extensions(name, xp))
 

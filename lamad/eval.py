@@ -277,7 +277,7 @@ class _Unit:
     def __init__(self, runtime: Runtime, globals_: Callable[[str], Any]):
         self.runtime = runtime
         self.globals = globals_
-        self.errors = _RUNTIME_ERRORS + runtime.backend.ext.errors if runtime.backend.ext else _RUNTIME_ERRORS
+        self.errors = _RUNTIME_ERRORS + runtime.backend.ext.errors
         self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located, "_ERRORS": self.errors}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
