@@ -27,6 +27,17 @@ def unbroadcast(xp, g, shape: tuple[int, ...]):
     return xp.reshape(g, shape)
 
 
+def _unbroadcast(rt):
+    xp = rt.backend.xp
+
+    def unbroadcast_like(x, g):
+        """``g`` summed down to the shape of ``x``; ``g`` itself where the shapes agree
+        (the common case, checked before anything else is called)."""
+        shape = x.shape
+        return g if g.shape == shape else unbroadcast(xp, g, shape)
+    return unbroadcast_like
+
+
 def _like(rt):
     xp, dtype = rt.backend.xp, rt.backend.dtype
 
@@ -52,9 +63,8 @@ def matmul_vjp(xp, x, y, a, wrt: int):
     """The transposed derivative of ``x @ y`` in ``x`` (``wrt=0``) or ``y`` (``wrt=1``),
     applied to the cotangent ``a``: ``a @ yᵀ`` and ``xᵀ @ a`` for matrices, with NumPy's
     treatment of 1-D operands and batch broadcasting.  The outer products of a matrix
-    and a vector are kept as their factors while backpropagators run (lamad/factored.py)."""
-    if x.ndim == 2 and y.ndim == 2:
-        return a @ y.T if wrt == 0 else x.T @ a
+    and a vector are kept as their factors while backpropagators run (lamad/factored.py).
+    Two matrices, the common case, are taken by the impls before this is called."""
     if x.ndim == 2 and y.ndim == 1:  # matrix @ vector, as in an RNN cell: an outer product, kept factored
         return outer(xp, a, y) if wrt == 0 else x.T @ a
     if x.ndim == 1 and y.ndim == 2:
@@ -67,6 +77,22 @@ def matmul_vjp(xp, x, y, a, wrt: int):
     if wrt == 0:
         return xp.reshape(unbroadcast(xp, a2 @ xp.matrix_transpose(y2), x2.shape), x.shape)
     return xp.reshape(unbroadcast(xp, xp.matrix_transpose(x2) @ a2, y2.shape), y.shape)
+
+
+def _matmul_vjp(wrt: int):
+    """The impl of ``matmul_dx`` (``wrt=0``) or ``matmul_dy`` (``wrt=1``): :func:`matmul_vjp`,
+    with the product of two matrices, the common case, taken at once."""
+    def impl(rt):
+        xp = rt.backend.xp
+        if wrt == 0:
+            def matmul_dx(x, y, a):
+                return a @ y.T if x.ndim == 2 and y.ndim == 2 else matmul_vjp(xp, x, y, a, 0)
+            return matmul_dx
+
+        def matmul_dy(x, y, a):
+            return x.T @ a if x.ndim == 2 and y.ndim == 2 else matmul_vjp(xp, x, y, a, 1)
+        return matmul_dy
+    return impl
 
 
 def _tie_weight(rt):
@@ -101,7 +127,7 @@ def _private(name, params, result, impl, **fields) -> None:
     define(name, params, result, impl, public=False, **fields)
 
 
-_private("unbroadcast", (F, TENSOR), F, lambda rt: (lambda x, g: unbroadcast(rt.backend.xp, g, x.shape)),
+_private("unbroadcast", (F, TENSOR), F, _unbroadcast,
          linear=(1,), jvp=(None, "unbroadcast x1 dx2"), vjp=(None, "broadcast (like x2) a"),
          doc="g summed down to the shape of x", example=("%unbroadcast x1 x2", ((3,), (2, 3))))
 # ``g`` broadcast to the shape of ``x``, the transpose of ``unbroadcast``: written out once
@@ -129,12 +155,12 @@ _private("mul0", (F, F), F, _mul0, typing="arith", linear=(0, 1),
          vjp=("unbroadcast (like x1) (mul0 a x2)", "unbroadcast (like x2) (mul0 x1 a)"),
          doc="x * y, but 0 wherever x or y is 0", example=("%mul0 x1 x2", ((2, 3), (3,))))
 _private("matmul_dx", (TENSOR, TENSOR, TENSOR), TENSOR,
-         lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 0)), linear=(1, 2),
+         _matmul_vjp(0), linear=(1, 2),
          jvp=(None, "matmul_dx x1 dx2 x3", "matmul_dx x1 x2 dx3"), vjp=(None, "matmul_dy a x2 x3", "a @ x2"),
          doc="the transposed derivative of x @ y in x, applied to a",
          example=("%matmul_dx x1 x2 x3", ((2, 3), (3, 4), (2, 4))))
 _private("matmul_dy", (TENSOR, TENSOR, TENSOR), TENSOR,
-         lambda rt: (lambda x, y, a: matmul_vjp(rt.backend.xp, x, y, a, 1)), linear=(0, 2),
+         _matmul_vjp(1), linear=(0, 2),
          jvp=("matmul_dy dx1 x2 x3", None, "matmul_dy x1 x2 dx3"), vjp=("matmul_dx x1 a x3", None, "x1 @ a"),
          doc="the transposed derivative of x @ y in y, applied to a",
          example=("%matmul_dy x1 x2 x3", ((2, 3), (3, 4), (2, 4))))
