@@ -51,7 +51,9 @@ class Backend:
             if value.dtype == self.host_dtype:  # host data of this dtype: nothing to check
                 return self.ext.from_host(value)
         elif self.owns(value) and not isinstance(value, np.ndarray):  # a subclass of NumPy's is host data
-            return value if value.dtype == self.dtype else self.xp.astype(value, self.dtype)
+            if value.dtype == self.dtype:
+                return value
+            value = self.to_host(value)  # another dtype is checked as host data is
         value = value if isinstance(value, np.ndarray) else np.asarray(value)  # a memory map stays one
         kind = value.dtype.kind
         if kind not in "fiub":
@@ -70,10 +72,10 @@ class Backend:
         floats that are whole numbers: a ``.csv`` of labels) as an ``IntTensor`` on this
         backend: 64-bit integers.  A number that is not a whole number, or too large for
         64 bits, is a ``ValueError``, never a value changed in silence."""
-        if self.owns(value) and self.xp.isdtype(value.dtype, "integral"):
-            return value if value.dtype == self.xp.int64 else self.xp.astype(value, self.xp.int64)
-        if self.owns(value):
-            value = self.to_host(value)
+        if self.owns(value) and not isinstance(value, np.ndarray):
+            if value.dtype == self.xp.int64:
+                return value
+            value = self.to_host(value)  # another dtype is checked as host data is
         if not hasattr(value, "dtype"):
             try:
                 value = np.asarray(value, dtype=np.int64) if isinstance(value, list) else np.asarray(value)

@@ -169,3 +169,29 @@ def test_the_repl_switches_backends(backend):
     assert lines[-1] == lines[0] == "(1.5, f64[3] [0.5, 0.5, 0.5])"
     assert lines[1] == f"backend: {backend} (float64)"
     assert repl.program.backend.name == backend
+
+
+@pytest.mark.parametrize("backend", ["numpy", *OTHERS])
+def test_a_backends_own_array_of_another_dtype_is_checked_as_host_data_is(backend):
+    """An array already on the backend but of another dtype is never cast in silence:
+    complex numbers, float64 numbers too large for float32, integers beyond 64 bits and
+    floats that are not whole are the errors host data of the same kind gives."""
+    from lamad.backend import get_backend
+
+    on = get_backend(backend)
+    single = get_backend(backend, "float32")
+    own = on.xp.asarray
+    with pytest.raises(ValueError, match="too large for float32"):
+        single.asarray(on.asarray(np.array([1e300])))
+    with pytest.raises(ValueError, match="not an integer"):
+        on.ints(on.asarray(np.array([1.5])))
+    np.testing.assert_array_equal(host(single.asarray(on.asarray(np.array([1.5])))), [1.5])
+    np.testing.assert_array_equal(host(on.ints(own(np.array([1, 2], dtype=np.int32)))), [1, 2])
+    if backend == "numpy":
+        with pytest.raises(ValueError, match="too large for 64 bits"):
+            on.ints(np.array([2 ** 63], dtype=np.uint64))
+    if backend == "torch":
+        import torch
+
+        with pytest.raises(ValueError, match="complex"):
+            on.asarray(torch.tensor([1 + 2j]))
