@@ -57,25 +57,22 @@ _INSIDE = (str(Path(__file__).resolve().parent), "<lamad")
 """Where lamad's own frames come from: its package and its compiled code."""
 
 
-class _warned(driver.caught_warnings):
-    """:class:`lamad.driver.caught_warnings`, each warning then issued as a
-    :class:`LamWarning` located in ``source``, from the caller's line in Python; none when
-    the body raises (its error is what it reports)."""
-
-    __slots__ = ("source", "filename")
-
-    def __init__(self, source: str, filename: str):
-        self.source, self.filename, self.report = source, filename, None
-
-    def __exit__(self, error: Any, *rest: Any) -> None:
-        super().__exit__(error, *rest)
-        if error is not None or not self.caught:
-            return
-        for message, span in self.caught:
+def _located(source: str, filename: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, its errors located in ``source``, and the warnings about values it
+    issued (:func:`lamad.driver.catching`) then issued as :class:`LamWarning` warnings
+    located there, from the caller's line in Python; none when it raises (its error is what it
+    reports)."""
+    try:
+        result, caught = driver.catching(fn, *args)
+    except LamError as e:
+        raise e.locate(source, filename) from None
+    if caught:
+        for message, span in caught:
             frame, level = sys._getframe(0), 1
             while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
                 frame, level = frame.f_back, level + 1
-            warnings.warn(LamWarning(format_warning(message, span, self.source, self.filename)), stacklevel=level)
+            warnings.warn(LamWarning(format_warning(message, span, source, filename)), stacklevel=level)
+    return result
 
 
 def _function(f: Any, op: str) -> Function:
@@ -186,12 +183,11 @@ class LoadedProgram:
         checked against ``expected`` when it is given; returns the lamad value."""
         try:
             term = parse_term(text)
-            if expected is not None:
-                term = Ann(term, expected, span=term.span)
-            with _warned(text, filename):
-                return self.run(self.check(term))
         except LamError as e:
             raise e.locate(text, filename) from None
+        if expected is not None:
+            term = Ann(term, expected, span=term.span)
+        return _located(text, filename, lambda: self.run(self.check(term)))
 
     def define(self, program: Program) -> None:
         """Add the definitions of ``program`` below this program's, one after the other, as
@@ -284,11 +280,7 @@ class LoadedProgram:
                                  self.typed.terms if normalized else None)
 
     def _located(self, fn: Callable, *args) -> Any:
-        try:
-            with _warned(self.source, self.filename):
-                return fn(*args)
-        except LamError as e:
-            raise e.locate(self.source, self.filename) from None
+        return _located(self.source, self.filename, fn, *args)
 
     def __repr__(self) -> str:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
@@ -338,11 +330,7 @@ class Function:
             raise LamArgumentError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
         values = self.arguments(args)  # a wrong argument is the caller's error, not the program's
         text = self.where or (self.program.source, self.program.filename)  # where it was written
-        try:
-            with _warned(*text):
-                result = driver.apply(self.closure, values)
-        except LamError as e:
-            raise e.locate(*text) from None
+        result = _located(*text, driver.apply, self.closure, values)
         export = self._exporters.get(len(args))
         if export is None:
             export = self._exporters[len(args)] = _exporter(self._results[len(args) - 1], self.program)
@@ -697,7 +685,7 @@ def _gradient(f: Function, nums: tuple[int, ...], with_value: bool, one: bool,
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
-        result = export(program._located(gradient, f.arguments(args)))
+        result = export(_located(program.source, program.filename, gradient, f.arguments(args)))
         if not one:
             return result
         return (result[0], (result[1],)) if with_value else (result,)
