@@ -323,6 +323,7 @@ class Function:
             self._results.append(t)
         self.result_type = t
         self._importers: list[Callable[[Any], Any]] | None = None
+        self._as_is: list[tuple[type, Any]] | None = None  # each parameter's values taken as they are, if all have
         self._exporters: dict[int, Callable[[Any], Any]] = {}
 
     def __call__(self, *args: Any) -> Any:
@@ -337,9 +338,21 @@ class Function:
         return export(result)
 
     def arguments(self, args: tuple | list) -> list:
-        """The lamad values of the Python values ``args`` of its first parameters."""
+        """The lamad values of the Python values ``args`` of its first parameters.  The
+        converters are made once; where every parameter has values that cross over as
+        they are (:func:`_taken_as_is`: a network's weights and data), arguments that all
+        are such values are taken with one test each and no call."""
         if self._importers is None:
-            self._importers = [_importer(t, self.program.backend) for t in self.param_types]
+            backend = self.program.backend
+            self._importers = [_importer(t, backend) for t in self.param_types]
+            kept = [_taken_as_is(t, backend) for t in self.param_types]
+            self._as_is = None if None in kept else kept
+        if self._as_is is not None:
+            for a, (kind, dtype) in zip(args, self._as_is):
+                if type(a) is not kind or a.dtype is not dtype:
+                    break
+            else:
+                return list(args)
         try:
             return [convert(a) for convert, a in zip(self._importers, args)]
         except (TypeError, ValueError):
@@ -407,6 +420,20 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
     return _same  # Unit, String
 
 
+def _taken_as_is(t: Type, backend: Backend) -> tuple[type, Any] | None:
+    """The class and dtype of the values of type ``t`` that :func:`_importer` gives back
+    as they are, where it has such: on NumPy, an array of the backend's dtype for a
+    Tensor (:func:`_tensor_importer`), and the backend's scalar for a Real (what
+    ``backend.scalar`` makes of it is an equal scalar)."""
+    if backend.xp is not np:
+        return None
+    if t == TENSOR:
+        return np.ndarray, backend.dtype
+    if t == REAL:
+        return backend.dtype.type, backend.dtype
+    return None
+
+
 def _tensor_importer(backend: Backend) -> Callable[[Any], Any]:
     """``backend.asarray``, but a NumPy array that is already of the NumPy backend's dtype
     is taken as it is, as ``asarray`` would give it back (the arguments of most calls: a
@@ -446,7 +473,15 @@ def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
         items = [_exporter(i, program) for i in t.items]
         if all(item is _same for item in items):  # a tuple of arrays (or of such tuples) is its own value
             return _same
-        return lambda v: tuple([item(x) for item, x in zip(items, v)])
+        converted = [(i, item) for i, item in enumerate(items) if item is not _same]
+
+        def tuple_(v: tuple) -> tuple:
+            """The items that cross over as they are (arrays) without a call."""
+            out = list(v)
+            for i, item in converted:
+                out[i] = item(out[i])
+            return tuple(out)
+        return tuple_
     if isinstance(t, RecordType):
         items = [_exporter(i, program) for i in t.items]
         return lambda v: {f: item(x) for f, item, x in zip(t.fields, items, v)}
