@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gc
 from functools import lru_cache, partial
+from operator import itemgetter
 from typing import Any, Callable, Iterator
 
 from lamad.adtypes import marked_type
@@ -364,6 +365,7 @@ class ArgumentGradient:
         # the held arguments, each with whether it is a real, a constant without a walk: (x, λa ⊸ 0)
         self.held = [(i, is_real(params[i])) for i in range(len(params)) if i not in nums]
         self.walks = walks(params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums)))
+        self.point = itemgetter(*nums)  # the argument at nums[0], or the tuple of those at nums
         self.seed = runtime.backend.scalar(1.0)
         self._dual: Callable | None = None
         self._lifts = 0
@@ -377,12 +379,11 @@ class ArgumentGradient:
             self._lifts += 1
             self._dual = None  # the first tier goes before the second is made
             self._dual = lift(self.f, self.fty, self.runtime)
-        nums, arguments = self.nums, list(values)
+        arguments = list(values)
         for i, real in self.held:
             arguments[i] = (values[i], ZERO_BACKPROP) if real else lift(values[i], self.params[i], self.runtime)
-        x = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
-        return pulled_back(self._dual, x, self.walks, self.seed, self.with_value, self.runtime, self.span, arguments,
-                           nums)
+        return pulled_back(self._dual, self.point(values), self.walks, self.seed, self.with_value, self.runtime,
+                           self.span, arguments, self.nums)
 
 
 class Pullback(Differentiated):
