@@ -323,7 +323,7 @@ class Function:
             self._results.append(t)
         self.result_type = t
         self._importers: list[Callable[[Any], Any]] | None = None
-        self._as_is: list[tuple[type, Any]] | None = None  # each parameter's values taken as they are, if all have
+        self._as_is: list[tuple[type, Any]] | None = None  # per parameter, its values taken as they are, if all have
         self._exporters: dict[int, Callable[[Any], Any]] = {}
 
     def __call__(self, *args: Any) -> Any:

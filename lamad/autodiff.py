@@ -27,7 +27,7 @@ runs forward-over-reverse.
 from __future__ import annotations
 
 import gc
-from functools import lru_cache, partial
+from functools import partial
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
@@ -114,12 +114,12 @@ def _no_walk(x: Any, inputs: list[Backpropagator]) -> Any:
     return x
 
 
-@lru_cache(maxsize=256)
 def wrapper(t: Type) -> Callable[[Any, list[Backpropagator]], Any]:
     """``wrap_A`` at type ``t``: pair each real leaf of a point with a backpropagator of its
     own, appended to ``inputs`` in the order of the leaves.  The tests on ``t`` are made
-    once per type: a gradient called again and again walks points of one type, and a
-    tuple of reals (a network's weights) is wrapped without a call per leaf."""
+    once, when a gradient is made (:func:`walks`): it is called again and again at points
+    of one type, and a tuple of reals (a network's weights) is wrapped without a call per
+    leaf."""
     if is_real(t):
         return _wrap_real
     if isinstance(t, PRODUCTS):
@@ -146,7 +146,6 @@ def _no_cotangent(x: Any, cotangents: dict, inputs: Iterator[Backpropagator], xp
     return ()
 
 
-@lru_cache(maxsize=256)
 def collector(t: Type) -> Callable[[Any, dict, Iterator[Backpropagator], Any], Any]:
     """``collect_A`` at type ``t``: the cotangent of each real leaf of a point, read in
     ``cotangents`` at the next of the point's ``inputs`` (those :func:`wrapper` made, in
@@ -306,8 +305,10 @@ Walks = tuple[Callable[[Any, list[Backpropagator]], Any], Callable[[Any, dict, I
 """``wrap_A`` and ``collect_A`` at one type ``A``: :func:`wrapper` and :func:`collector`."""
 
 
+@deep
 def walks(t: Type) -> Walks:
-    """``wrap_A`` and ``collect_A`` at type ``t``, for a gradient to make once."""
+    """``wrap_A`` and ``collect_A`` at type ``t``, for a gradient to make once (on a big
+    stack for a type nested deeper than Python's recursion allows)."""
     return wrapper(t), collector(t)
 
 

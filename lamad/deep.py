@@ -19,7 +19,6 @@ STACK_BYTES = 1024 * 2**20
 RECURSION_LIMIT = 100_000
 
 
-
 class _State(threading.local):
     """Per thread: whether it is a worker with a big stack (a class default, so that the
     test on every call of a wrapped function is one attribute read, not a failed lookup)."""
