@@ -41,7 +41,7 @@ from pathlib import Path
 
 import lamad
 from common import RESULTS, machine, markdown_table, write_results
-from lamad.autodiff import pulled_back
+from lamad.autodiff import pulled_back, walks
 from lamad.deep import collector_paused
 from lamad.driver import runtime as make_runtime
 from lamad.eval import compile_term
@@ -108,7 +108,7 @@ def lamad_phases(src: str, x: float, profiles: dict[str, cProfile.Profile] | Non
 
     def run(code, fty):
         seed = runtime.backend.scalar(1.0)
-        return float(pulled_back(code(), runtime.backend.scalar(x), fty.dom, seed, False, runtime, None))
+        return float(pulled_back(code(), runtime.backend.scalar(x), walks(fty.dom), seed, False, runtime, None))
 
     program = phase("parse", parse_program, src)
     typed = phase("check", typecheck, program)

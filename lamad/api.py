@@ -57,25 +57,22 @@ _INSIDE = (str(Path(__file__).resolve().parent), "<lamad")
 """Where lamad's own frames come from: its package and its compiled code."""
 
 
-class _warned(driver.caught_warnings):
-    """:class:`lamad.driver.caught_warnings`, each warning then issued as a
-    :class:`LamWarning` located in ``source``, from the caller's line in Python; none when
-    the body raises (its error is what it reports)."""
-
-    __slots__ = ("source", "filename")
-
-    def __init__(self, source: str, filename: str):
-        self.source, self.filename, self.report = source, filename, None
-
-    def __exit__(self, error: Any, *rest: Any) -> None:
-        super().__exit__(error, *rest)
-        if error is not None or not self.caught:
-            return
-        for message, span in self.caught:
+def _located(source: str, filename: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, its errors located in ``source``, and the warnings about values it
+    issued (:func:`lamad.driver.catching`) then issued as :class:`LamWarning` warnings
+    located there, from the caller's line in Python; none when it raises (its error is what it
+    reports)."""
+    try:
+        result, caught = driver.catching(fn, *args)
+    except LamError as e:
+        raise e.locate(source, filename) from None
+    if caught:
+        for message, span in caught:
             frame, level = sys._getframe(0), 1
             while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
                 frame, level = frame.f_back, level + 1
-            warnings.warn(LamWarning(format_warning(message, span, self.source, self.filename)), stacklevel=level)
+            warnings.warn(LamWarning(format_warning(message, span, source, filename)), stacklevel=level)
+    return result
 
 
 def _function(f: Any, op: str) -> Function:
@@ -186,12 +183,11 @@ class LoadedProgram:
         checked against ``expected`` when it is given; returns the lamad value."""
         try:
             term = parse_term(text)
-            if expected is not None:
-                term = Ann(term, expected, span=term.span)
-            with _warned(text, filename):
-                return self.run(self.check(term))
         except LamError as e:
             raise e.locate(text, filename) from None
+        if expected is not None:
+            term = Ann(term, expected, span=term.span)
+        return _located(text, filename, lambda: self.run(self.check(term)))
 
     def define(self, program: Program) -> None:
         """Add the definitions of ``program`` below this program's, one after the other, as
@@ -284,11 +280,7 @@ class LoadedProgram:
                                  self.typed.terms if normalized else None)
 
     def _located(self, fn: Callable, *args) -> Any:
-        try:
-            with _warned(self.source, self.filename):
-                return fn(*args)
-        except LamError as e:
-            raise e.locate(self.source, self.filename) from None
+        return _located(self.source, self.filename, fn, *args)
 
     def __repr__(self) -> str:
         return f"<lamad program {self.filename}: {', '.join(self.typed.types)}>"
@@ -331,6 +323,7 @@ class Function:
             self._results.append(t)
         self.result_type = t
         self._importers: list[Callable[[Any], Any]] | None = None
+        self._as_is: list[tuple[type, Any]] | None = None  # per parameter, its values taken as they are, if all have
         self._exporters: dict[int, Callable[[Any], Any]] = {}
 
     def __call__(self, *args: Any) -> Any:
@@ -338,20 +331,28 @@ class Function:
             raise LamArgumentError(f"{self.name} takes {len(self.param_types)} argument(s), got {len(args)}")
         values = self.arguments(args)  # a wrong argument is the caller's error, not the program's
         text = self.where or (self.program.source, self.program.filename)  # where it was written
-        try:
-            with _warned(*text):
-                result = driver.apply(self.closure, values)
-        except LamError as e:
-            raise e.locate(*text) from None
+        result = _located(*text, driver.apply, self.closure, values)
         export = self._exporters.get(len(args))
         if export is None:
             export = self._exporters[len(args)] = _exporter(self._results[len(args) - 1], self.program)
         return export(result)
 
     def arguments(self, args: tuple | list) -> list:
-        """The lamad values of the Python values ``args`` of its first parameters."""
+        """The lamad values of the Python values ``args`` of its first parameters.  The
+        converters are made once; where every parameter has values that cross over as
+        they are (:func:`_taken_as_is`: a network's weights and data), arguments that all
+        are such values are taken with one test each and no call."""
         if self._importers is None:
-            self._importers = [_importer(t, self.program.backend) for t in self.param_types]
+            backend = self.program.backend
+            self._importers = [_importer(t, backend) for t in self.param_types]
+            kept = [_taken_as_is(t, backend) for t in self.param_types]
+            self._as_is = None if None in kept else kept
+        if self._as_is is not None:
+            for a, (kind, dtype) in zip(args, self._as_is):
+                if type(a) is not kind or a.dtype is not dtype:
+                    break
+            else:
+                return list(args)
         try:
             return [convert(a) for convert, a in zip(self._importers, args)]
         except (TypeError, ValueError):
@@ -419,6 +420,20 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
     return _same  # Unit, String
 
 
+def _taken_as_is(t: Type, backend: Backend) -> tuple[type, Any] | None:
+    """The class and dtype of the values of type ``t`` that :func:`_importer` gives back
+    as they are, where it has such: on NumPy, an array of the backend's dtype for a
+    Tensor (:func:`_tensor_importer`), and the backend's scalar for a Real (what
+    ``backend.scalar`` makes of it is an equal scalar)."""
+    if backend.xp is not np:
+        return None
+    if t == TENSOR:
+        return np.ndarray, backend.dtype
+    if t == REAL:
+        return backend.dtype.type, backend.dtype
+    return None
+
+
 def _tensor_importer(backend: Backend) -> Callable[[Any], Any]:
     """``backend.asarray``, but a NumPy array that is already of the NumPy backend's dtype
     is taken as it is, as ``asarray`` would give it back (the arguments of most calls: a
@@ -458,7 +473,15 @@ def _exporter(t: Type, program: LoadedProgram) -> Callable[[Any], Any]:
         items = [_exporter(i, program) for i in t.items]
         if all(item is _same for item in items):  # a tuple of arrays (or of such tuples) is its own value
             return _same
-        return lambda v: tuple([item(x) for item, x in zip(items, v)])
+        converted = [(i, item) for i, item in enumerate(items) if item is not _same]
+
+        def tuple_(v: tuple) -> tuple:
+            """The items that cross over as they are (arrays) without a call."""
+            out = list(v)
+            for i, item in converted:
+                out[i] = item(out[i])
+            return tuple(out)
+        return tuple_
     if isinstance(t, RecordType):
         items = [_exporter(i, program) for i in t.items]
         return lambda v: {f: item(x) for f, item, x in zip(t.fields, items, v)}
@@ -697,7 +720,7 @@ def _gradient(f: Function, nums: tuple[int, ...], with_value: bool, one: bool,
     def differentiated(*args: Any) -> Any:
         if len(args) != arity:
             raise TypeError(f"{f.name} takes {arity} argument(s), got {len(args)}")
-        result = export(program._located(gradient, f.arguments(args)))
+        result = export(_located(program.source, program.filename, gradient, f.arguments(args)))
         if not one:
             return result
         return (result[0], (result[1],)) if with_value else (result,)

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import gc
 from functools import partial
-from typing import Any, Callable
+from operator import itemgetter
+from typing import Any, Callable, Iterator
 
 from lamad.adtypes import marked_type
 from lamad.deep import collector_paused, deep
@@ -103,29 +104,66 @@ def lift(value: Any, t: Type, runtime: Runtime) -> Any:
 # --------------------------------------------------------------------- walking a point
 
 
-def _wrap(x: Any, t: Type, inputs: list[Backpropagator]) -> Any:
-    """``wrap_A``: pair each real leaf of the input with a backpropagator of its own."""
-    if is_real(t):
-        bp = Backpropagator(None)
-        inputs.append(bp)
-        return x, bp
-    if isinstance(t, PRODUCTS):
-        return tuple([_wrap(v, i, inputs) for v, i in zip(x, t.items)])
-    if isinstance(t, ListType):
-        return [_wrap(v, t.elem, inputs) for v in x]
+def _wrap_real(x: Any, inputs: list[Backpropagator]) -> tuple[Any, Backpropagator]:
+    bp = Backpropagator(None)
+    inputs.append(bp)
+    return x, bp
+
+
+def _no_walk(x: Any, inputs: list[Backpropagator]) -> Any:
     return x
 
 
-def _collect(x: Any, t: Type, cotangents: dict, inputs, xp) -> Any:
-    """``collect_A``: the cotangent of each leaf, zeros where nothing arrived."""
+def wrapper(t: Type) -> Callable[[Any, list[Backpropagator]], Any]:
+    """``wrap_A`` at type ``t``: pair each real leaf of a point with a backpropagator of its
+    own, appended to ``inputs`` in the order of the leaves.  The tests on ``t`` are made
+    once, when a gradient is made (:func:`walks`): it is called again and again at points
+    of one type, and a tuple of reals (a network's weights) is wrapped without a call per
+    leaf."""
     if is_real(t):
-        ct = cotangents.get(next(inputs))
-        return zeros(x, xp) if ct is None else ct
+        return _wrap_real
     if isinstance(t, PRODUCTS):
-        return tuple([_collect(v, i, cotangents, inputs, xp) for v, i in zip(x, t.items)])
+        items = [wrapper(i) for i in t.items]
+        if all(item is _wrap_real for item in items):
+            def reals(x: tuple, inputs: list[Backpropagator]) -> tuple:
+                bps = [Backpropagator(None) for _ in x]
+                inputs += bps
+                return tuple(zip(x, bps))
+            return reals
+        return lambda x, inputs: tuple([item(v, inputs) for item, v in zip(items, x)])
     if isinstance(t, ListType):
-        return [_collect(v, t.elem, cotangents, inputs, xp) for v in x]
+        elem = wrapper(t.elem)
+        return lambda x, inputs: [elem(v, inputs) for v in x]
+    return _no_walk
+
+
+def _collect_real(x: Any, cotangents: dict, inputs: Iterator[Backpropagator], xp) -> Any:
+    ct = cotangents.get(next(inputs))
+    return zeros(x, xp) if ct is None else ct
+
+
+def _no_cotangent(x: Any, cotangents: dict, inputs: Iterator[Backpropagator], xp) -> tuple:
     return ()
+
+
+def collector(t: Type) -> Callable[[Any, dict, Iterator[Backpropagator], Any], Any]:
+    """``collect_A`` at type ``t``: the cotangent of each real leaf of a point, read in
+    ``cotangents`` at the next of the point's ``inputs`` (those :func:`wrapper` made, in
+    order), zeros where nothing arrived; the tests on ``t`` made once, as
+    :func:`wrapper`'s."""
+    if is_real(t):
+        return _collect_real
+    if isinstance(t, PRODUCTS):
+        items = [collector(i) for i in t.items]
+        if all(item is _collect_real for item in items):
+            def reals(x: tuple, cotangents: dict, inputs: Iterator[Backpropagator], xp) -> tuple:
+                return tuple([zeros(v, xp) if (ct := cotangents.get(next(inputs))) is None else ct for v in x])
+            return reals
+        return lambda x, cotangents, inputs, xp: tuple([item(v, cotangents, inputs, xp) for item, v in zip(items, x)])
+    if isinstance(t, ListType):
+        elem = collector(t.elem)
+        return lambda x, cotangents, inputs, xp: [elem(v, cotangents, inputs, xp) for v in x]
+    return _no_cotangent
 
 
 def _split(y: Any, t: Type, backprops: list) -> Any:
@@ -249,23 +287,35 @@ class Gradient(Differentiated):
         self._dual: Callable | None = None
         self._lifts = 0  # ←D(f) is lifted on the first two calls: its two tiers
         self._seed = constant(runtime.backend.scalar(1.0), marks, runtime)
+        self._walks = walks(fty.dom)
 
     def __call__(self, x: Any) -> Any:
         if self._lifts < 2:
             self._lifts += 1
             self._dual = None  # the first tier goes before the second is made
             self._dual = relift(self.f, self.fty, "r", len(self.marks), self.runtime)
-        return pulled_back(self._dual, x, self.fty.dom, self._seed, self.with_value, self.runtime, self.span)
+        return pulled_back(self._dual, x, self._walks, self._seed, self.with_value, self.runtime, self.span)
 
     def relift(self, mark: str, depth: int) -> Gradient:
         f = relift(self.f, self.fty, mark, depth, self.runtime)
         return Gradient(f, self.fty, self.inserted(mark, depth), self.runtime, self.span, self.with_value)
 
 
-def pulled_back(dual: Callable, x: Any, t: Type, seed: Any, with_value: bool, runtime: Runtime,
+Walks = tuple[Callable[[Any, list[Backpropagator]], Any], Callable[[Any, dict, Iterator[Backpropagator], Any], Any]]
+"""``wrap_A`` and ``collect_A`` at one type ``A``: :func:`wrapper` and :func:`collector`."""
+
+
+@deep
+def walks(t: Type) -> Walks:
+    """``wrap_A`` and ``collect_A`` at type ``t``, for a gradient to make once (on a big
+    stack for a type nested deeper than Python's recursion allows)."""
+    return wrapper(t), collector(t)
+
+
+def pulled_back(dual: Callable, x: Any, walks_: Walks, seed: Any, with_value: bool, runtime: Runtime,
                 span: Span | None, arguments: list | None = None, nums: tuple[int, ...] = ()) -> Any:
-    """``collect (y' seed)`` with ``(y, y') = dual (wrap x)``, for ``x`` of type ``t``, and
-    ``(y, …)`` ``with_value``: a gradient's call, the collector paused (:class:`Gradient`).
+    """``collect (y' seed)`` with ``(y, y') = dual (wrap x)``, for ``x`` of the type of
+    ``walks_``, and ``(y, …)`` ``with_value``: a gradient's call, the collector paused (:class:`Gradient`).
     Given ``arguments``, ``dual`` is applied to them in turn, ``wrap x`` put in at ``nums``
     (one argument, or the items of a tuple: :class:`ArgumentGradient`)."""
     paused = gc.isenabled()
@@ -273,7 +323,8 @@ def pulled_back(dual: Callable, x: Any, t: Type, seed: Any, with_value: bool, ru
         gc.disable()
     try:
         inputs: list[Backpropagator] = []
-        wrapped = _wrap(x, t, inputs)
+        wrap, collect = walks_
+        wrapped = wrap(x, inputs)
         if arguments is None:
             applied = dual(wrapped)
         else:
@@ -291,7 +342,7 @@ def pulled_back(dual: Callable, x: Any, t: Type, seed: Any, with_value: bool, ru
             raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of "
                                   f"shape {tuple(value.shape)}; reduce it with sum or mean", span)
         forced = force(result.pop()(seed), once=True)  # y' 1.0: the record alone holds y' while it is forced
-        ct = _collect(x, t, forced, iter(inputs), runtime.backend.xp)
+        ct = collect(x, forced, iter(inputs), runtime.backend.xp)
         return (y, ct) if with_value else ct
     finally:
         if paused:
@@ -314,7 +365,8 @@ class ArgumentGradient:
         self.runtime, self.with_value, self.span = runtime, with_value, span
         # the held arguments, each with whether it is a real, a constant without a walk: (x, λa ⊸ 0)
         self.held = [(i, is_real(params[i])) for i in range(len(params)) if i not in nums]
-        self.point = params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums))
+        self.walks = walks(params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums)))
+        self.point = itemgetter(*nums)  # the argument at nums[0], or the tuple of those at nums
         self.seed = runtime.backend.scalar(1.0)
         self._dual: Callable | None = None
         self._lifts = 0
@@ -328,12 +380,11 @@ class ArgumentGradient:
             self._lifts += 1
             self._dual = None  # the first tier goes before the second is made
             self._dual = lift(self.f, self.fty, self.runtime)
-        nums, arguments = self.nums, list(values)
+        arguments = list(values)
         for i, real in self.held:
             arguments[i] = (values[i], ZERO_BACKPROP) if real else lift(values[i], self.params[i], self.runtime)
-        x = values[nums[0]] if len(nums) == 1 else tuple([values[n] for n in nums])
-        return pulled_back(self._dual, x, self.point, self.seed, self.with_value, self.runtime, self.span, arguments,
-                           nums)
+        return pulled_back(self._dual, self.point(values), self.walks, self.seed, self.with_value, self.runtime,
+                           self.span, arguments, self.nums)
 
 
 class Pullback(Differentiated):
@@ -347,7 +398,7 @@ class Pullback(Differentiated):
         self.inputs: list[Backpropagator] = []
         self.backprops: list = []
         dual = relift(f, fty, "r", len(marks), runtime)
-        self.y = _split(dual(_wrap(x, fty.dom, self.inputs)), fty.cod, self.backprops)
+        self.y = _split(dual(wrapper(fty.dom)(x, self.inputs)), fty.cod, self.backprops)
 
     @collector_paused
     def __call__(self, ct: Any) -> Any:
@@ -356,7 +407,7 @@ class Pullback(Differentiated):
         except ValueError as e:
             raise LamRuntimeError(f"vjp: {e}", self.span) from None
         sent = sum_apply(self.backprops, _leaves(ct, self.fty.cod, []))
-        return _collect(self.x, self.fty.dom, force(sent), iter(self.inputs), self.runtime.backend.xp)
+        return collector(self.fty.dom)(self.x, force(sent), iter(self.inputs), self.runtime.backend.xp)
 
     def relift(self, mark: str, depth: int) -> Pullback:
         marks = self.inserted(mark, depth)

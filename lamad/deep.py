@@ -18,7 +18,15 @@ from lamad.errors import LamError
 STACK_BYTES = 1024 * 2**20
 RECURSION_LIMIT = 100_000
 
-_state = threading.local()
+
+class _State(threading.local):
+    """Per thread: whether it is a worker with a big stack (a class default, so that the
+    test on every call of a wrapped function is one attribute read, not a failed lookup)."""
+
+    deep = False
+
+
+_state = _State()
 F = TypeVar("F", bound=Callable)
 
 _raised = threading.Lock()
@@ -35,7 +43,7 @@ def deep(fn: F) -> F:
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        if getattr(_state, "deep", False):
+        if _state.deep:
             return fn(*args, **kwargs)
         try:
             return fn(*args, **kwargs)

@@ -199,47 +199,49 @@ operation that issued it (``None`` where it is not known)."""
 _caught: list[Warned] | None = None
 """The warnings of the run under way, while one is caught."""
 
+_report: Callable[[str, Span | None], None] | None = None
+"""Told of each warning of the run under way as it comes, where its catcher asked."""
 
-class caught_warnings:
-    """``with caught_warnings() as caught:`` catches NumPy's warnings about values
-    (RuntimeWarning: overflow, division by zero, invalid value) issued in the body, each
-    located at the builtin application whose compiled line issued it
-    (:func:`lamad.eval.warning_site`), once each, in the order they came, in the list
-    ``caught``, which the caller reports when the body has returned.  Inside another such
-    body it catches nothing itself and gives ``None`` (and ``report`` hears nothing): the outer one, which knows the
-    text, reports them.  Which warnings are issued at all is Python's filters' business
-    (by default once per operation; the REPL shows them all); nothing is done per
-    operation, and entering costs two assignments: the hook runs only when a warning is
-    shown."""
+_shown: Callable[..., None] | None = None
+"""``warnings.showwarning`` as it was before the run under way began catching."""
 
-    __slots__ = ("caught", "show", "report")
 
-    def __init__(self, report: Callable[[str, Span | None], None] | None = None):
-        self.report = report  # told of each warning as it comes, too
+def _hook(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` while a run's warnings are caught: a warning about values
+    joins the run's, once, located (:func:`lamad.eval.warning_site`); others are shown."""
+    if not issubclass(category, RuntimeWarning):
+        _shown(message, category, filename, lineno, file, line)
+        return
+    where = warning_site(str(message))
+    if where not in _caught:
+        _caught.append(where)
+        if _report is not None:
+            _report(*where)
 
-    def __enter__(self) -> list[Warned] | None:
-        global _caught
-        if _caught is not None:
-            self.caught = None
-            return None
-        self.caught = _caught = []
-        self.show, warnings.showwarning = warnings.showwarning, self.hook
-        return self.caught
 
-    def __exit__(self, *exc: Any) -> None:
-        global _caught
-        if self.caught is not None:
-            warnings.showwarning, _caught = self.show, None
-
-    def hook(self, message, category, filename, lineno, file=None, line=None) -> None:
-        if not issubclass(category, RuntimeWarning):
-            self.show(message, category, filename, lineno, file, line)
-            return
-        where = warning_site(str(message))
-        if where not in self.caught:
-            self.caught.append(where)
-            if self.report is not None:
-                self.report(*where)
+def catching(fn: Callable[..., Any], *args: Any,
+             report: Callable[[str, Span | None], None] | None = None) -> tuple[Any, list[Warned] | None]:
+    """``fn(*args)`` and NumPy's warnings about values (RuntimeWarning: overflow, division
+    by zero, invalid value) that it issued, each located at the builtin application
+    whose compiled line issued it (:func:`lamad.eval.warning_site`), once each, in the
+    order they came, for the caller to report when ``fn`` has returned; ``report`` is told
+    of each as it comes, too.  Inside another such call it catches nothing itself and
+    gives ``None`` (and ``report`` hears nothing): the outer one, which knows the text,
+    reports them.  Which warnings are issued at all is Python's filters' business (by
+    default once per operation; the REPL shows them all); nothing is done per
+    operation, and a call costs a few assignments: the hook runs only when a warning is
+    shown.  A plain function, not a context manager: a gradient called from Python
+    passes through it on every call."""
+    global _caught, _report, _shown
+    if _caught is not None:
+        return fn(*args), None
+    caught = _caught = []
+    _report = report
+    _shown, warnings.showwarning = warnings.showwarning, _hook
+    try:
+        return fn(*args), caught
+    finally:
+        warnings.showwarning, _caught, _report, _shown = _shown, None, None, None
 
 
 # --------------------------------------------------------------------- differentiating closures

@@ -23,7 +23,6 @@ import re
 import sys
 import traceback
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import chain
@@ -238,9 +237,8 @@ class Repl:
             run, args = self.parse(Piece(text, start, 1))
             if getattr(run, "func", None) is not Repl.stats:  # :stats shows the work of the input before it
                 Stats.reset()
-            with self.numpy_warnings():
-                if run(*args) is False:  # it printed its error itself (a file that failed to :load)
-                    return False
+            if self.numpy_warnings(run, args) is False:  # it printed its error itself (a file that failed to :load)
+                return False
         except LamError as e:
             self.print_error(self.locate(e))
         except KeyboardInterrupt:
@@ -251,12 +249,11 @@ class Repl:
             return True
         return False
 
-    @contextmanager
-    def numpy_warnings(self) -> Iterator[None]:
-        """NumPy's warnings (overflow, division by zero) as lamad's, located as errors are
-        (``<repl>:1:1: warning: overflow in 'exp'``, the line and the caret), each printed
-        as it comes, once per input, not Python's ``RuntimeWarning`` with a file name and
-        line of lamad's compiled code."""
+    def numpy_warnings(self, run: Callable[..., Any], args: tuple) -> Any:
+        """``run(*args)``, NumPy's warnings (overflow, division by zero) shown as lamad's,
+        located as errors are (``<repl>:1:1: warning: overflow in 'exp'``, the line and the
+        caret), each printed as it comes, once per input, not Python's ``RuntimeWarning``
+        with a file name and line of lamad's compiled code."""
 
         def report(message: str, span: Span | None) -> None:
             warning = LamError(message, span)
@@ -265,8 +262,7 @@ class Repl:
 
         with warnings.catch_warnings():
             warnings.simplefilter("always", RuntimeWarning)  # every input says what it met
-            with driver.caught_warnings(report):
-                yield
+            return driver.catching(run, *args, report=report)[0]
 
     def parse(self, piece: Piece) -> tuple[Callable[..., None], tuple]:
         """What an input asks for, and its arguments, parsed; nothing runs."""

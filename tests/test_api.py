@@ -108,6 +108,26 @@ def test_an_array_of_the_backends_dtype_crosses_as_it_is_and_any_other_is_conver
         prog.affine(np.ones((3, 2), dtype=complex), np.zeros(2), np.ones((1, 3)))
 
 
+def test_arguments_all_of_the_backends_kind_are_taken_as_they_are_and_one_of_another_is_converted(prog):
+    """Where every argument is an array or a scalar of the backend's dtype, the arguments
+    are the lamad values themselves; one of another dtype among them is converted, as it
+    is alone, and one that is not a value of its type is refused as it is alone."""
+    w, b, x = np.ones((3, 2)), np.zeros(2), np.ones((1, 3))
+    assert all(got is given for got, given in zip(prog.affine.arguments((w, b, x)), (w, b, x)))
+    half = np.float64(2.0)
+    assert prog.halve.arguments((half,))[0] is half
+    got = prog.affine.arguments((w, b.astype(np.float32), x))
+    assert got[0] is w and got[2] is x and got[1].dtype == np.float64
+    narrow = prog.halve.arguments((np.float32(2.5),))[0]
+    assert narrow.dtype == np.float64 and narrow == 2.5
+    assert type(lamad.loads("def f (x : Real) : Real = x").f.arguments((half,))[0]) is np.float64
+    single = lamad.loads("def f (x : Real) (t : Tensor) : Real = x", dtype="float32").f
+    x32, t32 = single.arguments((half, np.ones(2)))
+    assert type(x32) is np.float32 and t32.dtype == np.float32
+    with pytest.raises(lamad.LamArgumentError, match="argument 1"):
+        prog.affine(w, np.zeros(2, dtype=complex), x)
+
+
 def test_real_crosses_as_0d_array_and_accepts_python_float(prog):
     for x in (3.0, 3, np.float64(3.0), np.array(3.0), np.float32(3.0)):
         y = prog.halve(x)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 import lamad
 from lamad.api import from_python
-from lamad.autodiff import _collect, _wrap, lift
+from lamad.autodiff import collector, lift, wrapper
 from lamad.deep import deep
 from lamad.eval import compile_term
 from lamad.gradient import force
@@ -49,8 +49,8 @@ def run_dual(prog: lamad.LoadedProgram, checked: Term, fty: FunType, x):
     code = compile_term(checked, prog.runtime, prog.value, free)
     f = code(*[lift(prog.value(n), prog.types[n], prog.runtime) for n in free])
     inputs: list = []
-    y, y_bp = f(_wrap(x, fty.dom, inputs))
-    return y, _collect(x, fty.dom, force(y_bp(prog.backend.scalar(1.0))), iter(inputs), np)
+    y, y_bp = f(wrapper(fty.dom)(x, inputs))
+    return y, collector(fty.dom)(x, force(y_bp(prog.backend.scalar(1.0))), iter(inputs), np)
 
 
 # ------------------------------------------------------------------ the example of docs/differentiation.md
