@@ -107,6 +107,45 @@ class FactoredSum(Factored):
         self.shape, self._dense, self.u, self.v = u.shape, None, u, v
 
 
+class RunningSum(Factored):
+    """The sum that forcing accumulates for one backpropagator once an outer product is
+    added to another cotangent: the factors of its outer products in two lists, its other
+    terms in a third.  Adding an outer product appends its factors, so a loop's steps make
+    no node each.  Forcing alone holds it, and makes it dense before anything else sees it
+    (:func:`dense_leaves`), so it may grow in place."""
+
+    __slots__ = ("ps", "qs", "terms")
+
+    def __init__(self, first: Any, outer: Outer):
+        self.shape, self._dense = outer.shape, None
+        if type(first) is Outer:
+            self.ps, self.qs, self.terms = [first.p, outer.p], [first.q, outer.q], []
+        else:
+            self.ps, self.qs, self.terms = [outer.p], [outer.q], [first]
+
+    def add(self, cotangent: Any) -> Any:
+        """This sum plus ``cotangent``: itself, grown, or (a cotangent of another kind,
+        which broadcasting would widen) the dense sum."""
+        kind = type(cotangent)
+        if kind is Outer:
+            self.ps.append(cotangent.p)
+            self.qs.append(cotangent.q)
+        elif kind is FactoredSum or (kind is np.ndarray and cotangent.shape == self.shape):
+            self.terms.append(cotangent)
+        else:
+            return self.dense() + cotangent
+        return self
+
+
+def add_outer(total: Any, outer: Outer) -> Any:
+    """``total + outer`` for the sum of the cotangents sent to one backpropagator: a
+    :class:`RunningSum` where ``total`` is factored or an array of the same shape."""
+    kind = type(total)
+    if kind is Outer or kind is FactoredSum or (kind is np.ndarray and total.shape == outer.shape):
+        return RunningSum(total, outer)
+    return total + outer
+
+
 def outer(xp: Any, p: Any, q: Any) -> Any:
     """``p qᵀ``: factored while backpropagators run on NumPy arrays, else formed."""
     if forcing.depth and xp is np and type(p) is np.ndarray and type(q) is np.ndarray:
@@ -127,6 +166,10 @@ def _materialise(value: Factored) -> np.ndarray:
         elif type(node) is Outer:
             ps.append(node.p)
             qs.append(node.q)
+        elif type(node) is RunningSum:
+            ps += node.ps
+            qs += node.qs
+            todo += reversed(node.terms)
         elif isinstance(node, Factored):  # pragma: no cover - the two kinds above are all
             raise TypeError(f"unknown factored cotangent {type(node).__name__}")
         else:
@@ -146,6 +189,6 @@ def dense_leaves(value: Any) -> Any:
     kind = type(value)
     if kind is tuple:
         return tuple([dense_leaves(v) for v in value])
-    if kind is Outer or kind is FactoredSum:
+    if kind is Outer or kind is FactoredSum or kind is RunningSum:
         return value.dense()
     return value

@@ -28,16 +28,12 @@ import itertools
 from typing import Any, Callable, Iterator, Protocol
 
 from lamad import factored
-from lamad.factored import FactoredSum, Outer, dense_leaves
+from lamad.factored import FactoredSum, Outer, RunningSum, add_outer, dense_leaves
 
 _ids = itertools.count(1)
 
-_FACTORED = frozenset({Outer, FactoredSum, tuple})
+_FACTORED = frozenset({Outer, FactoredSum, RunningSum, tuple})
 """The types of the cotangents that may hold factored ones (lamad/factored.py)."""
-
-_FACTORED_SUMS = frozenset({Outer, FactoredSum})
-"""The factored cotangents to which an outer product is added as a node of their sum
-without a call of ``+`` (whose result it is)."""
 
 
 def next_id() -> int:
@@ -239,28 +235,33 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
         if kind is tuple:
             target, cotangent = node
             sum_so_far = accumulated.get(target)
-            if sum_so_far is None and target.body is not None and ready is None and not rest and not (
-                    pending and pending[0][0] < -target.id):  # a chain's next link: nothing else sends to it
-                total = cotangent
-            elif sum_so_far is None:
+            if sum_so_far is not None:  # one more cotangent for target: the linear factoring
+                summed += 1
+                sum_kind = type(sum_so_far)
+                if sum_kind is RunningSum and type(cotangent) is Outer:  # a loop's outer products, one a step
+                    sum_so_far.ps.append(cotangent.p)
+                    sum_so_far.qs.append(cotangent.q)
+                elif sum_kind is RunningSum:
+                    accumulated[target] = sum_so_far.add(cotangent)
+                elif type(cotangent) is Outer:
+                    accumulated[target] = add_outer(sum_so_far, cotangent)
+                elif sum_kind is tuple or isinstance(sum_so_far, Backpropagator):
+                    accumulated[target] = add_cotangents(sum_so_far, cotangent)
+                else:  # arrays, most often
+                    accumulated[target] = sum_so_far + cotangent
+            elif target.body is None:  # an input's, collected by the caller
                 accumulated[target] = cotangent
-                if target.body is not None:  # to run: next, or on the heap
-                    if ready is None and not (pending and pending[0][0] < -target.id):
-                        ready = target
-                    elif ready is not None and target.id > ready.id:
-                        heappush(pending, (-ready.id, ready))
-                        ready = target
-                    else:
-                        heappush(pending, (-target.id, target))
-            elif type(cotangent) is Outer and type(sum_so_far) in _FACTORED_SUMS:  # a loop's, one a step
-                accumulated[target] = FactoredSum(sum_so_far, cotangent)
-                summed += 1
-            elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
-                accumulated[target] = add_cotangents(sum_so_far, cotangent)
-                summed += 1
-            else:  # arrays, most often
-                accumulated[target] = sum_so_far + cotangent
-                summed += 1
+            elif ready is None and not rest and not (pending and pending[0][0] < -target.id):
+                total = cotangent  # a chain's next link: nothing else sends to it
+            else:  # to run: next, or on the heap
+                accumulated[target] = cotangent
+                if ready is None and not (pending and pending[0][0] < -target.id):
+                    ready = target
+                elif ready is not None and target.id > ready.id:
+                    heappush(pending, (-ready.id, ready))
+                    ready = target
+                else:
+                    heappush(pending, (-target.id, target))
         elif kind is list:
             node, right = node
             rest.append(right)
