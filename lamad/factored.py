@@ -95,7 +95,11 @@ class Outer(Factored):
     __slots__ = ("p", "q")
 
     def __init__(self, p: np.ndarray, q: np.ndarray):  # made once per step of a loop: no call of Factored's
-        self.shape, self._dense, self.p, self.q = (p.shape[0], q.shape[0]), None, p, q
+        self._dense, self.p, self.q = None, p, q
+
+    @property
+    def shape(self) -> tuple[int, int]:  # read by few: a tuple made a step was half the cost of making one
+        return self.p.shape[0], self.q.shape[0]
 
 
 class FactoredSum(Factored):

@@ -230,9 +230,11 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
     ready: Backpropagator | None = None
     runs = summed = 0
     while True:
-        kind = type(node)
+        while type(node) is list:  # a sum: its left part now, its right part later
+            node, right = node
+            rest.append(right)
         total = None  # the cotangent of the backpropagator to run now, if one is found here
-        if kind is tuple:
+        if type(node) is tuple:
             target, cotangent = node
             sum_so_far = accumulated.get(target)
             if sum_so_far is not None:  # one more cotangent for target: the linear factoring
@@ -262,10 +264,6 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
                     ready = target
                 else:
                     heappush(pending, (-target.id, target))
-        elif kind is list:
-            node, right = node
-            rest.append(right)
-            continue
         elif node is not ZERO:
             raise TypeError(f"not a gradient value: {node!r}")
         if total is None:
