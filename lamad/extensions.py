@@ -102,10 +102,11 @@ class Extensions:
     """The sum of all the entries of an array, where the library has a cheaper call for it
     than its namespace's ``sum`` (NumPy's ``add.reduce``, the reduction ``np.sum`` reaches
     after about a microsecond of dispatch in Python); ``None``: the namespace's ``sum``."""
-    matmul: Callable[[Any, Any], Any] | None = field(default=None, kw_only=True)
-    """``x @ y``, where the library has a cheaper call than its namespace's ``matmul`` for
-    some operands (NumPy's ``dot`` for a matrix and a vector: :func:`numpy_matmul`);
-    ``None``: the namespace's ``matmul``."""
+    matvec: Callable[[Any, Any], Any] | None = field(default=None, kw_only=True)
+    """``x @ y`` for a matrix and a vector, either way round, where the library has a
+    cheaper call for it than its namespace's ``matmul``: NumPy's ``dot``, which gives the
+    same numbers (both call BLAS's ``gemv``) without the dispatch of the gufunc, about
+    0.4 µs of a 64 × 64 product's 1 µs (an RNN's step makes three); ``None``: ``matmul``."""
     mmap_mode: str | None = field(default=None, kw_only=True)
     """How ``load`` opens a ``.npy`` file: ``"r"`` memory-maps it, and ``from_host`` then
     reads its rows chunk by chunk when they are needed; ``None`` reads it whole."""
@@ -209,18 +210,9 @@ def _viewed(xp: Any) -> Callable[[Any, Any], Any]:
 # ---------------------------------------------------------------------- one maker per backend
 
 
-def numpy_matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``x @ y``; for a matrix and a vector, either way round, by ``dot``, which gives the
-    same numbers (both call BLAS's ``gemv``) without the dispatch of the gufunc ``matmul``:
-    about 0.4 µs of a 64 × 64 matrix–vector product's 1 µs (an RNN step makes three)."""
-    if x.ndim == 2 and y.ndim == 1 or x.ndim == 1 and y.ndim == 2:
-        return x.dot(y)
-    return np.matmul(x, y)
-
-
 def _numpy(xp: Any) -> Extensions:
     return replace(numpy_like(np, np.asarray, np.asarray, host_erf), total=partial(np.add.reduce, axis=None),
-                   matmul=numpy_matmul)
+                   matvec=np.ndarray.dot)
 
 
 def _cupy(xp: Any) -> Extensions:

@@ -28,7 +28,7 @@ import itertools
 from typing import Any, Callable, Iterator, Protocol
 
 from lamad import factored
-from lamad.factored import FactoredSum, Outer, RunningSum, add_outer, dense_leaves
+from lamad.factored import FactoredSum, Outer, RunningSum, dense_leaves, running_sum
 
 _ids = itertools.count(1)
 
@@ -203,11 +203,13 @@ def force(gradient: Any, once: bool = False) -> dict[Backpropagator, Any]:
         sent = [gradient]
         del gradient  # the graph is let go as it runs: nothing here holds its root
         accumulated = _scatter_and_run(sent.pop(), once)
+        for target, total in accumulated.items():
+            if type(total) in _FACTORED:
+                accumulated[target] = dense_leaves(total)
     finally:
         factored.forcing.depth -= 1
-    for target, total in accumulated.items():
-        if type(total) in _FACTORED:
-            accumulated[target] = dense_leaves(total)
+        if not factored.forcing.depth:
+            factored.forcing.stacked = []  # the stacks kept while forcing ran are let go
     return accumulated
 
 
@@ -246,7 +248,7 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
                 elif sum_kind is RunningSum:
                     accumulated[target] = sum_so_far.add(cotangent)
                 elif type(cotangent) is Outer:
-                    accumulated[target] = add_outer(sum_so_far, cotangent)
+                    accumulated[target] = running_sum(sum_so_far, cotangent)
                 elif sum_kind is tuple or isinstance(sum_so_far, Backpropagator):
                     accumulated[target] = add_cotangents(sum_so_far, cotangent)
                 else:  # arrays, most often

@@ -85,7 +85,7 @@ define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
 define("neg", (N,), N, _int_checked(operator.neg, "-x"), linear=(0,),
        operator=Operator("-", 6, "prefix", "-"), fold=operator.neg,
        jvp=("-dx1",), vjp=("-a",), example=("-x1", ((3,),)))
-define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend.ext.matmul or rt.backend.xp.matmul),
+define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend.xp.matmul, rt.backend.ext.matvec),
        linear=(0, 1),
        operator=Operator("@", 5, "left"),
        jvp=("dx1 @ x2", "x1 @ dx2"),
@@ -93,9 +93,15 @@ define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend
        example=("x1 @ x2", ((2, 3), (3, 4))))
 
 
-def _checked_matmul(matmul):
+def _checked_matmul(matmul, matvec=None):
+    """``matmul``, by ``matvec`` for a matrix and a vector (the backend's cheaper call), its
+    errors said in lamad's words where the shapes do not align."""
+    matvec = matvec or matmul
+
     def checked(x, y):
         try:
+            if x.ndim == 2 and y.ndim == 1 or x.ndim == 1 and y.ndim == 2:
+                return matvec(x, y)
             return matmul(x, y)
         except (ValueError, TypeError, RuntimeError):  # NumPy's, JAX's and PyTorch's kinds of error
             if _aligned(tuple(x.shape), tuple(y.shape)):

@@ -103,12 +103,12 @@ def _matmul_vjp(wrt: int):
                 return matmul_vjp(xp, x, y, a, 0)
             return matmul_dx
 
-        matmul = rt.backend.ext.matmul or xp.matmul
+        matvec = rt.backend.ext.matvec or xp.matmul
 
         def matmul_dy(x, y, a):
             if x.ndim == 2:
                 if y.ndim == 1:
-                    return matmul(a, x)
+                    return matvec(a, x)
                 if y.ndim == 2:
                     return x.T @ a
             return matmul_vjp(xp, x, y, a, 1)
