@@ -103,12 +103,12 @@ def _matmul_vjp(wrt: int):
                 return matmul_vjp(xp, x, y, a, 0)
             return matmul_dx
 
-        matvec = rt.backend.ext.matvec or xp.matmul
+        dot = rt.backend.ext.dot
 
         def matmul_dy(x, y, a):
             if x.ndim == 2:
                 if y.ndim == 1:
-                    return matvec(a, x)
+                    return a.dot(x) if dot else x.T @ a
                 if y.ndim == 2:
                     return x.T @ a
             return matmul_vjp(xp, x, y, a, 1)
