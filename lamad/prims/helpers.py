@@ -8,7 +8,7 @@ from functools import reduce
 
 import numpy as np
 
-from lamad.factored import outer
+from lamad.factored import Outer, forcing, outer
 from lamad.gradient import ZERO, add, sum_apply
 from lamad.prims.base import A, F, define, tidy
 from lamad.syntax import GRAD, INT, TENSOR, ListType, perp
@@ -89,14 +89,20 @@ def matmul_vjp(xp, x, y, a, wrt: int):
 
 def _matmul_vjp(wrt: int):
     """The impl of ``matmul_dx`` (``wrt=0``) or ``matmul_dy`` (``wrt=1``): :func:`matmul_vjp`,
-    with a matrix times a matrix or a vector, the common cases, taken at once: for a vector
-    ``y``, ``aᵀ`` times the matrix is ``a @ x`` (the backend's ``matmul``, NumPy's ``dot``)."""
+    with a matrix times a matrix or a vector, the common cases, taken at once.  For a
+    vector ``y`` (an RNN's step, twice), the outer product ``a yᵀ`` of NumPy arrays is
+    kept as its factors while forcing runs without a call of :func:`outer`, and ``xᵀ a``
+    is ``a.dot(x)`` where the arrays' ``dot`` is cheaper (``Extensions.dot``)."""
     def impl(rt):
         xp = rt.backend.xp
         if wrt == 0:
+            factored = xp is np
+
             def matmul_dx(x, y, a):
                 if x.ndim == 2:
                     if y.ndim == 1:
+                        if factored and forcing.depth and type(a) is np.ndarray and type(y) is np.ndarray:
+                            return Outer(a, y)
                         return outer(xp, a, y)
                     if y.ndim == 2:
                         return a @ y.T
