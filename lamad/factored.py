@@ -6,9 +6,10 @@ Folded over a sequence, as in an RNN step, ``W`` receives one per step, and forc
 them: ``Σₜ aₜ hₜᵀ``, T outer products and T additions of matrices.  The same sum is one
 matrix product, ``A Hᵀ`` with the ``aₜ`` and the ``hₜ`` as the columns of ``A`` and
 ``H``.  So while backpropagators run (:func:`lamad.gradient.force`) the transposed
-derivative of such a product gives an :class:`Outer`, its two factors, and the sums
-forcing makes of them are :class:`FactoredSum` nodes, made in O(1); :meth:`Factored.dense`
-forms the matrix, with one product for all the outer products of a sum.
+derivative of such a product gives an :class:`Outer`, its two factors; forcing adds
+those sent to one backpropagator to a :class:`RunningSum`, two appends each, and a body
+that adds them makes :class:`FactoredSum` nodes, in O(1); :meth:`Factored.dense` forms
+the matrix, with one product for all the outer products of a sum.
 
 A factored cotangent is a sum of cotangents and nothing else: forcing makes it dense
 (:func:`dense_leaves`) before a backpropagator's body receives it and before it returns
@@ -118,9 +119,9 @@ class RunningSum(Factored):
     """The sum that forcing accumulates for one backpropagator: the factors of its outer
     products in two lists, its arrays of its shape in a third and its other terms in a
     fourth.  Adding appends, so a loop's steps make no node each; made dense, it is one
-    matrix product ``P Qᵀ`` and one reduction of its arrays' stack (:func:`_stacked`: a
-    step of an RNN sends one vector to the bias and, as a factor, to both weights, stacked
-    once for the three).  The arrays it keeps have :data:`HELD_MOST` entries at most
+    matrix product ``P Qᵀ`` plus its arrays, summed by one reduction of their stack
+    (:func:`_stacked`: an RNN's step sends one vector as a factor to both weights, stacked
+    once for the two).  The arrays it keeps have :data:`HELD_MOST` entries at most
     together: beyond, they are added up.  Forcing alone holds it, and makes it dense
     before anything else sees it (:func:`dense_leaves`), so it may grow in place."""
 
@@ -246,4 +247,3 @@ def dense_leaves(value: Any) -> Any:
     if kind is Outer or kind is FactoredSum or kind is RunningSum:
         return value.dense()
     return value
-

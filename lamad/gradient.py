@@ -27,6 +27,8 @@ from heapq import heappop, heappush
 import itertools
 from typing import Any, Callable, Iterator, Protocol
 
+from numpy import ndarray
+
 from lamad import factored
 from lamad.factored import FactoredSum, Outer, RunningSum, dense_leaves, running_sum
 
@@ -249,10 +251,10 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
                     accumulated[target] = sum_so_far.add(cotangent)
                 elif type(cotangent) is Outer:
                     accumulated[target] = running_sum(sum_so_far, cotangent)
-                elif sum_kind is tuple or isinstance(sum_so_far, Backpropagator):
+                elif sum_kind is ndarray or not (sum_kind is tuple or isinstance(sum_so_far, Backpropagator)):
+                    accumulated[target] = sum_so_far + cotangent  # arrays, most often
+                else:
                     accumulated[target] = add_cotangents(sum_so_far, cotangent)
-                else:  # arrays, most often
-                    accumulated[target] = sum_so_far + cotangent
             elif target.body is None:  # an input's, collected by the caller
                 accumulated[target] = cotangent
             elif ready is None and not rest and not (pending and pending[0][0] < -target.id):
