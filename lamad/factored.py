@@ -6,9 +6,10 @@ Folded over a sequence, as in an RNN step, ``W`` receives one per step, and forc
 them: ``Σₜ aₜ hₜᵀ``, T outer products and T additions of matrices.  The same sum is one
 matrix product, ``A Hᵀ`` with the ``aₜ`` and the ``hₜ`` as the columns of ``A`` and
 ``H``.  So while backpropagators run (:func:`lamad.gradient.force`) the transposed
-derivative of such a product gives an :class:`Outer`, its two factors, and the sums
-forcing makes of them are :class:`FactoredSum` nodes, made in O(1); :meth:`Factored.dense`
-forms the matrix, with one product for all the outer products of a sum.
+derivative of such a product gives an :class:`Outer`, its two factors; forcing adds
+those sent to one backpropagator to a :class:`RunningSum`, two appends each, and a body
+that adds them makes :class:`FactoredSum` nodes, in O(1); :meth:`Factored.dense` forms
+the matrix, with one product for all the outer products of a sum.
 
 A factored cotangent is a sum of cotangents and nothing else: forcing makes it dense
 (:func:`dense_leaves`) before a backpropagator's body receives it and before it returns
@@ -22,6 +23,7 @@ additions.
 from __future__ import annotations
 
 import threading
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,8 @@ class _Forcing(threading.local):
     inside one (a thread that is not forcing makes none, whatever others do)."""
 
     depth = 0
+    stacked: list[tuple[tuple, np.ndarray]] = []
+    """The last lists of arrays stacked (:func:`_stacked`), each with its stack."""
 
 
 forcing = _Forcing()
@@ -95,7 +99,11 @@ class Outer(Factored):
     __slots__ = ("p", "q")
 
     def __init__(self, p: np.ndarray, q: np.ndarray):  # made once per step of a loop: no call of Factored's
-        self.shape, self._dense, self.p, self.q = (p.shape[0], q.shape[0]), None, p, q
+        self._dense, self.p, self.q = None, p, q
+
+    @property
+    def shape(self) -> tuple[int, int]:  # read by few: a tuple made a step was half the cost of making one
+        return self.p.shape[0], self.q.shape[0]
 
 
 class FactoredSum(Factored):
@@ -105,6 +113,57 @@ class FactoredSum(Factored):
 
     def __init__(self, u: Any, v: Any):
         self.shape, self._dense, self.u, self.v = u.shape, None, u, v
+
+
+class RunningSum(Factored):
+    """The sum that forcing accumulates for one backpropagator: the factors of its outer
+    products in two lists, its arrays of its shape in a third and its other terms in a
+    fourth.  Adding appends, so a loop's steps make no node each; made dense, it is one
+    matrix product ``P Qᵀ`` plus its arrays, summed by one reduction of their stack
+    (:func:`_stacked`: an RNN's step sends one vector as a factor to both weights, stacked
+    once for the two).  The arrays it keeps have :data:`HELD_MOST` entries at most
+    together: beyond, they are added up.  Forcing alone holds it, and makes it dense
+    before anything else sees it (:func:`dense_leaves`), so it may grow in place."""
+
+    __slots__ = ("ps", "qs", "arrays", "terms", "held")
+
+    def __init__(self, shape: tuple[int, ...], first: Any, second: Any):
+        self.shape, self._dense, self.ps, self.qs, self.arrays, self.terms, self.held = shape, None, [], [], [], [], 0
+        self.add(first)
+        self.add(second)
+
+    def add(self, cotangent: Any) -> Any:
+        """This sum plus ``cotangent``: itself, grown, or (a cotangent of another kind,
+        which broadcasting would widen) the dense sum."""
+        kind = type(cotangent)
+        if kind is Outer:
+            self.ps.append(cotangent.p)
+            self.qs.append(cotangent.q)
+        elif kind is np.ndarray and cotangent.shape == self.shape:
+            self.arrays.append(cotangent)
+            self.held += cotangent.size
+            if self.held > HELD_MOST:
+                self.arrays = [_summed(self.arrays)]
+                self.held = self.arrays[0].size
+        elif kind is FactoredSum:
+            self.terms.append(cotangent)
+        else:
+            return self.dense() + cotangent
+        return self
+
+
+HELD_MOST = 1 << 16
+"""How many entries the arrays a :class:`RunningSum` keeps unsummed have at most
+together (512 KiB of float64)."""
+
+
+def running_sum(total: Any, outer: Outer) -> Any:
+    """``total + outer`` for the sum of the cotangents sent to one backpropagator: a
+    :class:`RunningSum` where ``total`` is factored or an array of the same shape."""
+    kind = type(total)
+    if kind is Outer or kind is FactoredSum or (kind is np.ndarray and total.shape == outer.shape):
+        return RunningSum(outer.shape, total, outer)
+    return total + outer
 
 
 def outer(xp: Any, p: Any, q: Any) -> Any:
@@ -127,17 +186,56 @@ def _materialise(value: Factored) -> np.ndarray:
         elif type(node) is Outer:
             ps.append(node.p)
             qs.append(node.q)
-        elif isinstance(node, Factored):  # pragma: no cover - the two kinds above are all
+        elif type(node) is RunningSum:
+            ps += node.ps
+            qs += node.qs
+            arrays += node.arrays
+            todo += reversed(node.terms)
+        elif isinstance(node, Factored):  # pragma: no cover - the kinds above are all
             raise TypeError(f"unknown factored cotangent {type(node).__name__}")
         else:
             arrays.append(node)
+    if not ps:
+        return _summed(arrays)
     if len(ps) == 1:
         total = np.outer(ps[0], qs[0])
-    else:  # the rows of np.array (made in one call; np.stack's Python cost is many times its copy)
-        total = np.array(ps).T @ np.array(qs)
-    for array in arrays:
-        total = total + array
-    return total
+    else:
+        total = _stacked(ps).T @ _stacked(qs)
+    return total + _summed(arrays) if arrays else total
+
+
+_REDUCED_FROM = 4
+"""How many arrays are summed as one reduction of their stack rather than one by one."""
+
+
+def _summed(arrays: list) -> Any:
+    """The sum of ``arrays`` (at least one), left to right: arrays of one shape, from
+    :data:`_REDUCED_FROM` on, as one reduction of their stack (``add.reduce`` down its
+    first axis adds them in that order too)."""
+    if len(arrays) < _REDUCED_FROM or any(type(a) is not np.ndarray or a.shape != arrays[0].shape for a in arrays):
+        total = arrays[0]
+        for array in arrays[1:]:
+            total = total + array
+        return total
+    return np.add.reduce(_stacked(arrays), axis=0)
+
+
+def _stacked(vectors: list) -> np.ndarray:
+    """``vectors`` as the rows of one array, made by one call of ``np.array`` (np.stack's
+    Python cost is many times its copy); while forcing runs, the last few stacks are kept
+    for the next lists of the same arrays (a loop's step sends one vector to several sums)."""
+    first = vectors[0]
+    for kept, stack in forcing.stacked:
+        if kept[0] is first and len(kept) == len(vectors) and all(map(is_, kept, vectors)):
+            return stack
+    stack = np.array(vectors)
+    if forcing.depth:
+        forcing.stacked = [(tuple(vectors), stack), *forcing.stacked[:_STACKS_KEPT - 1]]  # a copy: the list may grow
+    return stack
+
+
+_STACKS_KEPT = 4
+"""How many stacks :func:`_stacked` keeps while forcing runs."""
 
 
 def dense_leaves(value: Any) -> Any:
@@ -146,6 +244,6 @@ def dense_leaves(value: Any) -> Any:
     kind = type(value)
     if kind is tuple:
         return tuple([dense_leaves(v) for v in value])
-    if kind is Outer or kind is FactoredSum:
+    if kind is Outer or kind is FactoredSum or kind is RunningSum:
         return value.dense()
     return value

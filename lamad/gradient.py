@@ -27,17 +27,15 @@ from heapq import heappop, heappush
 import itertools
 from typing import Any, Callable, Iterator, Protocol
 
+from numpy import ndarray
+
 from lamad import factored
-from lamad.factored import FactoredSum, Outer, dense_leaves
+from lamad.factored import FactoredSum, Outer, RunningSum, dense_leaves, running_sum
 
 _ids = itertools.count(1)
 
-_FACTORED = frozenset({Outer, FactoredSum, tuple})
+_FACTORED = frozenset({Outer, FactoredSum, RunningSum, tuple})
 """The types of the cotangents that may hold factored ones (lamad/factored.py)."""
-
-_FACTORED_SUMS = frozenset({Outer, FactoredSum})
-"""The factored cotangents to which an outer product is added as a node of their sum
-without a call of ``+`` (whose result it is)."""
 
 
 def next_id() -> int:
@@ -207,11 +205,13 @@ def force(gradient: Any, once: bool = False) -> dict[Backpropagator, Any]:
         sent = [gradient]
         del gradient  # the graph is let go as it runs: nothing here holds its root
         accumulated = _scatter_and_run(sent.pop(), once)
+        for target, total in accumulated.items():
+            if type(total) in _FACTORED:
+                accumulated[target] = dense_leaves(total)
     finally:
         factored.forcing.depth -= 1
-    for target, total in accumulated.items():
-        if type(total) in _FACTORED:
-            accumulated[target] = dense_leaves(total)
+        if not factored.forcing.depth:
+            factored.forcing.stacked = []  # the stacks kept while forcing ran are let go
     return accumulated
 
 
@@ -234,37 +234,40 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
     ready: Backpropagator | None = None
     runs = summed = 0
     while True:
-        kind = type(node)
-        total = None  # the cotangent of the backpropagator to run now, if one is found here
-        if kind is tuple:
-            target, cotangent = node
-            sum_so_far = accumulated.get(target)
-            if sum_so_far is None and target.body is not None and ready is None and not rest and not (
-                    pending and pending[0][0] < -target.id):  # a chain's next link: nothing else sends to it
-                total = cotangent
-            elif sum_so_far is None:
-                accumulated[target] = cotangent
-                if target.body is not None:  # to run: next, or on the heap
-                    if ready is None and not (pending and pending[0][0] < -target.id):
-                        ready = target
-                    elif ready is not None and target.id > ready.id:
-                        heappush(pending, (-ready.id, ready))
-                        ready = target
-                    else:
-                        heappush(pending, (-target.id, target))
-            elif type(cotangent) is Outer and type(sum_so_far) in _FACTORED_SUMS:  # a loop's, one a step
-                accumulated[target] = FactoredSum(sum_so_far, cotangent)
-                summed += 1
-            elif type(sum_so_far) is tuple or isinstance(sum_so_far, Backpropagator):
-                accumulated[target] = add_cotangents(sum_so_far, cotangent)
-                summed += 1
-            else:  # arrays, most often
-                accumulated[target] = sum_so_far + cotangent
-                summed += 1
-        elif kind is list:
+        while type(node) is list:  # a sum: its left part now, its right part later
             node, right = node
             rest.append(right)
-            continue
+        total = None  # the cotangent of the backpropagator to run now, if one is found here
+        if type(node) is tuple:
+            target, cotangent = node
+            sum_so_far = accumulated.get(target)
+            if sum_so_far is not None:  # one more cotangent for target: the linear factoring
+                summed += 1
+                sum_kind = type(sum_so_far)
+                if sum_kind is RunningSum and type(cotangent) is Outer:  # a loop's outer products, one a step
+                    sum_so_far.ps.append(cotangent.p)
+                    sum_so_far.qs.append(cotangent.q)
+                elif sum_kind is RunningSum:
+                    accumulated[target] = sum_so_far.add(cotangent)
+                elif type(cotangent) is Outer:
+                    accumulated[target] = running_sum(sum_so_far, cotangent)
+                elif sum_kind is ndarray or not (sum_kind is tuple or isinstance(sum_so_far, Backpropagator)):
+                    accumulated[target] = sum_so_far + cotangent  # arrays, most often
+                else:
+                    accumulated[target] = add_cotangents(sum_so_far, cotangent)
+            elif target.body is None:  # an input's, collected by the caller
+                accumulated[target] = cotangent
+            elif ready is None and not rest and not (pending and pending[0][0] < -target.id):
+                total = cotangent  # a chain's next link: nothing else sends to it
+            else:  # to run: next, or on the heap
+                accumulated[target] = cotangent
+                if ready is None and not (pending and pending[0][0] < -target.id):
+                    ready = target
+                elif ready is not None and target.id > ready.id:
+                    heappush(pending, (-ready.id, ready))
+                    ready = target
+                else:
+                    heappush(pending, (-target.id, target))
         elif node is not ZERO:
             raise TypeError(f"not a gradient value: {node!r}")
         if total is None:

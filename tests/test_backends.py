@@ -114,6 +114,8 @@ def test_the_wine_example_trains_as_on_numpy(backend):
 ERRORS = [
     ("def main : Int = let n = 0 in 3 // n", "'//': 3 // 0: integer division by zero", 1, 31),
     ("def main : Tensor =\n  ones [2, 3] @ ones [2, 3]", "'@': shapes (2, 3) and (2, 3) do not align", 2, 3),
+    ("def main : Tensor = ones [2, 3] @ ones [2]", "'@': shapes (2, 3) and (2,) do not align", 1, 21),
+    ("def main : Tensor = ones [3] @ ones [2, 3]", "'@': shapes (3,) and (2, 3) do not align", 1, 21),
     ("def main : Tensor = onehot 3 (fill 3.0 [2])", "'onehot': label 3 is not an integer in 0 … 2", 1, 21),
     ("def main : Tensor = ones [2, 3] + ones [4]", "'+': ", 1, 21),
     ("def main : Tensor = take 5 (ones [2, 3])", "'take': index 5 is out of range for an axis of length 2", 1, 21),
@@ -124,7 +126,8 @@ ERRORS = [
 @pytest.mark.parametrize("backend", ["numpy"] + OTHERS)
 @pytest.mark.parametrize("source, message, line, col", ERRORS, ids=[e[1].split(":")[0] for e in ERRORS])
 def test_runtime_errors_are_located_on_every_backend(backend, source, message, line, col):
-    """A division by zero in Int, operands of ``@`` that do not align, a label out of
+    """A division by zero in Int, operands of ``@`` that do not align (matrices, and a
+    matrix and a vector, which NumPy multiplies by ``dot``), a label out of
     range, operands that do not broadcast, an index and an axis out of range: the same
     located error on every backend (JAX, which clamps indices, included)."""
     with pytest.raises(LamRuntimeError) as info:

@@ -564,7 +564,11 @@ def unfactored(monkeypatch):
 
     def dense_outer(xp, p, q):
         return xp.outer(p, q)
-    return lambda: monkeypatch.setattr(helpers, "outer", dense_outer)
+
+    def unfactor():
+        monkeypatch.setattr(helpers, "outer", dense_outer)
+        monkeypatch.setattr(helpers, "Outer", np.outer)  # matmul_dx's own
+    return unfactor
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -676,3 +680,81 @@ def test_a_factored_cotangent_gives_a_copy_to_whoever_asks_for_one():
     copied[0, 0] = 5.0
     assert one.dense()[0, 0] == 1.0
     assert (one + np.ones((2, 3), dtype=np.float32)).dense().dtype == np.float64
+
+
+
+def test_a_loops_outer_products_grow_one_running_sum_per_weight_and_are_stacked_once(monkeypatch, materialised):
+    """Forcing the gradient of a 50-step RNN adds each step's outer products to one
+    RunningSum per weight — no FactoredSum node a step — and makes ∂W and ∂U each one
+    matrix product of three stacks in all: the step's vectors ∂aₜ, which both share,
+    the states and the inputs.  The stacks go when forcing ends."""
+    import sys
+
+    from lamad import factored
+    from lamad.factored import FactoredSum, RunningSum
+
+    sys.path.insert(0, str(EXAMPLES.parent / "benchmarks"))
+    from workloads import rnn_value_and_grad
+
+    steps = 50
+    args = _rnn(np.random.default_rng(3), 8, 5, steps)
+    gradient = lamad.value_and_grad(RNN.loss, argnums=(0, 1, 2))
+    gradient(*args)
+    materialised.clear()
+    nodes: list = []
+    stacks: list = []
+    stacked = factored._stacked
+    monkeypatch.setattr(FactoredSum, "__init__", lambda self, u, v: nodes.append((u, v)))
+    monkeypatch.setattr(factored, "_stacked", lambda vectors: (stacks.append(stacked(vectors)), stacks[-1])[1])
+    _, grads = gradient(*args)
+    assert not nodes and len(stacks) == 4 and len({id(s) for s in stacks}) == 3 and factored.forcing.stacked == []
+    assert [type(m) for m in materialised] == [RunningSum, RunningSum]
+    for m in materialised:
+        assert len(m.ps) == len(m.qs) == steps and not m.arrays and not m.terms
+    assert all(p is q for p, q in zip(*(m.ps for m in materialised)))
+    for g, by_hand in zip(grads, rnn_value_and_grad(*args)[1]):
+        np.testing.assert_allclose(g, by_hand, rtol=1e-12, atol=1e-15)
+
+
+def test_a_running_sum_is_the_sum_of_what_was_added_to_it(monkeypatch):
+    """Outer products, arrays of its shape and factored sums, in any order, and its arrays
+    summed once they hold more than HELD_MOST entries; an array that would broadcast
+    makes it dense.  Four arrays or more are summed by one reduction of their stack, in
+    the order they came."""
+    from lamad import factored
+    from lamad.factored import FactoredSum, Outer, RunningSum
+
+    monkeypatch.setattr(factored, "HELD_MOST", 14)
+    p, q = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 2))
+    d = RNG.normal(size=(5, 3, 2))
+    total = RunningSum((3, 2), d[0], Outer(p[0], q[0]))
+    for grown in (Outer(p[1], q[1]), d[1], FactoredSum(Outer(p[2], q[2]), d[2]), d[3], Outer(p[3], q[3])):
+        assert total.add(grown) is total
+    assert len(total.arrays) == 1 and total.held == 6  # 18 entries held: summed
+    want = sum(np.outer(a, b) for a, b in zip(p, q)) + d[:4].sum(axis=0)
+    np.testing.assert_allclose(total.dense(), want, rtol=1e-13, atol=1e-15)
+    row = RNG.normal(size=2)
+    widened = RunningSum((3, 2), d[4], Outer(p[0], q[0])).add(row)
+    assert type(widened) is np.ndarray
+    np.testing.assert_allclose(widened, d[4] + np.outer(p[0], q[0]) + row, rtol=1e-13)
+    many = list(RNG.normal(size=(7, 3)))
+    one_by_one = many[0]
+    for a in many[1:]:
+        one_by_one = one_by_one + a
+    np.testing.assert_array_equal(factored._summed(many), one_by_one)
+
+
+def test_an_rnn_step_calls_no_python_function_where_shapes_agree():
+    """Counted: in one call of the gradient of a 20-step RNN, ``unbroadcast`` of a cotangent
+    whose shape agrees is a test in the compiled code, not a call (lamad/eval.py), and
+    a matrix–vector product calls NumPy's ``dot`` with nothing between; a step runs
+    ``like`` four times forward (and the loss once more, for its sum) and ``matmul_dx``
+    twice backward (each keeping its outer product as its factors without a call of
+    ``outer``), ``matmul_dy`` once but on the first step (its state is a constant)."""
+    from collections import Counter
+
+    steps = 20
+    calls = Counter(_python_calls(lamad.value_and_grad(RNN.loss, argnums=(0, 1, 2)),
+                                  *_rnn(np.random.default_rng(4), 6, 3, steps)))
+    assert calls["unbroadcast_like"] == 0 and calls["checked"] == 2 * steps and calls["like"] == 4 * steps + 1
+    assert calls["matmul_dx"] == 2 * steps and calls["outer"] == 0 and calls["matmul_dy"] == steps - 1

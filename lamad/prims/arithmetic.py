@@ -85,16 +85,22 @@ define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
 define("neg", (N,), N, _int_checked(operator.neg, "-x"), linear=(0,),
        operator=Operator("-", 6, "prefix", "-"), fold=operator.neg,
        jvp=("-dx1",), vjp=("-a",), example=("-x1", ((3,),)))
-define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend.xp.matmul), linear=(0, 1),
+define("matmul", (TENSOR, TENSOR), TENSOR, lambda rt: _checked_matmul(rt.backend.xp.matmul, rt.backend.ext.dot),
+       linear=(0, 1),
        operator=Operator("@", 5, "left"),
        jvp=("dx1 @ x2", "x1 @ dx2"),
        vjp=("matmul_dx x1 x2 a", "matmul_dy x1 x2 a"),
        example=("x1 @ x2", ((2, 3), (3, 4))))
 
 
-def _checked_matmul(matmul):
+def _checked_matmul(matmul, dot: bool):
+    """``matmul``, by the arrays' ``dot`` for a matrix and a vector where the backend's is
+    cheaper (``Extensions.dot``), its errors said in lamad's words where the shapes do not
+    align."""
     def checked(x, y):
         try:
+            if dot and (x.ndim == 2 and y.ndim == 1 or x.ndim == 1 and y.ndim == 2):
+                return x.dot(y)
             return matmul(x, y)
         except (ValueError, TypeError, RuntimeError):  # NumPy's, JAX's and PyTorch's kinds of error
             if _aligned(tuple(x.shape), tuple(y.shape)):

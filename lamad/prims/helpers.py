@@ -4,11 +4,11 @@ they have rules of their own, so that derivatives can be differentiated again.""
 
 from __future__ import annotations
 
-from functools import lru_cache, reduce
+from functools import reduce
 
 import numpy as np
 
-from lamad.factored import outer
+from lamad.factored import Outer, forcing, outer
 from lamad.gradient import ZERO, add, sum_apply
 from lamad.prims.base import A, F, define, tidy
 from lamad.syntax import GRAD, INT, TENSOR, ListType, perp
@@ -41,16 +41,24 @@ def _unbroadcast(rt):
 def _like(rt):
     xp, dtype = rt.backend.xp, rt.backend.dtype
 
-    @lru_cache(maxsize=1024)
-    def of_shape(shape: tuple[int, ...]):
-        return xp.broadcast_to(xp.zeros((), dtype=dtype), shape)
+    zeros: dict = {}  # per shape: a subscript, where an lru_cache would be one call more
 
     def like(x):
         """An array of the shape of ``x`` that holds one zero (a read-only view with zero
         strides, one per shape): all a backpropagator needs of a primal it only broadcasts
         to or sums down to, as JAX's backward pass keeps an abstract value of it."""
-        return of_shape(x.shape)
+        try:
+            return zeros[x.shape]
+        except KeyError:
+            if len(zeros) >= _SHAPES_KEPT:
+                zeros.clear()
+            made = zeros[x.shape] = xp.broadcast_to(xp.zeros((), dtype=dtype), x.shape)
+            return made
     return like
+
+
+_SHAPES_KEPT = 1024
+"""How many shapes ``like`` keeps a zero of at most."""
 
 
 def _matrix_operands(x, y):
@@ -81,16 +89,35 @@ def matmul_vjp(xp, x, y, a, wrt: int):
 
 def _matmul_vjp(wrt: int):
     """The impl of ``matmul_dx`` (``wrt=0``) or ``matmul_dy`` (``wrt=1``): :func:`matmul_vjp`,
-    with the product of two matrices, the common case, taken at once."""
+    with a matrix times a matrix or a vector, the common cases, taken at once.  For a
+    vector ``y`` (an RNN's step, twice), the outer product ``a yᵀ`` of NumPy arrays is
+    kept as its factors while forcing runs without a call of :func:`outer`, and ``xᵀ a``
+    is ``a.dot(x)`` where the arrays' ``dot`` is cheaper (``Extensions.dot``)."""
     def impl(rt):
         xp = rt.backend.xp
         if wrt == 0:
+            factored = xp is np
+
             def matmul_dx(x, y, a):
-                return a @ y.T if x.ndim == 2 and y.ndim == 2 else matmul_vjp(xp, x, y, a, 0)
+                if x.ndim == 2:
+                    if y.ndim == 1:
+                        if factored and forcing.depth and type(a) is np.ndarray and type(y) is np.ndarray:
+                            return Outer(a, y)
+                        return outer(xp, a, y)
+                    if y.ndim == 2:
+                        return a @ y.T
+                return matmul_vjp(xp, x, y, a, 0)
             return matmul_dx
 
+        dot = rt.backend.ext.dot
+
         def matmul_dy(x, y, a):
-            return x.T @ a if x.ndim == 2 and y.ndim == 2 else matmul_vjp(xp, x, y, a, 1)
+            if x.ndim == 2:
+                if y.ndim == 1:
+                    return a.dot(x) if dot else x.T @ a
+                if y.ndim == 2:
+                    return x.T @ a
+            return matmul_vjp(xp, x, y, a, 1)
         return matmul_dy
     return impl
 
