@@ -161,10 +161,9 @@ class _Instance:
         """A primitive's application: its result type from its record's type scheme; a
         lambda among its arguments gets its parameter type from the others (``map``)."""
         prim = PRIMITIVES[t.op]
-        later = [i for i, a in enumerate(t.args) if isinstance(a, (Lam, LinLam))]
         if not self.typed:
             return Prim(t.op, tuple([self.term(a) for a in t.args]), t.marks, span=self.span)
-        args: list[Term | None] = [None if i in later else self.term(a) for i, a in enumerate(t.args)]
+        args: list[Term | None] = [None if isinstance(a, (Lam, LinLam)) else self.term(a) for a in t.args]
         if prim.typing == "arith":
             ty = _arith(args[0].ty, args[1].ty) if len(args) == 2 else args[0].ty
         elif prim.typing == "compare":
@@ -180,6 +179,7 @@ class _Instance:
             ty = args[1].ty
         elif prim.typing == "scheme":
             scheme: dict[int, Type] = {}
+            later = [i for i, a in enumerate(args) if a is None]
             for p, a in zip(prim.params, args):
                 if a is not None:
                     _match(p, a.ty, scheme)

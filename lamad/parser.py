@@ -533,10 +533,12 @@ class _Loop:
                                {str(k): f for k, f in lexer.callback.items()},
                                frozenset(map(str, lexer.ignore_types)), frozenset(map(str, lexer.newline_types)))
                        for state, lexer in lexers.items()}
+        # Lark's Token(...) takes its deprecated keywords apart, then makes the token with this
+        self.token = Token._future_new
 
     def parse(self, text: str, start: str):
         """The value of the start rule ``start`` on ``text``."""
-        states, lexers, callbacks = self.states, self.lexers, self.callbacks
+        states, lexers, callbacks, new_token = self.states, self.lexers, self.callbacks, self.token
         state_stack, value_stack = [self.starts[start]], []
         end_state = self.ends[start]
         pos, line, line_start, size = 0, 1, 0, len(text)
@@ -559,7 +561,7 @@ class _Loop:
                 if kind in ignored:
                     pos, line, line_start = end, end_line, end_start
                     continue
-                token = Token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
+                token = new_token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
                 if kind in on_token:
                     token = on_token[kind](token)
                 pos, line, line_start = end, end_line, end_start

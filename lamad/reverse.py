@@ -79,10 +79,11 @@ class _Backprop(Transform):
         names = dict(zip(_PLACEHOLDERS, primals), y=y, a=a)
         body: Term | None = None
         hoist = partial(self.hoist_metadata, bindings, {})
+        arrays = [a.ty in ARRAYS for a in t.args]
         for i, (rule, bp) in enumerate(zip(prim.vjp_terms, backprops)):
             if rule is None or bp is None:
                 continue
-            if _is_unbroadcast(rule) and not _broadcasts(t.args, i):
+            if _is_unbroadcast(rule) and not _broadcasts(arrays, i):
                 rule = rule.args[1]  # the summand's shape is already the argument's
             ct = self.rule(rule, names, span, hoist)
             summand = App(Var(bp, ty=perp(primals[i].ty)), ct, ty=GRAD)
@@ -111,11 +112,11 @@ def _is_unbroadcast(t: Term) -> bool:
     return isinstance(t, Prim) and t.op == "unbroadcast"
 
 
-def _broadcasts(args: tuple[Term, ...], i: int) -> bool:
-    """Whether argument ``i`` of an elementwise operation may have been broadcast: only
-    when another argument is an array — a Tensor, or the mask of ``where`` — (a Real is
-    0-d, so it never widens a shape)."""
-    return any(a.ty in ARRAYS for j, a in enumerate(args) if j != i)
+def _broadcasts(arrays: list[bool], i: int) -> bool:
+    """Whether argument ``i`` of an elementwise operation may have been broadcast, given
+    which of its arguments are arrays: only when another one is — a Tensor, or the mask
+    of ``where`` — (a Real is 0-d, so it never widens a shape)."""
+    return sum(arrays) > arrays[i]
 
 
 def backprop(term: Term) -> Term:

@@ -287,8 +287,10 @@ def type_params(t: Type) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=None)
 def perp(t: Type) -> LinType:
-    """Linear negation ``A⊥ = A ⊸ d``."""
+    """Linear negation ``A⊥ = A ⊸ d``: made once per type, as ←D asks for it at every
+    primitive it differentiates."""
     return LinType(t, GRAD)
 
 

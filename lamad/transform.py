@@ -125,12 +125,14 @@ class Transform:
     def fresh(self, base: str) -> str:
         """A new name ``x`` such that neither ``x`` nor its partner's name is used: the
         source may itself have a variable called ``x1'`` or ``dx1``."""
-        used = self.used
+        used, counter = self.used, self.counter
+        primed = self.partner == "'"
         while True:
-            self.counter += 1
-            name = f"{base}{self.counter}"
-            partner = self.pair_name(name)
+            counter += 1
+            name = base + str(counter)
+            partner = name + "'" if primed else self.partner + name
             if name not in used and partner not in used:
+                self.counter = counter
                 used.add(name)
                 used.add(partner)
                 return name
@@ -144,6 +146,8 @@ class Transform:
 
     def term(self, t: Term) -> Term:
         """``D(t)``, of type ``D(A)`` for ``t`` of type ``A``: every node it makes is typed."""
+        if t.__class__ is Prim:
+            return self.prim(t)
         span, ty = t.span, self.type_of(t.ty)
         if isinstance(t, Var):
             return Var(t.name, span=span, ty=ty)
@@ -174,8 +178,6 @@ class Transform:
             return t
         if isinstance(t, DAdd):
             return DAdd(self.term(t.left), self.term(t.right), span=span, ty=GRAD)
-        if isinstance(t, Prim):
-            return self.prim(t)
         raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
 
     def prim(self, t: Prim) -> Term:
@@ -203,10 +205,12 @@ class Transform:
         partners: list[str | None] = []
         for arg in t.args:
             partner = None
-            transformed = self.type_of(arg.ty) != arg.ty
-            if arg.__class__ is Var and not transformed:
+            ty = self.type_of(arg.ty)
+            transformed = ty != arg.ty
+            variable = arg.__class__ is Var
+            if variable and not transformed:
                 primal: Term = arg
-            elif isinstance(arg, Tuple) and self.type_of(arg.ty) == arg.ty and \
+            elif isinstance(arg, Tuple) and not transformed and \
                     all(isinstance(i, Var) or self.constant(i) for i in arg.items):
                 primal = arg  # the parts of an index, (i, 1): atoms, kept where they are used
             elif self.constant(arg):
@@ -220,7 +224,8 @@ class Transform:
             else:
                 primal = Var(self.fresh("x"), ty=arg.ty)
                 partner = self.pair_name(primal.name)
-                bindings.append((PTuple((PVar(primal.name), PVar(partner))), self.term(arg)))
+                bound = Var(arg.name, span=arg.span, ty=ty) if variable else self.term(arg)  # D(x) = x
+                bindings.append((PTuple((PVar(primal.name), PVar(partner))), bound))
             primals.append(primal)
             partners.append(partner)
         return bindings, primals, partners
