@@ -235,10 +235,13 @@ def _locals(code: str) -> set[str]:
     """The locals (:meth:`_Unit.local`: a name, ``_`` and a number) that ``code`` uses: its
     words split at every character that is no part of a name (faster than a search for
     them)."""
-    return {w for w in set(code.translate(_SEPARATORS).split()) if _LOCAL.fullmatch(w)}
+    return set(filter(_LOCAL_WORD.fullmatch, set(code.translate(_SEPARATORS).split())))
 
 
 _SEPARATORS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+
+_LOCAL_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_\d+")
+"""A word of compiled code that is a local (:data:`_LOCAL`, matched against the whole word)."""
 
 
 CHUNK_LINES = 200
@@ -509,7 +512,7 @@ class _Unit:
             local = self.fn.lookup(t.name)
             if local is None:
                 return self.constant(self.globals(t.name), ("global", t.name), "_g")
-            if t.name in self.fn.captures and t.ty == TENSOR:
+            if t.ty is TENSOR and t.name in self.fn.captures:
                 self.fn.captured_tensors.add(local)
             return local
         if isinstance(t, Lit):
@@ -524,7 +527,7 @@ class _Unit:
             u, v = self.atom(t.left), self.atom(t.right)
             return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
         if isinstance(t, App):
-            if t.ty == GRAD and isinstance(t.fn.ty, LinType):
+            if t.ty is GRAD and isinstance(t.fn.ty, LinType):
                 return self.send(t)
             fn = self.atom(t.fn)
             return self.bind(f"{fn}({self.atom(t.arg)})")
@@ -575,7 +578,8 @@ class _Unit:
         """``let p = t``; returns what :meth:`unbind` restores once the scope ends.  Every
         local is assigned once, so a variable bound to a local or a constant is only a
         name for it; a tuple matched against a tuple term is matched part by part."""
-        saved = {name: self.fn.locals.get(name) for name in pattern_names(p)}
+        known = self.fn.locals
+        saved = {p.name: known.get(p.name)} if p.__class__ is PVar else {name: known.get(name) for name in pattern_names(p)}
         if t.__class__ is Let:
             bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
         else:
@@ -816,7 +820,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             elif node.name in free:
                 key += (Var, None, free[node.name])
             else:  # a tensor it captures is deleted after its last use (:meth:`_Function.text`)
-                key += (Var, None, free.setdefault(node.name, len(free)), node.ty == TENSOR)
+                key += (Var, None, free.setdefault(node.name, len(free)), node.ty is TENSOR)
         elif kind is Prim:
             if node.op in _AD_OPERATORS:
                 return None
@@ -824,7 +828,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             key += (Prim, node.op, node.marks, len(node.args), node.ty)
             stack += node.args[::-1]
         elif kind is App:
-            key += (App, node.ty == GRAD and isinstance(node.fn.ty, LinType))
+            key += (App, node.ty is GRAD and isinstance(node.fn.ty, LinType))
             stack += (node.arg, node.fn)
         elif kind is DAdd:
             key.append(DAdd)
