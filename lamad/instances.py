@@ -41,6 +41,8 @@ def instantiate(rule: Term, names: dict[str, Term], fresh: Callable[[str], str],
     together.  ``hoist``, when given, replaces each application of a primitive that reads
     only the shape of a variable (``like x``) by what it returns.  One walk of the rule;
     the terms in ``names`` are not walked."""
+    if rule.__class__ is Var:  # a placeholder: the rule of a sum, ``a`` (a rule binds no variable alone)
+        return names[rule.name]
     known = _BINDERS.get(id(rule))
     if known is None or known[0] is not rule:
         own = binders(rule)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from operator import attrgetter
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Callable, Container, Iterable, Iterator, Mapping, NamedTuple, Union
@@ -989,22 +990,43 @@ def size_above(term: Term, most: int) -> bool:
 
 def children(term: Term) -> tuple[Term, ...]:
     """The immediate subterms of ``term``, in source order."""
-    out: list[Term] = []
-    for name in _subterm_fields(term.__class__):
-        value = getattr(term, name)
-        if isinstance(value, Term):
-            out.append(value)
-        else:
-            out += value
-    return tuple(out)
+    get = _CHILDREN.get(term.__class__)
+    if get is None:
+        get = _CHILDREN[term.__class__] = _children_getter(term.__class__)
+    return get(term)
+
+
+_CHILDREN: dict[type, Callable[[Term], tuple[Term, ...]]] = {}
+""":func:`children` of each node class: every pass walks terms with it."""
+
+
+def _children_getter(cls: type) -> Callable[[Term], tuple[Term, ...]]:
+    """:func:`children` for the nodes of class ``cls``, read from the types of its fields: the
+    tuple of its subterms (``App``'s ``fn`` and ``arg``), or its one tuple of them (``Prim``'s
+    ``args``), taken by :func:`operator.attrgetter` without a loop in Python."""
+    names = _subterm_fields(cls)
+    kinds = [f.type for f in fields(cls) if f.name in names]
+    if not names:
+        return lambda term: ()
+    if kinds == ["tuple[Term, ...]"]:
+        return attrgetter(names[0])
+    if kinds == ["Term"]:
+        get = attrgetter(names[0])
+        return lambda term: (get(term),)
+    if set(kinds) == {"Term"}:
+        return attrgetter(*names)
+    raise TypeError(f"the subterms of a {cls.__name__} are neither terms nor one tuple of them")
 
 
 def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
     """``term`` with ``fn`` applied to each immediate subterm: ``term`` itself when ``fn``
     gives back every subterm as it is, so that a pass that changes little builds little."""
+    names = _subterm_fields(term.__class__)
+    if not names:  # a variable, a literal: most nodes of a term
+        return term
     changes = {}
     changed = False
-    for name in _subterm_fields(type(term)):
+    for name in names:
         value = getattr(term, name)
         if isinstance(value, Term):
             new = changes[name] = fn(value)
