@@ -291,7 +291,8 @@ class _Unit:
         self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
         self.instances: dict[str, list[dict[int, Steps]]] = {}  # per function, per closure that runs it
         self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
-        self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int]]] = {}
+        self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int], str]] = {}
+        self.makers: dict[str, str] = {}  # the constant that makes the backpropagators of a template → its function
 
     # ----------------------------------------------------------------- names
 
@@ -340,6 +341,8 @@ class _Unit:
                 exec(compile(sources[-1], filename, "exec"), self.namespace)
                 group = []
         self.source = "".join(sources)
+        for maker, name in self.makers.items():
+            self.namespace[maker] = partial(Backpropagator, self.namespace[name])
         for name, source in self.sources:
             self.namespace[name].lamad = source
         return self.namespace["_main"]
@@ -389,7 +392,9 @@ class _Unit:
         backpropagators per primitive, and writing them and Python's ``compile`` of them
         all would cost more than all else).  Each closure holds, beside that code, the
         index of its instance, which locates its failures at its own spans, and what it
-        captures (``Backpropagator(body, *captured)``, lamad/gradient.py)."""
+        captures (``Backpropagator(body, *captured)``, lamad/gradient.py), and is made by a
+        constant of its template, ``partial(Backpropagator, body)``: a line one argument
+        shorter for Python's ``compile`` to read."""
         outer = self.fn
         key = key, tuple([None if outer.lookup(name) is not None else name for name in free])
         template = self.templates.get(key)
@@ -398,13 +403,15 @@ class _Unit:
             lines, spans = fn.text(param)
             self.functions.append((fn.name, lines))
             self.instances[fn.name] = [spans]
+            maker = f"_b{len(self.makers) + 1}"
+            self.makers[maker] = fn.name
             template = self.templates[key] = fn.name, _template_steps(spans, fn.made, prims), \
-                [free.index(name) for name in fn.captures]
+                [free.index(name) for name in fn.captures], maker
         else:
             self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
-        name, _, captured = template
+        name, _, captured, maker = template
         index = len(self.instances[name]) - 1
-        return f"_Bp({', '.join([name, str(index), *[outer.lookup(free[i]) for i in captured]])})"
+        return f"{maker}({', '.join([str(index), *[outer.lookup(free[i]) for i in captured]])})"
 
     def add(self, fn: _Function, param: str) -> None:
         """A function of its own, run by every closure of its lambda (its parameter
