@@ -1582,6 +1582,8 @@ class Checker:
         return self._zonk_term(term)
 
     def _zonk_term(self, t: Term) -> Term:
+        if t.__class__ is not Let:
+            return self._zonk_node(map_children(t, self._zonk_term))
         chain, body = let_chain(t)
         result = self._zonk_node(map_children(body, self._zonk_term))
         for let in reversed(chain):
