@@ -586,9 +586,15 @@ class _Unit:
         local is assigned once, so a variable bound to a local or a constant is only a
         name for it; a tuple matched against a tuple term is matched part by part."""
         known = self.fn.locals
-        saved = {p.name: known.get(p.name)} if p.__class__ is PVar else {name: known.get(name) for name in pattern_names(p)}
+        if p.__class__ is PVar:
+            saved = {p.name: known.get(p.name)}
+        else:
+            names = pattern_names(p)
+            saved = dict(zip(names, map(known.get, names)))
         if t.__class__ is Let:
             bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
+        elif t.__class__ is Var:  # ←D's (x, x') = x0, once per use of x0
+            bound = self.value(t)
         else:
             bound = self.parts(t, p) or self.value(t)
         if isinstance(bound, list):
@@ -626,7 +632,7 @@ class _Unit:
         variable, and this takes it apart once; any other pattern is an assignment (and
         one more for each part nested too deep)."""
         parts = self.fn.parts
-        if isinstance(p, PVar) and (_is_atom(code) or code in parts):  # a tuple of atoms is made where used
+        if p.__class__ is PVar and (_is_atom(code) or code in parts):  # a tuple of atoms is made where used
             self.fn.locals[p.name] = code
             return
         if isinstance(p, (PTuple, PRecord)) and len(parts.get(code, ())) == len(p.items):

@@ -419,6 +419,8 @@ def pattern_names(p: Pattern) -> tuple[str, ...]:
     """The variables a pattern binds, left to right."""
     if p.__class__ is PVar:
         return (p.name,)
+    if p.__class__ is PTuple and all([i.__class__ is PVar for i in p.items]):  # (x, x') of ←D
+        return tuple([i.name for i in p.items])
     names: list[str] = []
     stack = [p]
     while stack:
