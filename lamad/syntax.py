@@ -419,17 +419,19 @@ def pattern_names(p: Pattern) -> tuple[str, ...]:
     """The variables a pattern binds, left to right."""
     if p.__class__ is PVar:
         return (p.name,)
-    if p.__class__ is PTuple and all([i.__class__ is PVar for i in p.items]):  # (x, x') of ←D
-        return tuple([i.name for i in p.items])
-    names: list[str] = []
+    if p.__class__ is PTuple:  # (x, x') of ←D, most often: a tuple of variables
+        names = tuple([i.name for i in p.items if i.__class__ is PVar])
+        if len(names) == len(p.items):
+            return names
+    found: list[str] = []
     stack = [p]
     while stack:
         p = stack.pop()
         if p.__class__ is PVar:
-            names.append(p.name)
+            found.append(p.name)
         elif p.__class__ is PTuple or p.__class__ is PRecord:
             stack += p.items[::-1]
-    return tuple(names)
+    return tuple(found)
 
 
 def record_order(fields: tuple[str, ...]) -> list[int]:
