@@ -396,7 +396,8 @@ class _Unit:
         constant of its template, ``partial(Backpropagator, body)``: a line one argument
         shorter for Python's ``compile`` to read."""
         outer = self.fn
-        key = key, tuple([None if outer.lookup(name) is not None else name for name in free])
+        found = [outer.lookup(name) for name in free]  # a local, or None for a definition
+        key = key, tuple([name if local is None else None for name, local in zip(free, found)])
         template = self.templates.get(key)
         if template is None:
             fn, param = self.write(t, recording=True)
@@ -411,7 +412,7 @@ class _Unit:
             self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
         name, _, captured, maker = template
         index = len(self.instances[name]) - 1
-        return f"{maker}({', '.join([str(index), *[outer.lookup(free[i]) for i in captured]])})"
+        return f"{maker}({', '.join([str(index), *[found[i] for i in captured]])})"
 
     def add(self, fn: _Function, param: str) -> None:
         """A function of its own, run by every closure of its lambda (its parameter
