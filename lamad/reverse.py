@@ -88,7 +88,8 @@ class _Backprop(Transform):
             ct = self.rule(rule, names, span, hoist)
             summand = App.make(Var.make(bp, ty=perp(primals[i].ty)), ct, ty=GRAD)
             body = summand if body is None else DAdd.make(body, summand, ty=GRAD)
-        backpropagator = LinLam.make(PVar.make(a.name, t.ty), DZero.make(ty=GRAD) if body is None else body, ty=perp(t.ty))
+        backpropagator = LinLam.make(PVar.make(a.name, t.ty), DZero.make(ty=GRAD) if body is None else body,
+                                     ty=perp(t.ty))
         return lets(bindings, Tuple.make((y, backpropagator), span=span, ty=result_type))
 
     def hoist_metadata(self, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], Var], t: Prim) -> Var:

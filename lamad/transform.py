@@ -126,11 +126,10 @@ class Transform:
         """A new name ``x`` such that neither ``x`` nor its partner's name is used: the
         source may itself have a variable called ``x1'`` or ``dx1``."""
         used, counter = self.used, self.counter
-        primed = self.partner == "'"
         while True:
             counter += 1
             name = base + str(counter)
-            partner = name + "'" if primed else self.partner + name
+            partner = self.pair_name(name)
             if name not in used and partner not in used:
                 self.counter = counter
                 used.add(name)
