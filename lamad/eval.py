@@ -235,10 +235,13 @@ def _locals(code: str) -> set[str]:
     """The locals (:meth:`_Unit.local`: a name, ``_`` and a number) that ``code`` uses: its
     words split at every character that is no part of a name (faster than a search for
     them)."""
-    return {w for w in set(code.translate(_SEPARATORS).split()) if _LOCAL.fullmatch(w)}
+    return set(filter(_LOCAL_WORD.fullmatch, set(code.translate(_SEPARATORS).split())))
 
 
 _SEPARATORS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+
+_LOCAL_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_\d+")
+"""A word of compiled code that is a local (:data:`_LOCAL`, matched against the whole word)."""
 
 
 CHUNK_LINES = 200
@@ -288,7 +291,8 @@ class _Unit:
         self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
         self.instances: dict[str, list[dict[int, Steps]]] = {}  # per function, per closure that runs it
         self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
-        self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int]]] = {}
+        self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int], str]] = {}
+        self.makers: dict[str, str] = {}  # the constant that makes the backpropagators of a template → its function
 
     # ----------------------------------------------------------------- names
 
@@ -337,6 +341,8 @@ class _Unit:
                 exec(compile(sources[-1], filename, "exec"), self.namespace)
                 group = []
         self.source = "".join(sources)
+        for maker, name in self.makers.items():
+            self.namespace[maker] = partial(Backpropagator, self.namespace[name])
         for name, source in self.sources:
             self.namespace[name].lamad = source
         return self.namespace["_main"]
@@ -386,22 +392,27 @@ class _Unit:
         backpropagators per primitive, and writing them and Python's ``compile`` of them
         all would cost more than all else).  Each closure holds, beside that code, the
         index of its instance, which locates its failures at its own spans, and what it
-        captures (``Backpropagator(body, *captured)``, lamad/gradient.py)."""
+        captures (``Backpropagator(body, *captured)``, lamad/gradient.py), and is made by a
+        constant of its template, ``partial(Backpropagator, body)``: a line one argument
+        shorter for Python's ``compile`` to read."""
         outer = self.fn
-        key = key, tuple([None if outer.lookup(name) is not None else name for name in free])
+        found = [outer.lookup(name) for name in free]  # a local, or None for a definition
+        key = key, tuple([name if local is None else None for name, local in zip(free, found)])
         template = self.templates.get(key)
         if template is None:
             fn, param = self.write(t, recording=True)
             lines, spans = fn.text(param)
             self.functions.append((fn.name, lines))
             self.instances[fn.name] = [spans]
+            maker = f"_b{len(self.makers) + 1}"
+            self.makers[maker] = fn.name
             template = self.templates[key] = fn.name, _template_steps(spans, fn.made, prims), \
-                [free.index(name) for name in fn.captures]
+                [free.index(name) for name in fn.captures], maker
         else:
             self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
-        name, _, captured = template
+        name, _, captured, maker = template
         index = len(self.instances[name]) - 1
-        return f"_Bp({', '.join([name, str(index), *[outer.lookup(free[i]) for i in captured]])})"
+        return f"{maker}({', '.join([str(index), *[found[i] for i in captured]])})"
 
     def add(self, fn: _Function, param: str) -> None:
         """A function of its own, run by every closure of its lambda (its parameter
@@ -509,7 +520,7 @@ class _Unit:
             local = self.fn.lookup(t.name)
             if local is None:
                 return self.constant(self.globals(t.name), ("global", t.name), "_g")
-            if t.name in self.fn.captures and t.ty == TENSOR:
+            if t.ty is TENSOR and t.name in self.fn.captures:
                 self.fn.captured_tensors.add(local)
             return local
         if isinstance(t, Lit):
@@ -524,7 +535,7 @@ class _Unit:
             u, v = self.atom(t.left), self.atom(t.right)
             return self.bind(f"{v} if {u} is _ZERO else {u} if {v} is _ZERO else [{u}, {v}]")
         if isinstance(t, App):
-            if t.ty == GRAD and isinstance(t.fn.ty, LinType):
+            if t.ty is GRAD and isinstance(t.fn.ty, LinType):
                 return self.send(t)
             fn = self.atom(t.fn)
             return self.bind(f"{fn}({self.atom(t.arg)})")
@@ -575,9 +586,16 @@ class _Unit:
         """``let p = t``; returns what :meth:`unbind` restores once the scope ends.  Every
         local is assigned once, so a variable bound to a local or a constant is only a
         name for it; a tuple matched against a tuple term is matched part by part."""
-        saved = {name: self.fn.locals.get(name) for name in pattern_names(p)}
+        known = self.fn.locals
+        if p.__class__ is PVar:
+            saved = {p.name: known.get(p.name)}
+        else:
+            names = pattern_names(p)
+            saved = dict(zip(names, map(known.get, names)))
         if t.__class__ is Let:
             bound = self.scoped(t, lambda inner: self.parts(inner, p) or self.value(inner))
+        elif t.__class__ is Var:  # ←D's (x, x') = x0, once per use of x0
+            bound = self.value(t)
         else:
             bound = self.parts(t, p) or self.value(t)
         if isinstance(bound, list):
@@ -615,7 +633,7 @@ class _Unit:
         variable, and this takes it apart once; any other pattern is an assignment (and
         one more for each part nested too deep)."""
         parts = self.fn.parts
-        if isinstance(p, PVar) and (_is_atom(code) or code in parts):  # a tuple of atoms is made where used
+        if p.__class__ is PVar and (_is_atom(code) or code in parts):  # a tuple of atoms is made where used
             self.fn.locals[p.name] = code
             return
         if isinstance(p, (PTuple, PRecord)) and len(parts.get(code, ())) == len(p.items):
@@ -819,7 +837,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             elif node.name in free:
                 key += (Var, None, free[node.name])
             else:  # a tensor it captures is deleted after its last use (:meth:`_Function.text`)
-                key += (Var, None, free.setdefault(node.name, len(free)), node.ty == TENSOR)
+                key += (Var, None, free.setdefault(node.name, len(free)), node.ty is TENSOR)
         elif kind is Prim:
             if node.op in _AD_OPERATORS:
                 return None
@@ -827,7 +845,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             key += (Prim, node.op, node.marks, len(node.args), node.ty)
             stack += node.args[::-1]
         elif kind is App:
-            key += (App, node.ty == GRAD and isinstance(node.fn.ty, LinType))
+            key += (App, node.ty is GRAD and isinstance(node.fn.ty, LinType))
             stack += (node.arg, node.fn)
         elif kind is DAdd:
             key.append(DAdd)

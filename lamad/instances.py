@@ -41,6 +41,8 @@ def instantiate(rule: Term, names: dict[str, Term], fresh: Callable[[str], str],
     together.  ``hoist``, when given, replaces each application of a primitive that reads
     only the shape of a variable (``like x``) by what it returns.  One walk of the rule;
     the terms in ``names`` are not walked."""
+    if rule.__class__ is Var:  # a placeholder: the rule of a sum, ``a`` (a rule binds no variable alone)
+        return names[rule.name]
     known = _BINDERS.get(id(rule))
     if known is None or known[0] is not rule:
         own = binders(rule)
@@ -96,15 +98,15 @@ class _Instance:
         if isinstance(t, Var):
             if t.name in self.mapping:
                 name = self.mapping[t.name]
-                return Var(name, span=span, ty=self.env[name] if self.typed else None)
+                return Var.make(name, span=span, ty=self.env[name] if self.typed else None)
             return self.names[t.name]
         if isinstance(t, Prim):
             return self.prim(t)
         if isinstance(t, App):
             fn, arg = self.term(t.fn), self.term(t.arg)
-            return App(fn, arg, span=span, ty=fn.ty.cod if self.typed else None)
+            return App.make(fn, arg, span=span, ty=fn.ty.cod if self.typed else None)
         if isinstance(t, Lit):
-            return Lit(t.value, span=span, ty=_literal(t.value) if self.typed else None)
+            return Lit.make(t.value, span=span, ty=_literal(t.value) if self.typed else None)
         if isinstance(t, (Lam, LinLam)):
             return self.function(t, None)
         if isinstance(t, Let):
@@ -113,10 +115,10 @@ class _Instance:
             pattern = self.pattern(t.pattern, bound.ty)
             body = self.term(t.body)
             self.env = saved
-            return Let(pattern, bound, body, span=span, ty=body.ty)
+            return Let.make(pattern, bound, body, span=span, ty=body.ty)
         if isinstance(t, Tuple):
             items = tuple([self.term(i) for i in t.items])
-            return Tuple(items, span=span, ty=TupleType(tuple(i.ty for i in items)) if self.typed else None)
+            return Tuple.make(items, span=span, ty=TupleType(tuple(i.ty for i in items)) if self.typed else None)
         if isinstance(t, ListLit):
             items = tuple([self.term(i) for i in t.items])
             ty = None
@@ -124,7 +126,7 @@ class _Instance:
                 ty = items[0].ty
                 for i in items[1:]:
                     ty = join(ty, i.ty)
-            return ListLit(items, span=span, ty=ListType(ty) if self.typed else None)
+            return ListLit.make(items, span=span, ty=ListType(ty) if self.typed else None)
         raise RuleError(f"a {type(t).__name__} node in a rule")
 
     def function(self, t: Lam | LinLam, dom: Type | None) -> Term:
@@ -137,7 +139,7 @@ class _Instance:
         saved = dict(self.env)
         param = self.pattern(t.param, dom)
         zero = isinstance(t, LinLam) and is_zero(t.body)
-        body = DZero(span=self.span, ty=GRAD if self.typed else None) if zero else self.term(t.body)
+        body = DZero.make(span=self.span, ty=GRAD if self.typed else None) if zero else self.term(t.body)
         self.env = saved
         ty = (LinType if isinstance(t, LinLam) else FunType)(dom, body.ty) if self.typed else None
         return type(t)(param, body, span=self.span, ty=ty)
@@ -149,22 +151,21 @@ class _Instance:
             name = self.mapping.get(p.name, p.name)
             if self.typed:
                 self.env[name] = p.annot if p.annot is not None else t
-            return PVar(name, p.annot, span=self.span)
+            return PVar.make(name, p.annot, span=self.span)
         if isinstance(p, PTuple):
             if self.typed and not (isinstance(t, TupleType) and len(t.items) == len(p.items)):
                 raise RuleError(f"a pattern of {len(p.items)} components matched against {t}")
             parts = t.items if self.typed else [None] * len(p.items)
-            return PTuple(tuple(self.pattern(i, it) for i, it in zip(p.items, parts)), span=self.span)
+            return PTuple.make(tuple(self.pattern(i, it) for i, it in zip(p.items, parts)), span=self.span)
         return p
 
     def prim(self, t: Prim) -> Term:
         """A primitive's application: its result type from its record's type scheme; a
         lambda among its arguments gets its parameter type from the others (``map``)."""
         prim = PRIMITIVES[t.op]
-        later = [i for i, a in enumerate(t.args) if isinstance(a, (Lam, LinLam))]
         if not self.typed:
-            return Prim(t.op, tuple([self.term(a) for a in t.args]), t.marks, span=self.span)
-        args: list[Term | None] = [None if i in later else self.term(a) for i, a in enumerate(t.args)]
+            return Prim.make(t.op, tuple([self.term(a) for a in t.args]), t.marks, span=self.span)
+        args: list[Term | None] = [None if isinstance(a, (Lam, LinLam)) else self.term(a) for a in t.args]
         if prim.typing == "arith":
             ty = _arith(args[0].ty, args[1].ty) if len(args) == 2 else args[0].ty
         elif prim.typing == "compare":
@@ -180,6 +181,7 @@ class _Instance:
             ty = args[1].ty
         elif prim.typing == "scheme":
             scheme: dict[int, Type] = {}
+            later = [i for i, a in enumerate(args) if a is None]
             for p, a in zip(prim.params, args):
                 if a is not None:
                     _match(p, a.ty, scheme)
@@ -190,7 +192,7 @@ class _Instance:
             ty = _instance(prim.result, scheme)
         else:
             raise RuleError(f"'{t.op}' in a rule that a transform instantiates")
-        node = Prim(t.op, tuple(args), t.marks, span=self.span, ty=ty)
+        node = Prim.make(t.op, tuple(args), t.marks, span=self.span, ty=ty)
         if self.hoist is not None and prim.shape_only and len(args) == 1 and isinstance(args[0], Var):
             return self.hoist(node)
         return node

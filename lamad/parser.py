@@ -533,10 +533,28 @@ class _Loop:
                                {str(k): f for k, f in lexer.callback.items()},
                                frozenset(map(str, lexer.ignore_types)), frozenset(map(str, lexer.newline_types)))
                        for state, lexer in lexers.items()}
+        # Lark's Token(...) takes its deprecated keywords apart, then makes the token with this
+        self.token = Token._future_new
+        self.through: dict[tuple[int, str, str], int] = {}  # see :meth:`unit_rules`
+
+    def unit_rules(self, below: int, origin: str, kind: str) -> int:
+        """The state a reduction by a rule of one child (``origin``, its value its child's)
+        leads to above the state ``below``, then each further such reduction the token
+        ``kind`` calls for (``atom`` to ``term`` to ``expr``…): they change only the top of
+        the stack, so where they end depends on these three alone, and is kept."""
+        states, key = self.states, (below, origin, kind)
+        while True:
+            top = states[below][origin][1]
+            action = states[top].get(kind)
+            if action is None or action[0] or action[1][2] is not None:
+                self.through[key] = top
+                return top
+            origin = action[1][1]
 
     def parse(self, text: str, start: str):
         """The value of the start rule ``start`` on ``text``."""
-        states, lexers, callbacks = self.states, self.lexers, self.callbacks
+        states, lexers, callbacks, new_token, through = self.states, self.lexers, self.callbacks, self.token, \
+            self.through
         state_stack, value_stack = [self.starts[start]], []
         end_state = self.ends[start]
         pos, line, line_start, size = 0, 1, 0, len(text)
@@ -559,7 +577,7 @@ class _Loop:
                 if kind in ignored:
                     pos, line, line_start = end, end_line, end_start
                     continue
-                token = Token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
+                token = new_token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
                 if kind in on_token:
                     token = on_token[kind](token)
                 pos, line, line_start = end, end_line, end_start
@@ -581,7 +599,12 @@ class _Loop:
                     break
                 length, origin, callback = arg
                 if callback is None:  # the child's value, in the state its rule goes to
-                    state_stack[-1] = states[state_stack[-2]][origin][1]
+                    if is_end:
+                        state_stack[-1] = states[state_stack[-2]][origin][1]
+                    else:  # and past the rules of one child that the token reduces next, at once
+                        key = (state_stack[-2], origin, kind)
+                        top = through.get(key)
+                        state_stack[-1] = top if top is not None else self.unit_rules(*key)
                 else:
                     if length:
                         children = value_stack[-length:]

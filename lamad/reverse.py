@@ -50,45 +50,47 @@ class _Backprop(Transform):
     def literal(self, t: Lit) -> Term:
         """←D(r) = (r, λa ⊸ 0) for a numeric literal; other literals are discrete."""
         if t.ty in (REAL, TENSOR):
-            return Tuple((Lit(t.value, span=t.span, ty=t.ty), self.zero_backprop(t.ty)), span=t.span,
+            return Tuple.make((Lit.make(t.value, span=t.span, ty=t.ty), self.zero_backprop(t.ty)), span=t.span,
                          ty=backprop_type(t.ty))
-        return Lit(t.value, span=t.span, ty=t.ty)
+        return Lit.make(t.value, span=t.span, ty=t.ty)
 
     def zero_pair(self, y: Var, span: Span | None) -> Term:
-        return Tuple((y, self.zero_backprop(y.ty)), ty=backprop_type(y.ty))
+        return Tuple.make((y, self.zero_backprop(y.ty)), ty=backprop_type(y.ty))
 
     def zero_backprop(self, t: Type) -> Term:
-        return LinLam(PVar(self.fresh("a"), t), DZero(ty=GRAD), ty=perp(t))
+        return LinLam.make(PVar.make(self.fresh("a"), t), DZero.make(ty=GRAD), ty=perp(t))
 
     def primitive(self, t: Prim) -> Term:
         """``←D(f t1 … tk) = let (xi, xi') = ←D ti; y = f x1 … xk in (y, λa ⊸ Σ xi' (∂if* a))``."""
         op, span = t.op, t.span
         prim = PRIMITIVES[op]
         bindings, primals, backprops = self.operands(t)
-        value = Prim(op, tuple(primals), span=span, ty=t.ty)
+        value = Prim.make(op, tuple(primals), span=span, ty=t.ty)
         if not has_leaves(t.ty):
             return lets(bindings, value)
-        y = Var(self.fresh("y"), ty=t.ty)
-        bindings.append((PVar(y.name), value))
+        y = Var.make(self.fresh("y"), ty=t.ty)
+        bindings.append((PVar.make(y.name), value))
         result_type = backprop_type(t.ty)
         if prim.derivative == "constant":
             return lets(bindings, self.constant_value(y, span))
         if prim.derivative != "rules":
             raise LamTypeError(f"lamad cannot differentiate '{prim.surface}'", span)
-        a = Var(self.fresh("a"), ty=t.ty)
+        a = Var.make(self.fresh("a"), ty=t.ty)
         names = dict(zip(_PLACEHOLDERS, primals), y=y, a=a)
         body: Term | None = None
         hoist = partial(self.hoist_metadata, bindings, {})
+        arrays = [a.ty in ARRAYS for a in t.args]
         for i, (rule, bp) in enumerate(zip(prim.vjp_terms, backprops)):
             if rule is None or bp is None:
                 continue
-            if _is_unbroadcast(rule) and not _broadcasts(t.args, i):
+            if _is_unbroadcast(rule) and not _broadcasts(arrays, i):
                 rule = rule.args[1]  # the summand's shape is already the argument's
             ct = self.rule(rule, names, span, hoist)
-            summand = App(Var(bp, ty=perp(primals[i].ty)), ct, ty=GRAD)
-            body = summand if body is None else DAdd(body, summand, ty=GRAD)
-        backpropagator = LinLam(PVar(a.name, t.ty), DZero(ty=GRAD) if body is None else body, ty=perp(t.ty))
-        return lets(bindings, Tuple((y, backpropagator), span=span, ty=result_type))
+            summand = App.make(Var.make(bp, ty=perp(primals[i].ty)), ct, ty=GRAD)
+            body = summand if body is None else DAdd.make(body, summand, ty=GRAD)
+        backpropagator = LinLam.make(PVar.make(a.name, t.ty), DZero.make(ty=GRAD) if body is None else body,
+                                     ty=perp(t.ty))
+        return lets(bindings, Tuple.make((y, backpropagator), span=span, ty=result_type))
 
     def hoist_metadata(self, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], Var], t: Prim) -> Var:
         """A rule's ``like xi`` (``shape xi``, ``count xi``) bound in the forward pass, before the
@@ -97,8 +99,8 @@ class _Backprop(Transform):
         for ``unbroadcast`` to read its shape)."""
         key = (t.op, t.args[0].name)
         if key not in names:
-            names[key] = Var(self.fresh("n" if t.op == "count" else "s"), span=t.span, ty=t.ty)
-            bindings.append((PVar(names[key].name), t))
+            names[key] = Var.make(self.fresh("n" if t.op == "count" else "s"), span=t.span, ty=t.ty)
+            bindings.append((PVar.make(names[key].name), t))
         return names[key]
 
 
@@ -111,11 +113,11 @@ def _is_unbroadcast(t: Term) -> bool:
     return isinstance(t, Prim) and t.op == "unbroadcast"
 
 
-def _broadcasts(args: tuple[Term, ...], i: int) -> bool:
-    """Whether argument ``i`` of an elementwise operation may have been broadcast: only
-    when another argument is an array — a Tensor, or the mask of ``where`` — (a Real is
-    0-d, so it never widens a shape)."""
-    return any(a.ty in ARRAYS for j, a in enumerate(args) if j != i)
+def _broadcasts(arrays: list[bool], i: int) -> bool:
+    """Whether argument ``i`` of an elementwise operation may have been broadcast, given
+    which of its arguments are arrays: only when another one is — a Tensor, or the mask
+    of ``where`` — (a Real is 0-d, so it never widens a shape)."""
+    return sum(arrays) > arrays[i]
 
 
 def backprop(term: Term) -> Term:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from operator import attrgetter
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Callable, Container, Iterable, Iterator, Mapping, NamedTuple, Union
@@ -31,16 +32,21 @@ def immutable(repr: bool = True, eq: bool = True) -> Callable[[type], type]:
     def wrap(cls: type) -> type:
         cls = dataclass(frozen=True, slots=True, repr=repr, eq=eq)(cls)
         cls.__init__ = _init(cls)
+        if cls.__new__ is object.__new__:  # not Base, whose one object per name its __new__ gives
+            cls.make = staticmethod(_init(cls, made=True))
         return cls
 
     return wrap
 
 
-def _init(cls: type) -> Callable[..., None]:
+def _init(cls: type, made: bool = False) -> Callable[..., None]:
     """The ``__init__`` of a slotted dataclass: the dataclass's signature (positional
-    fields, then keyword-only ones, with their defaults), each field set by its slot."""
-    namespace: dict[str, object] = {}
-    positional, keyword, body = ["self"], [], []
+    fields, then keyword-only ones, with their defaults), each field set by its slot;
+    or, ``made``, a function of the same parameters that makes the node (``Var.make(x,
+    ty=Real)``): a function's keyword arguments reach it without a dict, a class's do not
+    (a quarter less time per node, for the passes that make them by the thousand)."""
+    namespace: dict[str, object] = {"_new": object.__new__, "_cls": cls}
+    positional, keyword, body = ([], [], ["    self = _new(_cls)"]) if made else (["self"], [], [])
     for f in fields(cls):
         namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
         param = f.name
@@ -50,9 +56,11 @@ def _init(cls: type) -> Callable[..., None]:
         (keyword if f.kw_only else positional).append(param)
         body.append(f"    _set_{f.name}(self, {f.name})")
     params = positional + (["*", *keyword] if keyword else [])
+    if made:
+        body.append("    return self")
     exec(f"def __init__({', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n", namespace)
     init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__qualname__ = f"{cls.__qualname__}.{'make' if made else '__init__'}"
     return init
 
 
@@ -287,8 +295,10 @@ def type_params(t: Type) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=None)
 def perp(t: Type) -> LinType:
-    """Linear negation ``A⊥ = A ⊸ d``."""
+    """Linear negation ``A⊥ = A ⊸ d``: made once per type, as ←D asks for it at every
+    primitive it differentiates."""
     return LinType(t, GRAD)
 
 
@@ -409,15 +419,19 @@ def pattern_names(p: Pattern) -> tuple[str, ...]:
     """The variables a pattern binds, left to right."""
     if p.__class__ is PVar:
         return (p.name,)
-    names: list[str] = []
+    if p.__class__ is PTuple:  # (x, x') of ←D, most often: a tuple of variables
+        names = tuple([i.name for i in p.items if i.__class__ is PVar])
+        if len(names) == len(p.items):
+            return names
+    found: list[str] = []
     stack = [p]
     while stack:
         p = stack.pop()
         if p.__class__ is PVar:
-            names.append(p.name)
+            found.append(p.name)
         elif p.__class__ is PTuple or p.__class__ is PRecord:
             stack += p.items[::-1]
-    return tuple(names)
+    return tuple(found)
 
 
 def record_order(fields: tuple[str, ...]) -> list[int]:
@@ -696,7 +710,7 @@ def lets(bindings: Iterable[tuple[Pattern, Term]], body: Term) -> Term:
     """``let p1 = t1; …; pn = tn in body``, of the type of ``body``, each ``let`` spanning
     its bound term."""
     for pattern, bound in reversed(list(bindings)):
-        body = Let(pattern, bound, body, ty=body.ty, span=bound.span)
+        body = Let.make(pattern, bound, body, ty=body.ty, span=bound.span)
     return body
 
 
@@ -987,22 +1001,43 @@ def size_above(term: Term, most: int) -> bool:
 
 def children(term: Term) -> tuple[Term, ...]:
     """The immediate subterms of ``term``, in source order."""
-    out: list[Term] = []
-    for name in _subterm_fields(term.__class__):
-        value = getattr(term, name)
-        if isinstance(value, Term):
-            out.append(value)
-        else:
-            out += value
-    return tuple(out)
+    get = _CHILDREN.get(term.__class__)
+    if get is None:
+        get = _CHILDREN[term.__class__] = _children_getter(term.__class__)
+    return get(term)
+
+
+_CHILDREN: dict[type, Callable[[Term], tuple[Term, ...]]] = {}
+""":func:`children` of each node class: every pass walks terms with it."""
+
+
+def _children_getter(cls: type) -> Callable[[Term], tuple[Term, ...]]:
+    """:func:`children` for the nodes of class ``cls``, read from the types of its fields: the
+    tuple of its subterms (``App``'s ``fn`` and ``arg``), or its one tuple of them (``Prim``'s
+    ``args``), taken by :func:`operator.attrgetter` without a loop in Python."""
+    names = _subterm_fields(cls)
+    kinds = [f.type for f in fields(cls) if f.name in names]
+    if not names:
+        return lambda term: ()
+    if kinds == ["tuple[Term, ...]"]:
+        return attrgetter(names[0])
+    if kinds == ["Term"]:
+        get = attrgetter(names[0])
+        return lambda term: (get(term),)
+    if set(kinds) == {"Term"}:
+        return attrgetter(*names)
+    raise TypeError(f"the subterms of a {cls.__name__} are neither terms nor one tuple of them")
 
 
 def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
     """``term`` with ``fn`` applied to each immediate subterm: ``term`` itself when ``fn``
     gives back every subterm as it is, so that a pass that changes little builds little."""
+    names = _subterm_fields(term.__class__)
+    if not names:  # a variable, a literal: most nodes of a term
+        return term
     changes = {}
     changed = False
-    for name in _subterm_fields(type(term)):
+    for name in names:
         value = getattr(term, name)
         if isinstance(value, Term):
             new = changes[name] = fn(value)

@@ -109,14 +109,14 @@ class Transform:
         if not has_leaves(t):
             return y
         if isinstance(t, TupleType):
-            parts = [Var(self.fresh("c"), ty=i) for i in t.items]
-            body = Tuple(tuple(self.constant_value(c, span) for c in parts), ty=self.type_of(t))
-            return Let(PTuple(tuple(PVar(c.name) for c in parts)), y, body, span=span, ty=body.ty)
+            parts = [Var.make(self.fresh("c"), ty=i) for i in t.items]
+            body = Tuple.make(tuple(self.constant_value(c, span) for c in parts), ty=self.type_of(t))
+            return Let.make(PTuple.make(tuple(PVar.make(c.name) for c in parts)), y, body, span=span, ty=body.ty)
         assert isinstance(t, ListType)  # has_leaves is true of no other type a constant may have
-        c = Var(self.fresh("c"), ty=t.elem)
+        c = Var.make(self.fresh("c"), ty=t.elem)
         elem = self.type_of(t.elem)
-        f = Lam(PVar(c.name, t.elem), self.constant_value(c, span), span=span, ty=FunType(t.elem, elem))
-        return Prim("map", (f, y), span=span, ty=ListType(elem))
+        f = Lam.make(PVar.make(c.name, t.elem), self.constant_value(c, span), span=span, ty=FunType(t.elem, elem))
+        return Prim.make("map", (f, y), span=span, ty=ListType(elem))
 
     def pair_name(self, x: str) -> str:
         """The name of the second component of the pair that ``x`` is the first of."""
@@ -125,12 +125,13 @@ class Transform:
     def fresh(self, base: str) -> str:
         """A new name ``x`` such that neither ``x`` nor its partner's name is used: the
         source may itself have a variable called ``x1'`` or ``dx1``."""
-        used = self.used
+        used, counter = self.used, self.counter
         while True:
-            self.counter += 1
-            name = f"{base}{self.counter}"
+            counter += 1
+            name = base + str(counter)
             partner = self.pair_name(name)
             if name not in used and partner not in used:
+                self.counter = counter
                 used.add(name)
                 used.add(partner)
                 return name
@@ -144,38 +145,38 @@ class Transform:
 
     def term(self, t: Term) -> Term:
         """``D(t)``, of type ``D(A)`` for ``t`` of type ``A``: every node it makes is typed."""
+        if t.__class__ is Prim:
+            return self.prim(t)
         span, ty = t.span, self.type_of(t.ty)
         if isinstance(t, Var):
-            return Var(t.name, span=span, ty=ty)
+            return Var.make(t.name, span=span, ty=ty)
         if isinstance(t, Lit):
             return self.literal(t)
         if isinstance(t, (Lam, LinLam)):
             param = annotate(self.pattern(t.param), self.type_of(t.ty.dom))
             return type(t)(param, self.term(t.body), span=span, ty=ty, origin=(self.mark, t))
         if isinstance(t, App):
-            return App(self.term(t.fn), self.term(t.arg), span=span, ty=ty)
+            return App.make(self.term(t.fn), self.term(t.arg), span=span, ty=ty)
         if isinstance(t, Let):
             chain, body = let_chain(t)
             result = self.term(body)
             for let in reversed(chain):
-                result = Let(self.pattern(let.pattern), self.term(let.bound), result, span=let.span, ty=result.ty)
+                result = Let.make(self.pattern(let.pattern), self.term(let.bound), result, span=let.span, ty=result.ty)
             return result
         if isinstance(t, If):
-            return If(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span, ty=ty)
+            return If.make(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span, ty=ty)
         if isinstance(t, Tuple):
-            return Tuple(tuple(self.term(i) for i in t.items), span=span, ty=ty)
+            return Tuple.make(tuple(self.term(i) for i in t.items), span=span, ty=ty)
         if isinstance(t, ListLit):
-            return ListLit(tuple(self.term(i) for i in t.items), span=span, ty=ty)
+            return ListLit.make(tuple(self.term(i) for i in t.items), span=span, ty=ty)
         if isinstance(t, Record):
-            return Record(t.fields, tuple(self.term(i) for i in t.items), span=span, ty=ty)
+            return Record.make(t.fields, tuple(self.term(i) for i in t.items), span=span, ty=ty)
         if isinstance(t, Proj):
-            return Proj(self.term(t.term), t.field, span=span, ty=ty)
+            return Proj.make(self.term(t.term), t.field, span=span, ty=ty)
         if isinstance(t, DZero):
             return t
         if isinstance(t, DAdd):
-            return DAdd(self.term(t.left), self.term(t.right), span=span, ty=GRAD)
-        if isinstance(t, Prim):
-            return self.prim(t)
+            return DAdd.make(self.term(t.left), self.term(t.right), span=span, ty=GRAD)
         raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
 
     def prim(self, t: Prim) -> Term:
@@ -184,7 +185,7 @@ class Transform:
         kind = PRIMITIVES[t.op].derivative
         if kind in ("ad", "structural"):
             marks = t.marks + self.letter if kind == "ad" else ""
-            return Prim(t.op, tuple(self.term(a) for a in t.args), marks, span=t.span, ty=self.type_of(t.ty))
+            return Prim.make(t.op, tuple(self.term(a) for a in t.args), marks, span=t.span, ty=self.type_of(t.ty))
         if kind == "special":
             return self.special(self.rules(PRIMITIVES[t.op])[0], t)
         return self.primitive(t)
@@ -203,24 +204,27 @@ class Transform:
         partners: list[str | None] = []
         for arg in t.args:
             partner = None
-            transformed = self.type_of(arg.ty) != arg.ty
-            if arg.__class__ is Var and not transformed:
+            ty = self.type_of(arg.ty)
+            transformed = ty != arg.ty
+            variable = arg.__class__ is Var
+            if variable and not transformed:
                 primal: Term = arg
-            elif isinstance(arg, Tuple) and self.type_of(arg.ty) == arg.ty and \
+            elif isinstance(arg, Tuple) and not transformed and \
                     all(isinstance(i, Var) or self.constant(i) for i in arg.items):
                 primal = arg  # the parts of an index, (i, 1): atoms, kept where they are used
             elif self.constant(arg):
                 primal = arg
             elif not transformed:
-                primal = Var(self.fresh("n"), ty=arg.ty)
-                bindings.append((PVar(primal.name), self.term(arg)))
+                primal = Var.make(self.fresh("n"), ty=arg.ty)
+                bindings.append((PVar.make(primal.name), self.term(arg)))
             elif isinstance(arg.ty, ListType):
-                primal = Var(self.fresh("xs"), ty=arg.ty)
-                bindings.append((PVar(primal.name), self.rule(_VALUES, {"x1": self.term(arg)}, t.span)))
+                primal = Var.make(self.fresh("xs"), ty=arg.ty)
+                bindings.append((PVar.make(primal.name), self.rule(_VALUES, {"x1": self.term(arg)}, t.span)))
             else:
-                primal = Var(self.fresh("x"), ty=arg.ty)
+                primal = Var.make(self.fresh("x"), ty=arg.ty)
                 partner = self.pair_name(primal.name)
-                bindings.append((PTuple((PVar(primal.name), PVar(partner))), self.term(arg)))
+                bound = Var.make(arg.name, span=arg.span, ty=ty) if variable else self.term(arg)  # D(x) = x
+                bindings.append((PTuple.make((PVar.make(primal.name), PVar.make(partner))), bound))
             primals.append(primal)
             partners.append(partner)
         return bindings, primals, partners
@@ -242,6 +246,6 @@ class Transform:
         for i, arg in enumerate(t.args):
             name = self.fresh("p")
             bound = self.term(arg)
-            names[f"x{i + 1}"] = Var(name, ty=bound.ty)
-            bindings.append((PVar(name), bound))
+            names[f"x{i + 1}"] = Var.make(name, ty=bound.ty)
+            bindings.append((PVar.make(name), bound))
         return lets(bindings, self.rule(rule, names, t.span))

@@ -1054,11 +1054,15 @@ class Checker:
     def arith(self, b: Primitive, args: list[Term], spans: list) -> Type:
         """Numeric operands joined: Int op Int is Int (if allowed), otherwise Real unless
         either side is a Tensor."""
+        kind = "num" if b.ints else "float"
+        if len(args) == 2:  # two operands of one known type: of that type (what the rest finds, sooner)
+            left = self.resolve(args[0].ty)
+            if left is self.resolve(args[1].ty) and left is not INT_TENSOR and left in _NUMERIC[kind]:
+                return left
         if b.name == "add" and any(self.resolve(a.ty) == GRAD for a in args):
             for a, sp in zip(args, spans):
                 self.coerce(a.ty, GRAD, sp, "argument of '+' on gradients: ")
             return GRAD
-        kind = "num" if b.ints else "float"
         types = []
         for a, sp in zip(args, spans):
             t = self.resolve(a.ty)
@@ -1582,6 +1586,8 @@ class Checker:
         return self._zonk_term(term)
 
     def _zonk_term(self, t: Term) -> Term:
+        if t.__class__ is not Let:
+            return self._zonk_node(map_children(t, self._zonk_term))
         chain, body = let_chain(t)
         result = self._zonk_node(map_children(body, self._zonk_term))
         for let in reversed(chain):

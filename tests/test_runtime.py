@@ -186,13 +186,14 @@ def _checked_templates(monkeypatch) -> list[str]:
 
     def checked(self, t, key, free, prims):
         code = templated(self, t, key, free, prims)
-        name, index = code[len("_Bp("):].split(", ")[:2]
+        maker, arguments = code.split("(", 1)
+        name, index = self.makers[maker], arguments.split(", ")[0].rstrip(")")
         fn, param = self.write(t)
         lines, spans = fn.text(param)
         assert ev._canonical(lines, fn.name) == ev._canonical(dict(self.functions)[name], name)
         located = {i: [step[1:] for step in self.instances[name][int(index)].get(i)] for i in spans}
         assert located == {i: [step[1:] for step in steps] for i, steps in spans.items()}  # operations, spans
-        assert code == f"_Bp({', '.join([name, index, *fn.outer])})"  # the same captures
+        assert code == f"{maker}({', '.join([index, *fn.outer])})"  # the same captures
         shared.append(name)
         return code
 
