@@ -30,6 +30,7 @@ and gradient values (lamad/gradient.py) for the target calculus.
 from __future__ import annotations
 
 import gc
+import math
 import re
 import sys
 from bisect import bisect_right
@@ -50,7 +51,7 @@ from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
-    GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
+    GRAD, INT, REAL, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
     PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order, size_above,
 )
 
@@ -81,7 +82,7 @@ _QUOTE = "'"
 
 _PRELUDE = {
     "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
-    "_ERRORS": _RUNTIME_ERRORS,
+    "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
 }
 """What every compiled unit may refer to, besides its own constants."""
 
@@ -251,7 +252,8 @@ def _cuts(body: list[str]) -> list[int]:
     inside a branch) once the chunk before has :data:`CHUNK_LINES` lines."""
     cuts, indent = [0], "    " * 2
     for i in range(CHUNK_LINES, len(body)):
-        if i - cuts[-1] >= CHUNK_LINES and body[i][len(indent)] != " " and not body[i].startswith("else:", len(indent)):
+        if i - cuts[-1] >= CHUNK_LINES and body[i][len(indent)] != " " and \
+                not body[i].startswith(("else:", "except"), len(indent)):
             cuts.append(i)
     return cuts
 
@@ -278,6 +280,7 @@ class _Unit:
         self.runtime = runtime
         self.globals = globals_
         self.errors = _RUNTIME_ERRORS + runtime.backend.ext.errors
+        self.floats = runtime.backend.floats  # Reals are Python floats: typed scalar code (:meth:`real`)
         self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located, "_ERRORS": self.errors}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
@@ -474,7 +477,7 @@ class _Unit:
         ``None`` for a line of one operation, or if none fails again."""
         if len(steps) < 2:
             return None
-        scope = dict(scope)
+        scope = {name: np.float64(v) if type(v) is float else v for name, v in scope.items()} if self.floats else dict(scope)
         with np.errstate(all="raise") if warnings else nullcontext():
             for step in steps:
                 try:
@@ -673,33 +676,98 @@ class _Unit:
         located at the application); operators are Python's."""
         if PRIMITIVES[t.op].typing == "ad":
             return self.ad(t)
+        if self.floats and t.ty == REAL and t.args and all(a.ty == REAL for a in t.args) and \
+                PRIMITIVES[t.op].typing != "context":
+            return self.real(t)
         if _is_arithmetic(t):
-            code, _, steps = self.arithmetic(t, 0)
+            code, _, _, steps = self.arithmetic(t, 0)
         else:
             args = [self.atom(a) for a in t.args]
+            if self.floats:  # NumPy's scalars where Reals meet tensors, and a Real made a float
+                args = [f"_F({a})" if arg.ty == REAL else a for a, arg in zip(args, t.args)]
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
+            if self.floats and t.ty == REAL:
+                code = f"_float({code})"
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
         return result
 
-    def arithmetic(self, t: Term, depth: int) -> tuple[str, str, Steps]:
+    def real(self, t: Prim) -> str:
+        """A builtin applied to Reals, giving a Real, where Reals are Python floats (typed
+        scalar code): Python's operators and the record's ``scalar`` function (of
+        :mod:`math`), not NumPy's scalar dispatch, which costs several times more; any
+        other builtin is given NumPy scalars, as before, and its result made a float.
+
+        Floats and NumPy's scalars have the same IEEE arithmetic; they differ where a
+        result is not finite: an operator gives an infinity or a NaN without NumPy's
+        warning, and a division by zero and ``math``'s functions raise.  So where Python
+        raised, or the value is not finite where NumPy would have warned, the line is
+        computed again on NumPy's scalars, on a line located at the same operations, and
+        the value and the warning are NumPy's.  NumPy warns where an operation makes an
+        infinity of finite operands (overflow, division by zero) or a NaN of operands
+        that are not (invalid value): on a line of operators, where all its operands are
+        finite, or where the value is a NaN and none of them is (a NaN made in a line
+        stays one).  ``math``'s functions need no test: they raise where they would give
+        an infinity or a NaN of finite arguments, or a NaN of an infinity."""
+        record, result = PRIMITIVES[t.op], self.local("v")
+        if not _is_arithmetic(t):
+            args = [self.atom(a) for a in t.args]
+            impl, steps = self.builtin(t.op), [self.step("", t)]
+            numpy = f"_float({impl}({', '.join(f'_F({a})' for a in args)}))"
+            if record.scalar is None:
+                self.fn.emit(f"{result} = {numpy}", steps)
+                return result
+            scalar = self.constant(record.scalar, ("scalar", t.op), "_m")
+            self.fn.emit(f"try: {result} = {scalar}({', '.join(args)})", steps)
+            self.fn.emit(f"except _FLOAT_ERRORS: {result} = {numpy}", steps)
+            return result
+        code, numpy, _, steps = self.arithmetic(t, 0)
+        if any(step[1] == "'/'" for step in steps):
+            self.fn.emit(f"try: {result} = {code}", steps)
+            self.fn.emit(f"except ZeroDivisionError: {result} = _NAN", steps)  # NaN: computed again
+        else:
+            self.fn.emit(f"{result} = {code}", steps)
+        operands = [a for a in dict.fromkeys(_OPERAND.findall(numpy)) if not self.finite_constant(a)]
+        finite = " and ".join(f"_finite({a})" for a in operands) or "True"
+        fresh_nan = "".join(f" and {a} == {a}" for a in operands)
+        self.fn.emit(f"if not _finite({result}) and ({finite} or {result} != {result}{fresh_nan}): "
+                     f"{result} = _float({numpy})", steps)
+        return result
+
+    def finite_constant(self, atom: str) -> bool:
+        """Whether ``atom`` names a constant of the unit that is a finite float (a literal)."""
+        value = self.namespace.get(atom)
+        return type(value) is float and math.isfinite(value)
+
+    def arithmetic(self, t: Term, depth: int) -> tuple[str, str, str, Steps]:
         """An arithmetic term as one Python expression, its arithmetic subterms nested in
         it (up to a depth): the intermediate arrays are then temporaries, which NumPy
         reuses in place, as it does for a hand-written ``a * (1.0 - y * y)``.  Returns the
-        expression, a name for its value in the steps, and the steps — one assignment per
-        operation, which :meth:`located` replays to find the one that failed."""
+        expression, the same on NumPy's scalars (each operand made one, for
+        :meth:`real`), a name for its value in the steps, and the steps — one assignment
+        per operation, which :meth:`located` replays to find the one that failed.  On
+        floats, the divisor of a division is not nested: ``x / (y * y)`` would hide an
+        overflow of ``y * y`` (:meth:`real`)."""
         if not _is_arithmetic(t) or depth > MAX_NESTING:
-            a = self.atom(t)
-            return a, a, []
-        parts = [self.arithmetic(a, depth + 1) for a in t.args]
+            return self.operand(t)
+        parts = [self.arithmetic(a, depth + 1) for a in t.args[:1]]
+        divisor = self.floats and t.op == "div" and t.ty == REAL
+        parts += [self.operand(a) if divisor else self.arithmetic(a, depth + 1) for a in t.args[1:]]
         step = self.local("_s")
-        steps = [s for _, _, inner in parts for s in inner]
-        steps.append(self.step(f"{step} = {_operation(t.op, [name for _, name, _ in parts])}", t))
-        code = _operation(t.op, [c for c, _, _ in parts])
-        return (code if depth == 0 else f"({code})"), step, steps
+        steps = [s for *_, inner in parts for s in inner]
+        steps.append(self.step(f"{step} = {_operation(t.op, [name for _, _, name, _ in parts])}", t))
+        code, numpy = _operation(t.op, [c for c, *_ in parts]), _operation(t.op, [n for _, n, _, _ in parts])
+        if depth:
+            code, numpy = f"({code})", f"({numpy})"
+        return code, numpy, step, steps
+
+    def operand(self, t: Term) -> tuple[str, str, str, Steps]:
+        """An operand of :meth:`arithmetic` computed on a line before, as its atom."""
+        a = self.atom(t)
+        return a, f"_F({a})", a, []
 
     def step(self, code: str, t: Prim) -> tuple[str, str, Span | None]:
         """What a failure of the operation ``t``, computed by ``code``, is located at;
@@ -761,6 +829,9 @@ def _operation(op: str, operands: list[str]) -> str:
     python = PRIMITIVES[op].operator.python
     return f"{python}{operands[0]}" if len(operands) == 1 else f" {python} ".join(operands)
 
+
+_OPERAND = re.compile(r"_F\((\w+)\)")
+"""An operand of a line of arithmetic on NumPy's scalars (:meth:`_Unit.arithmetic`)."""
 
 _LOCAL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*_\d+)\b")
 """A Python local of compiled code (:meth:`_Unit.local`): every one ends in ``_`` and a number."""

@@ -23,9 +23,12 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from math import isfinite
 from heapq import heappop, heappush
 import itertools
 from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
 
 from lamad import factored
 from lamad.factored import FactoredSum, Outer, dense_leaves
@@ -143,7 +146,18 @@ def add_cotangents(u: Any, v: Any) -> Any:
         if v is ZERO_BACKPROP:
             return u
         return Backpropagator(lambda _, c: add(u(c), v(c)))
-    return u + v
+    return sum_of(u, v)
+
+
+def sum_of(u: Any, v: Any) -> Any:
+    """``u + v`` of two cotangents of one type; of two Reals that are Python floats
+    (``Backend.floats``), NumPy's sum where it would warn — an infinity of finite ones,
+    a NaN of none — so that the warning is NumPy's (lamad/eval.py, typed scalar code)."""
+    total = u + v
+    if type(total) is float and not isfinite(total) and (
+            isfinite(u) and isfinite(v) or total != total and u == u and v == v):
+        return float(np.float64(u) + v)
+    return total
 
 
 def sum_apply(backprops: list, cotangents: list) -> Any:
@@ -259,7 +273,7 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
                 summed += 1
             else:  # arrays, most often
-                accumulated[target] = sum_so_far + cotangent
+                accumulated[target] = sum_of(sum_so_far, cotangent)
                 summed += 1
         elif kind is list:
             node, right = node

@@ -6,6 +6,7 @@ tied arguments, as JAX and PyTorch do (:func:`lamad.prims.helpers` ``tie_weight`
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -76,7 +77,7 @@ define("div", (F, F), F, _python(operator.truediv), typing="arith", linear=(0,),
        jvp=("dx1 / x2", "-(y * dx2) / x2"),
        vjp=("unbroadcast (like x1) (a / x2)", "unbroadcast (like x2) (-(a * y) / x2)"),
        example=("x1 / x2", ((3,), Positive((2, 3)))))
-define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
+define("pow", (F, F), F, _python(_pow), typing="arith", ints=True, scalar=math.pow,
        operator=Operator("**", 7, "right"),
        jvp=("dx1 * mul0 x2 (x1 ** (x2 - 1.0))", "dx2 * mul0 y (log x1)"),
        vjp=("unbroadcast (like x1) (a * mul0 x2 (x1 ** (x2 - 1.0)))", "unbroadcast (like x2) (a * mul0 y (log x1))"),
