@@ -683,13 +683,11 @@ class _Unit:
             code, _, _, steps = self.arithmetic(t, 0)
         else:
             args = [self.atom(a) for a in t.args]
-            if self.floats:  # NumPy's scalars where Reals meet tensors, and a Real made a float
+            if self.floats:  # NumPy's scalars where Reals meet tensors
                 args = [f"_F({a})" if arg.ty == REAL else a for a, arg in zip(args, t.args)]
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
-            if self.floats and t.ty == REAL:
-                code = f"_float({code})"
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
@@ -712,10 +710,10 @@ class _Unit:
         finite, or where the value is a NaN and none of them is (a NaN made in a line
         stays one).  ``math``'s functions need no test: they raise where they would give
         an infinity or a NaN of finite arguments, or a NaN of an infinity."""
-        record, result = PRIMITIVES[t.op], self.local("v")
+        record = PRIMITIVES[t.op]
         if not _is_arithmetic(t):
             args = [self.atom(a) for a in t.args]
-            impl, steps = self.builtin(t.op), [self.step("", t)]
+            impl, steps, result = self.builtin(t.op), [self.step("", t)], self.local("v")
             numpy = f"_float({impl}({', '.join(f'_F({a})' for a in args)}))"
             if record.scalar is None:
                 self.fn.emit(f"{result} = {numpy}", steps)
@@ -725,6 +723,7 @@ class _Unit:
             self.fn.emit(f"except _FLOAT_ERRORS: {result} = {numpy}", steps)
             return result
         code, numpy, _, steps = self.arithmetic(t, 0)
+        result = self.local("v")
         if any(step[1] == "'/'" for step in steps):
             self.fn.emit(f"try: {result} = {code}", steps)
             self.fn.emit(f"except ZeroDivisionError: {result} = _NAN", steps)  # NaN: computed again
@@ -861,8 +860,8 @@ some three entries a node)."""
 
 def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     """What the code of a backpropagator is made from: its nodes in order, each with its
-    class and what the code generator reads of it (a primitive's name, marks, arity
-    and type; whether an application sends a cotangent; a literal's value; which binder
+    class and what the code generator reads of it (a primitive's name, marks, arity,
+    type and which of its arguments are Reals; whether an application sends a cotangent; a literal's value; which binder
     or which free variable a variable is, and whether a free one is a tensor; a pattern's form), its free variables in
     order of first use, and its Prim nodes, whose spans its failures are located at.
     Two backpropagators of the same shape whose free variables are the same
@@ -892,7 +891,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             if node.op in _AD_OPERATORS:
                 return None
             prims.append(node)
-            key += (Prim, node.op, node.marks, len(node.args), node.ty)
+            key += (Prim, node.op, node.marks, len(node.args), (node.ty, *[a.ty == REAL for a in node.args]))
             stack += node.args[::-1]
         elif kind is App:
             key += (App, node.ty == GRAD and isinstance(node.fn.ty, LinType))

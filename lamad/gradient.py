@@ -146,16 +146,16 @@ def add_cotangents(u: Any, v: Any) -> Any:
         if v is ZERO_BACKPROP:
             return u
         return Backpropagator(lambda _, c: add(u(c), v(c)))
-    return sum_of(u, v)
-
-
-def sum_of(u: Any, v: Any) -> Any:
-    """``u + v`` of two cotangents of one type; of two Reals that are Python floats
-    (``Backend.floats``), NumPy's sum where it would warn — an infinity of finite ones,
-    a NaN of none — so that the warning is NumPy's (lamad/eval.py, typed scalar code)."""
     total = u + v
-    if type(total) is float and not isfinite(total) and (
-            isfinite(u) and isfinite(v) or total != total and u == u and v == v):
+    return total if type(total) is not float or isfinite(total) else numpy_sum(u, v, total)
+
+
+def numpy_sum(u: float, v: float, total: float) -> float:
+    """The sum ``total`` of two Reals that are Python floats (``Backend.floats``) that is
+    not finite, as NumPy's scalars give it: computed again by NumPy where NumPy warns — an
+    infinity of finite ones, a NaN of none — so that the warning is NumPy's (typed scalar
+    code, lamad/eval.py)."""
+    if isfinite(u) and isfinite(v) or total != total and u == u and v == v:
         return float(np.float64(u) + v)
     return total
 
@@ -273,7 +273,9 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
                 accumulated[target] = add_cotangents(sum_so_far, cotangent)
                 summed += 1
             else:  # arrays, most often
-                accumulated[target] = sum_of(sum_so_far, cotangent)
+                both = sum_so_far + cotangent
+                accumulated[target] = both if type(both) is not float or isfinite(both) else \
+                    numpy_sum(sum_so_far, cotangent, both)
                 summed += 1
         elif kind is list:
             node, right = node
