@@ -109,6 +109,11 @@ class Backend:
         to compute with)."""
         if self.floats:
             return float(value)
+        return self.array_scalar(value)
+
+    def array_scalar(self, value: float) -> Any:
+        """A number as a 0-d array of the backend's dtype (NumPy's scalar type on NumPy):
+        a ``Real`` a builtin makes where it may be a Tensor (``real``, ``count``)."""
         return self.xp.asarray(value, dtype=self.dtype)[()]
 
     @cached_property

@@ -51,7 +51,7 @@ from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
-    GRAD, INT, REAL, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
+    BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, App, FunType, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
     PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order, size_above,
 )
 
@@ -82,7 +82,7 @@ _QUOTE = "'"
 
 _PRELUDE = {
     "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
-    "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
+    "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_isnan": math.isnan, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
 }
 """What every compiled unit may refer to, besides its own constants."""
 
@@ -551,6 +551,8 @@ class _Unit:
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
 
     def literal(self, t: Lit) -> str:
+        if isinstance(t.value, float) and self.floats and t.ty != REAL:  # a literal Tensor
+            return self.constant(np.float64(t.value), ("tensor", repr(t.value)))
         if isinstance(t.value, float):
             return self.constant(self.runtime.backend.scalar(t.value), ("float", repr(t.value)))
         if isinstance(t.value, (bool, int)) or t.value == ():
@@ -684,7 +686,7 @@ class _Unit:
         else:
             args = [self.atom(a) for a in t.args]
             if self.floats:  # NumPy's scalars where Reals meet tensors
-                args = [f"_F({a})" if arg.ty == REAL else a for a, arg in zip(args, t.args)]
+                args = [self.numpy_scalar(a, arg.ty) for a, arg in zip(args, t.args)]
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
@@ -727,21 +729,61 @@ class _Unit:
         if any(step[1] == "'/'" for step in steps):
             self.fn.emit(f"try: {result} = {code}", steps)
             self.fn.emit(f"except ZeroDivisionError: {result} = _NAN", steps)  # NaN: computed again
+            warns = "True"
         else:
             self.fn.emit(f"{result} = {code}", steps)
-        operands = [a for a in dict.fromkeys(_OPERAND.findall(numpy)) if not self.finite_constant(a)]
-        finite = " and ".join(f"_finite({a})" for a in operands) or "True"
-        fresh_nan = "".join(f" and {a} == {a}" for a in operands)
-        self.fn.emit(f"if not _finite({result}) and ({finite} or {result} != {result}{fresh_nan}): "
-                     f"{result} = _float({numpy})", steps)
+            warns = self.warns(result, numpy, steps)
+        self.fn.emit(f"if not _finite({result}) and ({warns}): {result} = _float({numpy})", steps)
         return result
+
+    def warns(self, result: str, numpy: str, steps: Steps) -> str:
+        """A test of whether NumPy warns on a line of ``+``, ``-`` and ``*`` (``numpy``, on
+        NumPy's scalars; ``steps``, its operations) whose value ``result`` is not finite:
+        it may hold where NumPy does not warn (the line is then computed again for
+        nothing), never the other way, and is cheap where the line's operands are not
+        finite.  NumPy warns where an operation makes an infinity of finite operands
+        (overflow) or a NaN of operands that are not NaNs (invalid).  Through these
+        operations a part of the line with an infinite operand is infinite or a NaN, and
+        one with a NaN operand a NaN.  So a line whose value is infinite made no NaN, and
+        overflowed only if its value with the operands that are not finite made 0 is not
+        finite — and not at all if an operand of every operation is not finite; a line
+        whose value is a NaN made one of no NaN only if its value with the NaN operands
+        made 0 is a NaN."""
+        operands = [a for a in dict.fromkeys(_OPERAND.findall(numpy)) if not self.finite_constant(a)]
+        if not operands:
+            return "True"
+        if len(steps) == 1:  # one operation: all its operands finite, or a NaN made of none
+            finite = " and ".join(f"_finite({a})" for a in operands)
+            return f"{finite} or {result} != {result}" + "".join(f" and {a} == {a}" for a in operands)
+
+        def replaced(keep: str) -> str:
+            return _OPERAND.sub(lambda m: f"({m[1]} if {keep.format(m[1])} else 0.0)" if m[1] in operands else m[1],
+                                numpy)
+        in_every = [a for a in operands if a in _in_every_operation(steps)]
+        overflow = f"not _finite({replaced('_finite({})')})"
+        if in_every:
+            overflow = f"_finite({in_every[0]}) and {overflow}"
+        return f"{result} == {result} and {overflow} or {result} != {result} and _isnan({replaced('{0} == {0}')})"
+
+    def numpy_scalar(self, atom: str, ty: Type) -> str:
+        """The value of ``atom``, of type ``ty``, as a NumPy scalar where it is a float and
+        meets tensors: a Real, and a Tensor that is a Real promoted (by an ascription, a
+        result type, a branch…), which only its value tells — not one a builtin made.
+        Arrays and NumPy's scalars have the attributes and the warnings that the
+        builtins on tensors rely on."""
+        if ty == REAL:
+            return f"_F({atom})"
+        if ty not in _NO_FLOATS and not isinstance(ty, (FunType, LinType)) and atom not in self.fn.tensors \
+                and _is_atom(atom):
+            return f"({atom} if {atom}.__class__ is not float else _F({atom}))"
+        return atom
 
     def finite_constant(self, atom: str) -> bool:
         """Whether ``atom`` names a constant of the unit that is a finite float (a literal)."""
         value = self.namespace.get(atom)
         return type(value) is float and math.isfinite(value)
 
-    def arithmetic(self, t: Term, depth: int) -> tuple[str, str, str, Steps]:
+    def arithmetic(self, t: Term, depth: int, tensor: bool = False) -> tuple[str, str, str, Steps]:
         """An arithmetic term as one Python expression, its arithmetic subterms nested in
         it (up to a depth): the intermediate arrays are then temporaries, which NumPy
         reuses in place, as it does for a hand-written ``a * (1.0 - y * y)``.  Returns the
@@ -751,10 +793,11 @@ class _Unit:
         floats, the divisor of a division is not nested: ``x / (y * y)`` would hide an
         overflow of ``y * y`` (:meth:`real`)."""
         if not _is_arithmetic(t) or depth > MAX_NESTING:
-            return self.operand(t)
-        parts = [self.arithmetic(a, depth + 1) for a in t.args[:1]]
+            return self.operand(t, tensor)
+        tensor = tensor or t.ty != REAL
+        parts = [self.arithmetic(a, depth + 1, tensor) for a in t.args[:1]]
         divisor = self.floats and t.op == "div" and t.ty == REAL
-        parts += [self.operand(a) if divisor else self.arithmetic(a, depth + 1) for a in t.args[1:]]
+        parts += [self.operand(a) if divisor else self.arithmetic(a, depth + 1, tensor) for a in t.args[1:]]
         step = self.local("_s")
         steps = [s for *_, inner in parts for s in inner]
         steps.append(self.step(f"{step} = {_operation(t.op, [name for _, _, name, _ in parts])}", t))
@@ -763,9 +806,12 @@ class _Unit:
             code, numpy = f"({code})", f"({numpy})"
         return code, numpy, step, steps
 
-    def operand(self, t: Term) -> tuple[str, str, str, Steps]:
-        """An operand of :meth:`arithmetic` computed on a line before, as its atom."""
+    def operand(self, t: Term, tensor: bool = False) -> tuple[str, str, str, Steps]:
+        """An operand of :meth:`arithmetic` computed on a line before, as its atom; in a
+        line of tensors, a float as a NumPy scalar (:meth:`numpy_scalar`)."""
         a = self.atom(t)
+        if tensor and self.floats:
+            return self.numpy_scalar(a, t.ty), f"_F({a})", a, []
         return a, f"_F({a})", a, []
 
     def step(self, code: str, t: Prim) -> tuple[str, str, Span | None]:
@@ -822,6 +868,22 @@ def _is_arithmetic(t: Term) -> bool:
         return False
     operator = PRIMITIVES[t.op].operator
     return operator is not None and operator.python is not None
+
+
+_NO_FLOATS = frozenset({INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR, GRAD})
+"""The types whose values are never Reals (:meth:`_Unit.numpy_scalar`)."""
+
+
+def _in_every_operation(steps: Steps) -> set[str]:
+    """The operands (atoms) of a line of arithmetic that some operand of each of its
+    operations (``steps``: ``_s3 = x_1 * _s2``…) is computed from."""
+    parts: dict[str, set[str]] = {}
+    common: set[str] | None = None
+    for code, _, _ in steps:
+        target, *operands = _IDENTIFIER.findall(code)
+        parts[target] = set().union(*[parts.get(a, {a}) for a in operands])
+        common = parts[target] if common is None else common & parts[target]
+    return common or set()
 
 
 def _operation(op: str, operands: list[str]) -> str:
