@@ -88,16 +88,22 @@ _PRELUDE = {
 
 
 def compile_term(term: Term, runtime: Runtime, globals_: Callable[[str], Any],
-                 params: Sequence[str] = ()) -> Callable[..., Any]:
+                 params: Sequence[str] = (), typed: bool | None = None) -> Callable[..., Any]:
     """``term`` as a Python function of the values of its free variables ``params``;
-    any other free name is a definition, whose value ``globals_(name)`` gives."""
-    return _Unit(runtime, globals_).function(term, params)
+    any other free name is a definition, whose value ``globals_(name)`` gives.  ``typed``:
+    whether its Reals are computed as typed scalar code (:meth:`_Unit.real`), where
+    Reals are floats; by default, for a term of at most :data:`FIRST_TIER_NODES` nodes
+    (a big one's code compiles faster without: its first tier, as ``derive`` asks for
+    typed code when it fuses)."""
+    if typed is None:
+        typed = not size_above(term, FIRST_TIER_NODES)
+    return _Unit(runtime, globals_, typed).function(term, params)
 
 
 def python_source(term: Term, runtime: Runtime | None = None, params: Sequence[str] = ()) -> str:
     """The Python that :func:`compile_term` makes of ``term``, for reading (definitions
     appear as the constants ``_g1, _g2, …``)."""
-    unit = _Unit(runtime or Runtime(get_backend(), Path.cwd()), lambda name: None)
+    unit = _Unit(runtime or Runtime(get_backend(), Path.cwd()), lambda name: None, not size_above(term, FIRST_TIER_NODES))
     unit.function(term, params)
     return unit.source
 
@@ -118,6 +124,7 @@ class _Function:
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
+        self.numpy: set[str] = set()  # the locals that hold the NumPy scalars builtins made, where Reals are floats
         self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
@@ -276,11 +283,12 @@ class _Unit:
     """One compilation: the functions of a term's lambdas, and the constants (builtins,
     literals, definitions) they refer to."""
 
-    def __init__(self, runtime: Runtime, globals_: Callable[[str], Any]):
+    def __init__(self, runtime: Runtime, globals_: Callable[[str], Any], typed: bool = True):
         self.runtime = runtime
         self.globals = globals_
         self.errors = _RUNTIME_ERRORS + runtime.backend.ext.errors
-        self.floats = runtime.backend.floats  # Reals are Python floats: typed scalar code (:meth:`real`)
+        self.floats = runtime.backend.floats  # Reals are Python floats
+        self.typed = typed and self.floats  # computed as floats (:meth:`real`), else as NumPy's scalars
         self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located, "_ERRORS": self.errors}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
@@ -551,7 +559,7 @@ class _Unit:
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
 
     def literal(self, t: Lit) -> str:
-        if isinstance(t.value, float) and self.floats and t.ty != REAL:  # a literal Tensor
+        if isinstance(t.value, float) and self.floats and (t.ty != REAL or not self.typed):  # NumPy's
             return self.constant(np.float64(t.value), ("tensor", repr(t.value)))
         if isinstance(t.value, float):
             return self.constant(self.runtime.backend.scalar(t.value), ("float", repr(t.value)))
@@ -678,7 +686,7 @@ class _Unit:
         located at the application); operators are Python's."""
         if PRIMITIVES[t.op].typing == "ad":
             return self.ad(t)
-        if self.floats and t.ty == REAL and t.args and all(a.ty == REAL for a in t.args) and \
+        if self.typed and t.ty == REAL and t.args and all(a.ty == REAL for a in t.args) and \
                 PRIMITIVES[t.op].typing != "context":
             return self.real(t)
         if _is_arithmetic(t):
@@ -693,6 +701,8 @@ class _Unit:
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
+        elif t.ty == REAL and self.floats:  # NumPy's scalar, as a builtin gives it
+            self.fn.numpy.add(result)
         return result
 
     def real(self, t: Prim) -> str:
@@ -771,10 +781,11 @@ class _Unit:
         result type, a branch…), which only its value tells — not one a builtin made.
         Arrays and NumPy's scalars have the attributes and the warnings that the
         builtins on tensors rely on."""
+        if atom in self.fn.tensors or atom in self.fn.numpy or atom in self.namespace or not _is_atom(atom):
+            return atom  # a builtin's result, or a constant (a literal Real in typed code is a float, alone)
         if ty == REAL:
             return f"_F({atom})"
-        if ty not in _NO_FLOATS and not isinstance(ty, (FunType, LinType)) and atom not in self.fn.tensors \
-                and _is_atom(atom):
+        if ty not in _NO_FLOATS and not isinstance(ty, (FunType, LinType)):
             return f"({atom} if {atom}.__class__ is not float else _F({atom}))"
         return atom
 
@@ -783,7 +794,8 @@ class _Unit:
         value = self.namespace.get(atom)
         return type(value) is float and math.isfinite(value)
 
-    def arithmetic(self, t: Term, depth: int, tensor: bool = False) -> tuple[str, str, str, Steps]:
+    def arithmetic(self, t: Term, depth: int, tensor: bool = False, first: bool = False
+                   ) -> tuple[str, str, str, Steps]:
         """An arithmetic term as one Python expression, its arithmetic subterms nested in
         it (up to a depth): the intermediate arrays are then temporaries, which NumPy
         reuses in place, as it does for a hand-written ``a * (1.0 - y * y)``.  Returns the
@@ -793,10 +805,10 @@ class _Unit:
         floats, the divisor of a division is not nested: ``x / (y * y)`` would hide an
         overflow of ``y * y`` (:meth:`real`)."""
         if not _is_arithmetic(t) or depth > MAX_NESTING:
-            return self.operand(t, tensor)
+            return self.operand(t, first and self.floats and (tensor or not self.typed))
         tensor = tensor or t.ty != REAL
-        parts = [self.arithmetic(a, depth + 1, tensor) for a in t.args[:1]]
-        divisor = self.floats and t.op == "div" and t.ty == REAL
+        parts = [self.arithmetic(t.args[0], depth + 1, tensor, True)]
+        divisor = self.typed and t.op == "div" and t.ty == REAL
         parts += [self.operand(a) if divisor else self.arithmetic(a, depth + 1, tensor) for a in t.args[1:]]
         step = self.local("_s")
         steps = [s for *_, inner in parts for s in inner]
@@ -806,13 +818,13 @@ class _Unit:
             code, numpy = f"({code})", f"({numpy})"
         return code, numpy, step, steps
 
-    def operand(self, t: Term, tensor: bool = False) -> tuple[str, str, str, Steps]:
-        """An operand of :meth:`arithmetic` computed on a line before, as its atom; in a
-        line of tensors, a float as a NumPy scalar (:meth:`numpy_scalar`)."""
+    def operand(self, t: Term, numpy: bool = False) -> tuple[str, str, str, Steps]:
+        """An operand of :meth:`arithmetic` computed on a line before, as its atom; with
+        ``numpy``, a float as a NumPy scalar (:meth:`numpy_scalar`): the first operand of
+        each operation of a line of tensors (a Real promoted to a Tensor may be a float)
+        or of code that is not typed, so that every operation is NumPy's."""
         a = self.atom(t)
-        if tensor and self.floats:
-            return self.numpy_scalar(a, t.ty), f"_F({a})", a, []
-        return a, f"_F({a})", a, []
+        return self.numpy_scalar(a, t.ty) if numpy else a, f"_F({a})", a, []
 
     def step(self, code: str, t: Prim) -> tuple[str, str, Span | None]:
         """What a failure of the operation ``t``, computed by ``code``, is located at;

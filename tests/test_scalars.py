@@ -15,10 +15,20 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import lamad
+import lamad.eval
 from lamad.pretty import format_value
 from lamad.syntax import REAL
 
 HEAD = "def f (x : Real) (y : Real) : Real = "
+
+
+@pytest.fixture(params=["typed", "untyped"])
+def tier(request, monkeypatch):
+    """Typed scalar code (a small term), and the code of a big one, which is not typed
+    (its Reals are floats computed as NumPy's scalars): every term counts as big."""
+    if request.param == "untyped":
+        monkeypatch.setattr(lamad.eval, "FIRST_TIER_NODES", 0)
+    return request.param
 
 _KIND = re.compile(r"^(.*) encountered in")
 _LOCATED = re.compile(r"^<string>:1:(\d+): warning: (.*) in '(.*)'")
@@ -72,7 +82,7 @@ CASES = [  # one operation on two Reals: the listed differences of Python's floa
 
 
 @pytest.mark.parametrize("body, symbol, operation, x, y", CASES)
-def test_an_operation_on_floats_gives_numpys_value_and_warning_at_itself(body, symbol, operation, x, y):
+def test_an_operation_on_floats_gives_numpys_value_and_warning_at_itself(tier, body, symbol, operation, x, y):
     value, located = _run(body, x, y)
     expected, kinds = _numpy(operation, x, y)
     assert _same(value, expected), (value, expected)
@@ -85,7 +95,7 @@ FUNCTIONS = [("exp", np.exp, 1000.0), ("log", np.log, 0.0), ("log", np.log, -1.0
 
 
 @pytest.mark.parametrize("name, operation, x", FUNCTIONS)
-def test_a_math_function_that_raises_gives_numpys_value_and_warning(name, operation, x):
+def test_a_math_function_that_raises_gives_numpys_value_and_warning(tier, name, operation, x):
     """``math.log(0)`` is a ValueError and ``math.exp(1000)`` an OverflowError, where NumPy
     gives -inf and inf with a warning: the value and the warning are NumPy's."""
     value, located = _run(f"{name} x + 0.0 * y", x, 1.0)
@@ -95,7 +105,7 @@ def test_a_math_function_that_raises_gives_numpys_value_and_warning(name, operat
         {(kind, name, len(HEAD) + 1) for kind in kinds}
 
 
-def test_a_warning_nested_in_a_line_is_located_at_its_operation():
+def test_a_warning_nested_in_a_line_is_located_at_its_operation(tier):
     """``x * y`` overflows inside ``(x * y) - x``: the warning is at ``x * y``, not at the
     line; and a line whose operand is already infinite warns where another part overflows."""
     value, located = _run("(x * y) - x", 1e200, 1e200)
@@ -155,11 +165,18 @@ def _expressions(draw, depth: int = 0):
     return f"({lt} {op} {rt})", (lambda x, y: fn(lf(x, y), rf(x, y)))
 
 
-@settings(max_examples=150, deadline=None)
+@pytest.mark.parametrize("untyped", [False, True])
+@settings(max_examples=100, deadline=None)
 @given(_expressions(), _OPERANDS, _OPERANDS)
-def test_float_compiled_arithmetic_agrees_with_numpy_scalars(expression, x, y):
-    """Random lines of arithmetic on awkward operands: the value is NumPy's bit for bit,
-    and each kind of warning NumPy issues on the line is issued (at one of its operations)."""
+def test_float_compiled_arithmetic_agrees_with_numpy_scalars(untyped, expression, x, y):
+    """Random lines of arithmetic on awkward operands, typed or not: the value is NumPy's
+    bit for bit, and each kind of warning NumPy issues on the line is issued (at one of
+    its operations)."""
+    if untyped:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lamad.eval, "FIRST_TIER_NODES", 0)
+            return test_float_compiled_arithmetic_agrees_with_numpy_scalars.hypothesis.inner_test(
+                False, expression, x, y)
     text, function = expression
     value, located = _run(text, x, y)
     expected, kinds = _numpy(function, x, y)

@@ -28,14 +28,15 @@ def int_in_range(n: int, what: str) -> int:
 
 def _pow(x, y):
     """``**``; an Int to a negative Int power would not be an Int, so it is refused, and a
-    power of an Int too large for 64 bits is refused before it is computed."""
+    power of an Int too large for 64 bits is refused before it is computed.  A Real that is
+    a Python float is raised as NumPy's scalar (Python's power may be complex, or raise)."""
     if type(x) is int and type(y) is int:
         if y < 0:
             raise ValueError(f"{x} ** {y}: an Int to a negative power is not an Int; convert with 'real'")
         if abs(x) > 1 and y >= 64:
             int_in_range(INT_MAX + 1, f"{x} ** {y}")
         return int_in_range(x ** y, f"{x} ** {y}")
-    return x ** y
+    return np.float64(x) ** y if type(x) is float else x ** y  # a Real that is a float: NumPy's power
 
 
 def _python(op):
