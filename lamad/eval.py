@@ -21,7 +21,8 @@ one to find the one that failed), and one handler per function maps the line bac
 to the span of the application.  With Python 3.11's zero-cost ``try``
 the hot path pays nothing for it.
 
-Values: backend arrays for ``Real`` (0-d) and ``Tensor``; Python ``int``,
+Values: backend arrays for ``Real`` (0-d) and ``Tensor`` — a ``Real`` is a Python float on
+NumPy in float64, computed as typed scalar code (:meth:`_Unit.real`); Python ``int``,
 ``bool``, ``()``, ``str``, tuples (records too: their fields in alphabetical order) and
 lists; closures; :class:`Backpropagator`
 and gradient values (lamad/gradient.py) for the target calculus.
