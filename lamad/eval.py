@@ -782,8 +782,11 @@ class _Unit:
         result type, a branch…), which only its value tells — not one a builtin made.
         Arrays and NumPy's scalars have the attributes and the warnings that the
         builtins on tensors rely on."""
-        if atom in self.fn.tensors or atom in self.fn.numpy or atom in self.namespace or not _is_atom(atom):
-            return atom  # a builtin's result, or a constant (a literal Real in typed code is a float, alone)
+        if atom in self.namespace:  # a constant: a literal Real in typed code is a float
+            value = self.namespace[atom]
+            return self.constant(np.float64(value), ("tensor", repr(value))) if type(value) is float else atom
+        if atom in self.fn.tensors or atom in self.fn.numpy or not _is_atom(atom):
+            return atom  # a builtin's result
         if ty == REAL:
             return f"_F({atom})"
         if ty not in _NO_FLOATS and not isinstance(ty, (FunType, LinType)):
