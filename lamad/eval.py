@@ -125,7 +125,7 @@ class _Function:
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
-        self.numpy: set[str] = set()  # the locals that hold the NumPy scalars builtins made, where Reals are floats
+        self.numpy: set[str] = set()  # the locals that hold what builtins computed (NumPy's), where Reals are floats
         self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
@@ -702,7 +702,7 @@ class _Unit:
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
-        elif t.ty == REAL and self.floats:  # NumPy's scalar, as a builtin gives it
+        if self.floats and PRIMITIVES[t.op].derivative != "structural":  # NumPy's value, not one passed on
             self.fn.numpy.add(result)
         return result
 
@@ -779,14 +779,15 @@ class _Unit:
     def numpy_scalar(self, atom: str, ty: Type) -> str:
         """The value of ``atom``, of type ``ty``, as a NumPy scalar where it is a float and
         meets tensors: a Real, and a Tensor that is a Real promoted (by an ascription, a
-        result type, a branch…), which only its value tells — not one a builtin made.
+        result type, a branch, a tuple…), which only its value tells — not what a
+        builtin computed (and did not pass on: ``fst``, ``fold``).
         Arrays and NumPy's scalars have the attributes and the warnings that the
         builtins on tensors rely on."""
         if atom in self.namespace:  # a constant: a literal Real in typed code is a float
             value = self.namespace[atom]
             return self.constant(np.float64(value), ("tensor", repr(value))) if type(value) is float else atom
-        if atom in self.fn.tensors or atom in self.fn.numpy or not _is_atom(atom):
-            return atom  # a builtin's result
+        if atom in self.fn.numpy or not _is_atom(atom):
+            return atom  # what a builtin computed
         if ty == REAL:
             return f"_F({atom})"
         if ty not in _NO_FLOATS and not isinstance(ty, (FunType, LinType)):
@@ -803,32 +804,30 @@ class _Unit:
         """An arithmetic term as one Python expression, its arithmetic subterms nested in
         it (up to a depth): the intermediate arrays are then temporaries, which NumPy
         reuses in place, as it does for a hand-written ``a * (1.0 - y * y)``.  Returns the
-        expression, the same on NumPy's scalars (each operand made one, for
-        :meth:`real`), a name for its value in the steps, and the steps — one assignment
-        per operation, which :meth:`located` replays to find the one that failed.  On
-        floats, the divisor of a division is not nested: ``x / (y * y)`` would hide an
-        overflow of ``y * y`` (:meth:`real`)."""
+        expression, the same on NumPy's scalars for a line of typed code (each operand
+        made one, for :meth:`real`; else ``""``), a name for its value in the steps, and
+        the steps — one assignment per operation, which :meth:`located` replays to find
+        the one that failed.  On floats, the divisor of a division is not nested: ``x / (y
+        * y)`` would hide an overflow of ``y * y`` (:meth:`real`)."""
         if not _is_arithmetic(t) or depth > MAX_NESTING:
-            return self.operand(t, first and self.floats and (tensor or not self.typed))
+            a = self.atom(t)
+            if not self.floats:
+                return a, "", a, []
+            if self.typed and not tensor:
+                return a, f"_F({a})", a, []
+            return self.numpy_scalar(a, t.ty) if first else a, "", a, []
         tensor = tensor or t.ty != REAL
         parts = [self.arithmetic(t.args[0], depth + 1, tensor, True)]
         divisor = self.typed and t.op == "div" and t.ty == REAL
-        parts += [self.operand(a) if divisor else self.arithmetic(a, depth + 1, tensor) for a in t.args[1:]]
+        parts += [self.arithmetic(a, MAX_NESTING + 1 if divisor else depth + 1, tensor) for a in t.args[1:]]
         step = self.local("_s")
         steps = [s for *_, inner in parts for s in inner]
         steps.append(self.step(f"{step} = {_operation(t.op, [name for _, _, name, _ in parts])}", t))
-        code, numpy = _operation(t.op, [c for c, *_ in parts]), _operation(t.op, [n for _, n, _, _ in parts])
+        code = _operation(t.op, [c for c, *_ in parts])
+        numpy = _operation(t.op, [n for _, n, _, _ in parts]) if self.typed and not tensor else ""
         if depth:
-            code, numpy = f"({code})", f"({numpy})"
+            return f"({code})", numpy and f"({numpy})", step, steps
         return code, numpy, step, steps
-
-    def operand(self, t: Term, numpy: bool = False) -> tuple[str, str, str, Steps]:
-        """An operand of :meth:`arithmetic` computed on a line before, as its atom; with
-        ``numpy``, a float as a NumPy scalar (:meth:`numpy_scalar`): the first operand of
-        each operation of a line of tensors (a Real promoted to a Tensor may be a float)
-        or of code that is not typed, so that every operation is NumPy's."""
-        a = self.atom(t)
-        return self.numpy_scalar(a, t.ty) if numpy else a, f"_F({a})", a, []
 
     def step(self, code: str, t: Prim) -> tuple[str, str, Span | None]:
         """What a failure of the operation ``t``, computed by ``code``, is located at;
@@ -938,9 +937,11 @@ some three entries a node)."""
 
 def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     """What the code of a backpropagator is made from: its nodes in order, each with its
-    class and what the code generator reads of it (a primitive's name, marks, arity,
-    type and which of its arguments are Reals; whether an application sends a cotangent; a literal's value; which binder
-    or which free variable a variable is, and whether a free one is a tensor; a pattern's form), its free variables in
+    class and what the code generator reads of it (a primitive's name, marks, arity
+    and type; whether an application sends a cotangent; a literal's value; which binder
+    or which free variable a variable is, and whether a free one is a tensor or a Real; a pattern's form)
+    after whether its parameter is (which with them tells which variables are Reals: typed scalar code
+    depends on it), its free variables in
     order of first use, and its Prim nodes, whose spans its failures are located at.
     Two backpropagators of the same shape whose free variables are the same
     definitions compile to the same code but for the names of their locals
@@ -948,7 +949,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     shares).  ``None`` for a body with a lambda or an AD operator in it (their code
     refers to constants of their own), or of a shape longer than :data:`_SHAPE_BUDGET`
     (which also keeps its branches shallower than :data:`MAX_INDENT`)."""
-    key: list = []
+    key: list = [_kind(t.ty.dom)]
     free: dict[str, int] = {}
     prims: list[Prim] = []
     bound: dict[str, int] = {}
@@ -964,12 +965,12 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             elif node.name in free:
                 key += (Var, None, free[node.name])
             else:  # a tensor it captures is deleted after its last use (:meth:`_Function.text`)
-                key += (Var, None, free.setdefault(node.name, len(free)), node.ty == TENSOR)
+                key += (Var, None, free.setdefault(node.name, len(free)), _kind(node.ty))
         elif kind is Prim:
             if node.op in _AD_OPERATORS:
                 return None
             prims.append(node)
-            key += (Prim, node.op, node.marks, len(node.args), (node.ty, *[a.ty == REAL for a in node.args]))
+            key += (Prim, node.op, node.marks, len(node.args), node.ty)
             stack += node.args[::-1]
         elif kind is App:
             key += (App, node.ty == GRAD and isinstance(node.fn.ty, LinType))
@@ -1003,6 +1004,12 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
         if len(key) > _SHAPE_BUDGET:
             return None
     return tuple(key), list(free), prims
+
+
+def _kind(t: Type) -> int:
+    """Whether a variable of type ``t`` is a Real (2), a tensor (1) or neither (0), in the
+    shape of a backpropagator (:func:`_shape`)."""
+    return 2 if t == REAL else 1 if t == TENSOR else 0
 
 
 class _Binding:
