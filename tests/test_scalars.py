@@ -118,6 +118,16 @@ def test_a_warning_nested_in_a_line_is_located_at_its_operation(tier):
     assert value == INF and located == set()
 
 
+def test_only_numpy_in_float64_makes_reals_floats():
+    from lamad.backend import get_backend
+
+    assert type(get_backend("numpy", "float64").scalar(1.5)) is float
+    assert type(get_backend("numpy", "float32").scalar(1.5)) is np.float32
+    prog = lamad.loads(HEAD + "x * y\n", dtype="float32")
+    with pytest.warns(lamad.LamWarning, match="overflow in '\\*'"):  # float32's own overflow, as before
+        assert prog.f(1e30, 1e30).dtype == np.float32
+
+
 def test_int_division_by_zero_is_still_a_located_error():
     prog = lamad.loads("def f (n : Int) : Int = n // 0\n")
     with pytest.raises(lamad.LamRuntimeError, match="integer division by zero"):
