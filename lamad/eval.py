@@ -719,10 +719,9 @@ class _Unit:
         computed again on NumPy's scalars, on a line located at the same operations, and
         the value and the warning are NumPy's.  NumPy warns where an operation makes an
         infinity of finite operands (overflow, division by zero) or a NaN of operands
-        that are not (invalid value): on a line of operators, where all its operands are
-        finite, or where the value is a NaN and none of them is (a NaN made in a line
-        stays one).  ``math``'s functions need no test: they raise where they would give
-        an infinity or a NaN of finite arguments, or a NaN of an infinity."""
+        that are not (invalid value): :meth:`warns` tests a line of operators for it.
+        ``math``'s functions need no test: they raise where they would give an infinity
+        or a NaN of finite arguments, or a NaN of an infinity."""
         record = PRIMITIVES[t.op]
         if not _is_arithmetic(t):
             args = [self.atom(a) for a in t.args]
