@@ -390,7 +390,7 @@ def _importer(t: Type, backend: Backend) -> Callable[[Any], Any]:
             if value.ndim != 0:
                 raise TypeError(f"expected a Real (a float or a 0-d array), got an array of shape "
                                 f"{tuple(value.shape)}")
-            return value
+            return float(value) if backend.floats else value
         return real
     if t == TENSOR:
         return _tensor_importer(backend)

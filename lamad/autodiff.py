@@ -212,7 +212,7 @@ def check_fits(x: Any, v: Any, t: Type, what: str, of: str) -> None:
     (``of``, the point or the result) of type ``t``: a tensor of another shape, a list of
     another length (the checker has seen to the rest)."""
     if is_real(t):
-        shape, v_shape = tuple(_primal(x).shape), tuple(getattr(_primal(v), "shape", ()))
+        shape, v_shape = tuple(getattr(_primal(x), "shape", ())), tuple(getattr(_primal(v), "shape", ()))
         if shape != v_shape:
             raise ValueError(f"the {what} has shape {v_shape} where the {of} has shape {shape}")
     elif isinstance(t, PRODUCTS):

@@ -104,9 +104,25 @@ class Backend:
         return self.from_host(host)
 
     def scalar(self, value: float) -> Any:
-        """A ``Real``: a 0-d array of the backend's dtype (NumPy gives its scalar type,
-        which behaves as one and is cheaper to compute with)."""
+        """A ``Real``: a Python float where :attr:`floats`, else a 0-d array of the
+        backend's dtype (NumPy gives its scalar type, which behaves as one and is cheaper
+        to compute with)."""
+        if self.floats:
+            return float(value)
+        return self.array_scalar(value)
+
+    def array_scalar(self, value: float) -> Any:
+        """A number as a 0-d array of the backend's dtype (NumPy's scalar type on NumPy):
+        a ``Real`` a builtin makes where it may be a Tensor (``real``, ``count``)."""
         return self.xp.asarray(value, dtype=self.dtype)[()]
+
+    @cached_property
+    def floats(self) -> bool:
+        """Whether a ``Real`` is a Python float, on which compiled code computes with
+        Python's operators and :mod:`math` (lamad/eval.py, typed scalar code): NumPy in
+        float64, whose scalar type is a subclass of float with the same IEEE arithmetic.
+        Other backends and float32 keep 0-d arrays."""
+        return self.xp is np and self.dtype == np.float64
 
     @property
     def dtype_name(self) -> str:

@@ -267,9 +267,10 @@ def derive(lam: Lam | LinLam, mark: str, depth: int, runtime_: Runtime,
     free = list(free_variables(term).items())
     for letter in [mark, *reversed(marks)]:
         term = TRANSFORMS[_MODES[letter]][0](term)  # typed: nothing is inferred again
-    if mark == "r" and not marks and FUSED_BACKWARD.get():
+    fused = mark == "r" and not marks and FUSED_BACKWARD.get()
+    if fused:
         term = fuse_backward(term, [name for name, _ in free])
-    return free, compile_term(term, runtime_, globals_, [name for name, _ in free])
+    return free, compile_term(term, runtime_, globals_, [name for name, _ in free], typed=fused or None)
 
 
 # --------------------------------------------------------------------- printing

@@ -21,7 +21,8 @@ one to find the one that failed), and one handler per function maps the line bac
 to the span of the application.  With Python 3.11's zero-cost ``try``
 the hot path pays nothing for it.
 
-Values: backend arrays for ``Real`` (0-d) and ``Tensor``; Python ``int``,
+Values: backend arrays for ``Real`` (0-d) and ``Tensor`` — a ``Real`` is a Python float on
+NumPy in float64, computed as typed scalar code (:meth:`_Unit.real`); Python ``int``,
 ``bool``, ``()``, ``str``, tuples (records too: their fields in alphabetical order) and
 lists; closures; :class:`Backpropagator`
 and gradient values (lamad/gradient.py) for the target calculus.
@@ -30,6 +31,7 @@ and gradient values (lamad/gradient.py) for the target calculus.
 from __future__ import annotations
 
 import gc
+import math
 import re
 import sys
 from bisect import bisect_right
@@ -50,7 +52,7 @@ from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
-    GRAD, INT, TENSOR, App, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
+    BOOL, BOOL_TENSOR, GRAD, INT, INT_TENSOR, REAL, STRING, TENSOR, UNIT, App, FunType, DAdd, DZero, If, Lam, Let, LinLam, LinType, ListLit, Lit, Pattern, Prim, Proj, PRecord,
     PTuple, PVar, PWild, Record, Span, Term, Tuple, Type, Var, let_chain, pattern_names, record_order, size_above,
 )
 
@@ -81,22 +83,28 @@ _QUOTE = "'"
 
 _PRELUDE = {
     "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
-    "_ERRORS": _RUNTIME_ERRORS,
+    "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_isnan": math.isnan, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
 }
 """What every compiled unit may refer to, besides its own constants."""
 
 
 def compile_term(term: Term, runtime: Runtime, globals_: Callable[[str], Any],
-                 params: Sequence[str] = ()) -> Callable[..., Any]:
+                 params: Sequence[str] = (), typed: bool | None = None) -> Callable[..., Any]:
     """``term`` as a Python function of the values of its free variables ``params``;
-    any other free name is a definition, whose value ``globals_(name)`` gives."""
-    return _Unit(runtime, globals_).function(term, params)
+    any other free name is a definition, whose value ``globals_(name)`` gives.  ``typed``:
+    whether its Reals are computed as typed scalar code (:meth:`_Unit.real`), where
+    Reals are floats; by default, for a term of at most :data:`FIRST_TIER_NODES` nodes
+    (a big one's code compiles faster without: its first tier, as ``derive`` asks for
+    typed code when it fuses)."""
+    if typed is None:
+        typed = not size_above(term, FIRST_TIER_NODES)
+    return _Unit(runtime, globals_, typed).function(term, params)
 
 
 def python_source(term: Term, runtime: Runtime | None = None, params: Sequence[str] = ()) -> str:
     """The Python that :func:`compile_term` makes of ``term``, for reading (definitions
     appear as the constants ``_g1, _g2, …``)."""
-    unit = _Unit(runtime or Runtime(get_backend(), Path.cwd()), lambda name: None)
+    unit = _Unit(runtime or Runtime(get_backend(), Path.cwd()), lambda name: None, not size_above(term, FIRST_TIER_NODES))
     unit.function(term, params)
     return unit.source
 
@@ -117,6 +125,7 @@ class _Function:
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
+        self.numpy: set[str] = set()  # the locals that hold what builtins computed (NumPy's), where Reals are floats
         self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
@@ -254,7 +263,8 @@ def _cuts(body: list[str]) -> list[int]:
     inside a branch) once the chunk before has :data:`CHUNK_LINES` lines."""
     cuts, indent = [0], "    " * 2
     for i in range(CHUNK_LINES, len(body)):
-        if i - cuts[-1] >= CHUNK_LINES and body[i][len(indent)] != " " and not body[i].startswith("else:", len(indent)):
+        if i - cuts[-1] >= CHUNK_LINES and body[i][len(indent)] != " " and \
+                not body[i].startswith(("else:", "except"), len(indent)):
             cuts.append(i)
     return cuts
 
@@ -277,10 +287,12 @@ class _Unit:
     """One compilation: the functions of a term's lambdas, and the constants (builtins,
     literals, definitions) they refer to."""
 
-    def __init__(self, runtime: Runtime, globals_: Callable[[str], Any]):
+    def __init__(self, runtime: Runtime, globals_: Callable[[str], Any], typed: bool = True):
         self.runtime = runtime
         self.globals = globals_
         self.errors = _RUNTIME_ERRORS + runtime.backend.ext.errors
+        self.floats = runtime.backend.floats  # Reals are Python floats
+        self.typed = typed and self.floats  # computed as floats (:meth:`real`), else as NumPy's scalars
         self.namespace: dict[str, Any] = {**_PRELUDE, "_located": self.located, "_ERRORS": self.errors}
         self.constants: dict[tuple, str] = {}
         self.counter = count(1)
@@ -485,7 +497,7 @@ class _Unit:
         ``None`` for a line of one operation, or if none fails again."""
         if len(steps) < 2:
             return None
-        scope = dict(scope)
+        scope = {name: np.float64(v) if type(v) is float else v for name, v in scope.items()} if self.floats else dict(scope)
         with np.errstate(all="raise") if warnings else nullcontext():
             for step in steps:
                 try:
@@ -559,6 +571,8 @@ class _Unit:
         raise LamRuntimeError(f"cannot evaluate a {type(t).__name__} node", t.span)
 
     def literal(self, t: Lit) -> str:
+        if isinstance(t.value, float) and self.floats and (t.ty != REAL or not self.typed):  # NumPy's
+            return self.constant(np.float64(t.value), ("tensor", repr(t.value)))
         if isinstance(t.value, float):
             return self.constant(self.runtime.backend.scalar(t.value), ("float", repr(t.value)))
         if isinstance(t.value, (bool, int)) or t.value == ():
@@ -692,10 +706,15 @@ class _Unit:
         ``g`` without a call where the shapes agree (four times a step of an RNN)."""
         if PRIMITIVES[t.op].typing == "ad":
             return self.ad(t)
+        if self.typed and t.ty == REAL and t.args and all(a.ty == REAL for a in t.args) and \
+                PRIMITIVES[t.op].typing != "context":
+            return self.real(t)
         if _is_arithmetic(t):
-            code, _, steps = self.arithmetic(t, 0)
+            code, _, _, steps = self.arithmetic(t, 0)
         else:
             args = [self.atom(a) for a in t.args]
+            if self.floats:  # NumPy's scalars where Reals meet tensors
+                args = [self.numpy_scalar(a, arg.ty) for a, arg in zip(args, t.args)]
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
@@ -704,23 +723,131 @@ class _Unit:
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
+        if self.floats and PRIMITIVES[t.op].derivative != "structural":  # NumPy's value, not one passed on
+            self.fn.numpy.add(result)
         return result
 
-    def arithmetic(self, t: Term, depth: int) -> tuple[str, str, Steps]:
+    def real(self, t: Prim) -> str:
+        """A builtin applied to Reals, giving a Real, where Reals are Python floats (typed
+        scalar code): Python's operators and the record's ``scalar`` function (of
+        :mod:`math`), not NumPy's scalar dispatch, which costs several times more; any
+        other builtin is given NumPy scalars, as before, and its result made a float.
+
+        Floats and NumPy's scalars have the same IEEE arithmetic; they differ where a
+        result is not finite: an operator gives an infinity or a NaN without NumPy's
+        warning, and a division by zero and ``math``'s functions raise.  So where Python
+        raised, or the value is not finite where NumPy would have warned, the line is
+        computed again on NumPy's scalars, on a line located at the same operations, and
+        the value and the warning are NumPy's.  NumPy warns where an operation makes an
+        infinity of finite operands (overflow, division by zero) or a NaN of operands
+        that are not (invalid value): :meth:`warns` tests a line of operators for it.
+        ``math``'s functions need no test: they raise where they would give an infinity
+        or a NaN of finite arguments, or a NaN of an infinity."""
+        record = PRIMITIVES[t.op]
+        if not _is_arithmetic(t):
+            args = [self.atom(a) for a in t.args]
+            impl, steps, result = self.builtin(t.op), [self.step("", t)], self.local("v")
+            numpy = f"_float({impl}({', '.join(f'_F({a})' for a in args)}))"
+            if record.scalar is None:
+                self.fn.emit(f"{result} = {numpy}", steps)
+                return result
+            scalar = self.constant(record.scalar, ("scalar", t.op), "_m")
+            self.fn.emit(f"try: {result} = {scalar}({', '.join(args)})", steps)
+            self.fn.emit(f"except _FLOAT_ERRORS: {result} = {numpy}", steps)
+            return result
+        code, numpy, _, steps = self.arithmetic(t, 0)
+        result = self.local("v")
+        if any(step[1] == "'/'" for step in steps):
+            self.fn.emit(f"try: {result} = {code}", steps)
+            self.fn.emit(f"except ZeroDivisionError: {result} = _NAN", steps)  # NaN: computed again
+            warns = "True"
+        else:
+            self.fn.emit(f"{result} = {code}", steps)
+            warns = self.warns(result, numpy, steps)
+        self.fn.emit(f"if not _finite({result}) and ({warns}): {result} = _float({numpy})", steps)
+        return result
+
+    def warns(self, result: str, numpy: str, steps: Steps) -> str:
+        """A test of whether NumPy warns on a line of ``+``, ``-`` and ``*`` (``numpy``, on
+        NumPy's scalars; ``steps``, its operations) whose value ``result`` is not finite:
+        it may hold where NumPy does not warn (the line is then computed again for
+        nothing), never the other way, and is cheap where the line's operands are not
+        finite.  NumPy warns where an operation makes an infinity of finite operands
+        (overflow) or a NaN of operands that are not NaNs (invalid).  Through these
+        operations a part of the line with an infinite operand is infinite or a NaN, and
+        one with a NaN operand a NaN.  So a line whose value is infinite made no NaN, and
+        overflowed only if its value with the operands that are not finite made 0 is not
+        finite — and not at all if an operand of every operation is not finite; a line
+        whose value is a NaN made one of no NaN only if its value with the NaN operands
+        made 0 is a NaN."""
+        operands = [a for a in dict.fromkeys(_OPERAND.findall(numpy)) if not self.finite_constant(a)]
+        if not operands:
+            return "True"
+        if len(steps) == 1:  # one operation: all its operands finite, or a NaN made of none
+            finite = " and ".join(f"_finite({a})" for a in operands)
+            return f"{finite} or {result} != {result}" + "".join(f" and {a} == {a}" for a in operands)
+
+        def replaced(keep: str) -> str:
+            return _OPERAND.sub(lambda m: f"({m[1]} if {keep.format(m[1])} else 0.0)" if m[1] in operands else m[1],
+                                numpy)
+        in_every = [a for a in operands if a in _in_every_operation(steps)]
+        overflow = f"not _finite({replaced('_finite({})')})"
+        if in_every:
+            overflow = f"_finite({in_every[0]}) and {overflow}"
+        return f"{result} == {result} and {overflow} or {result} != {result} and _isnan({replaced('{0} == {0}')})"
+
+    def numpy_scalar(self, atom: str, ty: Type) -> str:
+        """The value of ``atom``, of type ``ty``, as a NumPy scalar where it is a float and
+        meets tensors: a Real, and a Tensor that is a Real promoted (by an ascription, a
+        result type, a branch, a tuple…), which only its value tells — not what a
+        builtin computed (and did not pass on: ``fst``, ``fold``).
+        Arrays and NumPy's scalars have the attributes and the warnings that the
+        builtins on tensors rely on."""
+        if atom in self.namespace:  # a constant: a literal Real in typed code is a float
+            value = self.namespace[atom]
+            return self.constant(np.float64(value), ("tensor", repr(value))) if type(value) is float else atom
+        if atom in self.fn.numpy or not _is_atom(atom):
+            return atom  # what a builtin computed
+        if ty == REAL:
+            return f"_F({atom})"
+        if ty not in _NO_FLOATS and not isinstance(ty, (FunType, LinType)):
+            return f"({atom} if {atom}.__class__ is not float else _F({atom}))"
+        return atom
+
+    def finite_constant(self, atom: str) -> bool:
+        """Whether ``atom`` names a constant of the unit that is a finite float (a literal)."""
+        value = self.namespace.get(atom)
+        return type(value) is float and math.isfinite(value)
+
+    def arithmetic(self, t: Term, depth: int, tensor: bool = False, first: bool = False
+                   ) -> tuple[str, str, str, Steps]:
         """An arithmetic term as one Python expression, its arithmetic subterms nested in
         it (up to a depth): the intermediate arrays are then temporaries, which NumPy
         reuses in place, as it does for a hand-written ``a * (1.0 - y * y)``.  Returns the
-        expression, a name for its value in the steps, and the steps — one assignment per
-        operation, which :meth:`located` replays to find the one that failed."""
+        expression, the same on NumPy's scalars for a line of typed code (each operand
+        made one, for :meth:`real`; else ``""``), a name for its value in the steps, and
+        the steps — one assignment per operation, which :meth:`located` replays to find
+        the one that failed.  On floats, the divisor of a division is not nested: ``x / (y
+        * y)`` would hide an overflow of ``y * y`` (:meth:`real`)."""
         if not _is_arithmetic(t) or depth > MAX_NESTING:
             a = self.atom(t)
-            return a, a, []
-        parts = [self.arithmetic(a, depth + 1) for a in t.args]
+            if not self.floats:
+                return a, "", a, []
+            if self.typed and not tensor:
+                return a, f"_F({a})", a, []
+            return self.numpy_scalar(a, t.ty) if first else a, "", a, []
+        tensor = tensor or t.ty != REAL
+        parts = [self.arithmetic(t.args[0], depth + 1, tensor, True)]
+        divisor = self.typed and t.op == "div" and t.ty == REAL
+        parts += [self.arithmetic(a, MAX_NESTING + 1 if divisor else depth + 1, tensor) for a in t.args[1:]]
         step = self.local("_s")
-        steps = [s for _, _, inner in parts for s in inner]
-        steps.append(self.step(f"{step} = {_operation(t.op, [name for _, name, _ in parts])}", t))
-        code = _operation(t.op, [c for c, _, _ in parts])
-        return (code if depth == 0 else f"({code})"), step, steps
+        steps = [s for *_, inner in parts for s in inner]
+        steps.append(self.step(f"{step} = {_operation(t.op, [name for _, _, name, _ in parts])}", t))
+        code = _operation(t.op, [c for c, *_ in parts])
+        numpy = _operation(t.op, [n for _, n, _, _ in parts]) if self.typed and not tensor else ""
+        if depth:
+            return f"({code})", numpy and f"({numpy})", step, steps
+        return code, numpy, step, steps
 
     def step(self, code: str, t: Prim) -> tuple[str, str, Span | None]:
         """What a failure of the operation ``t``, computed by ``code``, is located at;
@@ -778,10 +905,29 @@ def _is_arithmetic(t: Term) -> bool:
     return operator is not None and operator.python is not None
 
 
+_NO_FLOATS = frozenset({INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR, GRAD})
+"""The types whose values are never Reals (:meth:`_Unit.numpy_scalar`)."""
+
+
+def _in_every_operation(steps: Steps) -> set[str]:
+    """The operands (atoms) of a line of arithmetic that some operand of each of its
+    operations (``steps``: ``_s3 = x_1 * _s2``…) is computed from."""
+    parts: dict[str, set[str]] = {}
+    common: set[str] | None = None
+    for code, _, _ in steps:
+        target, *operands = _IDENTIFIER.findall(code)
+        parts[target] = set().union(*[parts.get(a, {a}) for a in operands])
+        common = parts[target] if common is None else common & parts[target]
+    return common or set()
+
+
 def _operation(op: str, operands: list[str]) -> str:
     python = PRIMITIVES[op].operator.python
     return f"{python}{operands[0]}" if len(operands) == 1 else f" {python} ".join(operands)
 
+
+_OPERAND = re.compile(r"_F\((\w+)\)")
+"""An operand of a line of arithmetic on NumPy's scalars (:meth:`_Unit.arithmetic`)."""
 
 _LOCAL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*_\d+)\b")
 """A Python local of compiled code (:meth:`_Unit.local`): every one ends in ``_`` and a number."""
@@ -813,7 +959,9 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     """What the code of a backpropagator is made from: its nodes in order, each with its
     class and what the code generator reads of it (a primitive's name, marks, arity
     and type; whether an application sends a cotangent; a literal's value; which binder
-    or which free variable a variable is, and whether a free one is a tensor; a pattern's form), its free variables in
+    or which free variable a variable is, and whether a free one is a tensor or a Real; a pattern's form)
+    after whether its parameter is (which with them tells which variables are Reals: typed scalar code
+    depends on it), its free variables in
     order of first use, and its Prim nodes, whose spans its failures are located at.
     Two backpropagators of the same shape whose free variables are the same
     definitions compile to the same code but for the names of their locals
@@ -821,7 +969,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
     shares).  ``None`` for a body with a lambda or an AD operator in it (their code
     refers to constants of their own), or of a shape longer than :data:`_SHAPE_BUDGET`
     (which also keeps its branches shallower than :data:`MAX_INDENT`)."""
-    key: list = []
+    key: list = [_kind(t.ty.dom)]
     free: dict[str, int] = {}
     prims: list[Prim] = []
     bound: dict[str, int] = {}
@@ -837,7 +985,7 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
             elif node.name in free:
                 key += (Var, None, free[node.name])
             else:  # a tensor it captures is deleted after its last use (:meth:`_Function.text`)
-                key += (Var, None, free.setdefault(node.name, len(free)), node.ty is TENSOR)
+                key += (Var, None, free.setdefault(node.name, len(free)), _kind(node.ty))
         elif kind is Prim:
             if node.op in _AD_OPERATORS:
                 return None
@@ -876,6 +1024,12 @@ def _shape(t: LinLam) -> tuple[tuple, list[str], list[Prim]] | None:
         if len(key) > _SHAPE_BUDGET:
             return None
     return tuple(key), list(free), prims
+
+
+def _kind(t: Type) -> int:
+    """Whether a variable of type ``t`` is a Real (2), a tensor (1) or neither (0), in the
+    shape of a backpropagator (:func:`_shape`)."""
+    return 2 if t is REAL else 1 if t is TENSOR else 0
 
 
 class _Binding:

@@ -23,10 +23,12 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from math import isfinite
 from heapq import heappop, heappush
 import itertools
 from typing import Any, Callable, Iterator, Protocol
 
+import numpy as np
 from numpy import ndarray
 
 from lamad import factored
@@ -141,7 +143,18 @@ def add_cotangents(u: Any, v: Any) -> Any:
         if v is ZERO_BACKPROP:
             return u
         return Backpropagator(lambda _, c: add(u(c), v(c)))
-    return u + v
+    total = u + v
+    return total if type(total) is not float or isfinite(total) else numpy_sum(u, v, total)
+
+
+def numpy_sum(u: float, v: float, total: float) -> float:
+    """The sum ``total`` of two Reals that are Python floats (``Backend.floats``) that is
+    not finite, as NumPy's scalars give it: computed again by NumPy where NumPy warns — an
+    infinity of finite ones, a NaN of none — so that the warning is NumPy's (typed scalar
+    code, lamad/eval.py)."""
+    if isfinite(u) and isfinite(v) or total != total and u == u and v == v:
+        return float(np.float64(u) + v)
+    return total
 
 
 def sum_apply(backprops: list, cotangents: list) -> Any:
@@ -252,7 +265,9 @@ def _scatter_and_run(node: Any, once: bool) -> dict[Backpropagator, Any]:
                 elif type(cotangent) is Outer:
                     accumulated[target] = running_sum(sum_so_far, cotangent)
                 elif sum_kind is ndarray or not (sum_kind is tuple or isinstance(sum_so_far, Backpropagator)):
-                    accumulated[target] = sum_so_far + cotangent  # arrays, most often
+                    both = sum_so_far + cotangent  # arrays, most often; floats again as NumPy's where not finite
+                    accumulated[target] = both if type(both) is not float or isfinite(both) else \
+                        numpy_sum(sum_so_far, cotangent, both)
                 else:
                     accumulated[target] = add_cotangents(sum_so_far, cotangent)
             elif target.body is None:  # an input's, collected by the caller

@@ -66,14 +66,35 @@ def test_branches_nested_deeper_than_the_indentation_python_allows_evaluate():
 
 
 def test_a_body_is_straight_line_python_with_operators_inline():
+    from pathlib import Path
+
+    from lamad.backend import get_backend
     from lamad.eval import python_source
+    from lamad.prims import Runtime
 
     term = lamad.loads("def f (x : Real) : Real = let y = x * x in y + 1.0 - sin y").typed.terms["f"]
-    source = python_source(term)
+    source = python_source(term, Runtime(get_backend("numpy", "float32"), Path.cwd()))
     body = source[source.index("def _lam1"):source.index("except")].splitlines()
     assert body[2].strip() == "v_4 = x_2 * x_2" and "_f" in body[3]  # sin, the one call
     assert body[4].strip() == "v_8 = (v_4 + _k1) - v_6"  # arithmetic nested on one line: NumPy's temporaries
     assert len([line for line in body if line.strip()]) == 6 and "_partial" not in source
+
+
+def test_typed_scalar_code_computes_reals_on_floats_with_operators_and_math():
+    """On NumPy in float64 a Real is a float: the same lines, each with its way back to
+    NumPy's scalars where a value is not finite (docs/performance.md, typed scalar code)."""
+    from lamad.eval import python_source
+
+    term = lamad.loads("def f (x : Real) : Real = let y = x * x in y + 1.0 - sin y").typed.terms["f"]
+    source = python_source(term)
+    body = [line.strip() for line in source[source.index("def _lam1"):source.index("except _ERRORS")].splitlines()]
+    assert body[2] == "v_4 = x_2 * x_2" and body[3].startswith("if not _finite(v_4) and (")
+    assert body[3].endswith("v_4 = _float(_F(x_2) * _F(x_2))")
+    assert body[4].startswith("try: v_6 = _m") and body[5].startswith("except _FLOAT_ERRORS: v_6 = _float(_f")
+    assert body[6] == "v_8 = (v_4 + _k1) - v_6"  # still nested on one line, the literal a float
+    test, _, again = body[7].partition(": v_8 = ")
+    assert "_finite(v_6)" in test and "_finite(_k1)" not in test and "_k1 ==" not in test  # a finite literal is not tested
+    assert again == "_float((_F(v_4) + _F(_k1)) - _F(v_6))"
 
 
 @pytest.mark.parametrize("term, failing", [("x * (y + y)", "x * (y + y)"), ("x + (x * y)", "x * y"),
@@ -101,8 +122,9 @@ def test_a_tensor_is_let_go_after_its_last_use_not_when_the_function_returns():
 
     source = "def f (x : Tensor) : Real = let y = x @ x; z = exp y in sum z + sum y"
     body = [line.strip() for line in python_source(lamad.loads(source).typed.terms["f"]).splitlines()]
-    assert body[2:8] == ["v_3 = _f1(x_2, x_2)", "v_4 = _f2(v_3)", "v_5 = _f3(v_4)", "del v_4",  # z = exp y
-                         "v_6 = _f3(v_3)", "del v_3"]  # y, used once more
+    as_array = "(x_2 if x_2.__class__ is not float else _F(x_2))"  # a Real promoted to a Tensor: NumPy's
+    assert body[2:8] == [f"v_3 = _f1({as_array}, {as_array})", "v_4 = _f2(v_3)", "v_5 = _f3(v_4)",
+                         "del v_4", "v_6 = _f3(v_3)", "del v_3"]  # z = exp y; y, used once more
     assert lamad.loads(source).f(np.eye(2)) == pytest.approx(2 * np.e + 2 + 2)
 
 

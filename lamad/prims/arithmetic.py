@@ -6,6 +6,7 @@ tied arguments, as JAX and PyTorch do (:func:`lamad.prims.helpers` ``tie_weight`
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -27,14 +28,15 @@ def int_in_range(n: int, what: str) -> int:
 
 def _pow(x, y):
     """``**``; an Int to a negative Int power would not be an Int, so it is refused, and a
-    power of an Int too large for 64 bits is refused before it is computed."""
+    power of an Int too large for 64 bits is refused before it is computed.  A Real that is
+    a Python float is raised as NumPy's scalar (Python's power may be complex, or raise)."""
     if type(x) is int and type(y) is int:
         if y < 0:
             raise ValueError(f"{x} ** {y}: an Int to a negative power is not an Int; convert with 'real'")
         if abs(x) > 1 and y >= 64:
             int_in_range(INT_MAX + 1, f"{x} ** {y}")
         return int_in_range(x ** y, f"{x} ** {y}")
-    return x ** y
+    return np.float64(x) ** y if type(x) is float else x ** y  # a Real that is a float: NumPy's power
 
 
 def _python(op):
@@ -76,7 +78,7 @@ define("div", (F, F), F, _python(operator.truediv), typing="arith", linear=(0,),
        jvp=("dx1 / x2", "-(y * dx2) / x2"),
        vjp=("unbroadcast (like x1) (a / x2)", "unbroadcast (like x2) (-(a * y) / x2)"),
        example=("x1 / x2", ((3,), Positive((2, 3)))))
-define("pow", (F, F), F, _python(_pow), typing="arith", ints=True,
+define("pow", (F, F), F, _python(_pow), typing="arith", ints=True, scalar=math.pow,
        operator=Operator("**", 7, "right"),
        jvp=("dx1 * mul0 x2 (x1 ** (x2 - 1.0))", "dx2 * mul0 y (log x1)"),
        vjp=("unbroadcast (like x1) (a * mul0 x2 (x1 ** (x2 - 1.0)))", "unbroadcast (like x2) (a * mul0 y (log x1))"),

@@ -158,7 +158,14 @@ class Primitive:
     (3,)))``.  A private primitive is written ``%name`` in it, and a ``load`` reads from the
     repository's ``examples`` folder.  Every differentiable primitive (derivative
     ``"rules"``, ``"special"`` or ``"constant"``) has one: the tests check its rules on it,
-    against finite differences and against each other (tests/test_prims.py)."""
+    against finite differences and against each other (tests/test_prims.py).
+
+    ``scalar`` is the implementation on Python floats that compiled code calls where
+    every argument and the result are Reals and Reals are floats (``Backend.floats``): a
+    function of :mod:`math`, which raises (``ValueError``, ``OverflowError``) where NumPy
+    would warn and give a NaN or an infinity, and never gives one from finite arguments
+    otherwise; the compiled code then calls ``impl`` on the same arguments, so the value
+    and the warning are NumPy's (lamad/eval.py)."""
 
     name: str
     params: tuple[Type, ...]
@@ -178,6 +185,7 @@ class Primitive:
     doc: str = ""
     example: Example | None = None
     signatures: tuple[Signature, ...] = ()
+    scalar: Callable[..., float] | None = None
     jvp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
     vjp_terms: tuple[Term | None, ...] = field(default=(), init=False, repr=False)
     derived_terms: tuple[Term, ...] = field(default=(), init=False, repr=False)

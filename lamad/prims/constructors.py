@@ -101,9 +101,9 @@ def _real(rt):
 
     def real(n):
         if type(n) is int:
-            return backend.scalar(int_in_range(n, f"the Int {n}"))  # as NumPy's scalar: cheaper to divide by
+            return backend.array_scalar(int_in_range(n, f"the Int {n}"))  # as NumPy's scalar: cheaper to divide by
         if type(n) is bool:
-            return backend.scalar(float(n))
+            return backend.array_scalar(float(n))
         return backend.xp.astype(n, backend.dtype)
     return real
 

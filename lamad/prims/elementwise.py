@@ -36,10 +36,12 @@ def _erf(rt):
     return rt.backend.ext.erf
 
 
-def _elementwise(name: str, impl, jvp: str, vjp: str, domain=(3,), of: str = "x1") -> None:
+def _elementwise(name: str, impl, jvp: str, vjp: str, domain=(3,), of: str = "x1", scalar=None) -> None:
     """A function of one Real or Tensor, with its example on a Tensor of ``domain``,
-    applied to ``of`` (a term that keeps the argument inside the function's domain)."""
-    define(name, (F,), F, impl, jvp=(jvp,), vjp=(vjp,), example=(f"{name} ({of})", (domain,)))
+    applied to ``of`` (a term that keeps the argument inside the function's domain), and
+    its implementation on a float (:mod:`math`'s function of the same name by default)."""
+    define(name, (F,), F, impl, jvp=(jvp,), vjp=(vjp,), example=(f"{name} ({of})", (domain,)),
+           scalar=scalar or getattr(math, name, None))
 
 
 _elementwise("exp", _xp("exp"), "dx1 * y", "a * y")
@@ -50,7 +52,7 @@ _elementwise("tanh", _xp("tanh"), "dx1 * (1.0 - y * y)", "a * (1.0 - y * y)")
 _elementwise("sigmoid", _sigmoid, "dx1 * (y * (1.0 - y))", "a * (y * (1.0 - y))")
 _elementwise("relu", _relu, "dx1 * step x1", "where_pos y a")
 _elementwise("sqrt", _xp("sqrt"), "dx1 / (2.0 * y)", "a / (2.0 * y)", Positive((3,)))
-_elementwise("abs", _xp("abs"), "dx1 * sign x1", "a * sign x1")
+_elementwise("abs", _xp("abs"), "dx1 * sign x1", "a * sign x1", scalar=abs)
 _elementwise("square", lambda rt: (lambda x: x * x), "dx1 * (2.0 * x1)", "a * (2.0 * x1)")
 _elementwise("log1p", _xp("log1p"), "dx1 / (1.0 + x1)", "a / (1.0 + x1)", Positive((3,)))
 _elementwise("sinh", _xp("sinh"), "dx1 * cosh x1", "a * cosh x1")
@@ -94,7 +96,7 @@ define("mask_ge", (F, F), F, _mask(operator.ge), typing="arith", derivative="con
        doc="1.0 where x >= y, else 0.0", example=("mask_ge x1 x2", ((2, 3), (3,))))
 define("mask_le", (F, F), F, _mask(operator.le), typing="arith", derivative="constant",
        doc="1.0 where x <= y, else 0.0", example=("mask_le x1 x2", ((3,), (2, 1))))
-define("atan2", (F, F), F, _xp("atan2"), typing="arith",
+define("atan2", (F, F), F, _xp("atan2"), typing="arith", scalar=math.atan2,
        jvp=("dx1 * x2 / (x1 * x1 + x2 * x2)", "-(dx2 * x1) / (x1 * x1 + x2 * x2)"),
        vjp=("unbroadcast (like x1) (a * x2 / (x1 * x1 + x2 * x2))",
             "unbroadcast (like x2) (-(a * x1) / (x1 * x1 + x2 * x2))"),

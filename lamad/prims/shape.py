@@ -144,7 +144,7 @@ define("shape", (A,), SHAPE, lambda rt: (lambda x: [int(n) for n in x.shape]), t
 define("size", (A,), INT, lambda rt: (lambda x: math.prod(x.shape)), typing="overloaded",
        signatures=tuple(((t,), INT) for t in ARRAYS), derivative="discrete", shape_only=True,
        doc="the number of elements of an array")
-define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.scalar(math.prod(x.shape))), derivative="constant",
+define("count", (TENSOR,), REAL, lambda rt: (lambda x: rt.backend.array_scalar(math.prod(x.shape))), derivative="constant",
        shape_only=True, public=False, doc="the number of elements, as a Real", example=("%count x1", ((2, 3),)))
 
 
