@@ -424,12 +424,14 @@ def _taken_as_is(t: Type, backend: Backend) -> tuple[type, Any] | None:
     """The class and dtype of the values of type ``t`` that :func:`_importer` gives back
     as they are, where it has such: on NumPy, an array of the backend's dtype for a
     Tensor (:func:`_tensor_importer`), and the backend's scalar for a Real (what
-    ``backend.scalar`` makes of it is an equal scalar)."""
+    ``backend.scalar`` makes of it is an equal scalar) — but not where a Real is a Python
+    float (:attr:`Backend.floats`): a NumPy scalar taken as it is would make the typed
+    code compute on NumPy's scalars, through every operation it reaches."""
     if backend.xp is not np:
         return None
     if t == TENSOR:
         return np.ndarray, backend.dtype
-    if t == REAL:
+    if t == REAL and not backend.floats:
         return backend.dtype.type, backend.dtype
     return None
 
