@@ -713,7 +713,9 @@ class _Unit:
             code, _, _, steps = self.arithmetic(t, 0)
         else:
             args = [self.atom(a) for a in t.args]
-            if self.floats:  # NumPy's scalars where Reals meet tensors
+            if self.floats and PRIMITIVES[t.op].derivative != "structural":
+                # NumPy's scalars where Reals meet tensors; a structural builtin (iterate's
+                # state, fold's accumulator) computes on no real, and passes floats on as they are
                 args = [self.numpy_scalar(a, arg.ty) for a, arg in zip(args, t.args)]
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))

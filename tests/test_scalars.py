@@ -192,3 +192,19 @@ def test_float_compiled_arithmetic_agrees_with_numpy_scalars(untyped, expression
     expected, kinds = _numpy(function, x, y)
     assert _same(value, expected), (text, x, y, value, expected)
     assert {kind for kind, _, _ in located} == kinds, (text, x, y, located, kinds)
+
+
+def test_a_structural_builtin_passes_a_float_on_as_it_is():
+    """``iterate``'s state reaches its step as a float, which typed code computes on with
+    Python's operators; made NumPy's scalar there, every step computed on NumPy's scalars
+    (the plain forward pass of ``iterate n (λx. sin x * x + x) x0``)."""
+    from lamad.eval import python_source
+
+    term = lamad.loads("def f (x : Real) (n : Int) : Real = iterate n (\\y. sin y * y + y) x\n").typed.terms["f"]
+    call = next(line for line in python_source(term).splitlines() if "n_" in line and "_lam" in line and "=" in line)
+    assert "_F(" not in call, call
+    prog = lamad.loads("def f (x : Real) (n : Int) : Real = iterate n (\\y. sin y * y + y) x\n")
+    y = np.float64(-1.0)
+    for _ in range(5):
+        y = np.sin(y) * y + y
+    assert float(prog.f(-1.0, 5)) == float(y)
