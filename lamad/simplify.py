@@ -729,14 +729,16 @@ class _Simplifier:
         """A binding whose term was bound before (up to renaming) reuses the earlier name.
         Backpropagators only if their cotangents are reals: two alike tensor ones
         (``λa ⊸ x' (sum a)``) may receive cotangents of different shapes, which linear
-        factoring must then never add together."""
+        factoring must then never add together.  Two alike terms of different types are
+        not shared (``real 1`` as a Real and, promoted, as a Tensor): the name would
+        carry one of the types to the other's uses."""
         seen: dict = {}
         out: list[tuple[Pattern, Term]] = []
         renames: dict[str, Term] = {}
         for p, b in bindings:
             b = _substitute_all(b, renames, self.renamed_in)  # every renaming at once, in one pass
             if isinstance(p, PVar) and not _atomic(b) and not (isinstance(b, LinLam) and b.param.annot != REAL):
-                key = alpha_key(b, _TYPED)
+                key = alpha_key(b, _TYPED), b.ty
                 if key in seen:
                     renames[p.name] = Var(seen[key])
                     if self.census.shared({p.name: seen[key]}, b):
@@ -744,7 +746,7 @@ class _Simplifier:
                     continue
                 seen[key] = p.name
             elif _field_taken_apart(p, b):  # the same value: its backpropagators are the same ones
-                key = ("parts", alpha_key(b, _TYPED), len(p.items))
+                key = ("parts", alpha_key(b, _TYPED), b.ty, len(p.items))
                 if key in seen:
                     renamed = {i.name: n for i, n in zip(p.items, seen[key])}
                     renames.update((name, Var(n)) for name, n in renamed.items())

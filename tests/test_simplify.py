@@ -474,6 +474,18 @@ def _leaves(value) -> list:
     return [np.asarray(value)]
 
 
+def test_alike_terms_of_different_types_are_not_shared():
+    """``real x`` as a Real and, promoted beside a tensor, as a Tensor: CSE shared them
+    under one name, whose type then reached the Real's use (the simplified derivative
+    had the type ``… → Tensor × Real⊥``)."""
+    prog = lamad.loads("def f (p : (Real * Real)) : Real =\n"
+                       "    fst (if true then (let x = 1 in (real x, (0.5, real x * ones [1])))\n"
+                       "         else (0.5, (0.5, fill 0.5 [1])))\n")
+    _, raw = dual(prog, "f", simplified=False)
+    _, simple = dual(prog, "f", simplified=True)
+    assert simple.ty == raw.ty
+
+
 @GENERATED
 @given(differentiable_programs(smooth=False))
 def test_simplified_derivatives_type_check_and_compute_what_the_raw_ones_do(sample):
