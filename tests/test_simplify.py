@@ -43,6 +43,13 @@ def dual(prog: lamad.LoadedProgram, name: str, simplified: bool) -> tuple[Term, 
     return term, infer_term(term, types)
 
 
+def assert_simplified_keeps_type(prog: lamad.LoadedProgram, name: str) -> None:
+    """←D of a definition, simplified, checks to the type it checks to raw."""
+    _, raw = dual(prog, name, simplified=False)
+    _, simple = dual(prog, name, simplified=True)
+    assert simple.ty == raw.ty
+
+
 def run_dual(prog: lamad.LoadedProgram, checked: Term, fty: FunType, x):
     """Evaluate a ←D(f) term as lamad's grad does: wrap the input, force, collect."""
     free = list(free_variables(checked))
@@ -373,9 +380,7 @@ def test_naming_the_parts_of_a_pair_skips_where_its_name_is_bound_again():
     prog = lamad.loads("def g (y : Tensor) (x : Int) : (Tensor * Real * Int) =\n"
                        "    (iterate 0 (\\(y : (Tensor * Real * Int)). (iterate 0 (\\(x : (Tensor * Real * Int)).\n"
                        "        (((let (x, _, _) = y in (sum x))), 0.5, 1)) y)) (((sum y)), 0.5, 1))\n")
-    raw, raw_checked = dual(prog, "g", simplified=False)
-    simple, simple_checked = dual(prog, "g", simplified=True)
-    assert simple_checked.ty == raw_checked.ty
+    assert_simplified_keeps_type(prog, "g")
     point = (np.arange(3.0), 2)
     assert float(prog.g(*point)[0]) == 3.0
 
@@ -481,9 +486,7 @@ def test_alike_terms_of_different_types_are_not_shared():
     prog = lamad.loads("def f (p : (Real * Real)) : Real =\n"
                        "    fst (if true then (let x = 1 in (real x, (0.5, real x * ones [1])))\n"
                        "         else (0.5, (0.5, fill 0.5 [1])))\n")
-    _, raw = dual(prog, "f", simplified=False)
-    _, simple = dual(prog, "f", simplified=True)
-    assert simple.ty == raw.ty
+    assert_simplified_keeps_type(prog, "f")
 
 
 @GENERATED
