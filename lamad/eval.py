@@ -48,7 +48,7 @@ from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
-from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator
+from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, maker as make_backpropagators
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
@@ -354,7 +354,7 @@ class _Unit:
                 group = []
         self.source = "".join(sources)
         for maker, name in self.makers.items():
-            self.namespace[maker] = partial(Backpropagator, self.namespace[name])
+            self.namespace[maker] = make_backpropagators(self.namespace[name])
         for name, source in self.sources:
             self.namespace[name].lamad = source
         return self.namespace["_main"]
@@ -405,8 +405,8 @@ class _Unit:
         all would cost more than all else).  Each closure holds, beside that code, the
         index of its instance, which locates its failures at its own spans, and what it
         captures (``Backpropagator(body, *captured)``, lamad/gradient.py), and is made by a
-        constant of its template, ``partial(Backpropagator, body)``: a line one argument
-        shorter for Python's ``compile`` to read."""
+        constant of its template (lamad/gradient.py, :func:`~lamad.gradient.maker`): a line
+        one argument shorter for Python's ``compile`` to read."""
         outer = self.fn
         found = [outer.lookup(name) for name in free]  # a local, or None for a definition
         key = key, tuple([name if local is None else None for name, local in zip(free, found)])
