@@ -396,8 +396,9 @@ class ArgumentGradient:
                  with_value: bool, span: Span | None = None):
         self.f, self.fty, self.params, self.nums = f, fty, params, nums
         self.runtime, self.with_value, self.span = runtime, with_value, span
-        # the held arguments, each with whether it is a real, a constant without a walk: (x, λa ⊸ 0)
-        self.held = [(i, is_real(params[i])) for i in range(len(params)) if i not in nums]
+        held = [i for i in range(len(params)) if i not in nums]
+        self.held_reals = [i for i in held if is_real(params[i])]  # constants without a walk: (x, λa ⊸ 0)
+        self.held_others = [(i, params[i]) for i in held if not is_real(params[i])]
         self.walks = walks(params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums)))
         self.point = itemgetter(*nums)  # the argument at nums[0], or the tuple of those at nums
         self.seed = runtime.backend.scalar(1.0)
@@ -414,8 +415,10 @@ class ArgumentGradient:
             self._dual = None  # the first tier goes before the second is made
             self._dual = uncurried(lift(self.f, self.fty, self.runtime), len(self.params))
         arguments = list(values)
-        for i, real in self.held:
-            arguments[i] = (values[i], ZERO_BACKPROP) if real else lift(values[i], self.params[i], self.runtime)
+        for i in self.held_reals:
+            arguments[i] = (values[i], ZERO_BACKPROP)
+        for i, t in self.held_others:
+            arguments[i] = lift(values[i], t, self.runtime)
         return pulled_back(self._dual, self.point(values), self.walks, self.seed, self.with_value, self.runtime,
                            self.span, arguments, self.nums)
 
