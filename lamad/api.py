@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import replace
+from operator import attrgetter, is_
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -52,6 +53,8 @@ def _given(x: Any) -> str:
         text = text[:57] + "..."
     return f"{text} ({type(x).__name__})"
 
+
+_DTYPE = attrgetter("dtype")
 
 _INSIDE = (str(Path(__file__).resolve().parent), "<lamad")
 """Where lamad's own frames come from: its package and its compiled code."""
@@ -323,7 +326,8 @@ class Function:
             self._results.append(t)
         self.result_type = t
         self._importers: list[Callable[[Any], Any]] | None = None
-        self._as_is: list[tuple[type, Any]] | None = None  # per parameter, its values taken as they are, if all have
+        self._as_is: tuple[tuple[type, ...], tuple[Any, ...]] | None = None  # the class and dtype of the values
+        # taken as they are, per parameter, if every parameter has such values
         self._exporters: dict[int, Callable[[Any], Any]] = {}
 
     def __call__(self, *args: Any) -> Any:
@@ -341,17 +345,16 @@ class Function:
         """The lamad values of the Python values ``args`` of its first parameters.  The
         converters are made once; where every parameter has values that cross over as
         they are (:func:`_taken_as_is`: a network's weights and data), arguments that all
-        are such values are taken with one test each and no call."""
+        are such values are taken as they are, their classes and their dtypes compared
+        with those expected by C loops (``map``), without a line of Python per argument."""
         if self._importers is None:
             backend = self.program.backend
             self._importers = [_importer(t, backend) for t in self.param_types]
             kept = [_taken_as_is(t, backend) for t in self.param_types]
-            self._as_is = None if None in kept else kept
+            self._as_is = None if None in kept else (tuple(k for k, _ in kept), tuple(d for _, d in kept))
         if self._as_is is not None:
-            for a, (kind, dtype) in zip(args, self._as_is):
-                if type(a) is not kind or a.dtype is not dtype:
-                    break
-            else:
+            kinds, dtypes = self._as_is
+            if tuple(map(type, args)) == kinds[:len(args)] and all(map(is_, map(_DTYPE, args), dtypes)):
                 return list(args)
         try:
             return [convert(a) for convert, a in zip(self._importers, args)]

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import gc
 from functools import partial
-from operator import itemgetter
+from itertools import islice, repeat
+from operator import is_not, itemgetter
 from typing import Any, Callable, Iterator
 
 from lamad.adtypes import marked_type
 from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError
-from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, sum_apply
+from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, maker, sum_apply
 from lamad.prims import Runtime
 from lamad.syntax import PRODUCTS, REAL, TENSOR, Base, FunType, LinType, ListType, Span, TupleType, Type
 
@@ -104,8 +105,13 @@ def lift(value: Any, t: Type, runtime: Runtime) -> Any:
 # --------------------------------------------------------------------- walking a point
 
 
+_input = maker(None)
+"""A new backpropagator of an input (no body: forcing leaves what it is sent to collect),
+made by one call of a function (lamad/gradient.py, :func:`~lamad.gradient.maker`)."""
+
+
 def _wrap_real(x: Any, inputs: list[Backpropagator]) -> tuple[Any, Backpropagator]:
-    bp = Backpropagator(None)
+    bp = _input()
     inputs.append(bp)
     return x, bp
 
@@ -126,7 +132,7 @@ def wrapper(t: Type) -> Callable[[Any, list[Backpropagator]], Any]:
         items = [wrapper(i) for i in t.items]
         if all(item is _wrap_real for item in items):
             def reals(x: tuple, inputs: list[Backpropagator]) -> tuple:
-                bps = [Backpropagator(None) for _ in x]
+                bps = [_input() for _ in x]
                 inputs += bps
                 return tuple(zip(x, bps))
             return reals
@@ -157,7 +163,10 @@ def collector(t: Type) -> Callable[[Any, dict, Iterator[Backpropagator], Any], A
         items = [collector(i) for i in t.items]
         if all(item is _collect_real for item in items):
             def reals(x: tuple, cotangents: dict, inputs: Iterator[Backpropagator], xp) -> tuple:
-                return tuple([zeros(v, xp) if (ct := cotangents.get(next(inputs))) is None else ct for v in x])
+                cts = tuple(map(cotangents.get, islice(inputs, len(x))))  # read by C loops, as all arrive
+                if all(map(is_not, cts, repeat(None))):
+                    return cts
+                return tuple([zeros(v, xp) if ct is None else ct for v, ct in zip(x, cts)])
             return reals
         return lambda x, cotangents, inputs, xp: tuple([item(v, cotangents, inputs, xp) for item, v in zip(items, x)])
     if isinstance(t, ListType):
@@ -316,8 +325,9 @@ def pulled_back(dual: Callable, x: Any, walks_: Walks, seed: Any, with_value: bo
                 span: Span | None, arguments: list | None = None, nums: tuple[int, ...] = ()) -> Any:
     """``collect (y' seed)`` with ``(y, y') = dual (wrap x)``, for ``x`` of the type of
     ``walks_``, and ``(y, …)`` ``with_value``: a gradient's call, the collector paused (:class:`Gradient`).
-    Given ``arguments``, ``dual`` is applied to them in turn, ``wrap x`` put in at ``nums``
-    (one argument, or the items of a tuple: :class:`ArgumentGradient`)."""
+    Given ``arguments``, ``dual`` is a function of them all (:func:`uncurried`), and ``wrap x``
+    is put in among them at ``nums`` (one argument, or the items of a tuple:
+    :class:`ArgumentGradient`)."""
     paused = gc.isenabled()
     if paused:
         gc.disable()
@@ -328,15 +338,16 @@ def pulled_back(dual: Callable, x: Any, walks_: Walks, seed: Any, with_value: bo
         if arguments is None:
             applied = dual(wrapped)
         else:
-            for n, w in zip(nums, wrapped if len(nums) > 1 else (wrapped,)):
-                arguments[n] = w
-            applied = dual
-            for argument in arguments:
-                applied = applied(argument)
+            if len(nums) == 1:
+                arguments[nums[0]] = wrapped
+            else:
+                for n, w in zip(nums, wrapped):
+                    arguments[n] = w
+            applied = dual(*arguments)
         result = list(applied)  # [y, y'], so that y' can be let go
         del applied
         y = result[0]
-        value = _primal(y)
+        value = y if y.__class__ is not tuple else _primal(y)
         if getattr(value, "ndim", 0) != 0:
             op = "value_and_grad" if with_value else "grad"
             raise LamRuntimeError(f"'{op}' needs a scalar result, but the function returned a tensor of "
@@ -349,6 +360,27 @@ def pulled_back(dual: Callable, x: Any, walks_: Walks, seed: Any, with_value: bo
             gc.enable()
 
 
+def uncurried(f: Callable, arity: int) -> Callable:
+    """A curried function value ``f`` as a function of its first ``arity`` arguments at
+    once: the uncurried entry the evaluator compiles for a chain of lambdas (lamad/eval.py,
+    ``_Unit.uncurry``), given what the closure captured, where it has one of that arity;
+    else ``f`` applied to them one at a time (``f`` itself, of one)."""
+    if arity == 1:
+        return f
+    func, captured = (f.func, f.args) if isinstance(f, partial) else (f, ())
+    entry = getattr(func, "uncurried", None)
+    if entry is not None and entry[1] == arity:
+        return partial(entry[0], *captured) if captured else entry[0]
+    return partial(_applied, f)
+
+
+def _applied(f: Callable, *arguments: Any) -> Any:
+    """``f`` applied to ``arguments`` one at a time."""
+    for argument in arguments:
+        f = f(argument)
+    return f
+
+
 class ArgumentGradient:
     """``grad`` and ``value_and_grad`` of a curried function ``f : A0 → … → An → B`` in
     its arguments ``nums``, the others held constant, as Python calls them (lamad/api.py):
@@ -357,14 +389,16 @@ class ArgumentGradient:
     arguments, which it captured, lifted as constants (docs/differentiation.md,
     Conventions); this does the same, ←D(f) lifted on the first two calls (its two tiers,
     as :class:`Gradient`'s) and kept, so that a later call makes no closure, no gradient
-    value and no lift of ``f``: only the constants."""
+    value and no lift of ``f``: only the constants.  ←D(f) is applied to all its arguments
+    in one call (:func:`uncurried`)."""
 
     def __init__(self, f: Callable, fty: FunType, params: list[Type], nums: tuple[int, ...], runtime: Runtime,
                  with_value: bool, span: Span | None = None):
         self.f, self.fty, self.params, self.nums = f, fty, params, nums
         self.runtime, self.with_value, self.span = runtime, with_value, span
-        # the held arguments, each with whether it is a real, a constant without a walk: (x, λa ⊸ 0)
-        self.held = [(i, is_real(params[i])) for i in range(len(params)) if i not in nums]
+        held = [i for i in range(len(params)) if i not in nums]
+        self.held_reals = [i for i in held if is_real(params[i])]  # constants without a walk: (x, λa ⊸ 0)
+        self.held_others = [(i, params[i]) for i in held if not is_real(params[i])]
         self.walks = walks(params[nums[0]] if len(nums) == 1 else TupleType(tuple(params[n] for n in nums)))
         self.point = itemgetter(*nums)  # the argument at nums[0], or the tuple of those at nums
         self.seed = runtime.backend.scalar(1.0)
@@ -379,10 +413,12 @@ class ArgumentGradient:
         if self._lifts < 2:
             self._lifts += 1
             self._dual = None  # the first tier goes before the second is made
-            self._dual = lift(self.f, self.fty, self.runtime)
+            self._dual = uncurried(lift(self.f, self.fty, self.runtime), len(self.params))
         arguments = list(values)
-        for i, real in self.held:
-            arguments[i] = (values[i], ZERO_BACKPROP) if real else lift(values[i], self.params[i], self.runtime)
+        for i in self.held_reals:
+            arguments[i] = (values[i], ZERO_BACKPROP)
+        for i, t in self.held_others:
+            arguments[i] = lift(values[i], t, self.runtime)
         return pulled_back(self._dual, self.point(values), self.walks, self.seed, self.with_value, self.runtime,
                            self.span, arguments, self.nums)
 

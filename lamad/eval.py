@@ -130,6 +130,8 @@ class _Function:
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
         self.indent = 2
+        self.param = ""  # the local of its parameter, once written
+        self.inner: _Function | None = None  # the function of the lambda that is its body, if that is all it is
 
     def emit(self, line: str, located: Steps | None = None) -> None:
         if located is not None:
@@ -299,12 +301,15 @@ class _Unit:
         self.functions: list[tuple[str, list[str]]] = []  # each Python function, once, and its lines
         self.sources: list[tuple[str, _LamSource]] = []  # the functions of closures that may be differentiated
         self.fn: _Function | None = None
+        self.written: _Function | None = None  # the function of the lambda written last
         self.source = ""
         self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
         self.instances: dict[str, list[dict[int, Steps]]] = {}  # per function, per closure that runs it
         self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
         self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int], str]] = {}
         self.makers: dict[str, str] = {}  # the constant that makes the backpropagators of a template → its function
+        self.chains: list[_Function] = []  # the functions whose bodies are lambdas (:meth:`uncurry`)
+        self.uncurried: dict[str, tuple[str, int]] = {}  # a function → its uncurried entry and that one's arity
 
     # ----------------------------------------------------------------- names
 
@@ -341,6 +346,10 @@ class _Unit:
             fn.locals[name] = self.local(name)
         fn.emit(f"return {self.value(term)}")
         self.add(fn, ", ".join(fn.locals[n] for n in params))
+        inner = {id(f.inner) for f in self.chains}
+        for f in self.chains:
+            if id(f) not in inner:  # the first of a chain
+                self.uncurry(f)
         filename = f"<lamad {next(_NUMBERS)}>"
         _UNITS[filename] = self
         group: list[str] = []
@@ -357,6 +366,8 @@ class _Unit:
             self.namespace[maker] = make_backpropagators(self.namespace[name])
         for name, source in self.sources:
             self.namespace[name].lamad = source
+        for name, (entry, arity) in self.uncurried.items():
+            self.namespace[name].uncurried = self.namespace[entry], arity
         return self.namespace["_main"]
 
     def lam(self, t: Lam | LinLam) -> str:
@@ -375,6 +386,8 @@ class _Unit:
         if not backprop:
             self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
             self.add(fn, param)
+            if fn.inner is not None:
+                self.chains.append(fn)
             return fn.closure()
         return f"_Bp({self.instance(fn, *fn.text(param))})"
 
@@ -394,7 +407,34 @@ class _Unit:
             fn.emit(f"return {self.value(t.body)}")
         finally:
             self.fn = outer
+        fn.param = param
+        if type(t) is Lam and type(t.param) is PVar and type(t.body) is Lam and len(fn.lines) == 1:
+            fn.inner = self.written  # its body only makes the closure of the lambda that is its body
+        self.written = fn
         return fn, param
+
+    def uncurry(self, fn: _Function) -> None:
+        """The uncurried entry of a function whose body is a lambda, and so on down a chain
+        ``λx1. … λxn. t`` (``x1 … xn-1`` variables): one function of what the first one
+        captures and of ``x1 … xn``, which calls the function of ``λxn. t`` with what
+        its closure would have captured, without the closures the others make one
+        argument at a time (lamad/autodiff.py applies ←D of a function of several
+        arguments so)."""
+        chain = [fn]
+        while chain[-1].inner is not None:
+            chain.append(chain[-1].inner)
+        value = {local: local for local in [*fn.captures.values(), fn.param]}  # a local → its value in the entry
+        for level in chain[1:]:
+            value.update((local, value.get(outer, outer)) for local, outer in zip(level.captures.values(), level.outer))
+            value[level.param] = level.param
+        last = chain[-1]
+        name = f"{fn.name}_u"
+        params = [*fn.captures.values(), *[level.param for level in chain]]
+        arguments = [value[local] for local in last.captures.values()] + [last.param]
+        self.functions.append((name, [f"def {name}({', '.join(params)}):",
+                                      f"    return {last.name}({', '.join(arguments)})"]))
+        self.instances[name] = [{}]
+        self.uncurried[fn.name] = name, len(chain)
 
     def templated(self, t: LinLam, key: tuple, free: list[str], prims: list[Prim]) -> str:
         """A backpropagator whose body has the shape ``key`` (:func:`_shape`), with the free

@@ -14,6 +14,9 @@ never inferred again: ``D(t)`` has type ``D(A)`` when ``t`` has type ``A``
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+from struct import pack, unpack
 from typing import Callable
 
 from lamad.linearity import is_zero
@@ -193,9 +196,57 @@ class _Instance:
         else:
             raise RuleError(f"'{t.op}' in a rule that a transform instantiates")
         node = Prim.make(t.op, tuple(args), t.marks, span=self.span, ty=ty)
+        folded = _folded(node)
+        if folded is not node:
+            return folded
         if self.hoist is not None and prim.shape_only and len(args) == 1 and isinstance(args[0], Var):
             return self.hoist(node)
         return node
+
+
+def _folded(t: Prim) -> Term:
+    """An instance's application with what its rule computes from constants done now, where
+    the result is the same value, of the same dtype, as it would be at run time — the rules
+    of ``**`` give ``x2 - 1.0`` and ``mul0 x2 (x1 ** …)`` with the exponent a literal:
+
+    * arithmetic on two real literals (``2.0 - 1.0``, of the record's ``fold``), where the
+      operands and the result are float32's numbers: then float32 and float64 compute it
+      exactly alike, and the literal of the result's type is what the backend made of it;
+    * ``mul0 c t → c * t`` for a literal ``c`` that is neither 0 nor infinite: that is what
+      ``mul0`` computes then; and ``mul0 c (t ** 1.0) → c * t`` where the literals are of
+      one type: ``t ** 1.0`` is ``t`` (IEEE ``pow``), and ``c *`` makes either of the dtype
+      ``c *`` makes of the other.
+
+    ``t`` itself where none applies."""
+    args = t.args
+    if t.op == "mul0" and _real_literal(args[0]) and 0.0 < abs(args[0].value) < math.inf:
+        right = args[1]
+        if right.__class__ is Prim and right.op == "pow" and _real_literal(exponent := right.args[1]) \
+                and exponent.value == 1.0 and exponent.ty == args[0].ty and _arith(args[0].ty, right.args[0].ty) == t.ty:
+            right = right.args[0]
+        return Prim.make("mul", (args[0], right), span=t.span, ty=t.ty)
+    fold = PRIMITIVES[t.op].fold
+    if fold is None or not all(_real_literal(a) for a in args):
+        return t
+    values = [a.value for a in args]
+    result = fold(*values)
+    if not all(map(_float32, (*values, result))) or Fraction(result) != fold(*map(Fraction, values)):
+        return t
+    return Lit.make(result, span=t.span, ty=t.ty)
+
+
+def _real_literal(t: Term) -> bool:
+    """Whether ``t`` is a literal of a real number (a float, of type Real or Tensor)."""
+    return t.__class__ is Lit and type(t.value) is float
+
+
+def _float32(x: float) -> bool:
+    """Whether ``x`` is a finite number of float32 (and so of float64): kept as it is when
+    rounded to float32."""
+    try:
+        return math.isfinite(x) and unpack("f", pack("f", x))[0] == x
+    except OverflowError:
+        return False
 
 
 def _literal(value) -> Type:

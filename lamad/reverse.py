@@ -79,7 +79,7 @@ class _Backprop(Transform):
         names = dict(zip(_PLACEHOLDERS, primals), y=y, a=a)
         body: Term | None = None
         hoist = partial(self.hoist_metadata, bindings, {})
-        arrays = [a.ty in ARRAYS for a in t.args]
+        arrays = [a.ty in ARRAYS and a.__class__ is not Lit for a in t.args]  # a literal is 0-d
         for i, (rule, bp) in enumerate(zip(prim.vjp_terms, backprops)):
             if rule is None or bp is None:
                 continue
@@ -116,7 +116,8 @@ def _is_unbroadcast(t: Term) -> bool:
 def _broadcasts(arrays: list[bool], i: int) -> bool:
     """Whether argument ``i`` of an elementwise operation may have been broadcast, given
     which of its arguments are arrays: only when another one is — a Tensor, or the mask
-    of ``where`` — (a Real is 0-d, so it never widens a shape)."""
+    of ``where`` — (a Real is 0-d, and so is a literal of type Tensor, so neither widens
+    a shape)."""
     return sum(arrays) > arrays[i]
 
 

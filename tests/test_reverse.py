@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 from unittest import mock
@@ -20,9 +21,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lamad
+import lamad.eval
+import lamad.instances
 from lamad import driver
 from lamad.autodiff import Gradient
 from lamad.gradient import Backpropagator, Stats, force
+from lamad.pretty import pretty
 from lamad.reverse import backprop, backprop_type
 from lamad.syntax import Ann
 from lamad.types import infer_term
@@ -505,6 +509,77 @@ def test_pow_where_a_factor_of_its_derivative_vanishes():
             assert_same_gradient(got, numeric_gradient(lambda q: prog.power(q), p), where=str(point))
     np.testing.assert_array_equal(lamad.grad(prog.power)(np.array([0.0, 2.0])), [0.0, 0.0])
     np.testing.assert_allclose(lamad.grad(prog.power)(np.array([3.0, 0.0])), [0.0, np.log(3.0)])
+
+
+FOLDED = """
+def square (x : Tensor) : Real = sum (x ** 2.0)
+def cube (x : Tensor) : Real = sum (0.5 * x ** 3.0)
+def first (x : Tensor) : Real = sum (x ** 1.0)
+def fractional (x : Tensor) : Real = sum ((x * x) ** 1.5)
+def negative (x : Tensor) : Real = sum ((x * x + 1.0) ** -2.0)
+def inexact (x : Tensor) : Real = sum ((x * x) ** 0.1)
+def real_square (x : Tensor) : Real = sum x ** 2.0 + (3.0 * sum x) ** 2.0
+"""
+
+EDGES = [0.0, -0.0, 1.5, -2.25, 3.0e-310, 1.0e200, -1.0e-160, np.inf, -np.inf, np.nan]
+"""Points where a factor of a derivative of ``**`` is 0, not finite, or overflows."""
+
+
+def _derivatives(dtype: str) -> dict[str, list[np.ndarray]]:
+    """The gradient, JVP and Hessian–vector product of each function of :data:`FOLDED`,
+    in ``dtype``, at :data:`EDGES` and at a regular point."""
+    prog = lamad.loads(FOLDED, dtype=dtype)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("square", "cube", "first", "fractional", "negative", "inexact", "real_square"):
+            f, results = prog[name], []
+            for point in (EDGES, [0.5, -1.25, 2.0]):
+                x = np.array(point, dtype=dtype)
+                dx = np.linspace(-1.0, 2.0, x.size).astype(dtype)
+                results += [lamad.grad(f)(x), lamad.jvp(f, (x,), (dx,))[1], lamad.hvp(f, (x,), (dx,))]
+            out[name] = [np.asarray(r) for r in results]
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("tier", ["typed", "untyped"])
+def test_rules_folded_on_literals_give_the_same_bits(dtype, tier, monkeypatch):
+    """The instances of ``**``'s rules with a literal exponent are folded as they are made
+    (``2.0 - 1.0 → 1.0``, ``mul0 2.0 (x ** 1.0) → 2.0 * x``, lamad/instances.py): every
+    derivative is the one the rules compute unfolded, bit for bit (a NaN as a NaN) and of
+    the same dtype, where a factor is 0, infinite or a NaN and where a product overflows, in float64 and
+    float32, in typed scalar code and in the code of a big function (whose Reals are
+    NumPy's scalars), through ←D, →D and both."""
+    if tier == "untyped":
+        monkeypatch.setattr(lamad.eval, "FIRST_TIER_NODES", 0)
+    folded = _derivatives(dtype)
+    monkeypatch.setattr(lamad.instances, "_folded", lambda t: t)
+    unfolded = _derivatives(dtype)
+    for name, results in folded.items():
+        for got, expected in zip(results, unfolded[name]):
+            assert got.dtype == expected.dtype == dtype, name
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=name)
+            bits = f"u{got.itemsize}"
+            numbers = ~np.isnan(got)  # a NaN's sign and payload: IEEE 754 leaves them to each operation
+            np.testing.assert_array_equal(got.view(bits)[numbers], expected.view(bits)[numbers], err_msg=name)
+
+
+def test_rules_folded_on_literals():
+    """←D of ``x ** 2.0`` computes ``2.0 · x``, no ``x ** 1.0`` nor ``mul0``, and needs no
+    ``unbroadcast`` (a literal is 0-d); with an exponent whose ``c - 1.0`` float32 would not
+    compute exactly (``0.1``), only ``mul0`` goes; and gradients agree with finite
+    differences."""
+    prog = lamad.loads(FOLDED)
+    square = pretty(driver.derivative(prog.typed.terms["square"], simplified=False)[1])
+    assert "2.0 · x" in square and "**" not in square.split("⊸")[1] and "mul0" not in square
+    assert "unbroadcast" not in square
+    inexact = pretty(driver.derivative(prog.typed.terms["inexact"], simplified=False)[1])
+    assert "(0.1 - 1.0)" in inexact and "mul0" not in inexact  # 0.1 · x ** (0.1 - 1.0)
+    x = np.array([0.5, -1.25, 2.0])
+    for name in ("square", "cube", "first", "fractional", "negative", "inexact", "real_square"):
+        f = prog[name]
+        assert_same_gradient(lamad.grad(f)(x), numeric_gradient(f, x), where=name)
 
 
 def test_gradients_through_an_accumulator_promoted_to_a_tensor():

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 import lamad
 from lamad import allocator
+from numeric import assert_same_gradient, numeric_gradient
 from programs import programs
 
 RNG = np.random.default_rng(5)
@@ -489,11 +490,11 @@ def test_a_gradient_in_every_argument_is_made_once_and_each_call_only_runs_it():
     lifts and compiles nothing — ←D of the function and the gradient's value are kept —
     and runs some twenty Python functions (41 when the gradient was made again per call,
     26 when its point was walked with a test of its type per node and its warnings caught
-    by a context manager)."""
+    by a context manager, 21 when its result's primal was found by a call)."""
     prog = lamad.loads("def f (x : Real) : Real = x * x\ndef g (w : Tensor) (x : Tensor) : Real = sum (w @ x)")
     calls = _python_calls(lamad.grad(prog.f), 1.5)
     assert not {"relift", "lift", "transformed", "derive", "compile", "constant"} & set(calls)
-    assert len(calls) <= 21
+    assert len(calls) <= 20
     assert float(lamad.grad(prog.f)(1.5)) == 3.0
     both = lamad.grad(prog.g, argnums=(1, 0))
     assert "relift" not in _python_calls(both, np.ones((2, 3)), np.ones(3))
@@ -511,9 +512,9 @@ def test_a_gradient_in_some_arguments_lifts_only_the_held_ones_at_each_call():
     of the function, kept from the second call, to the wrapped point and the held arguments
     lifted as constants — no term applied, no closure over the held arguments made and
     lifted, no gradient value made, a held tensor paired with ``λa ⊸ 0`` without a walk
-    of its type (56 Python functions per call when they were; 25 now, its arrays taken
-    with no call) — and gives the gradients bit for bit of ``value_and_grad`` written in
-    lamad."""
+    of its type (56 Python functions per call when they were; 25, its arrays taken
+    with no call; 23 with ←D applied to all its arguments in one call) — and gives the
+    gradients bit for bit of ``value_and_grad`` written in lamad."""
     prog = lamad.loads("def g (w : Tensor) (x : Tensor) : Real = sum (w @ x)\n"
                        "def loss (w1 : Tensor) (w2 : Tensor) (x : Tensor) (y : Tensor) : Real =\n"
                        "    sum ((w2 @ tanh (w1 @ x) - y) ** 2) / real (dim 1 x)\n"
@@ -521,13 +522,18 @@ def test_a_gradient_in_some_arguments_lifts_only_the_held_ones_at_each_call():
                        "    value_and_grad (\\(a, b). loss a b x y) (w1, w2)\n")
     calls = _python_calls(lamad.grad(prog.g, argnums=1), np.ones((2, 3)), np.ones(3))
     assert not {"transformed", "derive", "compile", "constant", "operator", "_main", "lift", "relift"} & set(calls)
-    assert len(calls) <= 25
+    assert len(calls) <= 23
     # the wine network's loss: no call converts its four arrays, walks its point or its
-    # gradients leaf by leaf; 66 Python functions when they did
+    # gradients leaf by leaf (66 Python functions when they did, 43 when ←D was applied to
+    # one argument at a time, ``x ** 2.0``'s rule ran ``x ** 1.0`` and ``mul0``, and ``dim``
+    # and ``real`` called helpers); of ←D's compiled functions only the uncurried entry,
+    # the body of the innermost lambda and the backpropagator run
     wine = _python_calls(lamad.value_and_grad(prog.loss, argnums=(0, 1)), *(np.ones(s) for s in
                                                                            ((4, 5), (2, 4), (5, 7), (2, 7))))
-    assert not {"tensor", "_wrap_real", "_collect_real", "_same"} & set(wine)
-    assert len(wine) <= 45
+    assert not {"tensor", "_wrap_real", "_collect_real", "_same", "_applied", "mul0", "axis_of"} & set(wine)
+    assert [name.endswith("_u") for name in wine if name.startswith("_lam")] == [True, False, False]
+    assert wine.count("_pow") == 1
+    assert len(wine) <= 33
     args = RNG.normal(size=(4, 5)), RNG.normal(size=(2, 4)), RNG.normal(size=(5, 7)), RNG.normal(size=(2, 7))
     value, (d1, d2) = lamad.value_and_grad(prog.loss, argnums=(0, 1))(*args)
     expected_value, (e1, e2) = prog.vg(*args)
@@ -536,6 +542,40 @@ def test_a_gradient_in_some_arguments_lifts_only_the_held_ones_at_each_call():
     np.testing.assert_array_equal(d2, e2)
     only, = lamad.grad(prog.loss, argnums=(1,))(*args)
     np.testing.assert_array_equal(only, e2)
+
+
+def test_derivatives_of_curried_functions_are_applied_to_all_their_arguments_at_once():
+    """←D of a function of several arguments is called once, by the uncurried entry the
+    evaluator compiles for a chain of lambdas (lamad/eval.py ``_Unit.uncurry``), with what
+    the closure captured where it is one (a definition partially applied, whose chain goes
+    down through the lambda of its body), and its arguments in their order whatever order
+    the lambdas capture them in; a function whose body computes before its next lambda is
+    applied one argument at a time.  The gradients are those of finite differences and,
+    bit for bit, those of the same gradient written in lamad, which applies ←D one argument
+    at a time."""
+    prog = lamad.loads("def f (a : Tensor) (b : Real) (c : Tensor) : Real = sum (c * exp a) * b + sum a\n"
+                       "def scaled (s : Real) : Tensor -> Real -> Tensor -> Real = \\a b c. s * f c b a\n"
+                       "def halted (a : Tensor) : Real -> Tensor -> Real = let t = sum (a * a) in \\b c. t * b * sum c\n"
+                       "def in_lamad (a : Tensor) (b : Real) (c : Tensor) =\n"
+                       "    (grad (\\(x, y, z). f x y z) (a, b, c), grad (\\(x, y, z). scaled 3.0 x y z) (a, b, c),\n"
+                       "     grad (\\(x, y, z). halted x y z) (a, b, c))\n")
+    a, b, c = RNG.normal(size=3), 0.5, RNG.normal(size=3)
+    scaled = prog.scaled(3.0)
+    cases = [(prog.f, "_applied" not in _python_calls(lamad.grad(prog.f, argnums=(0, 1, 2)), a, b, c)),
+             (scaled, "_applied" not in _python_calls(lamad.grad(scaled, argnums=(0, 1, 2)), a, b, c)),
+             (prog.halted, "_applied" in _python_calls(lamad.grad(prog.halted, argnums=(0, 1, 2)), a, b, c))]
+    assert all(uncurried for _, uncurried in cases)
+    for (fn, _), expected in zip(cases, prog.in_lamad(a, b, c)):
+        got = lamad.grad(fn, argnums=(0, 1, 2))(a, b, c)
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
+        for i, x in enumerate((a, b, c)):
+            point = [a, b, c]
+
+            def at(v, i=i, point=point):
+                point[i] = v
+                return fn(*point)
+            assert_same_gradient(got[i], numeric_gradient(at, x), where=f"{fn.name}: {i}")
 
 
 def test_a_point_is_walked_as_its_type_nests_with_zeros_where_no_cotangent_arrives():

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from lamad import archive
-from lamad.prims.arithmetic import int_in_range
+from lamad.prims.arithmetic import INT_MAX, INT_MIN, int_in_range
 from lamad.prims.base import SHAPE, A, B, define, lifted
 from lamad.syntax import BOOL, INT, INT_TENSOR, REAL, STRING, TENSOR
 
@@ -98,9 +98,12 @@ define("eye", (INT,), TENSOR, lambda rt: (lambda n: rt.backend.xp.eye(n, dtype=r
 define("onehot", (INT, TENSOR), TENSOR, _onehot, derivative="constant", example=("onehot 3 (mask_ge x1 0.0)", ((2,),)))
 def _real(rt):
     backend = rt.backend
+    float64 = np.float64 if backend.floats else None  # what array_scalar makes of an Int there, in one call
 
     def real(n):
         if type(n) is int:
+            if float64 is not None and INT_MIN <= n <= INT_MAX:
+                return float64(n)
             return backend.array_scalar(int_in_range(n, f"the Int {n}"))  # as NumPy's scalar: cheaper to divide by
         if type(n) is bool:
             return backend.array_scalar(float(n))

@@ -132,7 +132,14 @@ def axis_of(axis: int, x) -> int:
 
 
 def _dim(rt):
-    return lambda axis, x: int(x.shape[axis_of(axis, x)])
+    def dim(axis, x):
+        """The length of axis ``axis`` (Python's index counts from the end as :func:`axis_of`
+        does; one out of range is refused by it, with the rank and the shape)."""
+        shape = x.shape
+        if not -len(shape) <= axis < len(shape):
+            axis = axis_of(axis, x)
+        return int(shape[axis])
+    return dim
 
 
 ARRAYS = (TENSOR, INT_TENSOR, BOOL_TENSOR)
