@@ -30,7 +30,7 @@ from lamad.prims.rules import resolve
 from lamad.syntax import (
     GRAD, REAL, TENSOR, App, DAdd, DZero, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim,
     Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, let_chain,
-    lets, term_names,
+    lets, pattern_names, term_names,
 )
 
 _VALUES = resolve("map fst x1", frozenset({"x1"}))
@@ -76,9 +76,14 @@ class Transform:
     partner = "'"
 
     def __init__(self, term: Term):
-        self.used = term_names(term)
+        inner: list[Term] = []
+        self.used = term_names(term, inner)
+        self.captured: set[str] = set().union(*[term_names(lam) for lam in inner])  # what closures may capture
+        self.used |= self.captured
         self.counter = 0
         self.constants: dict[int, bool] = {}
+        self.split: dict[str, str] = {}  # a variable bound as a pair taken apart, in scope → its partner's name
+        self.partners: set[str] = set()  # the names of the partners of the variables taken apart
 
     def type_of(self, t: Type) -> Type:
         raise NotImplementedError
@@ -149,19 +154,38 @@ class Transform:
             return self.prim(t)
         span, ty = t.span, self.type_of(t.ty)
         if isinstance(t, Var):
+            partner = self.split.get(t.name)
+            if partner is not None:  # D(x) = (x, x') for a variable bound taken apart
+                return Tuple.make((Var.make(t.name, span=span, ty=t.ty), Var.make(partner, span=span, ty=ty.items[1])),
+                                  span=span, ty=ty)
             return Var.make(t.name, span=span, ty=ty)
         if isinstance(t, Lit):
             return self.literal(t)
         if isinstance(t, (Lam, LinLam)):
             param = annotate(self.pattern(t.param), self.type_of(t.ty.dom))
-            return type(t)(param, self.term(t.body), span=span, ty=ty, origin=(self.mark, t))
+            saved = self.hide(pattern_names(t.param), {})
+            body = self.term(t.body)
+            self.restore(saved)
+            return type(t)(param, body, span=span, ty=ty, origin=(self.mark, t))
         if isinstance(t, App):
             return App.make(self.term(t.fn), self.term(t.arg), span=span, ty=ty)
         if isinstance(t, Let):
             chain, body = let_chain(t)
+            bindings: list[tuple[Pattern, Term, Span | None]] = []
+            saved: dict[str, str | None] = {}
+            for let in chain:
+                bound = self.term(let.bound)
+                self.hide(pattern_names(let.pattern), saved)
+                partner = self.taken_apart(let.pattern, let.bound.ty)
+                if partner is None:
+                    pattern = self.pattern(let.pattern)
+                else:  # let (x, x') = D(t): the pair taken apart once, where it is bound
+                    pattern = self.pair_pattern(let.pattern, partner)
+                bindings.append((pattern, bound, let.span))
             result = self.term(body)
-            for let in reversed(chain):
-                result = Let.make(self.pattern(let.pattern), self.term(let.bound), result, span=let.span, ty=result.ty)
+            self.restore(saved)
+            for pattern, bound, let_span in reversed(bindings):
+                result = Let.make(pattern, bound, result, span=let_span, ty=result.ty)
             return result
         if isinstance(t, If):
             return If.make(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span, ty=ty)
@@ -178,6 +202,53 @@ class Transform:
         if isinstance(t, DAdd):
             return DAdd.make(self.term(t.left), self.term(t.right), span=span, ty=GRAD)
         raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
+
+    def taken_apart(self, p: Pattern, t: Type) -> str | None:
+        """Where the variable ``p`` of type ``t`` (a real or a tensor) is bound to its
+        transformed value, a pair, the pair is taken apart there, once: ``let (x, x') =
+        D(u)`` rather than ``let x = D(u)`` and ``let (x1, x1') = x`` at each use of ``x``
+        (:meth:`operands`), which each pass after this one would take apart again.  ``x``
+        then names the value, and ``x'`` (``dx``), which this returns, its partner, until
+        ``x`` is bound again; ``None`` (the variable bound to the pair) where ``p`` is no
+        such variable, where the partner's name is the source's own, or where a lambda
+        inside the term mentions the name: a closure of it captures ``D(x)`` by its name,
+        and differentiating the closure again (:func:`lamad.autodiff.relift`) finds the
+        pair there."""
+        if p.__class__ is not PVar or (t is not REAL and t is not TENSOR) or p.name in self.captured:
+            return None
+        partner = self.pair_name(p.name)
+        if partner in self.used and partner not in self.partners:
+            return None
+        self.used.add(partner)
+        self.partners.add(partner)
+        self.split[p.name] = partner
+        return partner
+
+    def pair_pattern(self, p: PVar, partner: str) -> PTuple:
+        """``(x, x')`` for the variable ``p`` taken apart, annotated as ``p`` is."""
+        if p.annot is None:
+            return PTuple.make((PVar.make(p.name), PVar.make(partner)), span=p.span)
+        pair = self.type_of(p.annot)
+        return PTuple.make((PVar.make(p.name, p.annot), PVar.make(partner, pair.items[1])), span=p.span)
+
+    def hide(self, names: tuple[str, ...], saved: dict[str, str | None]) -> dict[str, str | None]:
+        """Bind ``names`` again: none of them is taken apart in the new scope until said
+        so (:meth:`taken_apart`); what the scope hides is kept in ``saved`` (the first time
+        a name is hidden) for :meth:`restore`."""
+        split = self.split
+        for name in names:
+            if name not in saved:
+                saved[name] = split.get(name)
+            split.pop(name, None)
+        return saved
+
+    def restore(self, saved: dict[str, str | None]) -> None:
+        """Leave a scope that :meth:`hide` entered."""
+        for name, partner in saved.items():
+            if partner is None:
+                self.split.pop(name, None)
+            else:
+                self.split[name] = partner
 
     def prim(self, t: Prim) -> Term:
         """AD operators are marked with this transform; structural primitives commute with
@@ -220,6 +291,8 @@ class Transform:
             elif isinstance(arg.ty, ListType):
                 primal = Var.make(self.fresh("xs"), ty=arg.ty)
                 bindings.append((PVar.make(primal.name), self.rule(_VALUES, {"x1": self.term(arg)}, t.span)))
+            elif variable and arg.name in self.split:  # bound taken apart (:meth:`taken_apart`)
+                primal, partner = arg, self.split[arg.name]
             else:
                 primal = Var.make(self.fresh("x"), ty=arg.ty)
                 partner = self.pair_name(primal.name)
