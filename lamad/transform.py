@@ -176,7 +176,7 @@ class Transform:
             for let in chain:
                 bound = self.term(let.bound)
                 self.hide(pattern_names(let.pattern), saved)
-                partner = self.taken_apart(let.pattern, let.bound.ty)
+                partner = self.taken_apart(let.pattern, let.bound)
                 if partner is None:
                     pattern = self.pattern(let.pattern)
                 else:  # let (x, x') = D(t): the pair taken apart once, where it is bound
@@ -203,18 +203,20 @@ class Transform:
             return DAdd.make(self.term(t.left), self.term(t.right), span=span, ty=GRAD)
         raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
 
-    def taken_apart(self, p: Pattern, t: Type) -> str | None:
-        """Where the variable ``p`` of type ``t`` (a real or a tensor) is bound to its
-        transformed value, a pair, the pair is taken apart there, once: ``let (x, x') =
-        D(u)`` rather than ``let x = D(u)`` and ``let (x1, x1') = x`` at each use of ``x``
-        (:meth:`operands`), which each pass after this one would take apart again.  ``x``
-        then names the value, and ``x'`` (``dx``), which this returns, its partner, until
-        ``x`` is bound again; ``None`` (the variable bound to the pair) where ``p`` is no
-        such variable, where the partner's name is the source's own, or where a lambda
-        inside the term mentions the name: a closure of it captures ``D(x)`` by its name,
-        and differentiating the closure again (:func:`lamad.autodiff.relift`) finds the
-        pair there."""
-        if p.__class__ is not PVar or (t is not REAL and t is not TENSOR) or p.name in self.captured:
+    def taken_apart(self, p: Pattern, bound: Term) -> str | None:
+        """Where the variable ``p`` is bound to ``D(bound)``, ``bound`` a real or a tensor, the
+        pair is taken apart there, once: ``let (x, x') = D(u)`` rather than ``let x = D(u)``
+        and ``let (x1, x1') = x`` at each use of ``x`` (:meth:`operands`), which each pass
+        after this one would take apart again.  ``x`` then names the value, and ``x'``
+        (``dx``), which this returns, its partner, until ``x`` is bound again.  ``None``
+        (the variable bound to the pair) where ``p`` is no variable, where ``bound`` is
+        one (``let z = x`` stays a name for ``x``), where the partner's name is the
+        source's own, or where a lambda inside the term mentions the name: a closure of it
+        captures ``D(x)`` by its name, and differentiating the closure again
+        (:func:`lamad.autodiff.relift`) finds the pair there."""
+        t = bound.ty
+        if p.__class__ is not PVar or (t is not REAL and t is not TENSOR) or bound.__class__ is Var or \
+                p.name in self.captured:
             return None
         partner = self.pair_name(p.name)
         if partner in self.used and partner not in self.partners:
