@@ -70,7 +70,7 @@ class Transform:
     A subclass sets :attr:`mark` (``"←D"`` or ``"→D"``), :attr:`letter` (how its AD
     operators are marked, see :attr:`lamad.syntax.Prim.marks`) and :attr:`partner` (the
     suffix that names the second component of a pair: ``x'`` for a backpropagator, ``dx``
-    for a tangent), and implements :meth:`type_of`, :meth:`literal`, :meth:`rules` and :meth:`primitive`."""
+    for a tangent), and implements :meth:`type_of`, :meth:`literal`, :meth:`rules` and :meth:`applied`."""
 
     mark = letter = ""
     partner = "'"
@@ -95,8 +95,20 @@ class Transform:
         """The primitive's rules for this transform (``jvp_terms`` or ``vjp_terms``)."""
         raise NotImplementedError
 
-    def primitive(self, t: Prim) -> Term:
+    def applied(self, t: Prim) -> Term | tuple[list[tuple[Pattern, Term]], Var, Term]:
+        """``D(t)`` of a differentiable primitive's application ``t`` by the chain rule: for a
+        real or a tensor, its parts — the bindings of the operands and of the value ``y``,
+        ``y`` and its partner (a backpropagator or a tangent), which :meth:`primitive`
+        pairs and :meth:`operands` binds in its own chain —; else the term."""
         raise NotImplementedError
+
+    def primitive(self, t: Prim) -> Term:
+        """``D(t) = let bindings in (y, partner)``, from the parts :meth:`applied` makes."""
+        made = self.applied(t)
+        if made.__class__ is not tuple:
+            return made
+        bindings, y, partner = made
+        return lets(bindings, Tuple.make((y, partner), span=t.span, ty=self.type_of(t.ty)))
 
     def zero_pair(self, y: Var, span: Span | None) -> Term:
         """``D(y)`` for a real or a tensor ``y`` whose derivative is zero: ``(y, λa ⊸ 0)``
@@ -295,6 +307,12 @@ class Transform:
                 bindings.append((PVar.make(primal.name), self.rule(_VALUES, {"x1": self.term(arg)}, t.span)))
             elif variable and arg.name in self.split:  # bound taken apart (:meth:`taken_apart`)
                 primal, partner = arg, self.split[arg.name]
+            elif arg.__class__ is Prim and (arg.ty is REAL or arg.ty is TENSOR) and \
+                    PRIMITIVES[arg.op].derivative == "rules" and (made := self.applied(arg)).__class__ is tuple:
+                inner, primal, second = made  # its bindings in this chain, its pair taken apart as it is made
+                partner = self.pair_name(primal.name)  # which fresh names keep free
+                bindings += inner
+                bindings.append((PVar.make(partner), second))
             else:
                 primal = Var.make(self.fresh("x"), ty=arg.ty)
                 partner = self.pair_name(primal.name)
