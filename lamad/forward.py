@@ -22,7 +22,7 @@ from lamad.adtypes import forward_type, has_leaves
 from lamad.errors import LamTypeError
 from lamad.prims import PRIMITIVES
 from lamad.instances import join
-from lamad.syntax import REAL, TENSOR, Lit, Prim, PVar, Span, Term, Tuple, Type, Var, lets
+from lamad.syntax import REAL, TENSOR, Lit, Pattern, Prim, PVar, Span, Term, Tuple, Type, Var, lets
 from lamad.transform import Transform
 
 # --------------------------------------------------------------------- the transform
@@ -50,8 +50,9 @@ class _Forward(Transform):
     def zero_pair(self, y: Var, span: Span | None) -> Term:
         return Tuple((y, Prim("zeros_like", (y,), span=span, ty=y.ty)), span=span, ty=forward_type(y.ty))
 
-    def primitive(self, t: Prim) -> Term:
-        """``→D(f t1 … tk) = let (xi, dxi) = →D ti; y = f x1 … xk in (y, Σ ∂if dxi)``."""
+    def applied(self, t: Prim) -> Term | tuple[list[tuple[Pattern, Term]], Var, Term]:
+        """``→D(f t1 … tk) = let (xi, dxi) = →D ti; y = f x1 … xk in (y, Σ ∂if dxi)``: the
+        bindings, ``y`` and the tangent (:meth:`Transform.applied`)."""
         op, span = t.op, t.span
         prim = PRIMITIVES[op]
         bindings, primals, tangents = self.operands(t)
@@ -74,7 +75,7 @@ class _Forward(Transform):
             negated = isinstance(term, Prim) and term.op == "neg"
             tangent = Prim("sub" if negated else "add", (tangent, term.args[0] if negated else term), span=span,
                            ty=join(tangent.ty, term.ty))
-        return lets(bindings, Tuple((y, tangent), span=span, ty=forward_type(t.ty)))
+        return bindings, y, tangent
 
 
 def forward(term: Term) -> Term:

@@ -24,7 +24,7 @@ from lamad.prims import PRIMITIVES
 from lamad.adtypes import backprop_type, cotangent_type, has_leaves
 from lamad.linearity import is_zero, linear_in, mentions
 from lamad.syntax import (
-    ARRAY_OF, GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, PVar, Prim, Span, Term, Tuple, Type, Var, lets,
+    ARRAY_OF, GRAD, REAL, TENSOR, App, DAdd, DZero, LinLam, Lit, Pattern, PVar, Prim, Span, Term, Tuple, Type, Var, lets,
     perp,
 )
 from lamad.transform import Transform
@@ -60,8 +60,9 @@ class _Backprop(Transform):
     def zero_backprop(self, t: Type) -> Term:
         return LinLam.make(PVar.make(self.fresh("a"), t), DZero.make(ty=GRAD), ty=perp(t))
 
-    def primitive(self, t: Prim) -> Term:
-        """``←D(f t1 … tk) = let (xi, xi') = ←D ti; y = f x1 … xk in (y, λa ⊸ Σ xi' (∂if* a))``."""
+    def applied(self, t: Prim) -> Term | tuple[list[tuple[Pattern, Term]], Var, Term]:
+        """``←D(f t1 … tk) = let (xi, xi') = ←D ti; y = f x1 … xk in (y, λa ⊸ Σ xi' (∂if* a))``:
+        the bindings, ``y`` and the backpropagator (:meth:`Transform.applied`)."""
         op, span = t.op, t.span
         prim = PRIMITIVES[op]
         bindings, primals, backprops = self.operands(t)
@@ -70,7 +71,6 @@ class _Backprop(Transform):
             return lets(bindings, value)
         y = Var.make(self.fresh("y"), ty=t.ty)
         bindings.append((PVar.make(y.name), value))
-        result_type = backprop_type(t.ty)
         if prim.derivative == "constant":
             return lets(bindings, self.constant_value(y, span))
         if prim.derivative != "rules":
@@ -90,7 +90,7 @@ class _Backprop(Transform):
             body = summand if body is None else DAdd.make(body, summand, ty=GRAD)
         backpropagator = LinLam.make(PVar.make(a.name, t.ty), DZero.make(ty=GRAD) if body is None else body,
                                      ty=perp(t.ty))
-        return lets(bindings, Tuple.make((y, backpropagator), span=span, ty=result_type))
+        return bindings, y, backpropagator
 
     def hoist_metadata(self, bindings: list[tuple[PVar, Term]], names: dict[tuple[str, str], Var], t: Prim) -> Var:
         """A rule's ``like xi`` (``shape xi``, ``count xi``) bound in the forward pass, before the

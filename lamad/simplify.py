@@ -613,7 +613,7 @@ class _Simplifier:
             if type(bound) is Var and self.adopts(p.name, bound.name, state):
                 return
             if _atomic(bound) or (self.run_backward and count == 1 and not under_lambda
-                                  and not isinstance(bound, (Lam, LinLam))
+                                  and not isinstance(bound, Lam)
                                   and not (p.name in self.keep and census.destructured_only(p.name))):
                 # (a user's variable only taken apart is left for refine to name its parts x, x')
                 census.substituted(p.name, bound, depth)

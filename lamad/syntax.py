@@ -766,8 +766,10 @@ def factored(sums: list[Term], target: Callable[[str], str] = lambda name: name)
 # --------------------------------------------------------------------- traversal
 
 
-def term_names(term: Term) -> set[str]:
-    """Every name a term mentions or binds: fresh names are chosen outside this set."""
+def term_names(term: Term, inner: list[Term] | None = None) -> set[str]:
+    """Every name a term mentions or binds: fresh names are chosen outside this set.  With
+    ``inner``, the lambdas inside ``term`` (but ``term`` itself) are put there instead, and
+    their names left out."""
     names: set[str] = set()
     stack = [term]
     while stack:
@@ -777,6 +779,9 @@ def term_names(term: Term) -> set[str]:
             names.add(node.name)
             continue
         if kind is Let or kind is Lam or kind is LinLam:
+            if kind is not Let and inner is not None and node is not term:
+                inner.append(node)
+                continue
             p = node.pattern if kind is Let else node.param
             if p.__class__ is PVar:
                 names.add(p.name)

@@ -30,7 +30,7 @@ from lamad.prims.rules import resolve
 from lamad.syntax import (
     GRAD, REAL, TENSOR, App, DAdd, DZero, FunType, If, Lam, Let, LinLam, ListLit, ListType, Lit, Pattern, Prim,
     Proj, PRecord, PTuple, PVar, PWild, Record, RecordType, Span, Term, Tuple, TupleType, Type, Var, let_chain,
-    lets, term_names,
+    lets, pattern_names, term_names,
 )
 
 _VALUES = resolve("map fst x1", frozenset({"x1"}))
@@ -70,15 +70,20 @@ class Transform:
     A subclass sets :attr:`mark` (``"←D"`` or ``"→D"``), :attr:`letter` (how its AD
     operators are marked, see :attr:`lamad.syntax.Prim.marks`) and :attr:`partner` (the
     suffix that names the second component of a pair: ``x'`` for a backpropagator, ``dx``
-    for a tangent), and implements :meth:`type_of`, :meth:`literal`, :meth:`rules` and :meth:`primitive`."""
+    for a tangent), and implements :meth:`type_of`, :meth:`literal`, :meth:`rules` and :meth:`applied`."""
 
     mark = letter = ""
     partner = "'"
 
     def __init__(self, term: Term):
-        self.used = term_names(term)
+        inner: list[Term] = []
+        self.used = term_names(term, inner)
+        self.captured: set[str] = set().union(*[term_names(lam) for lam in inner])  # what closures may capture
+        self.used |= self.captured
         self.counter = 0
         self.constants: dict[int, bool] = {}
+        self.split: dict[str, str] = {}  # a variable bound as a pair taken apart, in scope → its partner's name
+        self.partners: set[str] = set()  # the names of the partners of the variables taken apart
 
     def type_of(self, t: Type) -> Type:
         raise NotImplementedError
@@ -90,8 +95,20 @@ class Transform:
         """The primitive's rules for this transform (``jvp_terms`` or ``vjp_terms``)."""
         raise NotImplementedError
 
-    def primitive(self, t: Prim) -> Term:
+    def applied(self, t: Prim) -> Term | tuple[list[tuple[Pattern, Term]], Var, Term]:
+        """``D(t)`` of a differentiable primitive's application ``t`` by the chain rule: for a
+        real or a tensor, its parts — the bindings of the operands and of the value ``y``,
+        ``y`` and its partner (a backpropagator or a tangent), which :meth:`primitive`
+        pairs and :meth:`operands` binds in its own chain —; else the term."""
         raise NotImplementedError
+
+    def primitive(self, t: Prim) -> Term:
+        """``D(t) = let bindings in (y, partner)``, from the parts :meth:`applied` makes."""
+        made = self.applied(t)
+        if made.__class__ is not tuple:
+            return made
+        bindings, y, partner = made
+        return lets(bindings, Tuple.make((y, partner), span=t.span, ty=self.type_of(t.ty)))
 
     def zero_pair(self, y: Var, span: Span | None) -> Term:
         """``D(y)`` for a real or a tensor ``y`` whose derivative is zero: ``(y, λa ⊸ 0)``
@@ -149,19 +166,38 @@ class Transform:
             return self.prim(t)
         span, ty = t.span, self.type_of(t.ty)
         if isinstance(t, Var):
+            partner = self.split.get(t.name)
+            if partner is not None:  # D(x) = (x, x') for a variable bound taken apart
+                return Tuple.make((Var.make(t.name, span=span, ty=t.ty), Var.make(partner, span=span, ty=ty.items[1])),
+                                  span=span, ty=ty)
             return Var.make(t.name, span=span, ty=ty)
         if isinstance(t, Lit):
             return self.literal(t)
         if isinstance(t, (Lam, LinLam)):
             param = annotate(self.pattern(t.param), self.type_of(t.ty.dom))
-            return type(t)(param, self.term(t.body), span=span, ty=ty, origin=(self.mark, t))
+            saved = self.hide(pattern_names(t.param), {})
+            body = self.term(t.body)
+            self.restore(saved)
+            return type(t)(param, body, span=span, ty=ty, origin=(self.mark, t))
         if isinstance(t, App):
             return App.make(self.term(t.fn), self.term(t.arg), span=span, ty=ty)
         if isinstance(t, Let):
             chain, body = let_chain(t)
+            bindings: list[tuple[Pattern, Term, Span | None]] = []
+            saved: dict[str, str | None] = {}
+            for let in chain:
+                bound = self.term(let.bound)
+                self.hide(pattern_names(let.pattern), saved)
+                partner = self.taken_apart(let.pattern, let.bound)
+                if partner is None:
+                    pattern = self.pattern(let.pattern)
+                else:  # let (x, x') = D(t): the pair taken apart once, where it is bound
+                    pattern = self.pair_pattern(let.pattern, partner)
+                bindings.append((pattern, bound, let.span))
             result = self.term(body)
-            for let in reversed(chain):
-                result = Let.make(self.pattern(let.pattern), self.term(let.bound), result, span=let.span, ty=result.ty)
+            self.restore(saved)
+            for pattern, bound, let_span in reversed(bindings):
+                result = Let.make(pattern, bound, result, span=let_span, ty=result.ty)
             return result
         if isinstance(t, If):
             return If.make(self.term(t.cond), self.term(t.then), self.term(t.orelse), span=span, ty=ty)
@@ -178,6 +214,55 @@ class Transform:
         if isinstance(t, DAdd):
             return DAdd.make(self.term(t.left), self.term(t.right), span=span, ty=GRAD)
         raise LamTypeError(f"{self.mark} of a {type(t).__name__} node", span)
+
+    def taken_apart(self, p: Pattern, bound: Term) -> str | None:
+        """Where the variable ``p`` is bound to ``D(bound)``, ``bound`` a real or a tensor, the
+        pair is taken apart there, once: ``let (x, x') = D(u)`` rather than ``let x = D(u)``
+        and ``let (x1, x1') = x`` at each use of ``x`` (:meth:`operands`), which each pass
+        after this one would take apart again.  ``x`` then names the value, and ``x'``
+        (``dx``), which this returns, its partner, until ``x`` is bound again.  ``None``
+        (the variable bound to the pair) where ``p`` is no variable, where ``bound`` is
+        one (``let z = x`` stays a name for ``x``), where the partner's name is the
+        source's own, or where a lambda inside the term mentions the name: a closure of it
+        captures ``D(x)`` by its name, and differentiating the closure again
+        (:func:`lamad.autodiff.relift`) finds the pair there."""
+        t = bound.ty
+        if p.__class__ is not PVar or (t is not REAL and t is not TENSOR) or bound.__class__ is Var or \
+                p.name in self.captured:
+            return None
+        partner = self.pair_name(p.name)
+        if partner in self.used and partner not in self.partners:
+            return None
+        self.used.add(partner)
+        self.partners.add(partner)
+        self.split[p.name] = partner
+        return partner
+
+    def pair_pattern(self, p: PVar, partner: str) -> PTuple:
+        """``(x, x')`` for the variable ``p`` taken apart, annotated as ``p`` is."""
+        if p.annot is None:
+            return PTuple.make((PVar.make(p.name), PVar.make(partner)), span=p.span)
+        pair = self.type_of(p.annot)
+        return PTuple.make((PVar.make(p.name, p.annot), PVar.make(partner, pair.items[1])), span=p.span)
+
+    def hide(self, names: tuple[str, ...], saved: dict[str, str | None]) -> dict[str, str | None]:
+        """Bind ``names`` again: none of them is taken apart in the new scope until said
+        so (:meth:`taken_apart`); what the scope hides is kept in ``saved`` (the first time
+        a name is hidden) for :meth:`restore`."""
+        split = self.split
+        for name in names:
+            if name not in saved:
+                saved[name] = split.get(name)
+            split.pop(name, None)
+        return saved
+
+    def restore(self, saved: dict[str, str | None]) -> None:
+        """Leave a scope that :meth:`hide` entered."""
+        for name, partner in saved.items():
+            if partner is None:
+                self.split.pop(name, None)
+            else:
+                self.split[name] = partner
 
     def prim(self, t: Prim) -> Term:
         """AD operators are marked with this transform; structural primitives commute with
@@ -220,6 +305,14 @@ class Transform:
             elif isinstance(arg.ty, ListType):
                 primal = Var.make(self.fresh("xs"), ty=arg.ty)
                 bindings.append((PVar.make(primal.name), self.rule(_VALUES, {"x1": self.term(arg)}, t.span)))
+            elif variable and arg.name in self.split:  # bound taken apart (:meth:`taken_apart`)
+                primal, partner = arg, self.split[arg.name]
+            elif arg.__class__ is Prim and (arg.ty is REAL or arg.ty is TENSOR) and \
+                    PRIMITIVES[arg.op].derivative == "rules" and (made := self.applied(arg)).__class__ is tuple:
+                inner, primal, second = made  # its bindings in this chain, its pair taken apart as it is made
+                partner = self.pair_name(primal.name)  # which fresh names keep free
+                bindings += inner
+                bindings.append((PVar.make(partner), second))
             else:
                 primal = Var.make(self.fresh("x"), ty=arg.ty)
                 partner = self.pair_name(primal.name)

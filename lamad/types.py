@@ -637,7 +637,7 @@ class Checker:
             for _, _, _, saved in reversed(chain):
                 self.pop(saved)
         for let, pattern, bound, _ in reversed(chain):
-            result = update(let, pattern=pattern, bound=bound, body=result, ty=result.ty)
+            result = Let.make(pattern, bound, result, span=let.span, ty=result.ty)
         return result
 
     def literal_type(self, value) -> Type:
@@ -653,10 +653,10 @@ class Checker:
 
     def var(self, t: Var) -> Term:
         name = t.name
-        if name in self.locals:
-            return update(t, ty=self.locals[name])
+        if name in self.locals:  # a Var made, not updated: the checker makes one per use of a variable
+            return Var.make(name, span=t.span, ty=self.locals[name])
         if name in self.globals:
-            return update(t, ty=self.globals[name])
+            return Var.make(name, span=t.span, ty=self.globals[name])
         if name in self.scope.templates:
             return self.template_use(self.scope.templates[name], t)
         found = self.primitive_named(name, t.span)
