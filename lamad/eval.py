@@ -129,12 +129,28 @@ class _Function:
         self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
+        self.guarded: list[tuple[str, str, Steps]] = []  # the run of lines of typed arithmetic whose guard is to come
         self.indent = 2
 
     def emit(self, line: str, located: Steps | None = None) -> None:
+        if self.guarded:  # the run of typed arithmetic ends: its guard goes before any other statement
+            self.unit.guard(self)
         if located is not None:
             self.spans[len(self.lines)] = located
         self.lines.append("    " * self.indent + line)
+
+    def compute(self, result: str, code: str, numpy: str, steps: Steps) -> None:
+        """``result = code``, a line of typed arithmetic (``+``, ``-``, ``*``; ``numpy``, the
+        same on NumPy's scalars), whose guard (:meth:`_Unit.guard`) is emitted with those of
+        the lines of its run, once the run ends."""
+        if self.guarded:
+            self.spans[len(self.lines)] = steps
+            self.lines.append("    " * self.indent + f"{result} = {code}")
+        else:
+            self.emit(f"{result} = {code}", steps)
+        self.guarded.append((result, numpy, steps))
+        if len(self.guarded) == GUARDED_MOST:
+            self.unit.guard(self)
 
     def lookup(self, name: str) -> str | None:
         """The Python expression for a lamad variable in scope here, capturing it from
@@ -256,6 +272,9 @@ _LOCAL_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_\d+")
 CHUNK_LINES = 200
 """The most statements of a function body that one Python function runs (see
 :meth:`_Function.pieces`)."""
+
+GUARDED_MOST = 64
+"""The most lines of typed arithmetic that one test guards (:meth:`_Unit.guard`)."""
 
 
 def _cuts(body: list[str]) -> list[int]:
@@ -762,12 +781,44 @@ class _Unit:
         if any(step[1] == "'/'" for step in steps):
             self.fn.emit(f"try: {result} = {code}", steps)
             self.fn.emit(f"except ZeroDivisionError: {result} = _NAN", steps)  # NaN: computed again
-            warns = "True"
+            self.fn.emit(f"if not _finite({result}): {result} = _float({numpy})", steps)
         else:
-            self.fn.emit(f"{result} = {code}", steps)
-            warns = self.warns(result, numpy, steps)
-        self.fn.emit(f"if not _finite({result}) and ({warns}): {result} = _float({numpy})", steps)
+            self.fn.compute(result, code, numpy, steps)
         return result
+
+    def guard(self, fn: _Function) -> None:
+        """The guards of a run of lines of typed arithmetic (``+``, ``-``, ``*``), emitted
+        after its last line: a line whose value is not finite where NumPy would have
+        warned (:meth:`warns`) is computed again on NumPy's scalars (:meth:`real`).  Through
+        these operations a value computed from one that is not finite is not finite, and
+        one computed from a NaN a NaN.  So where the values of the run that no later line
+        of it uses (its last, in a chain) are finite, every value of the run is, and no
+        line is tested one by one; nor where an operand that some operand of every
+        operation of the run is computed from is not finite and none of those values is a
+        NaN: no operation overflowed (one of its operands was not finite) and none made a
+        NaN — the backward pass of a chain whose cotangent is infinite.  The lines are
+        tested one by one, in order, only past that test."""
+        run, fn.guarded = fn.guarded, []
+        tests = [(f"if not _finite({r}) and ({self.warns(r, numpy, steps)}): {r} = _float({numpy})", steps)
+                 for r, numpy, steps in run]
+        if len(run) == 1:
+            fn.emit(*tests[0])
+            return
+        results = {r for r, _, _ in run}
+        operands = list(dict.fromkeys(a for _, numpy, _ in run for a in _OPERAND.findall(numpy)))
+        last = [r for r in results if r not in operands]
+        last.sort(key=[r for r, _, _ in run].index)
+        test = " or ".join(f"not _finite({r})" for r in last)
+        every = _in_every_operation([(r, steps) for r, _, steps in run])
+        inputs = [a for a in operands if a in every and a not in results and not self.finite_constant(a)]
+        if inputs:
+            test = f"{f'({test})' if len(last) > 1 else test} and (_finite({inputs[0]}) or " \
+                   f"{' or '.join(f'{r} != {r}' for r in last)})"
+        fn.emit(f"if {test}:")
+        fn.indent += 1
+        for line in tests:
+            fn.emit(*line)
+        fn.indent -= 1
 
     def warns(self, result: str, numpy: str, steps: Steps) -> str:
         """A test of whether NumPy warns on a line of ``+``, ``-`` and ``*`` (``numpy``, on
@@ -792,7 +843,7 @@ class _Unit:
         def replaced(keep: str) -> str:
             return _OPERAND.sub(lambda m: f"({m[1]} if {keep.format(m[1])} else 0.0)" if m[1] in operands else m[1],
                                 numpy)
-        in_every = [a for a in operands if a in _in_every_operation(steps)]
+        in_every = [a for a in operands if a in _in_every_operation([(result, steps)])]
         overflow = f"not _finite({replaced('_finite({})')})"
         if in_every:
             overflow = f"_finite({in_every[0]}) and {overflow}"
@@ -911,15 +962,17 @@ _NO_FLOATS = frozenset({INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR, GRAD})
 """The types whose values are never Reals (:meth:`_Unit.numpy_scalar`)."""
 
 
-def _in_every_operation(steps: Steps) -> set[str]:
-    """The operands (atoms) of a line of arithmetic that some operand of each of its
-    operations (``steps``: ``_s3 = x_1 * _s2``…) is computed from."""
+def _in_every_operation(lines: list[tuple[str, Steps]]) -> set[str]:
+    """The operands (atoms) of lines of arithmetic, each its result and its steps (``_s3 =
+    x_1 * _s2``…), that some operand of each of their operations is computed from."""
     parts: dict[str, set[str]] = {}
     common: set[str] | None = None
-    for code, _, _ in steps:
-        target, *operands = _IDENTIFIER.findall(code)
-        parts[target] = set().union(*[parts.get(a, {a}) for a in operands])
-        common = parts[target] if common is None else common & parts[target]
+    for result, steps in lines:
+        for code, _, _ in steps:
+            target, *operands = _IDENTIFIER.findall(code)
+            parts[target] = set().union(*[parts.get(a, {a}) for a in operands])
+            common = parts[target] if common is None else common & parts[target]
+        parts[result] = parts[target]
     return common or set()
 
 
