@@ -828,11 +828,11 @@ class _Unit:
         finite.  NumPy warns where an operation makes an infinity of finite operands
         (overflow) or a NaN of operands that are not NaNs (invalid).  Through these
         operations a part of the line with an infinite operand is infinite or a NaN, and
-        one with a NaN operand a NaN.  So a line whose value is infinite made no NaN, and
-        overflowed only if its value with the operands that are not finite made 0 is not
-        finite — and not at all if an operand of every operation is not finite; a line
-        whose value is a NaN made one of no NaN only if its value with the NaN operands
-        made 0 is a NaN."""
+        one with a NaN operand a NaN.  So a line overflowed only if its value with the
+        operands that are not finite made 0 is not finite — and not at all if an operand
+        of every operation is not finite; a line whose value is infinite made no NaN, and
+        one whose value is a NaN made one of no NaN only if its value with the NaN
+        operands made 0 is a NaN (a NaN may also hide an overflow: ``(x + x) + nan``)."""
         operands = [a for a in dict.fromkeys(_OPERAND.findall(numpy)) if not self.finite_constant(a)]
         if not operands:
             return "True"
@@ -847,7 +847,7 @@ class _Unit:
         overflow = f"not _finite({replaced('_finite({})')})"
         if in_every:
             overflow = f"_finite({in_every[0]}) and {overflow}"
-        return f"{result} == {result} and {overflow} or {result} != {result} and _isnan({replaced('{0} == {0}')})"
+        return f"{overflow} or {result} != {result} and _isnan({replaced('{0} == {0}')})"
 
     def numpy_scalar(self, atom: str, ty: Type) -> str:
         """The value of ``atom``, of type ``ty``, as a NumPy scalar where it is a float and
