@@ -117,13 +117,14 @@ class _Function:
     written: its lines, which lamad names are which of its locals, and which
     variables of the enclosing function it captures (its leading parameters)."""
 
-    def __init__(self, unit: _Unit, parent: _Function | None, name: str):
+    def __init__(self, unit: _Unit, parent: _Function | None, name: str, once: bool = False):
         self.unit, self.parent, self.name = unit, parent, name
         self.lines: list[str] = []
         self.spans: dict[int, Steps] = {}  # line index → what a failure there is located at
         self.locals: dict[str, str] = {}
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
+        self.once: dict[str, str] | None = {} if once else None  # with each value captured once: its local, by outer
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
         self.numpy: set[str] = set()  # the locals that hold what builtins computed (NumPy's), where Reals are floats
         self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
@@ -162,9 +163,18 @@ class _Function:
         outer = self.parent.lookup(name) if self.parent is not None else None
         if outer is None:
             return None
+        if self.once is not None and outer in self.once:  # a value captured already, under another name
+            local = self.captures[name] = self.once[outer]
+            return local
         local = self.captures[name] = self.unit.local(name)
         self.outer.append(outer)
+        if self.once is not None:
+            self.once[outer] = local
         return local
+
+    def captured(self) -> list[str]:
+        """The locals of what it captures, once each, in parameter order."""
+        return list(dict.fromkeys(self.captures.values()))
 
     def closure(self) -> str:
         """The expression that makes this function's closure in the enclosing one."""
@@ -174,7 +184,7 @@ class _Function:
 
     def params(self, param: str) -> list[str]:
         """The function's parameters: what it captures, and its own."""
-        return [*self.captures.values(), *([param] if param else [])]
+        return [*self.captured(), *([param] if param else [])]
 
     def body(self, released: Sequence[str] = ()) -> tuple[list[str], dict[int, Steps]]:
         """The lines of the function's body, and what a failure on each is located at.
@@ -210,7 +220,7 @@ class _Function:
         it captured, which it takes apart and lets go of, and each captured tensor is
         deleted after its last use, so that one that forcing gave it alone is freed as
         soon as the body is done with it (a fused body runs many backpropagators')."""
-        captured = list(self.captures.values())
+        captured = self.captured()
         body, spans = self.body([local for local in captured if local in self.captured_tensors])
         unpack = [f"[{', '.join(['_w', *captured])}] = _c", "del _c"]
         body = ["    " * 2 + line for line in unpack] + body
@@ -382,7 +392,11 @@ class _Unit:
         """A closure: the lambda's lifted function, partially applied to what it
         captures.  A linear function into ``d`` is a :class:`Backpropagator`; the
         function of any other lambda knows its term, so that
-        :func:`lamad.autodiff.relift` can make its ←D version when it is differentiated."""
+        :func:`lamad.autodiff.relift` can make its ←D version when it is differentiated.
+        A backpropagator that is no template's captures each value once: ←D takes a pair
+        apart once per use of its variable, and the backward code of ``x * x`` would
+        capture ``x`` twice (the fused backpropagator of a chain of such links, each of
+        its values twice, and making it costs per value)."""
         backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
         if backprop and isinstance(t.body, DZero):
             return "_ZB"  # λa ⊸ 0, the backpropagator of constants
@@ -390,18 +404,19 @@ class _Unit:
             shape = _shape(t)
             if shape is not None:
                 return self.templated(t, *shape)
-        fn, param = self.write(t)
+        fn, param = self.write(t, once=backprop)
         if not backprop:
             self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
             self.add(fn, param)
             return fn.closure()
         return f"_Bp({self.instance(fn, *fn.text(param))})"
 
-    def write(self, t: Lam | LinLam, recording: bool = False) -> tuple[_Function, str]:
+    def write(self, t: Lam | LinLam, recording: bool = False, once: bool = False) -> tuple[_Function, str]:
         """The function of a lambda, written out, and the name of its parameter; with
-        ``recording``, the Prim each step of its code is made for is recorded."""
+        ``recording``, the Prim each step of its code is made for is recorded; with
+        ``once``, each value it captures is captured once (:meth:`_Function.lookup`)."""
         outer = self.fn
-        fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}")
+        fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}", once)
         if recording:
             fn.made = []
         try:
