@@ -144,13 +144,11 @@ class _Function:
         """``result = code``, a line of typed arithmetic (``+``, ``-``, ``*``; ``numpy``, the
         same on NumPy's scalars), whose guard (:meth:`_Unit.guard`) is emitted with those of
         the lines of its run, once the run ends."""
-        if self.guarded:
-            self.spans[len(self.lines)] = steps
-            self.lines.append("    " * self.indent + f"{result} = {code}")
-        else:
-            self.emit(f"{result} = {code}", steps)
-        self.guarded.append((result, numpy, steps))
-        if len(self.guarded) == GUARDED_MOST:
+        run, self.guarded = self.guarded, []  # which this line continues
+        self.emit(f"{result} = {code}", steps)
+        run.append((result, numpy, steps))
+        self.guarded = run
+        if len(run) == GUARDED_MOST:
             self.unit.guard(self)
 
     def lookup(self, name: str) -> str | None:
@@ -821,8 +819,7 @@ class _Unit:
             return
         results = {r for r, _, _ in run}
         operands = list(dict.fromkeys(a for _, numpy, _ in run for a in _OPERAND.findall(numpy)))
-        last = [r for r in results if r not in operands]
-        last.sort(key=[r for r, _, _ in run].index)
+        last = [r for r, _, _ in run if r not in operands]
         test = " or ".join(f"not _finite({r})" for r in last)
         every = _in_every_operation([(r, steps) for r, _, steps in run])
         inputs = [a for a in operands if a in every and a not in results and not self.finite_constant(a)]
@@ -979,14 +976,16 @@ _NO_FLOATS = frozenset({INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR, GRAD})
 
 def _in_every_operation(lines: list[tuple[str, Steps]]) -> set[str]:
     """The operands (atoms) of lines of arithmetic, each its result and its steps (``_s3 =
-    x_1 * _s2``…), that some operand of each of their operations is computed from."""
+    x_1 * _s2``…), that some operand of each of their operations is computed from.  Of
+    what an operation's value is computed from, only what every operation before has in
+    common counts, and is kept (a run of lines makes no set longer than that)."""
     parts: dict[str, set[str]] = {}
     common: set[str] | None = None
     for result, steps in lines:
         for code, _, _ in steps:
             target, *operands = _IDENTIFIER.findall(code)
-            parts[target] = set().union(*[parts.get(a, {a}) for a in operands])
-            common = parts[target] if common is None else common & parts[target]
+            made = set().union(*[parts.get(a, {a}) for a in operands])
+            common = parts[target] = made if common is None else common & made
         parts[result] = parts[target]
     return common or set()
 
