@@ -117,26 +117,41 @@ class _Function:
     written: its lines, which lamad names are which of its locals, and which
     variables of the enclosing function it captures (its leading parameters)."""
 
-    def __init__(self, unit: _Unit, parent: _Function | None, name: str):
+    def __init__(self, unit: _Unit, parent: _Function | None, name: str, once: bool = False):
         self.unit, self.parent, self.name = unit, parent, name
         self.lines: list[str] = []
         self.spans: dict[int, Steps] = {}  # line index → what a failure there is located at
         self.locals: dict[str, str] = {}
         self.captures: dict[str, str] = {}  # lamad name → local, in parameter order
         self.outer: list[str] = []  # the enclosing function's expressions for them, in the same order
+        self.once: dict[str, str] | None = {} if once else None  # with each value captured once: its local, by outer
         self.tensors: set[str] = set()  # the locals that hold the tensors builtins made
         self.numpy: set[str] = set()  # the locals that hold what builtins computed (NumPy's), where Reals are floats
         self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
+        self.guarded: list[tuple[str, str, Steps]] = []  # the run of lines of typed arithmetic whose guard is to come
         self.indent = 2
         self.param = ""  # the local of its parameter, once written
         self.inner: _Function | None = None  # the function of the lambda that is its body, if that is all it is
 
     def emit(self, line: str, located: Steps | None = None) -> None:
+        if self.guarded:  # the run of typed arithmetic ends: its guard goes before any other statement
+            self.unit.guard(self)
         if located is not None:
             self.spans[len(self.lines)] = located
         self.lines.append("    " * self.indent + line)
+
+    def compute(self, result: str, code: str, numpy: str, steps: Steps) -> None:
+        """``result = code``, a line of typed arithmetic (``+``, ``-``, ``*``; ``numpy``, the
+        same on NumPy's scalars), whose guard (:meth:`_Unit.guard`) is emitted with those of
+        the lines of its run, once the run ends."""
+        run, self.guarded = self.guarded, []  # which this line continues
+        self.emit(f"{result} = {code}", steps)
+        run.append((result, numpy, steps))
+        self.guarded = run
+        if len(run) == GUARDED_MOST:
+            self.unit.guard(self)
 
     def lookup(self, name: str) -> str | None:
         """The Python expression for a lamad variable in scope here, capturing it from
@@ -148,9 +163,18 @@ class _Function:
         outer = self.parent.lookup(name) if self.parent is not None else None
         if outer is None:
             return None
+        if self.once is not None and outer in self.once:  # a value captured already, under another name
+            local = self.captures[name] = self.once[outer]
+            return local
         local = self.captures[name] = self.unit.local(name)
         self.outer.append(outer)
+        if self.once is not None:
+            self.once[outer] = local
         return local
+
+    def captured(self) -> list[str]:
+        """The locals of what it captures, once each, in parameter order."""
+        return list(dict.fromkeys(self.captures.values()))
 
     def closure(self) -> str:
         """The expression that makes this function's closure in the enclosing one."""
@@ -160,7 +184,7 @@ class _Function:
 
     def params(self, param: str) -> list[str]:
         """The function's parameters: what it captures, and its own."""
-        return [*self.captures.values(), *([param] if param else [])]
+        return [*self.captured(), *([param] if param else [])]
 
     def body(self, released: Sequence[str] = ()) -> tuple[list[str], dict[int, Steps]]:
         """The lines of the function's body, and what a failure on each is located at.
@@ -196,7 +220,7 @@ class _Function:
         it captured, which it takes apart and lets go of, and each captured tensor is
         deleted after its last use, so that one that forcing gave it alone is freed as
         soon as the body is done with it (a fused body runs many backpropagators')."""
-        captured = list(self.captures.values())
+        captured = self.captured()
         body, spans = self.body([local for local in captured if local in self.captured_tensors])
         unpack = [f"[{', '.join(['_w', *captured])}] = _c", "del _c"]
         body = ["    " * 2 + line for line in unpack] + body
@@ -258,6 +282,9 @@ _LOCAL_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_\d+")
 CHUNK_LINES = 200
 """The most statements of a function body that one Python function runs (see
 :meth:`_Function.pieces`)."""
+
+GUARDED_MOST = 64
+"""The most lines of typed arithmetic that one test guards (:meth:`_Unit.guard`)."""
 
 
 def _cuts(body: list[str]) -> list[int]:
@@ -374,7 +401,11 @@ class _Unit:
         """A closure: the lambda's lifted function, partially applied to what it
         captures.  A linear function into ``d`` is a :class:`Backpropagator`; the
         function of any other lambda knows its term, so that
-        :func:`lamad.autodiff.relift` can make its ←D version when it is differentiated."""
+        :func:`lamad.autodiff.relift` can make its ←D version when it is differentiated.
+        A backpropagator that is no template's captures each value once: ←D takes a pair
+        apart once per use of its variable, and the backward code of ``x * x`` would
+        capture ``x`` twice (the fused backpropagator of a chain of such links, each of
+        its values twice, and making it costs per value)."""
         backprop = isinstance(t, LinLam) and t.ty.cod == GRAD
         if backprop and isinstance(t.body, DZero):
             return "_ZB"  # λa ⊸ 0, the backpropagator of constants
@@ -382,7 +413,7 @@ class _Unit:
             shape = _shape(t)
             if shape is not None:
                 return self.templated(t, *shape)
-        fn, param = self.write(t)
+        fn, param = self.write(t, once=backprop)
         if not backprop:
             self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
             self.add(fn, param)
@@ -391,11 +422,12 @@ class _Unit:
             return fn.closure()
         return f"_Bp({self.instance(fn, *fn.text(param))})"
 
-    def write(self, t: Lam | LinLam, recording: bool = False) -> tuple[_Function, str]:
+    def write(self, t: Lam | LinLam, recording: bool = False, once: bool = False) -> tuple[_Function, str]:
         """The function of a lambda, written out, and the name of its parameter; with
-        ``recording``, the Prim each step of its code is made for is recorded."""
+        ``recording``, the Prim each step of its code is made for is recorded; with
+        ``once``, each value it captures is captured once (:meth:`_Function.lookup`)."""
         outer = self.fn
-        fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}")
+        fn = self.fn = _Function(self, outer, f"_lam{next(self.counter)}", once)
         if recording:
             fn.made = []
         try:
@@ -802,12 +834,43 @@ class _Unit:
         if any(step[1] == "'/'" for step in steps):
             self.fn.emit(f"try: {result} = {code}", steps)
             self.fn.emit(f"except ZeroDivisionError: {result} = _NAN", steps)  # NaN: computed again
-            warns = "True"
+            self.fn.emit(f"if not _finite({result}): {result} = _float({numpy})", steps)
         else:
-            self.fn.emit(f"{result} = {code}", steps)
-            warns = self.warns(result, numpy, steps)
-        self.fn.emit(f"if not _finite({result}) and ({warns}): {result} = _float({numpy})", steps)
+            self.fn.compute(result, code, numpy, steps)
         return result
+
+    def guard(self, fn: _Function) -> None:
+        """The guards of a run of lines of typed arithmetic (``+``, ``-``, ``*``), emitted
+        after its last line: a line whose value is not finite where NumPy would have
+        warned (:meth:`warns`) is computed again on NumPy's scalars (:meth:`real`).  Through
+        these operations a value computed from one that is not finite is not finite, and
+        one computed from a NaN a NaN.  So where the values of the run that no later line
+        of it uses (its last, in a chain) are finite, every value of the run is, and no
+        line is tested one by one; nor where an operand that some operand of every
+        operation of the run is computed from is not finite and none of those values is a
+        NaN: no operation overflowed (one of its operands was not finite) and none made a
+        NaN — the backward pass of a chain whose cotangent is infinite.  The lines are
+        tested one by one, in order, only past that test."""
+        run, fn.guarded = fn.guarded, []
+        tests = [(f"if not _finite({r}) and ({self.warns(r, numpy, steps)}): {r} = _float({numpy})", steps)
+                 for r, numpy, steps in run]
+        if len(run) == 1:
+            fn.emit(*tests[0])
+            return
+        results = {r for r, _, _ in run}
+        operands = list(dict.fromkeys(a for _, numpy, _ in run for a in _OPERAND.findall(numpy)))
+        last = [r for r, _, _ in run if r not in operands]
+        test = " or ".join(f"not _finite({r})" for r in last)
+        every = _in_every_operation([(r, steps) for r, _, steps in run])
+        inputs = [a for a in operands if a in every and a not in results and not self.finite_constant(a)]
+        if inputs:
+            test = f"{f'({test})' if len(last) > 1 else test} and (_finite({inputs[0]}) or " \
+                   f"{' or '.join(f'{r} != {r}' for r in last)})"
+        fn.emit(f"if {test}:")
+        fn.indent += 1
+        for line in tests:
+            fn.emit(*line)
+        fn.indent -= 1
 
     def warns(self, result: str, numpy: str, steps: Steps) -> str:
         """A test of whether NumPy warns on a line of ``+``, ``-`` and ``*`` (``numpy``, on
@@ -817,11 +880,11 @@ class _Unit:
         finite.  NumPy warns where an operation makes an infinity of finite operands
         (overflow) or a NaN of operands that are not NaNs (invalid).  Through these
         operations a part of the line with an infinite operand is infinite or a NaN, and
-        one with a NaN operand a NaN.  So a line whose value is infinite made no NaN, and
-        overflowed only if its value with the operands that are not finite made 0 is not
-        finite — and not at all if an operand of every operation is not finite; a line
-        whose value is a NaN made one of no NaN only if its value with the NaN operands
-        made 0 is a NaN."""
+        one with a NaN operand a NaN.  So a line overflowed only if its value with the
+        operands that are not finite made 0 is not finite — and not at all if an operand
+        of every operation is not finite; a line whose value is infinite made no NaN, and
+        one whose value is a NaN made one of no NaN only if its value with the NaN
+        operands made 0 is a NaN (a NaN may also hide an overflow: ``(x + x) + nan``)."""
         operands = [a for a in dict.fromkeys(_OPERAND.findall(numpy)) if not self.finite_constant(a)]
         if not operands:
             return "True"
@@ -832,11 +895,11 @@ class _Unit:
         def replaced(keep: str) -> str:
             return _OPERAND.sub(lambda m: f"({m[1]} if {keep.format(m[1])} else 0.0)" if m[1] in operands else m[1],
                                 numpy)
-        in_every = [a for a in operands if a in _in_every_operation(steps)]
+        in_every = [a for a in operands if a in _in_every_operation([(result, steps)])]
         overflow = f"not _finite({replaced('_finite({})')})"
         if in_every:
             overflow = f"_finite({in_every[0]}) and {overflow}"
-        return f"{result} == {result} and {overflow} or {result} != {result} and _isnan({replaced('{0} == {0}')})"
+        return f"{overflow} or {result} != {result} and _isnan({replaced('{0} == {0}')})"
 
     def numpy_scalar(self, atom: str, ty: Type) -> str:
         """The value of ``atom``, of type ``ty``, as a NumPy scalar where it is a float and
@@ -951,15 +1014,19 @@ _NO_FLOATS = frozenset({INT, BOOL, UNIT, STRING, INT_TENSOR, BOOL_TENSOR, GRAD})
 """The types whose values are never Reals (:meth:`_Unit.numpy_scalar`)."""
 
 
-def _in_every_operation(steps: Steps) -> set[str]:
-    """The operands (atoms) of a line of arithmetic that some operand of each of its
-    operations (``steps``: ``_s3 = x_1 * _s2``…) is computed from."""
+def _in_every_operation(lines: list[tuple[str, Steps]]) -> set[str]:
+    """The operands (atoms) of lines of arithmetic, each its result and its steps (``_s3 =
+    x_1 * _s2``…), that some operand of each of their operations is computed from.  Of
+    what an operation's value is computed from, only what every operation before has in
+    common counts, and is kept (a run of lines makes no set longer than that)."""
     parts: dict[str, set[str]] = {}
     common: set[str] | None = None
-    for code, _, _ in steps:
-        target, *operands = _IDENTIFIER.findall(code)
-        parts[target] = set().union(*[parts.get(a, {a}) for a in operands])
-        common = parts[target] if common is None else common & parts[target]
+    for result, steps in lines:
+        for code, _, _ in steps:
+            target, *operands = _IDENTIFIER.findall(code)
+            made = set().union(*[parts.get(a, {a}) for a in operands])
+            common = parts[target] = made if common is None else common & made
+        parts[result] = parts[target]
     return common or set()
 
 

@@ -17,7 +17,7 @@ import lamad
 from lamad import driver, trace
 from lamad.fuse import FUSED_MOST, fuse_backward
 from lamad.eval import FIRST_TIER_NODES
-from lamad.gradient import Stats
+from lamad.gradient import Stats, observed
 from lamad.parser import parse_program
 from lamad.pretty import pretty
 from lamad.reverse import backprop
@@ -84,6 +84,27 @@ def test_fused_backpropagators_are_bounded_in_number_and_size():
         assert runs == math.ceil(n / (FUSED_MOST + 1))
     with unfused():
         assert grad_and_runs(chain(100), 1.0)[1] == 100
+
+
+def test_a_fused_backpropagator_captures_each_value_once():
+    """``x * x`` uses ``x`` twice, and ←D takes its pair apart once per use: a fused
+    backpropagator of the chain captures each link's value once (two each before), beside
+    the index of its closure and the backpropagator it sends to."""
+    class Captures:
+        def __init__(self):
+            self.sizes = []
+
+        def forcing(self, gradient) -> None:
+            pass
+
+        def ran(self, target, cotangent, sent) -> None:
+            self.sizes.append(len(target.captured))
+    n = 2 * (FUSED_MOST + 1)
+    _, pullback = lamad.vjp(lamad.loads(chain(n)).f, 1.0)
+    captures = Captures()
+    with observed(captures):
+        assert float(pullback(1.0)) == 2.0 ** n
+    assert captures.sizes == [1 + (FUSED_MOST + 1) + 1] * 2
 
 
 SHADOWING = """

@@ -116,6 +116,8 @@ def test_a_warning_nested_in_a_line_is_located_at_its_operation(tier):
     assert math.isnan(value) and located == {("invalid value", "-", len(HEAD) + 2)}
     value, located = _run("(x * y) + (y * x)", 2.0, INF)  # infinite, no warning
     assert value == INF and located == set()
+    value, located = _run("(x + x) + y", 1.7e308, NAN)  # a NaN hides the overflow beside it
+    assert math.isnan(value) and located == {("overflow", "+", len(HEAD) + 2)}
 
 
 def test_only_numpy_in_float64_makes_reals_floats():
@@ -208,3 +210,111 @@ def test_a_structural_builtin_passes_a_float_on_as_it_is():
     for _ in range(5):
         y = np.sin(y) * y + y
     assert float(prog.f(-1.0, 5)) == float(y)
+
+
+_FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin}
+_BINARY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
+
+
+@st.composite
+def _let_lines(draw):
+    """A few ``let`` bindings, each on a line of its own, of + - * mostly (runs of typed
+    arithmetic, which one test guards) and now and then / or a function of :mod:`math` (which
+    end a run), over ``x``, ``y`` and the bindings before; the program's body, and each
+    binding as a NumPy function of the values before it."""
+    names, lines, functions = ["x", "y"], [], []
+
+    def expression(depth: int):
+        if depth >= 2 or depth > 0 and draw(st.booleans()):
+            i = draw(st.integers(0, len(names) - 1))
+            return names[i], (lambda values, i=i: values[i])
+        op = draw(st.sampled_from("+-*+-*+-*/"))
+        (lt, lf), (rt, rf) = expression(depth + 1), expression(depth + 1)
+        text, fn = f"({lt} {op} {rt})", (lambda values, lf=lf, rf=rf, op=op: _BINARY[op](lf(values), rf(values)))
+        name = draw(st.sampled_from([None] * 6 + list(_FUNCTIONS)))
+        if name is None:
+            return text, fn
+        return f"{name} {text}", (lambda values, fn=fn, name=name: _FUNCTIONS[name](fn(values)))
+    for k in range(draw(st.integers(2, 5))):
+        text, fn = expression(0)
+        lines.append(f"      a{k} = {text}")
+        functions.append(fn)
+        names.append(f"a{k}")
+    total = " + ".join(names[2:])  # every binding used, on a line of its own
+    functions.append(lambda values: sum(values[3:], values[2]))
+    return "let\n" + ";\n".join(lines) + f"\n  in {total}", functions
+
+
+def _located_warnings(prog, *args: float) -> tuple[float, list[tuple[str, type]]]:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        value = float(prog.f(*args))
+    return value, [(str(w.message).split("\n")[0], w.category) for w in seen]
+
+
+def _identical(a: float, b: float) -> bool:
+    """The same float, bit for bit but for a NaN's payload: a zero's sign counts."""
+    return math.isnan(a) and math.isnan(b) or a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_let_lines(), _OPERANDS, _OPERANDS)
+def test_runs_of_typed_lines_agree_with_numpy_scalars(program, x, y):
+    """Random runs of lines of arithmetic, guarded by one test each, on awkward operands
+    (infinities, NaN, overflowing and zero values): the value is NumPy's bit for bit (where
+    no function of :mod:`math` computes it, docs/performance.md), each line warns of what
+    NumPy warns of on it, and every warning (its text, its location, its category, in
+    order) is the one the code on NumPy's scalars issues (where no division splits a
+    line of typed code in two)."""
+    body, functions = program
+    source = "def f (x : Real) (y : Real) : Real =\n  " + body + "\n"
+    value, typed = _located_warnings(lamad.loads(source), x, y)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lamad.eval, "FIRST_TIER_NODES", 0)
+        untyped_value, untyped = _located_warnings(lamad.loads(source), x, y)
+    values, expected = [np.float64(x), np.float64(y)], set()
+    for line, fn in enumerate(functions, start=3):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            values.append(np.float64(fn(values)))
+        expected |= {(line, _KIND.match(str(w.message))[1]) for w in seen}
+    if not any(f"{name} (" in body for name in _FUNCTIONS):  # math's functions may differ from NumPy's in the last place
+        assert _identical(value, float(values[-1])) and _identical(untyped_value, value), (source, x, y, value, values)
+    if "/" not in body:  # typed code computes a divisor on a line of its own, where its warning is located
+        assert typed == untyped, (source, x, y, typed, untyped)
+    located = {(int(m[1]), m[2]) for m in (re.match(r"<string>:(\d+):\d+: warning: (.*) in '", t) for t, _ in typed)}
+    assert located == expected, (source, x, y, located, expected)
+
+
+def test_a_run_of_lines_warns_where_a_line_overflows_beside_an_infinite_operand():
+    """``y * y`` overflows in a run whose other lines have the infinite ``x`` as an
+    operand: the run is tested line by line, and the warning is at ``y * y``."""
+    body = "let a = x * y; b = a + x; c = y * y in b + c"
+    value, located = _run(body, INF, 1e200)
+    assert value == INF and located == {("overflow", "*", len(HEAD) + body.index("y * y") + 1)}
+    value, located = _run("let a = x * y; b = a + x; c = y * x in b + c", INF, 1e200)  # x in every operation
+    assert value == INF and located == set()
+
+
+def test_a_run_of_typed_lines_is_tested_once(monkeypatch):
+    """The chain ``x_i = x_(i-1) · x_(i-1)`` of 50 links is one run of lines: one call of
+    ``math.isfinite`` tests it where its value is finite, two where ``x0`` is infinite (it
+    is an operand of every operation), where a test per line made 50 and 100; its
+    gradient's fused code, a run per backpropagator and its forward pass cut by the
+    backpropagators it makes, a few (100 before)."""
+    calls = []
+
+    def counted(value: float) -> bool:
+        calls.append(value)
+        return math.isfinite(value)
+    monkeypatch.setitem(lamad.eval._PRELUDE, "_finite", counted)
+    n = 50
+    lets = "; ".join(f"x{i} = x{i - 1} * x{i - 1}" for i in range(1, n + 1))
+    prog = lamad.loads(f"def loss (x0 : Real) : Real = let {lets} in x{n}\n")
+    for x0, tests in ((1.0, 1), (INF, 2)):
+        calls.clear()
+        assert float(prog.loss(x0)) == x0 and len(calls) == tests
+    grad = lamad.grad(prog.loss)
+    for _ in range(2):  # the gradient compiled once (a small function is fused at once), run twice
+        calls.clear()
+        assert float(grad(1.0)) == 2.0 ** n and len(calls) < 10
