@@ -48,7 +48,8 @@ from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
-from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, maker as make_backpropagators
+from lamad.fuse import chained_step
+from lamad.gradient import LINK, ZERO, ZERO_BACKPROP, Backpropagator, dense, maker as make_backpropagators
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
@@ -79,10 +80,14 @@ warning NumPy issues from compiled code finds the unit whose spans locate it."""
 
 _NUMBERS = count(1)
 
+_KEEP = "'residuals"
+"""The variable of a chained step (:meth:`_LamSource.chained`) bound to the function that
+keeps its residuals: no name of a program (a name begins with a letter or ``_``)."""
+
 _QUOTE = "'"
 
 _PRELUDE = {
-    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
+    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO, "_LINK": LINK,
     "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_isnan": math.isnan, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
 }
 """What every compiled unit may refer to, besides its own constants."""
@@ -305,6 +310,8 @@ class _Unit:
         self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
         self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int], str]] = {}
         self.makers: dict[str, str] = {}  # the constant that makes the backpropagators of a template → its function
+        self.residual: LinLam | None = None  # the backpropagator compiled as what it captures (:meth:`made`)
+        self.residual_body: str | None = None  # and the function of its body
 
     # ----------------------------------------------------------------- names
 
@@ -341,6 +348,8 @@ class _Unit:
             fn.locals[name] = self.local(name)
         fn.emit(f"return {self.value(term)}")
         self.add(fn, ", ".join(fn.locals[n] for n in params))
+        if self.residual_body is not None:
+            self.functions.append(self.looped(self.residual_body))
         filename = f"<lamad {next(_NUMBERS)}>"
         _UNITS[filename] = self
         group: list[str] = []
@@ -353,6 +362,9 @@ class _Unit:
                 exec(compile(sources[-1], filename, "exec"), self.namespace)
                 group = []
         self.source = "".join(sources)
+        if self.residual_body is not None:  # its lines are those of the body, one further down
+            self.first_lines[_looped(self.residual_body)] += 1
+            self.instances[_looped(self.residual_body)] = self.instances[self.residual_body]
         for maker, name in self.makers.items():
             self.namespace[maker] = make_backpropagators(self.namespace[name])
         for name, source in self.sources:
@@ -376,7 +388,46 @@ class _Unit:
             self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
             self.add(fn, param)
             return fn.closure()
-        return f"_Bp({self.instance(fn, *fn.text(param))})"
+        return self.made(t, "_Bp", *self.instance(fn, *fn.text(param)))
+
+    def made(self, t: LinLam, make: str, body: str, *captured: str) -> str:
+        """A backpropagator made by ``make`` with the body ``body`` and what it captures:
+        ``make(body, captured…)`` (:class:`Backpropagator`), or ``make(captured…)`` for a
+        template's maker.  :attr:`residual`, the backpropagator of a step of a loop whose
+        steps chain (:meth:`_LamSource.chained`), is not made: the tuple of what it would
+        capture is kept (by the function :data:`_KEEP` names), and it is
+        :data:`~lamad.gradient.LINK`."""
+        if t is self.residual:
+            self.residual_body = body
+            self.fn.emit(f"{self.fn.lookup(_KEEP)}(({', '.join(captured)},))")
+            return "_LINK"
+        return f"{make}({', '.join([body, *captured] if make == '_Bp' else captured)})"
+
+    def looped(self, name: str) -> tuple[str, list[str]]:
+        """The function ``name``, the body of :attr:`residual`'s backpropagator, as a loop
+        over the residuals of the steps of a loop whose steps chain, last step first
+        (lamad/gradient.py, :func:`~lamad.gradient.chain`), and its lines: each line of the
+        body one further down, so that what a failure or a warning on it is located at is
+        the body's; ``loop(steps, a)`` runs the body on each of ``steps`` in turn while it
+        sends its one cotangent to :data:`~lamad.gradient.LINK`, the cotangent of the
+        next, and returns the gradient value of the first that sends anything else
+        (``None`` if none does), the iterator ``steps`` left at the step after it.  A
+        Tensor's cotangent is made dense (lamad/factored.py) before the next step is given
+        it.  A backpropagator a step made and forcing ran would cost a call and a run of
+        forcing's loop a step more."""
+        head, start, *body, catch, handler = dict(self.functions)[name]
+        param = head[head.index(", ") + 2:-2]
+        last = body.pop()
+        assert last.startswith("        return "), last
+        tensor = self.residual.ty.dom == TENSOR
+        link = [f"        {param} = _r[1]"] + (
+            [f"        {param} = {self.constant(dense, ('dense',))}({param})"] if tensor else [])
+        return _looped(name), [
+            f"def {_looped(name)}(_steps, {param}):", "    for _c in _steps:", "        try:",
+            *["    " + line for line in body], "            _r = " + last[len("        return "):],
+            "        except _ERRORS as e:", f"            raise _located(e, {_looped(name)!r}, _w) from None",
+            "        if _r is _ZERO or _r[0] is not _LINK:", "            return _r", *link,
+            "    return None"]
 
     def write(self, t: Lam | LinLam, recording: bool = False) -> tuple[_Function, str]:
         """The function of a lambda, written out, and the name of its parameter; with
@@ -424,7 +475,7 @@ class _Unit:
             self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
         name, _, captured, maker = template
         index = len(self.instances[name]) - 1
-        return f"{maker}({', '.join([str(index), *[found[i] for i in captured]])})"
+        return self.made(t, maker, name, str(index), *[found[i] for i in captured])
 
     def add(self, fn: _Function, param: str) -> None:
         """A function of its own, run by every closure of its lambda (its parameter
@@ -433,7 +484,7 @@ class _Unit:
             self.functions.append((name, lines))
             self.instances[name] = [spans]
 
-    def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> str:
+    def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> list[str]:
         """The arguments of a backpropagator's closure (``Backpropagator(body,
         *captured)``): its code, shared with every backpropagator of the unit whose code
         is the same but for the names of its locals (a chain of ``n`` links has ``n``
@@ -450,7 +501,7 @@ class _Unit:
             name, first = self.shared[key]
             table = {i: [(code, op, span) for (code, op, _), (_, _, span) in zip(first[i], spans[i])] for i in spans}
         self.instances[name].append(table)
-        return ', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])
+        return [name, str(len(self.instances[name]) - 1), *fn.outer]
 
     def located(self, error: Exception, fn_name: str, instance: int = 0) -> Exception:
         """The error of a builtin, located at its application (found by the line the
@@ -1095,6 +1146,11 @@ class _Relocated:
         return None if steps is None else [(code, op, self.spans[i]) for code, op, i in steps]
 
 
+def _looped(name: str) -> str:
+    """The name of the loop :meth:`_Unit.looped` makes of the function ``name``."""
+    return f"{name}_loop"
+
+
 def _is_atom(code: str) -> bool:
     """Whether an expression is a name or a literal: free to repeat."""
     return code.isidentifier() or code == "()" or code.lstrip("-").isdigit()
@@ -1126,9 +1182,34 @@ class _LamSource:
         self.captured = {name: i for i, name in enumerate(captured)}
         self.runtime = unit.runtime
         self.globals = unit.globals
+        self.typed = unit.typed
+        self._chain: tuple[Callable[..., Callable], Callable, bool] | None | bool = False  # not yet known
         self._lifted: dict[tuple[str, int, bool], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
         self._closed: dict[tuple[str, int, bool], Callable] = {}
         self._first_tier: set[tuple[str, int, bool]] = set()  # the keys compiled unfused so far
+
+    def chained(self, captured: tuple, keep: Callable[[tuple], Any]) -> tuple[Callable, Callable, bool] | None:
+        """The closure as a step of a loop whose steps chain (lamad/fuse.py,
+        :func:`~lamad.fuse.chained_step`), given the values it captured: its code compiled
+        again, once, where the backpropagator of its result is not made but the tuple of
+        what it would capture (its residuals) is given to ``keep``, and
+        :data:`~lamad.gradient.LINK` stands for it; the body that backpropagator would
+        have, as a loop over the residuals of the steps (:meth:`_Unit.looped`), which
+        :func:`lamad.gradient.chain` runs; and whether the state is a Tensor.  ``None`` for
+        a closure that is no such step."""
+        if self._chain is False:
+            self._chain = None
+            link = chained_step(self.term) if self.term.__class__ is Lam else None
+            if link is not None:
+                unit = _Unit(self.runtime, self.globals, self.typed)
+                unit.residual = link
+                make = unit.function(self.term, [*self.captured, _KEEP])
+                if unit.residual_body is not None:
+                    self._chain = make, unit.namespace[_looped(unit.residual_body)], link.ty.dom == TENSOR
+        if self._chain is None:
+            return None
+        make, loop, tensor = self._chain
+        return make(*captured, keep), loop, tensor
 
     def relift(self, captured: tuple, mark: str, depth: int) -> Callable:
         """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`),
