@@ -48,7 +48,7 @@ from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
-from lamad.fuse import chained_step
+from lamad.chains import chained_step
 from lamad.gradient import LINK, ZERO, ZERO_BACKPROP, Backpropagator, dense, maker as make_backpropagators
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
@@ -1190,7 +1190,7 @@ class _LamSource:
 
     def chained(self, captured: tuple, keep: Callable[[tuple], Any]) -> tuple[Callable, Callable, bool] | None:
         """The closure as a step of a loop whose steps chain (lamad/fuse.py,
-        :func:`~lamad.fuse.chained_step`), given the values it captured: its code compiled
+        :func:`~lamad.chains.chained_step`), given the values it captured: its code compiled
         again, once, where the backpropagator of its result is not made but the tuple of
         what it would capture (its residuals) is given to ``keep``, and
         :data:`~lamad.gradient.LINK` stands for it; the body that backpropagator would

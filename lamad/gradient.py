@@ -192,7 +192,7 @@ LINK = Backpropagator(_unreachable)
 loop's backpropagator receives cotangents for it, and it never runs."""
 
 
-class _Chain(Backpropagator):
+class _Loop(Backpropagator):
     """The backpropagator of the states a loop's steps chain (:func:`chain`); given what it
     captured to keep alone (forced once), its body lets go of each step's as it runs it."""
 
@@ -205,7 +205,7 @@ class _Chain(Backpropagator):
 
 def chain(loop: Callable[[Iterator[tuple], Any], Any], residuals: list[tuple], tensor: bool) -> Backpropagator:
     """One backpropagator for the ``n`` steps of a loop whose steps chain
-    (lamad/fuse.py, :func:`~lamad.fuse.chained_step`): step ``k`` made no backpropagator,
+    (lamad/chains.py, :func:`~lamad.chains.chained_step`): step ``k`` made no backpropagator,
     but kept what it would have captured, ``residuals[k]``, with :data:`LINK` for the
     state it was given (the loop's first step, the state the loop was given).  Its body
     runs the steps' backward code on them, last step first, each on the cotangent the
@@ -217,7 +217,7 @@ def chain(loop: Callable[[Iterator[tuple], Any], Any], residuals: list[tuple], t
     runs the steps of the iterator ``steps`` while each sends one cotangent to
     :data:`LINK` alone, and returns what the first that does not sends.  ``tensor``: the
     state is a Tensor, whose residuals are let go as each step runs (forced once)."""
-    return _Chain(_run_chain, loop, residuals, tensor, False)
+    return _Loop(_run_chain, loop, residuals, tensor, False)
 
 
 def _run_chain(captured: tuple, cotangent: Any) -> Any:

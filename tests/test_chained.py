@@ -1,4 +1,4 @@
-"""Loops whose steps chain (lamad/fuse.py ``chained_step``, lamad/gradient.py ``chain``):
+"""Loops whose steps chain (lamad/chains.py ``chained_step``, lamad/gradient.py ``chain``):
 under ←D, ``iterate``, ``while`` and ``fold`` of a step whose one backpropagator sends to
 the state it was given make one backpropagator for all their steps, whose body runs the
 steps' backward code in a loop.  Every gradient is the one the loop gives with a
@@ -17,7 +17,8 @@ import pytest
 
 import lamad
 import lamad.eval
-from lamad.fuse import chained_step, fuse_backward
+from lamad.chains import chained_step
+from lamad.fuse import fuse_backward
 from lamad.gradient import Stats
 from lamad.parser import parse_program
 from lamad.reverse import backprop
