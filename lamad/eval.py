@@ -49,7 +49,9 @@ from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
 from lamad.chains import chained_step
-from lamad.gradient import LINK, ZERO, ZERO_BACKPROP, Backpropagator, dense, maker as make_backpropagators
+from lamad.gradient import (
+    LINK, ZERO, ZERO_BACKPROP, Backpropagator, add as add_gradients, dense, link_taken, maker as make_backpropagators,
+)
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
@@ -362,8 +364,8 @@ class _Unit:
                 exec(compile(sources[-1], filename, "exec"), self.namespace)
                 group = []
         self.source = "".join(sources)
-        if self.residual_body is not None:  # its lines are those of the body, one further down
-            self.first_lines[_looped(self.residual_body)] += 1
+        if self.residual_body is not None:  # its lines are those of the body, two further down
+            self.first_lines[_looped(self.residual_body)] += 2
             self.instances[_looped(self.residual_body)] = self.instances[self.residual_body]
         for maker, name in self.makers.items():
             self.namespace[maker] = make_backpropagators(self.namespace[name])
@@ -408,26 +410,28 @@ class _Unit:
         over the residuals of the steps of a loop whose steps chain, last step first
         (lamad/gradient.py, :func:`~lamad.gradient.chain`), and its lines: each line of the
         body one further down, so that what a failure or a warning on it is located at is
-        the body's; ``loop(steps, a)`` runs the body on each of ``steps`` in turn while it
-        sends its one cotangent to :data:`~lamad.gradient.LINK`, the cotangent of the
-        next, and returns the gradient value of the first that sends anything else
-        (``None`` if none does), the iterator ``steps`` left at the step after it.  A
-        Tensor's cotangent is made dense (lamad/factored.py) before the next step is given
-        it.  A backpropagator a step made and forcing ran would cost a call and a run of
-        forcing's loop a step more."""
+        the body's.  ``loop(steps, a)`` runs the body on each of ``steps`` in turn, each on
+        the cotangent the step after it sent to :data:`~lamad.gradient.LINK`, made dense
+        (lamad/factored.py) where it is a Tensor's, and returns the sum of what they sent
+        elsewhere (:func:`~lamad.gradient.link_taken`), stopping at a step that sends
+        nothing to the one before.  A backpropagator a step made and forcing ran would cost
+        a call and a run of forcing's loop a step more."""
         head, start, *body, catch, handler = dict(self.functions)[name]
         param = head[head.index(", ") + 2:-2]
         last = body.pop()
         assert last.startswith("        return "), last
-        tensor = self.residual.ty.dom == TENSOR
-        link = [f"        {param} = _r[1]"] + (
-            [f"        {param} = {self.constant(dense, ('dense',))}({param})"] if tensor else [])
-        return _looped(name), [
-            f"def {_looped(name)}(_steps, {param}):", "    for _c in _steps:", "        try:",
+        taken, add = self.constant(link_taken, ("link_taken",)), self.constant(add_gradients, ("add",))
+        made_dense = self.constant(dense, ("dense",)) if self.residual.ty.dom == TENSOR else ""
+        lines = [
+            f"def {_looped(name)}(_steps, {param}):", "    _sent = _ZERO", "    for _c in _steps:", "        try:",
             *["    " + line for line in body], "            _r = " + last[len("        return "):],
             "        except _ERRORS as e:", f"            raise _located(e, {_looped(name)!r}, _w) from None",
-            "        if _r is _ZERO or _r[0] is not _LINK:", "            return _r", *link,
-            "    return None"]
+            "        if _r is not _ZERO and _r[0] is _LINK:", f"            {param} = {made_dense}(_r[1])",
+            "            continue", f"        {param} = {taken}(_r)", f"        _sent = {add}(_sent, _r)",
+            f"        if {param} is None:", "            return _sent"]
+        if made_dense:
+            lines.append(f"        {param} = {made_dense}({param})")
+        return _looped(name), lines + ["    return _sent"]
 
     def write(self, t: Lam | LinLam, recording: bool = False) -> tuple[_Function, str]:
         """The function of a lambda, written out, and the name of its parameter; with

@@ -214,9 +214,9 @@ def chain(loop: Callable[[Iterator[tuple], Any], Any], residuals: list[tuple], t
     else they send (to the loop's first state, to what the steps captured from outside
     the loop: summed by forcing as before), in the order forcing would have.  ``loop``
     is that backward code as a loop (lamad/eval.py, ``_Unit.looped``): ``loop(steps, a)``
-    runs the steps of the iterator ``steps`` while each sends one cotangent to
-    :data:`LINK` alone, and returns what the first that does not sends.  ``tensor``: the
-    state is a Tensor, whose residuals are let go as each step runs (forced once)."""
+    runs it on the residuals of the iterator ``steps``, ``a`` the cotangent of the
+    last, and returns what they sent but to :data:`LINK`.  ``tensor``: the state is a
+    Tensor, whose residuals are let go as each step runs (forced once)."""
     return _Loop(_run_chain, loop, residuals, tensor, False)
 
 
@@ -225,23 +225,25 @@ def _run_chain(captured: tuple, cotangent: Any) -> Any:
     the residuals of each step, where they hold tensors, are let go once it has run."""
     loop, residuals, tensor, owned = captured
     del captured
-    steps = _popped(residuals) if owned and tensor else reversed(residuals)
-    sent: Any = ZERO
-    while True:
-        back = loop(steps, cotangent)
-        if back is None:  # pragma: no cover - the first step sends to the loop's first state, not LINK
-            return sent
-        cotangent = None
-        for record in gradient_records(back):
-            if record[0] is not LINK:
-                sent = add(sent, record)
-            elif cotangent is None:
-                cotangent = record[1]
-            else:
-                raise AssertionError("a step of a chained loop sent two cotangents to the step before")
-        if cotangent is None:  # nothing for the steps before: they never run
-            return sent
-        cotangent = dense(cotangent)
+    return loop(_popped(residuals) if owned and tensor else reversed(residuals), cotangent)
+
+
+def link_taken(sent: Any) -> Any:
+    """The cotangent the gradient value ``sent`` that a step's body returned sends to
+    :data:`LINK` (``None`` for none), its record replaced by ``0`` in the sum: the sums
+    that hold it are the body's own, made as it ran (a step that chains sends to the
+    state's backpropagator once, and nothing else it is given holds that record)."""
+    rest = [sent]
+    while rest:
+        node = rest.pop()
+        if type(node) is not list:
+            continue
+        for i, part in enumerate(node):
+            if type(part) is tuple and part[0] is LINK:
+                node[i] = ZERO
+                return part[1]
+            rest.append(part)
+    return None
 
 
 def dense(cotangent: Any) -> Any:
