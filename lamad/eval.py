@@ -48,7 +48,10 @@ from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
-from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, maker as make_backpropagators
+from lamad.chains import chained_step
+from lamad.gradient import (
+    LINK, ZERO, ZERO_BACKPROP, Backpropagator, add as add_gradients, dense, link_taken, maker as make_backpropagators,
+)
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
@@ -79,10 +82,14 @@ warning NumPy issues from compiled code finds the unit whose spans locate it."""
 
 _NUMBERS = count(1)
 
+_KEEP = "'residuals"
+"""The variable of a chained step (:meth:`_LamSource.chained`) bound to the function that
+keeps its residuals: no name of a program (a name begins with a letter or ``_``)."""
+
 _QUOTE = "'"
 
 _PRELUDE = {
-    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
+    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO, "_LINK": LINK,
     "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_isnan": math.isnan, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
 }
 """What every compiled unit may refer to, besides its own constants."""
@@ -337,6 +344,8 @@ class _Unit:
         self.makers: dict[str, str] = {}  # the constant that makes the backpropagators of a template → its function
         self.chains: list[_Function] = []  # the functions whose bodies are lambdas (:meth:`uncurry`)
         self.uncurried: dict[str, tuple[str, int]] = {}  # a function → its uncurried entry and that one's arity
+        self.residual: LinLam | None = None  # the backpropagator compiled as what it captures (:meth:`made`)
+        self.residual_body: str | None = None  # and the function of its body
 
     # ----------------------------------------------------------------- names
 
@@ -377,6 +386,8 @@ class _Unit:
         for f in self.chains:
             if id(f) not in inner:  # the first of a chain
                 self.uncurry(f)
+        if self.residual_body is not None:
+            self.functions.append(self.looped(self.residual_body))
         filename = f"<lamad {next(_NUMBERS)}>"
         _UNITS[filename] = self
         group: list[str] = []
@@ -389,6 +400,9 @@ class _Unit:
                 exec(compile(sources[-1], filename, "exec"), self.namespace)
                 group = []
         self.source = "".join(sources)
+        if self.residual_body is not None:  # its lines are those of the body, two further down
+            self.first_lines[_looped(self.residual_body)] += 2
+            self.instances[_looped(self.residual_body)] = self.instances[self.residual_body]
         for maker, name in self.makers.items():
             self.namespace[maker] = make_backpropagators(self.namespace[name])
         for name, source in self.sources:
@@ -420,7 +434,48 @@ class _Unit:
             if fn.inner is not None:
                 self.chains.append(fn)
             return fn.closure()
-        return f"_Bp({self.instance(fn, *fn.text(param))})"
+        return self.made(t, "_Bp", *self.instance(fn, *fn.text(param)))
+
+    def made(self, t: LinLam, make: str, body: str, *captured: str) -> str:
+        """A backpropagator made by ``make`` with the body ``body`` and what it captures:
+        ``make(body, captured…)`` (:class:`Backpropagator`), or ``make(captured…)`` for a
+        template's maker.  :attr:`residual`, the backpropagator of a step of a loop whose
+        steps chain (:meth:`_LamSource.chained`), is not made: the tuple of what it would
+        capture is kept (by the function :data:`_KEEP` names), and it is
+        :data:`~lamad.gradient.LINK`."""
+        if t is self.residual:
+            self.residual_body = body
+            self.fn.emit(f"{self.fn.lookup(_KEEP)}(({', '.join(captured)},))")
+            return "_LINK"
+        return f"{make}({', '.join([body, *captured] if make == '_Bp' else captured)})"
+
+    def looped(self, name: str) -> tuple[str, list[str]]:
+        """The function ``name``, the body of :attr:`residual`'s backpropagator, as a loop
+        over the residuals of the steps of a loop whose steps chain, last step first
+        (lamad/gradient.py, :func:`~lamad.gradient.chain`), and its lines: each line of the
+        body one further down, so that what a failure or a warning on it is located at is
+        the body's.  ``loop(steps, a)`` runs the body on each of ``steps`` in turn, each on
+        the cotangent the step after it sent to :data:`~lamad.gradient.LINK`, made dense
+        (lamad/factored.py) where it is a Tensor's, and returns the sum of what they sent
+        elsewhere (:func:`~lamad.gradient.link_taken`), stopping at a step that sends
+        nothing to the one before.  A backpropagator a step made and forcing ran would cost
+        a call and a run of forcing's loop a step more."""
+        head, start, *body, catch, handler = dict(self.functions)[name]
+        param = head[head.index(", ") + 2:-2]
+        last = body.pop()
+        assert last.startswith("        return "), last
+        taken, add = self.constant(link_taken, ("link_taken",)), self.constant(add_gradients, ("add",))
+        made_dense = self.constant(dense, ("dense",)) if self.residual.ty.dom == TENSOR else ""
+        lines = [
+            f"def {_looped(name)}(_steps, {param}):", "    _sent = _ZERO", "    for _c in _steps:", "        try:",
+            *["    " + line for line in body], "            _r = " + last[len("        return "):],
+            "        except _ERRORS as e:", f"            raise _located(e, {_looped(name)!r}, _w) from None",
+            "        if _r is not _ZERO and _r[0] is _LINK:", f"            {param} = {made_dense}(_r[1])",
+            "            continue", f"        {param} = {taken}(_r)", f"        _sent = {add}(_sent, _r)",
+            f"        if {param} is None:", "            return _sent"]
+        if made_dense:
+            lines.append(f"        {param} = {made_dense}({param})")
+        return _looped(name), lines + ["    return _sent"]
 
     def write(self, t: Lam | LinLam, recording: bool = False, once: bool = False) -> tuple[_Function, str]:
         """The function of a lambda, written out, and the name of its parameter; with
@@ -496,7 +551,7 @@ class _Unit:
             self.instances[template[0]].append(_Relocated(template[1], [p.span for p in prims]))
         name, _, captured, maker = template
         index = len(self.instances[name]) - 1
-        return f"{maker}({', '.join([str(index), *[found[i] for i in captured]])})"
+        return self.made(t, maker, name, str(index), *[found[i] for i in captured])
 
     def add(self, fn: _Function, param: str) -> None:
         """A function of its own, run by every closure of its lambda (its parameter
@@ -505,7 +560,7 @@ class _Unit:
             self.functions.append((name, lines))
             self.instances[name] = [spans]
 
-    def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> str:
+    def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> list[str]:
         """The arguments of a backpropagator's closure (``Backpropagator(body,
         *captured)``): its code, shared with every backpropagator of the unit whose code
         is the same but for the names of its locals (a chain of ``n`` links has ``n``
@@ -522,7 +577,7 @@ class _Unit:
             name, first = self.shared[key]
             table = {i: [(code, op, span) for (code, op, _), (_, _, span) in zip(first[i], spans[i])] for i in spans}
         self.instances[name].append(table)
-        return ', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])
+        return [name, str(len(self.instances[name]) - 1), *fn.outer]
 
     def located(self, error: Exception, fn_name: str, instance: int = 0) -> Exception:
         """The error of a builtin, located at its application (found by the line the
@@ -1202,6 +1257,11 @@ class _Relocated:
         return None if steps is None else [(code, op, self.spans[i]) for code, op, i in steps]
 
 
+def _looped(name: str) -> str:
+    """The name of the loop :meth:`_Unit.looped` makes of the function ``name``."""
+    return f"{name}_loop"
+
+
 def _is_atom(code: str) -> bool:
     """Whether an expression is a name or a literal: free to repeat."""
     return code.isidentifier() or code == "()" or code.lstrip("-").isdigit()
@@ -1233,9 +1293,34 @@ class _LamSource:
         self.captured = {name: i for i, name in enumerate(captured)}
         self.runtime = unit.runtime
         self.globals = unit.globals
+        self.typed = unit.typed
+        self._chain: tuple[Callable[..., Callable], Callable, bool] | None | bool = False  # not yet known
         self._lifted: dict[tuple[str, int, bool], tuple[list[tuple[str, Type]], Callable[..., Any]]] = {}
         self._closed: dict[tuple[str, int, bool], Callable] = {}
         self._first_tier: set[tuple[str, int, bool]] = set()  # the keys compiled unfused so far
+
+    def chained(self, captured: tuple, keep: Callable[[tuple], Any]) -> tuple[Callable, Callable, bool] | None:
+        """The closure as a step of a loop whose steps chain (lamad/fuse.py,
+        :func:`~lamad.chains.chained_step`), given the values it captured: its code compiled
+        again, once, where the backpropagator of its result is not made but the tuple of
+        what it would capture (its residuals) is given to ``keep``, and
+        :data:`~lamad.gradient.LINK` stands for it; the body that backpropagator would
+        have, as a loop over the residuals of the steps (:meth:`_Unit.looped`), which
+        :func:`lamad.gradient.chain` runs; and whether the state is a Tensor.  ``None`` for
+        a closure that is no such step."""
+        if self._chain is False:
+            self._chain = None
+            link = chained_step(self.term) if self.term.__class__ is Lam else None
+            if link is not None:
+                unit = _Unit(self.runtime, self.globals, self.typed)
+                unit.residual = link
+                make = unit.function(self.term, [*self.captured, _KEEP])
+                if unit.residual_body is not None:
+                    self._chain = make, unit.namespace[_looped(unit.residual_body)], link.ty.dom == TENSOR
+        if self._chain is None:
+            return None
+        make, loop, tensor = self._chain
+        return make(*captured, keep), loop, tensor
 
     def relift(self, captured: tuple, mark: str, depth: int) -> Callable:
         """``M(S(f))`` for this closure ``M(f)`` (see :func:`lamad.autodiff.relift`),

@@ -182,6 +182,81 @@ def sum_apply(backprops: list, cotangents: list) -> Any:
     return total
 
 
+def _unreachable(captured: tuple, cotangent: Any) -> Any:
+    raise AssertionError("a cotangent reached the link between two steps of a loop outside its backward pass")
+
+
+LINK = Backpropagator(_unreachable)
+"""The backpropagator of the state between two steps of a loop whose steps chain
+(:func:`chain`): what the next step captures in place of one made per step.  Only the
+loop's backpropagator receives cotangents for it, and it never runs."""
+
+
+class _Loop(Backpropagator):
+    """The backpropagator of the states a loop's steps chain (:func:`chain`); given what it
+    captured to keep alone (forced once), its body lets go of each step's as it runs it."""
+
+    __slots__ = ()
+
+    def taken(self) -> tuple:
+        loop, residuals, tensor, _ = super().taken()
+        return loop, residuals, tensor, True
+
+
+def chain(loop: Callable[[Iterator[tuple], Any], Any], residuals: list[tuple], tensor: bool) -> Backpropagator:
+    """One backpropagator for the ``n`` steps of a loop whose steps chain
+    (lamad/chains.py, :func:`~lamad.chains.chained_step`): step ``k`` made no backpropagator,
+    but kept what it would have captured, ``residuals[k]``, with :data:`LINK` for the
+    state it was given (the loop's first step, the state the loop was given).  Its body
+    runs the steps' backward code on them, last step first, each on the cotangent the
+    step after it sent to :data:`LINK` — what forcing would have done with a
+    backpropagator per step, each sent to by the next alone — and sends on everything
+    else they send (to the loop's first state, to what the steps captured from outside
+    the loop: summed by forcing as before), in the order forcing would have.  ``loop``
+    is that backward code as a loop (lamad/eval.py, ``_Unit.looped``): ``loop(steps, a)``
+    runs it on the residuals of the iterator ``steps``, ``a`` the cotangent of the
+    last, and returns what they sent but to :data:`LINK`.  ``tensor``: the state is a
+    Tensor, whose residuals are let go as each step runs (forced once)."""
+    return _Loop(_run_chain, loop, residuals, tensor, False)
+
+
+def _run_chain(captured: tuple, cotangent: Any) -> Any:
+    """The body of :func:`chain`'s backpropagator.  ``owned``: the graph is forced once, and
+    the residuals of each step, where they hold tensors, are let go once it has run."""
+    loop, residuals, tensor, owned = captured
+    del captured
+    return loop(_popped(residuals) if owned and tensor else reversed(residuals), cotangent)
+
+
+def link_taken(sent: Any) -> Any:
+    """The cotangent the gradient value ``sent`` that a step's body returned sends to
+    :data:`LINK` (``None`` for none), its record replaced by ``0`` in the sum: the sums
+    that hold it are the body's own, made as it ran (a step that chains sends to the
+    state's backpropagator once, and nothing else it is given holds that record)."""
+    rest = [sent]
+    while rest:
+        node = rest.pop()
+        if type(node) is not list:
+            continue
+        for i, part in enumerate(node):
+            if type(part) is tuple and part[0] is LINK:
+                node[i] = ZERO
+                return part[1]
+            rest.append(part)
+    return None
+
+
+def dense(cotangent: Any) -> Any:
+    """A cotangent that may be a factored sum (lamad/factored.py) as the array it stands for."""
+    return dense_leaves(cotangent) if type(cotangent) in _FACTORED else cotangent
+
+
+def _popped(items: list) -> Iterator:
+    """The items of a list, last first, each taken out of it."""
+    while items:
+        yield items.pop()
+
+
 class Observer(Protocol):
     """What :func:`force` reports to while one is installed (:func:`observed`): the
     gradient value it starts from, then each backpropagator it runs, with the sum of the

@@ -36,6 +36,15 @@ def unfused():
         yield
 
 
+@contextmanager
+def unchained():
+    """Programs loaded inside make a backpropagator per step of a loop whose steps chain,
+    as lamad did before it ran their backward passes as one loop (lamad/gradient.py,
+    ``chain``): the fused backpropagators of the steps are then counted one by one."""
+    with mock.patch.object(lamad.eval, "chained_step", lambda step: None):
+        yield
+
+
 def grad_and_runs(source: str, *args, name: str = "f"):
     """The gradient of ``name`` at ``args`` (in the first argument), and how many
     backpropagators forcing it ran."""
@@ -51,12 +60,16 @@ STEP = "def f (x0 : Real) : Real = iterate 100 (\\x. sin x * x + x) x0"
 
 def test_one_call_of_a_straight_line_body_runs_one_backpropagator():
     """``\\x. sin x * x + x`` made three backpropagators per call (sin, ·, +); fused, it
-    makes one, whose body is the backward code of all three."""
-    g, runs = grad_and_runs(STEP, 0.001)
+    makes one, whose body is the backward code of all three; and the loop's steps, which
+    chain, run as the one backpropagator of the loop."""
+    with unchained():
+        g, runs = grad_and_runs(STEP, 0.001)
     with unfused():
         g0, runs0 = grad_and_runs(STEP, 0.001)
-    assert (runs, runs0) == (100, 300)
+    g1, runs1 = grad_and_runs(STEP, 0.001)
+    assert (runs, runs0, runs1) == (100, 300, 1)
     np.testing.assert_allclose(float(g), float(g0), rtol=1e-13)
+    assert float(g1) == float(g)
     f = lamad.loads(STEP).f
     assert float(g) == pytest.approx(float(numeric_gradient(f, 0.001)), rel=1e-6)
 
@@ -264,7 +277,8 @@ def test_a_small_function_is_fused_from_its_first_call():
     calls many times: ``\\x. sin x * x + x``, iterated, runs one backpropagator per step
     from the first call on."""
     assert not size_above(typecheck(parse_program(STEP)).terms["f"], FIRST_TIER_NODES)
-    runs, _ = runs_per_call(lamad.grad(lamad.loads(STEP).f), 2, 0.001)
+    with unchained():
+        runs, _ = runs_per_call(lamad.grad(lamad.loads(STEP).f), 2, 0.001)
     assert runs == [100, 100]
 
 
@@ -279,7 +293,8 @@ def test_a_body_on_tensors_makes_one_backpropagator_per_call():
     three (``@``, ``+``, ``tanh``), the outer products ``w`` receives still summed as one
     matrix product, and the gradient the unfused one and finite differences'."""
     w, h = np.array([[0.5, -0.3], [0.2, 0.8]]), np.array([0.3, -0.6])
-    g, runs = grad_and_runs(TENSOR_STEP, (w, h))
+    with unchained():
+        g, runs = grad_and_runs(TENSOR_STEP, (w, h))
     with unfused():
         g0, runs0 = grad_and_runs(TENSOR_STEP, (w, h))
     assert runs0 - runs == 3 * 2

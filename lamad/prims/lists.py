@@ -1,24 +1,52 @@
 """Lists, tuples and loops: they commute with both transforms (``D(map) = map``).  A loop
 persists its state after each step (``ext.persist``: on a lazy backend, Dask, its task graph
-then stays the size of one step)."""
+then stays the size of one step).  Under ←D, a loop whose steps chain (lamad/fuse.py,
+:func:`~lamad.chains.chained_step`) makes one backpropagator for all its steps, not one a
+step (lamad/gradient.py, :func:`~lamad.gradient.chain`): ``iterate``, ``while`` and
+``fold``; ``scan`` returns every state it makes, and makes a backpropagator a step."""
 
 from __future__ import annotations
 
 import itertools
 import operator
+from functools import partial
+from typing import Any, Callable
+
+from lamad.gradient import chain
 
 from lamad.prims.base import SHAPE, A, B, define
 from lamad.syntax import BOOL, INT, FunType, ListType, TupleType
+
+
+def _chained(f: Callable) -> tuple[Callable, Callable[[Any], Any]]:
+    """The step a loop runs for the function ``f``, and the loop's result from its last
+    state: ``f`` and that state, or, where ``f`` is a step of a loop whose steps chain
+    (lamad/eval.py, ``_LamSource.chained``), ``f`` compiled to keep the residuals of each
+    step instead of making its backpropagator, and the state with the backpropagator of
+    all the steps run."""
+    code = f.func if type(f) is partial else f
+    source = getattr(code, "lamad", None)
+    residuals: list[tuple] = []
+    chained = None if source is None else source.chained(f.args if code is not f else (), residuals.append)
+    if chained is None:
+        return f, _as_it_is
+    step, loop, tensor = chained
+    return step, lambda state: (state[0], chain(loop, residuals, tensor)) if residuals else state
+
+
+def _as_it_is(state: Any) -> Any:
+    return state
 
 
 def _fold(rt):
     persist = rt.backend.ext.persist
 
     def fold(f, acc, xs):
+        step, result = _chained(f)
         with rt.steps(xs, len(xs), "fold") as steps:
             for x in steps:
-                acc = persist(f(acc)(x))
-        return acc
+                acc = persist(step(acc)(x))
+        return result(acc)
     return fold
 
 
@@ -28,10 +56,11 @@ def _iterate(rt):
     def iterate(n, f, x):
         if n < 0:
             raise ValueError(f"the count is negative: {n}")
+        step, result = _chained(f)
         with rt.steps(range(n), n, "iterate") as steps:
             for _ in steps:
-                x = persist(f(x))
-        return x
+                x = persist(step(x))
+        return result(x)
     return iterate
 
 
@@ -41,11 +70,12 @@ def _while(rt):
     def while_(p, f, x):
         """``f`` applied to ``x`` while ``p`` holds: the first of ``x, f x, f (f x), …`` where
         ``p`` is false.  Its steps are counted as they run; their number is not known before."""
+        step, result = _chained(f)
         with rt.steps(itertools.count(), None, "while") as steps:
             for _ in steps:
                 if not p(x):
-                    return x
-                x = persist(f(x))
+                    return result(x)
+                x = persist(step(x))
     return while_
 
 
