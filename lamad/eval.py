@@ -129,6 +129,8 @@ class _Function:
         self.captured_tensors: set[str] = set()  # the locals of the tensors it captures
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
+        self.curried: tuple[Lam, str] | None = None  # the lambda that is its whole body, and its own parameter
+        self.uncurried: str | None = None  # that lambda's function, where it takes all this one's parameters
         self.indent = 2
 
     def emit(self, line: str, located: Steps | None = None) -> None:
@@ -298,6 +300,7 @@ class _Unit:
         self.counter = count(1)
         self.functions: list[tuple[str, list[str]]] = []  # each Python function, once, and its lines
         self.sources: list[tuple[str, _LamSource]] = []  # the functions of closures that may be differentiated
+        self.uncurried: list[tuple[str, str]] = []  # a curried lambda's function, and its inner lambda's (:meth:`uncurry`)
         self.fn: _Function | None = None
         self.source = ""
         self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
@@ -357,6 +360,8 @@ class _Unit:
             self.namespace[maker] = make_backpropagators(self.namespace[name])
         for name, source in self.sources:
             self.namespace[name].lamad = source
+        for name, inner in self.uncurried:
+            self.namespace[name].uncurried = self.namespace[inner]
         return self.namespace["_main"]
 
     def lam(self, t: Lam | LinLam) -> str:
@@ -373,8 +378,11 @@ class _Unit:
                 return self.templated(t, *shape)
         fn, param = self.write(t)
         if not backprop:
+            self.uncurry(t, fn)
             self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
             self.add(fn, param)
+            if fn.uncurried is not None:
+                self.uncurried.append((fn.name, fn.uncurried))
             return fn.closure()
         return f"_Bp({self.instance(fn, *fn.text(param))})"
 
@@ -388,6 +396,8 @@ class _Unit:
         try:
             if isinstance(t.param, PVar):
                 param = self.target(t.param, [])
+                if t.__class__ is Lam and t.body.__class__ is Lam:
+                    fn.curried = t.body, param
             else:
                 param = self.local("p")
                 self.assign(t.param, param)
@@ -395,6 +405,29 @@ class _Unit:
         finally:
             self.fn = outer
         return fn, param
+
+    def uncurry(self, t: Lam, fn: _Function) -> None:
+        """Where ``t``, written as ``fn``, is the whole body of the lambda being written
+        (``λa. λx. e``, a curried function of two arguments: a fold's), and captures its
+        parameter ``a``, that parameter is made the last it captures, after those the
+        outer lambda captures for it in the same order: ``fn`` then computes ``(λa. λx.
+        e) a x`` given all the outer function's parameters and ``x`` at once, and is
+        recorded as the outer function's ``uncurried`` (set on it once compiled), which
+        a loop calls without the closure ``λx. e`` it would make a step
+        (lamad/prims/lists.py)."""
+        outer = self.fn
+        if outer is None or outer.curried is None or outer.curried[0] is not t or outer.lines:
+            return
+        param = outer.curried[1]
+        if param not in fn.outer:
+            return
+        i = fn.outer.index(param)
+        names = list(fn.captures)
+        order = [*range(i), *range(i + 1, len(names)), i]
+        fn.captures = {names[k]: fn.captures[names[k]] for k in order}
+        fn.outer = [fn.outer[k] for k in order]
+        if fn.outer == [*outer.captures.values(), param]:
+            outer.uncurried = fn.name
 
     def templated(self, t: LinLam, key: tuple, free: list[str], prims: list[Prim]) -> str:
         """A backpropagator whose body has the shape ``key`` (:func:`_shape`), with the free

@@ -781,3 +781,93 @@ def test_an_rnn_step_calls_no_python_function_where_shapes_agree():
                                   *_rnn(np.random.default_rng(4), 6, 3, steps)))
     assert calls["unbroadcast_like"] == 0 and calls["checked"] == 2 * steps and calls["like"] == 4 * steps + 1
     assert calls["matmul_dx"] == 2 * steps and calls["outer"] == 0 and calls["matmul_dy"] == steps - 1
+
+
+# --------------------------------------------------------------------- loops of curried functions (lamad/prims/lists.py)
+
+
+def _compiled_calls(fn, *args) -> int:
+    """How many functions of compiled code one call of ``fn`` runs (after the first two)."""
+    return sum(name.startswith("_lam") for name in _python_calls(fn, *args))
+
+
+@pytest.mark.parametrize("differentiated", [False, True])
+def test_a_fold_calls_its_curried_function_once_a_step_with_both_arguments(differentiated):
+    """Counted: a step of ``fold (λh x. e)`` runs the compiled function of ``λx. e`` given
+    ``h`` and ``x`` at once (its ``uncurried``, lamad/eval.py), not that of ``λh. …``, which
+    would make the closure ``λx. e`` a step first; so one function a step forward, and
+    one more backward (the step's fused backpropagator)."""
+    fn = lamad.value_and_grad(RNN.loss, argnums=(0, 1, 2)) if differentiated else RNN.loss
+    short, long = (_compiled_calls(fn, *_rnn(np.random.default_rng(2), 5, 3, steps)) for steps in (10, 30))
+    assert long - short == 20 * (2 if differentiated else 1)
+
+
+LOOPS = lamad.loads("""
+def step (w : Tensor) (h : Tensor) (x : Tensor) : Tensor = tanh (w @ h + x)
+def partial (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold (step w) h0 xs)
+def named (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = let f = \\h x. step w h x in sum (fold f h0 xs)
+def captured (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    let g = \\v. tanh (w @ v) in sum (fold (\\h x. g h + x) h0 xs)
+def before (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    sum (fold (\\h. let k = w @ h in \\x. tanh (k + x)) h0 xs)
+def pair (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    sum (fst (fold (\\(h, c) x. (tanh (w @ h + x), c + h)) (h0, h0) xs))
+def ignored (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold (\\h x. tanh (w @ x)) h0 xs)
+def chosen (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    let f = if sum h0 > 0.0 then step w else (\\h x. tanh (h + w @ x)) in sum (fold f h0 xs)
+def history (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    fold (\\s h. s + sum (square h)) 0.0 (scan (\\h x. tanh (w @ h + x)) h0 xs)
+""")
+
+
+def _hand_loop(name: str, w: np.ndarray, h0: np.ndarray, xs: list) -> float:
+    """What the loops of :data:`LOOPS` compute, written out in NumPy."""
+    h, c, total = h0, h0, 0.0
+    for x in xs:
+        if name in ("partial", "named", "before", "pair") or name == "chosen" and np.sum(h0) > 0:
+            h, c = np.tanh(w @ h + x), c + h
+        elif name == "captured":
+            h = np.tanh(w @ h) + x
+        elif name == "ignored":
+            h = np.tanh(w @ x)
+        elif name == "chosen":
+            h = np.tanh(h + w @ x)
+        else:  # history: the states after each step, and the one before the first
+            total += np.sum(h * h)
+            h = np.tanh(w @ h + x)
+    return total + np.sum(h * h) if name == "history" else float(np.sum(h))
+
+
+@pytest.mark.parametrize("name", ["partial", "named", "captured", "before", "pair", "ignored", "chosen", "history"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_loops_of_curried_functions_however_made_compute_and_differentiate_as_written(name, sign):
+    """A fold's (and a scan's) function called with both arguments at once where it is a
+    compiled ``λh. λx. e`` — a partial application of a definition, a closure bound to a
+    name or chosen by a branch, one whose body calls a closure it captured — and called
+    one argument at a time where it is not (work before its inner lambda, a tuple
+    pattern, an inner lambda that ignores ``h``): the values of a NumPy loop, and
+    gradients equal to central differences."""
+    rng = np.random.default_rng(7)
+    w, h0, xs = rng.normal(size=(4, 4)) / 2, sign * np.abs(rng.normal(size=4)), list(rng.normal(size=(5, 4)))
+    fn = getattr(LOOPS, name)
+    np.testing.assert_allclose(float(fn(w, h0, xs)), _hand_loop(name, w, h0, xs), rtol=1e-12)
+    value, gradient = lamad.value_and_grad(fn, argnums=0)(w, h0, xs)
+    np.testing.assert_allclose(float(value), _hand_loop(name, w, h0, xs), rtol=1e-12)
+    np.testing.assert_allclose(gradient, central_differences(lambda v: _hand_loop(name, v, h0, xs), w),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_only_a_lambda_whose_whole_body_is_a_lambda_using_its_parameter_is_uncurried():
+    """Which compiled functions carry an ``uncurried`` one (lamad/eval.py): a definition of
+    several parameters at each level but the last, and none where the outer lambda does
+    work first, takes its parameter apart, or is not used by the inner one."""
+    from lamad.prims.lists import two_arguments
+
+    step = LOOPS.step.closure
+    w, h, x = np.eye(2), np.ones(2), np.arange(2.0)
+    np.testing.assert_array_equal(step.uncurried.uncurried(w, h, x), np.tanh(w @ h + x))
+    np.testing.assert_array_equal(two_arguments(step(w))(h, x), np.tanh(w @ h + x))
+    for ty, source in (("Real", "\\h. let k = h * 2.0 in \\x. k + x"), ("Real * Real", "\\(h, c) x. h + x + c"),
+                       ("Real", "\\h x. x * 2.0")):
+        f = lamad.loads(f"def f : {ty} -> Real -> Real = {source}").f.closure
+        assert not hasattr(f, "uncurried") and not hasattr(getattr(f, "func", None), "uncurried")

@@ -6,18 +6,36 @@ from __future__ import annotations
 
 import itertools
 import operator
+from functools import partial
+from typing import Any, Callable
 
 from lamad.prims.base import SHAPE, A, B, define
 from lamad.syntax import BOOL, INT, FunType, ListType, TupleType
+
+
+def two_arguments(f: Callable[[Any], Callable[[Any], Any]]) -> Callable[[Any, Any], Any]:
+    """``λa x. f a x`` for a curried function ``f``: where ``f`` is a compiled lambda
+    ``λa. λx. e`` (or its closure), the function of ``λx. e`` given all at once
+    (``uncurried``, lamad/eval.py), which makes no closure ``f a`` a step of a loop."""
+    if type(f) is partial:
+        inner = getattr(f.func, "uncurried", None)
+        if inner is not None and not f.keywords:
+            return partial(inner, *f.args)
+    else:
+        inner = getattr(f, "uncurried", None)
+        if inner is not None:
+            return inner
+    return lambda a, x: f(a)(x)
 
 
 def _fold(rt):
     persist = rt.backend.ext.persist
 
     def fold(f, acc, xs):
+        step = two_arguments(f)
         with rt.steps(xs, len(xs), "fold") as steps:
             for x in steps:
-                acc = persist(f(acc)(x))
+                acc = persist(step(acc, x))
         return acc
     return fold
 
@@ -56,9 +74,10 @@ def _scan(rt):
 
     def scan(f, acc, xs):
         out = [acc]
+        step = two_arguments(f)
         with rt.steps(xs, len(xs), "scan") as steps:
             for x in steps:
-                acc = persist(f(acc)(x))
+                acc = persist(step(acc, x))
                 out.append(acc)
         return out
     return scan
