@@ -48,7 +48,7 @@ from lamad.adtypes import unmarked_type
 from lamad.autodiff import Gradient, jvp, relift, vjp
 from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
-from lamad.gradient import ZERO, ZERO_BACKPROP, Backpropagator, maker as make_backpropagators
+from lamad.gradient import ZERO, ZERO_BACKPROP, maker as make_backpropagators
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
 from lamad.syntax import (
@@ -82,7 +82,7 @@ _NUMBERS = count(1)
 _QUOTE = "'"
 
 _PRELUDE = {
-    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
+    "_partial": partial, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO,
     "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_isnan": math.isnan, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
 }
 """What every compiled unit may refer to, besides its own constants."""
@@ -140,7 +140,8 @@ class _Function:
 
     def lookup(self, name: str) -> str | None:
         """The Python expression for a lamad variable in scope here, capturing it from
-        the enclosing functions if need be; ``None`` for a definition."""
+        the enclosing functions if need be (what a builtin computed there, captured, is
+        known to be NumPy's here too); ``None`` for a definition."""
         if name in self.locals:
             return self.locals[name]
         if name in self.captures:
@@ -150,6 +151,8 @@ class _Function:
             return None
         local = self.captures[name] = self.unit.local(name)
         self.outer.append(outer)
+        if outer in self.parent.numpy:
+            self.numpy.add(local)
         return local
 
     def closure(self) -> str:
@@ -305,7 +308,7 @@ class _Unit:
         self.source = ""
         self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
         self.instances: dict[str, list[dict[int, Steps]]] = {}  # per function, per closure that runs it
-        self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
+        self.shared: dict[tuple, tuple[str, dict[int, Steps], str]] = {}  # canonical text → function, its spans, maker
         self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int], str]] = {}
         self.makers: dict[str, str] = {}  # the constant that makes the backpropagators of a template → its function
 
@@ -384,7 +387,7 @@ class _Unit:
             if fn.uncurried is not None:
                 self.uncurried.append((fn.name, fn.uncurried))
             return fn.closure()
-        return f"_Bp({self.instance(fn, *fn.text(param))})"
+        return self.instance(fn, *fn.text(param))
 
     def write(self, t: Lam | LinLam, recording: bool = False) -> tuple[_Function, str]:
         """The function of a lambda, written out, and the name of its parameter; with
@@ -432,7 +435,8 @@ class _Unit:
     def templated(self, t: LinLam, key: tuple, free: list[str], prims: list[Prim]) -> str:
         """A backpropagator whose body has the shape ``key`` (:func:`_shape`), with the free
         variables ``free`` and the Prim nodes ``prims``.  The code of the first one of
-        each shape (and the same definitions) is written out; every other runs it
+        each shape (and the same definitions, and the same of its captures known to be
+        NumPy's values: :meth:`_Function.lookup`) is written out; every other runs it
         without its being written again (a chain of ``n`` links has ``n`` alike
         backpropagators per primitive, and writing them and Python's ``compile`` of them
         all would cost more than all else).  Each closure holds, beside that code, the
@@ -442,7 +446,7 @@ class _Unit:
         one argument shorter for Python's ``compile`` to read."""
         outer = self.fn
         found = [outer.lookup(name) for name in free]  # a local, or None for a definition
-        key = key, tuple([name if local is None else None for name, local in zip(free, found)])
+        key = key, tuple([name if local is None else local in outer.numpy for name, local in zip(free, found)])
         template = self.templates.get(key)
         if template is None:
             fn, param = self.write(t, recording=True)
@@ -467,23 +471,25 @@ class _Unit:
             self.instances[name] = [spans]
 
     def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> str:
-        """The arguments of a backpropagator's closure (``Backpropagator(body,
-        *captured)``): its code, shared with every backpropagator of the unit whose code
-        is the same but for the names of its locals (a chain of ``n`` links has ``n``
-        alike backpropagators per primitive, and Python's ``compile`` of them all would
-        cost more than all else), the index of this instance, which locates its failures
-        at its own spans, and what it captures."""
+        """A backpropagator's closure (``Backpropagator(body, *captured)``, made by a
+        constant of its code, :func:`~lamad.gradient.maker`): its code, shared with every
+        backpropagator of the unit whose code is the same but for the names of its locals
+        (a chain of ``n`` links has ``n`` alike backpropagators per primitive, and
+        Python's ``compile`` of them all would cost more than all else), the index of this
+        instance, which locates its failures at its own spans, and what it captures."""
         key = _canonical(lines, fn.name)
         if key not in self.shared:
-            self.shared[key] = (fn.name, spans)
+            maker = f"_b{len(self.makers) + 1}"
+            self.makers[maker] = fn.name
+            self.shared[key] = (fn.name, spans, maker)
             self.functions.append((fn.name, lines))
             self.instances[fn.name] = []
             name, table = fn.name, spans
         else:  # the same operations, on this instance's spans
-            name, first = self.shared[key]
+            name, first, maker = self.shared[key]
             table = {i: [(code, op, span) for (code, op, _), (_, _, span) in zip(first[i], spans[i])] for i in spans}
         self.instances[name].append(table)
-        return ', '.join([name, str(len(self.instances[name]) - 1), *fn.outer])
+        return f"{maker}({', '.join([str(len(self.instances[name]) - 1), *fn.outer])})"
 
     def located(self, error: Exception, fn_name: str, instance: int = 0) -> Exception:
         """The error of a builtin, located at its application (found by the line the

@@ -186,7 +186,9 @@ def test_alike_backpropagators_share_their_code_and_fail_at_their_own_spans():
     source = "def f (x : Tensor) : Tensor =\n  " + ";\n".join(links) + "\n  in y6\n"
     prog = lamad.loads(source)
     code = python_source(backprop(prog.typed.terms["f"]))
-    assert code.count("def _lam") == 3  # the function of f, and the backpropagators of sin and *
+    # the function of f, and the backpropagators of sin and * of the first link, whose x is an
+    # argument, and of the others, whose y a builtin computed (NumPy's: its code converts no float)
+    assert code.count("def _lam") == 5
     from lamad.gradient import force, sum_apply
 
     _, pullback = lamad.vjp(prog.f, np.ones(3))
@@ -194,6 +196,27 @@ def test_alike_backpropagators_share_their_code_and_fail_at_their_own_spans():
     with pytest.raises(lamad.LamRuntimeError) as e:
         force(sum_apply(backprops, [np.ones(4)]))  # a cotangent of the wrong shape fails in the last link
     assert e.value.span.line == 7 and "'*'" in e.value.message
+
+
+def test_a_backpropagator_takes_what_a_builtin_computed_as_numpys_and_converts_only_its_cotangent():
+    """Typed code makes a Tensor that may hold a float (a Real promoted) NumPy's scalar where
+    it meets tensors; a value a builtin computed never is one, in the function that
+    computed it or in a closure that captured it (lamad/eval.py, ``_Function.lookup``):
+    the backpropagator of ``y * y`` for ``y = sin x``, which captures ``y`` and the shapes
+    ``like`` kept, tests none of them, only its cotangent; the one of ``sin x`` still tests
+    the argument ``x``."""
+    import re
+
+    from lamad.eval import python_source
+    from lamad.reverse import backprop
+
+    code = python_source(backprop(lamad.loads("def f (x : Tensor) : Tensor = let y = sin x in y * y").typed.terms["f"]))
+    functions = {m[1]: m[2] for m in re.finditer(r"def (_lam\d+)\((.*?)\):", code)}
+    bodies = dict(zip(functions, re.split(r"def _lam\d+\(.*?\):", code)[1:]))
+    converted = {name: set(re.findall(r"\((\w+) if \1\.__class__ is not float", body)) for name, body in bodies.items()}
+    product = next(name for name, body in bodies.items() if ".shape ==" in body)
+    assert converted[product] == {functions[product].split(", ")[1]}  # (_c, a): the cotangent alone
+    assert any(len(names) > 1 for names in converted.values())  # sin's tests x, and its cotangent
 
 
 def _checked_templates(monkeypatch) -> list[str]:
