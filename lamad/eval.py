@@ -741,8 +741,9 @@ class _Unit:
 
     def prim(self, t: Prim) -> str:
         """A builtin applied to its arguments, on a line of its own (where a failure is
-        located at the application); operators are Python's, and ``unbroadcast s g`` is
-        ``g`` without a call where the shapes agree (four times a step of an RNN)."""
+        located at the application); operators are Python's, ``unbroadcast s g`` is
+        ``g`` without a call where the shapes agree (four times a step of an RNN), and
+        ``like x`` a subscript of a table by ``x``'s shape (four times a step too)."""
         if PRIMITIVES[t.op].typing == "ad":
             return self.ad(t)
         if self.typed and t.ty == REAL and t.args and all(a.ty == REAL for a in t.args) and \
@@ -761,6 +762,8 @@ class _Unit:
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
             if t.op == "unbroadcast":  # the impl's first test, inlined
                 code = f"{args[1]} if {args[1]}.shape == {args[0]}.shape else {code}"
+            elif t.op == "like":  # the impl's table of zeros, subscripted (its own __missing__ fills it)
+                code = f"{self.constant(self.namespace[self.builtin('like')].zeros)}[{args[0]}.shape]"
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
