@@ -741,9 +741,10 @@ class _Unit:
 
     def prim(self, t: Prim) -> str:
         """A builtin applied to its arguments, on a line of its own (where a failure is
-        located at the application); operators are Python's, ``unbroadcast s g`` is
-        ``g`` without a call where the shapes agree (four times a step of an RNN), and
-        ``like x`` a subscript of a table by ``x``'s shape (four times a step too)."""
+        located at the application); operators are Python's, ``like x`` a subscript of
+        a table of zeros by ``x``'s shape, and ``unbroadcast s g`` is ``g`` without a call
+        where ``s`` is the zero of that table of ``g``'s shape (four times each a step of
+        an RNN); any other ``s`` calls it, which sums ``g`` down to ``s``'s shape."""
         if PRIMITIVES[t.op].typing == "ad":
             return self.ad(t)
         if self.typed and t.ty == REAL and t.args and all(a.ty == REAL for a in t.args) and \
@@ -760,16 +761,20 @@ class _Unit:
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
-            if t.op == "unbroadcast":  # the impl's first test, inlined
-                code = f"{args[1]} if {args[1]}.shape == {args[0]}.shape else {code}"
+            if t.op == "unbroadcast":  # the impl's first test, inlined: on like's zero of the shape, by identity
+                code = f"{args[1]} if {self.zeros()}.get({args[1]}.shape) is {args[0]} else {code}"
             elif t.op == "like":  # the impl's table of zeros, subscripted (its own __missing__ fills it)
-                code = f"{self.constant(self.namespace[self.builtin('like')].zeros)}[{args[0]}.shape]"
+                code = f"{self.zeros()}[{args[0]}.shape]"
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
         if self.floats and PRIMITIVES[t.op].derivative != "structural":  # NumPy's value, not one passed on
             self.fn.numpy.add(result)
         return result
+
+    def zeros(self) -> str:
+        """The name of ``like``'s table of zeros by shape (lamad/prims/helpers.py)."""
+        return self.constant(self.namespace[self.builtin("like")].zeros)
 
     def real(self, t: Prim) -> str:
         """A builtin applied to Reals, giving a Real, where Reals are Python floats (typed
