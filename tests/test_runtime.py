@@ -841,12 +841,14 @@ def chosen (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
     let f = if sum h0 > 0.0 then step w else (\\h x. tanh (h + w @ x)) in sum (fold f h0 xs)
 def history (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
     fold (\\s h. s + sum (square h)) 0.0 (scan (\\h x. tanh (w @ h + x)) h0 xs)
+def plus (h : Tensor) (x : Tensor) : Tensor = tanh (h + x)
+def direct (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold plus (w @ h0) xs)
 """)
 
 
 def _hand_loop(name: str, w: np.ndarray, h0: np.ndarray, xs: list) -> float:
     """What the loops of :data:`LOOPS` compute, written out in NumPy."""
-    h, c, total = h0, h0, 0.0
+    h, c, total = (w @ h0 if name == "direct" else h0), h0, 0.0
     for x in xs:
         if name in ("partial", "named", "before", "pair") or name == "chosen" and np.sum(h0) > 0:
             h, c = np.tanh(w @ h + x), c + h
@@ -856,17 +858,20 @@ def _hand_loop(name: str, w: np.ndarray, h0: np.ndarray, xs: list) -> float:
             h = np.tanh(w @ x)
         elif name == "chosen":
             h = np.tanh(h + w @ x)
+        elif name == "direct":
+            h = np.tanh(h + x)
         else:  # history: the states after each step, and the one before the first
             total += np.sum(h * h)
             h = np.tanh(w @ h + x)
     return total + np.sum(h * h) if name == "history" else float(np.sum(h))
 
 
-@pytest.mark.parametrize("name", ["partial", "named", "captured", "before", "pair", "ignored", "chosen", "history"])
+@pytest.mark.parametrize("name", ["partial", "named", "captured", "before", "pair", "ignored", "chosen", "history",
+                                  "direct"])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_loops_of_curried_functions_however_made_compute_and_differentiate_as_written(name, sign):
     """A fold's (and a scan's) function called with both arguments at once where it is a
-    compiled ``λh. λx. e`` — a partial application of a definition, a closure bound to a
+    compiled ``λh. λx. e`` — a definition, a partial application of one, a closure bound to a
     name or chosen by a branch, one whose body calls a closure it captured — and called
     one argument at a time where it is not (work before its inner lambda, a tuple
     pattern, an inner lambda that ignores ``h``): the values of a NumPy loop, and
