@@ -130,7 +130,7 @@ class _Function:
         self.parts: dict[str, list[str]] = {}  # a tuple's expression or local → the atoms of its parts
         self.made: list[tuple[tuple, Prim]] | None = None  # each step and its Prim, while recording a template
         self.curried: tuple[Lam, str] | None = None  # the lambda that is its whole body, and its own parameter
-        self.uncurried: str | None = None  # that lambda's function, where it takes all this one's parameters
+        self.uncurried: _Function | None = None  # that lambda's function, where it captures this one's parameter last
         self.indent = 2
 
     def emit(self, line: str, located: Steps | None = None) -> None:
@@ -303,7 +303,7 @@ class _Unit:
         self.counter = count(1)
         self.functions: list[tuple[str, list[str]]] = []  # each Python function, once, and its lines
         self.sources: list[tuple[str, _LamSource]] = []  # the functions of closures that may be differentiated
-        self.uncurried: list[tuple[str, str]] = []  # a curried lambda's function, and its inner lambda's (:meth:`uncurry`)
+        self.uncurried: list[_Function] = []  # the functions of curried lambdas (:meth:`uncurry`)
         self.fn: _Function | None = None
         self.source = ""
         self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
@@ -363,8 +363,9 @@ class _Unit:
             self.namespace[maker] = make_backpropagators(self.namespace[name])
         for name, source in self.sources:
             self.namespace[name].lamad = source
-        for name, inner in self.uncurried:
-            self.namespace[name].uncurried = self.namespace[inner]
+        for outer in self.uncurried:  # their parameters as finally ordered: a lambda around may reorder the outer's
+            if outer.uncurried.outer == [*outer.captures.values(), outer.curried[1]]:
+                self.namespace[outer.name].uncurried = self.namespace[outer.uncurried.name]
         return self.namespace["_main"]
 
     def lam(self, t: Lam | LinLam) -> str:
@@ -385,7 +386,7 @@ class _Unit:
             self.sources.append((fn.name, _LamSource(t, list(fn.captures), self)))
             self.add(fn, param)
             if fn.uncurried is not None:
-                self.uncurried.append((fn.name, fn.uncurried))
+                self.uncurried.append(fn)
             return fn.closure()
         return self.instance(fn, *fn.text(param))
 
@@ -414,10 +415,11 @@ class _Unit:
         (``λa. λx. e``, a curried function of two arguments: a fold's), and captures its
         parameter ``a``, that parameter is made the last it captures, after those the
         outer lambda captures for it in the same order: ``fn`` then computes ``(λa. λx.
-        e) a x`` given all the outer function's parameters and ``x`` at once, and is
-        recorded as the outer function's ``uncurried`` (set on it once compiled), which
-        a loop calls without the closure ``λx. e`` it would make a step
-        (lamad/prims/lists.py)."""
+        e) a x`` given all the outer function's parameters and ``x`` at once.  Once the
+        unit is compiled it is set as the outer function's ``uncurried`` if their
+        parameters still agree (the lambda around the outer one may have made its own
+        parameter the outer one's last capture in turn), which a loop calls without the
+        closure ``λx. e`` it would make a step (lamad/prims/lists.py)."""
         outer = self.fn
         if outer is None or outer.curried is None or outer.curried[0] is not t or outer.lines:
             return
@@ -429,8 +431,7 @@ class _Unit:
         order = [*range(i), *range(i + 1, len(names)), i]
         fn.captures = {names[k]: fn.captures[names[k]] for k in order}
         fn.outer = [fn.outer[k] for k in order]
-        if fn.outer == [*outer.captures.values(), param]:
-            outer.uncurried = fn.name
+        outer.uncurried = fn
 
     def templated(self, t: LinLam, key: tuple, free: list[str], prims: list[Prim]) -> str:
         """A backpropagator whose body has the shape ``key`` (:func:`_shape`), with the free

@@ -842,6 +842,8 @@ def chosen (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
 def history (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
     fold (\\s h. s + sum (square h)) 0.0 (scan (\\h x. tanh (w @ h + x)) h0 xs)
 def plus (h : Tensor) (x : Tensor) : Tensor = tanh (h + x)
+def cell (w : Tensor) (k : Real) (c : Real) (h : Tensor) (x : Tensor) : Tensor = tanh (c * (w @ h) + k * x)
+def reordered (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold (cell w 0.5 2.0) h0 xs)
 def direct (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold plus (w @ h0) xs)
 """)
 
@@ -860,6 +862,8 @@ def _hand_loop(name: str, w: np.ndarray, h0: np.ndarray, xs: list) -> float:
             h = np.tanh(h + w @ x)
         elif name == "direct":
             h = np.tanh(h + x)
+        elif name == "reordered":
+            h = np.tanh(2.0 * (w @ h) + 0.5 * x)
         else:  # history: the states after each step, and the one before the first
             total += np.sum(h * h)
             h = np.tanh(w @ h + x)
@@ -867,15 +871,17 @@ def _hand_loop(name: str, w: np.ndarray, h0: np.ndarray, xs: list) -> float:
 
 
 @pytest.mark.parametrize("name", ["partial", "named", "captured", "before", "pair", "ignored", "chosen", "history",
-                                  "direct"])
+                                  "direct", "reordered"])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_loops_of_curried_functions_however_made_compute_and_differentiate_as_written(name, sign):
     """A fold's (and a scan's) function called with both arguments at once where it is a
     compiled ``λh. λx. e`` — a definition, a partial application of one, a closure bound to a
     name or chosen by a branch, one whose body calls a closure it captured — and called
     one argument at a time where it is not (work before its inner lambda, a tuple
-    pattern, an inner lambda that ignores ``h``): the values of a NumPy loop, and
-    gradients equal to central differences."""
+    pattern, an inner lambda that ignores ``h``, a definition whose inner lambdas capture
+    its parameters in another order than they are given: ``cell``'s ``λx`` uses ``c``
+    before ``k``): the values of a NumPy loop, and gradients equal to central
+    differences."""
     rng = np.random.default_rng(7)
     w, h0, xs = rng.normal(size=(4, 4)) / 2, sign * np.abs(rng.normal(size=4)), list(rng.normal(size=(5, 4)))
     fn = getattr(LOOPS, name)
