@@ -37,6 +37,7 @@ from lamad.deep import collector_paused, deep
 from lamad.errors import LamRuntimeError
 from lamad.gradient import ZERO_BACKPROP, Backpropagator, force, maker, sum_apply
 from lamad.prims import Runtime
+from lamad.prims.lists import uncurried
 from lamad.syntax import PRODUCTS, REAL, TENSOR, Base, FunType, LinType, ListType, Span, TupleType, Type
 
 # --------------------------------------------------------------------- lifting values
@@ -358,27 +359,6 @@ def pulled_back(dual: Callable, x: Any, walks_: Walks, seed: Any, with_value: bo
     finally:
         if paused:
             gc.enable()
-
-
-def uncurried(f: Callable, arity: int) -> Callable:
-    """A curried function value ``f`` as a function of its first ``arity`` arguments at
-    once: the uncurried entry the evaluator compiles for a chain of lambdas (lamad/eval.py,
-    ``_Unit.uncurry``), given what the closure captured, where it has one of that arity;
-    else ``f`` applied to them one at a time (``f`` itself, of one)."""
-    if arity == 1:
-        return f
-    func, captured = (f.func, f.args) if isinstance(f, partial) else (f, ())
-    entry = getattr(func, "uncurried", None)
-    if entry is not None and entry[1] == arity:
-        return partial(entry[0], *captured) if captured else entry[0]
-    return partial(_applied, f)
-
-
-def _applied(f: Callable, *arguments: Any) -> Any:
-    """``f`` applied to ``arguments`` one at a time."""
-    for argument in arguments:
-        f = f(argument)
-    return f
 
 
 class ArgumentGradient:

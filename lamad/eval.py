@@ -50,7 +50,7 @@ from lamad.backend import get_backend
 from lamad.errors import LamRuntimeError
 from lamad.chains import chained_step
 from lamad.gradient import (
-    LINK, ZERO, ZERO_BACKPROP, Backpropagator, add as add_gradients, dense, link_taken, maker as make_backpropagators,
+    LINK, ZERO, ZERO_BACKPROP, add as add_gradients, dense, link_taken, maker as make_backpropagators,
 )
 from lamad.prims import PRIMITIVES, Runtime
 from lamad.prims.base import FUSED_BACKWARD
@@ -89,7 +89,7 @@ keeps its residuals: no name of a program (a name begins with a letter or ``_``)
 _QUOTE = "'"
 
 _PRELUDE = {
-    "_partial": partial, "_Bp": Backpropagator, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO, "_LINK": LINK,
+    "_partial": partial, "_ZB": ZERO_BACKPROP, "_ZERO": ZERO, "_LINK": LINK,
     "_ERRORS": _RUNTIME_ERRORS, "_F": np.float64, "_NAN": float("nan"), "_finite": math.isfinite, "_isnan": math.isnan, "_float": float, "_FLOAT_ERRORS": (ArithmeticError, ValueError),
 }
 """What every compiled unit may refer to, besides its own constants."""
@@ -162,7 +162,8 @@ class _Function:
 
     def lookup(self, name: str) -> str | None:
         """The Python expression for a lamad variable in scope here, capturing it from
-        the enclosing functions if need be; ``None`` for a definition."""
+        the enclosing functions if need be (what a builtin computed there, captured, is
+        known to be NumPy's here too); ``None`` for a definition."""
         if name in self.locals:
             return self.locals[name]
         if name in self.captures:
@@ -177,6 +178,8 @@ class _Function:
         self.outer.append(outer)
         if self.once is not None:
             self.once[outer] = local
+        if outer in self.parent.numpy:
+            self.numpy.add(local)
         return local
 
     def captured(self) -> list[str]:
@@ -339,7 +342,7 @@ class _Unit:
         self.source = ""
         self.first_lines: dict[str, int] = {}  # where each function's text starts in what was compiled with it
         self.instances: dict[str, list[dict[int, Steps]]] = {}  # per function, per closure that runs it
-        self.shared: dict[str, tuple[str, dict[int, Steps]]] = {}  # canonical text → function, its spans
+        self.shared: dict[tuple, tuple[str, dict[int, Steps], str]] = {}  # canonical text → function, its spans, maker
         self.templates: dict[tuple, tuple[str, dict[int, list[tuple[str, str, int]]], list[int], str]] = {}
         self.makers: dict[str, str] = {}  # the constant that makes the backpropagators of a template → its function
         self.chains: list[_Function] = []  # the functions whose bodies are lambdas (:meth:`uncurry`)
@@ -382,10 +385,8 @@ class _Unit:
             fn.locals[name] = self.local(name)
         fn.emit(f"return {self.value(term)}")
         self.add(fn, ", ".join(fn.locals[n] for n in params))
-        inner = {id(f.inner) for f in self.chains}
-        for f in self.chains:
-            if id(f) not in inner:  # the first of a chain
-                self.uncurry(f)
+        for f in self.chains:  # each level of a chain: a partial application of a definition is one
+            self.uncurry(f)
         if self.residual_body is not None:
             self.functions.append(self.looped(self.residual_body))
         filename = f"<lamad {next(_NUMBERS)}>"
@@ -434,12 +435,11 @@ class _Unit:
             if fn.inner is not None:
                 self.chains.append(fn)
             return fn.closure()
-        return self.made(t, "_Bp", *self.instance(fn, *fn.text(param)))
+        return self.made(t, *self.instance(fn, *fn.text(param)))
 
     def made(self, t: LinLam, make: str, body: str, *captured: str) -> str:
-        """A backpropagator made by ``make`` with the body ``body`` and what it captures:
-        ``make(body, captured…)`` (:class:`Backpropagator`), or ``make(captured…)`` for a
-        template's maker.  :attr:`residual`, the backpropagator of a step of a loop whose
+        """A backpropagator made by ``make``, the maker of its body ``body``
+        (:func:`~lamad.gradient.maker`), of what it captures: ``make(captured…)``.  :attr:`residual`, the backpropagator of a step of a loop whose
         steps chain (:meth:`_LamSource.chained`), is not made: the tuple of what it would
         capture is kept (by the function :data:`_KEEP` names), and it is
         :data:`~lamad.gradient.LINK`."""
@@ -447,7 +447,7 @@ class _Unit:
             self.residual_body = body
             self.fn.emit(f"{self.fn.lookup(_KEEP)}(({', '.join(captured)},))")
             return "_LINK"
-        return f"{make}({', '.join([body, *captured] if make == '_Bp' else captured)})"
+        return f"{make}({', '.join(captured)})"
 
     def looped(self, name: str) -> tuple[str, list[str]]:
         """The function ``name``, the body of :attr:`residual`'s backpropagator, as a loop
@@ -526,7 +526,8 @@ class _Unit:
     def templated(self, t: LinLam, key: tuple, free: list[str], prims: list[Prim]) -> str:
         """A backpropagator whose body has the shape ``key`` (:func:`_shape`), with the free
         variables ``free`` and the Prim nodes ``prims``.  The code of the first one of
-        each shape (and the same definitions) is written out; every other runs it
+        each shape (and the same definitions, and the same of its captures known to be
+        NumPy's values: :meth:`_Function.lookup`) is written out; every other runs it
         without its being written again (a chain of ``n`` links has ``n`` alike
         backpropagators per primitive, and writing them and Python's ``compile`` of them
         all would cost more than all else).  Each closure holds, beside that code, the
@@ -536,7 +537,7 @@ class _Unit:
         one argument shorter for Python's ``compile`` to read."""
         outer = self.fn
         found = [outer.lookup(name) for name in free]  # a local, or None for a definition
-        key = key, tuple([name if local is None else None for name, local in zip(free, found)])
+        key = key, tuple([name if local is None else local in outer.numpy for name, local in zip(free, found)])
         template = self.templates.get(key)
         if template is None:
             fn, param = self.write(t, recording=True)
@@ -561,23 +562,25 @@ class _Unit:
             self.instances[name] = [spans]
 
     def instance(self, fn: _Function, lines: list[str], spans: dict[int, Steps]) -> list[str]:
-        """The arguments of a backpropagator's closure (``Backpropagator(body,
-        *captured)``): its code, shared with every backpropagator of the unit whose code
-        is the same but for the names of its locals (a chain of ``n`` links has ``n``
+        """How a backpropagator's closure is made (:meth:`made`): the maker of its code
+        (:func:`~lamad.gradient.maker`), that code, shared with every backpropagator of the
+        unit whose code is the same but for the names of its locals (a chain of ``n`` links has ``n``
         alike backpropagators per primitive, and Python's ``compile`` of them all would
         cost more than all else), the index of this instance, which locates its failures
         at its own spans, and what it captures."""
         key = _canonical(lines, fn.name)
         if key not in self.shared:
-            self.shared[key] = (fn.name, spans)
+            maker = f"_b{len(self.makers) + 1}"
+            self.makers[maker] = fn.name
+            self.shared[key] = (fn.name, spans, maker)
             self.functions.append((fn.name, lines))
             self.instances[fn.name] = []
             name, table = fn.name, spans
         else:  # the same operations, on this instance's spans
-            name, first = self.shared[key]
+            name, first, maker = self.shared[key]
             table = {i: [(code, op, span) for (code, op, _), (_, _, span) in zip(first[i], spans[i])] for i in spans}
         self.instances[name].append(table)
-        return [name, str(len(self.instances[name]) - 1), *fn.outer]
+        return [maker, name, str(len(self.instances[name]) - 1), *fn.outer]
 
     def located(self, error: Exception, fn_name: str, instance: int = 0) -> Exception:
         """The error of a builtin, located at its application (found by the line the
@@ -829,8 +832,10 @@ class _Unit:
 
     def prim(self, t: Prim) -> str:
         """A builtin applied to its arguments, on a line of its own (where a failure is
-        located at the application); operators are Python's, and ``unbroadcast s g`` is
-        ``g`` without a call where the shapes agree (four times a step of an RNN)."""
+        located at the application); operators are Python's, ``like x`` a subscript of
+        a table of zeros by ``x``'s shape, and ``unbroadcast s g`` is ``g`` without a call
+        where ``s`` is the zero of that table of ``g``'s shape (four times each a step of
+        an RNN); any other ``s`` calls it, which sums ``g`` down to ``s``'s shape."""
         if PRIMITIVES[t.op].typing == "ad":
             return self.ad(t)
         if self.typed and t.ty == REAL and t.args and all(a.ty == REAL for a in t.args) and \
@@ -847,14 +852,20 @@ class _Unit:
             if PRIMITIVES[t.op].typing == "context":  # its implementation is given the type it gives
                 args.insert(0, self.constant(t.ty, ("type", t.ty)))
             code, steps = f"{self.builtin(t.op)}({', '.join(args)})", [self.step("", t)]
-            if t.op == "unbroadcast":  # the impl's first test, inlined
-                code = f"{args[1]} if {args[1]}.shape == {args[0]}.shape else {code}"
+            if t.op == "unbroadcast":  # the impl's first test, inlined: on like's zero of the shape, by identity
+                code = f"{args[1]} if {self.zeros()}.get({args[1]}.shape) is {args[0]} else {code}"
+            elif t.op == "like":  # the impl's table of zeros, subscripted (its own __missing__ fills it)
+                code = f"{self.zeros()}[{args[0]}.shape]"
         result = self.bind(code, steps)
         if t.ty == TENSOR:
             self.fn.tensors.add(result)
         if self.floats and PRIMITIVES[t.op].derivative != "structural":  # NumPy's value, not one passed on
             self.fn.numpy.add(result)
         return result
+
+    def zeros(self) -> str:
+        """The name of ``like``'s table of zeros by shape (lamad/prims/helpers.py)."""
+        return self.constant(self.namespace[self.builtin("like")].zeros)
 
     def real(self, t: Prim) -> str:
         """A builtin applied to Reals, giving a Real, where Reals are Python floats (typed

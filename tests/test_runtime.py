@@ -187,7 +187,9 @@ def test_alike_backpropagators_share_their_code_and_fail_at_their_own_spans():
     source = "def f (x : Tensor) : Tensor =\n  " + ";\n".join(links) + "\n  in y6\n"
     prog = lamad.loads(source)
     code = python_source(backprop(prog.typed.terms["f"]))
-    assert code.count("def _lam") == 3  # the function of f, and the backpropagators of sin and *
+    # the function of f, and the backpropagators of sin and * of the first link, whose x is an
+    # argument, and of the others, whose y a builtin computed (NumPy's: its code converts no float)
+    assert code.count("def _lam") == 5
     from lamad.gradient import force, sum_apply
 
     _, pullback = lamad.vjp(prog.f, np.ones(3))
@@ -195,6 +197,27 @@ def test_alike_backpropagators_share_their_code_and_fail_at_their_own_spans():
     with pytest.raises(lamad.LamRuntimeError) as e:
         force(sum_apply(backprops, [np.ones(4)]))  # a cotangent of the wrong shape fails in the last link
     assert e.value.span.line == 7 and "'*'" in e.value.message
+
+
+def test_a_backpropagator_takes_what_a_builtin_computed_as_numpys_and_converts_only_its_cotangent():
+    """Typed code makes a Tensor that may hold a float (a Real promoted) NumPy's scalar where
+    it meets tensors; a value a builtin computed never is one, in the function that
+    computed it or in a closure that captured it (lamad/eval.py, ``_Function.lookup``):
+    the backpropagator of ``y * y`` for ``y = sin x``, which captures ``y`` and the shapes
+    ``like`` kept, tests none of them, only its cotangent; the one of ``sin x`` still tests
+    the argument ``x``."""
+    import re
+
+    from lamad.eval import python_source
+    from lamad.reverse import backprop
+
+    code = python_source(backprop(lamad.loads("def f (x : Tensor) : Tensor = let y = sin x in y * y").typed.terms["f"]))
+    functions = {m[1]: m[2] for m in re.finditer(r"def (_lam\d+)\((.*?)\):", code)}
+    bodies = dict(zip(functions, re.split(r"def _lam\d+\(.*?\):", code)[1:]))
+    converted = {name: set(re.findall(r"\((\w+) if \1\.__class__ is not float", body)) for name, body in bodies.items()}
+    product = next(name for name, body in bodies.items() if ".shape" in body)  # its unbroadcasts
+    assert converted[product] == {functions[product].split(", ")[1]}  # (_c, a): the cotangent alone
+    assert any(len(names) > 1 for names in converted.values())  # sin's tests x, and its cotangent
 
 
 def _checked_templates(monkeypatch) -> list[str]:
@@ -810,14 +833,120 @@ def test_a_running_sum_is_the_sum_of_what_was_added_to_it(monkeypatch):
 def test_an_rnn_step_calls_no_python_function_where_shapes_agree():
     """Counted: in one call of the gradient of a 20-step RNN, ``unbroadcast`` of a cotangent
     whose shape agrees is a test in the compiled code, not a call (lamad/eval.py), and
-    a matrix–vector product calls NumPy's ``dot`` with nothing between; a step runs
-    ``like`` four times forward (and the loss once more, for its sum) and ``matmul_dx``
-    twice backward (each keeping its outer product as its factors without a call of
-    ``outer``), ``matmul_dy`` once but on the first step (its state is a constant)."""
+    a matrix–vector product calls NumPy's ``dot`` with nothing between; ``like`` is a
+    subscript of its table of zeros by a shape, not a call (four a step forward, and the
+    loss's one more); a step runs ``matmul_dx`` twice backward (each keeping its outer
+    product as its factors without a call of ``outer``), ``matmul_dy`` once but on the
+    first step (its state is a constant)."""
     from collections import Counter
 
     steps = 20
     calls = Counter(_python_calls(lamad.value_and_grad(RNN.loss, argnums=(0, 1, 2)),
                                   *_rnn(np.random.default_rng(4), 6, 3, steps)))
-    assert calls["unbroadcast_like"] == 0 and calls["checked"] == 2 * steps and calls["like"] == 4 * steps + 1
+    assert calls["unbroadcast_like"] == 0 and calls["checked"] == 2 * steps and calls["like"] == 0
     assert calls["matmul_dx"] == 2 * steps and calls["outer"] == 0 and calls["matmul_dy"] == steps - 1
+
+
+# --------------------------------------------------------------------- loops of curried functions (lamad/prims/lists.py)
+
+
+def _compiled_calls(fn, *args) -> int:
+    """How many functions of compiled lambdas one call of ``fn`` runs (after the first two),
+    not counting the uncurried entries that call them (lamad/eval.py, ``_Unit.uncurry``)."""
+    return sum(name.startswith("_lam") and not name.endswith("_u") for name in _python_calls(fn, *args))
+
+
+@pytest.mark.parametrize("differentiated", [False, True])
+def test_a_fold_calls_its_curried_function_once_a_step_with_both_arguments(differentiated):
+    """Counted: a step of ``fold (λh x. e)`` runs the compiled function of ``λx. e`` given
+    ``h`` and ``x`` at once (by the uncurried entry of ``λh x. e``, lamad/eval.py), not that of ``λh. …``, which
+    would make the closure ``λx. e`` a step first; so one function a step, differentiated
+    or not (the steps' backward code, a step of a loop whose steps chain, runs as one
+    loop: lamad/chains.py)."""
+    fn = lamad.value_and_grad(RNN.loss, argnums=(0, 1, 2)) if differentiated else RNN.loss
+    short, long = (_compiled_calls(fn, *_rnn(np.random.default_rng(2), 5, 3, steps)) for steps in (10, 30))
+    assert long - short == 20
+
+
+LOOPS = lamad.loads("""
+def step (w : Tensor) (h : Tensor) (x : Tensor) : Tensor = tanh (w @ h + x)
+def partial (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold (step w) h0 xs)
+def named (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = let f = \\h x. step w h x in sum (fold f h0 xs)
+def captured (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    let g = \\v. tanh (w @ v) in sum (fold (\\h x. g h + x) h0 xs)
+def before (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    sum (fold (\\h. let k = w @ h in \\x. tanh (k + x)) h0 xs)
+def pair (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    sum (fst (fold (\\(h, c) x. (tanh (w @ h + x), c + h)) (h0, h0) xs))
+def ignored (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold (\\h x. tanh (w @ x)) h0 xs)
+def chosen (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    let f = if sum h0 > 0.0 then step w else (\\h x. tanh (h + w @ x)) in sum (fold f h0 xs)
+def history (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real =
+    fold (\\s h. s + sum (square h)) 0.0 (scan (\\h x. tanh (w @ h + x)) h0 xs)
+def plus (h : Tensor) (x : Tensor) : Tensor = tanh (h + x)
+def cell (w : Tensor) (k : Real) (c : Real) (h : Tensor) (x : Tensor) : Tensor = tanh (c * (w @ h) + k * x)
+def reordered (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold (cell w 0.5 2.0) h0 xs)
+def direct (w : Tensor) (h0 : Tensor) (xs : List Tensor) : Real = sum (fold plus (w @ h0) xs)
+""")
+
+
+def _hand_loop(name: str, w: np.ndarray, h0: np.ndarray, xs: list) -> float:
+    """What the loops of :data:`LOOPS` compute, written out in NumPy."""
+    h, c, total = (w @ h0 if name == "direct" else h0), h0, 0.0
+    for x in xs:
+        if name in ("partial", "named", "before", "pair") or name == "chosen" and np.sum(h0) > 0:
+            h, c = np.tanh(w @ h + x), c + h
+        elif name == "captured":
+            h = np.tanh(w @ h) + x
+        elif name == "ignored":
+            h = np.tanh(w @ x)
+        elif name == "chosen":
+            h = np.tanh(h + w @ x)
+        elif name == "direct":
+            h = np.tanh(h + x)
+        elif name == "reordered":
+            h = np.tanh(2.0 * (w @ h) + 0.5 * x)
+        else:  # history: the states after each step, and the one before the first
+            total += np.sum(h * h)
+            h = np.tanh(w @ h + x)
+    return total + np.sum(h * h) if name == "history" else float(np.sum(h))
+
+
+@pytest.mark.parametrize("name", ["partial", "named", "captured", "before", "pair", "ignored", "chosen", "history",
+                                  "direct", "reordered"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_loops_of_curried_functions_however_made_compute_and_differentiate_as_written(name, sign):
+    """A fold's (and a scan's) function called with both arguments at once where it is a
+    compiled ``λh. λx. e`` — a definition, a partial application of one, a closure bound to a
+    name or chosen by a branch, one whose body calls a closure it captured — and called
+    one argument at a time where it is not (work before its inner lambda, a tuple
+    pattern, an inner lambda that ignores ``h``, a definition whose inner lambdas capture
+    its parameters in another order than they are given: ``cell``'s ``λx`` uses ``c``
+    before ``k``): the values of a NumPy loop, and gradients equal to central
+    differences."""
+    rng = np.random.default_rng(7)
+    w, h0, xs = rng.normal(size=(4, 4)) / 2, sign * np.abs(rng.normal(size=4)), list(rng.normal(size=(5, 4)))
+    fn = getattr(LOOPS, name)
+    np.testing.assert_allclose(float(fn(w, h0, xs)), _hand_loop(name, w, h0, xs), rtol=1e-12)
+    value, gradient = lamad.value_and_grad(fn, argnums=0)(w, h0, xs)
+    np.testing.assert_allclose(float(value), _hand_loop(name, w, h0, xs), rtol=1e-12)
+    np.testing.assert_allclose(gradient, central_differences(lambda v: _hand_loop(name, v, h0, xs), w),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_each_level_of_a_chain_of_lambdas_has_an_uncurried_entry():
+    """Which compiled functions carry an uncurried entry (lamad/eval.py, ``_Unit.uncurry``):
+    each level of a definition of several parameters (so a partial application of one is
+    called with the rest at once), and none where the outer lambda does work first or takes
+    its parameter apart; a function without one is applied one argument at a time."""
+    from lamad.prims.lists import uncurried
+
+    step = LOOPS.step.closure
+    w, h, x = np.eye(2), np.ones(2), np.arange(2.0)
+    assert step.uncurried[1] == 3 and step(w).func.uncurried[1] == 2
+    np.testing.assert_array_equal(uncurried(step, 3)(w, h, x), np.tanh(w @ h + x))
+    np.testing.assert_array_equal(uncurried(step(w), 2)(h, x), np.tanh(w @ h + x))
+    for ty, source in (("Real", "\\h. let k = h * 2.0 in \\x. k + x"), ("Real * Real", "\\(h, c) x. h + x + c")):
+        f = lamad.loads(f"def f : {ty} -> Real -> Real = {source}").f.closure
+        assert not hasattr(f, "uncurried") and not hasattr(getattr(f, "func", None), "uncurried")
+        assert uncurried(f, 2)((1.0, 2.0) if "*" in ty else 1.0, 3.0) == f((1.0, 2.0) if "*" in ty else 1.0)(3.0)

@@ -38,22 +38,31 @@ def _unbroadcast(rt):
     return unbroadcast_like
 
 
-def _like(rt):
-    xp, dtype = rt.backend.xp, rt.backend.dtype
+class _Zeros(dict):
+    """Per shape, an array of that shape that holds one zero (a read-only view with zero
+    strides), made when first asked for; at most :data:`_SHAPES_KEPT` shapes are kept."""
 
-    zeros: dict = {}  # per shape: a subscript, where an lru_cache would be one call more
+    def __init__(self, xp, dtype):
+        super().__init__()
+        self.xp, self.dtype = xp, dtype
+
+    def __missing__(self, shape):
+        if len(self) >= _SHAPES_KEPT:
+            self.clear()
+        made = self[shape] = self.xp.broadcast_to(self.xp.zeros((), dtype=self.dtype), shape)
+        return made
+
+
+def _like(rt):
+    zeros = _Zeros(rt.backend.xp, rt.backend.dtype)  # per shape: a subscript, where an lru_cache would be one call more
 
     def like(x):
-        """An array of the shape of ``x`` that holds one zero (a read-only view with zero
-        strides, one per shape): all a backpropagator needs of a primal it only broadcasts
-        to or sums down to, as JAX's backward pass keeps an abstract value of it."""
-        try:
-            return zeros[x.shape]
-        except KeyError:
-            if len(zeros) >= _SHAPES_KEPT:
-                zeros.clear()
-            made = zeros[x.shape] = xp.broadcast_to(xp.zeros((), dtype=dtype), x.shape)
-            return made
+        """An array of the shape of ``x`` that holds one zero, one per shape: all a
+        backpropagator needs of a primal it only broadcasts to or sums down to, as JAX's
+        backward pass keeps an abstract value of it.  Compiled code subscripts ``zeros``
+        itself (lamad/eval.py)."""
+        return zeros[x.shape]
+    like.zeros = zeros
     return like
 
 
@@ -96,12 +105,12 @@ def _matmul_vjp(wrt: int):
     def impl(rt):
         xp = rt.backend.xp
         if wrt == 0:
-            factored = xp is np
+            factored, ndarray = xp is np, np.ndarray
 
             def matmul_dx(x, y, a):
                 if x.ndim == 2:
                     if y.ndim == 1:
-                        if factored and forcing.depth and type(a) is np.ndarray and type(y) is np.ndarray:
+                        if factored and forcing.depth and type(a) is ndarray and type(y) is ndarray:
                             return Outer(a, y)
                         return outer(xp, a, y)
                     if y.ndim == 2:

@@ -38,14 +38,38 @@ def _as_it_is(state: Any) -> Any:
     return state
 
 
+def uncurried(f: Callable, arity: int) -> Callable:
+    """A curried function value ``f`` as a function of its first ``arity`` arguments at
+    once: the uncurried entry the evaluator compiles for a chain of lambdas (lamad/eval.py,
+    ``_Unit.uncurry``), given what the closure captured, where it has one of that arity;
+    else ``f`` applied to them one at a time (``f`` itself, of one).  A loop calls its
+    step so (no closure ``f acc`` made a step), and a gradient called from Python ←D of a
+    function of several arguments (lamad/autodiff.py)."""
+    if arity == 1:
+        return f
+    func, captured = (f.func, f.args) if type(f) is partial else (f, ())
+    entry = getattr(func, "uncurried", None)
+    if entry is not None and entry[1] == arity:
+        return partial(entry[0], *captured) if captured else entry[0]
+    return partial(_applied, f)
+
+
+def _applied(f: Callable, *arguments: Any) -> Any:
+    """``f`` applied to ``arguments`` one at a time."""
+    for argument in arguments:
+        f = f(argument)
+    return f
+
+
 def _fold(rt):
     persist = rt.backend.ext.persist
 
     def fold(f, acc, xs):
         step, result = _chained(f)
+        step = uncurried(step, 2)
         with rt.steps(xs, len(xs), "fold") as steps:
             for x in steps:
-                acc = persist(step(acc)(x))
+                acc = persist(step(acc, x))
         return result(acc)
     return fold
 
@@ -86,9 +110,10 @@ def _scan(rt):
 
     def scan(f, acc, xs):
         out = [acc]
+        step = uncurried(f, 2)
         with rt.steps(xs, len(xs), "scan") as steps:
             for x in steps:
-                acc = persist(f(acc)(x))
+                acc = persist(step(acc, x))
                 out.append(acc)
         return out
     return scan
