@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Each loop runs for a good part of a second, far longer than the bar is told to wait for
 # (LAMAD_PROGRESS_DELAY below): how long a loop runs depends on the machine.
 LONG_LOOP = "def main = iterate 1000000 (\\x. x * 0.5 + 1.0) 0.0\n"
-NESTED = "def main = iterate 30 (\\x. fold (\\a i. a * 0.5 + 1.0) x (range 30000)) 0.0\n"
+NESTED = "def main = iterate 30 (\\x. fold (\\a i. a * 0.5 + 1.0) x (range 100000)) 0.0\n"
 WHILE_LOOP = "def main = fst (while (\\(_, n). n < 300000) (\\(x, n). (x * 0.5 + 1.0, n + 1)) (0.0, 0))\n"
 FAILS_LATE = ("def main =\n"
               "  iterate 1000000 (\\x. x + (if x < 900000.0 then 1.0 else scalar (fill 1.0 [2]))) 0.0\n")
