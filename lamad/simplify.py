@@ -1102,15 +1102,23 @@ class _Renamer:
 
     def __init__(self, keep: set[str], origin: dict[str, str], t: Term):
         self.keep = keep
-        self.taken = set(keep)
+        free = set(free_variables(t))
+        self.taken = keep | free | {n for n in term_names(t) if self.kept(n)}  # never given to another
         self.values = (f"z{i}" for i in itertools.count(1))
         self.back_iter = itertools.chain(iter("bcdeghkmnoqrsuvw"), (f"c{i}" for i in itertools.count(1)))
         self.env: dict[str, str] = {}  # variable → the name it is shown as, if another
         self.origin = origin
         if origin:
             self.shown: dict[str, str] = {}  # name → the variable in scope shown as it
-            self.free = set(free_variables(t))
+            self.free = free
             self.scopes, self.uses = _scopes_and_uses(t)
+
+    def kept(self, name: str) -> bool:
+        """Whether a variable named ``name`` is shown as it is named: a user's variable, a
+        part or the tangent of one (``x'``, ``dx``), or a name nobody invented (the
+        simplifier's ``z1`` for a part of the user's ``z``)."""
+        return (name in self.keep or name.rstrip("'") in self.keep
+                or (name[:1] == "d" and name[1:] in self.keep) or not _invented(name))
 
     def next_name(self, source: Iterator[str]) -> str:
         for name in source:
@@ -1118,6 +1126,10 @@ class _Renamer:
                 self.taken.add(name)
                 return name
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def unclaimed(self, name: str) -> str:
+        """``name`` if no variable is shown so, else ``name_1``, ``name_2``, …"""
+        return name if name not in self.taken else self.next_name(f"{name}_{i}" for i in itertools.count(1))
 
     def term(self, t: Term, cotangent: bool = False) -> Term:
         if isinstance(t, Var):
@@ -1203,17 +1215,15 @@ class _Renamer:
                 self.taken.add(original)
                 return replace(p, name=original)
             base = p.name.rstrip("'")
-            tangent_of_kept = p.name[:1] == "d" and p.name[1:] in self.keep
-            if p.name in self.keep or base in self.keep or tangent_of_kept or not _invented(p.name):
+            if self.kept(p.name):
                 self.taken.add(p.name)
                 self.bind(p.name, None, saved)
                 return p
             primes = p.name[len(base):]
             if base in env:  # x3' after x3: keep the pair's names together
-                new = env[base] + primes
+                new = self.unclaimed(env[base] + primes)
             elif p.name[:1] == "d" and p.name[1:] in env:  # and dx3 after x3
-                new = "d" + env[p.name[1:]]
-                new = new if new not in self.taken else self.next_name(f"{new}_{i}" for i in itertools.count(1))
+                new = self.unclaimed("d" + env[p.name[1:]])
             elif role == "a":
                 new = "a" if "a" not in self.taken else self.next_name(f"a{i}" for i in itertools.count(1))
             elif role == "b":
@@ -1222,7 +1232,7 @@ class _Renamer:
                 new = self.next_name(self.values)
             if primes and base not in env:
                 self.set(env, base, new, saved)
-                new = new + primes
+                new = self.unclaimed(new + primes)
             self.bind(p.name, new, saved)
             if not primes:
                 self.set(env, base, new, saved)

@@ -52,12 +52,19 @@ def assert_simplified_keeps_type(prog: lamad.LoadedProgram, name: str) -> None:
 
 def run_dual(prog: lamad.LoadedProgram, checked: Term, fty: FunType, x):
     """Evaluate a ←D(f) term as lamad's grad does: wrap the input, force, collect."""
+    (y, y_bp), gradient = run_dual_outputs(prog, checked, fty, x)
+    return y, gradient(y_bp, prog.backend.scalar(1.0))
+
+
+def run_dual_outputs(prog: lamad.LoadedProgram, checked: Term, fty: FunType, x):
+    """←D(f) applied to the wrapped input ``x``, and the gradient with respect to ``x`` that
+    a backpropagator of its result sends back from a cotangent."""
     free = list(free_variables(checked))
     code = compile_term(checked, prog.runtime, prog.value, free)
     f = code(*[lift(prog.value(n), prog.types[n], prog.runtime) for n in free])
     inputs: list = []
-    y, y_bp = f(wrapper(fty.dom)(x, inputs))
-    return y, collector(fty.dom)(x, force(y_bp(prog.backend.scalar(1.0))), iter(inputs), np)
+    result = f(wrapper(fty.dom)(x, inputs))
+    return result, lambda bp, cotangent: collector(fty.dom)(x, force(bp(cotangent)), iter(inputs), np)
 
 
 # ------------------------------------------------------------------ the example of docs/differentiation.md
@@ -437,6 +444,36 @@ def test_parts_named_alike_by_two_destructurings_stay_apart():
     _simplified_agrees("def f (p : (Real * Real) * Real * Tensor) : Real =\n"
                        "    let a = p in (let z = a in let (_, _, y) = a in sum y) + (let (_, y, _) = a in y)",
                        ((np.float64(2.0), np.float64(3.0)), np.float64(5.0), np.arange(3.0)))
+
+
+def test_a_name_the_simplifier_makes_up_is_not_given_to_another_variable():
+    """``let (_, x, _) = z`` makes the simplifier name ``z``'s other parts ``z1`` and
+    ``z_3``, names shown as they are; the renaming that follows gave ``z1`` to the shared
+    ``[1]`` too, bound first, so that ``ones z1`` meant the part of ``z`` (an Int): the
+    simplified ←D printed, parsed back and type-checked is the term, and computes what
+    the raw one does."""
+    source = ("def g (x : (Real * Tensor * Real)) (y : Real) : (Int * Tensor * Int) =\n"
+              "    (1, (fill 0.5 [1]), 1)\n"
+              "def f (x : Real) : (Real * Tensor) =\n"
+              "    (snd ((\\(x : ((Real * Tensor * Real) -> (Real -> (Int * Tensor * Int)))).\n"
+              "        ({w = 1, b = 1, x = (let x = g (0.5, (fill 0.5 [1]), 0.5) in\n"
+              "            (let z = x 0.5 in (let (_, x, _) = z in (sum x))))}, (0.5, (ones [1]))))\n"
+              "        (\\(x : (Real * Tensor * Real)). (\\(z : Real). (1, (fill 0.5 [1]), 1)))))\n")
+    prog = lamad.loads(source)
+    term, checked = dual(prog, "f", simplified=True)
+    types = {n: backprop_type(t) for n, t in prog.types.items()}
+    for width in (12, 88):
+        again = infer_term(lamad.parse_term(lamad.pretty(term, width=width)), types)
+        assert again.ty == checked.ty and alpha_key(again) == alpha_key(checked)
+    fty = prog.types["f"]
+    computed = []
+    for simplified in (False, True):
+        ((r, r_bp), (t, t_bp)), gradient = run_dual_outputs(prog, dual(prog, "f", simplified)[1], fty, 0.5)
+        computed.append(repr((r, t, gradient(r_bp, prog.backend.scalar(1.0)), gradient(t_bp, np.full(1, 2.0)))))
+    assert computed[1] == computed[0]
+    renamed = lamad.parse_term("\\(p : Real). let x1 = p in let z1 = p * p in x1 + z1")
+    shown = simplify_module._Renamer({"p"}, {}, renamed).term(renamed)
+    assert alpha_key(shown) == alpha_key(renamed)
 
 
 def test_alike_tensor_backpropagators_are_not_shared():
