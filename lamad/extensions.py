@@ -93,11 +93,12 @@ class Extensions:
     (JAX's, Dask's graphs) keep the view."""
 
     # -- lazy backends (Dask): loop state persisted each step, files read chunk by chunk
-    persist: Callable[[Any], Any] = field(default=lambda value: value, kw_only=True)
+    persist: Callable[[Any], Any] | None = field(default=None, kw_only=True)
     """A loop's state after a step (a value: arrays, within tuples and lists), its lazy
     arrays computed and kept where they were computed, so that the next step's task graph
     starts from them and stays the size of one step; the standard evaluates eagerly and
-    has no such operation.  The identity on eager backends."""
+    has no such operation.  ``None`` on eager backends: a loop's state is kept as it is,
+    with no call a step."""
     total: Callable[[Any], Any] | None = field(default=None, kw_only=True)
     """The sum of all the entries of an array, where the library has a cheaper call for it
     than its namespace's ``sum`` (NumPy's ``add.reduce``, the reduction ``np.sum`` reaches

@@ -61,15 +61,23 @@ def _applied(f: Callable, *arguments: Any) -> Any:
     return f
 
 
+def _persisted(step: Callable, persist: Callable[[Any], Any] | None) -> Callable:
+    """``step`` with its result persisted (``ext.persist``, a lazy backend's), or ``step``
+    itself on an eager backend, which persists nothing."""
+    if persist is None:
+        return step
+    return lambda *state: persist(step(*state))
+
+
 def _fold(rt):
     persist = rt.backend.ext.persist
 
     def fold(f, acc, xs):
         step, result = _chained(f)
-        step = uncurried(step, 2)
+        step = _persisted(uncurried(step, 2), persist)
         with rt.steps(xs, len(xs), "fold") as steps:
             for x in steps:
-                acc = persist(step(acc, x))
+                acc = step(acc, x)
         return result(acc)
     return fold
 
@@ -81,9 +89,10 @@ def _iterate(rt):
         if n < 0:
             raise ValueError(f"the count is negative: {n}")
         step, result = _chained(f)
+        step = _persisted(step, persist)
         with rt.steps(range(n), n, "iterate") as steps:
             for _ in steps:
-                x = persist(step(x))
+                x = step(x)
         return result(x)
     return iterate
 
@@ -95,11 +104,12 @@ def _while(rt):
         """``f`` applied to ``x`` while ``p`` holds: the first of ``x, f x, f (f x), …`` where
         ``p`` is false.  Its steps are counted as they run; their number is not known before."""
         step, result = _chained(f)
+        step = _persisted(step, persist)
         with rt.steps(itertools.count(), None, "while") as steps:
             for _ in steps:
                 if not p(x):
                     return result(x)
-                x = persist(step(x))
+                x = step(x)
     return while_
 
 
@@ -110,10 +120,10 @@ def _scan(rt):
 
     def scan(f, acc, xs):
         out = [acc]
-        step = uncurried(f, 2)
+        step = _persisted(uncurried(f, 2), persist)
         with rt.steps(xs, len(xs), "scan") as steps:
             for x in steps:
-                acc = persist(step(acc, x))
+                acc = step(acc, x)
                 out.append(acc)
         return out
     return scan
