@@ -211,7 +211,9 @@ def _folded(t: Prim) -> Term:
 
     * arithmetic on two real literals (``2.0 - 1.0``, of the record's ``fold``), where the
       operands and the result are float32's numbers: then float32 and float64 compute it
-      exactly alike, and the literal of the result's type is what the backend made of it;
+      exactly alike, and the literal of the result's type is what the backend made of it
+      (a negative one the negation of its magnitude, ``neg 0.5``, as the parser reads
+      ``-0.5``: a printed derivative reads back as the same term);
     * ``mul0 c t → c * t`` for a literal ``c`` that is neither 0 nor infinite: that is what
       ``mul0`` computes then; and ``mul0 c (t ** 1.0) → c * t`` where the literals are of
       one type: ``t ** 1.0`` is ``t`` (IEEE ``pow``), and ``c *`` makes either of the dtype
@@ -232,6 +234,8 @@ def _folded(t: Prim) -> Term:
     result = fold(*values)
     if not all(map(_float32, (*values, result))) or Fraction(result) != fold(*map(Fraction, values)):
         return t
+    if math.copysign(1.0, result) < 0:  # as a program writes it, and the parser reads it: -0.5 is neg 0.5
+        return Prim.make("neg", (Lit.make(-result, span=t.span, ty=t.ty),), span=t.span, ty=t.ty)
     return Lit.make(result, span=t.span, ty=t.ty)
 
 

@@ -28,7 +28,7 @@ from lamad.autodiff import Gradient
 from lamad.gradient import Backpropagator, Stats, force
 from lamad.pretty import pretty
 from lamad.reverse import backprop, backprop_type
-from lamad.syntax import Ann
+from lamad.syntax import Ann, alpha_key
 from lamad.types import infer_term
 
 from numeric import assert_same_gradient, numeric_gradient
@@ -618,6 +618,10 @@ def test_rules_folded_on_literals():
     assert "unbroadcast" not in square
     inexact = pretty(driver.derivative(prog.typed.terms["inexact"], simplified=False)[1])
     assert "(0.1 - 1.0)" in inexact and "mul0" not in inexact  # 0.1 · x ** (0.1 - 1.0)
+    root = driver.derivative(lamad.loads("def root (x : Real) : Real = x ** 0.5").typed.terms["root"],
+                             simplified=False)[1]  # 0.5 - 1.0 folded: -0.5, as the parser reads it, neg 0.5
+    assert "** (-0.5)" in pretty(root)
+    assert alpha_key(infer_term(lamad.parse(pretty(root)), {})) == alpha_key(infer_term(root, {}))  # the same term
     x = np.array([0.5, -1.25, 2.0])
     for name in ("square", "cube", "first", "fractional", "negative", "inexact", "real_square"):
         f = prog[name]
