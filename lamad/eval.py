@@ -439,10 +439,10 @@ class _Unit:
 
     def made(self, t: LinLam, make: str, body: str, *captured: str) -> str:
         """A backpropagator made by ``make``, the maker of its body ``body``
-        (:func:`~lamad.gradient.maker`), of what it captures: ``make(captured…)``.  :attr:`residual`, the backpropagator of a step of a loop whose
-        steps chain (:meth:`_LamSource.chained`), is not made: the tuple of what it would
-        capture is kept (by the function :data:`_KEEP` names), and it is
-        :data:`~lamad.gradient.LINK`."""
+        (:func:`~lamad.gradient.maker`), of what it captures: ``make(captured…)``.
+        :attr:`residual`, the backpropagator of a step of a loop whose steps chain
+        (:meth:`_LamSource.chained`), is not made: the tuple of what it would capture is
+        kept (by the function :data:`_KEEP` names), and it is :data:`~lamad.gradient.LINK`."""
         if t is self.residual:
             self.residual_body = body
             self.fn.emit(f"{self.fn.lookup(_KEEP)}(({', '.join(captured)},))")
@@ -1311,7 +1311,7 @@ class _LamSource:
         self._first_tier: set[tuple[str, int, bool]] = set()  # the keys compiled unfused so far
 
     def chained(self, captured: tuple, keep: Callable[[tuple], Any]) -> tuple[Callable, Callable, bool] | None:
-        """The closure as a step of a loop whose steps chain (lamad/fuse.py,
+        """The closure as a step of a loop whose steps chain (lamad/chains.py,
         :func:`~lamad.chains.chained_step`), given the values it captured: its code compiled
         again, once, where the backpropagator of its result is not made but the tuple of
         what it would capture (its residuals) is given to ``keep``, and

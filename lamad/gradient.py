@@ -309,8 +309,7 @@ def force(gradient: Any, once: bool = False) -> dict[Backpropagator, Any]:
         del gradient  # the graph is let go as it runs: nothing here holds its root
         accumulated = _scatter_and_run(sent.pop(), once)
         for target, total in accumulated.items():
-            if type(total) in _FACTORED:
-                accumulated[target] = dense_leaves(total)
+            accumulated[target] = dense(total)
     finally:
         factored.forcing.depth -= 1
         if not factored.forcing.depth:

@@ -1,6 +1,6 @@
 """Lists, tuples and loops: they commute with both transforms (``D(map) = map``).  A loop
 persists its state after each step (``ext.persist``: on a lazy backend, Dask, its task graph
-then stays the size of one step).  Under ←D, a loop whose steps chain (lamad/fuse.py,
+then stays the size of one step).  Under ←D, a loop whose steps chain (lamad/chains.py,
 :func:`~lamad.chains.chained_step`) makes one backpropagator for all its steps, not one a
 step (lamad/gradient.py, :func:`~lamad.gradient.chain`): ``iterate``, ``while`` and
 ``fold``; ``scan`` returns every state it makes, and makes a backpropagator a step."""
