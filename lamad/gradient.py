@@ -309,7 +309,8 @@ def force(gradient: Any, once: bool = False) -> dict[Backpropagator, Any]:
         del gradient  # the graph is let go as it runs: nothing here holds its root
         accumulated = _scatter_and_run(sent.pop(), once)
         for target, total in accumulated.items():
-            accumulated[target] = dense(total)
+            if type(total) in _FACTORED:  # tested here: a call of dense per result costs a gradient's call
+                accumulated[target] = dense_leaves(total)
     finally:
         factored.forcing.depth -= 1
         if not factored.forcing.depth:
